@@ -112,14 +112,15 @@ def bsm_scalar(S, K, T, sigma, r, q, is_call):
     sqrt_t = math.sqrt(T)
     dq = math.exp(-q * T)
     dr = math.exp(-r * T)
-    d1 = (math.log(S / K) + (r - q + 0.5 * sigma * sigma) * T) / sd
+    # Written with sd (not sigma**2 * T) so a huge but finite sigma cannot overflow.
+    d1 = (math.log(S / K) + (r - q) * T) / sd + 0.5 * sd
     d2 = d1 - sd
     pdf1 = norm_pdf(d1)
     gamma = dq * pdf1 / (S * sd)
     vega = S * dq * pdf1 * sqrt_t
     vanna = -dq * pdf1 * d2 / sigma
     decay = -S * dq * pdf1 * sigma / (2.0 * sqrt_t)
-    charm_common = -dq * pdf1 * (2.0 * (r - q) * T - d2 * sd) / (2.0 * T * sd)
+    charm_common = -dq * pdf1 * ((r - q) / sd - d2 / (2.0 * T))
     if is_call:
         n1 = norm_cdf(d1)
         n2 = norm_cdf(d2)
@@ -145,7 +146,8 @@ def delta_gamma_scalar(S, K, T, sigma, r, q, is_call):
         _, delta, _, _ = _deterministic(S, K, T, r, q, is_call)
         return delta, 0.0
     dq = math.exp(-q * T)
-    d1 = (math.log(S / K) + (r - q + 0.5 * sigma * sigma) * T) / sd
+    # Written with sd (not sigma**2 * T) so a huge but finite sigma cannot overflow.
+    d1 = (math.log(S / K) + (r - q) * T) / sd + 0.5 * sd
     gamma = dq * norm_pdf(d1) / (S * sd)
     if is_call:
         return dq * norm_cdf(d1), gamma
@@ -165,10 +167,11 @@ def bsm_greeks(S, K, T, sigma, r=0.0, q=0.0, call=True) -> Greeks:
 
     Parameters
     ----------
-    S, K : spot and strike, $ per share (> 0).
-    T : time to expiry, years (<= 0 means expired: intrinsic value, step delta).
-    sigma : annualized volatility (>= 0).
-    r, q : continuously compounded rate and dividend yield, per year.
+    S, K : spot and strike, $ per share (> 0, finite).
+    T : time to expiry, years (<= 0 means expired: intrinsic value, step delta;
+        not NaN or +inf).
+    sigma : annualized volatility (>= 0, finite).
+    r, q : continuously compounded rate and dividend yield, per year (finite).
     call : True for calls, False for puts (broadcasts too).
 
     Returns
@@ -176,6 +179,11 @@ def bsm_greeks(S, K, T, sigma, r=0.0, q=0.0, call=True) -> Greeks:
     Greeks
         Named tuple of arrays ``price, delta, gamma, vega, theta, vanna, charm`` per
         share; vega per 1.00 of vol; theta and charm per **year** of passage of time.
+
+    Raises
+    ------
+    ValueError
+        If any input is outside the ranges above.
 
     Examples
     --------
@@ -194,8 +202,12 @@ def bsm_greeks(S, K, T, sigma, r=0.0, q=0.0, call=True) -> Greeks:
     )
     shape = arrays[0].shape
     S_, K_, T_, sig_, r_, q_, c_ = (np.ascontiguousarray(a).ravel() for a in arrays)
-    if np.any(S_ <= 0) or np.any(K_ <= 0):
-        raise ValueError("S and K must be positive dollars")
+    if not (np.all((S_ > 0) & np.isfinite(S_)) and np.all((K_ > 0) & np.isfinite(K_))):
+        raise ValueError("S and K must be positive, finite dollars")
+    if np.any(np.isnan(T_) | (T_ == np.inf)):
+        raise ValueError("T must be a number of years (not NaN or +inf; <= 0 means expired)")
+    if not (np.all(np.isfinite(r_)) and np.all(np.isfinite(q_))):
+        raise ValueError("r and q must be finite annual rates")
     if np.any(sig_ < 0) or not np.all(np.isfinite(sig_)):
         raise ValueError("sigma must be a finite, non-negative annualized volatility")
     out = np.empty((7, S_.size))

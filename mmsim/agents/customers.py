@@ -1,0 +1,134 @@
+"""Customer option flow: the trades that create the dealers' positions.
+
+Each segment (retail call buyers, put hedgers, call overwriters, put sellers, or a
+custom one) sends Poisson arrivals of option trades. A dealer takes the other side at
+the BSM value at the strike's implied vol, plus its ``edge``; the premium moves through
+the ledger, the dealer's line goes into the book (``qty`` signed from the dealer's view:
+a customer buy makes the dealer short), and dealers are woken to rehedge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+from mmsim.book import OptionBook
+from mmsim.greeks import bsm_scalar
+from mmsim.market import Market
+from mmsim.schema import CustomerSegment
+from mmsim.vol import VolSurface
+
+__all__ = ["CustomerFlow", "OptionTrade"]
+
+
+@dataclass(frozen=True)
+class OptionTrade:
+    """One customer option trade; ``qty`` in contracts from the customer's view."""
+
+    t: float
+    segment: str
+    dealer: int
+    is_call: bool
+    strike: float
+    expiry: float  # seconds on the clock
+    qty: float
+    premium: float  # $ per share paid by the buyer
+    visible: bool
+
+
+class CustomerFlow:
+    """One customer segment as a simpy process.
+
+    Parameters
+    ----------
+    name : segment label for records.
+    config : the scenario's customer block.
+    account : the segment's ledger account (pays or receives premiums).
+    dealer_accounts : ledger account of each dealer, by dealer index.
+    session_seconds : converts ``expiry_days`` to clock seconds.
+    on_trade : called with each :class:`OptionTrade` (the engine's recorder).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: CustomerSegment,
+        account: int,
+        dealer_accounts: list[int],
+        book: OptionBook,
+        market: Market,
+        vol: VolSurface,
+        rng: np.random.Generator,
+        session_seconds: float,
+        on_trade: Callable[[OptionTrade], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.account = account
+        self.dealer_accounts = dealer_accounts
+        self.book = book
+        self.market = market
+        self.vol = vol
+        self.rng = rng
+        self.expiries = np.array(sorted(config.expiry_days)) * session_seconds
+        self.on_trade = on_trade
+        self.contracts = 0.0  # gross contracts traded
+
+    def _draw(self, now: float) -> OptionTrade | None:
+        cfg, rng = self.config, self.rng
+        live = self.expiries[self.expiries > now]
+        if live.size == 0:
+            return None
+        S = self.market.mid
+        lo, hi = cfg.moneyness  # type: ignore[misc]
+        strike = cfg.strike_step * round(S * (1.0 + rng.uniform(lo, hi)) / cfg.strike_step)
+        strike = max(strike, cfg.strike_step)
+        expiry = float(live[rng.integers(live.size)])
+        size = 1.0 + (rng.geometric(1.0 / cfg.size.mean) - 1.0 if cfg.size.mean > 1 else 0.0)
+        visible = bool(rng.random() >= cfg.otc_fraction)
+        n_dealers = len(self.dealer_accounts)
+        dealer = cfg.dealer if cfg.dealer is not None else int(rng.integers(n_dealers))
+        is_call = cfg.type == "call"
+        sign = 1.0 if cfg.side == "buy" else -1.0
+        years = (expiry - now) / self.book.year_seconds
+        sigma = float(self.vol.iv(strike, S))
+        value = bsm_scalar(S, strike, years, sigma, self.book.r, self.book.q, is_call)[0]
+        premium = max(value + sign * cfg.edge, 0.0)
+        return OptionTrade(
+            now, self.name, dealer, is_call, strike, expiry, sign * size, premium, visible
+        )
+
+    def execute(self, trade: OptionTrade) -> None:
+        """Book the trade: premium through the ledger, the dealer's line into the book."""
+        cfg = self.config
+        cash = trade.qty * cfg.multiplier * trade.premium  # $ paid by the customer
+        self.market.ledger.pay(self.account, self.dealer_accounts[trade.dealer], cash)
+        self.book.add(
+            trade.strike,
+            trade.expiry,
+            trade.is_call,
+            -trade.qty,
+            trade.dealer,
+            visible=trade.visible,
+            multiplier=cfg.multiplier,
+        )
+        self.contracts += abs(trade.qty)
+        if self.on_trade is not None:
+            self.on_trade(trade)
+        self.market.notify()
+
+    def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """Arrivals until the run ends or no listed expiry is left."""
+        rate = self.config.rate
+        if rate <= 0.0 or not self.dealer_accounts:
+            return
+        while True:
+            yield env.timeout(self.rng.exponential(1.0 / rate))
+            trade = self._draw(env.now)
+            if trade is None:
+                return
+            self.execute(trade)

@@ -1,0 +1,169 @@
+"""The delta-hedging dealer: holds option lines in the book and a share hedge.
+
+Sign conventions (DESIGN.md): net delta = option share delta + shares held, in shares.
+Long gamma (net share gamma > 0) means that after a rise the dealer is long delta and
+*sells* to rehedge; short gamma buys rallies. The dealer never looks at regimes: it
+only keeps ``|net delta|`` inside its band.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from mmsim.book import OptionBook
+from mmsim.errors import InstabilityError
+from mmsim.market import Market
+from mmsim.schema import Dealer as DealerConfig
+from mmsim.vol import VolSurface
+
+__all__ = ["DealerAgent"]
+
+MAX_CASCADE = 20_000  # rounds of same-instant rehedging before we call it divergence
+_NOTIONAL_UNIT = 1.0e8  # per_notional bands are shares per $100M of gross option notional
+
+
+class DealerAgent:
+    """One dealer desk.
+
+    Parameters
+    ----------
+    index : the dealer's holder index in the book (0-based).
+    name : label used in records.
+    config : the scenario's dealer block (band, trigger, latency, capacity, ...).
+    account : the dealer's ledger account id.
+    book, market, vol : shared state; the dealer reads them and trades through the market.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        name: str,
+        config: DealerConfig,
+        account: int,
+        book: OptionBook,
+        market: Market,
+        vol: VolSurface,
+    ) -> None:
+        self.index = index
+        self.name = name
+        self.config = config
+        self.account = account
+        self.book = book
+        self.market = market
+        self.vol = vol
+        self.hedge_volume = 0.0  # shares, cumulative |traded|
+        self.hedge_cost = 0.0  # $, spread + impact paid
+        self.n_rehedges = 0
+        self.last_delta_before_hedge = 0.0  # shares
+        self._delta = np.zeros(book.n_holders)
+        self._gamma = np.zeros(book.n_holders)
+        self._window_start = 0.0
+        self._window_used = 0.0  # shares traded in the current capacity window
+        self._gross_version = -1
+        self._gross_units = 0.0
+
+    # -- state ------------------------------------------------------------------------
+    @property
+    def shares(self) -> float:
+        """Shares held (the hedge)."""
+        return float(self.market.ledger.shares[self.account])
+
+    def option_delta_gamma(self, S: float | None = None) -> tuple[float, float]:
+        """Option share delta (shares) and share gamma (shares per $1) at spot ``S``."""
+        S = self.market.mid if S is None else S
+        self.book.net_delta_gamma(S, self.market.env.now, self.vol, self._delta, self._gamma)
+        return float(self._delta[self.index]), float(self._gamma[self.index])
+
+    def net_delta(self) -> float:
+        """Option share delta plus shares held, in shares."""
+        return self.option_delta_gamma()[0] + self.shares
+
+    def band_shares(self) -> float:
+        """The tolerance band converted to shares at the current spot."""
+        cfg = self.config
+        if cfg.band_unit == "shares":
+            return cfg.band
+        if self._gross_version != self.book.version:
+            mine = self.book.holder == self.index
+            units = np.abs(self.book.qty[mine] * self.book.multiplier[mine])
+            self._gross_units = float(units.sum())  # shares controlled, gross
+            self._gross_version = self.book.version
+        if cfg.band_unit == "delta_per_contract":
+            return cfg.band * self._gross_units
+        return cfg.band * self._gross_units * self.market.mid / _NOTIONAL_UNIT
+
+    # -- behaviour --------------------------------------------------------------------
+    def check(self) -> float:
+        """Rehedge if ``|net delta| > band``; returns shares traded (signed)."""
+        delta = self.net_delta()
+        band = self.band_shares()
+        if abs(delta) <= band:
+            return 0.0
+        self.last_delta_before_hedge = delta
+        goal = 0.0 if self.config.target == "center" else math.copysign(band, delta)
+        qty = float(round(goal - delta))
+        qty = self._within_capacity(qty)
+        if qty == 0.0:
+            return 0.0
+        fill = self.market.submit(self.account, qty)
+        self.hedge_volume += abs(qty)
+        self.hedge_cost += fill.cost
+        self.n_rehedges += 1
+        return qty
+
+    def _within_capacity(self, qty: float) -> float:
+        cap = self.config.capacity
+        if cap is None:
+            return qty
+        now = self.market.env.now
+        window = self.config.capacity_window
+        if now >= self._window_start + window:
+            self._window_start = window * math.floor(now / window)
+            self._window_used = 0.0
+        room = max(cap - self._window_used, 0.0)
+        allowed = math.copysign(min(abs(qty), math.floor(room)), qty)
+        self._window_used += abs(allowed)
+        return allowed
+
+    def capacity_exhausted(self) -> bool:
+        """True when the current window's capacity is used up."""
+        cap = self.config.capacity
+        return cap is not None and self._window_used >= math.floor(cap)
+
+    def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """The simpy process: wake on price/book changes (or a schedule), then check.
+
+        A price-triggered dealer sees its own trade's impact as a price change too: after
+        each trade it looks again (after its latency) until it is inside its band. That
+        cascade is what turns an exogenous move ``dS0`` into ``dS0 / (1 + lam * G)``; if
+        it does not settle within ``MAX_CASCADE`` rounds the feedback has diverged.
+        """
+        cfg = self.config
+        if cfg.trigger == "schedule":
+            yield env.timeout(cfg.phase)
+            while True:
+                yield env.timeout(cfg.interval)
+                self.check()
+        while True:
+            if self.capacity_exhausted():
+                wait_until = self._window_start + cfg.capacity_window
+                yield self.market.changed | env.timeout(max(wait_until - env.now, 0.0))
+            else:
+                yield self.market.changed
+            if cfg.latency > 0.0:
+                yield env.timeout(cfg.latency)
+            rounds = 0
+            while self.check() != 0.0:
+                rounds += 1
+                if rounds >= MAX_CASCADE:
+                    raise InstabilityError(
+                        f"dealer {self.name!r} hedging did not settle after {rounds} rounds at "
+                        f"t={env.now:.3f}s (price {self.market.mid:.6g}): the hedging feedback "
+                        "diverged (lam * G <= -1)"
+                    )
+                yield env.timeout(cfg.latency)

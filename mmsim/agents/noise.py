@@ -1,0 +1,65 @@
+"""Exogenous volatility: noise traders (orders that hit the market) and news (moves without trades)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from mmsim.market import Market
+from mmsim.schema import News, Noise
+
+__all__ = ["NewsDiffusion", "NoiseTrader"]
+
+
+class NoiseTrader:
+    """Poisson market orders: ``rate`` per second, exponential size of mean ``mean_size``
+    shares rounded up to whole shares, buy or sell with equal probability."""
+
+    def __init__(self, config: Noise, account: int, market: Market, rng: np.random.Generator):
+        self.config = config
+        self.account = account
+        self.market = market
+        self.rng = rng
+        self.volume = 0.0  # shares, cumulative |traded|
+
+    def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """Arrivals until the run ends."""
+        rate, mean = self.config.rate, self.config.mean_size
+        if rate <= 0.0:
+            return
+        rng = self.rng
+        while True:
+            yield env.timeout(rng.exponential(1.0 / rate))
+            size = math.ceil(rng.exponential(mean))
+            qty = float(size if rng.random() < 0.5 else -size)
+            self.market.submit(self.account, qty)
+            self.volume += abs(qty)
+
+
+class NewsDiffusion:
+    """Arithmetic diffusion applied straight to the price every ``dt`` seconds:
+    ``dS = S * vol * sqrt(dt / year_seconds) * z``, ``z ~ N(0, 1)``; ticks at
+    ``phase + k * dt`` (k = 1, 2, ...)."""
+
+    def __init__(
+        self, config: News, market: Market, rng: np.random.Generator, year_seconds: float
+    ) -> None:
+        self.config = config
+        self.market = market
+        self.rng = rng
+        self.scale = config.vol * math.sqrt(config.dt / year_seconds)  # per-tick fraction of S
+
+    def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """News ticks until the run ends."""
+        if self.scale <= 0.0:
+            return
+        cfg, rng, market = self.config, self.rng, self.market
+        if cfg.phase > 0.0:
+            yield env.timeout(cfg.phase)
+        while True:
+            yield env.timeout(cfg.dt)
+            market.move(market.mid * self.scale * rng.standard_normal())

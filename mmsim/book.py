@@ -1,0 +1,405 @@
+"""The option book: every dealer's option lines as a struct of arrays, with numba reductions.
+
+Units and signs (see ``DESIGN.md``):
+
+- ``strike`` in $; ``expiry`` in **seconds** on the simulation clock; time to expiry in
+  years is ``(expiry - t) / year_seconds`` (trading time, never floored: an option one
+  second from expiry uses one second).
+- ``qty`` in contracts, signed from the **holder's** view (a dealer short 100 calls has
+  ``qty = -100``); ``multiplier`` in shares per contract; ``units = qty * multiplier``.
+- Share delta ``units * delta``; share gamma ``units * gamma`` (shares per $1).
+- GEX (dollar gamma per 1% move) of a line: ``weight * gamma * S**2 * 0.01`` where the
+  weight is ``units`` in the **true** view, and ``sign * |units|`` on exchange-listed lines
+  only in the **visible** view (the outside analyst's convention, :class:`VisibleConvention`).
+- Each line is priced at its own strike's implied vol, ``surface_iv(K, S, level, skew, floor)``.
+  Lines with ``expiry <= t`` have expired and contribute nothing (0 delta, gamma, value).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from mmsim.greeks import bsm_scalar, delta_gamma_scalar
+from mmsim.vol import VolSurface, surface_iv
+
+__all__ = [
+    "GEX_PER_PCT",
+    "OptionBook",
+    "VisibleConvention",
+    "line_gex",
+    "profile_gex",
+    "reduce_delta_gamma",
+    "reduce_value",
+    "total_gex",
+]
+
+GEX_PER_PCT = 0.01
+"""GEX unit: dollars of delta change per 1% move, ``gamma * S**2 * 0.01`` per share."""
+
+_VIEWS = ("true", "visible")
+_COLUMNS = {  # public column -> private array
+    "strike": "_strike",
+    "expiry": "_expiry",
+    "is_call": "_is_call",
+    "qty": "_qty",
+    "holder": "_holder",
+    "visible": "_visible",
+    "multiplier": "_mult",
+}
+
+
+@dataclass(frozen=True)
+class VisibleConvention:
+    """How an outside analyst signs exchange open interest (SqueezeMetrics convention by default):
+    dealers assumed long calls (+1) and short puts (-1)."""
+
+    call_sign: float = 1.0
+    put_sign: float = -1.0
+
+
+# -- numba kernels (allocation-free; arrays may be longer than n, only the first n are read) --
+@njit(cache=True)
+def reduce_delta_gamma(S, t, year_seconds, strike, expiry, is_call, units, holder, n,
+                       level, skew, floor, r, q, out_delta, out_gamma):  # fmt: skip
+    """Per-holder share delta and share gamma (shares per $1) into ``out_delta``, ``out_gamma``."""
+    out_delta[:] = 0.0
+    out_gamma[:] = 0.0
+    for i in range(n):
+        if expiry[i] <= t or units[i] == 0.0:
+            continue
+        T = (expiry[i] - t) / year_seconds
+        sigma = surface_iv(strike[i], S, level, skew, floor)
+        d, g = delta_gamma_scalar(S, strike[i], T, sigma, r, q, is_call[i])
+        out_delta[holder[i]] += units[i] * d
+        out_gamma[holder[i]] += units[i] * g
+
+
+@njit(cache=True)
+def reduce_value(
+    S, t, year_seconds, strike, expiry, is_call, units, holder, n, level, skew, floor, r, q, out
+):
+    """Per-holder mark-to-market value in $ (``units * price``) into ``out``."""
+    out[:] = 0.0
+    for i in range(n):
+        if expiry[i] <= t or units[i] == 0.0:
+            continue
+        T = (expiry[i] - t) / year_seconds
+        sigma = surface_iv(strike[i], S, level, skew, floor)
+        out[holder[i]] += units[i] * bsm_scalar(S, strike[i], T, sigma, r, q, is_call[i])[0]
+
+
+@njit(cache=True)
+def line_gex(S, t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q, out):
+    """GEX of each line at spot ``S`` ($ per 1% move) into ``out[:n]``; 0 when expired."""
+    scale = S * S * GEX_PER_PCT
+    for i in range(n):
+        out[i] = 0.0
+        if expiry[i] <= t or weight[i] == 0.0:
+            continue
+        T = (expiry[i] - t) / year_seconds
+        sigma = surface_iv(strike[i], S, level, skew, floor)
+        g = delta_gamma_scalar(S, strike[i], T, sigma, r, q, is_call[i])[1]
+        out[i] = weight[i] * g * scale
+
+
+@njit(cache=True)
+def total_gex(S, t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q):
+    """Net GEX of the book at spot ``S``, $ per 1% move."""
+    acc = 0.0
+    for i in range(n):
+        if expiry[i] <= t or weight[i] == 0.0:
+            continue
+        T = (expiry[i] - t) / year_seconds
+        sigma = surface_iv(strike[i], S, level, skew, floor)
+        acc += weight[i] * delta_gamma_scalar(S, strike[i], T, sigma, r, q, is_call[i])[1]
+    return acc * S * S * GEX_PER_PCT
+
+
+@njit(cache=True)
+def profile_gex(
+    spots, t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q, out
+):
+    """Net GEX re-priced at each hypothetical spot (surface parameters fixed) into ``out``."""
+    args = (t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q)
+    for j in range(spots.size):
+        out[j] = total_gex(spots[j], *args)
+
+
+def _nearest_crossing(grid: np.ndarray, profile: np.ndarray, S: float) -> float | None:
+    """Linearly interpolated zero crossing of ``profile`` over ``grid`` nearest to ``S``.
+
+    Exact zeros carry no sign (e.g. far from every strike near expiry): a crossing is a
+    change of sign between consecutive *non-zero* values, interpolated between them.
+    """
+    nz = np.flatnonzero(profile != 0.0)
+    a, b = nz[:-1], nz[1:]
+    change = np.sign(profile[a]) != np.sign(profile[b])
+    if not change.any():
+        return None
+    a, b = a[change], b[change]
+    pa, pb = profile[a], profile[b]
+    x = grid[a] - pa * (grid[b] - grid[a]) / (pb - pa)
+    return float(x[np.argmin(np.abs(x - S))])
+
+
+class OptionBook:
+    """Option positions of ``n_holders`` holders (the dealers), struct-of-arrays.
+
+    Parameters
+    ----------
+    n_holders : number of holders; ``holder`` indices are ``0 .. n_holders - 1``.
+    year_seconds : trading seconds per year (default ``252 * 23_400``).
+    r, q : continuously compounded rate and dividend yield, per year.
+    convention : how the visible view signs exchange open interest.
+    capacity : initial number of lines allocated; arrays double when full.
+
+    The public arrays (``strike``, ``expiry``, ``is_call``, ``qty``, ``holder``, ``visible``,
+    ``multiplier``) are read-only views of the first ``n`` lines; ``version`` increases on
+    every change so callers can cache derived quantities.
+    """
+
+    def __init__(
+        self,
+        n_holders: int,
+        *,
+        year_seconds: float = 252 * 23_400.0,
+        r: float = 0.0,
+        q: float = 0.0,
+        convention: VisibleConvention = VisibleConvention(),
+        capacity: int = 64,
+    ) -> None:
+        if n_holders < 1:
+            raise ValueError(f"n_holders must be >= 1, got {n_holders}")
+        if not year_seconds > 0:
+            raise ValueError(f"year_seconds must be > 0, got {year_seconds}")
+        self.n_holders = int(n_holders)
+        self.year_seconds = float(year_seconds)
+        self.r, self.q = float(r), float(q)
+        self.convention = convention
+        self._n = 0
+        self._version = 0
+        self._index: dict[tuple, int] = {}
+        cap = max(int(capacity), 1)
+        self._strike, self._expiry, self._mult = np.zeros(cap), np.zeros(cap), np.zeros(cap)
+        self._qty, self._units, self._vis_w = np.zeros(cap), np.zeros(cap), np.zeros(cap)
+        self._is_call = np.zeros(cap, dtype=np.bool_)
+        self._visible = np.zeros(cap, dtype=np.bool_)
+        self._holder = np.zeros(cap, dtype=np.int64)
+
+    # -- read-only state ------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of lines."""
+        return self._n
+
+    @property
+    def version(self) -> int:
+        """Incremented on every change of the book."""
+        return self._version
+
+    def _view(self, a: np.ndarray) -> np.ndarray:
+        v = a[: self._n]
+        v.flags.writeable = False
+        return v
+
+    strike = property(lambda self: self._view(self._strike), doc="Strike, $.")
+    expiry = property(lambda self: self._view(self._expiry), doc="Expiry, clock seconds.")
+    is_call = property(lambda self: self._view(self._is_call), doc="True for calls.")
+    qty = property(lambda self: self._view(self._qty), doc="Contracts, holder's sign.")
+    holder = property(lambda self: self._view(self._holder), doc="Holder index.")
+    visible = property(lambda self: self._view(self._visible), doc="Exchange-listed (not OTC).")
+    multiplier = property(lambda self: self._view(self._mult), doc="Shares per contract.")
+
+    def __len__(self) -> int:
+        return self._n
+
+    # -- changes --------------------------------------------------------------------------
+    def add(
+        self,
+        strike: float,
+        expiry: float,
+        is_call: bool,
+        qty: float,
+        holder: int,
+        *,
+        visible: bool = True,
+        multiplier: float = 100.0,
+    ) -> None:
+        """Add ``qty`` contracts (holder's sign) of an option expiring at ``expiry`` (clock s).
+
+        Aggregates into the line with identical ``(holder, strike, expiry, is_call, visible,
+        multiplier)`` if there is one (a line netted to 0 stays, contributing nothing).
+        """
+        h = operator.index(holder)
+        strike, expiry, qty, multiplier = map(float, (strike, expiry, qty, multiplier))
+        if not 0 <= h < self.n_holders:
+            raise ValueError(f"holder {h} out of range 0..{self.n_holders - 1}")
+        if not (np.isfinite(strike) and strike > 0):
+            raise ValueError(f"strike must be > 0 dollars, got {strike}")
+        if not (np.isfinite(multiplier) and multiplier > 0):
+            raise ValueError(f"multiplier must be > 0 shares per contract, got {multiplier}")
+        if not (np.isfinite(qty) and np.isfinite(expiry)):
+            raise ValueError(f"qty and expiry must be finite, got {qty}, {expiry}")
+        key = (h, strike, expiry, bool(is_call), bool(visible), multiplier)
+        i = self._index.get(key)
+        if i is None:
+            i = self._append(key)
+        self._qty[i] += qty
+        self._units[i] = self._qty[i] * multiplier
+        sign = self.convention.call_sign if is_call else self.convention.put_sign
+        self._vis_w[i] = sign * abs(self._units[i]) if visible else 0.0
+        self._version += 1
+
+    def _append(self, key: tuple) -> int:
+        i = self._n
+        if i == self._strike.size:
+            for name in (*_COLUMNS.values(), "_units", "_vis_w"):
+                old = getattr(self, name)
+                new = np.zeros(2 * old.size, dtype=old.dtype)
+                new[:i] = old[:i]
+                setattr(self, name, new)
+        h, strike, expiry, is_call, visible, mult = key
+        self._holder[i], self._strike[i], self._expiry[i] = h, strike, expiry
+        self._is_call[i], self._visible[i], self._mult[i] = is_call, visible, mult
+        self._qty[i] = 0.0
+        self._index[key] = i
+        self._n = i + 1
+        return i
+
+    # -- per-holder quantities ------------------------------------------------------------
+    def years_to_expiry(self, t: float) -> np.ndarray:
+        """``(expiry - t) / year_seconds`` per line, years (negative once expired)."""
+        return (self._expiry[: self._n] - t) / self.year_seconds
+
+    def _kargs(self, t: float, vol: VolSurface, weight: np.ndarray, by_holder: bool) -> tuple:
+        """The kernels' arguments from ``t`` to ``q`` (``holder`` only for per-holder kernels)."""
+        head = (float(t), self.year_seconds, self._strike, self._expiry, self._is_call)
+        mid = (weight, self._holder, self._n) if by_holder else (weight, self._n)
+        return (*head, *mid, *vol.params(), self.r, self.q)
+
+    def net_delta_gamma(
+        self,
+        S: float,
+        t: float,
+        vol: VolSurface,
+        out_delta: np.ndarray | None = None,
+        out_gamma: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-holder share delta (shares) and share gamma (shares per $1) at spot ``S``, time
+        ``t`` (clock s). With ``out_delta`` / ``out_gamma`` (length ``n_holders``) nothing is
+        allocated: one kernel fills them and they are returned."""
+        if out_delta is None:
+            out_delta = np.zeros(self.n_holders)
+        if out_gamma is None:
+            out_gamma = np.zeros(self.n_holders)
+        if out_delta.shape != (self.n_holders,) or out_gamma.shape != (self.n_holders,):
+            raise ValueError(f"out arrays must have shape ({self.n_holders},)")  # numba: no bounds
+        reduce_delta_gamma(float(S), *self._kargs(t, vol, self._units, True), out_delta, out_gamma)
+        return out_delta, out_gamma
+
+    def value(
+        self, S: float, t: float, vol: VolSurface, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per-holder mark-to-market value, $ (``qty * multiplier * price``); expired lines 0."""
+        if out is None:
+            out = np.zeros(self.n_holders)
+        if out.shape != (self.n_holders,):
+            raise ValueError(f"out must have shape ({self.n_holders},)")
+        reduce_value(float(S), *self._kargs(t, vol, self._units, True), out)
+        return out
+
+    # -- GEX ------------------------------------------------------------------------------
+    def _weight(self, view: str) -> np.ndarray:
+        if view == "true":
+            return self._units
+        if view == "visible":
+            return self._vis_w
+        raise ValueError(f"view must be one of {_VIEWS}, got {view!r}")
+
+    def gex_at(self, S: float, t: float, vol: VolSurface, view: str = "true") -> float:
+        """Net GEX of the book at spot ``S``, $ per 1% move."""
+        return total_gex(float(S), *self._kargs(t, vol, self._weight(view), False))
+
+    def gex_profile(self, spots, t: float, vol: VolSurface, view: str = "true") -> np.ndarray:
+        """Net GEX re-priced at each hypothetical spot, $ per 1% move at that spot.
+
+        The surface is held fixed (same level, skew, floor; each line at
+        ``surface_iv(K, spot)``), and so is the clock ``t``.
+        """
+        spots = np.ascontiguousarray(spots, dtype=np.float64).ravel()
+        out = np.empty(spots.size)
+        profile_gex(spots, *self._kargs(t, vol, self._weight(view), False), out)
+        return out
+
+    def flip(
+        self, S: float, t: float, vol: VolSurface, view: str = "true", spots=None
+    ) -> float | None:
+        """Gamma flip, $: the zero crossing of the GEX profile nearest to ``S``, linearly
+        interpolated between grid points; ``None`` if the profile never changes sign.
+
+        ``spots`` (increasing) defaults to ``S * linspace(0.7, 1.3, 241)``.
+        """
+        grid = S * np.linspace(0.7, 1.3, 241) if spots is None else np.asarray(spots, float)
+        if grid.size > 1 and not np.all(np.diff(grid) > 0):
+            raise ValueError("spots must be strictly increasing")
+        return _nearest_crossing(grid, self.gex_profile(grid, t, vol, view), float(S))
+
+    def _by_strike(self, S: float, t: float, vol: VolSurface, view: str):
+        """Unique live strikes, call GEX, put GEX, has-call and has-put masks."""
+        w, n = self._weight(view), self._n
+        g = np.empty(n)
+        line_gex(float(S), *self._kargs(t, vol, w, False), g)
+        live = (self._expiry[:n] > t) & (w[:n] != 0.0)
+        calls = self._is_call[:n][live]
+        strikes, inv = np.unique(self._strike[:n][live], return_inverse=True)
+        g, m = g[live], strikes.size
+        call_gex = np.bincount(inv, weights=np.where(calls, g, 0.0), minlength=m)
+        put_gex = np.bincount(inv, weights=np.where(calls, 0.0, g), minlength=m)
+        has_call = np.bincount(inv, weights=calls.astype(float), minlength=m) > 0
+        has_put = np.bincount(inv, weights=(~calls).astype(float), minlength=m) > 0
+        return strikes, call_gex, put_gex, has_call, has_put
+
+    def gex_by_strike(
+        self, S: float, t: float, vol: VolSurface, view: str = "true"
+    ) -> pd.DataFrame:
+        """GEX per strike at spot ``S``, $ per 1% move: columns ``strike, call_gex, put_gex,
+        net_gex``, sorted by strike, one row per strike with a live (unexpired, non-zero) line.
+
+        ``view="true"``: all lines (OTC included), signed by the holders' ``qty``.
+        ``view="visible"``: exchange-listed lines only, open interest ``|qty|`` signed by the
+        convention (``call_sign`` for calls, ``put_sign`` for puts), as an analyst would see it.
+        """
+        strikes, call_gex, put_gex, _, _ = self._by_strike(S, t, vol, view)
+        net = call_gex + put_gex
+        return pd.DataFrame(
+            {"strike": strikes, "call_gex": call_gex, "put_gex": put_gex, "net_gex": net}
+        )
+
+    def walls(
+        self, S: float, t: float, vol: VolSurface, view: str = "true"
+    ) -> tuple[float | None, float | None]:
+        """``(call_wall, put_wall)``: strikes with the largest ``|call GEX|`` and ``|put GEX|``.
+
+        ``|.|`` is used for both, so the true view (dealers short calls: negative call GEX)
+        finds the same concentration the visible view does; in the visible convention call
+        GEX is positive, so this is DESIGN's "largest call GEX". Only unexpired lines count;
+        ``None`` when there is no call (put) line; ties go to the lowest strike.
+        """
+        strikes, call_gex, put_gex, has_call, has_put = self._by_strike(S, t, vol, view)
+
+        def pick(gex: np.ndarray, has: np.ndarray) -> float | None:
+            if not has.any():
+                return None
+            return float(strikes[np.argmax(np.where(has, np.abs(gex), -1.0))])
+
+        return pick(call_gex, has_call), pick(put_gex, has_put)
+
+    def lines(self) -> pd.DataFrame:
+        """The book as a table (copies): strike, expiry, is_call, qty, holder, visible,
+        multiplier."""
+        return pd.DataFrame({c: getattr(self, a)[: self._n].copy() for c, a in _COLUMNS.items()})

@@ -1,0 +1,176 @@
+"""The ``mmsim`` command. Bad input prints one line and exits with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmsim.errors import InstabilityError, ScenarioError
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other bad input
+        self.exit(EXIT_BAD_INPUT, f"mmsim: error: {message} (see mmsim --help)\n")
+
+
+def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
+    print(f"mmsim: error: {message}", file=sys.stderr)
+    return status
+
+
+def _summary(result, out: Path | None) -> str:
+    m = result.metrics
+    lines = [
+        f"scenario        {result.scenario.name}  (seed {result.seed}, "
+        f"{result.scenario.clock.days:g} day(s))",
+        f"price           {result.series['price'].iloc[0]:.2f} -> "
+        f"{result.series['price'].iloc[-1]:.2f}",
+        f"realized vol    {m['realized_vol']:.2%} annualized",
+        f"hedge volume    {m['hedge_volume']:,.0f} shares in {m['n_rehedges']:,.0f} rehedges",
+        f"hedge cost      ${m['hedge_cost']:,.0f}",
+        f"dealer P&L      ${m['dealer_pnl']:,.0f}",
+        f"exogenous vol.  {m['exogenous_volume']:,.0f} shares",
+    ]
+    if out is not None:
+        lines.append(f"written to      {out}/")
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mmsim.engine import Simulation
+    from mmsim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, overrides=args.set or None)
+    seed = args.seed if args.seed is not None else scenario.seed
+    out = (
+        Path(args.output)
+        if args.output
+        else Path("runs") / (f"{scenario.name}-seed{seed}" if seed is not None else scenario.name)
+    )
+    if out.exists() and not (out / "meta.json").is_file():
+        return _fail(f"{out}: exists and is not a result directory; choose another -o")
+    try:
+        result = Simulation(scenario, seed).run(progress=not args.quiet)
+    except InstabilityError as err:
+        return _fail(str(err), EXIT_DIVERGED)
+    result.save(out)
+    if not args.no_plot:
+        from mmsim.plots import save_run_plots
+
+        save_run_plots(result, out)
+    if not args.quiet:
+        print(_summary(result, out))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from mmsim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, overrides=args.set or None)
+    print(
+        f"{args.scenario}: ok ({scenario.name}: {len(scenario.dealers)} dealer(s), "
+        f"{len(scenario.customers)} customer segment(s), {scenario.clock.days:g} day(s))"
+    )
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from mmsim.plots import save_run_plots
+    from mmsim.result import load_result
+
+    try:
+        result = load_result(args.directory)
+    except FileNotFoundError as err:
+        return _fail(str(err))
+    for path in save_run_plots(result, args.directory):
+        print(path)
+    return 0
+
+
+def _cmd_gex(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from mmsim.engine import Simulation
+    from mmsim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, overrides=args.set or None)
+    sim = Simulation(scenario, scenario.seed)
+    S, book, vol = scenario.market.S0, sim.book, sim.vol
+    pd.set_option("display.width", 120)
+    for view in ("true", "visible"):
+        table = book.gex_by_strike(S, 0.0, vol, view)
+        flip = book.flip(S, 0.0, vol, view)
+        cw, pw = book.walls(S, 0.0, vol, view)
+        print(
+            f"== {view} view at t=0, spot {S:g}: net GEX {book.gex_at(S, 0.0, vol, view):,.0f}"
+            f" $/1%; flip {flip if flip is None else round(flip, 2)}; call wall {cw}; "
+            f"put wall {pw}"
+        )
+        print(table.to_string(index=False, float_format=lambda x: f"{x:,.0f}"))
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from mmsim.scenario import scenario_json_schema
+
+    print(json.dumps(scenario_json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``mmsim``."""
+    parser = _Parser(prog="mmsim", description=__doc__.split("\n")[0].replace("The ", "", 1))
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    overrides = {
+        "action": "append",
+        "metavar": "PATH=VALUE",
+        "help": "override a scenario field, e.g. dealers.0.band=2000 (repeatable)",
+    }
+
+    p = sub.add_parser("run", help="run a scenario and write a result directory")
+    p.add_argument("scenario", help="YAML scenario file")
+    p.add_argument("-o", "--output", help="result directory (default runs/<name>-seed<N>)")
+    p.add_argument("--seed", type=int, help="random seed (default: the scenario's seed)")
+    p.add_argument("--set", **overrides)
+    p.add_argument("--no-plot", action="store_true", help="do not write price.png")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("validate", help="check a scenario file without running it")
+    p.add_argument("scenario")
+    p.add_argument("--set", **overrides)
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("plot", help="write the PNGs of a result directory")
+    p.add_argument("directory")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("gex", help="print the true and visible GEX of a scenario's book")
+    p.add_argument("scenario")
+    p.add_argument("--set", **overrides)
+    p.set_defaults(func=_cmd_gex)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mmsim`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ScenarioError as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

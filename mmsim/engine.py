@@ -1,0 +1,390 @@
+"""Build a simulation from a scenario and run it on a simpy event loop.
+
+Data flows one way: scenario -> market, book, vol surface, agents -> simpy events ->
+orders -> market price -> recorders -> :class:`~mmsim.result.Result`.
+
+Randomness: one ``numpy.random.SeedSequence`` per run; every agent draws from its own
+child stream whose ``spawn_key`` names the agent (news, noise, customer segment i), so
+adding an agent never changes the draws of the others.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+from tqdm.auto import tqdm
+
+from mmsim.agents.customers import CustomerFlow, OptionTrade
+from mmsim.agents.dealer import DealerAgent
+from mmsim.agents.noise import NewsDiffusion, NoiseTrader
+from mmsim.book import OptionBook
+from mmsim.errors import InstabilityError
+from mmsim.ledger import Ledger
+from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
+from mmsim.metrics import summarize
+from mmsim.record import Log, SeriesRecorder
+from mmsim.result import Result
+from mmsim.scenario import load_scenario
+from mmsim.schema import Scenario
+from mmsim.vol import VolSurface
+
+__all__ = ["Simulation", "run"]
+
+PRICE_CEILING = 1_000.0  # a price above this multiple of S0 is taken as divergence
+_STREAM_NEWS, _STREAM_NOISE, _STREAM_CUSTOMER = 0, 1, 2
+_TRADE_COLUMNS = ["t", "account", "qty", "price_before", "price_after", "exec_price", "cost"]
+_OPTION_COLUMNS = [
+    "t",
+    "segment",
+    "dealer",
+    "is_call",
+    "strike",
+    "expiry",
+    "qty",
+    "premium",
+    "visible",
+]
+
+
+def _impact(scenario: Scenario) -> LinearImpact | SqrtImpact:
+    cfg, S0 = scenario.market.impact, scenario.market.S0
+    if cfg.model == "sqrt":
+        return SqrtImpact(cfg.Y, cfg.daily_vol, cfg.adv)
+    if cfg.depth_bp is not None:
+        return LinearImpact.from_depth(cfg.depth_bp, S0)
+    return LinearImpact(float(cfg.lam))  # type: ignore[arg-type]
+
+
+class Simulation:
+    """One run of a scenario: the market, the book, the agents and the recorders."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
+        self.scenario = sc = scenario
+        self.seed = seed
+        root = np.random.SeedSequence(seed)
+        self.entropy = int(root.entropy)  # type: ignore[arg-type]
+        clock, mk = sc.clock, sc.market
+        self.env = env = simpy.Environment()
+        self.ledger = Ledger()
+        self.market = Market(
+            env,
+            mk.S0,
+            _impact(sc),
+            self.ledger,
+            half_spread=mk.half_spread,
+            tick=mk.tick,
+            transient_fraction=mk.transient.fraction,
+            transient_half_life=mk.transient.half_life,
+        )
+        self.vol = VolSurface(sc.vol.atm, sc.vol.skew, sc.vol.floor)
+        self.book = OptionBook(
+            max(len(sc.dealers), 1), year_seconds=clock.year_seconds, r=mk.r, q=mk.q
+        )
+        self._kinds: dict[int, str] = {}
+
+        def stream(*key: int) -> np.random.Generator:
+            child = np.random.SeedSequence(self.entropy, spawn_key=(*root.spawn_key, *key))
+            return np.random.default_rng(child)
+
+        self.dealers = [
+            DealerAgent(
+                i, name, cfg, self._account(name, "dealer"), self.book, self.market, self.vol
+            )
+            for i, (name, cfg) in enumerate(zip(sc.dealer_names(), sc.dealers, strict=True))
+        ]
+        self._open_positions()
+        self.news = (
+            NewsDiffusion(sc.news, self.market, stream(_STREAM_NEWS), clock.year_seconds)
+            if sc.news is not None
+            else None
+        )
+        self.noise = (
+            NoiseTrader(
+                sc.noise, self._account("noise", "noise"), self.market, stream(_STREAM_NOISE)
+            )
+            if sc.noise is not None
+            else None
+        )
+        self.option_log = Log(_OPTION_COLUMNS, capacity=256)
+        self.segment_names = [f"{c.segment}{i}" for i, c in enumerate(sc.customers)]
+        dealer_accounts = [d.account for d in self.dealers]
+        self.customers = [
+            CustomerFlow(
+                name,
+                cfg,
+                self._account(name, "customer"),
+                dealer_accounts,
+                self.book,
+                self.market,
+                self.vol,
+                stream(_STREAM_CUSTOMER, i),
+                clock.session_seconds,
+                self._log_option_trade,
+            )
+            for i, (name, cfg) in enumerate(zip(self.segment_names, sc.customers, strict=True))
+        ]
+        self.trade_log = Log(_TRADE_COLUMNS)
+        self.market.listeners.append(self._log_fill)
+        self.recorder = SeriesRecorder(
+            self._series_columns(), sc.record.every, clock.duration, self._sample
+        )
+        self._levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
+        self._levels = np.full(6, np.nan)
+        self._hold = np.zeros(self.book.n_holders)
+        self._gam = np.zeros(self.book.n_holders)
+        self._val = np.zeros(self.book.n_holders)
+
+    # -- construction -----------------------------------------------------------------
+    def _account(self, name: str, kind: str) -> int:
+        account = self.ledger.register(name)
+        self._kinds[account] = kind
+        return account
+
+    def _open_positions(self) -> None:
+        """Initial option lines; dealers that start hedged get shares at S0 (no impact)."""
+        sc = self.scenario
+        for i, cfg in enumerate(sc.dealers):
+            for p in cfg.positions:
+                self.book.add(
+                    p.strike,
+                    p.expiry_days * sc.clock.session_seconds,
+                    p.type == "call",
+                    p.qty,
+                    i,
+                    visible=p.visible,
+                    multiplier=p.multiplier,
+                )
+        delta, _ = self.book.net_delta_gamma(sc.market.S0, 0.0, self.vol)
+        for dealer in self.dealers:
+            if dealer.config.start_hedged:
+                hedge = float(round(-delta[dealer.index]))
+                if hedge:
+                    self.ledger.endow(dealer.account, hedge, sc.market.S0)
+
+    def initial_share_gamma(self) -> float:
+        """Aggregate dealer share gamma at S0 and t=0, shares per $1 (the ``G`` of DESIGN)."""
+        _, gamma = self.book.net_delta_gamma(self.scenario.market.S0, 0.0, self.vol)
+        return float(gamma.sum()) if self.dealers else 0.0
+
+    # -- recording --------------------------------------------------------------------
+    def _series_columns(self) -> list[str]:
+        cols = [
+            "price",
+            "iv",
+            "dealer_delta",
+            "dealer_gamma",
+            "dealer_shares",
+            "hedge_volume",
+            "exogenous_volume",
+            "gex_true",
+            "gex_visible",
+            "flip_true",
+            "flip_visible",
+            "call_wall",
+            "put_wall",
+            "call_wall_visible",
+            "put_wall_visible",
+            "regime",
+        ]
+        for name in self.scenario.dealer_names():
+            cols += [f"{name}.delta", f"{name}.gamma", f"{name}.shares", f"{name}.pnl"]
+        return cols
+
+    def _sample(self, t: float, row: np.ndarray) -> None:
+        market, book, vol = self.market, self.book, self.vol
+        S = market.mid
+        book.net_delta_gamma(S, t, vol, self._hold, self._gam)
+        book.value(S, t, vol, self._val)
+        shares = self.ledger.shares
+        hedge = sum(d.hedge_volume for d in self.dealers)
+        n = len(self.dealers)
+        d_shares = np.array([shares[d.account] for d in self.dealers])
+        if self.recorder.filled % self._levels_stride == 0:
+            self._update_levels(S, t)
+        flip = self._levels[0]
+        regime = 0.0 if math.isnan(flip) else (1.0 if S >= flip else -1.0)
+        row[:7] = (
+            market.price,
+            vol.level,
+            self._hold[:n].sum() + d_shares.sum(),
+            self._gam[:n].sum(),
+            d_shares.sum(),
+            hedge,
+            market.volume - hedge,
+        )
+        row[7] = book.gex_at(S, t, vol, "true")
+        row[8] = book.gex_at(S, t, vol, "visible")
+        row[9:15] = self._levels
+        row[15] = regime
+        cash = self.ledger.cash
+        for i, d in enumerate(self.dealers):
+            pnl = cash[d.account] + d_shares[i] * S + self._val[i]
+            row[16 + 4 * i : 20 + 4 * i] = (
+                self._hold[i] + d_shares[i],
+                self._gam[i],
+                d_shares[i],
+                pnl,
+            )
+
+    def _update_levels(self, S: float, t: float) -> None:
+        book, vol = self.book, self.vol
+
+        def f(x: float | None) -> float:
+            return np.nan if x is None else float(x)
+
+        cw, pw = book.walls(S, t, vol, "true")
+        cwv, pwv = book.walls(S, t, vol, "visible")
+        self._levels[:] = (
+            f(book.flip(S, t, vol, "true")),
+            f(book.flip(S, t, vol, "visible")),
+            f(cw),
+            f(pw),
+            f(cwv),
+            f(pwv),
+        )
+
+    def _log_fill(self, fill: Fill) -> None:
+        if not fill.price_after < PRICE_CEILING * self.scenario.market.S0:
+            raise InstabilityError(
+                f"price reached {fill.price_after:.6g} at t={fill.t:.3f}s, over "
+                f"{PRICE_CEILING:g} x S0: the hedging feedback diverged"
+            )
+        self.trade_log.append(
+            fill.t,
+            fill.account,
+            fill.qty,
+            fill.price_before,
+            fill.price_after,
+            fill.exec_price,
+            fill.cost,
+        )
+
+    def _log_option_trade(self, tr: OptionTrade) -> None:
+        self.option_log.append(
+            tr.t,
+            self.segment_names.index(tr.segment),
+            tr.dealer,
+            tr.is_call,
+            tr.strike,
+            tr.expiry,
+            tr.qty,
+            tr.premium,
+            tr.visible,
+        )
+
+    # -- running ----------------------------------------------------------------------
+    def run(self, progress: bool = False) -> Result:
+        """Run to the end of the clock and return the :class:`Result`."""
+        env, duration = self.env, self.scenario.clock.duration
+        env.process(self.recorder.process(env))
+        for agent in (self.news, self.noise, *self.dealers, *self.customers):
+            if agent is not None:
+                env.process(agent.process(env))
+        chunks = np.linspace(0.0, duration, 101)[1:] if progress else [duration]
+        with tqdm(
+            total=round(duration),
+            unit="s",
+            disable=not progress,
+            leave=False,
+            desc=self.scenario.name,
+        ) as bar:
+            try:
+                for end in chunks:
+                    env.run(until=float(end))
+                    bar.update(round(end) - bar.n)
+            except InstabilityError as err:
+                kappa = self._feedback()
+                extra = f" (lam * G at start = {kappa:.3g})" if kappa is not None else ""
+                raise InstabilityError(f"{err}{extra}") from None
+        self.recorder.finish(env.now)
+        return self._result()
+
+    def _feedback(self) -> float | None:
+        impact = self.market.impact
+        if isinstance(impact, LinearImpact):
+            return impact.lam * self.initial_share_gamma()
+        return None
+
+    def _result(self) -> Result:
+        sc = self.scenario
+        series = self.recorder.to_frame()
+        names = self.ledger.names
+        trades = self.trade_log.to_frame()
+        accounts = trades["account"].to_numpy(dtype=int)
+        trades.insert(1, "agent", [names[a] for a in accounts])
+        trades.insert(2, "kind", [self._kinds.get(a, "pool") for a in accounts])
+        trades = trades.drop(columns="account")
+        options = self.option_log.to_frame()
+        options["segment"] = [self.segment_names[int(i)] for i in options["segment"]]
+        options = options.astype({"dealer": "int64", "is_call": bool, "visible": bool})
+        S, t = self.market.mid, self.env.now
+        values = self.book.value(S, t, self.vol)
+        stats = {}
+        for d in self.dealers:
+            pnl = self.ledger.cash[d.account] + self.ledger.shares[d.account] * S + values[d.index]
+            stats[d.name] = {
+                "pnl": float(pnl),
+                "hedge_volume": d.hedge_volume,
+                "hedge_cost": d.hedge_cost,
+                "n_rehedges": float(d.n_rehedges),
+            }
+        metrics = summarize(
+            series, trades, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
+        )
+        accounts_table = pd.DataFrame(
+            {
+                "account": names,
+                "kind": [self._kinds.get(i, "pool") for i in range(len(names))],
+                "shares": self.ledger.shares.copy(),
+                "cash": self.ledger.cash.copy(),
+            }
+        )
+        return Result(
+            scenario=sc,
+            series=series,
+            trades=trades,
+            option_trades=options,
+            episodes=_empty_episodes(),
+            accounts=accounts_table,
+            metrics=metrics,
+            seed=self.seed,
+            entropy=self.entropy,
+        )
+
+
+def _empty_episodes() -> pd.DataFrame:
+    """The episodes table's columns, before the episodes recorder fills it."""
+    return pd.DataFrame(
+        {
+            "start": pd.Series(dtype="float64"),
+            "end": pd.Series(dtype="float64"),
+            "kind": pd.Series(dtype="str"),
+            "level": pd.Series(dtype="float64"),
+            "primary_cause": pd.Series(dtype="str"),
+        }
+    )
+
+
+def run(
+    scenario: Scenario | str | os.PathLike | Mapping[str, Any],
+    *,
+    seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> Result:
+    """Run a scenario (a :class:`Scenario`, a YAML path or a mapping).
+
+    ``seed`` defaults to the scenario's own ``seed``; with neither, fresh entropy is
+    drawn and saved in ``Result.entropy``. ``overrides`` maps dotted paths
+    (``"dealers.0.band"``) to values. Raises :class:`~mmsim.errors.ScenarioError` on
+    bad input and :class:`~mmsim.errors.InstabilityError` when hedging feedback
+    diverges (``lam * G <= -1``).
+    """
+    sc = load_scenario(scenario, overrides=overrides)
+    return Simulation(sc, sc.seed if seed is None else seed).run(progress)

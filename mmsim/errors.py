@@ -1,0 +1,35 @@
+"""The exceptions mmsim raises on purpose."""
+
+from __future__ import annotations
+
+__all__ = ["InstabilityError", "ScenarioError", "SimulationError"]
+
+
+class ScenarioError(ValueError):
+    """Invalid scenario input. ``str(err)`` is one line: file, field path, line, what.
+
+    Attributes
+    ----------
+    source : the file (or ``"<mapping>"``) the bad value came from.
+    field : dotted field path such as ``dealers[0].band`` (``""`` for the whole file).
+    line : 1-based line in ``source`` or ``None``.
+    """
+
+    def __init__(
+        self, message: str, *, source: str = "<mapping>", field: str = "", line: int | None = None
+    ) -> None:
+        self.source = source
+        self.field = field
+        self.line = line
+        self.reason = message
+        where = source if line is None else f"{source}:{line}"
+        what = f"{field}: {message}" if field else message
+        super().__init__(f"{where}: {what}")
+
+
+class SimulationError(RuntimeError):
+    """A run that cannot continue (its message says why and when)."""
+
+
+class InstabilityError(SimulationError):
+    """Dealer-hedging feedback diverged (e.g. ``lam * G <= -1``): price left its domain."""

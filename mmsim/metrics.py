@@ -1,0 +1,89 @@
+"""Summary statistics of a run: realized vol, autocorrelation, drawdown, dealer totals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["autocorrelation", "log_returns", "max_drawdown", "realized_vol", "summarize"]
+
+
+def log_returns(prices: np.ndarray, step: int = 1) -> np.ndarray:
+    """Log returns of ``prices`` over ``step`` samples (non-overlapping)."""
+    p = np.asarray(prices, dtype=np.float64)[::step]
+    return np.diff(np.log(p))
+
+
+def realized_vol(prices: np.ndarray, dt: float, year_seconds: float, step: int = 1) -> float:
+    """Annualized realized vol from prices sampled every ``dt`` seconds.
+
+    ``step`` measures over ``step * dt`` second horizons (non-overlapping returns); the
+    result is ``std(r) * sqrt(year_seconds / (step * dt))`` with the mean removed.
+    Returns 0.0 when fewer than two returns exist.
+    """
+    r = log_returns(prices, step)
+    if r.size < 2:
+        return 0.0
+    return float(np.std(r, ddof=1) * math.sqrt(year_seconds / (step * dt)))
+
+
+def autocorrelation(x: np.ndarray, lag: int = 1) -> float:
+    """Sample autocorrelation of ``x`` at ``lag`` (0.0 if undefined)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size <= lag + 1:
+        return 0.0
+    d = x - x.mean()
+    denom = float(d @ d)
+    if denom == 0.0:
+        return 0.0
+    return float(d[lag:] @ d[:-lag] / denom)
+
+
+def max_drawdown(prices: np.ndarray) -> float:
+    """Largest peak-to-trough fall as a fraction of the peak (0.0 = none)."""
+    p = np.asarray(prices, dtype=np.float64)
+    if p.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(p)
+    return float(np.max(1.0 - p / peak))
+
+
+def summarize(
+    series: pd.DataFrame,
+    trades: pd.DataFrame,
+    dealers: dict[str, dict[str, float]],
+    *,
+    every: float,
+    year_seconds: float,
+) -> dict[str, float]:
+    """The run's metrics dict (all floats).
+
+    Keys: ``realized_vol`` (annualized, sampled every ``every`` s), ``autocorr_lag1``
+    (of sampled log returns), ``max_drawdown`` (fraction), ``price_change`` ($),
+    ``hedge_volume`` (shares, all dealers), ``hedge_cost`` ($), ``n_rehedges``,
+    ``dealer_pnl`` ($, mark-to-market), ``exogenous_volume`` (shares traded by
+    non-dealers), and per dealer ``<name>.pnl``, ``<name>.hedge_volume``,
+    ``<name>.hedge_cost``, ``<name>.n_rehedges``.
+    """
+    prices = series["price"].to_numpy()
+    r = log_returns(prices)
+    out: dict[str, float] = {
+        "realized_vol": realized_vol(prices, every, year_seconds),
+        "autocorr_lag1": autocorrelation(r, 1),
+        "max_drawdown": max_drawdown(prices),
+        "price_change": float(prices[-1] - prices[0]) if prices.size else 0.0,
+    }
+    totals = {"hedge_volume": 0.0, "hedge_cost": 0.0, "n_rehedges": 0.0, "dealer_pnl": 0.0}
+    for name, stats in dealers.items():
+        for key, value in stats.items():
+            out[f"{name}.{key}"] = float(value)
+        totals["hedge_volume"] += stats["hedge_volume"]
+        totals["hedge_cost"] += stats["hedge_cost"]
+        totals["n_rehedges"] += stats["n_rehedges"]
+        totals["dealer_pnl"] += stats["pnl"]
+    out.update(totals)
+    exo = trades["kind"] != "dealer" if len(trades) else np.zeros(0, dtype=bool)
+    out["exogenous_volume"] = float(trades.loc[exo, "qty"].abs().sum()) if len(trades) else 0.0
+    return out

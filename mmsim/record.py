@@ -1,0 +1,96 @@
+"""Recorders: the sampled series and the trade logs, in plain numpy buffers.
+
+Nothing here touches pandas until the run is over (:meth:`to_frame`). The series buffer
+is preallocated for the whole run; the logs grow by doubling, so memory is the size of
+the recorded output and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+from simpy.events import URGENT, Event
+
+__all__ = ["Log", "SeriesRecorder"]
+
+
+class _UrgentTimeout(Event):
+    """A timeout that fires before every normal event of its instant.
+
+    Samples taken this way are the state *just before* time ``t``: everything at
+    earlier times has happened, nothing at ``t`` has yet.
+    """
+
+    def __init__(self, env: simpy.Environment, delay: float) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, URGENT, delay)
+
+
+class SeriesRecorder:
+    """Samples ``columns`` every ``every`` seconds from ``t = 0`` to ``duration``.
+
+    ``sample(t, row)`` is the engine's callback that fills one row (a float64 view).
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        every: float,
+        duration: float,
+        sample: Callable[[float, np.ndarray], None],
+    ) -> None:
+        self.columns = ["t", *columns]
+        self.every = every
+        self.times = np.arange(0.0, duration + 0.5 * every, every)
+        self.times = self.times[self.times <= duration * (1 + 1e-12)]
+        self.data = np.full((self.times.size, len(self.columns)), np.nan)
+        self.data[:, 0] = self.times
+        self.filled = 0
+        self._sample = sample
+
+    def take(self, t: float) -> None:
+        """Fill the next row at time ``t`` (s)."""
+        self._sample(t, self.data[self.filled, 1:])
+        self.filled += 1
+
+    def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """Sample at each grid time, before that instant's normal events."""
+        for k, t in enumerate(self.times):
+            if k > 0:
+                yield _UrgentTimeout(env, t - env.now)
+            self.take(t)
+
+    def finish(self, now: float) -> None:
+        """Take grid samples the event loop stopped before (the one at the end time)."""
+        while self.filled < self.times.size and self.times[self.filled] <= now + 1e-9:
+            self.take(float(self.times[self.filled]))
+
+    def to_frame(self) -> pd.DataFrame:
+        """The series as a DataFrame; one row per sample taken."""
+        return pd.DataFrame(self.data[: self.filled], columns=self.columns)
+
+
+class Log:
+    """An append-only table of float64 columns that grows by doubling."""
+
+    def __init__(self, columns: list[str], capacity: int = 4096) -> None:
+        self.columns = columns
+        self.data = np.empty((capacity, len(columns)))
+        self.n = 0
+
+    def append(self, *values: float) -> None:
+        """Add one row (values in column order)."""
+        if self.n == self.data.shape[0]:
+            self.data = np.concatenate([self.data, np.empty_like(self.data)])
+        self.data[self.n] = values
+        self.n += 1
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows appended so far as a DataFrame."""
+        return pd.DataFrame(self.data[: self.n].copy(), columns=self.columns)

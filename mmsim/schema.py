@@ -1,0 +1,267 @@
+"""The scenario schema: every field a YAML scenario may hold, with units and defaults.
+
+Loading, overrides and error messages live in :mod:`mmsim.scenario`; this module only
+says what a valid scenario is. Unknown keys are errors everywhere (``extra="forbid"``).
+
+Clock units: seconds of trading time from the first open; ``*_days`` fields count
+trading sessions of ``clock.session_seconds``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Clock",
+    "CustomerSegment",
+    "Dealer",
+    "Impact",
+    "MarketConfig",
+    "News",
+    "Noise",
+    "Position",
+    "Record",
+    "Scenario",
+    "Size",
+    "Transient",
+    "VolConfig",
+]
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class Clock(_Strict):
+    """Run length and the trading calendar."""
+
+    days: PositiveFloat = Field(1.0, description="Run length in trading sessions.")
+    session_seconds: PositiveFloat = Field(23_400.0, description="Seconds per session.")
+    year_days: PositiveFloat = Field(252.0, description="Trading sessions per year.")
+
+    @property
+    def duration(self) -> float:
+        """Run length, seconds."""
+        return self.days * self.session_seconds
+
+    @property
+    def year_seconds(self) -> float:
+        """Trading seconds per year (converts clock time to option time)."""
+        return self.year_days * self.session_seconds
+
+
+class Transient(_Strict):
+    """Part of each order's impact that decays (propagator / Obizhaeva-Wang)."""
+
+    fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="Share of impact that is transient (0 = all permanent)."
+    )
+    half_life: PositiveFloat = Field(60.0, description="Half-life of the transient part, s.")
+
+
+class Impact(_Strict):
+    """Price impact of an order of q shares.
+
+    ``linear``: ``dS = lam * q`` with ``lam`` in $ per share, or give ``depth_bp``
+    (shares that move price by 1 bp at ``S0``) instead. ``sqrt``: ``dS = sign(q) * Y *
+    daily_vol * S * sqrt(|q| / adv)``.
+    """
+
+    model: Literal["linear", "sqrt"] = "linear"
+    lam: NonNegFloat | None = Field(None, description="Kyle lambda, $ per share.")
+    depth_bp: PositiveFloat | None = Field(None, description="Shares per 1 bp of price move.")
+    Y: PositiveFloat = Field(1.0, description="Square-root-law prefactor (order 1).")
+    daily_vol: PositiveFloat = Field(0.0126, description="Daily vol for sqrt impact, fraction.")
+    adv: PositiveFloat = Field(5.0e6, description="Average daily volume, shares.")
+
+    @model_validator(mode="after")
+    def _one_linear_unit(self) -> Impact:
+        if self.model == "linear":
+            if self.lam is not None and self.depth_bp is not None:
+                raise ValueError("give either lam ($/share) or depth_bp (shares per bp), not both")
+            if self.lam is None and self.depth_bp is None:
+                raise ValueError("linear impact needs lam ($/share) or depth_bp (shares per bp)")
+        return self
+
+
+class MarketConfig(_Strict):
+    """The underlying and its liquidity."""
+
+    S0: PositiveFloat = Field(100.0, description="Opening price, $.")
+    impact: Impact = Field(default_factory=lambda: Impact(lam=1.0e-5))
+    transient: Transient = Field(default_factory=Transient)
+    half_spread: NonNegFloat = Field(0.0, description="Half bid-ask spread, $ per share.")
+    tick: NonNegFloat = Field(0.0, description="Tick size of published prices, $ (0 = none).")
+    r: float = Field(0.0, description="Risk-free rate, per year, continuous.")
+    q: float = Field(0.0, description="Dividend yield, per year, continuous.")
+
+
+class VolConfig(_Strict):
+    """Implied vol surface ``max(atm + skew * log(K/S), floor)``, annualized."""
+
+    atm: PositiveFloat = 0.20
+    skew: float = 0.0
+    floor: PositiveFloat = 0.01
+
+
+class News(_Strict):
+    """Exogenous diffusion moving price directly: ``dS = S * vol * sqrt(dt_years) * z``."""
+
+    vol: NonNegFloat = Field(0.15, description="Annualized vol of the news diffusion.")
+    dt: PositiveFloat = Field(1.0, description="Seconds between news ticks.")
+    phase: NonNegFloat = Field(0.0, description="Time of the first tick after t=0 is dt+phase, s.")
+
+
+class Noise(_Strict):
+    """Noise traders: Poisson market orders of exponential size, buy or sell at random."""
+
+    rate: NonNegFloat = Field(0.0, description="Orders per second.")
+    mean_size: PositiveFloat = Field(100.0, description="Mean order size, shares.")
+
+
+class Position(_Strict):
+    """An option line held by a dealer at the start; ``qty`` signed from the dealer's view."""
+
+    type: Literal["call", "put"]
+    strike: PositiveFloat = Field(description="Strike, $.")
+    expiry_days: PositiveFloat = Field(description="Expiry, trading sessions after t=0.")
+    qty: float = Field(description="Contracts; negative = dealer short.")
+    visible: bool = Field(True, description="Exchange-listed (True) or OTC (False).")
+    multiplier: PositiveFloat = 100.0
+
+
+class Dealer(_Strict):
+    """A delta-hedging options dealer."""
+
+    name: str | None = Field(None, description="Label; defaults to dealer<i>.")
+    band: NonNegFloat = Field(0.0, description="Tolerance band, in band_unit.")
+    band_unit: Literal["shares", "delta_per_contract", "per_notional"] = Field(
+        "shares",
+        description=(
+            "shares: band in shares; delta_per_contract: band x multiplier x gross "
+            "contracts; per_notional: shares per $100M of gross option notional."
+        ),
+    )
+    target: Literal["center", "edge"] = Field(
+        "center", description="Rehedge to zero delta (center) or to the band's edge."
+    )
+    trigger: Literal["price", "schedule"] = Field(
+        "price", description="Check on every price/book change, or every `interval` s."
+    )
+    latency: NonNegFloat = Field(0.0, description="Delay between a trigger and the check, s.")
+    interval: PositiveFloat = Field(1.0, description="Seconds between scheduled checks.")
+    phase: NonNegFloat = Field(0.0, description="First scheduled check at interval+phase, s.")
+    capacity: PositiveFloat | None = Field(
+        None, description="Max |shares| traded per capacity_window (None = unlimited)."
+    )
+    capacity_window: PositiveFloat = Field(60.0, description="Capacity window, s.")
+    start_hedged: bool = Field(True, description="Start delta-neutral (shares endowed at S0).")
+    positions: list[Position] = Field(default_factory=list)
+
+
+class Size(_Strict):
+    """Contracts per option trade: 1 + geometric with the given mean (>= 1)."""
+
+    mean: Annotated[float, Field(ge=1)] = 10.0
+
+
+_SEGMENT_DEFAULTS: dict[str, dict[str, object]] = {
+    "retail_call_buyers": {"type": "call", "side": "buy", "moneyness": (0.0, 0.05)},
+    "put_hedgers": {"type": "put", "side": "buy", "moneyness": (-0.10, -0.02)},
+    "call_overwriters": {"type": "call", "side": "sell", "moneyness": (0.02, 0.08)},
+    "put_sellers": {"type": "put", "side": "sell", "moneyness": (-0.08, -0.01)},
+    "custom": {},
+}
+
+
+class CustomerSegment(_Strict):
+    """Customers trading options with dealers: Poisson arrivals, one segment each.
+
+    A preset ``segment`` fills ``type``, ``side`` and ``moneyness``; any of them may be
+    given to override it. Dealers take the other side at the BSM value (+ ``edge``).
+    """
+
+    segment: Literal[
+        "retail_call_buyers", "put_hedgers", "call_overwriters", "put_sellers", "custom"
+    ] = "custom"
+    type: Literal["call", "put"] | None = None
+    side: Literal["buy", "sell"] | None = Field(None, description="Customer's side.")
+    moneyness: tuple[float, float] | None = Field(
+        None, description="Strike range as fractions of spot (K/S - 1), uniform."
+    )
+    rate: NonNegFloat = Field(0.01, description="Trades per second.")
+    strike_step: PositiveFloat = Field(1.0, description="Strikes are multiples of this, $.")
+    expiry_days: list[PositiveFloat] = Field(
+        default_factory=lambda: [21.0], description="Listed expiries, sessions after t=0."
+    )
+    size: Size = Field(default_factory=Size)
+    otc_fraction: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="Probability a trade is OTC (not exchange-visible)."
+    )
+    edge: NonNegFloat = Field(0.0, description="Dealer's edge over BSM value, $ per share.")
+    dealer: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Index of the dealer taking the trades (None = random)."
+    )
+    multiplier: PositiveFloat = 100.0
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> CustomerSegment:
+        preset = _SEGMENT_DEFAULTS[self.segment]
+        for key, value in preset.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        missing = [k for k in ("type", "side", "moneyness") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"custom segment needs {', '.join(missing)}")
+        lo, hi = self.moneyness  # type: ignore[misc]
+        if lo > hi or lo <= -1.0:
+            raise ValueError("moneyness must be (low, high) with -1 < low <= high")
+        return self
+
+
+class Record(_Strict):
+    """What the recorders sample."""
+
+    every: PositiveFloat = Field(10.0, description="Seconds between series samples.")
+    levels_every: PositiveFloat = Field(
+        300.0, description="Seconds between GEX flip/wall computations (costly)."
+    )
+
+
+class Scenario(_Strict):
+    """A complete, validated scenario."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] | None = Field(None, description="Default run seed.")
+    clock: Clock = Field(default_factory=Clock)
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    vol: VolConfig = Field(default_factory=VolConfig)
+    news: News | None = Field(default_factory=News)
+    noise: Noise | None = None
+    dealers: list[Dealer] = Field(default_factory=list)
+    customers: list[CustomerSegment] = Field(default_factory=list)
+    record: Record = Field(default_factory=Record)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        names = [d.name for d in self.dealers if d.name is not None]
+        if len(set(names)) != len(names):
+            raise ValueError("dealer names must be unique")
+        for i, c in enumerate(self.customers):
+            if c.dealer is not None and c.dealer >= len(self.dealers):
+                raise ValueError(
+                    f"customers[{i}].dealer = {c.dealer} but only {len(self.dealers)} dealers"
+                )
+            if c.rate > 0 and not self.dealers:
+                raise ValueError(f"customers[{i}] trade options but there is no dealer")
+        return self
+
+    def dealer_names(self) -> list[str]:
+        """Dealer labels, ``dealer<i>`` where a name is not given."""
+        return [d.name or f"dealer{i}" for i, d in enumerate(self.dealers)]
