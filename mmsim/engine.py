@@ -25,7 +25,8 @@ from mmsim.agents.dealer import DealerAgent
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
 from mmsim.book import OptionBook
 from mmsim.errors import InstabilityError
-from mmsim.ledger import Ledger
+from mmsim.greeks import bsm_scalar
+from mmsim.ledger import POOL, Ledger
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
 from mmsim.metrics import summarize
 from mmsim.record import Log, SeriesRecorder
@@ -147,16 +148,25 @@ class Simulation:
         return account
 
     def _open_positions(self) -> None:
-        """Initial option lines; dealers that start hedged get shares at S0 (no impact)."""
+        """Initial option lines, bought at BSM value from an ``opening`` counterparty account
+        (so dealer P&L starts at zero); dealers that start hedged get shares at S0."""
         sc = self.scenario
-        for i, cfg in enumerate(sc.dealers):
+        S0, book = sc.market.S0, self.book
+        opening = self._account("opening", "customer") if self.dealers else POOL
+        for dealer, cfg in zip(self.dealers, sc.dealers, strict=True):
             for p in cfg.positions:
-                self.book.add(
+                expiry = p.expiry_days * sc.clock.session_seconds
+                is_call = p.type == "call"
+                sigma = float(self.vol.iv(p.strike, S0))
+                years = expiry / book.year_seconds
+                value = bsm_scalar(S0, p.strike, years, sigma, book.r, book.q, is_call)[0]
+                self.ledger.pay(dealer.account, opening, p.qty * p.multiplier * value)
+                book.add(
                     p.strike,
-                    p.expiry_days * sc.clock.session_seconds,
-                    p.type == "call",
+                    expiry,
+                    is_call,
                     p.qty,
-                    i,
+                    dealer.index,
                     visible=p.visible,
                     multiplier=p.multiplier,
                 )

@@ -1,4 +1,4 @@
-"""Exogenous volatility: noise traders (orders that hit the market) and news (moves without trades)."""
+"""Exogenous volatility: noise traders (orders that hit the market) and news (no trades)."""
 
 from __future__ import annotations
 
