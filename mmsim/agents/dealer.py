@@ -23,7 +23,10 @@ from mmsim.vol import VolSurface
 
 __all__ = ["DealerAgent"]
 
+MIN_ORDER = 1.0  # shares: dealers trade whole shares, so less than one share off is flat
 MAX_CASCADE = 20_000  # rounds of same-instant rehedging before we call it divergence
+RUNAWAY_ROUNDS = 12  # consecutive growing rehedges: each answers a bigger move than the last
+RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascade "grow"
 _NOTIONAL_UNIT = 1.0e8  # per_notional bands are shares per $100M of gross option notional
 
 
@@ -102,7 +105,7 @@ class DealerAgent:
         """Rehedge if ``|net delta| > band``; returns shares traded (signed)."""
         delta = self.net_delta()
         band = self.band_shares()
-        if abs(delta) <= band:
+        if abs(delta) <= max(band, MIN_ORDER):
             return 0.0
         self.last_delta_before_hedge = delta
         goal = 0.0 if self.config.target == "center" else math.copysign(band, delta)
@@ -140,8 +143,9 @@ class DealerAgent:
 
         A price-triggered dealer sees its own trade's impact as a price change too: after
         each trade it looks again (after its latency) until it is inside its band. That
-        cascade is what turns an exogenous move ``dS0`` into ``dS0 / (1 + lam * G)``; if
-        it does not settle within ``MAX_CASCADE`` rounds the feedback has diverged.
+        cascade is what turns an exogenous move ``dS0`` into ``dS0 / (1 + lam * G)``: each
+        round is ``|lam * G|`` times the last. Rounds that keep growing mean the local
+        ``lam * G <= -1``, and the run stops with :class:`InstabilityError`.
         """
         cfg = self.config
         if cfg.trigger == "schedule":
@@ -157,13 +161,15 @@ class DealerAgent:
                 yield self.market.changed
             if cfg.latency > 0.0:
                 yield env.timeout(cfg.latency)
-            rounds = 0
-            while self.check() != 0.0:
+            rounds, growing, last = 0, 0, 0.0
+            while (qty := abs(self.check())) != 0.0:
                 rounds += 1
-                if rounds >= MAX_CASCADE:
+                growing = growing + 1 if qty > last >= RUNAWAY_MIN_SIZE else 0
+                last = qty
+                if growing >= RUNAWAY_ROUNDS or rounds >= MAX_CASCADE:
                     raise InstabilityError(
-                        f"dealer {self.name!r} hedging did not settle after {rounds} rounds at "
-                        f"t={env.now:.3f}s (price {self.market.mid:.6g}): the hedging feedback "
-                        "diverged (lam * G <= -1)"
+                        f"dealer {self.name!r} hedging ran away at t={env.now:.3f}s (price "
+                        f"{self.market.mid:.6g}, {rounds} rehedges in a row, each larger than "
+                        "the last): the local feedback lam * G is <= -1"
                     )
                 yield env.timeout(cfg.latency)

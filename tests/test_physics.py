@@ -1,0 +1,123 @@
+"""The feedback theory of DESIGN.md, reproduced by the engine.
+
+Set-up shared by every test: linear impact ``lam`` ($/share), a news diffusion as the
+only exogenous source, and one dealer holding one-year ATM calls, whose share gamma
+``G`` barely moves over a fraction of a day, so ``kappa = lam * G`` is nearly constant.
+Runs with and without the dealer use the same seed, hence the same news draws, so the
+ratios below compare the same shocks and carry little sampling noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmsim import InstabilityError
+from mmsim.engine import Simulation
+from mmsim.metrics import autocorrelation
+from mmsim.scenario import load_scenario
+
+LAM = 1.0e-4  # $ per share
+GAMMA_PER_CONTRACT = 100 * 0.0199  # shares per $1: one-year ATM call, 20% vol, S=100
+
+
+def scenario(qty: float, *, trigger="price", band=0.0, days=0.25, every=60.0, news_phase=0.0):
+    """One dealer long ``qty`` one-year ATM calls (short if negative); news only."""
+    dealers = (
+        []
+        if qty == 0
+        else [
+            {
+                "band": band,
+                "trigger": trigger,
+                "positions": [{"type": "call", "strike": 100.0, "expiry_days": 252, "qty": qty}],
+            }
+        ]
+    )
+    return load_scenario(
+        {
+            "clock": {"days": days},
+            "market": {"S0": 100.0, "impact": {"lam": LAM}},
+            "vol": {"atm": 0.20},
+            "news": {"vol": 0.16, "dt": 1.0, "phase": news_phase},
+            "record": {"every": every, "levels_every": 1.0e9},
+            "dealers": dealers,
+        }
+    )
+
+
+def contracts_for(kappa: float) -> float:
+    return kappa / (LAM * GAMMA_PER_CONTRACT)
+
+
+def run(qty: float, seed: int = 1, **kw):
+    sim = Simulation(scenario(qty, **kw), seed)
+    kappa = LAM * sim.initial_share_gamma()
+    return sim.run(), kappa
+
+
+@pytest.fixture(scope="module")
+def no_dealer():
+    return run(0)[0]
+
+
+@pytest.mark.parametrize("kappa", [0.5, 0.2, -0.2, -0.5, -0.7])
+def test_instant_hedging_scales_vol_by_one_over_one_plus_lam_g(no_dealer, kappa):
+    """Zero band, instant hedging: realized vol (60 s returns, horizon >> the 1 s news
+    tick) over the no-dealer vol is 1 / (1 + lam * G), dampened when long gamma and
+    amplified when short."""
+    result, measured_kappa = run(contracts_for(kappa))
+    ratio = result.metrics["realized_vol"] / no_dealer.metrics["realized_vol"]
+    expected = 1.0 / (1.0 + measured_kappa)
+    # Same shocks in both runs, so the only departures are G drifting with spot and the
+    # one-share rounding of hedges: 2% when |kappa| <= 0.5, 5% at -0.7 where spot, and
+    # so G, wander most.
+    tol = 0.02 if abs(kappa) <= 0.5 else 0.05
+    assert ratio == pytest.approx(expected, rel=tol)
+    assert (ratio < 1.0) == (kappa > 0.0)
+
+
+@pytest.mark.parametrize("kappa", [-1.05, -1.5])
+def test_feedback_at_or_beyond_minus_one_diverges_with_a_clear_error(kappa):
+    """lam * G <= -1: each hedge moves price more than the move it answers; the engine
+    stops with InstabilityError naming lam * G instead of returning NaN."""
+    with pytest.raises(InstabilityError, match=r"lam \* G at start = -1\.\d"):
+        run(contracts_for(kappa))
+
+
+@pytest.mark.parametrize("kappa", [0.5, -0.5])
+def test_lagged_hedging_gives_ar1_returns(kappa):
+    """A dealer checking every 1 s hedges the previous second's move, so 1 s returns
+    follow r_t = e_t - kappa r_(t-1): lag-1 autocorrelation -kappa (reversal when long
+    gamma, momentum when short), one-step vol 1/sqrt(1 - kappa^2) for either sign, and
+    vol over 120 s horizons tending to 1/|1 + kappa|.
+
+    Returns are sampled at the dealer's check times (before it trades); news ticks
+    fall half-way between checks (``news.phase = 0.5``).
+    """
+    kw = {"trigger": "schedule", "days": 0.5, "every": 1.0, "news_phase": 0.5}
+    result, k = run(contracts_for(kappa), seed=3, **kw)
+    base, _ = run(0, seed=3, **kw)
+    p, b = result.series["price"].to_numpy(), base.series["price"].to_numpy()
+    r, rb = np.diff(p), np.diff(b)
+    # 11,700 returns: the autocorrelation's standard error is ~1/sqrt(n) = 0.009;
+    # allow 4 standard errors.
+    assert autocorrelation(r, 1) == pytest.approx(-k, abs=0.04)
+    assert np.sign(autocorrelation(r, 1)) == -np.sign(k)
+    # Same shocks in both runs: one-step ratio within 2% of theory.
+    assert np.std(r) / np.std(rb) == pytest.approx(1.0 / np.sqrt(1.0 - k * k), rel=0.02)
+    # 120 s returns (97 of them): the long-horizon ratio within 5% (G drifts, and the
+    # AR(1) tail of each 120 s window is not yet fully summed).
+    long_ratio = np.std(np.diff(p[::120])) / np.std(np.diff(b[::120]))
+    assert long_ratio == pytest.approx(1.0 / abs(1.0 + k), rel=0.05)
+
+
+def test_wider_band_moves_realized_vol_back_toward_no_dealer_level(no_dealer):
+    """Short gamma (kappa = -0.5): as the band widens from 0 to 300 to 3,000 shares the
+    dealer answers fewer moves and realized vol falls back toward the news vol."""
+    qty = contracts_for(-0.5)
+    vols = [run(qty, band=band)[0].metrics["realized_vol"] for band in (0.0, 300.0, 3000.0)]
+    base = no_dealer.metrics["realized_vol"]
+    gaps = [abs(v - base) for v in vols]
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert vols[0] > base  # short gamma amplifies at every band width tested
