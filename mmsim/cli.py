@@ -24,6 +24,10 @@ def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
     return status
 
 
+def _money(x: float) -> str:
+    return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
+
+
 def _summary(result, out: Path | None) -> str:
     m = result.metrics
     lines = [
@@ -33,8 +37,8 @@ def _summary(result, out: Path | None) -> str:
         f"{result.series['price'].iloc[-1]:.2f}",
         f"realized vol    {m['realized_vol']:.2%} annualized",
         f"hedge volume    {m['hedge_volume']:,.0f} shares in {m['n_rehedges']:,.0f} rehedges",
-        f"hedge cost      ${m['hedge_cost']:,.0f}",
-        f"dealer P&L      ${m['dealer_pnl']:,.0f}",
+        f"hedge cost      {_money(m['hedge_cost'])}",
+        f"dealer P&L      {_money(m['dealer_pnl'])}",
         f"exogenous vol.  {m['exogenous_volume']:,.0f} shares",
     ]
     if out is not None:

@@ -22,11 +22,12 @@ from tqdm.auto import tqdm
 
 from mmsim.agents.customers import CustomerFlow, OptionTrade
 from mmsim.agents.dealer import DealerAgent
+from mmsim.agents.events import Expiration, ScheduledEvents, open_positions
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
+from mmsim.agents.pension import PensionFlow
 from mmsim.book import OptionBook
 from mmsim.errors import InstabilityError
-from mmsim.greeks import bsm_scalar
-from mmsim.ledger import POOL, Ledger
+from mmsim.ledger import Ledger
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
 from mmsim.metrics import summarize
 from mmsim.record import Log, SeriesRecorder
@@ -99,6 +100,8 @@ class Simulation:
             )
             for i, (name, cfg) in enumerate(zip(sc.dealer_names(), sc.dealers, strict=True))
         ]
+        self.opening_account = self._account("opening", "customer")
+        self.clearing_account = self._account("clearing", "customer")
         self._open_positions()
         self.news = (
             NewsDiffusion(sc.news, self.market, stream(_STREAM_NEWS), clock.year_seconds)
@@ -130,6 +133,32 @@ class Simulation:
             )
             for i, (name, cfg) in enumerate(zip(self.segment_names, sc.customers, strict=True))
         ]
+        self.pensions = [
+            PensionFlow(
+                cfg.name or f"pension{i}",
+                cfg,
+                self._account(cfg.name or f"pension{i}", "pension"),
+                self.market,
+            )
+            for i, cfg in enumerate(sc.pensions)
+        ]
+        self.events = ScheduledEvents(
+            sc.events,
+            self.market,
+            self.vol,
+            self.book,
+            dealer_accounts,
+            self.opening_account,
+            clock.session_seconds,
+        )
+        self.expiration = Expiration(
+            self._expiry_calendar(),
+            self.book,
+            self.market,
+            dealer_accounts,
+            self.clearing_account,
+            mk.settlement,
+        )
         self.trade_log = Log(_TRADE_COLUMNS)
         self.market.listeners.append(self._log_fill)
         self.recorder = SeriesRecorder(
@@ -148,34 +177,39 @@ class Simulation:
         return account
 
     def _open_positions(self) -> None:
-        """Initial option lines, bought at BSM value from an ``opening`` counterparty account
-        (so dealer P&L starts at zero); dealers that start hedged get shares at S0."""
+        """Initial option lines, bought at BSM value from the ``opening`` account (so dealer
+        P&L starts at zero); dealers that start hedged get shares at S0 (no impact)."""
         sc = self.scenario
-        S0, book = sc.market.S0, self.book
-        opening = self._account("opening", "customer") if self.dealers else POOL
         for dealer, cfg in zip(self.dealers, sc.dealers, strict=True):
-            for p in cfg.positions:
-                expiry = p.expiry_days * sc.clock.session_seconds
-                is_call = p.type == "call"
-                sigma = float(self.vol.iv(p.strike, S0))
-                years = expiry / book.year_seconds
-                value = bsm_scalar(S0, p.strike, years, sigma, book.r, book.q, is_call)[0]
-                self.ledger.pay(dealer.account, opening, p.qty * p.multiplier * value)
-                book.add(
-                    p.strike,
-                    expiry,
-                    is_call,
-                    p.qty,
-                    dealer.index,
-                    visible=p.visible,
-                    multiplier=p.multiplier,
-                )
+            open_positions(
+                cfg.positions,
+                dealer.index,
+                dealer.account,
+                self.opening_account,
+                self.book,
+                self.ledger,
+                self.vol,
+                sc.market.S0,
+                0.0,
+                sc.clock.session_seconds,
+            )
         delta, _ = self.book.net_delta_gamma(sc.market.S0, 0.0, self.vol)
         for dealer in self.dealers:
             if dealer.config.start_hedged:
                 hedge = float(round(-delta[dealer.index]))
                 if hedge:
                     self.ledger.endow(dealer.account, hedge, sc.market.S0)
+
+    def _expiry_calendar(self) -> list[float]:
+        """Every expiry time (s) any line of this run can have, within the run."""
+        sc = self.scenario
+        days = [p.expiry_days for d in sc.dealers for p in d.positions]
+        days += [x for c in sc.customers for x in c.expiry_days]
+        days += [p.expiry_days for e in sc.events for p in e.positions]
+        end = sc.clock.duration
+        return sorted(
+            {x * sc.clock.session_seconds for x in days if x * sc.clock.session_seconds <= end}
+        )
 
     def initial_share_gamma(self) -> float:
         """Aggregate dealer share gamma at S0 and t=0, shares per $1 (the ``G`` of DESIGN)."""
@@ -293,7 +327,16 @@ class Simulation:
         """Run to the end of the clock and return the :class:`Result`."""
         env, duration = self.env, self.scenario.clock.duration
         env.process(self.recorder.process(env))
-        for agent in (self.news, self.noise, *self.dealers, *self.customers):
+        agents = (
+            self.events,
+            self.expiration,
+            self.news,
+            self.noise,
+            *self.pensions,
+            *self.dealers,
+            *self.customers,
+        )
+        for agent in agents:
             if agent is not None:
                 env.process(agent.process(env))
         chunks = np.linspace(0.0, duration, 101)[1:] if progress else [duration]
@@ -308,6 +351,8 @@ class Simulation:
                 for end in chunks:
                     env.run(until=float(end))
                     bar.update(round(end) - bar.n)
+                while env.peek() <= duration:  # the closing instant: expiries, last hedges
+                    env.step()
             except InstabilityError as err:
                 kappa = self._feedback()
                 extra = f" (lam * G at start = {kappa:.3g})" if kappa is not None else ""

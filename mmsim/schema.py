@@ -21,9 +21,12 @@ __all__ = [
     "MarketConfig",
     "News",
     "Noise",
+    "Panic",
+    "PensionOrder",
     "Position",
     "Record",
     "Scenario",
+    "ScheduledEvent",
     "Size",
     "Transient",
     "VolConfig",
@@ -99,6 +102,9 @@ class MarketConfig(_Strict):
     tick: NonNegFloat = Field(0.0, description="Tick size of published prices, $ (0 = none).")
     r: float = Field(0.0, description="Risk-free rate, per year, continuous.")
     q: float = Field(0.0, description="Dividend yield, per year, continuous.")
+    settlement: Literal["cash", "physical"] = Field(
+        "cash", description="Expiring options settle in cash or in shares at the strike."
+    )
 
 
 class VolConfig(_Strict):
@@ -135,6 +141,14 @@ class Position(_Strict):
     multiplier: PositiveFloat = 100.0
 
 
+class Panic(_Strict):
+    """When the ATM implied vol has risen by ``iv_jump`` or more since the start, the
+    dealer's band is multiplied by ``band_factor`` (< 1 tightens: it chases)."""
+
+    iv_jump: PositiveFloat = Field(0.05, description="Rise in ATM vol that triggers panic.")
+    band_factor: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+
 class Dealer(_Strict):
     """A delta-hedging options dealer."""
 
@@ -161,6 +175,7 @@ class Dealer(_Strict):
     )
     capacity_window: PositiveFloat = Field(60.0, description="Capacity window, s.")
     start_hedged: bool = Field(True, description="Start delta-neutral (shares endowed at S0).")
+    panic: Panic | None = Field(None, description="Tighten the band when implied vol jumps.")
     positions: list[Position] = Field(default_factory=list)
 
 
@@ -224,6 +239,46 @@ class CustomerSegment(_Strict):
         return self
 
 
+class PensionOrder(_Strict):
+    """A large parent order (rebalancing) worked in child orders.
+
+    Give ``shares`` or ``notional`` ($, converted at the price when the order starts).
+    """
+
+    name: str | None = None
+    side: Literal["buy", "sell"]
+    shares: PositiveFloat | None = Field(None, description="Parent size, shares.")
+    notional: PositiveFloat | None = Field(None, description="Parent size, $.")
+    start: NonNegFloat = Field(0.0, description="Start time, s after the open.")
+    duration: PositiveFloat = Field(description="Seconds over which the parent is worked.")
+    schedule: Literal["twap", "front_loaded", "u_shaped"] = "twap"
+    child_interval: PositiveFloat = Field(60.0, description="Seconds between child orders.")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> PensionOrder:
+        if (self.shares is None) == (self.notional is None):
+            raise ValueError("give exactly one of shares or notional")
+        return self
+
+
+class ScheduledEvent(_Strict):
+    """Something that happens at time ``at`` (s).
+
+    ``vol_shift``: the implied vol surface moves by ``d_atm`` (0.05 = +5 vol points)
+    and ``d_skew``. ``gap``: price jumps by the fraction ``gap`` (-0.03 = -3%), no
+    trade. ``positions``: new open interest: ``dealer`` takes ``positions`` (dealer's
+    view) at BSM value from customers.
+    """
+
+    at: NonNegFloat = Field(description="Time of the event, s after the open.")
+    kind: Literal["vol_shift", "gap", "positions"]
+    d_atm: float = 0.0
+    d_skew: float = 0.0
+    gap: Annotated[float, Field(gt=-1)] = 0.0
+    dealer: Annotated[int, Field(ge=0)] = 0
+    positions: list[Position] = Field(default_factory=list)
+
+
 class Record(_Strict):
     """What the recorders sample."""
 
@@ -246,6 +301,8 @@ class Scenario(_Strict):
     noise: Noise | None = None
     dealers: list[Dealer] = Field(default_factory=list)
     customers: list[CustomerSegment] = Field(default_factory=list)
+    pensions: list[PensionOrder] = Field(default_factory=list)
+    events: list[ScheduledEvent] = Field(default_factory=list)
     record: Record = Field(default_factory=Record)
 
     @model_validator(mode="after")
@@ -260,6 +317,23 @@ class Scenario(_Strict):
                 )
             if c.rate > 0 and not self.dealers:
                 raise ValueError(f"customers[{i}] trade options but there is no dealer")
+        end = self.clock.duration
+        for i, p in enumerate(self.pensions):
+            if p.start + p.duration > end:
+                raise ValueError(
+                    f"pensions[{i}] runs to {p.start + p.duration:g} s, after the run ends "
+                    f"at {end:g} s"
+                )
+        for i, e in enumerate(self.events):
+            if e.at > end:
+                raise ValueError(f"events[{i}].at = {e.at:g} s is after the run ends at {end:g} s")
+            if e.kind == "positions" and e.dealer >= len(self.dealers):
+                raise ValueError(
+                    f"events[{i}].dealer = {e.dealer} but only {len(self.dealers)} dealers"
+                )
+            for j, p in enumerate(e.positions):
+                if p.expiry_days * self.clock.session_seconds <= e.at:
+                    raise ValueError(f"events[{i}].positions[{j}] expires before the event")
         return self
 
     def dealer_names(self) -> list[str]:

@@ -69,6 +69,7 @@ class DealerAgent:
         self._window_used = 0.0  # shares traded in the current capacity window
         self._gross_version = -1
         self._gross_units = 0.0
+        self._start_level = vol.level  # ATM vol at the start, for the panic rule
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -89,16 +90,24 @@ class DealerAgent:
     def band_shares(self) -> float:
         """The tolerance band converted to shares at the current spot."""
         cfg = self.config
+        band = cfg.band * self._panic_factor()
         if cfg.band_unit == "shares":
-            return cfg.band
+            return band
         if self._gross_version != self.book.version:
             mine = self.book.holder == self.index
             units = np.abs(self.book.qty[mine] * self.book.multiplier[mine])
             self._gross_units = float(units.sum())  # shares controlled, gross
             self._gross_version = self.book.version
         if cfg.band_unit == "delta_per_contract":
-            return cfg.band * self._gross_units
-        return cfg.band * self._gross_units * self.market.mid / _NOTIONAL_UNIT
+            return band * self._gross_units
+        return band * self._gross_units * self.market.mid / _NOTIONAL_UNIT
+
+    def _panic_factor(self) -> float:
+        """``panic.band_factor`` once ATM vol has risen ``panic.iv_jump`` since the start."""
+        panic = self.config.panic
+        if panic is not None and self.vol.level - self._start_level >= panic.iv_jump:
+            return panic.band_factor
+        return 1.0
 
     # -- behaviour --------------------------------------------------------------------
     def check(self) -> float:
@@ -145,7 +154,7 @@ class DealerAgent:
         each trade it looks again (after its latency) until it is inside its band. That
         cascade is what turns an exogenous move ``dS0`` into ``dS0 / (1 + lam * G)``: each
         round is ``|lam * G|`` times the last. Rounds that keep growing mean the local
-        ``lam * G <= -1``, and the run stops with :class:`InstabilityError`.
+        ``|lam * G| >= 1``, and the run stops with :class:`InstabilityError`.
         """
         cfg = self.config
         if cfg.trigger == "schedule":
@@ -169,7 +178,8 @@ class DealerAgent:
                 if growing >= RUNAWAY_ROUNDS or rounds >= MAX_CASCADE:
                     raise InstabilityError(
                         f"dealer {self.name!r} hedging ran away at t={env.now:.3f}s (price "
-                        f"{self.market.mid:.6g}, {rounds} rehedges in a row, each larger than "
-                        "the last): the local feedback lam * G is <= -1"
+                        f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): "
+                        "the local feedback |lam * G| >= 1 (short gamma chases its own impact, "
+                        "long gamma over-corrects it)"
                     )
                 yield env.timeout(cfg.latency)
