@@ -399,6 +399,14 @@ class OptionBook:
 
         return pick(call_gex, has_call), pick(put_gex, has_put)
 
+    def strike_gex(
+        self, S: float, t: float, vol: VolSurface, strike: float, view: str = "true"
+    ) -> float:
+        """Net GEX of the live lines struck at ``strike`` only, at spot ``S``, $ per 1%."""
+        strikes, call_gex, put_gex, _, _ = self._by_strike(S, t, vol, view)
+        hit = np.flatnonzero(np.isclose(strikes, strike, rtol=0.0, atol=1e-9))
+        return float(call_gex[hit].sum() + put_gex[hit].sum())
+
     def lines(self) -> pd.DataFrame:
         """The book as a table (copies): strike, expiry, is_call, qty, holder, visible,
         multiplier."""

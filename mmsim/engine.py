@@ -26,10 +26,11 @@ from mmsim.agents.events import Expiration, ScheduledEvents, open_positions
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
 from mmsim.agents.pension import PensionFlow
 from mmsim.book import OptionBook
+from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
-from mmsim.metrics import summarize
+from mmsim.metrics import episode_counts, summarize
 from mmsim.record import Log, SeriesRecorder
 from mmsim.result import Result
 from mmsim.scenario import load_scenario
@@ -39,6 +40,36 @@ from mmsim.vol import VolSurface
 __all__ = ["Simulation", "run"]
 
 PRICE_CEILING = 1_000.0  # a price above this multiple of S0 is taken as divergence
+STATE_COLUMNS = [
+    "price",
+    "iv",
+    "dealer_delta",
+    "dealer_gamma",
+    "dealer_shares",
+    "hedge_volume",
+    "exogenous_volume",
+    "gex_true",
+    "gex_visible",
+    "regime",
+]
+"""Series columns sampled every ``record.every`` s (units in the README)."""
+LEVEL_COLUMNS = [
+    "flip_true",
+    "flip_visible",
+    "call_wall",
+    "put_wall",
+    "call_wall_visible",
+    "put_wall_visible",
+    "call_wall_gex_true",
+    "call_wall_gex_visible",
+    "put_wall_gex_true",
+    "put_wall_gex_visible",
+    "call_wall_strike_gex",
+    "put_wall_strike_gex",
+]
+"""Series columns recomputed every ``record.levels_every`` s and held in between: flips and
+walls ($) in both views; the true and visible GEX profile ($ per 1%) evaluated at the
+visible call / put wall; the true GEX of the lines struck at each visible wall."""
 _STREAM_NEWS, _STREAM_NOISE, _STREAM_CUSTOMER = 0, 1, 2
 _TRADE_COLUMNS = ["t", "account", "qty", "price_before", "price_after", "exec_price", "cost"]
 _OPTION_COLUMNS = [
@@ -165,7 +196,7 @@ class Simulation:
             self._series_columns(), sc.record.every, clock.duration, self._sample
         )
         self._levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
-        self._levels = np.full(6, np.nan)
+        self._levels = np.full(len(LEVEL_COLUMNS), np.nan)
         self._hold = np.zeros(self.book.n_holders)
         self._gam = np.zeros(self.book.n_holders)
         self._val = np.zeros(self.book.n_holders)
@@ -218,42 +249,25 @@ class Simulation:
 
     # -- recording --------------------------------------------------------------------
     def _series_columns(self) -> list[str]:
-        cols = [
-            "price",
-            "iv",
-            "dealer_delta",
-            "dealer_gamma",
-            "dealer_shares",
-            "hedge_volume",
-            "exogenous_volume",
-            "gex_true",
-            "gex_visible",
-            "flip_true",
-            "flip_visible",
-            "call_wall",
-            "put_wall",
-            "call_wall_visible",
-            "put_wall_visible",
-            "regime",
-        ]
+        cols = [*STATE_COLUMNS, *LEVEL_COLUMNS]
         for name in self.scenario.dealer_names():
             cols += [f"{name}.delta", f"{name}.gamma", f"{name}.shares", f"{name}.pnl"]
         return cols
 
     def _sample(self, t: float, row: np.ndarray) -> None:
+        """Fill one series row (state just before time ``t``)."""
         market, book, vol = self.market, self.book, self.vol
         S = market.mid
         book.net_delta_gamma(S, t, vol, self._hold, self._gam)
         book.value(S, t, vol, self._val)
-        shares = self.ledger.shares
-        hedge = sum(d.hedge_volume for d in self.dealers)
         n = len(self.dealers)
-        d_shares = np.array([shares[d.account] for d in self.dealers])
+        d_shares = np.array([self.ledger.shares[d.account] for d in self.dealers])
+        hedge = sum(d.hedge_volume for d in self.dealers)
         if self.recorder.filled % self._levels_stride == 0:
             self._update_levels(S, t)
         flip = self._levels[0]
         regime = 0.0 if math.isnan(flip) else (1.0 if S >= flip else -1.0)
-        row[:7] = (
+        row[: len(STATE_COLUMNS)] = (
             market.price,
             vol.level,
             self._hold[:n].sum() + d_shares.sum(),
@@ -261,15 +275,16 @@ class Simulation:
             d_shares.sum(),
             hedge,
             market.volume - hedge,
+            book.gex_at(S, t, vol, "true"),
+            book.gex_at(S, t, vol, "visible"),
+            regime,
         )
-        row[7] = book.gex_at(S, t, vol, "true")
-        row[8] = book.gex_at(S, t, vol, "visible")
-        row[9:15] = self._levels
-        row[15] = regime
+        k = len(STATE_COLUMNS) + len(LEVEL_COLUMNS)
+        row[len(STATE_COLUMNS) : k] = self._levels
         cash = self.ledger.cash
         for i, d in enumerate(self.dealers):
             pnl = cash[d.account] + d_shares[i] * S + self._val[i]
-            row[16 + 4 * i : 20 + 4 * i] = (
+            row[k + 4 * i : k + 4 * i + 4] = (
                 self._hold[i] + d_shares[i],
                 self._gam[i],
                 d_shares[i],
@@ -277,13 +292,25 @@ class Simulation:
             )
 
     def _update_levels(self, S: float, t: float) -> None:
+        """Flip and walls in both views, and the gamma behind the visible walls
+        (the episodes recorder's evidence); see ``LEVEL_COLUMNS``."""
         book, vol = self.book, self.vol
 
         def f(x: float | None) -> float:
             return np.nan if x is None else float(x)
 
+        def at_wall(wall: float | None) -> tuple[float, float, float]:
+            if wall is None:
+                return np.nan, np.nan, np.nan
+            true, visible = (
+                float(book.gex_profile([wall], t, vol, v)[0]) for v in ("true", "visible")
+            )
+            return true, visible, book.strike_gex(S, t, vol, wall, "true")
+
         cw, pw = book.walls(S, t, vol, "true")
         cwv, pwv = book.walls(S, t, vol, "visible")
+        c_true, c_vis, c_strike = at_wall(cwv)
+        p_true, p_vis, p_strike = at_wall(pwv)
         self._levels[:] = (
             f(book.flip(S, t, vol, "true")),
             f(book.flip(S, t, vol, "visible")),
@@ -291,6 +318,12 @@ class Simulation:
             f(pw),
             f(cwv),
             f(pwv),
+            c_true,
+            c_vis,
+            p_true,
+            p_vis,
+            c_strike,
+            p_strike,
         )
 
     def _log_fill(self, fill: Fill) -> None:
@@ -389,9 +422,11 @@ class Simulation:
                 "hedge_cost": d.hedge_cost,
                 "n_rehedges": float(d.n_rehedges),
             }
+        episodes = detect_episodes(series, trades, sc)
         metrics = summarize(
             series, trades, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
         )
+        metrics.update(episode_counts(episodes))
         accounts_table = pd.DataFrame(
             {
                 "account": names,
@@ -405,25 +440,12 @@ class Simulation:
             series=series,
             trades=trades,
             option_trades=options,
-            episodes=_empty_episodes(),
+            episodes=episodes,
             accounts=accounts_table,
             metrics=metrics,
             seed=self.seed,
             entropy=self.entropy,
         )
-
-
-def _empty_episodes() -> pd.DataFrame:
-    """The episodes table's columns, before the episodes recorder fills it."""
-    return pd.DataFrame(
-        {
-            "start": pd.Series(dtype="float64"),
-            "end": pd.Series(dtype="float64"),
-            "kind": pd.Series(dtype="str"),
-            "level": pd.Series(dtype="float64"),
-            "primary_cause": pd.Series(dtype="str"),
-        }
-    )
 
 
 def run(

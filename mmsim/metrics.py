@@ -7,7 +7,17 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["autocorrelation", "log_returns", "max_drawdown", "realized_vol", "summarize"]
+from mmsim.episodes import CAUSES
+
+__all__ = [
+    "autocorrelation",
+    "episode_counts",
+    "log_returns",
+    "max_drawdown",
+    "realized_vol",
+    "regime_metrics",
+    "summarize",
+]
 
 
 def log_returns(prices: np.ndarray, step: int = 1) -> np.ndarray:
@@ -84,6 +94,38 @@ def summarize(
         totals["n_rehedges"] += stats["n_rehedges"]
         totals["dealer_pnl"] += stats["pnl"]
     out.update(totals)
+    out.update(regime_metrics(series, every, year_seconds))
     exo = trades["kind"] != "dealer" if len(trades) else np.zeros(0, dtype=bool)
     out["exogenous_volume"] = float(trades.loc[exo, "qty"].abs().sum()) if len(trades) else 0.0
+    return out
+
+
+def regime_metrics(series: pd.DataFrame, every: float, year_seconds: float) -> dict[str, float]:
+    """Realized vol (annualized) and share of time above / below the true gamma flip.
+
+    Each sampled return is assigned the regime at its start (``regime`` column: +1 above
+    the flip, -1 below). A regime with fewer than two returns gets vol 0.0.
+    """
+    r = log_returns(series["price"].to_numpy())
+    regime = series["regime"].to_numpy()[:-1]
+    out: dict[str, float] = {}
+    for name, sign in (("above_flip", 1.0), ("below_flip", -1.0)):
+        sel = r[regime == sign]
+        out[f"time_{name}"] = float(sel.size / r.size) if r.size else 0.0
+        vol = np.std(sel, ddof=1) * math.sqrt(year_seconds / every) if sel.size > 1 else 0.0
+        out[f"realized_vol_{name}"] = float(vol)
+    return out
+
+
+def episode_counts(episodes: pd.DataFrame) -> dict[str, float]:
+    """Counts: ``n_episodes``, ``n_wall_breaks``, ``n_flip_crossings`` and, per primary
+    cause, ``episodes.<cause>`` (wall breaks only)."""
+    breaks = episodes[episodes["kind"].str.endswith("wall_break")]
+    out = {
+        "n_episodes": float(len(episodes)),
+        "n_wall_breaks": float(len(breaks)),
+        "n_flip_crossings": float(len(episodes) - len(breaks)),
+    }
+    for cause in (*CAUSES, "none"):
+        out[f"episodes.{cause}"] = float((breaks["primary_cause"] == cause).sum())
     return out

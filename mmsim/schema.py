@@ -17,6 +17,7 @@ __all__ = [
     "Clock",
     "CustomerSegment",
     "Dealer",
+    "EpisodeRules",
     "Impact",
     "MarketConfig",
     "News",
@@ -279,6 +280,22 @@ class ScheduledEvent(_Strict):
     positions: list[Position] = Field(default_factory=list)
 
 
+class EpisodeRules(_Strict):
+    """How the episodes recorder finds wall breaks and weighs their causes."""
+
+    threshold: NonNegFloat = Field(0.005, description="Beyond the wall by this fraction.")
+    duration: PositiveFloat = Field(300.0, description="Held at least this long, s.")
+    lookback: NonNegFloat = Field(1800.0, description="Evidence window before the break, s.")
+    flow_ratio: PositiveFloat = Field(1.0, description="Exogenous flow / dealer capacity.")
+    otc_support: Annotated[float, Field(lt=1)] = Field(
+        0.25, description="True / visible GEX at the wall at or below which OTC offsets it."
+    )
+    iv_change: PositiveFloat = Field(0.03, description="ATM vol change over the window.")
+    melt: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="Share of the wall strike's gamma gone at the break."
+    )
+
+
 class Record(_Strict):
     """What the recorders sample."""
 
@@ -286,6 +303,7 @@ class Record(_Strict):
     levels_every: PositiveFloat = Field(
         300.0, description="Seconds between GEX flip/wall computations (costly)."
     )
+    episodes: EpisodeRules = Field(default_factory=EpisodeRules)
 
 
 class Scenario(_Strict):
