@@ -190,6 +190,9 @@ class OptionBook:
         self._is_call = np.zeros(cap, dtype=np.bool_)
         self._visible = np.zeros(cap, dtype=np.bool_)
         self._holder = np.zeros(cap, dtype=np.int64)
+        self._fast_key: tuple | None = None  # delta_gamma_into's cached kernel arguments
+        self._fast_args: tuple = ()
+        self._fast_out: tuple = (None, None)
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -301,6 +304,35 @@ class OptionBook:
             raise ValueError(f"out arrays must have shape ({self.n_holders},)")  # numba: no bounds
         reduce_delta_gamma(float(S), *self._kargs(t, vol, self._units, True), out_delta, out_gamma)
         return out_delta, out_gamma
+
+    def delta_gamma_into(
+        self, S: float, t: float, vol: VolSurface, out_delta: np.ndarray, out_gamma: np.ndarray
+    ) -> None:
+        """The hot path of :meth:`net_delta_gamma`: no checks, no allocation. The caller
+        owns ``out_delta`` / ``out_gamma`` of shape ``(n_holders,)``."""
+        key = (self._version, vol.level, vol.skew, vol.floor)
+        if key != self._fast_key:
+            self._fast_key = key
+            self._fast_args = (
+                self.year_seconds,
+                self._strike,
+                self._expiry,
+                self._is_call,
+                self._units,
+                self._holder,
+                self._n,
+                *vol.params(),
+                self.r,
+                self.q,
+                out_delta,
+                out_gamma,
+            )
+            self._fast_out = (out_delta, out_gamma)
+        if self._fast_out[0] is not out_delta or self._fast_out[1] is not out_gamma:
+            self._fast_key = None
+            self.delta_gamma_into(S, t, vol, out_delta, out_gamma)
+            return
+        reduce_delta_gamma(S, t, *self._fast_args)
 
     def value(
         self, S: float, t: float, vol: VolSurface, out: np.ndarray | None = None

@@ -120,6 +120,7 @@ class Simulation:
             max(len(sc.dealers), 1), year_seconds=clock.year_seconds, r=mk.r, q=mk.q
         )
         self._kinds: dict[int, str] = {}
+        self._started = False
 
         def stream(*key: int) -> np.random.Generator:
             child = np.random.SeedSequence(self.entropy, spawn_key=(*root.spawn_key, *key))
@@ -356,9 +357,12 @@ class Simulation:
         )
 
     # -- running ----------------------------------------------------------------------
-    def run(self, progress: bool = False) -> Result:
-        """Run to the end of the clock and return the :class:`Result`."""
-        env, duration = self.env, self.scenario.clock.duration
+    def _start(self) -> None:
+        """Register every process with the event loop (once)."""
+        if self._started:
+            return
+        self._started = True
+        env = self.env
         env.process(self.recorder.process(env))
         agents = (
             self.events,
@@ -372,6 +376,24 @@ class Simulation:
         for agent in agents:
             if agent is not None:
                 env.process(agent.process(env))
+
+    def advance(self, until: float) -> None:
+        """Run the event loop up to time ``until`` (s), not including events at ``until``.
+
+        Lets a caller inspect the book, market and dealers mid-run (``mmsim gex --at``).
+        """
+        self._start()
+        if until > self.env.now:
+            try:
+                self.env.run(until=float(until))
+            except InstabilityError as err:
+                kappa = self._feedback()
+                extra = f" (lam * G at start = {kappa:.3g})" if kappa is not None else ""
+                raise InstabilityError(f"{err}{extra}") from None
+
+    def run(self, progress: bool = False) -> Result:
+        """Run to the end of the clock, the closing instant included; return the Result."""
+        env, duration = self.env, self.scenario.clock.duration
         chunks = np.linspace(0.0, duration, 101)[1:] if progress else [duration]
         with tqdm(
             total=round(duration),
@@ -380,16 +402,14 @@ class Simulation:
             leave=False,
             desc=self.scenario.name,
         ) as bar:
-            try:
-                for end in chunks:
-                    env.run(until=float(end))
-                    bar.update(round(end) - bar.n)
-                while env.peek() <= duration:  # the closing instant: expiries, last hedges
-                    env.step()
-            except InstabilityError as err:
-                kappa = self._feedback()
-                extra = f" (lam * G at start = {kappa:.3g})" if kappa is not None else ""
-                raise InstabilityError(f"{err}{extra}") from None
+            for end in chunks:
+                self.advance(float(end))
+                bar.update(round(end) - bar.n)
+        try:
+            while env.peek() <= duration:  # the closing instant: expiries, last hedges
+                env.step()
+        except InstabilityError as err:
+            raise InstabilityError(f"{err} at the close") from None
         self.recorder.finish(env.now)
         return self._result()
 

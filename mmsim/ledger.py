@@ -33,6 +33,10 @@ class Ledger:
         """Cash, $, by account id."""
         return self._cash[: len(self.names)]
 
+    def shares_of(self, account: int) -> float:
+        """Shares held by one account (the hot path: no array view is made)."""
+        return float(self._shares[account])
+
     def register(self, name: str) -> int:
         """Open an account with no shares and no cash; returns its id."""
         if name in self.names:

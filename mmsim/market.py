@@ -178,5 +178,7 @@ class Market:
 
     def notify(self) -> None:
         """Wake every process waiting on :attr:`changed` and arm a fresh event."""
-        event, self.changed = self.changed, self.env.event()
-        event.succeed(self.mid)
+        event = self.changed
+        if event.callbacks:  # someone waits: wake them and arm a fresh event
+            self.changed = self.env.event()
+            event.succeed(self.mid)

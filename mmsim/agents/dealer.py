@@ -75,12 +75,12 @@ class DealerAgent:
     @property
     def shares(self) -> float:
         """Shares held (the hedge)."""
-        return float(self.market.ledger.shares[self.account])
+        return self.market.ledger.shares_of(self.account)
 
     def option_delta_gamma(self, S: float | None = None) -> tuple[float, float]:
         """Option share delta (shares) and share gamma (shares per $1) at spot ``S``."""
         S = self.market.mid if S is None else S
-        self.book.net_delta_gamma(S, self.market.env.now, self.vol, self._delta, self._gamma)
+        self.book.delta_gamma_into(S, self.market.env.now, self.vol, self._delta, self._gamma)
         return float(self._delta[self.index]), float(self._gamma[self.index])
 
     def net_delta(self) -> float:
