@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,19 +105,36 @@ def _cmd_gex(args: argparse.Namespace) -> int:
     from mmsim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, overrides=args.set or None)
-    sim = Simulation(scenario, scenario.seed)
-    S, book, vol = scenario.market.S0, sim.book, sim.vol
+    duration = scenario.clock.duration
+    if not 0.0 <= args.at <= duration:
+        return _fail(f"--at {args.at:g}: outside the run (0 to {duration:g} s)")
+    seed = args.seed if args.seed is not None else scenario.seed
+    sim = Simulation(scenario, seed)
+    try:
+        sim.advance(args.at)
+    except InstabilityError as err:
+        return _fail(str(err), EXIT_DIVERGED)
+    S, t, book, vol = sim.market.mid, sim.env.now, sim.book, sim.vol
     pd.set_option("display.width", 120)
     for view in ("true", "visible"):
-        table = book.gex_by_strike(S, 0.0, vol, view)
-        flip = book.flip(S, 0.0, vol, view)
-        cw, pw = book.walls(S, 0.0, vol, view)
+        flip = book.flip(S, t, vol, view)
+        cw, pw = book.walls(S, t, vol, view)
         print(
-            f"== {view} view at t=0, spot {S:g}: net GEX {book.gex_at(S, 0.0, vol, view):,.0f}"
-            f" $/1%; flip {flip if flip is None else round(flip, 2)}; call wall {cw}; "
-            f"put wall {pw}"
+            f"== {view} GEX at t={t:g} s, spot {S:.2f}: net {book.gex_at(S, t, vol, view):,.0f}"
+            f" $ per 1%; flip {'none' if flip is None else f'{flip:.2f}'}; "
+            f"call wall {cw}; put wall {pw}"
         )
+        table = book.gex_by_strike(S, t, vol, view)
         print(table.to_string(index=False, float_format=lambda x: f"{x:,.0f}"))
+    if not args.no_plot:
+        from mmsim.plots import save_gex_plot
+
+        out = (
+            Path(args.output)
+            if args.output
+            else Path("runs") / (f"{scenario.name}-gex-t{args.at:g}.png")
+        )
+        print(save_gex_plot(book, S, t, vol, out, title=f"{scenario.name}, t = {t:g} s"))
     return 0
 
 
@@ -155,8 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory")
     p.set_defaults(func=_cmd_plot)
 
-    p = sub.add_parser("gex", help="print the true and visible GEX of a scenario's book")
+    p = sub.add_parser("gex", help="print and plot the true and visible GEX of the book")
     p.add_argument("scenario")
+    p.add_argument(
+        "--at",
+        type=float,
+        default=0.0,
+        metavar="TIME",
+        help="simulate up to TIME seconds first (default 0: the opening book)",
+    )
+    p.add_argument("--seed", type=int, help="random seed (default: the scenario's seed)")
+    p.add_argument("-o", "--output", help="PNG path (default runs/<name>-gex-t<TIME>.png)")
+    p.add_argument("--no-plot", action="store_true", help="print only")
     p.add_argument("--set", **overrides)
     p.set_defaults(func=_cmd_gex)
 
@@ -174,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(err))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:  # output piped into head & co.: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

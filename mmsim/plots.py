@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from mmsim.result import Result
 
-__all__ = ["plot_gex", "plot_run", "save_run_plots"]
+__all__ = ["plot_gex", "plot_gex_views", "plot_run", "save_gex_plot", "save_run_plots"]
 
 _BUY, _SELL = "#1a9850", "#d73027"
 
@@ -114,3 +114,55 @@ def save_run_plots(result: Result, directory: str | os.PathLike) -> list[Path]:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return [out]
+
+
+def plot_gex_views(book, S: float, t: float, vol, title: str) -> Figure:
+    """True vs visible GEX: profiles over spot (top) and by strike (bottom), $M per 1%.
+
+    ``book`` is an ``OptionBook``; flips and walls of each view are marked.
+    """
+    fig, (ax_p, ax_s) = plt.subplots(2, 1, figsize=(10, 7.5), layout="constrained")
+    grid = S * np.linspace(0.8, 1.2, 161)
+    colors = {"true": "#2c7bb6", "visible": "#d7191c"}
+    for view, color in colors.items():
+        ax_p.plot(
+            grid, book.gex_profile(grid, t, vol, view) / 1e6, color=color, label=f"{view} profile"
+        )
+        flip = book.flip(S, t, vol, view)
+        if flip is not None:
+            ax_p.axvline(flip, color=color, ls="--", lw=1, label=f"{view} flip {flip:.2f}")
+        table = book.gex_by_strike(S, t, vol, view)
+        offset = -0.2 if view == "true" else 0.2
+        ax_s.bar(
+            table["strike"] + offset,
+            table["net_gex"] / 1e6,
+            0.4,
+            color=color,
+            alpha=0.8,
+            label=f"{view} net GEX",
+        )
+        cw, pw = book.walls(S, t, vol, view)
+        for wall, mark in ((cw, "^"), (pw, "v")):
+            if wall is not None:
+                ax_s.plot([wall], [0.0], marker=mark, color=color, ms=9, ls="none")
+    for ax in (ax_p, ax_s):
+        ax.axvline(S, color="black", lw=1, label=f"spot {S:.2f}")
+        ax.axhline(0.0, color="grey", lw=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_p.set_xlabel("hypothetical spot ($)")
+    ax_p.set_ylabel("net GEX ($M per 1% move)")
+    ax_p.set_title(f"{title}: dealers' GEX, true book vs exchange-visible view")
+    ax_s.set_xlabel("strike ($)  (markers: call wall ^, put wall v)")
+    ax_s.set_ylabel("net GEX by strike ($M per 1%)")
+    return fig
+
+
+def save_gex_plot(book, S: float, t: float, vol, path: str | os.PathLike, title: str = "") -> Path:
+    """Write :func:`plot_gex_views` to ``path`` (PNG); returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = plot_gex_views(book, S, t, vol, title)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -25,7 +25,7 @@ __all__ = ["DealerAgent"]
 
 MIN_ORDER = 1.0  # shares: dealers trade whole shares, so less than one share off is flat
 MAX_CASCADE = 20_000  # rounds of same-instant rehedging before we call it divergence
-RUNAWAY_ROUNDS = 12  # consecutive growing rehedges: each answers a bigger move than the last
+RUNAWAY_ROUNDS = 4  # consecutive growing rehedges: a stable cascade shrinks by |lam * G| a round
 RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascade "grow"
 _NOTIONAL_UNIT = 1.0e8  # per_notional bands are shares per $100M of gross option notional
 
