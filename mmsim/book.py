@@ -94,6 +94,26 @@ def reduce_value(
 
 
 @njit(cache=True)
+def reduce_flow_greeks(
+    S, t, year_seconds, strike, expiry, is_call, units, holder, n, level, skew, floor, r, q, out
+):
+    """Per-holder share delta, gamma, charm (shares per year) and vanna (shares per 1.00
+    of vol) into the rows of ``out`` (shape ``(4, n_holders)``)."""
+    out[:, :] = 0.0
+    for i in range(n):
+        if expiry[i] <= t or units[i] == 0.0:
+            continue
+        T = (expiry[i] - t) / year_seconds
+        sigma = surface_iv(strike[i], S, level, skew, floor)
+        g = bsm_scalar(S, strike[i], T, sigma, r, q, is_call[i])
+        h = holder[i]
+        out[0, h] += units[i] * g[1]
+        out[1, h] += units[i] * g[2]
+        out[2, h] += units[i] * g[6]
+        out[3, h] += units[i] * g[5]
+
+
+@njit(cache=True)
 def line_gex(S, t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q, out):
     """GEX of each line at spot ``S`` ($ per 1% move) into ``out[:n]``; 0 when expired."""
     scale = S * S * GEX_PER_PCT
@@ -343,6 +363,13 @@ class OptionBook:
         if out.shape != (self.n_holders,):
             raise ValueError(f"out must have shape ({self.n_holders},)")
         reduce_value(float(S), *self._kargs(t, vol, self._units, True), out)
+        return out
+
+    def flow_greeks(self, S: float, t: float, vol: VolSurface, out: np.ndarray) -> np.ndarray:
+        """Per-holder share delta, gamma, charm (per year) and vanna (per 1.00 of vol) into
+        ``out`` of shape ``(4, n_holders)``: what moves a dealer's delta with spot, time and
+        implied vol (the hedge-flow decomposition)."""
+        reduce_flow_greeks(float(S), *self._kargs(t, vol, self._units, True), out)
         return out
 
     # -- GEX ------------------------------------------------------------------------------

@@ -42,6 +42,14 @@ def _summary(result, out: Path | None) -> str:
         f"dealer P&L      {_money(m['dealer_pnl'])}",
         f"exogenous vol.  {m['exogenous_volume']:,.0f} shares",
     ]
+    episodes = result.episodes
+    if len(episodes):
+        cols = ["start", "end", "kind", "view", "level", "primary_cause", "flow_ratio",
+                "otc_support", "iv_change", "wall_melt"]
+        lines.append(f"episodes        {len(episodes)}")
+        lines.append(episodes[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    else:
+        lines.append("episodes        none (no wall break or flip crossing)")
     if out is not None:
         lines.append(f"written to      {out}/")
     return "\n".join(lines)

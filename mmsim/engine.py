@@ -70,6 +70,19 @@ LEVEL_COLUMNS = [
 """Series columns recomputed every ``record.levels_every`` s and held in between: flips and
 walls ($) in both views; the true and visible GEX profile ($ per 1%) evaluated at the
 visible call / put wall; the true GEX of the lines struck at each visible wall."""
+DEALER_COLUMNS = [
+    "delta",
+    "gamma",
+    "shares",
+    "pnl",
+    "flow_gamma",
+    "flow_charm",
+    "flow_vanna",
+    "flow_other",
+]
+"""Per-dealer series columns ``<name>.<column>``: net delta and shares (shares), gamma
+(shares per $1), P&L ($), and the cumulative hedge demand (shares, minus the change of
+option delta) due to spot moves (gamma), time (charm), implied vol (vanna) and the rest."""
 _STREAM_NEWS, _STREAM_NOISE, _STREAM_CUSTOMER = 0, 1, 2
 _TRADE_COLUMNS = ["t", "account", "qty", "price_before", "price_after", "exec_price", "cost"]
 _OPTION_COLUMNS = [
@@ -198,6 +211,10 @@ class Simulation:
         )
         self._levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
         self._levels = np.full(len(LEVEL_COLUMNS), np.nan)
+        self._greeks = np.zeros((2, 4, self.book.n_holders))  # this and the previous sample
+        self._cur = 0
+        self._flow = np.zeros((4, self.book.n_holders))  # cumulative hedge demand, shares
+        self._flow_state: tuple[float, float, float] | None = None
         self._hold = np.zeros(self.book.n_holders)
         self._gam = np.zeros(self.book.n_holders)
         self._val = np.zeros(self.book.n_holders)
@@ -252,14 +269,16 @@ class Simulation:
     def _series_columns(self) -> list[str]:
         cols = [*STATE_COLUMNS, *LEVEL_COLUMNS]
         for name in self.scenario.dealer_names():
-            cols += [f"{name}.delta", f"{name}.gamma", f"{name}.shares", f"{name}.pnl"]
+            cols += [f"{name}.{c}" for c in DEALER_COLUMNS]
         return cols
 
     def _sample(self, t: float, row: np.ndarray) -> None:
         """Fill one series row (state just before time ``t``)."""
         market, book, vol = self.market, self.book, self.vol
         S = market.mid
-        book.net_delta_gamma(S, t, vol, self._hold, self._gam)
+        greeks = book.flow_greeks(S, t, vol, self._greeks[self._cur])
+        self._hold[:], self._gam[:] = greeks[0], greeks[1]
+        self._attribute_flow(S, t, greeks)
         book.value(S, t, vol, self._val)
         n = len(self.dealers)
         d_shares = np.array([self.ledger.shares[d.account] for d in self.dealers])
@@ -285,12 +304,30 @@ class Simulation:
         cash = self.ledger.cash
         for i, d in enumerate(self.dealers):
             pnl = cash[d.account] + d_shares[i] * S + self._val[i]
-            row[k + 4 * i : k + 4 * i + 4] = (
+            row[k + 8 * i : k + 8 * i + 8] = (
                 self._hold[i] + d_shares[i],
                 self._gam[i],
                 d_shares[i],
                 pnl,
+                *self._flow[:, i],
             )
+
+    def _attribute_flow(self, S: float, t: float, greeks: np.ndarray) -> None:
+        """Split each dealer's change of option delta since the last sample into spot
+        (gamma), time (charm) and implied-vol (vanna) parts, trapezoid-averaged greeks, and
+        the rest (new lines, settlements, skew); accumulate minus each as hedge demand."""
+        prev = self._greeks[1 - self._cur]
+        year, level = self.scenario.clock.year_seconds, self.vol.level
+        if self._flow_state is not None:
+            S0, t0, level0 = self._flow_state
+            mean = 0.5 * (prev + greeks)
+            parts = (mean[1] * (S - S0), mean[2] * (t - t0) / year, mean[3] * (level - level0))
+            change = greeks[0] - prev[0]
+            for j, part in enumerate(parts):
+                self._flow[j] -= part
+            self._flow[3] -= change - sum(parts)
+        self._flow_state = (S, t, level)
+        self._cur = 1 - self._cur
 
     def _update_levels(self, S: float, t: float) -> None:
         """Flip and walls in both views, and the gamma behind the visible walls

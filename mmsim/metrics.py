@@ -12,6 +12,7 @@ from mmsim.episodes import CAUSES
 __all__ = [
     "autocorrelation",
     "episode_counts",
+    "flow_split",
     "log_returns",
     "max_drawdown",
     "realized_vol",
@@ -95,6 +96,7 @@ def summarize(
         totals["dealer_pnl"] += stats["pnl"]
     out.update(totals)
     out.update(regime_metrics(series, every, year_seconds))
+    out.update(flow_split(series, list(dealers)))
     exo = trades["kind"] != "dealer" if len(trades) else np.zeros(0, dtype=bool)
     out["exogenous_volume"] = float(trades.loc[exo, "qty"].abs().sum()) if len(trades) else 0.0
     return out
@@ -128,4 +130,19 @@ def episode_counts(episodes: pd.DataFrame) -> dict[str, float]:
     }
     for cause in (*CAUSES, "none"):
         out[f"episodes.{cause}"] = float((breaks["primary_cause"] == cause).sum())
+    return out
+
+
+FLOW_PARTS = ("gamma", "charm", "vanna", "other")
+
+
+def flow_split(series: pd.DataFrame, dealers: list[str]) -> dict[str, float]:
+    """Gross hedge demand of all dealers (shares, summed ``|change|`` between samples) due
+    to spot (``hedge_flow_gamma``), time (``_charm``), implied vol (``_vanna``) and the
+    rest (``_other``: new lines, settlements, higher order)."""
+    out = {}
+    for part in FLOW_PARTS:
+        cols = [f"{d}.flow_{part}" for d in dealers if f"{d}.flow_{part}" in series]
+        gross = np.abs(np.diff(series[cols].to_numpy(), axis=0)).sum() if cols else 0.0
+        out[f"hedge_flow_{part}"] = float(gross)
     return out

@@ -234,6 +234,8 @@ class CustomerSegment(_Strict):
         missing = [k for k in ("type", "side", "moneyness") if getattr(self, k) is None]
         if missing:
             raise ValueError(f"custom segment needs {', '.join(missing)}")
+        if len(set(self.expiry_days)) != len(self.expiry_days):
+            raise ValueError(f"expiry_days has duplicates: {self.expiry_days}")
         lo, hi = self.moneyness  # type: ignore[misc]
         if lo > hi or lo <= -1.0:
             raise ValueError("moneyness must be (low, high) with -1 < low <= high")

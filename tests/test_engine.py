@@ -236,3 +236,29 @@ def test_runaway_short_gamma_raises_instead_of_returning_nan():
     }
     with pytest.raises(mmsim.InstabilityError, match="lam \\* G"):
         mmsim.run(base(dealers=[dealer], market={"S0": 100.0, "impact": {"lam": 1e-4}}), seed=1)
+
+
+def test_hedge_flow_decomposition_explains_delta_changes():
+    """With a fixed book and no events, the gamma, charm and vanna parts explain the
+    dealer's option-delta changes (the rest is second-order: under 0.1% of the gross);
+    a vol shift shows up in the vanna part with the sign vanna x d(vol) predicts."""
+    dealer = {
+        "band": 0,
+        "positions": [{"type": "call", "strike": 102, "expiry_days": 2, "qty": -1000}],
+    }
+    calm = mmsim.run(base(dealers=[dealer], noise=None), seed=3)
+    s = calm.series
+    parts = s[["dealer0.flow_gamma", "dealer0.flow_charm", "dealer0.flow_vanna"]].diff().abs()
+    other = s["dealer0.flow_other"].diff().abs().sum()
+    assert other < 1e-3 * parts.to_numpy()[1:].sum()
+    assert (s["dealer0.flow_vanna"] == 0.0).all()  # no vol change, no vanna flow
+
+    shocked = mmsim.run(
+        base(dealers=[dealer], noise=None, events=[{"at": 600, "kind": "vol_shift", "d_atm": 0.1}]),
+        seed=3,
+    )
+    v = shocked.series["dealer0.flow_vanna"]
+    # short an OTM call (K > S): vanna > 0 per option, so the dealer's delta falls by
+    # ~1000 x 100 x vanna x 0.1 when vol rises; hedge demand (minus delta change) > 0.
+    assert v.iloc[-1] > 100.0
+    assert shocked.metrics["hedge_flow_vanna"] > 0.0 == calm.metrics["hedge_flow_vanna"]
