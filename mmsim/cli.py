@@ -47,7 +47,8 @@ def _summary(result, out: Path | None) -> str:
         cols = ["start", "end", "kind", "view", "level", "primary_cause", "flow_ratio",
                 "otc_support", "iv_change", "wall_melt"]
         lines.append(f"episodes        {len(episodes)}")
-        lines.append(episodes[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+        table = episodes[cols].astype({"start": "int64", "end": "int64"})
+        lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     else:
         lines.append("episodes        none (no wall break or flip crossing)")
     if out is not None:
