@@ -44,8 +44,18 @@ def _summary(result, out: Path | None) -> str:
     ]
     episodes = result.episodes
     if len(episodes):
-        cols = ["start", "end", "kind", "view", "level", "primary_cause", "flow_ratio",
-                "otc_support", "iv_change", "wall_melt"]
+        cols = [
+            "start",
+            "end",
+            "kind",
+            "view",
+            "level",
+            "primary_cause",
+            "flow_ratio",
+            "otc_support",
+            "iv_change",
+            "wall_melt",
+        ]
         lines.append(f"episodes        {len(episodes)}")
         table = episodes[cols].astype({"start": "int64", "end": "int64"})
         lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
