@@ -14,6 +14,7 @@ from mmsim.errors import InstabilityError, ScenarioError, SimulationError
 from mmsim.result import Result, load_result
 from mmsim.scenario import load_scenario
 from mmsim.schema import Scenario
+from mmsim.sweep import sweep
 
 __version__ = "0.1.0"
 
@@ -28,4 +29,5 @@ __all__ = [
     "load_result",
     "load_scenario",
     "run",
+    "sweep",
 ]

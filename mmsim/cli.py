@@ -105,14 +105,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from mmsim.plots import save_run_plots
-    from mmsim.result import load_result
+    from mmsim.plots import save_plots
 
     try:
-        result = load_result(args.directory)
+        paths = save_plots(args.directory)
     except FileNotFoundError as err:
         return _fail(str(err))
-    for path in save_run_plots(result, args.directory):
+    for path in paths:
         print(path)
     return 0
 
@@ -157,6 +156,64 @@ def _cmd_gex(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_axes(items: list[str] | None, flag: str) -> dict[str, list]:
+    """``["path=v1,v2", ...]`` -> ``{path: [v1, v2]}`` with YAML-typed values."""
+    from mmsim.scenario import parse_override
+
+    axes: dict[str, list] = {}
+    for item in items or []:
+        path, _, values = item.partition("=")
+        if not path or not values:
+            raise ScenarioError(f"{flag} needs PATH=V1,V2,... (got {item!r})", source="<cli>")
+        axes[path] = [parse_override(f"{path}={v}")[1] for v in values.split(",")]
+    return axes
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from mmsim.scenario import load_scenario
+    from mmsim.sweep import summarize_sweep, sweep
+
+    scenario = load_scenario(args.scenario, overrides=args.set or None)
+    block = scenario.sweep
+    grid, zipped = _parse_axes(args.grid, "--grid"), _parse_axes(args.zip, "--zip")
+    if not grid and not zipped and block is not None:
+        grid, zipped = dict(block.grid), dict(block.zip)
+    if args.seed_list:
+        seeds: int | list[int] = [int(x) for x in args.seed_list.split(",")]
+    elif args.seeds is not None:
+        seeds = args.seeds
+    else:
+        seeds = block.seeds if block is not None else 4
+    sweep_seed = (
+        args.sweep_seed if args.sweep_seed is not None else (block.seed if block is not None else 0)
+    )
+    executor = "dask" if args.dask else args.executor
+    out = Path(args.output) if args.output else Path("runs") / f"{scenario.name}-sweep"
+    table = sweep(
+        scenario,
+        grid,
+        zip=zipped,
+        seeds=seeds,
+        sweep_seed=sweep_seed,
+        executor=executor,
+        workers=args.workers,
+        dask_address=args.dask,
+        out=out,
+        progress=not args.quiet,
+        csv=args.csv,
+    )
+    if not args.no_plot:
+        from mmsim.plots import save_sweep_plots
+
+        save_sweep_plots(out)
+    if not args.quiet:
+        failed = int((table["status"] != "ok").sum())
+        print(f"{len(table)} runs ({failed} failed) in {out}/")
+        stats = summarize_sweep(table)
+        print(stats.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from mmsim.scenario import scenario_json_schema
 
@@ -183,12 +240,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_run)
 
+    p = sub.add_parser("sweep", help="run a scenario over a parameter grid and seeds")
+    p.add_argument("scenario")
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="PATH=V1,V2,...",
+        help="swept values (repeatable; all combinations are run)",
+    )
+    p.add_argument(
+        "--zip",
+        action="append",
+        metavar="PATH=V1,V2,...",
+        help="values that move together (repeatable; equal lengths)",
+    )
+    p.add_argument("--seeds", type=int, help="replicates per grid point (default 4)")
+    p.add_argument("--seed-list", help="explicit run seeds, e.g. 1,2,3")
+    p.add_argument("--sweep-seed", type=int, help="seed the replicate seeds derive from")
+    p.add_argument("--workers", type=int, help="parallel workers (default: one per core)")
+    p.add_argument("--executor", choices=["serial", "processes", "dask"], default="processes")
+    p.add_argument("--dask", metavar="ADDRESS", help="use this dask.distributed scheduler")
+    p.add_argument("-o", "--output", help="sweep directory (default runs/<name>-sweep)")
+    p.add_argument("--csv", action="store_true", help="also write results.csv")
+    p.add_argument("--set", **overrides)
+    p.add_argument("--no-plot", action="store_true", help="do not write the sweep PNGs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_sweep)
+
     p = sub.add_parser("validate", help="check a scenario file without running it")
     p.add_argument("scenario")
     p.add_argument("--set", **overrides)
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("plot", help="write the PNGs of a result directory")
+    p = sub.add_parser("plot", help="write the PNGs of a run or sweep directory")
     p.add_argument("directory")
     p.set_defaults(func=_cmd_plot)
 

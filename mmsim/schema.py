@@ -9,7 +9,7 @@ trading sessions of ``clock.session_seconds``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,6 +29,7 @@ __all__ = [
     "Scenario",
     "ScheduledEvent",
     "Size",
+    "SweepBlock",
     "Transient",
     "VolConfig",
 ]
@@ -308,6 +309,20 @@ class Record(_Strict):
     episodes: EpisodeRules = Field(default_factory=EpisodeRules)
 
 
+class SweepBlock(_Strict):
+    """A parameter sweep stored with the scenario (``mmsim sweep`` reads it).
+
+    ``grid``: dotted path -> values, every combination is run. ``zip``: paths whose
+    value lists move together (equal lengths), crossed with the grid. ``seeds``: a
+    number of replicates (seeds derived from ``seed``) or an explicit list of run seeds.
+    """
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: dict[str, list[Any]] = Field(default_factory=dict)
+    seeds: Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=0)]] = 4
+    seed: Annotated[int, Field(ge=0)] = 0
+
+
 class Scenario(_Strict):
     """A complete, validated scenario."""
 
@@ -324,6 +339,7 @@ class Scenario(_Strict):
     pensions: list[PensionOrder] = Field(default_factory=list)
     events: list[ScheduledEvent] = Field(default_factory=list)
     record: Record = Field(default_factory=Record)
+    sweep: SweepBlock | None = Field(None, description="Default sweep for `mmsim sweep`.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
