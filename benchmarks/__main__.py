@@ -173,6 +173,40 @@ def bench_engine(n_lines: int, days: float, repeat: int) -> dict:
     }
 
 
+def bench_sweep(n_runs: int, run_days: float) -> dict:
+    """Wall time of ``n_runs`` short runs: process pool with 1 and 2 workers, and a dask
+    LocalCluster with 2 workers (start-up included in every case)."""
+    import mmsim
+
+    scenario = mmsim.load_scenario(
+        Path(__file__).parents[1] / "scenarios/band_sweep.yaml", overrides={"clock.days": run_days}
+    )
+    grid = {"dealers.0.band": [0, 100, 300, 1000, 3000], "dealers.0.positions.0.qty": [2000, -2000]}
+    seeds = max(1, n_runs // 10)
+    timings = {}
+    tables = {}
+    for label, executor, workers in (
+        ("processes_1", "processes", 1),
+        ("processes_2", "processes", 2),
+        ("dask_2", "dask", 2),
+    ):
+        start = time.perf_counter()
+        tables[label] = mmsim.sweep(
+            scenario, grid, seeds=seeds, executor=executor, workers=workers, progress=False
+        )
+        timings[label] = time.perf_counter() - start
+    assert tables["processes_1"].equals(tables["processes_2"])
+    assert tables["processes_1"].equals(tables["dask_2"])
+    runs = len(tables["processes_1"])
+    return {
+        "runs": runs,
+        "run_days": run_days,
+        **{f"{k}_s": v for k, v in timings.items()},
+        "efficiency_2_workers": timings["processes_1"] / (2 * timings["processes_2"]),
+        "dask_overhead": timings["dask_2"] / timings["processes_2"] - 1.0,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller runs (smoke test)")
@@ -185,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     engines = [bench_engine(n, days, max(1, repeat - 2)) for n in (1, 10, 1000)]
     for row in engines:
         row["ratio_to_bare_simpy"] = row["events_per_s"] / bare
+    sweep = bench_sweep(20 if args.quick else 200, 0.05 if args.quick else 0.5)
     print(f"{'measure':<46}{'value':>14}{'baseline':>14}{'ratio':>9}")
     for g in greeks:
         print(
@@ -199,6 +234,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:<46}{e['events_per_s']:>14,.0f}{bare:>14,.0f}{e['ratio_to_bare_simpy']:>9.2f}"
         )
         print(f"{'  wall time per simulated day (s)':<46}{e['seconds'] / e['days']:>14.2f}")
+    print(
+        f"{'sweep: ' + str(sweep['runs']) + ' runs, 1 worker (s)':<46}"
+        f"{sweep['processes_1_s']:>14.2f}"
+    )
+    print(
+        f"{'sweep: 2 workers (s), parallel efficiency':<46}{sweep['processes_2_s']:>14.2f}"
+        f"{'':>14}{sweep['efficiency_2_workers']:>9.0%}"
+    )
+    print(
+        f"{'sweep: dask LocalCluster, 2 workers (s), overhead':<46}{sweep['dask_2_s']:>14.2f}"
+        f"{sweep['processes_2_s']:>14.2f}{sweep['dask_overhead']:>+9.0%}"
+    )
     report = {
         "machine": platform.platform(),
         "python": platform.python_version(),

@@ -166,6 +166,14 @@ class Dealer(_Strict):
     target: Literal["center", "edge"] = Field(
         "center", description="Rehedge to zero delta (center) or to the band's edge."
     )
+    hedge_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0,
+        description=(
+            "Share of the excess delta traded per rehedge; a price-triggered dealer then "
+            "looks again. Below 1 it stays stable when its own impact x gamma exceeds 1 "
+            "(near-expiry ATM gamma); the settled price is the same."
+        ),
+    )
     trigger: Literal["price", "schedule"] = Field(
         "price", description="Check on every price/book change, or every `interval` s."
     )

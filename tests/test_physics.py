@@ -21,7 +21,9 @@ LAM = 1.0e-4  # $ per share
 GAMMA_PER_CONTRACT = 100 * 0.0199  # shares per $1: one-year ATM call, 20% vol, S=100
 
 
-def scenario(qty: float, *, trigger="price", band=0.0, days=0.25, every=60.0, news_phase=0.0):
+def scenario(
+    qty: float, *, trigger="price", band=0.0, days=0.25, every=60.0, news_phase=0.0, fraction=1.0
+):
     """One dealer long ``qty`` one-year ATM calls (short if negative); news only."""
     dealers = (
         []
@@ -30,6 +32,7 @@ def scenario(qty: float, *, trigger="price", band=0.0, days=0.25, every=60.0, ne
             {
                 "band": band,
                 "trigger": trigger,
+                "hedge_fraction": fraction,
                 "positions": [{"type": "call", "strike": 100.0, "expiry_days": 252, "qty": qty}],
             }
         ]
@@ -121,3 +124,15 @@ def test_wider_band_moves_realized_vol_back_toward_no_dealer_level(no_dealer):
     gaps = [abs(v - base) for v in vols]
     assert gaps[0] > gaps[1] > gaps[2]
     assert vols[0] > base  # short gamma amplifies at every band width tested
+
+
+def test_partial_rehedging_keeps_strong_long_gamma_stable_with_the_same_fixed_point(no_dealer):
+    """kappa = 1.5: rehedging all of the excess over-corrects the dealer's own impact and
+    the cascade diverges (factor 1 - (1 + kappa) = -1.5 a round); rehedging half of it
+    (factor 1 - 0.5 * 2.5 = -0.25) settles, and on the same 1 / (1 + kappa) as theory."""
+    qty = contracts_for(1.5)
+    with pytest.raises(InstabilityError):
+        run(qty)
+    result, k = run(qty, fraction=0.5)
+    ratio = result.metrics["realized_vol"] / no_dealer.metrics["realized_vol"]
+    assert ratio == pytest.approx(1.0 / (1.0 + k), rel=0.03)  # same shocks; G drift, rounding

@@ -25,7 +25,7 @@ __all__ = ["DealerAgent"]
 
 MIN_ORDER = 1.0  # shares: dealers trade whole shares, so less than one share off is flat
 MAX_CASCADE = 20_000  # rounds of same-instant rehedging before we call it divergence
-RUNAWAY_ROUNDS = 4  # consecutive growing rehedges: a stable cascade shrinks by |lam * G| a round
+RUNAWAY_ROUNDS = 8  # consecutive growing rehedges: a stable cascade shrinks by |lam * G| a round
 RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascade "grow"
 _NOTIONAL_UNIT = 1.0e8  # per_notional bands are shares per $100M of gross option notional
 
@@ -118,7 +118,7 @@ class DealerAgent:
             return 0.0
         self.last_delta_before_hedge = delta
         goal = 0.0 if self.config.target == "center" else math.copysign(band, delta)
-        qty = float(round(goal - delta))
+        qty = float(round(self.config.hedge_fraction * (goal - delta)))
         qty = self._within_capacity(qty)
         if qty == 0.0:
             return 0.0
@@ -141,6 +141,11 @@ class DealerAgent:
         allowed = math.copysign(min(abs(qty), math.floor(room)), qty)
         self._window_used += abs(allowed)
         return allowed
+
+    def _settled_at_one_share(self) -> bool:
+        """After a one-share trade: is |net delta| no smaller than before it? Then the
+        dealer's own impact on its gamma undoes what a share can fix (rounding floor)."""
+        return abs(self.net_delta()) >= abs(self.last_delta_before_hedge)
 
     def capacity_exhausted(self) -> bool:
         """True when the current window's capacity is used up."""
@@ -182,4 +187,6 @@ class DealerAgent:
                         "the local feedback |lam * G| >= 1 (short gamma chases its own impact, "
                         "long gamma over-corrects it)"
                     )
+                if qty <= MIN_ORDER and self._settled_at_one_share():
+                    break  # one share is the smallest order and it no longer helps
                 yield env.timeout(cfg.latency)
