@@ -25,7 +25,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import as_completed as futures_as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,12 +176,13 @@ class _Pool:
         done.set_result(_run_one(*args))
         return done
 
-    def wait_one(self, pending: set) -> set:
+    def as_completed(self, futures: list) -> Iterator[Any]:
+        """Futures in the order they finish."""
         if self.client is not None:
-            from dask.distributed import wait as dask_wait
+            from dask.distributed import as_completed as dask_as_completed
 
-            return set(dask_wait(list(pending), return_when="FIRST_COMPLETED").done)
-        return set(wait(pending, return_when=FIRST_COMPLETED).done)
+            return iter(dask_as_completed(futures))
+        return futures_as_completed(futures)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -269,35 +271,24 @@ def _execute(todo, base_dict, rows, runs_dir, executor, workers, dask_address, p
     failures = 0
     bar = tqdm(total=len(todo), unit="run", disable=not progress, desc="sweep")
     try:
-        queue = iter(todo)
-        pending: dict[Any, dict[str, Any]] = {}
-
-        def refill() -> None:
-            while len(pending) < 2 * workers:
-                item = next(queue, None)
-                if item is None:
-                    return
-                head, overrides, seed = item
-                pending[pool.submit(base_dict, overrides, seed)] = head
-
-        refill()
-        while pending:
-            for fut in pool.wait_one(set(pending)):
-                head = pending.pop(fut)
-                outcome = fut.result()
-                row = {
-                    **head,
-                    "status": outcome["status"],
-                    "error": outcome["error"],
-                    **outcome["metrics"],
-                }
-                rows[head["run_id"]] = row
-                if runs_dir is not None:
-                    _write_json(runs_dir / f"{head['run_id']}.json", row)
-                failures += outcome["status"] != "ok"
-                bar.update(1)
-                bar.set_postfix(failed=failures)
-            refill()
+        heads = {}
+        for head, overrides, seed in todo:  # small tasks: submit all, the pool queues them
+            heads[pool.submit(base_dict, overrides, seed)] = head
+        for fut in pool.as_completed(list(heads)):
+            head = heads.pop(fut)
+            outcome = fut.result()
+            row = {
+                **head,
+                "status": outcome["status"],
+                "error": outcome["error"],
+                **outcome["metrics"],
+            }
+            rows[head["run_id"]] = row
+            if runs_dir is not None:
+                _write_json(runs_dir / f"{head['run_id']}.json", row)
+            failures += outcome["status"] != "ok"
+            bar.update(1)
+            bar.set_postfix(failed=failures)
     finally:
         bar.close()
         pool.close()
