@@ -175,7 +175,8 @@ def bench_engine(n_lines: int, days: float, repeat: int) -> dict:
 
 def bench_sweep(n_runs: int, run_days: float) -> dict:
     """Wall time of ``n_runs`` short runs: process pool with 1 and 2 workers, and a dask
-    LocalCluster with 2 workers (start-up included in every case)."""
+    LocalCluster with 2 workers. Pool / cluster start-up is included (every sweep starts
+    its own); a warm-up sweep first lets new workers' numba caches load once."""
     import mmsim
 
     scenario = mmsim.load_scenario(
@@ -183,18 +184,30 @@ def bench_sweep(n_runs: int, run_days: float) -> dict:
     )
     grid = {"dealers.0.band": [0, 100, 300, 1000, 3000], "dealers.0.positions.0.qty": [2000, -2000]}
     seeds = max(1, n_runs // 10)
-    timings = {}
-    tables = {}
-    for label, executor, workers in (
+    configs = (
         ("processes_1", "processes", 1),
         ("processes_2", "processes", 2),
         ("dask_2", "dask", 2),
-    ):
-        start = time.perf_counter()
-        tables[label] = mmsim.sweep(
-            scenario, grid, seeds=seeds, executor=executor, workers=workers, progress=False
+    )
+    for _, executor, workers in configs:  # warm-up: first-ever workers load numba caches
+        mmsim.sweep(
+            scenario,
+            {"dealers.0.band": [0, 1]},
+            seeds=2,
+            executor=executor,
+            workers=workers,
+            progress=False,
         )
-        timings[label] = time.perf_counter() - start
+    timings: dict[str, float] = {}
+    tables = {}
+    for order in (configs, configs[::-1]):  # best of two, in both orders (noisy machine)
+        for label, executor, workers in order:
+            start = time.perf_counter()
+            tables[label] = mmsim.sweep(
+                scenario, grid, seeds=seeds, executor=executor, workers=workers, progress=False
+            )
+            elapsed = time.perf_counter() - start
+            timings[label] = min(timings.get(label, elapsed), elapsed)
     assert tables["processes_1"].equals(tables["processes_2"])
     assert tables["processes_1"].equals(tables["dask_2"])
     runs = len(tables["processes_1"])
@@ -219,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     engines = [bench_engine(n, days, max(1, repeat - 2)) for n in (1, 10, 1000)]
     for row in engines:
         row["ratio_to_bare_simpy"] = row["events_per_s"] / bare
-    sweep = bench_sweep(20 if args.quick else 200, 0.05 if args.quick else 0.5)
+    sweep = bench_sweep(20 if args.quick else 200, 0.05 if args.quick else 0.25)
     print(f"{'measure':<46}{'value':>14}{'baseline':>14}{'ratio':>9}")
     for g in greeks:
         print(
