@@ -1,25 +1,30 @@
-"""Matplotlib figures of runs and sweeps. Never imported by the core; figures are
-returned (``plot_*``) or written as PNGs (``save_*``), never shown."""
+"""Matplotlib figures of runs and sweeps; never imported by the core.
+
+``plot_*`` return :class:`~matplotlib.figure.Figure` objects on an Agg canvas, not registered
+with pyplot: nothing is ever shown (a notebook displays a returned figure) and the caller's
+backend is left alone. ``save_*`` write PNGs. One style, :data:`STYLE`, for every figure.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mmsim.result import Result, load_result
 
 __all__ = [
+    "STYLE",
+    "book_at",
     "plot_dealers",
+    "plot_gex_profile",
     "plot_gex_views",
     "plot_returns_by_regime",
     "plot_run",
@@ -33,10 +38,8 @@ __all__ = [
     "save_sweep_plots",
 ]
 
-_BUY, _SELL = "#1a9850", "#d73027"
-_ABOVE, _BELOW = "#abd9e9", "#fdae61"  # regime shading: above / below the true flip
-STYLE = {
-    "figure.dpi": 100,
+STYLE = {  # rcParams applied while every figure is drawn and saved
+    "figure.dpi": 110,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.titlesize": 11,
@@ -45,339 +48,417 @@ STYLE = {
     "xtick.labelsize": 8,
     "ytick.labelsize": 8,
 }
+_VIEW = {"true": "#2c7bb6", "visible": "#d7191c"}  # true book vs exchange-visible view
+_REGIMES = {  # series regime -> label, shading colour, line colour
+    1.0: ("above flip (long gamma)", "#abd9e9", "#2c7bb6"),
+    -1.0: ("below flip (short gamma)", "#fdae61", "#d7191c"),
+}
+_HOURS = "trading time (hours)"
+_NOTE = {"fontsize": 7, "va": "top", "ha": "right", "color": "purple", "rotation": 90}
+_CAUSES = {"gamma": "spot", "charm": "time", "vanna": "implied vol", "other": "new lines etc."}
 
 
-@contextmanager
-def _style():
-    with plt.rc_context(STYLE):
-        yield
+def _styled(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with mpl.rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
-def _hours(t) -> np.ndarray:
+def _figure(nrows: int = 1, ncols: int = 1, *, size, **kw) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure on an Agg canvas and its 2-D array of axes."""
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with mpl.rc_context(STYLE):  # ticks are created lazily, at draw time
+        fig.savefig(path)
+    return path
+
+
+def _hours(t) -> np.ndarray:  # clock seconds -> trading hours since the first open
     return np.asarray(t, dtype=float) / 3600.0
 
 
+# -- runs -------------------------------------------------------------------------------
 def _shade_regimes(ax, series: pd.DataFrame) -> None:
-    """Shade time above the true flip blue and below it orange."""
+    """Shade the time above the true flip (long gamma) blue, below it orange."""
     hours, regime = _hours(series["t"]), series["regime"].to_numpy()
-    for value, color, label in (
-        (1.0, _ABOVE, "above flip (long gamma)"),
-        (-1.0, _BELOW, "below flip (short gamma)"),
-    ):
-        mask = regime == value
-        if mask.any():
-            ax.fill_between(
-                hours,
-                0,
-                1,
-                where=mask,
-                color=color,
-                alpha=0.35,
-                lw=0,
-                transform=ax.get_xaxis_transform(),
-                label=label,
-                step="post",
-            )
+    for value, (label, color, _) in _REGIMES.items():
+        if (regime == value).any():
+            kw = {"step": "post", "alpha": 0.35, "lw": 0, "transform": ax.get_xaxis_transform()}
+            ax.fill_between(hours, 0, 1, where=regime == value, color=color, label=label, **kw)
 
 
 def _mark_episodes(ax, episodes: pd.DataFrame) -> None:
-    for i, ep in enumerate(episodes.itertuples()):
-        style = "-" if ep.view == "visible" else ":"
-        ax.axvspan(ep.start / 3600.0, ep.end / 3600.0, color="grey", alpha=0.12, lw=0)
-        ax.axvline(
-            ep.start / 3600.0,
-            color="purple",
-            ls=style,
-            lw=1.2,
-            label="episode start" if i == 0 else None,
-        )
-        ax.annotate(
-            f"{ep.kind} ({ep.view})\n{ep.primary_cause}",
-            (ep.start / 3600.0, 0.98),
-            xycoords=("data", "axes fraction"),
-            fontsize=7,
-            va="top",
-            color="purple",
-            rotation=90,
-        )
+    """Wall breaks and flip crossings: a line at the start, the broken level from start to
+    end, and the kind, views and primary cause written at the start (one per kind and start)."""
+    for i, ((start, kind), same) in enumerate(episodes.groupby(["start", "kind"], sort=True)):
+        t0, t1, level = start / 3600.0, same["end"].max() / 3600.0, same["level"].iloc[0]
+        ax.axvline(t0, color="purple", ls=":", lw=1.2, label=None if i else "episode: start, level")
+        ax.hlines(level, t0, t1, color="purple", lw=1.5, alpha=0.8)
+        views = ", ".join(same["view"]) if "view" in same else ""
+        cause = f"\n{same['primary_cause'].iloc[0]}" if "primary_cause" in same else ""
+        text = f"{kind} ({views}){cause}"
+        ax.annotate(text, (t0, 0.98), xycoords=("data", "axes fraction"), **_NOTE)
 
 
+@_styled
 def plot_run(result: Result) -> Figure:
-    """Price with walls and flips of both views, regime shading, episodes and the
-    dealers' hedge trades (green buys, red sells, sized by shares)."""
-    s, tr = result.series, result.trades
-    hours = _hours(s["t"])
-    with _style():
-        fig, ax = plt.subplots(figsize=(11, 5.5), layout="constrained")
-        _shade_regimes(ax, s)
-        ax.plot(hours, s["price"], color="black", lw=1.0, label="price")
-        for col, color, style, label in (
-            ("flip_true", "#2c7bb6", "--", "flip (true)"),
-            ("flip_visible", "#d7191c", "--", "flip (visible)"),
-            ("call_wall", "#2c7bb6", "-", "call wall (true)"),
-            ("put_wall", "#2c7bb6", "-.", "put wall (true)"),
-            ("call_wall_visible", "#d7191c", "-", "call wall (visible)"),
-            ("put_wall_visible", "#d7191c", "-.", "put wall (visible)"),
-        ):
-            if col in s and s[col].notna().any():
-                ax.plot(hours, s[col], color=color, ls=style, lw=0.9, alpha=0.8, label=label)
-        dealer = tr[tr["kind"] == "dealer"]
-        if len(dealer):
-            size = np.abs(dealer["qty"].to_numpy())
-            scale = 40.0 / max(size.max(), 1.0)
-            buys = (dealer["qty"] > 0).to_numpy()
-            for mask, color, label in ((buys, _BUY, "dealer buys"), (~buys, _SELL, "dealer sells")):
-                ax.scatter(
-                    _hours(dealer["t"][mask]),
-                    dealer["price_before"][mask],
-                    s=3 + scale * size[mask],
-                    c=color,
-                    alpha=0.45,
-                    lw=0,
-                    label=label,
-                )
-        _mark_episodes(ax, result.episodes)
-        lo, hi = s["price"].min(), s["price"].max()
-        pad = 0.25 * (hi - lo) + 1e-9
-        ax.set_ylim(lo - pad, hi + pad)
-        ax.set_ylabel("price ($)")
-        ax.set_xlabel("trading time (hours)")
-        ax.set_title(
-            f"{result.scenario.name}: price, walls, flip and dealer hedging "
-            f"(realized vol {result.metrics['realized_vol']:.1%})"
-        )
-        ax.legend(loc="upper left", ncols=3)
+    """Price ($) with the walls and flip of both views, regime shading, episodes and the
+    dealers' hedge trades (green buys, red sells; marker area grows with size)."""
+    s, trades, hours = result.series, result.trades, _hours(result.series["t"])
+    fig, [[ax]] = _figure(size=(11, 6))
+    _shade_regimes(ax, s)
+    ax.plot(hours, s["price"], color="black", lw=1.0, label="price")
+    lo, hi = s["price"].min(), s["price"].max()
+    for view, sfx in (("true", ""), ("visible", "_visible")):
+        for name, ls in (("flip", "--"), ("call_wall", "-"), ("put_wall", "-.")):
+            level = s[f"flip_{view}" if name == "flip" else name + sfx]
+            if level.notna().any():
+                label = f"{name.replace('_', ' ')} ({view}), last {level.dropna().iloc[-1]:.2f}"
+                ax.plot(hours, level, color=_VIEW[view], ls=ls, lw=0.9, alpha=0.8, label=label)
+                near = level[(level - s["price"]).abs() < 0.005 * s["price"]].to_numpy()
+                lo, hi = near.min(initial=lo), near.max(initial=hi)  # levels within 0.5%
+    hedges = trades[trades["kind"] == "dealer"]
+    qty = hedges["qty"]
+    for side, color, label in ((qty > 0, "#1a9850", "buys"), (qty < 0, "#d73027", "sells")):
+        size = 3 + 40 * qty[side].abs() / max(qty.abs().max(), 1.0)  # marker area, points^2
+        kw = {"s": size, "c": color, "alpha": 0.45, "lw": 0, "label": f"dealer {label}"}
+        if side.any():
+            ax.scatter(_hours(hedges["t"][side]), hedges["price_before"][side], **kw)
+    _mark_episodes(ax, result.episodes)
+    pad = max(0.1 * (hi - lo), 0.001 * hi)
+    ax.set_ylim(lo - pad, hi + pad)  # the path and levels within 0.5% of it; the rest off
+    vol = result.metrics["realized_vol"]
+    title = f"{result.scenario.name}: price, walls, flip, dealer hedges (realized vol {vol:.1%})"
+    ax.set(xlabel=_HOURS, ylabel="price ($)", title=title)
+    fig.legend(loc="outside lower center", ncols=4)
     return fig
 
 
+@_styled
 def plot_dealers(result: Result) -> Figure:
-    """Per dealer: net delta (shares), share gamma (shares per $1) and cumulative hedge
-    demand by cause (spot/gamma, time/charm, vol/vanna, other), in shares."""
-    s, names = result.series, result.scenario.dealer_names()
-    hours = _hours(s["t"])
-    with _style():
-        fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True, layout="constrained")
-        for name in names or ["(no dealer)"]:
-            if f"{name}.delta" not in s:
-                continue
-            axes[0].plot(hours, s[f"{name}.delta"], lw=0.9, label=name)
-            axes[1].plot(hours, s[f"{name}.gamma"], lw=0.9, label=name)
-            for part, style in (("gamma", "-"), ("charm", "--"), ("vanna", ":"), ("other", "-.")):
-                axes[2].plot(
-                    hours, s[f"{name}.flow_{part}"], ls=style, lw=0.9, label=f"{name}: {part}"
-                )
-        axes[0].set_ylabel("net delta (shares)")
-        axes[0].set_title(f"{result.scenario.name}: dealers' delta, gamma and hedge flow")
-        axes[1].set_ylabel("share gamma (shares per $1)")
-        axes[2].set_ylabel("cum. hedge demand (shares)")
-        axes[2].set_xlabel("trading time (hours)")
-        for ax in axes:
-            ax.axhline(0.0, color="grey", lw=0.5)
-            ax.legend(loc="best", ncols=2)
+    """Per dealer: net delta (shares), share gamma (shares per $1) and hedge trades
+    (shares, + = buy); all dealers' cumulative hedge demand by cause (shares)."""
+    s, trades, names = result.series, result.trades, result.scenario.dealer_names()
+    hours, colors = _hours(s["t"]), [mpl.colormaps["tab10"](i % 10) for i in range(len(names))]
+    fig, axes = _figure(4, 1, size=(11, 10), sharex=True)
+    ax_delta, ax_gamma, ax_trades, ax_flow = axes[:, 0]
+    for name, color in zip(names, colors, strict=True):
+        ax_delta.plot(hours, s[f"{name}.delta"], color=color, lw=0.9, label=name)
+        ax_gamma.plot(hours, s[f"{name}.gamma"], color=color, lw=0.9, label=name)
+        mine = trades[(trades["kind"] == "dealer") & (trades["agent"] == name)]
+        label = f"{name}: {len(mine)} trades"
+        ax_trades.vlines(_hours(mine["t"]), 0, mine["qty"], color=color, label=label)
+    for part, ls in (("gamma", "-"), ("charm", "--"), ("vanna", ":"), ("other", "-.")):
+        cols = [f"{n}.flow_{part}" for n in names if f"{n}.flow_{part}" in s]
+        if cols:
+            label = f"{part}: {_CAUSES[part]}"
+            ax_flow.plot(hours, s[cols].sum(axis=1), color="k", ls=ls, lw=0.9, label=label)
+    ax_delta.set_title(f"{result.scenario.name}: dealers' delta, gamma and hedging")
+    ax_delta.set_ylabel("net delta (shares)")
+    ax_gamma.set_ylabel("share gamma (shares per $1)")
+    ax_trades.set_ylabel("hedge trade (shares, + buy)")
+    ax_flow.set(ylabel="cum. hedge demand (shares)", xlabel=_HOURS)
+    for ax in axes[:, 0]:
+        ax.axhline(0.0, color="grey", lw=0.5)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", ncols=4)
     return fig
 
 
+@_styled
 def plot_vol_regimes(result: Result, window: float = 1800.0) -> Figure:
-    """Rolling realized vol (annualized, over ``window`` s) with the regime shaded."""
-    s, sc = result.series, result.scenario
-    every = sc.record.every
-    n = max(round(window / every), 2)
-    r = np.log(s["price"]).diff()
-    vol = r.rolling(n).std() * np.sqrt(sc.clock.year_seconds / every)
-    with _style():
-        fig, ax = plt.subplots(figsize=(11, 4), layout="constrained")
-        _shade_regimes(ax, s)
-        ax.plot(
-            _hours(s["t"]),
-            vol,
-            color="black",
-            lw=1.0,
-            label=f"realized vol, {window / 60:g} min window",
-        )
-        ax.axhline(sc.vol.atm, color="grey", ls="--", lw=0.8, label="implied vol at start")
-        ax.set_xlabel("trading time (hours)")
-        ax.set_ylabel("realized vol (annualized)")
-        ax.set_title(f"{sc.name}: realized volatility by regime")
-        ax.legend(loc="upper left")
+    """Rolling realized vol (annualized, over ``window`` s of samples) and the implied
+    vol level (series ``iv``), with the time above / below the true flip shaded."""
+    s, sc, every = result.series, result.scenario, result.scenario.record.every
+    n = max(min(round(window / every), len(s) // 4), 2)  # short runs: a quarter of the run
+    vol = np.log(s["price"]).diff().rolling(n).std() * np.sqrt(sc.clock.year_seconds / every)
+    fig, [[ax]] = _figure(size=(11, 4))
+    _shade_regimes(ax, s)
+    label = f"rolling realized vol ({n * every / 60:g} min = {n} samples)"
+    ax.plot(_hours(s["t"]), vol, color="black", lw=1.0, label=label)
+    ax.plot(_hours(s["t"]), s["iv"], color="grey", ls="--", lw=0.9, label="implied vol (ATM)")
+    for value, (name, _, color) in _REGIMES.items():
+        level = result.metrics.get(f"realized_vol_{'above' if value > 0 else 'below'}_flip", 0)
+        if level > 0:  # metrics give 0.0 to a regime with fewer than two returns
+            label = f"realized vol {name.split(' (')[0]}, whole run: {level:.1%}"
+            ax.axhline(level, color=color, ls=":", lw=2.0, label=label)
+    ax.set(xlabel=_HOURS, ylabel="volatility (annualized)")
+    ax.set_title(f"{sc.name}: rolling realized volatility by gamma regime")
+    ax.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
+    ax.legend(loc="upper left", ncols=2)
     return fig
 
 
+@_styled
 def plot_returns_by_regime(result: Result) -> Figure:
-    """Histograms of sampled log returns (bp) above and below the true flip."""
-    s = result.series
+    """Histograms of sampled log returns (bp) split by the regime at each return's start."""
+    s, sc = result.series, result.scenario
     r = np.diff(np.log(s["price"].to_numpy())) * 1e4
     regime = s["regime"].to_numpy()[:-1]
-    with _style():
-        fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
-        bins = np.linspace(np.percentile(r, 0.5), np.percentile(r, 99.5), 60) if r.size else 10
-        for value, color, label in (
-            (1.0, "#2c7bb6", "above flip"),
-            (-1.0, "#d7191c", "below flip"),
-            (0.0, "grey", "no flip"),
-        ):
-            sel = r[regime == value]
-            if sel.size > 1:
-                ax.hist(
-                    sel,
-                    bins=bins,
-                    density=True,
-                    alpha=0.5,
-                    color=color,
-                    label=f"{label}: n={sel.size}, sd={sel.std():.2f} bp",
-                )
-        ax.set_xlabel(f"log return per {result.scenario.record.every:g} s (bp)")
-        ax.set_ylabel("density")
-        ax.set_title(f"{result.scenario.name}: returns by regime")
-        ax.legend()
+    lo, hi = np.percentile(r, [0.5, 99.5]) if r.size else (0.0, 0.0)
+    bins = np.histogram_bin_edges(r[(r >= lo) & (r <= hi)], "auto") if hi > lo else 10
+    annualize = np.sqrt(sc.clock.year_seconds / sc.record.every) / 1e4
+    fig, [[ax]] = _figure(size=(8, 4.5))
+    for value, (label, _, color) in {**_REGIMES, 0.0: ("no flip", "", "grey")}.items():
+        sel = r[regime == value]
+        if sel.size > 1:
+            sd = sel.std(ddof=1)
+            label = f"{label}: n={sel.size}, sd {sd:.2f} bp ({sd * annualize:.1%} annualized)"
+            ax.hist(sel, bins=bins, density=True, alpha=0.5, color=color, label=label)
+    ax.set(xlabel=f"log return per {sc.record.every:g} s (bp)", ylabel="density (per bp)")
+    ax.set_title(f"{sc.name}: returns by gamma regime")
+    ax.legend(loc="upper left")
     return fig
 
 
-def _gex_snapshots(result: Result, times) -> Figure:
-    """GEX profiles (true and visible) at ``times``: the run is replayed (same seed, so
-    the same book) up to each time."""
+def book_at(result: Result, t: float):
+    """``(book, S, vol)`` at time ``t`` (s), rebuilt without replaying the run: opening lines,
+    ``positions`` events and skew shifts up to ``t``, the dealers' side (``-qty``) of every
+    customer option trade at or before ``t``; spot ($) and ATM vol from the last series
+    sample at or before ``t``. Expired lines stay but contribute nothing."""
     from mmsim.engine import Simulation
 
-    sim = Simulation(result.scenario, result.entropy)
-    with _style():
-        fig, axes = plt.subplots(
-            1, len(times), figsize=(4.2 * len(times), 4), layout="constrained", squeeze=False
-        )
-        for ax, t in zip(axes[0], sorted(times), strict=True):
-            sim.advance(t)
-            S, book, vol = sim.market.mid, sim.book, sim.vol
-            grid = S * np.linspace(0.85, 1.15, 121)
-            for view, color in (("true", "#2c7bb6"), ("visible", "#d7191c")):
-                ax.plot(
-                    grid,
-                    book.gex_profile(grid, sim.env.now, vol, view) / 1e6,
-                    color=color,
-                    label=view,
-                )
-            ax.axvline(S, color="black", lw=1, label=f"spot {S:.2f}")
-            ax.axhline(0.0, color="grey", lw=0.5)
-            ax.set_title(f"t = {t / 3600:.2f} h")
-            ax.set_xlabel("hypothetical spot ($)")
-        axes[0][0].set_ylabel("net GEX ($M per 1% move)")
-        axes[0][0].legend()
-        fig.suptitle(f"{result.scenario.name}: dealers' GEX profile, true vs visible")
+    sim = Simulation(result.scenario, result.entropy)  # builds the opening book only
+    book, vol, sc = sim.book, sim.vol, result.scenario
+    for ev in (e for e in sc.events if e.at <= t):
+        vol.skew += ev.d_skew if ev.kind == "vol_shift" else 0.0  # the level: series iv
+        for p in ev.positions if ev.kind == "positions" else ():
+            kw = {"visible": p.visible, "multiplier": p.multiplier}
+            expiry = p.expiry_days * sc.clock.session_seconds
+            book.add(p.strike, expiry, p.type == "call", p.qty, ev.dealer, **kw)
+    multiplier = {n: c.multiplier for n, c in zip(sim.segment_names, sc.customers, strict=True)}
+    ot = result.option_trades
+    for tr in ot[ot["t"] <= t].itertuples(index=False):
+        kw = {"visible": bool(tr.visible), "multiplier": multiplier.get(tr.segment, 100.0)}
+        book.add(tr.strike, tr.expiry, bool(tr.is_call), -tr.qty, int(tr.dealer), **kw)
+    s = result.series
+    row = s.iloc[max(int(np.searchsorted(s["t"].to_numpy(), t, side="right")) - 1, 0)]
+    vol.shift = float(row["iv"]) - vol.atm
+    return book, float(row["price"]), vol
+
+
+def _draw_profiles(ax, book, S: float, t: float, vol, grid: np.ndarray) -> None:
+    """Both views' GEX profiles over ``grid`` ($M per 1%), their flips (dashed) and
+    walls (^ call, v put, on the zero line), and the spot."""
+    for view, color in _VIEW.items():
+        profile = book.gex_profile(grid, t, vol, view) / 1e6
+        ax.plot(grid, profile, color=color, label=f"{view} profile")
+        flip = book.flip(S, t, vol, view)
+        if flip is not None and grid[0] <= flip <= grid[-1]:
+            ax.axvline(flip, color=color, ls="--", lw=0.9, label=f"{view} flip {flip:.2f}")
+        for wall, mark in zip(book.walls(S, t, vol, view), ("^", "v"), strict=True):
+            if wall is not None and grid[0] <= wall <= grid[-1]:
+                ax.plot([wall], [0.0], marker=mark, color=color, ms=8, ls="none")
+    ax.axvline(S, color="black", lw=1, label=f"spot {S:.2f}")
+    ax.axhline(0.0, color="grey", lw=0.5)
+
+
+@_styled
+def plot_gex_profile(result: Result, times=None) -> Figure:
+    """True and visible GEX profiles ($M per 1% move) over hypothetical spots at ``times``
+    (s; default the open, mid-run and the close), with each view's flip and walls."""
+    end = float(result.series["t"].iloc[-1])
+    times = sorted([0.0, end / 2, end] if times is None else times)
+    fig, axes = _figure(1, len(times), size=(4.3 * len(times), 4.3), sharey=True)
+    for ax, t in zip(axes[0], times, strict=True):
+        book, S, vol = book_at(result, t)
+        _draw_profiles(ax, book, S, t, vol, S * np.linspace(0.9, 1.1, 161))
+        title = f"t = {t / 3600:.2f} h: spot {S:.2f}, IV {vol.level:.1%}"
+        ax.set(title=title, xlabel="hypothetical spot ($)  (^ call wall, v put wall)")
+        ax.legend(loc="upper left", fontsize=7)
+    axes[0, 0].set_ylabel("net dealer GEX ($M per 1% move)")
+    fig.suptitle(f"{result.scenario.name}: dealers' GEX profile, true book vs visible view")
     return fig
 
 
 def save_run_plots(result: Result, directory: str | os.PathLike) -> list[Path]:
-    """Write price.png, dealers.png, vol_regimes.png, returns_by_regime.png and
-    gex_profile.png (GEX at the open, mid-run and the close) into ``directory``."""
+    """Write price.png, dealers.png, vol_regimes.png, gex_profile.png and
+    returns_by_regime.png into ``directory``; returns their paths."""
     directory = Path(directory)
-    end = result.scenario.clock.duration
     figures = {
-        "price.png": lambda: plot_run(result),
-        "dealers.png": lambda: plot_dealers(result),
-        "vol_regimes.png": lambda: plot_vol_regimes(result),
-        "returns_by_regime.png": lambda: plot_returns_by_regime(result),
-        "gex_profile.png": lambda: _gex_snapshots(result, [0.0, end / 2, end * 0.999]),
+        "price.png": plot_run,
+        "dealers.png": plot_dealers,
+        "vol_regimes.png": plot_vol_regimes,
+        "gex_profile.png": plot_gex_profile,
+        "returns_by_regime.png": plot_returns_by_regime,
     }
-    return [_save(make(), directory / name) for name, make in figures.items()]
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return [_save(make(result), directory / name) for name, make in figures.items()]
 
 
 # -- sweeps -----------------------------------------------------------------------------
-def _sweep_axes(table: pd.DataFrame) -> tuple[str, list[str]]:
-    """The x-axis path (one containing "band" if any) and the grouping paths."""
+_UNITS = {  # unit of a swept path, by its last part
+    **dict.fromkeys(("band", "capacity", "mean_size", "shares"), "shares"),
+    **dict.fromkeys(("latency", "interval", "capacity_window", "at", "start", "duration"), "s"),
+    **dict.fromkeys(("atm", "vol", "d_atm", "floor"), "annualized"),
+    **dict.fromkeys(("S0", "strike", "notional", "half_spread", "tick"), "$"),
+    **dict.fromkeys(("days", "expiry_days"), "sessions"),
+    **{"qty": "contracts", "lam": "$ per share", "rate": "per s", "depth_bp": "shares per bp"},
+}
+_METRICS = {
+    "realized_vol": "realized vol (annualized)",
+    "autocorr_lag1": "lag-1 return autocorrelation (unitless)",
+}
+_BAND_UNITS = {"delta_per_contract": "delta per contract", "per_notional": "shares per $100M"}
+
+
+def _swept(table: pd.DataFrame, spec: dict | None = None) -> list[str]:
+    """Swept paths: ``sweep.json``'s grid and zip keys, else the table's columns between
+    ``run_id`` and ``status`` (:func:`mmsim.sweep.swept_columns`)."""
     from mmsim.sweep import swept_columns
 
-    swept = swept_columns(table)
-    if not swept:
-        raise ValueError("the sweep table has no swept column")
-    x = next((c for c in swept if "band" in c), swept[0])
-    return x, [c for c in swept if c != x]
+    paths = [p for key in ("grid", "zip") for p in (spec or {}).get(key, {}) if p in table]
+    return paths or swept_columns(table)
 
 
-def _group_label(keys, values) -> str:
+def _axes_of(table: pd.DataFrame, swept: list[str] | None) -> tuple[str, list[str]]:
+    """The x path (the first swept path containing "band", else the first) and the others."""
+    if not (swept := swept or _swept(table)):
+        raise ValueError("the sweep table has no swept path")
+    x = next((p for p in swept if "band" in p), swept[0])
+    return x, [p for p in swept if p != x]
+
+
+def _label(path: str, scenario=None) -> str:
+    """``path (unit)``; a dealer's band in its ``band_unit`` when the scenario is known."""
+    parts, unit = path.split("."), _UNITS.get(path.split(".")[-1])
+    if parts[-1] == "band" and scenario is not None and parts[:1] == ["dealers"]:
+        band_unit = scenario.dealers[int(parts[1])].band_unit
+        unit = _BAND_UNITS.get(band_unit, band_unit)
+    return f"{path} ({unit})" if unit else path
+
+
+def _group_label(paths: list[str], values) -> str:
+    """``band=500, qty=-1000 (short gamma)``: last path parts (full paths if ambiguous);
+    a dealer's option quantity says which gamma sign it gives."""
     values = values if isinstance(values, tuple) else (values,)
-    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, values, strict=True))
+    short = [p.split(".")[-1] for p in paths]
+    names = short if len(set(short)) == len(short) else paths
+    out = []
+    for path, name, v in zip(paths, names, values, strict=True):
+        text = f"{name}={v}"
+        if path.endswith(".qty") and ".positions." in path and isinstance(v, int | float):
+            text += " (long gamma)" if v > 0 else " (short gamma)" if v < 0 else " (no gamma)"
+        out.append(text)
+    return ", ".join(out)
 
 
-def plot_vol_vs_parameter(table: pd.DataFrame, metric: str = "realized_vol") -> Figure:
-    """Mean ``metric`` against the swept band (or first swept path) with a 95% band over
-    seeds, one line per combination of the other swept paths."""
-    x, groups = _sweep_axes(table)
-    ok = table[table["status"] == "ok"]
-    with _style():
-        fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
-        for key, part in ok.groupby(groups) if groups else [((), ok)]:
-            stats = part.groupby(x)[metric].agg(["mean", "std", "count"]).sort_index()
-            half = 1.96 * stats["std"].fillna(0.0) / np.sqrt(stats["count"])
-            xs = stats.index.to_numpy(dtype=float)
-            label = _group_label(groups, key) if groups else metric
-            ax.plot(xs, stats["mean"], marker="o", label=label)
-            ax.fill_between(xs, stats["mean"] - half, stats["mean"] + half, alpha=0.2)
-        ax.set_xlabel(x + (" (shares)" if "band" in x else ""))
-        ax.set_ylabel(metric.replace("_", " ") + (" (annualized)" if "vol" in metric else ""))
-        ax.set_title(f"{metric} vs {x}: mean and 95% band over seeds")
-        ax.legend()
+def _t975(df):
+    """Student's t 97.5% quantile, ``df`` >= 1 (a table, then ``1.96 + 2.5 / df``: < 0.7% off)."""
+    table = np.array([np.nan, 12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23])
+    df = np.asarray(df, dtype=int)
+    return np.where(df <= 10, table[np.clip(df, 0, 10)], 1.96 + 2.5 / np.maximum(df, 1))
+
+
+def _ok(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["status"] == "ok"] if "status" in table else table
+
+
+@_styled
+def plot_vol_vs_parameter(table, metric="realized_vol", *, swept=None, scenario=None) -> Figure:
+    """Mean ``metric`` of a sweep table against the swept band (else the first swept path)
+    with a 95% confidence band over seeds (Student t), one line per combination of the
+    other swept paths (e.g. one per gamma sign). ``swept`` (paths) defaults to the
+    table's; ``scenario`` (the sweep's base) gives a band its unit."""
+    x, groups = _axes_of(table, swept)
+    ok = _ok(table)
+    numeric = pd.api.types.is_numeric_dtype(ok[x])
+    fig, [[ax]] = _figure(size=(8, 5))
+    for key, part in ok.groupby(groups, dropna=False) if groups else [((), ok)]:
+        stats = part.groupby(x)[metric].agg(["mean", "std", "count"]).sort_index()
+        half = _t975(stats["count"] - 1) * stats["std"] / np.sqrt(stats["count"])  # 1 run: NaN
+        xs = stats.index.to_numpy(dtype=float) if numeric else np.arange(len(stats))
+        label = _group_label(groups, key) if groups else f"mean over {len(part)} runs"
+        (line,) = ax.plot(xs, stats["mean"], marker="o", label=label)
+        lo, hi = stats["mean"] - half, stats["mean"] + half
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
+        if not numeric:
+            ax.set_xticks(xs, [str(v) for v in stats.index])
+    positive = ok[x][ok[x] > 0] if numeric else []
+    if len(positive) and positive.max() >= 20 * positive.min():  # a geometric grid
+        ax.set_xscale("symlog", linthresh=positive.min(), linscale=0.5)
+    title = f"{metric} vs {x}: mean and 95% confidence band over seeds"
+    ax.set(xlabel=_label(x, scenario), ylabel=_METRICS.get(metric, metric), title=title)
+    ax.legend(title="shaded: 95% confidence interval of the mean", loc="best")
     return fig
 
 
-def plot_sweep_heatmap(table: pd.DataFrame, metric: str = "realized_vol") -> Figure:
-    """Mean ``metric`` over the first two swept paths (others averaged)."""
-    x, groups = _sweep_axes(table)
-    y = groups[0]
-    ok = table[table["status"] == "ok"]
-    grid = ok.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
-    with _style():
-        fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
-        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
-        ax.set_yticks(range(grid.shape[0]), [str(i) for i in grid.index])
-        for (i, j), v in np.ndenumerate(grid.to_numpy()):
-            ax.text(j, i, f"{v:.3g}", ha="center", va="center", color="white", fontsize=8)
-        fig.colorbar(image, ax=ax, label=metric.replace("_", " "))
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
-        ax.set_title(f"mean {metric} over {x} and {y}")
+@_styled
+def plot_sweep_heatmap(table, metric="realized_vol", *, swept=None, scenario=None) -> Figure:
+    """Mean ``metric`` over seeds on a grid of two swept paths (x as in
+    :func:`plot_vol_vs_parameter`, y the first other path; any further paths averaged)."""
+    x, others = _axes_of(table, swept)
+    if not others:
+        raise ValueError("a heatmap needs two swept paths")
+    grid = _ok(table).pivot_table(index=others[0], columns=x, values=metric, aggfunc="mean")
+    values = grid.to_numpy(dtype=float)
+    fig, [[ax]] = _figure(size=(7.5, 5))
+    image = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [str(i) for i in grid.index])
+    ax.grid(False)
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            color = "black" if image.norm(v) > 0.6 else "white"
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8, color=color)
+    fig.colorbar(image, ax=ax, label=f"mean {_METRICS.get(metric, metric)}")
+    title = f"mean {metric} over seeds" + (f", averaged over {others[1:]}" if others[1:] else "")
+    ax.set(xlabel=_label(x, scenario), ylabel=_label(others[0], scenario), title=title)
     return fig
 
 
-def plot_sweep_distributions(table: pd.DataFrame) -> Figure:
-    """Distributions across seeds of realized vol and lag-1 return autocorrelation, one
-    box per grid point."""
-    ok = table[table["status"] == "ok"]
-    from mmsim.sweep import swept_columns
-
-    swept = swept_columns(table)
-    points = sorted(ok["point"].unique())
-    labels = [_group_label(swept, tuple(ok[ok["point"] == p][swept].iloc[0])) for p in points]
-    with _style():
-        fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * len(points) + 2.5), layout="constrained")
-        for ax, metric, unit in (
-            (axes[0], "realized_vol", "annualized"),
-            (axes[1], "autocorr_lag1", "lag 1"),
-        ):
-            data = [ok[ok["point"] == p][metric].to_numpy() for p in points]
-            ax.boxplot(data, orientation="horizontal", tick_labels=labels)
-            ax.set_xlabel(f"{metric.replace('_', ' ')} ({unit})")
-            ax.set_title(f"{metric} across seeds")
-        axes[1].axvline(0.0, color="grey", lw=0.5)
-        axes[1].set_yticklabels([])
+@_styled
+def plot_sweep_distributions(table, *, swept=None, scenario=None) -> Figure:
+    """Per grid point, across seeds: realized vol and lag-1 return autocorrelation (< 0:
+    reversal, long gamma; > 0: momentum, short gamma) as boxes, each run a dot (a sweep
+    keeps metrics, not returns). ``scenario`` is unused (the sweep figures' signature)."""
+    ok = _ok(table)
+    swept = _swept(table) if swept is None else swept
+    groups = list(ok.groupby(swept, dropna=False, sort=True)) if swept else [((), ok)]
+    labels = [_group_label(swept, key) if swept else "all runs" for key, _ in groups]
+    metrics = [m for m in ("realized_vol", "autocorr_lag1") if m in ok]
+    fig, axes = _figure(1, len(metrics), size=(12, 0.4 * len(groups) + 2.5), sharey=True)
+    jitter = np.random.default_rng(0)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        data = [part[metric].dropna().to_numpy() for _, part in groups]
+        ax.boxplot(data, orientation="horizontal", widths=0.6, manage_ticks=False)
+        for i, d in enumerate(data, start=1):
+            y, label = i + jitter.uniform(-0.15, 0.15, d.size), "one run" if i == 1 else None
+            ax.plot(d, y, "o", ms=3, alpha=0.6, color=_VIEW["true"], label=label)
+        ax.set(xlabel=_METRICS.get(metric, metric), title=f"{metric} across seeds")
+    if "autocorr_lag1" in metrics:
+        axes[0, -1].axvline(0.0, color="grey", lw=0.8)
+    axes[0, 0].set(yticks=range(1, len(labels) + 1), yticklabels=labels, ylabel="grid point")
+    axes[0, 0].legend(loc="best")
     return fig
 
 
 def save_sweep_plots(directory: str | os.PathLike) -> list[Path]:
-    """Write vol_vs_band.png, heatmap.png (two or more swept paths) and
-    distributions.png from a sweep directory's results.parquet."""
+    """Write vol_vs_band.png (if a path was swept), heatmap.png (two or more) and
+    distributions.png from a sweep directory (results.parquet; sweep.json names the
+    swept paths, scenario.yaml their units); returns the paths (none if no run is ok)."""
+    from mmsim.scenario import load_scenario
+
     directory = Path(directory)
     table = pd.read_parquet(directory / "results.parquet")
-    if not (table["status"] == "ok").any():
+    spec, base = directory / "sweep.json", directory / "scenario.yaml"
+    swept = _swept(table, json.loads(spec.read_text()) if spec.is_file() else None)
+    kw = {"swept": swept, "scenario": load_scenario(base) if base.is_file() else None}
+    figures = {
+        "vol_vs_band.png": plot_vol_vs_parameter if swept else None,
+        "heatmap.png": plot_sweep_heatmap if len(swept) >= 2 else None,
+        "distributions.png": plot_sweep_distributions,
+    }
+    if not len(_ok(table)):
         return []
-    paths = [_save(plot_vol_vs_parameter(table), directory / "vol_vs_band.png")]
-    if len(_sweep_axes(table)[1]) >= 1:
-        paths.append(_save(plot_sweep_heatmap(table), directory / "heatmap.png"))
-    paths.append(_save(plot_sweep_distributions(table), directory / "distributions.png"))
-    return paths
+    return [_save(plot(table, **kw), directory / name) for name, plot in figures.items() if plot]
 
 
 def save_plots(directory: str | os.PathLike) -> list[Path]:
@@ -387,56 +468,33 @@ def save_plots(directory: str | os.PathLike) -> list[Path]:
         return save_run_plots(load_result(directory), directory)
     if (directory / "results.parquet").is_file():
         return save_sweep_plots(directory)
-    raise FileNotFoundError(f"{directory}: neither a run nor a sweep directory")
+    what = "neither a run directory (meta.json) nor a sweep directory (results.parquet)"
+    raise FileNotFoundError(f"{directory}: {what}")
 
 
+# -- one book (mmsim gex) ---------------------------------------------------------------
+@_styled
 def plot_gex_views(book, S: float, t: float, vol, title: str) -> Figure:
-    """True vs visible GEX: profiles over spot (top) and by strike (bottom), $M per 1%.
-
-    ``book`` is an ``OptionBook``; flips and walls of each view are marked.
-    """
-    fig, (ax_p, ax_s) = plt.subplots(2, 1, figsize=(10, 7.5), layout="constrained")
-    grid = S * np.linspace(0.8, 1.2, 161)
-    colors = {"true": "#2c7bb6", "visible": "#d7191c"}
-    for view, color in colors.items():
-        ax_p.plot(
-            grid, book.gex_profile(grid, t, vol, view) / 1e6, color=color, label=f"{view} profile"
-        )
-        flip = book.flip(S, t, vol, view)
-        if flip is not None:
-            ax_p.axvline(flip, color=color, ls="--", lw=1, label=f"{view} flip {flip:.2f}")
-        table = book.gex_by_strike(S, t, vol, view)
-        offset = -0.2 if view == "true" else 0.2
-        ax_s.bar(
-            table["strike"] + offset,
-            table["net_gex"] / 1e6,
-            0.4,
-            color=color,
-            alpha=0.8,
-            label=f"{view} net GEX",
-        )
-        cw, pw = book.walls(S, t, vol, view)
-        for wall, mark in ((cw, "^"), (pw, "v")):
-            if wall is not None:
-                ax_s.plot([wall], [0.0], marker=mark, color=color, ms=9, ls="none")
-    for ax in (ax_p, ax_s):
-        ax.axvline(S, color="black", lw=1, label=f"spot {S:.2f}")
-        ax.axhline(0.0, color="grey", lw=0.5)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    ax_p.set_xlabel("hypothetical spot ($)")
-    ax_p.set_ylabel("net GEX ($M per 1% move)")
-    ax_p.set_title(f"{title}: dealers' GEX, true book vs exchange-visible view")
-    ax_s.set_xlabel("strike ($)  (markers: call wall ^, put wall v)")
-    ax_s.set_ylabel("net GEX by strike ($M per 1%)")
+    """True vs visible GEX of an ``OptionBook``: profiles over spot (top) and net GEX by
+    strike (bottom), $M per 1% move; each view's flip and walls marked."""
+    fig, axes = _figure(2, 1, size=(10, 7.5))
+    ax_p, ax_s = axes[:, 0]
+    _draw_profiles(ax_p, book, S, t, vol, S * np.linspace(0.8, 1.2, 161))
+    for view, color in _VIEW.items():
+        by_strike = book.gex_by_strike(S, t, vol, view)
+        strikes = by_strike["strike"] + (-0.2 if view == "true" else 0.2)
+        ax_s.bar(strikes, by_strike["net_gex"] / 1e6, 0.4, color=color, label=f"{view} net GEX")
+    ax_s.axvline(S, color="black", lw=1, label=f"spot {S:.2f}")
+    ax_s.axhline(0.0, color="grey", lw=0.5)
+    title = f"{title}: dealers' GEX, true book vs exchange-visible view"
+    xlabel = "hypothetical spot ($)  (^ call wall, v put wall)"
+    ax_p.set(xlabel=xlabel, ylabel="net GEX ($M per 1% move)", title=title)
+    ax_s.set(xlabel="strike ($)", ylabel="net GEX by strike ($M per 1%)")
+    ax_p.legend(ncols=2)
+    ax_s.legend()
     return fig
 
 
 def save_gex_plot(book, S: float, t: float, vol, path: str | os.PathLike, title: str = "") -> Path:
     """Write :func:`plot_gex_views` to ``path`` (PNG); returns the path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig = plot_gex_views(book, S, t, vol, title)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plot_gex_views(book, S, t, vol, title), Path(path))

@@ -94,7 +94,7 @@ def test_run_prints_a_summary_and_writes_the_default_directory(in_tmp, capsys):
     for words in ("realized vol", "hedge volume", "dealer P&L", "rehedges"):
         assert words in text
     out = in_tmp / "runs" / "long_gamma-seed3"  # runs/<name>-seed<N>
-    assert f"written to      {Path('runs') / 'long_gamma-seed3'}/" in text
+    assert str(Path("runs") / "long_gamma-seed3") in text  # says where it wrote
     assert mmsim.load_result(out).seed == 3
     assert not (out / "price.png").exists()  # --no-plot
 
@@ -333,21 +333,3 @@ def test_schema_prints_the_json_schema(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert "properties" in schema and "dealers" in schema["properties"]
-
-
-# -- every shipped scenario ----------------------------------------------------------------
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_every_shipped_scenario_runs_shortened(path):
-    """Each scenario, cut to a short horizon with a fixed seed, runs and stays finite."""
-    scenario = mmsim.load_scenario(path)
-    days = min(scenario.clock.days, 0.05)
-    end = days * scenario.clock.session_seconds
-    dump = scenario.model_dump()
-    overrides = {
-        "clock.days": days,
-        "record.every": 30.0,
-        "events": [e for e in dump["events"] if e["at"] <= end],
-        "pensions": [p for p in dump["pensions"] if p["start"] + p["duration"] <= end],
-    }
-    result = mmsim.run(scenario, seed=1, overrides=overrides)
-    assert result.series["price"].gt(0).all() and len(result.series) > 2

@@ -9,6 +9,7 @@ Runs are cut to a few minutes of trading time so the whole file takes seconds.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,22 @@ def one_year_calls(qty: float, band: float = 0.0, lam: float = 1e-4) -> dict:
         "positions": [{"type": "call", "strike": 100, "expiry_days": 252, "qty": qty}],
     }
     return base(dealers=[dealer], market={"S0": 100.0, "impact": {"lam": lam}})
+
+
+def run_guarded(sim: Simulation, max_same_instant: int = 200_000) -> mmsim.Result:
+    """``sim.run()``, but a process that loops with zero delays fails the test instead of
+    hanging it: more than ``max_same_instant`` events at one instant means the clock has
+    stopped (a legitimate same-instant hedging cascade stops at MAX_CASCADE = 20,000)."""
+    sim.advance(0.0)  # registers the processes, runs nothing
+    env, end = sim.env, sim.scenario.clock.duration
+    last, same = None, 0
+    while env.peek() < end:
+        t = env.peek()
+        same = same + 1 if t == last else 0
+        last = t
+        assert same <= max_same_instant, f"the clock stopped at t={t:g} s"
+        env.step()
+    return sim.run()  # the closing instant and the Result
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +190,7 @@ def test_result_has_the_documented_tables_and_metrics(multi):
     assert {"t", "price"} <= set(multi.series.columns)
     t = multi.series["t"].to_numpy()
     # the clock in seconds: a sample every record.every s from 0 to the end, inclusive
+    # (rel 1e-12: the grid is k x every in float64, the end days x session_seconds)
     assert t[0] == 0.0 and np.allclose(np.diff(t), sc.record.every, rtol=1e-12)
     assert t[-1] == pytest.approx(sc.clock.duration, rel=1e-12)
     for key in ("realized_vol", "hedge_volume", "n_rehedges"):
@@ -317,6 +335,7 @@ def test_band_units_convert_to_shares():
     )
     sim = Simulation(load_scenario(sc), 1)
     first, second, third = sim.dealers
+    # rel 1e-12 below: a product of three or four floats, rounding only
     assert first.band_shares() == pytest.approx(0.01 * 100 * 500, rel=1e-12)
     # gross 1,000 contracts x 100 x $100 = $10M of notional: 500 x 10M / 100M = 50 shares
     assert second.band_shares() == pytest.approx(500 * 1e7 / 1e8, rel=1e-12)
@@ -362,6 +381,33 @@ def test_capacity_caps_dealer_volume_in_every_window():
     per_window = dealer_trades["qty"].abs().groupby(dealer_trades["t"] // 60).sum()
     assert per_window.max() <= cap
     assert per_window.max() == cap  # the limit binds in this set-up, so the check bites
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: DealerAgent.capacity_exhausted() ignores that its window has ended; a "
+    "price-triggered dealer that used up its capacity and is back inside its band then "
+    "waits env.timeout(0) forever at the window's end (the clock stops, the run hangs)",
+)
+def test_a_capacity_limited_dealer_lets_the_clock_advance():
+    dealer = {
+        "band": 100,
+        "capacity": 50,
+        "capacity_window": 60,
+        "positions": [{"type": "call", "strike": 100, "expiry_days": 21, "qty": -2000}],
+    }
+    sc = base(dealers=[dealer], news=None, noise=None, market={"S0": 100.0, "impact": {"lam": 0}})
+    sim = Simulation(load_scenario(sc), 1)
+    sim.advance(1.0)
+    sim.market.move(1.0)  # net delta ~ -13,800 shares: far outside the band
+    sim.advance(2.0)
+    d = sim.dealers[0]
+    assert d.hedge_volume == 50 and d.capacity_exhausted()  # the capacity binds
+    sim.market.move(-1.0)  # back inside the band: nothing left to do
+    sim.advance(3.0)
+    assert abs(d.net_delta()) <= 100
+    run_guarded(sim)  # the window ends at t = 60 s; the run must go on to the close
 
 
 # -- divergence --------------------------------------------------------------------------
@@ -471,6 +517,43 @@ def test_levels_without_puts_or_a_crossing_are_nan_and_the_rest_finite():
     assert set(LEVEL_COLUMNS) <= set(s.columns)
 
 
+# -- every shipped scenario ------------------------------------------------------------
+SCENARIOS = sorted(Path(__file__).resolve().parents[1].glob("scenarios/*.yaml"))
+CAPACITY_HANG = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: the capacity-limited desk stops the clock at t=120 s "
+    "(DealerAgent.capacity_exhausted ignores the end of its window)",
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=CAPACITY_HANG) if p.stem == "pension_overwhelm" else p
+        for p in SCENARIOS
+    ],
+    ids=[p.stem for p in SCENARIOS],
+)
+def test_every_shipped_scenario_runs_shortened_with_finite_state(path):
+    """Each scenario, cut to 0.05 day (events and pensions past the cut dropped) with a
+    fixed seed, runs to the end with a positive price and finite state columns."""
+    scenario = load_scenario(path)
+    days = min(scenario.clock.days, 0.05)
+    end = days * scenario.clock.session_seconds
+    dump = scenario.model_dump()
+    overrides = {
+        "clock.days": days,
+        "record.every": 30.0,
+        "events": [e for e in dump["events"] if e["at"] <= end],
+        "pensions": [p for p in dump["pensions"] if p["start"] + p["duration"] <= end],
+    }
+    result = run_guarded(Simulation(load_scenario(scenario, overrides=overrides), 1))
+    s = result.series
+    assert len(s) > 2 and s["t"].iloc[-1] == pytest.approx(end, rel=1e-12)  # rounding only
+    assert (s["price"] > 0).all() and np.isfinite(s[STATE_COLUMNS].to_numpy()).all()
+
+
 # -- other agents --------------------------------------------------------------------------
 @pytest.mark.parametrize("schedule", ["twap", "front_loaded", "u_shaped"])
 def test_pension_parent_fills_exactly_on_its_schedule(schedule):
@@ -518,7 +601,7 @@ def test_vol_shift_event_moves_implied_vol():
     events = [{"at": 60, "kind": "vol_shift", "d_atm": 0.1}]
     s = mmsim.run(base(events=events), seed=1).series
     assert (s.loc[s["t"] <= 60, "iv"] == 0.2).all()
-    assert np.allclose(s.loc[s["t"] > 60, "iv"], 0.3, rtol=1e-12)
+    assert np.allclose(s.loc[s["t"] > 60, "iv"], 0.3, rtol=1e-12)  # 0.2 + 0.1 in floats
 
 
 def test_hedge_flow_decomposition_explains_delta_changes():
@@ -533,7 +616,7 @@ def test_hedge_flow_decomposition_explains_delta_changes():
     s = calm.series
     parts = s[["dealer0.flow_gamma", "dealer0.flow_charm", "dealer0.flow_vanna"]].diff().abs()
     other = s["dealer0.flow_other"].diff().abs().sum()
-    assert other < 1e-3 * parts.to_numpy()[1:].sum()
+    assert other < 1e-3 * parts.to_numpy()[1:].sum()  # trapezoid error is O(dS^3)
     assert (s["dealer0.flow_vanna"] == 0.0).all()  # no vol change, no vanna flow
 
     shocked = mmsim.run(

@@ -3,6 +3,10 @@
 Impact models, execution prices and costs, transient decay on the simpy clock, tick
 rounding, conservation, the ``changed`` wake-up event, fill listeners, and the
 InstabilityError a price outside (0, inf) raises.
+
+Tolerances: ``rel=1e-12`` wherever a value comes from a handful of float operations on
+~$100 prices (float64 rounding is ~1e-16 per operation, so 1e-12 is rounding only and
+still catches any formula error); wider ones say why where they appear.
 """
 
 from __future__ import annotations
