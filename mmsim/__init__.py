@@ -10,7 +10,7 @@ Public API (DESIGN.md section 3)::
 
 from mmsim import greeks
 from mmsim.engine import run
-from mmsim.errors import InstabilityError, ScenarioError, SimulationError
+from mmsim.errors import InstabilityError, ResultError, ScenarioError, SimulationError
 from mmsim.result import Result, load_result
 from mmsim.scenario import load_scenario
 from mmsim.schema import Scenario
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "InstabilityError",
     "Result",
+    "ResultError",
     "Scenario",
     "ScenarioError",
     "SimulationError",

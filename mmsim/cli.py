@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmsim.errors import InstabilityError, ScenarioError
+from mmsim.errors import InstabilityError, ResultError, ScenarioError
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -109,7 +109,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     try:
         paths = save_plots(args.directory)
-    except FileNotFoundError as err:
+    except (ResultError, ScenarioError) as err:
         return _fail(str(err))
     for path in paths:
         print(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InstabilityError", "ScenarioError", "SimulationError"]
+__all__ = ["InstabilityError", "ResultError", "ScenarioError", "SimulationError"]
 
 
 class ScenarioError(ValueError):
@@ -33,3 +33,8 @@ class SimulationError(RuntimeError):
 
 class InstabilityError(SimulationError):
     """Dealer-hedging feedback diverged (e.g. ``lam * G <= -1``): price left its domain."""
+
+
+class ResultError(Exception):
+    """A run or sweep directory that is missing, incomplete or damaged; ``str(err)`` is one
+    line naming the directory (or file) and what is wrong with it."""

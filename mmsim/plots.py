@@ -18,7 +18,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mmsim.result import Result, load_result
+from mmsim.errors import ResultError
+from mmsim.result import Result, load_result, reading
 
 __all__ = [
     "STYLE",
@@ -447,10 +448,13 @@ def save_sweep_plots(directory: str | os.PathLike) -> list[Path]:
     from mmsim.scenario import load_scenario
 
     directory = Path(directory)
-    table = pd.read_parquet(directory / "results.parquet")
+    with reading(directory / "results.parquet") as file:
+        table = pd.read_parquet(file)
     spec, base = directory / "sweep.json", directory / "scenario.yaml"
-    swept = _swept(table, json.loads(spec.read_text()) if spec.is_file() else None)
-    kw = {"swept": swept, "scenario": load_scenario(base) if base.is_file() else None}
+    with reading(spec) as file:
+        swept = _swept(table, json.loads(file.read_text()) if file.is_file() else None)
+    with reading(base) as file:
+        kw = {"swept": swept, "scenario": load_scenario(file) if file.is_file() else None}
     figures = {
         "vol_vs_band.png": plot_vol_vs_parameter if swept else None,
         "heatmap.png": plot_sweep_heatmap if len(swept) >= 2 else None,
@@ -469,7 +473,7 @@ def save_plots(directory: str | os.PathLike) -> list[Path]:
     if (directory / "results.parquet").is_file():
         return save_sweep_plots(directory)
     what = "neither a run directory (meta.json) nor a sweep directory (results.parquet)"
-    raise FileNotFoundError(f"{directory}: {what}")
+    raise ResultError(f"{directory}: {what}")
 
 
 # -- one book (mmsim gex) ---------------------------------------------------------------

@@ -12,19 +12,23 @@ so an interrupted save never leaves a half-written result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
+from mmsim.errors import ResultError, ScenarioError
 from mmsim.scenario import dump_scenario_yaml, load_scenario
 from mmsim.schema import Scenario
 
-__all__ = ["TABLES", "Result", "load_result"]
+__all__ = ["TABLES", "Result", "load_result", "reading"]
 
 TABLES = ("series", "trades", "option_trades", "episodes", "accounts")
 
@@ -91,17 +95,42 @@ class Result:
         )
 
 
+@contextlib.contextmanager
+def reading(file: Path) -> Iterator[Path]:
+    """Turn any failure to read ``file`` (missing, damaged, wrong content) into one
+    :class:`~mmsim.errors.ResultError` line naming the file."""
+    try:
+        yield file
+    except ScenarioError as err:
+        raise ResultError(f"{file}: damaged resolved scenario ({err.reason})") from None
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
+        why = f"no {err.args[0]!r}" if isinstance(err, KeyError) else str(err).split("\n")[0]
+        raise ResultError(f"{file}: missing or damaged ({why})") from None
+
+
 def load_result(directory: str | os.PathLike) -> Result:
-    """Read a directory written by :meth:`Result.save`."""
+    """Read a directory written by :meth:`Result.save`.
+
+    Raises :class:`~mmsim.errors.ResultError` (one line: which file, what is wrong) when
+    the directory is not a result or a file in it is missing or damaged.
+    """
     path = Path(directory)
     if not (path / "meta.json").is_file():
-        raise FileNotFoundError(f"{path}: not a result directory (no meta.json)")
-    tables = {name: pd.read_parquet(path / f"{name}.parquet") for name in TABLES}
-    meta = json.loads((path / "meta.json").read_text())
-    seed, entropy = meta.pop("seed"), int(meta.pop("entropy"))
+        raise ResultError(f"{path}: not a result directory (no meta.json)")
+    tables = {}
+    for name in TABLES:
+        with reading(path / f"{name}.parquet") as file:
+            tables[name] = pd.read_parquet(file)
+    with reading(path / "meta.json") as file:
+        meta = json.loads(file.read_text())
+        seed, entropy = meta.pop("seed"), int(meta.pop("entropy"))
+    with reading(path / "metrics.json") as file:
+        metrics = json.loads(file.read_text())
+    with reading(path / "scenario.yaml") as file:
+        scenario = load_scenario(file)
     return Result(
-        scenario=load_scenario(path / "scenario.yaml"),
-        metrics=json.loads((path / "metrics.json").read_text()),
+        scenario=scenario,
+        metrics=metrics,
         seed=seed,
         entropy=entropy,
         meta=meta,

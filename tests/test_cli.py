@@ -297,18 +297,28 @@ def test_plot_of_a_non_result_directory_exits_2_with_one_line(kind, in_tmp, caps
     assert not list(in_tmp.glob("x/*.png"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=json.JSONDecodeError,
-    reason="BUG: cli._cmd_plot catches only FileNotFoundError; a result directory with a "
-    "damaged metrics.json ends in a JSONDecodeError traceback (exit 1), not one line + 2",
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("metrics.json", "{damaged"),
+        ("meta.json", '{"seed": 1}'),  # no entropy
+        ("series.parquet", "not parquet"),
+        ("trades.parquet", None),  # missing
+        ("scenario.yaml", "dealers: [{band: -1}]"),
+    ],
 )
-def test_plot_of_a_damaged_result_directory_exits_2_with_one_line(saved_run, in_tmp, capsys):
+def test_plot_of_a_damaged_result_directory_exits_2_naming_the_file(
+    saved_run, in_tmp, capsys, name, content
+):
     run = in_tmp / "run"
     shutil.copytree(saved_run, run)
-    (run / "metrics.json").write_text("{damaged")
+    if content is None:
+        (run / name).unlink()
+    else:
+        (run / name).write_text(content)
     assert main(["plot", str(run)]) == 2
-    one_error_line(capsys.readouterr().err)
+    assert name in one_error_line(capsys.readouterr().err)
+    assert not list(run.glob("*.png"))
 
 
 # -- mmsim gex / schema -------------------------------------------------------------------

@@ -313,6 +313,6 @@ def test_save_plots_dispatches_on_the_directory(result, sweep_dir, tmp_path):
     assert len(paths) == 5 and all(p.parent == run_dir for p in paths)
     (tmp_path / "empty").mkdir()
     for neither in (tmp_path / "empty", tmp_path / "missing"):
-        with pytest.raises(FileNotFoundError, match="neither a run directory") as err:
+        with pytest.raises(mmsim.ResultError, match="neither a run directory") as err:
             plots.save_plots(neither)
         assert "\n" not in str(err.value)

@@ -118,7 +118,10 @@ class DealerAgent:
             return 0.0
         self.last_delta_before_hedge = delta
         goal = 0.0 if self.config.target == "center" else math.copysign(band, delta)
-        qty = float(round(self.config.hedge_fraction * (goal - delta)))
+        # whole shares, rounded toward the goal's side (never past it): with any stable
+        # feedback |lam * G| < 1 the dealer's own impact then shrinks |net delta| every
+        # round, so a same-instant cascade settles instead of ping-ponging around zero
+        qty = float(math.trunc(self.config.hedge_fraction * (goal - delta)))
         qty = self._within_capacity(qty)
         if qty == 0.0:
             return 0.0
@@ -128,29 +131,30 @@ class DealerAgent:
         self.n_rehedges += 1
         return qty
 
+    def _roll_window(self) -> None:
+        """Start a fresh capacity window once the current one has ended."""
+        now, window = self.market.env.now, self.config.capacity_window
+        if now >= self._window_start + window:
+            self._window_start = window * math.floor(now / window)
+            self._window_used = 0.0
+
     def _within_capacity(self, qty: float) -> float:
         cap = self.config.capacity
         if cap is None:
             return qty
-        now = self.market.env.now
-        window = self.config.capacity_window
-        if now >= self._window_start + window:
-            self._window_start = window * math.floor(now / window)
-            self._window_used = 0.0
+        self._roll_window()
         room = max(cap - self._window_used, 0.0)
         allowed = math.copysign(min(abs(qty), math.floor(room)), qty)
         self._window_used += abs(allowed)
         return allowed
 
-    def _settled_at_one_share(self) -> bool:
-        """After a one-share trade: is |net delta| no smaller than before it? Then the
-        dealer's own impact on its gamma undoes what a share can fix (rounding floor)."""
-        return abs(self.net_delta()) >= abs(self.last_delta_before_hedge)
-
     def capacity_exhausted(self) -> bool:
         """True when the current window's capacity is used up."""
         cap = self.config.capacity
-        return cap is not None and self._window_used >= math.floor(cap)
+        if cap is None:
+            return False
+        self._roll_window()
+        return self._window_used >= math.floor(cap)
 
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """The simpy process: wake on price/book changes (or a schedule), then check.
@@ -187,6 +191,4 @@ class DealerAgent:
                         "the local feedback |lam * G| >= 1 (short gamma chases its own impact, "
                         "long gamma over-corrects it)"
                     )
-                if qty <= MIN_ORDER and self._settled_at_one_share():
-                    break  # one share is the smallest order and it no longer helps
                 yield env.timeout(cfg.latency)
