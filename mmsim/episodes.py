@@ -17,8 +17,10 @@ Evidence, measured over the window ``[start - lookback, start + duration]``:
 - ``otc_support`` (OTC offset): the true GEX profile at the visible wall over the
   visible one (1 = the true book supports the wall as drawn; <= 0 = opposite sign).
 - ``iv_change`` (vol regime shift): change of ATM implied vol over the window.
-- ``wall_melt`` (expiration melt): how much of the wall strike's true gamma was gone
-  at the break, relative to its peak in the lookback (0 = none, 1 = all).
+- ``wall_melt`` (expiration melt): how much of the wall strike's true gamma is gone
+  once the break is confirmed (``start + duration``), relative to its peak in the
+  lookback before the break (0 = none, 1 = all). Near expiry a strike's gamma collapses
+  as soon as price is a few ``sigma * sqrt(T)`` away; with time left it barely moves.
 
 Each cause whose evidence passes its threshold is listed in ``causes`` (strongest
 first); the strongest, scored as evidence over threshold, is ``primary_cause``
@@ -108,6 +110,20 @@ class _Evidence:
         uncapped = len(caps) < len(self.sc.dealers)
         return exo, dealer, math.inf if uncapped or not caps else float(sum(caps))
 
+    def _melt(self, side: str, level: float, w0: int, before: int, w1: int) -> float:
+        """Share of the wall strike's true gamma gone by the end of the break's
+        confirmation window (sample ``w1``), against its peak from the lookback start
+        ``w0`` to just before the break; 1 if the wall has left the strike by then."""
+        s = self.series
+        wall = s[f"{side}_wall_visible"].to_numpy()[w0 : w1 + 1]
+        strike = np.abs(s[f"{side}_wall_strike_gex"].to_numpy()[w0 : w1 + 1])
+        same = np.isclose(wall, level) & np.isfinite(strike)
+        peak = strike[: before - w0 + 1][same[: before - w0 + 1]]
+        if not peak.size or peak.max() <= 0.0:
+            return 0.0
+        now = strike[-1] if same[-1] else 0.0
+        return float(max(1.0 - now / peak.max(), 0.0))
+
     def measure(self, i0: int, side: str, direction: float, level: float) -> dict:
         cfg, s, t = self.sc.record.episodes, self.series, self.t
         t0 = t[i0] - cfg.lookback
@@ -126,12 +142,7 @@ class _Evidence:
             visible = s[f"{side}_wall_gex_visible"].to_numpy()[before]
             if np.isfinite(true) and np.isfinite(visible) and visible != 0.0:
                 otc_support = float(true / visible)
-            wall = s[f"{side}_wall_visible"].to_numpy()[w0 : before + 1]
-            strike = np.abs(s[f"{side}_wall_strike_gex"].to_numpy()[w0 : before + 1])
-            same = np.isclose(wall, level) & np.isfinite(strike)
-            if same.any() and strike[same].max() > 0.0:
-                now = strike[-1] if same[-1] else 0.0
-                melt = float(1.0 - now / strike[same].max())
+            melt = self._melt(side, level, w0, before, w1)
         else:  # flip crossing: the sign of GEX at spot in both views
             true, visible = s["gex_true"].to_numpy()[before], s["gex_visible"].to_numpy()[before]
             if visible != 0.0:

@@ -126,13 +126,13 @@ def test_wider_band_moves_realized_vol_back_toward_no_dealer_level(no_dealer):
     assert vols[0] > base  # short gamma amplifies at every band width tested
 
 
-def test_partial_rehedging_keeps_strong_long_gamma_stable_with_the_same_fixed_point(no_dealer):
-    """kappa = 1.5: rehedging all of the excess over-corrects the dealer's own impact and
-    the cascade diverges (factor 1 - (1 + kappa) = -1.5 a round); rehedging half of it
-    (factor 1 - 0.5 * 2.5 = -0.25) settles, and on the same 1 / (1 + kappa) as theory."""
-    qty = contracts_for(1.5)
-    with pytest.raises(InstabilityError):
-        run(qty)
-    result, k = run(qty, fraction=0.5)
+@pytest.mark.parametrize("kappa", [1.5, 4.0])
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_strong_long_gamma_settles_on_the_theory_fixed_point(no_dealer, kappa, fraction):
+    """kappa > 1, long gamma: naively rehedging the excess would over-correct the dealer's
+    own impact in growing swings (factor 1 - f (1 + kappa) a round, below -1). The dealer
+    measures that overshoot on its own fill and sizes by it, so whole or partial
+    rehedging both settle on theory's 1 / (1 + kappa): long gamma always dampens."""
+    result, k = run(contracts_for(kappa), fraction=fraction)
     ratio = result.metrics["realized_vol"] / no_dealer.metrics["realized_vol"]
     assert ratio == pytest.approx(1.0 / (1.0 + k), rel=0.03)  # same shocks; G drift, rounding

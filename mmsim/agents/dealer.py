@@ -70,6 +70,8 @@ class DealerAgent:
         self._gross_version = -1
         self._gross_units = 0.0
         self._start_level = vol.level  # ATM vol at the start, for the panic rule
+        # (t, price after, book version, net delta before, qty) of the last own fill
+        self._last_fill: tuple[float, float, int, float, float] | None = None
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -116,20 +118,38 @@ class DealerAgent:
         band = self.band_shares()
         if abs(delta) <= max(band, MIN_ORDER):
             return 0.0
+        response = self._overshoot_response(delta)
         self.last_delta_before_hedge = delta
         goal = 0.0 if self.config.target == "center" else math.copysign(band, delta)
         # whole shares, rounded toward the goal's side (never past it): with any stable
         # feedback |lam * G| < 1 the dealer's own impact then shrinks |net delta| every
         # round, so a same-instant cascade settles instead of ping-ponging around zero
-        qty = float(math.trunc(self.config.hedge_fraction * (goal - delta)))
+        qty = float(math.trunc(self.config.hedge_fraction * (goal - delta) / response))
         qty = self._within_capacity(qty)
         if qty == 0.0:
             return 0.0
         fill = self.market.submit(self.account, qty)
+        self._last_fill = (fill.t, fill.price_after, self.book.version, delta, qty)
         self.hedge_volume += abs(qty)
         self.hedge_cost += fill.cost
         self.n_rehedges += 1
         return qty
+
+    def _overshoot_response(self, delta: float) -> float:
+        """How many shares of net delta one share of hedge removed, measured on the
+        dealer's own last fill when nothing else has happened since (same instant, same
+        price, same book): ``1 + lam * G`` locally. Used only when that fill overshot
+        and grew ``|net delta|`` (response > 2: long gamma so strong, e.g. at a 0DTE
+        strike, that trading the full excess over-corrects the dealer's own impact);
+        1 otherwise, so every stable regime is hedged naively, as DESIGN's theory has it."""
+        if self._last_fill is None:
+            return 1.0
+        t, price, version, before, qty = self._last_fill
+        market = self.market
+        if t != market.env.now or price != market.mid or version != self.book.version:
+            return 1.0
+        response = (before - delta) / -qty
+        return response if response > 2.0 else 1.0
 
     def _roll_window(self) -> None:
         """Start a fresh capacity window once the current one has ended."""
@@ -162,8 +182,11 @@ class DealerAgent:
         A price-triggered dealer sees its own trade's impact as a price change too: after
         each trade it looks again (after its latency) until it is inside its band. That
         cascade is what turns an exogenous move ``dS0`` into ``dS0 / (1 + lam * G)``: each
-        round is ``|lam * G|`` times the last. Rounds that keep growing mean the local
-        ``|lam * G| >= 1``, and the run stops with :class:`InstabilityError`.
+        round is ``|lam * G|`` times the last. Long gamma with ``lam * G > 1`` would
+        over-correct in growing swings; the dealer sizes by the response it measured on
+        its own fill instead (:meth:`_overshoot_response`), which lands on the same fixed
+        point. Short-gamma rounds that keep growing mean ``lam * G <= -1``: the run stops
+        with :class:`InstabilityError`.
         """
         cfg = self.config
         if cfg.trigger == "schedule":
@@ -188,7 +211,6 @@ class DealerAgent:
                     raise InstabilityError(
                         f"dealer {self.name!r} hedging ran away at t={env.now:.3f}s (price "
                         f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): "
-                        "the local feedback |lam * G| >= 1 (short gamma chases its own impact, "
-                        "long gamma over-corrects it)"
+                        "the local feedback lam * G <= -1 (short gamma chasing its own impact)"
                     )
                 yield env.timeout(cfg.latency)
