@@ -18,6 +18,7 @@ __all__ = [
     "realized_vol",
     "regime_metrics",
     "summarize",
+    "wall_metrics",
 ]
 
 
@@ -74,8 +75,10 @@ def summarize(
     Keys: ``realized_vol`` (annualized, sampled every ``every`` s), ``autocorr_lag1``
     (of sampled log returns), ``max_drawdown`` (fraction), ``price_change`` ($),
     ``hedge_volume`` (shares, all dealers), ``hedge_cost`` ($), ``n_rehedges``,
-    ``dealer_pnl`` ($, mark-to-market), ``exogenous_volume`` (shares traded by
-    non-dealers), and per dealer ``<name>.pnl``, ``<name>.hedge_volume``,
+    ``dealer_pnl`` ($, mark-to-market), ``dealer_pnl_vol`` (its dispersion: std of the
+    sampled P&L changes of all dealers, annualized like realized vol, $ per sqrt(year)),
+    ``exogenous_volume`` (shares traded by non-dealers), the time shares of
+    :func:`wall_metrics`, and per dealer ``<name>.pnl``, ``<name>.hedge_volume``,
     ``<name>.hedge_cost``, ``<name>.n_rehedges``.
     """
     prices = series["price"].to_numpy()
@@ -95,6 +98,14 @@ def summarize(
         totals["n_rehedges"] += stats["n_rehedges"]
         totals["dealer_pnl"] += stats["pnl"]
     out.update(totals)
+    pnl_cols = [f"{name}.pnl" for name in dealers if f"{name}.pnl" in series]
+    pnl_steps = np.diff(series[pnl_cols].to_numpy().sum(axis=1)) if pnl_cols else np.zeros(0)
+    out["dealer_pnl_vol"] = (
+        float(np.std(pnl_steps, ddof=1) * math.sqrt(year_seconds / every))
+        if pnl_steps.size > 1
+        else 0.0
+    )
+    out.update(wall_metrics(series))
     out.update(regime_metrics(series, every, year_seconds))
     out.update(flow_split(series, list(dealers)))
     exo = trades["kind"] != "dealer" if len(trades) else np.zeros(0, dtype=bool)
@@ -116,6 +127,22 @@ def regime_metrics(series: pd.DataFrame, every: float, year_seconds: float) -> d
         out[f"time_{name}"] = float(sel.size / r.size) if r.size else 0.0
         vol = np.std(sel, ddof=1) * math.sqrt(year_seconds / every) if sel.size > 1 else 0.0
         out[f"realized_vol_{name}"] = float(vol)
+    return out
+
+
+def wall_metrics(series: pd.DataFrame) -> dict[str, float]:
+    """Share of samples with price above the call wall (``time_beyond_call_wall``) or
+    below the put wall (``time_beyond_put_wall``), true walls and, with the suffix
+    ``_visible``, the exchange-visible ones. A sample without that wall counts as not
+    beyond it."""
+    price = series["price"].to_numpy()
+    out: dict[str, float] = {}
+    for suffix in ("", "_visible"):
+        for side, sign in (("call", 1.0), ("put", -1.0)):
+            wall = series[f"{side}_wall{suffix}"].to_numpy()
+            with np.errstate(invalid="ignore"):
+                beyond = sign * (price - wall) > 0.0  # NaN wall: False
+            out[f"time_beyond_{side}_wall{suffix}"] = float(beyond.mean()) if price.size else 0.0
     return out
 
 
