@@ -223,7 +223,13 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mmsim``."""
-    parser = _Parser(prog="mmsim", description=__doc__.split("\n")[0].replace("The ", "", 1))
+    parser = _Parser(
+        prog="mmsim",
+        description="Agent-based simulator of how options dealers' delta hedging moves the "
+        "underlying market: run scenarios, sweep parameters, plot walls and regimes.",
+        epilog="exit status: 0 ok, 2 bad input (one line naming file, field and line), "
+        "3 the hedging feedback diverged (lam * G <= -1), 130 interrupted",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     overrides = {
         "action": "append",
