@@ -109,12 +109,29 @@ class MarketConfig(_Strict):
     )
 
 
+class FollowRealized(_Strict):
+    """Implied vol that follows realized vol: the ATM level becomes
+    ``(1 - weight) * atm + weight * rv + event shifts``, ``rv`` an exponentially weighted
+    estimate of the price's realized vol (annualized) that starts at ``atm``."""
+
+    weight: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="How much of the ATM level is realized vol (0 = none, 1 = all)."
+    )
+    half_life: PositiveFloat = Field(
+        1800.0, description="Half-life of the realized-vol estimate, s of trading time."
+    )
+    every: PositiveFloat = Field(10.0, description="Seconds between updates (return horizon).")
+
+
 class VolConfig(_Strict):
     """Implied vol surface ``max(atm + skew * log(K/S), floor)``, annualized."""
 
     atm: PositiveFloat = 0.20
     skew: float = 0.0
     floor: PositiveFloat = 0.01
+    follow_realized: FollowRealized | None = Field(
+        None, description="Let the ATM level follow realized vol (null = a fixed level)."
+    )
 
 
 class News(_Strict):
