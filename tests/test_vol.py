@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -45,7 +46,7 @@ def test_the_level_follows_realized_vol_with_its_weight(weight):
     )
     assert vol.level == 0.20  # the estimate starts at the quoted vol
     prices = gbm(0.40, every, 20 * 180, seed=2)  # 20 half-lives
-    for last, now in zip(prices[:-1], prices[1:], strict=True):
+    for last, now in itertools.pairwise(prices):
         follower.update(last, now)
     assert vol.realized == pytest.approx(0.40, rel=0.13)
     assert vol.level == pytest.approx((1 - weight) * 0.20 + weight * vol.realized, rel=1e-12)
