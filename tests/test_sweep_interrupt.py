@@ -1,0 +1,86 @@
+"""An interrupted sweep loses no finished run and leaves no half-written file.
+
+The real command in a subprocess with a pool of two workers: interrupted (Ctrl-C, i.e.
+SIGINT to its whole process group) or with one of its workers killed, once a few runs
+have finished; then the same command again finishes the rest without redoing any.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def sweep_command(out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mmsim.cli",
+        "sweep",
+        str(ROOT / "scenarios/long_gamma.yaml"),
+        "--grid",
+        "dealers.0.band=0,10,20,30,40,50,60,70,80,90",
+        "--seeds",
+        "3",
+        "--set",
+        "clock.days=0.05",
+        "--workers",
+        "2",
+        "--no-plot",
+        "-o",
+        str(out),
+    ]
+
+
+def start_and_wait_for_runs(out: Path, n: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        sweep_command(out),
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(list((out / "runs").glob("*.json"))) < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no run finished in 120 s"
+        time.sleep(0.05)
+    return proc
+
+
+def finished_runs(out: Path) -> dict[str, dict]:
+    """Every per-run file parses completely (no half-written file)."""
+    return {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+
+
+def test_ctrl_c_keeps_every_finished_run_and_a_rerun_completes(tmp_path):
+    out = tmp_path / "sw"
+    proc = start_and_wait_for_runs(out, 3)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "mmsim: error: interrupted"
+    kept = finished_runs(out)
+    assert len(kept) >= 3
+    stamps = {p.stem: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")]
+
+    rerun = subprocess.run(sweep_command(out), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    table = pd.read_parquet(out / "results.parquet")
+    assert len(table) == 30 and (table["status"] == "ok").all()
+    again = finished_runs(out)
+    for rid, row in kept.items():  # the finished runs were reused, not redone
+        assert again[rid] == row
+        assert (out / "runs" / f"{rid}.json").stat().st_mtime_ns == stamps[rid]
