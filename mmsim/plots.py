@@ -3,7 +3,8 @@
 ``plot_*`` return :class:`~matplotlib.figure.Figure` objects on an Agg canvas, not registered
 with pyplot: nothing is ever shown and the caller's backend is left alone. In Jupyter, a
 returned figure displays as a picture once the inline backend is on (``%matplotlib
-inline``, or any pyplot import in the kernel); ``save_*`` work anywhere. ``save_*`` write PNGs. One style, :data:`STYLE`, for every figure.
+inline``, or any pyplot import in the kernel). ``save_*`` write PNGs, anywhere. One
+style, :data:`STYLE`, for every figure.
 """
 
 from __future__ import annotations
