@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "greeks": greeks,
         "bare_simpy_timeouts_per_s": bare,
         "engine": engines,
+        "sweep": sweep,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
