@@ -31,10 +31,12 @@ __all__ = [
     "GEX_PER_PCT",
     "OptionBook",
     "VisibleConvention",
+    "delta_gamma_packed",
     "line_gex",
     "profile_gex",
     "reduce_delta_gamma",
     "reduce_value",
+    "sample_packed",
     "total_gex",
 ]
 
@@ -77,6 +79,64 @@ def reduce_delta_gamma(S, t, year_seconds, strike, expiry, is_call, units, holde
         d, g = delta_gamma_scalar(S, strike[i], T, sigma, r, q, is_call[i])
         out_delta[holder[i]] += units[i] * d
         out_gamma[holder[i]] += units[i] * g
+
+
+# Rows of the packed line table (``OptionBook.packed``), float64, shape (5, capacity).
+PACK_STRIKE, PACK_EXPIRY, PACK_IS_CALL, PACK_UNITS, PACK_HOLDER = range(5)
+
+
+@njit(cache=True)
+def delta_gamma_packed(S, t, year_seconds, lines, n, level, skew, floor, r, q, out):
+    """:func:`reduce_delta_gamma` over the packed line table ``lines`` (rows ``PACK_*``:
+    strike $, expiry clock s, 1.0 for calls, units = qty x multiplier, holder index):
+    per-holder share delta into ``out[0]`` and share gamma (shares per $1) into
+    ``out[1]``. The same arithmetic in the same order (bit-identical results), with two
+    arrays instead of eight: the per-call dispatch cost is what the event loop pays."""
+    out[:, :] = 0.0
+    for i in range(n):
+        units = lines[PACK_UNITS, i]
+        if lines[PACK_EXPIRY, i] <= t or units == 0.0:
+            continue
+        K = lines[PACK_STRIKE, i]
+        T = (lines[PACK_EXPIRY, i] - t) / year_seconds
+        sigma = surface_iv(K, S, level, skew, floor)
+        d, g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[PACK_IS_CALL, i] != 0.0)
+        h = int(lines[PACK_HOLDER, i])
+        out[0, h] += units * d
+        out[1, h] += units * g
+
+
+@njit(cache=True)
+def sample_packed(S, t, year_seconds, lines, vis_w, n, level, skew, floor, r, q, out):
+    """Everything the series recorder needs from the book in one pass over the lines:
+    per-holder share delta, gamma, charm (shares per year), vanna (shares per 1.00 of
+    vol) and value ($) into rows 0-4 of ``out`` (shape ``(5, n_holders)``); returns the
+    true and visible GEX at ``S`` ($ per 1% move). Bit-identical to
+    :func:`reduce_flow_greeks`, :func:`reduce_value` and :func:`total_gex` (same
+    formulas, same summation order), one BSM evaluation per line instead of four."""
+    out[:, :] = 0.0
+    acc_true = 0.0
+    acc_vis = 0.0
+    for i in range(n):
+        units = lines[PACK_UNITS, i]
+        w_vis = vis_w[i]
+        if lines[PACK_EXPIRY, i] <= t or (units == 0.0 and w_vis == 0.0):
+            continue
+        K = lines[PACK_STRIKE, i]
+        T = (lines[PACK_EXPIRY, i] - t) / year_seconds
+        sigma = surface_iv(K, S, level, skew, floor)
+        g = bsm_scalar(S, K, T, sigma, r, q, lines[PACK_IS_CALL, i] != 0.0)
+        if units != 0.0:
+            h = int(lines[PACK_HOLDER, i])
+            out[0, h] += units * g[1]
+            out[1, h] += units * g[2]
+            out[2, h] += units * g[6]
+            out[3, h] += units * g[5]
+            out[4, h] += units * g[0]
+            acc_true += units * g[2]
+        if w_vis != 0.0:
+            acc_vis += w_vis * g[2]
+    return acc_true * S * S * GEX_PER_PCT, acc_vis * S * S * GEX_PER_PCT
 
 
 @njit(cache=True)
@@ -205,14 +265,11 @@ class OptionBook:
         self._version = 0
         self._index: dict[tuple, int] = {}
         cap = max(int(capacity), 1)
-        self._strike, self._expiry, self._mult = np.zeros(cap), np.zeros(cap), np.zeros(cap)
-        self._qty, self._units, self._vis_w = np.zeros(cap), np.zeros(cap), np.zeros(cap)
+        self._mult, self._qty, self._vis_w = np.zeros(cap), np.zeros(cap), np.zeros(cap)
         self._is_call = np.zeros(cap, dtype=np.bool_)
         self._visible = np.zeros(cap, dtype=np.bool_)
         self._holder = np.zeros(cap, dtype=np.int64)
-        self._fast_key: tuple | None = None  # delta_gamma_into's cached kernel arguments
-        self._fast_args: tuple = ()
-        self._fast_out: tuple = (None, None)
+        self._set_packed(np.zeros((5, cap)))
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -224,6 +281,21 @@ class OptionBook:
     def version(self) -> int:
         """Incremented on every change of the book."""
         return self._version
+
+    @property
+    def packed(self) -> np.ndarray:
+        """The line table the hot-path kernels read, shape ``(5, capacity)`` float64, rows
+        ``PACK_*`` (strike, expiry, is_call as 0/1, units, holder); only the first ``n``
+        columns are lines. Owned by the book: read, never write."""
+        return self._packed
+
+    def _set_packed(self, packed: np.ndarray) -> None:
+        """Adopt ``packed`` as the line table; ``_strike``, ``_expiry``, ``_units`` are
+        views of its rows, so every change to them is seen by the packed kernels."""
+        self._packed = packed
+        self._strike = packed[PACK_STRIKE]
+        self._expiry = packed[PACK_EXPIRY]
+        self._units = packed[PACK_UNITS]
 
     def _view(self, a: np.ndarray) -> np.ndarray:
         v = a[: self._n]
@@ -281,14 +353,19 @@ class OptionBook:
     def _append(self, key: tuple) -> int:
         i = self._n
         if i == self._strike.size:
-            for name in (*_COLUMNS.values(), "_units", "_vis_w"):
+            for name in ("_is_call", "_qty", "_holder", "_visible", "_mult", "_vis_w"):
                 old = getattr(self, name)
                 new = np.zeros(2 * old.size, dtype=old.dtype)
                 new[:i] = old[:i]
                 setattr(self, name, new)
+            packed = np.zeros((5, 2 * i))
+            packed[:, :i] = self._packed[:, :i]
+            self._set_packed(packed)
         h, strike, expiry, is_call, visible, mult = key
         self._holder[i], self._strike[i], self._expiry[i] = h, strike, expiry
         self._is_call[i], self._visible[i], self._mult[i] = is_call, visible, mult
+        self._packed[PACK_IS_CALL, i] = 1.0 if is_call else 0.0
+        self._packed[PACK_HOLDER, i] = h
         self._qty[i] = 0.0
         self._index[key] = i
         self._n = i + 1
@@ -328,31 +405,28 @@ class OptionBook:
     def delta_gamma_into(
         self, S: float, t: float, vol: VolSurface, out_delta: np.ndarray, out_gamma: np.ndarray
     ) -> None:
-        """The hot path of :meth:`net_delta_gamma`: no checks, no allocation. The caller
-        owns ``out_delta`` / ``out_gamma`` of shape ``(n_holders,)``."""
-        key = (self._version, vol.level, vol.skew, vol.floor)
-        if key != self._fast_key:
-            self._fast_key = key
-            self._fast_args = (
-                self.year_seconds,
-                self._strike,
-                self._expiry,
-                self._is_call,
-                self._units,
-                self._holder,
-                self._n,
-                *vol.params(),
-                self.r,
-                self.q,
-                out_delta,
-                out_gamma,
-            )
-            self._fast_out = (out_delta, out_gamma)
-        if self._fast_out[0] is not out_delta or self._fast_out[1] is not out_gamma:
-            self._fast_key = None
-            self.delta_gamma_into(S, t, vol, out_delta, out_gamma)
-            return
-        reduce_delta_gamma(S, t, *self._fast_args)
+        """:meth:`net_delta_gamma` without checks into caller-owned ``out_delta`` /
+        ``out_gamma`` of shape ``(n_holders,)`` (shares, shares per $1)."""
+        reduce_delta_gamma(S, *self._kargs(t, vol, self._units, True), out_delta, out_gamma)
+
+    def delta_gamma_rows(self, S: float, t: float, vol: VolSurface, out: np.ndarray) -> None:
+        """The event loop's hot path: per-holder share delta (shares) into ``out[0]`` and
+        share gamma (shares per $1) into ``out[1]`` at spot ``S`` ($), clock ``t`` (s).
+        No checks, no allocation: the caller owns ``out`` of shape ``(2, n_holders)``."""
+        delta_gamma_packed(
+            S, t, self.year_seconds, self._packed, self._n,
+            vol.level, vol.skew, vol.floor, self.r, self.q, out,
+        )  # fmt: skip
+
+    def sample_greeks(self, S: float, t: float, vol: VolSurface, out: np.ndarray) -> tuple:
+        """Per-holder share delta, gamma, charm (per year), vanna (per 1.00 of vol) and
+        value ($) into rows 0-4 of ``out`` (shape ``(5, n_holders)``), in one pass; returns
+        ``(gex_true, gex_visible)`` at ``S``, $ per 1% move. Equal, bit for bit, to
+        :meth:`flow_greeks`, :meth:`value` and :meth:`gex_at` in both views."""
+        return sample_packed(
+            float(S), float(t), self.year_seconds, self._packed, self._vis_w, self._n,
+            vol.level, vol.skew, vol.floor, self.r, self.q, out,
+        )  # fmt: skip
 
     def value(
         self, S: float, t: float, vol: VolSurface, out: np.ndarray | None = None

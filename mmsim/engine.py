@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import simpy
+from numba import njit
 from tqdm.auto import tqdm
 
 from mmsim.agents.customers import CustomerFlow, OptionTrade
@@ -96,6 +97,27 @@ _OPTION_COLUMNS = [
     "premium",
     "visible",
 ]
+
+
+@njit(cache=True)
+def accumulate_flow(prev, cur, dS, dt, year_seconds, dlevel, flow):
+    """Hedge-flow attribution between two samples, per holder ``h``: with trapezoid
+    greeks (rows of ``prev`` / ``cur``: delta, gamma, charm per year, vanna per 1.00 of
+    vol), subtract from ``flow[0..2, h]`` the delta change due to spot (gamma x ``dS`` $),
+    time (charm x ``dt`` s / ``year_seconds``) and vol (vanna x ``dlevel``), and from
+    ``flow[3, h]`` the rest of the option delta change (shares)."""
+    for h in range(flow.shape[1]):
+        spot = 0.5 * (prev[1, h] + cur[1, h]) * dS
+        time = 0.5 * (prev[2, h] + cur[2, h]) * dt / year_seconds
+        vol = 0.5 * (prev[3, h] + cur[3, h]) * dlevel
+        explained = 0.0
+        explained += spot
+        explained += time
+        explained += vol
+        flow[0, h] -= spot
+        flow[1, h] -= time
+        flow[2, h] -= vol
+        flow[3, h] -= (cur[0, h] - prev[0, h]) - explained
 
 
 def _impact(scenario: Scenario) -> LinearImpact | SqrtImpact:
@@ -211,13 +233,12 @@ class Simulation:
         )
         self._levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
         self._levels = np.full(len(LEVEL_COLUMNS), np.nan)
-        self._greeks = np.zeros((2, 4, self.book.n_holders))  # this and the previous sample
+        # per-holder delta, gamma, charm, vanna, value: this and the previous sample
+        self._greeks = np.zeros((2, 5, self.book.n_holders))
         self._cur = 0
         self._flow = np.zeros((4, self.book.n_holders))  # cumulative hedge demand, shares
         self._flow_state: tuple[float, float, float] | None = None
-        self._hold = np.zeros(self.book.n_holders)
-        self._gam = np.zeros(self.book.n_holders)
-        self._val = np.zeros(self.book.n_holders)
+        self._dealer_accounts = np.array([d.account for d in self.dealers], dtype=np.int64)
 
     # -- construction -----------------------------------------------------------------
     def _account(self, name: str, kind: str) -> int:
@@ -276,12 +297,13 @@ class Simulation:
         """Fill one series row (state just before time ``t``)."""
         market, book, vol = self.market, self.book, self.vol
         S = market.mid
-        greeks = book.flow_greeks(S, t, vol, self._greeks[self._cur])
-        self._hold[:], self._gam[:] = greeks[0], greeks[1]
+        greeks = self._greeks[self._cur]
+        gex_true, gex_visible = book.sample_greeks(S, t, vol, greeks)
+        hold, gam, val = greeks[0], greeks[1], greeks[4]
         self._attribute_flow(S, t, greeks)
-        book.value(S, t, vol, self._val)
         n = len(self.dealers)
-        d_shares = np.array([self.ledger.shares[d.account] for d in self.dealers])
+        d_shares = self.ledger.shares[self._dealer_accounts]
+        total_shares = d_shares.sum()
         hedge = sum(d.hedge_volume for d in self.dealers)
         if self.recorder.filled % self._levels_stride == 0:
             self._update_levels(S, t)
@@ -290,23 +312,23 @@ class Simulation:
         row[: len(STATE_COLUMNS)] = (
             market.price,
             vol.level,
-            self._hold[:n].sum() + d_shares.sum(),
-            self._gam[:n].sum(),
-            d_shares.sum(),
+            hold[:n].sum() + total_shares,
+            gam[:n].sum(),
+            total_shares,
             hedge,
             market.volume - hedge,
-            book.gex_at(S, t, vol, "true"),
-            book.gex_at(S, t, vol, "visible"),
+            gex_true,
+            gex_visible,
             regime,
         )
         k = len(STATE_COLUMNS) + len(LEVEL_COLUMNS)
         row[len(STATE_COLUMNS) : k] = self._levels
         cash = self.ledger.cash
         for i, d in enumerate(self.dealers):
-            pnl = cash[d.account] + d_shares[i] * S + self._val[i]
+            pnl = cash[d.account] + d_shares[i] * S + val[i]
             row[k + 8 * i : k + 8 * i + 8] = (
-                self._hold[i] + d_shares[i],
-                self._gam[i],
+                hold[i] + d_shares[i],
+                gam[i],
                 d_shares[i],
                 pnl,
                 *self._flow[:, i],
@@ -316,16 +338,12 @@ class Simulation:
         """Split each dealer's change of option delta since the last sample into spot
         (gamma), time (charm) and implied-vol (vanna) parts, trapezoid-averaged greeks, and
         the rest (new lines, settlements, skew); accumulate minus each as hedge demand."""
-        prev = self._greeks[1 - self._cur]
-        year, level = self.scenario.clock.year_seconds, self.vol.level
+        level = self.vol.level
         if self._flow_state is not None:
             S0, t0, level0 = self._flow_state
-            mean = 0.5 * (prev + greeks)
-            parts = (mean[1] * (S - S0), mean[2] * (t - t0) / year, mean[3] * (level - level0))
-            change = greeks[0] - prev[0]
-            for j, part in enumerate(parts):
-                self._flow[j] -= part
-            self._flow[3] -= change - sum(parts)
+            prev = self._greeks[1 - self._cur]
+            year = self.scenario.clock.year_seconds
+            accumulate_flow(prev, greeks, S - S0, t - t0, year, level - level0, self._flow)
         self._flow_state = (S, t, level)
         self._cur = 1 - self._cur
 

@@ -70,6 +70,15 @@ def norm_cdf(x: float) -> float:
 
 
 @njit(cache=True)
+def _discount(rate, T):
+    """``exp(-rate * T)`` for a rate per year and ``T`` > 0 years; exactly 1.0 without a
+    call to ``exp`` when ``rate == 0`` (the same value: ``exp(-0.0) == 1.0``)."""
+    if rate == 0.0:
+        return 1.0
+    return math.exp(-rate * T)
+
+
+@njit(cache=True)
 def _deterministic(S, K, T, r, q, is_call):
     """Price, delta, theta, charm when the forward is certain (sigma*sqrt(T) ~ 0)."""
     tt = max(T, 0.0)
@@ -110,8 +119,8 @@ def bsm_scalar(S, K, T, sigma, r, q, is_call):
         price, delta, theta, charm = _deterministic(S, K, T, r, q, is_call)
         return price, delta, 0.0, 0.0, theta, 0.0, charm
     sqrt_t = math.sqrt(T)
-    dq = math.exp(-q * T)
-    dr = math.exp(-r * T)
+    dq = _discount(q, T)
+    dr = _discount(r, T)
     # Written with sd (not sigma**2 * T) so a huge but finite sigma cannot overflow.
     d1 = (math.log(S / K) + (r - q) * T) / sd + 0.5 * sd
     d2 = d1 - sd
@@ -145,7 +154,7 @@ def delta_gamma_scalar(S, K, T, sigma, r, q, is_call):
     if sd < TINY_STDEV:
         _, delta, _, _ = _deterministic(S, K, T, r, q, is_call)
         return delta, 0.0
-    dq = math.exp(-q * T)
+    dq = _discount(q, T)
     # Written with sd (not sigma**2 * T) so a huge but finite sigma cannot overflow.
     d1 = (math.log(S / K) + (r - q) * T) / sd + 0.5 * sd
     gamma = dq * norm_pdf(d1) / (S * sd)

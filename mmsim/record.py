@@ -61,7 +61,7 @@ class SeriesRecorder:
 
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """Sample at each grid time, before that instant's normal events."""
-        for k, t in enumerate(self.times):
+        for k, t in enumerate(self.times.tolist()):  # floats: the clock stays a float
             if k > 0:
                 yield _UrgentTimeout(env, t - env.now)
             self.take(t)

@@ -63,8 +63,8 @@ class DealerAgent:
         self.hedge_cost = 0.0  # $, spread + impact paid
         self.n_rehedges = 0
         self.last_delta_before_hedge = 0.0  # shares
-        self._delta = np.zeros(book.n_holders)
-        self._gamma = np.zeros(book.n_holders)
+        self._dg = np.zeros((2, book.n_holders))  # per-holder share delta, share gamma
+        self._delta, self._gamma = self._dg[0], self._dg[1]
         self._window_start = 0.0
         self._window_used = 0.0  # shares traded in the current capacity window
         self._gross_version = -1
@@ -81,13 +81,16 @@ class DealerAgent:
 
     def option_delta_gamma(self, S: float | None = None) -> tuple[float, float]:
         """Option share delta (shares) and share gamma (shares per $1) at spot ``S``."""
-        S = self.market.mid if S is None else S
-        self.book.delta_gamma_into(S, self.market.env.now, self.vol, self._delta, self._gamma)
+        market = self.market
+        S = market.mid if S is None else S
+        self.book.delta_gamma_rows(S, market.env.now, self.vol, self._dg)
         return float(self._delta[self.index]), float(self._gamma[self.index])
 
     def net_delta(self) -> float:
-        """Option share delta plus shares held, in shares."""
-        return self.option_delta_gamma()[0] + self.shares
+        """Option share delta plus shares held, in shares (the hot path: one kernel call)."""
+        market = self.market
+        self.book.delta_gamma_rows(market.mid, market.env.now, self.vol, self._dg)
+        return float(self._delta[self.index]) + market.ledger.shares_of(self.account)
 
     def band_shares(self) -> float:
         """The tolerance band converted to shares at the current spot."""

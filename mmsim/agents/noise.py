@@ -64,6 +64,8 @@ class NewsDiffusion:
             yield env.timeout(cfg.phase)
         scale = self.scale
         while True:
-            for z in rng.standard_normal(_BLOCK):  # the same draws as one at a time
+            # the same draws as one at a time, as Python floats (numpy scalars would make
+            # the price, and all arithmetic on it, numpy scalars too: several times slower)
+            for z in rng.standard_normal(_BLOCK).tolist():
                 yield env.timeout(cfg.dt)
                 market.move(market.mid * scale * z)
