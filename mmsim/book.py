@@ -32,6 +32,7 @@ __all__ = [
     "OptionBook",
     "VisibleConvention",
     "delta_gamma_packed",
+    "holder_delta_gamma",
     "line_gex",
     "profile_gex",
     "reduce_delta_gamma",
@@ -104,6 +105,26 @@ def delta_gamma_packed(S, t, year_seconds, lines, n, level, skew, floor, r, q, o
         h = int(lines[PACK_HOLDER, i])
         out[0, h] += units * d
         out[1, h] += units * g
+
+
+@njit(cache=True)
+def holder_delta_gamma(S, t, year_seconds, lines, n, level, skew, floor, r, q, holder):
+    """One holder's share delta (shares) and share gamma (shares per $1) over the packed
+    line table: :func:`delta_gamma_packed` restricted to the lines of ``holder`` (the
+    same sums, bit for bit), returned instead of written (no output array to pass)."""
+    delta = 0.0
+    gamma = 0.0
+    for i in range(n):
+        units = lines[PACK_UNITS, i]
+        if lines[PACK_HOLDER, i] != holder or lines[PACK_EXPIRY, i] <= t or units == 0.0:
+            continue
+        K = lines[PACK_STRIKE, i]
+        T = (lines[PACK_EXPIRY, i] - t) / year_seconds
+        sigma = surface_iv(K, S, level, skew, floor)
+        d, g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[PACK_IS_CALL, i] != 0.0)
+        delta += units * d
+        gamma += units * g
+    return delta, gamma
 
 
 @njit(cache=True)
@@ -416,6 +437,16 @@ class OptionBook:
         delta_gamma_packed(
             S, t, self.year_seconds, self._packed, self._n,
             vol.level, vol.skew, vol.floor, self.r, self.q, out,
+        )  # fmt: skip
+
+    def holder_delta_gamma(
+        self, holder: int, S: float, t: float, vol: VolSurface
+    ) -> tuple[float, float]:
+        """The event loop's hot path: share delta (shares) and share gamma (shares per $1)
+        of ``holder``'s lines at spot ``S`` ($), clock ``t`` (s); no checks."""
+        return holder_delta_gamma(
+            S, t, self.year_seconds, self._packed, self._n,
+            vol.level, vol.skew, vol.floor, self.r, self.q, holder,
         )  # fmt: skip
 
     def sample_greeks(self, S: float, t: float, vol: VolSurface, out: np.ndarray) -> tuple:

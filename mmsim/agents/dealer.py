@@ -63,8 +63,6 @@ class DealerAgent:
         self.hedge_cost = 0.0  # $, spread + impact paid
         self.n_rehedges = 0
         self.last_delta_before_hedge = 0.0  # shares
-        self._dg = np.zeros((2, book.n_holders))  # per-holder share delta, share gamma
-        self._delta, self._gamma = self._dg[0], self._dg[1]
         self._window_start = 0.0
         self._window_used = 0.0  # shares traded in the current capacity window
         self._gross_version = -1
@@ -83,14 +81,13 @@ class DealerAgent:
         """Option share delta (shares) and share gamma (shares per $1) at spot ``S``."""
         market = self.market
         S = market.mid if S is None else S
-        self.book.delta_gamma_rows(S, market.env.now, self.vol, self._dg)
-        return float(self._delta[self.index]), float(self._gamma[self.index])
+        return self.book.holder_delta_gamma(self.index, S, market.env.now, self.vol)
 
     def net_delta(self) -> float:
         """Option share delta plus shares held, in shares (the hot path: one kernel call)."""
         market = self.market
-        self.book.delta_gamma_rows(market.mid, market.env.now, self.vol, self._dg)
-        return float(self._delta[self.index]) + market.ledger.shares_of(self.account)
+        delta = self.book.holder_delta_gamma(self.index, market.mid, market.env.now, self.vol)[0]
+        return delta + market.ledger.shares_of(self.account)
 
     def band_shares(self) -> float:
         """The tolerance band converted to shares at the current spot."""
