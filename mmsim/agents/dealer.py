@@ -194,12 +194,13 @@ class DealerAgent:
             while True:
                 yield env.timeout(cfg.interval)
                 self.check()
+        market, capped = self.market, cfg.capacity is not None
         while True:
-            if self.capacity_exhausted():
+            if capped and self.capacity_exhausted():
                 wait_until = self._window_start + cfg.capacity_window
-                yield self.market.changed | env.timeout(max(wait_until - env.now, 0.0))
+                yield market.changed | env.timeout(max(wait_until - env.now, 0.0))
             else:
-                yield self.market.changed
+                yield market.changed
             if cfg.latency > 0.0:
                 yield env.timeout(cfg.latency)
             rounds, growing, last = 0, 0, 0.0
