@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import simpy
 from numba import njit
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mmsim.agents.customers import CustomerFlow, OptionTrade
 from mmsim.agents.dealer import DealerAgent
@@ -36,7 +36,7 @@ from mmsim.record import Log, SeriesRecorder
 from mmsim.result import Result
 from mmsim.scenario import load_scenario
 from mmsim.schema import Scenario
-from mmsim.vol import VolSurface
+from mmsim.vol import RealizedVolFollower, VolSurface
 
 __all__ = ["Simulation", "run"]
 
@@ -151,6 +151,19 @@ class Simulation:
             transient_half_life=mk.transient.half_life,
         )
         self.vol = VolSurface(sc.vol.atm, sc.vol.skew, sc.vol.floor)
+        follow = sc.vol.follow_realized
+        self.vol_follower = (
+            RealizedVolFollower(
+                self.vol,
+                lambda: self.market.mid,
+                weight=follow.weight,
+                half_life=follow.half_life,
+                every=follow.every,
+                year_seconds=clock.year_seconds,
+            )
+            if follow is not None
+            else None
+        )
         self.book = OptionBook(
             max(len(sc.dealers), 1), year_seconds=clock.year_seconds, r=mk.r, q=mk.q
         )
@@ -421,6 +434,7 @@ class Simulation:
         env.process(self.recorder.process(env))
         agents = (
             self.events,
+            self.vol_follower,
             self.expiration,
             self.news,
             self.noise,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mmsim.errors import ScenarioError
 from mmsim.scenario import dump_scenario_yaml, load_scenario, scenario_to_dict

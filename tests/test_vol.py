@@ -64,3 +64,33 @@ def test_the_estimate_halves_its_memory_every_half_life():
         follower.update(100.0, 100.0)
     assert follower.variance == pytest.approx(0.30**2 / 2, rel=1e-12)
     assert vol.level == pytest.approx(0.30 / math.sqrt(2), rel=1e-12)
+
+
+def test_in_a_run_iv_climbs_to_realized_vol_and_the_greeks_follow():
+    """Quoted at 20% while news runs at 40%: with follow_realized the ATM level climbs to
+    the run's realized vol (over the second half of the day, within 15%: the EWMA's
+    sampling error is ~4% and the dealers' long gamma lowers realized vol as it goes),
+    and the dealer's ATM gamma, ~1/vol, ends well below that of the fixed-vol run."""
+    import mmsim
+
+    scenario = {
+        "clock": {"days": 1},
+        "market": {"S0": 100.0, "impact": {"lam": 1e-5}},
+        "vol": {"atm": 0.20, "follow_realized": {"half_life": 1800, "every": 10}},
+        "news": {"vol": 0.40},
+        "dealers": [
+            {
+                "band": 0,
+                "positions": [{"type": "call", "strike": 100, "expiry_days": 21, "qty": 1000}],
+            }
+        ],
+        "record": {"every": 10.0, "levels_every": 1e9},
+    }
+    following = mmsim.run(scenario, seed=1)
+    fixed = mmsim.run({**scenario, "vol": {"atm": 0.20}}, seed=1)
+    iv = following.series["iv"].to_numpy()
+    assert iv[0] == 0.20 and (fixed.series["iv"] == 0.20).all()
+    late = iv[iv.size // 2 :]
+    assert late.mean() == pytest.approx(following.metrics["realized_vol"], rel=0.15)
+    gamma_ratio = following.series["dealer_gamma"].iloc[-1] / fixed.series["dealer_gamma"].iloc[-1]
+    assert gamma_ratio < 0.75
