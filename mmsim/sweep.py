@@ -23,10 +23,12 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import as_completed as futures_as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,34 +284,70 @@ def sweep(
     return table
 
 
+MAX_POOL_RESTARTS = 3
+"""A process pool whose worker dies (killed, out of memory) is broken for every run still
+queued on it; those runs are resubmitted on a fresh pool, at most this many times."""
+
+
 def _execute(todo, base_dict, rows, runs_dir, executor, workers, dask_address, progress):
+    """Run ``todo`` on the executor, saving each row as it finishes; a broken process
+    pool is replaced and its unfinished runs resubmitted."""
     if not todo:
         return
-    pool = _Pool(executor if len(todo) > 1 else "serial", min(workers, len(todo)), dask_address)
-    failures = 0
     bar = tqdm(total=len(todo), unit="run", disable=not progress, desc="sweep")
+    failed = 0
+
+    def record(head: dict[str, Any], outcome: dict[str, Any]) -> None:
+        nonlocal failed
+        row = {**head, "status": outcome["status"], "error": outcome["error"]}
+        row.update(outcome["metrics"])
+        rows[head["run_id"]] = row
+        if runs_dir is not None:
+            _write_json(runs_dir / f"{head['run_id']}.json", row)
+        failed += outcome["status"] != "ok"
+        bar.update(1)
+        bar.set_postfix(failed=failed)
+
     try:
-        heads = {}
-        for head, overrides, seed in todo:  # small tasks: submit all, the pool queues them
-            heads[pool.submit(base_dict, overrides, seed)] = head
-        for fut in pool.as_completed(list(heads)):
-            head = heads.pop(fut)
-            outcome = fut.result()
-            row = {
-                **head,
-                "status": outcome["status"],
-                "error": outcome["error"],
-                **outcome["metrics"],
-            }
-            rows[head["run_id"]] = row
-            if runs_dir is not None:
-                _write_json(runs_dir / f"{head['run_id']}.json", row)
-            failures += outcome["status"] != "ok"
-            bar.update(1)
-            bar.set_postfix(failed=failures)
+        for attempt in range(MAX_POOL_RESTARTS + 1):
+            kind = executor if len(todo) > 1 else "serial"
+            pool = _Pool(kind, min(workers, len(todo)), dask_address)
+            try:
+                todo = _drain(pool, todo, base_dict, record)
+            finally:
+                pool.close()
+            if not todo:
+                return
+            if attempt < MAX_POOL_RESTARTS:
+                bar.write(
+                    f"mmsim: a sweep worker died; restarting for {len(todo)} runs", sys.stderr
+                )
+        for head, _, _ in todo:
+            why = f"BrokenProcessPool: a worker died {MAX_POOL_RESTARTS + 1} times"
+            record(head, {"status": "error", "error": why, "metrics": {}})
     finally:
         bar.close()
-        pool.close()
+
+
+def _drain(pool: _Pool, todo: list, base_dict: dict[str, Any], record) -> list:
+    """Submit every run of ``todo`` (small tasks: the pool queues them) and ``record``
+    each as it finishes; returns the runs lost to a broken process pool."""
+    heads = {
+        pool.submit(base_dict, overrides, seed): (head, overrides, seed)
+        for head, overrides, seed in todo
+    }
+    lost = []
+    for fut in pool.as_completed(list(heads)):
+        run = heads.pop(fut)
+        try:
+            outcome = fut.result()
+        except BrokenProcessPool:
+            lost.append(run)
+            continue
+        except Exception as err:  # the executor lost the run (e.g. dask KilledWorker)
+            outcome = {"status": "error", "error": f"{type(err).__name__}: {err}", "metrics": {}}
+        record(run[0], outcome)
+    return lost
 
 
 def _table(rows: dict[str, dict[str, Any]], spec: SweepSpec) -> pd.DataFrame:

@@ -84,3 +84,26 @@ def test_ctrl_c_keeps_every_finished_run_and_a_rerun_completes(tmp_path):
     for rid, row in kept.items():  # the finished runs were reused, not redone
         assert again[rid] == row
         assert (out / "runs" / f"{rid}.json").stat().st_mtime_ns == stamps[rid]
+
+
+def pool_workers(pid: int) -> list[int]:
+    """The sweep's worker processes (its children, less multiprocessing's tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(c) for c in children if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()
+    ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+def test_a_killed_worker_costs_no_run_the_sweep_restarts_its_pool(tmp_path):
+    out = tmp_path / "sw"
+    proc = start_and_wait_for_runs(out, 3)
+    kept = finished_runs(out)
+    os.kill(pool_workers(proc.pid)[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "a sweep worker died; restarting" in err
+    table = pd.read_parquet(out / "results.parquet")
+    assert len(table) == 30 and (table["status"] == "ok").all()  # the lost runs ran again
+    after = finished_runs(out)
+    assert all(after[rid] == row for rid, row in kept.items())
