@@ -165,7 +165,7 @@ def local_cluster(workers: int) -> Any:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # no fixed port: clusters may coexist
         )
 
 
