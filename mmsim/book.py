@@ -31,7 +31,6 @@ __all__ = [
     "GEX_PER_PCT",
     "OptionBook",
     "VisibleConvention",
-    "delta_gamma_packed",
     "holder_delta_gamma",
     "line_gex",
     "profile_gex",
@@ -87,30 +86,9 @@ PACK_STRIKE, PACK_EXPIRY, PACK_IS_CALL, PACK_UNITS, PACK_HOLDER = range(5)
 
 
 @njit(cache=True)
-def delta_gamma_packed(S, t, year_seconds, lines, n, level, skew, floor, r, q, out):
-    """:func:`reduce_delta_gamma` over the packed line table ``lines`` (rows ``PACK_*``:
-    strike $, expiry clock s, 1.0 for calls, units = qty x multiplier, holder index):
-    per-holder share delta into ``out[0]`` and share gamma (shares per $1) into
-    ``out[1]``. The same arithmetic in the same order (bit-identical results), with two
-    arrays instead of eight: the per-call dispatch cost is what the event loop pays."""
-    out[:, :] = 0.0
-    for i in range(n):
-        units = lines[PACK_UNITS, i]
-        if lines[PACK_EXPIRY, i] <= t or units == 0.0:
-            continue
-        K = lines[PACK_STRIKE, i]
-        T = (lines[PACK_EXPIRY, i] - t) / year_seconds
-        sigma = surface_iv(K, S, level, skew, floor)
-        d, g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[PACK_IS_CALL, i] != 0.0)
-        h = int(lines[PACK_HOLDER, i])
-        out[0, h] += units * d
-        out[1, h] += units * g
-
-
-@njit(cache=True)
 def holder_delta_gamma(S, t, year_seconds, lines, n, level, skew, floor, r, q, holder):
     """One holder's share delta (shares) and share gamma (shares per $1) over the packed
-    line table: :func:`delta_gamma_packed` restricted to the lines of ``holder`` (the
+    line table: :func:`reduce_delta_gamma` restricted to the lines of ``holder`` (the
     same sums, bit for bit), returned instead of written (no output array to pass)."""
     delta = 0.0
     gamma = 0.0
@@ -422,22 +400,6 @@ class OptionBook:
             raise ValueError(f"out arrays must have shape ({self.n_holders},)")  # numba: no bounds
         reduce_delta_gamma(float(S), *self._kargs(t, vol, self._units, True), out_delta, out_gamma)
         return out_delta, out_gamma
-
-    def delta_gamma_into(
-        self, S: float, t: float, vol: VolSurface, out_delta: np.ndarray, out_gamma: np.ndarray
-    ) -> None:
-        """:meth:`net_delta_gamma` without checks into caller-owned ``out_delta`` /
-        ``out_gamma`` of shape ``(n_holders,)`` (shares, shares per $1)."""
-        reduce_delta_gamma(S, *self._kargs(t, vol, self._units, True), out_delta, out_gamma)
-
-    def delta_gamma_rows(self, S: float, t: float, vol: VolSurface, out: np.ndarray) -> None:
-        """The event loop's hot path: per-holder share delta (shares) into ``out[0]`` and
-        share gamma (shares per $1) into ``out[1]`` at spot ``S`` ($), clock ``t`` (s).
-        No checks, no allocation: the caller owns ``out`` of shape ``(2, n_holders)``."""
-        delta_gamma_packed(
-            S, t, self.year_seconds, self._packed, self._n,
-            vol.level, vol.skew, vol.floor, self.r, self.q, out,
-        )  # fmt: skip
 
     def holder_delta_gamma(
         self, holder: int, S: float, t: float, vol: VolSurface

@@ -334,6 +334,24 @@ def test_out_arrays_are_filled_in_place_without_allocation():
     assert peak < 4_096
 
 
+def test_the_event_loop_kernels_equal_the_reference_methods_bit_for_bit():
+    """The engine's fused per-sample pass and the dealer's per-holder kernel use the same
+    formulas in the same order as flow_greeks, value, gex_at and net_delta_gamma, so the
+    results are equal to the last bit (a recorded run must not depend on which is used)."""
+    book, vol = make_book(), surface()
+    for S in (S0, 0.9 * S0, 1.07 * S0):
+        fused = np.full((5, book.n_holders), np.nan)
+        gex_true, gex_visible = book.sample_greeks(S, T0, vol, fused)
+        flow = book.flow_greeks(S, T0, vol, np.full((4, book.n_holders), np.nan))
+        np.testing.assert_array_equal(fused[:4], flow)
+        np.testing.assert_array_equal(fused[4], book.value(S, T0, vol))
+        assert gex_true == book.gex_at(S, T0, vol, "true")
+        assert gex_visible == book.gex_at(S, T0, vol, "visible")
+        delta, gamma = book.net_delta_gamma(S, T0, vol)
+        for holder in range(book.n_holders):
+            assert book.holder_delta_gamma(holder, S, T0, vol) == (delta[holder], gamma[holder])
+
+
 def test_growth_past_capacity_keeps_old_lines():
     lines = [(80.0 + 5 * i, (i + 1) * DAY, i % 2 == 0, float(i - 4), i % 2, i != 3, 100.0)
              for i in range(9)]  # fmt: skip
