@@ -22,7 +22,15 @@ GAMMA_PER_CONTRACT = 100 * 0.0199  # shares per $1: one-year ATM call, 20% vol, 
 
 
 def scenario(
-    qty: float, *, trigger="price", band=0.0, days=0.25, every=60.0, news_phase=0.0, fraction=1.0
+    qty: float,
+    *,
+    trigger="price",
+    band=0.0,
+    days=0.25,
+    every=60.0,
+    news_phase=0.0,
+    fraction=1.0,
+    latency=0.0,
 ):
     """One dealer long ``qty`` one-year ATM calls (short if negative); news only."""
     dealers = (
@@ -33,6 +41,7 @@ def scenario(
                 "band": band,
                 "trigger": trigger,
                 "hedge_fraction": fraction,
+                "latency": latency,
                 "positions": [{"type": "call", "strike": 100.0, "expiry_days": 252, "qty": qty}],
             }
         ]
@@ -136,3 +145,14 @@ def test_strong_long_gamma_settles_on_the_theory_fixed_point(no_dealer, kappa, f
     result, k = run(contracts_for(kappa), fraction=fraction)
     ratio = result.metrics["realized_vol"] / no_dealer.metrics["realized_vol"]
     assert ratio == pytest.approx(1.0 / (1.0 + k), rel=0.03)  # same shocks; G drift, rounding
+
+
+def test_lagged_long_gamma_beyond_one_runs_away_with_a_clear_error():
+    """A dealer answering each price change 1 s late (its own fills included) hedges the
+    previous move: at kappa = +2.4 every hedge over-corrects the last by more than the
+    move itself and the swings grow. The engine stops and says so, naming long gamma.
+    (On a fixed schedule the same book settles into a wide bounded cycle instead: far
+    from the strike gamma falls and kappa drops below 1.)"""
+    with pytest.raises(InstabilityError, match="long gamma over-correcting") as err:
+        run(contracts_for(2.4), days=0.05, every=1.0, latency=1.0)
+    assert "lam * G at start = 2." in str(err.value)

@@ -176,6 +176,20 @@ class DealerAgent:
         self._roll_window()
         return self._window_used >= math.floor(cap)
 
+    def _runaway_message(self, rounds: int) -> str:
+        """Why the hedging ran away, by the sign of the dealer's gamma now."""
+        gamma = self.option_delta_gamma()[1]
+        why = (
+            "short gamma chasing its own impact: lam * G <= -1"
+            if gamma < 0.0
+            else f"long gamma over-correcting hedges that lag by {self.config.latency:g} s: "
+            "lam * G >= 1"
+        )
+        return (
+            f"dealer {self.name!r} hedging ran away at t={self.market.env.now:.3f}s (price "
+            f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): {why}"
+        )
+
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """The simpy process: wake on price/book changes (or a schedule), then check.
 
@@ -209,9 +223,5 @@ class DealerAgent:
                 growing = growing + 1 if qty > last >= RUNAWAY_MIN_SIZE else 0
                 last = qty
                 if growing >= RUNAWAY_ROUNDS or rounds >= MAX_CASCADE:
-                    raise InstabilityError(
-                        f"dealer {self.name!r} hedging ran away at t={env.now:.3f}s (price "
-                        f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): "
-                        "the local feedback lam * G <= -1 (short gamma chasing its own impact)"
-                    )
+                    raise InstabilityError(self._runaway_message(rounds))
                 yield env.timeout(cfg.latency)
