@@ -183,6 +183,7 @@ class Simulation:
         self.opening_account = self._account("opening", "customer")
         self.clearing_account = self._account("clearing", "customer")
         self._open_positions()
+        self.share_gamma_start = self.initial_share_gamma()  # shares per $1, the G of DESIGN
         self.news = (
             NewsDiffusion(sc.news, self.market, stream(_STREAM_NEWS), clock.year_seconds)
             if sc.news is not None
@@ -485,7 +486,7 @@ class Simulation:
     def _feedback(self) -> float | None:
         impact = self.market.impact
         if isinstance(impact, LinearImpact):
-            return impact.lam * self.initial_share_gamma()
+            return impact.lam * self.share_gamma_start
         return None
 
     def _result(self) -> Result:
@@ -516,6 +517,9 @@ class Simulation:
             series, trades, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
         )
         metrics.update(episode_counts(episodes))
+        metrics["share_gamma_start"] = self.share_gamma_start
+        if (kappa := self._feedback()) is not None:
+            metrics["lam_g_start"] = kappa
         accounts_table = pd.DataFrame(
             {
                 "account": names,

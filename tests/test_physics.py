@@ -156,3 +156,15 @@ def test_lagged_long_gamma_beyond_one_runs_away_with_a_clear_error():
     with pytest.raises(InstabilityError, match="long gamma over-correcting") as err:
         run(contracts_for(2.4), days=0.05, every=1.0, latency=1.0)
     assert "lam * G at start = 2." in str(err.value)
+
+
+def test_the_result_reports_the_starting_feedback_lam_g():
+    """``metrics["lam_g_start"]`` is lam x the dealers' share gamma at S0 and t = 0:
+    2,000 one-year ATM calls at 20% vol, gamma 0.019848 per share (BSM), lam 1e-4."""
+    from mmsim.greeks import bsm_greeks
+
+    gamma = float(bsm_greeks(100.0, 100.0, 1.0, 0.20).gamma)
+    result, kappa = run(2_000, days=0.01)
+    assert result.metrics["share_gamma_start"] == pytest.approx(2_000 * 100 * gamma, rel=1e-12)
+    assert result.metrics["lam_g_start"] == pytest.approx(LAM * 2_000 * 100 * gamma, rel=1e-12)
+    assert result.metrics["lam_g_start"] == kappa
