@@ -398,9 +398,10 @@ class Simulation:
 
     def _log_fill(self, fill: Fill) -> None:
         if not fill.price_after < PRICE_CEILING * self.scenario.market.S0:
+            who = self.ledger.names[fill.account]
             raise InstabilityError(
                 f"price reached {fill.price_after:.6g} at t={fill.t:.3f}s, over "
-                f"{PRICE_CEILING:g} x S0: the hedging feedback diverged"
+                f"{PRICE_CEILING:g} x S0, after an order of {fill.qty:+,.0f} shares by {who!r}"
             )
         self.trade_log.append(
             fill.t,
@@ -457,9 +458,20 @@ class Simulation:
             try:
                 self.env.run(until=float(until))
             except InstabilityError as err:
-                kappa = self._feedback()
-                extra = f" (lam * G at start = {kappa:.3g})" if kappa is not None else ""
-                raise InstabilityError(f"{err}{extra}") from None
+                raise InstabilityError(self._explain_instability(err)) from None
+
+    def _explain_instability(self, err: InstabilityError, where: str = "") -> str:
+        """The error's message plus the day of a multi-day run and, with dealers and
+        linear impact, their starting feedback ``lam * G``."""
+        extra = []
+        sc = self.scenario
+        if sc.clock.days > 1:
+            day = min(int(self.env.now // sc.clock.session_seconds) + 1, math.ceil(sc.clock.days))
+            extra.append(f"day {day} of {sc.clock.days:g}")
+        kappa = self._feedback()
+        if kappa is not None and self.dealers:
+            extra.append(f"lam * G at start = {kappa:.3g}")
+        return f"{err}{where}" + (f" ({'; '.join(extra)})" if extra else "")
 
     def run(self, progress: bool = False) -> Result:
         """Run to the end of the clock, the closing instant included; return the Result."""
@@ -479,7 +491,7 @@ class Simulation:
             while env.peek() <= duration:  # the closing instant: expiries, last hedges
                 env.step()
         except InstabilityError as err:
-            raise InstabilityError(f"{err} at the close") from None
+            raise InstabilityError(self._explain_instability(err, " at the close")) from None
         self.recorder.finish(env.now)
         return self._result()
 
@@ -518,6 +530,9 @@ class Simulation:
         )
         metrics.update(episode_counts(episodes))
         metrics["share_gamma_start"] = self.share_gamma_start
+        # 1.0 when a diverging cascade (lam * G <= -1, or lagged over-correction) was left
+        # to a dealer's capacity limit instead of stopping the run
+        metrics["capacity_bound"] = float(any(d.capacity_bound for d in self.dealers))
         if (kappa := self._feedback()) is not None:
             metrics["lam_g_start"] = kappa
         accounts_table = pd.DataFrame(

@@ -8,7 +8,8 @@ direction, plus half its impact (the average price walking a linear impact), so 
 agent pays for the liquidity it takes. The liquidity pool is the counterparty.
 
 The interface is small on purpose (``submit``, ``move``, ``mid``, ``price``,
-``changed``) so a limit order book can later sit beside the impact models.
+``changed``, and the side-effect-free ``preview``) so a limit order book can later sit
+beside the impact models.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class Market:
         self._transient = 0.0
         self._transient_t = 0.0
         self.volume = 0.0  # shares, cumulative |traded|
+        self.changes = 0  # calls of notify(): any state change agents may react to
         self.changed: simpy.Event = env.event()
         self.listeners: list[Callable[[Fill], None]] = []
 
@@ -136,7 +138,15 @@ class Market:
         mid = self.mid
         return round(mid / self.tick) * self.tick if self.tick > 0.0 else mid
 
-    def _apply(self, dS: float) -> float:
+    def preview(self, qty: float) -> float:
+        """The mid, $, right after a market order of ``qty`` shares (+ = buy) submitted
+        now, without submitting it: no trade, no state change. Lets an agent size an
+        order against its own impact without knowing the impact model (the whole move,
+        permanent and transient parts, is in the mid at the instant of the fill)."""
+        before = self.mid
+        return before + self.impact.impact(qty, before) if qty != 0.0 else before
+
+    def _apply(self, dS: float, cause: str) -> float:
         before = self.mid
         if self.transient_fraction > 0.0:
             self._transient += self.transient_fraction * dS
@@ -147,8 +157,8 @@ class Market:
         after = self.mid
         if not (math.isfinite(after) and after > 0.0):
             raise InstabilityError(
-                f"price left (0, inf) at t={self.env.now:.3f}s ({before:.6g} -> {after:.6g}): "
-                "the hedging feedback diverged"
+                f"price left (0, inf) at t={self.env.now:.3f}s: {cause} moved it from "
+                f"{before:.6g} to {after:.6g}"
             )
         return after
 
@@ -159,7 +169,7 @@ class Market:
             return Fill(self.env.now, account, 0.0, before, before, before, 0.0)
         dS = self.impact.impact(qty, before)
         exec_price = before + math.copysign(self.half_spread, qty) + 0.5 * dS
-        after = self._apply(dS)
+        after = self._apply(dS, self._order_cause(account, qty))
         self.ledger.trade_shares(account, qty, exec_price, POOL)
         self.volume += abs(qty)
         fill = Fill(
@@ -170,14 +180,21 @@ class Market:
         self.notify()
         return fill
 
-    def move(self, dS: float) -> None:
-        """An exogenous price move of ``dS`` $ (news): no trade, no volume."""
+    def _order_cause(self, account: int, qty: float) -> str:
+        names = self.ledger.names
+        who = repr(names[account]) if 0 <= account < len(names) else f"account {account}"
+        return f"an order of {qty:+,.0f} shares by {who}"
+
+    def move(self, dS: float, cause: str = "an exogenous price move (news or a gap)") -> None:
+        """An exogenous price move of ``dS`` $ (news, a gap): no trade, no volume.
+        ``cause`` names it in the error raised if the price would leave (0, inf)."""
         if dS != 0.0:
-            self._apply(dS)
+            self._apply(dS, cause)
             self.notify()
 
     def notify(self) -> None:
         """Wake every process waiting on :attr:`changed` and arm a fresh event."""
+        self.changes += 1
         event = self.changed
         if event.callbacks:  # someone waits: wake them and arm a fresh event
             self.changed = self.env.event()

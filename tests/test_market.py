@@ -292,12 +292,29 @@ def test_move_changes_price_without_volume_or_ledger_entries():
 # -- instability ------------------------------------------------------------------------
 @pytest.mark.parametrize("dS", [-100.0, -250.0, -math.inf, math.inf, math.nan])
 def test_a_move_out_of_the_positive_reals_raises_instability(dS):
+    """The message names what moved the price, never blames hedging for news."""
     m = make_market()
-    with pytest.raises(InstabilityError, match="diverged"):
-        m.move(dS)
+    with pytest.raises(InstabilityError, match=r"left \(0, inf\).*news") as err:
+        m.move(dS, cause="news")
+    assert "hedg" not in str(err.value)
 
 
 def test_an_order_that_pushes_the_price_below_zero_raises_instability():
     m = make_market(LinearImpact(1e-3))
-    with pytest.raises(InstabilityError):
+    with pytest.raises(InstabilityError, match=r"order of -200,000 shares by 'a'"):
         m.submit(m.ledger.register("a"), -200_000)  # -$200 from $100
+
+
+@pytest.mark.parametrize("model", [LinearImpact(1e-4), SqrtImpact(0.5, 0.02, 1e6)])
+@pytest.mark.parametrize("transient", [0.0, 0.6])
+@pytest.mark.parametrize("qty", [-5_000.0, 1.0, 30_000.0])
+def test_preview_is_the_mid_right_after_the_order_and_changes_nothing(model, transient, qty):
+    """``preview(q)`` equals the mid ``submit(q)`` leaves at that instant ($, to 1e-12),
+    for every impact model, and leaves price, volume and ledger untouched."""
+    m = make_market(model, transient_fraction=transient)
+    account = m.ledger.register("a")
+    expected = m.preview(qty)
+    assert m.mid == 100.0 and m.volume == 0.0 and not m.ledger.shares.any()
+    m.submit(account, qty)
+    assert m.mid == pytest.approx(expected, rel=1e-12, abs=0.0)
+    assert m.preview(0.0) == m.mid

@@ -4,6 +4,14 @@ Sign conventions (DESIGN.md): net delta = option share delta + shares held, in s
 Long gamma (net share gamma > 0) means that after a rise the dealer is long delta and
 *sells* to rehedge; short gamma buys rallies. The dealer never looks at regimes: it
 only keeps ``|net delta|`` inside its band.
+
+Divergence is measured on the dealer's own fills, never assumed: right after a hedge of
+``q`` shares the dealer revalues its net delta at the new price (same instant, nothing
+else has happened), so ``(after - before) / q = 1 + lam * G`` over the fill's path, for
+any impact model. A hedge that leaves ``|net delta - goal|`` no smaller either *chases*
+(same sign: ``1 + lam * G <= 0``, short gamma) or *over-corrects* (sign flipped: long
+gamma with ``hedge_fraction * (1 + lam * G) >= 2``). The rules are small pure functions
+of floats (:func:`fill_outcome`, :func:`bracket_probe`) so a compiled kernel can reuse them.
 """
 
 from __future__ import annotations
@@ -21,13 +29,45 @@ from mmsim.market import Market
 from mmsim.schema import Dealer as DealerConfig
 from mmsim.vol import VolSurface
 
-__all__ = ["DealerAgent"]
+__all__ = ["DealerAgent", "bracket_probe", "fill_outcome"]
 
 MIN_ORDER = 1.0  # shares: dealers trade whole shares, so less than one share off is flat
 MAX_CASCADE = 20_000  # rounds of same-instant rehedging before we call it divergence
 RUNAWAY_ROUNDS = 8  # consecutive growing rehedges: a stable cascade shrinks by |lam * G| a round
 RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascade "grow"
+SOLVE_OVERSHOOT = 1.5  # hedge_fraction * (1 + lam * G) above which an instant hedge is solved
+LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
+MAX_SOLVE_STEPS = 64  # bracketing steps; bisection on whole shares needs < 64 for any size
 _NOTIONAL_UNIT = 1.0e8  # per_notional bands are shares per $100M of gross option notional
+
+SETTLING, CHASING, OVERCORRECTING = 0, 1, 2
+"""Outcomes of one hedge (:func:`fill_outcome`)."""
+
+
+def fill_outcome(before: float, after: float, goal: float) -> int:
+    """What one hedge did to the dealer's net delta (all in shares).
+
+    ``before`` and ``after`` are the net delta just before and just after the dealer's
+    own fill (same instant), ``goal`` what it traded toward. Returns :data:`SETTLING`
+    when ``|after - goal| < |before - goal|``, else :data:`CHASING` when the distance
+    kept its sign (the hedge grew the exposure it meant to cut: ``1 + lam * G <= 0``)
+    or :data:`OVERCORRECTING` when it flipped sign (long gamma overshooting its own
+    impact). Pure function of floats.
+    """
+    d0 = before - goal
+    d1 = after - goal
+    if abs(d1) < abs(d0):
+        return SETTLING
+    return CHASING if d1 * d0 > 0.0 else OVERCORRECTING
+
+
+def bracket_probe(a: float, fa: float, b: float, fb: float) -> float:
+    """Next whole-share hedge to try strictly between ``a`` and ``b`` (shares, at least
+    two apart) by false position on the residuals ``fa`` and ``fb`` (opposite signs; the
+    caller halves a stale one, Illinois-style). Pure function of floats."""
+    lo, hi = min(a, b) + 1.0, max(a, b) - 1.0
+    c = math.floor(b - fb * (b - a) / (fb - fa) + 0.5)
+    return min(max(c, lo), hi)
 
 
 class DealerAgent:
@@ -63,13 +103,19 @@ class DealerAgent:
         self.hedge_cost = 0.0  # $, spread + impact paid
         self.n_rehedges = 0
         self.last_delta_before_hedge = 0.0  # shares
+        self.capacity_bound = False  # a diverging cascade was left to the capacity limit
         self._window_start = 0.0
         self._window_used = 0.0  # shares traded in the current capacity window
         self._gross_version = -1
         self._gross_units = 0.0
         self._start_level = vol.level  # ATM vol at the start, for the panic rule
-        # (t, price after, book version, net delta before, qty) of the last own fill
-        self._last_fill: tuple[float, float, int, float, float] | None = None
+        # a same-instant price-triggered dealer sizes by a bracketing solve when needed;
+        # a lagged or scheduled one hedges what it saw and over-corrects when lam*G >= 1
+        self._instant = config.trigger == "price" and config.latency == 0.0
+        self._solve_next = False
+        self._overshoots = 0  # over-correcting fills in a row (lagged long gamma)
+        # (market changes, t, book version, vol level, net delta, gamma) after own fill
+        self._post: tuple[int, float, int, float, float, float] | None = None
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -88,6 +134,15 @@ class DealerAgent:
         market = self.market
         delta = self.book.holder_delta_gamma(self.index, market.mid, market.env.now, self.vol)[0]
         return delta + market.ledger.shares_of(self.account)
+
+    def net_delta_after(self, qty: float) -> float:
+        """Net delta (shares) right after a hedge of ``qty`` shares, had it traded now:
+        the option delta at the market's post-impact mid plus the shares then held. No
+        side effect; works for any impact model (:meth:`Market.preview`)."""
+        market = self.market
+        S = market.preview(qty)
+        delta = self.book.holder_delta_gamma(self.index, S, market.env.now, self.vol)[0]
+        return delta + market.ledger.shares_of(self.account) + qty
 
     def band_shares(self) -> float:
         """The tolerance band converted to shares at the current spot."""
@@ -113,43 +168,149 @@ class DealerAgent:
 
     # -- behaviour --------------------------------------------------------------------
     def check(self) -> float:
-        """Rehedge if ``|net delta| > band``; returns shares traded (signed)."""
-        delta = self.net_delta()
+        """Rehedge if ``|net delta| > band``; returns shares traded (signed).
+
+        Whole shares, rounded toward the goal's side (never past it): with any stable
+        feedback ``|lam * G| < 1`` the dealer's own impact then shrinks ``|net delta|``
+        every round, so a same-instant cascade settles on ``1 / (1 + lam * G)``. An
+        instant dealer whose naive hedge would overshoot its own impact by more than half
+        (strong long gamma, e.g. at a 0DTE strike) solves for the hedge instead
+        (:meth:`_solve`): the same fixed point, reached without cycling.
+        """
+        market = self.market
+        now, mid, post = market.env.now, market.mid, self._post
+        if post is not None:  # right after our own fill: reuse that valuation if current
+            self._post = None
+            if (
+                post[0] == market.changes
+                and post[1] == now
+                and post[2] == self.book.version
+                and post[3] == self.vol.level
+            ):
+                delta, gamma = post[4], post[5]
+            else:
+                post = None
+        if post is None:
+            delta, gamma = self.book.holder_delta_gamma(self.index, mid, now, self.vol)
+            delta += market.ledger.shares_of(self.account)
         band = self.band_shares()
         if abs(delta) <= max(band, MIN_ORDER):
             return 0.0
-        response = self._overshoot_response(delta)
         self.last_delta_before_hedge = delta
-        goal = 0.0 if self.config.target == "center" else math.copysign(band, delta)
-        # whole shares, rounded toward the goal's side (never past it): with any stable
-        # feedback |lam * G| < 1 the dealer's own impact then shrinks |net delta| every
-        # round, so a same-instant cascade settles instead of ping-ponging around zero
-        qty = float(math.trunc(self.config.hedge_fraction * (goal - delta) / response))
+        cfg = self.config
+        goal = 0.0 if cfg.target == "center" else math.copysign(band, delta)
+        qty = float(math.trunc(cfg.hedge_fraction * (goal - delta)))
+        if qty != 0.0 and self._instant and (self._solve_next or gamma > 0.0):
+            # local estimate of f * (1 + lam * G) for this hedge, from the market's impact
+            response = 1.0 + gamma * (market.preview(qty) - mid) / qty
+            if self._solve_next or cfg.hedge_fraction * response > SOLVE_OVERSHOOT:
+                target = delta + cfg.hedge_fraction * (goal - delta)
+                qty = self._solve(delta, qty, target, band)
+            self._solve_next = False
         qty = self._within_capacity(qty)
         if qty == 0.0:
             return 0.0
-        fill = self.market.submit(self.account, qty)
-        self._last_fill = (fill.t, fill.price_after, self.book.version, delta, qty)
+        fill = market.submit(self.account, qty)
         self.hedge_volume += abs(qty)
         self.hedge_cost += fill.cost
         self.n_rehedges += 1
+        self._judge_fill(delta, goal, qty)
         return qty
 
-    def _overshoot_response(self, delta: float) -> float:
-        """How many shares of net delta one share of hedge removed, measured on the
-        dealer's own last fill when nothing else has happened since (same instant, same
-        price, same book): ``1 + lam * G`` locally. Used only when that fill overshot
-        and grew ``|net delta|`` (response > 2: long gamma so strong, e.g. at a 0DTE
-        strike, that trading the full excess over-corrects the dealer's own impact);
-        1 otherwise, so every stable regime is hedged naively, as DESIGN's theory has it."""
-        if self._last_fill is None:
-            return 1.0
-        t, price, version, before, qty = self._last_fill
+    def _solve(self, delta: float, naive: float, target: float, band: float) -> float:
+        """The whole-share hedge whose post-impact net delta lands nearest ``target``
+        (shares), found by Illinois false position on the bracket ``[0, naive]``.
+
+        For a long-gamma book the net delta after a hedge of ``q`` shares increases
+        monotonically with ``q`` (``1 + lam * G > 0`` all along the way), so ``0`` (net
+        delta on ``delta``'s side) and the overshooting ``naive`` hedge bracket the
+        target and the bracket only shrinks: it never cycles and ends in at most
+        ``log2 |naive|`` steps. A hedge inside the band is preferred to a nearer one
+        outside it. Returns ``naive`` when it does not overshoot after all.
+        """
+        a, ga = 0.0, delta - target
+        b, gb = naive, self.net_delta_after(naive) - target
+        if ga * gb > 0.0:
+            return naive
+        fa, fb, kept = ga, gb, 0
+        for _ in range(MAX_SOLVE_STEPS):
+            if abs(b - a) <= 1.0:
+                break
+            c = bracket_probe(a, fa, b, fb)
+            gc = self.net_delta_after(c) - target
+            if abs(gc) < 0.5 * MIN_ORDER:
+                return c
+            if gc * ga > 0.0:  # same side as the start: the hedge is at least c
+                a, ga, fa = c, gc, gc
+                if kept == 1:
+                    fb *= 0.5
+                kept = 1
+            else:
+                b, gb, fb = c, gc, gc
+                if kept == -1:
+                    fa *= 0.5
+                kept = -1
+        limit = max(band, MIN_ORDER)
+        a_in, b_in = abs(ga + target) <= limit, abs(gb + target) <= limit
+        if a_in != b_in:
+            return a if a_in else b
+        return a if abs(ga) <= abs(gb) else b
+
+    def _judge_fill(self, before: float, goal: float, qty: float) -> None:
+        """Measure the hedge just filled (:func:`fill_outcome`) and stop a diverging one.
+
+        Revalues the net delta at the post-fill price (the next same-instant check
+        reuses it). A chasing fill (``1 + lam * G <= 0``) stops the run at once, whatever
+        the trigger; an over-correcting one makes an instant dealer solve its next hedge,
+        and stops a lagged or scheduled dealer when :data:`LAGGED_OVERSHOOTS` come in a
+        row. With a capacity limit the cascade is bounded by it instead: the run goes on
+        and :attr:`capacity_bound` is set.
+        """
         market = self.market
-        if t != market.env.now or price != market.mid or version != self.book.version:
-            return 1.0
-        response = (before - delta) / -qty
-        return response if response > 2.0 else 1.0
+        delta, gamma = self.book.holder_delta_gamma(
+            self.index, market.mid, market.env.now, self.vol
+        )
+        after = delta + market.ledger.shares_of(self.account)
+        post = (market.changes, market.env.now, self.book.version, self.vol.level, after, gamma)
+        self._post = post
+        outcome = fill_outcome(before, after, goal)
+        if outcome == SETTLING:
+            self._overshoots = 0
+            return
+        if outcome == OVERCORRECTING:
+            if self._instant:
+                self._solve_next = True
+                return
+            self._overshoots += 1
+            if self._overshoots < LAGGED_OVERSHOOTS:
+                return
+        if self.config.capacity is not None:
+            self.capacity_bound = True
+            return
+        raise InstabilityError(self._divergence_message(outcome, before, after, qty))
+
+    def _lag(self) -> str:
+        cfg = self.config
+        if cfg.trigger == "schedule":
+            return f"hedges on a {cfg.interval:g} s schedule"
+        return f"hedges that lag by {cfg.latency:g} s"
+
+    def _divergence_message(self, outcome: int, before: float, after: float, qty: float) -> str:
+        kappa = (after - before) / qty - 1.0
+        if outcome == CHASING:
+            why = "short gamma chasing its own impact (same-sign rehedges growing): lam * G <= -1"
+        else:
+            why = (
+                f"long gamma over-correcting {self._lag()} (alternating rehedges growing, "
+                f"{self._overshoots} in a row): hedge_fraction x (1 + lam * G) >= 2"
+            )
+        market = self.market
+        return (
+            f"dealer {self.name!r} hedging diverged at t={market.env.now:.3f}s, price "
+            f"{market.mid:.6g}: a hedge of {qty:+,.0f} shares moved its net delta from "
+            f"{before:+,.0f} to {after:+,.0f} shares, measured lam * G = {kappa:.3g} over "
+            f"the fill; {why}"
+        )
 
     def _roll_window(self) -> None:
         """Start a fresh capacity window once the current one has ended."""
@@ -177,14 +338,14 @@ class DealerAgent:
         return self._window_used >= math.floor(cap)
 
     def _runaway_message(self, rounds: int) -> str:
-        """Why the hedging ran away, by the sign of the dealer's gamma now."""
+        """Why a same-instant cascade never settled, by the sign of the dealer's gamma."""
         gamma = self.option_delta_gamma()[1]
-        why = (
-            "short gamma chasing its own impact: lam * G <= -1"
-            if gamma < 0.0
-            else f"long gamma over-correcting hedges that lag by {self.config.latency:g} s: "
-            "lam * G >= 1"
-        )
+        if gamma < 0.0:
+            why = "short gamma chasing its own impact: lam * G <= -1"
+        elif self._instant:
+            why = "long gamma, rehedges not settling"
+        else:
+            why = f"long gamma over-correcting {self._lag()}: lam * G >= 1"
         return (
             f"dealer {self.name!r} hedging ran away at t={self.market.env.now:.3f}s (price "
             f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): {why}"
@@ -196,11 +357,12 @@ class DealerAgent:
         A price-triggered dealer sees its own trade's impact as a price change too: after
         each trade it looks again (after its latency) until it is inside its band. That
         cascade is what turns an exogenous move ``dS0`` into ``dS0 / (1 + lam * G)``: each
-        round is ``|lam * G|`` times the last. Long gamma with ``lam * G > 1`` would
-        over-correct in growing swings; the dealer sizes by the response it measured on
-        its own fill instead (:meth:`_overshoot_response`), which lands on the same fixed
-        point. Short-gamma rounds that keep growing mean ``lam * G <= -1``: the run stops
-        with :class:`InstabilityError`.
+        round is ``|lam * G|`` times the last. Long gamma so strong that naive rehedging
+        over-corrects its own impact is sized by a bracketing solve instead
+        (:meth:`_solve`), which lands on the same fixed point. Divergence is judged on
+        each fill (:meth:`_judge_fill`): ``lam * G <= -1`` stops the run with
+        :class:`InstabilityError` under any trigger. A dealer whose capacity is used up
+        sleeps until its window rolls.
         """
         cfg = self.config
         if cfg.trigger == "schedule":
@@ -211,8 +373,7 @@ class DealerAgent:
         market, capped = self.market, cfg.capacity is not None
         while True:
             if capped and self.capacity_exhausted():
-                wait_until = self._window_start + cfg.capacity_window
-                yield market.changed | env.timeout(max(wait_until - env.now, 0.0))
+                yield env.timeout(max(self._window_start + cfg.capacity_window - env.now, 0.0))
             else:
                 yield market.changed
             if cfg.latency > 0.0:
