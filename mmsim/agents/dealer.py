@@ -8,9 +8,10 @@ only keeps ``|net delta|`` inside its band.
 Divergence is measured on the dealer's own fills, never assumed: right after a hedge of
 ``q`` shares the dealer revalues its net delta at the new price (same instant, nothing
 else has happened), so ``(after - before) / q = 1 + lam * G`` over the fill's path, for
-any impact model. A hedge that leaves ``|net delta - goal|`` no smaller either *chases*
-(same sign: ``1 + lam * G <= 0``, short gamma) or *over-corrects* (sign flipped: long
-gamma with ``hedge_fraction * (1 + lam * G) >= 2``). The rules are small pure functions
+any impact model. A hedge *chases* when ``1 + lam * G <= 0.01`` (short gamma at
+``lam * G <= -0.99``: it grows, or barely cuts, its own exposure) and *over-corrects*
+when it overshoots the goal by more than it started from (long gamma with
+``hedge_fraction * (1 + lam * G) >= 2``). The rules are small pure functions
 of floats (:func:`fill_outcome`, :func:`bracket_probe`) so a compiled kernel can reuse them.
 """
 
@@ -37,6 +38,7 @@ RUNAWAY_ROUNDS = 8  # consecutive growing rehedges: a stable cascade shrinks by 
 RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascade "grow"
 SOLVE_OVERSHOOT = 1.5  # hedge_fraction * (1 + lam * G) above which an instant hedge is solved
 LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
+RESPONSE_FLOOR = 0.01  # 1 + lam * G measured on a fill at or below this: diverged
 MAX_SOLVE_STEPS = 64  # bracketing steps; bisection on whole shares needs < 64 for any size
 _NOTIONAL_UNIT = 1.0e8  # per_notional bands are shares per $100M of gross option notional
 
@@ -44,21 +46,25 @@ SETTLING, CHASING, OVERCORRECTING = 0, 1, 2
 """Outcomes of one hedge (:func:`fill_outcome`)."""
 
 
-def fill_outcome(before: float, after: float, goal: float) -> int:
-    """What one hedge did to the dealer's net delta (all in shares).
+def fill_outcome(before: float, after: float, goal: float, qty: float) -> int:
+    """What one hedge of ``qty`` shares did to the dealer's net delta (shares).
 
     ``before`` and ``after`` are the net delta just before and just after the dealer's
-    own fill (same instant), ``goal`` what it traded toward. Returns :data:`SETTLING`
-    when ``|after - goal| < |before - goal|``, else :data:`CHASING` when the distance
-    kept its sign (the hedge grew the exposure it meant to cut: ``1 + lam * G <= 0``)
-    or :data:`OVERCORRECTING` when it flipped sign (long gamma overshooting its own
-    impact). Pure function of floats.
+    own fill (same instant), ``goal`` what it traded toward. The measured response
+    ``(after - before) / qty`` is ``1 + lam * G`` over the fill. Returns
+    :data:`CHASING` when it is at most :data:`RESPONSE_FLOOR` (``lam * G <= -0.99``:
+    the hedge grew, or barely cut, the exposure it meant to cut; a stable cascade would
+    amplify moves over 100-fold), :data:`OVERCORRECTING` when the hedge overshot the
+    goal by at least the distance it started from (long gamma over-correcting its own
+    impact), else :data:`SETTLING`. Pure function of floats.
     """
+    if (after - before) / qty <= RESPONSE_FLOOR:
+        return CHASING
     d0 = before - goal
     d1 = after - goal
-    if abs(d1) < abs(d0):
-        return SETTLING
-    return CHASING if d1 * d0 > 0.0 else OVERCORRECTING
+    if d1 * d0 < 0.0 and abs(d1) >= abs(d0):
+        return OVERCORRECTING
+    return SETTLING
 
 
 def bracket_probe(a: float, fa: float, b: float, fb: float) -> float:
@@ -273,7 +279,7 @@ class DealerAgent:
         after = delta + market.ledger.shares_of(self.account)
         post = (market.changes, market.env.now, self.book.version, self.vol.level, after, gamma)
         self._post = post
-        outcome = fill_outcome(before, after, goal)
+        outcome = fill_outcome(before, after, goal, qty)
         if outcome == SETTLING:
             self._overshoots = 0
             return
