@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmsim`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda message, *_, **__: f"mmsim: warning: {message}\n"
     try:
         return args.func(args)
     except ScenarioError as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -183,6 +184,9 @@ class Simulation:
         self.opening_account = self._account("opening", "customer")
         self.clearing_account = self._account("clearing", "customer")
         self._open_positions()
+        for i, dealer in enumerate(self.dealers):
+            if (msg := dealer.inert_band_message(f"dealers[{i}].band")) is not None:
+                warnings.warn(msg, UserWarning, stacklevel=2)
         self.share_gamma_start = self.initial_share_gamma()  # shares per $1, the G of DESIGN
         self.news = (
             NewsDiffusion(sc.news, self.market, stream(_STREAM_NEWS), clock.year_seconds)

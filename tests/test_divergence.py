@@ -295,3 +295,63 @@ def test_the_solve_lands_on_the_stable_cascades_fixed_point(move):
     (q_solve, r_solve, resp), (q_cascade, r_cascade, _) = ends
     assert r_solve == 1 and r_cascade > 3  # one order against a real cascade
     assert abs(q_solve - q_cascade) <= 2 * 20.0 / resp + 1.0
+
+
+# -- what the exit-3 message blames --------------------------------------------------------
+def test_exit_3_names_what_moved_the_price_when_no_dealer_hedges(tmp_path, capsys):
+    """No dealer: a pension selling 3M shares on day 2 of 2 (30 child orders of 100,000
+    shares at lam 1e-4, $10 each) drives the price through 0. Exit 3, one line naming the
+    order, the seller and the day; nothing about hedging or lam * G; no output left."""
+    from mmsim.cli import main
+
+    path = tmp_path / "dump.yaml"
+    path.write_text(
+        "name: dump\nclock: {days: 2}\nmarket: {S0: 100, impact: {lam: 1.0e-4}}\n"
+        "news: {vol: 0.1, dt: 10}\n"
+        "pensions:\n  - {name: seller, side: sell, shares: 3.0e6, start: 23460,"
+        " duration: 1800, child_interval: 60}\n"
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out), "-q"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "order of -100,000 shares by 'seller'" in err and "day 2 of 2" in err, err
+    assert "hedg" not in err and "lam * G" not in err, err
+    assert not out.exists()
+
+
+def test_a_dealer_divergence_on_a_multi_day_run_names_the_day():
+    """Short gamma at lam * G = -3 on a 3-day run stops in its first seconds: day 1 of 3."""
+    sim = sized("one_year_atm_calls", -3.0, days=3)
+    with pytest.raises(mmsim.InstabilityError, match=r"day 1 of 3; lam \* G at start = -3"):
+        sim.run()
+
+
+# -- a band that makes a dealer inert --------------------------------------------------------
+@pytest.mark.parametrize(("band", "warns"), [(0.05, False), (0.5, True)])
+def test_a_delta_per_contract_band_wider_than_the_books_swing_warns_in_one_line(
+    band, warns, tmp_path, monkeypatch
+):
+    """20,000 one-year ATM calls: gross 2M shares, option delta moves ~+-0.095 per share
+    for spot +-5% (190k shares). A 0.05 band (100k shares) can be reached; a 0.5 band
+    (1M shares) is wider than the whole swing: one warning line naming the field."""
+    import warnings
+
+    from mmsim.cli import main
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main sets it
+    path = tmp_path / "inert.yaml"
+    path.write_text(
+        "name: inert\nclock: {days: 0.001}\nmarket: {S0: 100, impact: {lam: 1.0e-9}}\n"
+        f"dealers:\n  - band: {band}\n    band_unit: delta_per_contract\n"
+        "    positions: [{type: call, strike: 100, expiry_days: 252, qty: 20000}]\n"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["run", str(path), "-o", str(tmp_path / "out"), "-q", "--no-plot"]) == 0
+    mine = [w for w in caught if "delta per contract" in str(w.message)]
+    assert len(mine) == int(warns), [str(w.message) for w in caught]
+    if warns:
+        line = warnings.formatwarning(mine[0].message, UserWarning, "x.py", 1)
+        assert line.startswith("mmsim: warning: dealers[0].band: 0.5 delta per contract")
+        assert "+- 5%" in line and line.count("\n") == 1, line

@@ -124,9 +124,10 @@ def test_lagged_hedging_gives_ar1_returns(kappa):
     assert long_ratio == pytest.approx(1.0 / abs(1.0 + k), rel=0.05)
 
 
-def test_wider_band_moves_realized_vol_back_toward_no_dealer_level(no_dealer):
+def test_wider_band_moves_short_gamma_vol_back_toward_no_dealer_level(no_dealer):
     """Short gamma (kappa = -0.5): as the band widens from 0 to 300 to 3,000 shares the
-    dealer answers fewer moves and realized vol falls back toward the news vol."""
+    dealer answers fewer moves and realized vol falls back toward the news vol (60 s
+    returns). Long gamma does not do this at short horizons: see the next test."""
     qty = contracts_for(-0.5)
     vols = [run(qty, band=band)[0].metrics["realized_vol"] for band in (0.0, 300.0, 3000.0)]
     base = no_dealer.metrics["realized_vol"]
@@ -135,13 +136,47 @@ def test_wider_band_moves_realized_vol_back_toward_no_dealer_level(no_dealer):
     assert vols[0] > base  # short gamma amplifies at every band width tested
 
 
+def test_a_band_makes_long_gamma_vol_rise_through_one_at_short_horizons():
+    """Long gamma (kappa = +0.5), 1 session, 3 seeds, same news shocks in every arm.
+
+    With a band each rehedge is a block trade of about ``band`` shares that moves price
+    ``lam x band`` at once, half the move that triggered it. Measured on 10 s returns,
+    far shorter than the time between rehedges (~80 s at 300 shares, ~20 min at 1,200),
+    those jumps add variance: vol rises from 1 / (1 + kappa) = 0.67 at band 0 through
+    ~0.93 (band 300) to above the no-dealer level (~1.07 at band 1,200), and is exactly
+    the no-dealer vol once the band is never reached. Measured on 30 min returns, the
+    permanent impact still leans against every move: ~1 / (1 + kappa) at every band."""
+    from mmsim.metrics import realized_vol
+
+    year = 252 * 23_400.0
+    short, long = {300.0: [], 1200.0: [], 1e12: []}, {1200.0: []}
+    for seed in (1, 2, 3):
+        base = run(0, seed=seed, every=10.0, days=1.0)[0].series["price"].to_numpy()
+        for band in short:
+            result, k = run(contracts_for(0.5), seed=seed, band=band, every=10.0, days=1.0)
+            p = result.series["price"].to_numpy()
+            short[band].append(realized_vol(p, 10.0, year) / realized_vol(base, 10.0, year))
+            if band in long:  # 30 min = 180 samples of 10 s
+                long[band].append(
+                    realized_vol(p, 10.0, year, 180) / realized_vol(base, 10.0, year, 180)
+                )
+    mean = {band: float(np.mean(v)) for band, v in short.items()}
+    assert 0.85 < mean[300.0] < 1.0, mean  # 10 s returns: from 0.67 toward 1
+    assert mean[1200.0] > 1.02, mean  # through 1: above the no-dealer vol
+    assert all(a < b for a, b in zip(short[300.0], short[1200.0], strict=True)), short
+    assert mean[1e12] == 1.0  # never rehedges: the same path as no dealer
+    # 30 min returns, 13 a session: 10% of 1 / (1 + kappa) for the 3-seed mean
+    assert float(np.mean(long[1200.0])) == pytest.approx(1.0 / (1.0 + k), rel=0.10), long
+
+
 @pytest.mark.parametrize("kappa", [1.5, 4.0])
 @pytest.mark.parametrize("fraction", [1.0, 0.5])
 def test_strong_long_gamma_settles_on_the_theory_fixed_point(no_dealer, kappa, fraction):
     """kappa > 1, long gamma: naively rehedging the excess would over-correct the dealer's
     own impact in growing swings (factor 1 - f (1 + kappa) a round, below -1). The dealer
-    measures that overshoot on its own fill and sizes by it, so whole or partial
-    rehedging both settle on theory's 1 / (1 + kappa): long gamma always dampens."""
+    solves for the hedge whose post-impact delta lands on its goal (a bracketing solve,
+    monotone in the hedge size), so whole or partial rehedging both settle on theory's
+    1 / (1 + kappa): long gamma always dampens."""
     result, k = run(contracts_for(kappa), fraction=fraction)
     ratio = result.metrics["realized_vol"] / no_dealer.metrics["realized_vol"]
     assert ratio == pytest.approx(1.0 / (1.0 + k), rel=0.03)  # same shocks; G drift, rounding

@@ -165,6 +165,25 @@ class DealerAgent:
             return band * self._gross_units
         return band * self._gross_units * self.market.mid / _NOTIONAL_UNIT
 
+    def inert_band_message(self, field: str) -> str | None:
+        """One line when a ``delta_per_contract`` band is wider than the whole change of
+        the book's option delta (shares) for a 5% move of spot either way from now: such
+        a band (it scales with gross contracts) leaves the dealer practically inert.
+        ``field`` names the band in the message (``dealers[0].band``); ``None`` if fine."""
+        if self.config.band_unit != "delta_per_contract":
+            return None
+        S = self.market.mid
+        now = self.option_delta_gamma(S)[0]
+        swing = max(abs(self.option_delta_gamma(S * x)[0] - now) for x in (0.95, 1.05))
+        band = self.band_shares()
+        if band <= swing:
+            return None
+        return (
+            f"{field}: {self.config.band:g} delta per contract = {band:,.0f} shares is wider "
+            f"than the whole change of dealer {self.name!r}'s option delta for spot "
+            f"{S:.4g} +- 5% ({swing:,.0f} shares): it will hardly ever hedge"
+        )
+
     def _panic_factor(self) -> float:
         """``panic.band_factor`` once ATM vol has risen ``panic.iv_jump`` since the start."""
         panic = self.config.panic
