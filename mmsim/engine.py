@@ -32,7 +32,7 @@ from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
-from mmsim.metrics import episode_counts, summarize
+from mmsim.metrics import BOOKING_KINDS, episode_counts, summarize
 from mmsim.record import Log, SeriesRecorder
 from mmsim.result import Result
 from mmsim.scenario import load_scenario
@@ -53,8 +53,10 @@ STATE_COLUMNS = [
     "gex_true",
     "gex_visible",
     "regime",
+    "mid",
 ]
-"""Series columns sampled every ``record.every`` s (units in the README)."""
+"""Series columns sampled every ``record.every`` s (units in the README); ``price`` is the
+published (tick-rounded) price, ``mid`` the unrounded one fills and settlement use ($)."""
 LEVEL_COLUMNS = [
     "flip_true",
     "flip_visible",
@@ -86,7 +88,17 @@ DEALER_COLUMNS = [
 (shares per $1), P&L ($), and the cumulative hedge demand (shares, minus the change of
 option delta) due to spot moves (gamma), time (charm), implied vol (vanna) and the rest."""
 _STREAM_NEWS, _STREAM_NOISE, _STREAM_CUSTOMER = 0, 1, 2
-_TRADE_COLUMNS = ["t", "account", "qty", "price_before", "price_after", "exec_price", "cost"]
+_TRADE_COLUMNS = [
+    "t",
+    "account",
+    "booking",
+    "qty",
+    "price_before",
+    "price_after",
+    "exec_price",
+    "cost",
+]
+_ORDER, _OPENING_HEDGE, _SETTLEMENT, _DELIVERY = 0.0, 1.0, 2.0, 3.0  # ``booking`` codes
 _OPTION_COLUMNS = [
     "t",
     "segment",
@@ -170,6 +182,7 @@ class Simulation:
         )
         self._kinds: dict[int, str] = {}
         self._started = False
+        self.trade_log = Log(_TRADE_COLUMNS)
 
         def stream(*key: int) -> np.random.Generator:
             child = np.random.SeedSequence(self.entropy, spawn_key=(*root.spawn_key, *key))
@@ -181,8 +194,8 @@ class Simulation:
             )
             for i, (name, cfg) in enumerate(zip(sc.dealer_names(), sc.dealers, strict=True))
         ]
-        self.opening_account = self._account("opening", "customer")
-        self.clearing_account = self._account("clearing", "customer")
+        self.opening_account = self._account("opening", "opening")
+        self.clearing_account = self._account("clearing", "clearing")
         self._open_positions()
         for i, dealer in enumerate(self.dealers):
             if (msg := dealer.inert_band_message(f"dealers[{i}].band")) is not None:
@@ -244,7 +257,8 @@ class Simulation:
             self.clearing_account,
             mk.settlement,
         )
-        self.trade_log = Log(_TRADE_COLUMNS)
+        self._settle = self.expiration.settle
+        self.expiration.settle = self._settle_and_log  # type: ignore[method-assign]
         self.market.listeners.append(self._log_fill)
         self.recorder = SeriesRecorder(
             self._series_columns(), sc.record.every, clock.duration, self._sample
@@ -286,7 +300,31 @@ class Simulation:
             if dealer.config.start_hedged:
                 hedge = float(round(-delta[dealer.index]))
                 if hedge:
-                    self.ledger.endow(dealer.account, hedge, sc.market.S0)
+                    S0 = sc.market.S0
+                    self.ledger.endow(dealer.account, hedge, S0)
+                    self.trade_log.append(
+                        0.0, dealer.account, _OPENING_HEDGE, hedge, S0, S0, S0, 0.0
+                    )
+
+    def _settle_and_log(self, expiry: float) -> None:
+        """Settle an expiry (:class:`Expiration`) and book what each dealer received in
+        the trade log: ``delivery`` rows (physical: shares at the strike, ``exec_price``
+        their average strike, ``cost`` paid above the mid) or ``settlement`` rows (cash:
+        qty 0, ``cost`` the cash paid, negative when received; ``exec_price`` NaN)."""
+        ledger, accounts = self.ledger, self._dealer_accounts
+        cash, shares = ledger.cash[accounts].copy(), ledger.shares[accounts].copy()
+        self._settle(expiry)
+        t, S = self.env.now, self.market.mid
+        dq = ledger.shares[accounts] - shares
+        dc = ledger.cash[accounts] - cash
+        for i, account in enumerate(accounts):
+            if dq[i] != 0.0:
+                strike = -dc[i] / dq[i]
+                self.trade_log.append(
+                    t, account, _DELIVERY, dq[i], S, S, strike, (strike - S) * dq[i]
+                )
+            elif dc[i] != 0.0:
+                self.trade_log.append(t, account, _SETTLEMENT, 0.0, S, S, np.nan, -dc[i])
 
     def _expiry_calendar(self) -> list[float]:
         """Every expiry time (s) any line of this run can have, within the run."""
@@ -338,6 +376,7 @@ class Simulation:
             gex_true,
             gex_visible,
             regime,
+            S,
         )
         k = len(STATE_COLUMNS) + len(LEVEL_COLUMNS)
         row[len(STATE_COLUMNS) : k] = self._levels
@@ -410,6 +449,7 @@ class Simulation:
         self.trade_log.append(
             fill.t,
             fill.account,
+            _ORDER,
             fill.qty,
             fill.price_before,
             fill.price_after,
@@ -511,9 +551,18 @@ class Simulation:
         names = self.ledger.names
         trades = self.trade_log.to_frame()
         accounts = trades["account"].to_numpy(dtype=int)
+        bookings = trades["booking"].to_numpy(dtype=int)
         trades.insert(1, "agent", [names[a] for a in accounts])
-        trades.insert(2, "kind", [self._kinds.get(a, "pool") for a in accounts])
-        trades = trades.drop(columns="account")
+        trades.insert(
+            2,
+            "kind",
+            [
+                self._kinds.get(a, "pool") if b == 0 else BOOKING_KINDS[b - 1]
+                for a, b in zip(accounts, bookings, strict=True)
+            ],
+        )
+        trades = trades.drop(columns=["account", "booking"])
+        orders = trades[bookings == 0].reset_index(drop=True)
         options = self.option_log.to_frame()
         options["segment"] = [self.segment_names[int(i)] for i in options["segment"]]
         options = options.astype({"dealer": "int64", "is_call": bool, "visible": bool})
@@ -528,7 +577,7 @@ class Simulation:
                 "hedge_cost": d.hedge_cost,
                 "n_rehedges": float(d.n_rehedges),
             }
-        episodes = detect_episodes(series, trades, sc)
+        episodes = detect_episodes(series, orders, sc)
         metrics = summarize(
             series, trades, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
         )

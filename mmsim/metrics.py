@@ -10,6 +10,7 @@ import pandas as pd
 from mmsim.episodes import CAUSES
 
 __all__ = [
+    "BOOKING_KINDS",
     "autocorrelation",
     "episode_counts",
     "flow_split",
@@ -20,6 +21,13 @@ __all__ = [
     "summarize",
     "wall_metrics",
 ]
+
+
+BOOKING_KINDS = ("opening_hedge", "settlement", "delivery")
+"""Trade-log ``kind`` of rows that are bookings, not market orders: a dealer's opening
+hedge (shares endowed at S0, no impact), cash settlement of its expiring options and
+physical delivery of shares at the strike. Every other row is a market order and its
+``kind`` is the trading account's kind (dealer, noise, customer, pension)."""
 
 
 def log_returns(prices: np.ndarray, step: int = 1) -> np.ndarray:
@@ -77,7 +85,7 @@ def summarize(
     ``hedge_volume`` (shares, all dealers), ``hedge_cost`` ($), ``n_rehedges``,
     ``dealer_pnl`` ($, mark-to-market), ``dealer_pnl_vol`` (its dispersion: std of the
     sampled P&L changes of all dealers, annualized like realized vol, $ per sqrt(year)),
-    ``exogenous_volume`` (shares traded by non-dealers), the time shares of
+    ``exogenous_volume`` (shares traded by non-dealers in market orders), the time shares of
     :func:`wall_metrics`, and per dealer ``<name>.pnl``, ``<name>.hedge_volume``,
     ``<name>.hedge_cost``, ``<name>.n_rehedges``.
     """
@@ -108,7 +116,7 @@ def summarize(
     out.update(wall_metrics(series))
     out.update(regime_metrics(series, every, year_seconds))
     out.update(flow_split(series, list(dealers)))
-    exo = trades["kind"] != "dealer" if len(trades) else np.zeros(0, dtype=bool)
+    exo = ~trades["kind"].isin(["dealer", *BOOKING_KINDS]) if len(trades) else np.zeros(0, bool)
     out["exogenous_volume"] = float(trades.loc[exo, "qty"].abs().sum()) if len(trades) else 0.0
     return out
 

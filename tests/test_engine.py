@@ -19,6 +19,7 @@ import mmsim
 from mmsim.agents.pension import schedule_weights
 from mmsim.engine import DEALER_COLUMNS, LEVEL_COLUMNS, STATE_COLUMNS, Simulation
 from mmsim.greeks import bsm_greeks
+from mmsim.metrics import BOOKING_KINDS
 from mmsim.scenario import load_scenario
 
 MULTI = "scenarios/multi_dealer_bands.yaml"
@@ -221,7 +222,8 @@ def test_hedge_metrics_agree_with_the_trade_log(multi):
         assert m[f"{name}.hedge_volume"] == mine["qty"].abs().sum()
     # the last sample (the close) sees every trade
     assert multi.series["hedge_volume"].iloc[-1] == m["hedge_volume"]
-    others = multi.trades[multi.trades["kind"] != "dealer"]
+    # market orders of everyone else (opening hedges, settlements, deliveries are bookings)
+    others = multi.trades[~multi.trades["kind"].isin(["dealer", *BOOKING_KINDS])]
     assert m["exogenous_volume"] == others["qty"].abs().sum()
 
 
