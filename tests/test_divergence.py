@@ -355,3 +355,34 @@ def test_a_delta_per_contract_band_wider_than_the_books_swing_warns_in_one_line(
         line = warnings.formatwarning(mine[0].message, UserWarning, "x.py", 1)
         assert line.startswith("mmsim: warning: dealers[0].band: 0.5 delta per contract")
         assert "+- 5%" in line and line.count("\n") == 1, line
+
+
+def test_a_dealer_whose_capacity_is_used_up_sleeps_until_its_window_rolls():
+    """Capacity 50 shares per 60 s window, news moving price every second: once the
+    window's 50 shares are traded (t = 1 s) the dealer does not wake on the 58 price
+    changes left in the window; at t = 60 s it checks again and trades the next 50."""
+    sc = {
+        "clock": {"days": 0.01},
+        "market": {"S0": 100.0, "impact": {"lam": 0.0}},
+        "news": {"vol": 0.2, "dt": 1.0},
+        "record": {"every": 10.0, "levels_every": 1.0e9},
+        "dealers": [
+            {
+                "band": 10,
+                "capacity": 50,
+                "capacity_window": 60,
+                "start_hedged": False,  # 2,000 short calls unhedged: far outside the band
+                "positions": [{"type": "call", "strike": 100, "expiry_days": 21, "qty": -2000}],
+            }
+        ],
+    }
+    sim = Simulation(load_scenario(sc), 1)
+    d = sim.dealers[0]
+    checks: list[float] = []
+    check = d.check
+    d.check = lambda: checks.append(sim.env.now) or check()  # type: ignore[method-assign]
+    sim.advance(125.0)
+    assert d.hedge_volume == 150  # three windows: [0, 60), [60, 120), [120, ...)
+    woken = np.array(checks)
+    assert not ((woken > 1.0) & (woken < 60.0)).any(), woken  # only t = 1 s, then 60 s
+    assert (woken == 60.0).any() and (woken == 120.0).any()
