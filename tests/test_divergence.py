@@ -386,3 +386,20 @@ def test_a_dealer_whose_capacity_is_used_up_sleeps_until_its_window_rolls():
     woken = np.array(checks)
     assert not ((woken > 1.0) & (woken < 60.0)).any(), woken  # only t = 1 s, then 60 s
     assert (woken == 60.0).any() and (woken == 120.0).any()
+
+
+@pytest.mark.parametrize(
+    ("dealer", "expected"),
+    [
+        ({}, "long gamma, rehedges not settling"),
+        ({"latency": 0.5}, "hedges that lag by 0.5 s"),
+        ({"trigger": "schedule", "interval": 5.0}, "hedges on a 5 s schedule"),
+    ],
+)
+def test_a_runaway_message_mentions_a_lag_only_when_there_is_one(dealer, expected):
+    """On main an instant long-gamma dealer was told its 'hedges lag by 0 s'."""
+    sim = sized("one_year_atm_calls", 0.5, **dealer)
+    msg = sim.dealers[0]._runaway_message(8)
+    assert expected in msg
+    if not dealer:
+        assert "lag" not in msg and "schedule" not in msg
