@@ -93,8 +93,9 @@ def test_run_prints_a_summary_and_writes_the_default_directory(in_tmp, capsys):
     text = capsys.readouterr().out
     for words in ("realized vol", "hedge volume", "dealer P&L", "rehedges"):
         assert words in text
-    out = in_tmp / "runs" / "long_gamma-seed3"  # runs/<name>-seed<N>
-    assert str(Path("runs") / "long_gamma-seed3") in text  # says where it wrote
+    (out,) = (in_tmp / "runs").iterdir()  # runs/<name>-seed<N>-set<hash of the overrides>
+    assert out.name.startswith("long_gamma-seed3-set") and len(out.name) == 26, out.name
+    assert f"{Path('runs') / out.name}/" in text  # says where it wrote
     assert mmsim.load_result(out).seed == 3
     assert not (out / "price.png").exists()  # --no-plot
 

@@ -161,11 +161,11 @@ def test_directory(tmp_path):
 
 
 def test_unreadable(tmp_path, monkeypatch):
-    def denied(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    def denied(path, limit):
+        raise PermissionError(13, "Permission denied", str(path))
 
     path = write(tmp_path, MINIMAL)
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr("mmsim.scenario.read_regular", denied)
     err = error_of(path)
     assert str(err) == f"{path}: cannot read: Permission denied"
 
@@ -248,7 +248,7 @@ def with_line(text: str, line: int, new: str) -> str:
         (14, "    size: {mean: 0.5}", "customers[0].size.mean", 14, "0.5"),
         (14, "    size: -5", "customers[0].size", 14, "-5"),
         (12, "  - segment: custom", "customers[0]", 12, "needs type, side, moneyness"),
-        (10, "  - name: a", "", 1, "dealer names must be unique"),
+        (10, "  - name: a", "dealers[1].name", 10, "'a' is already the name of dealers[0]"),
         (13, "    dealer: 7", "customers[0].dealer", 13, "only 2 dealers"),
     ],
 )
