@@ -700,15 +700,14 @@ class _Run:
         lost to a broken process pool (``self._started``: those that had started)."""
         interrupted = True
         try:
-            futures = {
-                pool.submit(base_dict, overrides, seed, self.keep, self.timeout, head["run_id"]): (
-                    head,
-                    overrides,
-                    seed,
-                )
-                for head, overrides, seed in todo
-            }
-            lost, started = [], set()
+            futures, lost, started = {}, [], set()
+            for i, (head, overrides, seed) in enumerate(todo):
+                try:
+                    args = (base_dict, overrides, seed, self.keep, self.timeout, head["run_id"])
+                    futures[pool.submit(*args)] = (head, overrides, seed)
+                except BrokenProcessPool:  # a worker died while runs were being queued
+                    lost = list(todo[i:])
+                    break
             for fut in pool.as_completed(list(futures)):
                 run = futures[fut]
                 try:
