@@ -114,11 +114,10 @@ def estimate(scenario: Scenario) -> Estimate:
     drivers.sort(key=lambda d: -d[1])
     events = math.fsum(n for _, n, _ in drivers) + len(sc.events)
     orders = price_events + checks
-    cells = {
-        "record.every": samples * (23 + 8 * len(sc.dealers)),
-        drivers[0][0] if drivers else "clock.days": orders * 8,
-        "customers": customer_trades * 10,
-    }
+    cells: dict[str, float] = {"record.every": samples * (23 + 8 * len(sc.dealers))}
+    order_driver = next((d[0] for d in drivers if not d[0].endswith(".trigger")), "clock.days")
+    cells[order_driver] = cells.get(order_driver, 0.0) + orders * 8
+    cells["customers"] = cells.get("customers", 0.0) + customer_trades * 10
     memory = 8.0 * OVERHEAD * math.fsum(cells.values())
     memory_driver = max(cells, key=lambda k: cells[k])
     return Estimate(events, memory, drivers, memory_driver)
