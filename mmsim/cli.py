@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -136,6 +137,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = Simulation(scenario, seed).run(progress=not args.quiet)
     except InstabilityError as err:
         return _fail(str(err), EXIT_DIVERGED)
+    from mmsim.sweep import CORE_METRICS
+
+    bad = [m for m in CORE_METRICS if not math.isfinite(result.metrics.get(m, math.nan))]
+    if bad:  # never report a NaN as a result
+        why = f"the run produced a non-finite {bad[0]} (the model left its domain)"
+        return _fail(f"{args.scenario}: {why}; nothing written", EXIT_DIVERGED)
     if args.set:
         result.meta["overrides"] = list(args.set)
     if replacing and not args.quiet:

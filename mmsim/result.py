@@ -6,8 +6,12 @@ A result directory holds::
     metrics.json     meta.json (seed, SeedSequence entropy, mmsim version)
     scenario.yaml    the resolved scenario (defaults and overrides applied)
 
+    .mmsim-files     the files mmsim wrote here (figures included), one name a line
+
 ``Result.save`` writes into a temporary sibling directory and renames it into place,
-so an interrupted save never leaves a half-written result.
+so an interrupted save never leaves a half-written result. Over an existing result it
+replaces mmsim's files one by one (``meta.json`` first removed, last written) and leaves
+any other file alone; a directory holding anything else is refused.
 """
 
 from __future__ import annotations

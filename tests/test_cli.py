@@ -503,3 +503,20 @@ def _descendants(pid: int) -> list[int]:
     for c in list(found):
         found += _descendants(c)
     return [p for p in found if "resource_tracker" not in _cmdline(p)]
+
+
+def test_a_non_finite_core_metric_is_not_reported_as_a_result(in_tmp, capsys, monkeypatch):
+    from mmsim.engine import Simulation
+
+    real = Simulation.run
+
+    def nan_vol(self, *args, **kw):
+        result = real(self, *args, **kw)
+        result.metrics["realized_vol"] = float("nan")
+        return result
+
+    monkeypatch.setattr(Simulation, "run", nan_vol)
+    good = write(in_tmp, GOOD)
+    assert main(["run", str(good), "-q", "--no-plot", "-o", "out"]) == 3
+    assert "non-finite realized_vol" in one_error_line(capsys.readouterr().err)
+    assert not (in_tmp / "out").exists()
