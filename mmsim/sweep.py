@@ -346,16 +346,18 @@ class _Pool:
         """Shut down; when ``interrupted``, stop the workers at once (a pool left to
         finish its running tasks would keep them alive for the length of a run) and
         keep dask's shutdown quiet."""
-        if self.pool is not None:
+        pool, self.pool = self.pool, None
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        if pool is not None:
             if interrupted:
-                for proc in list((self.pool._processes or {}).values()):
+                for proc in list((pool._processes or {}).values()):
                     with contextlib.suppress(Exception):
                         proc.kill()
-            self.pool.shutdown(wait=not interrupted, cancel_futures=True)
-        if self.client is not None or self.cluster is not None:
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+        if client is not None or cluster is not None:
             quiet = _quiet_dask() if interrupted else contextlib.nullcontext()
             with quiet:
-                for thing in (self.client, self.cluster):
+                for thing in (client, cluster):
                     if thing is not None:
                         with contextlib.suppress(Exception):
                             thing.close()
@@ -521,56 +523,51 @@ def sweep(
         quick = est_events * SECONDS_PER_EVENT / max(n_workers, 1) < START_UP
         executor = "dask" if dask_address else ("serial" if quick else "processes")
     out = Path(out) if out is not None else None
-    if out is not None:
-        check_output_dir(out, "sweep.json", "a sweep directory")
-    first_pool = None
-    if executor == "dask" and dask_address:  # unreachable: fail before writing anything
-        first_pool = _Pool("dask", n_workers, dask_address)
+    rows: dict[str, dict[str, Any]] = {}
+    todo = runs
+    if out is not None and check_output_dir(out, "sweep.json", "a sweep directory"):
+        rows, todo = _reusable(out / "runs", runs, keep)  # an earlier sweep: its finished runs
+    pool = None
+    if todo and executor == "dask" and dask_address:  # unreachable: fail before writing
+        pool = _Pool("dask", n_workers, dask_address)
     try:
         if out is None:
-            rows: dict[str, dict[str, Any]] = {}
-            kept: dict[str, dict] = {}
-            ctx = _Run(rows, kept, None, keep, run_timeout, progress)
-            ctx.execute(runs, scenario_to_dict(base), executor, n_workers, dask_address, first_pool)
-            first_pool = None
+            ctx = _Run(rows, {}, None, keep, run_timeout, progress)
+            ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
             return _table(rows, runs)
         out.mkdir(parents=True, exist_ok=True)
         with _locked(out):
-            return _sweep_into(
-                out, base, spec, runs, keep, run_timeout, progress, csv,
-                executor, n_workers, dask_address, first_pool,
-            )  # fmt: skip
+            if rows:  # read again under the lock: another sweep may have added runs
+                rows, todo = _reusable(out / "runs", runs, keep)
+            (out / "runs").mkdir(exist_ok=True)
+            atomic_write_text(out / "scenario.yaml", dump_scenario_yaml(base))
+            text = json.dumps({**spec.to_json(), "keep": list(keep)})
+            atomic_write_text(out / "sweep.json", text)
+            reused = len(rows)
+            ctx = _Run(rows, {}, out / "runs", keep, run_timeout, progress)
+            ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
+            table = _table(rows, runs)
+            table.attrs["reused"] = reused
+            _save_table(table, out, csv)
+            if keep:
+                series = load_kept_series(out, table)
+                atomic_save(out / "series.parquet", lambda p: series.to_parquet(p, index=False))
+            return table
     finally:
-        if first_pool is not None:
-            first_pool.close()
+        if pool is not None:
+            pool.close()  # idempotent: a no-op when the run loop closed it
 
 
-def _sweep_into(
-    out, base, spec, runs, keep, run_timeout, progress, csv, executor, workers, address, pool
-) -> pd.DataFrame:
-    """The body of :func:`sweep` with an output directory (locked)."""
-    runs_dir = out / "runs"
-    runs_dir.mkdir(exist_ok=True)
-    atomic_write_text(out / "scenario.yaml", dump_scenario_yaml(base))
-    atomic_write_text(out / "sweep.json", json.dumps({**spec.to_json(), "keep": list(keep)}))
-    rows: dict[str, dict[str, Any]] = {}
-    todo = []
+def _reusable(runs_dir: Path, runs: list, keep: tuple[str, ...]) -> tuple[dict, list]:
+    """Rows of the finished runs saved in ``runs_dir``, and the runs still to do."""
+    rows, todo = {}, []
     for head, overrides, seed in runs:
         saved = _saved_row(runs_dir / f"{head['run_id']}.json", head, keep)
         if saved is None:
             todo.append((head, overrides, seed))
         else:
             rows[head["run_id"]] = saved
-    reused = len(rows)
-    ctx = _Run(rows, {}, runs_dir, keep, run_timeout, progress)
-    ctx.execute(todo, scenario_to_dict(base), executor, workers, address, pool)
-    table = _table(rows, runs)
-    table.attrs["reused"] = reused
-    _save_table(table, out, csv)
-    if keep:
-        series = load_kept_series(out, table)
-        atomic_save(out / "series.parquet", lambda p: series.to_parquet(p, index=False))
-    return table
+    return rows, todo
 
 
 def _check_keep(sc: Scenario, keep: tuple[str, ...]) -> None:

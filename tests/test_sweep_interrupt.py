@@ -35,6 +35,8 @@ def sweep_command(out: Path) -> list[str]:
         "3",
         "--set",
         "clock.days=0.05",
+        "--executor",
+        "processes",
         "--workers",
         "2",
         "--no-plot",
