@@ -367,3 +367,57 @@ def test_auto_runs_a_short_sweep_serially(monkeypatch):
     monkeypatch.setattr(sweep_module, "_Pool", no_pool)
     table = mmsim.sweep(TINY, GRID, seeds=2, progress=False)  # executor="auto"
     assert (table["status"] == "ok").all() and len(table) == 4
+
+
+class _DyingPool:
+    """A stand-in process pool (two workers, runs taken in submission order) whose worker
+    dies whenever it starts the run tagged ``culprit``: that run, the run then in flight
+    on the other worker, and every run still queued are lost, as with a real pool."""
+
+    culprit = ""
+
+    def __init__(self, kind, workers, address):
+        import queue
+
+        self.kind, self.workers, self.started = kind, workers, queue.SimpleQueue()
+        self.calls: list = []
+
+    def submit(self, *args):
+        from concurrent.futures import Future
+
+        self.calls.append((Future(), args))
+        return self.calls[-1][0]
+
+    def as_completed(self, futures):
+        from concurrent.futures.process import BrokenProcessPool
+
+        from mmsim.sweep import _run_one
+
+        died_at = None
+        for i, (fut, args) in enumerate(self.calls):
+            tag = args[5]
+            if died_at is None or i < died_at + self.workers:  # started before the death
+                self.started.put(tag)
+            if died_at is None and tag == self.culprit:
+                died_at = i
+            if died_at is not None:
+                fut.set_exception(BrokenProcessPool("a worker died"))
+            else:
+                fut.set_result(_run_one(*args))
+            yield fut
+
+    def close(self, interrupted=False):
+        pass
+
+
+def test_a_worker_death_fails_only_the_run_that_killed_it(monkeypatch):
+    sweep_module = importlib.import_module("mmsim.sweep")
+    table = mmsim.sweep(TINY, GRID, seeds=3, executor="serial", progress=False)
+    _DyingPool.culprit = table["run_id"].iloc[2]
+    monkeypatch.setattr(sweep_module, "_Pool", _DyingPool)
+    dying = mmsim.sweep(TINY, GRID, seeds=3, executor="processes", workers=2, progress=False)
+    failed = dying[dying["status"] != "ok"]
+    assert list(failed["run_id"]) == [_DyingPool.culprit], failed[["run_id", "error"]]
+    assert failed["error"].iloc[0].startswith("WorkerDied: the worker running this run died")
+    ok = dying["status"] == "ok"  # the others, the one in flight beside it included, ran
+    pd.testing.assert_frame_equal(dying[ok], table[ok], check_like=True)
