@@ -9,7 +9,7 @@ in workers several times slower than the same runs in the parent.
 
 import gc
 
-from mmsim.sweep import _warm
+from mmsim.executors import _warm
 
 _warm()
 gc.collect()

@@ -444,7 +444,7 @@ def test_an_unreachable_dask_scheduler_is_one_line_and_leaves_nothing(in_tmp, ca
     pytest.importorskip("dask.distributed")
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("mmsim.sweep"), "DASK_CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(importlib.import_module("mmsim.executors"), "DASK_CONNECT_TIMEOUT", 1.0)
     good = write(in_tmp, GOOD)
     argv = ["sweep", str(good), "--dask", "tcp://127.0.0.1:9", "-o", "sw", "-q", "--seeds", "1"]
     assert main(argv) == 2

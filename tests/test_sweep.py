@@ -196,7 +196,7 @@ def test_sweep_command_bad_grid_exits_2_without_a_directory(tmp_path, capsys):
 # -- issue 10: nothing lost, nothing collapsed, nothing mixed --------------------------------
 def test_serial_sweeps_save_each_run_as_it_finishes(tmp_path, monkeypatch):
     """Ctrl-C during the third run of a serial sweep: the first two are on disk."""
-    sweep_module = importlib.import_module("mmsim.sweep")
+    sweep_module = importlib.import_module("mmsim.executors")
 
     real, calls = sweep_module._run_one, []
 
@@ -359,7 +359,7 @@ def test_rows_are_identical_on_the_warm_process_pool_and_serially():
 
 
 def test_auto_runs_a_short_sweep_serially(monkeypatch):
-    sweep_module = importlib.import_module("mmsim.sweep")
+    sweep_module = importlib.import_module("mmsim.executors")
 
     def no_pool(*args, **kw):
         raise AssertionError("a sweep of a few tiny runs started a worker pool")
@@ -391,7 +391,7 @@ class _DyingPool:
     def as_completed(self, futures):
         from concurrent.futures.process import BrokenProcessPool
 
-        from mmsim.sweep import _run_one
+        from mmsim.executors import _run_one
 
         died_at = None
         for i, (fut, args) in enumerate(self.calls):
@@ -411,7 +411,7 @@ class _DyingPool:
 
 
 def test_a_worker_death_fails_only_the_run_that_killed_it(monkeypatch):
-    sweep_module = importlib.import_module("mmsim.sweep")
+    sweep_module = importlib.import_module("mmsim.executors")
     table = mmsim.sweep(TINY, GRID, seeds=3, executor="serial", progress=False)
     _DyingPool.culprit = table["run_id"].iloc[2]
     monkeypatch.setattr(sweep_module, "_Pool", _DyingPool)
