@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmsim.errors import InstabilityError, ResultError, ScenarioError
+from mmsim.errors import BudgetError, InstabilityError, OutputError, ResultError, ScenarioError
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_WRITE = 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,6 +26,45 @@ class _Parser(argparse.ArgumentParser):
 def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
     print(f"mmsim: error: {message}", file=sys.stderr)
     return status
+
+
+def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _seed_list(text: str) -> list[int]:
+    seeds = [_int_at_least(0)(x.strip()) for x in text.split(",")]
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"a seed is repeated in {text!r}")
+    return seeds
+
+
+def _keep_list(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("needs column names, e.g. price,dealer_delta")
+    return names
 
 
 def _money(x: float) -> str:
@@ -67,23 +108,46 @@ def _summary(result, out: Path | None) -> str:
     return "\n".join(lines)
 
 
+def _run_dir(scenario, seed: int | None, overrides: list[str] | None) -> Path:
+    """``runs/<name>-seed<N>``, plus ``-set<hash>`` of the overrides; the name a slug."""
+    import hashlib
+
+    from mmsim.paths import slug
+
+    name = slug(scenario.name)
+    if seed is not None:
+        name += f"-seed{seed}"
+    if overrides:
+        digest = hashlib.sha1("\n".join(overrides).encode("utf-8", "surrogatepass"))
+        name += f"-set{digest.hexdigest()[:6]}"
+    return Path("runs") / name
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from mmsim.budget import check
     from mmsim.engine import Simulation
+    from mmsim.paths import check_output_dir
     from mmsim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, overrides=args.set or None)
     seed = args.seed if args.seed is not None else scenario.seed
-    out = (
-        Path(args.output)
-        if args.output
-        else Path("runs") / (f"{scenario.name}-seed{seed}" if seed is not None else scenario.name)
-    )
-    if out.exists() and not (out / "meta.json").is_file():
-        return _fail(f"{out}: exists and is not a result directory; choose another -o")
+    out = Path(args.output) if args.output else _run_dir(scenario, seed, args.set)
+    replacing = check_output_dir(out, "meta.json", "a run result")
+    check(scenario, max_events=args.max_events, max_memory=args.max_memory, source=args.scenario)
     try:
         result = Simulation(scenario, seed).run(progress=not args.quiet)
     except InstabilityError as err:
         return _fail(str(err), EXIT_DIVERGED)
+    from mmsim.sweep import CORE_METRICS
+
+    bad = [m for m in CORE_METRICS if not math.isfinite(result.metrics.get(m, math.nan))]
+    if bad:  # never report a NaN as a result
+        why = f"the run produced a non-finite {bad[0]} (the model left its domain)"
+        return _fail(f"{args.scenario}: {why}; nothing written", EXIT_DIVERGED)
+    if args.set:
+        result.meta["overrides"] = list(args.set)
+    if replacing and not args.quiet:
+        print(f"mmsim: replacing the earlier result in {out}/", file=sys.stderr)
     result.save(out)
     if not args.no_plot:
         from mmsim.plots import save_run_plots
@@ -124,6 +188,8 @@ def _cmd_gex(args: argparse.Namespace) -> int:
     from mmsim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, overrides=args.set or None)
+    if args.output and not args.no_plot and Path(args.output).suffix.lower() != ".png":
+        return _fail(f"-o {args.output}: the GEX plot is a PNG; give a name ending in .png")
     duration = scenario.clock.duration
     if not 0.0 <= args.at <= duration:
         return _fail(f"--at {args.at:g}: outside the run (0 to {duration:g} s)")
@@ -146,12 +212,13 @@ def _cmd_gex(args: argparse.Namespace) -> int:
         table = book.gex_by_strike(S, t, vol, view)
         print(table.to_string(index=False, float_format=lambda x: f"{x:,.0f}"))
     if not args.no_plot:
+        from mmsim.paths import slug
         from mmsim.plots import save_gex_plot
 
         out = (
             Path(args.output)
             if args.output
-            else Path("runs") / (f"{scenario.name}-gex-t{args.at:g}.png")
+            else Path("runs") / (f"{slug(scenario.name)}-gex-t{args.at:g}.png")
         )
         print(save_gex_plot(book, S, t, vol, out, title=f"{scenario.name}, t = {t:g} s"))
     return 0
@@ -170,6 +237,26 @@ def _parse_axes(items: list[str] | None, flag: str) -> dict[str, list]:
     return axes
 
 
+def _merge_axes(block, grid: dict, zipped: dict) -> tuple[dict, dict, list[str]]:
+    """The scenario's sweep block with ``--grid`` / ``--zip`` merged in (a path given on
+    the command line replaces the block's values for that path); and a description of
+    where each axis came from."""
+    base_grid = dict(block.grid) if block is not None else {}
+    base_zip = dict(block.zip) if block is not None else {}
+    for path in (*grid, *zipped):
+        base_grid.pop(path, None)
+        base_zip.pop(path, None)
+    if zipped and base_zip:  # zipped lists must move together: one source only
+        base_zip = {}
+    merged_grid, merged_zip = {**base_grid, **grid}, {**base_zip, **zipped}
+    given = {*grid, *zipped}
+    where = [
+        f"{path} ({len(values)} values, {'command line' if path in given else 'scenario'})"
+        for path, values in {**merged_grid, **merged_zip}.items()
+    ]
+    return merged_grid, merged_zip, where
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from mmsim.scenario import load_scenario
     from mmsim.sweep import summarize_sweep, sweep
@@ -177,10 +264,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides=args.set or None)
     block = scenario.sweep
     grid, zipped = _parse_axes(args.grid, "--grid"), _parse_axes(args.zip, "--zip")
-    if not grid and not zipped and block is not None:
-        grid, zipped = dict(block.grid), dict(block.zip)
+    grid, zipped, where = _merge_axes(block, grid, zipped)
     if args.seed_list:
-        seeds: int | list[int] = [int(x) for x in args.seed_list.split(",")]
+        seeds: int | list[int] = args.seed_list
     elif args.seeds is not None:
         seeds = args.seeds
     else:
@@ -189,7 +275,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         args.sweep_seed if args.sweep_seed is not None else (block.seed if block is not None else 0)
     )
     executor = "dask" if args.dask else args.executor
-    out = Path(args.output) if args.output else Path("runs") / f"{scenario.name}-sweep"
+    if args.output:
+        out = Path(args.output)
+    else:
+        from mmsim.paths import slug
+
+        out = Path("runs") / f"{slug(scenario.name)}-sweep"
+    if not args.quiet:
+        print(f"grid: {'; '.join(where) or 'none (seeds only)'}", file=sys.stderr)
     table = sweep(
         scenario,
         grid,
@@ -202,16 +295,26 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         out=out,
         progress=not args.quiet,
         csv=args.csv,
+        keep=args.keep or (),
+        run_timeout=args.run_timeout,
+        max_events=args.max_events,
+        max_memory=args.max_memory,
     )
-    if not args.no_plot:
+    ok = "status" in table and (table["status"] == "ok").any()
+    if not args.no_plot and ok:
         from mmsim.plots import save_sweep_plots
 
         save_sweep_plots(out)
     if not args.quiet:
-        failed = int((table["status"] != "ok").sum())
-        print(f"{len(table)} runs ({failed} failed) in {out}/")
-        stats = summarize_sweep(table)
-        print(stats.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        failed = int((table["status"] != "ok").sum()) if "status" in table else 0
+        reused = table.attrs.get("reused", 0)
+        again = f", {reused} reused from an earlier sweep" if reused else ""
+        print(f"{len(table)} runs ({failed} failed{again}) in {out}/")
+        if ok:
+            stats = summarize_sweep(table)
+            print(stats.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        else:
+            print("no run succeeded; see the error column of results.parquet")
     return 0
 
 
@@ -229,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Agent-based simulator of how options dealers' delta hedging moves the "
         "underlying market: run scenarios, sweep parameters, plot walls and regimes.",
         epilog="exit status: 0 ok, 2 bad input (one line naming file, field and line), "
-        "3 the hedging feedback diverged (lam * G <= -1), 130 interrupted",
+        "3 the hedging feedback diverged (lam * G <= -1), 4 cannot write the output "
+        "(path and cause named), 130 interrupted (143 on SIGTERM)",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     overrides = {
@@ -238,10 +342,32 @@ def build_parser() -> argparse.ArgumentParser:
         "help": "override a scenario field, e.g. dealers.0.band=2000 (repeatable)",
     }
 
+    budget = {
+        "--max-events": {
+            "type": _positive_float,
+            "metavar": "N",
+            "help": "refuse a run estimated to need more events (default 5e8)",
+        },
+        "--max-memory": {
+            "type": lambda text: _positive_float(text) * 2**30,
+            "metavar": "GiB",
+            "help": "refuse a run estimated to need more memory (default half the RAM, <= 16)",
+        },
+    }
+
     p = sub.add_parser("run", help="run a scenario and write a result directory")
     p.add_argument("scenario", help="YAML scenario file")
-    p.add_argument("-o", "--output", help="result directory (default runs/<name>-seed<N>)")
-    p.add_argument("--seed", type=int, help="random seed (default: the scenario's seed)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="result directory (default runs/<name>-seed<N>, plus -set<hash> with --set); "
+        "an existing result there is replaced (said on stderr), any other content refused",
+    )
+    p.add_argument(
+        "--seed", type=_int_at_least(0), help="random seed (default: the scenario's seed)"
+    )
+    for flag, kw in budget.items():
+        p.add_argument(flag, **kw)
     p.add_argument("--set", **overrides)
     p.add_argument("--no-plot", action="store_true", help="do not write price.png")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -253,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--grid",
         action="append",
         metavar="PATH=V1,V2,...",
-        help="swept values (repeatable; all combinations are run)",
+        help="swept values (repeatable; all combinations are run); merged with the "
+        "scenario's sweep grid: a path given here replaces that path's values there",
     )
     p.add_argument(
         "--zip",
@@ -261,11 +388,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH=V1,V2,...",
         help="values that move together (repeatable; equal lengths)",
     )
-    p.add_argument("--seeds", type=int, help="replicates per grid point (default 4)")
-    p.add_argument("--seed-list", help="explicit run seeds, e.g. 1,2,3")
-    p.add_argument("--sweep-seed", type=int, help="seed the replicate seeds derive from")
-    p.add_argument("--workers", type=int, help="parallel workers (default: one per core)")
-    p.add_argument("--executor", choices=["serial", "processes", "dask"], default="processes")
+    p.add_argument("--seeds", type=_int_at_least(1), help="replicates per grid point (default 4)")
+    p.add_argument("--seed-list", type=_seed_list, help="explicit run seeds, e.g. 1,2,3")
+    p.add_argument(
+        "--sweep-seed", type=_int_at_least(0), help="seed the replicate seeds derive from"
+    )
+    p.add_argument(
+        "--workers", type=_int_at_least(1), help="parallel workers (default: one per core)"
+    )
+    p.add_argument(
+        "--executor",
+        choices=["auto", "serial", "processes", "dask"],
+        default="auto",
+        help="auto (default): serial when the sweep is shorter than starting workers",
+    )
+    p.add_argument(
+        "--keep",
+        type=_keep_list,
+        metavar="COL,COL",
+        help="keep these series columns of every run (runs/<id>.series.parquet and "
+        "series.parquet), e.g. price,dealer_delta",
+    )
+    p.add_argument(
+        "--run-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="a run taking longer becomes a failed row (serial and process executors)",
+    )
+    for flag, kw in budget.items():
+        p.add_argument(flag, **kw)
     p.add_argument("--dask", metavar="ADDRESS", help="use this dask.distributed scheduler")
     p.add_argument("-o", "--output", help="sweep directory (default runs/<name>-sweep)")
     p.add_argument("--csv", action="store_true", help="also write results.csv")
@@ -303,19 +454,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: pools are shut down
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmsim`` console script; returns the exit status."""
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
     warnings.formatwarning = lambda message, *_, **__: f"mmsim: warning: {message}\n"
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.func(args)
-    except ScenarioError as err:
+    except (ScenarioError, OutputError, BudgetError, ResultError) as err:
         return _fail(str(err))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:  # output piped into head & co.: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # a read-only or full disk, a vanished directory
+        where = f"{err.filename}: " if err.filename else ""
+        return _fail(f"{where}cannot write: {err.strerror or err}", EXIT_WRITE)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

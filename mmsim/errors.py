@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["InstabilityError", "ResultError", "ScenarioError", "SimulationError"]
+__all__ = [
+    "BudgetError",
+    "InstabilityError",
+    "OutputError",
+    "ResultError",
+    "ScenarioError",
+    "SimulationError",
+]
 
 
 class ScenarioError(ValueError):
@@ -38,3 +45,13 @@ class InstabilityError(SimulationError):
 class ResultError(Exception):
     """A run or sweep directory that is missing, incomplete or damaged; ``str(err)`` is one
     line naming the directory (or file) and what is wrong with it."""
+
+
+class OutputError(ValueError):
+    """An output location mmsim refuses (a file, a symbolic link, a directory holding
+    files mmsim did not write); ``str(err)`` is one line naming the path."""
+
+
+class BudgetError(ValueError):
+    """A run or sweep estimated to exceed its event or memory budget before it starts;
+    ``str(err)`` is one line naming the field that drives the estimate and the limit."""

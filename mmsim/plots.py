@@ -21,6 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mmsim.errors import ResultError
+from mmsim.paths import atomic_save
 from mmsim.result import Result, load_result, reading
 
 __all__ = [
@@ -80,7 +81,7 @@ def _figure(nrows: int = 1, ncols: int = 1, *, size, **kw) -> tuple[Figure, np.n
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with mpl.rc_context(STYLE):  # ticks are created lazily, at draw time
-        fig.savefig(path)
+        atomic_save(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:] or "png"))
     return path
 
 

@@ -6,8 +6,12 @@ A result directory holds::
     metrics.json     meta.json (seed, SeedSequence entropy, mmsim version)
     scenario.yaml    the resolved scenario (defaults and overrides applied)
 
+    .mmsim-files     the files mmsim wrote here (figures included), one name a line
+
 ``Result.save`` writes into a temporary sibling directory and renames it into place,
-so an interrupted save never leaves a half-written result.
+so an interrupted save never leaves a half-written result. Over an existing result it
+replaces mmsim's files one by one (``meta.json`` first removed, last written) and leaves
+any other file alone; a directory holding anything else is refused.
 """
 
 from __future__ import annotations
@@ -16,21 +20,28 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 from mmsim.errors import ResultError, ScenarioError
+from mmsim.paths import MANIFEST, check_output_dir, fix_mode, owned_files, read_regular
 from mmsim.scenario import dump_scenario_yaml, load_scenario
 from mmsim.schema import Scenario
 
 __all__ = ["TABLES", "Result", "load_result", "reading"]
 
 TABLES = ("series", "trades", "option_trades", "episodes", "accounts")
+FILES = (*(f"{t}.parquet" for t in TABLES), "metrics.json", "scenario.yaml", "meta.json")
+"""Files of a result directory; ``meta.json`` last (its presence marks a finished run)."""
+MAX_TEXT = 64 << 20
+"""Largest JSON / YAML file of a result directory read, bytes."""
 
 
 @dataclass
@@ -63,27 +74,49 @@ class Result:
     metrics: dict[str, float]
     seed: int | None
     entropy: int
-    meta: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the result to ``directory`` (replaced if it exists); returns its path."""
+        """Write the result to ``directory``; returns its path.
+
+        A new or empty directory is filled through a temporary sibling renamed into
+        place. An existing result directory is updated file by file (each file renamed
+        over the old one, ``meta.json`` removed first and written last, so an interrupted
+        update is never read as a finished run); only files mmsim wrote there are removed.
+        Any other non-empty directory is refused (:class:`~mmsim.errors.OutputError`).
+        Files and directories get the permissions of the process umask.
+        """
         target = Path(directory)
+        replacing = check_output_dir(target, "meta.json", "a run result")
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.", dir=target.parent))
         try:
-            for name in TABLES:
-                getattr(self, name).to_parquet(staging / f"{name}.parquet", index=False)
-            (staging / "metrics.json").write_text(json.dumps(self.metrics, indent=1))
-            meta = {"seed": self.seed, "entropy": str(self.entropy), **self.meta}
-            (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-            (staging / "scenario.yaml").write_text(dump_scenario_yaml(self.scenario))
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
+            fix_mode(staging, directory=True)
+            self._write_files(staging)
+            if replacing:
+                _replace_files(staging, target)
+                staging.rmdir()
+            else:
+                if target.is_dir():
+                    target.rmdir()  # empty (checked above)
+                staging.rename(target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+    def _write_files(self, staging: Path) -> None:
+        for name in TABLES:
+            getattr(self, name).to_parquet(staging / f"{name}.parquet", index=False)
+        (staging / "metrics.json").write_text(json.dumps(self.metrics, indent=1))
+        meta = {"seed": self.seed, "entropy": str(self.entropy), **self.meta}
+        header = "".join(f"# --set {o}\n" for o in self.meta.get("overrides", []))
+        if header:
+            header = "# resolved scenario; overrides applied:\n" + header
+        text = header + dump_scenario_yaml(self.scenario)
+        (staging / "scenario.yaml").write_text(text, encoding="utf-8")
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        (staging / MANIFEST).write_text("".join(f"{n}\n" for n in FILES))
 
     def equals(self, other: Result) -> bool:
         """Exact equality of every table, metric and the scenario."""
@@ -95,6 +128,25 @@ class Result:
         )
 
 
+def _replace_files(staging: Path, target: Path) -> None:
+    """Move the files of ``staging`` into the result directory ``target``: first remove
+    its ``meta.json`` (the run is unfinished from now on) and the files mmsim wrote there
+    earlier that the new result does not have (e.g. figures), then rename each new file
+    over the old one, ``meta.json`` last. Files mmsim did not write are left alone."""
+    (target / "meta.json").unlink(missing_ok=True)
+    stale = (owned_files(target) | set(FILES)) - set(FILES) - {MANIFEST}
+    for name in stale:
+        old = target / name
+        if old.is_symlink() or old.is_file():
+            old.unlink()
+    for name in (*FILES[:-1], MANIFEST, FILES[-1]):
+        os.replace(staging / name, target / name)
+
+
+def _read_text(file: Path) -> str:
+    return read_regular(file, MAX_TEXT).decode("utf-8")
+
+
 @contextlib.contextmanager
 def reading(file: Path) -> Iterator[Path]:
     """Turn any failure to read ``file`` (missing, damaged, wrong content) into one
@@ -103,7 +155,7 @@ def reading(file: Path) -> Iterator[Path]:
         yield file
     except ScenarioError as err:
         raise ResultError(f"{file}: damaged resolved scenario ({err.reason})") from None
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, pa.ArrowException) as err:
         why = f"no {err.args[0]!r}" if isinstance(err, KeyError) else str(err).split("\n")[0]
         raise ResultError(f"{file}: missing or damaged ({why})") from None
 
@@ -120,14 +172,33 @@ def load_result(directory: str | os.PathLike) -> Result:
     tables = {}
     for name in TABLES:
         with reading(path / f"{name}.parquet") as file:
+            if not stat.S_ISREG(os.stat(file).st_mode):
+                raise OSError("not a regular file")
             tables[name] = pd.read_parquet(file)
     with reading(path / "meta.json") as file:
-        meta = json.loads(file.read_text())
+        meta = json.loads(_read_text(file))
         seed, entropy = meta.pop("seed"), int(meta.pop("entropy"))
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed {seed!r} is not an integer")
     with reading(path / "metrics.json") as file:
-        metrics = json.loads(file.read_text())
+        metrics = json.loads(_read_text(file))
+        if not isinstance(metrics, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()
+        ):
+            raise ValueError("metrics must map names to numbers")
+        missing = {"realized_vol", "hedge_volume", "n_rehedges"} - set(metrics)
+        if missing:
+            raise ValueError(f"metrics lack {', '.join(sorted(missing))}")
     with reading(path / "scenario.yaml") as file:
         scenario = load_scenario(file)
+    with reading(path / "series.parquet") as file:
+        if not {"t", "price"} <= set(tables["series"].columns):
+            raise ValueError("series has no 't' and 'price' columns")
+    with reading(path / "accounts.parquet") as file:
+        accounts = tables["accounts"]
+        dealers = set(accounts["account"][accounts["kind"] == "dealer"])
+        if unknown := [d for d in scenario.dealer_names() if d not in dealers]:
+            raise ValueError(f"no account of dealer {unknown[0]!r} of scenario.yaml")
     return Result(
         scenario=scenario,
         metrics=metrics,

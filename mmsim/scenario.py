@@ -21,10 +21,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mmsim.errors import ScenarioError
+from mmsim.paths import read_regular
 from mmsim.schema import Scenario
 
 __all__ = [
     "dump_scenario_yaml",
+    "first_duplicate",
     "load_scenario",
     "parse_override",
     "scenario_json_schema",
@@ -34,8 +36,52 @@ __all__ = [
 OVERRIDES = "<overrides>"
 
 
+MAX_ALIASES = 100
+"""Aliases (``*name``) a scenario file may use."""
+MAX_NODES = 100_000
+"""Nodes of a scenario file once aliases are expanded (an alias bomb expands to 1e9)."""
+MAX_DEPTH = 64
+"""Nesting depth of a scenario file."""
+MAX_FILE = 16 << 20
+"""Largest scenario file read, bytes."""
+MAX_ERRORS = 100
+"""Validation errors examined for the message (the rest are only counted)."""
+_STANDARD_TAGS = {None, "!", "tag:yaml.org,2002:str"}
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-4`` as a float and rejects a mapping's repeated keys."""
+    """SafeLoader that reads ``1e-4`` as a float and rejects a mapping's repeated keys,
+    explicit tags other than ``!!str``, more than :data:`MAX_ALIASES` aliases, recursive
+    aliases, nesting deeper than :data:`MAX_DEPTH` and documents that expand to more
+    than :data:`MAX_NODES` nodes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+        self._open: list[str | None] = []
+
+    def _refuse(self, problem: str, event: yaml.Event) -> None:
+        raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                self._refuse(f"more than {MAX_ALIASES} aliases", event)
+            if event.anchor in self._open:
+                self._refuse(f"recursive alias *{event.anchor}", event)
+            return super().compose_node(parent, index)
+        tag = getattr(event, "tag", None)
+        if tag not in _STANDARD_TAGS:
+            self._refuse(f"tag {tag!r} is not allowed (plain values only)", event)
+        if len(self._open) >= MAX_DEPTH:
+            self._refuse(f"nested deeper than {MAX_DEPTH} levels", event)
+        self._open.append(getattr(event, "anchor", None))
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.pop()
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
@@ -46,6 +92,40 @@ class _Loader(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(None, None, problem, key.start_mark)
                 seen.add(key.value)
         return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes of the document with every alias expanded (shared nodes counted per use)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) not in sizes:
+            if isinstance(node, yaml.MappingNode):
+                kids = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                kids = node.value
+            else:
+                kids = []
+            sizes[id(node)] = min(1 + sum(size(k) for k in kids), MAX_NODES + 1)
+        return sizes[id(node)]
+
+    return size(root)
+
+
+def _check_text(data: Any, source: str, path: str = "") -> None:
+    """Reject strings that cannot be written back as UTF-8 (lone surrogates)."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ScenarioError("text is not valid Unicode", source=source, field=path) from None
+    elif isinstance(data, Mapping):
+        for k, v in data.items():
+            _check_text(k, source, path)
+            _check_text(v, source, f"{path}.{k}" if path else str(k))
+    elif isinstance(data, list | tuple):
+        for i, v in enumerate(data):
+            _check_text(v, source, f"{path}[{i}]")
 
 
 class _Dumper(yaml.SafeDumper):
@@ -93,10 +173,67 @@ def load_scenario(
     for path, value in _override_items(overrides):
         _set_path(data, path, value)
         overridden.append(path.split("."))
+    _check_text(data, name)
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, name, root, overridden) from None
+    if scenario.sweep is not None and not isinstance(source, Scenario):
+        _check_sweep(data, scenario.sweep, name, root)
+    return scenario
+
+
+def _norm(value: Any) -> Any:
+    """A hashable form of a value in which ``0`` and ``0.0`` are the same."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _norm(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_norm(v) for v in value)
+    return repr(value)
+
+
+def first_duplicate(values: Sequence[Any]) -> int | None:
+    """Index of the first value equal to an earlier one (``0 == 0.0``), or None."""
+    seen = set()
+    for i, v in enumerate(values):
+        key = _norm(v)
+        if key in seen:
+            return i
+        seen.add(key)
+    return None
+
+
+def _check_sweep(data: dict, block: Any, name: str, root: yaml.Node | None) -> None:
+    """Validate a sweep block as fully as the runs it describes: each path exists in the
+    schema and each value validates there; no value or seed is repeated; zipped lists
+    have equal lengths."""
+    base = {k: v for k, v in data.items() if k != "sweep"}
+
+    def fail(reason: str, loc: list) -> ScenarioError:
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)[1:]
+        return ScenarioError(reason, source=name, field=field, line=_line(root, loc))
+
+    if isinstance(block.seeds, list) and (i := first_duplicate(block.seeds)) is not None:
+        raise fail(f"seed {block.seeds[i]} is repeated", ["sweep", "seeds", i])
+    lengths = {len(v) for v in block.zip.values()}
+    if len(lengths) > 1:
+        raise fail(f"zipped value lists differ in length: {sorted(lengths)}", ["sweep", "zip"])
+    for kind in ("grid", "zip"):
+        for path, values in getattr(block, kind).items():
+            if not values:
+                raise fail("needs a non-empty list of values", ["sweep", kind, path])
+            if (i := first_duplicate(values)) is not None:
+                raise fail(f"value {_short(values[i])} is repeated", ["sweep", kind, path, i])
+            for i, value in enumerate(values):
+                try:
+                    load_scenario(base, overrides={path: value})
+                except ScenarioError as err:
+                    why = err.reason if err.source == OVERRIDES else f"{err.field}: {err.reason}"
+                    raise fail(why, ["sweep", kind, path, i]) from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -110,7 +247,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ScenarioError(f"expected path=value, got {text!r}", source=OVERRIDES)
     try:
         value = yaml.load(raw, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, KeyError, RecursionError):
         value = raw.strip()
     return path.strip(), value
 
@@ -133,10 +270,12 @@ def scenario_json_schema() -> dict:
 def _read_yaml(name: str) -> tuple[Any, yaml.Node | None]:
     """Read and parse a YAML file; return the data and its node tree (for line numbers)."""
     try:
-        raw = Path(name).read_bytes()
+        raw = read_regular(Path(name), MAX_FILE)
     except OSError as exc:
         why = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory"}
         msg = why.get(type(exc), f"cannot read: {exc.strerror or exc}")
+        if Path(name).is_dir():
+            msg = "is a directory"
         raise ScenarioError(msg, source=name) from None
     try:
         text = raw.decode("utf-8-sig")
@@ -150,6 +289,9 @@ def _read_yaml(name: str) -> tuple[Any, yaml.Node | None]:
         root = loader.get_single_node()
         if root is None:
             return None, None
+        if _expanded_size(root) > MAX_NODES:
+            msg = f"more than {MAX_NODES:,} values once aliases are expanded"
+            raise ScenarioError(msg, source=name, line=root.start_mark.line + 1)
         return loader.construct_document(root), root
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -157,6 +299,12 @@ def _read_yaml(name: str) -> tuple[Any, yaml.Node | None]:
         why = ", ".join(str(x) for x in (exc.context, exc.problem) if x) or "syntax error"
         msg = f"malformed YAML: {why}"
         raise ScenarioError(" ".join(msg.split()), source=name, line=line) from None
+    except ScenarioError:
+        raise
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+        # a standard tag with a value it cannot hold (already refused above), a bad date
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ScenarioError(f"malformed YAML: {why}", source=name) from None
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
         msg = f"malformed YAML: unacceptable character #x{exc.character:04x}"
@@ -313,10 +461,13 @@ def _explain(
 ) -> ScenarioError:
     """One ScenarioError for a ValidationError: its first error by line, and a count."""
     found = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors[:MAX_ERRORS]:
         loc, reason = list(err["loc"]), _reason(err)
-        if not loc and (m := re.match(r"(\w+)\[(\d+)\](?:\.(\w+))?", reason)):
+        if not loc and (m := re.match(r"(\w+)\[(\d+)\](?:\.(\w+))?(: )?", reason)):
             loc = [m[1], int(m[2]), *([m[3]] if m[3] else [])]  # a cross-check naming a field
+            if m[4]:
+                reason = reason[m.end() :]
         parts = [str(p) for p in loc]
         source, line = name, _line(root, loc)
         if any(parts[: len(o)] == o for o in overridden):
@@ -328,6 +479,6 @@ def _explain(
         found.append((rank, line, source, _fmt_loc(loc), reason))
     found.sort(key=lambda f: f[0])
     _, line, source, field, reason = found[0]
-    if len(found) > 1:
-        reason += f" (and {len(found) - 1} more)"
+    if len(errors) > 1:
+        reason += f" (and {len(errors) - 1} more)"
     return ScenarioError(" ".join(reason.split()), source=source, field=field, line=line)

@@ -34,6 +34,9 @@ __all__ = [
     "VolConfig",
 ]
 
+RESERVED_ACCOUNTS = ("pool", "opening", "clearing", "noise")
+"""Ledger accounts of the engine; no dealer or pension may take these names."""
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
@@ -102,11 +105,24 @@ class MarketConfig(_Strict):
     transient: Transient = Field(default_factory=Transient)
     half_spread: NonNegFloat = Field(0.0, description="Half bid-ask spread, $ per share.")
     tick: NonNegFloat = Field(0.0, description="Tick size of published prices, $ (0 = none).")
-    r: float = Field(0.0, description="Risk-free rate, per year, continuous.")
-    q: float = Field(0.0, description="Dividend yield, per year, continuous.")
+    r: Annotated[float, Field(ge=-1, le=1)] = Field(
+        0.0, description="Risk-free rate, per year, continuous (-1 to 1)."
+    )
+    q: Annotated[float, Field(ge=-1, le=1)] = Field(
+        0.0, description="Dividend yield, per year, continuous (-1 to 1)."
+    )
     settlement: Literal["cash", "physical"] = Field(
         "cash", description="Expiring options settle in cash or in shares at the strike."
     )
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> MarketConfig:
+        for name in ("tick", "half_spread"):
+            if getattr(self, name) >= self.S0 / 10:
+                raise ValueError(
+                    f"{name} = {getattr(self, name):g} $ is not below S0/10 = {self.S0 / 10:g} $"
+                )
+        return self
 
 
 class FollowRealized(_Strict):
@@ -368,9 +384,19 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
-        names = [d.name for d in self.dealers if d.name is not None]
-        if len(set(names)) != len(names):
-            raise ValueError("dealer names must be unique")
+        accounts = {n: "an internal account" for n in RESERVED_ACCOUNTS}
+        for i, c in enumerate(self.customers):
+            accounts[f"{c.segment}{i}"] = f"customers[{i}]"
+        for kind, names in (
+            ("pensions", [p.name or f"pension{i}" for i, p in enumerate(self.pensions)]),
+            ("dealers", self.dealer_names()),
+        ):
+            for i, name in enumerate(names):
+                if not name.strip():
+                    raise ValueError(f"{kind}[{i}].name: must not be empty")
+                if name in accounts:
+                    raise ValueError(f"{kind}[{i}].name: {name!r} is already {accounts[name]}")
+                accounts[name] = f"the name of {kind}[{i}]"
         for i, c in enumerate(self.customers):
             if c.dealer is not None and c.dealer >= len(self.dealers):
                 raise ValueError(

@@ -10,39 +10,50 @@ Seeds: replicate ``k`` runs with seed ``SeedSequence([sweep_seed, k]).generate_s
 at *every* grid point (common random numbers: grid points are compared on the same
 draws), and adding grid points never changes the seeds of the others.
 
-Executors: ``serial``; ``processes`` (a spawn-context process pool, one worker per
-core by default); ``dask`` (an existing ``dask.distributed`` scheduler at
-``dask_address``, or a ``LocalCluster`` on loopback). Rows are identical on all three.
+A run's id hashes its *resolved* scenario (base scenario plus overrides) and seed, so a
+rerun into the same directory reuses only runs of exactly the same scenario; repeated
+grid values or seeds are refused. One sweep at a time may write into a directory (a lock
+file). Before anything runs, every grid point is validated and its size estimated
+(:mod:`mmsim.budget`); a sweep with more than :data:`MAX_RUNS` runs is refused.
+
+Executors: ``serial``; ``processes`` (a process pool of warm workers: forked from a
+fork server that has imported mmsim and loaded its compiled kernels once, one worker
+per core by default); ``dask`` (an existing ``dask.distributed`` scheduler at
+``dask_address``, or a ``LocalCluster`` on loopback); ``auto`` (the default: serial
+when the whole sweep is estimated to take less than starting workers, else
+processes). Rows are identical on all of them. Optional per-run timeout
+(``run_timeout``, s; serial and process executors): a run that takes longer becomes a
+failed row. A worker that dies (killed, out of memory) fails only the run it was
+running: the runs it had not started are run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
-import multiprocessing
+import math
 import os
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures import as_completed as futures_as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from mmsim.errors import ScenarioError
-from mmsim.scenario import dump_scenario_yaml, load_scenario, scenario_to_dict
+from mmsim.budget import check as check_budget
+from mmsim.errors import OutputError, ScenarioError
+from mmsim.executors import CORE_METRICS, _Pool, _Run, _series_path, local_cluster
+from mmsim.paths import atomic_save, atomic_write_text, check_output_dir, read_regular
+from mmsim.scenario import dump_scenario_yaml, first_duplicate, load_scenario, scenario_to_dict
 from mmsim.schema import Scenario
 
 __all__ = [
+    "MAX_RUNS",
     "SweepSpec",
+    "load_kept_series",
     "local_cluster",
     "replicate_seeds",
     "run_id",
@@ -51,7 +62,16 @@ __all__ = [
     "swept_columns",
 ]
 
-EXECUTORS = ("serial", "processes", "dask")
+EXECUTORS = ("auto", "serial", "processes", "dask")
+MAX_RUNS = 100_000
+"""Runs a sweep may have (grid points x seeds)."""
+START_UP = 1.5
+"""Seconds of wall time to start a pool of warm workers (fork server, imports, kernels);
+``auto`` runs a sweep estimated to take less than this serially."""
+SECONDS_PER_EVENT = 4.0e-6
+"""CPU seconds per event of :func:`mmsim.budget.estimate`, for the ``auto`` choice."""
+NOT_RUN_FIELDS = ("name", "description", "seed", "sweep")
+"""Scenario fields that do not change a run with a given seed (left out of run ids)."""
 
 
 def replicate_seeds(sweep_seed: int, n: int) -> list[int]:
@@ -59,9 +79,14 @@ def replicate_seeds(sweep_seed: int, n: int) -> list[int]:
     return [int(np.random.SeedSequence([sweep_seed, k]).generate_state(1)[0]) for k in range(n)]
 
 
-def run_id(overrides: Mapping[str, Any], seed: int) -> str:
-    """Stable identifier of one run: a hash of its overrides and seed."""
-    text = json.dumps({"overrides": overrides, "seed": seed}, sort_keys=True, default=str)
+def run_id(scenario: Scenario | Mapping[str, Any], seed: int) -> str:
+    """Stable identifier of one run: a hash of its resolved scenario (without the fields
+    that do not change a run, :data:`NOT_RUN_FIELDS`) and its seed."""
+    if isinstance(scenario, Scenario):
+        data = {k: v for k, v in scenario_to_dict(scenario).items() if k not in NOT_RUN_FIELDS}
+    else:
+        data = dict(scenario)
+    text = json.dumps({"scenario": data, "seed": seed}, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -75,13 +100,22 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=lambda: replicate_seeds(0, 4))
     sweep_seed: int | None = 0
 
-    def points(self) -> list[dict[str, Any]]:
-        """Override mappings of every grid point, in a stable order."""
+    def check(self) -> None:
+        """Raise :class:`ScenarioError` for empty or repeated values, unequal zipped
+        lengths, a path both gridded and zipped, or more than :data:`MAX_RUNS` runs."""
         for path, values in {**self.grid, **self.zip}.items():
             if not isinstance(values, list) or not values:
                 raise ScenarioError(
                     "needs a non-empty list of values", source="<sweep>", field=path
                 )
+            if (i := first_duplicate(values)) is not None:
+                raise ScenarioError(
+                    f"value {values[i]!r} is repeated (each grid value runs once)",
+                    source="<sweep>",
+                    field=path,
+                )
+        if both := set(self.grid) & set(self.zip):
+            raise ScenarioError("both gridded and zipped", source="<sweep>", field=min(both))
         lengths = {len(v) for v in self.zip.values()}
         if len(lengths) > 1:
             raise ScenarioError(
@@ -89,6 +123,24 @@ class SweepSpec:
                 source="<sweep>",
                 field=",".join(self.zip),
             )
+        if not self.seeds:
+            raise ScenarioError("needs at least one seed", source="<sweep>", field="seeds")
+        if (i := first_duplicate(self.seeds)) is not None:
+            raise ScenarioError(
+                f"seed {self.seeds[i]} is repeated", source="<sweep>", field="seeds"
+            )
+        n = math.prod(len(v) for v in self.grid.values()) * max(lengths or {1})
+        if n * len(self.seeds) > MAX_RUNS:
+            raise ScenarioError(
+                f"{n:,} grid points x {len(self.seeds)} seeds = {n * len(self.seeds):,} runs, "
+                f"more than {MAX_RUNS:,}",
+                source="<sweep>",
+                field="grid",
+            )
+
+    def points(self) -> list[dict[str, Any]]:
+        """Override mappings of every grid point, in a stable order."""
+        self.check()
         zipped = [
             dict(zip(self.zip, vals, strict=True)) for vals in zip(*self.zip.values(), strict=True)
         ]
@@ -113,28 +165,24 @@ class SweepSpec:
         }
 
 
-def _run_one(scenario: dict[str, Any], overrides: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Run one point in a worker; returns status and metrics only (never the Result)."""
-    from mmsim.engine import run
-
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold ``out/.mmsim-lock`` (an advisory lock released when the process ends, even
+    by kill -9): a second sweep into the same directory is refused."""
     try:
-        result = run(scenario, seed=seed, overrides=overrides)
-    except Exception as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return {"status": "error", "error": f"{type(err).__name__}: {message}", "metrics": {}}
-    return {"status": "ok", "error": "", "metrics": result.metrics}
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Atomic write: a temporary file in the same directory, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        yield
+        return
+    fd = os.open(out / ".mmsim-lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(f"{out}: another sweep is writing into it") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _cell(value: Any) -> Any:
@@ -146,71 +194,22 @@ def _cell(value: Any) -> Any:
     )
 
 
-def local_cluster(workers: int) -> Any:
-    """A ``dask.distributed.LocalCluster`` for sweeps: ``workers`` single-threaded worker
-    processes (runs are pure-Python CPU work: threads would share one GIL) on loopback,
-    no dashboard, and no statistical profiler (it samples every worker thread's stack
-    every 10 ms; a sweep has no use for the profile). Close it when done.
-
-    Starting one costs about 1 s of wall time and closing it about 0.5 s, plus each
-    worker importing ``distributed``; for short sweeps that is most of the difference
-    from a process pool. To pay it once for many sweeps, start one yourself and pass its
-    ``scheduler_address`` as ``dask_address``."""
-    import dask
-    from dask.distributed import LocalCluster
-
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        return LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",  # no fixed port: clusters may coexist
-        )
-
-
-class _Pool:
-    """The three executors behind one ``submit`` / ``wait_one`` / ``close`` interface."""
-
-    def __init__(self, executor: str, workers: int, dask_address: str | None) -> None:
-        self.kind = executor
-        self.client = self.cluster = self.pool = None
-        if executor == "processes":
-            ctx = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        elif executor == "dask":
-            from dask.distributed import Client
-
-            if dask_address:
-                self.client = Client(dask_address)
-            else:
-                self.cluster = local_cluster(workers)
-                self.client = Client(self.cluster)
-
-    def submit(self, *args: Any) -> Any:
-        if self.pool is not None:
-            return self.pool.submit(_run_one, *args)
-        if self.client is not None:
-            return self.client.submit(_run_one, *args, pure=False)
-        done: Future = Future()
-        done.set_result(_run_one(*args))
-        return done
-
-    def as_completed(self, futures: list) -> Iterator[Any]:
-        """Futures in the order they finish."""
-        if self.client is not None:
-            from dask.distributed import as_completed as dask_as_completed
-
-            return iter(dask_as_completed(futures))
-        return futures_as_completed(futures)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+def _saved_row(path: Path, head: dict[str, Any], keep: tuple[str, ...]) -> dict | None:
+    """The row saved at ``path`` if it is a finished, successful run of ``head`` (and has
+    the kept series); ``None`` for a missing, damaged, stub or failed one."""
+    try:
+        saved = json.loads(read_regular(path, 1 << 24))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("status") != "ok":
+        return None
+    if any(saved.get(k) != v for k, v in head.items()) or not all(
+        isinstance(saved.get(m), int | float) for m in CORE_METRICS[:3]
+    ):
+        return None
+    if keep and not _series_path(path.parent, head["run_id"]).is_file():
+        return None
+    return saved
 
 
 def sweep(
@@ -218,7 +217,7 @@ def sweep(
     grid: Mapping[str, Sequence[Any]] | None = None,
     *,
     seeds: int | Sequence[int] = 4,
-    executor: str = "processes",
+    executor: str = "auto",
     out: str | os.PathLike | None = None,
     zip: Mapping[str, Sequence[Any]] | None = None,
     sweep_seed: int = 0,
@@ -226,21 +225,48 @@ def sweep(
     dask_address: str | None = None,
     progress: bool = True,
     csv: bool = False,
+    keep: Sequence[str] = (),
+    run_timeout: float | None = None,
+    max_events: float | None = None,
+    max_memory: float | None = None,
 ) -> pd.DataFrame:
     """Run ``scenario`` at every grid point for every seed; one row per run.
 
     ``seeds`` is a number of replicates (seeds derived from ``sweep_seed``) or a list of
-    run seeds. Returns (and, with ``out``, writes as ``results.parquet``) a table with
-    the columns ``point``, ``replicate``, ``seed``, ``run_id``, one column per swept path,
-    ``status``, ``error`` and the run's metrics. Raises :class:`ScenarioError` before
-    running anything if a grid point does not validate.
+    distinct run seeds. Returns (and, with ``out``, writes as ``results.parquet``) a
+    table with the columns ``point``, ``replicate``, ``seed``, ``run_id``, one column per
+    swept path, ``status``, ``error`` and the run's metrics. ``keep`` names series
+    columns (``price``, ``dealer_delta``, ...) kept per run: with ``out`` they are written
+    to ``runs/<run_id>.series.parquet`` and, for all runs, ``series.parquet`` (read them
+    with :func:`load_kept_series`). ``run_timeout`` (s) fails a run that takes longer.
+
+    Raises :class:`ScenarioError` before running or writing anything if a grid point
+    does not validate or a value or seed is repeated, :class:`~mmsim.errors.BudgetError`
+    if a run would exceed ``max_events`` / ``max_memory`` (:func:`mmsim.budget.check`),
+    and :class:`~mmsim.errors.OutputError` if ``out`` holds something other than a
+    sweep or another sweep is writing into it.
     """
     if executor not in EXECUTORS:
         raise ScenarioError(
             f"executor must be one of {', '.join(EXECUTORS)}", source="<sweep>", field="executor"
         )
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ScenarioError(f"must be >= 1, got {workers!r}", source="<sweep>", field="workers")
+    if run_timeout is not None and not run_timeout > 0:
+        raise ScenarioError(
+            f"must be > 0 s, got {run_timeout!r}", source="<sweep>", field="run_timeout"
+        )
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ScenarioError(f"must be >= 1, got {seeds}", source="<sweep>", field="seeds")
+        seed_list = replicate_seeds(sweep_seed, seeds)
+    else:
+        seed_list = list(seeds)
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seed_list):
+            raise ScenarioError(
+                "seeds must be non-negative integers", source="<sweep>", field="seeds"
+            )
     base = load_scenario(scenario)
-    seed_list = replicate_seeds(sweep_seed, seeds) if isinstance(seeds, int) else list(seeds)
     spec = SweepSpec(
         {k: list(v) for k, v in (grid or {}).items()},
         {k: list(v) for k, v in (zip or {}).items()},
@@ -248,20 +274,26 @@ def sweep(
         sweep_seed if isinstance(seeds, int) else None,
     )
     points = spec.points()
+    keep = tuple(dict.fromkeys(keep))
+    resolved, est_events = [], 0.0
     for overrides in points:  # validate everything before anything is written
-        load_scenario(base, overrides=overrides)
-    base_dict = scenario_to_dict(base)
-    rows: dict[str, dict[str, Any]] = {}
-    runs_dir = None
-    if out is not None:
-        out = Path(out)
-        runs_dir = out / "runs"
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        (out / "scenario.yaml").write_text(dump_scenario_yaml(base))
-        _write_json(out / "sweep.json", spec.to_json())
-    todo = []
+        sc = load_scenario(base, overrides=overrides)
+        budget = check_budget(sc, max_events=max_events, max_memory=max_memory)
+        est_events += budget.events * len(seed_list)
+        resolved.append(sc)
+    if keep:
+        _check_keep(resolved[0], keep)
+    runs = []
+    seen: dict[str, int] = {}
     for p, k, overrides, seed in spec.runs():
-        rid = run_id(overrides, seed)
+        rid = run_id(resolved[p], seed)
+        if rid in seen and seen[rid] != p:
+            raise ScenarioError(
+                f"grid points {seen[rid]} and {p} give the same scenario ({overrides})",
+                source="<sweep>",
+                field=",".join(overrides) or "grid",
+            )
+        seen[rid] = p
         head = {
             "point": p,
             "replicate": k,
@@ -269,116 +301,130 @@ def sweep(
             "run_id": rid,
             **{path: _cell(v) for path, v in overrides.items()},
         }
-        done = runs_dir / f"{rid}.json" if runs_dir else None
-        if done is not None and done.is_file():
-            saved = json.loads(done.read_text())
-            if saved.get("status") == "ok":
-                rows[rid] = saved
-                continue
-        todo.append((head, overrides, seed))
-    workers = workers or os.cpu_count() or 1
-    _execute(todo, base_dict, rows, runs_dir, executor, workers, dask_address, progress)
-    table = _table(rows, spec)
-    if out is not None:
-        _save_table(table, out, csv)
-    return table
-
-
-MAX_POOL_RESTARTS = 3
-"""A process pool whose worker dies (killed, out of memory) is broken for every run still
-queued on it; those runs are resubmitted on a fresh pool, at most this many times."""
-
-
-def _execute(todo, base_dict, rows, runs_dir, executor, workers, dask_address, progress):
-    """Run ``todo`` on the executor, saving each row as it finishes; a broken process
-    pool is replaced and its unfinished runs resubmitted."""
-    if not todo:
-        return
-    bar = tqdm(total=len(todo), unit="run", disable=not progress, desc="sweep")
-    failed = 0
-
-    def record(head: dict[str, Any], outcome: dict[str, Any]) -> None:
-        nonlocal failed
-        row = {**head, "status": outcome["status"], "error": outcome["error"]}
-        row.update(outcome["metrics"])
-        rows[head["run_id"]] = row
-        if runs_dir is not None:
-            _write_json(runs_dir / f"{head['run_id']}.json", row)
-        failed += outcome["status"] != "ok"
-        bar.update(1)
-        bar.set_postfix(failed=failed)
-
+        runs.append((head, overrides, seed))
+    n_workers = workers or os.cpu_count() or 1
+    if executor == "auto":
+        quick = est_events * SECONDS_PER_EVENT / max(n_workers, 1) < START_UP
+        executor = "dask" if dask_address else ("serial" if quick else "processes")
+    out = Path(out) if out is not None else None
+    rows: dict[str, dict[str, Any]] = {}
+    todo = runs
+    if out is not None and check_output_dir(out, "sweep.json", "a sweep directory"):
+        rows, todo = _reusable(out / "runs", runs, keep)  # an earlier sweep: its finished runs
+    pool = None
+    if todo and executor == "dask" and dask_address:  # unreachable: fail before writing
+        pool = _Pool("dask", n_workers, dask_address)
     try:
-        for attempt in range(MAX_POOL_RESTARTS + 1):
-            kind = executor if len(todo) > 1 else "serial"
-            pool = _Pool(kind, min(workers, len(todo)), dask_address)
-            try:
-                todo = _drain(pool, todo, base_dict, record)
-            finally:
-                pool.close()
-            if not todo:
-                return
-            if attempt < MAX_POOL_RESTARTS:
-                bar.write(
-                    f"mmsim: a sweep worker died; restarting for {len(todo)} runs", sys.stderr
-                )
-        for head, _, _ in todo:
-            why = f"BrokenProcessPool: a worker died {MAX_POOL_RESTARTS + 1} times"
-            record(head, {"status": "error", "error": why, "metrics": {}})
+        if out is None:
+            ctx = _Run(rows, {}, None, keep, run_timeout, progress)
+            ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
+            return _table(rows, runs)
+        out.mkdir(parents=True, exist_ok=True)
+        with _locked(out):
+            if rows:  # read again under the lock: another sweep may have added runs
+                rows, todo = _reusable(out / "runs", runs, keep)
+            (out / "runs").mkdir(exist_ok=True)
+            atomic_write_text(out / "scenario.yaml", dump_scenario_yaml(base))
+            text = json.dumps({**spec.to_json(), "keep": list(keep)})
+            atomic_write_text(out / "sweep.json", text)
+            reused = len(rows)
+            ctx = _Run(rows, {}, out / "runs", keep, run_timeout, progress)
+            ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
+            table = _table(rows, runs)
+            table.attrs["reused"] = reused
+            _save_table(table, out, csv)
+            if keep:
+                series = load_kept_series(out, table)
+                atomic_save(out / "series.parquet", lambda p: series.to_parquet(p, index=False))
+            return table
     finally:
-        bar.close()
+        if pool is not None:
+            pool.close()  # idempotent: a no-op when the run loop closed it
 
 
-def _drain(pool: _Pool, todo: list, base_dict: dict[str, Any], record) -> list:
-    """Submit every run of ``todo`` (small tasks: the pool queues them) and ``record``
-    each as it finishes; returns the runs lost to a broken process pool."""
-    heads = {
-        pool.submit(base_dict, overrides, seed): (head, overrides, seed)
-        for head, overrides, seed in todo
-    }
-    lost = []
-    for fut in pool.as_completed(list(heads)):
-        run = heads.pop(fut)
-        try:
-            outcome = fut.result()
-        except BrokenProcessPool:
-            lost.append(run)
-            continue
-        except Exception as err:  # the executor lost the run (e.g. dask KilledWorker)
-            outcome = {"status": "error", "error": f"{type(err).__name__}: {err}", "metrics": {}}
-        record(run[0], outcome)
-    return lost
+def _reusable(runs_dir: Path, runs: list, keep: tuple[str, ...]) -> tuple[dict, list]:
+    """Rows of the finished runs saved in ``runs_dir``, and the runs still to do."""
+    rows, todo = {}, []
+    for head, overrides, seed in runs:
+        saved = _saved_row(runs_dir / f"{head['run_id']}.json", head, keep)
+        if saved is None:
+            todo.append((head, overrides, seed))
+        else:
+            rows[head["run_id"]] = saved
+    return rows, todo
 
 
-def _table(rows: dict[str, dict[str, Any]], spec: SweepSpec) -> pd.DataFrame:
-    wanted = [run_id(o, s) for _, _, o, s in spec.runs()]
+def _check_keep(sc: Scenario, keep: tuple[str, ...]) -> None:
+    """Refuse series columns a run of ``sc`` does not record."""
+    try:
+        from mmsim.engine import Simulation
+
+        columns = list(Simulation(sc, 0).recorder.columns)
+    except Exception:  # the engine's layout changed: the runs will say what is missing
+        return
+    for name in keep:
+        if name not in columns:
+            near = ", ".join(c for c in columns if c != "t")
+            raise ScenarioError(
+                f"no series column {name!r} (columns: {near})", source="<sweep>", field="keep"
+            )
+
+
+def load_kept_series(directory: str | os.PathLike, table: pd.DataFrame | None = None):
+    """The series columns a sweep kept (``keep=``), one long table: ``run_id``,
+    ``point``, ``replicate``, ``seed``, the swept paths, then ``t`` (s) and the kept
+    columns, for every successful run of ``table`` (default: ``results.parquet``)."""
+    directory = Path(directory)
+    if table is None:
+        table = pd.read_parquet(directory / "results.parquet")
+    heads = ["run_id", "point", "replicate", "seed", *swept_columns(table)]
+    parts = []
+    for row in table[table["status"] == "ok"][heads].itertuples(index=False):
+        path = _series_path(directory / "runs", row.run_id)
+        if path.is_file():
+            frame = pd.read_parquet(path)
+            for col, value in reversed(list(zip(heads, row, strict=True))):
+                frame.insert(0, col, value)
+            parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=heads)
+
+
+def _table(rows: dict[str, dict[str, Any]], runs: list) -> pd.DataFrame:
+    """Rows in (point, replicate) order; swept columns that mix types (``true`` and
+    ``0``) become text so every column has one type."""
+    wanted = [head["run_id"] for head, _, _ in runs]
     table = pd.DataFrame([rows[r] for r in wanted if r in rows])
+    if table.empty:
+        return table
+    for col in swept_columns(table):
+        kinds = {
+            type(v).__name__ if not isinstance(v, int | float) or isinstance(v, bool) else "num"
+            for v in table[col]
+        }
+        if len(kinds) > 1:
+            table[col] = [json.dumps(v) if not isinstance(v, str) else v for v in table[col]]
     return table.sort_values(["point", "replicate"], kind="stable").reset_index(drop=True)
 
 
 def _save_table(table: pd.DataFrame, out: Path, csv: bool) -> None:
     """results.parquet (and .csv) written atomically."""
-    for name, writer in (
-        ("results.parquet", table.to_parquet),
-        *((("results.csv", table.to_csv),) if csv else ()),
-    ):
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=out)
-        os.close(fd)
-        try:
-            writer(tmp, index=False)
-            shutil.move(tmp, out / name)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+    atomic_save(out / "results.parquet", lambda p: table.to_parquet(p, index=False))
+    if csv:
+        atomic_save(out / "results.csv", lambda p: table.to_csv(p, index=False))
 
 
 def summarize_sweep(table: pd.DataFrame, metric: str = "realized_vol") -> pd.DataFrame:
-    """Mean, standard deviation, count and a 95% confidence half-width of ``metric`` per
-    grid point (successful runs only), one row per point with its swept values."""
-    ok = table[table["status"] == "ok"]
+    """Mean, standard deviation, count, standard error and a 95% confidence half-width
+    of ``metric`` per grid point (successful runs only), one row per point with its
+    swept values; empty when no run succeeded."""
     keys = ["point", *swept_columns(table)]
+    if "status" not in table or metric not in table:
+        return pd.DataFrame(columns=[*keys, "mean", "std", "count", "sem", "ci95"])
+    ok = table[table["status"] == "ok"]
     grouped = ok.groupby(keys, sort=True, dropna=False)[metric]
     stats = grouped.agg(["mean", "std", "count"]).reset_index()
-    stats["ci95"] = 1.96 * stats["std"].fillna(0.0) / np.sqrt(stats["count"].clip(lower=1))
+    stats["sem"] = stats["std"].fillna(0.0) / np.sqrt(stats["count"].clip(lower=1))
+    stats["ci95"] = 1.96 * stats["sem"]
     return stats
 
 

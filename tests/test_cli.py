@@ -93,8 +93,9 @@ def test_run_prints_a_summary_and_writes_the_default_directory(in_tmp, capsys):
     text = capsys.readouterr().out
     for words in ("realized vol", "hedge volume", "dealer P&L", "rehedges"):
         assert words in text
-    out = in_tmp / "runs" / "long_gamma-seed3"  # runs/<name>-seed<N>
-    assert str(Path("runs") / "long_gamma-seed3") in text  # says where it wrote
+    (out,) = (in_tmp / "runs").iterdir()  # runs/<name>-seed<N>-set<hash of the overrides>
+    assert out.name.startswith("long_gamma-seed3-set") and len(out.name) == 26, out.name
+    assert f"{Path('runs') / out.name}/" in text  # says where it wrote
     assert mmsim.load_result(out).seed == 3
     assert not (out / "price.png").exists()  # --no-plot
 
@@ -343,3 +344,179 @@ def test_schema_prints_the_json_schema(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert "properties" in schema and "dealers" in schema["properties"]
+
+
+# -- issue 10: runs too big to finish, bad arguments, SIGTERM --------------------------------
+def _exit_status(argv: list[str]) -> int:
+    """``main``'s status, argparse's exits included."""
+    try:
+        return main(argv)
+    except SystemExit as done:
+        return int(done.code)
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("clock.days=1e6", "clock.days"),
+        ("record.every=1e-6", "record.every"),
+        ("news.dt=1e-6", "news.dt"),
+        ("noise={rate: 1e40}", "noise.rate"),
+        ("dealers.0.trigger=schedule", None),  # fine: 23,400 checks
+        ("dealers.0={trigger: schedule, interval: 1e-9}", "dealers[0].interval"),
+        ("customers=[{segment: retail_call_buyers, rate: 1e6}]", "customers[0].rate"),
+        (
+            "pensions=[{side: buy, shares: 1e6, duration: 200, child_interval: 1e-6}]",
+            "pensions[0].child_interval",
+        ),
+    ],
+)
+def test_runs_estimated_too_big_are_refused_before_they_start(in_tmp, capsys, override, field):
+    good = write(in_tmp, GOOD)
+    args = ["run", str(good), "--set", override, "-q", "--no-plot", "-o", "out"]
+    if field is None:
+        from mmsim.budget import estimate
+        from mmsim.scenario import load_scenario
+
+        assert estimate(load_scenario(good, overrides=[override])).events < 1e6
+        return
+    assert main(args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f": {field}: the run would need about" in line, line
+    assert "(--max-events)" in line or "(--max-memory)" in line, line
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["s.yaml"]
+
+
+def test_the_memory_limit_is_configurable(in_tmp, capsys):
+    good = write(in_tmp, GOOD)
+    assert main(["run", str(good), "--max-memory", "1e-6", "-q", "--no-plot", "-o", "out"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "GiB of memory" in line and "--max-memory" in line
+    assert main(["run", str(good), "--max-events", "10", "-q", "-o", "out"]) == 2
+    assert "above the limit of 10 (--max-events)" in one_error_line(capsys.readouterr().err)
+    assert not (in_tmp / "out").exists()
+
+
+def test_a_huge_grid_is_refused_without_expanding_it(in_tmp, capsys):
+    good = write(in_tmp, GOOD)
+    axes = [f"dealers.0.band={','.join(str(i) for i in range(1000))}"]
+    axes += [f"news.vol={','.join(f'0.{i:03d}' for i in range(1, 1000))}"]
+    axes += [f"dealers.0.latency={','.join(str(i) for i in range(10_000))}"]
+    argv = ["sweep", str(good), "-q", "-o", "sw"]
+    for axis in axes:
+        argv += ["--grid", axis]
+    assert main(argv) == 2
+    assert "runs, more than 100,000" in one_error_line(capsys.readouterr().err)
+    assert not (in_tmp / "sw").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "{good}", "--seed", "-5"],
+        ["sweep", "{good}", "--seeds", "0"],
+        ["sweep", "{good}", "--seed-list", "a"],
+        ["sweep", "{good}", "--seed-list", "1,-2"],
+        ["sweep", "{good}", "--sweep-seed", "-1"],
+        ["sweep", "{good}", "--workers", "-1"],
+        ["sweep", "{good}", "--workers", "0"],
+        ["sweep", "{good}", "--run-timeout", "0"],
+        ["sweep", "{good}", "--keep", ","],
+        ["sweep", "{good}", "--keep", "prise"],
+        ["run", "{good}", "-o", "afile"],
+        ["sweep", "{good}", "-o", "afile"],
+        ["gex", "{good}", "-o", "x.txt"],
+        ["run", "{good}", "--max-events", "-1"],
+        ["run", "{good}", "--max-memory", "nan"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line_and_leave_nothing(in_tmp, capsys, argv):
+    good = write(in_tmp, GOOD)
+    (in_tmp / "afile").write_text("mine")
+    before = sorted(p.name for p in in_tmp.iterdir())
+    assert _exit_status([a.format(good=good) for a in argv] + ["-q"] * (argv[0] != "gex")) == 2
+    one_error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in in_tmp.iterdir()) == before
+    assert (in_tmp / "afile").read_text() == "mine"
+
+
+def test_an_unreachable_dask_scheduler_is_one_line_and_leaves_nothing(in_tmp, capsys, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("mmsim.executors"), "DASK_CONNECT_TIMEOUT", 1.0)
+    good = write(in_tmp, GOOD)
+    argv = ["sweep", str(good), "--dask", "tcp://127.0.0.1:9", "-o", "sw", "-q", "--seeds", "1"]
+    assert main(argv) == 2
+    assert "cannot reach the scheduler" in one_error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["s.yaml"]
+
+
+@pytest.mark.skipif(sys.platform == "win32" or not Path("/proc").is_dir(), reason="POSIX, /proc")
+def test_sigterm_stops_a_process_pool_sweep_and_its_workers(in_tmp):
+    """SIGTERM once runs are going: the command exits 143 within seconds (not after the
+    runs in flight finish), its workers are gone and the finished runs are on disk."""
+    import signal
+    import subprocess
+    import time
+
+    argv = [sys.executable, "-m", "mmsim.cli", "sweep", LONG, "--executor", "processes"]
+    argv += ["--workers", "2", "--seeds", "40", "--set", "clock.days=0.05", "-o", "sw", "-q"]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(Path("sw/runs").glob("*.json"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    workers = _descendants(proc.pid)
+    assert workers, "no worker processes found"
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143 and time.monotonic() - start < 15
+    time.sleep(0.5)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and _not_zombie(pid)]
+    # the fork server is multiprocessing's own and ends with it; the workers must be gone
+    assert not [pid for pid in alive if "forkserver" not in _cmdline(pid)], alive
+    assert len(list(Path("sw/runs").glob("*.json"))) >= 2
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    found = [int(c) for c in children]
+    for c in list(found):
+        found += _descendants(c)
+    return [p for p in found if "resource_tracker" not in _cmdline(p)]
+
+
+def test_a_non_finite_core_metric_is_not_reported_as_a_result(in_tmp, capsys, monkeypatch):
+    from mmsim.engine import Simulation
+
+    real = Simulation.run
+
+    def nan_vol(self, *args, **kw):
+        result = real(self, *args, **kw)
+        result.metrics["realized_vol"] = float("nan")
+        return result
+
+    monkeypatch.setattr(Simulation, "run", nan_vol)
+    good = write(in_tmp, GOOD)
+    assert main(["run", str(good), "-q", "--no-plot", "-o", "out"]) == 3
+    assert "non-finite realized_vol" in one_error_line(capsys.readouterr().err)
+    assert not (in_tmp / "out").exists()

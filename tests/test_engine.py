@@ -176,7 +176,7 @@ def test_saving_over_an_existing_result_replaces_it(multi, tmp_path):
     (path / "stray.txt").write_text("left from before")
     multi.save(path)
     assert mmsim.load_result(path).equals(multi)
-    assert not (path / "stray.txt").exists()  # replaced, not merged
+    assert (path / "stray.txt").read_text() == "left from before"  # not mmsim's: kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 

@@ -161,11 +161,11 @@ def test_directory(tmp_path):
 
 
 def test_unreadable(tmp_path, monkeypatch):
-    def denied(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    def denied(path, limit):
+        raise PermissionError(13, "Permission denied", str(path))
 
     path = write(tmp_path, MINIMAL)
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr("mmsim.scenario.read_regular", denied)
     err = error_of(path)
     assert str(err) == f"{path}: cannot read: Permission denied"
 
@@ -248,7 +248,7 @@ def with_line(text: str, line: int, new: str) -> str:
         (14, "    size: {mean: 0.5}", "customers[0].size.mean", 14, "0.5"),
         (14, "    size: -5", "customers[0].size", 14, "-5"),
         (12, "  - segment: custom", "customers[0]", 12, "needs type, side, moneyness"),
-        (10, "  - name: a", "", 1, "dealer names must be unique"),
+        (10, "  - name: a", "dealers[1].name", 10, "'a' is already the name of dealers[0]"),
         (13, "    dealer: 7", "customers[0].dealer", 13, "only 2 dealers"),
     ],
 )
@@ -434,3 +434,121 @@ def test_garbage_overrides_raise_only_scenario_error(path, value):
         load_scenario(base, overrides={".".join(path): value})
     except ScenarioError as err:
         assert "\n" not in str(err)
+
+
+# -- issue 10: input that validated and then broke -------------------------------------------
+BASE_DICT = {
+    "name": "base",
+    "market": {"S0": 100.0, "impact": {"lam": 1e-5}},
+    "dealers": [{"positions": [{"type": "call", "strike": 100, "expiry_days": 21, "qty": 10}]}],
+}
+BOMB = "a: &a [1, 2]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (BOMB, "aliases are expanded"),  # 9^8 * 2 values from 72 aliases
+        ("x: &a [1]\n" + "".join(f"y{i}: *a\n" for i in range(101)), "more than 100 aliases"),
+        ("name: x\nsweep: &s {grid: {news.vol: [*s]}}\n", "recursive alias"),
+        ("name: !!int abc\n", "tag"),
+        ("name: !!bool maybe\n", "tag"),
+        ("name: !!timestamp foo\n", "tag"),
+        ("market: !!map [1]\n", "tag"),
+        ("name: !!python/object:os.system x\n", "tag"),
+        ("a: " + "[" * 5000 + "\n", "nested deeper"),
+        ('name: "\\ud800"\n', "not valid Unicode"),
+        ("news: {dt: 2024-13-45}\n", "month must be in 1..12"),
+    ],
+)
+def test_hostile_yaml_is_one_scenario_error(tmp_path, text, why):
+    err = error_of(write(tmp_path, text))
+    assert why in str(err)
+
+
+def test_a_device_is_not_read_forever():
+    err = error_of("/dev/zero")
+    assert "not a regular file" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("sweep", "field", "why"),
+    [
+        ({"grid": {"dealers.0.band": [100, "abc"]}}, "sweep.grid.dealers.0.band[1]", "number"),
+        ({"grid": {"dealers.0.band": [100, -1]}}, "sweep.grid.dealers.0.band[1]", "greater"),
+        ({"grid": {"dealers.0.bnad": [1]}}, "sweep.grid.dealers.0.bnad[0]", "'band'"),
+        ({"grid": {"dealers.5.band": [1]}}, "sweep.grid.dealers.5.band[0]", "no dealer 5"),
+        ({"grid": {"dealers.0.band": []}}, "sweep.grid.dealers.0.band", "non-empty"),
+        ({"grid": {"dealers.0.band": [1, 1.0]}}, "sweep.grid.dealers.0.band[1]", "repeated"),
+        ({"zip": {"news.vol": [0.1, 0.2], "news.dt": [1]}}, "sweep.zip", "differ in length"),
+        ({"seeds": [3, 4, 3]}, "sweep.seeds[2]", "repeated"),
+        ({"grid": {"clock.days": [2, 1]}}, "sweep.grid.clock.days[1]", "after the run ends"),
+    ],
+)
+def test_sweep_blocks_are_validated_value_by_value(tmp_path, sweep, field, why):
+    data = json.loads(json.dumps(BASE_DICT))
+    data["sweep"] = sweep
+    data["clock"] = {"days": 2}
+    data["pensions"] = [{"side": "buy", "shares": 1e5, "start": 23_000, "duration": 20_000}]
+    load_scenario({k: v for k, v in data.items() if k != "sweep"})  # valid without the sweep
+    err = error_of(data)  # a value valid alone, not with the rest (clock.days 1: pension late)
+    assert err.field == field and why in str(err), str(err)
+
+
+def test_sweep_block_errors_name_the_line(tmp_path):
+    text = "name: s\ndealers:\n  - band: 0\nsweep:\n  grid:\n    dealers.0.band: [1, abc]\n"
+    err = error_of(write(tmp_path, text))
+    assert (err.line, err.field) == (6, "sweep.grid.dealers.0.band[1]"), str(err)
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"market.tick": 10.0}, "market"),  # S0 = 100: a tick of S0/10 is meaningless
+        ({"market.half_spread": 50.0}, "market"),
+        ({"market.r": 5.0}, "market.r"),
+        ({"market.q": -3.0}, "market.q"),
+    ],
+)
+def test_values_that_make_the_model_meaningless_are_refused(override, field):
+    err = error_of(BASE_DICT, overrides=override)
+    assert err.field == field, str(err)
+
+
+@pytest.mark.parametrize(
+    ("names", "pension", "why"),
+    [
+        (["noise"], None, "'noise' is already an internal account"),
+        (["pool"], None, "'pool' is already an internal account"),
+        (["opening"], None, "internal account"),
+        (["clearing"], None, "internal account"),
+        (["dealer1", None], None, "'dealer1' is already the name of dealers[0]"),
+        (["a", "a"], None, "'a' is already the name of dealers[0]"),
+        (["desk"], "desk", "'desk' is already the name of pensions[0]"),
+        (["retail_call_buyers0"], None, "already customers[0]"),
+        ([" "], None, "must not be empty"),
+    ],
+)
+def test_dealer_names_clashing_with_other_accounts_are_refused(names, pension, why):
+    data = json.loads(json.dumps(BASE_DICT))
+    position = {"type": "call", "strike": 100, "expiry_days": 21, "qty": 10}
+    data["dealers"] = [{"name": n, "positions": [position]} for n in names]
+    data["customers"] = [{"segment": "retail_call_buyers", "rate": 0.001}]
+    data["pensions"] = [{"name": pension, "side": "buy", "shares": 100, "duration": 60}]
+    err = error_of(data)
+    assert why in str(err), str(err)
+
+
+def test_validation_examines_a_bounded_number_of_errors(monkeypatch):
+    """20,000 unknown keys: each examined error costs a scan of the file's keys, so
+    examining all of them was quadratic (22 s); the message still counts them all."""
+    import mmsim.scenario as scenario_module
+
+    calls = []
+    real = scenario_module._line
+    monkeypatch.setattr(scenario_module, "_line", lambda *a: calls.append(1) or real(*a))
+    err = error_of({f"k{i}": 1 for i in range(20_000)})
+    assert "(and 19999 more)" in str(err)
+    assert len(calls) <= scenario_module.MAX_ERRORS, len(calls)

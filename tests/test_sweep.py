@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import mmsim
 from mmsim.cli import main
+from mmsim.errors import OutputError
 from mmsim.sweep import SweepSpec, replicate_seeds, run_id, summarize_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,3 +191,233 @@ def test_sweep_command_bad_grid_exits_2_without_a_directory(tmp_path, capsys):
     )
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+# -- issue 10: nothing lost, nothing collapsed, nothing mixed --------------------------------
+def test_serial_sweeps_save_each_run_as_it_finishes(tmp_path, monkeypatch):
+    """Ctrl-C during the third run of a serial sweep: the first two are on disk."""
+    sweep_module = importlib.import_module("mmsim.executors")
+
+    real, calls = sweep_module._run_one, []
+
+    def interrupted_third(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(sweep_module, "_run_one", interrupted_third)
+    with pytest.raises(KeyboardInterrupt):
+        mmsim.sweep(TINY, GRID, seeds=2, executor="serial", out=tmp_path / "sw", progress=False)
+    assert len(list((tmp_path / "sw/runs").glob("*.json"))) == 2
+
+
+def test_resume_never_reuses_runs_of_another_base_scenario(tmp_path):
+    out = tmp_path / "sw"
+    first = mmsim.sweep(TINY, GRID, seeds=2, executor="serial", out=out, progress=False)
+    changed = {**TINY, "news": {"vol": 0.40}}
+    second = mmsim.sweep(changed, GRID, seeds=2, executor="serial", out=out, progress=False)
+    assert second.attrs["reused"] == 0
+    assert not set(first["run_id"]) & set(second["run_id"])
+    # news vol 0.16 -> 0.40: realized vol rises (2.5x the exogenous vol, 1-day horizon)
+    assert (second["realized_vol"].to_numpy() > 1.5 * first["realized_vol"].to_numpy()).all()
+    again = mmsim.sweep(changed, GRID, seeds=2, executor="serial", out=out, progress=False)
+    assert again.attrs["reused"] == 4
+    pd.testing.assert_frame_equal(again, second)
+
+
+def test_a_second_sweep_into_a_locked_directory_is_refused(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "sw"
+    mmsim.sweep(TINY, GRID, seeds=1, executor="serial", out=out, progress=False)
+    with open(out / ".mmsim-lock") as held:  # another sweep holds the lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(OutputError, match="another sweep"):
+            mmsim.sweep(TINY, GRID, seeds=1, executor="serial", out=out, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("grid", "seeds", "match"),
+    [
+        ({"dealers.0.band": [0, 0, 500]}, 2, "repeated"),
+        ({"dealers.0.band": [0, 0.0]}, 1, "repeated"),
+        (GRID, [5, 5, 6], "seed 5 is repeated"),
+    ],
+)
+def test_repeated_grid_values_or_seeds_are_refused(tmp_path, grid, seeds, match):
+    with pytest.raises(mmsim.ScenarioError, match=match):
+        mmsim.sweep(TINY, grid, seeds=seeds, executor="serial", out=tmp_path / "sw")
+    assert not (tmp_path / "sw").exists()
+
+
+def test_repeated_seeds_on_the_command_line_exit_2(tmp_path, capsys):
+    args = ["sweep", str(ROOT / "scenarios/band_sweep.yaml"), "-o", str(tmp_path / "sw")]
+    with pytest.raises(SystemExit) as exc:  # argparse's exit: one line, status 2
+        main([*args, "--seed-list", "5,5,6", "-q"])
+    assert exc.value.code == 2
+    assert "repeated" in capsys.readouterr().err
+    assert not (tmp_path / "sw").exists()
+
+
+def test_a_sweep_where_every_run_fails_still_writes_its_table(tmp_path, capsys, monkeypatch):
+    import mmsim.engine
+
+    def fails(*args, **kw):
+        raise mmsim.errors.SimulationError("price left its domain")
+
+    monkeypatch.setattr(mmsim.engine, "run", fails)
+    out = tmp_path / "sw"
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(json.dumps(TINY))
+    args = ["sweep", str(scenario), "--executor", "serial", "--seeds", "2", "-o", str(out)]
+    assert main([*args, "--grid", "dealers.0.band=0,500"]) == 0
+    table = pd.read_parquet(out / "results.parquet")
+    assert len(table) == 4 and (table["status"] == "error").all()
+    assert table["error"].str.contains("price left its domain").all()
+    assert "no run succeeded" in capsys.readouterr().out
+    assert summarize_sweep(table).empty
+
+
+def test_an_axis_of_mixed_types_is_written_as_text(tmp_path):
+    out = tmp_path / "sw"
+    grid = {"dealers.0.start_hedged": [True, 0]}
+    table = mmsim.sweep(TINY, grid, seeds=1, executor="serial", out=out, progress=False)
+    saved = pd.read_parquet(out / "results.parquet")
+    assert list(saved["dealers.0.start_hedged"]) == ["true", "0"]
+    assert (table["status"] == "ok").all()
+
+
+def test_a_run_over_its_timeout_is_a_failed_row(monkeypatch):
+    import time
+
+    import mmsim.engine
+
+    real = mmsim.engine.run
+
+    def slow(scenario, *, seed=None, overrides=None, **kw):
+        if overrides.get("dealers.0.band") == 500:
+            time.sleep(5)  # a hung grid point
+        return real(scenario, seed=seed, overrides=overrides, **kw)
+
+    monkeypatch.setattr(mmsim.engine, "run", slow)
+    t0 = time.monotonic()
+    table = mmsim.sweep(TINY, GRID, seeds=1, executor="serial", run_timeout=0.5, progress=False)
+    assert time.monotonic() - t0 < 4, "the hung point was not stopped at its 0.5 s timeout"
+    assert list(table["status"]) == ["ok", "error"]
+    assert table["error"].iloc[1].startswith("RunTimeout")
+
+
+def test_non_finite_core_metrics_are_failed_rows(monkeypatch):
+    import mmsim.engine
+
+    real = mmsim.engine.run
+
+    def nan_vol(*args, **kw):
+        result = real(*args, **kw)
+        result.metrics["realized_vol"] = float("nan")
+        return result
+
+    monkeypatch.setattr(mmsim.engine, "run", nan_vol)
+    table = mmsim.sweep(TINY, GRID, seeds=1, executor="serial", progress=False)
+    assert (table["status"] == "error").all()
+    assert table["error"].str.startswith("NonFiniteMetric: realized_vol").all()
+
+
+# -- issue 14: --grid merges with the scenario's grid; --keep keeps series columns ----------
+def test_command_line_grid_merges_with_the_scenarios_grid(tmp_path, capsys):
+    out = tmp_path / "sw"
+    args = ["sweep", str(ROOT / "scenarios/band_sweep.yaml"), "--set", "clock.days=0.002"]
+    args += ["--grid", "dealers.0.band=0,300", "--seeds", "1", "--no-plot", "-o", str(out)]
+    assert main([*args, "--executor", "serial"]) == 0
+    table = pd.read_parquet(out / "results.parquet")
+    # band replaced by the command line; the scenario's qty axis (2000, -2000) kept
+    assert sorted(set(table["dealers.0.band"])) == [0, 300]
+    assert sorted(set(table["dealers.0.positions.0.qty"])) == [-2000, 2000]
+    err = capsys.readouterr().err
+    assert "dealers.0.band (2 values, command line)" in err
+    assert "dealers.0.positions.0.qty (2 values, scenario)" in err
+
+
+def test_keep_saves_the_chosen_series_columns_of_every_run(tmp_path):
+    out = tmp_path / "sw"
+    keep = ["price", "dealer_delta"]
+    table = mmsim.sweep(TINY, GRID, seeds=2, executor="serial", out=out, keep=keep, progress=False)
+    series = pd.read_parquet(out / "series.parquet")
+    assert set(series["run_id"]) == set(table["run_id"])
+    assert list(series.columns[-3:]) == ["t", "price", "dealer_delta"]
+    one = series[series["run_id"] == table["run_id"].iloc[3]]
+    full = mmsim.run(TINY, seed=int(table["seed"].iloc[3]), overrides={"dealers.0.band": 500})
+    np.testing.assert_array_equal(one["price"].to_numpy(), full.series["price"].to_numpy())
+    with pytest.raises(mmsim.ScenarioError, match="no series column 'prise'"):
+        mmsim.sweep(TINY, GRID, seeds=1, executor="serial", keep=["prise"], progress=False)
+
+
+def test_rows_are_identical_on_the_warm_process_pool_and_serially():
+    serial = mmsim.sweep(TINY, GRID, seeds=3, executor="serial", progress=False)
+    warm = mmsim.sweep(TINY, GRID, seeds=3, executor="processes", workers=2, progress=False)
+    pd.testing.assert_frame_equal(serial, warm)
+
+
+def test_auto_runs_a_short_sweep_serially(monkeypatch):
+    sweep_module = importlib.import_module("mmsim.executors")
+
+    def no_pool(*args, **kw):
+        raise AssertionError("a sweep of a few tiny runs started a worker pool")
+
+    monkeypatch.setattr(sweep_module, "_Pool", no_pool)
+    table = mmsim.sweep(TINY, GRID, seeds=2, progress=False)  # executor="auto"
+    assert (table["status"] == "ok").all() and len(table) == 4
+
+
+class _DyingPool:
+    """A stand-in process pool (two workers, runs taken in submission order) whose worker
+    dies whenever it starts the run tagged ``culprit``: that run, the run then in flight
+    on the other worker, and every run still queued are lost, as with a real pool."""
+
+    culprit = ""
+
+    def __init__(self, kind, workers, address):
+        import queue
+
+        self.kind, self.workers, self.started = kind, workers, queue.SimpleQueue()
+        self.calls: list = []
+
+    def submit(self, *args):
+        from concurrent.futures import Future
+
+        self.calls.append((Future(), args))
+        return self.calls[-1][0]
+
+    def as_completed(self, futures):
+        from concurrent.futures.process import BrokenProcessPool
+
+        from mmsim.executors import _run_one
+
+        died_at = None
+        for i, (fut, args) in enumerate(self.calls):
+            tag = args[5]
+            if died_at is None or i < died_at + self.workers:  # started before the death
+                self.started.put(tag)
+            if died_at is None and tag == self.culprit:
+                died_at = i
+            if died_at is not None:
+                fut.set_exception(BrokenProcessPool("a worker died"))
+            else:
+                fut.set_result(_run_one(*args))
+            yield fut
+
+    def close(self, interrupted=False):
+        pass
+
+
+def test_a_worker_death_fails_only_the_run_that_killed_it(monkeypatch):
+    sweep_module = importlib.import_module("mmsim.executors")
+    table = mmsim.sweep(TINY, GRID, seeds=3, executor="serial", progress=False)
+    _DyingPool.culprit = table["run_id"].iloc[2]
+    monkeypatch.setattr(sweep_module, "_Pool", _DyingPool)
+    dying = mmsim.sweep(TINY, GRID, seeds=3, executor="processes", workers=2, progress=False)
+    failed = dying[dying["status"] != "ok"]
+    assert list(failed["run_id"]) == [_DyingPool.culprit], failed[["run_id", "error"]]
+    assert failed["error"].iloc[0].startswith("WorkerDied: the worker running this run died")
+    ok = dying["status"] == "ok"  # the others, the one in flight beside it included, ran
+    pd.testing.assert_frame_equal(dying[ok], table[ok], check_like=True)

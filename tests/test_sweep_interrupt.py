@@ -35,6 +35,8 @@ def sweep_command(out: Path) -> list[str]:
         "3",
         "--set",
         "clock.days=0.05",
+        "--executor",
+        "processes",
         "--workers",
         "2",
         "--no-plot",
@@ -74,7 +76,9 @@ def test_ctrl_c_keeps_every_finished_run_and_a_rerun_completes(tmp_path):
     kept = finished_runs(out)
     assert len(kept) >= 3
     stamps = {p.stem: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
-    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")]
+    ours = {".mmsim-files", ".mmsim-lock"}  # the manifest and the lock file
+    half = [p for p in out.rglob("*") if p.name.startswith(".") and p.name not in ours]
+    assert not half, half  # no half-written temporary file
 
     rerun = subprocess.run(sweep_command(out), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
@@ -86,12 +90,21 @@ def test_ctrl_c_keeps_every_finished_run_and_a_rerun_completes(tmp_path):
         assert (out / "runs" / f"{rid}.json").stat().st_mtime_ns == stamps[rid]
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def pool_workers(pid: int) -> list[int]:
-    """The sweep's worker processes (its children, less multiprocessing's tracker)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [
-        int(c) for c in children if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()
-    ]
+    """The sweep's worker processes: children of its fork server (or, with spawn, its
+    own children), less multiprocessing's resource tracker."""
+    workers = []
+    for child in _children(pid):
+        cmdline = Path(f"/proc/{child}/cmdline").read_text()
+        if "forkserver" in cmdline:
+            workers += _children(child)
+        elif "resource_tracker" not in cmdline:
+            workers.append(child)
+    return workers
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")

@@ -1,0 +1,16 @@
+"""Imported by the sweep's fork server: load mmsim and its compiled kernels once, so
+every worker forked from it starts warm (see :mod:`mmsim.sweep`).
+
+``gc.freeze()`` then moves every object loaded so far out of the garbage collector's
+reach: a forked worker's full collections would otherwise walk (and so copy, page by
+page) the whole inherited heap of pandas, numba and llvmlite objects, which made runs
+in workers several times slower than the same runs in the parent.
+"""
+
+import gc
+
+from mmsim.executors import _warm
+
+_warm()
+gc.collect()
+gc.freeze()

@@ -1,0 +1,373 @@
+"""How a sweep's runs are executed: serial, a pool of warm worker processes, or dask.
+
+One run in a worker is :func:`_run_one` (status, metrics and kept series, never the
+Result). :class:`_Run` records each run as it finishes (the sweep's row files) and
+replaces a broken process pool: a run that was running when a worker died is rerun
+alone on a one-worker pool, so a death there is pinned on that run, while the runs not
+yet started are simply resubmitted.
+
+Process workers are forked from a fork server that imported mmsim and ran a tiny
+scenario once (:mod:`mmsim._warm`): workers start warm, without importing pandas or
+loading numba's cache again. A run's timeout is a timer signal in the worker's main
+thread (serial and process executors; dask runs tasks in threads, so no timeout there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed as futures_as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from mmsim.errors import OutputError
+from mmsim.paths import atomic_save, atomic_write
+
+__all__ = [
+    "CORE_METRICS",
+    "DASK_CONNECT_TIMEOUT",
+    "MAX_POOL_RESTARTS",
+    "RunTimeout",
+    "local_cluster",
+]
+
+
+class RunTimeout(Exception):
+    """A run took longer than the sweep's ``run_timeout``."""
+
+
+CORE_METRICS = ("realized_vol", "hedge_volume", "n_rehedges", "dealer_pnl")
+"""Metrics a successful run must have finite (a NaN there is a failed run)."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise RunTimeout("the run took longer than --run-timeout")
+
+
+_STARTED: Any = None
+"""In a process-pool worker: the queue on which it reports each run it starts."""
+
+
+def _init_worker(started: Any) -> None:
+    global _STARTED
+    _STARTED = started
+
+
+def _run_one(
+    scenario: dict[str, Any],
+    overrides: dict[str, Any],
+    seed: int,
+    keep: tuple[str, ...] = (),
+    timeout: float | None = None,
+    tag: str = "",
+) -> dict[str, Any]:
+    """Run one point (in a worker); returns status, metrics and the kept series columns
+    (never the Result). With ``timeout`` (s), a run still going then is stopped by a
+    timer signal (in a process's main thread; elsewhere there is no timeout)."""
+    from mmsim.engine import run
+
+    if _STARTED is not None:
+        _STARTED.put(tag)  # synchronous: survives the worker being killed right after
+
+    timed = bool(timeout) and threading.current_thread() is threading.main_thread()
+    if timed:
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, float(timeout))
+    try:
+        result = run(scenario, seed=seed, overrides=overrides)
+    except Exception as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return {"status": "error", "error": f"{type(err).__name__}: {message}", "metrics": {}}
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    metrics = result.metrics
+    if bad := [m for m in CORE_METRICS if not np.isfinite(metrics.get(m, np.nan))]:
+        why = f"NonFiniteMetric: {bad[0]} = {metrics.get(bad[0], 'missing')}"
+        return {"status": "error", "error": why, "metrics": metrics}
+    outcome = {"status": "ok", "error": "", "metrics": metrics}
+    if keep:
+        outcome["series"] = {c: result.series[c].to_numpy() for c in ("t", *keep)}
+    return outcome
+
+
+def _warm() -> None:
+    """Load mmsim and its compiled kernels (numba's cache) in this process: a fork
+    server that ran this gives every worker it forks a warm start."""
+    from mmsim.engine import run
+
+    with contextlib.suppress(Exception):
+        run(_WARM_SCENARIO, seed=0)
+
+
+_WARM_SCENARIO = {
+    "clock": {"days": 0.002},
+    "noise": {"rate": 0.5},
+    "dealers": [
+        {
+            "band": 10,
+            "positions": [
+                {"type": "call", "strike": 100, "expiry_days": 0.001, "qty": 10},
+                {"type": "put", "strike": 100, "expiry_days": 5, "qty": -10},
+            ],
+        },
+        {"trigger": "schedule", "interval": 5},
+    ],
+    "customers": [{"segment": "retail_call_buyers", "rate": 0.05, "expiry_days": [0.001]}],
+    "record": {"every": 5, "levels_every": 10},
+}
+
+
+def _process_context() -> Any:
+    """Fork server with mmsim warmed up (POSIX), else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["mmsim._warm"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def local_cluster(workers: int) -> Any:
+    """A ``dask.distributed.LocalCluster`` for sweeps: ``workers`` single-threaded worker
+    processes (runs are pure-Python CPU work: threads would share one GIL) on loopback,
+    no dashboard, and no statistical profiler (it samples every worker thread's stack
+    every 10 ms; a sweep has no use for the profile). Close it when done.
+
+    Starting one costs about 1 s of wall time and closing it about 0.5 s, plus each
+    worker importing ``distributed``; for short sweeps that is most of the difference
+    from a process pool. To pay it once for many sweeps, start one yourself and pass its
+    ``scheduler_address`` as ``dask_address``."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # no fixed port: clusters may coexist
+        )
+
+
+DASK_CONNECT_TIMEOUT = 10.0
+"""Seconds to reach a dask scheduler given by address before giving up."""
+
+
+class _Pool:
+    """The executors behind one ``submit`` / ``as_completed`` / ``close`` interface."""
+
+    def __init__(self, executor: str, workers: int, dask_address: str | None) -> None:
+        self.kind = executor
+        self.client = self.cluster = self.pool = None
+        self.started = None
+        if executor == "processes":
+            ctx = _process_context()
+            self.started = ctx.SimpleQueue()
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(self.started,),
+            )
+        elif executor == "dask":
+            from dask.distributed import Client
+
+            if dask_address:
+                try:
+                    self.client = Client(dask_address, timeout=DASK_CONNECT_TIMEOUT)
+                except (OSError, TimeoutError, ValueError, TypeError) as err:
+                    why = str(err).splitlines()[0] if str(err) else type(err).__name__
+                    raise OutputError(
+                        f"--dask {dask_address}: cannot reach the scheduler ({why})"
+                    ) from None
+            else:
+                self.cluster = local_cluster(workers)
+                self.client = Client(self.cluster)
+
+    def submit(self, *args: Any) -> Any:
+        if self.pool is not None:
+            return self.pool.submit(_run_one, *args)
+        if self.client is not None:
+            return self.client.submit(_run_one, *args, pure=False)
+        raise RuntimeError("the serial executor runs in _drain")
+
+    def as_completed(self, futures: list) -> Iterator[Any]:
+        """Futures in the order they finish."""
+        if self.client is not None:
+            from dask.distributed import as_completed as dask_as_completed
+
+            return iter(dask_as_completed(futures))
+        return futures_as_completed(futures)
+
+    def close(self, interrupted: bool = False) -> None:
+        """Shut down; when ``interrupted``, stop the workers at once (a pool left to
+        finish its running tasks would keep them alive for the length of a run) and
+        keep dask's shutdown quiet."""
+        pool, self.pool = self.pool, None
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        if pool is not None:
+            if interrupted:
+                for proc in list((pool._processes or {}).values()):
+                    with contextlib.suppress(Exception):
+                        proc.kill()
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+        if client is not None or cluster is not None:
+            quiet = _quiet_dask() if interrupted else contextlib.nullcontext()
+            with quiet:
+                for thing in (client, cluster):
+                    if thing is not None:
+                        with contextlib.suppress(Exception):
+                            thing.close()
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Silence distributed's loggers (an interrupted cluster logs dozens of lines)."""
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _series_path(runs_dir: Path, rid: str) -> Path:
+    return runs_dir / f"{rid}.series.parquet"
+
+
+MAX_POOL_RESTARTS = 3
+"""A process pool whose worker dies (killed, out of memory) is broken for every run still
+queued on it; those runs are resubmitted on a fresh pool. A run that was running when a
+worker died is rerun alone on a one-worker pool, so a death there is pinned on it; after
+this many broken pools, the remaining runs fail."""
+
+
+@dataclass
+class _Run:
+    """State of one sweep's execution: where rows go and how each is recorded."""
+
+    rows: dict[str, dict[str, Any]]
+    kept: dict[str, dict]
+    runs_dir: Path | None
+    keep: tuple[str, ...]
+    timeout: float | None
+    progress: bool
+    failed: int = 0
+    bar: Any = None
+
+    def record(self, head: dict[str, Any], outcome: dict[str, Any]) -> None:
+        row = {**head, "status": outcome["status"], "error": outcome["error"]}
+        row.update(outcome["metrics"])
+        rid = head["run_id"]
+        if self.runs_dir is not None:
+            if "series" in outcome:
+                frame = pd.DataFrame(outcome["series"])
+                atomic_save(
+                    _series_path(self.runs_dir, rid),
+                    lambda p: frame.to_parquet(p, index=False),
+                )
+            with atomic_write(self.runs_dir / f"{rid}.json", record=False) as tmp:
+                tmp.write_text(json.dumps(row, default=str))
+        self.rows[rid] = row
+        self.failed += outcome["status"] != "ok"
+        self.bar.update(1)
+        self.bar.set_postfix(failed=self.failed)
+
+    def execute(self, todo, base_dict, executor, workers, address, pool) -> None:
+        """Run ``todo`` on the executor, recording each run as it finishes."""
+        if not todo:
+            if pool is not None:
+                pool.close()
+            return
+        self.bar = tqdm(total=len(todo), unit="run", disable=not self.progress, desc="sweep")
+        try:
+            if executor == "serial":
+                for head, overrides, seed in todo:
+                    outcome = _run_one(base_dict, overrides, seed, self.keep, self.timeout)
+                    self.record(head, outcome)
+                return
+            self._parallel(todo, base_dict, executor, workers, address, pool)
+        finally:
+            self.bar.close()
+
+    def _parallel(self, todo, base_dict, executor, workers, address, pool) -> None:
+        suspects: list = []
+        for attempt in range(MAX_POOL_RESTARTS + 1):
+            if suspects:  # each alone: a death now is that run's own
+                for run in suspects:
+                    if self._drain(_Pool("processes", 1, None), [run], base_dict):
+                        why = (
+                            "WorkerDied: the worker running this run died (killed or out of memory)"
+                        )
+                        self.record(run[0], {"status": "error", "error": why, "metrics": {}})
+                suspects = []
+            if not todo:
+                return
+            pool = pool or _Pool(executor, min(workers, len(todo)), address)
+            lost = self._drain(pool, todo, base_dict)
+            pool = None
+            if not lost:
+                return
+            suspects = [r for r in lost if r[0]["run_id"] in self._started]
+            todo = [r for r in lost if r[0]["run_id"] not in self._started]
+            if attempt < MAX_POOL_RESTARTS:
+                self.bar.write(
+                    f"mmsim: a sweep worker died; restarting the pool for {len(lost)} "
+                    "unfinished runs",
+                    sys.stderr,
+                )
+        for head, _, _ in todo + suspects:
+            why = f"WorkerDied: a worker died {MAX_POOL_RESTARTS + 1} times"
+            self.record(head, {"status": "error", "error": why, "metrics": {}})
+
+    _started: frozenset = frozenset()
+
+    def _drain(self, pool: _Pool, todo: list, base_dict: dict[str, Any]) -> list:
+        """Submit every run of ``todo`` and record each as it finishes; returns the runs
+        lost to a broken process pool (``self._started``: those that had started)."""
+        interrupted = True
+        try:
+            futures, lost, started = {}, [], set()
+            for i, (head, overrides, seed) in enumerate(todo):
+                try:
+                    args = (base_dict, overrides, seed, self.keep, self.timeout, head["run_id"])
+                    futures[pool.submit(*args)] = (head, overrides, seed)
+                except BrokenProcessPool:  # a worker died while runs were being queued
+                    lost = list(todo[i:])
+                    break
+            for fut in pool.as_completed(list(futures)):
+                run = futures[fut]
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool:
+                    lost.append(run)
+                    continue
+                except Exception as err:  # the executor lost the run (e.g. dask KilledWorker)
+                    why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                    outcome = {"status": "error", "error": why, "metrics": {}}
+                self.record(run[0], outcome)
+            while lost and pool.started is not None and not pool.started.empty():
+                started.add(pool.started.get())
+            self._started = frozenset(started)
+            interrupted = False
+            return lost
+        finally:
+            pool.close(interrupted=interrupted)
