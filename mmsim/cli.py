@@ -30,6 +30,8 @@ def _money(x: float) -> str:
 
 
 def _summary(result, out: Path | None) -> str:
+    from mmsim.episodes import episode_lines
+
     m = result.metrics
     lines = [
         f"scenario        {result.scenario.name}  (seed {result.seed}, "
@@ -42,25 +44,7 @@ def _summary(result, out: Path | None) -> str:
         f"dealer P&L      {_money(m['dealer_pnl'])}",
         f"exogenous vol.  {m['exogenous_volume']:,.0f} shares",
     ]
-    episodes = result.episodes
-    if len(episodes):
-        cols = [
-            "start",
-            "end",
-            "kind",
-            "view",
-            "level",
-            "primary_cause",
-            "flow_ratio",
-            "otc_support",
-            "iv_change",
-            "wall_melt",
-        ]
-        lines.append(f"episodes        {len(episodes)}")
-        table = episodes[cols].astype({"start": "int64", "end": "int64"})
-        lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    else:
-        lines.append("episodes        none (no wall break or flip crossing)")
+    lines += episode_lines(result.episodes, result.scenario)
     if out is not None:
         lines.append(f"written to      {out}/")
     return "\n".join(lines)

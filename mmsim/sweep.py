@@ -170,10 +170,14 @@ def local_cluster(workers: int) -> Any:
 
 
 class _Pool:
-    """The three executors behind one ``submit`` / ``wait_one`` / ``close`` interface."""
+    """The three executors behind one ``submit`` / ``as_completed`` / ``close`` interface;
+    ``task`` (a picklable module-level function, default one sweep run) is what runs."""
 
-    def __init__(self, executor: str, workers: int, dask_address: str | None) -> None:
+    def __init__(
+        self, executor: str, workers: int, dask_address: str | None, task: Any = None
+    ) -> None:
         self.kind = executor
+        self.task = task or _run_one
         self.client = self.cluster = self.pool = None
         if executor == "processes":
             ctx = multiprocessing.get_context("spawn")
@@ -189,11 +193,11 @@ class _Pool:
 
     def submit(self, *args: Any) -> Any:
         if self.pool is not None:
-            return self.pool.submit(_run_one, *args)
+            return self.pool.submit(self.task, *args)
         if self.client is not None:
-            return self.client.submit(_run_one, *args, pure=False)
+            return self.client.submit(self.task, *args, pure=False)
         done: Future = Future()
-        done.set_result(_run_one(*args))
+        done.set_result(self.task(*args))
         return done
 
     def as_completed(self, futures: list) -> Iterator[Any]:
