@@ -76,6 +76,7 @@ __all__ = [
     "occurs",
     "save_explanation",
     "shapley",
+    "truncated",
     "without",
 ]
 
@@ -213,6 +214,23 @@ def _roll(d: dict[str, Any], day: float) -> None:
         c["expiry_days"] = list(dict.fromkeys(rolled))  # a listed expiry may already exist
 
 
+def truncated(scenario: Scenario, until: float) -> Scenario:
+    """``scenario`` ending at ``until`` (s, rounded up to a sample), when that is sooner
+    and changes nothing before it: the simulation is causal, so the path up to ``until``
+    is the same; events after it are dropped. A pension order still running then would
+    be re-sliced into different child orders, so the clock is then left as it is."""
+    every = scenario.record.every
+    end = math.ceil(until / every) * every + every
+    if not end < scenario.clock.duration or any(
+        p.start + p.duration > end for p in scenario.pensions
+    ):
+        return scenario
+    d = scenario_to_dict(scenario)
+    d["clock"]["days"] = end / scenario.clock.session_seconds
+    d["events"] = [e for e in d["events"] if e["at"] <= end]
+    return load_scenario(d)
+
+
 # -- what a replay shows ------------------------------------------------------------------
 def occurs(
     t: np.ndarray,
@@ -300,6 +318,7 @@ class _Replays:
         self.done: dict[frozenset, dict[str, Any]] = {}
         self.removals: dict[str, Removal] = {}
         self.pool: Any = None
+        self.until = math.inf  # replays may stop here (s): no episode looks later
         self.executor, self.workers, self.dask_address, self.bar = (
             executor,
             workers or os.cpu_count() or 1,
@@ -322,6 +341,7 @@ class _Replays:
         futures = {}
         for k in todo:
             removed = without(self.result.scenario, [self.removals[r] for r in k])
+            removed = truncated(removed, self.until)
             futures[self.pool.submit(scenario_to_dict(removed), self.seed)] = k
         for fut in self.pool.as_completed(list(futures)):
             self.done[futures[fut]] = fut.result()
@@ -441,15 +461,18 @@ def explain(
     workers: int | None = None,
     dask_address: str | None = None,
     progress: bool = False,
+    only: Sequence[int] | None = None,
 ) -> Explanation:
     """Replay ``result``'s scenario and seed without each candidate cause of each of its
     episodes (on a sweep executor: ``serial``, ``processes`` or ``dask``) and find which
     removals prevent each episode, how far each moves its extreme price and their Shapley
-    shares; see the module docstring for the rules."""
+    shares; see the module docstring for the rules. ``only``: indices of the episodes to
+    explain (default all); the others keep their evidence cause."""
     rules = result.scenario.record.episodes
-    episodes = _episodes(result)
+    episodes = [e for e in _episodes(result) if only is None or e.index in only]
     with tqdm(total=0, unit="replay", disable=not progress, desc="explain") as bar:
         replays = _Replays(result, executor, workers, dask_address, bar)
+        replays.until = max((e.span[1] for e in episodes), default=math.inf)
         try:
             matter = _replay_all(replays, episodes)
         finally:
@@ -493,9 +516,9 @@ def explain(
     table = pd.DataFrame(rows, columns=EXPLAIN_COLUMNS)
     table = table.astype({"prevents": bool, "primary": bool})
     updated = result.episodes.copy()
-    if len(updated):
-        updated["primary_cause"] = [p.cause if p is not None else "none" for p in primaries]
-        updated["cause_source"] = "counterfactual"
+    for e, p in zip(episodes, primaries, strict=True):
+        updated.loc[e.index, "primary_cause"] = p.cause if p is not None else "none"
+        updated.loc[e.index, "cause_source"] = "counterfactual"
     return Explanation(table, updated, len(replays.done))
 
 
@@ -586,6 +609,8 @@ def format_explanation(explanation: Explanation, scenario: Scenario) -> str:
     session = scenario.clock.session_seconds
     lines = []
     for ep, row in enumerate(explanation.episodes.itertuples()):
+        if row.cause_source != "counterfactual":
+            continue
         part = explanation.table[explanation.table["episode"] == ep]
         high = "high" if row.direction > 0 else "low"
         lines.append(
