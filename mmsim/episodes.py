@@ -65,13 +65,13 @@ CAUSES = (
     "overwhelming_flow",
     "customer_flow",
     "gap",
-    "noise_flow",
     "news",
 )
 """Every cause an episode can have, in the order that breaks ties between counterfactual
 causes (those that change the wall before the pushes that found it weak)."""
-BACKGROUND_CAUSES = ("noise_flow", "news")
-"""The random walk: primary only when no scripted cause explains the episode."""
+BACKGROUND_CAUSES = ("news",)
+"""The random walk (news and noise orders): primary only when no scripted cause explains
+the episode."""
 EVIDENCE_CAUSES = ("overwhelming_flow", "otc_offset", "vol_regime_shift", "gap", "expiration_melt")
 EPISODE_COLUMNS = {
     "start": "float64",

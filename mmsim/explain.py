@@ -24,7 +24,7 @@ gap                drop the gap event                          before confirmati
 expiration_melt    roll the lines of that expiry one session   an expiry within a
                    later                                       session of ``t``
 news               no news from ``w0`` on                      news vol > 0
-noise_flow         no noise orders from ``w0`` on              noise rate > 0
+news               no noise orders from ``w0`` on              noise rate > 0
 =================  ==========================================  =====================
 
 A removal **prevents** the episode when, in the replay, price never stays beyond the
@@ -155,7 +155,7 @@ def candidates(scenario: Scenario, start: float) -> list[Removal]:
     if sc.news is not None and sc.news.vol > 0.0:
         out.append(Removal(f"news@{w0:g}", "news", f"news from {off}"))
     if sc.noise is not None and sc.noise.rate > 0.0:
-        out.append(Removal(f"noise@{w0:g}", "noise_flow", f"noise orders from {off}"))
+        out.append(Removal(f"noise@{w0:g}", "news", f"noise orders from {off}"))
     return out
 
 
@@ -523,14 +523,20 @@ def explain(
 
 
 def _primary(shares: dict[str, float], removals: dict[str, Removal]) -> Removal | None:
-    """The largest Shapley share; ties to the cause earlier in ``CAUSES``; background
-    causes (news, noise) only when no scripted cause has a share."""
-    live = {k: v for k, v in shares.items() if v > 1e-9}
-    scripted = {k: v for k, v in live.items() if removals[k].cause not in BACKGROUND_CAUSES}
-    pool = scripted or live
+    """The removal behind the cause with the largest Shapley share (summed over its
+    removals, e.g. two gaps, or news and noise); ties to the cause earlier in ``CAUSES``;
+    the random walk (``news``) only when no scripted cause has a share."""
+    by_cause: dict[str, float] = {}
+    for key, share in shares.items():
+        if share > 1e-9:
+            cause = removals[key].cause
+            by_cause[cause] = by_cause.get(cause, 0.0) + share
+    scripted = {c: v for c, v in by_cause.items() if c not in BACKGROUND_CAUSES}
+    pool = scripted or by_cause
     if not pool:
         return None
-    best = max(pool, key=lambda k: (round(pool[k], 9), -CAUSES.index(removals[k].cause)))
+    cause = max(pool, key=lambda c: (round(pool[c], 9), -CAUSES.index(c)))
+    best = max((k for k in shares if removals[k].cause == cause), key=lambda k: (shares[k], k))
     return removals[best]
 
 
