@@ -205,7 +205,7 @@ class _Evidence:
         w1 = min(np.searchsorted(t, t1, side="right"), t.size) - 1
         iv = s["iv"].to_numpy()
         iv_change = float(iv[w1] - iv[w0])
-        gap_move = direction * sum(g for at, g in self.gaps if t0 <= at <= t1)
+        gap_move = direction * sum(g for at, g in self.gaps if t0 <= at <= t1) + 0.0  # no -0.0
         before = max(i0 - 1, 0)
         otc_support, melt = 1.0, 0.0
         if side in ("call", "put"):

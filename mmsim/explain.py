@@ -136,7 +136,7 @@ def candidates(scenario: Scenario, start: float) -> list[Removal]:
     hidden = sum(not p.visible for d in sc.dealers for p in d.positions)
     hidden += sum(not p.visible for e in sc.events if e.at <= confirmed for p in e.positions)
     if hidden:
-        out.append(Removal("otc", "otc_offset", f"{hidden} OTC line(s)"))
+        out.append(Removal("otc", "otc_offset", f"the OTC lines ({hidden})"))
     for i, e in enumerate(sc.events):
         when = clock_time(e.at, session)
         if e.at > confirmed:
