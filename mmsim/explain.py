@@ -84,6 +84,9 @@ __all__ = [
 MATTERS = 0.25  # value of a single removal from which a candidate enters the Shapley set
 MAX_EXACT = 6  # exact Shapley over subsets up to this many candidates
 SAMPLED_PERMUTATIONS = 16  # random orders for the sampled Shapley value beyond that
+POOL_FROM = 4
+"""A first round of fewer replays runs in this process: starting worker processes (each
+imports mmsim and loads its compiled kernels, ~2-5 s) costs more than it saves."""
 EXPLAIN_COLUMNS = [
     "episode",
     "start",
@@ -211,7 +214,7 @@ class _Replays:
         self.bar.total = (self.bar.total or 0) + len(todo)
         self.bar.refresh()
         if self.pool is None:  # one pool for every round (workers start once)
-            kind = self.executor if len(todo) > 1 else "serial"
+            kind = self.executor if len(todo) >= POOL_FROM else "serial"
             self.pool = _Pool(kind, self.workers, self.dask_address, task=_replay)
         futures = {}
         for k in todo:

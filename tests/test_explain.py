@@ -230,8 +230,11 @@ def test_a_break_seen_in_both_views_is_one_episode(pension_run):
     assert not e.duplicated(["kind", "start"]).any()
 
 
-def test_explain_saves_reloads_and_is_the_same_on_every_executor(pension_run, tmp_path):
+def test_explain_saves_reloads_and_is_the_same_on_every_executor(
+    pension_run, tmp_path, monkeypatch
+):
     result, path = pension_run
+    monkeypatch.setattr(mmsim.explain, "POOL_FROM", 1)  # 3 replays: use the pool anyway
     serial = explain(result, executor="serial")
     _, saved = explain_dir(path, executor="processes", workers=2)
     pd.testing.assert_frame_equal(serial.table, saved.table)
