@@ -222,7 +222,10 @@ class _Replays:
             removed = truncated(removed, self.until)
             futures[self.pool.submit(scenario_to_dict(removed), self.seed)] = k
         for fut in self.pool.as_completed(list(futures)):
-            self.done[futures[fut]] = fut.result()
+            try:
+                self.done[futures[fut]] = fut.result()
+            except Exception as err:  # the executor lost it (a worker died, KilledWorker)
+                self.done[futures[fut]] = {"error": f"{type(err).__name__}: {err}"}
             self.bar.update(1)
 
     def close(self) -> None:
