@@ -87,6 +87,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from mmsim.explain import explain_dir, format_explanation
 
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers {args.workers}: needs at least 1")
     executor = "dask" if args.dask else args.executor
     try:
         result, explanation = explain_dir(

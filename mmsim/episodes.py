@@ -352,17 +352,10 @@ def episode_lines(episodes: pd.DataFrame, scenario: Scenario) -> list[str]:
     )
     lines = [f"episodes        {len(episodes)}"]
     lines += ["  " + line for line in table.to_string(index=False).splitlines()]
-    sources = set(episodes["cause_source"])
-    if sources == {"counterfactual"}:
-        lines.append(
-            "  cause: what, removed from the scenario and replayed on the same seed, "
-            "prevents the break (mmsim explain)"
-        )
+    if set(episodes["cause_source"]) == {"counterfactual"}:
+        lines.append("  cause: found by replay, what removed prevents the break (mmsim explain)")
     else:
-        lines.append(
-            "  cause: from the evidence only (flow_ratio, otc_support, iv_change, "
-            "gap_move, wall_melt); `mmsim explain DIR` replays without each candidate"
-        )
+        lines.append("  cause: the evidence's first look; `mmsim explain DIR` finds it by replay")
     for cause, note in _CAUSE_NOTES.items():
         if (episodes["primary_cause"] == cause).any():
             lines.append(f"  {note}")

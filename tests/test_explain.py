@@ -272,6 +272,8 @@ def test_cli_explain_prints_the_table_and_bad_input_is_one_line(pension_run, cap
     assert main(["explain", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a result directory" in err[0]
+    assert main(["explain", str(path), "--workers", "0"]) == 2
+    assert "--workers 0" in capsys.readouterr().err
 
 
 def test_cli_run_explain_writes_the_explanation(tmp_path, capsys):
