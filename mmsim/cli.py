@@ -72,6 +72,8 @@ def _money(x: float) -> str:
 
 
 def _summary(result, out: Path | None) -> str:
+    from mmsim.episodes import episode_lines
+
     m = result.metrics
     lines = [
         f"scenario        {result.scenario.name}  (seed {result.seed}, "
@@ -84,25 +86,7 @@ def _summary(result, out: Path | None) -> str:
         f"dealer P&L      {_money(m['dealer_pnl'])}",
         f"exogenous vol.  {m['exogenous_volume']:,.0f} shares",
     ]
-    episodes = result.episodes
-    if len(episodes):
-        cols = [
-            "start",
-            "end",
-            "kind",
-            "view",
-            "level",
-            "primary_cause",
-            "flow_ratio",
-            "otc_support",
-            "iv_change",
-            "wall_melt",
-        ]
-        lines.append(f"episodes        {len(episodes)}")
-        table = episodes[cols].astype({"start": "int64", "end": "int64"})
-        lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    else:
-        lines.append("episodes        none (no wall break or flip crossing)")
+    lines += episode_lines(result.episodes, result.scenario)
     if out is not None:
         lines.append(f"written to      {out}/")
     return "\n".join(lines)
@@ -149,12 +133,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if replacing and not args.quiet:
         print(f"mmsim: replacing the earlier result in {out}/", file=sys.stderr)
     result.save(out)
+    if args.explain:
+        from mmsim.explain import explain, format_explanation, save_explanation
+
+        explanation = explain(result, progress=not args.quiet)
+        save_explanation(explanation, result, out)
     if not args.no_plot:
         from mmsim.plots import save_run_plots
 
         save_run_plots(result, out)
     if not args.quiet:
         print(_summary(result, out))
+        if args.explain and len(result.episodes):
+            print(format_explanation(explanation, result.scenario))
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from mmsim.explain import explain_dir, format_explanation
+
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers {args.workers}: needs at least 1")
+    executor = "dask" if args.dask else args.executor
+    try:
+        result, explanation = explain_dir(
+            args.directory,
+            executor=executor,
+            workers=args.workers,
+            dask_address=args.dask,
+            progress=not args.quiet,
+        )
+    except (ResultError, ScenarioError) as err:
+        return _fail(str(err))
+    if not args.quiet:
+        print(format_explanation(explanation, result.scenario))
+        print(f"written to      {args.directory}/explain.json, explain.parquet")
     return 0
 
 
@@ -371,7 +384,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", **overrides)
     p.add_argument("--no-plot", action="store_true", help="do not write price.png")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="then find each episode's cause by replay (as mmsim explain)",
+    )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "explain",
+        help="find the causes of a run's wall breaks by replaying it without each candidate",
+    )
+    p.add_argument("directory", help="result directory of mmsim run")
+    p.add_argument("--workers", type=int, help="parallel replays (default: one per core)")
+    p.add_argument("--executor", choices=["serial", "processes", "dask"], default="processes")
+    p.add_argument("--dask", metavar="ADDRESS", help="use this dask.distributed scheduler")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or table")
+    p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("sweep", help="run a scenario over a parameter grid and seeds")
     p.add_argument("scenario")

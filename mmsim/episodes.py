@@ -5,26 +5,38 @@ An episode is found the same way in every scenario, from what the recorders meas
 - **wall break**: the price goes beyond a wall by ``threshold`` (a fraction of the
   wall's level, held fixed at the level the wall had just before the crossing) and
   stays beyond it for at least ``duration`` seconds. Walls of both views are watched:
-  the visible one (what an outside analyst sees) and the true one.
+  the visible one (what an outside analyst sees) and the true one. A break seen in both
+  views (overlapping in time) is one episode: ``views`` says which views saw it,
+  ``level_true`` / ``level_visible`` the wall of each (NaN where that view did not
+  break), ``level`` the one the evidence is measured at (the visible wall if it broke).
 - **flip crossing**: the price crosses the true gamma flip and stays on the other side
   for ``duration`` seconds.
 
-Evidence, measured over the window ``[start - lookback, start + duration]``:
+Evidence, measured over the window ``[start - lookback, start + duration]``, is the
+cheap first look at the cause:
 
 - ``flow_ratio`` (overwhelming flow): net signed non-dealer share flow in the break's
-  direction over what the dealers could trade against it (their capacity over the
-  window; for dealers without a capacity limit, what they actually traded).
+  direction over what the dealers could set against it. Capacity-limited dealers: their
+  capacity over the window. Uncapped dealers cannot be out-traded, so the flow must both
+  exceed what they traded against the move and be material: at least the flow that
+  alone moves price by the break ``threshold`` under the scenario's impact model (else a
+  quiet market, where both flows are near zero, gives huge ratios of two small numbers).
 - ``otc_support`` (OTC offset): the true GEX profile at the visible wall over the
   visible one (1 = the true book supports the wall as drawn; <= 0 = opposite sign).
 - ``iv_change`` (vol regime shift): change of ATM implied vol over the window.
+- ``gap_move`` (gap): scheduled price gaps in the window, summed as fractions of price
+  and signed along the break (+ = toward it); passes when above the break ``threshold``.
 - ``wall_melt`` (expiration melt): how much of the wall strike's true gamma is gone
   once the break is confirmed (``start + duration``), relative to its peak in the
   lookback before the break (0 = none, 1 = all). Near expiry a strike's gamma collapses
   as soon as price is a few ``sigma * sqrt(T)`` away; with time left it barely moves.
 
 Each cause whose evidence passes its threshold is listed in ``causes`` (strongest
-first); the strongest, scored as evidence over threshold, is ``primary_cause``
-(``"none"`` if no cause passes).
+first); the strongest, scored as evidence over threshold, is ``evidence_cause``. With no
+evidence passing, it is ``news``: no scripted cause, the wall broke on the random walk
+of news and noise (``none`` if the scenario has neither). ``primary_cause`` is the
+evidence cause until :mod:`mmsim.explain` replays the run with each candidate cause
+removed; it then holds the counterfactual answer and ``cause_source`` says which.
 """
 
 from __future__ import annotations
@@ -36,15 +48,39 @@ import pandas as pd
 
 from mmsim.schema import Scenario
 
-__all__ = ["CAUSES", "EPISODE_COLUMNS", "detect_episodes", "empty_episodes"]
+__all__ = [
+    "BACKGROUND_CAUSES",
+    "CAUSES",
+    "EPISODE_COLUMNS",
+    "clock_time",
+    "detect_episodes",
+    "empty_episodes",
+    "episode_lines",
+]
 
-CAUSES = ("overwhelming_flow", "otc_offset", "vol_regime_shift", "expiration_melt")
+CAUSES = (
+    "otc_offset",
+    "expiration_melt",
+    "vol_regime_shift",
+    "overwhelming_flow",
+    "customer_flow",
+    "gap",
+    "news",
+)
+"""Every cause an episode can have, in the order that breaks ties between counterfactual
+causes (those that change the wall before the pushes that found it weak)."""
+BACKGROUND_CAUSES = ("news",)
+"""The random walk (news and noise orders): primary only when no scripted cause explains
+the episode."""
+EVIDENCE_CAUSES = ("overwhelming_flow", "otc_offset", "vol_regime_shift", "gap", "expiration_melt")
 EPISODE_COLUMNS = {
     "start": "float64",
     "end": "float64",
     "kind": "str",
-    "view": "str",
+    "views": "str",
     "level": "float64",
+    "level_true": "float64",
+    "level_visible": "float64",
     "direction": "float64",
     "exo_flow": "float64",
     "dealer_flow": "float64",
@@ -52,15 +88,30 @@ EPISODE_COLUMNS = {
     "flow_ratio": "float64",
     "otc_support": "float64",
     "iv_change": "float64",
+    "gap_move": "float64",
     "wall_melt": "float64",
-    "primary_cause": "str",
     "causes": "str",
+    "evidence_cause": "str",
+    "primary_cause": "str",
+    "cause_source": "str",
 }
+OPEN_SECONDS = 9.5 * 3600.0  # the session opens at 09:30
 
 
 def empty_episodes() -> pd.DataFrame:
     """The episodes table with its columns and no rows."""
     return pd.DataFrame({c: pd.Series(dtype=d) for c, d in EPISODE_COLUMNS.items()})
+
+
+def clock_time(t: float, session_seconds: float, *, closing: bool = False) -> str:
+    """Session clock time of trading time ``t`` (s): ``"d1 14:05:10"`` (day 1, sessions
+    open at 09:30). An instant on a session boundary is the next day's open, or with
+    ``closing`` the previous day's close (so an episode ending at the bell reads 16:00)."""
+    day, into = divmod(max(t, 0.0), session_seconds)
+    if closing and into < 1e-9 and day > 0:
+        day, into = day - 1, session_seconds
+    clock = round(OPEN_SECONDS + into)
+    return f"d{int(day) + 1} {clock // 3600:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}"
 
 
 def _runs_beyond(t, price, level, direction, duration):
@@ -82,6 +133,16 @@ def _runs_beyond(t, price, level, direction, duration):
     return out
 
 
+def flow_to_move(scenario: Scenario, move: float, S: float) -> float:
+    """Shares that alone move price ``S`` ($) by the fraction ``move`` under the
+    scenario's impact model (permanent part, no dealers); inf with zero impact."""
+    cfg = scenario.market.impact
+    if cfg.model == "sqrt":
+        return cfg.adv * (move / (cfg.Y * cfg.daily_vol)) ** 2
+    lam = cfg.lam if cfg.lam is not None else scenario.market.S0 * 1.0e-4 / cfg.depth_bp
+    return math.inf if not lam else move * S / lam
+
+
 class _Evidence:
     """Measures the causes' evidence for windows of one run."""
 
@@ -96,9 +157,14 @@ class _Evidence:
         else:
             self.trade_t = self.trade_q = np.zeros(0)
             self.is_dealer = np.zeros(0, dtype=bool)
+        self.gaps = [(e.at, e.gap) for e in scenario.events if e.kind == "gap"]
+        self.random_walk = (scenario.news is not None and scenario.news.vol > 0.0) or (
+            scenario.noise is not None and scenario.noise.rate > 0.0
+        )
 
     def flows(self, t0: float, t1: float) -> tuple[float, float, float]:
-        """Net exogenous and dealer share flow in [t0, t1] and dealer capacity (shares)."""
+        """Net exogenous and dealer share flow in [t0, t1] and dealer capacity (shares;
+        inf when any dealer is uncapped)."""
         m = (self.trade_t >= t0) & (self.trade_t <= t1)
         exo = float(self.trade_q[m & ~self.is_dealer].sum())
         dealer = float(self.trade_q[m & self.is_dealer].sum())
@@ -129,12 +195,17 @@ class _Evidence:
         t0 = t[i0] - cfg.lookback
         t1 = t[i0] + cfg.duration
         exo, dealer, capacity = self.flows(t0, t1)
-        absorb = capacity if math.isfinite(capacity) else max(abs(dealer), 1.0)
+        if math.isfinite(capacity):
+            absorb = capacity
+        else:  # uncapped: what they set against the move, and at least a material flow
+            material = flow_to_move(self.sc, self.sc.record.episodes.threshold, level)
+            absorb = max(-direction * dealer, material, 1.0)
         flow_ratio = max(direction * exo, 0.0) / absorb
         w0 = np.searchsorted(t, t0)
         w1 = min(np.searchsorted(t, t1, side="right"), t.size) - 1
         iv = s["iv"].to_numpy()
         iv_change = float(iv[w1] - iv[w0])
+        gap_move = direction * sum(g for at, g in self.gaps if t0 <= at <= t1) + 0.0  # no -0.0
         before = max(i0 - 1, 0)
         otc_support, melt = 1.0, 0.0
         if side in ("call", "put"):
@@ -151,9 +222,12 @@ class _Evidence:
             "overwhelming_flow": flow_ratio / cfg.flow_ratio,
             "otc_offset": (1.0 - otc_support) / (1.0 - cfg.otc_support),
             "vol_regime_shift": abs(iv_change) / cfg.iv_change,
+            "gap": gap_move / cfg.threshold if cfg.threshold > 0 else math.inf * (gap_move > 0),
             "expiration_melt": melt / cfg.melt,
         }
-        passed = sorted((c for c in CAUSES if scores[c] >= 1.0), key=lambda c: -scores[c])
+        passed = sorted((c for c in EVIDENCE_CAUSES if scores[c] >= 1.0), key=lambda c: -scores[c])
+        fallback = "news" if self.random_walk else "none"
+        cause = passed[0] if passed else fallback
         return {
             "exo_flow": exo,
             "dealer_flow": dealer,
@@ -161,14 +235,48 @@ class _Evidence:
             "flow_ratio": flow_ratio,
             "otc_support": otc_support,
             "iv_change": iv_change,
+            "gap_move": float(gap_move),
             "wall_melt": melt,
-            "primary_cause": passed[0] if passed else "none",
             "causes": ",".join(passed),
+            "evidence_cause": cause,
+            "primary_cause": cause,
+            "cause_source": "evidence",
         }
 
 
+def _merge_views(rows: list[dict]) -> list[dict]:
+    """One row per episode: a true-view and a visible-view break of the same kind whose
+    spans overlap are the same episode (the earlier start is kept; the evidence is the
+    visible one's, what an analyst looks at)."""
+    visible = [r for r in rows if r["views"] == "visible"]
+    out = [r for r in rows if r["views"] != "visible"]
+    for v in visible:
+        match = next(
+            (
+                r
+                for r in out
+                if r["kind"] == v["kind"]
+                and r["views"] == "true"
+                and r["start"] <= v["end"]
+                and v["start"] <= r["end"]
+            ),
+            None,
+        )
+        if match is None:
+            out.append(v)
+            continue
+        merged = {**v, "views": "true+visible", "level_true": match["level_true"]}
+        merged["start"], merged["end"] = (
+            min(v["start"], match["start"]),
+            max(v["end"], match["end"]),
+        )
+        out[out.index(match)] = merged
+    return out
+
+
 def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
-    """All wall breaks (both views) and true-flip crossings of one run, time ordered."""
+    """All wall breaks (one row per episode, both views) and true-flip crossings of one
+    run, time ordered; the columns are ``EPISODE_COLUMNS``."""
     cfg = scenario.record.episodes
     if len(series) < 2:
         return empty_episodes()
@@ -187,12 +295,15 @@ def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenar
                         "start": t[i0],
                         "end": t[i1],
                         "kind": f"{side}_wall_break",
-                        "view": view,
+                        "views": view,
                         "level": level,
+                        "level_true": level if view == "true" else np.nan,
+                        "level_visible": level if view == "visible" else np.nan,
                         "direction": direction,
                         **evidence.measure(i0, side, direction, level),
                     }
                 )
+    rows = _merge_views(rows)
     flip = series["flip_true"].to_numpy()
     for direction, kind in ((-1.0, "flip_cross_down"), (1.0, "flip_cross_up")):
         for i0, i1, ref in _runs_beyond(t, price, flip, direction, cfg.duration):
@@ -201,13 +312,68 @@ def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenar
                     "start": t[i0],
                     "end": t[i1],
                     "kind": kind,
-                    "view": "true",
+                    "views": "true",
                     "level": ref,
+                    "level_true": ref,
+                    "level_visible": np.nan,
                     "direction": direction,
                     **evidence.measure(i0, "flip", direction, ref),
                 }
             )
     if not rows:
         return empty_episodes()
-    table = pd.DataFrame(rows).sort_values(["start", "kind", "view"], kind="stable")
-    return table.reset_index(drop=True).astype(EPISODE_COLUMNS)
+    table = pd.DataFrame(rows).sort_values(["start", "kind"], kind="stable")
+    return table.reset_index(drop=True)[list(EPISODE_COLUMNS)].astype(EPISODE_COLUMNS)
+
+
+_CAUSE_NOTES = {
+    "news": "news: no scripted cause; the wall broke on the random walk of news and noise",
+    "none": "none: no cause found (no evidence passed, nothing random in the scenario)",
+}
+
+
+def episode_lines(episodes: pd.DataFrame, scenario: Scenario) -> list[str]:
+    """The episodes part of a run summary: a count, then one line per episode (session
+    clock times, the wall of each view, the primary cause and its evidence), then what
+    the causes shown mean and how they were found."""
+    if not len(episodes):
+        return ["episodes        none (no wall break or flip crossing)"]
+    session = scenario.clock.session_seconds
+    table = pd.DataFrame(
+        {
+            "start": [clock_time(t, session) for t in episodes["start"]],
+            "end": [clock_time(t, session, closing=True) for t in episodes["end"]],
+            "kind": episodes["kind"],
+            "true wall": [_level(x) for x in episodes["level_true"]],
+            "visible wall": [_level(x) for x in episodes["level_visible"]],
+            "cause": episodes["primary_cause"],
+            "evidence": [_evidence(row) for row in episodes.itertuples()],
+        }
+    )
+    lines = [f"episodes        {len(episodes)}"]
+    lines += ["  " + line for line in table.to_string(index=False).splitlines()]
+    if set(episodes["cause_source"]) == {"counterfactual"}:
+        lines.append("  cause: found by replay, what removed prevents the break (mmsim explain)")
+    else:
+        lines.append("  cause: the evidence's first look; `mmsim explain DIR` finds it by replay")
+    for cause, note in _CAUSE_NOTES.items():
+        if (episodes["primary_cause"] == cause).any():
+            lines.append(f"  {note}")
+    return lines
+
+
+def _level(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.2f}"
+
+
+def _evidence(row) -> str:
+    """The passing evidence of one episode, short."""
+    shown = {
+        "overwhelming_flow": f"flow_ratio {row.flow_ratio:.3g}",
+        "otc_offset": f"otc_support {row.otc_support:.3g}",
+        "vol_regime_shift": f"iv_change {row.iv_change:+.3g}",
+        "gap": f"gap_move {row.gap_move:+.2%}",
+        "expiration_melt": f"wall_melt {row.wall_melt:.2g}",
+    }
+    causes = [c for c in row.causes.split(",") if c]
+    return "; ".join(shown[c] for c in causes) if causes else "-"

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import as_completed as futures_as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -169,10 +169,14 @@ DASK_CONNECT_TIMEOUT = 10.0
 
 
 class _Pool:
-    """The executors behind one ``submit`` / ``as_completed`` / ``close`` interface."""
+    """The executors behind one ``submit`` / ``as_completed`` / ``close`` interface;
+    ``task`` (a picklable module-level function, default one sweep run) is what runs."""
 
-    def __init__(self, executor: str, workers: int, dask_address: str | None) -> None:
+    def __init__(
+        self, executor: str, workers: int, dask_address: str | None, task: Any = None
+    ) -> None:
         self.kind = executor
+        self.task = task or _run_one
         self.client = self.cluster = self.pool = None
         self.started = None
         if executor == "processes":
@@ -201,10 +205,12 @@ class _Pool:
 
     def submit(self, *args: Any) -> Any:
         if self.pool is not None:
-            return self.pool.submit(_run_one, *args)
+            return self.pool.submit(self.task, *args)
         if self.client is not None:
-            return self.client.submit(_run_one, *args, pure=False)
-        raise RuntimeError("the serial executor runs in _drain")
+            return self.client.submit(self.task, *args, pure=False)
+        done: Future = Future()  # serial: run now, hand back a finished future
+        done.set_result(self.task(*args))
+        return done
 
     def as_completed(self, futures: list) -> Iterator[Any]:
         """Futures in the order they finish."""

@@ -106,7 +106,7 @@ def _mark_episodes(ax, episodes: pd.DataFrame) -> None:
         t0, t1, level = start / 3600.0, same["end"].max() / 3600.0, same["level"].iloc[0]
         ax.axvline(t0, color="purple", ls=":", lw=1.2, label=None if i else "episode: start, level")
         ax.hlines(level, t0, t1, color="purple", lw=1.5, alpha=0.8)
-        views = ", ".join(same["view"]) if "view" in same else ""
+        views = ", ".join(same["views"] if "views" in same else same.get("view", []))
         cause = f"\n{same['primary_cause'].iloc[0]}" if "primary_cause" in same else ""
         text = f"{kind} ({views}){cause}"
         ax.annotate(text, (t0, 0.98), xycoords=("data", "axes fraction"), **_NOTE)

@@ -156,6 +156,9 @@ class News(_Strict):
     vol: NonNegFloat = Field(0.15, description="Annualized vol of the news diffusion.")
     dt: PositiveFloat = Field(1.0, description="Seconds between news ticks.")
     phase: NonNegFloat = Field(0.0, description="Time of the first tick after t=0 is dt+phase, s.")
+    stop: NonNegFloat | None = Field(
+        None, description="No news from this time on, s (null = all run; `mmsim explain`)."
+    )
 
 
 class Noise(_Strict):
@@ -163,6 +166,9 @@ class Noise(_Strict):
 
     rate: NonNegFloat = Field(0.0, description="Orders per second.")
     mean_size: PositiveFloat = Field(100.0, description="Mean order size, shares.")
+    stop: NonNegFloat | None = Field(
+        None, description="No orders from this time on, s (null = all run; `mmsim explain`)."
+    )
 
 
 class Position(_Strict):

@@ -19,7 +19,8 @@ _BLOCK = 4096  # normals drawn per call to the generator
 
 class NoiseTrader:
     """Poisson market orders: ``rate`` per second, exponential size of mean ``mean_size``
-    shares rounded up to whole shares, buy or sell with equal probability."""
+    shares rounded up to whole shares, buy or sell with equal probability; none from
+    ``stop`` (s) on (the draws before it are the same as without a stop)."""
 
     def __init__(self, config: Noise, account: int, market: Market, rng: np.random.Generator):
         self.config = config
@@ -33,9 +34,11 @@ class NoiseTrader:
         rate, mean = self.config.rate, self.config.mean_size
         if rate <= 0.0:
             return
-        rng = self.rng
+        rng, stop = self.rng, self.config.stop
         while True:
             yield env.timeout(rng.exponential(1.0 / rate))
+            if stop is not None and env.now >= stop:
+                return
             size = math.ceil(rng.exponential(mean))
             qty = float(size if rng.random() < 0.5 else -size)
             self.market.submit(self.account, qty)
@@ -45,7 +48,7 @@ class NoiseTrader:
 class NewsDiffusion:
     """Arithmetic diffusion applied straight to the price every ``dt`` seconds:
     ``dS = S * vol * sqrt(dt / year_seconds) * z``, ``z ~ N(0, 1)``; ticks at
-    ``phase + k * dt`` (k = 1, 2, ...)."""
+    ``phase + k * dt`` (k = 1, 2, ...), none from ``stop`` (s) on."""
 
     def __init__(
         self, config: News, market: Market, rng: np.random.Generator, year_seconds: float
@@ -62,10 +65,12 @@ class NewsDiffusion:
         cfg, rng, market = self.config, self.rng, self.market
         if cfg.phase > 0.0:
             yield env.timeout(cfg.phase)
-        scale = self.scale
+        scale, stop = self.scale, math.inf if cfg.stop is None else cfg.stop
         while True:
             # the same draws as one at a time, as Python floats (numpy scalars would make
             # the price, and all arithmetic on it, numpy scalars too: several times slower)
             for z in rng.standard_normal(_BLOCK).tolist():
                 yield env.timeout(cfg.dt)
+                if env.now >= stop:
+                    return
                 market.move(market.mid * scale * z)
