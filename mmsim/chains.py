@@ -210,8 +210,10 @@ def _read(path: str) -> Chain:
     first_line = header_line + 1  # file line of raw row 0
     blank = raw.isna().all(axis=1) | (raw.fillna("") == "").all(axis=1)
     raw = raw[~blank]
-    if raw.shape[1] != len(_HEADER):
-        raise ChainError(f"expected {len(_HEADER)} fields, saw {raw.shape[1]}", source=path)
+    if raw.shape[1] != len(_HEADER):  # every row short: pandas sized the table to them
+        line = first_line + int(raw.index[0]) if len(raw) else header_line
+        what = f"expected {len(_HEADER)} fields, saw {raw.shape[1]}"
+        raise ChainError(what, source=path, line=line)
     short = raw.isna().any(axis=1)
     if short.any():
         i = int(np.flatnonzero(short.to_numpy())[0])
@@ -339,11 +341,13 @@ def _usable(df: pd.DataFrame) -> np.ndarray:
 
 def _quoted_smile(df: pd.DataFrame, spot: float, both: pd.DataFrame) -> np.ndarray:
     """Strike IVs from the quoted IV columns: the mid where call and put agree within
-    ``MID_TOLERANCE``, else the out-of-the-money side (NaN where unusable)."""
+    ``MID_TOLERANCE``, else the out-of-the-money side, else the other one (NaN if neither)."""
     strikes = both.index.get_level_values(1).to_numpy(dtype=float)
     cv, pv = both["c"].to_numpy(), both["p"].to_numpy()
     agree = np.isfinite(cv) & np.isfinite(pv) & (np.abs(cv - pv) <= MID_TOLERANCE)
-    return np.where(agree, 0.5 * (cv + pv), np.where(strikes < spot, pv, cv))
+    otm = np.where(strikes < spot, pv, cv)
+    other = np.where(strikes < spot, cv, pv)
+    return np.where(agree, 0.5 * (cv + pv), np.where(np.isfinite(otm), otm, other))
 
 
 def _black_iv(price, F, K, T, call, iters: int = 60) -> np.ndarray:
@@ -507,16 +511,17 @@ def chain_lines(
     iv: str = "smile",
     convention: str = "trading",
     holidays: Sequence = (),
+    expiries_from: float | None = None,
 ) -> pd.DataFrame:
     """The dealers' opening lines from a chain table (module docstring for the columns).
 
     Keeps live lines (expiring at a session >= 1 in the trading convention, >= 0 in the
     tools' one) with ``open_interest >= max(min_oi, > 0)``, within ``expiries_within``
-    sessions and ``moneyness = K / S - 1`` in ``[low, high]`` if given; duplicate
-    (expiry, strike, type) rows (SPX and SPXW) are summed. Returns columns ``expiry``,
-    ``sessions``, ``strike``, ``type``, ``is_call``, ``open_interest`` (contracts),
-    ``iv`` (annualized) and ``qty`` (dealers' contracts, signed: ``share x OI x scale``),
-    sorted by expiry, strike, type.
+    sessions (and at least ``expiries_from`` away: 2 drops the 0DTE), with ``moneyness =
+    K / S - 1`` in ``[low, high]`` if given; duplicate (expiry, strike, type) rows (SPX and
+    SPXW) are summed. Returns columns ``expiry``, ``sessions``, ``strike``, ``type``,
+    ``is_call``, ``open_interest`` (contracts), ``iv`` (annualized) and ``qty`` (dealers'
+    contracts, signed: ``share x OI x scale``), sorted by expiry, strike, type.
     """
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
@@ -532,6 +537,8 @@ def chain_lines(
     keep &= t["open_interest"] >= min_oi
     if expiries_within is not None:
         keep &= t["sessions"] <= expiries_within
+    if expiries_from is not None:
+        keep &= t["sessions"] >= expiries_from
     if moneyness is not None:
         m = t["strike"] / spot - 1.0
         keep &= (m >= moneyness[0]) & (m <= moneyness[1])
@@ -719,3 +726,26 @@ def resolve_book_block(data: dict, base: Path | None, source: str) -> None:
     market = data.setdefault("market", {})
     if isinstance(market, dict) and "S0" not in market:
         market["S0"] = read_cboe(path).spot
+
+
+def scenario_lines(cfg, session_seconds: float = 23_400.0) -> pd.DataFrame:
+    """The lines of a scenario's ``book`` block (:class:`mmsim.schema.BookFromChain`, chain
+    path already resolved by the loader): :func:`chain_lines` in trading time, the smile
+    and moneyness relative to the chain's own spot."""
+    chain = read_cboe(cfg.chain)
+    try:
+        return chain_lines(
+            chain.table,
+            spot=chain.spot,
+            asof=chain.asof,
+            positioning=cfg.positioning,
+            fractions=[f.model_dump() for f in cfg.fractions],
+            expiries_within=cfg.expiries_within,
+            expiries_from=cfg.expiries_from,
+            moneyness=cfg.moneyness,
+            scale=cfg.scale,
+            min_oi=cfg.min_oi,
+            iv=cfg.iv,
+        )
+    except ValueError as err:
+        raise ChainError(str(err), source=cfg.chain) from None
