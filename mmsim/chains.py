@@ -207,6 +207,8 @@ def _read(path: str) -> Chain:
         raise ChainError(what, source=path, line=line) from None
     except pd.errors.EmptyDataError:
         raise ChainError("no data rows after the header", source=path, line=header_line) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ChainError(" ".join(f"unreadable CSV: {exc}".split()), source=path) from None
     first_line = header_line + 1  # file line of raw row 0
     blank = raw.isna().all(axis=1) | (raw.fillna("") == "").all(axis=1)
     raw = raw[~blank]

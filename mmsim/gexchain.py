@@ -25,6 +25,7 @@ import pandas as pd
 from mmsim.chains import (
     Chain,
     ChainBook,
+    ChainError,
     _normalize,
     atm_iv,
     book_from_chain,
@@ -284,7 +285,10 @@ def gex_chain_main(path: str, output: str | None, plot: bool) -> int:
     """The ``mmsim gex --chain`` command body: read, print, plot; returns the exit status."""
     t0 = time.perf_counter()
     chain = read_cboe(path)
-    lv = chain_levels(chain)
+    try:
+        lv = chain_levels(chain)
+    except ValueError as err:  # e.g. an expiry without a single usable IV
+        raise ChainError(str(err), source=path) from None
     print(format_levels(lv))
     if plot:
         stem = Path(output) if output else Path("runs") / f"{Path(path).stem}-gex"

@@ -108,6 +108,12 @@ def test_cli_bad_chain_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{path}:5" in err, err
     assert main(["gex", "--chain", str(tmp_path / "missing.csv")]) == 2
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    assert main(["gex", "--chain", str(garbage), "--no-plot"]) == 2
+    assert main(["gex", "--chain", str(tmp_path), "--no-plot"]) == 2, "a directory"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and all(x.startswith("mmsim: error: ") for x in lines), lines
 
 
 def test_shipped_file_reads_spx_and_spxw():
