@@ -26,11 +26,11 @@ from mmsim.chains import (
     Chain,
     ChainBook,
     ChainError,
-    _normalize,
     atm_iv,
     book_from_chain,
     chain_gamma_gex,
     dealer_share,
+    normalize_table,
     read_cboe,
     zero_crossings,
 )
@@ -57,7 +57,7 @@ def tools_profile(
 ) -> np.ndarray:
     """Net GEX at each hypothetical spot the public scripts' way ($ per 1%): each row's own
     quoted IV, :func:`tools_years`, r = q = 0; rows with IV or T of 0 count nothing."""
-    t = _normalize(df)
+    t = normalize_table(df)
     spots = np.atleast_1d(np.asarray(spots, float))
     T = tools_years(t, asof, floor_one_day)
     iv = np.nan_to_num(t["iv"].to_numpy(float))
@@ -81,7 +81,7 @@ def _walls(df: pd.DataFrame, gex: np.ndarray) -> tuple[float, float]:
 
 
 def _third_friday(d: pd.Series) -> pd.Series:
-    return (d.dt.weekday == 4) & d.dt.day.between(15, 21)
+    return (d.dt.dayofweek == 4) & d.dt.day.between(15, 21)
 
 
 @dataclass
@@ -106,7 +106,7 @@ def chain_levels(chain: Chain, points: int = 121) -> ChainLevels:
     """Totals, zero-gamma levels, walls and profiles of ``chain`` (naive positioning)."""
     t0 = time.perf_counter()
     S, asof = chain.spot, chain.asof
-    table = _normalize(chain.table)
+    table = normalize_table(chain.table)
     grid = S * np.linspace(*GRID, points)
     g = chain_gamma_gex(table, S)
     strikes = g.assign(call=g["type"] == "call")
