@@ -81,7 +81,7 @@ def _walls(df: pd.DataFrame, gex: np.ndarray) -> tuple[float, float]:
 
 
 def _third_friday(d: pd.Series) -> pd.Series:
-    return (d.dt.dayofweek == 4) & d.dt.day.between(15, 21)
+    return (d.dt.day_of_week == 4) & d.dt.day.between(15, 21)
 
 
 @dataclass
