@@ -507,8 +507,9 @@ def chain_gamma_gex(df: pd.DataFrame, spot: float, positioning: str = "naive") -
 
 def resolve_book_block(data: dict, base: Path | None, source: str) -> None:
     """Scenario loading hook: make ``book.chain`` absolute (relative to the scenario file's
-    directory, or the working directory for mappings) and, unless ``market.S0`` is given,
-    set it to the chain's spot. Raises :class:`ScenarioError` / :class:`ChainError`."""
+    directory, or the working directory for mappings), read it (so a malformed chain fails
+    at load time) and, unless ``market.S0`` is given, set ``market.S0`` to the chain's spot.
+    Raises :class:`ScenarioError` / :class:`ChainError`."""
     block = data.get("book")
     if not isinstance(block, dict) or not isinstance(block.get("chain"), str | os.PathLike):
         return
@@ -518,9 +519,10 @@ def resolve_book_block(data: dict, base: Path | None, source: str) -> None:
     if not path.is_file():
         raise ScenarioError(f"no such chain file {str(path)!r}", source=source, field="book.chain")
     block["chain"] = str(path.resolve())
+    chain = read_cboe(path)  # a malformed chain fails at load time (validate), not mid-build
     market = data.setdefault("market", {})
     if isinstance(market, dict) and "S0" not in market:
-        market["S0"] = read_cboe(path).spot
+        market["S0"] = chain.spot
 
 
 def scenario_lines(cfg, session_seconds: float = 23_400.0) -> pd.DataFrame:

@@ -247,10 +247,11 @@ def test_book_reproduces_each_line_iv_and_conserves_contracts():
     g = bsm_greeks(100.0, lines["strike"], T, lines["iv"], call=lines["is_call"]).gamma
     want = float((lines["qty"].to_numpy() * 100 * g).sum()) * 100.0**2 * 0.01
     assert cb.gex() == pytest.approx(want, rel=1e-10)
-    # a vol shift moves every line by the same points
-    before = book.gex_at(100.0, 0.0, cb.vol)
+    # a vol shift moves every line by the same points: GEX = the hand sum at iv + 0.05
     cb.vol.apply_shift(0.05)
-    assert book.gex_at(100.0, 0.0, cb.vol) != pytest.approx(before, rel=1e-6)
+    g = bsm_greeks(100.0, lines["strike"], T, lines["iv"] + 0.05, call=lines["is_call"]).gamma
+    shifted = float((lines["qty"].to_numpy() * 100 * g).sum()) * 100.0**2 * 0.01
+    assert cb.gex() == pytest.approx(shifted, rel=1e-10) and shifted != pytest.approx(want)
 
 
 def test_add_many_equals_repeated_add():
@@ -289,6 +290,10 @@ def test_scenario_missing_chain_is_a_scenario_error(tmp_path):
     bad.write_text("book: {chain: nowhere.csv}\ndealers: [{}]\n")
     with pytest.raises(mmsim.ScenarioError, match=r"book\.chain: no such chain file"):
         mmsim.load_scenario(bad)
+    broken = tmp_path / "broken.csv"
+    broken.write_text("\nX,Last: 100\n")
+    bad.write_text(f"book: {{chain: {broken.name}}}\nmarket: {{S0: 100}}\ndealers: [{{}}]\n")
+    assert main(["validate", str(bad)]) == 2, "a malformed chain fails validate, exit 2"
 
 
 def test_short_run_from_the_chain():
