@@ -9,6 +9,7 @@ Public API (DESIGN.md section 3)::
 """
 
 from mmsim import greeks
+from mmsim.chains import book_from_chain
 from mmsim.engine import run
 from mmsim.errors import InstabilityError, ResultError, ScenarioError, SimulationError
 from mmsim.result import Result, load_result
@@ -26,6 +27,7 @@ __all__ = [
     "ScenarioError",
     "SimulationError",
     "__version__",
+    "book_from_chain",
     "greeks",
     "load_result",
     "load_scenario",

@@ -11,7 +11,9 @@ Units and signs (see ``DESIGN.md``):
 - GEX (dollar gamma per 1% move) of a line: ``weight * gamma * S**2 * 0.01`` where the
   weight is ``units`` in the **true** view, and ``sign * |units|`` on exchange-listed lines
   only in the **visible** view (the outside analyst's convention, :class:`VisibleConvention`).
-- Each line is priced at its own strike's implied vol, ``surface_iv(K, S, level, skew, floor)``.
+- Each line is priced at its own strike's implied vol plus its own offset (vol units; 0 by
+  default; a real chain's smile point): ``max(surface_iv(K, S, level, skew, floor) +
+  iv_offset, floor)``, so moving the surface's level moves every line.
   Lines with ``expiry <= t`` have expired and contribute nothing (0 delta, gamma, value).
 """
 
@@ -66,7 +68,14 @@ class VisibleConvention:
 
 # -- numba kernels (allocation-free; arrays may be longer than n, only the first n are read) --
 @njit(cache=True)
-def reduce_delta_gamma(S, t, year_seconds, strike, expiry, is_call, units, holder, n,
+def line_iv(K, S, level, skew, floor, iv_offset):
+    """Implied vol of one line: ``max(surface_iv(K, S, level, skew, floor) + iv_offset, floor)``
+    (``iv_offset`` in vol units, 0.01 = one vol point), annualized."""
+    return max(surface_iv(K, S, level, skew, floor) + iv_offset, floor)
+
+
+@njit(cache=True)
+def reduce_delta_gamma(S, t, year_seconds, strike, expiry, is_call, iv_offset, units, holder, n,
                        level, skew, floor, r, q, out_delta, out_gamma):  # fmt: skip
     """Per-holder share delta and share gamma (shares per $1) into ``out_delta``, ``out_gamma``."""
     out_delta[:] = 0.0
@@ -75,14 +84,15 @@ def reduce_delta_gamma(S, t, year_seconds, strike, expiry, is_call, units, holde
         if expiry[i] <= t or units[i] == 0.0:
             continue
         T = (expiry[i] - t) / year_seconds
-        sigma = surface_iv(strike[i], S, level, skew, floor)
+        sigma = line_iv(strike[i], S, level, skew, floor, iv_offset[i])
         d, g = delta_gamma_scalar(S, strike[i], T, sigma, r, q, is_call[i])
         out_delta[holder[i]] += units[i] * d
         out_gamma[holder[i]] += units[i] * g
 
 
-# Rows of the packed line table (``OptionBook.packed``), float64, shape (5, capacity).
-PACK_STRIKE, PACK_EXPIRY, PACK_IS_CALL, PACK_UNITS, PACK_HOLDER = range(5)
+# Rows of the packed line table (``OptionBook.packed``), float64, shape (6, capacity).
+PACK_STRIKE, PACK_EXPIRY, PACK_IS_CALL, PACK_UNITS, PACK_HOLDER, PACK_IV_OFFSET = range(6)
+_PACK_ROWS = 6
 
 
 @njit(cache=True)
@@ -98,7 +108,7 @@ def holder_delta_gamma(S, t, year_seconds, lines, n, level, skew, floor, r, q, h
             continue
         K = lines[PACK_STRIKE, i]
         T = (lines[PACK_EXPIRY, i] - t) / year_seconds
-        sigma = surface_iv(K, S, level, skew, floor)
+        sigma = line_iv(K, S, level, skew, floor, lines[PACK_IV_OFFSET, i])
         d, g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[PACK_IS_CALL, i] != 0.0)
         delta += units * d
         gamma += units * g
@@ -123,7 +133,7 @@ def sample_packed(S, t, year_seconds, lines, vis_w, n, level, skew, floor, r, q,
             continue
         K = lines[PACK_STRIKE, i]
         T = (lines[PACK_EXPIRY, i] - t) / year_seconds
-        sigma = surface_iv(K, S, level, skew, floor)
+        sigma = line_iv(K, S, level, skew, floor, lines[PACK_IV_OFFSET, i])
         g = bsm_scalar(S, K, T, sigma, r, q, lines[PACK_IS_CALL, i] != 0.0)
         if units != 0.0:
             h = int(lines[PACK_HOLDER, i])
@@ -140,7 +150,22 @@ def sample_packed(S, t, year_seconds, lines, vis_w, n, level, skew, floor, r, q,
 
 @njit(cache=True)
 def reduce_value(
-    S, t, year_seconds, strike, expiry, is_call, units, holder, n, level, skew, floor, r, q, out
+    S,
+    t,
+    year_seconds,
+    strike,
+    expiry,
+    is_call,
+    iv_offset,
+    units,
+    holder,
+    n,
+    level,
+    skew,
+    floor,
+    r,
+    q,
+    out,
 ):
     """Per-holder mark-to-market value in $ (``units * price``) into ``out``."""
     out[:] = 0.0
@@ -148,13 +173,28 @@ def reduce_value(
         if expiry[i] <= t or units[i] == 0.0:
             continue
         T = (expiry[i] - t) / year_seconds
-        sigma = surface_iv(strike[i], S, level, skew, floor)
+        sigma = line_iv(strike[i], S, level, skew, floor, iv_offset[i])
         out[holder[i]] += units[i] * bsm_scalar(S, strike[i], T, sigma, r, q, is_call[i])[0]
 
 
 @njit(cache=True)
 def reduce_flow_greeks(
-    S, t, year_seconds, strike, expiry, is_call, units, holder, n, level, skew, floor, r, q, out
+    S,
+    t,
+    year_seconds,
+    strike,
+    expiry,
+    is_call,
+    iv_offset,
+    units,
+    holder,
+    n,
+    level,
+    skew,
+    floor,
+    r,
+    q,
+    out,
 ):
     """Per-holder share delta, gamma, charm (shares per year) and vanna (shares per 1.00
     of vol) into the rows of ``out`` (shape ``(4, n_holders)``)."""
@@ -163,7 +203,7 @@ def reduce_flow_greeks(
         if expiry[i] <= t or units[i] == 0.0:
             continue
         T = (expiry[i] - t) / year_seconds
-        sigma = surface_iv(strike[i], S, level, skew, floor)
+        sigma = line_iv(strike[i], S, level, skew, floor, iv_offset[i])
         g = bsm_scalar(S, strike[i], T, sigma, r, q, is_call[i])
         h = holder[i]
         out[0, h] += units[i] * g[1]
@@ -173,7 +213,9 @@ def reduce_flow_greeks(
 
 
 @njit(cache=True)
-def line_gex(S, t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q, out):
+def line_gex(
+    S, t, year_seconds, strike, expiry, is_call, iv_offset, weight, n, level, skew, floor, r, q, out
+):
     """GEX of each line at spot ``S`` ($ per 1% move) into ``out[:n]``; 0 when expired."""
     scale = S * S * GEX_PER_PCT
     for i in range(n):
@@ -181,30 +223,60 @@ def line_gex(S, t, year_seconds, strike, expiry, is_call, weight, n, level, skew
         if expiry[i] <= t or weight[i] == 0.0:
             continue
         T = (expiry[i] - t) / year_seconds
-        sigma = surface_iv(strike[i], S, level, skew, floor)
+        sigma = line_iv(strike[i], S, level, skew, floor, iv_offset[i])
         g = delta_gamma_scalar(S, strike[i], T, sigma, r, q, is_call[i])[1]
         out[i] = weight[i] * g * scale
 
 
 @njit(cache=True)
-def total_gex(S, t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q):
+def total_gex(
+    S, t, year_seconds, strike, expiry, is_call, iv_offset, weight, n, level, skew, floor, r, q
+):
     """Net GEX of the book at spot ``S``, $ per 1% move."""
     acc = 0.0
     for i in range(n):
         if expiry[i] <= t or weight[i] == 0.0:
             continue
         T = (expiry[i] - t) / year_seconds
-        sigma = surface_iv(strike[i], S, level, skew, floor)
+        sigma = line_iv(strike[i], S, level, skew, floor, iv_offset[i])
         acc += weight[i] * delta_gamma_scalar(S, strike[i], T, sigma, r, q, is_call[i])[1]
     return acc * S * S * GEX_PER_PCT
 
 
 @njit(cache=True)
 def profile_gex(
-    spots, t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q, out
+    spots,
+    t,
+    year_seconds,
+    strike,
+    expiry,
+    is_call,
+    iv_offset,
+    weight,
+    n,
+    level,
+    skew,
+    floor,
+    r,
+    q,
+    out,
 ):
     """Net GEX re-priced at each hypothetical spot (surface parameters fixed) into ``out``."""
-    args = (t, year_seconds, strike, expiry, is_call, weight, n, level, skew, floor, r, q)
+    args = (
+        t,
+        year_seconds,
+        strike,
+        expiry,
+        is_call,
+        iv_offset,
+        weight,
+        n,
+        level,
+        skew,
+        floor,
+        r,
+        q,
+    )
     for j in range(spots.size):
         out[j] = total_gex(spots[j], *args)
 
@@ -268,7 +340,7 @@ class OptionBook:
         self._is_call = np.zeros(cap, dtype=np.bool_)
         self._visible = np.zeros(cap, dtype=np.bool_)
         self._holder = np.zeros(cap, dtype=np.int64)
-        self._set_packed(np.zeros((5, cap)))
+        self._set_packed(np.zeros((_PACK_ROWS, cap)))
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -283,8 +355,8 @@ class OptionBook:
 
     @property
     def packed(self) -> np.ndarray:
-        """The line table the hot-path kernels read, shape ``(5, capacity)`` float64, rows
-        ``PACK_*`` (strike, expiry, is_call as 0/1, units, holder); only the first ``n``
+        """The line table the hot-path kernels read, shape ``(6, capacity)`` float64, rows
+        ``PACK_*`` (strike, expiry, is_call as 0/1, units, holder, iv_offset); only the first ``n``
         columns are lines. Owned by the book: read, never write."""
         return self._packed
 
@@ -295,6 +367,7 @@ class OptionBook:
         self._strike = packed[PACK_STRIKE]
         self._expiry = packed[PACK_EXPIRY]
         self._units = packed[PACK_UNITS]
+        self._iv_off = packed[PACK_IV_OFFSET]
 
     def _view(self, a: np.ndarray) -> np.ndarray:
         v = a[: self._n]
@@ -308,6 +381,9 @@ class OptionBook:
     holder = property(lambda self: self._view(self._holder), doc="Holder index.")
     visible = property(lambda self: self._view(self._visible), doc="Exchange-listed (not OTC).")
     multiplier = property(lambda self: self._view(self._mult), doc="Shares per contract.")
+    iv_offset = property(
+        lambda self: self._view(self._iv_off), doc="Vol added to the surface at the line."
+    )
 
     def __len__(self) -> int:
         return self._n
@@ -323,11 +399,15 @@ class OptionBook:
         *,
         visible: bool = True,
         multiplier: float = 100.0,
+        iv_offset: float = 0.0,
     ) -> None:
         """Add ``qty`` contracts (holder's sign) of an option expiring at ``expiry`` (clock s).
 
         Aggregates into the line with identical ``(holder, strike, expiry, is_call, visible,
         multiplier)`` if there is one (a line netted to 0 stays, contributing nothing).
+        ``iv_offset`` (vol units, 0.01 = one point) is added to the surface's vol at this
+        line: it is set when the line is created; adding to an existing line keeps that
+        line's offset (the contract's own smile point).
         """
         h = operator.index(holder)
         strike, expiry, qty, multiplier = map(float, (strike, expiry, qty, multiplier))
@@ -337,35 +417,107 @@ class OptionBook:
             raise ValueError(f"strike must be > 0 dollars, got {strike}")
         if not (np.isfinite(multiplier) and multiplier > 0):
             raise ValueError(f"multiplier must be > 0 shares per contract, got {multiplier}")
-        if not (np.isfinite(qty) and np.isfinite(expiry)):
-            raise ValueError(f"qty and expiry must be finite, got {qty}, {expiry}")
+        if not (np.isfinite(qty) and np.isfinite(expiry) and np.isfinite(iv_offset)):
+            raise ValueError(f"qty, expiry, iv_offset must be finite: {qty}, {expiry}, {iv_offset}")
         key = (h, strike, expiry, bool(is_call), bool(visible), multiplier)
         i = self._index.get(key)
         if i is None:
             i = self._append(key)
+            self._iv_off[i] = float(iv_offset)
         self._qty[i] += qty
         self._units[i] = self._qty[i] * multiplier
         sign = self.convention.call_sign if is_call else self.convention.put_sign
         self._vis_w[i] = sign * abs(self._units[i]) if visible else 0.0
         self._version += 1
 
+    def add_many(
+        self,
+        strike,
+        expiry,
+        is_call,
+        qty,
+        holder,
+        visible=True,
+        multiplier=100.0,
+        iv_offset=0.0,
+    ) -> None:
+        """Vectorized :meth:`add` of many lines (arrays of equal length, or scalars that
+        broadcast): same units, same aggregation, same final book as adding them one by
+        one in order. New lines are appended in one array operation (the opening book of a
+        real chain: thousands of lines); only keys already in the book go through
+        :meth:`add`."""
+        arrays = np.broadcast_arrays(
+            np.asarray(strike, float), np.asarray(expiry, float), np.asarray(is_call, bool),
+            np.asarray(qty, float), np.asarray(holder), np.asarray(visible, bool),
+            np.asarray(multiplier, float), np.asarray(iv_offset, float),
+        )  # fmt: skip
+        K, E, C, Q, H, V, M, off = (np.ravel(a) for a in arrays)
+        if K.size == 0:
+            return
+        if not np.issubdtype(H.dtype, np.integer):
+            raise ValueError(f"holder must be integers, got dtype {H.dtype}")
+        H = H.astype(np.int64)
+        if H.min() < 0 or H.max() >= self.n_holders:
+            raise ValueError(f"holder out of range 0..{self.n_holders - 1}")
+        if not (np.all(np.isfinite(K)) and np.all(K > 0)):
+            raise ValueError("strike must be finite and > 0 dollars")
+        if not (np.all(np.isfinite(M)) and np.all(M > 0)):
+            raise ValueError("multiplier must be finite and > 0 shares per contract")
+        if not (np.isfinite(Q).all() and np.isfinite(E).all() and np.isfinite(off).all()):
+            raise ValueError("qty, expiry and iv_offset must be finite")
+        cols = (H.tolist(), K.tolist(), E.tolist(), C.tolist(), V.tolist(), M.tolist())
+        keys = list(zip(*cols, strict=True))
+        first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+        new = first.keys() - self._index.keys()  # first occurrence of each key not in the book
+        fresh = np.sort(np.fromiter((first[k] for k in new), dtype=np.int64, count=len(new)))
+        if fresh.size:
+            i0, m = self._n, fresh.size
+            self._reserve(i0 + m)
+            sl = slice(i0, i0 + m)
+            self._holder[sl], self._strike[sl], self._expiry[sl] = H[fresh], K[fresh], E[fresh]
+            self._is_call[sl], self._visible[sl], self._mult[sl] = C[fresh], V[fresh], M[fresh]
+            self._packed[PACK_IS_CALL, sl] = C[fresh]
+            self._packed[PACK_HOLDER, sl] = H[fresh]
+            self._iv_off[sl] = off[fresh]
+            self._qty[sl] = 0.0
+            self._index.update(zip([keys[j] for j in fresh], range(i0, i0 + m), strict=True))
+            self._n = i0 + m
+        row = np.fromiter((self._index[k] for k in keys), dtype=np.int64, count=len(keys))
+        np.add.at(self._qty, row, Q)
+        touched = np.unique(row)
+        self._units[touched] = self._qty[touched] * self._mult[touched]
+        sign = np.where(self._is_call[touched], self.convention.call_sign, self.convention.put_sign)
+        self._vis_w[touched] = np.where(
+            self._visible[touched], sign * np.abs(self._units[touched]), 0.0
+        )
+        self._version += 1
+
+    def _reserve(self, size: int) -> None:
+        """Grow the arrays (doubling) so that ``size`` lines fit."""
+        cap = self._strike.size
+        if size <= cap:
+            return
+        new_cap = max(2 * cap, size)
+        i = self._n
+        for name in ("_is_call", "_qty", "_holder", "_visible", "_mult", "_vis_w"):
+            old = getattr(self, name)
+            new = np.zeros(new_cap, dtype=old.dtype)
+            new[:i] = old[:i]
+            setattr(self, name, new)
+        packed = np.zeros((_PACK_ROWS, new_cap))
+        packed[:, :i] = self._packed[:, :i]
+        self._set_packed(packed)
+
     def _append(self, key: tuple) -> int:
         i = self._n
-        if i == self._strike.size:
-            for name in ("_is_call", "_qty", "_holder", "_visible", "_mult", "_vis_w"):
-                old = getattr(self, name)
-                new = np.zeros(2 * old.size, dtype=old.dtype)
-                new[:i] = old[:i]
-                setattr(self, name, new)
-            packed = np.zeros((5, 2 * i))
-            packed[:, :i] = self._packed[:, :i]
-            self._set_packed(packed)
+        self._reserve(i + 1)
         h, strike, expiry, is_call, visible, mult = key
         self._holder[i], self._strike[i], self._expiry[i] = h, strike, expiry
         self._is_call[i], self._visible[i], self._mult[i] = is_call, visible, mult
         self._packed[PACK_IS_CALL, i] = 1.0 if is_call else 0.0
         self._packed[PACK_HOLDER, i] = h
         self._qty[i] = 0.0
+        self._iv_off[i] = 0.0
         self._index[key] = i
         self._n = i + 1
         return i
@@ -377,7 +529,14 @@ class OptionBook:
 
     def _kargs(self, t: float, vol: VolSurface, weight: np.ndarray, by_holder: bool) -> tuple:
         """The kernels' arguments from ``t`` to ``q`` (``holder`` only for per-holder kernels)."""
-        head = (float(t), self.year_seconds, self._strike, self._expiry, self._is_call)
+        head = (
+            float(t),
+            self.year_seconds,
+            self._strike,
+            self._expiry,
+            self._is_call,
+            self._iv_off,
+        )
         mid = (weight, self._holder, self._n) if by_holder else (weight, self._n)
         return (*head, *mid, *vol.params(), self.r, self.q)
 
@@ -535,5 +694,5 @@ class OptionBook:
 
     def lines(self) -> pd.DataFrame:
         """The book as a table (copies): strike, expiry, is_call, qty, holder, visible,
-        multiplier."""
+        multiplier (the per-line ``iv_offset`` is the :attr:`iv_offset` property)."""
         return pd.DataFrame({c: getattr(self, a)[: self._n].copy() for c, a in _COLUMNS.items()})

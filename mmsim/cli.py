@@ -197,6 +197,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_gex(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    if args.chain is not None:
+        from mmsim.gexchain import gex_chain_main
+
+        return gex_chain_main(args.chain, args.output, not args.no_plot)
+    if args.scenario is None:
+        return _fail("gex needs a SCENARIO or --chain FILE")
+
     from mmsim.engine import Simulation
     from mmsim.scenario import load_scenario
 
@@ -464,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("gex", help="print and plot the true and visible GEX of the book")
-    p.add_argument("scenario")
+    p.add_argument("scenario", nargs="?")
+    p.add_argument("--chain", metavar="CSV", help="a CBOE option chain instead of a scenario")
     p.add_argument(
         "--at",
         type=float,

@@ -28,6 +28,7 @@ from mmsim.agents.events import Expiration, ScheduledEvents, open_positions
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
 from mmsim.agents.pension import PensionFlow
 from mmsim.book import OptionBook
+from mmsim.chains import add_lines, scenario_lines
 from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
@@ -196,6 +197,9 @@ class Simulation:
         ]
         self.opening_account = self._account("opening", "opening")
         self.clearing_account = self._account("clearing", "clearing")
+        self.chain_lines = (  # the opening book from a real chain (mmsim.chains)
+            scenario_lines(sc.book, clock.session_seconds) if sc.book is not None else None
+        )
         self._open_positions()
         for i, dealer in enumerate(self.dealers):
             if (msg := dealer.inert_band_message(f"dealers[{i}].band")) is not None:
@@ -295,6 +299,14 @@ class Simulation:
                 0.0,
                 sc.clock.session_seconds,
             )
+        if self.chain_lines is not None:  # one vectorized add, bought at BSM value
+            S0, cfg = sc.market.S0, sc.book
+            before = self.book.value(S0, 0.0, self.vol)
+            add_lines(self.book, self.chain_lines, self.vol, S0, sc.clock.session_seconds,
+                      cfg.dealers, cfg.weights, cfg.visible)  # fmt: skip
+            paid = self.book.value(S0, 0.0, self.vol) - before
+            for dealer in self.dealers:
+                self.ledger.pay(dealer.account, self.opening_account, paid[dealer.index])
         delta, _ = self.book.net_delta_gamma(sc.market.S0, 0.0, self.vol)
         for dealer in self.dealers:
             if dealer.config.start_hedged:
@@ -332,6 +344,8 @@ class Simulation:
         days = [p.expiry_days for d in sc.dealers for p in d.positions]
         days += [x for c in sc.customers for x in c.expiry_days]
         days += [p.expiry_days for e in sc.events for p in e.positions]
+        if self.chain_lines is not None:
+            days += self.chain_lines["sessions"].unique().tolist()
         end = sc.clock.duration
         return sorted(
             {x * sc.clock.session_seconds for x in days if x * sc.clock.session_seconds <= end}

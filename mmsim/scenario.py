@@ -173,6 +173,11 @@ def load_scenario(
     for path, value in _override_items(overrides):
         _set_path(data, path, value)
         overridden.append(path.split("."))
+    if isinstance(data.get("book"), dict):  # a real chain: path relative to the file, S0
+        from mmsim.chains import resolve_book_block
+
+        from_file = isinstance(source, str | os.PathLike)
+        resolve_book_block(data, Path(name).parent if from_file else None, name)
     _check_text(data, name)
     try:
         scenario = Scenario.model_validate(data)

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "BookFromChain",
+    "ChainFraction",
     "Clock",
     "CustomerSegment",
     "Dealer",
@@ -180,6 +182,61 @@ class Position(_Strict):
     qty: float = Field(description="Contracts; negative = dealer short.")
     visible: bool = Field(True, description="Exchange-listed (True) or OTC (False).")
     multiplier: PositiveFloat = 100.0
+
+
+class ChainFraction(_Strict):
+    """Dealers hold ``share`` x OI (their view, +1 = long) of ``type`` lines whose
+    ``K / S - 1`` is in ``[moneyness[0], moneyness[1])``."""
+
+    type: Literal["call", "put"]
+    moneyness: tuple[float, float] = Field(description="K/S - 1 range, [low, high).")
+    share: Annotated[float, Field(ge=-1, le=1)] = Field(description="Signed share of the OI.")
+
+
+class BookFromChain(_Strict):
+    """The opening book from a real option chain (CBOE delayed-quotes CSV), see
+    :mod:`mmsim.chains`: expiries at 16:00 of their date, t = 0 at the next session's open,
+    each line at its own smile IV (``iv_offset`` over the surface, so ``vol_shift`` moves
+    all)."""
+
+    chain: str = Field(description="CSV path, relative to the scenario file.")
+    positioning: Literal["naive", "customer_long", "fractions"] = Field(
+        "naive",
+        description="naive: dealers long calls, short puts; customer_long: dealers short "
+        "all; fractions: by type and moneyness bucket (`fractions`).",
+    )
+    fractions: list[ChainFraction] = Field(default_factory=list)
+    expiries_within: PositiveFloat | None = Field(
+        None, description="Keep expiries within this many sessions of t=0."
+    )
+    expiries_from: PositiveFloat | None = Field(
+        None, description="Keep expiries at least this many sessions away (2 drops the 0DTE)."
+    )
+    moneyness: tuple[float, float] | None = Field(
+        None, description="Keep strikes with K/S - 1 in [low, high]."
+    )
+    scale: PositiveFloat = Field(1.0, description="Multiply every line's contracts.")
+    min_oi: NonNegFloat = Field(0.0, description="Drop lines with less open interest.")
+    dealers: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0], description="Dealer indices holding the book."
+    )
+    weights: list[PositiveFloat] | None = Field(
+        None, description="Shares of the book per dealer (default equal)."
+    )
+    iv: Literal["smile", "own"] = Field(
+        "smile", description="smile: one smile IV per (expiry, strike); own: quoted IVs."
+    )
+    visible: bool = Field(True, description="Exchange-listed (the chain is).")
+
+    @model_validator(mode="after")
+    def _check(self) -> BookFromChain:
+        if self.positioning == "fractions" and not self.fractions:
+            raise ValueError("positioning 'fractions' needs a fractions list")
+        if self.weights is not None and len(self.weights) != len(self.dealers):
+            raise ValueError("weights needs one value per dealer")
+        if self.moneyness is not None and not -1 < self.moneyness[0] <= self.moneyness[1]:
+            raise ValueError("moneyness must be (low, high) with -1 < low <= high")
+        return self
 
 
 class Panic(_Strict):
@@ -382,6 +439,7 @@ class Scenario(_Strict):
     news: News | None = Field(default_factory=News)
     noise: Noise | None = None
     dealers: list[Dealer] = Field(default_factory=list)
+    book: BookFromChain | None = Field(None, description="Opening book from a real chain.")
     customers: list[CustomerSegment] = Field(default_factory=list)
     pensions: list[PensionOrder] = Field(default_factory=list)
     events: list[ScheduledEvent] = Field(default_factory=list)
@@ -403,6 +461,10 @@ class Scenario(_Strict):
                 if name in accounts:
                     raise ValueError(f"{kind}[{i}].name: {name!r} is already {accounts[name]}")
                 accounts[name] = f"the name of {kind}[{i}]"
+        if self.book is not None:
+            bad = [d for d in self.book.dealers if d >= len(self.dealers)]
+            if bad:
+                raise ValueError(f"book.dealers {bad} but only {len(self.dealers)} dealers")
         for i, c in enumerate(self.customers):
             if c.dealer is not None and c.dealer >= len(self.dealers):
                 raise ValueError(
