@@ -31,7 +31,7 @@ from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
-from mmsim.metrics import episode_counts, summarize
+from mmsim.metrics import episode_counts, open_interest, pin_metrics, summarize
 from mmsim.record import Log, SeriesRecorder
 from mmsim.result import Result
 from mmsim.scenario import load_scenario
@@ -253,6 +253,7 @@ class Simulation:
         self._flow = np.zeros((4, self.book.n_holders))  # cumulative hedge demand, shares
         self._flow_state: tuple[float, float, float] | None = None
         self._dealer_accounts = np.array([d.account for d in self.dealers], dtype=np.int64)
+        self._expiries = set(self.expiration.calendar)  # s; samples there value unsettled lines
 
     # -- construction -----------------------------------------------------------------
     def _account(self, name: str, kind: str) -> int:
@@ -338,8 +339,9 @@ class Simulation:
         k = len(STATE_COLUMNS) + len(LEVEL_COLUMNS)
         row[len(STATE_COLUMNS) : k] = self._levels
         cash = self.ledger.cash
+        due = self._unsettled_value(S, t) if t in self._expiries else None
         for i, d in enumerate(self.dealers):
-            pnl = cash[d.account] + d_shares[i] * S + val[i]
+            pnl = cash[d.account] + d_shares[i] * S + val[i] + (due[i] if due is not None else 0.0)
             row[k + 8 * i : k + 8 * i + 8] = (
                 hold[i] + d_shares[i],
                 gam[i],
@@ -347,6 +349,21 @@ class Simulation:
                 pnl,
                 *self._flow[:, i],
             )
+
+    def _unsettled_value(self, S: float, t: float) -> np.ndarray:
+        """Per-holder intrinsic value ($) of lines expiring at ``t`` and not settled yet.
+
+        A sample at an expiry instant comes before that instant's settlement, but the book
+        already values those lines at 0 (expired): without this the sampled P&L would lose
+        their intrinsic value until the next sample, and the last row of a run ending at an
+        expiry would disagree with the final P&L in the metrics."""
+        book, out = self.book, np.zeros(self.book.n_holders)
+        due = np.flatnonzero((np.abs(book.expiry - t) < 1e-9) & (book.qty != 0.0))
+        for i in due:
+            k = book.strike[i]
+            intrinsic = max(S - k, 0.0) if book.is_call[i] else max(k - S, 0.0)
+            out[book.holder[i]] += book.qty[i] * book.multiplier[i] * intrinsic
+        return out
 
     def _attribute_flow(self, S: float, t: float, greeks: np.ndarray) -> None:
         """Split each dealer's change of option delta since the last sample into spot
@@ -504,10 +521,15 @@ class Simulation:
         S, t = self.market.mid, self.env.now
         values = self.book.value(S, t, self.vol)
         stats = {}
+        last = series.iloc[-1] if len(series) else None
         for d in self.dealers:
             pnl = self.ledger.cash[d.account] + self.ledger.shares[d.account] * S + values[d.index]
+            # P&L at the close is the last sample's (settlements and the hedge unwinds of the
+            # closing instant come after it); what those leave is pnl_after_close
+            close = float(last[f"{d.name}.pnl"]) if last is not None else float(pnl)
             stats[d.name] = {
-                "pnl": float(pnl),
+                "pnl": close,
+                "pnl_after_close": float(pnl),
                 "hedge_volume": d.hedge_volume,
                 "hedge_cost": d.hedge_cost,
                 "n_rehedges": float(d.n_rehedges),
@@ -517,6 +539,8 @@ class Simulation:
             series, trades, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
         )
         metrics.update(episode_counts(episodes))
+        oi = open_interest(sc, options)
+        metrics.update(pin_metrics(series, oi, sc.clock.session_seconds, sc.clock.duration))
         metrics["share_gamma_start"] = self.share_gamma_start
         if (kappa := self._feedback()) is not None:
             metrics["lam_g_start"] = kappa
