@@ -199,7 +199,7 @@ def visible_legend(ax) -> tuple[list, list[str]]:
     lo, hi = ax.get_ylim()
     handles, labels = [], []
     for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
-        if isinstance(h, mpl.lines.Line2D) and h.get_transform() == ax.transData:
+        if isinstance(h, mpl.lines.Line2D) and h.get_transform() != ax.get_xaxis_transform():
             y = np.asarray(h.get_ydata(), dtype=float)
             if not ((y >= lo) & (y <= hi)).any():
                 continue

@@ -494,3 +494,20 @@ def test_save_plots_dispatches_on_the_directory(result, sweep_dir, tmp_path, mon
         with pytest.raises(mmsim.ResultError, match="neither a run directory") as err:
             plots.save_plots(neither)
         assert "\n" not in str(err.value)
+
+
+def test_vol_regimes_hatches_gap_windows_and_keeps_the_axis_on_the_rest(gap_run):
+    """The 2.2% gap at t = 1,800 s would put ~150% rolling vol on a ~15% chart: the
+    window after it is hatched, the rolling lines are not drawn there, the axis ends
+    within 1.25x the largest vol outside it, and the figure says so."""
+    fig = plots.plot_vol_regimes(gap_run)
+    ax = fig.axes[0]
+    realized = ax.lines[0]
+    x, y = np.asarray(realized.get_xdata()), np.asarray(realized.get_ydata(), dtype=float)
+    start = 1800.0 / gap_run.scenario.clock.session_seconds
+    assert np.isnan(y[(x >= start) & (x <= start + 0.05)]).all()
+    assert np.nanmax(y) < ax.get_ylim()[1] < 0.6
+    assert any("not drawn in gap windows" in t.get_text() for t in ax.texts)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(label.startswith("window holds the +") for label in legend)
+    plt.close(fig)
