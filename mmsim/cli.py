@@ -30,18 +30,9 @@ def _money(x: float) -> str:
 
 
 def _summary(result, out: Path | None) -> str:
-    m = result.metrics
-    lines = [
-        f"scenario        {result.scenario.name}  (seed {result.seed}, "
-        f"{result.scenario.clock.days:g} day(s))",
-        f"price           {result.series['price'].iloc[0]:.2f} -> "
-        f"{result.series['price'].iloc[-1]:.2f}",
-        f"realized vol    {m['realized_vol']:.2%} annualized",
-        f"hedge volume    {m['hedge_volume']:,.0f} shares in {m['n_rehedges']:,.0f} rehedges",
-        f"hedge cost      {_money(m['hedge_cost'])}",
-        f"dealer P&L      {_money(m['dealer_pnl'])}",
-        f"exogenous vol.  {m['exogenous_volume']:,.0f} shares",
-    ]
+    from mmsim.summary import summary_lines
+
+    lines = summary_lines(result)
     episodes = result.episodes
     if len(episodes):
         cols = [
@@ -80,17 +71,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out.exists() and not (out / "meta.json").is_file():
         return _fail(f"{out}: exists and is not a result directory; choose another -o")
     try:
-        result = Simulation(scenario, seed).run(progress=not args.quiet)
+        result = Simulation(scenario, seed).run(progress=not args.quiet, keep_partial=True)
     except InstabilityError as err:
         return _fail(str(err), EXIT_DIVERGED)
     result.save(out)
+    interrupted = "interrupted" in result.meta
+    if interrupted:
+        _fail(f"interrupted at t = {result.meta['interrupted']} s; partial result in {out}/", 130)
     if not args.no_plot:
         from mmsim.plots import save_run_plots
 
         save_run_plots(result, out)
+    if args.report:
+        from mmsim.report import write_report
+
+        write_report(out)
     if not args.quiet:
         print(_summary(result, out))
-    return 0
+    return 130 if interrupted else 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -171,7 +169,7 @@ def _parse_axes(items: list[str] | None, flag: str) -> dict[str, list]:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from mmsim.scenario import load_scenario
-    from mmsim.sweep import summarize_sweep, sweep
+    from mmsim.sweep import sweep
 
     scenario = load_scenario(args.scenario, overrides=args.set or None)
     block = scenario.sweep
@@ -209,9 +207,63 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         failed = int((table["status"] != "ok").sum())
         print(f"{len(table)} runs ({failed} failed) in {out}/")
-        stats = summarize_sweep(table)
-        print(stats.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        from mmsim.plots_sweep import point_stats
+
+        for metric in ("realized_vol", "autocorr_lag1"):
+            if metric in table and (table["status"] == "ok").any():
+                print(_point_table(point_stats(table, metric), metric))
     return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mmsim.report import write_report
+
+    try:
+        print(write_report(args.directory, args.output))
+    except (ResultError, ScenarioError) as err:
+        return _fail(str(err))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mmsim.compare import compare
+
+    if len(args.directories) < 2:
+        return _fail("compare needs two or more run directories")
+    try:
+        text, png = compare(args.directories, args.output, plot=not args.no_plot)
+    except (ResultError, ScenarioError) as err:
+        return _fail(str(err))
+    print(text)
+    if png is not None:
+        print(png)
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mmsim")
+    except PackageNotFoundError:  # a source checkout on PYTHONPATH
+        return "unknown (not installed)"
+
+
+def _point_table(stats, metric: str) -> str:
+    """``metric`` per grid point as ``mean ± standard error (n runs)``."""
+    unit = {"realized_vol": "annualized", "autocorr_lag1": "lag-1, unitless"}.get(metric, "")
+    pct = metric == "realized_vol"
+
+    def cell(row) -> str:
+        mean, se = (row["mean"], row["se"])
+        text = f"{mean:.2%} ± {se:.2%}" if pct else f"{mean:+.3f} ± {se:.3f}"
+        return text.replace("± nan%", "(1 run)").replace("± nan", "(1 run)")
+
+    shown = stats.drop(columns=["mean", "se"]).assign(
+        **{f"{metric} mean ± SE": stats.apply(cell, axis=1)}
+    )
+    head = f"{metric} ({unit}): mean ± standard error over seeds, per grid point"
+    return head + "\n" + shown.to_string(index=False)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -230,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 ok, 2 bad input (one line naming file, field and line), "
         "3 the hedging feedback diverged (lam * G <= -1), 130 interrupted",
     )
+    parser.add_argument("--version", action="version", version=f"mmsim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     overrides = {
         "action": "append",
@@ -242,7 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="result directory (default runs/<name>-seed<N>)")
     p.add_argument("--seed", type=int, help="random seed (default: the scenario's seed)")
     p.add_argument("--set", **overrides)
-    p.add_argument("--no-plot", action="store_true", help="do not write price.png")
+    p.add_argument(
+        "--no-plot",
+        action="store_true",
+        help="skip the figures (price.png, dealers.png, vol_regimes.png, "
+        "returns_by_regime.png, gex_profile.png, gex_strikes.png, gex_heatmap.png); "
+        "the tables, metrics.json and the summary are still written",
+    )
+    p.add_argument(
+        "--report", action="store_true", help="also write report.html (see mmsim report)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_run)
 
@@ -269,7 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="sweep directory (default runs/<name>-sweep)")
     p.add_argument("--csv", action="store_true", help="also write results.csv")
     p.add_argument("--set", **overrides)
-    p.add_argument("--no-plot", action="store_true", help="do not write the sweep PNGs")
+    p.add_argument(
+        "--no-plot",
+        action="store_true",
+        help="skip the sweep figures (<metric>_vs_<x>.png, <metric>_by_<x>_and_<y>.png, "
+        "distributions.png); results.parquet and the summary are still written",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_sweep)
 
@@ -299,6 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("report", help="write report.html of a run or sweep directory")
+    p.add_argument("directory", help="a run directory (meta.json) or sweep (results.parquet)")
+    p.add_argument("-o", "--output", help="HTML path (default DIRECTORY/report.html)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("compare", help="compare runs: overlays, metrics side by side")
+    p.add_argument("directories", nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    p.add_argument("-o", "--output", help="PNG path (default compare.png beside the first run)")
+    p.add_argument("--no-plot", action="store_true", help="print the table only, no compare.png")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -478,10 +478,14 @@ class Simulation:
                 extra = f" (lam * G at start = {kappa:.3g})" if kappa is not None else ""
                 raise InstabilityError(f"{err}{extra}") from None
 
-    def run(self, progress: bool = False) -> Result:
-        """Run to the end of the clock, the closing instant included; return the Result."""
+    def run(self, progress: bool = False, *, keep_partial: bool = False) -> Result:
+        """Run to the end of the clock, the closing instant included; return the Result.
+
+        With ``keep_partial``, Ctrl-C (``KeyboardInterrupt``) does not lose the run: the
+        result of what was simulated so far is returned, its ``meta["interrupted"]`` the
+        clock time reached (s, as text)."""
         env, duration = self.env, self.scenario.clock.duration
-        chunks = np.linspace(0.0, duration, 101)[1:] if progress else [duration]
+        chunks = np.linspace(0.0, duration, 101)[1:] if progress or keep_partial else [duration]
         with tqdm(
             total=round(duration),
             unit="s",
@@ -489,9 +493,16 @@ class Simulation:
             leave=False,
             desc=self.scenario.name,
         ) as bar:
-            for end in chunks:
-                self.advance(float(end))
-                bar.update(round(end) - bar.n)
+            try:
+                for end in chunks:
+                    self.advance(float(end))
+                    bar.update(round(end) - bar.n)
+            except KeyboardInterrupt:
+                if not keep_partial or self.recorder.filled < 2:
+                    raise
+                result = self._result(end=float(self.recorder.times[self.recorder.filled - 1]))
+                result.meta["interrupted"] = f"{env.now:g}"
+                return result
         try:
             while env.peek() <= duration:  # the closing instant: expiries, last hedges
                 env.step()
@@ -506,8 +517,11 @@ class Simulation:
             return impact.lam * self.share_gamma_start
         return None
 
-    def _result(self) -> Result:
+    def _result(self, end: float | None = None) -> Result:
+        """The Result of the run so far; ``end`` (s) the last sampled time if it stopped
+        early (default: the end of the clock)."""
         sc = self.scenario
+        end = sc.clock.duration if end is None else end
         series = self.recorder.to_frame()
         names = self.ledger.names
         trades = self.trade_log.to_frame()
@@ -540,7 +554,7 @@ class Simulation:
         )
         metrics.update(episode_counts(episodes))
         oi = open_interest(sc, options)
-        metrics.update(pin_metrics(series, oi, sc.clock.session_seconds, sc.clock.duration))
+        metrics.update(pin_metrics(series, oi, sc.clock.session_seconds, end))
         metrics["share_gamma_start"] = self.share_gamma_start
         if (kappa := self._feedback()) is not None:
             metrics["lam_g_start"] = kappa
@@ -562,7 +576,14 @@ class Simulation:
             metrics=metrics,
             seed=self.seed,
             entropy=self.entropy,
+            meta={"mmsim_version": _version()},
         )
+
+
+def _version() -> str:
+    import mmsim  # loaded by now; a module-level import would be circular
+
+    return str(getattr(mmsim, "__version__", "unknown"))
 
 
 def run(
