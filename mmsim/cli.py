@@ -207,11 +207,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         failed = int((table["status"] != "ok").sum())
         print(f"{len(table)} runs ({failed} failed) in {out}/")
-        from mmsim.plots_sweep import point_stats
+        from mmsim.summary import sweep_point_text
 
         for metric in ("realized_vol", "autocorr_lag1"):
             if metric in table and (table["status"] == "ok").any():
-                print(_point_table(point_stats(table, metric), metric))
+                print(sweep_point_text(table, metric))
     return 0
 
 
@@ -247,23 +247,6 @@ def _version() -> str:
         return version("mmsim")
     except PackageNotFoundError:  # a source checkout on PYTHONPATH
         return "unknown (not installed)"
-
-
-def _point_table(stats, metric: str) -> str:
-    """``metric`` per grid point as ``mean ± standard error (n runs)``."""
-    unit = {"realized_vol": "annualized", "autocorr_lag1": "lag-1, unitless"}.get(metric, "")
-    pct = metric == "realized_vol"
-
-    def cell(row) -> str:
-        mean, se = (row["mean"], row["se"])
-        text = f"{mean:.2%} ± {se:.2%}" if pct else f"{mean:+.3f} ± {se:.3f}"
-        return text.replace("± nan%", "(1 run)").replace("± nan", "(1 run)")
-
-    shown = stats.drop(columns=["mean", "se"]).assign(
-        **{f"{metric} mean ± SE": stats.apply(cell, axis=1)}
-    )
-    head = f"{metric} ({unit}): mean ± standard error over seeds, per grid point"
-    return head + "\n" + shown.to_string(index=False)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

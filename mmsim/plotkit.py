@@ -89,7 +89,7 @@ def thin(frame: pd.DataFrame, columns: list[str], max_points: int = MAX_POINTS) 
     rows = np.arange(0, n, step)
     if n and rows[-1] != n - 1:
         rows = np.append(rows, n - 1)
-    return frame[columns].iloc[rows]
+    return frame.iloc[rows, [frame.columns.get_loc(c) for c in columns]]  # rows first
 
 
 class SessionClock:

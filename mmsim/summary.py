@@ -12,7 +12,7 @@ import re
 
 from mmsim.result import Result
 
-__all__ = ["money", "summary_lines"]
+__all__ = ["money", "summary_lines", "sweep_point_text"]
 
 _BAND_UNITS = {"shares": "sh", "delta_per_contract": "delta/contract", "per_notional": "per $100M"}
 _MIN_REGIME_SHARE = 0.02  # both regimes printed once price spent >= 2% of samples in each
@@ -100,3 +100,24 @@ def summary_lines(result: Result) -> list[str]:
     if result.meta.get("interrupted"):
         lines.insert(1, f"INTERRUPTED     at t = {result.meta['interrupted']} s: partial result")
     return lines
+
+
+def sweep_point_text(table, metric: str = "realized_vol") -> str:
+    """``metric`` of a sweep table per grid point as ``mean ± standard error`` over its
+    ok runs (``(1 run)`` when there is one), under a line naming the metric and unit."""
+    from mmsim.plots_sweep import point_stats
+
+    stats = point_stats(table, metric)
+    unit = {"realized_vol": "annualized", "autocorr_lag1": "lag-1, unitless"}.get(metric, "")
+    pct = metric == "realized_vol"
+
+    def cell(row) -> str:
+        mean, se = row["mean"], row["se"]
+        if se != se:  # one run: no standard error
+            return (f"{mean:.2%}" if pct else f"{mean:+.3f}") + " (1 run)"
+        return f"{mean:.2%} ± {se:.2%}" if pct else f"{mean:+.3f} ± {se:.3f}"
+
+    column = f"{metric} mean ± SE"
+    shown = stats.drop(columns=["mean", "se"]).assign(**{column: stats.apply(cell, axis=1)})
+    head = f"{metric} ({unit}): mean ± standard error over seeds, per grid point"
+    return head + "\n" + shown.to_string(index=False)

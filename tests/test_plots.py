@@ -511,3 +511,14 @@ def test_vol_regimes_hatches_gap_windows_and_keeps_the_axis_on_the_rest(gap_run)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any(label.startswith("window holds the +") for label in legend)
     plt.close(fig)
+
+
+def test_lines_are_drawn_from_thinned_samples():
+    """A long run's series is thinned before drawing (at most ~MAX_POINTS points per line),
+    keeping the first and last sample."""
+    from mmsim.plotkit import thin
+
+    long = pd.DataFrame({"t": np.arange(600_001.0), "price": np.arange(600_001.0)})
+    small = thin(long, ["t", "price"], max_points=3000)
+    assert 2900 <= len(small) <= 3001
+    assert small["t"].iloc[0] == 0.0 and small["t"].iloc[-1] == 600_000.0
