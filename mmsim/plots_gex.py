@@ -255,7 +255,7 @@ def plot_gex_heatmap(result: Result, n_times: int = 60) -> Figure:
 def plot_gex_views(book, S: float, t: float, vol, title: str) -> Figure:
     """True vs visible GEX of an ``OptionBook``: profiles over spot (top) and call / put
     GEX by strike (bottom), $M per 1% move; each view's flip and walls marked."""
-    fig, axes = figure(2, 1, size=(10, 7.5))
+    fig, axes = figure(2, 1, size=(11, 7.5))
     ax_p, ax_s = axes[:, 0]
     _draw_profiles(ax_p, book, S, t, vol, S * np.linspace(0.8, 1.2, 161))
     _strike_bars(ax_s, book, S, t, vol)
@@ -263,8 +263,10 @@ def plot_gex_views(book, S: float, t: float, vol, title: str) -> Figure:
     xlabel = "hypothetical spot ($)  (^ call wall, v put wall)"
     ax_p.set(xlabel=xlabel, ylabel="net GEX ($M per 1% move)", title=title)
     ax_s.set(xlabel="strike ($)  (solid true, hatched visible)", ylabel="GEX by strike ($M per 1%)")
-    ax_p.legend(ncols=2, loc="lower left")
-    ax_s.legend(ncols=3, loc="lower left", fontsize=7)
+    for ax in (ax_p, ax_s):  # y ticks clear of the x ticks at the corner
+        ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(7, prune="lower"))
+    ax_p.legend(ncols=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax_s.legend(ncols=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 

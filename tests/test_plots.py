@@ -522,3 +522,15 @@ def test_lines_are_drawn_from_thinned_samples():
     small = thin(long, ["t", "price"], max_points=3000)
     assert 2900 <= len(small) <= 3001
     assert small["t"].iloc[0] == 0.0 and small["t"].iloc[-1] == 600_000.0
+
+
+def test_mmsim_gex_figure_is_readable():
+    from mmsim.engine import Simulation
+
+    sc = mmsim.load_scenario("scenarios/multi_dealer_bands.yaml")
+    sim = Simulation(sc, 1)
+    fig = plots.plot_gex_views(sim.book, sc.market.S0, 0.0, sim.vol, "multi_dealer_bands")
+    readable(fig)
+    labels = {c.get_label() for c in fig.axes[1].containers}
+    assert labels == {f"{s} GEX, {v}" for s in ("call", "put") for v in ("true", "visible")}
+    plt.close(fig)
