@@ -139,28 +139,31 @@ def _label_episodes(ax, episodes: pd.DataFrame, clock: SessionClock) -> None:
     """One dotted line and one label per episode (kind, views, primary cause); labels in
     staggered rows so neighbours never overlap; the broken level from start to end."""
     marks = episode_marks(episodes)
-    width = 0.16 * clock.days  # a label's approximate width in sessions (fontsize 7)
+    per_char = 0.0052 * clock.days  # a character's width in sessions (fontsize 7, 11 in)
     row_end: list[float] = []
     for i, m in enumerate(marks):
         x0, x1 = clock.x(m["start"]), clock.x(m["end"])
         ax.axvline(x0, color="purple", ls=":", lw=1.2, label=None if i else "episode start")
         if np.isfinite(m["level"]):
             ax.hlines(m["level"], x0, x1, color="purple", lw=1.6, alpha=0.8)
-        row = next((k for k, end in enumerate(row_end) if x0 > end), len(row_end))
-        row_end[row : row + 1] = [x0 + width]
         cause = f", {m['cause']}" if m["cause"] else ""
         views = f" ({m['views']})" if m["views"] else ""
         text = f"{i + 1}: {m['kind'].replace('_', ' ')}{views}{cause}"
+        width = per_char * (len(text) + 2)
+        right = x0 + width > clock.days  # would run off the axes: written leftwards
+        a, b = (x0 - width, x0) if right else (x0, x0 + width)
+        row = next((k for k, end in enumerate(row_end) if a > end), len(row_end))
+        row_end[row : row + 1] = [b]
         ax.annotate(
             text,
             (x0, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(2, -3 - 11 * row),
+            xytext=(-2 if right else 2, -3 - 11 * row),
             textcoords="offset points",
             fontsize=7,
             color="purple",
             va="top",
-            ha="left",
+            ha="right" if right else "left",
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
         )
 
@@ -188,25 +191,26 @@ def _flow_bars(ax, result: Result, clock: SessionClock, agents=None) -> None:
         clipped = np.flatnonzero((sums > hi) | (sums < lo))
         for k in clipped:
             y, va = (hi, "top") if sums[k] > hi else (lo, "bottom")
+            right = x[k] > 0.8 * clock.days  # near the right edge: label to the left
             ax.annotate(
                 f"{sums[k]:+,.0f}",
                 (x[k], y),
                 fontsize=7,
                 va=va,
-                ha="left",
-                xytext=(4, 0),
+                ha="right" if right else "left",
+                xytext=(-4 if right else 4, 0),
                 textcoords="offset points",
                 bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
             )
         why = "at expiry unwinds" if at_expiry else f"({len(clipped)} bar(s) > 8x the usual)"
         ax.text(
-            0.995,
+            0.005,
             0.96,
             f"axis clipped {why}",
             transform=ax.transAxes,
             fontsize=7,
             va="top",
-            ha="right",
+            ha="left",
             color="0.3",
         )
     ax.axhline(0.0, color="grey", lw=0.5)
@@ -244,7 +248,7 @@ def plot_run(result: Result) -> Figure:
             a.axvline(clock.x(e), color="purple", ls="--", lw=1.0, alpha=0.7, label=label)
     _flow_bars(ax_flow, result, clock)
     ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(8, prune="lower"))  # clear of the
-    ax_flow.yaxis.set_major_locator(mpl.ticker.MaxNLocator(3, prune="upper"))  # panel below
+    ax_flow.yaxis.set_major_locator(mpl.ticker.MaxNLocator(4, prune="both"))  # panel below
     clock.apply(ax, label=False)
     clock.apply(ax_flow)
     m = result.metrics

@@ -192,6 +192,21 @@ def wants_heatmap(result: Result) -> bool:
     return any(x * sc.clock.session_seconds <= sc.clock.duration + 1e-9 for x in days)
 
 
+def _strike_rows(ax, edges_x: np.ndarray, strikes: np.ndarray, grid: pd.DataFrame):
+    """One horizontal band per strike (half-height: half the strike spacing, at most
+    0.25% of the strike, so sparse strikes do not look like price ranges); blank between."""
+    gaps = np.diff(strikes)
+    half = np.minimum(0.5 * np.minimum(np.r_[gaps, np.inf], np.r_[np.inf, gaps]), 0.0025 * strikes)
+    half = np.where(np.isfinite(half), half, 0.0025 * strikes)
+    lo, hi = strikes - half, strikes + half
+    edges_y = np.unique(np.concatenate([lo, hi]))
+    values = np.full((edges_y.size - 1, edges_x.size - 1), np.nan)
+    for j, (a, b) in enumerate(zip(lo, hi, strict=True)):
+        rows = (edges_y[:-1] >= a - 1e-12) & (edges_y[1:] <= b + 1e-12)
+        values[rows] = grid.iloc[:, j].to_numpy()
+    return ax.pcolormesh(edges_x, edges_y, np.ma.masked_invalid(values), cmap="RdBu")
+
+
 @styled
 def plot_gex_heatmap(result: Result, n_times: int = 60) -> Figure:
     """Dealer GEX per strike over time ($M per 1% move, true book left, visible view
@@ -217,33 +232,13 @@ def plot_gex_heatmap(result: Result, n_times: int = 60) -> Figure:
     for ax, (view, grid) in zip(axes[0], grids.items(), strict=True):
         strikes = grid.columns.to_numpy(dtype=float)
         if strikes.size:
-            gap = np.diff(strikes).min() if strikes.size > 1 else 1.0
-            extent = (x[0] - half, x[-1] + half, strikes[0] - gap / 2, strikes[-1] + gap / 2)
-            if strikes.size > 1 and not np.allclose(np.diff(strikes), gap):
-                edges_y = np.concatenate(
-                    [
-                        [strikes[0] - gap / 2],
-                        (strikes[1:] + strikes[:-1]) / 2,
-                        [strikes[-1] + gap / 2],
-                    ]
-                )
-                edges_x = np.concatenate([x - half, [x[-1] + half]])
-                image = ax.pcolormesh(edges_x, edges_y, grid.to_numpy().T, cmap="RdBu", norm=norm)
-            else:
-                image = ax.imshow(
-                    grid.to_numpy().T,
-                    origin="lower",
-                    aspect="auto",
-                    extent=extent,
-                    cmap="RdBu",
-                    norm=norm,
-                    interpolation="nearest",
-                )
+            image = _strike_rows(ax, np.concatenate([x - half, [x[-1] + half]]), strikes, grid)
+            image.set_norm(norm)
         ax.plot(clock.x(thinned["t"]), thinned["price"], color="black", lw=1.0, label="price")
         ax.grid(False)
+        ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(8, prune="lower"))  # clear corner
         clock.apply(ax, max_ticks=5)
-        ax.set_title(f"{view} {'book' if view == 'true' else 'view (exchange OI)'}")
-        ax.legend(loc="upper left")
+        ax.set_title(f"{view} {'book' if view == 'true' else 'view (exchange OI)'}; black: price")
     axes[0, 0].set_ylabel("strike / price ($)")
     if image is not None:
         fig.colorbar(image, ax=axes[0, :], label="net dealer GEX at the strike ($M per 1% move)")

@@ -84,16 +84,18 @@ def _texts(fig) -> list:
         out += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
         out += list(ax.texts)
         for axis in (ax.xaxis, ax.yaxis):
-            out += [t.label1 for t in axis.get_major_ticks()] + [
-                t.label2 for t in axis.get_major_ticks()
-            ]
+            lo, hi = sorted(axis.get_view_interval())
+            span = 1e-9 * max(abs(lo), abs(hi), 1.0)
+            drawn = [t for t in axis.get_major_ticks() if lo - span <= t.get_loc() <= hi + span]
+            out += [t.label1 for t in drawn] + [t.label2 for t in drawn]
     return [t for t in out if t is not None and t.get_visible() and t.get_text().strip()]
 
 
 def readable(fig) -> None:
     """What a reader needs: a title; every axes' y label and the bottom x labels carry a
     unit in parentheses; no legend box covers a data point of a line (display
-    coordinates, after layout); no two texts overlap (1 px slack)."""
+    coordinates, after layout); no text runs off the figure; no two texts overlap (1 px
+    slack)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
@@ -132,6 +134,9 @@ def readable(fig) -> None:
                     f"legend covers {inside.sum()} points of {line.get_label()}"
                 )
     boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(fig)]
+    page = fig.bbox
+    for text, box in boxes:  # nothing written off the picture
+        assert box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1, f"{text!r} runs off the figure"
     for i, (a, ba) in enumerate(boxes):
         for b, bb in boxes[i + 1 :]:
             overlap = min(ba.x1, bb.x1) - max(ba.x0, bb.x0), min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
@@ -302,15 +307,22 @@ def test_gex_by_strike_splits_calls_and_puts_of_both_views(result):
 
 
 def test_gex_heatmap_holds_each_strikes_gex_over_time(result):
+    """Each strike is a band centred on it; its cells are the book's net GEX at that
+    strike ($M per 1%) at each snapshot (checked at the open and the close)."""
     fig = plots.plot_gex_heatmap(result, n_times=5)
-    ax = fig.axes[0]
-    grid = (ax.images[0].get_array() if ax.images else ax.collections[0].get_array()).T
-    book, S, vol = plots.book_at(result, 0.0)
-    first = book.gex_by_strike(S, 0.0, vol, "true")["net_gex"].to_numpy() / 1e6
-    column = np.asarray(grid)[: len(first), 0] if ax.images else None
-    if column is not None:
-        assert np.allclose(column, first)
-    assert fig.axes[0].get_title() == "true book"
+    mesh = fig.axes[0].collections[0]
+    coords = mesh.get_coordinates()
+    centres = 0.5 * (coords[1:, 0, 1] + coords[:-1, 0, 1])
+    values = np.ma.asarray(mesh.get_array()).reshape(len(centres), -1)
+    end = float(result.series["t"].iloc[-1])
+    for column, t in ((0, 0.0), (-1, end)):
+        book, S, vol = plots.book_at(result, t)
+        table = book.gex_by_strike(S, t, vol, "true")
+        for strike, gex in zip(table["strike"], table["net_gex"], strict=True):
+            row = int(np.argmin(np.abs(centres - strike)))
+            assert values[row, column] == pytest.approx(gex / 1e6, rel=1e-9, abs=1e-12)
+    assert fig.axes[0].get_title() == "true book; black: price"
+    readable(fig)
     plt.close(fig)
 
 
