@@ -97,8 +97,8 @@ class SessionClock:
 
     Ticks read as exchange clock times: a standard session (23,400 s) is 09:30-16:00,
     so ``t = 3,600 s`` is 10:30; a compressed session (``session_seconds`` != 23,400)
-    shows minutes since its open. Multi-day runs mark every session boundary and name
-    the day ("d2 09:30").
+    shows minutes since its open. Multi-day runs (up to 60 sessions) mark every session
+    boundary; ticks name the day ("d2 09:30").
     """
 
     def __init__(self, session_seconds: float, duration: float) -> None:
@@ -158,9 +158,10 @@ class SessionClock:
         ticks = self.ticks(max_ticks)
         ax.set_xticks(ticks, [self._text(x) for x in ticks])
         ax.set_xlim(0.0, self.days)
-        if boundaries and self.days > 1 + 1e-9:
-            for day in range(1, math.ceil(self.days - 1e-9)):
-                ax.axvline(day, color="0.35", lw=0.8, ls="-", alpha=0.7, zorder=1)
+        if boundaries and 1 + 1e-9 < self.days <= 60:  # beyond: a grey comb, not a guide
+            days = np.arange(1, math.ceil(self.days - 1e-9))
+            kw = {"colors": "0.35", "lw": 0.8, "alpha": 0.7, "zorder": 1}
+            ax.vlines(days, 0, 1, transform=ax.get_xaxis_transform(), **kw)
         if label:
             ax.set_xlabel(self.label)
 

@@ -45,8 +45,11 @@ def books_over(
     Expired lines stay but contribute nothing."""
     from mmsim.engine import Simulation
 
-    sim = Simulation(result.scenario, result.entropy)  # builds the opening book only
-    book, vol, sc = sim.book, sim.vol, result.scenario
+    sc = result.scenario
+    # the opening book only: one sample for the recorder, not a buffer for the whole run
+    record = sc.record.model_copy(update={"every": sc.clock.duration})
+    sim = Simulation(sc.model_copy(update={"record": record}), result.entropy)
+    book, vol = sim.book, sim.vol
     multiplier = {n: c.multiplier for n, c in zip(sim.segment_names, sc.customers, strict=True)}
     events = sorted(sc.events, key=lambda e: e.at)
     ot = result.option_trades.sort_values("t", kind="stable")
