@@ -119,7 +119,8 @@ class SessionClock:
         span = f"{self.session / 60:g}-min sessions"
         return f"time since the session open (min; compressed {span})"
 
-    def _text(self, x: float) -> str:
+    def text(self, x: float) -> str:
+        """The clock reading at ``x`` sessions: ``10:30``, ``d2 09:30``, or minutes."""
         day = math.floor(x + 1e-9)
         if day > 0 and abs(x - day) < 1e-9 and x >= self.days - 1e-9:
             day -= 1  # the end of the run: that session's close, not the next open
@@ -156,7 +157,7 @@ class SessionClock:
     def apply(self, ax, *, boundaries: bool = True, label: bool = True, max_ticks: int = 9) -> None:
         """Clock ticks and, for multi-day runs, a thin line at every session boundary."""
         ticks = self.ticks(max_ticks)
-        ax.set_xticks(ticks, [self._text(x) for x in ticks])
+        ax.set_xticks(ticks, [self.text(x) for x in ticks])
         ax.set_xlim(0.0, self.days)
         if boundaries and 1 + 1e-9 < self.days <= 60:  # beyond: a grey comb, not a guide
             days = np.arange(1, math.ceil(self.days - 1e-9))

@@ -99,7 +99,7 @@ def _draw_profiles(ax, book, S: float, t: float, vol, grid: np.ndarray) -> None:
 
 def _when(result: Result, t: float) -> str:
     clock = SessionClock(result.scenario.clock.session_seconds, result.scenario.clock.duration)
-    return clock._text(clock.x(t))
+    return clock.text(clock.x(t))
 
 
 @styled

@@ -87,7 +87,7 @@ def _clock_text(result: Result, t: float) -> str:
     from mmsim.plotkit import SessionClock
 
     clock = SessionClock(result.scenario.clock.session_seconds, result.scenario.clock.duration)
-    return clock._text(clock.x(t))
+    return clock.text(clock.x(t))
 
 
 def _episodes(result: Result) -> pd.DataFrame:

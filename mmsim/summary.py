@@ -44,7 +44,7 @@ def _vol_lines(m: dict) -> list[str]:
     return lines
 
 
-def _pin_lines(m: dict, session_seconds: float) -> list[str]:
+def _pin_lines(m: dict) -> list[str]:
     lines = []
     for key in sorted(k for k in m if re.fullmatch(r"expiry[0-9.]+\.pin_strike", k)):
         day = key[len("expiry") : -len(".pin_strike")]
@@ -86,7 +86,7 @@ def summary_lines(result: Result) -> list[str]:
         f"scenario        {sc.name}  (seed {result.seed}, {sc.clock.days:g} day(s))",
         f"price           {p0:.2f} -> {p1:.2f}  ({p1 - p0:+.2f} $, {p1 / p0 - 1:+.2%})",
         *_vol_lines(m),
-        *_pin_lines(m, sc.clock.session_seconds),
+        *_pin_lines(m),
         f"hedge volume    {m['hedge_volume']:,.0f} shares in {m['n_rehedges']:,.0f} rehedges, "
         f"cost {money(m['hedge_cost'])}",
         f"dealer P&L      {money(m['dealer_pnl'])} at the close (vol {money(m['dealer_pnl_vol'])}"

@@ -562,3 +562,18 @@ def test_rebuilding_the_book_of_a_long_run_allocates_no_series_buffer(result):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 20e6, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_session_clock_reads_as_exchange_time():
+    from mmsim.plotkit import SessionClock
+
+    one = SessionClock(23_400.0, 23_400.0)
+    assert [one.text(one.x(t)) for t in (0.0, 3600.0, 23_400.0)] == ["09:30", "10:30", "16:00"]
+    labels = [one.text(x) for x in one.ticks()]
+    assert labels[0] == "09:30" and labels[-1] == "16:00" and "15:30" not in labels  # crowded
+    two = SessionClock(23_400.0, 2 * 23_400.0)
+    assert two.text(1.0) == "d2 09:30" and two.text(2.0) == "d2 16:00"
+    assert "d2 09:30" in [two.text(x) for x in two.ticks()]
+    short = SessionClock(3_600.0, 3_600.0)  # a compressed one-hour session: minutes
+    assert [short.text(short.x(t)) for t in (0.0, 1_800.0)] == ["0", "30"]
+    assert "min" in short.label and "09:30-16:00" in one.label
