@@ -73,19 +73,9 @@ def _money(x: float) -> str:
 
 def _summary(result, out: Path | None) -> str:
     from mmsim.episodes import episode_lines
+    from mmsim.summary import summary_lines
 
-    m = result.metrics
-    lines = [
-        f"scenario        {result.scenario.name}  (seed {result.seed}, "
-        f"{result.scenario.clock.days:g} day(s))",
-        f"price           {result.series['price'].iloc[0]:.2f} -> "
-        f"{result.series['price'].iloc[-1]:.2f}",
-        f"realized vol    {m['realized_vol']:.2%} annualized",
-        f"hedge volume    {m['hedge_volume']:,.0f} shares in {m['n_rehedges']:,.0f} rehedges",
-        f"hedge cost      {_money(m['hedge_cost'])}",
-        f"dealer P&L      {_money(m['dealer_pnl'])}",
-        f"exogenous vol.  {m['exogenous_volume']:,.0f} shares",
-    ]
+    lines = summary_lines(result)
     lines += episode_lines(result.episodes, result.scenario)
     if out is not None:
         lines.append(f"written to      {out}/")
@@ -119,7 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     replacing = check_output_dir(out, "meta.json", "a run result")
     check(scenario, max_events=args.max_events, max_memory=args.max_memory, source=args.scenario)
     try:
-        result = Simulation(scenario, seed).run(progress=not args.quiet)
+        result = Simulation(scenario, seed).run(progress=not args.quiet, keep_partial=True)
     except InstabilityError as err:
         return _fail(str(err), EXIT_DIVERGED)
     from mmsim.sweep import CORE_METRICS
@@ -133,7 +123,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if replacing and not args.quiet:
         print(f"mmsim: replacing the earlier result in {out}/", file=sys.stderr)
     result.save(out)
-    if args.explain:
+    interrupted = "interrupted" in result.meta
+    if interrupted:
+        _fail(f"interrupted at t = {result.meta['interrupted']} s; partial result in {out}/", 130)
+    explain_episodes = args.explain and not interrupted
+    if explain_episodes:
         from mmsim.explain import explain, format_explanation, save_explanation
 
         explanation = explain(result, progress=not args.quiet)
@@ -142,11 +136,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from mmsim.plots import save_run_plots
 
         save_run_plots(result, out)
+    if args.report:
+        from mmsim.report import write_report
+
+        write_report(out)
     if not args.quiet:
         print(_summary(result, out))
-        if args.explain and len(result.episodes):
+        if explain_episodes and len(result.episodes):
             print(format_explanation(explanation, result.scenario))
-    return 0
+    return 130 if interrupted else 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -279,7 +277,7 @@ def _merge_axes(block, grid: dict, zipped: dict) -> tuple[dict, dict, list[str]]
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from mmsim.scenario import load_scenario
-    from mmsim.sweep import summarize_sweep, sweep
+    from mmsim.sweep import sweep
 
     scenario = load_scenario(args.scenario, overrides=args.set or None)
     block = scenario.sweep
@@ -331,11 +329,48 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         again = f", {reused} reused from an earlier sweep" if reused else ""
         print(f"{len(table)} runs ({failed} failed{again}) in {out}/")
         if ok:
-            stats = summarize_sweep(table)
-            print(stats.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+            from mmsim.summary import sweep_point_text
+
+            for metric in ("realized_vol", "autocorr_lag1"):
+                if metric in table:
+                    print(sweep_point_text(table, metric))
         else:
             print("no run succeeded; see the error column of results.parquet")
     return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mmsim.report import write_report
+
+    try:
+        print(write_report(args.directory, args.output))
+    except (ResultError, ScenarioError) as err:
+        return _fail(str(err))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mmsim.compare import compare
+
+    if len(args.directories) < 2:
+        return _fail("compare needs two or more run directories")
+    try:
+        text, png = compare(args.directories, args.output, plot=not args.no_plot)
+    except (ResultError, ScenarioError) as err:
+        return _fail(str(err))
+    print(text)
+    if png is not None:
+        print(png)
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mmsim")
+    except PackageNotFoundError:  # a source checkout on PYTHONPATH
+        return "unknown (not installed)"
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -355,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         "3 the hedging feedback diverged (lam * G <= -1), 4 cannot write the output "
         "(path and cause named), 130 interrupted (143 on SIGTERM)",
     )
+    parser.add_argument("--version", action="version", version=f"mmsim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     overrides = {
         "action": "append",
@@ -389,7 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kw in budget.items():
         p.add_argument(flag, **kw)
     p.add_argument("--set", **overrides)
-    p.add_argument("--no-plot", action="store_true", help="do not write price.png")
+    p.add_argument(
+        "--no-plot",
+        action="store_true",
+        help="skip the figures (price.png, dealers.png, vol_regimes.png, "
+        "returns_by_regime.png, gex_profile.png, gex_strikes.png, gex_heatmap.png); "
+        "the tables, metrics.json and the summary are still written",
+    )
+    p.add_argument(
+        "--report", action="store_true", help="also write report.html (see mmsim report)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument(
         "--explain",
@@ -457,7 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="sweep directory (default runs/<name>-sweep)")
     p.add_argument("--csv", action="store_true", help="also write results.csv")
     p.add_argument("--set", **overrides)
-    p.add_argument("--no-plot", action="store_true", help="do not write the sweep PNGs")
+    p.add_argument(
+        "--no-plot",
+        action="store_true",
+        help="skip the sweep figures (<metric>_vs_<x>.png, <metric>_by_<x>_and_<y>.png, "
+        "distributions.png); results.parquet and the summary are still written",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_sweep)
 
@@ -488,6 +538,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("report", help="write report.html of a run or sweep directory")
+    p.add_argument("directory", help="a run directory (meta.json) or sweep (results.parquet)")
+    p.add_argument("-o", "--output", help="HTML path (default DIRECTORY/report.html)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("compare", help="compare runs: overlays, metrics side by side")
+    p.add_argument("directories", nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    p.add_argument("-o", "--output", help="PNG path (default compare.png beside the first run)")
+    p.add_argument("--no-plot", action="store_true", help="print the table only, no compare.png")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -33,7 +33,7 @@ from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
-from mmsim.metrics import BOOKING_KINDS, episode_counts, summarize
+from mmsim.metrics import BOOKING_KINDS, episode_counts, open_interest, pin_metrics, summarize
 from mmsim.record import Log, SeriesRecorder
 from mmsim.result import Result
 from mmsim.scenario import load_scenario
@@ -275,6 +275,7 @@ class Simulation:
         self._flow = np.zeros((4, self.book.n_holders))  # cumulative hedge demand, shares
         self._flow_state: tuple[float, float, float] | None = None
         self._dealer_accounts = np.array([d.account for d in self.dealers], dtype=np.int64)
+        self._expiries = set(self.expiration.calendar)  # s; samples there value unsettled lines
 
     # -- construction -----------------------------------------------------------------
     def _account(self, name: str, kind: str) -> int:
@@ -395,8 +396,9 @@ class Simulation:
         k = len(STATE_COLUMNS) + len(LEVEL_COLUMNS)
         row[len(STATE_COLUMNS) : k] = self._levels
         cash = self.ledger.cash
+        due = self._unsettled_value(S, t) if t in self._expiries else None
         for i, d in enumerate(self.dealers):
-            pnl = cash[d.account] + d_shares[i] * S + val[i]
+            pnl = cash[d.account] + d_shares[i] * S + val[i] + (due[i] if due is not None else 0.0)
             row[k + 8 * i : k + 8 * i + 8] = (
                 hold[i] + d_shares[i],
                 gam[i],
@@ -404,6 +406,21 @@ class Simulation:
                 pnl,
                 *self._flow[:, i],
             )
+
+    def _unsettled_value(self, S: float, t: float) -> np.ndarray:
+        """Per-holder intrinsic value ($) of lines expiring at ``t`` and not settled yet.
+
+        A sample at an expiry instant comes before that instant's settlement, but the book
+        already values those lines at 0 (expired): without this the sampled P&L would lose
+        their intrinsic value until the next sample, and the last row of a run ending at an
+        expiry would disagree with the final P&L in the metrics."""
+        book, out = self.book, np.zeros(self.book.n_holders)
+        due = np.flatnonzero((np.abs(book.expiry - t) < 1e-9) & (book.qty != 0.0))
+        for i in due:
+            k = book.strike[i]
+            intrinsic = max(S - k, 0.0) if book.is_call[i] else max(k - S, 0.0)
+            out[book.holder[i]] += book.qty[i] * book.multiplier[i] * intrinsic
+        return out
 
     def _attribute_flow(self, S: float, t: float, greeks: np.ndarray) -> None:
         """Split each dealer's change of option delta since the last sample into spot
@@ -531,10 +548,14 @@ class Simulation:
             extra.append(f"lam * G at start = {kappa:.3g}")
         return f"{err}{where}" + (f" ({'; '.join(extra)})" if extra else "")
 
-    def run(self, progress: bool = False) -> Result:
-        """Run to the end of the clock, the closing instant included; return the Result."""
+    def run(self, progress: bool = False, *, keep_partial: bool = False) -> Result:
+        """Run to the end of the clock, the closing instant included; return the Result.
+
+        With ``keep_partial``, Ctrl-C (``KeyboardInterrupt``) does not lose the run: the
+        result of what was simulated so far is returned, its ``meta["interrupted"]`` the
+        clock time reached (s, as text)."""
         env, duration = self.env, self.scenario.clock.duration
-        chunks = np.linspace(0.0, duration, 101)[1:] if progress else [duration]
+        chunks = np.linspace(0.0, duration, 101)[1:] if progress or keep_partial else [duration]
         with tqdm(
             total=round(duration),
             unit="s",
@@ -542,9 +563,16 @@ class Simulation:
             leave=False,
             desc=self.scenario.name,
         ) as bar:
-            for end in chunks:
-                self.advance(float(end))
-                bar.update(round(end) - bar.n)
+            try:
+                for end in chunks:
+                    self.advance(float(end))
+                    bar.update(round(end) - bar.n)
+            except KeyboardInterrupt:
+                if not keep_partial or self.recorder.filled < 2:
+                    raise
+                result = self._result(end=float(self.recorder.times[self.recorder.filled - 1]))
+                result.meta["interrupted"] = f"{env.now:g}"
+                return result
         try:
             while env.peek() <= duration:  # the closing instant: expiries, last hedges
                 env.step()
@@ -559,8 +587,11 @@ class Simulation:
             return impact.lam * self.share_gamma_start
         return None
 
-    def _result(self) -> Result:
+    def _result(self, end: float | None = None) -> Result:
+        """The Result of the run so far; ``end`` (s) the last sampled time if it stopped
+        early (default: the end of the clock)."""
         sc = self.scenario
+        end = sc.clock.duration if end is None else end
         series = self.recorder.to_frame()
         names = self.ledger.names
         trades = self.trade_log.to_frame()
@@ -583,10 +614,15 @@ class Simulation:
         S, t = self.market.mid, self.env.now
         values = self.book.value(S, t, self.vol)
         stats = {}
+        last = series.iloc[-1] if len(series) else None
         for d in self.dealers:
             pnl = self.ledger.cash[d.account] + self.ledger.shares[d.account] * S + values[d.index]
+            # P&L at the close is the last sample's (settlements and the hedge unwinds of the
+            # closing instant come after it); what those leave is pnl_after_close
+            close = float(last[f"{d.name}.pnl"]) if last is not None else float(pnl)
             stats[d.name] = {
-                "pnl": float(pnl),
+                "pnl": close,
+                "pnl_after_close": float(pnl),
                 "hedge_volume": d.hedge_volume,
                 "hedge_cost": d.hedge_cost,
                 "n_rehedges": float(d.n_rehedges),
@@ -596,6 +632,8 @@ class Simulation:
             series, trades, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
         )
         metrics.update(episode_counts(episodes))
+        oi = open_interest(sc, options)
+        metrics.update(pin_metrics(series, oi, sc.clock.session_seconds, end))
         metrics["share_gamma_start"] = self.share_gamma_start
         # 1.0 when a diverging cascade (lam * G <= -1, or lagged over-correction) was left
         # to a dealer's capacity limit instead of stopping the run
@@ -620,7 +658,14 @@ class Simulation:
             metrics=metrics,
             seed=self.seed,
             entropy=self.entropy,
+            meta={"mmsim_version": _version()},
         )
+
+
+def _version() -> str:
+    import mmsim  # loaded by now; a module-level import would be circular
+
+    return str(getattr(mmsim, "__version__", "unknown"))
 
 
 def run(

@@ -215,10 +215,7 @@ def save_chain_plots(lv: ChainLevels, stem: str | os.PathLike) -> list[Path]:
     chain's Gamma, calls and puts split, over 0.8-1.2 S) and ``<stem>-profile.png`` (the GEX
     profile over 0.8-1.2 S: all expiries, without the next expiry, without the next monthly;
     spot, zero gamma and walls marked)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mmsim.plotkit import figure, save
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +224,7 @@ def save_chain_plots(lv: ChainLevels, stem: str | os.PathLike) -> list[Path]:
     by = lv.by_strike[(lv.by_strike["strike"] >= lo) & (lv.by_strike["strike"] <= hi)]
     paths = []
 
-    fig, ax = plt.subplots(figsize=(11, 5.5), layout="constrained")
+    fig, [[ax]] = figure(size=(11, 5.5))
     width = max(np.min(np.diff(by["strike"])) if len(by) > 1 else 5.0, 2.0) * 0.9
     ax.bar(by["strike"], by["call_gex"] / 1e9, width=width, color="tab:green", label="calls")
     ax.bar(by["strike"], by["put_gex"] / 1e9, width=width, color="tab:red", label="puts")
@@ -245,10 +242,9 @@ def save_chain_plots(lv: ChainLevels, stem: str | os.PathLike) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
     paths.append(stem.with_name(stem.name + "-by-strike.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    save(fig, paths[-1])
 
-    fig, ax = plt.subplots(figsize=(11, 5.5), layout="constrained")
+    fig, [[ax]] = figure(size=(11, 5.5))
     styles = {
         "tools": ("tab:blue", "-", "all expiries (tools: quoted IV, bd/262)"),
         "mmsim": ("tab:purple", "-", "all expiries (mmsim: smile, trading time)"),
@@ -276,8 +272,7 @@ def save_chain_plots(lv: ChainLevels, stem: str | os.PathLike) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     paths.append(stem.with_name(stem.name + "-profile.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    save(fig, paths[-1])
     return paths
 
 

@@ -12,10 +12,13 @@ from mmsim.episodes import CAUSES
 __all__ = [
     "BOOKING_KINDS",
     "autocorrelation",
+    "bipower_vol",
     "episode_counts",
     "flow_split",
     "log_returns",
     "max_drawdown",
+    "open_interest",
+    "pin_metrics",
     "realized_vol",
     "regime_metrics",
     "summarize",
@@ -49,6 +52,84 @@ def realized_vol(prices: np.ndarray, dt: float, year_seconds: float, step: int =
     return float(np.std(r, ddof=1) * math.sqrt(year_seconds / (step * dt)))
 
 
+def bipower_vol(prices: np.ndarray, dt: float, year_seconds: float) -> tuple[float, float]:
+    """Jump-robust vol from bipower variation, and the jumps' share of the variance.
+
+    With ``r`` the log returns of ``prices`` sampled every ``dt`` s, realized variance
+    ``RV = sum r_i**2`` counts diffusion and jumps; bipower variation
+    ``BV = (pi / 2) * sum |r_i| * |r_(i-1)|`` (Barndorff-Nielsen & Shephard, 2004) is
+    blind to isolated jumps, because a jump enters only as a product with a normal-sized
+    neighbour. Returns ``(vol, jump_share)``: ``vol = sqrt(BV / (n - 1) * year_seconds /
+    dt)`` annualized like :func:`realized_vol`, and ``jump_share = max(1 - BV * n / (RV *
+    (n - 1)), 0)`` (the fraction of the realized variance a few large moves explain; ~0
+    for a pure diffusion, up to sampling error ~ 1/sqrt(n)). ``(0.0, 0.0)`` with fewer than
+    three returns or no movement.
+    """
+    r = log_returns(prices)
+    if r.size < 3:
+        return 0.0, 0.0
+    products = np.abs(r[1:]) * np.abs(r[:-1])
+    bv = math.pi / 2.0 * float(products.mean())  # per return
+    rv = float(np.mean(r * r))
+    vol = math.sqrt(bv * year_seconds / dt)
+    share = max(1.0 - bv / rv, 0.0) if rv > 0.0 else 0.0
+    return vol, share
+
+
+def open_interest(scenario, option_trades: pd.DataFrame) -> pd.DataFrame:
+    """Every option line the run opened, settled or not: ``strike`` ($), ``expiry`` (s),
+    ``qty`` (contracts, dealer's sign): the dealers' opening positions, ``positions``
+    events, and the dealers' side (``-qty``) of every customer option trade. Settlement
+    nets the book's lines to zero at expiry; this table keeps what was open."""
+    session = scenario.clock.session_seconds
+    rows = [
+        (p.strike, p.expiry_days * session, p.qty) for d in scenario.dealers for p in d.positions
+    ]
+    rows += [
+        (p.strike, p.expiry_days * session, p.qty)
+        for e in scenario.events
+        if e.kind == "positions"
+        for p in e.positions
+    ]
+    table = pd.DataFrame(rows, columns=["strike", "expiry", "qty"], dtype=float)
+    if len(option_trades):
+        trades = option_trades[["strike", "expiry"]].assign(qty=-option_trades["qty"])
+        table = pd.concat([table, trades.astype(float)], ignore_index=True)
+    return table
+
+
+def pin_metrics(
+    series: pd.DataFrame, lines: pd.DataFrame, session_seconds: float, end: float
+) -> dict[str, float]:
+    """Distance of the close from the largest-open-interest strike, per expiry in the run.
+
+    For each expiry time ``E`` (s, ``0 < E <= end``) of ``lines`` (:func:`open_interest`:
+    ``strike``, ``expiry``, ``qty`` in contracts), the strike with the largest open interest
+    ``sum |qty|`` among the lines expiring at ``E`` (ties: the lowest strike), and the
+    price of the last sample at or before ``E`` (the close before settlement). Keys, with
+    ``d`` the session the expiry closes (``E / session_seconds``, e.g. ``1``):
+    ``expiry<d>.pin_strike`` ($), ``expiry<d>.pin_distance`` ($, close minus strike);
+    ``pin_distance`` and ``pin_strike`` repeat the last expiry's. Empty if none expires.
+    """
+    out: dict[str, float] = {}
+    if not len(lines) or not len(series):
+        return out
+    live = lines[(lines["expiry"] > 0.0) & (lines["expiry"] <= end * (1 + 1e-12))]
+    t, price = series["t"].to_numpy(), series["price"].to_numpy()
+    for expiry, group in live.groupby("expiry", sort=True):
+        oi = group["qty"].abs().groupby(group["strike"]).sum()
+        if not (oi > 0).any():
+            continue
+        strike = float(oi.idxmax())
+        k = int(np.searchsorted(t, float(expiry) * (1 + 1e-12), side="right")) - 1
+        close = float(price[max(k, 0)])
+        day = f"{float(expiry) / session_seconds:g}"
+        out[f"expiry{day}.pin_strike"] = strike
+        out[f"expiry{day}.pin_distance"] = close - strike
+        out["pin_strike"], out["pin_distance"] = strike, close - strike
+    return out
+
+
 def autocorrelation(x: np.ndarray, lag: int = 1) -> float:
     """Sample autocorrelation of ``x`` at ``lag`` (0.0 if undefined)."""
     x = np.asarray(x, dtype=np.float64)
@@ -80,19 +161,25 @@ def summarize(
 ) -> dict[str, float]:
     """The run's metrics dict (all floats).
 
-    Keys: ``realized_vol`` (annualized, sampled every ``every`` s), ``autocorr_lag1``
+    Keys: ``realized_vol`` (annualized, sampled every ``every`` s), ``bipower_vol`` and
+    ``jump_share`` (:func:`bipower_vol`), ``autocorr_lag1``
     (of sampled log returns), ``max_drawdown`` (fraction), ``price_change`` ($),
     ``hedge_volume`` (shares, all dealers), ``hedge_cost`` ($), ``n_rehedges``,
-    ``dealer_pnl`` ($, mark-to-market), ``dealer_pnl_vol`` (its dispersion: std of the
+    ``dealer_pnl`` ($, mark-to-market at the close: the sum of ``<name>.pnl``, each equal
+    to the last series row's), ``dealer_pnl_vol`` (its dispersion: std of the
     sampled P&L changes of all dealers, annualized like realized vol, $ per sqrt(year)),
     ``exogenous_volume`` (shares traded by non-dealers in market orders), the time shares of
     :func:`wall_metrics`, and per dealer ``<name>.pnl``, ``<name>.hedge_volume``,
-    ``<name>.hedge_cost``, ``<name>.n_rehedges``.
+    ``<name>.hedge_cost``, ``<name>.n_rehedges``, ``<name>.pnl_vol`` ($ per sqrt(year)) and
+    whatever else the engine's ``dealers`` stats hold (``<name>.pnl_after_close``).
     """
     prices = series["price"].to_numpy()
     r = log_returns(prices)
+    bv_vol, jump_share = bipower_vol(prices, every, year_seconds)
     out: dict[str, float] = {
         "realized_vol": realized_vol(prices, every, year_seconds),
+        "bipower_vol": bv_vol,
+        "jump_share": jump_share,
         "autocorr_lag1": autocorrelation(r, 1),
         "max_drawdown": max_drawdown(prices),
         "price_change": float(prices[-1] - prices[0]) if prices.size else 0.0,
@@ -107,18 +194,24 @@ def summarize(
         totals["dealer_pnl"] += stats["pnl"]
     out.update(totals)
     pnl_cols = [f"{name}.pnl" for name in dealers if f"{name}.pnl" in series]
-    pnl_steps = np.diff(series[pnl_cols].to_numpy().sum(axis=1)) if pnl_cols else np.zeros(0)
-    out["dealer_pnl_vol"] = (
-        float(np.std(pnl_steps, ddof=1) * math.sqrt(year_seconds / every))
-        if pnl_steps.size > 1
-        else 0.0
-    )
+    pnl = series[pnl_cols].to_numpy() if pnl_cols else np.zeros((len(series), 0))
+    out["dealer_pnl_vol"] = _pnl_vol(pnl.sum(axis=1), every, year_seconds)
+    for col, name in enumerate(pnl_cols):
+        out[f"{name}_vol"] = _pnl_vol(pnl[:, col], every, year_seconds)  # <dealer>.pnl_vol
     out.update(wall_metrics(series))
     out.update(regime_metrics(series, every, year_seconds))
     out.update(flow_split(series, list(dealers)))
     exo = ~trades["kind"].isin(["dealer", *BOOKING_KINDS]) if len(trades) else np.zeros(0, bool)
     out["exogenous_volume"] = float(trades.loc[exo, "qty"].abs().sum()) if len(trades) else 0.0
     return out
+
+
+def _pnl_vol(pnl: np.ndarray, every: float, year_seconds: float) -> float:
+    """Std of the sampled changes of a P&L path ($), annualized: $ per sqrt(year)."""
+    steps = np.diff(pnl)
+    if steps.size < 2:
+        return 0.0
+    return float(np.std(steps, ddof=1) * math.sqrt(year_seconds / every))
 
 
 def regime_metrics(series: pd.DataFrame, every: float, year_seconds: float) -> dict[str, float]:

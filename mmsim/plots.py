@@ -4,31 +4,65 @@
 with pyplot: nothing is ever shown and the caller's backend is left alone. In Jupyter, a
 returned figure displays as a picture once the inline backend is on (``%matplotlib
 inline``, or any pyplot import in the kernel). ``save_*`` write PNGs, anywhere. One
-style, :data:`STYLE`, for every figure.
+style, :data:`STYLE`, for every figure; time on the session clock (09:30-16:00, session
+boundaries marked); lines drawn from at most :data:`~mmsim.plotkit.MAX_POINTS` samples.
+
+Run figures: ``price.png`` (price, walls and flip, episodes; dealers' net hedge flow per
+bar below), ``dealers.png``, ``vol_regimes.png``, ``returns_by_regime.png``,
+``gex_profile.png``, ``gex_strikes.png`` and, for multi-day or 0DTE runs,
+``gex_heatmap.png``. GEX figures live in :mod:`mmsim.plots_gex`, sweep figures in
+:mod:`mmsim.plots_sweep`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mmsim.errors import ResultError
-from mmsim.paths import atomic_save
-from mmsim.result import Result, load_result, reading
+from mmsim.plotkit import (
+    REGIMES,
+    STYLE,
+    VIEW,
+    SessionClock,
+    bar_sums,
+    clipped_limits,
+    episode_marks,
+    figure,
+    save,
+    styled,
+    thin,
+    visible_legend,
+)
+from mmsim.plots_gex import (
+    book_at,
+    plot_gex_heatmap,
+    plot_gex_profile,
+    plot_gex_strikes,
+    plot_gex_views,
+    save_gex_plot,
+    wants_heatmap,
+)
+from mmsim.plots_sweep import (
+    plot_sweep_distributions,
+    plot_sweep_heatmap,
+    plot_vol_vs_parameter,
+    save_sweep_plots,
+)
+from mmsim.result import Result, load_result
 
 __all__ = [
     "STYLE",
     "book_at",
     "plot_dealers",
+    "plot_gex_heatmap",
     "plot_gex_profile",
+    "plot_gex_strikes",
     "plot_gex_views",
     "plot_returns_by_regime",
     "plot_run",
@@ -36,172 +70,396 @@ __all__ = [
     "plot_sweep_heatmap",
     "plot_vol_regimes",
     "plot_vol_vs_parameter",
+    "run_figures",
     "save_gex_plot",
     "save_plots",
     "save_run_plots",
     "save_sweep_plots",
 ]
 
-STYLE = {  # rcParams applied while every figure is drawn and saved
-    "figure.dpi": 110,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.titlesize": 11,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-}
-_VIEW = {"true": "#2c7bb6", "visible": "#d7191c"}  # true book vs exchange-visible view
-_REGIMES = {  # series regime -> label, shading colour, line colour
-    1.0: ("above flip (long gamma)", "#abd9e9", "#2c7bb6"),
-    -1.0: ("below flip (short gamma)", "#fdae61", "#d7191c"),
-}
-_HOURS = "trading time (hours)"
-_NOTE = {"fontsize": 7, "va": "top", "ha": "right", "color": "purple", "rotation": 90}
+_VIEW = VIEW  # names kept for callers of earlier versions
+_REGIMES = REGIMES
 _CAUSES = {"gamma": "spot", "charm": "time", "vanna": "implied vol", "other": "new lines etc."}
+_LEVELS = (("flip", "--", "flip"), ("call_wall", "-", "call wall"), ("put_wall", "-.", "put wall"))
+_N_BARS = 130  # bars of the hedge-flow panels
+_BUY, _SELL = "#1a9850", "#d73027"
 
 
-def _styled(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with mpl.rc_context(STYLE):
-            return fn(*args, **kwargs)
-
-    return wrapper
+def _clock(result: Result) -> SessionClock:
+    return SessionClock(result.scenario.clock.session_seconds, result.scenario.clock.duration)
 
 
-def _figure(nrows: int = 1, ncols: int = 1, *, size, **kw) -> tuple[Figure, np.ndarray]:
-    """A constrained-layout figure on an Agg canvas and its 2-D array of axes."""
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
+def _expiries(result: Result) -> list[float]:
+    """Expiry times (s) inside the run, from the scenario's positions and flows."""
+    sc = result.scenario
+    days = [p.expiry_days for d in sc.dealers for p in d.positions]
+    days += [x for c in sc.customers for x in c.expiry_days]
+    days += [p.expiry_days for e in sc.events for p in e.positions]
+    end = sc.clock.duration
+    return sorted(
+        {x * sc.clock.session_seconds for x in days if 0 < x * sc.clock.session_seconds <= end}
+    )
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with mpl.rc_context(STYLE):  # ticks are created lazily, at draw time
-        atomic_save(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:] or "png"))
-    return path
-
-
-def _hours(t) -> np.ndarray:  # clock seconds -> trading hours since the first open
-    return np.asarray(t, dtype=float) / 3600.0
-
-
-# -- runs -------------------------------------------------------------------------------
-def _shade_regimes(ax, series: pd.DataFrame) -> None:
+def _shade_regimes(ax, s: pd.DataFrame, clock: SessionClock) -> None:
     """Shade the time above the true flip (long gamma) blue, below it orange."""
-    hours, regime = _hours(series["t"]), series["regime"].to_numpy()
-    for value, (label, color, _) in _REGIMES.items():
+    x, regime = clock.x(s["t"]), s["regime"].to_numpy()
+    for value, (label, color, _) in REGIMES.items():
         if (regime == value).any():
             kw = {"step": "post", "alpha": 0.35, "lw": 0, "transform": ax.get_xaxis_transform()}
-            ax.fill_between(hours, 0, 1, where=regime == value, color=color, label=label, **kw)
+            ax.fill_between(x, 0, 1, where=regime == value, color=color, label=label, **kw)
 
 
-def _mark_episodes(ax, episodes: pd.DataFrame) -> None:
-    """Wall breaks and flip crossings: a line at the start, the broken level from start to
-    end, and the kind, views and primary cause written at the start (one per kind and start)."""
-    for i, ((start, kind), same) in enumerate(episodes.groupby(["start", "kind"], sort=True)):
-        t0, t1, level = start / 3600.0, same["end"].max() / 3600.0, same["level"].iloc[0]
-        ax.axvline(t0, color="purple", ls=":", lw=1.2, label=None if i else "episode: start, level")
-        ax.hlines(level, t0, t1, color="purple", lw=1.5, alpha=0.8)
-        views = ", ".join(same["views"] if "views" in same else same.get("view", []))
-        cause = f"\n{same['primary_cause'].iloc[0]}" if "primary_cause" in same else ""
-        text = f"{kind} ({views}){cause}"
-        ax.annotate(text, (t0, 0.98), xycoords=("data", "axes fraction"), **_NOTE)
+def _level_lines(ax, s: pd.DataFrame, clock: SessionClock) -> list[float]:
+    """Flip and walls: one purple line where the true and visible views agree, a blue
+    (true) and a red (visible) line only where they differ. Returns the levels drawn."""
+    x, drawn = clock.x(s["t"]), []
+    for name, ls, text in _LEVELS:
+        true = s["flip_true" if name == "flip" else name].to_numpy(dtype=float)
+        vis = s["flip_visible" if name == "flip" else f"{name}_visible"].to_numpy(dtype=float)
+        same = np.isclose(true, vis, rtol=0, atol=1e-9) | (np.isnan(true) & np.isnan(vis))
+        # a differing stretch keeps its neighbours so the lines join up
+        differ = ~same
+        differ = differ | np.r_[differ[1:], False] | np.r_[False, differ[:-1]]
+        for label, values, mask, color in (
+            ("both views", true, same | np.r_[same[1:], False], VIEW["both"]),
+            ("true", true, differ, VIEW["true"]),
+            ("visible", vis, differ, VIEW["visible"]),
+        ):
+            y = np.where(mask, values, np.nan)
+            if np.isfinite(y).any():
+                last = y[np.isfinite(y)][-1]
+                kw = {"color": color, "ls": ls, "lw": 1.0, "alpha": 0.9}
+                ax.plot(x, y, label=f"{text} ({label}), last {last:.2f}", **kw)
+                drawn += list(y[np.isfinite(y)])
+    return drawn
 
 
-@_styled
+def _label_episodes(ax, episodes: pd.DataFrame, clock: SessionClock) -> None:
+    """One dotted line and one label per episode (kind, views, primary cause); labels in
+    staggered rows so neighbours never overlap; the broken level from start to end."""
+    marks = episode_marks(episodes)
+    per_char = 0.0052 * clock.days  # a character's width in sessions (fontsize 7, 11 in)
+    row_end: list[float] = []
+    for i, m in enumerate(marks):
+        x0, x1 = clock.x(m["start"]), clock.x(m["end"])
+        ax.axvline(x0, color="purple", ls=":", lw=1.2, label=None if i else "episode start")
+        if np.isfinite(m["level"]):
+            ax.hlines(m["level"], x0, x1, color="purple", lw=1.6, alpha=0.8)
+        cause = f", {m['cause']}" if m["cause"] else ""
+        views = f" ({m['views']})" if m["views"] else ""
+        text = f"{i + 1}: {m['kind'].replace('_', ' ')}{views}{cause}"
+        width = per_char * (len(text) + 2)
+        right = x0 + width > clock.days  # would run off the axes: written leftwards
+        a, b = (x0 - width, x0) if right else (x0, x0 + width)
+        row = next((k for k, end in enumerate(row_end) if a > end), len(row_end))
+        row_end[row : row + 1] = [b]
+        ax.annotate(
+            text,
+            (x0, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(-2 if right else 2, -3 - 11 * row),
+            textcoords="offset points",
+            fontsize=7,
+            color="purple",
+            va="top",
+            ha="right" if right else "left",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
+
+
+def _flow_bars(ax, result: Result, clock: SessionClock, agents=None) -> None:
+    """Dealers' net hedge trades per bar (shares; green net buying, red net selling).
+    Bars holding an expiry unwind (or > 8x the usual bar) are clipped and labelled."""
+    tr = result.trades
+    hedges = tr[tr["kind"] == "dealer"] if agents is None else tr[tr["agent"].isin(agents)]
+    duration = result.scenario.clock.duration
+    edges, sums, width = bar_sums(
+        hedges["t"].to_numpy(), hedges["qty"].to_numpy(), duration, _N_BARS
+    )
+    x = clock.x(edges[:-1])
+    colors = np.where(sums >= 0, _BUY, _SELL)
+    ax.bar(x, sums, clock.x(width), align="edge", color=colors, lw=0)
+    expiry = np.zeros(sums.size, dtype=bool)
+    for e in _expiries(result):
+        expiry[min(int(e / width), sums.size - 1)] = True
+    at_expiry = expiry.any() and (sums[expiry] != 0).any()
+    limits = clipped_limits(sums, expiry if at_expiry else None)
+    if limits is not None:
+        ax.set_ylim(*limits)
+        lo, hi = limits
+        clipped = np.flatnonzero((sums > hi) | (sums < lo))
+        for k in clipped:
+            y, va = (hi, "top") if sums[k] > hi else (lo, "bottom")
+            right = x[k] > 0.8 * clock.days  # near the right edge: label to the left
+            ax.annotate(
+                f"{sums[k]:+,.0f}",
+                (x[k], y),
+                fontsize=7,
+                va=va,
+                ha="right" if right else "left",
+                xytext=(-4 if right else 4, 0),
+                textcoords="offset points",
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+            )
+        why = "at expiry unwinds" if at_expiry else f"({len(clipped)} bar(s) > 8x the usual)"
+        ax.text(
+            0.005,
+            0.96,
+            f"axis clipped {why}",
+            transform=ax.transAxes,
+            fontsize=7,
+            va="top",
+            ha="left",
+            color="0.3",
+        )
+    ax.axhline(0.0, color="grey", lw=0.5)
+    minutes = width / 60.0
+    unit = f"{minutes:.0f} min" if minutes >= 1 else f"{width:.0f} s"
+    ax.set_ylabel(f"net hedge\n(shares per {unit})")
+
+
+@styled
 def plot_run(result: Result) -> Figure:
-    """Price ($) with the walls and flip of both views, regime shading, episodes and the
-    dealers' hedge trades (green buys, red sells; marker area grows with size)."""
-    s, trades, hours = result.series, result.trades, _hours(result.series["t"])
-    fig, [[ax]] = _figure(size=(11, 6))
-    _shade_regimes(ax, s)
-    ax.plot(hours, s["price"], color="black", lw=1.0, label="price")
-    lo, hi = s["price"].min(), s["price"].max()
-    for view, sfx in (("true", ""), ("visible", "_visible")):
-        for name, ls in (("flip", "--"), ("call_wall", "-"), ("put_wall", "-.")):
-            level = s[f"flip_{view}" if name == "flip" else name + sfx]
-            if level.notna().any():
-                label = f"{name.replace('_', ' ')} ({view}), last {level.dropna().iloc[-1]:.2f}"
-                ax.plot(hours, level, color=_VIEW[view], ls=ls, lw=0.9, alpha=0.8, label=label)
-                near = level[(level - s["price"]).abs() < 0.005 * s["price"]].to_numpy()
-                lo, hi = near.min(initial=lo), near.max(initial=hi)  # levels within 0.5%
-    hedges = trades[trades["kind"] == "dealer"]
-    qty = hedges["qty"]
-    for side, color, label in ((qty > 0, "#1a9850", "buys"), (qty < 0, "#d73027", "sells")):
-        size = 3 + 40 * qty[side].abs() / max(qty.abs().max(), 1.0)  # marker area, points^2
-        kw = {"s": size, "c": color, "alpha": 0.45, "lw": 0, "label": f"dealer {label}"}
-        if side.any():
-            ax.scatter(_hours(hedges["t"][side]), hedges["price_before"][side], **kw)
-    _mark_episodes(ax, result.episodes)
-    pad = max(0.1 * (hi - lo), 0.001 * hi)
-    ax.set_ylim(lo - pad, hi + pad)  # the path and levels within 0.5% of it; the rest off
-    vol = result.metrics["realized_vol"]
-    title = f"{result.scenario.name}: price, walls, flip, dealer hedges (realized vol {vol:.1%})"
-    ax.set(xlabel=_HOURS, ylabel="price ($)", title=title)
-    fig.legend(loc="outside lower center", ncols=4)
+    """Price ($) with the flip and walls (one line where the true and visible views
+    agree, both where they differ), regime shading, episodes labelled once each; below,
+    the dealers' net hedge flow per bar (shares, + = buying)."""
+    s, clock = result.series, _clock(result)
+    cols = ["t", "price", "regime", "flip_true", "flip_visible"]
+    cols += [f"{w}{v}" for w in ("call_wall", "put_wall") for v in ("", "_visible")]
+    small = thin(s, cols)
+    fig, axes = figure(2, 1, size=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    ax, ax_flow = axes[:, 0]
+    _shade_regimes(ax, small, clock)
+    x = clock.x(small["t"])
+    ax.plot(x, small["price"], color="black", lw=1.0, label="price", zorder=3)
+    lo, hi = float(s["price"].min()), float(s["price"].max())
+    levels = np.asarray(_level_lines(ax, small, clock))
+    near = levels[np.abs(levels - 0.5 * (lo + hi)) < 0.5 * (hi - lo) + 0.005 * hi]
+    lo, hi = min(lo, near.min(initial=lo)), max(hi, near.max(initial=hi))
+    pad = max(0.08 * (hi - lo), 0.001 * hi)
+    n_marks = len(episode_marks(result.episodes))
+    top = pad + (hi - lo + 2 * pad) * 0.06 * min(n_marks, 4)  # room for episode labels
+    ax.set_ylim(lo - pad, hi + top)  # the path and levels within 0.5% of it; the rest off
+    _label_episodes(ax, result.episodes, clock)
+    for k, e in enumerate(_expiries(result)):
+        for a in (ax, ax_flow):
+            label = "expiry" if a is ax and not k else None
+            a.axvline(clock.x(e), color="purple", ls="--", lw=1.0, alpha=0.7, label=label)
+    _flow_bars(ax_flow, result, clock)
+    ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(8, prune="lower"))  # clear of the
+    ax_flow.yaxis.set_major_locator(mpl.ticker.MaxNLocator(4, prune="both"))  # panel below
+    clock.apply(ax, label=False)
+    clock.apply(ax_flow)
+    m = result.metrics
+    vol = f"realized vol {m['realized_vol']:.1%}"
+    if "bipower_vol" in m:
+        vol += f", jump-robust {m['bipower_vol']:.1%}"
+    ax.set(ylabel="price ($)", title=f"{result.scenario.name}: price, walls and flip ({vol})")
+    fig.legend(*visible_legend(ax), loc="outside lower center", ncols=4)
     return fig
 
 
-@_styled
+def _per_bar(s: pd.DataFrame, column: str, n_bars: int):
+    """Per bar of samples: ``(x index of bar start rows, mean, min, max)``."""
+    v = s[column].to_numpy(dtype=float)
+    k = max(1, int(np.ceil(v.size / n_bars)))
+    pad = (-v.size) % k
+    blocks = np.concatenate([v, np.full(pad, np.nan)]).reshape(-1, k)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return (
+                np.arange(0, v.size, k),
+                np.nanmean(blocks, 1),
+                np.nanmin(blocks, 1),
+                np.nanmax(blocks, 1),
+            )
+
+
+@styled
 def plot_dealers(result: Result) -> Figure:
-    """Per dealer: net delta (shares), share gamma (shares per $1) and hedge trades
-    (shares, + = buy); all dealers' cumulative hedge demand by cause (shares)."""
-    s, trades, names = result.series, result.trades, result.scenario.dealer_names()
-    hours, colors = _hours(s["t"]), [mpl.colormaps["tab10"](i % 10) for i in range(len(names))]
-    fig, axes = _figure(4, 1, size=(11, 10), sharex=True)
+    """Per dealer, per bar: net delta (shares; line = bar mean, shade = bar range), share
+    gamma (shares per $1) and net hedge trades (shares per bar); all dealers' cumulative
+    hedge demand by cause (shares). Expiries marked; bars holding an expiry unwind are
+    clipped and labelled."""
+    s, names, clock = result.series, result.scenario.dealer_names(), _clock(result)
+    colors = [mpl.colormaps["tab10"](i % 10) for i in range(len(names))]
+    fig, axes = figure(4, 1, size=(11, 10), sharex=True)
     ax_delta, ax_gamma, ax_trades, ax_flow = axes[:, 0]
+    n_bars = 200
+    t_s, spans = s["t"].to_numpy(), []
     for name, color in zip(names, colors, strict=True):
-        ax_delta.plot(hours, s[f"{name}.delta"], color=color, lw=0.9, label=name)
-        ax_gamma.plot(hours, s[f"{name}.gamma"], color=color, lw=0.9, label=name)
-        mine = trades[(trades["kind"] == "dealer") & (trades["agent"] == name)]
-        label = f"{name}: {len(mine)} trades"
-        ax_trades.vlines(_hours(mine["t"]), 0, mine["qty"], color=color, label=label)
+        rows, mean, lo, hi = _per_bar(s, f"{name}.delta", n_bars)
+        x = clock.x(t_s[rows])
+        # bars holding an expiry (the hedge of expired lines, before it unwinds)
+        starts, ends = t_s[rows], np.r_[t_s[rows][1:], np.inf]
+        near = np.zeros(rows.size, dtype=bool)
+        for e in _expiries(result):
+            near |= (ends >= e) & (starts <= e + 2 * result.scenario.record.every)
+        spans.append((np.r_[lo, hi], np.r_[near, near]))
+        ax_delta.fill_between(x, lo, hi, color=color, alpha=0.2, step="post", lw=0)
+        ax_delta.step(x, mean, where="post", color=color, lw=1.0, label=f"{name} (bar mean)")
+        small = thin(s, ["t", f"{name}.gamma"])
+        ax_gamma.plot(clock.x(small["t"]), small[f"{name}.gamma"], color=color, lw=1.0, label=name)
+    values = np.concatenate([v for v, _ in spans]) if spans else np.zeros(0)
+    near = np.concatenate([m for _, m in spans]) if spans else np.zeros(0, dtype=bool)
+    limits = clipped_limits(values, near) if near.any() else None
+    if limits is not None:
+        ax_delta.set_ylim(*limits)
+        peak = values[near][np.argmax(np.abs(values[near]))]
+        title = f"axis clipped at expiries (delta of expired lines' hedge, up to {peak:+,.0f})"
+        ax_delta.set_title(title, fontsize=8, loc="right")
+    tr = result.trades
+    duration = result.scenario.clock.duration
+    sums_all = []
+    for j, (name, color) in enumerate(zip(names, colors, strict=True)):
+        mine = tr[(tr["kind"] == "dealer") & (tr["agent"] == name)]
+        edges, sums, width = bar_sums(
+            mine["t"].to_numpy(), mine["qty"].to_numpy(), duration, _N_BARS
+        )
+        w = clock.x(width) / len(names)
+        label = f"{name}: {len(mine):,} trades"
+        ax_trades.bar(
+            clock.x(edges[:-1]) + j * w, sums, w, align="edge", color=color, lw=0, label=label
+        )
+        sums_all.append(sums)
+    if sums_all:
+        stacked = np.concatenate(sums_all)
+        expiry = np.zeros(_N_BARS, dtype=bool)
+        for e in _expiries(result):
+            expiry[min(int(e / (duration / _N_BARS)), _N_BARS - 1)] = True
+        mask = np.tile(expiry, len(sums_all))
+        at_expiry = bool((stacked[mask] != 0).any())
+        limits = clipped_limits(stacked, mask if at_expiry else None)
+        if limits is not None:
+            ax_trades.set_ylim(*limits)
+            big = stacked[(stacked > limits[1]) | (stacked < limits[0])]
+            note = ", ".join(f"{v:+,.0f}" for v in big[:4])
+            why = "at expiry unwinds" if at_expiry else "at bars > 8x the usual"
+            title = f"axis clipped {why} ({note} shares)"
+            ax_trades.set_title(title, fontsize=8, loc="right")
     for part, ls in (("gamma", "-"), ("charm", "--"), ("vanna", ":"), ("other", "-.")):
         cols = [f"{n}.flow_{part}" for n in names if f"{n}.flow_{part}" in s]
         if cols:
+            small = thin(s, ["t", *cols])
             label = f"{part}: {_CAUSES[part]}"
-            ax_flow.plot(hours, s[cols].sum(axis=1), color="k", ls=ls, lw=0.9, label=label)
-    ax_delta.set_title(f"{result.scenario.name}: dealers' delta, gamma and hedging")
+            ax_flow.plot(
+                clock.x(small["t"]), small[cols].sum(axis=1), color="k", ls=ls, lw=0.9, label=label
+            )
+    for e in _expiries(result):
+        for ax in axes[:, 0]:
+            ax.axvline(
+                clock.x(e),
+                color="purple",
+                ls="--",
+                lw=1.0,
+                label="expiry" if ax is ax_delta else None,
+            )
+    ax_delta.set_title(f"{result.scenario.name}: dealers' delta, gamma and hedging", loc="left")
     ax_delta.set_ylabel("net delta (shares)")
     ax_gamma.set_ylabel("share gamma (shares per $1)")
-    ax_trades.set_ylabel("hedge trade (shares, + buy)")
-    ax_flow.set(ylabel="cum. hedge demand (shares)", xlabel=_HOURS)
+    minutes = duration / _N_BARS / 60
+    unit = f"{minutes:.0f} min" if minutes >= 1 else f"{duration / _N_BARS:.0f} s"
+    ax_trades.set_ylabel(f"net hedge (shares per {unit})")
+    ax_flow.set_ylabel("cum. hedge demand (shares)")
     for ax in axes[:, 0]:
         ax.axhline(0.0, color="grey", lw=0.5)
+        ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(6, prune="both"))  # stacked panels
+        clock.apply(ax, label=ax is ax_flow)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", ncols=4)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
     return fig
 
 
-@_styled
+def _gap_windows(result: Result, window: float) -> list[tuple[float, float, float]]:
+    """``(start, end, size)`` (s, s, fraction) of the rolling windows holding a price gap."""
+    end = result.scenario.clock.duration
+    return [
+        (e.at, min(e.at + window, end), e.gap)
+        for e in result.scenario.events
+        if e.kind == "gap" and e.gap and e.at <= end
+    ]
+
+
+@styled
 def plot_vol_regimes(result: Result, window: float = 1800.0) -> Figure:
-    """Rolling realized vol (annualized, over ``window`` s of samples) and the implied
-    vol level (series ``iv``), with the time above / below the true flip shaded."""
+    """Rolling realized vol and rolling jump-robust (bipower) vol, annualized, over
+    ``window`` s of samples, and the implied vol (series ``iv``), with the time above /
+    below the true flip shaded. Windows that hold a scripted gap are hatched; the axis
+    stops at the largest vol outside them and says so."""
     s, sc, every = result.series, result.scenario, result.scenario.record.every
+    clock = _clock(result)
     n = max(min(round(window / every), len(s) // 4), 2)  # short runs: a quarter of the run
-    vol = np.log(s["price"]).diff().rolling(n).std() * np.sqrt(sc.clock.year_seconds / every)
-    fig, [[ax]] = _figure(size=(11, 4))
-    _shade_regimes(ax, s)
+    r = np.log(s["price"]).diff()
+    annual = np.sqrt(sc.clock.year_seconds / every)
+    vol = r.rolling(n).std() * annual
+    bipower = np.sqrt((np.pi / 2) * (r.abs() * r.abs().shift()).rolling(n - 1).mean()) * annual
+    frame = pd.DataFrame(
+        {"t": s["t"], "vol": vol, "bv": bipower, "iv": s["iv"], "regime": s["regime"]}
+    )
+    small = thin(frame, list(frame.columns))
+    fig, [[ax]] = figure(size=(11, 4.6))
+    _shade_regimes(ax, small, clock)
+    x = clock.x(small["t"])
     label = f"rolling realized vol ({n * every / 60:g} min = {n} samples)"
-    ax.plot(_hours(s["t"]), vol, color="black", lw=1.0, label=label)
-    ax.plot(_hours(s["t"]), s["iv"], color="grey", ls="--", lw=0.9, label="implied vol (ATM)")
-    for value, (name, _, color) in _REGIMES.items():
+    ax.plot(x, small["vol"], color="black", lw=1.0, label=label)
+    ax.plot(x, small["bv"], color="#33a02c", lw=1.0, label="rolling jump-robust (bipower) vol")
+    ax.plot(x, small["iv"], color="grey", ls="--", lw=0.9, label="implied vol (ATM)")
+    for value, (name, _, color) in REGIMES.items():
         level = result.metrics.get(f"realized_vol_{'above' if value > 0 else 'below'}_flip", 0)
         if level > 0:  # metrics give 0.0 to a regime with fewer than two returns
             label = f"realized vol {name.split(' (')[0]}, whole run: {level:.1%}"
             ax.axhline(level, color=color, ls=":", lw=2.0, label=label)
-    ax.set(xlabel=_HOURS, ylabel="volatility (annualized)")
+    gaps = _gap_windows(result, n * every)
+    t = frame["t"].to_numpy()
+    inside = np.zeros(len(frame), dtype=bool)
+    for g0, g1, size in gaps:
+        inside |= (t >= g0) & (t <= g1 + 2 * every)
+        ax.axvspan(
+            clock.x(g0),
+            clock.x(g1),
+            color="0.6",
+            alpha=0.25,
+            hatch="//",
+            lw=0,
+            label=f"window holds the {size:+.1%} gap" if g0 == gaps[0][0] else None,
+        )
+    outside = frame.loc[~inside, ["vol", "bv", "iv"]].to_numpy(dtype=float)
+    peak = np.nanmax(frame["vol"]) if frame["vol"].notna().any() else np.nan
+    gap_t = small["t"].to_numpy()
+    for g0, g1, _ in gaps:  # a window holding a gap measures the gap, not the regime
+        hide = (gap_t >= g0) & (gap_t <= g1 + 2 * every)
+        for line in ax.lines[:2]:
+            y = np.asarray(line.get_ydata(), dtype=float).copy()
+            y[hide] = np.nan
+            line.set_ydata(y)
+    top = np.nanmax(outside) if np.isfinite(outside).any() else np.nan
+    if gaps and np.isfinite(top) and peak > 1.2 * top:
+        ax.set_ylim(0.0, 1.25 * top)
+        ax.text(
+            0.995,
+            0.97,
+            f"rolling vols not drawn in gap windows (they peak at {peak:.0%})",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="0.3",
+        )
+    else:
+        ax.set_ylim(bottom=0.0)
+    clock.apply(ax)
+    ax.set_ylabel("volatility (annualized)")
     ax.set_title(f"{sc.name}: rolling realized volatility by gamma regime")
     ax.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
-    ax.legend(loc="upper left", ncols=2)
+    fig.legend(*visible_legend(ax), loc="outside lower center", ncols=3)
     return fig
 
 
-@_styled
+@styled
 def plot_returns_by_regime(result: Result) -> Figure:
     """Histograms of sampled log returns (bp) split by the regime at each return's start."""
     s, sc = result.series, result.scenario
@@ -210,8 +468,8 @@ def plot_returns_by_regime(result: Result) -> Figure:
     lo, hi = np.percentile(r, [0.5, 99.5]) if r.size else (0.0, 0.0)
     bins = np.histogram_bin_edges(r[(r >= lo) & (r <= hi)], "auto") if hi > lo else 10
     annualize = np.sqrt(sc.clock.year_seconds / sc.record.every) / 1e4
-    fig, [[ax]] = _figure(size=(8, 4.5))
-    for value, (label, _, color) in {**_REGIMES, 0.0: ("no flip", "", "grey")}.items():
+    fig, [[ax]] = figure(size=(8, 4.5))
+    for value, (label, _, color) in {**REGIMES, 0.0: ("no flip", "", "grey")}.items():
         sel = r[regime == value]
         if sel.size > 1:
             sd = sel.std(ddof=1)
@@ -219,253 +477,31 @@ def plot_returns_by_regime(result: Result) -> Figure:
             ax.hist(sel, bins=bins, density=True, alpha=0.5, color=color, label=label)
     ax.set(xlabel=f"log return per {sc.record.every:g} s (bp)", ylabel="density (per bp)")
     ax.set_title(f"{sc.name}: returns by gamma regime")
-    ax.legend(loc="upper left")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=1)
     return fig
 
 
-def book_at(result: Result, t: float):
-    """``(book, S, vol)`` at time ``t`` (s), rebuilt without replaying the run: opening lines,
-    ``positions`` events and skew shifts up to ``t``, the dealers' side (``-qty``) of every
-    customer option trade at or before ``t``; spot ($) and ATM vol from the last series
-    sample at or before ``t``. Expired lines stay but contribute nothing."""
-    from mmsim.engine import Simulation
-
-    sim = Simulation(result.scenario, result.entropy)  # builds the opening book only
-    book, vol, sc = sim.book, sim.vol, result.scenario
-    for ev in (e for e in sc.events if e.at <= t):
-        vol.skew += ev.d_skew if ev.kind == "vol_shift" else 0.0  # the level: series iv
-        for p in ev.positions if ev.kind == "positions" else ():
-            kw = {"visible": p.visible, "multiplier": p.multiplier}
-            expiry = p.expiry_days * sc.clock.session_seconds
-            book.add(p.strike, expiry, p.type == "call", p.qty, ev.dealer, **kw)
-    multiplier = {n: c.multiplier for n, c in zip(sim.segment_names, sc.customers, strict=True)}
-    ot = result.option_trades
-    for tr in ot[ot["t"] <= t].itertuples(index=False):
-        kw = {"visible": bool(tr.visible), "multiplier": multiplier.get(tr.segment, 100.0)}
-        book.add(tr.strike, tr.expiry, bool(tr.is_call), -tr.qty, int(tr.dealer), **kw)
-    s = result.series
-    row = s.iloc[max(int(np.searchsorted(s["t"].to_numpy(), t, side="right")) - 1, 0)]
-    vol.shift = float(row["iv"]) - vol.atm
-    return book, float(row["price"]), vol
-
-
-def _draw_profiles(ax, book, S: float, t: float, vol, grid: np.ndarray) -> None:
-    """Both views' GEX profiles over ``grid`` ($M per 1%), their flips (dashed) and
-    walls (^ call, v put, on the zero line), and the spot."""
-    for view, color in _VIEW.items():
-        profile = book.gex_profile(grid, t, vol, view) / 1e6
-        ax.plot(grid, profile, color=color, label=f"{view} profile")
-        flip = book.flip(S, t, vol, view)
-        if flip is not None and grid[0] <= flip <= grid[-1]:
-            ax.axvline(flip, color=color, ls="--", lw=0.9, label=f"{view} flip {flip:.2f}")
-        for wall, mark in zip(book.walls(S, t, vol, view), ("^", "v"), strict=True):
-            if wall is not None and grid[0] <= wall <= grid[-1]:
-                ax.plot([wall], [0.0], marker=mark, color=color, ms=8, ls="none")
-    ax.axvline(S, color="black", lw=1, label=f"spot {S:.2f}")
-    ax.axhline(0.0, color="grey", lw=0.5)
-
-
-@_styled
-def plot_gex_profile(result: Result, times=None) -> Figure:
-    """True and visible GEX profiles ($M per 1% move) over hypothetical spots at ``times``
-    (s; default the open, mid-run and the close), with each view's flip and walls."""
-    end = float(result.series["t"].iloc[-1])
-    times = sorted([0.0, end / 2, end] if times is None else times)
-    fig, axes = _figure(1, len(times), size=(4.3 * len(times), 4.3), sharey=True)
-    for ax, t in zip(axes[0], times, strict=True):
-        book, S, vol = book_at(result, t)
-        _draw_profiles(ax, book, S, t, vol, S * np.linspace(0.9, 1.1, 161))
-        title = f"t = {t / 3600:.2f} h: spot {S:.2f}, IV {vol.level:.1%}"
-        ax.set(title=title, xlabel="hypothetical spot ($)  (^ call wall, v put wall)")
-        ax.legend(loc="upper left", fontsize=7)
-    axes[0, 0].set_ylabel("net dealer GEX ($M per 1% move)")
-    fig.suptitle(f"{result.scenario.name}: dealers' GEX profile, true book vs visible view")
-    return fig
-
-
-def save_run_plots(result: Result, directory: str | os.PathLike) -> list[Path]:
-    """Write price.png, dealers.png, vol_regimes.png, gex_profile.png and
-    returns_by_regime.png into ``directory``; returns their paths."""
-    directory = Path(directory)
+def run_figures(result: Result) -> dict[str, object]:
+    """File name -> figure function for a run: every run gets price, dealers, vol regimes,
+    returns by regime, GEX profile and GEX by strike; multi-day and 0DTE runs also get the
+    strike x time GEX heatmap."""
     figures = {
         "price.png": plot_run,
         "dealers.png": plot_dealers,
         "vol_regimes.png": plot_vol_regimes,
-        "gex_profile.png": plot_gex_profile,
         "returns_by_regime.png": plot_returns_by_regime,
+        "gex_profile.png": plot_gex_profile,
+        "gex_strikes.png": plot_gex_strikes,
     }
-    return [_save(make(result), directory / name) for name, make in figures.items()]
+    if wants_heatmap(result):
+        figures["gex_heatmap.png"] = plot_gex_heatmap
+    return figures
 
 
-# -- sweeps -----------------------------------------------------------------------------
-_UNITS = {  # unit of a swept path, by its last part
-    **dict.fromkeys(("band", "capacity", "mean_size", "shares"), "shares"),
-    **dict.fromkeys(("latency", "interval", "capacity_window", "at", "start", "duration"), "s"),
-    **dict.fromkeys(("atm", "vol", "d_atm", "floor"), "annualized"),
-    **dict.fromkeys(("S0", "strike", "notional", "half_spread", "tick"), "$"),
-    **dict.fromkeys(("days", "expiry_days"), "sessions"),
-    **{"qty": "contracts", "lam": "$ per share", "rate": "per s", "depth_bp": "shares per bp"},
-}
-_METRICS = {
-    "realized_vol": "realized vol (annualized)",
-    "autocorr_lag1": "lag-1 return autocorrelation (unitless)",
-}
-_BAND_UNITS = {"delta_per_contract": "delta per contract", "per_notional": "shares per $100M"}
-
-
-def _swept(table: pd.DataFrame, spec: dict | None = None) -> list[str]:
-    """Swept paths: ``sweep.json``'s grid and zip keys, else the table's columns between
-    ``run_id`` and ``status`` (:func:`mmsim.sweep.swept_columns`)."""
-    from mmsim.sweep import swept_columns
-
-    paths = [p for key in ("grid", "zip") for p in (spec or {}).get(key, {}) if p in table]
-    return paths or swept_columns(table)
-
-
-def _axes_of(table: pd.DataFrame, swept: list[str] | None) -> tuple[str, list[str]]:
-    """The x path (the first swept path containing "band", else the first) and the others."""
-    if not (swept := swept or _swept(table)):
-        raise ValueError("the sweep table has no swept path")
-    x = next((p for p in swept if "band" in p), swept[0])
-    return x, [p for p in swept if p != x]
-
-
-def _label(path: str, scenario=None) -> str:
-    """``path (unit)``; a dealer's band in its ``band_unit`` when the scenario is known."""
-    parts, unit = path.split("."), _UNITS.get(path.split(".")[-1])
-    if parts[-1] == "band" and scenario is not None and parts[:1] == ["dealers"]:
-        band_unit = scenario.dealers[int(parts[1])].band_unit
-        unit = _BAND_UNITS.get(band_unit, band_unit)
-    return f"{path} ({unit})" if unit else path
-
-
-def _group_label(paths: list[str], values) -> str:
-    """``band=500, qty=-1000 (short gamma)``: last path parts (full paths if ambiguous);
-    a dealer's option quantity says which gamma sign it gives."""
-    values = values if isinstance(values, tuple) else (values,)
-    short = [p.split(".")[-1] for p in paths]
-    names = short if len(set(short)) == len(short) else paths
-    out = []
-    for path, name, v in zip(paths, names, values, strict=True):
-        text = f"{name}={v}"
-        if path.endswith(".qty") and ".positions." in path and isinstance(v, int | float):
-            text += " (long gamma)" if v > 0 else " (short gamma)" if v < 0 else " (no gamma)"
-        out.append(text)
-    return ", ".join(out)
-
-
-def _t975(df):
-    """Student's t 97.5% quantile, ``df`` >= 1 (a table, then ``1.96 + 2.5 / df``: < 0.7% off)."""
-    table = np.array([np.nan, 12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23])
-    df = np.asarray(df, dtype=int)
-    return np.where(df <= 10, table[np.clip(df, 0, 10)], 1.96 + 2.5 / np.maximum(df, 1))
-
-
-def _ok(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["status"] == "ok"] if "status" in table else table
-
-
-@_styled
-def plot_vol_vs_parameter(table, metric="realized_vol", *, swept=None, scenario=None) -> Figure:
-    """Mean ``metric`` of a sweep table against the swept band (else the first swept path)
-    with a 95% confidence band over seeds (Student t), one line per combination of the
-    other swept paths (e.g. one per gamma sign). ``swept`` (paths) defaults to the
-    table's; ``scenario`` (the sweep's base) gives a band its unit."""
-    x, groups = _axes_of(table, swept)
-    ok = _ok(table)
-    numeric = pd.api.types.is_numeric_dtype(ok[x])
-    fig, [[ax]] = _figure(size=(8, 5))
-    for key, part in ok.groupby(groups, dropna=False) if groups else [((), ok)]:
-        stats = part.groupby(x)[metric].agg(["mean", "std", "count"]).sort_index()
-        half = _t975(stats["count"] - 1) * stats["std"] / np.sqrt(stats["count"])  # 1 run: NaN
-        xs = stats.index.to_numpy(dtype=float) if numeric else np.arange(len(stats))
-        label = _group_label(groups, key) if groups else f"mean over {len(part)} runs"
-        (line,) = ax.plot(xs, stats["mean"], marker="o", label=label)
-        lo, hi = stats["mean"] - half, stats["mean"] + half
-        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
-        if not numeric:
-            ax.set_xticks(xs, [str(v) for v in stats.index])
-    positive = ok[x][ok[x] > 0] if numeric else []
-    if len(positive) and positive.max() >= 20 * positive.min():  # a geometric grid
-        ax.set_xscale("symlog", linthresh=positive.min(), linscale=0.5)
-    title = f"{metric} vs {x}: mean and 95% confidence band over seeds"
-    ax.set(xlabel=_label(x, scenario), ylabel=_METRICS.get(metric, metric), title=title)
-    ax.legend(title="shaded: 95% confidence interval of the mean", loc="best")
-    return fig
-
-
-@_styled
-def plot_sweep_heatmap(table, metric="realized_vol", *, swept=None, scenario=None) -> Figure:
-    """Mean ``metric`` over seeds on a grid of two swept paths (x as in
-    :func:`plot_vol_vs_parameter`, y the first other path; any further paths averaged)."""
-    x, others = _axes_of(table, swept)
-    if not others:
-        raise ValueError("a heatmap needs two swept paths")
-    grid = _ok(table).pivot_table(index=others[0], columns=x, values=metric, aggfunc="mean")
-    values = grid.to_numpy(dtype=float)
-    fig, [[ax]] = _figure(size=(7.5, 5))
-    image = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap="viridis")
-    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
-    ax.set_yticks(range(grid.shape[0]), [str(i) for i in grid.index])
-    ax.grid(False)
-    for (i, j), v in np.ndenumerate(values):
-        if np.isfinite(v):
-            color = "black" if image.norm(v) > 0.6 else "white"
-            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8, color=color)
-    fig.colorbar(image, ax=ax, label=f"mean {_METRICS.get(metric, metric)}")
-    title = f"mean {metric} over seeds" + (f", averaged over {others[1:]}" if others[1:] else "")
-    ax.set(xlabel=_label(x, scenario), ylabel=_label(others[0], scenario), title=title)
-    return fig
-
-
-@_styled
-def plot_sweep_distributions(table, *, swept=None, scenario=None) -> Figure:
-    """Per grid point, across seeds: realized vol and lag-1 return autocorrelation (< 0:
-    reversal, long gamma; > 0: momentum, short gamma) as boxes, each run a dot (a sweep
-    keeps metrics, not returns). ``scenario`` is unused (the sweep figures' signature)."""
-    ok = _ok(table)
-    swept = _swept(table) if swept is None else swept
-    groups = list(ok.groupby(swept, dropna=False, sort=True)) if swept else [((), ok)]
-    labels = [_group_label(swept, key) if swept else "all runs" for key, _ in groups]
-    metrics = [m for m in ("realized_vol", "autocorr_lag1") if m in ok]
-    fig, axes = _figure(1, len(metrics), size=(12, 0.4 * len(groups) + 2.5), sharey=True)
-    jitter = np.random.default_rng(0)
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        data = [part[metric].dropna().to_numpy() for _, part in groups]
-        ax.boxplot(data, orientation="horizontal", widths=0.6, manage_ticks=False)
-        for i, d in enumerate(data, start=1):
-            y, label = i + jitter.uniform(-0.15, 0.15, d.size), "one run" if i == 1 else None
-            ax.plot(d, y, "o", ms=3, alpha=0.6, color=_VIEW["true"], label=label)
-        ax.set(xlabel=_METRICS.get(metric, metric), title=f"{metric} across seeds")
-    if "autocorr_lag1" in metrics:
-        axes[0, -1].axvline(0.0, color="grey", lw=0.8)
-    axes[0, 0].set(yticks=range(1, len(labels) + 1), yticklabels=labels, ylabel="grid point")
-    axes[0, 0].legend(loc="best")
-    return fig
-
-
-def save_sweep_plots(directory: str | os.PathLike) -> list[Path]:
-    """Write vol_vs_band.png (if a path was swept), heatmap.png (two or more) and
-    distributions.png from a sweep directory (results.parquet; sweep.json names the
-    swept paths, scenario.yaml their units); returns the paths (none if no run is ok)."""
-    from mmsim.scenario import load_scenario
-
+def save_run_plots(result: Result, directory: str | os.PathLike) -> list[Path]:
+    """Write the PNGs of :func:`run_figures` into ``directory``; returns their paths."""
     directory = Path(directory)
-    with reading(directory / "results.parquet") as file:
-        table = pd.read_parquet(file)
-    spec, base = directory / "sweep.json", directory / "scenario.yaml"
-    with reading(spec) as file:
-        swept = _swept(table, json.loads(file.read_text()) if file.is_file() else None)
-    with reading(base) as file:
-        kw = {"swept": swept, "scenario": load_scenario(file) if file.is_file() else None}
-    figures = {
-        "vol_vs_band.png": plot_vol_vs_parameter if swept else None,
-        "heatmap.png": plot_sweep_heatmap if len(swept) >= 2 else None,
-        "distributions.png": plot_sweep_distributions,
-    }
-    if not len(_ok(table)):
-        return []
-    return [_save(plot(table, **kw), directory / name) for name, plot in figures.items() if plot]
+    return [save(make(result), directory / name) for name, make in run_figures(result).items()]
 
 
 def save_plots(directory: str | os.PathLike) -> list[Path]:
@@ -477,31 +513,3 @@ def save_plots(directory: str | os.PathLike) -> list[Path]:
         return save_sweep_plots(directory)
     what = "neither a run directory (meta.json) nor a sweep directory (results.parquet)"
     raise ResultError(f"{directory}: {what}")
-
-
-# -- one book (mmsim gex) ---------------------------------------------------------------
-@_styled
-def plot_gex_views(book, S: float, t: float, vol, title: str) -> Figure:
-    """True vs visible GEX of an ``OptionBook``: profiles over spot (top) and net GEX by
-    strike (bottom), $M per 1% move; each view's flip and walls marked."""
-    fig, axes = _figure(2, 1, size=(10, 7.5))
-    ax_p, ax_s = axes[:, 0]
-    _draw_profiles(ax_p, book, S, t, vol, S * np.linspace(0.8, 1.2, 161))
-    for view, color in _VIEW.items():
-        by_strike = book.gex_by_strike(S, t, vol, view)
-        strikes = by_strike["strike"] + (-0.2 if view == "true" else 0.2)
-        ax_s.bar(strikes, by_strike["net_gex"] / 1e6, 0.4, color=color, label=f"{view} net GEX")
-    ax_s.axvline(S, color="black", lw=1, label=f"spot {S:.2f}")
-    ax_s.axhline(0.0, color="grey", lw=0.5)
-    title = f"{title}: dealers' GEX, true book vs exchange-visible view"
-    xlabel = "hypothetical spot ($)  (^ call wall, v put wall)"
-    ax_p.set(xlabel=xlabel, ylabel="net GEX ($M per 1% move)", title=title)
-    ax_s.set(xlabel="strike ($)", ylabel="net GEX by strike ($M per 1%)")
-    ax_p.legend(ncols=2)
-    ax_s.legend()
-    return fig
-
-
-def save_gex_plot(book, S: float, t: float, vol, path: str | os.PathLike, title: str = "") -> Path:
-    """Write :func:`plot_gex_views` to ``path`` (PNG); returns the path."""
-    return _save(plot_gex_views(book, S, t, vol, title), Path(path))

@@ -10,7 +10,9 @@ import pytest
 
 from mmsim.metrics import (
     autocorrelation,
+    bipower_vol,
     max_drawdown,
+    pin_metrics,
     realized_vol,
     regime_metrics,
     summarize,
@@ -97,3 +99,97 @@ def test_dealer_pnl_vol_is_the_annualized_std_of_pnl_changes():
     expected = np.std(np.diff(pnl), ddof=1) * math.sqrt(YEAR / 10.0)
     assert m["dealer_pnl_vol"] == pytest.approx(expected, rel=1e-12)
     assert m["dealer_pnl"] == 25.0 and m["realized_vol"] == 0.0
+    assert m["desk.pnl_vol"] == pytest.approx(expected, rel=1e-12)  # one desk: the total
+
+
+def test_bipower_vol_ignores_a_jump_that_realized_vol_counts():
+    """Pure diffusion: bipower vol equals realized vol (50,000 returns: relative standard
+    error ~0.5% for realized, ~0.6% for bipower; allow 3%) and the jump share is ~0
+    (< 0.03). One 6% jump added (vs 0.02% diffusive steps): realized vol grows by > 1.5x,
+    bipower vol moves by < 3% and the jump share is the jump's part of the variance
+    (within 0.03)."""
+    for seed, sigma in ((0, 0.15), (1, 0.40)):  # two vols, none shipped
+        rng = np.random.default_rng(seed)
+        dt = 10.0
+        r = rng.normal(0.0, sigma * math.sqrt(dt / YEAR), 50_000)
+        prices = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(r)]))
+        vol, share = bipower_vol(prices, dt, YEAR)
+        assert vol == pytest.approx(realized_vol(prices, dt, YEAR), rel=0.03)
+        assert share < 0.03
+        jump = 0.06 * sigma / 0.15
+        r[25_000] += jump
+        jumped = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(r)]))
+        vol_j, share_j = bipower_vol(jumped, dt, YEAR)
+        assert realized_vol(jumped, dt, YEAR) > 1.5 * realized_vol(prices, dt, YEAR)
+        assert vol_j == pytest.approx(vol, rel=0.03)
+        assert share_j == pytest.approx(jump**2 / np.sum(r * r), abs=0.03)
+    assert bipower_vol(np.array([100.0, 101.0]), 10.0, YEAR) == (0.0, 0.0)
+    assert bipower_vol(np.full(10, 100.0), 10.0, YEAR) == (0.0, 0.0)
+
+
+def test_pin_distance_is_the_close_minus_the_largest_open_interest_strike():
+    s = pd.DataFrame({"t": [0.0, 100.0, 200.0, 300.0], "price": [99.0, 100.4, 101.2, 103.0]})
+    lines = pd.DataFrame(
+        {
+            "strike": [100.0, 100.0, 105.0, 101.0, 110.0],
+            "expiry": [200.0, 200.0, 200.0, 300.0, 900.0],  # 900: after the run
+            "qty": [3000.0, -2500.0, 4000.0, 10.0, 1e6],  # |qty| adds up: 5,500 at 100
+        }
+    )
+    m = pin_metrics(s, lines, session_seconds=100.0, end=300.0)
+    assert m["expiry2.pin_strike"] == 100.0
+    assert m["expiry2.pin_distance"] == pytest.approx(1.2)  # the close at t = 200
+    assert m["expiry3.pin_distance"] == pytest.approx(2.0)
+    assert (m["pin_strike"], m["pin_distance"]) == (101.0, pytest.approx(2.0))
+    assert not any("expiry9" in k for k in m)
+    assert pin_metrics(s, lines[lines["expiry"] > 300], 100.0, 300.0) == {}
+
+
+EXPIRY_MID_RUN = {
+    "name": "expiry_mid_run",
+    "clock": {"days": 2, "session_seconds": 1200},
+    "market": {"S0": 100.0, "impact": {"lam": 2e-6}},
+    "vol": {"atm": 0.2},
+    "news": {"vol": 0.3, "dt": 1.0},
+    "dealers": [
+        {
+            "name": "a",
+            "band": 50,
+            "positions": [
+                {"type": "call", "strike": 100, "expiry_days": 1, "qty": 3000},
+                {"type": "put", "strike": 100, "expiry_days": 2, "qty": 3000},
+            ],
+        },
+        {
+            "name": "b",
+            "band": 500,
+            "positions": [{"type": "put", "strike": 99, "expiry_days": 1, "qty": -2000}],
+        },
+    ],
+    "record": {"every": 10.0, "levels_every": 100.0},
+}
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_each_desks_pnl_in_the_last_series_row_is_its_metric(seed):
+    """Two desks, expiries mid-run (t = 1,200 s) and at the end (2,400 s). The last row is
+    the close, before the closing instant's settlement and hedge unwinds: it used to value
+    the expiring lines at 0 (expired) without their settlement cash, so metrics (after the
+    close) and the last row differed by up to the intrinsic value. Now they agree to float
+    rounding (1e-6 $), and the sampled P&L has no hole at the mid-run expiry: its step into
+    the expiry's sample is within 5x the largest step elsewhere (it was the whole intrinsic
+    value). The step after it is real: the hedge unwind's impact cost."""
+    import mmsim
+
+    res = mmsim.run(EXPIRY_MID_RUN, seed=seed)
+    last = res.series.iloc[-1]
+    for name in ("a", "b"):
+        assert res.metrics[f"{name}.pnl"] == pytest.approx(last[f"{name}.pnl"], abs=1e-6)
+        steps = np.abs(np.diff(res.series[f"{name}.pnl"].to_numpy()))
+        at = int(np.searchsorted(res.series["t"].to_numpy(), 1200.0))  # row at the expiry
+        into = steps[at - 1]  # last sample before the expiry -> the sample at it
+        elsewhere = np.delete(steps, [at - 1, at]).max()  # at -> at + 1: the unwind's impact
+        assert into <= 5 * elsewhere, (name, into, elsewhere)
+    total = sum(res.metrics[f"{n}.pnl"] for n in ("a", "b"))
+    assert res.metrics["dealer_pnl"] == pytest.approx(total, abs=1e-6)
+    assert "a.pnl_after_close" in res.metrics

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import mmsim
-from mmsim import plots
+from mmsim import plots, plots_sweep
 from mmsim.scenario import dump_scenario_yaml
 
 SMALL = {"clock.days": 0.05, "record.every": 10.0, "record.levels_every": 60.0}
@@ -76,64 +76,198 @@ def no_pyplot_figures():
     assert plt.get_fignums() == []
 
 
+def _texts(fig) -> list:
+    """Every visible, non-empty text of the figure outside legends: titles, axis labels,
+    tick labels, annotations."""
+    out = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        out += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        out += list(ax.texts)
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            span = 1e-9 * max(abs(lo), abs(hi), 1.0)
+            drawn = [t for t in axis.get_major_ticks() if lo - span <= t.get_loc() <= hi + span]
+            out += [t.label1 for t in drawn] + [t.label2 for t in drawn]
+    return [t for t in out if t is not None and t.get_visible() and t.get_text().strip()]
+
+
+def readable(fig) -> None:
+    """What a reader needs: a title; every axes' y label and the bottom x labels carry a
+    unit in parentheses; no legend box covers a data point of a line (display
+    coordinates, after layout); no text runs off the figure; no two texts overlap (1 px
+    slack)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert any(ax.get_title() or ax.get_title(loc="left") for ax in axes) or fig.get_suptitle()
+    for ax in axes:
+        xlabel = ax.get_xlabel() if ax.xaxis.label.get_visible() else ""
+        assert "(" in ax.get_ylabel() + xlabel, (ax.get_xlabel(), ax.get_ylabel())
+        assert ax.lines or ax.collections or ax.patches or ax.images
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in axes:
+            for line in ax.lines:
+                if line.get_transform() != ax.transData or not line.get_visible():
+                    continue
+                xy = np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float)
+                xy = xy[np.isfinite(xy).all(axis=1)]
+                if not len(xy):
+                    continue
+                px = ax.transData.transform(xy)
+                clip = ax.get_window_extent(renderer)
+                shown = (
+                    (px[:, 0] >= clip.x0)
+                    & (px[:, 0] <= clip.x1)
+                    & (px[:, 1] >= clip.y0)
+                    & (px[:, 1] <= clip.y1)
+                )
+                inside = (
+                    (px[:, 0] > box.x0)
+                    & (px[:, 0] < box.x1)
+                    & (px[:, 1] > box.y0)
+                    & (px[:, 1] < box.y1)
+                    & shown
+                )
+                assert not inside.any(), (
+                    f"legend covers {inside.sum()} points of {line.get_label()}"
+                )
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(fig)]
+    page = fig.bbox
+    for text, box in boxes:  # nothing written off the picture
+        assert box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1, f"{text!r} runs off the figure"
+    for i, (a, ba) in enumerate(boxes):
+        for b, bb in boxes[i + 1 :]:
+            overlap = min(ba.x1, bb.x1) - max(ba.x0, bb.x0), min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
+            assert not (overlap[0] > 1 and overlap[1] > 1), f"texts overlap: {a!r} and {b!r}"
+
+
 def check(fig, n_axes: int) -> None:
-    """``n_axes`` axes (colorbars aside), a title, every axes labelled with a unit in
-    parentheses on one of its axes, and data drawn on every axes."""
+    """``n_axes`` axes (colorbars aside) and :func:`readable`."""
     assert isinstance(fig, Figure)
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert len(axes) == n_axes
-    assert any(ax.get_title() for ax in axes) or fig.get_suptitle()
-    for ax in axes:
-        assert "(" in ax.get_xlabel() + ax.get_ylabel(), (ax.get_xlabel(), ax.get_ylabel())
-        assert ax.lines or ax.collections or ax.patches or ax.images
+    readable(fig)
     plt.close(fig)
 
 
 @pytest.mark.parametrize(
     "fn, n_axes",
     [
-        (plots.plot_run, 1),
+        (plots.plot_run, 2),
         (plots.plot_dealers, 4),
         (plots.plot_vol_regimes, 1),
         (plots.plot_returns_by_regime, 1),
         (plots.plot_gex_profile, 3),
+        (plots.plot_gex_strikes, 2),
+        (plots.plot_gex_heatmap, 2),
     ],
 )
 def test_run_figures(result, fn, n_axes):
     check(fn(result), n_axes)
 
 
-def test_price_figure_draws_price_levels_of_both_views_and_hedges(result):
-    fig = plots.plot_run(result)
-    labels = [line.get_label() for line in fig.axes[0].lines]
-    assert "price" in labels
-    for name in ("call wall (true)", "call wall (visible)", "put wall (visible)"):
-        assert any(label.startswith(name) for label in labels), labels
-    handles = [text.get_text() for text in fig.legends[0].get_texts()]
-    assert "dealer buys" in handles or "dealer sells" in handles
-    assert "above flip (long gamma)" in handles  # the regime shading
+@pytest.fixture(scope="module")
+def gap_run():
+    """otc_offset shortened: a 2.2% gap at 10:00 and two call-wall episodes."""
+    return mmsim.run(
+        "scenarios/otc_offset.yaml",
+        seed=2,
+        overrides={"clock.days": 0.25, "events.0.at": 1800, "record.levels_every": 60.0},
+    )
+
+
+@pytest.mark.parametrize("fn", [plots.plot_run, plots.plot_dealers, plots.plot_vol_regimes])
+def test_figures_of_a_run_with_a_gap_and_episodes_are_readable(gap_run, fn):
+    assert len(gap_run.episodes)  # the labels are drawn and must not collide
+    readable(fn(gap_run))
+
+
+def test_price_figure_draws_one_line_where_views_agree_and_both_where_they_differ(result):
+    """The call wall: views agree for the first half (one purple line), differ after (a
+    true and a visible line, only there). Levels far off the chart are not in the legend."""
+    s = result.series.copy()
+    half = len(s) // 2
+    s["call_wall_visible"] = s["call_wall"]
+    s.loc[half:, "call_wall_visible"] = s["call_wall"].iloc[0] + 1.0
+    s["put_wall"] = s["put_wall_visible"] = s["price"].max() * 3  # far off the chart
+    fig = plots.plot_run(dataclasses.replace(result, series=s))
+    lines = {line.get_label().split(",")[0]: line for line in fig.axes[0].lines}
+    both = np.asarray(lines["call wall (both views)"].get_ydata(), dtype=float)
+    true = np.asarray(lines["call wall (true)"].get_ydata(), dtype=float)
+    n = len(both)
+    assert np.isfinite(both[: n // 2 - 2]).all() and np.isnan(both[n // 2 + 2 :]).all()
+    assert np.isnan(true[: n // 2 - 2]).all() and np.isfinite(true[n // 2 + 2 :]).all()
+    assert "call wall (visible)" in lines
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert not any(label.startswith("put wall") for label in legend), legend
+    assert "above flip (long gamma)" in legend  # the regime shading
     assert fig.axes[0].get_ylabel() == "price ($)"
+    assert fig.axes[1].get_ylabel().startswith("net hedge\n(shares per")
+    hedges = result.trades[result.trades["kind"] == "dealer"]["qty"].sum()
+    bars = sum(p.get_height() for p in fig.axes[1].patches)
+    assert bars == pytest.approx(hedges), "the flow panel holds every hedge share"
+    plt.close(fig)
 
 
-def test_episodes_are_marked_and_an_empty_table_is_fine(result):
+def test_episodes_are_labelled_once_each_in_either_table_shape(result):
+    """The old table has one row per view of an episode, a newer one one row per episode:
+    either way each episode gets one line and one label, and labels close in time are
+    stacked (no overlap: :func:`readable`)."""
     assert result.episodes.empty  # this short run has none
     plt.close(plots.plot_run(result))
-    t0 = float(result.series["t"].iloc[40])
-    row = {"start": t0, "end": t0 + 300, "kind": "call_wall_break", "view": "visible"}
-    row |= {"level": 450.0, "primary_cause": "overwhelming_flow"}
-    marked = dataclasses.replace(result, episodes=pd.DataFrame([row]))
-    ax = plots.plot_run(marked).axes[0]
-    assert any("call_wall_break" in text.get_text() for text in ax.texts)
-    assert any(line.get_label() == "episode: start, level" for line in ax.lines)
+    t0, t1 = (float(result.series["t"].iloc[k]) for k in (40, 45))
+    base = {"kind": "call_wall_break", "level": 450.0, "primary_cause": "overwhelming_flow"}
+    per_view = [  # two episodes, each seen in both views
+        {**base, "start": t, "end": t + 300, "view": view}
+        for t in (t0, t1)
+        for view in ("visible", "true")
+    ]
+    per_episode = [{**base, "start": t, "end": t + 300, "view": "true, visible"} for t in (t0, t1)]
+    for rows in (per_view, per_episode):
+        fig = plots.plot_run(dataclasses.replace(result, episodes=pd.DataFrame(rows)))
+        ax = fig.axes[0]
+        labels = [t.get_text() for t in ax.texts if "call wall break" in t.get_text()]
+        assert labels == [
+            "1: call wall break (true, visible), overwhelming_flow",
+            "2: call wall break (true, visible), overwhelming_flow",
+        ]
+        assert sum(line.get_label() == "episode start" for line in ax.lines) == 1
+        readable(fig)
+        plt.close(fig)
 
 
-def test_dealers_figure_has_every_dealer_and_its_hedge_trades(result):
+def test_dealers_figure_has_every_dealer_and_its_hedge_trades_per_bar(result):
     fig = plots.plot_dealers(result)
     delta, _, trades, flow = fig.axes
-    assert [line.get_label() for line in delta.lines][:3] == ["tight", "normal", "wide"]
-    n_trades = (result.trades["kind"] == "dealer").sum()
-    assert sum(len(c.get_segments()) for c in trades.collections) == n_trades
+    labels = [line.get_label() for line in delta.lines]
+    assert labels[:3] == ["tight (bar mean)", "normal (bar mean)", "wide (bar mean)"]
+    dealer = result.trades[result.trades["kind"] == "dealer"]
+    for name in ("tight", "normal", "wide"):
+        bars = [c for c in trades.containers if c.get_label().startswith(f"{name}:")]
+        heights = sum(p.get_height() for p in bars[0])
+        expected = dealer.loc[dealer["agent"] == name, "qty"].sum()
+        assert heights == pytest.approx(expected), f"{name}: every hedge share in a bar"
     assert {line.get_label().split(":")[0] for line in flow.lines} >= {"gamma", "charm"}
+    plt.close(fig)
+
+
+def test_expiry_unwinds_are_marked_and_clipped():
+    """A 0DTE straddle expiring mid-run: the expiry is a dashed line in every panel, the
+    unwind bar is off the clipped hedge axis and the figure says so."""
+    res = mmsim.run("scenarios/pinning.yaml", seed=1, overrides={"clock.days": 2})
+    fig = plots.plot_dealers(res)
+    for ax in fig.axes:
+        assert any(
+            line.get_linestyle() == "--" and line.get_color() == "purple" for line in ax.lines
+        )
+    trades = fig.axes[2]
+    assert "axis clipped at expiry unwinds" in trades.get_title(loc="right")
+    heights = np.array([p.get_height() for p in trades.patches])
+    assert np.abs(heights).max() > trades.get_ylim()[1], "the unwind bar is clipped"
+    readable(fig)
+    plt.close(fig)
 
 
 def test_rolling_vol_is_drawn_even_when_the_run_is_shorter_than_the_window(result):
@@ -152,7 +286,43 @@ def test_returns_by_regime_splits_every_sampled_return(result):
 
 def test_gex_snapshots_at_chosen_times(result):
     fig = plots.plot_gex_profile(result, times=[0.0, 600.0])
-    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["t = 0.00 h", "t = 0.17 h"]
+    titles = [ax.get_title().split(": spot")[0] for ax in fig.axes]
+    assert titles == ["09:30 (t = 0.00 h)", "09:40 (t = 0.17 h)"]
+    plt.close(fig)
+
+
+def test_gex_by_strike_splits_calls_and_puts_of_both_views(result):
+    """Bars at the open: per view, call and put GEX per strike summing to the book's."""
+    fig = plots.plot_gex_strikes(result)
+    ax = fig.axes[0]
+    book, S, vol = plots.book_at(result, 0.0)
+    for view in ("true", "visible"):
+        table = book.gex_by_strike(S, 0.0, vol, view)
+        for side in ("call", "put"):
+            bars = next(c for c in ax.containers if c.get_label() == f"{side} GEX, {view}")
+            heights = [p.get_height() for p in bars]
+            assert np.allclose(heights, table[f"{side}_gex"] / 1e6), (view, side)
+    assert "flip:" in ax.get_title()
+    plt.close(fig)
+
+
+def test_gex_heatmap_holds_each_strikes_gex_over_time(result):
+    """Each strike is a band centred on it; its cells are the book's net GEX at that
+    strike ($M per 1%) at each snapshot (checked at the open and the close)."""
+    fig = plots.plot_gex_heatmap(result, n_times=5)
+    mesh = fig.axes[0].collections[0]
+    coords = mesh.get_coordinates()
+    centres = 0.5 * (coords[1:, 0, 1] + coords[:-1, 0, 1])
+    values = np.ma.asarray(mesh.get_array()).reshape(len(centres), -1)
+    end = float(result.series["t"].iloc[-1])
+    for column, t in ((0, 0.0), (-1, end)):
+        book, S, vol = plots.book_at(result, t)
+        table = book.gex_by_strike(S, t, vol, "true")
+        for strike, gex in zip(table["strike"], table["net_gex"], strict=True):
+            row = int(np.argmin(np.abs(centres - strike)))
+            assert values[row, column] == pytest.approx(gex / 1e6, rel=1e-9, abs=1e-12)
+    assert fig.axes[0].get_title() == "true book; black: price"
+    readable(fig)
     plt.close(fig)
 
 
@@ -224,23 +394,34 @@ def test_sweep_figures(fn, n_axes):
     check(fn(sweep_table(failed=True)), n_axes)
 
 
-def test_vol_vs_band_has_one_line_per_gamma_sign_with_a_confidence_band():
+def test_vol_vs_band_has_one_line_per_gamma_sign_with_standard_error_bars():
     table = sweep_table()
     fig = plots.plot_vol_vs_parameter(table)
     ax = fig.axes[0]
-    assert [line.get_label() for line in ax.lines] == [
-        "qty=-2000 (short gamma)",
-        "qty=2000 (long gamma)",
-    ]
+    labels = [c.get_label() for c in ax.containers]
+    assert labels == ["qty=-2000 (short gamma)", "qty=2000 (long gamma)"]
     assert ax.get_xlabel() == "dealers.0.band (shares)"
-    assert list(ax.lines[0].get_xdata()) == [0, 500, 2000]
+    line, _, (bars,) = ax.containers[0]
+    assert list(line.get_xdata()) == [0, 500, 2000]
+    assert line.get_color() == plots_sweep.GAMMA["short"]
     short = table[table["dealers.0.positions.0.qty"] < 0].groupby("dealers.0.band")
-    assert np.allclose(ax.lines[0].get_ydata(), short["realized_vol"].mean())
-    band = ax.collections[0].get_paths()[0].vertices[:, 1]  # 95% t interval, 3 seeds
-    stats = short["realized_vol"].agg(["mean", "std"])
-    half = 4.30 * stats["std"] / np.sqrt(3)
-    assert band.max() == pytest.approx((stats["mean"] + half).max(), rel=1e-3)
+    assert np.allclose(line.get_ydata(), short["realized_vol"].mean())
+    se = short["realized_vol"].std() / np.sqrt(3)
+    tops = np.array([seg[1, 1] for seg in bars.get_segments()])
+    assert np.allclose(tops, short["realized_vol"].mean() + se), "bars: mean + 1 standard error"
+    assert "mean ± standard error over 3 seeds" in ax.get_title()
     plt.close(fig)
+
+
+def test_point_stats_give_mean_and_standard_error_per_grid_point():
+    table = sweep_table(failed=True)  # the failed run is left out
+    stats = plots_sweep.point_stats(table, "realized_vol")
+    assert len(stats) == 6 and (stats["n"] == 3).all()
+    one = table[(table["status"] == "ok") & (table["point"] == 0)]["realized_vol"]
+    row = stats[(stats["dealers.0.band"] == 0) & (stats["dealers.0.positions.0.qty"] == 2000)]
+    row = row.iloc[0]
+    assert row["mean"] == pytest.approx(one.mean())
+    assert row["se"] == pytest.approx(one.std(ddof=1) / np.sqrt(3))
 
 
 def test_heatmap_shows_the_mean_of_every_grid_point():
@@ -263,16 +444,16 @@ def test_distributions_have_one_box_per_grid_point_and_every_run():
     fig = plots.plot_sweep_distributions(sweep_table(failed=True))  # the failed run: left out
     assert len(fig.axes[0].get_yticklabels()) == 6  # shared by both panels
     for ax in fig.axes:
-        dots = [line for line in ax.lines if line.get_color() == plots._VIEW["true"]]
+        dots = [line for line in ax.lines if line.get_marker() == "o"]
         assert sum(len(line.get_xdata()) for line in dots) == 6 * len(SEEDS)
     plt.close(fig)
 
 
 def test_sweep_paths_come_from_sweep_json_or_the_table_layout():
     table = sweep_table()
-    assert plots._swept(table, {"grid": GRID, "zip": {}}) == list(GRID)
-    assert plots._swept(table) == list(GRID)  # columns between run_id and status
-    assert plots._swept(table, {"grid": {"dealers.0.band": [0]}}) == ["dealers.0.band"]
+    assert plots_sweep._swept(table, {"grid": GRID, "zip": {}}) == list(GRID)
+    assert plots_sweep._swept(table) == list(GRID)  # columns between run_id and status
+    assert plots_sweep._swept(table, {"grid": {"dealers.0.band": [0]}}) == ["dealers.0.band"]
     with pytest.raises(ValueError, match="no swept path"):
         plots.plot_vol_vs_parameter(table[["seed", "run_id", "status", "realized_vol"]])
 
@@ -289,30 +470,110 @@ def png_ok(path) -> bool:
     return path.is_file() and path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_save_run_plots_writes_five_pngs(result, tmp_path):
+def test_save_run_plots_writes_every_figure(result, tmp_path):
     paths = plots.save_run_plots(result, tmp_path / "out")
-    names = {"price.png", "dealers.png", "vol_regimes.png", "gex_profile.png"}
-    assert {p.name for p in paths} == names | {"returns_by_regime.png"}
+    names = {"price.png", "dealers.png", "vol_regimes.png", "gex_profile.png", "gex_strikes.png"}
+    names |= {"returns_by_regime.png"}  # no expiry in this short run: no heatmap
+    assert {p.name for p in paths} == names
     assert all(png_ok(p) for p in paths)
 
 
 def test_save_sweep_plots(sweep_dir, tmp_path):
     paths = plots.save_sweep_plots(sweep_dir)
-    assert [p.name for p in paths] == ["vol_vs_band.png", "heatmap.png", "distributions.png"]
+    assert [p.name for p in paths] == [
+        "realized_vol_vs_band.png",
+        "realized_vol_by_band_and_qty.png",
+        "distributions.png",
+    ]
     assert all(png_ok(p) for p in paths)
     one = tmp_path / "one"  # a single swept path: no heatmap; no sweep.json: the layout
     one.mkdir()
     sweep_table().drop(columns="dealers.0.positions.0.qty").to_parquet(one / "results.parquet")
-    assert [p.name for p in plots.save_sweep_plots(one)] == ["vol_vs_band.png", "distributions.png"]
+    names = [p.name for p in plots.save_sweep_plots(one)]
+    assert names == ["realized_vol_vs_band.png", "distributions.png"]  # a line, no heatmap
 
 
-def test_save_plots_dispatches_on_the_directory(result, sweep_dir, tmp_path):
-    assert len(plots.save_plots(sweep_dir)) == 3
+def test_save_plots_dispatches_on_the_directory(result, sweep_dir, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(plots, "save_run_plots", lambda res, d: calls.append(("run", d)) or [])
+    monkeypatch.setattr(plots, "save_sweep_plots", lambda d: calls.append(("sweep", d)) or [])
     run_dir = result.save(tmp_path / "run")
-    paths = plots.save_plots(run_dir)
-    assert len(paths) == 5 and all(p.parent == run_dir for p in paths)
+    plots.save_plots(sweep_dir)
+    plots.save_plots(run_dir)
+    assert calls == [("sweep", sweep_dir), ("run", run_dir)]
     (tmp_path / "empty").mkdir()
     for neither in (tmp_path / "empty", tmp_path / "missing"):
         with pytest.raises(mmsim.ResultError, match="neither a run directory") as err:
             plots.save_plots(neither)
         assert "\n" not in str(err.value)
+
+
+def test_vol_regimes_hatches_gap_windows_and_keeps_the_axis_on_the_rest(gap_run):
+    """The 2.2% gap at t = 1,800 s would put ~150% rolling vol on a ~15% chart: the
+    window after it is hatched, the rolling lines are not drawn there, the axis ends
+    within 1.25x the largest vol outside it, and the figure says so."""
+    fig = plots.plot_vol_regimes(gap_run)
+    ax = fig.axes[0]
+    realized = ax.lines[0]
+    x, y = np.asarray(realized.get_xdata()), np.asarray(realized.get_ydata(), dtype=float)
+    start = 1800.0 / gap_run.scenario.clock.session_seconds
+    assert np.isnan(y[(x >= start) & (x <= start + 0.05)]).all()
+    assert np.nanmax(y) < ax.get_ylim()[1] < 0.6
+    assert any("not drawn in gap windows" in t.get_text() for t in ax.texts)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(label.startswith("window holds the +") for label in legend)
+    plt.close(fig)
+
+
+def test_lines_are_drawn_from_thinned_samples():
+    """A long run's series is thinned before drawing (at most ~MAX_POINTS points per line),
+    keeping the first and last sample."""
+    from mmsim.plotkit import thin
+
+    long = pd.DataFrame({"t": np.arange(600_001.0), "price": np.arange(600_001.0)})
+    small = thin(long, ["t", "price"], max_points=3000)
+    assert 2900 <= len(small) <= 3001
+    assert small["t"].iloc[0] == 0.0 and small["t"].iloc[-1] == 600_000.0
+
+
+def test_mmsim_gex_figure_is_readable():
+    from mmsim.engine import Simulation
+
+    sc = mmsim.load_scenario("scenarios/multi_dealer_bands.yaml")
+    sim = Simulation(sc, 1)
+    fig = plots.plot_gex_views(sim.book, sc.market.S0, 0.0, sim.vol, "multi_dealer_bands")
+    readable(fig)
+    labels = {c.get_label() for c in fig.axes[1].containers}
+    assert labels == {f"{s} GEX, {v}" for s in ("call", "put") for v in ("true", "visible")}
+    plt.close(fig)
+
+
+def test_rebuilding_the_book_of_a_long_run_allocates_no_series_buffer(result):
+    """book_at builds the opening book through a Simulation; for a 250-session scenario
+    that used to preallocate the whole run's series (~585,000 rows x 46 columns, ~200 MB).
+    Now the peak stays under 20 MB (the book, the vol surface, numba dispatch)."""
+    import tracemalloc
+
+    clock = result.scenario.clock.model_copy(update={"days": 250.0})
+    long = dataclasses.replace(result, scenario=result.scenario.model_copy(update={"clock": clock}))
+    plots.book_at(result, 0.0)  # compile and warm caches outside the measurement
+    tracemalloc.start()
+    plots.book_at(long, 0.0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20e6, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_session_clock_reads_as_exchange_time():
+    from mmsim.plotkit import SessionClock
+
+    one = SessionClock(23_400.0, 23_400.0)
+    assert [one.text(one.x(t)) for t in (0.0, 3600.0, 23_400.0)] == ["09:30", "10:30", "16:00"]
+    labels = [one.text(x) for x in one.ticks()]
+    assert labels[0] == "09:30" and labels[-1] == "16:00" and "15:30" not in labels  # crowded
+    two = SessionClock(23_400.0, 2 * 23_400.0)
+    assert two.text(1.0) == "d2 09:30" and two.text(2.0) == "d2 16:00"
+    assert "d2 09:30" in [two.text(x) for x in two.ticks()]
+    short = SessionClock(3_600.0, 3_600.0)  # a compressed one-hour session: minutes
+    assert [short.text(short.x(t)) for t in (0.0, 1_800.0)] == ["0", "30"]
+    assert "min" in short.label and "09:30-16:00" in one.label

@@ -169,7 +169,8 @@ def test_sweep_command_writes_results_csv_and_plots(tmp_path, capsys):
     assert main(args) == 0
     table = pd.read_parquet(out / "results.parquet")
     assert len(table) == 8 and (out / "results.csv").is_file()
-    for name in ("vol_vs_band.png", "heatmap.png", "distributions.png"):
+    names = ("realized_vol_vs_band.png", "realized_vol_by_band_and_qty.png", "distributions.png")
+    for name in names:
         assert (out / name).stat().st_size > 0
 
 
