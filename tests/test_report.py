@@ -24,7 +24,7 @@ OTC = str(ROOT / "scenarios/otc_offset.yaml")
 LONG = str(ROOT / "scenarios/long_gamma.yaml")
 SHORT = {"clock.days": 0.25, "events.0.at": 1800, "record.levels_every": 60.0}
 """otc_offset in a quarter session: the +2.2% gap at 10:00 breaks the visible call wall."""
-CONTROL = {**SHORT, "dealers.0.positions.0.qty": 20000, "dealers.0.positions.1.visible": True}
+CONTROL = {**SHORT, "dealers.0.positions.1.qty": 0}  # the header's control: no OTC calls
 """The book the analyst assumed: dealers long the 102 calls, the puts listed."""
 
 
@@ -247,7 +247,9 @@ def test_sweep_summary_names_its_metric_with_mean_and_standard_error(tmp_path, c
     text = capsys.readouterr().out
     assert "realized_vol (annualized): mean ± standard error over seeds, per grid point" in text
     table = pd.read_parquet(out / "results.parquet")
-    zero = table[table["dealers.0.band"] == 0]["realized_vol"]
+    # --grid merges with the scenario's own axis (the position's sign): one point per pair
+    point = (table["dealers.0.band"] == 0) & (table["dealers.0.positions.0.qty"] == -2000)
+    zero = table[point]["realized_vol"]
     cell = f"{zero.mean():.2%} ± {zero.std(ddof=1) / np.sqrt(2):.2%}"
     assert cell in text
     assert json.loads((out / "sweep.json").read_text())["grid"]
