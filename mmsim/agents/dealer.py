@@ -36,6 +36,11 @@ MIN_ORDER = 1.0  # shares: dealers trade whole shares, so less than one share of
 MAX_CASCADE = 20_000  # rounds of same-instant rehedging before we call it divergence
 RUNAWAY_ROUNDS = 8  # consecutive growing rehedges: a stable cascade shrinks by |lam * G| a round
 RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascade "grow"
+# scheduled rehedges growing in a row with one sign pattern, watched when several dealers
+# share the market (each one's own fills may settle while together they diverge): a
+# stable lagged AR(1) at |lam * G| = 0.9 does this by chance about once in 2e7 checks,
+# at 0.95 once in 4e6; at the combined -1.2 it takes ~15-35 checks, at -1.05 ~20-60
+SCHEDULED_RUNAWAY_ROUNDS = 14
 SOLVE_OVERSHOOT = 1.5  # hedge_fraction * (1 + lam * G) above which an instant hedge is solved
 LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
 RESPONSE_FLOOR = 0.01  # 1 + lam * G measured on a fill at or below this: diverged
@@ -376,6 +381,20 @@ class DealerAgent:
             f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): {why}"
         )
 
+    def _scheduled_runaway_message(self, same_sign: bool) -> str:
+        """Why a scheduled dealer's rehedges kept growing (several dealers can diverge
+        together while each one's own fills still settle)."""
+        why = (
+            "same-sign: short gamma chasing, the dealers' combined lam * G <= -1"
+            if same_sign
+            else "alternating: long gamma over-correcting, the dealers' combined lam * G >= 1"
+        )
+        return (
+            f"dealer {self.name!r} hedging ran away at t={self.market.env.now:.3f}s (price "
+            f"{self.market.mid:.6g}): {SCHEDULED_RUNAWAY_ROUNDS} rehedges in a row on its "
+            f"{self.config.interval:g} s schedule, each larger than the last ({why})"
+        )
+
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """The simpy process: wake on price/book changes (or a schedule), then check.
 
@@ -392,9 +411,20 @@ class DealerAgent:
         cfg = self.config
         if cfg.trigger == "schedule":
             yield env.timeout(cfg.phase)
+            same = alternating = 0  # rehedges in a row that grew, by sign pattern
+            last = 0.0
+            watch = self.book.n_holders > 1  # several dealers: watch the combined feedback
             while True:
                 yield env.timeout(cfg.interval)
-                self.check()
+                qty = self.check()
+                if not watch:
+                    continue
+                grew = abs(qty) > abs(last) >= RUNAWAY_MIN_SIZE
+                same = same + 1 if grew and qty * last > 0.0 else 0
+                alternating = alternating + 1 if grew and qty * last < 0.0 else 0
+                last = qty
+                if max(same, alternating) >= SCHEDULED_RUNAWAY_ROUNDS:
+                    raise InstabilityError(self._scheduled_runaway_message(same > 0))
         market, capped = self.market, cfg.capacity is not None
         while True:
             if capped and self.capacity_exhausted():
