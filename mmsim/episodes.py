@@ -30,6 +30,10 @@ cheap first look at the cause:
   once the break is confirmed (``start + duration``), relative to its peak in the
   lookback before the break (0 = none, 1 = all). Near expiry a strike's gamma collapses
   as soon as price is a few ``sigma * sqrt(T)`` away; with time left it barely moves.
+- ``expiry_hedge`` (expiration melt too): the dealers' hedge demand (shares, signed
+  along the break) from lines that expired in the window: at settlement an expiring
+  line's delta vanishes and its hedge is left to unwind. Passes when it is material
+  (at least the flow that alone moves price by the break ``threshold``).
 
 Each cause whose evidence passes its threshold is listed in ``causes`` (strongest
 first); the strongest, scored as evidence over threshold, is ``evidence_cause``. With no
@@ -90,6 +94,7 @@ EPISODE_COLUMNS = {
     "iv_change": "float64",
     "gap_move": "float64",
     "wall_melt": "float64",
+    "expiry_hedge": "float64",
     "causes": "str",
     "evidence_cause": "str",
     "primary_cause": "str",
@@ -158,6 +163,13 @@ class _Evidence:
             self.trade_t = self.trade_q = np.zeros(0)
             self.is_dealer = np.zeros(0, dtype=bool)
         self.gaps = [(e.at, e.gap) for e in scenario.events if e.kind == "gap"]
+        sc = scenario
+        days = [p.expiry_days for d in sc.dealers for p in d.positions]
+        days += [x for c in sc.customers for x in c.expiry_days]
+        days += [p.expiry_days for e in sc.events for p in e.positions]
+        self.expiries = sorted({x * sc.clock.session_seconds for x in days})
+        other = [f"{n}.flow_other" for n in sc.dealer_names() if f"{n}.flow_other" in series]
+        self.flow_other = series[other].sum(axis=1).to_numpy() if other else None
         self.random_walk = (scenario.news is not None and scenario.news.vol > 0.0) or (
             scenario.noise is not None and scenario.noise.rate > 0.0
         )
@@ -190,21 +202,37 @@ class _Evidence:
         now = strike[-1] if same[-1] else 0.0
         return float(max(1.0 - now / peak.max(), 0.0))
 
+    def expiry_hedge(self, t0: float, t1: float) -> float:
+        """Dealers' hedge demand (shares) from settlements at expiries in (t0, t1]: the
+        change of their cumulative ``flow_other`` across each expiry's sample."""
+        if self.flow_other is None:
+            return 0.0
+        total = 0.0
+        for expiry in self.expiries:
+            if t0 < expiry <= t1:
+                # the samples just before and just after the expiry instant (a sample at
+                # the instant itself may be taken before or after the settlement)
+                before = max(np.searchsorted(self.t, expiry, side="left") - 1, 0)
+                after = min(np.searchsorted(self.t, expiry, side="right"), self.t.size - 1)
+                total += float(self.flow_other[after] - self.flow_other[before])
+        return total
+
     def measure(self, i0: int, side: str, direction: float, level: float) -> dict:
         cfg, s, t = self.sc.record.episodes, self.series, self.t
         t0 = t[i0] - cfg.lookback
         t1 = t[i0] + cfg.duration
         exo, dealer, capacity = self.flows(t0, t1)
+        material = max(flow_to_move(self.sc, cfg.threshold, level), 1.0)  # shares
         if math.isfinite(capacity):
             absorb = capacity
         else:  # uncapped: what they set against the move, and at least a material flow
-            material = flow_to_move(self.sc, self.sc.record.episodes.threshold, level)
-            absorb = max(-direction * dealer, material, 1.0)
+            absorb = max(-direction * dealer, material)
         flow_ratio = max(direction * exo, 0.0) / absorb
         w0 = np.searchsorted(t, t0)
         w1 = min(np.searchsorted(t, t1, side="right"), t.size) - 1
         iv = s["iv"].to_numpy()
         iv_change = float(iv[w1] - iv[w0])
+        expiry_hedge = direction * self.expiry_hedge(t0, t1) + 0.0
         gap_move = direction * sum(g for at, g in self.gaps if t0 <= at <= t1) + 0.0  # no -0.0
         before = max(i0 - 1, 0)
         otc_support, melt = 1.0, 0.0
@@ -223,7 +251,7 @@ class _Evidence:
             "otc_offset": (1.0 - otc_support) / (1.0 - cfg.otc_support),
             "vol_regime_shift": abs(iv_change) / cfg.iv_change,
             "gap": gap_move / cfg.threshold if cfg.threshold > 0 else math.inf * (gap_move > 0),
-            "expiration_melt": melt / cfg.melt,
+            "expiration_melt": max(melt / cfg.melt, expiry_hedge / material),
         }
         passed = sorted((c for c in EVIDENCE_CAUSES if scores[c] >= 1.0), key=lambda c: -scores[c])
         fallback = "news" if self.random_walk else "none"
@@ -237,6 +265,7 @@ class _Evidence:
             "iv_change": iv_change,
             "gap_move": float(gap_move),
             "wall_melt": melt,
+            "expiry_hedge": expiry_hedge,
             "causes": ",".join(passed),
             "evidence_cause": cause,
             "primary_cause": cause,
@@ -373,7 +402,7 @@ def _evidence(row) -> str:
         "otc_offset": f"otc_support {row.otc_support:.3g}",
         "vol_regime_shift": f"iv_change {row.iv_change:+.3g}",
         "gap": f"gap_move {row.gap_move:+.2%}",
-        "expiration_melt": f"wall_melt {row.wall_melt:.2g}",
+        "expiration_melt": f"wall_melt {row.wall_melt:.2g}, expiry_hedge {row.expiry_hedge:+,.0f}",
     }
     causes = [c for c in row.causes.split(",") if c]
     return "; ".join(shown[c] for c in causes) if causes else "-"

@@ -94,7 +94,8 @@ def test_quiet_long_gamma_breaks_are_news_never_overwhelming_flow():
 
 def test_the_evidence_behind_each_cause_is_what_the_scenario_built():
     """The measured features, the cheap first look: flow many times the desk's capacity,
-    a visible wall the true book opposes, a +20 point IV jump and a -1% gap."""
+    a visible wall the true book opposes, a +20 point IV jump and a -1% gap, and the
+    hedge an expiry leaves to unwind."""
 
     def row(name: str, kind: str, days: float):
         result = run(name, None, {"clock.days": days})
@@ -110,6 +111,10 @@ def test_the_evidence_behind_each_cause_is_what_the_scenario_built():
     assert vol["iv_change"] == pytest.approx(0.20, abs=1e-9)  # the scheduled +20 points
     assert vol["gap_move"] == pytest.approx(0.01, abs=1e-12)  # -1% gap, toward the break
     assert vol["causes"].split(",")[:2] == ["vol_regime_shift", "gap"]
+    unwind = row("opex_melt", "call_wall_break", 1.1)
+    # the 4,000 expiring calls (delta ~1 at the bell) leave ~400,000 hedge shares to buy
+    assert 0.9 * 400_000 < unwind["expiry_hedge"] <= 400_000 + 1.0
+    assert unwind["evidence_cause"] == "expiration_melt" and unwind["wall_melt"] < 0.1
 
 
 @pytest.mark.parametrize("seed", SEEDS)
