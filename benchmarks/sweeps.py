@@ -9,9 +9,9 @@
 2. A 200-run sweep (``band_sweep`` at 0.25 day per run) in one process after a warm-up:
    1 worker vs 2 workers; parallel efficiency ``T1 / (2 * T2)``.
 
-Wall time, because parallel speedup is about wall time; the process CPU time of each
-configuration is reported beside it. The machine's load average is printed: on a
-shared 2-core machine, other processes take cores from the pool and lower both ratios.
+Wall time, because parallel speedup is about wall time. The machine's load average is
+printed: on a shared 2-core machine, other processes take cores from the pool and lower
+both ratios (at a load average of 10, no parallel speedup is measurable).
 """
 
 from __future__ import annotations
@@ -51,26 +51,16 @@ def _command(executor: str, out: Path) -> list[str]:
 def bench_command(repeat: int) -> dict:
     """``mmsim sweep band_sweep.yaml`` serial vs 2 workers, fresh processes."""
     times: dict[str, list[float]] = {"serial": [], "processes": []}
-    cpu: dict[str, list[float]] = {"serial": [], "processes": []}
     for _ in range(repeat):
         for executor in ("serial", "processes"):
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                before = os.times()
                 subprocess.run(_command(executor, Path(tmp) / "sw"), check=True)
-                after = os.times()
                 times[executor].append(time.perf_counter() - start)
-                cpu[executor].append(
-                    after.children_user
-                    + after.children_system
-                    - before.children_user
-                    - before.children_system
-                )
     return {
         "runs": 40,
         **{f"{k}_wall_min_s": min(v) for k, v in times.items()},
         **{f"{k}_wall_median_s": statistics.median(v) for k, v in times.items()},
-        **{f"{k}_cpu_min_s": min(v) for k, v in cpu.items()},
         "speedup": min(times["serial"]) / min(times["processes"]),
     }
 
@@ -111,10 +101,6 @@ def main() -> None:
     command = bench_command(1 if args.quick else 3)
     big = bench_200(40 if args.quick else 200, 0.05 if args.quick else 0.25, 1 if args.quick else 2)
     print(f"load average at start: {load:.1f} on {os.cpu_count()} cores")
-    print(
-        f"CPU (process + workers): serial {command['serial_cpu_min_s']:.2f} s, "
-        f"2 workers {command['processes_cpu_min_s']:.2f} s"
-    )
     print(
         f"{'band_sweep (40 runs), mmsim sweep, serial':<52}{command['serial_wall_min_s']:>8.2f} s"
     )

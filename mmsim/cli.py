@@ -112,7 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = Simulation(scenario, seed).run(progress=not args.quiet, keep_partial=True)
     except InstabilityError as err:
         return _fail(str(err), EXIT_DIVERGED)
-    from mmsim.sweep import CORE_METRICS
+    from mmsim.executors import CORE_METRICS
 
     bad = [m for m in CORE_METRICS if not math.isfinite(result.metrics.get(m, math.nan))]
     if bad:  # never report a NaN as a result

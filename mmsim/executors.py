@@ -154,13 +154,14 @@ def local_cluster(workers: int) -> Any:
     import dask
     from dask.distributed import LocalCluster
 
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    with dask.config.set({"distributed.worker.profile.enabled": False}), _sigint_ignored():
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=":0",  # no fixed port: clusters may coexist
+            silence_logs=logging.ERROR,  # workers' warnings on shutdown are noise here
         )
 
 
@@ -239,6 +240,21 @@ class _Pool:
                     if thing is not None:
                         with contextlib.suppress(Exception):
                             thing.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes are started, so they inherit the ignore: a
+    terminal's Ctrl-C (SIGINT to the whole process group) then reaches only this process,
+    which shuts the workers down, instead of every worker printing its own traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

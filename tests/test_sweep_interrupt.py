@@ -120,3 +120,26 @@ def test_a_killed_worker_costs_no_run_the_sweep_restarts_its_pool(tmp_path):
     assert len(table) == 30 and (table["status"] == "ok").all()  # the lost runs ran again
     after = finished_runs(out)
     assert all(after[rid] == row for rid, row in kept.items())
+
+
+def test_ctrl_c_on_a_dask_sweep_prints_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group; dask's workers used to print a traceback
+    each (76 lines with two workers). Now they ignore it and the sweep shuts them down."""
+    pytest.importorskip("dask.distributed")
+    out = tmp_path / "sw"
+    cmd = sweep_command(out)
+    cmd[cmd.index("processes")] = "dask"
+    cmd[cmd.index("--workers") + 1] = "1"
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while len(list((out / "runs").glob("*.json"))) < 1:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no run finished in 120 s"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [x for x in err.replace("\r", "\n").splitlines() if x.strip()]
+    lines = [x for x in lines if not x.startswith(("sweep:", "grid:"))]  # progress, axes
+    assert proc.returncode == 130 and lines == ["mmsim: error: interrupted"], err
