@@ -138,7 +138,7 @@ def test_overrides_never_overwrite_the_base_run(in_tmp, capsys):
 def test_figures_replace_a_symlink_instead_of_writing_through_it(saved, in_tmp):
     from matplotlib.figure import Figure
 
-    from mmsim.plots import _save
+    from mmsim.plotkit import save as _save
 
     victim = in_tmp / "victim.txt"
     victim.write_text("precious")
