@@ -56,9 +56,12 @@ def _measure(quick: bool) -> dict:
 def _rows(r: dict) -> list[tuple[str, str, str]]:
     """(measure, value, note) rows of a report."""
     sk = r["skeleton"]
+    bare, day = sk["bare_simpy"], sk["long_gamma"]
     rows = [
-        ("bare simpy, one long_gamma day of news+noise, CPU s", f"{sk['bare_simpy']['cpu']['min']:.3f}", f"{sk['bare_simpy']['events']:,.0f} timeouts"),
-        ("long_gamma day, CPU s (min / median)", f"{sk['long_gamma']['cpu']['min']:.3f}", f"median {sk['long_gamma']['cpu']['median']:.3f}"),
+        ("bare simpy, one long_gamma day of news+noise, CPU s", f"{bare['cpu']['min']:.3f}",
+         f"{bare['events']:,.0f} timeouts"),
+        ("long_gamma day, CPU s (min / median)", f"{day['cpu']['min']:.3f}",
+         f"median {day['cpu']['median']:.3f}"),
         ("skeleton ratio (target <= 0.5)", f"{sk['ratio']:.2f}", ""),
     ]  # fmt: skip
     one = {b["band"]: b["s_per_day"] for b in r["books"] if b["lines"] == 1}

@@ -419,7 +419,8 @@ class OptionBook:
             reduce_lines(S, t, self.year_seconds, lines, n, level, skew, floor, self.r, self.q,
                          False, one)  # fmt: skip
             return one[0, 0], one[1, 0]
-        d, g = table_eval(table.coef, (S - table.center) / table.half, (t - table.t0) / table.H)
+        x, u = (S - table.center) / table.half, (t - table.t0) / table.H
+        d, g = table_eval(table.coef, x, u, table.H / self.year_seconds)
         if table.near_n:
             reduce_lines(S, t, self.year_seconds, table.near, table.near_n, level, skew, floor,
                          self.r, self.q, False, one)  # fmt: skip

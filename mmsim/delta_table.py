@@ -3,18 +3,20 @@
 Between two changes of its book a dealer's option share delta is a smooth function of
 spot, time and implied vol. :class:`DeltaTable` fits it (and share gamma) with Chebyshev
 polynomials in spot on a grid around the spot of the build, at two times ``t0`` and
-``t0 + H``, and interpolates linearly in time; a check then costs one Clenshaw
+``t0 + H``, and interpolates in time with cubic Hermite polynomials (delta and its time
+derivative, charm, at both ends; gamma linearly); a check then costs one Clenshaw
 evaluation instead of one BSM evaluation per line.
 
 Precision, whole shares (what a dealer trades in):
 
-- The build is *validated*: the exact delta at ``t0 + H/2`` (where linear interpolation
-  in time errs most) on the ``N - 1`` spots half-way between the nodes (where the fit
+- The build is *validated*: the exact delta at ``t0 + H/2`` (where interpolation in time
+  errs most) on the ``N - 1`` spots half-way between the nodes (where the fit
   errs most) must be within ``TOL_DELTA`` shares of the table; otherwise a finer fit
   (more nodes, shorter ``H``) is tried, and the holder falls back to exact evaluation
   when none passes.
-- Lines expiring within ``NEAR_FACTOR * H`` of the build are not tabulated: they are
-  evaluated exactly at every check (their delta is a step near expiry).
+- Lines expiring within ``NEAR_FACTOR * H`` or a quarter of a trading day of the build
+  are not tabulated: they are evaluated exactly at every check (their delta turns into a
+  step near expiry).
 - Implied vol: a change of the surface level is allowed while ``|d level| x 2 max|vanna|``
   stays under ``TOL_VOL`` shares (the table ignores it; max over the nodes, doubled as a
   margin); any change of skew or floor rebuilds.
@@ -41,21 +43,21 @@ __all__ = ["DeltaTable", "build_table"]
 TOL_DELTA = 0.25  # shares: validated fit + time-interpolation error of the delta
 TOL_VOL = 0.5  # shares: most a level change may move delta before a rebuild
 HALF_WIDTH = 0.03  # half-width of the spot grid, fraction of the build's spot
-NEAR_FACTOR = 2.0  # lines expiring within NEAR_FACTOR * H are evaluated exactly
-ATTEMPTS = ((32, 3600.0), (32, 1200.0), (64, 1200.0), (64, 300.0), (128, 120.0))
+NEAR_FACTOR = 2.0  # lines expiring within NEAR_FACTOR * H are evaluated exactly,
+NEAR_MIN_YEARS = 1.0 / 1008.0  # and so are lines within a quarter of a trading day
+ATTEMPTS = ((32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0), (128, 120.0))
 """(nodes, H seconds) tried in order until the validation passes."""
 
 
 @njit(cache=True)
 def node_values(spots, t, year_seconds, lines, n, level, skew, floor, r, q, full, out):
-    """Delta, gamma and (when ``full``) vanna of the lines (all holder 0) at each spot:
-    ``out[0..2, j]``."""
+    """Delta, gamma and (when ``full``) charm (per year) and vanna of the lines (all
+    holder 0) at each spot: ``out[0..3, j]``."""
     tmp = np.zeros((5, 1))
     for j in range(spots.size):
         reduce_lines(spots[j], t, year_seconds, lines, n, level, skew, floor, r, q, full, tmp)
-        out[0, j] = tmp[0, 0]
-        out[1, j] = tmp[1, 0]
-        out[2, j] = tmp[3, 0]
+        for row in range(4):
+            out[row, j] = tmp[row, 0]
 
 
 @njit(cache=True)
@@ -70,11 +72,19 @@ def _clenshaw(coef, row, x):
 
 
 @njit(cache=True)
-def table_eval(coef, x, w):
-    """Delta and gamma from the coefficient rows (delta t0, gamma t0, delta t1, gamma t1)
-    at grid coordinate ``x`` in [-1, 1] and time weight ``w`` in [0, 1]."""
-    d = (1.0 - w) * _clenshaw(coef, 0, x) + w * _clenshaw(coef, 2, x)
-    g = (1.0 - w) * _clenshaw(coef, 1, x) + w * _clenshaw(coef, 3, x)
+def table_eval(coef, x, u, span):
+    """Delta and gamma from the coefficient rows (delta, gamma, charm at ``t0``; the same
+    at ``t0 + H``) at grid coordinate ``x`` in [-1, 1] and time fraction ``u`` in [0, 1];
+    ``span`` is ``H`` in years (charm is per year)."""
+    u2 = u * u
+    u3 = u2 * u
+    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
+    h10 = u3 - 2.0 * u2 + u
+    h01 = -2.0 * u3 + 3.0 * u2
+    h11 = u3 - u2
+    d = h00 * _clenshaw(coef, 0, x) + h01 * _clenshaw(coef, 3, x)
+    d += span * (h10 * _clenshaw(coef, 2, x) + h11 * _clenshaw(coef, 5, x))
+    g = (1.0 - u) * _clenshaw(coef, 1, x) + u * _clenshaw(coef, 4, x)
     return d, g
 
 
@@ -102,7 +112,7 @@ class DeltaTable:
     skew: float
     floor: float
     vanna_max: float  # shares per 1.00 of vol, doubled as a margin
-    coef: np.ndarray  # (4, N)
+    coef: np.ndarray  # (6, N): delta, gamma, charm at t0, then at t0 + H
     near: np.ndarray  # line table of the lines evaluated exactly
     near_n: int
     error: float  # shares, the validated delta error
@@ -138,27 +148,28 @@ def build_table(
     surf = (level, skew, floor, r, q)
     half = S * HALF_WIDTH
     for nodes, H in ATTEMPTS:
-        near_mask = expiry <= t + NEAR_FACTOR * H
+        near_mask = expiry <= t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
         near = np.ascontiguousarray(lines[:, :n][:, near_mask])
         m = far.shape[1]
         k = np.arange(nodes)
         x = np.cos(np.pi * (k + 0.5) / nodes)
-        v0, v1 = np.zeros((3, nodes)), np.zeros((3, nodes))
+        v0, v1 = np.zeros((4, nodes)), np.zeros((4, nodes))
         node_values(S + half * x, t, *args, far, m, *surf, True, v0)
-        node_values(S + half * x, t + H, *args, far, m, *surf, False, v1)
-        coef = _cheb_coefficients(np.vstack([v0[:2], v1[:2]]))
+        node_values(S + half * x, t + H, *args, far, m, *surf, True, v1)
+        coef = _cheb_coefficients(np.vstack([v0[:3], v1[:3]]))
         xm = np.cos(np.pi * np.arange(1, nodes) / nodes)  # half-way between the nodes
-        exact = np.zeros((3, nodes - 1))
+        exact = np.zeros((4, nodes - 1))
         node_values(S + half * xm, t + 0.5 * H, *args, far, m, *surf, False, exact)
         err_d = err_g = 0.0
+        span = H / year_seconds
         for j, xj in enumerate(xm):
-            d, g = table_eval(coef, xj, 0.5)
+            d, g = table_eval(coef, xj, 0.5, span)
             err_d = max(err_d, abs(d - exact[0, j]))
             err_g = max(err_g, abs(g - exact[1, j]))
         g_scale = max(np.abs(v0[1]).max(), np.abs(v1[1]).max())
-        if err_d <= TOL_DELTA and err_g <= 1e-3 * g_scale + 1e-9:
-            vanna = 2.0 * float(np.abs(v0[2]).max())
+        if err_d <= TOL_DELTA and err_g <= 1e-2 * g_scale + 1e-9:
+            vanna = 2.0 * float(max(np.abs(v0[3]).max(), np.abs(v1[3]).max()))
             return DeltaTable(
                 version, t, H, S, half, level, skew, floor, vanna, coef,
                 near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err_d,

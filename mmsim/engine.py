@@ -165,7 +165,12 @@ class Simulation:
             else None
         )
         self.book = OptionBook(
-            max(len(sc.dealers), 1), year_seconds=clock.year_seconds, r=mk.r, q=mk.q
+            max(len(sc.dealers), 1),
+            year_seconds=clock.year_seconds,
+            r=mk.r,
+            q=mk.q,
+            delta_table=sc.engine.delta_table,
+            table_min_lines=sc.engine.delta_table_min_lines,
         )
         self._kinds: dict[int, str] = {}
         self._started = False
