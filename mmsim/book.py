@@ -46,6 +46,7 @@ from mmsim.book_kernels import (
     ROW_VIS_W,
     gamma_sum,
     line_gamma,
+    nearest_flip,
     profile_gamma,
     reduce_lines,
 )
@@ -63,6 +64,8 @@ DELTA_TABLE_MIN_LINES = 256
 (below it exact evaluation is as cheap, and results stay bit-identical)."""
 
 _VIEWS = ("true", "visible")
+_FLIP_GRID = np.linspace(0.7, 1.3, 241)  # default flip grid, fraction of spot
+_FLIP_MID = 120  # _FLIP_GRID[120] == 1.0: the grid point at spot
 _COLUMNS = {  # public column -> private array
     "strike": "_strike",
     "expiry": "_expiry",
@@ -491,9 +494,17 @@ class OptionBook:
         """Gamma flip, $: the zero crossing of the GEX profile nearest to ``S``, linearly
         interpolated between grid points; ``None`` if the profile never changes sign.
 
-        ``spots`` (increasing) defaults to ``S * linspace(0.7, 1.3, 241)``.
+        ``spots`` (increasing) defaults to ``S * linspace(0.7, 1.3, 241)``; on that default
+        grid the profile is evaluated only from ``S`` outwards, as far as a nearer crossing
+        could still be (:func:`~mmsim.book_kernels.nearest_flip`): the same value, bit for
+        bit, at a fraction of the 241 evaluations when the flip is near spot.
         """
-        grid = S * np.linspace(0.7, 1.3, 241) if spots is None else np.asarray(spots, float)
+        if spots is None:
+            S = float(S)
+            grid = S * _FLIP_GRID
+            found, x = nearest_flip(grid, _FLIP_MID, S, *self._gargs(t, vol, view))
+            return float(x) if found else None
+        grid = np.asarray(spots, float)
         if grid.size > 1 and not np.all(np.diff(grid) > 0):
             raise ValueError("spots must be strictly increasing")
         return _nearest_crossing(grid, self.gex_profile(grid, t, vol, view), float(S))

@@ -14,6 +14,7 @@ on it) serves the GEX views. All are allocation-free.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from mmsim.greeks import bsm_scalar, delta_gamma_scalar
@@ -121,3 +122,61 @@ def line_gamma(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, out)
         sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
         g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
         out[i] = w * g * scale
+
+
+@njit(cache=True)
+def _profile_at(vals, grid, j, t, year_seconds, lines, n, row, level, skew, floor, r, q):
+    """``vals[j]``: the GEX profile at ``grid[j]`` ($ per 1%), computed once (NaN = not yet)."""
+    if vals[j] != vals[j]:
+        S = grid[j]
+        acc = gamma_sum(S, t, year_seconds, lines, n, row, level, skew, floor, r, q)
+        vals[j] = acc * S * S * GEX_PER_PCT
+    return vals[j]
+
+
+@njit(cache=True)
+def nearest_flip(grid, i0, S, t, year_seconds, lines, n, row, level, skew, floor, r, q):
+    """The zero crossing of the GEX profile over ``grid`` nearest to ``S`` (``grid[i0]``
+    is the grid point at ``S``), evaluating the profile only from ``S`` outwards until no
+    farther crossing can be nearer: the same crossings, interpolated by the same formula,
+    as the full profile (``mmsim.book._nearest_crossing``). Returns ``(found, x)``."""
+    m = grid.size
+    vals = np.full(m, np.nan)
+    a = (t, year_seconds, lines, n, row, level, skew, floor, r, q)
+    best = np.inf
+    best_x = 0.0
+    # walk right over consecutive non-zero values, from the last non-zero at or left of i0
+    start = i0
+    while start > 0 and _profile_at(vals, grid, start, *a) == 0.0:
+        start -= 1
+    prev = start
+    pv = _profile_at(vals, grid, prev, *a)
+    j = start + 1
+    while j < m and grid[prev] - S <= best:
+        v = _profile_at(vals, grid, j, *a)
+        if v != 0.0:
+            if pv != 0.0 and (v > 0.0) != (pv > 0.0):
+                x = grid[prev] - pv * (grid[j] - grid[prev]) / (v - pv)
+                dist = abs(x - S)
+                if dist < best or (dist == best and x < best_x):
+                    best, best_x = dist, x
+            prev, pv = j, v
+        j += 1
+    # walk left, from the first non-zero at or right of i0
+    start = i0
+    while start < m - 1 and _profile_at(vals, grid, start, *a) == 0.0:
+        start += 1
+    nxt = start
+    nv = _profile_at(vals, grid, nxt, *a)
+    j = start - 1
+    while j >= 0 and S - grid[nxt] <= best:
+        v = _profile_at(vals, grid, j, *a)
+        if v != 0.0:
+            if nv != 0.0 and (v > 0.0) != (nv > 0.0):
+                x = grid[j] - v * (grid[nxt] - grid[j]) / (nv - v)
+                dist = abs(x - S)
+                if dist < best or (dist == best and x < best_x):
+                    best, best_x = dist, x
+            nxt, nv = j, v
+        j -= 1
+    return best < np.inf, best_x

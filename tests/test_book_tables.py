@@ -118,3 +118,17 @@ def test_hot_tables_give_exact_per_holder_sums_through_expiries_and_changes():
     check(99.0, 30 * DAY)
     assert book._hot[0] is hot0
     check(99.0, 0.0)  # back in time: lines that had expired count again
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("view", ["true", "visible"])
+def test_flip_walked_out_from_spot_equals_the_full_241_point_profile(seed, view):
+    """The default flip evaluates the profile only from spot outwards; on random books
+    (often several crossings, some far from spot, some none) and spots it returns the
+    full profile's nearest crossing bit for bit (tolerance 0: same points, same formula)."""
+    cols = random_lines(60, seed)
+    book, vol = OptionBook(3), surface()
+    book.add_many(**cols)
+    for S in (80.0, 93.0, 100.0, 104.5, 118.0):
+        full = book.flip(S, T0, vol, view, spots=S * np.linspace(0.7, 1.3, 241))
+        assert book.flip(S, T0, vol, view) == full, (S, view)
