@@ -42,7 +42,11 @@ def _measure(quick: bool) -> dict:
         for band in (0.0, 100.0)
         for n, d in days.items()
     ]
-    report["checks"] = [cases.check_cost(n, 2_000 if quick else 20_000) for n in (10, 10_000)]
+    report["checks"] = [
+        cases.check_cost(n, 2_000 if quick else 20_000, mode)
+        for mode in ("off", "on")
+        for n in (10, 10_000)
+    ]
     report["days"] = cases.days_scaling(md, [0.5, 1, 2] if quick else [1, 5, 20], 1 if quick else 2)
     report["startup"] = cases.startup(1 if quick else 3)
     report["memory"] = (
@@ -74,7 +78,8 @@ def _rows(r: dict) -> list[tuple[str, str, str]]:
             )
         )
     for c in r.get("checks", []):
-        rows.append((f"one check, {c['lines']:,}-line book, us", f"{c['us_per_check']:.1f}", ""))
+        label = f"one check, {c['lines']:,}-line book, delta_table {c.get('mode', 'off')}, us"
+        rows.append((label, f"{c['us_per_check']:.1f}", ""))
     d = r["days"]
     for row in d["rows"]:
         rows.append(

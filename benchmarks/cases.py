@@ -150,15 +150,18 @@ def days_scaling(scenario_path: Path, days: list[float], repeat: int) -> dict:
     return {"rows": rows, "exponent": slope}
 
 
-def check_cost(n_lines: int, calls: int = 20_000) -> dict:
+def check_cost(n_lines: int, calls: int = 20_000, mode: str = "off") -> dict:
     """CPU per call, microseconds, of ``OptionBook.holder_delta_gamma`` (a dealer's
-    check) on the synthetic book, at a spot moving a cent per call and the clock a
-    second per call."""
+    check) on the synthetic book, spot wandering +-1 $ and the clock a second per call;
+    ``mode`` is the book's ``delta_table`` (older books without it: exact)."""
     from mmsim.book import OptionBook
     from mmsim.vol import VolSurface
 
     sc = book_scenario(n_lines, 0.0, 1.0)
-    book = OptionBook(1)
+    try:
+        book = OptionBook(1, delta_table=mode)
+    except TypeError:  # before delta tables
+        book = OptionBook(1)
     for p in sc["dealers"][0]["positions"]:
         book.add(p["strike"], p["expiry_days"] * 23_400.0, p["type"] == "call", p["qty"], 0)
     vol = VolSurface(0.2, -0.1, 0.01)
@@ -170,7 +173,7 @@ def check_cost(n_lines: int, calls: int = 20_000) -> dict:
             book.holder_delta_gamma(0, S, float(k), vol)
 
     cpu = cpu_of(loop, 3)
-    return {"lines": n_lines, "us_per_check": 1e6 * cpu["min"] / calls}
+    return {"lines": n_lines, "mode": mode, "us_per_check": 1e6 * cpu["min"] / calls}
 
 
 def startup(repeat: int) -> dict:

@@ -164,6 +164,7 @@ class OptionBook:
         self._hot: list[tuple[np.ndarray, int, int, float, float] | None] = [None] * h
         self._tables: list[DeltaTable | None] = [None] * h
         self._retry: list[tuple[int, float]] = [(-1, -math.inf)] * h  # failed builds
+        self._live: tuple[np.ndarray, int, int, float, float] | None = None  # all holders
         self.table_builds = 0  # delta tables built (diagnostics)
 
     # -- read-only state ------------------------------------------------------------------
@@ -364,7 +365,8 @@ class OptionBook:
         if out_delta.shape != (self.n_holders,) or out_gamma.shape != (self.n_holders,):
             raise ValueError(f"out arrays must have shape ({self.n_holders},)")  # numba: no bounds
         sc = self._scratch
-        reduce_lines(float(S), float(t), self.year_seconds, self._packed, self._n,
+        lines, n = self._live_lines(float(t))
+        reduce_lines(float(S), float(t), self.year_seconds, lines, n,
                      *self._surface(vol), False, sc)  # fmt: skip
         out_delta[:] = sc[0]
         out_gamma[:] = sc[1]
@@ -385,6 +387,26 @@ class OptionBook:
             hot = (lines, lines.shape[1], hv, float(t), nxt)
             self._hot[holder] = hot
         return hot[0], hot[1]
+
+    def tabulates(self, t: float) -> bool:
+        """Whether this book answers from tables at ``t``: ``delta_table`` is ``"on"``, or
+        ``"auto"`` with at least ``table_min_lines`` live lines in the whole book."""
+        mode = self.delta_table
+        return mode == "on" or (mode == "auto" and self._live_lines(t)[1] >= self.table_min_lines)
+
+    def _live_lines(self, t: float) -> tuple[np.ndarray, int]:
+        """All holders' live lines at ``t`` as a compact line table (holder row kept), in
+        booking order: what the sampler and the GEX views read; rebuilt on any change of
+        the book or when a line expires."""
+        live = self._live
+        if live is None or live[2] != self._version or not live[3] <= t < live[4]:
+            n = self._n
+            keep = (self._units[:n] != 0.0) & (self._expiry[:n] > t)
+            lines = np.ascontiguousarray(self._packed[:, :n][:, keep])
+            nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
+            live = (lines, lines.shape[1], self._version, float(t), nxt)
+            self._live = live
+        return live[0], live[1]
 
     def holder_delta_gamma(
         self, holder: int, S: float, t: float, vol: VolSurface
@@ -436,7 +458,8 @@ class OptionBook:
         value ($) into rows 0-4 of ``out`` (shape ``(5, n_holders)``), in one pass; returns
         ``(gex_true, gex_visible)`` at ``S``, $ per 1% move. Equal, bit for bit, to
         :meth:`flow_greeks`, :meth:`value` and :meth:`gex_at` in both views."""
-        return reduce_lines(float(S), float(t), self.year_seconds, self._packed, self._n,
+        lines, n = self._live_lines(float(t))
+        return reduce_lines(float(S), float(t), self.year_seconds, lines, n,
                             *self._surface(vol), True, out)  # fmt: skip
 
     def value(
@@ -469,7 +492,8 @@ class OptionBook:
 
     def _gargs(self, t: float, vol: VolSurface, view: str) -> tuple:
         """Arguments of the GEX kernels after the spot(s): clock to dividend yield."""
-        return (float(t), self.year_seconds, self._packed, self._n, self._row(view),
+        lines, n = self._live_lines(float(t))
+        return (float(t), self.year_seconds, lines, n, self._row(view),
                 *self._surface(vol))  # fmt: skip
 
     def gex_at(self, S: float, t: float, vol: VolSurface, view: str = "true") -> float:
@@ -511,13 +535,13 @@ class OptionBook:
 
     def _by_strike(self, S: float, t: float, vol: VolSurface, view: str):
         """Unique live strikes, call GEX, put GEX, has-call and has-put masks."""
-        row, n = self._row(view), self._n
-        w = self._packed[row]
+        args = self._gargs(t, vol, view)  # the live lines
+        lines, n, row = args[2], args[3], args[4]
         g = np.empty(n)
-        line_gamma(float(S), *self._gargs(t, vol, view), g)
-        live = (self._expiry[:n] > t) & (w[:n] != 0.0)
-        calls = self._is_call[:n][live]
-        strikes, inv = np.unique(self._strike[:n][live], return_inverse=True)
+        line_gamma(float(S), *args, g)
+        live = lines[row, :n] != 0.0
+        calls = lines[ROW_IS_CALL, :n][live] != 0.0
+        strikes, inv = np.unique(lines[ROW_STRIKE, :n][live], return_inverse=True)
         g, m = g[live], strikes.size
         call_gex = np.bincount(inv, weights=np.where(calls, g, 0.0), minlength=m)
         put_gex = np.bincount(inv, weights=np.where(calls, 0.0, g), minlength=m)

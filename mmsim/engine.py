@@ -30,6 +30,7 @@ from mmsim.book import OptionBook
 from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
+from mmsim.levels import LevelsHold
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
 from mmsim.metrics import episode_counts, summarize
 from mmsim.record import Log, SeriesRecorder
@@ -252,6 +253,7 @@ class Simulation:
         )
         self._levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
         self._levels = np.full(len(LEVEL_COLUMNS), np.nan)
+        self._levels_hold = LevelsHold()
         # per-holder delta, gamma, charm, vanna, value: this and the previous sample
         self._greeks = np.zeros((2, 5, self.book.n_holders))
         self._cur = 0
@@ -366,6 +368,14 @@ class Simulation:
         self._flow_state = (S, t, level)
         self._cur = 1 - self._cur
 
+    def _flips_due(self, S: float, t: float) -> bool:
+        """Whether to recompute the flips now: always for books the engine evaluates
+        exactly; for tabulated ones (``engine.delta_table``) only when the book, the
+        surface or spot moved enough, or they are 30 min old (:mod:`mmsim.levels`)."""
+        if not self.book.tabulates(t):
+            return True
+        return self._levels_hold.due(S, t, self.book.version, self.vol.params())
+
     def _update_levels(self, S: float, t: float) -> None:
         """Flip and walls in both views, and the gamma behind the visible walls
         (the episodes recorder's evidence); see ``LEVEL_COLUMNS``."""
@@ -386,9 +396,13 @@ class Simulation:
         cwv, pwv = book.walls(S, t, vol, "visible")
         c_true, c_vis, c_strike = at_wall(cwv)
         p_true, p_vis, p_strike = at_wall(pwv)
+        flips = (
+            (f(book.flip(S, t, vol, "true")), f(book.flip(S, t, vol, "visible")))
+            if self._flips_due(S, t)
+            else tuple(self._levels[:2])
+        )
         self._levels[:] = (
-            f(book.flip(S, t, vol, "true")),
-            f(book.flip(S, t, vol, "visible")),
+            *flips,
             f(cw),
             f(pw),
             f(cwv),
