@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 __all__ = ["DELTA_TABLE_MODES", "GEX_PER_PCT", "OptionBook", "VisibleConvention"]
 
 DELTA_TABLE_MODES = ("auto", "on", "off")
+TABLE_MAX_CHANGES = 64
+"""Lines a holder may book after its table was built (evaluated exactly beside it)
+before the table is rebuilt."""
 DELTA_TABLE_MIN_LINES = 256
 """In ``auto`` mode a holder's check uses a delta table from this many live lines on
 (below it exact evaluation is as cheap, and results stay bit-identical)."""
@@ -164,7 +167,9 @@ class OptionBook:
         self._hot: list[tuple[np.ndarray, int, int, float, float] | None] = [None] * h
         self._tables: list[DeltaTable | None] = [None] * h
         self._retry: list[tuple[int, float]] = [(-1, -math.inf)] * h  # failed builds
+        self._touched: list[list[int]] = [[] for _ in range(h)]  # lines changed since build
         self._live: tuple[np.ndarray, int, int, float, float] | None = None  # all holders
+        self.turnover = 0.0  # shares: cumulative |qty * multiplier| booked
         self.table_builds = 0  # delta tables built (diagnostics)
 
     # -- read-only state ------------------------------------------------------------------
@@ -251,11 +256,13 @@ class OptionBook:
         if i is None:
             i = self._append(key)
         self._qty[i] += qty
+        self.turnover += abs(qty * multiplier)
         if iv_offset is not None:
             self._iv_off[i] = float(iv_offset)
         self._set_units(i, bool(is_call), bool(visible))
         self._version += 1
         self._holder_version[h] += 1
+        self._touched[h].append(i)
 
     def _set_units(self, i: int, is_call: bool, visible: bool) -> None:
         self._units[i] = self._qty[i] * self._mult[i]
@@ -307,8 +314,10 @@ class OptionBook:
             if i is None:
                 i = self._append(key)
             touched.add(i)
+            self._touched[int(H[j])].append(i)
             self._qty[i] += Q[j]
             self._iv_off[i] = OFF[j]
+        self.turnover += float(np.abs(Q * M).sum())
         rows = np.fromiter(touched, np.int64, len(touched))
         self._units[rows] = self._qty[rows] * self._mult[rows]
         sign = np.where(self._is_call[rows], self.convention.call_sign, self.convention.put_sign)
@@ -394,6 +403,11 @@ class OptionBook:
         mode = self.delta_table
         return mode == "on" or (mode == "auto" and self._live_lines(t)[1] >= self.table_min_lines)
 
+    def gross_units(self, t: float) -> float:
+        """Sum of ``|qty * multiplier|`` over the lines live at ``t``, shares."""
+        lines, n = self._live_lines(float(t))
+        return float(np.abs(lines[ROW_UNITS, :n]).sum())
+
     def _live_lines(self, t: float) -> tuple[np.ndarray, int]:
         """All holders' live lines at ``t`` as a compact line table (holder row kept), in
         booking order: what the sampler and the GEX views read; rebuilt on any change of
@@ -428,16 +442,26 @@ class OptionBook:
         return self._tabulated(holder, lines, n, S, t, level, skew, floor)
 
     def _tabulated(self, holder, lines, n, S, t, level, skew, floor) -> tuple[float, float]:
+        """Delta and gamma of ``holder`` from its table, plus exact evaluation of the
+        lines expiring soon and of every change booked since the table was built (as
+        lines of the unit difference: delta is linear in units); rebuilt when those
+        changes exceed ``TABLE_MAX_CHANGES`` lines or the table is no longer valid."""
         table = self._tables[holder]
         hv = self._holder_version[holder]
-        if table is None or table.version != hv or not table.valid(S, t, level, skew, floor):
+        if table is not None and table.valid(S, t, level, skew, floor) and table.version != hv:
+            if not self._refresh_changes(holder, table, hv):
+                table = None
+        if table is None or not table.valid(S, t, level, skew, floor):
             table = None
             if self._retry[holder][0] != hv or t >= self._retry[holder][1]:
                 table = build_table(lines, n, hv, S, t, self.year_seconds, level, skew, floor,
                                     self.r, self.q)  # fmt: skip
                 self.table_builds += 1
+                self._touched[holder] = []
                 if table is None:
                     self._retry[holder] = (hv, retry_after(t))
+                else:
+                    table.snap = self._units[: self._n].copy()
             self._tables[holder] = table
         one = self._one
         if table is None:  # no table passes validation here: exact
@@ -446,12 +470,27 @@ class OptionBook:
             return one[0, 0], one[1, 0]
         x, u = (S - table.center) / table.half, (t - table.t0) / table.H
         d, g = table_eval(table.coef, x, u, table.H / self.year_seconds)
-        if table.near_n:
-            reduce_lines(S, t, self.year_seconds, table.near, table.near_n, level, skew, floor,
-                         self.r, self.q, False, one)  # fmt: skip
-            d += one[0, 0]
-            g += one[1, 0]
+        for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
+            if k:
+                reduce_lines(S, t, self.year_seconds, extra, k, level, skew, floor,
+                             self.r, self.q, False, one)  # fmt: skip
+                d += one[0, 0]
+                g += one[1, 0]
         return d, g
+
+    def _refresh_changes(self, holder: int, table: DeltaTable, hv: int) -> bool:
+        """Rebuild ``table``'s change lines from the lines ``holder`` booked since the
+        build; False when there are too many (the table must be rebuilt)."""
+        idx = np.unique(np.asarray(self._touched[holder], dtype=np.int64))
+        if idx.size > TABLE_MAX_CHANGES:
+            return False
+        changes = np.ascontiguousarray(self._packed[:, idx])
+        snap = table.snap
+        before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
+        changes[ROW_UNITS] = self._units[idx] - before
+        changes[ROW_HOLDER] = 0.0
+        table.changes, table.changes_n, table.version = changes, idx.size, hv
+        return True
 
     def sample_greeks(self, S: float, t: float, vol: VolSurface, out: np.ndarray) -> tuple:
         """Per-holder share delta, gamma, charm (per year), vanna (per 1.00 of vol) and

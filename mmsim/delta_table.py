@@ -20,8 +20,9 @@ Precision, whole shares (what a dealer trades in):
 - Implied vol: a change of the surface level is allowed while ``|d level| x 2 max|vanna|``
   stays under ``TOL_VOL`` shares (the table ignores it; max over the nodes, doubled as a
   margin); any change of skew or floor rebuilds.
-- The table is rebuilt when the holder's lines change, the clock leaves ``[t0, t0 + H]``
-  or spot leaves the grid.
+- Lines booked after the build are evaluated exactly beside the table (as unit
+  differences; delta is linear in units) until there are too many; the table is rebuilt
+  then, or when the clock leaves ``[t0, t0 + H]`` or spot leaves the grid.
 
 So a tabulated check is within ``TOL_DELTA + TOL_VOL`` (3/4 of a share) of the exact one
 at validated points. Results then differ bit-wise from exact evaluation; see
@@ -31,7 +32,7 @@ at validated points. Results then differ bit-wise from exact evaluation; see
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -116,6 +117,11 @@ class DeltaTable:
     near: np.ndarray  # line table of the lines evaluated exactly
     near_n: int
     error: float  # shares, the validated delta error
+    # set by the book: units of every line at the build, and the changes booked since
+    # (a line table of unit differences, evaluated exactly)
+    snap: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    changes: np.ndarray = field(default_factory=lambda: np.zeros((N_ROWS, 1)))
+    changes_n: int = 0
 
     def valid(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the table may answer at spot ``S``, clock ``t`` and this surface."""

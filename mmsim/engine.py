@@ -370,11 +370,11 @@ class Simulation:
 
     def _flips_due(self, S: float, t: float) -> bool:
         """Whether to recompute the flips now: always for books the engine evaluates
-        exactly; for tabulated ones (``engine.delta_table``) only when the book, the
-        surface or spot moved enough, or they are 30 min old (:mod:`mmsim.levels`)."""
+        exactly; for tabulated ones (``engine.delta_table``) only when the book (1% of
+        its gross), the surface or spot (0.25%) moved, or every 30 min (:mod:`mmsim.levels`)."""
         if not self.book.tabulates(t):
             return True
-        return self._levels_hold.due(S, t, self.book.version, self.vol.params())
+        return self._levels_hold.due(S, t, self.book, self.vol.params())
 
     def _update_levels(self, S: float, t: float) -> None:
         """Flip and walls in both views, and the gamma behind the visible walls

@@ -16,7 +16,8 @@ import pytest
 import mmsim
 from mmsim.engine import Simulation
 
-SCENARIO = Path(__file__).parents[1] / "scenarios" / "flip_crossing.yaml"
+SCENARIOS = Path(__file__).parents[1] / "scenarios"
+SCENARIO = SCENARIOS / "flip_crossing.yaml"
 
 
 class _Probe(Simulation):
@@ -38,13 +39,19 @@ class _Probe(Simulation):
             self._levels[:] = held
 
 
-@pytest.mark.parametrize("seed", [3, 8])
-def test_held_flips_are_within_two_bp_of_spot_of_the_full_computation(seed):
-    """Flips held at most 30 min with the same book and surface and spot within 0.25%:
-    |held - full| <= 2e-4 x spot at every sample (the grid moves with spot by at most
-    0.25% and gamma decays for at most 30 min), None where full is None; walls and the
-    GEX at them are recomputed every time (equal bit for bit)."""
-    sc = mmsim.load_scenario(SCENARIO, overrides={"engine.delta_table": "on"})
+@pytest.mark.parametrize(
+    ("name", "seed"),
+    [("flip_crossing", 3), ("flip_crossing", 8), ("multi_dealer_bands", 1)],
+)
+def test_held_flips_are_within_ten_bp_of_spot_of_the_full_computation(name, seed):
+    """Flips held at most 30 min with the same surface, the book within 1% of its gross
+    and spot within 0.25%: |held - full| <= 1e-3 x spot (0.4 of a step of the 0.25% flip
+    grid) at every sample (the grid moves
+    with spot by at most 0.25%, gamma decays for at most 30 min, and customer flow
+    (``multi_dealer_bands``) adds at most 1% of the book), None where full is None;
+    walls and the GEX at them are recomputed every time (equal bit for bit)."""
+    over = {"engine.delta_table": "on", "clock.days": 1}
+    sc = mmsim.load_scenario(SCENARIOS / f"{name}.yaml", overrides=over)
     sim = _Probe(sc, seed)
     sim.run()
     spot = np.array([p[0] for p in sim.pairs])
@@ -52,7 +59,7 @@ def test_held_flips_are_within_two_bp_of_spot_of_the_full_computation(seed):
     assert sim._levels_hold.held > 0, "nothing was held: the test would not test anything"
     np.testing.assert_array_equal(np.isnan(held[:, :2]), np.isnan(full[:, :2]))
     gap = np.nan_to_num(np.abs(held[:, :2] - full[:, :2])) / spot[:, None]
-    assert gap.max() <= 2e-4, f"held flip {gap.max():.2e} of spot from the full computation"
+    assert gap.max() <= 1e-3, f"held flip {gap.max():.2e} of spot from the full computation"
     np.testing.assert_array_equal(held[:, 2:], full[:, 2:])
 
 
