@@ -14,6 +14,8 @@ do not pay for numba, pandas or pydantic until something needs them.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from mmsim.errors import InstabilityError, ResultError, ScenarioError, SimulationError
@@ -67,3 +69,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``mmsim.sweep`` the function when the submodule of the same name is imported
+    (the import system then sets the package attribute to the module), as the eager
+    ``from mmsim.sweep import sweep`` used to."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "sweep" and isinstance(value, types.ModuleType):
+            value = value.sweep
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

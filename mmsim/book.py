@@ -46,7 +46,7 @@ from mmsim.book_kernels import (
     ROW_VIS_W,
     gamma_sum,
     line_gamma,
-    nearest_flip,
+    nearest_flips,
     profile_gamma,
     reduce_lines,
 )
@@ -563,14 +563,26 @@ class OptionBook:
         bit, at a fraction of the 241 evaluations when the flip is near spot.
         """
         if spots is None:
-            S = float(S)
-            grid = S * _FLIP_GRID
-            found, x = nearest_flip(grid, _FLIP_MID, S, *self._gargs(t, vol, view))
-            return float(x) if found else None
+            return self.flips(S, t, vol)[_VIEWS.index(self._check_view(view))]
         grid = np.asarray(spots, float)
         if grid.size > 1 and not np.all(np.diff(grid) > 0):
             raise ValueError("spots must be strictly increasing")
         return _nearest_crossing(grid, self.gex_profile(grid, t, vol, view), float(S))
+
+    def flips(self, S: float, t: float, vol: VolSurface) -> tuple[float | None, float | None]:
+        """``(true flip, visible flip)`` on the default grid, $ (see :meth:`flip`), from one
+        walk-out that prices each line once per grid point for both views."""
+        S = float(S)
+        lines, n = self._live_lines(float(t))
+        ft, xt, fv, xv = nearest_flips(
+            S * _FLIP_GRID, _FLIP_MID, S, float(t), self.year_seconds, lines, n,
+            *self._surface(vol),
+        )  # fmt: skip
+        return (float(xt) if ft else None), (float(xv) if fv else None)
+
+    def _check_view(self, view: str) -> str:
+        self._row(view)  # raises on an unknown view
+        return view
 
     def _by_strike(self, S: float, t: float, vol: VolSurface, view: str):
         """Unique live strikes, call GEX, put GEX, has-call and has-put masks."""

@@ -125,58 +125,93 @@ def line_gamma(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, out)
 
 
 @njit(cache=True)
-def _profile_at(vals, grid, j, t, year_seconds, lines, n, row, level, skew, floor, r, q):
-    """``vals[j]``: the GEX profile at ``grid[j]`` ($ per 1%), computed once (NaN = not yet)."""
-    if vals[j] != vals[j]:
+def _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q):
+    """``vals[:, j]``: the true and visible GEX profiles at ``grid[j]`` ($ per 1%), computed
+    once (NaN = not yet); one gamma per line serves both views, each view summing exactly
+    what :func:`gamma_sum` sums, in the same order."""
+    if vals[0, j] != vals[0, j]:
         S = grid[j]
-        acc = gamma_sum(S, t, year_seconds, lines, n, row, level, skew, floor, r, q)
-        vals[j] = acc * S * S * GEX_PER_PCT
-    return vals[j]
+        acc_true = 0.0
+        acc_vis = 0.0
+        for i in range(n):
+            w_true = lines[ROW_UNITS, i]
+            w_vis = lines[ROW_VIS_W, i]
+            if lines[ROW_EXPIRY, i] <= t or (w_true == 0.0 and w_vis == 0.0):
+                continue
+            K = lines[ROW_STRIKE, i]
+            T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+            sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
+            g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+            if w_true != 0.0:
+                acc_true += w_true * g
+            if w_vis != 0.0:
+                acc_vis += w_vis * g
+        vals[0, j] = acc_true * S * S * GEX_PER_PCT
+        vals[1, j] = acc_vis * S * S * GEX_PER_PCT
+    return vals[0, j], vals[1, j]
 
 
 @njit(cache=True)
-def nearest_flip(grid, i0, S, t, year_seconds, lines, n, row, level, skew, floor, r, q):
-    """The zero crossing of the GEX profile over ``grid`` nearest to ``S`` (``grid[i0]``
-    is the grid point at ``S``), evaluating the profile only from ``S`` outwards until no
-    farther crossing can be nearer: the same crossings, interpolated by the same formula,
-    as the full profile (``mmsim.book._nearest_crossing``). Returns ``(found, x)``."""
+def _value(vals, grid, j, v, t, year_seconds, lines, n, level, skew, floor, r, q):
+    """View ``v`` (0 true, 1 visible) of the profile at ``grid[j]``."""
+    pair = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)
+    return pair[v]
+
+
+@njit(cache=True)
+def _walk(vals, v, grid, i0, S, t, year_seconds, lines, n, level, skew, floor, r, q):
+    """Nearest crossing of view ``v`` to ``S``, walking out from ``grid[i0]``."""
     m = grid.size
-    vals = np.full(m, np.nan)
-    a = (t, year_seconds, lines, n, row, level, skew, floor, r, q)
+    a = (t, year_seconds, lines, n, level, skew, floor, r, q)
     best = np.inf
     best_x = 0.0
     # walk right over consecutive non-zero values, from the last non-zero at or left of i0
     start = i0
-    while start > 0 and _profile_at(vals, grid, start, *a) == 0.0:
+    while start > 0 and _value(vals, grid, start, v, *a) == 0.0:
         start -= 1
     prev = start
-    pv = _profile_at(vals, grid, prev, *a)
+    pv = _value(vals, grid, prev, v, *a)
     j = start + 1
     while j < m and grid[prev] - S <= best:
-        v = _profile_at(vals, grid, j, *a)
-        if v != 0.0:
-            if pv != 0.0 and (v > 0.0) != (pv > 0.0):
-                x = grid[prev] - pv * (grid[j] - grid[prev]) / (v - pv)
+        x_v = _value(vals, grid, j, v, *a)
+        if x_v != 0.0:
+            if pv != 0.0 and (x_v > 0.0) != (pv > 0.0):
+                x = grid[prev] - pv * (grid[j] - grid[prev]) / (x_v - pv)
                 dist = abs(x - S)
                 if dist < best or (dist == best and x < best_x):
                     best, best_x = dist, x
-            prev, pv = j, v
+            prev, pv = j, x_v
         j += 1
     # walk left, from the first non-zero at or right of i0
     start = i0
-    while start < m - 1 and _profile_at(vals, grid, start, *a) == 0.0:
+    while start < m - 1 and _value(vals, grid, start, v, *a) == 0.0:
         start += 1
     nxt = start
-    nv = _profile_at(vals, grid, nxt, *a)
+    nv = _value(vals, grid, nxt, v, *a)
     j = start - 1
     while j >= 0 and S - grid[nxt] <= best:
-        v = _profile_at(vals, grid, j, *a)
-        if v != 0.0:
-            if nv != 0.0 and (v > 0.0) != (nv > 0.0):
-                x = grid[j] - v * (grid[nxt] - grid[j]) / (nv - v)
+        x_v = _value(vals, grid, j, v, *a)
+        if x_v != 0.0:
+            if nv != 0.0 and (x_v > 0.0) != (nv > 0.0):
+                x = grid[j] - x_v * (grid[nxt] - grid[j]) / (nv - x_v)
                 dist = abs(x - S)
                 if dist < best or (dist == best and x < best_x):
                     best, best_x = dist, x
-            nxt, nv = j, v
+            nxt, nv = j, x_v
         j -= 1
     return best < np.inf, best_x
+
+
+@njit(cache=True)
+def nearest_flips(grid, i0, S, t, year_seconds, lines, n, level, skew, floor, r, q):
+    """The zero crossings of the true and the visible GEX profiles over ``grid`` nearest
+    to ``S`` (``grid[i0]`` is the grid point at ``S``), evaluating the profiles only from
+    ``S`` outwards until no farther crossing can be nearer, both views from one gamma per
+    line: the same crossings, interpolated by the same formula, as the full profiles
+    (``mmsim.book._nearest_crossing``). Returns ``(found_true, x_true, found_visible,
+    x_visible)``."""
+    vals = np.full((2, grid.size), np.nan)
+    a = (t, year_seconds, lines, n, level, skew, floor, r, q)
+    found_t, x_t = _walk(vals, 0, grid, i0, S, *a)
+    found_v, x_v = _walk(vals, 1, grid, i0, S, *a)
+    return found_t, x_t, found_v, x_v

@@ -397,7 +397,7 @@ class Simulation:
         c_true, c_vis, c_strike = at_wall(cwv)
         p_true, p_vis, p_strike = at_wall(pwv)
         flips = (
-            (f(book.flip(S, t, vol, "true")), f(book.flip(S, t, vol, "visible")))
+            tuple(f(x) for x in book.flips(S, t, vol))
             if self._flips_due(S, t)
             else tuple(self._levels[:2])
         )
