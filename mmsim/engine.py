@@ -32,6 +32,7 @@ from mmsim.chains import add_lines, scenario_lines
 from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
+from mmsim.levels import LevelsHold
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
 from mmsim.metrics import BOOKING_KINDS, episode_counts, open_interest, pin_metrics, summarize
 from mmsim.record import Log, SeriesRecorder
@@ -179,7 +180,12 @@ class Simulation:
             else None
         )
         self.book = OptionBook(
-            max(len(sc.dealers), 1), year_seconds=clock.year_seconds, r=mk.r, q=mk.q
+            max(len(sc.dealers), 1),
+            year_seconds=clock.year_seconds,
+            r=mk.r,
+            q=mk.q,
+            delta_table=sc.engine.delta_table,
+            table_min_lines=sc.engine.delta_table_min_lines,
         )
         self._kinds: dict[int, str] = {}
         self._started = False
@@ -269,6 +275,7 @@ class Simulation:
         )
         self._levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
         self._levels = np.full(len(LEVEL_COLUMNS), np.nan)
+        self._levels_hold = LevelsHold()
         # per-holder delta, gamma, charm, vanna, value: this and the previous sample
         self._greeks = np.zeros((2, 5, self.book.n_holders))
         self._cur = 0
@@ -435,6 +442,14 @@ class Simulation:
         self._flow_state = (S, t, level)
         self._cur = 1 - self._cur
 
+    def _flips_due(self, S: float, t: float) -> bool:
+        """Whether to recompute the flips now: always for books the engine evaluates
+        exactly; for tabulated ones (``engine.delta_table``) only when the book (1% of
+        its gross), the surface or spot (0.25%) moved, or every 30 min (:mod:`mmsim.levels`)."""
+        if not self.book.tabulates(t):
+            return True
+        return self._levels_hold.due(S, t, self.book, self.vol.params())
+
     def _update_levels(self, S: float, t: float) -> None:
         """Flip and walls in both views, and the gamma behind the visible walls
         (the episodes recorder's evidence); see ``LEVEL_COLUMNS``."""
@@ -455,9 +470,13 @@ class Simulation:
         cwv, pwv = book.walls(S, t, vol, "visible")
         c_true, c_vis, c_strike = at_wall(cwv)
         p_true, p_vis, p_strike = at_wall(pwv)
+        flips = (
+            tuple(f(x) for x in book.flips(S, t, vol))
+            if self._flips_due(S, t)
+            else tuple(self._levels[:2])
+        )
         self._levels[:] = (
-            f(book.flip(S, t, vol, "true")),
-            f(book.flip(S, t, vol, "visible")),
+            *flips,
             f(cw),
             f(pw),
             f(cwv),

@@ -427,6 +427,20 @@ class SweepBlock(_Strict):
     seed: Annotated[int, Field(ge=0)] = 0
 
 
+class EngineConfig(_Strict):
+    """How the engine evaluates the book (speed/precision trade-offs; physics unchanged)."""
+
+    delta_table: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="A dealer's check reads its option delta from a table in spot (within "
+        "3/4 of a share of exact): auto = for books of delta_table_min_lines live lines or "
+        "more; off = always exact (bit-identical to exact evaluation).",
+    )
+    delta_table_min_lines: Annotated[int, Field(ge=1)] = Field(
+        256, description="Live lines from which auto tabulates a dealer's delta."
+    )
+
+
 class Scenario(_Strict):
     """A complete, validated scenario."""
 
@@ -444,6 +458,7 @@ class Scenario(_Strict):
     pensions: list[PensionOrder] = Field(default_factory=list)
     events: list[ScheduledEvent] = Field(default_factory=list)
     record: Record = Field(default_factory=Record)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     sweep: SweepBlock | None = Field(None, description="Default sweep for `mmsim sweep`.")
 
     @model_validator(mode="after")

@@ -1,0 +1,218 @@
+"""The measured cases of issue 11, each a function returning a plain dict.
+
+Scenarios run with their shipped settings (``record.every`` 10 s, ``levels_every``
+300 s or the file's own); only the run itself is timed (``Simulation.run()``: the event
+loop, the recorders and the result tables), never building the scenario.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.timing import child_cpu, cpu_of
+
+__all__ = [
+    "bare_simpy_day",
+    "book_day",
+    "book_scenario",
+    "check_cost",
+    "days_scaling",
+    "peak_memory",
+    "scenario_day",
+    "startup",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+
+
+def _mmsim_env() -> dict:
+    """Environment for child processes: the same ``mmsim`` this process imported."""
+    import mmsim
+
+    pkg_root = str(Path(mmsim.__file__).resolve().parents[1])
+    return {"PYTHONPATH": os.pathsep.join([pkg_root, str(ROOT)])}
+
+
+def bare_simpy_day(scenario_path: Path, repeat: int) -> dict:
+    """CPU of plain ``simpy.Environment`` scheduling one day of the scenario's exogenous
+    events and nothing else: a news tick every ``news.dt`` s and Poisson noise arrivals
+    (exponential gaps drawn up front), each a timeout doing no work."""
+    import simpy
+
+    from mmsim.scenario import load_scenario
+
+    sc = load_scenario(scenario_path)
+    day = sc.clock.session_seconds
+    rng = np.random.default_rng(0)
+    rate = sc.noise.rate if sc.noise is not None else 0.0
+    gaps = rng.exponential(1.0 / rate, size=int(3 * rate * day) + 100).tolist() if rate else []
+    dt = sc.news.dt if sc.news is not None else None
+
+    def once() -> int:
+        env = simpy.Environment()
+
+        def news(env):
+            while True:
+                yield env.timeout(dt)
+
+        def noise(env):
+            for gap in gaps:
+                yield env.timeout(gap)
+
+        if dt is not None:
+            env.process(news(env))
+        if gaps:
+            env.process(noise(env))
+        env.run(until=day)
+        return 0
+
+    events = (day / dt if dt else 0.0) + rate * day
+    return {"cpu": cpu_of(once, repeat), "events": events}
+
+
+def _run_cpu(scenario, repeat: int, seed: int = 1) -> dict:
+    from mmsim.engine import Simulation
+
+    Simulation(scenario, seed).run()  # warm-up: numba caches, imports
+    return cpu_of(lambda sim: sim.run(), repeat, setup=lambda: Simulation(scenario, seed))
+
+
+def scenario_day(scenario_path: Path, repeat: int, days: float | None = None) -> dict:
+    """CPU per simulated day of a shipped scenario (``days`` overrides its length)."""
+    from mmsim.scenario import load_scenario
+
+    over = {"clock.days": days} if days is not None else None
+    sc = load_scenario(scenario_path, overrides=over)
+    cpu = _run_cpu(sc, repeat)
+    return {"days": sc.clock.days, "cpu": cpu, "s_per_day": cpu["min"] / sc.clock.days}
+
+
+def book_scenario(n_lines: int, band: float, days: float, seed: int = 3) -> dict:
+    """``long_gamma``'s market with one dealer holding a synthetic book of ``n_lines``
+    lines: strikes uniform in $80-120 (to the cent), expiries uniform in 5-252 days, calls
+    and puts, two thirds long. The book always holds 2,000 contracts gross, so ``lam * G``
+    stays that of ``long_gamma`` or below whatever the line count (1 line = long_gamma)."""
+    rng = np.random.default_rng(seed)
+    if n_lines == 1:
+        positions = [{"type": "call", "strike": 100.0, "expiry_days": 252.0, "qty": 2000.0}]
+    else:
+        size = 2000.0 / n_lines
+        positions = [
+            {
+                "type": "call" if rng.random() < 0.5 else "put",
+                "strike": round(float(rng.uniform(80, 120)), 2),
+                "expiry_days": float(rng.uniform(5, 252)),
+                "qty": size * (1.0 if i % 3 else -1.0),
+            }
+            for i in range(n_lines)
+        ]
+    return {
+        "name": f"book{n_lines}",
+        "seed": 7,
+        "clock": {"days": days},
+        "market": {"S0": 100.0, "impact": {"lam": 1.0e-4}, "half_spread": 0.005},
+        "vol": {"atm": 0.20, "skew": -0.1},
+        "news": {"vol": 0.16, "dt": 1.0},
+        "noise": {"rate": 0.05, "mean_size": 100},
+        "dealers": [{"name": "desk", "band": band, "trigger": "price", "positions": positions}],
+    }
+
+
+def book_day(n_lines: int, band: float, days: float, repeat: int) -> dict:
+    """CPU per simulated day with a synthetic book of ``n_lines`` lines."""
+    from mmsim.scenario import load_scenario
+
+    sc = load_scenario(book_scenario(n_lines, band, days))
+    cpu = _run_cpu(sc, repeat)
+    return {
+        "lines": n_lines,
+        "band": band,
+        "days": days,
+        "cpu": cpu,
+        "s_per_day": cpu["min"] / days,
+    }
+
+
+def days_scaling(scenario_path: Path, days: list[float], repeat: int) -> dict:
+    """CPU of the scenario at each length, and the least-squares slope of log CPU on log
+    days (1 = linear in days)."""
+    rows = [scenario_day(scenario_path, repeat, d) for d in days]
+    x = np.log([r["days"] for r in rows])
+    y = np.log([r["cpu"]["min"] for r in rows])
+    slope = float(np.polyfit(x, y, 1)[0])
+    return {"rows": rows, "exponent": slope}
+
+
+def check_cost(n_lines: int, calls: int = 20_000, mode: str = "off") -> dict:
+    """CPU per call, microseconds, of ``OptionBook.holder_delta_gamma`` (a dealer's
+    check) on the synthetic book, spot wandering +-1 $ and the clock a second per call;
+    ``mode`` is the book's ``delta_table`` (older books without it: exact)."""
+    from mmsim.book import OptionBook
+    from mmsim.vol import VolSurface
+
+    sc = book_scenario(n_lines, 0.0, 1.0)
+    try:
+        book = OptionBook(1, delta_table=mode)
+    except TypeError:  # before delta tables
+        book = OptionBook(1)
+    for p in sc["dealers"][0]["positions"]:
+        book.add(p["strike"], p["expiry_days"] * 23_400.0, p["type"] == "call", p["qty"], 0)
+    vol = VolSurface(0.2, -0.1, 0.01)
+    spots = 100.0 + 0.01 * np.sin(np.arange(calls) / 50.0) * 100
+    book.holder_delta_gamma(0, 100.0, 0.0, vol)
+
+    def loop() -> None:
+        for k, S in enumerate(spots.tolist()):
+            book.holder_delta_gamma(0, S, float(k), vol)
+
+    cpu = cpu_of(loop, 3)
+    return {"lines": n_lines, "mode": mode, "us_per_check": 1e6 * cpu["min"] / calls}
+
+
+def startup(repeat: int) -> dict:
+    """Total CPU (children included) of ``mmsim --help``, ``mmsim validate`` and ``mmsim
+    run scenarios/long_gamma.yaml`` with default flags (summary, progress bar, plots), each
+    in a fresh interpreter; ``python -c pass`` as the floor."""
+    env = _mmsim_env()
+    cli = [sys.executable, "-c", "import sys; from mmsim.cli import main; sys.exit(main())"]
+    lg = str(SCENARIOS / "long_gamma.yaml")
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = {
+            "python": [sys.executable, "-c", "pass"],
+            "help": [*cli, "--help"],
+            "validate": [*cli, "validate", lg],
+            "run": [*cli, "run", lg, "-o", str(Path(tmp) / "run")],
+        }
+        for name, argv in cases.items():
+            samples = []
+            for k in range(repeat):
+                if name == "run":
+                    argv[-1] = str(Path(tmp) / f"run{k}")
+                samples.append(child_cpu(argv, env=env, cwd=tmp)["cpu"])
+            out[name] = {"min": min(samples), "median": float(np.median(samples))}
+    return out
+
+
+def peak_memory(days: float, plots: bool) -> dict:
+    """Peak resident memory (MB) and CPU of ``mmsim run long_gamma`` for ``days`` days,
+    with or without the default plots, in a fresh process."""
+    env = _mmsim_env()
+    cli = [sys.executable, "-c", "import sys; from mmsim.cli import main; sys.exit(main())"]
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [*cli, "run", str(SCENARIOS / "long_gamma.yaml"), "-q", "-o", f"{tmp}/r"]
+        argv += ["--set", f"clock.days={days:g}"] + ([] if plots else ["--no-plot"])
+        rec = child_cpu(argv, env=env, cwd=tmp)
+    return {"days": days, "plots": plots, "maxrss_mb": rec["maxrss_mb"], "cpu": rec["cpu"]}
+
+
+def loglog_exponent(xs, ys) -> float:
+    """Slope of log y on log x."""
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0]) if len(xs) > 1 else math.nan

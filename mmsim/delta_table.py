@@ -1,0 +1,188 @@
+"""Tabulated option delta: a dealer's check in O(1) whatever the size of its book.
+
+Between two changes of its book a dealer's option share delta is a smooth function of
+spot, time and implied vol. :class:`DeltaTable` fits it (and share gamma) with Chebyshev
+polynomials in spot on a grid around the spot of the build, at two times ``t0`` and
+``t0 + H``, and interpolates in time with cubic Hermite polynomials (delta and its time
+derivative, charm, at both ends; gamma linearly); a check then costs one Clenshaw
+evaluation instead of one BSM evaluation per line.
+
+Precision, whole shares (what a dealer trades in):
+
+- The build is *validated*: the exact delta at ``t0 + H/2`` (where interpolation in time
+  errs most) on the ``N - 1`` spots half-way between the nodes (where the fit
+  errs most) must be within ``TOL_DELTA`` shares of the table; otherwise a finer fit
+  (more nodes, shorter ``H``) is tried, and the holder falls back to exact evaluation
+  when none passes.
+- Lines expiring within ``NEAR_FACTOR * H`` or a quarter of a trading day of the build
+  are not tabulated: they are evaluated exactly at every check (their delta turns into a
+  step near expiry).
+- Implied vol: a change of the surface level is allowed while ``|d level| x 2 max|vanna|``
+  stays under ``TOL_VOL`` shares (the table ignores it; max over the nodes, doubled as a
+  margin); any change of skew or floor rebuilds.
+- Lines booked after the build are evaluated exactly beside the table (as unit
+  differences; delta is linear in units) until there are too many; the table is rebuilt
+  then, or when the clock leaves ``[t0, t0 + H]`` or spot leaves the grid.
+
+So a tabulated check is within ``TOL_DELTA + TOL_VOL`` (3/4 of a share) of the exact one
+at validated points. Results then differ bit-wise from exact evaluation; see
+``tests/test_delta_table.py`` for the statistics that agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from mmsim.book_kernels import N_ROWS, ROW_EXPIRY, reduce_lines
+
+__all__ = ["DeltaTable", "build_table"]
+
+TOL_DELTA = 0.25  # shares: validated fit + time-interpolation error of the delta
+TOL_VOL = 0.5  # shares: most a level change may move delta before a rebuild
+HALF_WIDTH = 0.03  # half-width of the spot grid, fraction of the build's spot
+NEAR_FACTOR = 2.0  # lines expiring within NEAR_FACTOR * H are evaluated exactly,
+NEAR_MIN_YEARS = 1.0 / 1008.0  # and so are lines within a quarter of a trading day
+ATTEMPTS = ((32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0), (128, 120.0))
+"""(nodes, H seconds) tried in order until the validation passes."""
+
+
+@njit(cache=True)
+def node_values(spots, t, year_seconds, lines, n, level, skew, floor, r, q, full, out):
+    """Delta, gamma and (when ``full``) charm (per year) and vanna of the lines (all
+    holder 0) at each spot: ``out[0..3, j]``."""
+    tmp = np.zeros((5, 1))
+    for j in range(spots.size):
+        reduce_lines(spots[j], t, year_seconds, lines, n, level, skew, floor, r, q, full, tmp)
+        for row in range(4):
+            out[row, j] = tmp[row, 0]
+
+
+@njit(cache=True)
+def _clenshaw(coef, row, x):
+    b1 = 0.0
+    b2 = 0.0
+    for j in range(coef.shape[1] - 1, 0, -1):
+        b0 = 2.0 * x * b1 - b2 + coef[row, j]
+        b2 = b1
+        b1 = b0
+    return x * b1 - b2 + coef[row, 0]
+
+
+@njit(cache=True)
+def table_eval(coef, x, u, span):
+    """Delta and gamma from the coefficient rows (delta, gamma, charm at ``t0``; the same
+    at ``t0 + H``) at grid coordinate ``x`` in [-1, 1] and time fraction ``u`` in [0, 1];
+    ``span`` is ``H`` in years (charm is per year)."""
+    u2 = u * u
+    u3 = u2 * u
+    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
+    h10 = u3 - 2.0 * u2 + u
+    h01 = -2.0 * u3 + 3.0 * u2
+    h11 = u3 - u2
+    d = h00 * _clenshaw(coef, 0, x) + h01 * _clenshaw(coef, 3, x)
+    d += span * (h10 * _clenshaw(coef, 2, x) + h11 * _clenshaw(coef, 5, x))
+    g = (1.0 - u) * _clenshaw(coef, 1, x) + u * _clenshaw(coef, 4, x)
+    return d, g
+
+
+def _cheb_coefficients(values: np.ndarray) -> np.ndarray:
+    """Chebyshev coefficients (first one halved, for Clenshaw) of values at the
+    first-kind nodes ``cos(pi (k + 1/2) / N)``, one series per row."""
+    n = values.shape[-1]
+    k = np.arange(n) + 0.5
+    basis = np.cos(np.pi * np.outer(np.arange(n), k) / n)  # (j, k)
+    coef = 2.0 / n * values @ basis.T
+    coef[..., 0] *= 0.5
+    return coef
+
+
+@dataclass
+class DeltaTable:
+    """One holder's tabulated delta; see the module docstring."""
+
+    version: int
+    t0: float
+    H: float
+    center: float
+    half: float
+    level: float
+    skew: float
+    floor: float
+    vanna_max: float  # shares per 1.00 of vol, doubled as a margin
+    coef: np.ndarray  # (6, N): delta, gamma, charm at t0, then at t0 + H
+    near: np.ndarray  # line table of the lines evaluated exactly
+    near_n: int
+    error: float  # shares, the validated delta error
+    # set by the book: units of every line at the build, and the changes booked since
+    # (a line table of unit differences, evaluated exactly)
+    snap: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    changes: np.ndarray = field(default_factory=lambda: np.zeros((N_ROWS, 1)))
+    changes_n: int = 0
+
+    def valid(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
+        """Whether the table may answer at spot ``S``, clock ``t`` and this surface."""
+        return (
+            self.t0 <= t <= self.t0 + self.H
+            and abs(S - self.center) <= self.half
+            and skew == self.skew
+            and floor == self.floor
+            and abs(level - self.level) * self.vanna_max <= TOL_VOL
+        )
+
+
+def build_table(
+    lines: np.ndarray,
+    n: int,
+    version: int,
+    S: float,
+    t: float,
+    year_seconds: float,
+    level: float,
+    skew: float,
+    floor: float,
+    r: float,
+    q: float,
+) -> DeltaTable | None:
+    """Fit and validate a table for the ``n`` lines of ``lines`` (one holder, holder row 0)
+    around spot ``S`` ($) at clock ``t`` (s); ``None`` when no attempt passes."""
+    expiry = lines[ROW_EXPIRY, :n]
+    args = (year_seconds,)
+    surf = (level, skew, floor, r, q)
+    half = S * HALF_WIDTH
+    for nodes, H in ATTEMPTS:
+        near_mask = expiry <= t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
+        far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
+        near = np.ascontiguousarray(lines[:, :n][:, near_mask])
+        m = far.shape[1]
+        k = np.arange(nodes)
+        x = np.cos(np.pi * (k + 0.5) / nodes)
+        v0, v1 = np.zeros((4, nodes)), np.zeros((4, nodes))
+        node_values(S + half * x, t, *args, far, m, *surf, True, v0)
+        node_values(S + half * x, t + H, *args, far, m, *surf, True, v1)
+        coef = _cheb_coefficients(np.vstack([v0[:3], v1[:3]]))
+        xm = np.cos(np.pi * np.arange(1, nodes) / nodes)  # half-way between the nodes
+        exact = np.zeros((4, nodes - 1))
+        node_values(S + half * xm, t + 0.5 * H, *args, far, m, *surf, False, exact)
+        err_d = err_g = 0.0
+        span = H / year_seconds
+        for j, xj in enumerate(xm):
+            d, g = table_eval(coef, xj, 0.5, span)
+            err_d = max(err_d, abs(d - exact[0, j]))
+            err_g = max(err_g, abs(g - exact[1, j]))
+        g_scale = max(np.abs(v0[1]).max(), np.abs(v1[1]).max())
+        if err_d <= TOL_DELTA and err_g <= 1e-2 * g_scale + 1e-9:
+            vanna = 2.0 * float(max(np.abs(v0[3]).max(), np.abs(v1[3]).max()))
+            return DeltaTable(
+                version, t, H, S, half, level, skew, floor, vanna, coef,
+                near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err_d,
+            )  # fmt: skip
+    return None
+
+
+def retry_after(t: float) -> float:
+    """When a holder whose table failed validation at ``t`` tries again (s)."""
+    return t + 60.0 if math.isfinite(t) else t

@@ -1,0 +1,58 @@
+"""When the series recorder may hold its gamma flips instead of recomputing them.
+
+A flip (``flip_true``, ``flip_visible``) costs a GEX profile over the whole book, up to
+241 re-pricings of every line; for a big book that is most of a run's CPU (walls and
+the GEX at them are one pass over the lines, and are always recomputed). Between two
+computations a flip moves only through
+the book (new lines, expiries), the surface, spot and the passage of time, so a holder
+of :class:`LevelsHold` recomputes them only when one of these moved enough:
+
+- the book changed by more than ``book_move`` of its gross units (contracts booked since,
+  times multiplier, against the live book's ``sum |qty * multiplier|``; default 1%), or
+  the surface did (level, skew, floor);
+- spot moved more than ``move`` (fraction; default one step of the flip grid, 0.25%);
+- ``max_age`` seconds passed since the last computation (time decay of gamma).
+
+Otherwise the last values are kept: each recorded flip is then the full computation at
+a time at most ``max_age`` s earlier, with the same surface, a book within ``book_move``
+and spot within ``move`` (``tests/test_levels.py`` measures how far that is from recomputing).
+"""
+
+from __future__ import annotations
+
+__all__ = ["LevelsHold"]
+
+
+class LevelsHold:
+    """Decides whether levels are due; see the module docstring. Units: spot in $,
+    times in clock seconds, ``move`` a fraction of spot."""
+
+    def __init__(
+        self, max_age: float = 1_800.0, move: float = 0.0025, book_move: float = 0.01
+    ) -> None:
+        self.max_age = float(max_age)
+        self.move = float(move)
+        self.book_move = float(book_move)
+        self._last: tuple[float, tuple, float, float] | None = None
+        self._gross = 0.0
+        self.computed = 0  # computations (diagnostics)
+        self.held = 0  # samples that kept the last values
+
+    def due(self, S: float, t: float, book, surface: tuple) -> bool:
+        """True when the flips must be recomputed at spot ``S``, clock ``t`` for ``book``
+        (an :class:`~mmsim.book.OptionBook`) and ``surface`` (its parameters); then the
+        caller recomputes and this state records the book, surface, spot and time."""
+        last = self._last
+        if (
+            last is None
+            or book.turnover - last[0] > self.book_move * self._gross
+            or last[1] != surface
+            or abs(S - last[2]) > self.move * last[2]
+            or t - last[3] >= self.max_age
+        ):
+            self._last = (book.turnover, surface, S, t)
+            self._gross = book.gross_units(t)
+            self.computed += 1
+            return True
+        self.held += 1
+        return False
