@@ -14,6 +14,7 @@ do not pay for numba, pandas or pydantic until something needs them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
-        raise AttributeError(f"module 'mmsim' has no attribute {name!r}")
+        if importlib.util.find_spec(f"mmsim.{name}") is None:  # e.g. mmsim.engine
+            raise AttributeError(f"module 'mmsim' has no attribute {name!r}")
+        return importlib.import_module(f"mmsim.{name}")
     module, attr = _LAZY[name]
     value = importlib.import_module(module)
     if attr is not None:
