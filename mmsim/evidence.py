@@ -5,7 +5,10 @@
 - "below the flip ~1.5-2x above": that ratio over several seeds;
 - pinning: the share of seeds whose close lands within $0.10 of the strike with the
   dealers long the straddle, with no dealers and with them short (and the distribution
-  of the distance from the strike, which ``pinning.yaml``'s header shows).
+  of the distance from the strike, which ``pinning.yaml``'s header shows);
+- ``vol_regime_shift.yaml``: on how many seeds the put wall breaks, how many first
+  breaks the counterfactual replay puts on the vol shift, and whether the control (no
+  shift) breaks.
 
 ``tests/test_readme_numbers.py`` checks that the README states these within the ranges
 it gives. Runs are serial and deterministic (fixed seeds).
@@ -21,10 +24,11 @@ import numpy as np
 from mmsim.engine import run
 from mmsim.errors import InstabilityError
 
-__all__ = ["flip_ratios", "hero", "pin_distances", "pinned_share"]
+__all__ = ["flip_ratios", "hero", "pin_distances", "pinned_share", "vol_regime_breaks"]
 
 FLIP = "scenarios/flip_crossing.yaml"
 PINNING = "scenarios/pinning.yaml"
+VOL_REGIME = "scenarios/vol_regime_shift.yaml"
 PIN_WIDTH = 0.10  # $: "pinned" = the close within this of the strike
 SHORT = {"dealers.0.positions.0.qty": -5000, "dealers.0.positions.1.qty": -5000}
 
@@ -62,10 +66,38 @@ def pinned_share(distances: np.ndarray, width: float = PIN_WIDTH) -> float:
     return float(np.mean(np.abs(np.nan_to_num(distances, nan=np.inf)) < width))
 
 
+def vol_regime_breaks(seeds: Sequence[int], path: str = VOL_REGIME) -> list[dict]:
+    """Per seed: ``broke`` (a put wall break in the run), ``cause`` (the counterfactual
+    primary cause of the first one, "" if none), ``control_broke`` (a break with the vol
+    shift removed, ``events=[]``) and ``control_low`` ($, the control's lowest price)."""
+    from mmsim.explain import explain  # the replay machinery; only this check needs it
+
+    out = []
+    for seed in seeds:
+        result = run(path, seed=seed)
+        hits = np.flatnonzero((result.episodes["kind"] == "put_wall_break").to_numpy())
+        cause = ""
+        if hits.size:
+            i = int(hits[0])
+            why = explain(result, executor="serial", only=[i])
+            cause = str(why.episodes.iloc[i]["primary_cause"])
+        control = run(path, seed=seed, overrides={"events": []})
+        out.append(
+            {
+                "broke": bool(hits.size),
+                "cause": cause,
+                "control_broke": bool((control.episodes["kind"] == "put_wall_break").any()),
+                "control_low": float(control.series["price"].min()),
+            }
+        )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmsim.evidence", description=__doc__)
     parser.add_argument("--flip-seeds", type=int, default=8, help="seeds for the ratio")
     parser.add_argument("--pin-seeds", type=int, default=24, help="seeds per pinning arm")
+    parser.add_argument("--vol-seeds", type=int, default=20, help="seeds for vol_regime_shift")
     args = parser.parse_args(argv)
     above, below = hero()
     print(f"hero: flip_crossing at its seed: vol above the flip {above:.1%}, below {below:.1%}")
@@ -84,6 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"strike {pinned_share(d):.0%}; |close - strike| quartiles ${q[0]:.2f} / "
             f"${q[1]:.2f} / ${q[2]:.2f}; diverged {int(np.isnan(d).sum())}"
         )
+    rows = vol_regime_breaks(range(args.vol_seeds))
+    broke = sum(r["broke"] for r in rows)
+    by_shift = sum(r["cause"] == "vol_regime_shift" for r in rows)
+    lows = [r["control_low"] for r in rows]
+    print(
+        f"vol_regime_shift, seeds 0-{args.vol_seeds - 1}: put wall breaks on {broke} of "
+        f"{len(rows)}; first break caused by the vol shift (replay) on {by_shift} of {broke}; "
+        f"control (no shift) breaks on {sum(r['control_broke'] for r in rows)}, "
+        f"lows ${min(lows):.2f}-${max(lows):.2f}"
+    )
     return 0
 
 

@@ -69,3 +69,22 @@ def test_pinning_shares_in_readme_and_header_are_the_measured_ones():
 def test_pinning_seed_in_the_header_closes_where_it_says():
     d = evidence.pin_distances([6], None, str(ROOT / evidence.PINNING))[0]
     assert f"closes at {100 + d:.2f}, ${abs(d):.2f} from the strike" in PINNING
+
+
+def test_vol_regime_shift_counts_in_readme_and_header_are_the_measured_ones():
+    """README's table row and vol_regime_shift.yaml's header quote the seeds 0-19 counts of
+    docs/evidence.txt: put wall breaks, first breaks the replay puts on the vol shift, and
+    control (no shift) breaks; the header quotes the control's range of lows too."""
+    found = re.search(
+        r"vol_regime_shift, seeds 0-19: put wall breaks on (\d+) of 20; first break caused by "
+        r"the vol shift \(replay\) on (\d+) of (\d+); control \(no shift\) breaks on (\d+), "
+        r"lows \$([\d.]+)-\$([\d.]+)",
+        EVIDENCE,
+    )
+    assert found, "python -m mmsim.evidence's vol_regime_shift line is in docs/evidence.txt"
+    broke, by_shift, of, control, lo, hi = found.groups()
+    assert by_shift == broke == of and control == "0", found.group(0)
+    header = (ROOT / "scenarios" / "vol_regime_shift.yaml").read_text()
+    assert f"breaks on {broke} of 20 seeds, the control on none" in README
+    assert f"the wall breaks on {broke} of 20, every first break is" in header
+    assert f"(lows ${lo}-${hi})" in header

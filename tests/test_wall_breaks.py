@@ -26,6 +26,7 @@ FAILURE_MODES = {
     "pension_overwhelm": ("call_wall_break", "overwhelming_flow", "pension:0", 0.47),
     "otc_offset": ("call_wall_break", "otc_offset", "otc", 0.35),
     "vol_shock": ("put_wall_break", "gap", "event:1", 0.35),
+    "vol_regime_shift": ("put_wall_break", "vol_regime_shift", "event:0", 0.26),
     "opex_melt": ("call_wall_break", "expiration_melt", "expiry:23400", 1.1),
 }
 
@@ -76,6 +77,45 @@ def test_vol_shock_is_the_gap_and_the_vol_shift_dampens_it(seed):
     assert explain(gap_only, executor="serial", only=[i]).episodes.iloc[i]["primary_cause"] == "gap"
     lows = [r.series["price"].min() for r in (gap_only, shipped)]
     assert lows[0] <= lows[1], f"lows gap only / shipped {lows}: the shift should dampen the fall"
+
+
+# a book and market none of the other tests use: every line 7-day, a thinner market
+OTHER_BOOK = {
+    **{f"dealers.0.positions.{i}.expiry_days": 7 for i in range(7)},
+    "market.impact.lam": 4.5e-6,
+}
+VOL_REGIME_CASES = [(seed, None) for seed in SEEDS] + [(20, OTHER_BOOK), (24, OTHER_BOOK)]
+
+
+@pytest.mark.parametrize(
+    ("seed", "book"),
+    VOL_REGIME_CASES,
+    ids=[f"{'other_book' if b else 'shipped'}-{s}" for s, b in VOL_REGIME_CASES],
+)
+def test_vol_regime_shift_turns_the_wall_short_gamma_and_without_it_no_break(seed, book):
+    """The mechanism, and the control: at the 10:30 shift (+30 vol points, skew -0.2 ->
+    -0.5) the desk's share gamma at spot turns from long to short (higher vol spreads the
+    short 90-95 ladder's gamma toward spot, thins the long 98 puts'), the short puts' delta
+    grows so the desk sells at once (vanna), and the 98 put wall breaks. Without the shift
+    (the header's control, ``events=[]``) the same seed's wall holds all day. Shipped
+    scenario on three seeds, and a non-shipped book (7-day lines, lam 4.5e-6) on two, whose
+    first break the replay must also put on the shift."""
+    book = book or {}
+    result = run("vol_regime_shift", seed, {**book, "clock.days": 0.26})
+    s = result.series.set_index("t")
+    before, after = s.loc[3590.0], s.loc[3610.0]  # 10 s either side of the shift
+    assert before["dealer_gamma"] > 0.0 > after["dealer_gamma"], (before, after)
+    lam_g = result.scenario.market.impact.lam * after["dealer_gamma"]  # $/share x shares/$
+    assert -0.8 < lam_g < -0.15, f"lam*G just after the shift {lam_g:.3f}: short, not diverging"
+    assert after["desk.flow_vanna"] < -1.0e5  # the desk sold > 100k shares for the vol move
+    assert before["put_wall"] == after["put_wall"] == 98.0  # the wall did not move; it broke
+    i = first(result, "put_wall_break")
+    if book:  # the shipped seeds' replay is test_failure_mode_is_caused_by_what_...
+        why = explain(result, executor="serial", only=[i])
+        assert why.episodes.iloc[i]["primary_cause"] == "vol_regime_shift", why.table
+    control = run("vol_regime_shift", seed, {**book, "events": []})  # the whole session
+    assert not (control.episodes["kind"] == "put_wall_break").any(), control.episodes
+    assert control.series["price"].min() > 98.0 * (1 - 0.005)  # never beyond the threshold
 
 
 def test_quiet_long_gamma_breaks_are_news_never_overwhelming_flow():
