@@ -45,6 +45,7 @@ from mmsim.book_kernels import (
     ROW_UNITS,
     ROW_VIS_W,
     gamma_sum,
+    holder_sum,
     line_gamma,
     nearest_flips,
     profile_gamma,
@@ -431,14 +432,16 @@ class OptionBook:
         Reads only ``holder``'s hot table. Exact (the same sums as :meth:`net_delta_gamma`,
         bit for bit) unless the book's ``delta_table`` mode tabulates this holder; then
         within 3/4 of a share of exact (:mod:`mmsim.delta_table`)."""
-        lines, n = self._hot_lines(holder, t)
+        hot = self._hot[holder]  # inlined _hot_lines: this is the hottest call of a run
+        if hot is None or hot[2] != self._holder_version[holder] or not hot[3] <= t < hot[4]:
+            self._hot_lines(holder, t)
+            hot = self._hot[holder]
+        lines, n = hot[0], hot[1]
         level, skew, floor = vol.level, vol.skew, vol.floor
         mode = self.delta_table
         if mode == "off" or n == 0 or (mode == "auto" and n < self.table_min_lines):
-            one = self._one
-            reduce_lines(S, t, self.year_seconds, lines, n, level, skew, floor, self.r, self.q,
-                         False, one)  # fmt: skip
-            return one[0, 0], one[1, 0]
+            return holder_sum(S, t, self.year_seconds, lines, n, level, skew, floor, self.r,
+                              self.q, self._one)  # fmt: skip
         return self._tabulated(holder, lines, n, S, t, level, skew, floor)
 
     def _tabulated(self, holder, lines, n, S, t, level, skew, floor) -> tuple[float, float]:

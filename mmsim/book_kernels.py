@@ -24,6 +24,7 @@ __all__ = [
     "GEX_PER_PCT",
     "N_ROWS",
     "gamma_sum",
+    "holder_sum",
     "line_gamma",
     "profile_gamma",
     "reduce_lines",
@@ -81,6 +82,14 @@ def reduce_lines(S, t, year_seconds, lines, n, level, skew, floor, r, q, full, o
             out[0, h] += units * d
             out[1, h] += units * gam
     return acc_true * S * S * GEX_PER_PCT, acc_vis * S * S * GEX_PER_PCT
+
+
+@njit(cache=True)
+def holder_sum(S, t, year_seconds, lines, n, level, skew, floor, r, q, out):
+    """Share delta and gamma of a one-holder line table (holder row 0): :func:`reduce_lines`
+    without the extra greeks, returned as floats (``out`` is ``(5, 1)`` scratch)."""
+    reduce_lines(S, t, year_seconds, lines, n, level, skew, floor, r, q, False, out)
+    return out[0, 0], out[1, 0]
 
 
 @njit(cache=True)
