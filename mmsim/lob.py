@@ -144,6 +144,7 @@ def take(vol, ist, buy, qty, limit_j, own):
     filled = 0.0
     notional = 0.0
     has_own = own.shape[0] > 0
+    last = 0
     if buy:
         j = ist[IST_ASK]
         while j < n and j <= limit_j and qty - filled > EPS:
@@ -151,6 +152,7 @@ def take(vol, ist, buy, qty, limit_j, own):
             x = min(v, qty - filled)
             filled += x
             notional += x * (base + j)
+            last = j
             left = v - x
             if has_own:
                 _own_executed(own, 1.0, float(base + j), x, left <= EPS)
@@ -164,6 +166,8 @@ def take(vol, ist, buy, qty, limit_j, own):
         ist[IST_ASK] = j
         if j < n:
             ist[IST_LAST_ASK] = base + j
+        elif filled > 0.0:
+            ist[IST_LAST_ASK] = base + last  # emptied: the last price traded
     else:
         j = ist[IST_BID]
         while j >= 0 and j >= limit_j and qty - filled > EPS:
@@ -171,6 +175,7 @@ def take(vol, ist, buy, qty, limit_j, own):
             x = min(v, qty - filled)
             filled += x
             notional += x * (base + j)
+            last = j
             left = v - x
             if has_own:
                 _own_executed(own, 0.0, float(base + j), x, left <= EPS)
@@ -184,6 +189,8 @@ def take(vol, ist, buy, qty, limit_j, own):
         ist[IST_BID] = j
         if j >= 0:
             ist[IST_LAST_BID] = base + j
+        elif filled > 0.0:
+            ist[IST_LAST_BID] = base + last  # emptied: the last price traded
     return filled, notional
 
 

@@ -124,11 +124,11 @@ BOOK_PRESETS: dict[str, dict[str, Any]] = {
         "offset_mean": -0.04,
         "offset_sd": 0.04,
         "size_min": 0.0,
-        "size_max": 600.0,
+        "size_max": 150.0,
         "xi": 0.0,
         "cancel_rate": 0.015,
         "init_levels": 20,
-        "init_volume": 2000.0,
+        "init_volume": 500.0,
         "init_spread_ticks": 1,
     },
 }
