@@ -272,7 +272,10 @@ def decay(vol, ist, table, extra, own):
     removed = 0.0
     new_lo, new_hi = n, -1
     for side in range(2):
-        for j in range(lo, hi + 1):
+        # bids rest at or below the best bid, asks at or above the best ask
+        j0 = lo if side == 0 else max(lo, ist[IST_ASK])
+        j1 = min(hi, ist[IST_BID]) if side == 0 else hi
+        for j in range(j0, j1 + 1):
             v = vol[side, j]
             if v > 0.0:
                 d = abs(2 * j - mid2)
