@@ -114,8 +114,9 @@ BOOK_PRESETS: dict[str, dict[str, Any]] = {
         "init_spread_ticks": 4,
     },
     # continuous-time zero intelligence (Smith, Farmer, Gillemot & Krishnamurthy 2003
-    # style): Poisson limit, market and cancel rates, tuned to a 1-2 tick spread and
-    # a few thousand shares per level near the mid at S0 = 100 (SPY-like quotes)
+    # style): Poisson limit, market and cancel rates (a resting share lives 0.5 s, 20
+    # orders), giving a 2-3 tick spread and about 1,000 shares at the best quotes at
+    # S0 = 100 (SPY-like quotes); mid returns over 100 orders are uncorrelated
     "zi_spx": {
         "tick": 0.01,
         "rate": 40.0,
@@ -124,12 +125,12 @@ BOOK_PRESETS: dict[str, dict[str, Any]] = {
         "offset_mean": -0.04,
         "offset_sd": 0.04,
         "size_min": 0.0,
-        "size_max": 150.0,
+        "size_max": 2500.0,
         "xi": 0.0,
-        "cancel_rate": 0.015,
-        "init_levels": 20,
-        "init_volume": 500.0,
-        "init_spread_ticks": 1,
+        "cancel_rate": 2.0,
+        "init_levels": 10,
+        "init_volume": 1000.0,
+        "init_spread_ticks": 2,
     },
 }
 """Book presets (``market.book.preset``); fields given beside a preset override it."""

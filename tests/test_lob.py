@@ -283,3 +283,79 @@ def test_walls_break_by_thinning_and_hold_in_the_deeper_control():
     assert len(bids) >= 1 and (bids["dealer_flow"] > 0).any(), "the desk sold into the bids"
     low = [min(r.series["price"]) for r in thin], [min(r.series["price"]) for r in deep]
     assert np.mean(low[0]) < np.mean(low[1]), low
+
+
+def zi_flow(seed: int, **over) -> tuple[BookMarket, LiquidityFlow]:
+    """The zi_spx preset with time counted in expected orders (rate 1 per unit)."""
+    from mmsim.schema import BOOK_PRESETS
+
+    p = {**BOOK_PRESETS["zi_spx"], **over}
+    m = BookMarket(
+        simpy.Environment(),
+        100.0,
+        Ledger(),
+        tick=p["tick"],
+        cancel_rate=p["cancel_rate"] / p["rate"],
+        init_levels=p["init_levels"],
+        init_volume=p["init_volume"],
+        init_spread_ticks=p["init_spread_ticks"],
+        on_dry_out="continue",
+    )
+    f = LiquidityFlow(
+        m,
+        np.random.default_rng(seed),
+        rate=1.0,
+        p_market=p["p_market"],
+        p_informed=0.0,
+        offset_mean=p["offset_mean"],
+        offset_sd=p["offset_sd"],
+        size_min=p["size_min"],
+        size_max=p["size_max"],
+        cancel_rate=p["cancel_rate"] / p["rate"],
+    )
+    f.advance(2000.0)  # burn-in: the opening book is forgotten
+    return m, f
+
+
+@pytest.mark.parametrize(
+    "seed, over",
+    [(1, {}), (2, {"p_market": 0.15, "offset_sd": 0.05})],  # the preset and a variant
+    ids=["zi_spx", "variant"],
+)
+def test_stylized_facts_without_dealers(seed, over):
+    """100,000 samples, one expected order apart: (i) mid returns over 100 orders have
+    lag-1 autocorrelation within 3 / sqrt(1000) of 0; (ii) returns over 1 and 10 orders
+    have excess kurtosis > 1 (heavier tails than Gaussian); (iii) spread and bid depth
+    within 5 ticks are stationary: their means over the two halves differ by less than
+    4 standard errors and 25%; (iv) market-order impact (VWAP - mid), averaged over
+    the (about 200) snapshots with both sides quoted, is concave in size: impact per
+    share falls as the size doubles from 500 to 8,000 shares."""
+    from scipy.stats import kurtosis
+
+    from mmsim.metrics import autocorrelation
+
+    m, f = zi_flow(seed, **over)
+    n = 100_000
+    mids, spread, depth = np.empty(n), [], []
+    sizes = np.array([500.0, 1000.0, 2000.0, 4000.0, 8000.0])
+    impact = np.zeros(sizes.size)
+    for k in range(n):
+        f.advance(2001.0 + k)
+        mids[k] = m.mid_ticks
+        if k % 500 == 0 and math.isfinite(m.spread):  # both sides quoted
+            spread.append(m.spread)
+            depth.append(m.depth("bid", 5))
+            for i, q in enumerate(sizes):
+                vol, ist = m.vol.copy(), m.ist.copy()
+                filled, notional = take(vol, ist, True, q, m.n, NO_OWN)
+                impact[i] += notional / filled - m.mid_ticks
+    r100 = np.diff(mids[::100])
+    assert abs(autocorrelation(r100, 1)) < 3 / np.sqrt(r100.size), autocorrelation(r100, 1)
+    for step in (1, 10):
+        assert kurtosis(np.diff(mids[::step])) > 1.0, step
+    for x in (np.array(spread), np.array(depth)):
+        a, b = np.array_split(x, 2)  # samples 500 orders apart: independent (memory ~20)
+        se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+        assert abs(a.mean() - b.mean()) < 4 * se and abs(a.mean() / b.mean() - 1) < 0.25
+    per_share = impact / sizes
+    assert np.all(np.diff(per_share) < 0), per_share
