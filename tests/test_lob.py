@@ -359,3 +359,16 @@ def test_stylized_facts_without_dealers(seed, over):
         assert abs(a.mean() - b.mean()) < 4 * se and abs(a.mean() / b.mean() - 1) < 0.25
     per_share = impact / sizes
     assert np.all(np.diff(per_share) < 0), per_share
+
+
+def test_price_triggered_dealer_on_a_dry_side_waits_instead_of_looping():
+    """A price-triggered desk selling into an empty bid side (on_dry_out: continue) gets
+    nothing filled: its check reports what executed (0), so it waits for the next book
+    change instead of re-sending the order at the same instant until the runaway guard
+    stops the run. One session of scenarios/liquidity_dry_out.yaml runs to the end."""
+    r = mmsim.run(
+        "scenarios/liquidity_dry_out.yaml",
+        seed=0,
+        overrides={"dealers.0.trigger": "price", "dealers.0.band": 5},
+    )
+    assert r.metrics["n_dry_outs"] >= 1 and r.series["t"].iloc[-1] == 36000.0

@@ -133,7 +133,7 @@ class DealerAgent:
         self.hedge_volume += abs(qty)
         self.hedge_cost += fill.cost
         self.n_rehedges += 1
-        return qty
+        return fill.qty  # what executed (less on a dry book side or for a resting limit)
 
     def _overshoot_response(self, delta: float) -> float:
         """How many shares of net delta one share of hedge removed, measured on the
