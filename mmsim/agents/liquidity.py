@@ -33,14 +33,8 @@ import numpy as np
 import simpy
 from numba import njit
 
-from mmsim.lob import (
-    BookMarket,
-    add_limit,
-    decay,
-    needs_recenter,
-    recenter,
-    take,
-)
+from mmsim.lob import BookMarket
+from mmsim.lob_kernels import add_limit, decay, needs_recenter, recenter, take
 
 __all__ = ["LiquidityFlow", "flow_block"]
 
@@ -216,7 +210,7 @@ class LiquidityFlow:
             nxt = env.peek()  # the next discrete event: samples, news, dealers, the end
             mid_before = market.mid
             if not math.isfinite(nxt):
-                nxt = math.inf
+                return  # nothing else will ever happen: the run is over
             code = self.advance(nxt)
             if code == DONE_TIME and self.t_last <= env.now:
                 # nothing before the next event: sleep until it, then look again
