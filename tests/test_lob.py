@@ -328,9 +328,10 @@ def test_stylized_facts_without_dealers(seed, over):
     lag-1 autocorrelation within 3 / sqrt(1000) of 0; (ii) returns over 1 and 10 orders
     have excess kurtosis > 1 (heavier tails than Gaussian); (iii) spread and bid depth
     within 5 ticks are stationary: their means over the two halves differ by less than
-    4 standard errors (a trend, e.g. a book that keeps thickening, would exceed it); (iv) market-order impact (VWAP - mid), averaged over
-    the (about 200) snapshots with both sides quoted, is concave in size: impact per
-    share falls as the size doubles from 500 to 8,000 shares."""
+    4 standard errors (a trend, e.g. a book that keeps thickening, would exceed it);
+    (iv) market-order impact (VWAP - mid), averaged over the (about 200) snapshots with
+    both sides quoted, is concave in size: impact per share falls as the size doubles
+    from 500 to 8,000 shares."""
     from scipy.stats import kurtosis
 
     from mmsim.metrics import autocorrelation
