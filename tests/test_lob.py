@@ -261,7 +261,7 @@ def test_failure_is_an_outcome_with_evidence_not_a_crash():
 
 def test_buis_failure_rate_is_higher_short_gamma_than_long():
     """xi = 0.15, 8 paths per cell: short 80 straddles fail far more often than long 80
-    (published 100% vs 5%; 100% vs 0% in the committed 50-path table). With 8 paths a
+    (published 100% vs 5%; 100% vs 0% in the committed 100-path table). With 8 paths a
     cell's standard error is at most 18 pp; the assertion asks for a 50 pp gap, 2
     standard errors of the difference at worst (the committed rates give a 100 pp gap)."""
     rates = {
