@@ -25,14 +25,18 @@ from tqdm import tqdm
 from mmsim.agents.customers import CustomerFlow, OptionTrade
 from mmsim.agents.dealer import DealerAgent
 from mmsim.agents.events import Expiration, ScheduledEvents, open_positions
+from mmsim.agents.liquidity import LiquidityFlow
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
 from mmsim.agents.pension import PensionFlow
+from mmsim.agents.reposition import Repositioner
 from mmsim.book import OptionBook
 from mmsim.chains import add_lines, scenario_lines
+from mmsim.dryout import DryOutLog, dry_out_episodes
 from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
 from mmsim.levels import LevelsHold
+from mmsim.lob import BOOK_COLUMNS, BookMarket, LiquidityDryOut
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
 from mmsim.metrics import BOOKING_KINDS, episode_counts, open_interest, pin_metrics, summarize
 from mmsim.record import Log, SeriesRecorder
@@ -89,7 +93,7 @@ DEALER_COLUMNS = [
 """Per-dealer series columns ``<name>.<column>``: net delta and shares (shares), gamma
 (shares per $1), P&L ($), and the cumulative hedge demand (shares, minus the change of
 option delta) due to spot moves (gamma), time (charm), implied vol (vanna) and the rest."""
-_STREAM_NEWS, _STREAM_NOISE, _STREAM_CUSTOMER = 0, 1, 2
+_STREAM_NEWS, _STREAM_NOISE, _STREAM_CUSTOMER, _STREAM_LIQUIDITY = 0, 1, 2, 3
 _TRADE_COLUMNS = [
     "t",
     "account",
@@ -101,6 +105,10 @@ _TRADE_COLUMNS = [
     "cost",
 ]
 _ORDER, _OPENING_HEDGE, _SETTLEMENT, _DELIVERY = 0.0, 1.0, 2.0, 3.0  # ``booking`` codes
+BOOK_SERIES = [*BOOK_COLUMNS, "taken_bid", "taken_ask"]
+"""Extra series columns of a book run (``market.model: book``): see
+:data:`mmsim.lob.BOOK_COLUMNS`; ``taken_bid`` / ``taken_ask`` are the cumulative shares
+every order took from each side (agents and the book's own flow)."""
 _OPTION_COLUMNS = [
     "t",
     "segment",
@@ -155,16 +163,7 @@ class Simulation:
         clock, mk = sc.clock, sc.market
         self.env = env = simpy.Environment()
         self.ledger = Ledger()
-        self.market = Market(
-            env,
-            mk.S0,
-            _impact(sc),
-            self.ledger,
-            half_spread=mk.half_spread,
-            tick=mk.tick,
-            transient_fraction=mk.transient.fraction,
-            transient_half_life=mk.transient.half_life,
-        )
+        self.market = _market(sc, env, self.ledger)
         self.vol = VolSurface(sc.vol.atm, sc.vol.skew, sc.vol.floor)
         follow = sc.vol.follow_realized
         self.vol_follower = (
@@ -269,6 +268,26 @@ class Simulation:
         )
         self._settle = self.expiration.settle
         self.expiration.settle = self._settle_and_log  # type: ignore[method-assign]
+        self.liquidity, self.dry_outs = self._book_agents(stream(_STREAM_LIQUIDITY))
+        self.repositioners = [
+            Repositioner(
+                d.index,
+                d.account,
+                cfg.positions,
+                cfg.reposition_days * clock.session_seconds,
+                mk.S0,
+                mk.book.tick if mk.model == "book" else max(mk.tick, 0.01),
+                self.book,
+                self.ledger,
+                self.market,
+                self.vol,
+                self.opening_account,
+                clock.session_seconds,
+            )
+            for d, cfg in zip(self.dealers, sc.dealers, strict=True)
+            if cfg.reposition_days is not None
+        ]
+        self.failed: str | None = None  # why the run stopped early (a liquidity dry-out)
         self.market.listeners.append(self._log_fill)
         self.recorder = SeriesRecorder(
             self._series_columns(), sc.record.every, clock.duration, self._sample
@@ -359,6 +378,32 @@ class Simulation:
             {x * sc.clock.session_seconds for x in days if x * sc.clock.session_seconds <= end}
         )
 
+    def _book_agents(self, rng: np.random.Generator) -> tuple:
+        """The book's liquidity flow and dry-out log (``None, None`` without a book)."""
+        if not isinstance(self.market, BookMarket):
+            return None, None
+        b = self.scenario.market.book
+        price_dealers = any(d.trigger == "price" for d in self.scenario.dealers)
+        flow = LiquidityFlow(
+            self.market,
+            rng,
+            rate=b.rate,
+            p_market=b.p_market,
+            p_informed=b.p_informed,
+            offset_mean=b.offset_mean,
+            offset_sd=b.offset_sd,
+            size_min=b.size_min,
+            size_max=b.size_max,
+            cancel_rate=b.cancel_rate,
+            stop_on_mid=price_dealers,
+        )
+        for d, cfg in zip(self.dealers, self.scenario.dealers, strict=True):
+            if cfg.order == "limit":
+                self.market.use_limit_orders(d.account)
+        log = DryOutLog(self.market)
+        self.market.dry_listeners.append(log)
+        return flow, log
+
     def initial_share_gamma(self) -> float:
         """Aggregate dealer share gamma at S0 and t=0, shares per $1 (the ``G`` of DESIGN)."""
         _, gamma = self.book.net_delta_gamma(self.scenario.market.S0, 0.0, self.vol)
@@ -369,7 +414,7 @@ class Simulation:
         cols = [*STATE_COLUMNS, *LEVEL_COLUMNS]
         for name in self.scenario.dealer_names():
             cols += [f"{name}.{c}" for c in DEALER_COLUMNS]
-        return cols
+        return cols + (BOOK_SERIES if isinstance(self.market, BookMarket) else [])
 
     def _sample(self, t: float, row: np.ndarray) -> None:
         """Fill one series row (state just before time ``t``)."""
@@ -413,6 +458,8 @@ class Simulation:
                 pnl,
                 *self._flow[:, i],
             )
+        if isinstance(market, BookMarket):
+            row[-len(BOOK_SERIES) :] = (*market.snapshot(), *market.side_flow)
 
     def _unsettled_value(self, S: float, t: float) -> np.ndarray:
         """Per-holder intrinsic value ($) of lines expiring at ``t`` and not settled yet.
@@ -534,6 +581,8 @@ class Simulation:
             self.expiration,
             self.news,
             self.noise,
+            self.liquidity,
+            *self.repositioners,
             *self.pensions,
             *self.dealers,
             *self.customers,
@@ -548,9 +597,11 @@ class Simulation:
         Lets a caller inspect the book, market and dealers mid-run (``mmsim gex --at``).
         """
         self._start()
-        if until > self.env.now:
+        if until > self.env.now and self.failed is None:
             try:
                 self.env.run(until=float(until))
+            except LiquidityDryOut as err:
+                self.failed = str(err)
             except InstabilityError as err:
                 raise InstabilityError(self._explain_instability(err)) from None
 
@@ -593,18 +644,36 @@ class Simulation:
                 result.meta["interrupted"] = f"{env.now:g}"
                 return result
         try:
-            while env.peek() <= duration:  # the closing instant: expiries, last hedges
+            while self.failed is None and env.peek() <= duration:  # the closing instant
                 env.step()
         except InstabilityError as err:
             raise InstabilityError(self._explain_instability(err, " at the close")) from None
+        except LiquidityDryOut as err:
+            self.failed = str(err)
         self.recorder.finish(env.now)
         return self._result()
 
     def _feedback(self) -> float | None:
-        impact = self.market.impact
+        impact = getattr(self.market, "impact", None)
         if isinstance(impact, LinearImpact):
             return impact.lam * self.share_gamma_start
         return None
+
+    def _book_metrics(self) -> dict[str, float]:
+        """Book outcome: ``failed`` (1.0 when a dry-out stopped the run, Buis et al.'s
+        failure), ``n_dry_outs``, ``dry_out_t`` (s, first one; only if any),
+        ``lob_events`` (orders of the liquidity flow), ``lob_dropped`` (shares lost off
+        the window)."""
+        market, flow = self.market, self.liquidity
+        out = {
+            "failed": 1.0 if self.failed is not None else 0.0,
+            "n_dry_outs": float(market.n_dry_outs),
+            "lob_events": float(flow.n_events),
+            "lob_dropped": float(market.dropped + flow.stats[7]),
+        }
+        if self.dry_outs.rows:
+            out["dry_out_t"] = float(self.dry_outs.rows[0][0])
+        return out
 
     def _result(self, end: float | None = None) -> Result:
         """The Result of the run so far; ``end`` (s) the last sampled time if it stopped
@@ -647,6 +716,10 @@ class Simulation:
                 "n_rehedges": float(d.n_rehedges),
             }
         episodes = detect_episodes(series, orders, sc)
+        if self.dry_outs is not None:
+            lookback = sc.record.episodes.lookback
+            dry = dry_out_episodes(self.dry_outs, series, orders, lookback)
+            episodes = pd.concat([episodes, dry], ignore_index=True) if len(dry) else episodes
         metrics = summarize(
             series, trades, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
         )
@@ -659,6 +732,8 @@ class Simulation:
         metrics["capacity_bound"] = float(any(d.capacity_bound for d in self.dealers))
         if (kappa := self._feedback()) is not None:
             metrics["lam_g_start"] = kappa
+        if self.dry_outs is not None:
+            metrics.update(self._book_metrics())
         accounts_table = pd.DataFrame(
             {
                 "account": names,
@@ -677,7 +752,10 @@ class Simulation:
             metrics=metrics,
             seed=self.seed,
             entropy=self.entropy,
-            meta={"mmsim_version": _version()},
+            meta={
+                "mmsim_version": _version(),
+                **({} if self.dry_outs is None else {"status": "failed" if self.failed else "ok"}),
+            },
         )
 
 
@@ -685,6 +763,37 @@ def _version() -> str:
     import mmsim  # loaded by now; a module-level import would be circular
 
     return str(getattr(mmsim, "__version__", "unknown"))
+
+
+def _market(sc: Scenario, env: simpy.Environment, ledger: Ledger) -> Market | BookMarket:
+    """The scenario's market: an impact model or the limit order book."""
+    mk = sc.market
+    if mk.model == "book":
+        b = mk.book
+        return BookMarket(
+            env,
+            mk.S0,
+            ledger,
+            tick=b.tick,
+            levels=b.levels,
+            init_levels=b.init_levels,
+            init_volume=b.init_volume,
+            init_spread_ticks=b.init_spread_ticks,
+            xi=b.xi,
+            cancel_rate=b.cancel_rate,
+            max_spread=b.max_spread,
+            on_dry_out=b.on_dry_out,
+        )
+    return Market(
+        env,
+        mk.S0,
+        _impact(sc),
+        ledger,
+        half_spread=mk.half_spread,
+        tick=mk.tick,
+        transient_fraction=mk.transient.fraction,
+        transient_half_life=mk.transient.half_life,
+    )
 
 
 def run(

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "BookConfig",
     "BookFromChain",
     "ChainFraction",
     "Clock",
@@ -99,9 +100,113 @@ class Impact(_Strict):
         return self
 
 
+BOOK_PRESETS: dict[str, dict[str, Any]] = {
+    # Buis, Pieterse-Bloem, Verschoor & Zwinkels (2024, JEDC 164, 104880), benchmark:
+    # 40 orders per 15-minute quarter, decay per event
+    "buis2024": {
+        "tick": 0.01,
+        "rate": 40.0 / 900.0,
+        "p_market": 0.3,
+        "p_informed": 0.3,
+        "offset_mean": -0.1,
+        "offset_sd": 0.1,
+        "size_min": 0.0,
+        "size_max": 1.0,
+        "xi": 0.05,
+        "cancel_rate": 0.0,
+        "init_levels": 3,
+        "init_volume": 10.0,
+        "init_spread_ticks": 4,
+    },
+    # continuous-time zero intelligence (Smith, Farmer, Gillemot & Krishnamurthy 2003
+    # style): Poisson limit, market and cancel rates (a resting share lives 0.5 s, 20
+    # orders), giving a 2-3 tick spread and about 1,000 shares at the best quotes at
+    # S0 = 100 (SPY-like quotes); mid returns over 100 orders are uncorrelated
+    "zi_spx": {
+        "tick": 0.01,
+        "rate": 40.0,
+        "p_market": 0.12,
+        "p_informed": 0.0,
+        "offset_mean": -0.04,
+        "offset_sd": 0.04,
+        "size_min": 0.0,
+        "size_max": 2500.0,
+        "xi": 0.0,
+        "cancel_rate": 2.0,
+        "init_levels": 10,
+        "init_volume": 1000.0,
+        "init_spread_ticks": 2,
+    },
+}
+"""Book presets (``market.book.preset``); fields given beside a preset override it."""
+
+
+class BookConfig(_Strict):
+    """The limit order book (``market.model: book``) and its zero-intelligence flow.
+
+    Orders arrive at ``rate`` per second: market orders with probability ``p_market``,
+    else limit orders at the reference price (the mid; the fundamental for the informed,
+    ``p_informed``) plus ``x ~ N(offset_mean, offset_sd)`` $ for a buy, minus it for a
+    sell; sizes uniform on ``[size_min, size_max]`` shares. Resting volume decays before
+    each order, ``v *= exp(-xi (mid - p)**2 - cancel_rate * dt)``. News moves the
+    fundamental. ``preset`` fills the fields not given.
+    """
+
+    preset: Literal["buis2024", "zi_spx"] | None = Field(
+        None, description="buis2024 (Buis et al. 2024 benchmark) or zi_spx (continuous ZI)."
+    )
+    tick: PositiveFloat = Field(0.01, description="Tick size, $.")
+    levels: Annotated[int, Field(ge=64)] = Field(
+        4096, description="Price levels kept in the window around the mid (re-centred)."
+    )
+    rate: NonNegFloat = Field(40.0 / 900.0, description="Orders per second (all flow).")
+    p_market: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.3, description="Probability an order is a market order (immediacy)."
+    )
+    p_informed: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.3, description="Probability an order quotes around the fundamental, not the mid."
+    )
+    offset_mean: float = Field(-0.1, description="Mean limit offset from the reference, $.")
+    offset_sd: NonNegFloat = Field(0.1, description="Std dev of the limit offset, $.")
+    size_min: NonNegFloat = Field(0.0, description="Smallest order, shares.")
+    size_max: PositiveFloat = Field(1.0, description="Largest order, shares.")
+    xi: NonNegFloat = Field(0.05, description="Order decay per event, per $**2.")
+    cancel_rate: NonNegFloat = Field(0.0, description="Uniform cancellation rate, per s.")
+    init_levels: Annotated[int, Field(ge=1)] = Field(3, description="Opening levels per side.")
+    init_volume: PositiveFloat = Field(10.0, description="Opening shares per level.")
+    init_spread_ticks: Annotated[int, Field(ge=1)] = Field(4, description="Opening spread.")
+    max_spread: PositiveFloat | None = Field(
+        None, description="A spread above this ($) counts as a dry-out (null = never)."
+    )
+    on_dry_out: Literal["stop", "continue"] = Field(
+        "stop",
+        description="stop: the run ends with status failed (Buis et al.); continue: "
+        "record the episode and let liquidity refill.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in BOOK_PRESETS:
+            return {**BOOK_PRESETS[data["preset"]], **data}
+        return data
+
+    @model_validator(mode="after")
+    def _sizes(self) -> BookConfig:
+        if self.size_min > self.size_max:
+            raise ValueError("size_min must be <= size_max")
+        return self
+
+
 class MarketConfig(_Strict):
     """The underlying and its liquidity."""
 
+    model: Literal["impact", "book"] = Field(
+        "impact",
+        description="impact: the impact block's linear / sqrt law; book: a limit order "
+        "book with zero-intelligence liquidity flow (the book block).",
+    )
+    book: BookConfig = Field(default_factory=BookConfig)
     S0: PositiveFloat = Field(100.0, description="Opening price, $.")
     impact: Impact = Field(default_factory=lambda: Impact(lam=1.0e-5))
     transient: Transient = Field(default_factory=Transient)
@@ -282,6 +387,17 @@ class Dealer(_Strict):
     capacity_window: PositiveFloat = Field(60.0, description="Capacity window, s.")
     start_hedged: bool = Field(True, description="Start delta-neutral (shares endowed at S0).")
     panic: Panic | None = Field(None, description="Tighten the band when implied vol jumps.")
+    order: Literal["market", "limit"] = Field(
+        "market",
+        description="Hedge with market orders, or (book market only) with a limit order "
+        "at the dealer's side's best quote, re-posted at each check (Buis et al.).",
+    )
+    reposition_days: PositiveFloat | None = Field(
+        None,
+        description="Every this many sessions, close the dealer's lines and hedge at "
+        "model value and open its positions again, strikes scaled to spot and expiries "
+        "shifted (Buis et al.'s hedgers take fresh ATM straddles every session).",
+    )
     positions: list[Position] = Field(default_factory=list)
 
 

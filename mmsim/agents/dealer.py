@@ -244,8 +244,10 @@ class DealerAgent:
         self.hedge_volume += abs(qty)
         self.hedge_cost += fill.cost
         self.n_rehedges += 1
-        self._judge_fill(delta, goal, qty)
-        return qty
+        executed = fill.qty  # less on a dry book side, 0 for a limit order left resting
+        if executed != 0.0:
+            self._judge_fill(delta, goal, executed)
+        return executed
 
     def _solve(self, delta: float, naive: float, target: float, band: float) -> float:
         """The whole-share hedge whose post-impact net delta lands nearest ``target``

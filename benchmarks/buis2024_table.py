@@ -1,0 +1,96 @@
+"""Reproduce Buis et al. (2024) Table 1, Panels A and C: failure rates of the book.
+
+    python -m benchmarks.buis2024_table [--paths 100] [--workers 2]
+
+Runs ``scenarios/buis2024_panel_a.yaml`` and ``..._panel_c.yaml`` as sweeps (hedgers'
+position -80..80 x the panel's parameter, ``--paths`` seeds per cell; the same seeds in
+every cell) and writes ``notebooks/data/buis2024_table.csv``: one row per cell with the
+simulated failure rate, its binomial standard error and the published value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+
+import mmsim
+from mmsim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "notebooks" / "data" / "buis2024_table.csv"
+POSITIONS = [-80, -60, -40, -20, 0, 20, 40, 60, 80]
+PUBLISHED = {  # Buis et al. (2024), Table 1, failure rates in %, columns POSITIONS
+    ("A", 0.35): [50, 45, 5, 0, 0, 0, 0, 0, 0],
+    ("A", 0.375): [95, 90, 45, 0, 20, 0, 0, 0, 0],
+    ("A", 0.4): [100, 95, 100, 90, 85, 0, 0, 0, 0],
+    ("C", 0.1): [70, 40, 5, 0, 0, 0, 0, 0, 0],
+    ("C", 0.125): [80, 80, 25, 5, 0, 0, 0, 0, 0],
+    ("C", 0.15): [100, 100, 50, 15, 0, 0, 0, 0, 5],
+}
+PANELS = {
+    "A": ("buis2024_panel_a", "market.book.p_market"),
+    "C": ("buis2024_panel_c", "market.book.xi"),
+}
+
+
+def panel_table(panel: str, paths: int, workers: int, executor: str = "processes") -> pd.DataFrame:
+    """Failure rate per (parameter, position) cell of one panel, ``paths`` seeds each."""
+    name, key = PANELS[panel]
+    sc = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
+    block = sc.sweep
+    rows = mmsim.sweep(
+        sc,
+        block.grid,
+        zip=block.zip,
+        seeds=paths,
+        sweep_seed=block.seed,
+        executor=executor,
+        workers=workers,
+        progress=False,
+    )
+    qty = "dealers.0.positions.0.qty"
+    cells = rows.groupby([key, qty])["failed"].agg(["mean", "count"]).reset_index()
+    out = []
+    for r in cells.itertuples(index=False):
+        value, position = float(r[0]), int(r[1])
+        p, n = float(r[2]), int(r[3])
+        published = PUBLISHED[(panel, value)][POSITIONS.index(position)]
+        out.append(
+            {
+                "panel": panel,
+                "param": key,
+                "value": value,
+                "position": position,
+                "failure_rate": 100.0 * p,
+                "stderr": 100.0 * math.sqrt(max(p * (1 - p), 0.25 / n) / n),
+                "paths": n,
+                "published": float(published),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: run both panels and write the table."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--paths", type=int, default=100, help="paths (seeds) per cell")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    table = pd.concat([panel_table(p, args.paths, args.workers) for p in PANELS])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    wide = table.pivot_table(index=["panel", "value"], columns="position", values="failure_rate")
+    print(wide.round(0).to_string())
+    print(
+        f"{len(table)} cells x {args.paths} paths in {time.perf_counter() - t0:.0f} s -> {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

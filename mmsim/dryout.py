@@ -1,0 +1,110 @@
+"""Liquidity dry-outs of the order book as episodes, with their evidence.
+
+A dry-out is the moment one side of the book empties (or the spread passes
+``market.book.max_spread``). Buis et al. (2024) count a path with one as *failed*.
+Evidence, over the window ``[t - lookback, t]`` (``record.episodes.lookback`` s):
+
+- ``depth_before``: shares resting within 10 ticks of that side's best quote at the
+  window's start (series column ``depth_<side>_10``), and ``depth_min_before`` its
+  smallest sampled value in the window;
+- ``dealer_flow``: shares the dealers' orders took from that side (sells take bids,
+  buys take asks);
+- ``exo_flow``: shares every other order took from it (customers, noise, pensions and
+  the book's own market and marketable limit orders);
+- ``flow_ratio``: ``dealer_flow / exo_flow`` (> 1: the hedges drained it);
+- ``spread_before``: the spread ($) at the last sample before the dry-out.
+
+``primary_cause`` is ``dealer_hedging`` when the dealers took more than everyone else,
+``outside_flow`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from mmsim.lob import BookMarket
+
+__all__ = ["DRY_OUT_COLUMNS", "DryOutLog", "dry_out_episodes"]
+
+DRY_OUT_COLUMNS = [
+    "start",
+    "end",
+    "kind",
+    "view",
+    "level",
+    "direction",
+    "exo_flow",
+    "dealer_flow",
+    "flow_ratio",
+    "depth_before",
+    "depth_min_before",
+    "spread_before",
+    "primary_cause",
+    "causes",
+]
+
+
+class DryOutLog:
+    """Collects dry-outs from :attr:`~mmsim.lob.BookMarket.dry_listeners`:
+    ``(t, side, why, mid, cumulative shares taken from that side)``."""
+
+    def __init__(self, market: BookMarket) -> None:
+        self.market = market
+        self.rows: list[tuple[float, int, str, float, float]] = []
+
+    def __call__(self, t: float, side: int, why: str) -> None:
+        side = max(side, 0)
+        self.rows.append((t, side, why, self.market.mid, float(self.market.side_flow[side])))
+
+
+def dry_out_episodes(
+    log: DryOutLog, series: pd.DataFrame, trades: pd.DataFrame, lookback: float
+) -> pd.DataFrame:
+    """One ``liquidity_dry_out`` row per recorded dry-out (columns
+    :data:`DRY_OUT_COLUMNS`), evidence measured as the module docstring says."""
+    rows = []
+    t_s = series["t"].to_numpy() if len(series) else np.zeros(0)
+    for t, side, why, mid, taken_total in log.rows:
+        name = "bid" if side == 0 else "ask"
+        t0 = t - lookback
+        w = (t_s >= t0) & (t_s < t)
+        depth = series[f"depth_{name}_10"].to_numpy() if len(series) else np.zeros(0)
+        taken = series[f"taken_{name}"].to_numpy() if len(series) else np.zeros(0)
+        first = int(np.argmax(w)) if w.any() else None
+        depth_before = float(depth[first]) if first is not None else math.nan
+        depth_min = float(np.min(depth[w])) if w.any() else math.nan
+        taken_before = float(taken[first]) if first is not None else 0.0
+        before = t_s < t
+        spread_before = float(series["spread"].to_numpy()[before][-1]) if before.any() else math.nan
+        dealer = 0.0
+        if len(trades):
+            sel = (trades["kind"] == "dealer") & (trades["t"] >= t0) & (trades["t"] <= t)
+            q = trades.loc[sel, "qty"].to_numpy()
+            dealer = float(-q[q < 0].sum() if side == 0 else q[q > 0].sum())
+        exo = max(taken_total - taken_before - dealer, 0.0)
+        ratio = dealer / exo if exo > 0 else (math.inf if dealer > 0 else 0.0)
+        cause = "dealer_hedging" if dealer > exo else "outside_flow"
+        rows.append(
+            {
+                "start": t,
+                "end": t,
+                "kind": "liquidity_dry_out",
+                "view": "book",
+                "level": mid,
+                "direction": -1.0 if side == 0 else 1.0,
+                "exo_flow": exo,
+                "dealer_flow": dealer,
+                "flow_ratio": ratio,
+                "depth_before": depth_before,
+                "depth_min_before": depth_min,
+                "spread_before": spread_before,
+                "primary_cause": cause,
+                "causes": f"{cause}; {why}",
+            }
+        )
+    return pd.DataFrame(rows, columns=DRY_OUT_COLUMNS)
