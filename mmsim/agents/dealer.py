@@ -245,7 +245,7 @@ class DealerAgent:
         self.hedge_cost += fill.cost
         self.n_rehedges += 1
         executed = fill.qty  # less on a dry book side, 0 for a limit order left resting
-        if executed != 0.0:
+        if executed != 0.0 and cfg.order == "market":  # a limit order fills later, at rest
             self._judge_fill(delta, goal, executed)
         return executed
 
@@ -306,6 +306,11 @@ class DealerAgent:
         post = (market.changes, market.env.now, self.book.version, self.vol.level, after, gamma)
         self._post = post
         outcome = fill_outcome(before, after, goal, qty)
+        if abs(qty) < RUNAWAY_MIN_SIZE:
+            # too small to measure: a fill of a few shares (or part of a resting limit
+            # order) that lifts a thin best quote moves the mid a whole tick, and
+            # whole-share rounding does the rest; a real divergence grows past this
+            outcome = SETTLING
         if outcome == SETTLING:
             self._overshoots = 0
             return
