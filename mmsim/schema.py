@@ -187,8 +187,9 @@ class BookConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("preset") in BOOK_PRESETS:
-            return {**BOOK_PRESETS[data["preset"]], **data}
+        preset = data.get("preset") if isinstance(data, dict) else None
+        if isinstance(preset, str) and preset in BOOK_PRESETS:  # else the field's check
+            return {**BOOK_PRESETS[preset], **data}
         return data
 
     @model_validator(mode="after")
