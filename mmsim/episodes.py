@@ -23,13 +23,15 @@ cheap first look at the cause:
   quiet market, where both flows are near zero, gives huge ratios of two small numbers).
 - ``otc_support`` (OTC offset): the true GEX profile at the visible wall over the
   visible one (1 = the true book supports the wall as drawn; <= 0 = opposite sign).
+  Counted as evidence only when the scenario can hold hidden (OTC) lines.
 - ``iv_change`` (vol regime shift): change of ATM implied vol over the window.
 - ``gap_move`` (gap): scheduled price gaps in the window, summed as fractions of price
   and signed along the break (+ = toward it); passes when above the break ``threshold``.
 - ``wall_melt`` (expiration melt): how much of the wall strike's true gamma is gone
   once the break is confirmed (``start + duration``), relative to its peak in the
   lookback before the break (0 = none, 1 = all). Near expiry a strike's gamma collapses
-  as soon as price is a few ``sigma * sqrt(T)`` away; with time left it barely moves.
+  as soon as price is a few ``sigma * sqrt(T)`` away; with time left it barely moves,
+  so it counts as evidence only with an expiry within a session of the window.
 - ``expiry_hedge`` (expiration melt too): the dealers' hedge demand (shares, signed
   along the break) from lines that expired in the window: at settlement an expiring
   line's delta vanishes and its hedge is left to unwind. Passes when it is material
@@ -170,6 +172,13 @@ class _Evidence:
         self.expiries = sorted({x * sc.clock.session_seconds for x in days})
         other = [f"{n}.flow_other" for n in sc.dealer_names() if f"{n}.flow_other" in series]
         self.flow_other = series[other].sum(axis=1).to_numpy() if other else None
+        # OTC evidence only where hidden lines can exist (the replay's candidate too): a
+        # book that merely differs in sign from the analysts' convention is not hidden
+        self.hidden = (
+            any(not p.visible for d in sc.dealers for p in d.positions)
+            or any(not p.visible for e in sc.events for p in e.positions)
+            or any(c.otc_fraction > 0.0 and c.rate > 0.0 for c in sc.customers)
+        )
         self.random_walk = (scenario.news is not None and scenario.news.vol > 0.0) or (
             scenario.noise is not None and scenario.noise.rate > 0.0
         )
@@ -246,12 +255,20 @@ class _Evidence:
             true, visible = s["gex_true"].to_numpy()[before], s["gex_visible"].to_numpy()[before]
             if visible != 0.0:
                 otc_support = float(true / visible)
+        # a strike's gamma melts only close to its expiry: without an expiry from the
+        # window's start to one session after it, a falling wall gamma is something else
+        # (a vol shift thins it too)
+        session = self.sc.clock.session_seconds
+        if not any(t0 <= e <= t1 + session for e in self.expiries):
+            melt_score = 0.0
+        else:
+            melt_score = melt / cfg.melt
         scores = {
             "overwhelming_flow": flow_ratio / cfg.flow_ratio,
-            "otc_offset": (1.0 - otc_support) / (1.0 - cfg.otc_support),
+            "otc_offset": (1.0 - otc_support) / (1.0 - cfg.otc_support) if self.hidden else 0.0,
             "vol_regime_shift": abs(iv_change) / cfg.iv_change,
             "gap": gap_move / cfg.threshold if cfg.threshold > 0 else math.inf * (gap_move > 0),
-            "expiration_melt": max(melt / cfg.melt, expiry_hedge / material),
+            "expiration_melt": max(melt_score, expiry_hedge / material),
         }
         passed = sorted((c for c in EVIDENCE_CAUSES if scores[c] >= 1.0), key=lambda c: -scores[c])
         fallback = "news" if self.random_walk else "none"

@@ -196,3 +196,17 @@ def test_pinning_when_dealers_are_long_and_not_when_short():
     )
     assert long > none + 0.15
     assert short <= none
+
+
+def test_evidence_names_no_otc_offset_without_hidden_lines_and_no_melt_without_an_expiry():
+    """vol_regime_shift's first put-wall break (one session, 5-day lines, no OTC line):
+    its true GEX at the wall has the opposite sign of the visible view's (the desk is long
+    puts, against the analysts' convention) and the shift halves the 98 strike's gamma,
+    yet with nothing hidden and no expiry near the window the evidence may name neither
+    otc_offset nor expiration_melt; it names the vol shift."""
+    result = mmsim.run("scenarios/vol_regime_shift.yaml", overrides={"clock.days": 0.26})
+    ep = result.episodes[result.episodes["kind"] == "put_wall_break"].iloc[0]
+    assert ep["otc_support"] < 0.0 and ep["wall_melt"] > 0.5  # the raw measures are there
+    causes = ep["causes"].split(",")
+    assert "otc_offset" not in causes and "expiration_melt" not in causes, causes
+    assert ep["evidence_cause"] == "vol_regime_shift"
