@@ -46,7 +46,7 @@ from mmsim.book import OptionBook
 from mmsim.cboe import Chain, ChainError, read_cboe
 from mmsim.errors import ScenarioError
 from mmsim.greeks import bsm_greeks
-from mmsim.vol import VolSurface
+from mmsim.vol import Smile, VolSurface
 
 __all__ = [
     "CONVENTIONS",
@@ -58,6 +58,7 @@ __all__ = [
     "book_from_chain",
     "chain_gamma_gex",
     "chain_lines",
+    "chain_smile",
     "expiry_sessions",
     "normalize_table",
     "read_cboe",
@@ -352,6 +353,26 @@ def chain_lines(
 
 
 # -- the book ---------------------------------------------------------------------------------
+def line_offsets(lines: pd.DataFrame, vol: VolSurface, spot: float) -> np.ndarray:
+    """Each line's ``iv_offset`` (vol units): its chain IV minus the surface at ``spot`` ($)."""
+    K = lines["strike"].to_numpy(float)
+    return lines["iv"].to_numpy(float) - vol.iv(K, spot)
+
+
+def chain_smile(lines: pd.DataFrame, vol: VolSurface, spot: float, session_seconds: float) -> Smile:
+    """The run's vol model from the chain lines (:func:`chain_lines`): the surface plus each
+    expiry's smile, with the exact offsets :func:`add_lines` books (same ``spot``, $), so a
+    customer trade on a chain line is priced at that line's vol and one between chain
+    strikes at the expiry's smile interpolated in log-strike (:class:`mmsim.vol.Smile`)."""
+    return Smile(
+        vol,
+        lines["sessions"].to_numpy(float) * session_seconds,
+        lines["strike"].to_numpy(float),
+        lines["is_call"].to_numpy(bool),
+        line_offsets(lines, vol, spot),
+    )
+
+
 def add_lines(
     book: OptionBook,
     lines: pd.DataFrame,
@@ -372,7 +393,7 @@ def add_lines(
         raise ValueError("weights must be positive, one per holder")
     w = w / w.sum()
     K = lines["strike"].to_numpy(float)
-    offset = lines["iv"].to_numpy(float) - vol.iv(K, spot)
+    offset = line_offsets(lines, vol, spot)
     n = K.size
     book.add_many(
         np.tile(K, h.size),

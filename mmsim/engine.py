@@ -30,7 +30,7 @@ from mmsim.agents.noise import NewsDiffusion, NoiseTrader
 from mmsim.agents.pension import PensionFlow
 from mmsim.agents.reposition import Repositioner
 from mmsim.book import OptionBook
-from mmsim.chains import add_lines, scenario_lines
+from mmsim.chains import add_lines, chain_smile, scenario_lines
 from mmsim.dryout import DryOutLog, dry_out_episodes
 from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
@@ -205,6 +205,11 @@ class Simulation:
         self.chain_lines = (  # the opening book from a real chain (mmsim.chains)
             scenario_lines(sc.book, clock.session_seconds) if sc.book is not None else None
         )
+        self.smile = (  # the chain's per-expiry smile: customers trade at the book's vols
+            chain_smile(self.chain_lines, self.vol, sc.market.S0, clock.session_seconds)
+            if self.chain_lines is not None
+            else None
+        )
         self._open_positions()
         for i, dealer in enumerate(self.dealers):
             if (msg := dealer.inert_band_message(f"dealers[{i}].band")) is not None:
@@ -237,6 +242,7 @@ class Simulation:
                 stream(_STREAM_CUSTOMER, i),
                 clock.session_seconds,
                 self._log_option_trade,
+                smile=self.smile,
             )
             for i, (name, cfg) in enumerate(zip(self.segment_names, sc.customers, strict=True))
         ]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["RealizedVolFollower", "VolSurface", "surface_iv"]
+__all__ = ["RealizedVolFollower", "Smile", "VolSurface", "surface_iv"]
 
 
 @njit(cache=True)
@@ -72,6 +72,81 @@ class VolSurface:
         """Move the surface: ``d_level`` in vol units (0.05 = +5 points), ``d_skew``."""
         self.shift += d_level
         self.skew += d_skew
+
+
+class Smile:
+    """Per-expiry smile offsets over a :class:`VolSurface`: the vol model of a run that
+    starts from a real chain.
+
+    ``iv(K, expiry, S) = max(surface.iv(K, S) + offset(K, expiry), floor)``, annualized,
+    the same formula the book prices its lines with (:mod:`mmsim.book`), so an option
+    booked with ``iv_offset = offset(K, expiry, is_call)`` is worth, at the trade instant,
+    exactly what it was priced at.
+
+    ``offset`` (vol units): a node's own offset where ``(expiry, K, is_call)`` is one of the
+    given lines (so a trade on an existing line keeps that line's offset, bit for bit);
+    otherwise, within the expiry, the per-strike offset (mean over call and put where both
+    are given) linearly interpolated in ``log K`` (equivalently in log-moneyness, the spot
+    being common), flat beyond the expiry's lowest and highest strikes. An expiry the
+    smile does not list takes the smile of the nearest listed expiry in clock time (the
+    earlier one on a tie): the chain's skew is the best estimate there, and a zero offset
+    would price it at the flat ATM level. Offsets are fixed per strike (sticky strike) on
+    top of the surface's sticky-moneyness ``iv``.
+
+    Parameters
+    ----------
+    surface : the run's surface (its level, skew and floor are read at each call).
+    expiry : each node's expiry, seconds on the clock.
+    strike : each node's strike, $.
+    is_call : each node's type.
+    offset : each node's vol offset over the surface, vol units (0.02 = 2 points).
+    """
+
+    def __init__(self, surface: VolSurface, expiry, strike, is_call, offset) -> None:
+        E = np.asarray(expiry, dtype=np.float64)
+        K = np.asarray(strike, dtype=np.float64)
+        C = np.asarray(is_call, dtype=bool)
+        off = np.asarray(offset, dtype=np.float64)
+        if not (E.shape == K.shape == C.shape == off.shape):
+            raise ValueError("expiry, strike, is_call and offset must have one shape")
+        if not (np.isfinite(off).all() and (K > 0).all() and np.isfinite(E).all()):
+            raise ValueError("smile nodes need finite expiries and offsets and strikes > 0 $")
+        self.surface = surface
+        self._exact = {
+            (float(e), float(k), bool(c)): float(o) for e, k, c, o in zip(E, K, C, off, strict=True)
+        }
+        self.expiries = np.unique(E)
+        self._curves: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        for e in self.expiries:
+            sel = E == e
+            ks, inv = np.unique(K[sel], return_inverse=True)
+            mean = np.bincount(inv, weights=off[sel]) / np.bincount(inv)
+            self._curves[float(e)] = (np.log(ks), mean)
+
+    def __len__(self) -> int:
+        return len(self._exact)
+
+    def listed(self, expiry: float) -> float:
+        """The listed expiry whose smile ``expiry`` (clock s) uses: itself or the nearest."""
+        i = int(np.argmin(np.abs(self.expiries - float(expiry))))
+        return float(self.expiries[i])
+
+    def offset(self, strike: float, expiry: float, is_call: bool) -> float:
+        """Vol offset over the surface of an option (strike $, expiry clock s), vol units;
+        0 for an empty smile."""
+        hit = self._exact.get((float(expiry), float(strike), bool(is_call)))
+        if hit is not None:
+            return hit
+        if self.expiries.size == 0:
+            return 0.0
+        x, y = self._curves[self.listed(expiry)]
+        return float(np.interp(math.log(strike), x, y))
+
+    def iv(self, strike: float, expiry: float, S: float, is_call: bool) -> float:
+        """Implied vol of the option at spot ``S`` ($), annualized, as the book prices it."""
+        level, skew, floor = self.surface.params()
+        base = surface_iv(float(strike), float(S), level, skew, floor)
+        return max(base + self.offset(strike, expiry, is_call), floor)
 
 
 class RealizedVolFollower:

@@ -2,9 +2,15 @@
 
 Each segment (retail call buyers, put hedgers, call overwriters, put sellers, or a
 custom one) sends Poisson arrivals of option trades. A dealer takes the other side at
-the BSM value at the strike's implied vol, plus its ``edge``; the premium moves through
+the BSM value at the option's implied vol, plus its ``edge``; the premium moves through
 the ledger, the dealer's line goes into the book (``qty`` signed from the dealer's view:
 a customer buy makes the dealer short), and dealers are woken to rehedge.
+
+The implied vol is the flat surface's ``vol.iv(K, S)``, or, when the run has a
+:class:`~mmsim.vol.Smile` (a run started from a real chain), the smile's
+``iv(K, expiry, S)``, and the line is booked with the smile's offset as its ``iv_offset``:
+the premium is then the dealer's own model value of the line at the trade instant (plus
+the edge), so a trade never jumps the dealer's P&L by more than ``edge x size``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from mmsim.book import OptionBook
 from mmsim.greeks import bsm_scalar
 from mmsim.market import Market
 from mmsim.schema import CustomerSegment
-from mmsim.vol import VolSurface
+from mmsim.vol import Smile, VolSurface
 
 __all__ = ["CustomerFlow", "OptionTrade"]
 
@@ -38,6 +44,7 @@ class OptionTrade:
     qty: float
     premium: float  # $ per share paid by the buyer
     visible: bool
+    iv_offset: float | None = None  # vol units over the surface (None: no smile)
 
 
 class CustomerFlow:
@@ -51,6 +58,7 @@ class CustomerFlow:
     dealer_accounts : ledger account of each dealer, by dealer index.
     session_seconds : converts ``expiry_days`` to clock seconds.
     on_trade : called with each :class:`OptionTrade` (the engine's recorder).
+    smile : the run's per-expiry smile (a chain-started run), or None for the flat surface.
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class CustomerFlow:
         rng: np.random.Generator,
         session_seconds: float,
         on_trade: Callable[[OptionTrade], None] | None = None,
+        smile: Smile | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -76,6 +85,7 @@ class CustomerFlow:
         self.rng = rng
         self.expiries = np.array(sorted(config.expiry_days)) * session_seconds
         self.on_trade = on_trade
+        self.smile = smile
         self.contracts = 0.0  # gross contracts traded
 
     def _draw(self, now: float) -> OptionTrade | None:
@@ -95,11 +105,15 @@ class CustomerFlow:
         is_call = cfg.type == "call"
         sign = 1.0 if cfg.side == "buy" else -1.0
         years = (expiry - now) / self.book.year_seconds
-        sigma = float(self.vol.iv(strike, S))
+        if self.smile is None:
+            offset, sigma = None, float(self.vol.iv(strike, S))
+        else:
+            offset = self.smile.offset(strike, expiry, is_call)
+            sigma = self.smile.iv(strike, expiry, S, is_call)
         value = bsm_scalar(S, strike, years, sigma, self.book.r, self.book.q, is_call)[0]
         premium = max(value + sign * cfg.edge, 0.0)
         return OptionTrade(
-            now, self.name, dealer, is_call, strike, expiry, sign * size, premium, visible
+            now, self.name, dealer, is_call, strike, expiry, sign * size, premium, visible, offset
         )
 
     def execute(self, trade: OptionTrade) -> None:
@@ -115,6 +129,7 @@ class CustomerFlow:
             trade.dealer,
             visible=trade.visible,
             multiplier=cfg.multiplier,
+            iv_offset=trade.iv_offset,
         )
         self.contracts += abs(trade.qty)
         if self.on_trade is not None:
