@@ -428,8 +428,8 @@ def test_linear_limit_in_a_deep_flat_book_feedback_is_one_over_one_plus_lam_g():
     (lam G = +0.3) and short (-0.2) gamma, seeds 0-2 (4 h each, same seeds without the
     dealer): the realized vol ratio at 1,800 s (30 hedge intervals, pooled over seeds)
     and the path-wise slope of S_dealer - S0 on S_none - S0 within 15% of theory.
-    (benchmarks/lob_linear.py: the same at full size; at lam G = +0.6 the 3-tick band
-    leaves the damping ~20% short of theory.)"""
+    (benchmarks/lob_linear.py: the same at full size; at lam G = +0.6 the damping falls
+    ~20% short of theory, not explained by the band: see its docstring.)"""
     seeds = range(3)
     base = [_flat_book_run(0.0, s) for s in seeds]
     lam = float(np.median([np.nanmedian(r.series["lam_book"]) for r in base]))
