@@ -1,132 +1,186 @@
-"""The linear limit of the order book, measured (issue 13, item 2; not a CI test).
+"""The linear limit of the order book, measured (issue 13, item 2).
 
-    python -m benchmarks.lob_linear [--seeds 3] [--hours 2]
+    python -m benchmarks.lob_linear [--seeds 6] [--hours 4]
 
-1. ``lam_eff`` from the book (zi_spx preset, no dealers): the permanent mid move per
-   share of a market order of 300 / 1,000 / 3,000 shares, by common random numbers
-   (the same flow replayed with and without the probe order, 200 probes), 1 s to 300 s
-   after it.
-2. A scheduled dealer (every 10 s, zero band) of share gamma ``G = kappa / lam_eff``
-   trading in that book, against the same seeds without it: realized vol ratio at 10 s,
-   60 s and 300 s, next to ``1 / (1 + kappa)`` (the long-horizon theory of DESIGN).
+Why the first attempt failed: in the ``zi_spx`` book depth grows away from the mid, so
+impact is concave (``lam_eff`` depends on the order size) and a zero-band dealer
+ping-pongs on the tick grid. Here the book is built so that the linear theory applies:
+
+- **Flat, resilient depth.** Limit orders land uniformly on ``[mid - W, mid]`` (bids) and
+  ``[mid, mid + W]`` (asks) (``offset_dist: uniform``, W = $1 = 100 ticks), none
+  crossing, and cancel at ``c`` per s: the resting depth is ``D = rate * size / (2 W c)``
+  per tick on every tick within W of the mid (flat over the few ticks a hedge walks),
+  refilled within ~1/c s. A market order of q shares walks q/D ticks; the mid moves
+  half that, so ``lam_eff = tick / (2 D)`` $ per share, linear in q. ``lam_eff`` is
+  measured from the book, not assumed: the median of the series' ``lam_book`` (the mid
+  move per share of an order walking 5 ticks) in the run without the dealer.
+- **Exogenous flow** (the news of the linear model): noise traders' small market orders
+  (half a tick each), frequent enough to move the price many ticks per hedge interval,
+  small enough never to open a gap the flow cannot refill.
+- **The dealer** hedges on a schedule (every ``interval`` s) with a band of 3 ticks' worth
+  of shares (``G * 3 tick``): a zero band would make sub-tick hedges, which move the mid
+  by a half tick or nothing (the tick grid, not impact).
+
+Measured, against the same seeds without the dealer (common random numbers: the flow
+and the noise traders draw from their own streams): the realized vol ratio at 10 and 30
+hedge intervals, pooled over seeds (squared returns summed), and the path-wise
+ratio: the least-squares slope of ``S_dealer(t) - S0`` on ``S_none(t) - S0``. Theory
+(DESIGN, linear market): both tend to ``1 / (1 + lam_eff * G)`` at horizons long against
+the hedge interval.
+
+Measured (``python -m benchmarks.lob_linear --seeds 6 --hours 4``, 2 shared cores, ~10
+min; lam_eff 3.0e-5 $/share, depth 94 / 169 / 184 shares per tick within 1 / 5 / 10
+ticks: the best level is partly eaten, the rest flat; hedges every 120 s):
+
+    lam*G   theory   vol ratio 1200 s   3600 s   path-wise slope (sd over 6 seeds)
+    +0.60   0.624    0.776 (+24%)       0.754    0.643 +- 0.290
+    +0.30   0.769    0.829  (+8%)       0.815    0.805 +- 0.099
+    -0.20   1.250    1.215  (-3%)       1.240    1.201 +- 0.078
+    -0.35   1.538    1.425  (-7%)       1.468    1.417 +- 0.091
+
+Within 15% for |lam G| <= 0.35; at lam G = +0.6 the damping falls ~20% short (the
+effective lam G read off the vol ratio, 1 / ratio - 1, is 0.33 for +0.6, 0.23 for +0.3,
+-0.19 for -0.2, -0.32 for -0.35). Not the band: on the cheap book of the test (lam G
++0.6, 4 seeds x 6 h) bands of 2 / 3 / 6 ticks give vol ratios at 1,800 s of 0.740 /
+0.760 / 0.736 (theory 0.625). Part of it is sampling: samples fall on the hedge
+schedule, before the hedge, so each return carries one undamped hedge interval at its
+ends (about +0.03 on the ratio at 30 intervals by that count); the rest is not yet
+explained (candidates: the gap a hedge's walk leaves for ~1/c s, which the noise orders
+meet at a thinner book; a discrete-time hedge at a high lam G). A band narrower than 3
+ticks is not an option here: hedges of a tick or two move the mid by whole half ticks
+and trip the dealer's divergence check (the tick grid, not impact). tests/test_lob.py
+checks lam G = +0.3 and -0.2 on a cheaper book (30 ticks wide, 60 s hedges, 3 seeds x
+4 h).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import math
 
 import numpy as np
-import simpy
 
 import mmsim
-from mmsim.agents.liquidity import LiquidityFlow
-from mmsim.ledger import Ledger
-from mmsim.lob import BookMarket, take
-from mmsim.metrics import realized_vol
-from mmsim.schema import BOOK_PRESETS
 
-P = BOOK_PRESETS["zi_spx"]
-GAMMA_PER_CALL = 14.16  # shares per $1: a 100-multiplier call, K = S = 100, 20 days, 20% vol
+TICK = 0.01
 
 
-def _book(seed: int) -> tuple[BookMarket, LiquidityFlow]:
-    m = BookMarket(
-        simpy.Environment(), 100.0, Ledger(), tick=P["tick"], cancel_rate=P["cancel_rate"],
-        init_levels=P["init_levels"], init_volume=P["init_volume"],
-        init_spread_ticks=P["init_spread_ticks"], on_dry_out="continue",
-    )  # fmt: skip
-    f = LiquidityFlow(
-        m, np.random.default_rng(seed), rate=P["rate"], p_market=P["p_market"], p_informed=0.0,
-        offset_mean=P["offset_mean"], offset_sd=P["offset_sd"], size_min=P["size_min"],
-        size_max=P["size_max"], cancel_rate=P["cancel_rate"],
-    )  # fmt: skip
-    return m, f
+def scenario(
+    qty: float,
+    hours: float,
+    *,
+    depth: float = 200.0,
+    width: float = 1.0,
+    cancel: float = 0.5,
+    order: float = 20.0,
+    noise_rate: float = 2.0,
+    noise_size: float = 100.0,
+    interval: float = 120.0,
+    band_ticks: float = 3.0,
+) -> dict:
+    """A flat book of ``depth`` shares per tick within ``width`` $ of the mid (orders of
+    mean ``order`` shares, cancel rate ``cancel`` per s), noise market orders
+    (``noise_rate`` per s, mean ``noise_size`` shares), and, if ``qty`` != 0, a dealer long
+    (+) or short (-) ``qty`` ATM calls (100 multiplier, 60 sessions, IV 20%) hedging every
+    ``interval`` s with a band of ``band_ticks`` ticks' worth of shares."""
+    rate = 2.0 * depth * (width / TICK) * cancel / order
+    book = {
+        "tick": TICK,
+        "levels": 1024,
+        "rate": rate,
+        "p_market": 0.0,
+        "p_informed": 0.0,
+        "offset_mean": -width / 2,
+        "offset_sd": width / math.sqrt(12.0),
+        "offset_dist": "uniform",
+        "size_min": 0.0,
+        "size_max": 2.0 * order,
+        "xi": 0.0,
+        "cancel_rate": cancel,
+        "init_levels": round(width / TICK),
+        "init_volume": depth,
+        "init_spread_ticks": 1,
+        "on_dry_out": "continue",
+    }
+    d = {
+        "name": "linear_limit",
+        "clock": {"days": hours * 3600 / 23400},
+        "market": {"S0": 100.0, "model": "book", "book": book},
+        "news": None,
+        "noise": {"rate": noise_rate, "mean_size": noise_size},
+        "record": {"every": interval, "levels_every": 1e7},
+        "vol": {"atm": 0.2},
+    }
+    if qty:
+        gamma = abs(qty) * call_gamma()
+        pos = [{"type": "call", "strike": 100.0, "expiry_days": 60, "qty": qty}]
+        band = gamma * band_ticks * TICK
+        d["dealers"] = [
+            {"band": band, "trigger": "schedule", "interval": interval, "positions": pos}
+        ]
+    return d
 
 
-def _clone(m: BookMarket, f: LiquidityFlow) -> tuple[BookMarket, LiquidityFlow]:
-    m2 = copy.copy(m)
-    m2.vol, m2.ist, m2.own, m2.side_flow = (
-        m.vol.copy(),
-        m.ist.copy(),
-        m.own.copy(),
-        m.side_flow.copy(),
+def call_gamma() -> float:
+    """Share gamma (shares per $) of one ATM call at S = K = 100, 60 sessions, IV 20%,
+    multiplier 100 (252 sessions a year)."""
+    t = 60 / 252
+    return (
+        100.0
+        * math.exp(-0.5 * (0.5 * 0.2 * math.sqrt(t)) ** 2)
+        / (100.0 * 0.2 * math.sqrt(2 * math.pi * t))
     )
-    f2 = copy.copy(f)
-    f2.market, f2.rng = m2, copy.deepcopy(f.rng)
-    f2._rnd, f2.stats, f2.par = f._rnd.copy(), f.stats.copy(), f.par.copy()
-    return m2, f2
 
 
-def lam_eff(horizons=(1.0, 10.0, 60.0, 300.0), probes: int = 200) -> dict[float, np.ndarray]:
-    """Mid move per share ($/share) at each horizon after a market order, by size."""
-    out = {}
-    for q in (300.0, 1000.0, 3000.0):
-        m, f = _book(1)
-        f.advance(60.0)
-        resp = np.zeros(len(horizons))
-        for k in range(probes):
-            f.advance(60.0 + 30.0 * (k + 1))
-            t = f.t_last
-            (am, af), (bm, bf) = _clone(m, f), _clone(m, f)
-            buy = k % 2 == 0
-            take(bm.vol, bm.ist, buy, q, bm.n if buy else -1, bm.own)
-            for i, h in enumerate(horizons):
-                af.advance(t + h)
-                bf.advance(t + h)
-                resp[i] += (1 if buy else -1) * (bm.mid - am.mid)
-        out[q] = resp / probes / q
+def measure(kappa: float, seeds: range, hours: float, **kw) -> dict:
+    """Runs with and without a dealer of ``lam_eff * G ~ kappa`` on each seed; returns
+    lam_eff ($/share), G (shares/$), the pooled vol ratios at 10 and 30 intervals, the
+    path-wise slope, their per-seed spread, and the theory 1 / (1 + lam_eff G)."""
+    interval = kw.get("interval", 120.0)
+    base = [mmsim.run(scenario(0.0, hours, **kw), seed=s) for s in seeds]
+    lam = float(np.median([np.nanmedian(r.series["lam_book"]) for r in base]))
+    qty = kappa / lam / call_gamma()
+    with_dealer = [mmsim.run(scenario(qty, hours, **kw), seed=s) for s in seeds]
+    g = float(np.mean([r.series["dealer_gamma"].mean() for r in with_dealer]))
+    out = {"lam_eff": lam, "G": g, "lamG": lam * g, "theory": 1 / (1 + lam * g)}
+    out["depth_per_tick"] = [
+        float(np.median([np.median(r.series[f"depth_bid_{k}"]) for r in base])) / k
+        for k in (1, 5, 10)
+    ]
+    for k in (10, 30):
+        num = den = 0.0
+        for a, b in zip(base, with_dealer, strict=True):
+            pa, pb = a.series["price"].to_numpy(), b.series["price"].to_numpy()
+            num += float(np.sum(np.diff(np.log(pb[::k])) ** 2))
+            den += float(np.sum(np.diff(np.log(pa[::k])) ** 2))
+        out[f"vol_ratio_{k}"] = math.sqrt(num / den)
+        out[f"horizon_{k}"] = k * interval
+    slopes = []
+    for a, b in zip(base, with_dealer, strict=True):
+        x = a.series["price"].to_numpy() - 100.0
+        y = b.series["price"].to_numpy() - 100.0
+        slopes.append(float(x @ y / (x @ x)))
+    out["slope"] = float(np.mean(slopes))
+    out["slope_sd"] = float(np.std(slopes, ddof=1)) if len(slopes) > 1 else 0.0
     return out
 
 
-def feedback(lam: float, kappa: float, seeds: int, hours: float) -> np.ndarray:
-    """Vol ratio (dealer / none, same seeds) at 10 s, 60 s and 300 s for ``lam * G = kappa``."""
-
-    def sc(qty: float) -> dict:
-        d = {
-            "name": "linear_limit",
-            "clock": {"days": hours * 3600 / 23400},
-            "market": {
-                "S0": 100,
-                "model": "book",
-                "book": {"preset": "zi_spx", "on_dry_out": "continue"},
-            },
-            "news": None,
-            "record": {"every": 10.0, "levels_every": 1e5},
-            "vol": {"atm": 0.2},
-        }
-        if qty:
-            pos = [{"type": "call", "strike": 100, "expiry_days": 20, "qty": qty}]
-            d["dealers"] = [{"band": 0, "trigger": "schedule", "interval": 10.0, "positions": pos}]
-        return d
-
-    qty = kappa / lam / GAMMA_PER_CALL
-    ratios = []
-    for seed in range(seeds):
-        a = mmsim.run(sc(0.0), seed=seed).series["price"].to_numpy()
-        b = mmsim.run(sc(qty), seed=seed).series["price"].to_numpy()
-        ratios.append([realized_vol(b, 10, 1, k) / realized_vol(a, 10, 1, k) for k in (1, 6, 30)])
-    return np.array(ratios)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Print lam_eff by size and horizon, then the feedback ratios against theory."""
+    """Print lam_eff, the flat depth profile, and the ratios against theory."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--hours", type=float, default=2.0)
+    ap.add_argument("--seeds", type=int, default=6)
+    ap.add_argument("--hours", type=float, default=4.0)
     args = ap.parse_args(argv)
-    lams = lam_eff()
-    for q, v in lams.items():
-        print(f"lam_eff, {q:6.0f} shares, at 1/10/60/300 s: " + " ".join(f"{x:.2e}" for x in v))
-    lam = float(np.mean([v[-1] for v in lams.values()]))
-    print(f"lam_eff used: {lam:.2e} $/share (mean over sizes at 300 s)")
-    for kappa in (0.5, -0.3):
-        r = feedback(lam, kappa, args.seeds, args.hours)
-        m, s = r.mean(axis=0), r.std(axis=0, ddof=1) if len(r) > 1 else np.zeros(3)
+    for kappa in (0.6, 0.3, -0.2, -0.35):
+        m = measure(kappa, range(args.seeds), args.hours)
         print(
-            f"lam*G = {kappa:+.1f}: vol ratio at 10/60/300 s "
-            + " ".join(f"{x:.3f}+-{e:.3f}" for x, e in zip(m, s, strict=True))
-            + f"   theory 1/(1+lam*G) = {1 / (1 + kappa):.3f}"
+            f"lam_eff {m['lam_eff']:.3e} $/sh (flat depth {m['depth_per_tick'][0]:.0f}/"
+            f"{m['depth_per_tick'][1]:.0f}/{m['depth_per_tick'][2]:.0f} sh per tick at 1/5/10), "
+            f"G {m['G']:+,.0f} sh/$, lam*G {m['lamG']:+.3f}: theory {m['theory']:.3f}; "
+            f"vol ratio at {m['horizon_10']:.0f} s {m['vol_ratio_10']:.3f}, at "
+            f"{m['horizon_30']:.0f} s {m['vol_ratio_30']:.3f}; path-wise slope "
+            f"{m['slope']:.3f} +- {m['slope_sd']:.3f} (sd over seeds)",
+            flush=True,
         )
 
 

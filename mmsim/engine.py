@@ -398,6 +398,7 @@ class Simulation:
             p_informed=b.p_informed,
             offset_mean=b.offset_mean,
             offset_sd=b.offset_sd,
+            offset_dist=b.offset_dist,
             size_min=b.size_min,
             size_max=b.size_max,
             cancel_rate=b.cancel_rate,

@@ -421,5 +421,11 @@ def _evidence(row) -> str:
         "gap": f"gap_move {row.gap_move:+.2%}",
         "expiration_melt": f"wall_melt {row.wall_melt:.2g}, expiry_hedge {row.expiry_hedge:+,.0f}",
     }
+    if row.kind == "liquidity_dry_out":  # causes: "<primary>; <why>" (mmsim.dryout)
+        why = row.causes.split("; ", 1)[-1]
+        return (
+            f"{why}; depth_before {row.depth_before:.3g} sh, dealers took "
+            f"{row.dealer_flow:.3g} vs outside {row.exo_flow:.3g} sh"
+        )
     causes = [c for c in row.causes.split(",") if c]
-    return "; ".join(shown[c] for c in causes) if causes else "-"
+    return "; ".join(shown.get(c, c) for c in causes) if causes else "-"

@@ -9,9 +9,11 @@ boundaries marked); lines drawn from at most :data:`~mmsim.plotkit.MAX_POINTS` s
 
 Run figures: ``price.png`` (price, walls and flip, episodes; dealers' net hedge flow per
 bar below), ``dealers.png``, ``vol_regimes.png``, ``returns_by_regime.png``,
-``gex_profile.png``, ``gex_strikes.png`` and, for multi-day or 0DTE runs,
-``gex_heatmap.png``. GEX figures live in :mod:`mmsim.plots_gex`, sweep figures in
-:mod:`mmsim.plots_sweep`; both are re-exported here.
+``gex_profile.png``, ``gex_strikes.png``, for multi-day or 0DTE runs
+``gex_heatmap.png``, and for ``market.model: book`` runs ``book.png`` (price and levels
+over the book's depth and spread, dry-outs marked; :mod:`mmsim.plots_book`). GEX
+figures live in :mod:`mmsim.plots_gex`, sweep figures in :mod:`mmsim.plots_sweep`; both
+are re-exported here.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from mmsim.plotkit import (
     thin,
     visible_legend,
 )
+from mmsim.plots_book import is_book_run, plot_book
 from mmsim.plots_gex import (
     book_at,
     plot_gex_heatmap,
@@ -59,6 +62,7 @@ from mmsim.result import Result, load_result
 __all__ = [
     "STYLE",
     "book_at",
+    "plot_book",
     "plot_dealers",
     "plot_gex_heatmap",
     "plot_gex_profile",
@@ -484,7 +488,8 @@ def plot_returns_by_regime(result: Result) -> Figure:
 def run_figures(result: Result) -> dict[str, object]:
     """File name -> figure function for a run: every run gets price, dealers, vol regimes,
     returns by regime, GEX profile and GEX by strike; multi-day and 0DTE runs also get the
-    strike x time GEX heatmap."""
+    strike x time GEX heatmap; runs on the limit order book also get ``book.png``
+    (:func:`~mmsim.plots_book.plot_book`: price and levels over depth and spread)."""
     figures = {
         "price.png": plot_run,
         "dealers.png": plot_dealers,
@@ -495,6 +500,8 @@ def run_figures(result: Result) -> dict[str, object]:
     }
     if wants_heatmap(result):
         figures["gex_heatmap.png"] = plot_gex_heatmap
+    if is_book_run(result):
+        figures["book.png"] = plot_book
     return figures
 
 

@@ -168,6 +168,11 @@ class BookConfig(_Strict):
     )
     offset_mean: float = Field(-0.1, description="Mean limit offset from the reference, $.")
     offset_sd: NonNegFloat = Field(0.1, description="Std dev of the limit offset, $.")
+    offset_dist: Literal["normal", "uniform"] = Field(
+        "normal",
+        description="Limit offset law with that mean and sd: normal (Buis et al.), or "
+        "uniform (offset_mean = -offset_sd * sqrt(3): flat depth behind the mid, none crossing).",
+    )
     size_min: NonNegFloat = Field(0.0, description="Smallest order, shares.")
     size_max: PositiveFloat = Field(1.0, description="Largest order, shares.")
     xi: NonNegFloat = Field(0.05, description="Order decay per event, per $**2.")

@@ -374,3 +374,82 @@ def test_price_triggered_dealer_on_a_dry_side_waits_instead_of_looping():
         overrides={"dealers.0.trigger": "price", "dealers.0.band": 5},
     )
     assert r.metrics["n_dry_outs"] >= 1 and r.series["t"].iloc[-1] == 36000.0
+
+
+def _flat_book_run(qty: float, seed: int, hours: float = 4.0, interval: float = 60.0):
+    """A deep, flat, resilient book (benchmarks/lob_linear.py, cheap sizes): limit orders
+    uniform on the $0.30 behind the mid (``offset_dist: uniform``, none crossing), mean
+    20 shares, cancel 0.5 / s: ~90 shares per tick on every tick within 30 of the mid;
+    noise market orders of 50 shares (half a tick) twice a second move the price; a dealer
+    long (+) or short (-) ``qty`` ATM calls (60 sessions, IV 20%) hedges every
+    ``interval`` s with a band of 3 ticks' worth of shares (a zero band makes sub-tick
+    hedges: the tick grid, not impact)."""
+    width, depth, order, cancel = 0.3, 100.0, 20.0, 0.5
+    book = {
+        "tick": 0.01,
+        "levels": 1024,
+        "rate": 2 * depth * width / 0.01 * cancel / order,
+        "p_market": 0.0,
+        "p_informed": 0.0,
+        "offset_mean": -width / 2,
+        "offset_sd": width / math.sqrt(12.0),
+        "offset_dist": "uniform",
+        "size_min": 0.0,
+        "size_max": 2 * order,
+        "xi": 0.0,
+        "cancel_rate": cancel,
+        "init_levels": 30,
+        "init_volume": depth,
+        "init_spread_ticks": 1,
+        "on_dry_out": "continue",
+    }
+    sc = {
+        "name": "flat_book",
+        "clock": {"days": hours * 3600 / 23400},
+        "market": {"S0": 100.0, "model": "book", "book": book},
+        "news": None,
+        "noise": {"rate": 2.0, "mean_size": 50.0},
+        "record": {"every": interval, "levels_every": 1e7},
+        "vol": {"atm": 0.2},
+    }
+    if qty:
+        pos = [{"type": "call", "strike": 100.0, "expiry_days": 60, "qty": qty}]
+        band = abs(qty) * 4.09 * 0.03  # share gamma ~4.09 per call: 3 ticks' worth
+        sc["dealers"] = [
+            {"band": band, "trigger": "schedule", "interval": interval, "positions": pos}
+        ]
+    return mmsim.run(sc, seed=seed)
+
+
+def test_linear_limit_in_a_deep_flat_book_feedback_is_one_over_one_plus_lam_g():
+    """The old physics as a limit of the book: in a flat, resilient book a scheduled
+    dealer's feedback follows 1 / (1 + lam_eff G), lam_eff measured from the book (median
+    lam_book without the dealer; ~tick / (2 x depth per tick)), G from the run. Long
+    (lam G = +0.3) and short (-0.2) gamma, seeds 0-2 (4 h each, same seeds without the
+    dealer): the realized vol ratio at 1,800 s (30 hedge intervals, pooled over seeds)
+    and the path-wise slope of S_dealer - S0 on S_none - S0 within 15% of theory.
+    (benchmarks/lob_linear.py: the same at full size; at lam G = +0.6 the damping falls
+    ~20% short of theory, not explained by the band: see its docstring.)"""
+    seeds = range(3)
+    base = [_flat_book_run(0.0, s) for s in seeds]
+    lam = float(np.median([np.nanmedian(r.series["lam_book"]) for r in base]))
+    depth = np.median([np.median(r.series["depth_bid_10"]) / 10 for r in base])
+    assert lam == pytest.approx(0.01 / (2 * depth), rel=0.25), (lam, depth)  # linear book
+    for kappa in (0.3, -0.2):
+        runs = [_flat_book_run(kappa / lam / 4.09, s) for s in seeds]
+        lam_g = lam * float(np.mean([r.series["dealer_gamma"].mean() for r in runs]))
+        theory = 1 / (1 + lam_g)
+        num = den = 0.0
+        slopes = []
+        for a, b in zip(base, runs, strict=True):
+            pa, pb = a.series["price"].to_numpy(), b.series["price"].to_numpy()
+            num += float(np.sum(np.diff(np.log(pb[::30])) ** 2))
+            den += float(np.sum(np.diff(np.log(pa[::30])) ** 2))
+            x, y = pa - 100.0, pb - 100.0
+            slopes.append(float(x @ y / (x @ x)))
+        ratio, slope = math.sqrt(num / den), float(np.mean(slopes))
+        msg = f"lam G {lam_g:+.3f}: theory {theory:.3f}, vol ratio at 1800 s {ratio:.3f}, "
+        msg += f"slope {slope:.3f} (3 seeds x 4 h, tolerance 15%)"
+        assert ratio == pytest.approx(theory, rel=0.15), msg
+        assert slope == pytest.approx(theory, rel=0.15), msg
+        assert (ratio - 1) * lam_g < 0, msg  # long gamma damps, short amplifies

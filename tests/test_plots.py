@@ -178,6 +178,41 @@ def gap_run():
     )
 
 
+@pytest.fixture(scope="module")
+def book_run():
+    """scenarios/liquidity_dry_out.yaml (a thin ZI book, seed 11): 9 dry-outs, put-wall
+    breaks and a side empty at some samples."""
+    return mmsim.run("scenarios/liquidity_dry_out.yaml", seed=11)
+
+
+def test_book_figure_shows_price_levels_depth_per_side_spread_and_every_dry_out(book_run, result):
+    """book.png: price with the put wall, depth (asks up, bids down, 1/5/10 ticks) and
+    spread in ticks below, one dry-out line per episode through all three panels; only
+    book runs get it, and the figure is readable."""
+    r = book_run
+    dry = r.episodes[r.episodes["kind"] == "liquidity_dry_out"]
+    assert len(dry) >= 3
+    assert "book.png" in plots.run_figures(r)
+    fig = plots.plot_book(r)
+    ax, ax_depth, ax_spread = fig.axes
+    assert any(line.get_label().startswith("put wall") for line in ax.lines)
+    for a in fig.axes:  # a dry-out line per episode in every panel (x in sessions)
+        xs = [line.get_xdata()[0] for line in a.lines if line.get_linestyle() == ":"]
+        xs = [x for x in xs if any(abs(x - t / 36000) < 1e-9 for t in dry["start"])]
+        assert len(set(xs)) == dry["start"].nunique(), a.get_ylabel()
+    fills = [c for c in ax_depth.collections if c.get_label().startswith(("asks", "bids"))]
+    assert len(fills) == 6  # 3 bands x 2 sides
+    for c in fills:  # asks drawn above zero, bids below
+        y = np.concatenate([p.vertices[:, 1] for p in c.get_paths()])
+        assert (y >= -1e-9).all() if c.get_label().startswith("asks") else (y <= 1e-9).all()
+    s = r.series
+    tick = r.scenario.market.book.tick
+    [spread] = [line.get_ydata() for line in ax_spread.lines if line.get_label() == "spread"]
+    assert np.nanmax(spread) == pytest.approx(np.nanmax(s["spread"]) / tick)
+    check(fig, 3)
+    assert "book.png" not in plots.run_figures(result)  # an impact-market run
+
+
 @pytest.mark.parametrize("fn", [plots.plot_run, plots.plot_dealers, plots.plot_vol_regimes])
 def test_figures_of_a_run_with_a_gap_and_episodes_are_readable(gap_run, fn):
     assert len(gap_run.episodes)  # the labels are drawn and must not collide

@@ -114,6 +114,9 @@ class LiquidityFlow:
     rate : orders per second.
     p_market, p_informed : probability an order is a market order / is informed.
     offset_mean, offset_sd : limit price offset from the reference, $ (buy: ref + x).
+    offset_dist : ``"normal"`` or ``"uniform"`` (same mean and sd; with ``offset_mean =
+        -sqrt(3) offset_sd`` a uniform offset puts limit orders on ``[ref - W, ref]``,
+        ``W = 2 sqrt(3) offset_sd``: flat depth per tick behind the mid, none crossing).
     size_min, size_max : order size bounds, shares (uniform).
     cancel_rate : uniform cancellation of resting volume, per second.
     stop_on_mid : hand control back to simpy after every mid change (set when a
@@ -131,6 +134,7 @@ class LiquidityFlow:
         offset_mean: float,
         offset_sd: float,
         size_min: float,
+        offset_dist: str = "normal",
         size_max: float,
         cancel_rate: float = 0.0,
         stop_on_mid: bool = False,
@@ -150,6 +154,9 @@ class LiquidityFlow:
             cancel_rate,
         )
         self.par[P_STOPMID] = 1.0 if stop_on_mid else 0.0
+        if offset_dist not in ("normal", "uniform"):
+            raise ValueError(f"offset_dist must be normal or uniform, not {offset_dist!r}")
+        self.uniform = offset_dist == "uniform"
         self.stats = np.zeros(8)
         self.t_last = 0.0  # s, time of the last processed order
         self._rnd = np.empty((6, BLOCK))
@@ -161,11 +168,15 @@ class LiquidityFlow:
         return int(self.stats[S_EVENTS])
 
     def _refill(self) -> None:
-        """Draw the next block: gaps (unit exponential), uniforms, offsets (N(0, 1))."""
+        """Draw the next block: gaps (unit exponential), uniforms, offsets (zero mean, unit
+        sd: N(0, 1), or uniform on [-sqrt(3), sqrt(3)])."""
         rng, rnd = self.rng, self._rnd
         rnd[R_GAP] = rng.standard_exponential(BLOCK)
         rnd[R_TYPE : R_SIGN + 1] = rng.random((3, BLOCK))
-        rnd[R_OFFSET] = rng.standard_normal(BLOCK)
+        if self.uniform:
+            rnd[R_OFFSET] = rng.uniform(-math.sqrt(3.0), math.sqrt(3.0), BLOCK)
+        else:
+            rnd[R_OFFSET] = rng.standard_normal(BLOCK)
         rnd[R_SIZE] = rng.random(BLOCK)
         self._cursor = 0
 
