@@ -387,7 +387,10 @@ def episode_lines(episodes: pd.DataFrame, scenario: Scenario) -> list[str]:
     session = scenario.clock.session_seconds
     table = pd.DataFrame(
         {
-            "start": [clock_time(t, session) for t in episodes["start"]],
+            "start": [  # an episode starting at the run's last instant starts at its close
+                clock_time(t, session, closing=t >= scenario.clock.duration)
+                for t in episodes["start"]
+            ],
             "end": [clock_time(t, session, closing=True) for t in episodes["end"]],
             "kind": episodes["kind"],
             "true wall": [_level(x) for x in episodes["level_true"]],

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mmsim
@@ -210,3 +211,19 @@ def test_evidence_names_no_otc_offset_without_hidden_lines_and_no_melt_without_a
     causes = ep["causes"].split(",")
     assert "otc_offset" not in causes and "expiration_melt" not in causes, causes
     assert ep["evidence_cause"] == "vol_regime_shift"
+
+
+def test_an_episode_at_the_runs_last_instant_reads_as_the_close_not_the_next_open():
+    """A break first seen at the last sample (t = clock.duration) starts and ends at the
+    session's close in the summary, never at a day the run does not have."""
+    from mmsim.episodes import empty_episodes, episode_lines
+
+    sc = mmsim.load_scenario("scenarios/long_gamma.yaml")
+    end = sc.clock.duration
+    row = {c: 0.0 for c in empty_episodes().columns}
+    row.update(start=end, end=end, kind="call_wall_break", views="true", causes="")
+    row.update(level_true=101.0, level_visible=101.0, primary_cause="news")
+    row.update(evidence_cause="news", cause_source="evidence")
+    lines = "\n".join(episode_lines(pd.DataFrame([row]), sc))
+    assert "d1 16:00:00 d1 16:00:00" in " ".join(lines.split()), lines
+    assert "d2" not in lines, lines
