@@ -223,6 +223,20 @@ def _flow_bars(ax, result: Result, clock: SessionClock, agents=None) -> None:
     ax.set_ylabel(f"net hedge\n(shares per {unit})")
 
 
+def price_panel(ax, s: pd.DataFrame, small: pd.DataFrame, clock: SessionClock):
+    """Regime shading, the price ($) and the flip and wall lines on ``ax`` (``small``: the
+    thinned series). Returns the price range widened to the levels within 0.5% of it,
+    and a pad ($), for the caller's y-limits."""
+    _shade_regimes(ax, small, clock)
+    x = clock.x(small["t"])
+    ax.plot(x, small["price"], color="black", lw=1.0, label="price", zorder=3)
+    lo, hi = float(s["price"].min()), float(s["price"].max())
+    levels = np.asarray(_level_lines(ax, small, clock))
+    near = levels[np.abs(levels - 0.5 * (lo + hi)) < 0.5 * (hi - lo) + 0.005 * hi]
+    lo, hi = min(lo, near.min(initial=lo)), max(hi, near.max(initial=hi))
+    return lo, hi, max(0.08 * (hi - lo), 0.001 * hi)
+
+
 @styled
 def plot_run(result: Result) -> Figure:
     """Price ($) with the flip and walls (one line where the true and visible views
@@ -234,14 +248,7 @@ def plot_run(result: Result) -> Figure:
     small = thin(s, cols)
     fig, axes = figure(2, 1, size=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     ax, ax_flow = axes[:, 0]
-    _shade_regimes(ax, small, clock)
-    x = clock.x(small["t"])
-    ax.plot(x, small["price"], color="black", lw=1.0, label="price", zorder=3)
-    lo, hi = float(s["price"].min()), float(s["price"].max())
-    levels = np.asarray(_level_lines(ax, small, clock))
-    near = levels[np.abs(levels - 0.5 * (lo + hi)) < 0.5 * (hi - lo) + 0.005 * hi]
-    lo, hi = min(lo, near.min(initial=lo)), max(hi, near.max(initial=hi))
-    pad = max(0.08 * (hi - lo), 0.001 * hi)
+    lo, hi, pad = price_panel(ax, s, small, clock)
     n_marks = len(episode_marks(result.episodes))
     top = pad + (hi - lo + 2 * pad) * 0.06 * min(n_marks, 4)  # room for episode labels
     ax.set_ylim(lo - pad, hi + top)  # the path and levels within 0.5% of it; the rest off

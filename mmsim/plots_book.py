@@ -85,7 +85,7 @@ def _spread_panel(ax, s: pd.DataFrame, clock: SessionClock, tick: float) -> None
 def plot_book(result: Result) -> Figure:
     """Price ($) with the flip and walls and the dry-outs; below, resting depth per side
     within 1 / 5 / 10 ticks (shares, asks up, bids down) and the spread (ticks)."""
-    from mmsim.plots import _clock, _label_episodes, _level_lines, _shade_regimes
+    from mmsim.plots import _clock, _label_episodes, price_panel
 
     s, clock = result.series, _clock(result)
     cols = ["t", "price", "regime", "flip_true", "flip_visible", "spread"]
@@ -96,14 +96,7 @@ def plot_book(result: Result) -> Figure:
         3, 1, size=(11, 8), sharex=True, gridspec_kw={"height_ratios": [3.2, 1.6, 1.0]}
     )
     ax, ax_depth, ax_spread = axes[:, 0]
-    _shade_regimes(ax, small, clock)
-    x = clock.x(small["t"])
-    ax.plot(x, small["price"], color="black", lw=1.0, label="price", zorder=3)
-    lo, hi = float(s["price"].min()), float(s["price"].max())
-    levels = np.asarray(_level_lines(ax, small, clock))
-    near = levels[np.abs(levels - 0.5 * (lo + hi)) < 0.5 * (hi - lo) + 0.005 * hi]
-    lo, hi = min(lo, near.min(initial=lo)), max(hi, near.max(initial=hi))
-    pad = max(0.08 * (hi - lo), 0.001 * hi)
+    lo, hi, pad = price_panel(ax, s, small, clock)
     episodes = result.episodes
     dry = _dry_outs(episodes)
     others = episodes.drop(dry.index) if len(dry) else episodes
