@@ -34,6 +34,7 @@ from mmsim.chains import add_lines, chain_smile, scenario_lines
 from mmsim.dryout import DryOutLog, dry_out_episodes
 from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
+from mmsim.hotloop import HotLoop, fast_path_enabled
 from mmsim.ledger import Ledger
 from mmsim.levels import LevelsHold
 from mmsim.lob import BOOK_COLUMNS, BookMarket, LiquidityDryOut
@@ -308,6 +309,8 @@ class Simulation:
         self._flow_state: tuple[float, float, float] | None = None
         self._dealer_accounts = np.array([d.account for d in self.dealers], dtype=np.int64)
         self._expiries = set(self.expiration.calendar)  # s; samples there value unsettled lines
+        # the compiled fast path runs news, noise and the dealers (engine.fast_path)
+        self.hot = HotLoop(self) if fast_path_enabled(sc) else None
 
     # -- construction -----------------------------------------------------------------
     def _account(self, name: str, kind: str) -> int:
@@ -582,16 +585,17 @@ class Simulation:
         self._started = True
         env = self.env
         env.process(self.recorder.process(env))
+        hot = self.hot is not None  # the HotLoop stands in for news, noise and dealers
         agents = (
             self.events,
             self.vol_follower,
             self.expiration,
-            self.news,
-            self.noise,
+            None if hot else self.news,
+            None if hot else self.noise,
             self.liquidity,
             *self.repositioners,
             *self.pensions,
-            *self.dealers,
+            *((self.hot,) if hot else self.dealers),
             *self.customers,
         )
         for agent in agents:

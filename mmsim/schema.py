@@ -561,6 +561,12 @@ class EngineConfig(_Strict):
     delta_table_min_lines: Annotated[int, Field(ge=1)] = Field(
         256, description="Live lines from which auto tabulates a dealer's delta."
     )
+    fast_path: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Run news, noise and instant price-triggered dealers in the compiled "
+        "kernel (bit-identical to off): auto = when the scenario is supported; on = "
+        "refuse a scenario it does not support; off = simpy agents.",
+    )
 
 
 class Scenario(_Strict):
@@ -626,6 +632,11 @@ class Scenario(_Strict):
             for j, p in enumerate(e.positions):
                 if p.expiry_days * self.clock.session_seconds <= e.at:
                     raise ValueError(f"events[{i}].positions[{j}] expires before the event")
+        if self.engine.fast_path == "on":
+            from mmsim.hotloop import unsupported  # numba kernels: import on demand
+
+            if (why := unsupported(self)) is not None:
+                raise ValueError(f"engine.fast_path is on but {why}")
         return self
 
     def dealer_names(self) -> list[str]:

@@ -26,59 +26,49 @@ import simpy
 
 from mmsim.book import OptionBook
 from mmsim.errors import InstabilityError
+from mmsim.hedge_rules import (
+    CHASING,
+    MAX_CASCADE,
+    MAX_SOLVE_STEPS,
+    MIN_ORDER,
+    OVERCORRECTING,
+    RESPONSE_FLOOR,
+    RUNAWAY_MIN_SIZE,
+    RUNAWAY_ROUNDS,
+    SETTLING,
+    SOLVE_OVERSHOOT,
+    bracket_probe,
+    cascade_step,
+    fill_outcome,
+    plan_hedge,
+    solve_pick,
+    solve_update,
+)
 from mmsim.market import Market
 from mmsim.schema import Dealer as DealerConfig
 from mmsim.vol import VolSurface
 
-__all__ = ["DealerAgent", "bracket_probe", "fill_outcome"]
+# the rules (constants and pure functions) live in mmsim.hedge_rules, shared with the
+# compiled fast path (mmsim.fastpath); re-exported here
+__all__ = [
+    "CHASING",
+    "MAX_CASCADE",
+    "OVERCORRECTING",
+    "RESPONSE_FLOOR",
+    "RUNAWAY_ROUNDS",
+    "SETTLING",
+    "DealerAgent",
+    "bracket_probe",
+    "fill_outcome",
+]
 
-MIN_ORDER = 1.0  # shares: dealers trade whole shares, so less than one share off is flat
-MAX_CASCADE = 20_000  # rounds of same-instant rehedging before we call it divergence
-RUNAWAY_ROUNDS = 8  # consecutive growing rehedges: a stable cascade shrinks by |lam * G| a round
-RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascade "grow"
 # scheduled rehedges growing in a row with one sign pattern, watched when several dealers
 # share the market (each one's own fills may settle while together they diverge): a
 # stable lagged AR(1) at |lam * G| = 0.9 does this by chance about once in 2e7 checks,
 # at 0.95 once in 4e6; at the combined -1.2 it takes ~15-35 checks, at -1.05 ~20-60
 SCHEDULED_RUNAWAY_ROUNDS = 14
-SOLVE_OVERSHOOT = 1.5  # hedge_fraction * (1 + lam * G) above which an instant hedge is solved
 LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
-RESPONSE_FLOOR = 0.01  # 1 + lam * G measured on a fill at or below this: diverged
-MAX_SOLVE_STEPS = 64  # bracketing steps; bisection on whole shares needs < 64 for any size
 _NOTIONAL_UNIT = 1.0e8  # per_notional bands are shares per $100M of gross option notional
-
-SETTLING, CHASING, OVERCORRECTING = 0, 1, 2
-"""Outcomes of one hedge (:func:`fill_outcome`)."""
-
-
-def fill_outcome(before: float, after: float, goal: float, qty: float) -> int:
-    """What one hedge of ``qty`` shares did to the dealer's net delta (shares).
-
-    ``before`` and ``after`` are the net delta just before and just after the dealer's
-    own fill (same instant), ``goal`` what it traded toward. The measured response
-    ``(after - before) / qty`` is ``1 + lam * G`` over the fill. Returns
-    :data:`CHASING` when it is at most :data:`RESPONSE_FLOOR` (``lam * G <= -0.99``:
-    the hedge grew, or barely cut, the exposure it meant to cut; a stable cascade would
-    amplify moves over 100-fold), :data:`OVERCORRECTING` when the hedge overshot the
-    goal by at least the distance it started from (long gamma over-correcting its own
-    impact), else :data:`SETTLING`. Pure function of floats.
-    """
-    if (after - before) / qty <= RESPONSE_FLOOR:
-        return CHASING
-    d0 = before - goal
-    d1 = after - goal
-    if d1 * d0 < 0.0 and abs(d1) >= abs(d0):
-        return OVERCORRECTING
-    return SETTLING
-
-
-def bracket_probe(a: float, fa: float, b: float, fb: float) -> float:
-    """Next whole-share hedge to try strictly between ``a`` and ``b`` (shares, at least
-    two apart) by false position on the residuals ``fa`` and ``fb`` (opposite signs; the
-    caller halves a stale one, Illinois-style). Pure function of floats."""
-    lo, hi = min(a, b) + 1.0, max(a, b) - 1.0
-    c = math.floor(b - fb * (b - a) / (fb - fa) + 0.5)
-    return min(max(c, lo), hi)
 
 
 class DealerAgent:
@@ -228,8 +218,7 @@ class DealerAgent:
             return 0.0
         self.last_delta_before_hedge = delta
         cfg = self.config
-        goal = 0.0 if cfg.target == "center" else math.copysign(band, delta)
-        qty = float(math.trunc(cfg.hedge_fraction * (goal - delta)))
+        goal, qty = plan_hedge(delta, band, cfg.target == "center", cfg.hedge_fraction)
         if qty != 0.0 and self._instant and (self._solve_next or gamma > 0.0):
             # local estimate of f * (1 + lam * G) for this hedge, from the market's impact
             response = 1.0 + gamma * (market.preview(qty) - mid) / qty
@@ -272,21 +261,8 @@ class DealerAgent:
             gc = self.net_delta_after(c) - target
             if abs(gc) < 0.5 * MIN_ORDER:
                 return c
-            if gc * ga > 0.0:  # same side as the start: the hedge is at least c
-                a, ga, fa = c, gc, gc
-                if kept == 1:
-                    fb *= 0.5
-                kept = 1
-            else:
-                b, gb, fb = c, gc, gc
-                if kept == -1:
-                    fa *= 0.5
-                kept = -1
-        limit = max(band, MIN_ORDER)
-        a_in, b_in = abs(ga + target) <= limit, abs(gb + target) <= limit
-        if a_in != b_in:
-            return a if a_in else b
-        return a if abs(ga) <= abs(gb) else b
+            a, ga, b, gb, fa, fb, kept = solve_update(a, ga, b, gb, fa, fb, kept, c, gc)
+        return solve_pick(a, ga, b, gb, target, band)
 
     def _judge_fill(self, before: float, goal: float, qty: float) -> None:
         """Measure the hedge just filled (:func:`fill_outcome`) and stop a diverging one.
@@ -332,7 +308,9 @@ class DealerAgent:
             return f"hedges on a {cfg.interval:g} s schedule"
         return f"hedges that lag by {cfg.latency:g} s"
 
-    def _divergence_message(self, outcome: int, before: float, after: float, qty: float) -> str:
+    def _divergence_message(
+        self, outcome: int, before: float, after: float, qty: float, now: float | None = None
+    ) -> str:
         kappa = (after - before) / qty - 1.0
         if outcome == CHASING:
             why = "short gamma chasing its own impact (same-sign rehedges growing): lam * G <= -1"
@@ -342,8 +320,9 @@ class DealerAgent:
                 f"{self._overshoots} in a row): hedge_fraction x (1 + lam * G) >= 2"
             )
         market = self.market
+        now = market.env.now if now is None else now
         return (
-            f"dealer {self.name!r} hedging diverged at t={market.env.now:.3f}s, price "
+            f"dealer {self.name!r} hedging diverged at t={now:.3f}s, price "
             f"{market.mid:.6g}: a hedge of {qty:+,.0f} shares moved its net delta from "
             f"{before:+,.0f} to {after:+,.0f} shares, measured lam * G = {kappa:.3g} over "
             f"the fill; {why}"
@@ -374,9 +353,12 @@ class DealerAgent:
         self._roll_window()
         return self._window_used >= math.floor(cap)
 
-    def _runaway_message(self, rounds: int) -> str:
-        """Why a same-instant cascade never settled, by the sign of the dealer's gamma."""
-        gamma = self.option_delta_gamma()[1]
+    def _runaway_message(self, rounds: int, now: float | None = None) -> str:
+        """Why a same-instant cascade never settled, by the sign of the dealer's gamma
+        (``now``: the clock, s, when not the event loop's)."""
+        market = self.market
+        now = market.env.now if now is None else now
+        gamma = self.book.holder_delta_gamma(self.index, market.mid, now, self.vol)[1]
         if gamma < 0.0:
             why = "short gamma chasing its own impact: lam * G <= -1"
         elif self._instant:
@@ -384,7 +366,7 @@ class DealerAgent:
         else:
             why = f"long gamma over-correcting {self._lag()}: lam * G >= 1"
         return (
-            f"dealer {self.name!r} hedging ran away at t={self.market.env.now:.3f}s (price "
+            f"dealer {self.name!r} hedging ran away at t={now:.3f}s (price "
             f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): {why}"
         )
 
@@ -442,9 +424,7 @@ class DealerAgent:
                 yield env.timeout(cfg.latency)
             rounds, growing, last = 0, 0, 0.0
             while (qty := abs(self.check())) != 0.0:
-                rounds += 1
-                growing = growing + 1 if qty > last >= RUNAWAY_MIN_SIZE else 0
-                last = qty
-                if growing >= RUNAWAY_ROUNDS or rounds >= MAX_CASCADE:
+                rounds, growing, last, runaway = cascade_step(qty, rounds, growing, last)
+                if runaway:
                     raise InstabilityError(self._runaway_message(rounds))
                 yield env.timeout(cfg.latency)

@@ -20,7 +20,12 @@ _BLOCK = 4096  # normals drawn per call to the generator
 class NoiseTrader:
     """Poisson market orders: ``rate`` per second, exponential size of mean ``mean_size``
     shares rounded up to whole shares, buy or sell with equal probability; none from
-    ``stop`` (s) on (the draws before it are the same as without a stop)."""
+    ``stop`` (s) on (the draws before it are the same as without a stop).
+
+    Draws come in blocks of :data:`_BLOCK` orders (:meth:`refill`): the gaps (s), then
+    the raw sizes (shares), then the uniforms for the side, so the simpy process and
+    the compiled fast path (:mod:`mmsim.hotloop`) read the same numbers in the same order.
+    """
 
     def __init__(self, config: Noise, account: int, market: Market, rng: np.random.Generator):
         self.config = config
@@ -28,21 +33,36 @@ class NoiseTrader:
         self.market = market
         self.rng = rng
         self.volume = 0.0  # shares, cumulative |traded|
+        self.gaps = self.sizes = self.sides = np.zeros(0)
+        self.next = 0  # index of the next order in the current block
+
+    def refill(self) -> None:
+        """Draw the next block: gaps (s), raw sizes (shares), side uniforms."""
+        rate, mean = self.config.rate, self.config.mean_size
+        self.gaps = self.rng.exponential(1.0 / rate, _BLOCK)
+        self.sizes = self.rng.exponential(mean, _BLOCK)
+        self.sides = self.rng.random(_BLOCK)
+        self.next = 0
 
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """Arrivals until the run ends."""
-        rate, mean = self.config.rate, self.config.mean_size
-        if rate <= 0.0:
+        if self.config.rate <= 0.0:
             return
-        rng, stop = self.rng, self.config.stop
+        stop = self.config.stop
         while True:
-            yield env.timeout(rng.exponential(1.0 / rate))
-            if stop is not None and env.now >= stop:
-                return
-            size = math.ceil(rng.exponential(mean))
-            qty = float(size if rng.random() < 0.5 else -size)
-            self.market.submit(self.account, qty)
-            self.volume += abs(qty)
+            self.refill()
+            # Python floats: numpy scalars would make the price numpy scalars too
+            for gap, raw, side in zip(
+                self.gaps.tolist(), self.sizes.tolist(), self.sides.tolist(), strict=True
+            ):
+                self.next += 1
+                yield env.timeout(gap)
+                if stop is not None and env.now >= stop:
+                    return
+                size = math.ceil(raw)
+                qty = float(size if side < 0.5 else -size)
+                self.market.submit(self.account, qty)
+                self.volume += abs(qty)
 
 
 class NewsDiffusion:

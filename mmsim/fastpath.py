@@ -1,0 +1,373 @@
+"""The compiled fast path: news ticks, noise orders and instant dealers' checks, in numba.
+
+:func:`advance` plays the high-frequency events of a run (news ticks every ``dt``,
+Poisson noise orders, and the same-instant hedging cascades of price-triggered dealers
+with no latency) from the current clock up to a horizon, the next discrete event of the
+simpy loop (:mod:`mmsim.hotloop` drives it segment by segment). It follows the simpy
+agents step for step: the same random numbers (pre-drawn blocks, :mod:`mmsim.agents.noise`)
+in the same order, the same arithmetic, the same order of same-instant events (every
+event already due at an instant first, then the dealers a price change woke, in the order
+they began to wait, each re-checking after its own fill behind the others), and the
+dealer's rules from :mod:`mmsim.hedge_rules`; so a run is bit-identical to the simpy path.
+
+State lives in plain arrays (layouts: the ``MK_*``, ``NW_*``, ``NZ_*``, ``D_*``, ``Q_*``
+indices below); units as in the agents: $ for prices, shares, s for clocks. The kernel
+returns a status; ``NEED_*`` and ``FULL`` ask the caller to refill or flush and call again
+(the state is consistent between events), the rest report a divergence whose details
+are in ``info``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from mmsim.book_kernels import holder_sum
+from mmsim.hedge_rules import (
+    CHASING,
+    MAX_SOLVE_STEPS,
+    MIN_ORDER,
+    OVERCORRECTING,
+    RUNAWAY_MIN_SIZE,
+    SETTLING,
+    SOLVE_OVERSHOOT,
+    bracket_probe,
+    cascade_step,
+    fill_outcome,
+    plan_hedge,
+    solve_pick,
+    solve_update,
+)
+
+__all__ = ["advance"]
+
+# market state (float64): mid ($), volume (shares), changes (count), half spread ($),
+# model (0 linear, 1 sqrt), lam ($/share), Y, daily vol, adv (shares), price ceiling ($)
+MK_MID, MK_VOLUME, MK_CHANGES, MK_HALF, MK_MODEL, MK_LAM, MK_Y, MK_DVOL, MK_ADV, MK_CEIL = range(10)
+MK_SIZE = 10
+# news: active (0/1), next tick (s), dt (s), scale (fraction of S per unit z), stop (s),
+# index of the next z in the block
+NW_ON, NW_NEXT, NW_DT, NW_SCALE, NW_STOP, NW_IDX = range(6)
+# noise: active, next arrival (s; NaN = its gap is in the next block), stop (s, inf =
+# none), account, index of the next order in the block, volume (shares)
+NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
+# per dealer (rows): account, center target (0/1), hedge fraction, band base (shares, or
+# shares per $ when per-notional), per-notional (0/1), hedge volume (shares), hedge cost
+# ($), rehedges, last delta before hedge (shares), solve next (0/1), overshoots,
+# post valid (0/1), post changes, post t (s), post net delta (shares), post gamma
+# (shares per $1), cascade rounds, growing rounds, last |qty| (shares), first line, lines
+(
+    D_ACC,
+    D_CENTER,
+    D_HF,
+    D_BAND,
+    D_NOTIONAL,
+    D_HVOL,
+    D_HCOST,
+    D_NREH,
+    D_LASTD,
+    D_SOLVE,
+    D_OVER,
+    D_POST,
+    D_POST_CH,
+    D_POST_T,
+    D_POST_D,
+    D_POST_G,
+    D_ROUNDS,
+    D_GROW,
+    D_LAST,
+    D_OFF,
+    D_N,
+) = range(21)
+D_SIZE = 21
+# queues (int64): run-queue head and length, wait-list head and length, fills recorded
+Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS = range(5)
+FILL_COLUMNS = 8  # t, account, booking (0 = order), qty, before, after, exec, cost
+
+OK, NEED_NEWS, NEED_NOISE, FULL = 0, 1, 2, 3
+PRICE_INVALID, PRICE_CEILING, DIVERGED, RUNAWAY = 4, 5, 6, 7
+"""Statuses of :func:`advance`; see the module docstring. ``info`` holds: for
+PRICE_INVALID t, before, after, cause (-1 news, else the account), qty; for PRICE_CEILING
+t, account, qty, price after; for DIVERGED t, dealer, outcome, before, after, qty; for
+RUNAWAY t, dealer, rounds."""
+
+_NOTIONAL_UNIT = 1.0e8
+
+
+@njit(cache=True)
+def _impact(mk, q, S):
+    """Price change ($) of an order of ``q`` shares at ``S`` (Market's impact models)."""
+    if mk[MK_MODEL] == 0.0:
+        return mk[MK_LAM] * q
+    return math.copysign(mk[MK_Y] * mk[MK_DVOL] * S * math.sqrt(abs(q) / mk[MK_ADV]), q)
+
+
+@njit(cache=True)
+def _preview(mk, qty):
+    before = mk[MK_MID]
+    return before + _impact(mk, qty, before) if qty != 0.0 else before
+
+
+@njit(cache=True)
+def _eval(dl, d, S, t, lines, surf, scratch):
+    """Option share delta and gamma of dealer ``d``'s lines (``holder_sum``, exact)."""
+    off = int(dl[d, D_OFF])
+    n = int(dl[d, D_N])
+    return holder_sum(
+        S, t, surf[5], lines[:, off : off + n], n, surf[0], surf[1], surf[2], surf[3],
+        surf[4], scratch,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def _submit(t, acc, qty, mk, shares, cash, fills, q, info):
+    """Market.submit of a non-zero order plus the engine's fill listener; returns
+    ``(status, cost)``."""
+    before = mk[MK_MID]
+    dS = _impact(mk, qty, before)
+    exec_price = before + math.copysign(mk[MK_HALF], qty) + 0.5 * dS
+    after = before + dS
+    mk[MK_MID] = after
+    if not (math.isfinite(after) and after > 0.0):
+        info[0], info[1], info[2], info[3], info[4] = t, before, after, acc, qty
+        return PRICE_INVALID, 0.0
+    shares[acc] += qty
+    shares[0] -= qty
+    cash[acc] -= qty * exec_price
+    cash[0] += qty * exec_price
+    mk[MK_VOLUME] += abs(qty)
+    cost = (exec_price - before) * qty
+    if not after < mk[MK_CEIL]:
+        info[0], info[1], info[2], info[3] = t, acc, qty, after
+        return PRICE_CEILING, cost
+    k = q[Q_FILLS]
+    fills[k, 0] = t
+    fills[k, 1] = acc
+    fills[k, 2] = 0.0
+    fills[k, 3] = qty
+    fills[k, 4] = before
+    fills[k, 5] = after
+    fills[k, 6] = exec_price
+    fills[k, 7] = cost
+    q[Q_FILLS] = k + 1
+    return OK, cost
+
+
+@njit(cache=True)
+def _net_after(dl, d, qty, t, mk, shares, lines, surf, scratch):
+    """DealerAgent.net_delta_after: net delta had a hedge of ``qty`` traded now."""
+    S = _preview(mk, qty)
+    delta = _eval(dl, d, S, t, lines, surf, scratch)[0]
+    return delta + shares[int(dl[d, D_ACC])] + qty
+
+
+@njit(cache=True)
+def _solve(dl, d, delta, naive, target, band, t, mk, shares, lines, surf, scratch):
+    """DealerAgent._solve, the same steps."""
+    a = 0.0
+    ga = delta - target
+    b = naive
+    gb = _net_after(dl, d, naive, t, mk, shares, lines, surf, scratch) - target
+    if ga * gb > 0.0:
+        return naive
+    fa = ga
+    fb = gb
+    kept = 0
+    for _ in range(MAX_SOLVE_STEPS):
+        if abs(b - a) <= 1.0:
+            break
+        c = bracket_probe(a, fa, b, fb)
+        gc = _net_after(dl, d, c, t, mk, shares, lines, surf, scratch) - target
+        if abs(gc) < 0.5 * MIN_ORDER:
+            return c
+        a, ga, b, gb, fa, fb, kept = solve_update(a, ga, b, gb, fa, fb, kept, c, gc)
+    return solve_pick(a, ga, b, gb, target, band)
+
+
+@njit(cache=True)
+def _check(dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info):
+    """DealerAgent.check for an instant market-order dealer with no capacity limit;
+    returns ``(status, executed qty)``."""
+    acc = int(dl[d, D_ACC])
+    mid = mk[MK_MID]
+    have = False
+    delta = 0.0
+    gamma = 0.0
+    if dl[d, D_POST] != 0.0:  # right after our own fill: reuse that valuation if current
+        dl[d, D_POST] = 0.0
+        if dl[d, D_POST_CH] == mk[MK_CHANGES] and dl[d, D_POST_T] == t:
+            delta = dl[d, D_POST_D]
+            gamma = dl[d, D_POST_G]
+            have = True
+    if not have:
+        delta, gamma = _eval(dl, d, mid, t, lines, surf, scratch)
+        delta += shares[acc]
+    band = dl[d, D_BAND]
+    if dl[d, D_NOTIONAL] != 0.0:
+        band = band * mid / _NOTIONAL_UNIT
+    if abs(delta) <= max(band, MIN_ORDER):
+        return OK, 0.0
+    dl[d, D_LASTD] = delta
+    hf = dl[d, D_HF]
+    goal, qty = plan_hedge(delta, band, dl[d, D_CENTER] != 0.0, hf)
+    solve_next = dl[d, D_SOLVE] != 0.0
+    if qty != 0.0 and (solve_next or gamma > 0.0):
+        response = 1.0 + gamma * (_preview(mk, qty) - mid) / qty
+        if solve_next or hf * response > SOLVE_OVERSHOOT:
+            target = delta + hf * (goal - delta)
+            qty = _solve(dl, d, delta, qty, target, band, t, mk, shares, lines, surf, scratch)
+        dl[d, D_SOLVE] = 0.0
+    if qty == 0.0:
+        return OK, 0.0
+    status, cost = _submit(t, acc, qty, mk, shares, cash, fills, q, info)
+    if status != OK:
+        return status, qty
+    _wake(mk, q, runq, fresh, waitq, True)
+    dl[d, D_HVOL] += abs(qty)
+    dl[d, D_HCOST] += cost
+    dl[d, D_NREH] += 1.0
+    # judge the fill (DealerAgent._judge_fill, instant dealer, no capacity)
+    d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch)
+    after = d_after + shares[acc]
+    dl[d, D_POST] = 1.0
+    dl[d, D_POST_CH] = mk[MK_CHANGES]
+    dl[d, D_POST_T] = t
+    dl[d, D_POST_D] = after
+    dl[d, D_POST_G] = g_after
+    outcome = fill_outcome(delta, after, goal, qty)
+    if abs(qty) < RUNAWAY_MIN_SIZE:
+        outcome = SETTLING
+    if outcome == SETTLING:
+        dl[d, D_OVER] = 0.0
+        return OK, qty
+    if outcome == OVERCORRECTING:
+        dl[d, D_SOLVE] = 1.0
+        return OK, qty
+    info[0], info[1], info[2], info[3], info[4], info[5] = t, d, CHASING, delta, after, qty
+    return DIVERGED, qty
+
+
+@njit(cache=True)
+def advance(
+    horizon, inclusive, wake, mk, news, z, noise, gaps, sizes, sides, dl, lines, surf,
+    shares, cash, fills, q, runq, fresh, waitq, info,
+):  # fmt: skip
+    """Play the high-frequency events due before ``horizon`` (s; at it too when
+    ``inclusive``) and the cascades they set off; ``wake`` wakes the waiting dealers
+    first (a discrete event changed the market). Returns a status (module docstring).
+
+    ``fresh[d]`` marks a dealer woken by a price change (its cascade counters restart);
+    ``runq`` / ``waitq`` are ring buffers of dealer indices (run queue, waiting list)."""
+    scratch = np.zeros((5, 1))
+    nd = runq.size
+    if wake:
+        _wake(mk, q, runq, fresh, waitq, False)
+    t = surf[6]
+    while True:
+        # every news tick or noise order due at this instant comes before the dealers
+        # it (or anything earlier) woke: they were scheduled earlier
+        tn = news[NW_NEXT] if news[NW_ON] != 0.0 else np.inf
+        tz = noise[NZ_NEXT] if noise[NZ_ON] != 0.0 else np.inf
+        if noise[NZ_ON] != 0.0 and tz != tz:  # the next gap is in the next block
+            surf[6] = t
+            return NEED_NOISE
+        due = min(tn, tz)
+        if q[Q_RLEN] > 0 and due > t:
+            if q[Q_FILLS] >= fills.shape[0]:
+                surf[6] = t
+                return FULL
+            d = runq[q[Q_RHEAD]]
+            q[Q_RHEAD] = (q[Q_RHEAD] + 1) % nd
+            q[Q_RLEN] -= 1
+            if fresh[d]:
+                dl[d, D_ROUNDS] = 0.0
+                dl[d, D_GROW] = 0.0
+                dl[d, D_LAST] = 0.0
+                fresh[d] = False
+            status, qty = _check(
+                dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq,
+                info,
+            )  # fmt: skip
+            if status != OK:
+                surf[6] = t
+                return status
+            aq = abs(qty)
+            if aq != 0.0:
+                rounds, growing, last, runaway = cascade_step(
+                    aq, int(dl[d, D_ROUNDS]), int(dl[d, D_GROW]), dl[d, D_LAST]
+                )
+                dl[d, D_ROUNDS] = rounds
+                dl[d, D_GROW] = growing
+                dl[d, D_LAST] = last
+                if runaway:
+                    info[0], info[1], info[2] = t, d, rounds
+                    surf[6] = t
+                    return RUNAWAY
+                runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d  # timeout(0): behind the others
+                q[Q_RLEN] += 1
+            else:
+                waitq[(q[Q_WHEAD] + q[Q_WLEN]) % nd] = d  # yield market.changed
+                q[Q_WLEN] += 1
+            continue
+        if due > horizon or (due == horizon and not inclusive) or due == np.inf:
+            surf[6] = t
+            return OK
+        if q[Q_FILLS] >= fills.shape[0]:
+            surf[6] = t
+            return FULL
+        t = due
+        if tn == due:
+            i = int(news[NW_IDX])
+            if i == z.size:
+                surf[6] = t
+                return NEED_NEWS
+            news[NW_NEXT] = t + news[NW_DT]
+            if t >= news[NW_STOP]:
+                news[NW_ON] = 0.0
+                continue
+            news[NW_IDX] = i + 1
+            before = mk[MK_MID]
+            dS = before * news[NW_SCALE] * z[i]
+            if dS != 0.0:
+                after = before + dS
+                mk[MK_MID] = after
+                if not (math.isfinite(after) and after > 0.0):
+                    info[0], info[1], info[2], info[3], info[4] = t, before, after, -1.0, 0.0
+                    surf[6] = t
+                    return PRICE_INVALID
+                _wake(mk, q, runq, fresh, waitq, True)
+            continue
+        # a noise order
+        i = int(noise[NZ_IDX])
+        if t >= noise[NZ_STOP]:
+            noise[NZ_ON] = 0.0
+            continue
+        size = math.ceil(sizes[i])
+        qty = float(size if sides[i] < 0.5 else -size)
+        noise[NZ_IDX] = i + 1
+        noise[NZ_NEXT] = t + gaps[i + 1] if i + 1 < gaps.size else np.nan
+        if qty != 0.0:
+            acc = int(noise[NZ_ACC])
+            status, _ = _submit(t, acc, qty, mk, shares, cash, fills, q, info)
+            if status != OK:
+                surf[6] = t
+                return status
+            _wake(mk, q, runq, fresh, waitq, True)
+        noise[NZ_VOLUME] += abs(qty)
+
+
+@njit(cache=True)
+def _wake(mk, q, runq, fresh, waitq, count):
+    """Market.notify (``count``: count the change) waking the waiting dealers, fresh."""
+    if count:
+        mk[MK_CHANGES] += 1.0
+    nd = runq.size
+    for _ in range(q[Q_WLEN]):
+        d = waitq[q[Q_WHEAD]]
+        q[Q_WHEAD] = (q[Q_WHEAD] + 1) % nd
+        q[Q_WLEN] -= 1
+        runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d
+        q[Q_RLEN] += 1
+        fresh[d] = True

@@ -1,0 +1,126 @@
+"""The dealer's hedging rules as compiled pure functions of floats.
+
+One implementation for both paths: :class:`mmsim.agents.dealer.DealerAgent` (the simpy
+agent) and the compiled fast path (:mod:`mmsim.fastpath`) call these same functions, so a
+rule changed here changes both. Units: shares for deltas, hedges, goals and bands.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+__all__ = [
+    "CHASING",
+    "MAX_CASCADE",
+    "MAX_SOLVE_STEPS",
+    "MIN_ORDER",
+    "OVERCORRECTING",
+    "RESPONSE_FLOOR",
+    "RUNAWAY_MIN_SIZE",
+    "RUNAWAY_ROUNDS",
+    "SETTLING",
+    "SOLVE_OVERSHOOT",
+    "bracket_probe",
+    "cascade_step",
+    "fill_outcome",
+    "plan_hedge",
+    "solve_pick",
+    "solve_update",
+]
+
+MIN_ORDER = 1.0  # shares: dealers trade whole shares, so less than one share off is flat
+MAX_CASCADE = 20_000  # rounds of same-instant rehedging before we call it divergence
+RUNAWAY_ROUNDS = 8  # consecutive growing rehedges: a stable cascade shrinks by |lam * G| a round
+RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascade "grow"
+SOLVE_OVERSHOOT = 1.5  # hedge_fraction * (1 + lam * G) above which an instant hedge is solved
+RESPONSE_FLOOR = 0.01  # 1 + lam * G measured on a fill at or below this: diverged
+MAX_SOLVE_STEPS = 64  # bracketing steps; bisection on whole shares needs < 64 for any size
+
+SETTLING, CHASING, OVERCORRECTING = 0, 1, 2
+"""Outcomes of one hedge (:func:`fill_outcome`)."""
+
+
+@njit(cache=True)
+def fill_outcome(before: float, after: float, goal: float, qty: float) -> int:
+    """What one hedge of ``qty`` shares did to the dealer's net delta (shares).
+
+    ``before`` and ``after`` are the net delta just before and just after the dealer's
+    own fill (same instant), ``goal`` what it traded toward. The measured response
+    ``(after - before) / qty`` is ``1 + lam * G`` over the fill. Returns
+    :data:`CHASING` when it is at most :data:`RESPONSE_FLOOR` (``lam * G <= -0.99``:
+    the hedge grew, or barely cut, the exposure it meant to cut; a stable cascade would
+    amplify moves over 100-fold), :data:`OVERCORRECTING` when the hedge overshot the
+    goal by at least the distance it started from (long gamma over-correcting its own
+    impact), else :data:`SETTLING`.
+    """
+    if (after - before) / qty <= RESPONSE_FLOOR:
+        return CHASING
+    d0 = before - goal
+    d1 = after - goal
+    if d1 * d0 < 0.0 and abs(d1) >= abs(d0):
+        return OVERCORRECTING
+    return SETTLING
+
+
+@njit(cache=True)
+def bracket_probe(a: float, fa: float, b: float, fb: float) -> float:
+    """Next whole-share hedge to try strictly between ``a`` and ``b`` (shares, at least
+    two apart) by false position on the residuals ``fa`` and ``fb`` (opposite signs; the
+    caller halves a stale one, Illinois-style)."""
+    lo, hi = min(a, b) + 1.0, max(a, b) - 1.0
+    c = math.floor(b - fb * (b - a) / (fb - fa) + 0.5)
+    return min(max(c, lo), hi)
+
+
+@njit(cache=True)
+def plan_hedge(delta: float, band: float, center: bool, hedge_fraction: float):
+    """``(goal, qty)`` of a dealer at net delta ``delta`` outside its ``band`` (shares):
+    the goal is 0 (``center``) or the band's edge on ``delta``'s side; the hedge moves
+    ``hedge_fraction`` of the way there, truncated to whole shares toward zero."""
+    goal = 0.0 if center else math.copysign(band, delta)
+    qty = float(math.trunc(hedge_fraction * (goal - delta)))
+    return goal, qty
+
+
+@njit(cache=True)
+def solve_update(a, ga, b, gb, fa, fb, kept, c, gc):
+    """One Illinois false-position update of the bracket ``[a, b]`` (shares; ``ga``,
+    ``gb`` residuals, ``fa``, ``fb`` the possibly halved ones, ``kept`` which end stayed
+    last time: 1 = b, -1 = a) with the probe ``c`` of residual ``gc``."""
+    if gc * ga > 0.0:  # same side as the start: the hedge is at least c
+        a, ga, fa = c, gc, gc
+        if kept == 1:
+            fb *= 0.5
+        kept = 1
+    else:
+        b, gb, fb = c, gc, gc
+        if kept == -1:
+            fa *= 0.5
+        kept = -1
+    return a, ga, b, gb, fa, fb, kept
+
+
+@njit(cache=True)
+def solve_pick(a: float, ga: float, b: float, gb: float, target: float, band: float) -> float:
+    """The bracket end to trade when the bracket has closed: the one whose post-impact
+    net delta (``residual + target``) is inside the band if only one is, else the one
+    nearer ``target``."""
+    limit = max(band, MIN_ORDER)
+    a_in = abs(ga + target) <= limit
+    b_in = abs(gb + target) <= limit
+    if a_in != b_in:
+        return a if a_in else b
+    return a if abs(ga) <= abs(gb) else b
+
+
+@njit(cache=True)
+def cascade_step(qty: float, rounds: int, growing: int, last: float):
+    """One round of a same-instant cascade that traded ``|qty|`` shares: returns
+    ``(rounds, growing, last, runaway)``; ``runaway`` when :data:`RUNAWAY_ROUNDS` rounds
+    in a row grew (above :data:`RUNAWAY_MIN_SIZE`) or :data:`MAX_CASCADE` rounds passed."""
+    rounds += 1
+    growing = growing + 1 if qty > last >= RUNAWAY_MIN_SIZE else 0
+    last = qty
+    return rounds, growing, last, growing >= RUNAWAY_ROUNDS or rounds >= MAX_CASCADE

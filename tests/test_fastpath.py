@@ -1,0 +1,148 @@
+"""The compiled fast path (``engine.fast_path``) against the simpy agents, its oracle.
+
+Every supported scenario must give the *same* run on both paths, bit for bit: series,
+trades (times, sizes, prices), ledger and metrics, on many seeds, shipped and
+non-shipped parameters (several dealers, square-root impact, short gamma, partial
+hedges, band 0, edge targets, per-notional bands, a pension's child orders, gaps and vol
+shifts that wake the dealers from a discrete event, a short-dated line that expires
+mid-run). Divergence stops both paths with the same message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmsim.engine import Simulation
+from mmsim.errors import InstabilityError, ScenarioError
+from mmsim.hotloop import fast_path_enabled
+from mmsim.scenario import load_scenario
+
+BASE = {
+    "seed": 7,
+    "clock": {"days": 0.1},
+    "market": {"S0": 100.0, "impact": {"model": "linear", "lam": 1.0e-4}, "half_spread": 0.005},
+    "vol": {"atm": 0.20},
+    "news": {"vol": 0.16, "dt": 1.0},
+    "noise": {"rate": 0.05, "mean_size": 100},
+    "dealers": [
+        {
+            "name": "desk",
+            "band": 50,
+            "trigger": "price",
+            "positions": [{"type": "call", "strike": 100, "expiry_days": 252, "qty": 2000}],
+        }
+    ],
+}
+
+
+def _dealer(name: str, qty: float, **kw) -> dict:
+    pos = [{"type": "call", "strike": 100, "expiry_days": 252, "qty": qty}]
+    return {"name": name, "trigger": "price", "positions": pos, **kw}
+
+
+CASES = {
+    "long_gamma": {},
+    "short_gamma": {"dealers": [_dealer("desk", -2000, band=50)]},
+    "band0_half_hedges": {"dealers": [_dealer("desk", 2000, band=0, hedge_fraction=0.5)]},
+    "three_dealers_sqrt": {
+        "market": {
+            "S0": 100.0,
+            "impact": {"model": "sqrt", "Y": 0.5, "daily_vol": 0.01, "adv": 2.0e8},
+            "half_spread": 0.01,
+        },
+        "noise": {"rate": 0.3, "mean_size": 400},
+        "dealers": [
+            _dealer("a", 3000, band=20),
+            _dealer("b", -1500, band=5, target="edge"),
+            _dealer("c", 2500, band=3e7, band_unit="per_notional", hedge_fraction=0.7),
+        ],
+    },
+    "strong_long_gamma_solve": {  # lam * G well above 1: hedges are solved
+        "market": {"S0": 100.0, "impact": {"lam": 2.0e-4}, "half_spread": 0.0},
+        "dealers": [
+            _dealer("desk", 5000, band=5),
+            {
+                "name": "odte",
+                "trigger": "price",
+                "band": 0,
+                "positions": [{"type": "put", "strike": 100, "expiry_days": 0.05, "qty": 20}],
+            },
+        ],
+    },
+    "discrete_events": {  # a pension, a gap and a vol shift wake the dealers
+        "news": {"vol": 0.16, "dt": 0.5, "phase": 0.25, "stop": 2000.0},
+        "noise": {"rate": 0.2, "mean_size": 200, "stop": 2200.0},
+        "dealers": [
+            _dealer("a", 2000, band=30, panic={"iv_jump": 0.03, "band_factor": 0.2}),
+            _dealer("b", -800, band=0.02, band_unit="delta_per_contract"),
+        ],
+        "pensions": [
+            {"side": "sell", "shares": 40000, "start": 300, "duration": 1800, "child_interval": 37}
+        ],
+        "events": [
+            {"at": 700.0, "kind": "gap", "gap": -0.01},
+            {"at": 1200.0, "kind": "vol_shift", "d_atm": 0.05},
+        ],
+    },
+}
+
+
+def _scenario(case: str, mode: str, seed: int):
+    data = {**BASE, **CASES[case], "seed": seed, "engine": {"fast_path": mode}}
+    return load_scenario(data)
+
+
+def _run(case: str, mode: str, seed: int):
+    sim = Simulation(_scenario(case, mode, seed), seed)
+    assert (sim.hot is not None) == (mode == "on"), "the path asked for is the path run"
+    return sim.run()
+
+
+def _assert_same(a, b, what: str) -> None:
+    for name in ("series", "trades", "accounts", "option_trades"):
+        pd.testing.assert_frame_equal(
+            getattr(a, name), getattr(b, name), check_exact=True, obj=f"{what}: {name}"
+        )
+    assert a.metrics.keys() == b.metrics.keys()
+    for k, x in a.metrics.items():
+        y = b.metrics[k]
+        assert x == y or (np.isnan(x) and np.isnan(y)), f"{what}: metric {k} {x!r} != {y!r}"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fast_path_is_bit_identical_to_the_simpy_agents(case):
+    """0.1-day runs (2,340 s), seeds 0-19 for the one-dealer cases, 0-7 for the others:
+    series, trades, ledger and metrics equal exactly (no tolerance)."""
+    seeds = range(20) if case in ("long_gamma", "short_gamma") else range(8)
+    hedged = 0
+    for seed in seeds:
+        off, on = _run(case, "off", seed), _run(case, "on", seed)
+        _assert_same(off, on, f"{case} seed {seed}")
+        hedged += int((on.trades["kind"] == "dealer").sum())
+    assert hedged > 10 * len(seeds), f"{case}: dealers traded ({hedged} fills): a real test"
+
+
+def test_divergence_stops_both_paths_with_the_same_message():
+    """Short gamma at lam * G = -1.3 (1-year ATM calls, 13,000 short): both paths raise
+    InstabilityError with the same text (time, price, sizes)."""
+    case = {"dealers": [_dealer("desk", -13000, band=10)]}
+    msgs = []
+    for mode in ("off", "on"):
+        sc = load_scenario({**BASE, **case, "engine": {"fast_path": mode}})
+        with pytest.raises(InstabilityError) as err:
+            Simulation(sc, 3).run()
+        msgs.append(str(err.value))
+    assert msgs[0] == msgs[1]
+    assert "diverged" in msgs[0] or "ran away" in msgs[0], msgs[0]
+
+
+def test_fast_path_on_refuses_what_it_does_not_run():
+    """``engine.fast_path: on`` with a scheduled dealer: one-line ScenarioError naming
+    the field; ``auto`` falls back to the simpy agents."""
+    data = {**BASE, "dealers": [_dealer("desk", 2000, trigger="schedule", interval=5.0)]}
+    with pytest.raises(ScenarioError, match=r"engine.fast_path is on but dealers\[0\].trigger"):
+        load_scenario({**data, "engine": {"fast_path": "on"}})
+    assert not fast_path_enabled(load_scenario({**data, "engine": {"fast_path": "auto"}}))
+    assert fast_path_enabled(load_scenario(BASE)), "the shipped long_gamma set-up is supported"
