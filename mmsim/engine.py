@@ -584,7 +584,7 @@ class Simulation:
             return
         self._started = True
         env = self.env
-        env.process(self.recorder.process(env))
+        env.process(self.recorder.process(env) if self.hot is None else self.hot.first_sample(env))
         hot = self.hot is not None  # the HotLoop stands in for news, noise and dealers
         agents = (
             self.events,

@@ -82,16 +82,18 @@ NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
     D_N,
 ) = range(21)
 D_SIZE = 21
-# queues (int64): run-queue head and length, wait-list head and length, fills recorded
-Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS = range(5)
+# queues (int64): run-queue head and length, wait-list head and length, fills recorded,
+# next sample, samples recorded
+Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS, Q_SAMPLE, Q_SAMPLES = range(7)
+Q_SIZE = 7
 FILL_COLUMNS = 8  # t, account, booking (0 = order), qty, before, after, exec, cost
 
 OK, NEED_NEWS, NEED_NOISE, FULL = 0, 1, 2, 3
-PRICE_INVALID, PRICE_CEILING, DIVERGED, RUNAWAY = 4, 5, 6, 7
+PRICE_INVALID, PRICE_CEILING, DIVERGED, RUNAWAY, SAMPLES = 4, 5, 6, 7, 8
 """Statuses of :func:`advance`; see the module docstring. ``info`` holds: for
 PRICE_INVALID t, before, after, cause (-1 news, else the account), qty; for PRICE_CEILING
 t, account, qty, price after; for DIVERGED t, dealer, outcome, before, after, qty; for
-RUNAWAY t, dealer, rounds."""
+RUNAWAY t, dealer, rounds. SAMPLES: the sample buffer is full (replay it, call again)."""
 
 _NOTIONAL_UNIT = 1.0e8
 
@@ -252,14 +254,17 @@ def _check(dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fre
 @njit(cache=True)
 def advance(
     horizon, inclusive, wake, mk, news, z, noise, gaps, sizes, sides, dl, lines, surf,
-    shares, cash, fills, q, runq, fresh, waitq, info,
+    shares, cash, fills, q, runq, fresh, waitq, info, stimes, samples,
 ):  # fmt: skip
     """Play the high-frequency events due before ``horizon`` (s; at it too when
     ``inclusive``) and the cascades they set off; ``wake`` wakes the waiting dealers
     first (a discrete event changed the market). Returns a status (module docstring).
 
     ``fresh[d]`` marks a dealer woken by a price change (its cascade counters restart);
-    ``runq`` / ``waitq`` are ring buffers of dealer indices (run queue, waiting list)."""
+    ``runq`` / ``waitq`` are ring buffers of dealer indices (run queue, waiting list).
+    A sample due at ``stimes[q[Q_SAMPLE]]`` (s, at or before the horizon) comes before
+    everything else at its instant: its row of ``samples`` holds the mid, the market
+    volume, then per dealer the shares, the cash and the hedge volume."""
     scratch = np.zeros((5, 1))
     nd = runq.size
     if wake:
@@ -274,6 +279,17 @@ def advance(
             surf[6] = t
             return NEED_NOISE
         due = min(tn, tz)
+        if q[Q_RLEN] == 0 and q[Q_SAMPLE] < stimes.size:
+            ts = stimes[q[Q_SAMPLE]]
+            if ts <= due and ts <= horizon:
+                k = q[Q_SAMPLES]
+                if k >= samples.shape[0]:
+                    surf[6] = t
+                    return SAMPLES
+                _record(samples[k], mk, dl, shares, cash)
+                q[Q_SAMPLE] += 1
+                q[Q_SAMPLES] = k + 1
+                continue
         if q[Q_RLEN] > 0 and due > t:
             if q[Q_FILLS] >= fills.shape[0]:
                 surf[6] = t
@@ -356,6 +372,19 @@ def advance(
                 return status
             _wake(mk, q, runq, fresh, waitq, True)
         noise[NZ_VOLUME] += abs(qty)
+
+
+@njit(cache=True)
+def _record(row, mk, dl, shares, cash):
+    """One sample's state: mid, volume, then per dealer shares, cash, hedge volume."""
+    nd = dl.shape[0]
+    row[0] = mk[MK_MID]
+    row[1] = mk[MK_VOLUME]
+    for d in range(nd):
+        acc = int(dl[d, D_ACC])
+        row[2 + d] = shares[acc]
+        row[2 + nd + d] = cash[acc]
+        row[2 + 2 * nd + d] = dl[d, D_HVOL]
 
 
 @njit(cache=True)

@@ -33,6 +33,7 @@ from simpy.core import NORMAL
 from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
 from mmsim.market import SqrtImpact
+from mmsim.record import _UrgentTimeout
 from mmsim.schema import Scenario
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["HotLoop", "fast_path_enabled", "unsupported"]
 
 _FILLS = 1 << 14  # fill rows per flush
+_SAMPLES = 256  # sample rows per replay
 
 
 def unsupported(sc: Scenario) -> str | None:
@@ -59,19 +61,6 @@ def unsupported(sc: Scenario) -> str | None:
             return f"dealers[{i}].order: limit orders run on the simpy path"
         if d.capacity is not None:
             return f"dealers[{i}].capacity: capacity limits run on the simpy path"
-    cfg = sc.engine
-    if cfg.delta_table == "on":
-        return "engine.delta_table: tabulated deltas run on the simpy path"
-    if cfg.delta_table == "auto":
-        # a dealer tabulates from delta_table_min_lines live lines: only books that can
-        # never grow there (no customers, no chain) are sure to stay exact
-        lines = max((len(d.positions) for d in sc.dealers), default=0)
-        lines += sum(len(e.positions) for e in sc.events)
-        if sc.customers or sc.book is not None or lines >= cfg.delta_table_min_lines:
-            return (
-                "engine.delta_table: auto may tabulate a growing book (set it to off for the "
-                "fast path)"
-            )
     return None
 
 
@@ -133,20 +122,46 @@ class HotLoop:
             self.dl[i, fp.D_CENTER] = 1.0 if d.config.target == "center" else 0.0
             self.dl[i, fp.D_HF] = d.config.hedge_fraction
             self.dl[i, fp.D_NOTIONAL] = 1.0 if d.config.band_unit == "per_notional" else 0.0
-        self.q = np.zeros(5, dtype=np.int64)
+        self.q = np.zeros(fp.Q_SIZE, dtype=np.int64)
         self.runq = np.zeros(nd, dtype=np.int64)
         self.fresh = np.zeros(nd, dtype=np.bool_)
         self.waitq = np.arange(nd, dtype=np.int64)  # every dealer waits, registration order
         self.q[fp.Q_WLEN] = nd
         self.fills = np.zeros((_FILLS, fp.FILL_COLUMNS))
+        # samples: the kernel records the state at each sample instant, Python fills the
+        # rows from it (_replay); the clock of sample k is that of the recorder's timeouts
+        times = sim.recorder.times.tolist()
+        self.sample_times = times
+        eff = times[:1]
+        for t in times[1:]:
+            eff.append(eff[-1] + (t - eff[-1]))
+        self.stimes = np.array(eff)
+        self.q[fp.Q_SAMPLE] = 1  # sample 0 is taken at t = 0 (first_sample)
+        self.samples = np.zeros((_SAMPLES, 2 + 3 * nd))
         self.info = np.zeros(8)
         self.surf = np.zeros(7)  # level, skew, floor, r, q, year seconds, kernel clock (s)
         self.lines = np.zeros((7, 1))
-        self._hot: list[int] = []  # ids of the dealers' hot line tables in self.lines
-        self._post_key: tuple[int, float] | None = None
+        self._key: tuple[int, float] | None = None  # (book version, vol level) loaded
+        self._tab_version = -1  # book version last checked for tabulation
+        self.active = True  # False once the simpy agents took over (a tabulated book)
         self.seen = market.changes
 
-    # -- the simpy process ----------------------------------------------------------------
+    # -- the simpy processes ----------------------------------------------------------------
+    def first_sample(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """The recorder's first sample (t = 0, at its place among the processes); the
+        kernel records the others."""
+        recorder = self.sim.recorder
+        recorder.take(self.sample_times[0])
+        yield from ()
+
+    def _samples_from(self, env: simpy.Environment, k: int) -> Generator[Any, Any, None]:
+        """The recorder's samples from ``k`` on (after a hand-over), as its process."""
+        recorder = self.sim.recorder
+        for t in self.sample_times[k:]:
+            yield _UrgentTimeout(env, t - env.now)
+            recorder.take(t)
+
+    # -- the driver ----------------------------------------------------------------
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """Advance the kernel between discrete events; runs last at each of its instants
         so that no discrete event can still be scheduled before its horizon."""
@@ -154,6 +169,9 @@ class HotLoop:
         while True:
             now = env.now
             T = env.peek()
+            if self._tabulates(now):
+                self._hand_over(env)
+                return
             if T <= now:  # other events at this instant first; the kernel plays what is due
                 self._advance(now, now, True)
                 yield env.timeout(0.0)
@@ -164,11 +182,47 @@ class HotLoop:
                 self._advance(now, T, False)
             yield env.event() if math.isinf(T) else _at(env, T)  # inf: nothing left
 
+    # -- handing over to the simpy agents ------------------------------------------------
+    def _tabulates(self, now: float) -> bool:
+        """Whether a dealer's delta would now come from a table (``engine.delta_table``):
+        the kernel evaluates lines exactly, so the simpy agents take over from here."""
+        book = self.sim.book
+        mode = book.delta_table
+        if mode == "off" or book.version == self._tab_version:
+            return False
+        self._tab_version = book.version
+        for d in self.sim.dealers:
+            n = book._hot_lines(d.index, now)[1]
+            if n and (mode == "on" or n >= book.table_min_lines):
+                return True
+        return False
+
+    def _hand_over(self, env: simpy.Environment) -> None:
+        """Start the news, noise and dealer processes where the kernel stands (all
+        cascades settled): the same draws, ticks and arrivals follow, and the dealers wait
+        in the kernel's waiting order (woken now if a discrete event changed the market)."""
+        sim = self.sim
+        self.active = False
+        news, noise = sim.news, sim.noise
+        if self.news[fp.NW_ON] != 0.0:
+            first = _at(env, float(self.news[fp.NW_NEXT]))
+            env.process(news.ticks(env, self.z, int(self.news[fp.NW_IDX]), first))
+        if self.noise[fp.NZ_ON] != 0.0:
+            noise.next = int(self.noise[fp.NZ_IDX])
+            env.process(noise.orders(env, _at(env, float(self.noise[fp.NZ_NEXT]))))
+        q, nd = self.q, len(sim.dealers)
+        if q[fp.Q_SAMPLE] < len(self.sample_times):
+            env.process(self._samples_from(env, int(q[fp.Q_SAMPLE])))
+        order = [int(self.waitq[(q[fp.Q_WHEAD] + k) % nd]) for k in range(q[fp.Q_WLEN])]
+        for d in order:
+            env.process(sim.dealers[d].process(env))
+        if sim.market.changes != self.seen:  # after the ticks and orders due now, as notify
+            env.process(_wake(_at(env, env.now), env, sim.market))
+
     # -- one kernel call --------------------------------------------------------------------
     def _advance(self, now: float, horizon: float, inclusive: bool) -> None:
         sim = self.sim
-        market, book, vol = sim.market, sim.book, sim.vol
-        wake = market.changes != self.seen
+        wake = sim.market.changes != self.seen
         self._load(now)
         ledger = sim.ledger
         news, noise = sim.news, sim.noise
@@ -177,10 +231,15 @@ class HotLoop:
                 horizon, inclusive, wake, self.mk, self.news, self.z, self.noise,
                 *self._noise_blocks(), self.dl, self.lines, self.surf, ledger._shares,
                 ledger._cash, self.fills, self.q, self.runq, self.fresh, self.waitq, self.info,
+                self.stimes, self.samples,
             )  # fmt: skip
             wake = False
+            if self.q[fp.Q_SAMPLES]:
+                self._replay()
             if status == fp.OK:
                 break
+            if status == fp.SAMPLES:
+                continue
             if status == fp.NEED_NEWS:
                 self.z = news.rng.standard_normal(news_block())
                 self.news[fp.NW_IDX] = 0.0
@@ -194,7 +253,6 @@ class HotLoop:
                 self._store()
                 raise InstabilityError(self._message(status))
         self._store()
-        self._post_key = (book.version, vol.level)
 
     def _noise_blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         noise = self.sim.noise
@@ -204,29 +262,33 @@ class HotLoop:
         return noise.gaps, noise.sizes, noise.sides
 
     def _load(self, now: float) -> None:
-        """Python state -> arrays: the market (discrete events trade too), the surface,
-        the dealers' live lines and bands."""
+        """Python state -> arrays: the market (discrete events trade too) and, when the
+        book or the surface changed, the surface, the dealers' live lines and bands."""
         sim = self.sim
         market, book, vol, mk = sim.market, sim.book, sim.vol, self.mk
         mk[fp.MK_MID] = market.mid
         mk[fp.MK_VOLUME] = market.volume
         mk[fp.MK_CHANGES] = market.changes
+        self.surf[6] = now
+        key = (book.version, vol.level)
+        if key == self._key:
+            return
+        self._key = key
+        # a dealer's valuation right after its fill is stale after any change (DealerAgent)
+        self.dl[:, fp.D_POST] = 0.0
         surf = self.surf
         surf[0], surf[1], surf[2] = vol.params()
-        surf[3], surf[4], surf[5], surf[6] = book.r, book.q, book.year_seconds, now
-        if self._post_key != (book.version, vol.level):
-            self.dl[:, fp.D_POST] = 0.0  # a post-fill valuation is stale after any change
+        surf[3], surf[4], surf[5] = book.r, book.q, book.year_seconds
+        # live lines at `now`; a line expiring later in the segment adds nothing from
+        # its expiry on (the kernels skip it), as on the simpy path's rebuilt table
         hot = [book._hot_lines(d.index, now) for d in sim.dealers]
-        ids = [id(lines) for lines, _ in hot]
-        if ids != self._hot:
-            total = sum(n for _, n in hot)
-            self.lines = np.zeros((7, max(total, 1)))
-            off = 0
-            for i, (lines, n) in enumerate(hot):
-                self.lines[:, off : off + n] = lines[:, :n]
-                self.dl[i, fp.D_OFF], self.dl[i, fp.D_N] = off, n
-                off += n
-            self._hot = ids
+        total = sum(n for _, n in hot)
+        self.lines = np.zeros((7, max(total, 1)))
+        off = 0
+        for i, (lines, n) in enumerate(hot):
+            self.lines[:, off : off + n] = lines[:, :n]
+            self.dl[i, fp.D_OFF], self.dl[i, fp.D_N] = off, n
+            off += n
         for i, d in enumerate(sim.dealers):
             cfg = d.config
             band = cfg.band * d._panic_factor()
@@ -253,6 +315,30 @@ class HotLoop:
         if sim.noise is not None:
             sim.noise.volume = float(self.noise[fp.NZ_VOLUME])
         self._flush()
+
+    def _replay(self) -> None:
+        """Fill the series rows of the samples the kernel recorded: the Python state a
+        sample reads (market mid and volume, the dealers' shares, cash and hedge volume)
+        set to the recorded one, then the recorder's own ``take``; the book and the
+        surface do not change within a kernel call."""
+        sim = self.sim
+        market, ledger, dealers = sim.market, sim.ledger, sim.dealers
+        nd = len(dealers)
+        accounts = [d.account for d in dealers]
+        k0 = int(self.q[fp.Q_SAMPLE]) - int(self.q[fp.Q_SAMPLES])
+        rows = self.samples[: self.q[fp.Q_SAMPLES]].tolist()
+        self.q[fp.Q_SAMPLES] = 0
+        shares, cash = ledger._shares, ledger._cash
+        keep = [(shares[a], cash[a]) for a in accounts]
+        for j, row in enumerate(rows):
+            market._permanent, market.volume = row[0], row[1]
+            for i, d in enumerate(dealers):
+                shares[accounts[i]] = row[2 + i]
+                cash[accounts[i]] = row[2 + nd + i]
+                d.hedge_volume = row[2 + 2 * nd + i]
+            sim.recorder.take(self.sample_times[k0 + j])
+        for a, (sh, c) in zip(accounts, keep, strict=True):
+            shares[a], cash[a] = sh, c
 
     def _flush(self) -> None:
         k = int(self.q[fp.Q_FILLS])
@@ -294,6 +380,16 @@ class HotLoop:
                 int(info[2]), float(info[3]), float(info[4]), float(info[5]), now=t
             )
         return dealer._runaway_message(int(info[2]), now=t)
+
+
+def _wake(when: simpy.Event, env: simpy.Environment, market: Any) -> Generator[Any, Any, None]:
+    """When ``when`` fires, wake the processes waiting on ``market.changed``
+    (Market.notify without counting a change: it was counted when it happened)."""
+    yield when
+    event = market.changed
+    if event.callbacks:
+        market.changed = env.event()
+        event.succeed(market.mid)
 
 
 def news_block() -> int:

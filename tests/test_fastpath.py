@@ -86,18 +86,29 @@ CASES = {
             {"at": 1200.0, "kind": "vol_shift", "d_atm": 0.05},
         ],
     },
+    "customers_then_tables": {  # the book grows to a tabulated one: the simpy agents
+        # take over mid-run (same draws, same waiting order)
+        "noise": {"rate": 0.3, "mean_size": 200},
+        "dealers": [_dealer("a", 2000, band=20), _dealer("b", -500, band=10)],
+        "customers": [
+            {"segment": "retail_call_buyers", "rate": 0.02, "expiry_days": [5, 21]},
+            {"segment": "put_sellers", "rate": 0.01, "expiry_days": [21]},
+        ],
+        "engine": {"delta_table": "auto", "delta_table_min_lines": 12},
+    },
 }
 
 
 def _scenario(case: str, mode: str, seed: int):
-    data = {**BASE, **CASES[case], "seed": seed, "engine": {"fast_path": mode}}
+    case = CASES[case]
+    data = {**BASE, **case, "seed": seed, "engine": {**case.get("engine", {}), "fast_path": mode}}
     return load_scenario(data)
 
 
 def _run(case: str, mode: str, seed: int):
     sim = Simulation(_scenario(case, mode, seed), seed)
     assert (sim.hot is not None) == (mode == "on"), "the path asked for is the path run"
-    return sim.run()
+    return sim.run(), sim
 
 
 def _assert_same(a, b, what: str) -> None:
@@ -113,14 +124,19 @@ def _assert_same(a, b, what: str) -> None:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fast_path_is_bit_identical_to_the_simpy_agents(case):
-    """0.1-day runs (2,340 s), seeds 0-19 for the one-dealer cases, 0-7 for the others:
-    series, trades, ledger and metrics equal exactly (no tolerance)."""
-    seeds = range(20) if case in ("long_gamma", "short_gamma") else range(8)
-    hedged = 0
+    """0.1-day runs (2,340 s), seeds 0-19 for the one-dealer cases, 0-3 for the
+    tabulated hand-over, 0-7 for the others: series, trades, option trades, ledger and
+    metrics equal exactly (no tolerance)."""
+    seeds = {"long_gamma": range(20), "short_gamma": range(20), "customers_then_tables": range(4)}
+    seeds = seeds.get(case, range(8))
+    hedged = handed_over = 0
     for seed in seeds:
-        off, on = _run(case, "off", seed), _run(case, "on", seed)
+        (off, _), (on, sim_on) = _run(case, "off", seed), _run(case, "on", seed)
         _assert_same(off, on, f"{case} seed {seed}")
         hedged += int((on.trades["kind"] == "dealer").sum())
+        handed_over += sim_on.hot is not None and not sim_on.hot.active
+    if case == "customers_then_tables":
+        assert handed_over == len(seeds), "every seed's book grew to a tabulated one"
     assert hedged > 10 * len(seeds), f"{case}: dealers traded ({hedged} fills): a real test"
 
 

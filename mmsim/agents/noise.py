@@ -15,6 +15,7 @@ from mmsim.schema import News, Noise
 __all__ = ["NewsDiffusion", "NoiseTrader"]
 
 _BLOCK = 4096  # normals drawn per call to the generator
+_ORDERS = 256  # noise orders drawn per block
 
 
 class NoiseTrader:
@@ -22,9 +23,11 @@ class NoiseTrader:
     shares rounded up to whole shares, buy or sell with equal probability; none from
     ``stop`` (s) on (the draws before it are the same as without a stop).
 
-    Draws come in blocks of :data:`_BLOCK` orders (:meth:`refill`): the gaps (s), then
-    the raw sizes (shares), then the uniforms for the side, so the simpy process and
-    the compiled fast path (:mod:`mmsim.hotloop`) read the same numbers in the same order.
+    Draws come in blocks of :data:`_ORDERS` orders (:meth:`refill`), each order's gap
+    (s), raw size (shares) and side uniform drawn in that order, one order after the
+    other (the order of one-at-a-time draws), so the simpy process and the compiled fast
+    path (:mod:`mmsim.hotloop`) read the same numbers, and a seed gives the same orders
+    as it did before blocks.
     """
 
     def __init__(self, config: Noise, account: int, market: Market, rng: np.random.Generator):
@@ -38,31 +41,42 @@ class NoiseTrader:
 
     def refill(self) -> None:
         """Draw the next block: gaps (s), raw sizes (shares), side uniforms."""
-        rate, mean = self.config.rate, self.config.mean_size
-        self.gaps = self.rng.exponential(1.0 / rate, _BLOCK)
-        self.sizes = self.rng.exponential(mean, _BLOCK)
-        self.sides = self.rng.random(_BLOCK)
+        scale, mean = 1.0 / self.config.rate, self.config.mean_size
+        exponential, uniform = self.rng.exponential, self.rng.random
+        draws = [(exponential(scale), exponential(mean), uniform()) for _ in range(_ORDERS)]
+        self.gaps, self.sizes, self.sides = np.array(draws).T.copy()
         self.next = 0
 
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """Arrivals until the run ends."""
         if self.config.rate <= 0.0:
             return
+        self.refill()
+        yield from self.orders(env)
+
+    def orders(
+        self, env: simpy.Environment, first: simpy.Event | None = None
+    ) -> Generator[Any, Any, None]:
+        """The orders from :attr:`next` on; with ``first``, the next one arrives when that
+        event fires instead of after its gap (taking over from the fast path)."""
         stop = self.config.stop
         while True:
-            self.refill()
             # Python floats: numpy scalars would make the price numpy scalars too
+            i = self.next
             for gap, raw, side in zip(
-                self.gaps.tolist(), self.sizes.tolist(), self.sides.tolist(), strict=True
-            ):
+                self.gaps[i:].tolist(), self.sizes[i:].tolist(), self.sides[i:].tolist(),
+                strict=True,
+            ):  # fmt: skip
                 self.next += 1
-                yield env.timeout(gap)
+                yield env.timeout(gap) if first is None else first
+                first = None
                 if stop is not None and env.now >= stop:
                     return
                 size = math.ceil(raw)
                 qty = float(size if side < 0.5 else -size)
                 self.market.submit(self.account, qty)
                 self.volume += abs(qty)
+            self.refill()
 
 
 class NewsDiffusion:
@@ -82,15 +96,30 @@ class NewsDiffusion:
         """News ticks until the run ends."""
         if self.scale <= 0.0:
             return
+        if self.config.phase > 0.0:
+            yield env.timeout(self.config.phase)
+        yield from self.ticks(env)
+
+    def ticks(
+        self,
+        env: simpy.Environment,
+        block: np.ndarray | None = None,
+        start: int = 0,
+        first: simpy.Event | None = None,
+    ) -> Generator[Any, Any, None]:
+        """Ticks every ``dt`` s drawing normals in blocks; from ``block[start]`` on, the
+        next tick when ``first`` fires, when given (taking over from the fast path)."""
         cfg, rng, market = self.config, self.rng, self.market
-        if cfg.phase > 0.0:
-            yield env.timeout(cfg.phase)
         scale, stop = self.scale, math.inf if cfg.stop is None else cfg.stop
         while True:
             # the same draws as one at a time, as Python floats (numpy scalars would make
             # the price, and all arithmetic on it, numpy scalars too: several times slower)
-            for z in rng.standard_normal(_BLOCK).tolist():
-                yield env.timeout(cfg.dt)
+            zs = rng.standard_normal(_BLOCK) if block is None else block
+            block = None
+            for z in zs[start:].tolist():
+                yield env.timeout(cfg.dt) if first is None else first
+                first = None
                 if env.now >= stop:
                     return
                 market.move(market.mid * scale * z)
+            start = 0
