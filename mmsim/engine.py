@@ -622,7 +622,8 @@ class Simulation:
         extra = []
         sc = self.scenario
         if sc.clock.days > 1:
-            day = min(int(self.env.now // sc.clock.session_seconds) + 1, math.ceil(sc.clock.days))
+            now = self.env.now if self.hot is None else max(self.env.now, self.hot.clock)
+            day = min(int(now // sc.clock.session_seconds) + 1, math.ceil(sc.clock.days))
             extra.append(f"day {day} of {sc.clock.days:g}")
         kappa = self._feedback()
         if kappa is not None and self.dealers:

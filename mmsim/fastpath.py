@@ -254,7 +254,7 @@ def _check(dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fre
 @njit(cache=True)
 def advance(
     horizon, inclusive, wake, mk, news, z, noise, gaps, sizes, sides, dl, lines, surf,
-    shares, cash, fills, q, runq, fresh, waitq, info, stimes, samples,
+    shares, cash, fills, q, runq, fresh, waitq, info, stimes, samples, sample_at_horizon,
 ):  # fmt: skip
     """Play the high-frequency events due before ``horizon`` (s; at it too when
     ``inclusive``) and the cascades they set off; ``wake`` wakes the waiting dealers
@@ -262,7 +262,8 @@ def advance(
 
     ``fresh[d]`` marks a dealer woken by a price change (its cascade counters restart);
     ``runq`` / ``waitq`` are ring buffers of dealer indices (run queue, waiting list).
-    A sample due at ``stimes[q[Q_SAMPLE]]`` (s, at or before the horizon) comes before
+    A sample due at ``stimes[q[Q_SAMPLE]]`` (s, before the horizon, or at it when
+    ``sample_at_horizon``: not when the loop stops there) comes before
     everything else at its instant: its row of ``samples`` holds the mid, the market
     volume, then per dealer the shares, the cash and the hedge volume."""
     scratch = np.zeros((5, 1))
@@ -281,7 +282,7 @@ def advance(
         due = min(tn, tz)
         if q[Q_RLEN] == 0 and q[Q_SAMPLE] < stimes.size:
             ts = stimes[q[Q_SAMPLE]]
-            if ts <= due and ts <= horizon:
+            if ts <= due and (ts < horizon or (ts == horizon and sample_at_horizon)):
                 k = q[Q_SAMPLES]
                 if k >= samples.shape[0]:
                     surf[6] = t

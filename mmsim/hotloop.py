@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
-from simpy.core import NORMAL
+from simpy.core import NORMAL, URGENT
 
 from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
@@ -71,13 +71,13 @@ def fast_path_enabled(sc: Scenario) -> bool:
     return mode != "off" and unsupported(sc) is None
 
 
-def _at(env: simpy.Environment, when: float) -> simpy.Event:
+def _at(env: simpy.Environment, when: float, priority: int = NORMAL) -> simpy.Event:
     """An event at the absolute clock time ``when`` (s), without the rounding of
     ``now + (when - now)`` that a timeout would bring."""
     event = simpy.Event(env)
     event._ok = True
     event._value = None
-    heappush(env._queue, (when, NORMAL, next(env._eid), event))
+    heappush(env._queue, (when, priority, next(env._eid), event))
     return event
 
 
@@ -146,6 +146,12 @@ class HotLoop:
         self.active = True  # False once the simpy agents took over (a tabulated book)
         self.seen = market.changes
 
+    @property
+    def clock(self) -> float:
+        """Where the kernel stands (s): the last high-frequency event it played; ahead of
+        the simpy clock within a segment."""
+        return float(self.surf[6])
+
     # -- the simpy processes ----------------------------------------------------------------
     def first_sample(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """The recorder's first sample (t = 0, at its place among the processes); the
@@ -173,13 +179,19 @@ class HotLoop:
                 self._hand_over(env)
                 return
             if T <= now:  # other events at this instant first; the kernel plays what is due
-                self._advance(now, now, True)
+                self._advance(now, now, True, False)
                 yield env.timeout(0.0)
                 continue
             if T > self.duration:
-                self._advance(now, self.duration, True)
+                self._advance(now, self.duration, True, True)
+            elif env._queue[0][1] == URGENT:
+                # the loop stops at T (env.run(until=T), a stop scheduled before any
+                # sample at T): that sample is taken on resuming, before the events at T
+                self._advance(now, T, False, False)
+                yield _at(env, T, URGENT)
+                self._advance(T, T, False, True)
             else:
-                self._advance(now, T, False)
+                self._advance(now, T, False, True)  # a sample at T comes before the events
             yield env.event() if math.isinf(T) else _at(env, T)  # inf: nothing left
 
     # -- handing over to the simpy agents ------------------------------------------------
@@ -220,7 +232,7 @@ class HotLoop:
             env.process(_wake(_at(env, env.now), env, sim.market))
 
     # -- one kernel call --------------------------------------------------------------------
-    def _advance(self, now: float, horizon: float, inclusive: bool) -> None:
+    def _advance(self, now: float, horizon: float, inclusive: bool, sample_at: bool) -> None:
         sim = self.sim
         wake = sim.market.changes != self.seen
         self._load(now)
@@ -231,7 +243,7 @@ class HotLoop:
                 horizon, inclusive, wake, self.mk, self.news, self.z, self.noise,
                 *self._noise_blocks(), self.dl, self.lines, self.surf, ledger._shares,
                 ledger._cash, self.fills, self.q, self.runq, self.fresh, self.waitq, self.info,
-                self.stimes, self.samples,
+                self.stimes, self.samples, sample_at,
             )  # fmt: skip
             wake = False
             if self.q[fp.Q_SAMPLES]:

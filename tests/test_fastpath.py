@@ -162,3 +162,25 @@ def test_fast_path_on_refuses_what_it_does_not_run():
         load_scenario({**data, "engine": {"fast_path": "on"}})
     assert not fast_path_enabled(load_scenario({**data, "engine": {"fast_path": "auto"}}))
     assert fast_path_enabled(load_scenario(BASE)), "the shipped long_gamma set-up is supported"
+
+
+def test_runs_advanced_in_chunks_are_the_same_run():
+    """``run(keep_partial=True)`` advances the loop in 100 chunks (the progress bar's)
+    and ``advance(t)`` stops mid-segment: the fast path ends each chunk where the simpy
+    path does (samples at a chunk's end taken, ticks at it not), so the runs are equal
+    (one seed, 0.1 day, the discrete-events case), and the state after ``advance(700)``
+    (a gap and a sample due at 700 s, neither taken yet) and then ``advance(1000)``
+    matches too (price, ledger and the series exactly)."""
+    whole = _run("discrete_events", "off", 5)[0]
+    sim = Simulation(_scenario("discrete_events", "on", 5), 5)
+    _assert_same(whole, sim.run(keep_partial=True), "chunked fast path")
+    sims = [Simulation(_scenario("discrete_events", m, 5), 5) for m in ("off", "on")]
+    (a, b) = sims
+    for until in (700.0, 1000.0):
+        for s in sims:
+            s.advance(until)
+        assert a.market.mid == b.market.mid, until
+        assert a.recorder.filled == b.recorder.filled == until / 10, until
+        assert np.array_equal(a.ledger.shares, b.ledger.shares)
+        assert np.array_equal(a.ledger.cash, b.ledger.cash)
+        assert np.array_equal(a.recorder.data, b.recorder.data, equal_nan=True)
