@@ -177,6 +177,10 @@ class OptionBook:
         self._retry: list[tuple[int, float]] = [(-1, -math.inf)] * h  # failed builds
         self._touched: list[list[int]] = [[] for _ in range(h)]  # lines changed since build
         self._live: tuple[np.ndarray, int, int, float, float] | None = None  # all holders
+        # per key (0: all holders, 1 + h: holder h): the lines live at the last look and
+        # that clock, and the lines booked since (``_live_index``)
+        self._cand: list[tuple[np.ndarray | None, float]] = [(None, -math.inf)] * (h + 1)
+        self._cand_new: list[list[int]] = [[] for _ in range(h + 1)]
         self.turnover = 0.0  # shares: cumulative |qty * multiplier| booked
         self.table_builds = 0  # delta tables built (diagnostics)
         # the flips' profile table (mmsim.profile_table), lines booked since its build,
@@ -184,7 +188,9 @@ class OptionBook:
         self._profile: ProfileTable | None = None
         self._profile_touched: list[int] = []
         self._profile_retry: tuple[int, float] = (-1, -math.inf)
-        self.profile_builds = 0  # diagnostics
+        self.profile_builds = 0  # diagnostics: profile tables built,
+        self.profile_flips = 0  # flips answered from one,
+        self.table_samples = 0  # and holder-samples of the series read from delta tables
         self._strike_cache: dict[str, tuple] = {}  # view -> last _by_strike answer
 
     # -- read-only state ------------------------------------------------------------------
@@ -278,6 +284,8 @@ class OptionBook:
         self._version += 1
         self._holder_version[h] += 1
         self._touched[h].append(i)
+        self._cand_new[0].append(i)
+        self._cand_new[h + 1].append(i)
         if self._profile is not None:
             self._profile_touched.append(i)
 
@@ -332,6 +340,8 @@ class OptionBook:
                 i = self._append(key)
             touched.add(i)
             self._touched[int(H[j])].append(i)
+            self._cand_new[0].append(i)
+            self._cand_new[int(H[j]) + 1].append(i)
             if self._profile is not None:
                 self._profile_touched.append(i)
             self._qty[i] += Q[j]
@@ -406,10 +416,7 @@ class OptionBook:
         hot = self._hot[holder]
         hv = self._holder_version[holder]
         if hot is None or hot[2] != hv or not hot[3] <= t < hot[4]:
-            n = self._n
-            live = (self._holder[:n] == holder) & (self._units[:n] != 0.0)
-            live &= self._expiry[:n] > t
-            lines = np.ascontiguousarray(self._packed[:, :n][:, live])
+            lines = np.ascontiguousarray(self._packed[:, self._live_index(holder, t)])
             lines[ROW_HOLDER] = 0.0
             nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
             hot = (lines, lines.shape[1], hv, float(t), nxt)
@@ -427,15 +434,30 @@ class OptionBook:
         lines, n = self._live_lines(float(t))
         return float(np.abs(lines[ROW_UNITS, :n]).sum())
 
+    def _live_index(self, key: int, t: float) -> np.ndarray:
+        """Indices (ascending: booking order) of the lines of holder ``key`` (``-1``: all
+        holders) live at ``t``: non-zero and unexpired. Found among the lines live at the
+        last call and those booked since, so the cost follows the live book, not every
+        line ever booked (a clock earlier than the last call's rescans the whole table)."""
+        idx, last = self._cand[key + 1]
+        new = self._cand_new[key + 1]
+        if idx is None or t < last:
+            n = self._n
+            idx = np.arange(n) if key < 0 else np.flatnonzero(self._holder[:n] == key)
+        elif new:
+            idx = np.union1d(idx, np.asarray(new, dtype=np.int64))
+        keep = idx[(self._units[idx] != 0.0) & (self._expiry[idx] > t)]
+        self._cand[key + 1] = (keep, float(t))
+        self._cand_new[key + 1] = []
+        return keep
+
     def _live_lines(self, t: float) -> tuple[np.ndarray, int]:
         """All holders' live lines at ``t`` as a compact line table (holder row kept), in
         booking order: what the sampler and the GEX views read; rebuilt on any change of
         the book or when a line expires."""
         live = self._live
         if live is None or live[2] != self._version or not live[3] <= t < live[4]:
-            n = self._n
-            keep = (self._units[:n] != 0.0) & (self._expiry[:n] > t)
-            lines = np.ascontiguousarray(self._packed[:, :n][:, keep])
+            lines = np.ascontiguousarray(self._packed[:, self._live_index(-1, t)])
             nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
             live = (lines, lines.shape[1], self._version, float(t), nxt)
             self._live = live
@@ -569,6 +591,7 @@ class OptionBook:
             x, u = (S - table.center) / table.half, (t - table.t0) / table.H
             d, g, c, va, v, vis = table_sample(table.coef, table.scoef, x, u, table.H / ys)
             out[:, h] = (d, g, c, va, v)
+            self.table_samples += 1
             scale = S * S * GEX_PER_PCT
             acc_true += g * scale
             acc_vis += vis * scale
@@ -699,6 +722,7 @@ class OptionBook:
             tab.extra, tab.n_extra, tab.book_version = tab.near, tab.near.shape[1], self._version
             self._profile = tab
         u = (t - tab.t0) / tab.H
+        self.profile_flips += 1
         ft, xt, fv, xv = table_flips(
             S * _FLIP_GRID, S, t, u, tab.center, tab.half, tab.coef, tab.eps, tab.extra,
             tab.n_extra, self.year_seconds, lines, n, *surface,
