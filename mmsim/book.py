@@ -51,7 +51,14 @@ from mmsim.book_kernels import (
     profile_gamma,
     reduce_lines,
 )
-from mmsim.delta_table import DeltaTable, build_table, retry_after, table_eval
+from mmsim.delta_table import DeltaTable, build_table, retry_after, table_eval, table_sample
+from mmsim.profile_table import (
+    MAX_CHANGES,
+    ProfileTable,
+    build_profile,
+    gamma_pair,
+    table_flips,
+)
 from mmsim.vol import VolSurface
 
 if TYPE_CHECKING:
@@ -170,8 +177,21 @@ class OptionBook:
         self._retry: list[tuple[int, float]] = [(-1, -math.inf)] * h  # failed builds
         self._touched: list[list[int]] = [[] for _ in range(h)]  # lines changed since build
         self._live: tuple[np.ndarray, int, int, float, float] | None = None  # all holders
+        # per key (0: all holders, 1 + h: holder h): the lines live at the last look and
+        # that clock, and the lines booked since (``_live_index``)
+        self._cand: list[tuple[np.ndarray | None, float]] = [(None, -math.inf)] * (h + 1)
+        self._cand_new: list[list[int]] = [[] for _ in range(h + 1)]
         self.turnover = 0.0  # shares: cumulative |qty * multiplier| booked
         self.table_builds = 0  # delta tables built (diagnostics)
+        # the flips' profile table (mmsim.profile_table), lines booked since its build,
+        # and (book version, clock) before which a failed build is not retried
+        self._profile: ProfileTable | None = None
+        self._profile_touched: list[int] = []
+        self._profile_retry: tuple[int, float] = (-1, -math.inf)
+        self.profile_builds = 0  # diagnostics: profile tables built,
+        self.profile_flips = 0  # flips answered from one,
+        self.table_samples = 0  # and holder-samples of the series read from delta tables
+        self._strike_cache: dict[str, tuple] = {}  # view -> last _by_strike answer
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -264,6 +284,10 @@ class OptionBook:
         self._version += 1
         self._holder_version[h] += 1
         self._touched[h].append(i)
+        self._cand_new[0].append(i)
+        self._cand_new[h + 1].append(i)
+        if self._profile is not None:
+            self._profile_touched.append(i)
 
     def _set_units(self, i: int, is_call: bool, visible: bool) -> None:
         self._units[i] = self._qty[i] * self._mult[i]
@@ -316,6 +340,10 @@ class OptionBook:
                 i = self._append(key)
             touched.add(i)
             self._touched[int(H[j])].append(i)
+            self._cand_new[0].append(i)
+            self._cand_new[int(H[j]) + 1].append(i)
+            if self._profile is not None:
+                self._profile_touched.append(i)
             self._qty[i] += Q[j]
             self._iv_off[i] = OFF[j]
         self.turnover += float(np.abs(Q * M).sum())
@@ -388,10 +416,7 @@ class OptionBook:
         hot = self._hot[holder]
         hv = self._holder_version[holder]
         if hot is None or hot[2] != hv or not hot[3] <= t < hot[4]:
-            n = self._n
-            live = (self._holder[:n] == holder) & (self._units[:n] != 0.0)
-            live &= self._expiry[:n] > t
-            lines = np.ascontiguousarray(self._packed[:, :n][:, live])
+            lines = np.ascontiguousarray(self._packed[:, self._live_index(holder, t)])
             lines[ROW_HOLDER] = 0.0
             nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
             hot = (lines, lines.shape[1], hv, float(t), nxt)
@@ -409,15 +434,30 @@ class OptionBook:
         lines, n = self._live_lines(float(t))
         return float(np.abs(lines[ROW_UNITS, :n]).sum())
 
+    def _live_index(self, key: int, t: float) -> np.ndarray:
+        """Indices (ascending: booking order) of the lines of holder ``key`` (``-1``: all
+        holders) live at ``t``: non-zero and unexpired. Found among the lines live at the
+        last call and those booked since, so the cost follows the live book, not every
+        line ever booked (a clock earlier than the last call's rescans the whole table)."""
+        idx, last = self._cand[key + 1]
+        new = self._cand_new[key + 1]
+        if idx is None or t < last:
+            n = self._n
+            idx = np.arange(n) if key < 0 else np.flatnonzero(self._holder[:n] == key)
+        elif new:
+            idx = np.union1d(idx, np.asarray(new, dtype=np.int64))
+        keep = idx[(self._units[idx] != 0.0) & (self._expiry[idx] > t)]
+        self._cand[key + 1] = (keep, float(t))
+        self._cand_new[key + 1] = []
+        return keep
+
     def _live_lines(self, t: float) -> tuple[np.ndarray, int]:
         """All holders' live lines at ``t`` as a compact line table (holder row kept), in
         booking order: what the sampler and the GEX views read; rebuilt on any change of
         the book or when a line expires."""
         live = self._live
         if live is None or live[2] != self._version or not live[3] <= t < live[4]:
-            n = self._n
-            keep = (self._units[:n] != 0.0) & (self._expiry[:n] > t)
-            lines = np.ascontiguousarray(self._packed[:, :n][:, keep])
+            lines = np.ascontiguousarray(self._packed[:, self._live_index(-1, t)])
             nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
             live = (lines, lines.shape[1], self._version, float(t), nxt)
             self._live = live
@@ -449,6 +489,26 @@ class OptionBook:
         lines expiring soon and of every change booked since the table was built (as
         lines of the unit difference: delta is linear in units); rebuilt when those
         changes exceed ``TABLE_MAX_CHANGES`` lines or the table is no longer valid."""
+        table = self._table(holder, lines, n, S, t, level, skew, floor)
+        one = self._one
+        if table is None:  # no table passes validation here: exact
+            reduce_lines(S, t, self.year_seconds, lines, n, level, skew, floor, self.r, self.q,
+                         False, one)  # fmt: skip
+            return one[0, 0], one[1, 0]
+        x, u = (S - table.center) / table.half, (t - table.t0) / table.H
+        d, g = table_eval(table.coef, x, u, table.H / self.year_seconds)
+        for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
+            if k:
+                reduce_lines(S, t, self.year_seconds, extra, k, level, skew, floor,
+                             self.r, self.q, False, one)  # fmt: skip
+                d += one[0, 0]
+                g += one[1, 0]
+        return d, g
+
+    def _table(self, holder, lines, n, S, t, level, skew, floor) -> DeltaTable | None:
+        """``holder``'s table, valid at ``(S, t)`` and this surface, with its change lines
+        up to date: the current one, or one built now; ``None`` when no build passes
+        validation (retried after :func:`~mmsim.delta_table.retry_after`)."""
         table = self._tables[holder]
         hv = self._holder_version[holder]
         if table is not None and table.valid(S, t, level, skew, floor) and table.version != hv:
@@ -465,21 +525,9 @@ class OptionBook:
                     self._retry[holder] = (hv, retry_after(t))
                 else:
                     table.snap = self._units[: self._n].copy()
+                    table.snap_vis = self._vis_w[: self._n].copy()
             self._tables[holder] = table
-        one = self._one
-        if table is None:  # no table passes validation here: exact
-            reduce_lines(S, t, self.year_seconds, lines, n, level, skew, floor, self.r, self.q,
-                         False, one)  # fmt: skip
-            return one[0, 0], one[1, 0]
-        x, u = (S - table.center) / table.half, (t - table.t0) / table.H
-        d, g = table_eval(table.coef, x, u, table.H / self.year_seconds)
-        for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
-            if k:
-                reduce_lines(S, t, self.year_seconds, extra, k, level, skew, floor,
-                             self.r, self.q, False, one)  # fmt: skip
-                d += one[0, 0]
-                g += one[1, 0]
-        return d, g
+        return table
 
     def _refresh_changes(self, holder: int, table: DeltaTable, hv: int) -> bool:
         """Rebuild ``table``'s change lines from the lines ``holder`` booked since the
@@ -491,6 +539,9 @@ class OptionBook:
         snap = table.snap
         before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
         changes[ROW_UNITS] = self._units[idx] - before
+        snap = table.snap_vis
+        before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
+        changes[ROW_VIS_W] = self._vis_w[idx] - before  # the series sampler's visible GEX
         changes[ROW_HOLDER] = 0.0
         table.changes, table.changes_n, table.version = changes, idx.size, hv
         return True
@@ -503,6 +554,55 @@ class OptionBook:
         lines, n = self._live_lines(float(t))
         return reduce_lines(float(S), float(t), self.year_seconds, lines, n,
                             *self._surface(vol), True, out)  # fmt: skip
+
+    def series_greeks(self, S: float, t: float, vol: VolSurface, out: np.ndarray) -> tuple:
+        """What the series recorder samples: :meth:`sample_greeks` (same rows of ``out``,
+        same return), exact and equal to it bit for bit unless the ``delta_table`` mode
+        tabulates a holder (``"on"``, or ``"auto"`` with ``table_min_lines`` live lines).
+        Such a holder's greeks come from its delta table (:func:`~mmsim.delta_table.
+        table_sample`: delta within 3/4 of a share, value within ``TOL_VALUE`` $, gamma,
+        charm, vanna and the visible gamma within 1% of their scale, at validated points),
+        plus the exact sums of its lines expiring soon and booked since the build; exactly
+        when its table cannot answer (none validated, spot off its grid, another vol
+        level). Cost: O(holders) per sample for tabulated holders, whatever their lines."""
+        mode = self.delta_table
+        S, t = float(S), float(t)
+        if mode == "off":
+            return self.sample_greeks(S, t, vol, out)
+        hots = [self._hot_lines(h, t) for h in range(self.n_holders)]
+        least = 1 if mode == "on" else self.table_min_lines
+        if all(k < least for _, k in hots):
+            return self.sample_greeks(S, t, vol, out)
+        level, skew, floor = vol.params()
+        ys, r, q, one = self.year_seconds, self.r, self.q, self._one
+        acc_true = acc_vis = 0.0
+        for h, (lines, n) in enumerate(hots):
+            table = None
+            if n >= least:
+                table = self._table(h, lines, n, S, t, level, skew, floor)
+                if table is not None and not table.samples(S, t, level, skew, floor):
+                    table = None
+            if table is None:
+                gt, gv = reduce_lines(S, t, ys, lines, n, level, skew, floor, r, q, True, one)
+                out[:, h] = one[:, 0]
+                acc_true += gt
+                acc_vis += gv
+                continue
+            x, u = (S - table.center) / table.half, (t - table.t0) / table.H
+            d, g, c, va, v, vis = table_sample(table.coef, table.scoef, x, u, table.H / ys)
+            out[:, h] = (d, g, c, va, v)
+            self.table_samples += 1
+            scale = S * S * GEX_PER_PCT
+            acc_true += g * scale
+            acc_vis += vis * scale
+            for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
+                if k:
+                    gt, gv = reduce_lines(S, t, ys, extra, k, level, skew, floor, r, q, True,
+                                          one)  # fmt: skip
+                    out[:, h] += one[:, 0]
+                    acc_true += gt
+                    acc_vis += gv
+        return acc_true, acc_vis
 
     def value(
         self, S: float, t: float, vol: VolSurface, out: np.ndarray | None = None
@@ -575,11 +675,57 @@ class OptionBook:
     def flips(self, S: float, t: float, vol: VolSurface) -> tuple[float | None, float | None]:
         """``(true flip, visible flip)`` on the default grid, $ (see :meth:`flip`), from one
         walk-out that prices each line once per grid point for both views."""
-        S = float(S)
-        lines, n = self._live_lines(float(t))
+        S, t = float(S), float(t)
+        lines, n = self._live_lines(t)
+        if self.tabulates(t):
+            found = self._table_flips(S, t, vol, lines, n)
+            if found is not None:
+                return found
         ft, xt, fv, xv = nearest_flips(
             S * _FLIP_GRID, _FLIP_MID, S, float(t), self.year_seconds, lines, n,
             *self._surface(vol),
+        )  # fmt: skip
+        return (float(xt) if ft else None), (float(xv) if fv else None)
+
+    def _table_flips(self, S: float, t: float, vol: VolSurface, lines, n) -> tuple | None:
+        """:meth:`flips` from the profile table (:mod:`mmsim.profile_table`): the same
+        values, pricing the whole book only where the table leaves a sign in doubt and
+        around the crossings; ``None`` when no table can answer (then the walk-out)."""
+        surface = self._surface(vol)
+        tab = self._profile
+        if tab is not None and not tab.valid(S, t, surface):
+            tab = None
+        if tab is not None and tab.book_version != self._version:
+            idx = np.unique(np.asarray(self._profile_touched, dtype=np.int64))
+            if idx.size > MAX_CHANGES:
+                tab = None
+            else:
+                changes = np.ascontiguousarray(self._packed[:, idx])
+                for row, snap, now in ((ROW_UNITS, tab.snap_units, self._units),
+                                       (ROW_VIS_W, tab.snap_vis, self._vis_w)):  # fmt: skip
+                    before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
+                    changes[row] = now[idx] - before
+                tab.extra = np.ascontiguousarray(np.hstack([tab.near, changes]))
+                tab.n_extra, tab.book_version = tab.extra.shape[1], self._version
+        if tab is None:
+            self._profile = None
+            if self._profile_retry[0] == self._version and t < self._profile_retry[1]:
+                return None
+            tab = build_profile(lines, n, S, t, self.year_seconds, surface)
+            self.profile_builds += 1
+            self._profile_touched = []
+            if tab is None:
+                self._profile_retry = (self._version, t + 600.0)
+                return None
+            tab.snap_units = self._units[: self._n].copy()
+            tab.snap_vis = self._vis_w[: self._n].copy()
+            tab.extra, tab.n_extra, tab.book_version = tab.near, tab.near.shape[1], self._version
+            self._profile = tab
+        u = (t - tab.t0) / tab.H
+        self.profile_flips += 1
+        ft, xt, fv, xv = table_flips(
+            S * _FLIP_GRID, S, t, u, tab.center, tab.half, tab.coef, tab.eps, tab.extra,
+            tab.n_extra, self.year_seconds, lines, n, *surface,
         )  # fmt: skip
         return (float(xt) if ft else None), (float(xv) if fv else None)
 
@@ -588,20 +734,43 @@ class OptionBook:
         return view
 
     def _by_strike(self, S: float, t: float, vol: VolSurface, view: str):
-        """Unique live strikes, call GEX, put GEX, has-call and has-put masks."""
+        """Unique live strikes, call GEX, put GEX, has-call and has-put masks (owned by a
+        cache: read, never write). The last answer per view is kept for the same live
+        table, spot, clock and surface (the recorder asks for walls and the GEX at them
+        at one instant), and the strikes' grouping for as long as the live table lasts."""
         args = self._gargs(t, vol, view)  # the live lines
         lines, n, row = args[2], args[3], args[4]
+        key = (float(S), args[0], args[5:])
+        hit = self._strike_cache.get(view)
+        if hit is not None and hit[0] is lines and hit[1] == key:
+            return hit[3]
+        if hit is not None and hit[0] is lines:
+            live, calls, strikes, inv = hit[2]
+        else:
+            live = lines[row, :n] != 0.0
+            calls = lines[ROW_IS_CALL, :n][live] != 0.0
+            strikes, inv = np.unique(lines[ROW_STRIKE, :n][live], return_inverse=True)
         g = np.empty(n)
         line_gamma(float(S), *args, g)
-        live = lines[row, :n] != 0.0
-        calls = lines[ROW_IS_CALL, :n][live] != 0.0
-        strikes, inv = np.unique(lines[ROW_STRIKE, :n][live], return_inverse=True)
         g, m = g[live], strikes.size
         call_gex = np.bincount(inv, weights=np.where(calls, g, 0.0), minlength=m)
         put_gex = np.bincount(inv, weights=np.where(calls, 0.0, g), minlength=m)
         has_call = np.bincount(inv, weights=calls.astype(float), minlength=m) > 0
         has_put = np.bincount(inv, weights=(~calls).astype(float), minlength=m) > 0
-        return strikes, call_gex, put_gex, has_call, has_put
+        out = strikes, call_gex, put_gex, has_call, has_put
+        self._strike_cache[view] = (lines, key, (live, calls, strikes, inv), out)
+        return out
+
+    def gex_views_at(self, S: float, t: float, vol: VolSurface) -> tuple[float, float]:
+        """``(true, visible)`` net GEX of the book at spot ``S``, $ per 1% move: equal, bit
+        for bit, to :meth:`gex_profile` at ``[S]`` in each view, from one pricing of
+        each line."""
+        S = float(S)
+        lines, n = self._live_lines(float(t))
+        out = np.empty((2, 1))
+        gamma_pair(np.array([S]), float(t), self.year_seconds, lines, n, *self._surface(vol),
+                   out)  # fmt: skip
+        return out[0, 0] * S * S * GEX_PER_PCT, out[1, 0] * S * S * GEX_PER_PCT
 
     def gex_by_strike(
         self, S: float, t: float, vol: VolSurface, view: str = "true"
@@ -613,7 +782,7 @@ class OptionBook:
         ``view="visible"``: exchange-listed lines only, open interest ``|qty|`` signed by the
         convention (``call_sign`` for calls, ``put_sign`` for puts), as an analyst would see it.
         """
-        strikes, call_gex, put_gex, _, _ = self._by_strike(S, t, vol, view)
+        strikes, call_gex, put_gex, _, _ = (a.copy() for a in self._by_strike(S, t, vol, view))
         import pandas as pd
 
         net = call_gex + put_gex

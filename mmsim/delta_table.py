@@ -37,14 +37,28 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from mmsim.book_kernels import N_ROWS, ROW_EXPIRY, reduce_lines
+from mmsim.book_kernels import (
+    N_ROWS,
+    ROW_EXPIRY,
+    ROW_IS_CALL,
+    ROW_IV_OFF,
+    ROW_STRIKE,
+    ROW_UNITS,
+    ROW_VIS_W,
+    line_sigma,
+    reduce_lines,
+)
+from mmsim.greeks import bsm_scalar
 
-__all__ = ["DeltaTable", "build_table"]
+__all__ = ["DeltaTable", "build_table", "table_sample"]
 
 TOL_DELTA = 0.25  # shares: validated fit + time-interpolation error of the delta
 TOL_VOL = 0.5  # shares: most a level change may move delta before a rebuild
+TOL_VALUE = 0.01  # $: validated error of the tabulated value (the series sampler's P&L)
+TOL_REL = 1e-2  # gamma, vanna, visible gamma: validated within 1% of their scale
+TOL_CHARM = 2.5e-2  # charm (linear in time, like gamma): within 2.5% of its scale
 HALF_WIDTH = 0.03  # half-width of the spot grid, fraction of the build's spot
-NEAR_FACTOR = 2.0  # lines expiring within NEAR_FACTOR * H are evaluated exactly,
+NEAR_FACTOR = 4.0  # lines expiring within NEAR_FACTOR * H are evaluated exactly,
 NEAR_MIN_YEARS = 1.0 / 1008.0  # and so are lines within a quarter of a trading day
 ATTEMPTS = ((32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0), (128, 120.0))
 """(nodes, H seconds) tried in order until the validation passes."""
@@ -59,6 +73,36 @@ def node_values(spots, t, year_seconds, lines, n, level, skew, floor, r, q, full
         reduce_lines(spots[j], t, year_seconds, lines, n, level, skew, floor, r, q, full, tmp)
         for row in range(4):
             out[row, j] = tmp[row, 0]
+
+
+@njit(cache=True)
+def node_greeks(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
+    """All the series sampler needs of the lines (one holder) at each spot ``spots[j]``
+    ($): ``out[0..6, j]`` = share delta, share gamma (per $1), charm (shares per year),
+    vanna (shares per 1.00 of vol), value ($), theta ($ per year of passage of time) and
+    the visible-view gamma (``ROW_VIS_W``-weighted). Rows 0-3 are summed in the order of
+    :func:`~mmsim.book_kernels.reduce_lines`, so they equal :func:`node_values` bit for bit."""
+    for j in range(spots.size):
+        S = spots[j]
+        for row in range(7):
+            out[row, j] = 0.0
+        for i in range(n):
+            units = lines[ROW_UNITS, i]
+            if lines[ROW_EXPIRY, i] <= t or units == 0.0:
+                continue
+            K = lines[ROW_STRIKE, i]
+            T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+            sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
+            g = bsm_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)
+            out[0, j] += units * g[1]
+            out[1, j] += units * g[2]
+            out[2, j] += units * g[6]
+            out[3, j] += units * g[5]
+            out[4, j] += units * g[0]
+            out[5, j] += units * g[4]
+            w_vis = lines[ROW_VIS_W, i]
+            if w_vis != 0.0:
+                out[6, j] += w_vis * g[2]
 
 
 @njit(cache=True)
@@ -89,6 +133,29 @@ def table_eval(coef, x, u, span):
     return d, g
 
 
+@njit(cache=True)
+def table_sample(coef, scoef, x, u, span):
+    """The series sampler's greeks from a table at grid coordinate ``x`` in [-1, 1] and
+    time fraction ``u`` in [0, 1] (``span`` = ``H`` in years): share delta and value
+    cubic Hermite in time (with charm and theta, their time derivatives), gamma, charm,
+    vanna and visible gamma linear. Returns ``(delta, gamma, charm, vanna, value,
+    visible gamma)`` in the units of :func:`node_greeks`."""
+    d, g = table_eval(coef, x, u, span)
+    u2 = u * u
+    u3 = u2 * u
+    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
+    h10 = u3 - 2.0 * u2 + u
+    h01 = -2.0 * u3 + 3.0 * u2
+    h11 = u3 - u2
+    v = h00 * _clenshaw(scoef, 0, x) + h01 * _clenshaw(scoef, 2, x)
+    v += span * (h10 * _clenshaw(scoef, 1, x) + h11 * _clenshaw(scoef, 3, x))
+    w = 1.0 - u
+    charm = w * _clenshaw(coef, 2, x) + u * _clenshaw(coef, 5, x)
+    vanna = w * _clenshaw(scoef, 4, x) + u * _clenshaw(scoef, 5, x)
+    vis = w * _clenshaw(scoef, 6, x) + u * _clenshaw(scoef, 7, x)
+    return d, g, charm, vanna, v, vis
+
+
 def _cheb_coefficients(values: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients (first one halved, for Clenshaw) of values at the
     first-kind nodes ``cos(pi (k + 1/2) / N)``, one series per row."""
@@ -117,11 +184,23 @@ class DeltaTable:
     near: np.ndarray  # line table of the lines evaluated exactly
     near_n: int
     error: float  # shares, the validated delta error
+    # the series sampler's extra rows (value, theta at t0 and t0 + H; vanna, visible
+    # gamma at both), usable when their validation passed (``sample_ok``)
+    scoef: np.ndarray = field(default_factory=lambda: np.zeros((8, 1)))
+    sample_ok: bool = False
+    sample_error: float = math.inf  # $, the validated value error
     # set by the book: units of every line at the build, and the changes booked since
     # (a line table of unit differences, evaluated exactly)
     snap: np.ndarray = field(default_factory=lambda: np.zeros(0))
     changes: np.ndarray = field(default_factory=lambda: np.zeros((N_ROWS, 1)))
     changes_n: int = 0
+    snap_vis: np.ndarray = field(default_factory=lambda: np.zeros(0))  # visible weights
+
+    def samples(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
+        """Whether the series sampler may read this table: it is valid, its sampler rows
+        passed validation and the surface level is the build's (a level change moves the
+        value by vega x d level, which the table does not carry)."""
+        return self.sample_ok and level == self.level and self.valid(S, t, level, skew, floor)
 
     def valid(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the table may answer at spot ``S``, clock ``t`` and this surface."""
@@ -160,25 +239,33 @@ def build_table(
         m = far.shape[1]
         k = np.arange(nodes)
         x = np.cos(np.pi * (k + 0.5) / nodes)
-        v0, v1 = np.zeros((4, nodes)), np.zeros((4, nodes))
-        node_values(S + half * x, t, *args, far, m, *surf, True, v0)
-        node_values(S + half * x, t + H, *args, far, m, *surf, True, v1)
+        v0, v1 = np.zeros((7, nodes)), np.zeros((7, nodes))
+        node_greeks(S + half * x, t, *args, far, m, *surf, v0)
+        node_greeks(S + half * x, t + H, *args, far, m, *surf, v1)
         coef = _cheb_coefficients(np.vstack([v0[:3], v1[:3]]))
+        rows = (v0[4], v0[5], v1[4], v1[5], v0[3], v1[3], v0[6], v1[6])
+        scoef = _cheb_coefficients(np.vstack(rows))
         xm = np.cos(np.pi * np.arange(1, nodes) / nodes)  # half-way between the nodes
-        exact = np.zeros((4, nodes - 1))
-        node_values(S + half * xm, t + 0.5 * H, *args, far, m, *surf, False, exact)
-        err_d = err_g = 0.0
+        exact = np.zeros((7, nodes - 1))
+        node_greeks(S + half * xm, t + 0.5 * H, *args, far, m, *surf, exact)
         span = H / year_seconds
+        err = np.zeros(7)  # delta, gamma, charm, vanna, value, (theta), visible gamma
         for j, xj in enumerate(xm):
-            d, g = table_eval(coef, xj, 0.5, span)
-            err_d = max(err_d, abs(d - exact[0, j]))
-            err_g = max(err_g, abs(g - exact[1, j]))
-        g_scale = max(np.abs(v0[1]).max(), np.abs(v1[1]).max())
-        if err_d <= TOL_DELTA and err_g <= 1e-2 * g_scale + 1e-9:
-            vanna = 2.0 * float(max(np.abs(v0[3]).max(), np.abs(v1[3]).max()))
+            got = table_sample(coef, scoef, xj, 0.5, span)
+            for row, val in zip((0, 1, 2, 3, 4, 6), got, strict=True):
+                err[row] = max(err[row], abs(val - exact[row, j]))
+        scale = np.maximum(np.abs(v0).max(axis=1), np.abs(v1).max(axis=1))
+        if err[0] <= TOL_DELTA and err[1] <= TOL_REL * scale[1] + 1e-9:
+            vanna = 2.0 * float(scale[3])
+            sample_ok = bool(
+                err[4] <= TOL_VALUE
+                and err[2] <= TOL_CHARM * scale[2] + 1e-9
+                and all(err[row] <= TOL_REL * scale[row] + 1e-9 for row in (3, 6))
+            )
             return DeltaTable(
                 version, t, H, S, half, level, skew, floor, vanna, coef,
-                near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err_d,
+                near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
+                scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]),
             )  # fmt: skip
     return None
 

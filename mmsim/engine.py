@@ -431,7 +431,7 @@ class Simulation:
         market, book, vol = self.market, self.book, self.vol
         S = market.mid
         greeks = self._greeks[self._cur]
-        gex_true, gex_visible = book.sample_greeks(S, t, vol, greeks)
+        gex_true, gex_visible = book.series_greeks(S, t, vol, greeks)
         hold, gam, val = greeks[0], greeks[1], greeks[4]
         self._attribute_flow(S, t, greeks)
         n = len(self.dealers)
@@ -518,9 +518,7 @@ class Simulation:
         def at_wall(wall: float | None) -> tuple[float, float, float]:
             if wall is None:
                 return np.nan, np.nan, np.nan
-            true, visible = (
-                float(book.gex_profile([wall], t, vol, v)[0]) for v in ("true", "visible")
-            )
+            true, visible = book.gex_views_at(wall, t, vol)  # the profile at the wall
             return true, visible, book.strike_gex(S, t, vol, wall, "true")
 
         cw, pw = book.walls(S, t, vol, "true")

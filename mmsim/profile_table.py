@@ -1,0 +1,228 @@
+"""Gamma flips of a big book without pricing it 241 times: a tabulated GEX profile that
+tells the *sign* of the profile at each grid point, and exact evaluation only where the
+sign is in doubt and at the two grid points around the crossing.
+
+The flip (``OptionBook.flips``) is the zero crossing nearest to spot of the GEX profile
+on the grid ``S * linspace(0.7, 1.3, 241)``, linearly interpolated between the two
+non-zero grid values around it. Its position needs the profile's exact values only at
+those two points; everywhere else only the sign matters. :class:`ProfileTable` fits the
+true and the visible gamma sums (shares per $1; GEX has their sign) with Chebyshev
+polynomials in spot over ``[0.665, 1.365] x`` the build's spot, at the build time ``t0``
+and at ``t0 + H`` (linear in time between), and validates the fit: the largest error at
+the ``N - 1`` spots half-way between the nodes at ``t0 + H / 2`` (where the fit and the
+interpolation in time err most), times ``SAFETY``, is the bound ``eps``. A grid value
+of the table farther than ``eps`` from 0 has the sign of the exact profile; a value
+within ``eps`` is evaluated exactly. The crossing found, and its interpolation, are then
+those of the full computation (:func:`mmsim.book_kernels.nearest_flips`), bit for bit,
+as long as the validated bound holds (``tests/test_profile_table.py`` checks it against
+the full computation at random books, spots and times, near expiry too).
+
+Lines expiring within ``NEAR_FACTOR * H`` (at least a day) of the build are not
+tabulated but summed exactly at every grid point, and so are the lines booked after the
+build (as unit differences, up to ``MAX_CHANGES`` of them; then the table is rebuilt).
+The table answers while spot stays within 5% of the build's (the grid then lies inside
+the fitted range), the clock within ``[t0, t0 + H]`` and the surface unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from mmsim.book_kernels import (
+    N_ROWS,
+    ROW_EXPIRY,
+    ROW_IS_CALL,
+    ROW_IV_OFF,
+    ROW_STRIKE,
+    ROW_UNITS,
+    ROW_VIS_W,
+    _profile_at,
+    line_sigma,
+)
+from mmsim.delta_table import _cheb_coefficients, _clenshaw
+from mmsim.greeks import delta_gamma_scalar
+
+__all__ = ["ProfileTable", "build_profile", "table_flips"]
+
+LO, HI = 0.7 * 0.95, 1.3 * 1.05  # fitted range, fractions of the build's spot
+MOVE = 0.05  # the table answers while spot is within 5% of the build's
+SAFETY = 4.0  # eps = SAFETY x the validated error
+MAX_EPS = 0.05  # a build whose eps exceeds 5% of the profile's scale is refused
+NEAR_FACTOR = 1.5
+NEAR_MIN_SECONDS = 70200.0
+MAX_CHANGES = 64
+VALIDATE_AT = (0.21, 0.79)  # time fractions where the quadratic in time errs most
+ATTEMPTS = ((96, 23400.0), (192, 11700.0), (192, 2400.0))
+"""(nodes, H seconds) tried in order until ``eps`` is small enough."""
+
+
+@njit(cache=True)
+def gamma_pair(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
+    """``out[0, j]`` = true and ``out[1, j]`` = visible gamma sum (shares per $1:
+    ``ROW_UNITS`` and ``ROW_VIS_W`` weights) of the lines at spot ``spots[j]`` ($)."""
+    for j in range(spots.size):
+        S = spots[j]
+        acc_true = 0.0
+        acc_vis = 0.0
+        for i in range(n):
+            w_true = lines[ROW_UNITS, i]
+            w_vis = lines[ROW_VIS_W, i]
+            if lines[ROW_EXPIRY, i] <= t or (w_true == 0.0 and w_vis == 0.0):
+                continue
+            K = lines[ROW_STRIKE, i]
+            T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+            sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
+            g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+            acc_true += w_true * g
+            acc_vis += w_vis * g
+        out[0, j] = acc_true
+        out[1, j] = acc_vis
+
+
+@njit(cache=True)
+def _in_time(coef, v, z, u):
+    """View ``v`` of the table at grid coordinate ``z``, time fraction ``u``: quadratic
+    (Lagrange) through the slices at ``t0``, ``t0 + H / 2`` and ``t0 + H``."""
+    a = _clenshaw(coef, v, z)
+    b = _clenshaw(coef, 2 + v, z)
+    c = _clenshaw(coef, 4 + v, z)
+    return 2.0 * (u - 0.5) * (u - 1.0) * a - 4.0 * u * (u - 1.0) * b + 2.0 * u * (u - 0.5) * c
+
+
+@njit(cache=True)
+def _nearest(vals, grid, sign, v, S, t, year_seconds, lines, n, level, skew, floor, r, q):
+    """Nearest crossing of view ``v`` to ``S`` from the signs (``sign[v, j]``: +1, -1, 0
+    for an exact zero), with exact values at the crossing's two grid points."""
+    m = grid.size
+    # candidate crossings between consecutive non-zero signs, nearest interval first
+    lo = np.empty(m, np.int64)
+    hi = np.empty(m, np.int64)
+    dist = np.empty(m)
+    k = 0
+    prev = -1
+    for j in range(m):
+        if sign[v, j] == 0:
+            continue
+        if prev >= 0 and sign[v, j] != sign[v, prev]:
+            lo[k] = prev
+            hi[k] = j
+            dist[k] = max(0.0, grid[prev] - S, S - grid[j])
+            k += 1
+        prev = j
+    best = np.inf
+    best_x = 0.0
+    order = np.argsort(dist[:k], kind="mergesort")
+    a = (t, year_seconds, lines, n, level, skew, floor, r, q)
+    for idx in range(k):
+        c = order[idx]
+        if dist[c] > best:
+            break
+        pa = _profile_at(vals, grid, lo[c], *a)[v]
+        pb = _profile_at(vals, grid, hi[c], *a)[v]
+        x = grid[lo[c]] - pa * (grid[hi[c]] - grid[lo[c]]) / (pb - pa)
+        d = abs(x - S)
+        if d < best or (d == best and x < best_x):
+            best, best_x = d, x
+    return best < np.inf, best_x
+
+
+@njit(cache=True)
+def table_flips(grid, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds, lines,
+                n, level, skew, floor, r, q):  # fmt: skip
+    """``(found_true, x_true, found_visible, x_visible)``: the crossings of
+    :func:`mmsim.book_kernels.nearest_flips` on ``grid``, from the table's signs where
+    they are certain (``|table| > eps``) and the exact profile elsewhere. ``coef`` rows:
+    true and visible at ``t0``, ``t0 + H / 2`` and ``t0 + H``; ``u`` the time fraction; ``extra``
+    the lines summed exactly beside the table (near expiry, booked since); ``lines`` the
+    whole live book (exact values)."""
+    m = grid.size
+    vals = np.full((2, m), np.nan)
+    sign = np.zeros((2, m), np.int64)
+    tmp = np.zeros((2, 1))
+    one = np.empty(1)
+    a = (t, year_seconds, lines, n, level, skew, floor, r, q)
+    for j in range(m):
+        z = (grid[j] - center) / half
+        one[0] = grid[j]
+        gamma_pair(one, t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
+        for v in range(2):
+            est = _in_time(coef, v, z, u)
+            est += tmp[v, 0]
+            if est > eps[v]:
+                sign[v, j] = 1
+            elif est < -eps[v]:
+                sign[v, j] = -1
+            else:
+                p = _profile_at(vals, grid, j, *a)[v]
+                sign[v, j] = 1 if p > 0.0 else (-1 if p < 0.0 else 0)
+    found_t, x_t = _nearest(vals, grid, sign, 0, S, *a)
+    found_v, x_v = _nearest(vals, grid, sign, 1, S, *a)
+    return found_t, x_t, found_v, x_v
+
+
+@dataclass
+class ProfileTable:
+    """The whole book's tabulated gamma profile, both views; see the module docstring.
+    Units: spot and ``center``, ``half`` in $, times in clock seconds, ``eps`` and the
+    coefficients in shares per $1."""
+
+    t0: float
+    H: float
+    spot: float  # the build's spot
+    center: float
+    half: float
+    surface: tuple
+    coef: np.ndarray  # (6, N): true, visible at t0, t0 + H / 2, t0 + H
+    eps: np.ndarray  # (2,)
+    near: np.ndarray
+    snap_units: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    snap_vis: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    extra: np.ndarray = field(default_factory=lambda: np.zeros((N_ROWS, 1)))
+    n_extra: int = 0
+    book_version: int = -1  # the book version ``extra`` is up to date with
+
+    def valid(self, S: float, t: float, surface: tuple) -> bool:
+        """Whether the table may answer at spot ``S`` ($), clock ``t`` (s), ``surface``."""
+        return (
+            self.t0 <= t <= self.t0 + self.H
+            and abs(S - self.spot) <= MOVE * self.spot
+            and surface == self.surface
+        )
+
+
+def build_profile(
+    lines: np.ndarray, n: int, S: float, t: float, year_seconds: float, surface: tuple
+) -> ProfileTable | None:
+    """Fit and validate the profile table of the live ``lines`` (``n`` of them, all
+    holders) around spot ``S`` ($) at clock ``t`` (s); ``surface`` is ``(level, skew,
+    floor, r, q)``. ``None`` when no attempt is precise enough."""
+    lo, hi = LO * S, HI * S
+    center, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    expiry = lines[ROW_EXPIRY, :n]
+    for nodes, H in ATTEMPTS:
+        near_mask = expiry <= t + max(NEAR_FACTOR * H, NEAR_MIN_SECONDS)
+        far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
+        near = np.ascontiguousarray(lines[:, :n][:, near_mask])
+        x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
+        slices = np.zeros((3, 2, nodes))
+        for k in range(3):
+            gamma_pair(center + half * x, t + 0.5 * k * H, year_seconds, far, far.shape[1],
+                       *surface, slices[k])  # fmt: skip
+        coef = _cheb_coefficients(slices.reshape(6, nodes))
+        xm = np.cos(np.pi * np.arange(1, nodes) / nodes)
+        err = np.zeros(2)
+        exact = np.zeros((2, nodes - 1))
+        for u in VALIDATE_AT:
+            gamma_pair(center + half * xm, t + u * H, year_seconds, far, far.shape[1],
+                       *surface, exact)  # fmt: skip
+            for j, z in enumerate(xm):
+                for v in range(2):
+                    err[v] = max(err[v], abs(_in_time(coef, v, z, u) - exact[v, j]))
+        scale = np.abs(slices).max(axis=(0, 2))
+        eps = SAFETY * err + 1e-12 * (scale + 1.0)
+        if np.all(eps <= MAX_EPS * scale + 1e-9):
+            return ProfileTable(t, H, S, center, half, tuple(surface), coef, eps, near)
+    return None
