@@ -30,6 +30,7 @@ __all__ = [
     "clipped_limits",
     "episode_marks",
     "figure",
+    "freeze_ticks",
     "save",
     "styled",
     "thin",
@@ -79,21 +80,55 @@ def figure(nrows: int = 1, ncols: int = 1, *, size, **kw) -> tuple[Figure, np.nd
 
 def save(fig: Figure, path: Path) -> Path:
     """Write ``fig`` at ``path`` (parents created; PNG unless the suffix says otherwise)
-    atomically: a temporary file in the directory renamed over it, never through a link."""
+    atomically: a temporary file in the directory renamed over it, never through a link.
+
+    Cheaper than a plain ``savefig``, same pixels: the layout engine runs once and the
+    figure is drawn once (``savefig`` under a layout engine draws it twice: silently to
+    lay it out, then for real), tick positions and labels are computed once (see
+    :func:`freeze_ticks`), and the PNG is compressed at zlib level 3 (files ~7% larger
+    than at 6, encoded in 2/3 of the time). The figure is left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix[1:] or "png"
+    kw = {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
+    engine = fig.get_layout_engine()
     with mpl.rc_context(STYLE):  # ticks are created lazily, at draw time
-        engine = fig.get_layout_engine()
-        if engine is not None:
-            # ``savefig`` under a layout engine draws the whole figure twice (a silent
-            # draw to lay it out, then the real one): lay out once, then draw once
-            engine.execute(fig)
-            fig.set_layout_engine(None)
+        thawed = freeze_ticks(fig)
         try:
-            atomic_save(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:] or "png"))
+            if engine is not None:
+                engine.execute(fig)
+                fig.set_layout_engine(None)
+            atomic_save(path, lambda tmp: fig.savefig(tmp, format=fmt, **kw))
         finally:
             if engine is not None:
                 fig.set_layout_engine(engine)
+            for axis, locator, formatter in thawed:
+                axis.set_major_locator(locator)
+                axis.set_major_formatter(formatter)
     return path
+
+
+def freeze_ticks(fig: Figure) -> list[tuple]:
+    """Fix every linear axis' major ticks and labels where its locator and formatter put
+    them now, so laying out and drawing the figure (which ask for the ticks dozens of
+    times, more with shared axes) reuse them instead of recomputing them each time.
+    Axes whose formatter shows an offset or a scale (``1e6``) and colorbars are left.
+    Returns ``(axis, locator, formatter)`` of each axis changed, to restore them."""
+    changed = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
+            if axis.get_scale() != "linear" or isinstance(locator, mpl.ticker.FixedLocator):
+                continue
+            locs = locator()
+            labels = formatter.format_ticks(locs)
+            if getattr(formatter, "get_offset", lambda: "")():
+                continue
+            changed.append((axis, locator, formatter))
+            axis.set_major_locator(mpl.ticker.FixedLocator(locs))
+            axis.set_major_formatter(mpl.ticker.FixedFormatter(labels))
+    return changed
 
 
 def thin(frame: pd.DataFrame, columns: list[str], max_points: int = MAX_POINTS) -> pd.DataFrame:

@@ -616,6 +616,28 @@ def test_a_one_sample_spike_of_a_long_series_reaches_the_price_figure(result):
     plt.close(fig)
 
 
+def test_save_writes_the_pixels_of_a_plain_savefig_and_leaves_the_figure_alone(result, tmp_path):
+    """plotkit.save lays out once, draws once and freezes ticks for the draw: the PNG
+    decodes to exactly the pixels ``Figure.savefig`` gives (under the same style), and
+    the figure keeps its layout engine and tick locators afterwards."""
+    from PIL import Image
+
+    from mmsim.plotkit import STYLE, save
+
+    for fn in (plots.plot_run, plots.plot_dealers):
+        fig = fn(result)
+        locators = [a.yaxis.get_major_locator() for a in fig.axes]
+        engine = fig.get_layout_engine()
+        save(fig, tmp_path / "fast.png")
+        assert fig.get_layout_engine() is engine
+        assert [a.yaxis.get_major_locator() for a in fig.axes] == locators
+        with plt.rc_context(STYLE):
+            fn(result).savefig(tmp_path / "plain.png")
+        fast, plain = (np.asarray(Image.open(tmp_path / f)) for f in ("fast.png", "plain.png"))
+        assert fast.shape == plain.shape and (fast == plain).all(), fn.__name__
+        plt.close("all")
+
+
 def test_mmsim_gex_figure_is_readable():
     from mmsim.engine import Simulation
 
