@@ -26,9 +26,11 @@ __all__ = [
     "VIEW",
     "SessionClock",
     "bar_sums",
+    "bars",
     "clipped_limits",
     "episode_marks",
     "figure",
+    "freeze_ticks",
     "save",
     "styled",
     "thin",
@@ -54,7 +56,8 @@ REGIMES = {  # series regime -> label, shading colour, line colour
 GAMMA = {"long": REGIMES[1.0][2], "short": REGIMES[-1.0][2]}
 """Line colours of long- and short-gamma dealers, shared by run and sweep figures."""
 MAX_POINTS = 3000
-"""Most points a time-series line is drawn with (a 250-day run has ~600,000 samples)."""
+"""Series longer than this are thinned before drawing (a 250-day run has ~600,000
+samples) into ``MAX_POINTS // 4`` buckets that keep each bucket's extremes (:func:`thin`)."""
 
 
 def styled(fn):
@@ -77,22 +80,88 @@ def figure(nrows: int = 1, ncols: int = 1, *, size, **kw) -> tuple[Figure, np.nd
 
 def save(fig: Figure, path: Path) -> Path:
     """Write ``fig`` at ``path`` (parents created; PNG unless the suffix says otherwise)
-    atomically: a temporary file in the directory renamed over it, never through a link."""
+    atomically: a temporary file in the directory renamed over it, never through a link.
+
+    Cheaper than a plain ``savefig``, same pixels: the layout engine runs once and the
+    figure is drawn once (``savefig`` under a layout engine draws it twice: silently to
+    lay it out, then for real), tick positions and labels are computed once (see
+    :func:`freeze_ticks`), and the PNG is compressed at zlib level 3 (files ~7% larger
+    than at 6, encoded in 2/3 of the time). The figure is left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix[1:] or "png"
+    kw = {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
+    engine = fig.get_layout_engine()
     with mpl.rc_context(STYLE):  # ticks are created lazily, at draw time
-        atomic_save(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:] or "png"))
+        thawed = freeze_ticks(fig)
+        try:
+            if engine is not None:
+                engine.execute(fig)
+                fig.set_layout_engine(None)
+            atomic_save(path, lambda tmp: fig.savefig(tmp, format=fmt, **kw))
+        finally:
+            if engine is not None:
+                fig.set_layout_engine(engine)
+            for axis, locator, formatter in thawed:
+                axis.set_major_locator(locator)
+                axis.set_major_formatter(formatter)
     return path
 
 
+def freeze_ticks(fig: Figure) -> list[tuple]:
+    """Fix every linear axis' major ticks and labels where its locator and formatter put
+    them now, so laying out and drawing the figure (which ask for the ticks dozens of
+    times, more with shared axes) reuse them instead of recomputing them each time.
+    Axes whose formatter shows an offset or a scale (``1e6``) and colorbars are left.
+    Returns ``(axis, locator, formatter)`` of each axis changed, to restore them."""
+    changed = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
+            if axis.get_scale() != "linear" or isinstance(locator, mpl.ticker.FixedLocator):
+                continue
+            locs = locator()
+            labels = formatter.format_ticks(locs)
+            if getattr(formatter, "get_offset", lambda: "")():
+                continue
+            changed.append((axis, locator, formatter))
+            axis.set_major_locator(mpl.ticker.FixedLocator(locs))
+            axis.set_major_formatter(mpl.ticker.FixedFormatter(labels))
+    return changed
+
+
 def thin(frame: pd.DataFrame, columns: list[str], max_points: int = MAX_POINTS) -> pd.DataFrame:
-    """Every k-th row of ``frame[columns]`` (first and last kept) so at most ~``max_points``
-    rows remain; a copy of only those rows, never of the whole table."""
+    """The rows of ``frame[columns]`` a line drawing needs, at most ~``max_points`` buckets'
+    worth: ``frame`` is cut into ``max_points // 4`` buckets of consecutive rows (about one
+    per pixel column of a figure) and each bucket keeps its first and last row and, for
+    every numeric column but ``t``, the rows of its minimum and maximum and its first NaN.
+    So a one-sample spike, a step of a level and a gap (NaN: no flip, no wall) survive
+    thinning; only rows that would be drawn over one another go. Rows stay in time order;
+    a copy of only those rows, never of the whole table. A bucket keeps at most
+    ``2 + 3 * (len(columns) - 1)`` rows, usually 2-4 (flat columns add none)."""
     n = len(frame)
-    step = max(1, math.ceil(n / max_points))
-    rows = np.arange(0, n, step)
-    if n and rows[-1] != n - 1:
-        rows = np.append(rows, n - 1)
-    return frame.iloc[rows, [frame.columns.get_loc(c) for c in columns]]  # rows first
+    sub = [frame.columns.get_loc(c) for c in columns]
+    if n <= max_points:
+        return frame.iloc[:, sub]
+    k = math.ceil(n / max(max_points // 4, 1))  # rows per bucket
+    nb = math.ceil(n / k)
+    starts = np.arange(nb) * k
+    keep = [starts, np.minimum(starts + k - 1, n - 1)]
+    for c in columns:
+        if c == "t" or not pd.api.types.is_numeric_dtype(frame[c].dtype):
+            continue
+        v = np.full(nb * k, np.nan)
+        v[:n] = frame[c].to_numpy(dtype=float, na_value=np.nan)
+        blocks = v.reshape(nb, k)
+        nan = np.isnan(blocks)
+        keep.append(starts + np.where(nan, np.inf, blocks).argmin(axis=1))
+        keep.append(starts + np.where(nan, -np.inf, blocks).argmax(axis=1))
+        nan[-1, n - starts[-1] :] = False  # the last bucket's padding is not a gap
+        gap = nan.any(axis=1)
+        keep.append(starts[gap] + nan[gap].argmax(axis=1))
+    rows = np.unique(np.concatenate(keep))
+    return frame.iloc[rows[rows < n], sub]  # rows first
 
 
 class SessionClock:
@@ -168,6 +237,32 @@ class SessionClock:
             ax.vlines(days, 0, 1, transform=ax.get_xaxis_transform(), **kw)
         if label:
             ax.set_xlabel(self.label)
+
+
+def bars(ax, left, height, width, color, label: str | None = None, **kw):
+    """Bars from ``left`` (x of each bar's left edge) of ``width`` and signed ``height``,
+    drawn as one :class:`~matplotlib.collections.PolyCollection` (one artist for all bars,
+    several times cheaper to build and draw than ``ax.bar``'s one patch per bar); ``color``
+    one colour or one per bar. The collection's gid is ``"bars"``; bar ``k``'s height is
+    ``get_paths()[k].vertices[1, 1]``."""
+    left = np.asarray(left, dtype=float)
+    height = np.broadcast_to(np.asarray(height, dtype=float), left.shape)
+    right = left + np.broadcast_to(np.asarray(width, dtype=float), left.shape)
+    zero = np.zeros_like(left)
+    verts = np.stack(
+        [
+            np.column_stack(c)
+            for c in ((left, zero), (left, height), (right, height), (right, zero))
+        ],
+        axis=1,
+    )
+    coll = mpl.collections.PolyCollection(
+        verts, facecolors=color, edgecolors="none", linewidths=0, label=label, gid="bars", **kw
+    )
+    ax.add_collection(coll, autolim=True)
+    coll.sticky_edges.y.append(0.0)
+    ax.autoscale_view()
+    return coll
 
 
 def bar_sums(t: np.ndarray, qty: np.ndarray, duration: float, n_bars: int = 150):

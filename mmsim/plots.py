@@ -33,6 +33,7 @@ from mmsim.plotkit import (
     VIEW,
     SessionClock,
     bar_sums,
+    bars,
     clipped_limits,
     episode_marks,
     figure,
@@ -183,7 +184,7 @@ def _flow_bars(ax, result: Result, clock: SessionClock, agents=None) -> None:
     )
     x = clock.x(edges[:-1])
     colors = np.where(sums >= 0, _BUY, _SELL)
-    ax.bar(x, sums, clock.x(width), align="edge", color=colors, lw=0)
+    bars(ax, x, sums, clock.x(width), colors)
     expiry = np.zeros(sums.size, dtype=bool)
     for e in _expiries(result):
         expiry[min(int(e / width), sums.size - 1)] = True
@@ -333,9 +334,7 @@ def plot_dealers(result: Result) -> Figure:
         )
         w = clock.x(width) / len(names)
         label = f"{name}: {len(mine):,} trades"
-        ax_trades.bar(
-            clock.x(edges[:-1]) + j * w, sums, w, align="edge", color=color, lw=0, label=label
-        )
+        bars(ax_trades, clock.x(edges[:-1]) + j * w, sums, w, color, label=label)
         sums_all.append(sums)
     if sums_all:
         stacked = np.concatenate(sums_all)
@@ -485,7 +484,8 @@ def plot_returns_by_regime(result: Result) -> Figure:
         if sel.size > 1:
             sd = sel.std(ddof=1)
             label = f"{label}: n={sel.size}, sd {sd:.2f} bp ({sd * annualize:.1%} annualized)"
-            ax.hist(sel, bins=bins, density=True, alpha=0.5, color=color, label=label)
+            kw = {"density": True, "alpha": 0.5, "color": color, "histtype": "stepfilled"}
+            ax.hist(sel, bins=bins, label=label, **kw)
     ax.set(xlabel=f"log return per {sc.record.every:g} s (bp)", ylabel="density (per bp)")
     ax.set_title(f"{sc.name}: returns by gamma regime")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=1)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mmsim.plotkit import VIEW, SessionClock, figure, save, styled
+from mmsim.plotkit import VIEW, SessionClock, figure, save, styled, thin
 from mmsim.result import Result
 
 __all__ = [
@@ -230,7 +230,7 @@ def plot_gex_heatmap(result: Result, n_times: int = 60) -> Figure:
     norm = mpl.colors.TwoSlopeNorm(0.0, -scale, scale)
     x = clock.x(times)
     half = 0.5 * (x[1] - x[0]) if x.size > 1 else 0.5
-    thinned = result.series[["t", "price"]].iloc[:: max(1, len(result.series) // 2000)]
+    thinned = thin(result.series, ["t", "price"])
     image = None
     for ax, (view, grid) in zip(axes[0], grids.items(), strict=True):
         strikes = grid.columns.to_numpy(dtype=float)

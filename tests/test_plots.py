@@ -143,6 +143,14 @@ def readable(fig) -> None:
             assert not (overlap[0] > 1 and overlap[1] > 1), f"texts overlap: {a!r} and {b!r}"
 
 
+def bar_heights(ax, label: str = "") -> np.ndarray:
+    """Signed heights of the bars :func:`mmsim.plotkit.bars` drew on ``ax`` (collections
+    whose label starts with ``label``)."""
+    drawn = [c for c in ax.collections if c.get_gid() == "bars" and c.get_label().startswith(label)]
+    assert drawn, f"no bars labelled {label!r}"
+    return np.array([p.vertices[1, 1] for c in drawn for p in c.get_paths()])
+
+
 def check(fig, n_axes: int) -> None:
     """``n_axes`` axes (colorbars aside) and :func:`readable`."""
     assert isinstance(fig, Figure)
@@ -241,7 +249,7 @@ def test_price_figure_draws_one_line_where_views_agree_and_both_where_they_diffe
     assert fig.axes[0].get_ylabel() == "price ($)"
     assert fig.axes[1].get_ylabel().startswith("net hedge\n(shares per")
     hedges = result.trades[result.trades["kind"] == "dealer"]["qty"].sum()
-    bars = sum(p.get_height() for p in fig.axes[1].patches)
+    bars = bar_heights(fig.axes[1]).sum()
     assert bars == pytest.approx(hedges), "the flow panel holds every hedge share"
     plt.close(fig)
 
@@ -280,8 +288,7 @@ def test_dealers_figure_has_every_dealer_and_its_hedge_trades_per_bar(result):
     assert labels[:3] == ["tight (bar mean)", "normal (bar mean)", "wide (bar mean)"]
     dealer = result.trades[result.trades["kind"] == "dealer"]
     for name in ("tight", "normal", "wide"):
-        bars = [c for c in trades.containers if c.get_label().startswith(f"{name}:")]
-        heights = sum(p.get_height() for p in bars[0])
+        heights = bar_heights(trades, f"{name}:").sum()
         expected = dealer.loc[dealer["agent"] == name, "qty"].sum()
         assert heights == pytest.approx(expected), f"{name}: every hedge share in a bar"
     assert {line.get_label().split(":")[0] for line in flow.lines} >= {"gamma", "charm"}
@@ -299,7 +306,7 @@ def test_expiry_unwinds_are_marked_and_clipped():
         )
     trades = fig.axes[2]
     assert "axis clipped at expiry unwinds" in trades.get_title(loc="right")
-    heights = np.array([p.get_height() for p in trades.patches])
+    heights = bar_heights(trades)
     assert np.abs(heights).max() > trades.get_ylim()[1], "the unwind bar is clipped"
     readable(fig)
     plt.close(fig)
@@ -560,15 +567,75 @@ def test_vol_regimes_hatches_gap_windows_and_keeps_the_axis_on_the_rest(gap_run)
     plt.close(fig)
 
 
-def test_lines_are_drawn_from_thinned_samples():
-    """A long run's series is thinned before drawing (at most ~MAX_POINTS points per line),
-    keeping the first and last sample."""
-    from mmsim.plotkit import thin
+def test_thinning_keeps_every_extreme_step_and_gap_of_a_long_series():
+    """A 250-day-sized series (600,001 samples) thinned for drawing: at most ~MAX_POINTS
+    rows, in time order, first and last kept; a one-sample spike and dip (what every-k-th
+    decimation drops), a one-sample NaN gap and a one-sample step of a level all survive,
+    and in every bucket of 801 samples (~one pixel column) the thinned line reaches the
+    same min and max as the full one, exactly."""
+    from mmsim.plotkit import MAX_POINTS, thin
 
-    long = pd.DataFrame({"t": np.arange(600_001.0), "price": np.arange(600_001.0)})
-    small = thin(long, ["t", "price"], max_points=3000)
-    assert 2900 <= len(small) <= 3001
-    assert small["t"].iloc[0] == 0.0 and small["t"].iloc[-1] == 600_000.0
+    n = 600_001
+    rng = np.random.default_rng(5)
+    price = 100.0 + np.cumsum(rng.normal(0.0, 0.01, n))
+    price[123_457] += 5.0  # spike
+    price[400_001] -= 7.0  # dip
+    wall = np.full(n, 101.0)
+    wall[250_003] = 102.0  # a level that moves for one sample
+    flip = np.full(n, 99.0)
+    flip[300_501] = np.nan  # one sample without a flip
+    long = pd.DataFrame({"t": 10.0 * np.arange(n), "price": price, "wall": wall, "flip": flip})
+    small = thin(long, ["t", "price", "wall", "flip"])
+    assert len(small) <= 1.5 * MAX_POINTS, len(small)
+    assert small.index.is_monotonic_increasing and small.index.is_unique
+    assert small["t"].iloc[0] == 0.0 and small["t"].iloc[-1] == 10.0 * (n - 1)
+    kept = set(small.index)
+    assert {123_457, 400_001, 250_003, 300_501} <= kept, "spike, dip, step or gap dropped"
+    assert np.isnan(small.loc[300_501, "flip"])
+    k = -(-n // (MAX_POINTS // 4))  # thin's bucket: 801 samples (~ a pixel column)
+    full = pd.Series(price).groupby(np.arange(n) // k)
+    part = small["price"].groupby(small.index // k)
+    assert (part.max() == full.max()).all() and (part.min() == full.min()).all()
+    short = long.iloc[:MAX_POINTS]
+    assert len(thin(short, ["t", "price"])) == MAX_POINTS  # short series: every sample
+
+
+def test_a_one_sample_spike_of_a_long_series_reaches_the_price_figure(result):
+    """The price line of a 60,000-sample series is drawn from thinned samples, yet its
+    highest and lowest points are the series' own: a one-sample spike is still drawn."""
+    s = result.series
+    long = s.loc[s.index.repeat(-(-60_000 // len(s)))].reset_index(drop=True)
+    long["t"] = np.linspace(0.0, float(s["t"].iloc[-1]), len(long))
+    long.loc[31_337, "price"] += 3.0
+    long.loc[12_345, "price"] -= 2.0
+    fig = plots.plot_run(dataclasses.replace(result, series=long))
+    [line] = [ln for ln in fig.axes[0].lines if ln.get_label() == "price"]
+    y = np.asarray(line.get_ydata(), dtype=float)
+    assert len(y) < 4_000, "drawn from thinned samples"
+    assert y.max() == long["price"].max() and y.min() == long["price"].min()
+    plt.close(fig)
+
+
+def test_save_writes_the_pixels_of_a_plain_savefig_and_leaves_the_figure_alone(result, tmp_path):
+    """plotkit.save lays out once, draws once and freezes ticks for the draw: the PNG
+    decodes to exactly the pixels ``Figure.savefig`` gives (under the same style), and
+    the figure keeps its layout engine and tick locators afterwards."""
+    from PIL import Image
+
+    from mmsim.plotkit import STYLE, save
+
+    for fn in (plots.plot_run, plots.plot_dealers):
+        fig = fn(result)
+        locators = [a.yaxis.get_major_locator() for a in fig.axes]
+        engine = fig.get_layout_engine()
+        save(fig, tmp_path / "fast.png")
+        assert fig.get_layout_engine() is engine
+        assert [a.yaxis.get_major_locator() for a in fig.axes] == locators
+        with plt.rc_context(STYLE):
+            fn(result).savefig(tmp_path / "plain.png")
+        fast, plain = (np.asarray(Image.open(tmp_path / f)) for f in ("fast.png", "plain.png"))
+        assert fast.shape == plain.shape and (fast == plain).all(), fn.__name__
+        plt.close("all")
 
 
 def test_mmsim_gex_figure_is_readable():

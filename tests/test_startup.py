@@ -1,0 +1,73 @@
+"""Start-up: each command imports only what it uses (PEP 562 names in ``mmsim``, imports
+inside the command functions), checked in fresh interpreters through ``sys.modules``.
+
+What the imports cost is measured, not asserted here: ``python -m benchmarks`` (the
+``startup`` case; CPU of ``mmsim --help``, ``validate`` and ``run``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG = str(ROOT / "scenarios/long_gamma.yaml")
+HEAVY = ("numpy", "pandas", "pyarrow", "matplotlib", "numba", "scipy", "simpy", "tqdm")
+"""Libraries that take 0.03-0.3 s of CPU each to import."""
+
+
+def loaded_after(code: str, tmp_path: Path) -> set[str]:
+    """The top-level packages (and ``mmsim.*`` modules) in ``sys.modules`` after running
+    ``code`` in a fresh interpreter (output of the code itself discarded)."""
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        + "".join(f"        {line}\n" for line in code.splitlines())
+        + "    except SystemExit:\n"
+        "        pass\n"
+        "print(json.dumps(sorted({m if m.startswith('mmsim') else m.split('.')[0]"
+        " for m in sys.modules})))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import mmsim",
+        "import mmsim.cli",
+        "from mmsim.cli import main; main(['--help'])",
+        "from mmsim.cli import main; main(['run', '--help'])",
+    ],
+)
+def test_import_and_help_load_no_heavy_library(code, tmp_path):
+    loaded = loaded_after(code, tmp_path)
+    assert not loaded & {*HEAVY, "pydantic", "yaml"}, sorted(loaded & {*HEAVY, "pydantic"})
+    assert "mmsim.schema" not in loaded and "mmsim.engine" not in loaded
+
+
+def test_validate_loads_the_schema_but_no_numerics_or_plotting(tmp_path):
+    loaded = loaded_after(f"from mmsim.cli import main; main(['validate', {LONG!r}])", tmp_path)
+    assert {"mmsim.schema", "pydantic", "yaml"} <= loaded, "validate checks the schema"
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_a_run_without_figures_never_imports_matplotlib(tmp_path):
+    argv = ["run", LONG, "-q", "--no-plot", "-o", "out", "--set", "clock.days=0.01"]
+    loaded = loaded_after(f"from mmsim.cli import main; main({argv!r})", tmp_path)
+    assert (tmp_path / "out" / "meta.json").is_file(), "the run was written"
+    assert "matplotlib" not in loaded and "mmsim.plots" not in loaded
