@@ -39,11 +39,12 @@ from mmsim.ledger import Ledger
 from mmsim.levels import LevelsHold
 from mmsim.lob import BOOK_COLUMNS, BookMarket, LiquidityDryOut
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
-from mmsim.metrics import BOOKING_KINDS, episode_counts, open_interest, pin_metrics, summarize
+from mmsim.metrics import episode_counts, open_interest, pin_metrics, summarize
 from mmsim.record import Log, SeriesRecorder
 from mmsim.result import Result
 from mmsim.scenario import load_scenario
 from mmsim.schema import Scenario
+from mmsim.tables import TRADE_LOG_COLUMNS, market_orders, trade_table
 from mmsim.vol import RealizedVolFollower, VolSurface
 
 __all__ = ["Simulation", "run"]
@@ -95,16 +96,6 @@ DEALER_COLUMNS = [
 (shares per $1), P&L ($), and the cumulative hedge demand (shares, minus the change of
 option delta) due to spot moves (gamma), time (charm), implied vol (vanna) and the rest."""
 _STREAM_NEWS, _STREAM_NOISE, _STREAM_CUSTOMER, _STREAM_LIQUIDITY = 0, 1, 2, 3
-_TRADE_COLUMNS = [
-    "t",
-    "account",
-    "booking",
-    "qty",
-    "price_before",
-    "price_after",
-    "exec_price",
-    "cost",
-]
 _ORDER, _OPENING_HEDGE, _SETTLEMENT, _DELIVERY = 0.0, 1.0, 2.0, 3.0  # ``booking`` codes
 BOOK_SERIES = [*BOOK_COLUMNS, "taken_bid", "taken_ask"]
 """Extra series columns of a book run (``market.model: book``): see
@@ -189,7 +180,7 @@ class Simulation:
         )
         self._kinds: dict[int, str] = {}
         self._started = False
-        self.trade_log = Log(_TRADE_COLUMNS)
+        self.trade_log = Log(TRADE_LOG_COLUMNS)
 
         def stream(*key: int) -> np.random.Generator:
             child = np.random.SeedSequence(self.entropy, spawn_key=(*root.spawn_key, *key))
@@ -628,12 +619,15 @@ class Simulation:
             extra.append(f"lam * G at start = {kappa:.3g}")
         return f"{err}{where}" + (f" ({'; '.join(extra)})" if extra else "")
 
-    def run(self, progress: bool = False, *, keep_partial: bool = False) -> Result:
+    def run(
+        self, progress: bool = False, *, keep_partial: bool = False, tables: bool = True
+    ) -> Result:
         """Run to the end of the clock, the closing instant included; return the Result.
 
         With ``keep_partial``, Ctrl-C (``KeyboardInterrupt``) does not lose the run: the
         result of what was simulated so far is returned, its ``meta["interrupted"]`` the
-        clock time reached (s, as text)."""
+        clock time reached (s, as text). ``tables=False``: metrics, series and episodes
+        only (see :meth:`_result`)."""
         env, duration = self.env, self.scenario.clock.duration
         chunks = np.linspace(0.0, duration, 101)[1:] if progress or keep_partial else [duration]
         with tqdm(
@@ -661,7 +655,7 @@ class Simulation:
         except LiquidityDryOut as err:
             self.failed = str(err)
         self.recorder.finish(env.now)
-        return self._result()
+        return self._result(tables=tables)
 
     def _feedback(self) -> float | None:
         impact = getattr(self.market, "impact", None)
@@ -685,30 +679,17 @@ class Simulation:
             out["dry_out_t"] = float(self.dry_outs.rows[0][0])
         return out
 
-    def _result(self, end: float | None = None) -> Result:
+    def _result(self, end: float | None = None, *, tables: bool = True) -> Result:
         """The Result of the run so far; ``end`` (s) the last sampled time if it stopped
-        early (default: the end of the clock)."""
+        early (default: the end of the clock). ``tables=False`` (a sweep's run, which
+        keeps only metrics and series columns) skips assembling ``trades``,
+        ``option_trades`` and ``accounts`` (left empty); the metrics are the same."""
         sc = self.scenario
         end = sc.clock.duration if end is None else end
         series = self.recorder.to_frame()
         names = self.ledger.names
-        trades = self.trade_log.to_frame()
-        accounts = trades["account"].to_numpy(dtype=int)
-        bookings = trades["booking"].to_numpy(dtype=int)
-        trades.insert(1, "agent", [names[a] for a in accounts])
-        trades.insert(
-            2,
-            "kind",
-            [
-                self._kinds.get(a, "pool") if b == 0 else BOOKING_KINDS[b - 1]
-                for a, b in zip(accounts, bookings, strict=True)
-            ],
-        )
-        trades = trades.drop(columns=["account", "booking"])
-        orders = trades[bookings == 0].reset_index(drop=True)
+        orders = market_orders(self.trade_log, names, self._kinds)
         options = self.option_log.to_frame()
-        options["segment"] = [self.segment_names[int(i)] for i in options["segment"]]
-        options = options.astype({"dealer": "int64", "is_call": bool, "visible": bool})
         S, t = self.market.mid, self.env.now
         values = self.book.value(S, t, self.vol)
         stats = {}
@@ -731,7 +712,7 @@ class Simulation:
             dry = dry_out_episodes(self.dry_outs, series, orders, lookback)
             episodes = pd.concat([episodes, dry], ignore_index=True) if len(dry) else episodes
         metrics = summarize(
-            series, trades, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
+            series, orders, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
         )
         metrics.update(episode_counts(episodes))
         oi = open_interest(sc, options)
@@ -744,14 +725,21 @@ class Simulation:
             metrics["lam_g_start"] = kappa
         if self.dry_outs is not None:
             metrics.update(self._book_metrics())
-        accounts_table = pd.DataFrame(
-            {
-                "account": names,
-                "kind": [self._kinds.get(i, "pool") for i in range(len(names))],
-                "shares": self.ledger.shares.copy(),
-                "cash": self.ledger.cash.copy(),
-            }
-        )
+        trades, accounts_table = pd.DataFrame(), pd.DataFrame()
+        if tables:
+            trades = trade_table(self.trade_log, names, self._kinds)
+            options["segment"] = [self.segment_names[int(i)] for i in options["segment"]]
+            options = options.astype({"dealer": "int64", "is_call": bool, "visible": bool})
+            accounts_table = pd.DataFrame(
+                {
+                    "account": names,
+                    "kind": [self._kinds.get(i, "pool") for i in range(len(names))],
+                    "shares": self.ledger.shares.copy(),
+                    "cash": self.ledger.cash.copy(),
+                }
+            )
+        else:
+            options = pd.DataFrame()
         return Result(
             scenario=sc,
             series=series,
@@ -765,6 +753,7 @@ class Simulation:
             meta={
                 "mmsim_version": _version(),
                 **({} if self.dry_outs is None else {"status": "failed" if self.failed else "ok"}),
+                **({} if tables else {"tables": "metrics"}),
             },
         )
 
@@ -812,6 +801,7 @@ def run(
     seed: int | None = None,
     overrides: Mapping[str, Any] | None = None,
     progress: bool = False,
+    tables: bool = True,
 ) -> Result:
     """Run a scenario (a :class:`Scenario`, a YAML path or a mapping).
 
@@ -819,7 +809,8 @@ def run(
     drawn and saved in ``Result.entropy``. ``overrides`` maps dotted paths
     (``"dealers.0.band"``) to values. Raises :class:`~mmsim.errors.ScenarioError` on
     bad input and :class:`~mmsim.errors.InstabilityError` when hedging feedback
-    diverges (``lam * G <= -1``).
+    diverges (``lam * G <= -1``). ``tables=False`` leaves ``trades``, ``option_trades``
+    and ``accounts`` empty (a sweep's runs keep only metrics; they are the same).
     """
     sc = load_scenario(scenario, overrides=overrides)
-    return Simulation(sc, sc.seed if seed is None else seed).run(progress)
+    return Simulation(sc, sc.seed if seed is None else seed).run(progress, tables=tables)

@@ -105,9 +105,15 @@ EPISODE_COLUMNS = {
 OPEN_SECONDS = 9.5 * 3600.0  # the session opens at 09:30
 
 
+_EMPTY: list[pd.DataFrame] = []
+
+
 def empty_episodes() -> pd.DataFrame:
-    """The episodes table with its columns and no rows."""
-    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in EPISODE_COLUMNS.items()})
+    """The episodes table with its columns and no rows (a copy of one built once: most
+    runs have no episode, and building the typed empty table costs milliseconds)."""
+    if not _EMPTY:
+        _EMPTY.append(pd.DataFrame({c: pd.Series(dtype=d) for c, d in EPISODE_COLUMNS.items()}))
+    return _EMPTY[0].copy()
 
 
 def clock_time(t: float, session_seconds: float, *, closing: bool = False) -> str:
@@ -123,19 +129,34 @@ def clock_time(t: float, session_seconds: float, *, closing: bool = False) -> st
 
 def _runs_beyond(t, price, level, direction, duration):
     """(start_index, end_index) of stretches where price stays beyond the level it
-    crossed (``level`` held at its value just before the crossing) for ``duration``."""
-    out, i, n = [], 1, price.size
-    while i < n:
-        ref = level[i - 1]
-        crossed = direction * (price[i] - ref) > 0.0 >= direction * (price[i - 1] - ref)
-        if math.isnan(ref) or not crossed:
-            i += 1
+    crossed (``level`` held at its value just before the crossing) for ``duration``.
+
+    A crossing at sample ``i`` is ``price[i]`` beyond ``level[i - 1]`` and ``price[i - 1]``
+    not; its stretch lasts while price stays beyond that same level, and the next
+    crossing is looked for after it. Candidates are found vectorized, each stretch's end
+    by a widening search, so the cost is that of numpy passes, not a Python step per
+    sample."""
+    out, n = [], price.size
+    if n < 2:
+        return out
+    ref = level[:-1]
+    with np.errstate(invalid="ignore"):  # NaN levels compare False
+        crossed = (direction * (price[1:] - ref) > 0.0) & (0.0 >= direction * (price[:-1] - ref))
+    i = 1
+    for c in (np.flatnonzero(crossed) + 1).tolist():
+        if c < i:  # inside the previous stretch
             continue
-        j = i
-        while j < n and direction * (price[j] - ref) > 0.0:
-            j += 1
-        if t[j - 1] - t[i] >= duration:
-            out.append((i, j - 1, ref))
+        r = level[c - 1]
+        j, width = c + 1, 16
+        while j < n:  # first sample from c + 1 on that is not beyond r
+            stop = np.flatnonzero(~(direction * (price[j : j + width] - r) > 0.0))
+            if stop.size:
+                j += int(stop[0])
+                break
+            j, width = j + width, 2 * width
+        j = min(j, n)
+        if t[j - 1] - t[c] >= duration:
+            out.append((c, j - 1, r))
         i = j
     return out
 

@@ -75,8 +75,10 @@ def _run_one(
     tag: str = "",
 ) -> dict[str, Any]:
     """Run one point (in a worker); returns status, metrics and the kept series columns
-    (never the Result). With ``timeout`` (s), a run still going then is stopped by a
-    timer signal (in a process's main thread; elsewhere there is no timeout)."""
+    (never the Result). The run builds only what the row needs (``tables=False``: no
+    trade, option-trade or account tables; the metrics are the same). With ``timeout``
+    (s), a run still going then is stopped by a timer signal (in a process's main
+    thread; elsewhere there is no timeout)."""
     from mmsim.engine import run
 
     if _STARTED is not None:
@@ -87,7 +89,7 @@ def _run_one(
         previous = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, float(timeout))
     try:
-        result = run(scenario, seed=seed, overrides=overrides)
+        result = run(scenario, seed=seed, overrides=overrides, tables=False)
     except Exception as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         return {"status": "error", "error": f"{type(err).__name__}: {message}", "metrics": {}}

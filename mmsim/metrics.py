@@ -250,14 +250,15 @@ def wall_metrics(series: pd.DataFrame) -> dict[str, float]:
 def episode_counts(episodes: pd.DataFrame) -> dict[str, float]:
     """Counts: ``n_episodes``, ``n_wall_breaks``, ``n_flip_crossings`` and, per primary
     cause, ``episodes.<cause>`` (wall breaks only)."""
-    breaks = episodes[episodes["kind"].str.endswith("wall_break")]
+    kinds, causes = episodes["kind"].tolist(), episodes["primary_cause"].tolist()
+    breaks = [c for k, c in zip(kinds, causes, strict=True) if str(k).endswith("wall_break")]
     out = {
-        "n_episodes": float(len(episodes)),
+        "n_episodes": float(len(kinds)),
         "n_wall_breaks": float(len(breaks)),
-        "n_flip_crossings": float(len(episodes) - len(breaks)),
+        "n_flip_crossings": float(len(kinds) - len(breaks)),
     }
     for cause in (*CAUSES, "none"):
-        out[f"episodes.{cause}"] = float((breaks["primary_cause"] == cause).sum())
+        out[f"episodes.{cause}"] = float(breaks.count(cause))
     return out
 
 

@@ -1,8 +1,8 @@
 """Recorders: the sampled series and the trade logs, in plain numpy buffers.
 
 Nothing here touches pandas until the run is over (:meth:`to_frame`). The series buffer
-is preallocated for the whole run; the logs grow by doubling, so memory is the size of
-the recorded output and nothing else.
+is preallocated for the whole run; the logs grow in chunks without copying, so memory is
+the size of the recorded output and nothing else.
 """
 
 from __future__ import annotations
@@ -72,25 +72,52 @@ class SeriesRecorder:
             self.take(float(self.times[self.filled]))
 
     def to_frame(self) -> pd.DataFrame:
-        """The series as a DataFrame; one row per sample taken."""
-        return pd.DataFrame(self.data[: self.filled], columns=self.columns)
+        """The series as a DataFrame; one row per sample taken. It is a view of the
+        recorder's buffer, not a copy (the series is the largest table of a long run)."""
+        return pd.DataFrame(self.data[: self.filled], columns=self.columns, copy=False)
 
 
 class Log:
-    """An append-only table of float64 columns that grows by doubling."""
+    """An append-only table of float64 columns, kept in chunks.
+
+    Growing never copies what is recorded: a full chunk is set aside and the next one
+    allocated (each twice the last, at most :attr:`MAX_CHUNK` rows), so memory is the
+    rows appended plus at most one chunk, with no doubling spike at a long run's end.
+    """
+
+    MAX_CHUNK = 1 << 16
+    """Largest chunk, rows (4 MB for 8 columns)."""
 
     def __init__(self, columns: list[str], capacity: int = 4096) -> None:
         self.columns = columns
-        self.data = np.empty((capacity, len(columns)))
-        self.n = 0
+        self._full: list[np.ndarray] = []
+        self._chunk = np.empty((capacity, len(columns)))
+        self._i = 0  # rows filled in the current chunk
+        self._done = 0  # rows in the full chunks
+
+    @property
+    def n(self) -> int:
+        """Rows appended so far."""
+        return self._done + self._i
 
     def append(self, *values: float) -> None:
         """Add one row (values in column order)."""
-        if self.n == self.data.shape[0]:
-            self.data = np.concatenate([self.data, np.empty_like(self.data)])
-        self.data[self.n] = values
-        self.n += 1
+        if self._i == self._chunk.shape[0]:
+            self._grow()
+        self._chunk[self._i] = values
+        self._i += 1
+
+    def _grow(self) -> None:
+        self._full.append(self._chunk)
+        self._done += self._i
+        size = min(2 * self._chunk.shape[0], self.MAX_CHUNK)
+        self._chunk, self._i = np.empty((size, len(self.columns))), 0
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the rows appended so far, a new contiguous array."""
+        j = self.columns.index(name)
+        return np.concatenate([c[:, j] for c in self._full] + [self._chunk[: self._i, j]])
 
     def to_frame(self) -> pd.DataFrame:
-        """The rows appended so far as a DataFrame."""
-        return pd.DataFrame(self.data[: self.n].copy(), columns=self.columns)
+        """The rows appended so far as a DataFrame (one new array per column)."""
+        return pd.DataFrame({c: self.column(c) for c in self.columns}, copy=False)

@@ -1,0 +1,141 @@
+"""A sweep's run builds only what its row needs; long runs keep no second copy of their
+recorded output. Rows must be bit-identical to full runs' metrics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mmsim
+from mmsim.engine import Simulation
+from mmsim.episodes import _runs_beyond
+from mmsim.record import Log
+from mmsim.scenario import load_scenario
+from mmsim.sweep import swept_columns
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADS = ("point", "replicate", "seed", "run_id", "status", "error")
+# shipped scenarios cut short: wall breaks and flip crossings (flip_crossing), the limit
+# order book with dry-out episodes (liquidity_dry_out), three dealers (multi_dealer_bands)
+CASES = [
+    ("flip_crossing", 0.5),
+    ("liquidity_dry_out", 0.6),
+    ("multi_dealer_bands", 0.1),
+]
+
+
+def _same(a: float, b: float) -> bool:
+    """Bit-identical floats (NaN equal to NaN)."""
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def _assert_rows_are_full_runs(table: pd.DataFrame, path: Path, overrides: dict) -> None:
+    metric_cols = [c for c in table.columns if c not in HEADS and c not in swept_columns(table)]
+    for row in table.to_dict("records"):
+        assert row["status"] == "ok", row["error"]
+        full = mmsim.run(path, seed=row["seed"], overrides=overrides).metrics
+        differ = [k for k in full if not _same(row[k], full[k])]
+        assert not differ, (
+            f"{path.stem} seed {row['seed']}: row differs from a full run in {differ}"
+        )
+        extra = [k for k in metric_cols if k not in full and not math.isnan(row[k])]
+        assert not extra, f"{path.stem}: row has metrics a full run lacks: {extra}"
+
+
+@pytest.mark.parametrize(("name", "days"), CASES)
+def test_sweep_rows_are_bit_identical_to_full_runs(name, days):
+    path = ROOT / "scenarios" / f"{name}.yaml"
+    table = mmsim.sweep(
+        path, {"clock.days": [days]}, seeds=[1, 2], executor="serial", progress=False
+    )
+    _assert_rows_are_full_runs(table, path, {"clock.days": days})
+    if name != "multi_dealer_bands":  # the episodes path is exercised
+        assert table["n_episodes"].sum() > 0, f"{name} at {days} d had no episode to compare"
+
+
+def test_lean_rows_are_the_same_on_every_executor():
+    path = ROOT / "scenarios" / "flip_crossing.yaml"
+    grid = {"clock.days": [0.5], "dealers.0.band": [500, 2000]}
+    tables = {
+        ex: mmsim.sweep(path, grid, seeds=[3], executor=ex, workers=2, progress=False)
+        for ex in ("serial", "processes", "dask")
+    }
+    for ex in ("processes", "dask"):
+        assert tables[ex].equals(tables["serial"]), f"{ex} rows differ from serial rows"
+    first = tables["serial"].iloc[[0]]
+    _assert_rows_are_full_runs(first, path, {"clock.days": 0.5, "dealers.0.band": 500})
+
+
+def test_a_lean_run_skips_the_trade_tables_only():
+    path = ROOT / "scenarios" / "multi_dealer_bands.yaml"
+    sc = load_scenario(path, overrides={"clock.days": 0.1})
+    lean = Simulation(sc, 4).run(tables=False)
+    full = Simulation(sc, 4).run()
+    assert lean.trades.empty and lean.option_trades.empty and lean.accounts.empty
+    assert len(full.trades) and len(full.option_trades), "the full run has its tables"
+    pd.testing.assert_frame_equal(lean.series, full.series, check_exact=True)
+    pd.testing.assert_frame_equal(lean.episodes, full.episodes, check_exact=True)
+    assert lean.meta["tables"] == "metrics" and "tables" not in full.meta
+
+
+def test_the_series_table_is_the_recorders_buffer_not_a_copy():
+    sc = load_scenario(ROOT / "scenarios" / "long_gamma.yaml", overrides={"clock.days": 0.05})
+    sim = Simulation(sc, 1)
+    result = sim.run()
+    assert np.shares_memory(result.series["price"].to_numpy(), sim.recorder.data), (
+        "Result.series copies the recorded series (150 MB more at 250 days)"
+    )
+
+
+def test_the_chunked_log_returns_every_row_across_chunk_boundaries():
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(3 * Log.MAX_CHUNK + 17, 3))
+    log = Log(["a", "b", "c"], capacity=5)
+    for r in rows.tolist():
+        log.append(*r)
+    assert log.n == len(rows)
+    np.testing.assert_array_equal(log.to_frame().to_numpy(), rows)
+    np.testing.assert_array_equal(log.column("b"), rows[:, 1])
+    held = sum(c.shape[0] for c in log._full) + log._chunk.shape[0]
+    assert held - len(rows) <= Log.MAX_CHUNK, "more than one chunk of slack"
+
+
+def _runs_beyond_reference(t, price, level, direction, duration):
+    """The sample-by-sample loop the vectorized search replaced (test oracle)."""
+    out, i, n = [], 1, price.size
+    while i < n:
+        ref = level[i - 1]
+        crossed = direction * (price[i] - ref) > 0.0 >= direction * (price[i - 1] - ref)
+        if math.isnan(ref) or not crossed:
+            i += 1
+            continue
+        j = i
+        while j < n and direction * (price[j] - ref) > 0.0:
+            j += 1
+        if t[j - 1] - t[i] >= duration:
+            out.append((i, j - 1, ref))
+        i = j
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stretches_beyond_a_level_match_the_sample_by_sample_loop(seed):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    t = np.arange(n) * 10.0
+    price = 100.0 + np.cumsum(rng.normal(0.0, 0.05, n))
+    # a level that steps and drifts, with gaps (no wall) and exact ties with price
+    level = 100.0 + np.repeat(rng.normal(0.0, 0.5, n // 100), 100)
+    level[rng.random(n) < 0.05] = np.nan
+    ties = rng.random(n) < 0.02
+    level[ties] = price[ties]
+    for direction in (1.0, -1.0):
+        for duration in (0.0, 60.0, 900.0):
+            got = _runs_beyond(t, price, level, direction, duration)
+            want = _runs_beyond_reference(t, price, level, direction, duration)
+            assert got == want, f"seed {seed}, direction {direction}, duration {duration} s"
+    assert _runs_beyond_reference(t, price, level, 1.0, 0.0), "no stretch in the test data"
