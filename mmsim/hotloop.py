@@ -356,11 +356,7 @@ class HotLoop:
         k = int(self.q[fp.Q_FILLS])
         if k == 0:
             return
-        log = self.sim.trade_log
-        while log.n + k > log.data.shape[0]:
-            log.data = np.concatenate([log.data, np.empty_like(log.data)])
-        log.data[log.n : log.n + k] = self.fills[:k]
-        log.n += k
+        self.sim.trade_log.extend(self.fills[:k])
         self.q[fp.Q_FILLS] = 0
 
     def _message(self, status: int) -> str:

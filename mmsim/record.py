@@ -107,6 +107,17 @@ class Log:
         self._chunk[self._i] = values
         self._i += 1
 
+    def extend(self, rows: np.ndarray) -> None:
+        """Add ``rows`` (shape ``(k, len(columns))``, column order) at once."""
+        k = rows.shape[0]
+        while k:
+            if self._i == self._chunk.shape[0]:
+                self._grow()
+            take = min(k, self._chunk.shape[0] - self._i)
+            self._chunk[self._i : self._i + take] = rows[:take]
+            self._i += take
+            rows, k = rows[take:], k - take
+
     def _grow(self) -> None:
         self._full.append(self._chunk)
         self._done += self._i

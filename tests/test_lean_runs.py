@@ -104,6 +104,19 @@ def test_the_chunked_log_returns_every_row_across_chunk_boundaries():
     assert held - len(rows) <= Log.MAX_CHUNK, "more than one chunk of slack"
 
 
+def test_extend_equals_appending_row_by_row_across_chunk_boundaries():
+    """The fast path hands its fills over in blocks of any size (``Log.extend``)."""
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(2 * Log.MAX_CHUNK + 40, 2))
+    log = Log(["a", "b"], capacity=3)
+    i = 0
+    for k in (0, 1, 2, 7, Log.MAX_CHUNK + 5, 1):  # blocks smaller and larger than a chunk
+        log.extend(rows[i : i + k])
+        i += k
+    log.extend(rows[i:])
+    np.testing.assert_array_equal(log.to_frame().to_numpy(), rows)
+
+
 def _runs_beyond_reference(t, price, level, direction, duration):
     """The sample-by-sample loop the vectorized search replaced (test oracle)."""
     out, i, n = [], 1, price.size
