@@ -204,7 +204,7 @@ def startup(repeat: int, packages: list[Path] | None = None) -> dict:
 
     As for an installed package, bytecode is cached (in a temporary
     ``PYTHONPYCACHEPREFIX``, even where ``PYTHONDONTWRITEBYTECODE`` is set: compiling
-    mmsim's sources costs ~0.1 s a run) and one untimed round warms it and the caches."""
+    mmsim's sources costs ~0.1 s a run) and one untimed run warms it and the caches."""
     if packages is None:
         envs = {"": _mmsim_env()}
     else:
@@ -212,13 +212,13 @@ def startup(repeat: int, packages: list[Path] | None = None) -> dict:
     samples: dict = {p: {c: [] for c in STARTUP_CASES} for p in envs}
     with tempfile.TemporaryDirectory() as tmp:
         pyc = {"PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"), "PYTHONDONTWRITEBYTECODE": ""}
-        for k in range(-1, repeat):  # round -1: warm-up
+        for i, env in enumerate(envs.values()):  # warm-up: a run imports what all need
+            child_cpu(_startup_argv("run", Path(tmp) / f"warm-{i}"), env={**env, **pyc}, cwd=tmp)
+        for k in range(repeat):
             for name in STARTUP_CASES:
                 for i, (p, env) in enumerate(envs.items()):
                     argv = _startup_argv(name, Path(tmp) / f"{name}-{k}-{i}")
-                    cpu = child_cpu(argv, env={**env, **pyc}, cwd=tmp)["cpu"]
-                    if k >= 0:
-                        samples[p][name].append(cpu)
+                    samples[p][name].append(child_cpu(argv, env={**env, **pyc}, cwd=tmp)["cpu"])
     out = {
         p: {c: {"min": min(v), "median": float(np.median(v))} for c, v in cases.items()}
         for p, cases in samples.items()
