@@ -1,10 +1,12 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--mmsim DIR] [--compare A B]``.
+"""``python -m benchmarks [--quick] [--json PATH] [--mmsim DIR] [--compare A B]
+[--startup DIR ...]``.
 
 Measures the targets of issue 11 in CPU time (``process_time`` here, ``getrusage`` for
 child processes), min and median of repeats, prints an aligned table and (full mode,
 or ``--json``) writes JSON. ``--mmsim DIR`` measures the ``mmsim`` package found in DIR
 (e.g. a worktree of an older commit) with this benchmark code; ``--compare A B`` prints
-the before/after table of two JSON files as Markdown.
+the before/after table of two JSON files as Markdown; ``--startup A B`` measures only
+the start-up commands of the packages in A and B, interleaved so both see the same load.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
+STARTUP_LABELS = {
+    "python": "python -c pass",
+    "help": "mmsim --help",
+    "validate": "mmsim validate long_gamma",
+    "run_no_plot": "mmsim run long_gamma --no-plot",
+    "run": "mmsim run long_gamma (default flags)",
+}
 
 
 def _measure(quick: bool) -> dict:
@@ -91,15 +100,11 @@ def _rows(r: dict) -> list[tuple[str, str, str]]:
         )
     rows.append(("  log-log exponent in days (target <= 1.05)", f"{d['exponent']:.3f}", ""))
     st = r["startup"]
-    for name, label in (
-        ("python", "python -c pass"),
-        ("help", "mmsim --help"),
-        ("validate", "mmsim validate long_gamma"),
-        ("run", "mmsim run long_gamma (default flags)"),
-    ):
-        rows.append(
-            (f"{label}, CPU s", f"{st[name]['min']:.2f}", f"median {st[name]['median']:.2f}")
-        )
+    for name, label in STARTUP_LABELS.items():
+        if name in st:  # results of older benchmark code lack run_no_plot
+            rows.append(
+                (f"{label}, CPU s", f"{st[name]['min']:.2f}", f"median {st[name]['median']:.2f}")
+            )
     for m in r["memory"]:
         label = f"peak memory, long_gamma {m['days']:g} d{' + plots' if m['plots'] else ''}, MB"
         rows.append((label, f"{m['maxrss_mb']:,.0f}", f"CPU {m['cpu']:.1f} s"))
@@ -123,6 +128,20 @@ def _compare(a: Path, b: Path) -> None:
         print(f"| {m} | {va} | {vb} |")
 
 
+def _startup_side_by_side(packages: list[Path], repeat: int) -> None:
+    """The start-up case for each package directory, interleaved (same machine load), as
+    a Markdown table of min (median) CPU seconds."""
+    from benchmarks import cases
+
+    r = cases.startup(repeat, [p.resolve() for p in packages])
+    print("| command, CPU s min (median) | " + " | ".join(map(str, r)) + " |")
+    print("|---|" + "---:|" * len(r))
+    for name, label in STARTUP_LABELS.items():
+        cells = [f"{v[name]['min']:.2f} ({v[name]['median']:.2f})" for v in r.values()]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print(f"\n{repeat} repeats; packages measured in turn within each repeat")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (under a minute)")
@@ -130,9 +149,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mmsim", type=Path, help="measure the mmsim package in this directory")
     parser.add_argument("--label", default="", help="a name for this measurement in the JSON")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    parser.add_argument(
+        "--startup",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="only the start-up case, for the mmsim package in each DIR, side by side",
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="repeats of --startup")
     args = parser.parse_args(argv)
     if args.compare:
         _compare(*args.compare)
+        return 0
+    if args.startup:
+        _startup_side_by_side(args.startup, args.repeat)
         return 0
     if args.mmsim is not None:
         sys.path.insert(0, str(args.mmsim.resolve()))

@@ -176,29 +176,54 @@ def check_cost(n_lines: int, calls: int = 20_000, mode: str = "off") -> dict:
     return {"lines": n_lines, "mode": mode, "us_per_check": 1e6 * cpu["min"] / calls}
 
 
-def startup(repeat: int) -> dict:
-    """Total CPU (children included) of ``mmsim --help``, ``mmsim validate`` and ``mmsim
-    run scenarios/long_gamma.yaml`` with default flags (summary, progress bar, plots), each
-    in a fresh interpreter; ``python -c pass`` as the floor."""
-    env = _mmsim_env()
+STARTUP_CASES = ("python", "help", "validate", "run_no_plot", "run")
+"""The start-up commands, in the order measured (``run``: default flags, figures drawn)."""
+
+
+def _startup_argv(name: str, out: Path) -> list[str]:
     cli = [sys.executable, "-c", "import sys; from mmsim.cli import main; sys.exit(main())"]
     lg = str(SCENARIOS / "long_gamma.yaml")
-    out: dict = {}
+    return {
+        "python": [sys.executable, "-c", "pass"],
+        "help": [*cli, "--help"],
+        "validate": [*cli, "validate", lg],
+        "run_no_plot": [*cli, "run", lg, "-o", str(out), "--no-plot"],
+        "run": [*cli, "run", lg, "-o", str(out)],
+    }[name]
+
+
+def startup(repeat: int, packages: list[Path] | None = None) -> dict:
+    """Total CPU (children included) of ``mmsim --help``, ``mmsim validate``, ``mmsim run
+    scenarios/long_gamma.yaml --no-plot`` and the same run with default flags (summary,
+    progress bar, figures), each in a fresh interpreter; ``python -c pass`` as the floor.
+
+    ``packages``: directories holding an ``mmsim`` package (e.g. the main checkout and a
+    branch), measured in turn within each repeat so that both see the same machine load;
+    the result is then ``{directory: {case: {"min", "median"}}}``. Without it, the
+    ``mmsim`` this process imported, and ``{case: {"min", "median"}}``.
+
+    As for an installed package, bytecode is cached (in a temporary
+    ``PYTHONPYCACHEPREFIX``, even where ``PYTHONDONTWRITEBYTECODE`` is set: compiling
+    mmsim's sources costs ~0.1 s a run) and one untimed run warms it and the caches."""
+    if packages is None:
+        envs = {"": _mmsim_env()}
+    else:
+        envs = {str(p): {"PYTHONPATH": os.pathsep.join([str(p), str(ROOT)])} for p in packages}
+    samples: dict = {p: {c: [] for c in STARTUP_CASES} for p in envs}
     with tempfile.TemporaryDirectory() as tmp:
-        cases = {
-            "python": [sys.executable, "-c", "pass"],
-            "help": [*cli, "--help"],
-            "validate": [*cli, "validate", lg],
-            "run": [*cli, "run", lg, "-o", str(Path(tmp) / "run")],
-        }
-        for name, argv in cases.items():
-            samples = []
-            for k in range(repeat):
-                if name == "run":
-                    argv[-1] = str(Path(tmp) / f"run{k}")
-                samples.append(child_cpu(argv, env=env, cwd=tmp)["cpu"])
-            out[name] = {"min": min(samples), "median": float(np.median(samples))}
-    return out
+        pyc = {"PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"), "PYTHONDONTWRITEBYTECODE": ""}
+        for i, env in enumerate(envs.values()):  # warm-up: a run imports what all need
+            child_cpu(_startup_argv("run", Path(tmp) / f"warm-{i}"), env={**env, **pyc}, cwd=tmp)
+        for k in range(repeat):
+            for name in STARTUP_CASES:
+                for i, (p, env) in enumerate(envs.items()):
+                    argv = _startup_argv(name, Path(tmp) / f"{name}-{k}-{i}")
+                    samples[p][name].append(child_cpu(argv, env={**env, **pyc}, cwd=tmp)["cpu"])
+    out = {
+        p: {c: {"min": min(v), "median": float(np.median(v))} for c, v in cases.items()}
+        for p, cases in samples.items()
+    }
+    return out[""] if packages is None else out
 
 
 def peak_memory(days: float, plots: bool) -> dict:

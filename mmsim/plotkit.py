@@ -31,6 +31,7 @@ __all__ = [
     "episode_marks",
     "figure",
     "freeze_ticks",
+    "render",
     "save",
     "styled",
     "thin",
@@ -81,14 +82,21 @@ def figure(nrows: int = 1, ncols: int = 1, *, size, **kw) -> tuple[Figure, np.nd
 def save(fig: Figure, path: Path) -> Path:
     """Write ``fig`` at ``path`` (parents created; PNG unless the suffix says otherwise)
     atomically: a temporary file in the directory renamed over it, never through a link.
+    Drawn by :func:`render`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix[1:] or "png"
+    atomic_save(path, lambda tmp: render(fig, tmp, fmt))
+    return path
+
+
+def render(fig: Figure, target, fmt: str = "png") -> None:
+    """Draw ``fig`` under :data:`STYLE` into ``target`` (a path or a binary file object).
 
     Cheaper than a plain ``savefig``, same pixels: the layout engine runs once and the
     figure is drawn once (``savefig`` under a layout engine draws it twice: silently to
     lay it out, then for real), tick positions and labels are computed once (see
-    :func:`freeze_ticks`), and the PNG is compressed at zlib level 3 (files ~7% larger
+    :func:`freeze_ticks`), and a PNG is compressed at zlib level 3 (files ~7% larger
     than at 6, encoded in 2/3 of the time). The figure is left as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = path.suffix[1:] or "png"
     kw = {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
     engine = fig.get_layout_engine()
     with mpl.rc_context(STYLE):  # ticks are created lazily, at draw time
@@ -97,14 +105,13 @@ def save(fig: Figure, path: Path) -> Path:
             if engine is not None:
                 engine.execute(fig)
                 fig.set_layout_engine(None)
-            atomic_save(path, lambda tmp: fig.savefig(tmp, format=fmt, **kw))
+            fig.savefig(target, format=fmt, **kw)
         finally:
             if engine is not None:
                 fig.set_layout_engine(engine)
             for axis, locator, formatter in thawed:
                 axis.set_major_locator(locator)
                 axis.set_major_formatter(formatter)
-    return path
 
 
 def freeze_ticks(fig: Figure) -> list[tuple]:

@@ -87,6 +87,7 @@ _REGIMES = REGIMES
 _CAUSES = {"gamma": "spot", "charm": "time", "vanna": "implied vol", "other": "new lines etc."}
 _LEVELS = (("flip", "--", "flip"), ("call_wall", "-", "call wall"), ("put_wall", "-.", "put wall"))
 _N_BARS = 130  # bars of the hedge-flow panels
+_LABEL_ROWS = 4  # rows of episode labels under the top of the price panel
 _BUY, _SELL = "#1a9850", "#d73027"
 
 
@@ -142,10 +143,13 @@ def _level_lines(ax, s: pd.DataFrame, clock: SessionClock) -> list[float]:
 
 def _label_episodes(ax, episodes: pd.DataFrame, clock: SessionClock) -> None:
     """One dotted line and one label per episode (kind, views, primary cause); labels in
-    staggered rows so neighbours never overlap; the broken level from start to end."""
+    staggered rows so neighbours never overlap; the broken level from start to end. At
+    most four rows: an episode whose label finds no room keeps its line, and a note
+    counts the unlabelled ones (a 250-day run can break a wall 45 times)."""
     marks = episode_marks(episodes)
     per_char = 0.0052 * clock.days  # a character's width in sessions (fontsize 7, 11 in)
     row_end: list[float] = []
+    unlabelled = 0
     for i, m in enumerate(marks):
         x0, x1 = clock.x(m["start"]), clock.x(m["end"])
         ax.axvline(x0, color="purple", ls=":", lw=1.2, label=None if i else "episode start")
@@ -158,6 +162,9 @@ def _label_episodes(ax, episodes: pd.DataFrame, clock: SessionClock) -> None:
         right = x0 + width > clock.days  # would run off the axes: written leftwards
         a, b = (x0 - width, x0) if right else (x0, x0 + width)
         row = next((k for k, end in enumerate(row_end) if a > end), len(row_end))
+        if row >= _LABEL_ROWS:  # the rows the y limits leave room for are full here
+            unlabelled += 1
+            continue
         row_end[row : row + 1] = [b]
         ax.annotate(
             text,
@@ -171,6 +178,9 @@ def _label_episodes(ax, episodes: pd.DataFrame, clock: SessionClock) -> None:
             ha="right" if right else "left",
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
         )
+    if unlabelled:
+        note = f"{unlabelled} more episode(s) marked but not labelled: see episodes.parquet"
+        ax.text(0.995, 0.02, note, transform=ax.transAxes, fontsize=7, color="purple", ha="right")
 
 
 def _flow_bars(ax, result: Result, clock: SessionClock, agents=None) -> None:
@@ -251,7 +261,7 @@ def plot_run(result: Result) -> Figure:
     ax, ax_flow = axes[:, 0]
     lo, hi, pad = price_panel(ax, s, small, clock)
     n_marks = len(episode_marks(result.episodes))
-    top = pad + (hi - lo + 2 * pad) * 0.06 * min(n_marks, 4)  # room for episode labels
+    top = pad + (hi - lo + 2 * pad) * 0.06 * min(n_marks, _LABEL_ROWS)  # episode labels
     ax.set_ylim(lo - pad, hi + top)  # the path and levels within 0.5% of it; the rest off
     _label_episodes(ax, result.episodes, clock)
     for k, e in enumerate(_expiries(result)):

@@ -61,13 +61,10 @@ def _img(png: bytes, name: str, caption: str) -> str:
 
 
 def _png(fig) -> bytes:
-    import matplotlib as mpl
-
-    from mmsim.plotkit import STYLE
+    from mmsim.plotkit import render
 
     buffer = io.BytesIO()
-    with mpl.rc_context(STYLE):
-        fig.savefig(buffer, format="png")
+    render(fig, buffer)
     return buffer.getvalue()
 
 

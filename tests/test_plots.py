@@ -281,6 +281,35 @@ def test_episodes_are_labelled_once_each_in_either_table_shape(result):
         plt.close(fig)
 
 
+def test_crowded_episodes_keep_their_lines_and_labels_stay_inside_the_price_panel(result):
+    """Twelve episodes a few samples apart: every one gets its dotted line, labels fill at
+    most four rows inside the price axes, a note counts the unlabelled ones, and the
+    figure stays readable (no label over another or off the figure)."""
+    t = result.series["t"].to_numpy()
+    rows = [
+        {"kind": "call_wall_break", "start": t[5 + 3 * k], "end": t[6 + 3 * k], "level": 450.0}
+        for k in range(12)
+    ]
+    rows = [{**r, "view": "true, visible", "primary_cause": "news"} for r in rows]
+    fig = plots.plot_run(dataclasses.replace(result, episodes=pd.DataFrame(rows)))
+    ax = fig.axes[0]
+    starts = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+    assert len(starts) == 12, "one dotted line per episode"
+    labels = [x for x in ax.texts if "call wall break" in x.get_text()]
+    notes = [x.get_text() for x in ax.texts if "not labelled" in x.get_text()]
+    assert 1 <= len(labels) < 12 and notes == [
+        f"{12 - len(labels)} more episode(s) marked but not labelled: see episodes.parquet"
+    ]
+    offsets = {x.xyann[1] for x in labels}
+    assert len(offsets) <= 4, f"label rows: {sorted(offsets)}"
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    for x in labels:
+        assert x.get_window_extent().y0 >= box.y0, f"{x.get_text()!r} runs below the panel"
+    readable(fig)
+    plt.close(fig)
+
+
 def test_dealers_figure_has_every_dealer_and_its_hedge_trades_per_bar(result):
     fig = plots.plot_dealers(result)
     delta, _, trades, flow = fig.axes
