@@ -1,14 +1,25 @@
 """Glue between the simpy loop and the compiled fast path (:mod:`mmsim.fastpath`).
 
 With ``engine.fast_path`` on (or ``auto`` and the scenario supported, :func:`unsupported`)
-the news, the noise trader and the dealers are not simpy processes: one process,
-:meth:`HotLoop.process`, runs the kernel from one discrete event (a sample, a customer,
-a pension child order, a scheduled event, an expiry, a vol update) to the next, with the
-market, ledger, dealers' counters and random-number blocks in arrays, and hands the state
-back to the Python objects (``Market``, ``Ledger``, ``DealerAgent``, ``NoiseTrader``)
-before every discrete event, which then sees exactly what it would have seen on the simpy
-path. A discrete event that changes the market or the book wakes the dealers as
-``Market.notify`` would.
+the news, the noise trader, the dealers and the series recorder are not simpy processes:
+one process, :meth:`HotLoop.process`, runs the kernel from one discrete event (a
+customer, a pension child order, a scheduled event, an expiry, a vol update) to the
+next, with the market, ledger, dealers' counters and random-number blocks in arrays, and
+hands the state back to the Python objects (``Market``, ``Ledger``, ``DealerAgent``,
+``NoiseTrader``) before every discrete event, which then sees exactly what it would have
+seen on the simpy path. A discrete event that changes the market or the book wakes the
+dealers as ``Market.notify`` would.
+
+Samples: the kernel records, at each sample instant (before every other event of that
+instant, as the recorder's urgent timeouts), the state a sample reads that changes
+within a segment (mid, market volume, the dealers' shares, cash and hedge volume); the
+rows are then filled by the engine's own ``recorder.take`` with that state put back
+(:meth:`HotLoop._replay`), so the series is the simpy path's, column for column.
+
+Tabulated books (``engine.delta_table``): the kernel evaluates lines exactly; once a
+dealer's delta would come from a table, the simpy agents take over for the rest of the
+run from where the kernel stands (:meth:`HotLoop._hand_over`: same draws, same next
+tick and arrival, dealers waiting in the kernel's order).
 
 Order of same-instant events: the kernel plays a news tick or noise order that falls
 exactly on a discrete event's instant after that event (the discrete events are
