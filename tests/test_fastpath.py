@@ -184,3 +184,20 @@ def test_runs_advanced_in_chunks_are_the_same_run():
         assert np.array_equal(a.ledger.shares, b.ledger.shares)
         assert np.array_equal(a.ledger.cash, b.ledger.cash)
         assert np.array_equal(a.recorder.data, b.recorder.data, equal_nan=True)
+
+
+def test_bare_yaml_switches_and_the_command_line_refusal(tmp_path, capsys):
+    """YAML reads a bare ``on`` as true: ``fast_path: on`` / ``delta_table: off`` mean what
+    they say; ``mmsim validate`` of an unsupported scenario with the fast path on exits 2
+    with one line naming the file and the field."""
+    from mmsim.cli import main
+
+    good = tmp_path / "good.yaml"
+    good.write_text("engine: {fast_path: on, delta_table: off}\nnoise: {rate: 0.1}\n")
+    sc = load_scenario(good)
+    assert (sc.engine.fast_path, sc.engine.delta_table) == ("on", "off")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("engine: {fast_path: on}\nmarket: {model: book}\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "market.model" in err[0], err
