@@ -32,6 +32,7 @@ bit-wise difference, not met by any shipped scenario.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Generator
 from heapq import heappush
@@ -72,6 +73,34 @@ def unsupported(sc: Scenario) -> str | None:
             return f"dealers[{i}].order: limit orders run on the simpy path"
         if d.capacity is not None:
             return f"dealers[{i}].capacity: capacity limits run on the simpy path"
+    return _tie_risk(sc)
+
+
+def _tie_risk(sc: Scenario) -> str | None:
+    """A discrete event that can be scheduled one news step or less before a news tick
+    it falls on: simpy would play that tick first, the kernel plays discrete events
+    first at a shared instant (module docstring), so such scenarios stay on the simpy
+    path. Discrete events scheduled further ahead (or that cannot land on a tick: the
+    Poisson arrivals) are safe."""
+    if sc.news is None or sc.news.vol <= 0.0:
+        return None
+    dt, first = sc.news.dt, sc.news.phase + sc.news.dt
+    follow = sc.vol.follow_realized
+    if follow is not None and follow.every <= dt:
+        return "vol.follow_realized.every: not more than news.dt (same-instant order)"
+    for i, p in enumerate(sc.pensions):
+        if p.child_interval <= dt or p.start <= first:
+            return (
+                f"pensions[{i}]: child_interval or start within news.dt of a tick "
+                "(same-instant order)"
+            )
+    at = sorted(e.at for e in sc.events)  # each scheduled when the one before fired
+    for prev, nxt in itertools.pairwise(at):
+        if 0.0 < nxt - prev <= dt:  # at the same instant (0 apart) the order is exact
+            return "events: two less than news.dt apart (same-instant order)"
+    for i, d in enumerate(sc.dealers):
+        if d.reposition_days is not None and d.reposition_days * sc.clock.session_seconds <= dt:
+            return f"dealers[{i}].reposition_days: within news.dt (same-instant order)"
     return None
 
 
