@@ -203,8 +203,13 @@ class HotLoop:
     def _samples_from(self, env: simpy.Environment, k: int) -> Generator[Any, Any, None]:
         """The recorder's samples from ``k`` on (after a hand-over), as its process."""
         recorder = self.sim.recorder
-        for t in self.sample_times[k:]:
-            yield _UrgentTimeout(env, t - env.now)
+        for j, t in enumerate(self.sample_times[k:]):
+            # the first at the recorder's own clock for it, the rest as its timeouts
+            yield (
+                _at(env, float(self.stimes[k]), URGENT)
+                if j == 0
+                else _UrgentTimeout(env, t - env.now)
+            )
             recorder.take(t)
 
     # -- the driver ----------------------------------------------------------------
