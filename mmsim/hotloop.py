@@ -1,14 +1,25 @@
 """Glue between the simpy loop and the compiled fast path (:mod:`mmsim.fastpath`).
 
 With ``engine.fast_path`` on (or ``auto`` and the scenario supported, :func:`unsupported`)
-the news, the noise trader and the dealers are not simpy processes: one process,
-:meth:`HotLoop.process`, runs the kernel from one discrete event (a sample, a customer,
-a pension child order, a scheduled event, an expiry, a vol update) to the next, with the
-market, ledger, dealers' counters and random-number blocks in arrays, and hands the state
-back to the Python objects (``Market``, ``Ledger``, ``DealerAgent``, ``NoiseTrader``)
-before every discrete event, which then sees exactly what it would have seen on the simpy
-path. A discrete event that changes the market or the book wakes the dealers as
-``Market.notify`` would.
+the news, the noise trader, the dealers and the series recorder are not simpy processes:
+one process, :meth:`HotLoop.process`, runs the kernel from one discrete event (a
+customer, a pension child order, a scheduled event, an expiry, a vol update) to the
+next, with the market, ledger, dealers' counters and random-number blocks in arrays, and
+hands the state back to the Python objects (``Market``, ``Ledger``, ``DealerAgent``,
+``NoiseTrader``) before every discrete event, which then sees exactly what it would have
+seen on the simpy path. A discrete event that changes the market or the book wakes the
+dealers as ``Market.notify`` would.
+
+Samples: the kernel records, at each sample instant (before every other event of that
+instant, as the recorder's urgent timeouts), the state a sample reads that changes
+within a segment (mid, market volume, the dealers' shares, cash and hedge volume); the
+rows are then filled by the engine's own ``recorder.take`` with that state put back
+(:meth:`HotLoop._replay`), so the series is the simpy path's, column for column.
+
+Tabulated books (``engine.delta_table``): the kernel evaluates lines exactly; once a
+dealer's delta would come from a table, the simpy agents take over for the rest of the
+run from where the kernel stands (:meth:`HotLoop._hand_over`: same draws, same next
+tick and arrival, dealers waiting in the kernel's order).
 
 Order of same-instant events: the kernel plays a news tick or noise order that falls
 exactly on a discrete event's instant after that event (the discrete events are
@@ -21,6 +32,7 @@ bit-wise difference, not met by any shipped scenario.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Generator
 from heapq import heappush
@@ -61,6 +73,34 @@ def unsupported(sc: Scenario) -> str | None:
             return f"dealers[{i}].order: limit orders run on the simpy path"
         if d.capacity is not None:
             return f"dealers[{i}].capacity: capacity limits run on the simpy path"
+    return _tie_risk(sc)
+
+
+def _tie_risk(sc: Scenario) -> str | None:
+    """A discrete event that can be scheduled one news step or less before a news tick
+    it falls on: simpy would play that tick first, the kernel plays discrete events
+    first at a shared instant (module docstring), so such scenarios stay on the simpy
+    path. Discrete events scheduled further ahead (or that cannot land on a tick: the
+    Poisson arrivals) are safe."""
+    if sc.news is None or sc.news.vol <= 0.0:
+        return None
+    dt, first = sc.news.dt, sc.news.phase + sc.news.dt
+    follow = sc.vol.follow_realized
+    if follow is not None and follow.every <= dt:
+        return "vol.follow_realized.every: not more than news.dt (same-instant order)"
+    for i, p in enumerate(sc.pensions):
+        if p.child_interval <= dt or p.start <= first:
+            return (
+                f"pensions[{i}]: child_interval or start within news.dt of a tick "
+                "(same-instant order)"
+            )
+    at = sorted(e.at for e in sc.events)  # each scheduled when the one before fired
+    for prev, nxt in itertools.pairwise(at):
+        if 0.0 < nxt - prev <= dt:  # at the same instant (0 apart) the order is exact
+            return "events: two less than news.dt apart (same-instant order)"
+    for i, d in enumerate(sc.dealers):
+        if d.reposition_days is not None and d.reposition_days * sc.clock.session_seconds <= dt:
+            return f"dealers[{i}].reposition_days: within news.dt (same-instant order)"
     return None
 
 
@@ -163,8 +203,13 @@ class HotLoop:
     def _samples_from(self, env: simpy.Environment, k: int) -> Generator[Any, Any, None]:
         """The recorder's samples from ``k`` on (after a hand-over), as its process."""
         recorder = self.sim.recorder
-        for t in self.sample_times[k:]:
-            yield _UrgentTimeout(env, t - env.now)
+        for j, t in enumerate(self.sample_times[k:]):
+            # the first at the recorder's own clock for it, the rest as its timeouts
+            yield (
+                _at(env, float(self.stimes[k]), URGENT)
+                if j == 0
+                else _UrgentTimeout(env, t - env.now)
+            )
             recorder.take(t)
 
     # -- the driver ----------------------------------------------------------------

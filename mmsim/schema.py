@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "BookConfig",
@@ -567,6 +567,14 @@ class EngineConfig(_Strict):
         "kernel (bit-identical to off): auto = when the scenario is supported; on = "
         "refuse a scenario it does not support; off = simpy agents.",
     )
+
+    @field_validator("delta_table", "fast_path", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        """YAML reads a bare ``on`` / ``off`` as true / false: take them as meant."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
 
 
 class Scenario(_Strict):

@@ -10,6 +10,8 @@ mid-run). Divergence stops both paths with the same message.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,6 +86,18 @@ CASES = {
         "events": [
             {"at": 700.0, "kind": "gap", "gap": -0.01},
             {"at": 1200.0, "kind": "vol_shift", "d_atm": 0.05},
+        ],
+    },
+    "discrete_on_ticks": {  # discrete events landing exactly on news ticks, scheduled
+        # more than a step before them: they come first on both paths
+        "vol": {"atm": 0.2, "follow_realized": {"weight": 1.0, "half_life": 600, "every": 3}},
+        "pensions": [
+            {"side": "buy", "shares": 9000, "start": 10, "duration": 900, "child_interval": 1.5}
+        ],
+        "events": [
+            {"at": 500.0, "kind": "gap", "gap": 0.004},
+            {"at": 500.0, "kind": "vol_shift", "d_atm": 0.02},  # same instant: exact too
+            {"at": 502.0, "kind": "gap", "gap": -0.004},
         ],
     },
     "customers_then_tables": {  # the book grows to a tabulated one: the simpy agents
@@ -184,3 +198,59 @@ def test_runs_advanced_in_chunks_are_the_same_run():
         assert np.array_equal(a.ledger.shares, b.ledger.shares)
         assert np.array_equal(a.ledger.cash, b.ledger.cash)
         assert np.array_equal(a.recorder.data, b.recorder.data, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"vol": {"atm": 0.2, "follow_realized": {"every": 0.7}}}, "vol.follow_realized.every"),
+        (
+            {
+                "pensions": [
+                    {
+                        "side": "sell",
+                        "shares": 1000,
+                        "start": 100,
+                        "duration": 60,
+                        "child_interval": 0.5,
+                    }
+                ]
+            },
+            "pensions[0]",
+        ),
+        (
+            {
+                "events": [
+                    {"at": 99.5, "kind": "gap", "gap": 0.01},
+                    {"at": 100.0, "kind": "gap", "gap": -0.01},
+                ]
+            },
+            "events",
+        ),
+    ],
+)
+def test_discrete_events_that_would_tie_with_a_tick_out_of_order_stay_on_simpy(override, field):
+    """A discrete event scheduled a news step or less before a tick it lands on comes
+    after that tick on the simpy path, before it in the kernel: auto keeps such
+    scenarios on the simpy agents (so the run is the same), on refuses them."""
+    data = {**BASE, **override}
+    assert not fast_path_enabled(load_scenario(data))
+    with pytest.raises(ScenarioError, match=f"engine.fast_path is on but {re.escape(field)}"):
+        load_scenario({**data, "engine": {"fast_path": "on"}})
+
+
+def test_bare_yaml_switches_and_the_command_line_refusal(tmp_path, capsys):
+    """YAML reads a bare ``on`` as true: ``fast_path: on`` / ``delta_table: off`` mean what
+    they say; ``mmsim validate`` of an unsupported scenario with the fast path on exits 2
+    with one line naming the file and the field."""
+    from mmsim.cli import main
+
+    good = tmp_path / "good.yaml"
+    good.write_text("engine: {fast_path: on, delta_table: off}\nnoise: {rate: 0.1}\n")
+    sc = load_scenario(good)
+    assert (sc.engine.fast_path, sc.engine.delta_table) == ("on", "off")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("engine: {fast_path: on}\nmarket: {model: book}\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "market.model" in err[0], err
