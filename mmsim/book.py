@@ -724,7 +724,7 @@ class OptionBook:
         u = (t - tab.t0) / tab.H
         self.profile_flips += 1
         ft, xt, fv, xv = table_flips(
-            S * _FLIP_GRID, S, t, u, tab.center, tab.half, tab.coef, tab.eps, tab.extra,
+            S * _FLIP_GRID, _FLIP_MID, S, t, u, tab.center, tab.half, tab.coef, tab.eps, tab.extra,
             tab.n_extra, self.year_seconds, lines, n, *surface,
         )  # fmt: skip
         return (float(xt) if ft else None), (float(xv) if fv else None)
