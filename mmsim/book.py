@@ -182,7 +182,8 @@ class OptionBook:
         self._cand: list[tuple[np.ndarray | None, float]] = [(None, -math.inf)] * (h + 1)
         self._cand_new: list[list[int]] = [[] for _ in range(h + 1)]
         self.turnover = 0.0  # shares: cumulative |qty * multiplier| booked
-        self.table_builds = 0  # delta tables built (diagnostics)
+        self.table_builds = 0  # delta tables built (diagnostics),
+        self.table_rolls = 0  # of which rolled on from the previous one's end
         # the flips' profile table (mmsim.profile_table), lines booked since its build,
         # and (book version, clock) before which a failed build is not retried
         self._profile: ProfileTable | None = None
@@ -517,8 +518,23 @@ class OptionBook:
         if table is None or not table.valid(S, t, level, skew, floor):
             table = None
             if self._retry[holder][0] != hv or t >= self._retry[holder][1]:
-                table = build_table(lines, n, hv, S, t, self.year_seconds, level, skew, floor,
-                                    self.r, self.q)  # fmt: skip
+                old = self._tables[holder]
+                if (  # the clock ran out, nothing else changed: roll on from its end
+                    old is not None
+                    and old.built_version == hv
+                    and old.t0 + old.H < t <= old.t0 + 2.0 * old.H
+                    and abs(S - old.center) <= 0.5 * old.half
+                    and (old.level, old.skew, old.floor) == (level, skew, floor)
+                ):
+                    table = build_table(lines, n, hv, old.center, old.t0 + old.H,
+                                        self.year_seconds, level, skew, floor, self.r, self.q,
+                                        start=old)  # fmt: skip
+                    if table is not None and not table.valid(S, t, level, skew, floor):
+                        table = None
+                    self.table_rolls += table is not None
+                if table is None:
+                    table = build_table(lines, n, hv, S, t, self.year_seconds, level, skew,
+                                        floor, self.r, self.q)  # fmt: skip
                 self.table_builds += 1
                 self._touched[holder] = []
                 if table is None:
