@@ -190,7 +190,8 @@ class OptionBook:
         self._profile_touched: list[int] = []
         self._profile_retry: tuple[int, float] = (-1, -math.inf)
         self.profile_builds = 0  # diagnostics: profile tables built,
-        self.profile_flips = 0  # flips answered from one,
+        self.profile_flips = 0  # flips answered from one, or not (a sign was wrong),
+        self.profile_misses = 0
         self.table_samples = 0  # and holder-samples of the series read from delta tables
         self._strike_cache: dict[str, tuple] = {}  # view -> last _by_strike answer
 
@@ -498,12 +499,13 @@ class OptionBook:
             return one[0, 0], one[1, 0]
         x, u = (S - table.center) / table.half, (t - table.t0) / table.H
         d, g = table_eval(table.coef, x, u, table.H / self.year_seconds)
-        for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
-            if k:
-                reduce_lines(S, t, self.year_seconds, extra, k, level, skew, floor,
-                             self.r, self.q, False, one)  # fmt: skip
-                d += one[0, 0]
-                g += one[1, 0]
+        if table.near_n or table.changes_n:
+            for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
+                if k:
+                    reduce_lines(S, t, self.year_seconds, extra, k, level, skew, floor,
+                                 self.r, self.q, False, one)  # fmt: skip
+                    d += one[0, 0]
+                    g += one[1, 0]
         return d, g
 
     def _table(self, holder, lines, n, S, t, level, skew, floor) -> DeltaTable | None:
@@ -512,10 +514,10 @@ class OptionBook:
         validation (retried after :func:`~mmsim.delta_table.retry_after`)."""
         table = self._tables[holder]
         hv = self._holder_version[holder]
-        if table is not None and table.valid(S, t, level, skew, floor) and table.version != hv:
-            if not self._refresh_changes(holder, table, hv):
-                table = None
-        if table is None or not table.valid(S, t, level, skew, floor):
+        ok = table is not None and table.valid(S, t, level, skew, floor)
+        if ok and table.version != hv and not self._refresh_changes(holder, table, hv):
+            ok = False
+        if not ok:
             table = None
             if self._retry[holder][0] != hv or t >= self._retry[holder][1]:
                 old = self._tables[holder]
@@ -738,11 +740,14 @@ class OptionBook:
             tab.extra, tab.n_extra, tab.book_version = tab.near, tab.near.shape[1], self._version
             self._profile = tab
         u = (t - tab.t0) / tab.H
-        self.profile_flips += 1
-        ft, xt, fv, xv = table_flips(
+        ft, xt, fv, xv, bad = table_flips(
             S * _FLIP_GRID, _FLIP_MID, S, t, u, tab.center, tab.half, tab.coef, tab.eps, tab.extra,
             tab.n_extra, self.year_seconds, lines, n, *surface,
         )  # fmt: skip
+        if bad:  # a sign the table got wrong: the full computation answers
+            self.profile_misses += 1
+            return None
+        self.profile_flips += 1
         return (float(xt) if ft else None), (float(xv) if fv else None)
 
     def _check_view(self, view: str) -> str:

@@ -118,13 +118,15 @@ def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, t, ye
 @njit(cache=True)
 def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
                 lines, n, level, skew, floor, r, q):  # fmt: skip
-    """``(found_true, x_true, found_visible, x_visible)``: the crossings of
+    """``(found_true, x_true, found_visible, x_visible, bad)``: the crossings of
     :func:`mmsim.book_kernels.nearest_flips` on ``grid`` (``grid[i0]`` the point at
     ``S``), by its walk out from ``S``, with the profile's signs from the table where
     they are certain (``|table| > eps``) and the exact profile elsewhere and at the two
     points of each crossing. ``coef`` rows: true and visible at ``t0``, ``t0 + H / 2``
     and ``t0 + H``; ``u`` the time fraction; ``extra`` the lines summed exactly beside the
-    table (near expiry, booked since); ``lines`` the whole live book (exact values)."""
+    table (near expiry, booked since); ``lines`` the whole live book (exact values).
+    ``bad``: the exact values around a crossing the signs showed have the same sign (the
+    table's bound failed there); the caller then computes the flips in full."""
     m = grid.size
     vals = np.full((2, m), np.nan)
     sign = np.full((2, m), 2, np.int64)  # 2: not yet known
@@ -132,6 +134,7 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
     b = (grid, u, center, half, coef, eps, extra, n_extra, *a)
     found = np.zeros(2, np.bool_)
     xs = np.zeros(2)
+    bad = False
     for v in range(2):
         best = np.inf
         best_x = 0.0
@@ -149,6 +152,8 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
                 if sign[v, prev] != 0 and sign[v, j] != sign[v, prev]:
                     pa = _profile_at(vals, grid, prev, *a)[v]
                     pb = _profile_at(vals, grid, j, *a)[v]
+                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
+                        bad = True  # a table sign was wrong: the bound did not hold
                     x = grid[prev] - pa * (grid[j] - grid[prev]) / (pb - pa)
                     dist = abs(x - S)
                     if dist < best or (dist == best and x < best_x):
@@ -168,6 +173,8 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
                 if sign[v, nxt] != 0 and sign[v, j] != sign[v, nxt]:
                     pa = _profile_at(vals, grid, j, *a)[v]
                     pb = _profile_at(vals, grid, nxt, *a)[v]
+                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
+                        bad = True  # a table sign was wrong: the bound did not hold
                     x = grid[j] - pa * (grid[nxt] - grid[j]) / (pb - pa)
                     dist = abs(x - S)
                     if dist < best or (dist == best and x < best_x):
@@ -176,7 +183,7 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
             j -= 1
         found[v] = best < np.inf
         xs[v] = best_x
-    return found[0], xs[0], found[1], xs[1]
+    return found[0], xs[0], found[1], xs[1], bad
 
 
 @dataclass

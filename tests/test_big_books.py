@@ -149,6 +149,7 @@ def test_table_flips_equal_the_full_walk_out_bit_for_bit(seed):
         want = (float(xt) if ft else None), (float(xv) if fv else None)
         assert book.flips(S, t, vol) == want, f"flip {k} at S={S:.2f}, t={t:.0f}"
     assert book.profile_flips >= 55, f"{book.profile_flips} of 60 flips from the table"
+    assert book.profile_misses == 0, "the table's bound failed"
     assert book.profile_builds <= 10, f"{book.profile_builds} profile builds"
 
 
