@@ -585,10 +585,10 @@ class OptionBook:
         level). Cost: O(holders) per sample for tabulated holders, whatever their lines."""
         mode = self.delta_table
         S, t = float(S), float(t)
-        if mode == "off":
+        least = 1 if mode == "on" else self.table_min_lines
+        if mode == "off" or self._live_lines(t)[1] < least:  # no holder can be tabulated
             return self.sample_greeks(S, t, vol, out)
         hots = [self._hot_lines(h, t) for h in range(self.n_holders)]
-        least = 1 if mode == "on" else self.table_min_lines
         if all(k < least for _, k in hots):
             return self.sample_greeks(S, t, vol, out)
         level, skew, floor = vol.params()
