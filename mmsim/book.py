@@ -440,11 +440,12 @@ class OptionBook:
         """Indices (ascending: booking order) of the lines of holder ``key`` (``-1``: all
         holders) live at ``t``: non-zero and unexpired. Found among the lines live at the
         last call and those booked since, so the cost follows the live book, not every
-        line ever booked (a clock earlier than the last call's rescans the whole table)."""
+        line ever booked (small tables, mostly live ones and a clock earlier than the last
+        call's scan the whole table)."""
         idx, last = self._cand[key + 1]
         new = self._cand_new[key + 1]
-        if idx is None or t < last:
-            n = self._n
+        if idx is None or t < last or self._n <= 4 * (idx.size + len(new)) + 1_024:
+            n = self._n  # a scan of every line is as cheap: do it
             idx = np.arange(n) if key < 0 else np.flatnonzero(self._holder[:n] == key)
         elif new:
             idx = np.union1d(idx, np.asarray(new, dtype=np.int64))
