@@ -182,14 +182,16 @@ class OptionBook:
         self._cand: list[tuple[np.ndarray | None, float]] = [(None, -math.inf)] * (h + 1)
         self._cand_new: list[list[int]] = [[] for _ in range(h + 1)]
         self.turnover = 0.0  # shares: cumulative |qty * multiplier| booked
-        self.table_builds = 0  # delta tables built (diagnostics)
+        self.table_builds = 0  # delta tables built (diagnostics),
+        self.table_rolls = 0  # of which rolled on from the previous one's end
         # the flips' profile table (mmsim.profile_table), lines booked since its build,
         # and (book version, clock) before which a failed build is not retried
         self._profile: ProfileTable | None = None
         self._profile_touched: list[int] = []
         self._profile_retry: tuple[int, float] = (-1, -math.inf)
         self.profile_builds = 0  # diagnostics: profile tables built,
-        self.profile_flips = 0  # flips answered from one,
+        self.profile_flips = 0  # flips answered from one, or not (a sign was wrong),
+        self.profile_misses = 0
         self.table_samples = 0  # and holder-samples of the series read from delta tables
         self._strike_cache: dict[str, tuple] = {}  # view -> last _by_strike answer
 
@@ -438,11 +440,12 @@ class OptionBook:
         """Indices (ascending: booking order) of the lines of holder ``key`` (``-1``: all
         holders) live at ``t``: non-zero and unexpired. Found among the lines live at the
         last call and those booked since, so the cost follows the live book, not every
-        line ever booked (a clock earlier than the last call's rescans the whole table)."""
+        line ever booked (small tables, mostly live ones and a clock earlier than the last
+        call's scan the whole table)."""
         idx, last = self._cand[key + 1]
         new = self._cand_new[key + 1]
-        if idx is None or t < last:
-            n = self._n
+        if idx is None or t < last or self._n <= 4 * (idx.size + len(new)) + 1_024:
+            n = self._n  # a scan of every line is as cheap: do it
             idx = np.arange(n) if key < 0 else np.flatnonzero(self._holder[:n] == key)
         elif new:
             idx = np.union1d(idx, np.asarray(new, dtype=np.int64))
@@ -497,12 +500,13 @@ class OptionBook:
             return one[0, 0], one[1, 0]
         x, u = (S - table.center) / table.half, (t - table.t0) / table.H
         d, g = table_eval(table.coef, x, u, table.H / self.year_seconds)
-        for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
-            if k:
-                reduce_lines(S, t, self.year_seconds, extra, k, level, skew, floor,
-                             self.r, self.q, False, one)  # fmt: skip
-                d += one[0, 0]
-                g += one[1, 0]
+        if table.near_n or table.changes_n:
+            for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
+                if k:
+                    reduce_lines(S, t, self.year_seconds, extra, k, level, skew, floor,
+                                 self.r, self.q, False, one)  # fmt: skip
+                    d += one[0, 0]
+                    g += one[1, 0]
         return d, g
 
     def _table(self, holder, lines, n, S, t, level, skew, floor) -> DeltaTable | None:
@@ -511,14 +515,29 @@ class OptionBook:
         validation (retried after :func:`~mmsim.delta_table.retry_after`)."""
         table = self._tables[holder]
         hv = self._holder_version[holder]
-        if table is not None and table.valid(S, t, level, skew, floor) and table.version != hv:
-            if not self._refresh_changes(holder, table, hv):
-                table = None
-        if table is None or not table.valid(S, t, level, skew, floor):
+        ok = table is not None and table.valid(S, t, level, skew, floor)
+        if ok and table.version != hv and not self._refresh_changes(holder, table, hv):
+            ok = False
+        if not ok:
             table = None
             if self._retry[holder][0] != hv or t >= self._retry[holder][1]:
-                table = build_table(lines, n, hv, S, t, self.year_seconds, level, skew, floor,
-                                    self.r, self.q)  # fmt: skip
+                old = self._tables[holder]
+                if (  # the clock ran out, nothing else changed: roll on from its end
+                    old is not None
+                    and old.built_version == hv
+                    and old.t0 + old.H < t <= old.t0 + 2.0 * old.H
+                    and abs(S - old.center) <= 0.5 * old.half
+                    and (old.level, old.skew, old.floor) == (level, skew, floor)
+                ):
+                    table = build_table(lines, n, hv, old.center, old.t0 + old.H,
+                                        self.year_seconds, level, skew, floor, self.r, self.q,
+                                        start=old)  # fmt: skip
+                    if table is not None and not table.valid(S, t, level, skew, floor):
+                        table = None
+                    self.table_rolls += table is not None
+                if table is None:
+                    table = build_table(lines, n, hv, S, t, self.year_seconds, level, skew,
+                                        floor, self.r, self.q)  # fmt: skip
                 self.table_builds += 1
                 self._touched[holder] = []
                 if table is None:
@@ -567,10 +586,10 @@ class OptionBook:
         level). Cost: O(holders) per sample for tabulated holders, whatever their lines."""
         mode = self.delta_table
         S, t = float(S), float(t)
-        if mode == "off":
+        least = 1 if mode == "on" else self.table_min_lines
+        if mode == "off" or self._live_lines(t)[1] < least:  # no holder can be tabulated
             return self.sample_greeks(S, t, vol, out)
         hots = [self._hot_lines(h, t) for h in range(self.n_holders)]
-        least = 1 if mode == "on" else self.table_min_lines
         if all(k < least for _, k in hots):
             return self.sample_greeks(S, t, vol, out)
         level, skew, floor = vol.params()
@@ -722,11 +741,14 @@ class OptionBook:
             tab.extra, tab.n_extra, tab.book_version = tab.near, tab.near.shape[1], self._version
             self._profile = tab
         u = (t - tab.t0) / tab.H
-        self.profile_flips += 1
-        ft, xt, fv, xv = table_flips(
-            S * _FLIP_GRID, S, t, u, tab.center, tab.half, tab.coef, tab.eps, tab.extra,
+        ft, xt, fv, xv, bad = table_flips(
+            S * _FLIP_GRID, _FLIP_MID, S, t, u, tab.center, tab.half, tab.coef, tab.eps, tab.extra,
             tab.n_extra, self.year_seconds, lines, n, *surface,
         )  # fmt: skip
+        if bad:  # a sign the table got wrong: the full computation answers
+            self.profile_misses += 1
+            return None
+        self.profile_flips += 1
         return (float(xt) if ft else None), (float(xv) if fv else None)
 
     def _check_view(self, view: str) -> str:

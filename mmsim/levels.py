@@ -1,9 +1,11 @@
 """When the series recorder may hold its gamma flips instead of recomputing them.
 
 A flip (``flip_true``, ``flip_visible``) costs a GEX profile over the whole book, up to
-241 re-pricings of every line; for a big book that is most of a run's CPU (walls and
-the GEX at them are one pass over the lines, and are always recomputed). Between two
-computations a flip moves only through
+241 re-pricings of every line; for a tabulated book it is read from the signs of a
+tabulated profile instead (:mod:`mmsim.profile_table`, the same values, a few exact
+re-pricings), but the table is refitted when the clock, spot or surface leave its range.
+Walls and the GEX at them are one pass over the lines, and are always recomputed.
+Between two computations a flip moves only through
 the book (new lines, expiries), the surface, spot and the passage of time, so a holder
 of :class:`LevelsHold` recomputes them only when one of these moved enough:
 

@@ -55,7 +55,7 @@ NEAR_FACTOR = 1.5
 NEAR_MIN_SECONDS = 70200.0
 MAX_CHANGES = 64
 VALIDATE_AT = (0.21, 0.79)  # time fractions where the quadratic in time errs most
-ATTEMPTS = ((96, 23400.0), (192, 11700.0), (192, 2400.0))
+ATTEMPTS = ((64, 23400.0), (128, 23400.0), (192, 7200.0))
 """(nodes, H seconds) tried in order until ``eps`` is small enough."""
 
 
@@ -93,74 +93,97 @@ def _in_time(coef, v, z, u):
 
 
 @njit(cache=True)
-def _nearest(vals, grid, sign, v, S, t, year_seconds, lines, n, level, skew, floor, r, q):
-    """Nearest crossing of view ``v`` to ``S`` from the signs (``sign[v, j]``: +1, -1, 0
-    for an exact zero), with exact values at the crossing's two grid points."""
-    m = grid.size
-    # candidate crossings between consecutive non-zero signs, nearest interval first
-    lo = np.empty(m, np.int64)
-    hi = np.empty(m, np.int64)
-    dist = np.empty(m)
-    k = 0
-    prev = -1
-    for j in range(m):
-        if sign[v, j] == 0:
-            continue
-        if prev >= 0 and sign[v, j] != sign[v, prev]:
-            lo[k] = prev
-            hi[k] = j
-            dist[k] = max(0.0, grid[prev] - S, S - grid[j])
-            k += 1
-        prev = j
-    best = np.inf
-    best_x = 0.0
-    order = np.argsort(dist[:k], kind="mergesort")
-    a = (t, year_seconds, lines, n, level, skew, floor, r, q)
-    for idx in range(k):
-        c = order[idx]
-        if dist[c] > best:
-            break
-        pa = _profile_at(vals, grid, lo[c], *a)[v]
-        pb = _profile_at(vals, grid, hi[c], *a)[v]
-        x = grid[lo[c]] - pa * (grid[hi[c]] - grid[lo[c]]) / (pb - pa)
-        d = abs(x - S)
-        if d < best or (d == best and x < best_x):
-            best, best_x = d, x
-    return best < np.inf, best_x
+def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, t, year_seconds,
+          lines, n, level, skew, floor, r, q):  # fmt: skip
+    """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the table
+    where it is farther than ``eps`` from 0, else from the exact profile (``vals``)."""
+    if sign[0, j] != 2:
+        return
+    tmp = np.zeros((2, 1))
+    one = np.empty(1)
+    one[0] = grid[j]
+    gamma_pair(one, t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
+    z = (grid[j] - center) / half
+    for v in range(2):
+        est = _in_time(coef, v, z, u) + tmp[v, 0]
+        if est > eps[v]:
+            sign[v, j] = 1
+        elif est < -eps[v]:
+            sign[v, j] = -1
+        else:
+            p = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)[v]
+            sign[v, j] = 1 if p > 0.0 else (-1 if p < 0.0 else 0)
 
 
 @njit(cache=True)
-def table_flips(grid, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds, lines,
-                n, level, skew, floor, r, q):  # fmt: skip
-    """``(found_true, x_true, found_visible, x_visible)``: the crossings of
-    :func:`mmsim.book_kernels.nearest_flips` on ``grid``, from the table's signs where
-    they are certain (``|table| > eps``) and the exact profile elsewhere. ``coef`` rows:
-    true and visible at ``t0``, ``t0 + H / 2`` and ``t0 + H``; ``u`` the time fraction; ``extra``
-    the lines summed exactly beside the table (near expiry, booked since); ``lines`` the
-    whole live book (exact values)."""
+def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
+                lines, n, level, skew, floor, r, q):  # fmt: skip
+    """``(found_true, x_true, found_visible, x_visible, bad)``: the crossings of
+    :func:`mmsim.book_kernels.nearest_flips` on ``grid`` (``grid[i0]`` the point at
+    ``S``), by its walk out from ``S``, with the profile's signs from the table where
+    they are certain (``|table| > eps``) and the exact profile elsewhere and at the two
+    points of each crossing. ``coef`` rows: true and visible at ``t0``, ``t0 + H / 2``
+    and ``t0 + H``; ``u`` the time fraction; ``extra`` the lines summed exactly beside the
+    table (near expiry, booked since); ``lines`` the whole live book (exact values).
+    ``bad``: the exact values around a crossing the signs showed have the same sign (the
+    table's bound failed there); the caller then computes the flips in full."""
     m = grid.size
     vals = np.full((2, m), np.nan)
-    sign = np.zeros((2, m), np.int64)
-    tmp = np.zeros((2, 1))
-    one = np.empty(1)
+    sign = np.full((2, m), 2, np.int64)  # 2: not yet known
     a = (t, year_seconds, lines, n, level, skew, floor, r, q)
-    for j in range(m):
-        z = (grid[j] - center) / half
-        one[0] = grid[j]
-        gamma_pair(one, t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
-        for v in range(2):
-            est = _in_time(coef, v, z, u)
-            est += tmp[v, 0]
-            if est > eps[v]:
-                sign[v, j] = 1
-            elif est < -eps[v]:
-                sign[v, j] = -1
-            else:
-                p = _profile_at(vals, grid, j, *a)[v]
-                sign[v, j] = 1 if p > 0.0 else (-1 if p < 0.0 else 0)
-    found_t, x_t = _nearest(vals, grid, sign, 0, S, *a)
-    found_v, x_v = _nearest(vals, grid, sign, 1, S, *a)
-    return found_t, x_t, found_v, x_v
+    b = (grid, u, center, half, coef, eps, extra, n_extra, *a)
+    found = np.zeros(2, np.bool_)
+    xs = np.zeros(2)
+    bad = False
+    for v in range(2):
+        best = np.inf
+        best_x = 0.0
+        # walk right over consecutive non-zero values, from the last non-zero at or left of i0
+        start = i0
+        _sign(sign, vals, start, *b)
+        while start > 0 and sign[v, start] == 0:
+            start -= 1
+            _sign(sign, vals, start, *b)
+        prev = start
+        j = start + 1
+        while j < m and grid[prev] - S <= best:
+            _sign(sign, vals, j, *b)
+            if sign[v, j] != 0:
+                if sign[v, prev] != 0 and sign[v, j] != sign[v, prev]:
+                    pa = _profile_at(vals, grid, prev, *a)[v]
+                    pb = _profile_at(vals, grid, j, *a)[v]
+                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
+                        bad = True  # a table sign was wrong: the bound did not hold
+                    x = grid[prev] - pa * (grid[j] - grid[prev]) / (pb - pa)
+                    dist = abs(x - S)
+                    if dist < best or (dist == best and x < best_x):
+                        best, best_x = dist, x
+                prev = j
+            j += 1
+        # walk left, from the first non-zero at or right of i0
+        start = i0
+        while start < m - 1 and sign[v, start] == 0:
+            start += 1
+            _sign(sign, vals, start, *b)
+        nxt = start
+        j = start - 1
+        while j >= 0 and S - grid[nxt] <= best:
+            _sign(sign, vals, j, *b)
+            if sign[v, j] != 0:
+                if sign[v, nxt] != 0 and sign[v, j] != sign[v, nxt]:
+                    pa = _profile_at(vals, grid, j, *a)[v]
+                    pb = _profile_at(vals, grid, nxt, *a)[v]
+                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
+                        bad = True  # a table sign was wrong: the bound did not hold
+                    x = grid[j] - pa * (grid[nxt] - grid[j]) / (pb - pa)
+                    dist = abs(x - S)
+                    if dist < best or (dist == best and x < best_x):
+                        best, best_x = dist, x
+                nxt = j
+            j -= 1
+        found[v] = best < np.inf
+        xs[v] = best_x
+    return found[0], xs[0], found[1], xs[1], bad
 
 
 @dataclass

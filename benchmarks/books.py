@@ -1,0 +1,87 @@
+"""Book size and run length (issue 11, targets 2 and 3), with whole-day runs.
+
+    python -m benchmarks.books [--mmsim DIR] [--json PATH] [--repeat 2] [--days 1,5,20]
+
+- ``books``: CPU per simulated day (``process_time``, min of ``--repeat`` runs after a
+  warm-up run) of ``long_gamma``'s market with one dealer holding 1, 100, 1,000 and
+  10,000 synthetic lines (:func:`benchmarks.cases.book_scenario`), band 0 and 100
+  shares, each a **whole day** (a table built at the open costs what it costs per day;
+  ``python -m benchmarks`` runs the big books for 0.01-0.05 day, which charges a whole
+  build to a few minutes).
+- ``days``: ``multi_dealer_bands`` (customer flow grows the book all run long) at each
+  length of ``--days``, and the log-log slope of CPU on days. ``--set path=value``
+  overrides the scenario (e.g. when the shipped one diverges before the longest run).
+
+``--mmsim DIR`` measures the ``mmsim`` package in DIR (e.g. the main checkout) with
+this code, so before and after come from the same benchmark in the same session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _value(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.books", description=__doc__)
+    parser.add_argument("--mmsim", type=Path, help="measure the mmsim package in this directory")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--days", default="1,5,20", help="multi_dealer_bands lengths")
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    parser.add_argument("--seed", type=int, default=1, help="multi_dealer_bands seed")
+    parser.add_argument("--skip", default="", help="'books' or 'days'")
+    args = parser.parse_args(argv)
+    if args.mmsim is not None:
+        sys.path.insert(0, str(args.mmsim.resolve()))
+    import mmsim
+    from benchmarks import cases
+    from benchmarks.timing import cpu_of
+
+    report: dict = {"mmsim": str(Path(mmsim.__file__).resolve().parent)}
+    if "books" not in args.skip:
+        report["books"] = []
+        for band in (0.0, 100.0):
+            for n in (1, 100, 1_000, 10_000):
+                row = cases.book_day(n, band, 1.0, args.repeat)
+                report["books"].append(row)
+                one = report["books"][0 if band == 0.0 else 4]["s_per_day"]
+                print(f"book {n:>6,} lines, band {band:>3g}: {row['s_per_day']:.3f} s/day "
+                      f"({row['s_per_day'] / one:.1f}x 1 line)", flush=True)  # fmt: skip
+    if "days" not in args.skip:
+        from mmsim.engine import Simulation
+        from mmsim.scenario import load_scenario
+
+        over = dict(kv.split("=", 1) for kv in args.set)
+        over = {k: _value(v) for k, v in over.items()}
+        rows = []
+        for d in (float(x) for x in args.days.split(",")):
+            sc = load_scenario(cases.SCENARIOS / "multi_dealer_bands.yaml",
+                               overrides={**over, "clock.days": d})  # fmt: skip
+            Simulation(sc, args.seed).run() if d == 1.0 else None  # warm-up
+            cpu = cpu_of(lambda sim: sim.run(), args.repeat,
+                         setup=lambda sc=sc: Simulation(sc, args.seed))  # fmt: skip
+            rows.append({"days": d, "cpu": cpu})
+            print(f"multi_dealer_bands {d:g} d: {cpu['min']:.2f} s CPU "
+                  f"({cpu['min'] / d:.3f} s/day)", flush=True)  # fmt: skip
+        exponent = cases.loglog_exponent([r["days"] for r in rows],
+                                         [r["cpu"]["min"] for r in rows])  # fmt: skip
+        report["days"] = {"rows": rows, "exponent": exponent, "overrides": over}
+        print(f"log-log exponent in days: {exponent:.3f}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
