@@ -14,6 +14,7 @@ thread (serial and process executors; dask runs tasks in threads, so no timeout 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -141,6 +142,16 @@ def _process_context() -> Any:
         ctx.set_forkserver_preload(["mmsim._warm"])
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+def _start_fork_server() -> None:
+    """Start the fork server now if this platform has one (it returns at once; the
+    server then imports mmsim and loads its kernels while this process goes on)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        _process_context()  # its preload list
+        forkserver.ensure_running()
 
 
 def local_cluster(workers: int) -> Any:
@@ -339,7 +350,7 @@ class _Run:
         for attempt in range(MAX_POOL_RESTARTS + 1):
             if suspects:  # each alone: a death now is that run's own
                 for run in suspects:
-                    if self._drain(_Pool("processes", 1, None), [run], base_dict):
+                    if self._drain(_Pool("processes", 1, None), [run], base_dict, steal=False):
                         why = (
                             "WorkerDied: the worker running this run died (killed or out of memory)"
                         )
@@ -366,19 +377,71 @@ class _Run:
 
     _started: frozenset = frozenset()
 
-    def _drain(self, pool: _Pool, todo: list, base_dict: dict[str, Any]) -> list:
+    def _submit(self, pool: _Pool, queue: collections.deque, futures: dict, base_dict) -> list:
+        """Submit the runs of ``queue`` (taken from its left); returns those left when a
+        worker died while runs were being queued."""
+        while True:
+            try:
+                head, overrides, seed = queue.popleft()
+            except IndexError:
+                return []
+            try:
+                args = (base_dict, overrides, seed, self.keep, self.timeout, head["run_id"])
+                futures[pool.submit(*args)] = (head, overrides, seed)
+            except BrokenProcessPool:
+                return [(head, overrides, seed), *queue]
+            except RuntimeError:  # the pool was shut down (an interrupt): stop feeding it
+                return []
+
+    def _submit_while_running(
+        self, pool: _Pool, queue: collections.deque, futures: dict, base_dict
+    ) -> list:
+        """Submit ``queue`` to the pool from a thread while this one runs runs itself.
+
+        A process pool's first ``submit`` waits for its first worker: the fork server's
+        imports and compiled kernels, about a second. Meanwhile this process takes runs
+        from the queue's other end and records them, so no core idles during worker
+        start-up and a short sweep may finish before it; once the feeder has queued
+        everything (workers are up), this process only collects results."""
+        lost: list = []
+        failed: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                lost.extend(self._submit(pool, queue, futures, base_dict))
+            except BaseException as err:  # e.g. the fork server killed: raised below
+                failed.append(err)
+
+        with _sigint_ignored():  # the fork server (and so every worker) ignores Ctrl-C
+            _start_fork_server()
+        feeder = threading.Thread(target=feed, name="mmsim-sweep-feeder", daemon=True)
+        feeder.start()
+        while feeder.is_alive():
+            try:
+                head, overrides, seed = queue.pop()
+            except IndexError:
+                break
+            self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
+        feeder.join()
+        if failed:
+            raise failed[0]
+        return lost
+
+    def _drain(
+        self, pool: _Pool, todo: list, base_dict: dict[str, Any], steal: bool = True
+    ) -> list:
         """Submit every run of ``todo`` and record each as it finishes; returns the runs
-        lost to a broken process pool (``self._started``: those that had started)."""
+        lost to a broken process pool (``self._started``: those that had started).
+        With ``steal``, this process runs queued runs while the pool's workers start."""
         interrupted = True
         try:
-            futures, lost, started = {}, [], set()
-            for i, (head, overrides, seed) in enumerate(todo):
-                try:
-                    args = (base_dict, overrides, seed, self.keep, self.timeout, head["run_id"])
-                    futures[pool.submit(*args)] = (head, overrides, seed)
-                except BrokenProcessPool:  # a worker died while runs were being queued
-                    lost = list(todo[i:])
-                    break
+            futures: dict = {}
+            lost, started = [], set()
+            queue = collections.deque(todo)
+            if steal and getattr(pool, "pool", None) is not None:  # a process pool
+                lost = self._submit_while_running(pool, queue, futures, base_dict)
+            else:
+                lost = self._submit(pool, queue, futures, base_dict)
             for fut in pool.as_completed(list(futures)):
                 run = futures[fut]
                 try:
