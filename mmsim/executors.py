@@ -456,7 +456,9 @@ class _Run:
             while lost and pool.started is not None and not pool.started.empty():
                 started.add(pool.started.get())
             self._started = frozenset(started)
-            interrupted = False
+            # a broken pool's workers are stopped, not awaited: one being started just as
+            # another died is missed by the pool's own clean-up, which then waits forever
+            interrupted = bool(lost)
             return lost
         finally:
             pool.close(interrupted=interrupted)
