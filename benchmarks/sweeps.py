@@ -91,10 +91,9 @@ def bench_command(repeat: int) -> dict:
     """``mmsim sweep band_sweep.yaml`` serial vs 2 workers, fresh processes."""
     wall: dict[str, list[float]] = {"serial": [], "processes": []}
     cpu: dict[str, list[float]] = {"serial": [], "processes": []}
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    import mmsim  # the commands run the same mmsim as this process
+
+    env = {**os.environ, "PYTHONPATH": str(Path(mmsim.__file__).resolve().parents[1])}
     for _ in range(repeat):
         for executor in ("serial", "processes"):
             with tempfile.TemporaryDirectory() as tmp:
@@ -186,6 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sweeps")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and runs")
     parser.add_argument("--no-dask", action="store_true", help="skip the dask cluster")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/sweeps.json")
     args = parser.parse_args()
     load = _load()
     command = bench_command(1 if args.quick else 3)
@@ -217,7 +217,7 @@ def main() -> None:
     if "dask_vs_pool_wall" in big:
         ratio = big["dask_vs_pool_wall"], big["dask_vs_pool_cpu"]
         print(f"dask / process pool: wall {ratio[0]:.2f}, CPU {ratio[1]:.2f}")
-    out = ROOT / "benchmarks/results/sweeps.json"
+    out = args.json
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"load": load, "load_end": load_end, "command": command, "pool": big}
     out.write_text(json.dumps(report, indent=1))

@@ -8,8 +8,12 @@ yet started are simply resubmitted.
 
 Process workers are forked from a fork server that imported mmsim and ran a tiny
 scenario once (:mod:`mmsim._warm`): workers start warm, without importing pandas or
-loading numba's cache again. A run's timeout is a timer signal in the worker's main
-thread (serial and process executors; dask runs tasks in threads, so no timeout there).
+loading numba's cache again. The fork server is started with Ctrl-C ignored (the sweep
+stops its workers), and while it warms up the sweep's own process runs runs from the
+other end of the queue (:meth:`_Run._submit_while_running`): worker start-up costs no
+idle core, and a short sweep may be done before it. A run's timeout is a timer signal in
+the worker's main thread (serial and process executors, and the sweep's own runs; dask
+runs tasks in threads, so no timeout there).
 """
 
 from __future__ import annotations
@@ -251,10 +255,30 @@ class _Pool:
         if client is not None or cluster is not None:
             quiet = _quiet_dask() if interrupted else contextlib.nullcontext()
             with quiet:
+                if cluster is not None:  # ours: workers first, so none outlives the scheduler
+                    _stop_workers(cluster)
                 for thing in (client, cluster):
                     if thing is not None:
                         with contextlib.suppress(Exception):
                             thing.close()
+
+
+WORKER_STOP_TIMEOUT = 10.0
+"""Seconds to wait for a local dask cluster's workers to stop before closing it anyway."""
+
+
+def _stop_workers(cluster: Any) -> None:
+    """Scale a ``LocalCluster`` to no workers and wait (at most
+    :data:`WORKER_STOP_TIMEOUT`) until their processes are gone. Closing the cluster
+    then stops only the scheduler: no worker is left to send a heartbeat to a scheduler
+    that has closed (an ERROR line each, the race behind a flaky Ctrl-C test)."""
+    import time
+
+    with contextlib.suppress(Exception):
+        cluster.scale(0)
+        deadline = time.monotonic() + WORKER_STOP_TIMEOUT
+        while cluster.workers and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 @contextlib.contextmanager
