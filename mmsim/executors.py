@@ -9,11 +9,11 @@ yet started are simply resubmitted.
 Process workers are forked from a fork server that imported mmsim and ran a tiny
 scenario once (:mod:`mmsim._warm`): workers start warm, without importing pandas or
 loading numba's cache again. The fork server is started with Ctrl-C ignored (the sweep
-stops its workers), and while it warms up the sweep's own process runs runs from the
-other end of the queue (:meth:`_Run._submit_while_running`): worker start-up costs no
-idle core, and a short sweep may be done before it. A run's timeout is a timer signal in
-the worker's main thread (serial and process executors, and the sweep's own runs; dask
-runs tasks in threads, so no timeout there).
+stops its workers), and while it warms up a sweep's process that is itself warm (it has
+run a simulation) runs runs from the other end of the queue
+(:meth:`_Run._submit_while_running`): worker start-up then costs no idle core. A run's
+timeout is a timer signal in the worker's main thread (serial and process executors,
+and the sweep's own runs; dask runs tasks in threads, so no timeout there).
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ def _alarm(signum: int, frame: Any) -> None:
     raise RunTimeout("the run took longer than --run-timeout")
 
 
+_RAN_HERE = False
+"""Whether this process has run a simulation (its imports and kernels are loaded)."""
+
 _STARTED: Any = None
 """In a process-pool worker: the queue on which it reports each run it starts."""
 
@@ -102,6 +105,8 @@ def _run_one(
         if timed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+    global _RAN_HERE
+    _RAN_HERE = True
     metrics = result.metrics
     if bad := [m for m in CORE_METRICS if not np.isfinite(metrics.get(m, np.nan))]:
         why = f"NonFiniteMetric: {bad[0]} = {metrics.get(bad[0], 'missing')}"
@@ -447,7 +452,10 @@ class _Run:
         imports and compiled kernels, about a second. Meanwhile this process takes runs
         from the queue's other end and records them, so no core idles during worker
         start-up and a short sweep may finish before it; once the feeder has queued
-        everything (workers are up), this process only collects results."""
+        everything (workers are up), this process only collects results. Only done in
+        a process that has run a simulation before (:data:`_RAN_HERE`): a cold one would
+        pay the same imports and kernel loading as the fork server, a second of CPU
+        for a few runs' worth of wall time."""
         lost: list = []
         failed: list[BaseException] = []
 
@@ -457,8 +465,6 @@ class _Run:
             except BaseException as err:  # e.g. the fork server killed: raised below
                 failed.append(err)
 
-        with _sigint_ignored():  # the fork server (and so every worker) ignores Ctrl-C
-            _start_fork_server()
         feeder = threading.Thread(target=feed, name="mmsim-sweep-feeder", daemon=True)
         feeder.start()
         while feeder.is_alive():
@@ -483,7 +489,10 @@ class _Run:
             futures: dict = {}
             lost, started = [], set()
             queue = collections.deque(todo)
-            if steal and getattr(pool, "pool", None) is not None:  # a process pool
+            if getattr(pool, "pool", None) is not None:  # a process pool
+                with _sigint_ignored():  # the fork server (so every worker) ignores Ctrl-C
+                    _start_fork_server()
+            if steal and _RAN_HERE and getattr(pool, "pool", None) is not None:
                 lost = self._submit_while_running(pool, queue, futures, base_dict)
             else:
                 lost = self._submit(pool, queue, futures, base_dict)

@@ -22,8 +22,8 @@ run's metrics).
 
 Executors: ``serial``; ``processes`` (a process pool of warm workers: forked from a
 fork server that has imported mmsim and loaded its compiled kernels once, one worker
-per core by default; while the fork server starts, about a second, the sweep's own
-process runs runs itself); ``dask`` (an existing ``dask.distributed`` scheduler at
+per core by default; while the fork server starts, about a second, a process that has
+already run a simulation runs runs itself); ``dask`` (an existing ``dask.distributed`` scheduler at
 ``dask_address``, or a ``LocalCluster`` on loopback); ``auto`` (the default: serial
 when the whole sweep is estimated to take less than starting workers, else
 processes). Rows are identical on all of them. Optional per-run timeout
