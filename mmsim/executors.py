@@ -8,12 +8,17 @@ yet started are simply resubmitted.
 
 Process workers are forked from a fork server that imported mmsim and ran a tiny
 scenario once (:mod:`mmsim._warm`): workers start warm, without importing pandas or
-loading numba's cache again. A run's timeout is a timer signal in the worker's main
-thread (serial and process executors; dask runs tasks in threads, so no timeout there).
+loading numba's cache again. The fork server is started with Ctrl-C ignored (the sweep
+stops its workers), and while it warms up a sweep's process that is itself warm (it has
+run a simulation) runs runs from the other end of the queue
+(:meth:`_Run._submit_while_running`): worker start-up then costs no idle core. A run's
+timeout is a timer signal in the worker's main thread (serial and process executors,
+and the sweep's own runs; dask runs tasks in threads, so no timeout there).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -57,6 +62,9 @@ def _alarm(signum: int, frame: Any) -> None:
     raise RunTimeout("the run took longer than --run-timeout")
 
 
+_RAN_HERE = False
+"""Whether this process has run a simulation (its imports and kernels are loaded)."""
+
 _STARTED: Any = None
 """In a process-pool worker: the queue on which it reports each run it starts."""
 
@@ -97,6 +105,8 @@ def _run_one(
         if timed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+    global _RAN_HERE
+    _RAN_HERE = True
     metrics = result.metrics
     if bad := [m for m in CORE_METRICS if not np.isfinite(metrics.get(m, np.nan))]:
         why = f"NonFiniteMetric: {bad[0]} = {metrics.get(bad[0], 'missing')}"
@@ -134,6 +144,25 @@ _WARM_SCENARIO = {
 }
 
 
+def _warm_dask_worker() -> None:
+    """On a dask worker, once: load mmsim and its kernels (:func:`_warm`), then freeze the
+    garbage collector's view of everything loaded, as the fork server does
+    (:mod:`mmsim._warm`): a worker's full collections would otherwise walk the large
+    heap of distributed, pandas and numba objects during every run (a third more CPU
+    per run in a measurement)."""
+    import gc
+
+    global _DASK_WARM
+    if not _DASK_WARM:
+        _warm()
+        gc.collect()
+        gc.freeze()
+        _DASK_WARM = True
+
+
+_DASK_WARM = False
+
+
 def _process_context() -> Any:
     """Fork server with mmsim warmed up (POSIX), else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
@@ -141,6 +170,16 @@ def _process_context() -> Any:
         ctx.set_forkserver_preload(["mmsim._warm"])
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+def _start_fork_server() -> None:
+    """Start the fork server now if this platform has one (it returns at once; the
+    server then imports mmsim and loads its kernels while this process goes on)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        _process_context()  # its preload list
+        forkserver.ensure_running()
 
 
 def local_cluster(workers: int) -> Any:
@@ -207,6 +246,8 @@ class _Pool:
             else:
                 self.cluster = local_cluster(workers)
                 self.client = Client(self.cluster)
+            with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
+                self.client.run(_warm_dask_worker)
 
     def submit(self, *args: Any) -> Any:
         if self.pool is not None:
@@ -240,10 +281,30 @@ class _Pool:
         if client is not None or cluster is not None:
             quiet = _quiet_dask() if interrupted else contextlib.nullcontext()
             with quiet:
+                if cluster is not None:  # ours: workers first, so none outlives the scheduler
+                    _stop_workers(cluster)
                 for thing in (client, cluster):
                     if thing is not None:
                         with contextlib.suppress(Exception):
                             thing.close()
+
+
+WORKER_STOP_TIMEOUT = 10.0
+"""Seconds to wait for a local dask cluster's workers to stop before closing it anyway."""
+
+
+def _stop_workers(cluster: Any) -> None:
+    """Scale a ``LocalCluster`` to no workers and wait (at most
+    :data:`WORKER_STOP_TIMEOUT`) until their processes are gone. Closing the cluster
+    then stops only the scheduler: no worker is left to send a heartbeat to a scheduler
+    that has closed (an ERROR line each, the race behind a flaky Ctrl-C test)."""
+    import time
+
+    with contextlib.suppress(Exception):
+        cluster.scale(0)
+        deadline = time.monotonic() + WORKER_STOP_TIMEOUT
+        while cluster.workers and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 @contextlib.contextmanager
@@ -339,7 +400,7 @@ class _Run:
         for attempt in range(MAX_POOL_RESTARTS + 1):
             if suspects:  # each alone: a death now is that run's own
                 for run in suspects:
-                    if self._drain(_Pool("processes", 1, None), [run], base_dict):
+                    if self._drain(_Pool("processes", 1, None), [run], base_dict, steal=False):
                         why = (
                             "WorkerDied: the worker running this run died (killed or out of memory)"
                         )
@@ -366,19 +427,75 @@ class _Run:
 
     _started: frozenset = frozenset()
 
-    def _drain(self, pool: _Pool, todo: list, base_dict: dict[str, Any]) -> list:
+    def _submit(self, pool: _Pool, queue: collections.deque, futures: dict, base_dict) -> list:
+        """Submit the runs of ``queue`` (taken from its left); returns those left when a
+        worker died while runs were being queued."""
+        while True:
+            try:
+                head, overrides, seed = queue.popleft()
+            except IndexError:
+                return []
+            try:
+                args = (base_dict, overrides, seed, self.keep, self.timeout, head["run_id"])
+                futures[pool.submit(*args)] = (head, overrides, seed)
+            except BrokenProcessPool:
+                return [(head, overrides, seed), *queue]
+            except RuntimeError:  # the pool was shut down (an interrupt): stop feeding it
+                return []
+
+    def _submit_while_running(
+        self, pool: _Pool, queue: collections.deque, futures: dict, base_dict
+    ) -> list:
+        """Submit ``queue`` to the pool from a thread while this one runs runs itself.
+
+        A process pool's first ``submit`` waits for its first worker: the fork server's
+        imports and compiled kernels, about a second. Meanwhile this process takes runs
+        from the queue's other end and records them, so no core idles during worker
+        start-up and a short sweep may finish before it; once the feeder has queued
+        everything (workers are up), this process only collects results. Only done in
+        a process that has run a simulation before (:data:`_RAN_HERE`): a cold one would
+        pay the same imports and kernel loading as the fork server, a second of CPU
+        for a few runs' worth of wall time."""
+        lost: list = []
+        failed: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                lost.extend(self._submit(pool, queue, futures, base_dict))
+            except BaseException as err:  # e.g. the fork server killed: raised below
+                failed.append(err)
+
+        feeder = threading.Thread(target=feed, name="mmsim-sweep-feeder", daemon=True)
+        feeder.start()
+        while feeder.is_alive():
+            try:
+                head, overrides, seed = queue.pop()
+            except IndexError:
+                break
+            self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
+        feeder.join()
+        if failed:
+            raise failed[0]
+        return lost
+
+    def _drain(
+        self, pool: _Pool, todo: list, base_dict: dict[str, Any], steal: bool = True
+    ) -> list:
         """Submit every run of ``todo`` and record each as it finishes; returns the runs
-        lost to a broken process pool (``self._started``: those that had started)."""
+        lost to a broken process pool (``self._started``: those that had started).
+        With ``steal``, this process runs queued runs while the pool's workers start."""
         interrupted = True
         try:
-            futures, lost, started = {}, [], set()
-            for i, (head, overrides, seed) in enumerate(todo):
-                try:
-                    args = (base_dict, overrides, seed, self.keep, self.timeout, head["run_id"])
-                    futures[pool.submit(*args)] = (head, overrides, seed)
-                except BrokenProcessPool:  # a worker died while runs were being queued
-                    lost = list(todo[i:])
-                    break
+            futures: dict = {}
+            lost, started = [], set()
+            queue = collections.deque(todo)
+            if getattr(pool, "pool", None) is not None:  # a process pool
+                with _sigint_ignored():  # the fork server (so every worker) ignores Ctrl-C
+                    _start_fork_server()
+            if steal and _RAN_HERE and getattr(pool, "pool", None) is not None:
+                lost = self._submit_while_running(pool, queue, futures, base_dict)
+            else:
+                lost = self._submit(pool, queue, futures, base_dict)
             for fut in pool.as_completed(list(futures)):
                 run = futures[fut]
                 try:
@@ -393,7 +510,9 @@ class _Run:
             while lost and pool.started is not None and not pool.started.empty():
                 started.add(pool.started.get())
             self._started = frozenset(started)
-            interrupted = False
+            # a broken pool's workers are stopped, not awaited: one being started just as
+            # another died is missed by the pool's own clean-up, which then waits forever
+            interrupted = bool(lost)
             return lost
         finally:
             pool.close(interrupted=interrupted)

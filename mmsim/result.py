@@ -86,6 +86,8 @@ class Result:
         Any other non-empty directory is refused (:class:`~mmsim.errors.OutputError`).
         Files and directories get the permissions of the process umask.
         """
+        if self.meta.get("tables") == "metrics":
+            raise ResultError("a metrics-only result (a sweep's run) has no tables to save")
         target = Path(directory)
         replacing = check_output_dir(target, "meta.json", "a run result")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,7 @@ class Result:
 
     def _write_files(self, staging: Path) -> None:
         for name in TABLES:
-            getattr(self, name).to_parquet(staging / f"{name}.parquet", index=False)
+            _write_parquet(getattr(self, name), staging / f"{name}.parquet")
         (staging / "metrics.json").write_text(json.dumps(self.metrics, indent=1))
         meta = {"seed": self.seed, "entropy": str(self.entropy), **self.meta}
         header = "".join(f"# --set {o}\n" for o in self.meta.get("overrides", []))
@@ -126,6 +128,26 @@ class Result:
             and self.entropy == other.entropy
             and all(getattr(self, n).equals(getattr(other, n)) for n in TABLES)
         )
+
+
+ROW_GROUP = 1 << 16
+"""Rows converted to Arrow and written at a time: a long run's tables are saved without
+an Arrow copy of the whole table beside the DataFrame."""
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """``frame.to_parquet(path, index=False)``, :data:`ROW_GROUP` rows at a time (the
+    same table when read back)."""
+    if len(frame) <= ROW_GROUP:
+        frame.to_parquet(path, index=False)
+        return
+    import pyarrow.parquet as pq
+
+    schema = pa.Schema.from_pandas(frame.iloc[:ROW_GROUP], preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, len(frame), ROW_GROUP):
+            part = frame.iloc[start : start + ROW_GROUP]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
 
 
 def _replace_files(staging: Path, target: Path) -> None:

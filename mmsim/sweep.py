@@ -16,9 +16,14 @@ grid values or seeds are refused. One sweep at a time may write into a directory
 file). Before anything runs, every grid point is validated and its size estimated
 (:mod:`mmsim.budget`); a sweep with more than :data:`MAX_RUNS` runs is refused.
 
+Each run builds only what its row needs: metrics, episodes and the kept series columns,
+not the trade, option-trade and account tables (the row is bit-identical to a full
+run's metrics).
+
 Executors: ``serial``; ``processes`` (a process pool of warm workers: forked from a
 fork server that has imported mmsim and loaded its compiled kernels once, one worker
-per core by default); ``dask`` (an existing ``dask.distributed`` scheduler at
+per core by default; while the fork server starts, about a second, a process that has
+already run a simulation runs runs itself); ``dask`` (an existing ``dask.distributed`` scheduler at
 ``dask_address``, or a ``LocalCluster`` on loopback); ``auto`` (the default: serial
 when the whole sweep is estimated to take less than starting workers, else
 processes). Rows are identical on all of them. Optional per-run timeout

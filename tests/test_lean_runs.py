@@ -152,3 +152,33 @@ def test_stretches_beyond_a_level_match_the_sample_by_sample_loop(seed):
             want = _runs_beyond_reference(t, price, level, direction, duration)
             assert got == want, f"seed {seed}, direction {direction}, duration {duration} s"
     assert _runs_beyond_reference(t, price, level, 1.0, 0.0), "no stretch in the test data"
+
+
+def test_a_long_table_is_saved_in_row_groups_and_reads_back_exactly(tmp_path):
+    from mmsim.result import ROW_GROUP, _write_parquet
+
+    n = 2 * ROW_GROUP + 5
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "t": np.arange(n) * 0.5,
+            "agent": np.array(["desk", "noise", "pool"], dtype=object)[rng.integers(0, 3, n)],
+            "qty": rng.normal(size=n),
+        }
+    )
+    frame.loc[7, "qty"] = np.nan
+    _write_parquet(frame, tmp_path / "x.parquet")
+    back = pd.read_parquet(tmp_path / "x.parquet")
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "x.parquet").num_row_groups == 3
+
+
+def test_a_metrics_only_result_is_not_saved(tmp_path):
+    result = mmsim.run(
+        ROOT / "scenarios" / "long_gamma.yaml", overrides={"clock.days": 0.01}, tables=False
+    )
+    with pytest.raises(mmsim.errors.ResultError, match="metrics-only"):
+        result.save(tmp_path / "r")
+    assert not (tmp_path / "r").exists()

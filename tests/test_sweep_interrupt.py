@@ -111,8 +111,13 @@ def pool_workers(pid: int) -> list[int]:
 def test_a_killed_worker_costs_no_run_the_sweep_restarts_its_pool(tmp_path):
     out = tmp_path / "sw"
     proc = start_and_wait_for_runs(out, 3)
+    deadline = time.monotonic() + 60
+    while len(workers := pool_workers(proc.pid)) < 2:  # it runs runs itself until then
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the two pool workers did not start in 60 s"
+        time.sleep(0.05)
     kept = finished_runs(out)
-    os.kill(pool_workers(proc.pid)[0], signal.SIGKILL)
+    os.kill(workers[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "a sweep worker died; restarting" in err
