@@ -123,7 +123,9 @@ def _warm() -> None:
     from mmsim.engine import run
 
     with contextlib.suppress(Exception):
-        run(_WARM_SCENARIO, seed=0)
+        run(_WARM_SCENARIO, seed=0)  # a scheduled dealer: the simpy agents
+    with contextlib.suppress(Exception):  # one instant dealer: the compiled fast path
+        run({**_WARM_SCENARIO, "dealers": _WARM_SCENARIO["dealers"][:1]}, seed=0)
 
 
 _WARM_SCENARIO = {

@@ -254,3 +254,19 @@ def test_bare_yaml_switches_and_the_command_line_refusal(tmp_path, capsys):
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and "market.model" in err[0], err
+
+
+def test_warm_sweep_workers_load_both_the_fast_path_and_the_simpy_agents(monkeypatch):
+    """A fork server's warm-up runs one scenario on each path, so forked workers find the
+    fast path's kernels loaded too (one simpy-only warm run left them cold)."""
+    import mmsim.engine
+    from mmsim import executors
+
+    paths = []
+
+    def run(scenario, seed):
+        paths.append(Simulation(load_scenario(scenario), seed=seed).hot is not None)
+
+    monkeypatch.setattr(mmsim.engine, "run", run)
+    executors._warm()
+    assert sorted(paths) == [False, True], paths
