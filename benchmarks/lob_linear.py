@@ -133,16 +133,22 @@ def call_gamma() -> float:
 
 
 def measure(kappa: float, seeds: range, hours: float, **kw) -> dict:
-    """Runs with and without a dealer of ``lam_eff * G ~ kappa`` on each seed; returns
-    lam_eff ($/share), G (shares/$), the pooled vol ratios at 10 and 30 intervals, the
-    path-wise slope, their per-seed spread, and the theory 1 / (1 + lam_eff G)."""
+    """Runs with and without a dealer of ``lam_book * G ~ kappa`` on each seed; returns
+    lam_book and the hedges' own impact per share ($/share, :func:`hedge_impact`), G
+    (shares/$), the theory 1 / (1 + lam_hedge G), and at 10 and 30 intervals the pooled
+    vol ratio, the transfer (least-squares slope of the dealer run's returns on the
+    dealer-free run's) and the hedges' own variance (the residual's, as a fraction of the
+    dealer-free variance); the path-wise slope and its spread over seeds."""
     interval = kw.get("interval", 120.0)
     base = [mmsim.run(scenario(0.0, hours, **kw), seed=s) for s in seeds]
     lam = float(np.median([np.nanmedian(r.series["lam_book"]) for r in base]))
     qty = kappa / lam / call_gamma()
     with_dealer = [mmsim.run(scenario(qty, hours, **kw), seed=s) for s in seeds]
     g = float(np.mean([r.series["dealer_gamma"].mean() for r in with_dealer]))
-    out = {"lam_eff": lam, "G": g, "lamG": lam * g, "theory": 1 / (1 + lam * g)}
+    lam_h = hedge_impact(with_dealer)
+    out = {"lam_eff": lam, "lam_hedge": lam_h, "G": g, "lamG": lam * g}
+    out["lamG_hedge"] = lam_h * g
+    out["theory"] = 1 / (1 + lam_h * g)
     out["depth_per_tick"] = [
         float(np.median([np.median(r.series[f"depth_bid_{k}"]) for r in base])) / k
         for k in (1, 5, 10)
@@ -155,6 +161,11 @@ def measure(kappa: float, seeds: range, hours: float, **kw) -> dict:
             den += float(np.sum(np.diff(np.log(pa[::k])) ** 2))
         out[f"vol_ratio_{k}"] = math.sqrt(num / den)
         out[f"horizon_{k}"] = k * interval
+        x = np.concatenate([np.diff(a.series["price"].to_numpy()[::k]) for a in base])
+        y = np.concatenate([np.diff(b.series["price"].to_numpy()[::k]) for b in with_dealer])
+        beta = float(x @ y / (x @ x))
+        out[f"transfer_{k}"] = beta
+        out[f"own_var_{k}"] = float((y - beta * x) @ (y - beta * x) / (x @ x))
     slopes = []
     for a, b in zip(base, with_dealer, strict=True):
         x = a.series["price"].to_numpy() - 100.0
@@ -163,6 +174,18 @@ def measure(kappa: float, seeds: range, hours: float, **kw) -> dict:
     out["slope"] = float(np.mean(slopes))
     out["slope_sd"] = float(np.std(slopes, ddof=1)) if len(slopes) > 1 else 0.0
     return out
+
+
+def hedge_impact(runs: list[mmsim.Result]) -> float:
+    """The book's impact per share at the hedges' size, $ per share: the mid move over
+    the dealer's fills divided by their shares (the off-book opening hedge left out)."""
+    moved = shares = 0.0
+    for r in runs:
+        t = r.trades
+        d = t[(t["kind"] == "dealer") & (t["qty"] != 0.0)]
+        moved += float(((d["price_after"] - d["price_before"]) * np.sign(d["qty"])).sum())
+        shares += float(d["qty"].abs().sum())
+    return moved / shares
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,12 +197,15 @@ def main(argv: list[str] | None = None) -> None:
     for kappa in (0.6, 0.3, -0.2, -0.35):
         m = measure(kappa, range(args.seeds), args.hours)
         print(
-            f"lam_eff {m['lam_eff']:.3e} $/sh (flat depth {m['depth_per_tick'][0]:.0f}/"
+            f"lam_book {m['lam_eff']:.3e} $/sh (flat depth {m['depth_per_tick'][0]:.0f}/"
             f"{m['depth_per_tick'][1]:.0f}/{m['depth_per_tick'][2]:.0f} sh per tick at 1/5/10), "
-            f"G {m['G']:+,.0f} sh/$, lam*G {m['lamG']:+.3f}: theory {m['theory']:.3f}; "
-            f"vol ratio at {m['horizon_10']:.0f} s {m['vol_ratio_10']:.3f}, at "
-            f"{m['horizon_30']:.0f} s {m['vol_ratio_30']:.3f}; path-wise slope "
-            f"{m['slope']:.3f} +- {m['slope_sd']:.3f} (sd over seeds)",
+            f"hedges' lam {m['lam_hedge']:.3e}, G {m['G']:+,.0f} sh/$, lam_book*G "
+            f"{m['lamG']:+.3f}, hedges' lam*G {m['lamG_hedge']:+.3f}: theory {m['theory']:.3f}; "
+            f"transfer at {m['horizon_10']:.0f} s {m['transfer_10']:.3f} / "
+            f"{m['horizon_30']:.0f} s {m['transfer_30']:.3f}; vol ratio "
+            f"{m['vol_ratio_10']:.3f} / {m['vol_ratio_30']:.3f}; hedges' own variance "
+            f"{m['own_var_10']:.3f} / {m['own_var_30']:.3f} of the dealer-free; path-wise "
+            f"slope {m['slope']:.3f} +- {m['slope_sd']:.3f} (sd over seeds)",
             flush=True,
         )
 

@@ -108,6 +108,7 @@ BOOK_PRESETS: dict[str, dict[str, Any]] = {
         "rate": 40.0 / 900.0,
         "p_market": 0.3,
         "p_informed": 0.3,
+        "informed_market": True,
         "offset_mean": -0.1,
         "offset_sd": 0.1,
         "size_min": 0.0,
@@ -166,6 +167,11 @@ class BookConfig(_Strict):
     p_informed: Annotated[float, Field(ge=0, le=1)] = Field(
         0.3, description="Probability an order quotes around the fundamental, not the mid."
     )
+    informed_market: bool = Field(
+        False,
+        description="Informed market orders (a fraction p_informed) buy below the "
+        "fundamental and sell above it; false: every market order's side is a coin flip.",
+    )
     offset_mean: float = Field(-0.1, description="Mean limit offset from the reference, $.")
     offset_sd: NonNegFloat = Field(0.1, description="Std dev of the limit offset, $.")
     offset_dist: Literal["normal", "uniform"] = Field(
@@ -182,6 +188,11 @@ class BookConfig(_Strict):
     init_spread_ticks: Annotated[int, Field(ge=1)] = Field(4, description="Opening spread.")
     max_spread: PositiveFloat | None = Field(
         None, description="A spread above this ($) counts as a dry-out (null = never)."
+    )
+    work: PositiveFloat | None = Field(
+        None,
+        description="Seconds over which a dealer's limit order is worked from passive to "
+        "marketable in 4 steps (Buis et al.: an hour); null: one step per re-post.",
     )
     on_dry_out: Literal["stop", "continue"] = Field(
         "stop",
