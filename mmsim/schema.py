@@ -148,7 +148,9 @@ class BookConfig(_Strict):
     Orders arrive at ``rate`` per second: market orders with probability ``p_market``,
     else limit orders at the reference price (the mid; the fundamental for the informed,
     ``p_informed``) plus ``x ~ N(offset_mean, offset_sd)`` $ for a buy, minus it for a
-    sell; sizes uniform on ``[size_min, size_max]`` shares. Resting volume decays before
+    sell; sizes uniform on ``[size_min, size_max]`` shares; with ``informed_market`` the
+    informed market orders buy below the fundamental and sell above it. With ``work`` a
+    dealer's limit order is worked from passive to marketable. Resting volume decays before
     each order, ``v *= exp(-xi (mid - p)**2 - cancel_rate * dt)``. News moves the
     fundamental. ``preset`` fills the fields not given.
     """

@@ -8,7 +8,9 @@ for a sell), rounded to the tick: with ``offset_mean < 0`` bids rest below and a
 the reference; an offset that crosses executes at once (a marketable limit). The
 reference is the mid for uninformed traders and the *fundamental* price (moved by the
 news process) for the informed, a fraction ``p_informed`` of all orders: that is how
-news reaches the price. Before each arrival, resting volume decays,
+news reaches the price. With ``informed_market`` the informed market orders trade toward
+the fundamental too (buy when the mid is below it, sell above; a coin flip at it).
+Before each arrival, resting volume decays,
 ``v *= exp(-xi (p_mid - p)**2 - cancel_rate * dt)`` (Buis et al. 2024 per event; a
 uniform cancellation rate per second in the continuous-time preset).
 
@@ -126,6 +128,8 @@ class LiquidityFlow:
     cancel_rate : uniform cancellation of resting volume, per second.
     stop_on_mid : hand control back to simpy after every mid change (set when a
         price-triggered dealer waits on ``market.changed``).
+    informed_market : informed market orders buy below the fundamental and sell above
+        it (Buis et al.'s informed traders); ``False``: every side is a coin flip.
     """
 
     def __init__(
