@@ -29,7 +29,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from mmsim.lob import BookMarket
 
-__all__ = ["DRY_OUT_COLUMNS", "DryOutLog", "dry_out_episodes"]
+__all__ = ["DRY_OUT_COLUMNS", "DryOutLog", "dry_out_episodes", "with_dry_outs"]
 
 DRY_OUT_COLUMNS = [
     "start",
@@ -108,3 +108,17 @@ def dry_out_episodes(
             }
         )
     return pd.DataFrame(rows, columns=DRY_OUT_COLUMNS)
+
+
+def with_dry_outs(episodes: pd.DataFrame, dry: pd.DataFrame) -> pd.DataFrame:
+    """``episodes`` (wall breaks, flip crossings) followed by the dry-out rows ``dry``,
+    with the union of their columns (a column one of them lacks reads NaN there).
+
+    Empty frames and all-NaN columns are left out of the concatenation itself (pandas
+    would otherwise warn that such entries will soon take part in the result's dtypes),
+    then the columns are restored in order."""
+    if not len(dry):
+        return episodes
+    cols = list(episodes.columns) + [c for c in dry.columns if c not in episodes.columns]
+    parts = [f.dropna(axis=1, how="all") for f in (episodes, dry) if len(f)]
+    return pd.concat(parts, ignore_index=True).reindex(columns=cols)

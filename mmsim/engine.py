@@ -31,7 +31,7 @@ from mmsim.agents.pension import PensionFlow
 from mmsim.agents.reposition import Repositioner
 from mmsim.book import OptionBook
 from mmsim.chains import add_lines, chain_smile, scenario_lines
-from mmsim.dryout import DryOutLog, dry_out_episodes
+from mmsim.dryout import DryOutLog, dry_out_episodes, with_dry_outs
 from mmsim.episodes import detect_episodes
 from mmsim.errors import InstabilityError
 from mmsim.hotloop import HotLoop, fast_path_enabled
@@ -397,6 +397,7 @@ class Simulation:
             size_max=b.size_max,
             cancel_rate=b.cancel_rate,
             stop_on_mid=price_dealers,
+            informed_market=b.informed_market,
         )
         for d, cfg in zip(self.dealers, self.scenario.dealers, strict=True):
             if cfg.order == "limit":
@@ -606,8 +607,8 @@ class Simulation:
                 raise InstabilityError(self._explain_instability(err)) from None
 
     def _explain_instability(self, err: InstabilityError, where: str = "") -> str:
-        """The error's message plus the day of a multi-day run and, with dealers and
-        linear impact, their starting feedback ``lam * G``."""
+        """The error's message plus the day of a multi-day run and, with dealers, their
+        starting feedback: ``lam * G`` (linear impact) or the book's measured response."""
         extra = []
         sc = self.scenario
         if sc.clock.days > 1:
@@ -617,6 +618,8 @@ class Simulation:
         kappa = self._feedback()
         if kappa is not None and self.dealers:
             extra.append(f"lam * G at start = {kappa:.3g}")
+        elif isinstance(self.market, BookMarket) and self.dealers:
+            extra.append(self.market.feedback_note(self.share_gamma_start))
         return f"{err}{where}" + (f" ({'; '.join(extra)})" if extra else "")
 
     def run(
@@ -710,7 +713,7 @@ class Simulation:
         if self.dry_outs is not None:
             lookback = sc.record.episodes.lookback
             dry = dry_out_episodes(self.dry_outs, series, orders, lookback)
-            episodes = pd.concat([episodes, dry], ignore_index=True) if len(dry) else episodes
+            episodes = with_dry_outs(episodes, dry)
         metrics = summarize(
             series, orders, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
         )
@@ -782,6 +785,7 @@ def _market(sc: Scenario, env: simpy.Environment, ledger: Ledger) -> Market | Bo
             cancel_rate=b.cancel_rate,
             max_spread=b.max_spread,
             on_dry_out=b.on_dry_out,
+            work=b.work,
         )
     return Market(
         env,

@@ -24,7 +24,8 @@ Units: prices $, volumes shares, ``tick`` $ per tick; decay ``xi`` per $**2 per 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import Any
 
 import numpy as np
 import simpy
@@ -119,6 +120,8 @@ class BookMarket:
     max_spread : a spread above this ($) counts as a dry-out (``None``: never).
     on_dry_out : ``"stop"`` raises :class:`LiquidityDryOut` (the run ends, failed);
         ``"continue"`` records it and lets liquidity refill.
+    work : seconds over which a dealer's limit order is worked from passive to
+        marketable in four steps (:meth:`_post`); ``None``: one step per re-post.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class BookMarket:
         cancel_rate: float = 0.0,
         max_spread: float | None = None,
         on_dry_out: str = "stop",
+        work: float | None = None,
     ) -> None:
         if tick <= 0 or levels < 64:
             raise ValueError("tick must be > 0 $ and levels >= 64")
@@ -176,11 +180,29 @@ class BookMarket:
         self.own = np.zeros((0, 5))
         self._own_rows: dict[int, int] = {}  # account -> row of ``own``
         self._steps: dict[int, int] = {}  # account -> aggressiveness of its last post
+        self.work = work  # s over which a limit order is worked up the ladder, or None
+        self._posted: dict[int, float] = {}  # account -> time of its last post, s
+
+    feedback_name = "book impact x G"
+    """How a dealer's feedback is named on this market: there is no ``lam`` parameter;
+    a diverging hedge reports the mid move per share it measured over its own fill,
+    times its share gamma (the book's ``1 + lam_eff G`` minus one)."""
+
+    def feedback_note(self, gamma: float) -> str:
+        """The book's response now for a run-stopping message: ``lam_book`` ($ per
+        share: the mid move per share of an order walking 5 ticks) and ``lam_book x G``
+        for share gamma ``gamma`` (shares per $)."""
+        lam = float(self.snapshot()[BOOK_COLUMNS.index("lam_book")])
+        if not math.isfinite(lam):
+            return "book lam (5-tick walk) undefined: a side is empty"
+        return f"book lam (5-tick walk) now = {lam:.3g} $/share, x G at start = {lam * gamma:.3g}"
 
     def use_limit_orders(self, account: int) -> None:
         """From now on ``submit`` from ``account`` posts a limit order at its side's best
         quote (cancelling its previous one) instead of walking the book."""
         if account not in self._own_rows:
+            if self.work is not None and not self._own_rows:
+                self.env.process(self.work_process(self.env))
             self._own_rows[account] = self.own.shape[0]
             self.own = np.vstack([self.own, [[-1.0, 0.0, 0.0, 0.0, 0.0]]])
 
@@ -286,24 +308,43 @@ class BookMarket:
     def _post(self, account: int, qty: float, before: float) -> Fill:
         """Cancel ``account``'s resting order and post ``qty`` as a limit order.
 
-        Its price escalates while the previous order is left unfilled, one step per post
-        (as Buis et al.'s hedgers move from passive to aggressive over an hour): one
-        spread behind its side's best quote, at the best quote, inside the spread by half
-        of it, then at the other side's best (marketable: executes at once, up to that
-        price). A filled order, or one in the other direction, resets the ladder. A
-        resting order joins the back of its level's queue. The returned fill is what
-        executed at once (``qty = 0`` for a resting order); later fills come as the flow
-        hits the order (:meth:`settle_own`)."""
+        Its price runs up a ladder from passive to aggressive (as Buis et al.'s hedgers
+        do over an hour): one spread behind its side's best quote, at the best quote,
+        inside the spread by half of it, then at the other side's best (marketable:
+        executes at once, up to that price). Without ``work`` the ladder moves one step
+        per post while the previous order is left unfilled, and a filled order, or one in
+        the other direction, resets it. With ``work`` (s) every post starts passive and
+        the market itself re-prices what is left one step every ``work / 4`` s
+        (:meth:`work_process`): a parent order worked over ``work`` seconds. A resting
+        order joins the back of its level's queue. The returned fill is what executed at
+        once (``qty = 0`` for a resting order); later fills come as the flow hits the
+        order (:meth:`settle_own`)."""
         self.settle_own()
-        r, own, ist, tick = self._own_rows[account], self.own, self.ist, self.tick
+        r, own = self._own_rows[account], self.own
         side = 0 if qty > 0.0 else 1
         unfilled = own[r, 3] > 0.0
         if unfilled:
-            j_old = int(own[r, 1]) - int(ist[IST_BASE])
-            cancel(self.vol, ist, int(own[r, 0]), j_old, float(own[r, 3]))
-        step = self._steps.get(account, 0)
-        step = min(step + 1, 3) if unfilled and own[r, 0] == side else 0
+            self._cancel_own(r)
+        if self.work is not None:
+            step = 0
+            self._posted[account] = self.env.now
+        else:
+            step = self._steps.get(account, 0)
+            step = min(step + 1, 3) if unfilled and own[r, 0] == side else 0
         self._steps[account] = step
+        return self._place(account, side, abs(qty), step, before)
+
+    def _cancel_own(self, r: int) -> None:
+        """Take row ``r``'s resting shares out of the book (they stay unfilled)."""
+        own, ist = self.own, self.ist
+        j_old = int(own[r, 1]) - int(ist[IST_BASE])
+        cancel(self.vol, ist, int(own[r, 0]), j_old, float(own[r, 3]))
+        own[r, 3] = 0.0
+
+    def _place(self, account: int, side: int, size: float, step: int, before: float) -> Fill:
+        """Post ``size`` shares on ``side`` (0 buy, 1 sell) at ladder ``step``; book what
+        executes at once and return it as a fill."""
+        r, own, ist, tick = self._own_rows[account], self.own, self.ist, self.tick
         bid, ask = int(ist[IST_LAST_BID]), int(ist[IST_LAST_ASK])
         spread = max(ask - bid, 1)
         sign = 1 if side == 0 else -1
@@ -317,8 +358,8 @@ class BookMarket:
         else:
             tick_abs = ask if side == 0 else bid
         j = tick_abs - int(ist[IST_BASE])
-        filled, notional, _ = add_limit(self.vol, ist, side == 0, j, abs(qty), self.own)
-        left = abs(qty) - filled
+        filled, notional, _ = add_limit(self.vol, ist, side == 0, j, size, self.own)
+        left = size - filled
         ahead = self.vol[side, j] - left if 0 <= j < self.n else 0.0
         own[r] = (side, tick_abs, max(ahead, 0.0), left if left > EPS else 0.0, 0.0)
         signed = filled if side == 0 else -filled
@@ -342,6 +383,26 @@ class BookMarket:
         self.settle_own()
         self.after_change(before)
         return fill
+
+    def work_process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """Every ``work / 4`` s, move each dealer's unfilled limit order one ladder step
+        up (``work`` seconds after its post it is marketable)."""
+        assert self.work is not None
+        quarter = self.work / 4.0
+        while True:
+            yield env.timeout(quarter)
+            self.settle_own()
+            for account, r in self._own_rows.items():
+                if self.own[r, 3] <= 0.0:
+                    continue
+                age = env.now - self._posted.get(account, env.now)
+                step = min(int(age / quarter + 1e-9), 3)
+                if step <= self._steps.get(account, 0):
+                    continue
+                self._steps[account] = step
+                left, side = float(self.own[r, 3]), int(self.own[r, 0])
+                self._cancel_own(r)
+                self._place(account, side, left, step, self.mid)
 
     def settle_own(self) -> None:
         """Book the executed part of the dealers' resting orders: the account trades at

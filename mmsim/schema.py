@@ -108,6 +108,7 @@ BOOK_PRESETS: dict[str, dict[str, Any]] = {
         "rate": 40.0 / 900.0,
         "p_market": 0.3,
         "p_informed": 0.3,
+        "informed_market": True,
         "offset_mean": -0.1,
         "offset_sd": 0.1,
         "size_min": 0.0,
@@ -147,7 +148,9 @@ class BookConfig(_Strict):
     Orders arrive at ``rate`` per second: market orders with probability ``p_market``,
     else limit orders at the reference price (the mid; the fundamental for the informed,
     ``p_informed``) plus ``x ~ N(offset_mean, offset_sd)`` $ for a buy, minus it for a
-    sell; sizes uniform on ``[size_min, size_max]`` shares. Resting volume decays before
+    sell; sizes uniform on ``[size_min, size_max]`` shares; with ``informed_market`` the
+    informed market orders buy below the fundamental and sell above it. With ``work`` a
+    dealer's limit order is worked from passive to marketable. Resting volume decays before
     each order, ``v *= exp(-xi (mid - p)**2 - cancel_rate * dt)``. News moves the
     fundamental. ``preset`` fills the fields not given.
     """
@@ -166,6 +169,11 @@ class BookConfig(_Strict):
     p_informed: Annotated[float, Field(ge=0, le=1)] = Field(
         0.3, description="Probability an order quotes around the fundamental, not the mid."
     )
+    informed_market: bool = Field(
+        False,
+        description="Informed market orders (a fraction p_informed) buy below the "
+        "fundamental and sell above it; false: every market order's side is a coin flip.",
+    )
     offset_mean: float = Field(-0.1, description="Mean limit offset from the reference, $.")
     offset_sd: NonNegFloat = Field(0.1, description="Std dev of the limit offset, $.")
     offset_dist: Literal["normal", "uniform"] = Field(
@@ -182,6 +190,11 @@ class BookConfig(_Strict):
     init_spread_ticks: Annotated[int, Field(ge=1)] = Field(4, description="Opening spread.")
     max_spread: PositiveFloat | None = Field(
         None, description="A spread above this ($) counts as a dry-out (null = never)."
+    )
+    work: PositiveFloat | None = Field(
+        None,
+        description="Seconds over which a dealer's limit order is worked from passive to "
+        "marketable in 4 steps (Buis et al.: an hour); null: one step per re-post.",
     )
     on_dry_out: Literal["stop", "continue"] = Field(
         "stop",

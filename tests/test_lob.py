@@ -423,33 +423,120 @@ def _flat_book_run(qty: float, seed: int, hours: float = 4.0, interval: float = 
 
 def test_linear_limit_in_a_deep_flat_book_feedback_is_one_over_one_plus_lam_g():
     """The old physics as a limit of the book: in a flat, resilient book a scheduled
-    dealer's feedback follows 1 / (1 + lam_eff G), lam_eff measured from the book (median
-    lam_book without the dealer; ~tick / (2 x depth per tick)), G from the run. Long
-    (lam G = +0.3) and short (-0.2) gamma, seeds 0-2 (4 h each, same seeds without the
-    dealer): the realized vol ratio at 1,800 s (30 hedge intervals, pooled over seeds)
-    and the path-wise slope of S_dealer - S0 on S_none - S0 within 15% of theory.
-    (benchmarks/lob_linear.py: the same at full size; at lam G = +0.6 the damping falls
-    ~20% short of theory, not explained by the band: see its docstring.)"""
+    dealer's feedback follows 1 / (1 + lam_eff G). lam_eff is the book's impact per share
+    at the hedges' size, measured on the book as the hedges walk it (mid move / shares
+    over the dealer's fills, the opening hedge left out); it agrees with the book's own
+    5-tick lam_book without the dealer within 15% (it is ~10% lower: the best level is
+    partly eaten, so a short walk overstates the impact of a deep one). G from the run.
+    Long (lam G = +0.6, +0.3) and short (-0.2) gamma, seeds 0-2 (4 h each, the same seeds
+    without the dealer): the transfer of the dealer-free price move, the least-squares
+    slope of the dealer run's 600 s returns (10 hedge intervals) on the dealer-free run's,
+    within 15% of theory (measured within ~3%). The realized vol ratio at 1,800 s is within
+    15% as well for |lam G| <= 0.3; at +0.6 the large hedges add their own variance (the
+    mid wanders while the gap each one leaves refills: ~6-12% of the dealer-free variance,
+    uncorrelated with it), so the ratio sits ~15% above the transfer there
+    (benchmarks/lob_linear.py)."""
     seeds = range(3)
     base = [_flat_book_run(0.0, s) for s in seeds]
     lam = float(np.median([np.nanmedian(r.series["lam_book"]) for r in base]))
     depth = np.median([np.median(r.series["depth_bid_10"]) / 10 for r in base])
     assert lam == pytest.approx(0.01 / (2 * depth), rel=0.25), (lam, depth)  # linear book
-    for kappa in (0.3, -0.2):
+    for kappa in (0.6, 0.3, -0.2):
         runs = [_flat_book_run(kappa / lam / 4.09, s) for s in seeds]
-        lam_g = lam * float(np.mean([r.series["dealer_gamma"].mean() for r in runs]))
+        lam_h = hedge_impact(runs)
+        assert lam_h == pytest.approx(lam, rel=0.15), (kappa, lam_h, lam)
+        lam_g = lam_h * float(np.mean([r.series["dealer_gamma"].mean() for r in runs]))
         theory = 1 / (1 + lam_g)
+        x = np.concatenate([np.diff(a.series["price"].to_numpy()[::10]) for a in base])
+        y = np.concatenate([np.diff(b.series["price"].to_numpy()[::10]) for b in runs])
+        transfer = float(x @ y / (x @ x))
         num = den = 0.0
-        slopes = []
         for a, b in zip(base, runs, strict=True):
             pa, pb = a.series["price"].to_numpy(), b.series["price"].to_numpy()
             num += float(np.sum(np.diff(np.log(pb[::30])) ** 2))
             den += float(np.sum(np.diff(np.log(pa[::30])) ** 2))
-            x, y = pa - 100.0, pb - 100.0
-            slopes.append(float(x @ y / (x @ x)))
-        ratio, slope = math.sqrt(num / den), float(np.mean(slopes))
-        msg = f"lam G {lam_g:+.3f}: theory {theory:.3f}, vol ratio at 1800 s {ratio:.3f}, "
-        msg += f"slope {slope:.3f} (3 seeds x 4 h, tolerance 15%)"
-        assert ratio == pytest.approx(theory, rel=0.15), msg
-        assert slope == pytest.approx(theory, rel=0.15), msg
-        assert (ratio - 1) * lam_g < 0, msg  # long gamma damps, short amplifies
+        ratio = math.sqrt(num / den)
+        msg = f"lam_eff G {lam_g:+.3f}: theory {theory:.3f}, transfer at 600 s {transfer:.3f}, "
+        msg += f"vol ratio at 1800 s {ratio:.3f} (3 seeds x 4 h, tolerance 15%)"
+        assert transfer == pytest.approx(theory, rel=0.15), msg
+        if abs(kappa) <= 0.3:
+            assert ratio == pytest.approx(theory, rel=0.15), msg
+        assert (ratio - 1) * lam_g < 0 and (transfer - 1) * lam_g < 0, msg  # long damps
+
+
+def hedge_impact(runs: list[mmsim.Result]) -> float:
+    """The book's impact per share at the hedges' size, $ per share: the mid move over
+    the dealer's fills divided by their shares (the off-book opening hedge left out)."""
+    moved = shares = 0.0
+    for r in runs:
+        t = r.trades
+        d = t[(t["kind"] == "dealer") & (t["qty"] != 0.0)]
+        moved += float(((d["price_after"] - d["price_before"]) * np.sign(d["qty"])).sum())
+        shares += float(d["qty"].abs().sum())
+    return moved / shares
+
+
+def test_instability_on_a_book_speaks_of_the_measured_response_not_lam():
+    """A short-gamma desk hedging with market orders through the thin Buis book chases
+    its own impact and the run stops: the message names the book's measured response
+    (its fill's mid move per share x G, and lam_book x G), never a lam parameter the book
+    does not have."""
+    over = {
+        "dealers.0.order": "market",
+        "market.book.p_market": 0.35,
+        "dealers.0.positions.0.qty": -80,
+        "dealers.0.positions.1.qty": -80,
+    }
+    for seed in range(8):
+        try:
+            mmsim.run("scenarios/buis2024.yaml", seed=seed, overrides=over)
+        except mmsim.InstabilityError as err:
+            msg = str(err)
+            break
+    else:
+        pytest.fail("no divergence in 8 seeds")
+    assert "book impact x G" in msg and "book lam (5-tick walk)" in msg, msg
+    assert "lam * G" not in msg, msg
+
+
+def test_episodes_and_dry_outs_concatenate_without_warnings():
+    """Dry-out rows after an empty episode table whose columns are untyped (object), or
+    after one with an all-NaN column: the union of the columns, no pandas FutureWarning
+    about empty or all-NA entries (a plain pd.concat warns so on the pandas 2.x this
+    project supports; pandas 3 has made the change and is silent)."""
+    import warnings
+
+    import pandas as pd
+
+    from mmsim.dryout import DRY_OUT_COLUMNS, with_dry_outs
+
+    empty = pd.DataFrame(columns=["start", "flow"])
+    dry = pd.DataFrame([dict.fromkeys(DRY_OUT_COLUMNS, 1.0) | {"kind": "liquidity_dry_out"}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        out = with_dry_outs(empty, dry)
+        both = with_dry_outs(pd.DataFrame({"start": [0.5], "flow": [np.nan]}), dry)
+    assert list(out.columns) == ["start", "flow", *DRY_OUT_COLUMNS[1:]]
+    assert out["start"].tolist() == [1.0] and out["start"].dtype == np.float64
+    assert both["start"].tolist() == [0.5, 1.0] and both["flow"].isna().all()
+    assert with_dry_outs(empty, dry.iloc[:0]) is empty
+
+
+def test_a_worked_limit_order_climbs_the_ladder_one_step_a_quarter():
+    """market.book.work = 3600 s: a hedge posted passive (one spread behind its best) is
+    re-priced by the market every 900 s, at the best, inside the spread, then at the
+    other side's best, where it executes."""
+    env = simpy.Environment()
+    ledger = Ledger()
+    acct = ledger.register("dealer")
+    m = BookMarket(
+        env, 5.0, ledger, init_levels=3, init_volume=10.0, init_spread_ticks=4, work=3600.0
+    )
+    m.use_limit_orders(acct)
+    m.submit(acct, 2.0)  # buy 2: rests at bid - spread
+    prices = [m.own[0, 1]]
+    for t in (900.0, 1800.0, 2700.0):
+        env.run(until=t + 1.0)
+        prices.append(m.own[0, 1])
+    assert prices == [494, 498, 500, 502], prices
+    assert m.ledger.shares_of(acct) == pytest.approx(2.0), "marketable at the ask: filled"

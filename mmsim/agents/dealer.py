@@ -312,19 +312,20 @@ class DealerAgent:
         self, outcome: int, before: float, after: float, qty: float, now: float | None = None
     ) -> str:
         kappa = (after - before) / qty - 1.0
+        fb = getattr(self.market, "feedback_name", "lam * G")  # a book names its measured one
         if outcome == CHASING:
-            why = "short gamma chasing its own impact (same-sign rehedges growing): lam * G <= -1"
+            why = f"short gamma chasing its own impact (same-sign rehedges growing): {fb} <= -1"
         else:
             why = (
                 f"long gamma over-correcting {self._lag()} (alternating rehedges growing, "
-                f"{self._overshoots} in a row): hedge_fraction x (1 + lam * G) >= 2"
+                f"{self._overshoots} in a row): hedge_fraction x (1 + {fb}) >= 2"
             )
         market = self.market
         now = market.env.now if now is None else now
         return (
             f"dealer {self.name!r} hedging diverged at t={now:.3f}s, price "
             f"{market.mid:.6g}: a hedge of {qty:+,.0f} shares moved its net delta from "
-            f"{before:+,.0f} to {after:+,.0f} shares, measured lam * G = {kappa:.3g} over "
+            f"{before:+,.0f} to {after:+,.0f} shares, measured {fb} = {kappa:.3g} over "
             f"the fill; {why}"
         )
 
@@ -359,12 +360,13 @@ class DealerAgent:
         market = self.market
         now = market.env.now if now is None else now
         gamma = self.book.holder_delta_gamma(self.index, market.mid, now, self.vol)[1]
+        fb = getattr(self.market, "feedback_name", "lam * G")
         if gamma < 0.0:
-            why = "short gamma chasing its own impact: lam * G <= -1"
+            why = f"short gamma chasing its own impact: {fb} <= -1"
         elif self._instant:
             why = "long gamma, rehedges not settling"
         else:
-            why = f"long gamma over-correcting {self._lag()}: lam * G >= 1"
+            why = f"long gamma over-correcting {self._lag()}: {fb} >= 1"
         return (
             f"dealer {self.name!r} hedging ran away at t={now:.3f}s (price "
             f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): {why}"
@@ -373,10 +375,11 @@ class DealerAgent:
     def _scheduled_runaway_message(self, same_sign: bool) -> str:
         """Why a scheduled dealer's rehedges kept growing (several dealers can diverge
         together while each one's own fills still settle)."""
+        fb = getattr(self.market, "feedback_name", "lam * G")
         why = (
-            "same-sign: short gamma chasing, the dealers' combined lam * G <= -1"
+            f"same-sign: short gamma chasing, the dealers' combined {fb} <= -1"
             if same_sign
-            else "alternating: long gamma over-correcting, the dealers' combined lam * G >= 1"
+            else f"alternating: long gamma over-correcting, the dealers' combined {fb} >= 1"
         )
         return (
             f"dealer {self.name!r} hedging ran away at t={self.market.env.now:.3f}s (price "

@@ -8,7 +8,9 @@ for a sell), rounded to the tick: with ``offset_mean < 0`` bids rest below and a
 the reference; an offset that crosses executes at once (a marketable limit). The
 reference is the mid for uninformed traders and the *fundamental* price (moved by the
 news process) for the informed, a fraction ``p_informed`` of all orders: that is how
-news reaches the price. Before each arrival, resting volume decays,
+news reaches the price. With ``informed_market`` the informed market orders trade toward
+the fundamental too (buy when the mid is below it, sell above; a coin flip at it).
+Before each arrival, resting volume decays,
 ``v *= exp(-xi (p_mid - p)**2 - cancel_rate * dt)`` (Buis et al. 2024 per event; a
 uniform cancellation rate per second in the continuous-time preset).
 
@@ -43,6 +45,8 @@ BLOCK = 8192  # orders whose random numbers are drawn per call to the generator
 R_GAP, R_TYPE, R_INFO, R_SIGN, R_OFFSET, R_SIZE = range(6)
 # params vector
 P_RATE, P_MARKET, P_INFORMED, P_MU, P_SD, P_VMIN, P_VMAX, P_CANCEL, P_FUND, P_STOPMID = range(10)
+P_INFMKT = 10  # 1: informed market orders trade toward the fundamental
+N_PAR = 11
 # stats vector: events, flow shares executed, taken from bids, taken from asks, decayed,
 # added to bids, added to asks, dropped off the window
 S_EVENTS, S_EXEC, S_TAKE_BID, S_TAKE_ASK, S_DECAY, S_ADD_BID, S_ADD_ASK, S_DROP = range(8)
@@ -64,6 +68,7 @@ def flow_block(vol, ist, table, par, rnd, cursor, t_last, t_stop, stats, own):
     vmin, vspan, cancel_rate = par[P_VMIN], par[P_VMAX] - par[P_VMIN], par[P_CANCEL]
     fund = par[P_FUND]  # ticks
     stop_mid = par[P_STOPMID] > 0.0
+    inf_mkt = par[P_INFMKT] > 0.0
     nb = rnd.shape[1]
     while cursor < nb:
         t = t_last + rnd[R_GAP, cursor] / rate
@@ -75,6 +80,8 @@ def flow_block(vol, ist, table, par, rnd, cursor, t_last, t_stop, stats, own):
         buy = rnd[R_SIGN, cursor] < 0.5
         size = vmin + vspan * rnd[R_SIZE, cursor]
         if rnd[R_TYPE, cursor] < p_mkt:
+            if inf_mkt and rnd[R_INFO, cursor] < p_inf and 2.0 * fund != mid_before:
+                buy = 2.0 * fund > mid_before  # informed: buy below the fundamental
             filled, _ = take(vol, ist, buy, size, n if buy else -1, own)
         else:
             ref = fund if rnd[R_INFO, cursor] < p_inf else 0.5 * mid_before
@@ -121,6 +128,8 @@ class LiquidityFlow:
     cancel_rate : uniform cancellation of resting volume, per second.
     stop_on_mid : hand control back to simpy after every mid change (set when a
         price-triggered dealer waits on ``market.changed``).
+    informed_market : informed market orders buy below the fundamental and sell above
+        it (Buis et al.'s informed traders); ``False``: every side is a coin flip.
     """
 
     def __init__(
@@ -138,11 +147,12 @@ class LiquidityFlow:
         size_max: float,
         cancel_rate: float = 0.0,
         stop_on_mid: bool = False,
+        informed_market: bool = False,
     ) -> None:
         self.market = market
         self.rng = rng
         tick = market.tick
-        self.par = np.zeros(10)
+        self.par = np.zeros(N_PAR)
         self.par[:8] = (
             rate,
             p_market,
@@ -154,6 +164,7 @@ class LiquidityFlow:
             cancel_rate,
         )
         self.par[P_STOPMID] = 1.0 if stop_on_mid else 0.0
+        self.par[P_INFMKT] = 1.0 if informed_market else 0.0
         if offset_dist not in ("normal", "uniform"):
             raise ValueError(f"offset_dist must be normal or uniform, not {offset_dist!r}")
         self.uniform = offset_dist == "uniform"
