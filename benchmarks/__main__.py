@@ -57,7 +57,9 @@ def _measure(quick: bool) -> dict:
         for mode in ("off", "on")
         for n in (10, 10_000)
     ]
-    report["days"] = cases.days_scaling(md, [0.5, 1, 2] if quick else [1, 5, 20], 1 if quick else 2)
+    report["days"] = cases.days_scaling(
+        md, [0.5, 1, 2] if quick else [1, 5, 20], 1 if quick else 2, cases.DAYS_OVERRIDES
+    )
     report["startup"] = cases.startup(1 if quick else 3)
     report["memory"] = (
         [cases.peak_memory(5, plots=True)]

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         from mmsim.scenario import load_scenario
 
         over = dict(kv.split("=", 1) for kv in args.set)
-        over = {k: _value(v) for k, v in over.items()}
+        over = {**cases.DAYS_OVERRIDES, **{k: _value(v) for k, v in over.items()}}
         rows = []
         for d in (float(x) for x in args.days.split(",")):
             sc = load_scenario(cases.SCENARIOS / "multi_dealer_bands.yaml",
