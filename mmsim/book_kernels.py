@@ -134,27 +134,35 @@ def line_gamma(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, out)
 
 
 @njit(cache=True)
+def gamma_pair_at(S, t, year_seconds, lines, n, level, skew, floor, r, q):
+    """True and visible gamma sums (shares per $1: ``ROW_UNITS`` and ``ROW_VIS_W``
+    weights) of the lines at spot ``S`` ($); one gamma per line serves both views, each
+    view summing exactly what :func:`gamma_sum` sums, in the same order."""
+    acc_true = 0.0
+    acc_vis = 0.0
+    for i in range(n):
+        w_true = lines[ROW_UNITS, i]
+        w_vis = lines[ROW_VIS_W, i]
+        if lines[ROW_EXPIRY, i] <= t or (w_true == 0.0 and w_vis == 0.0):
+            continue
+        K = lines[ROW_STRIKE, i]
+        T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+        sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
+        g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+        if w_true != 0.0:
+            acc_true += w_true * g
+        if w_vis != 0.0:
+            acc_vis += w_vis * g
+    return acc_true, acc_vis
+
+
+@njit(cache=True)
 def _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q):
     """``vals[:, j]``: the true and visible GEX profiles at ``grid[j]`` ($ per 1%), computed
-    once (NaN = not yet); one gamma per line serves both views, each view summing exactly
-    what :func:`gamma_sum` sums, in the same order."""
+    once (NaN = not yet) from :func:`gamma_pair_at`."""
     if vals[0, j] != vals[0, j]:
         S = grid[j]
-        acc_true = 0.0
-        acc_vis = 0.0
-        for i in range(n):
-            w_true = lines[ROW_UNITS, i]
-            w_vis = lines[ROW_VIS_W, i]
-            if lines[ROW_EXPIRY, i] <= t or (w_true == 0.0 and w_vis == 0.0):
-                continue
-            K = lines[ROW_STRIKE, i]
-            T = (lines[ROW_EXPIRY, i] - t) / year_seconds
-            sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-            g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
-            if w_true != 0.0:
-                acc_true += w_true * g
-            if w_vis != 0.0:
-                acc_vis += w_vis * g
+        acc_true, acc_vis = gamma_pair_at(S, t, year_seconds, lines, n, level, skew, floor, r, q)
         vals[0, j] = acc_true * S * S * GEX_PER_PCT
         vals[1, j] = acc_vis * S * S * GEX_PER_PCT
     return vals[0, j], vals[1, j]

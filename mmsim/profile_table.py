@@ -34,16 +34,10 @@ from numba import njit
 from mmsim.book_kernels import (
     N_ROWS,
     ROW_EXPIRY,
-    ROW_IS_CALL,
-    ROW_IV_OFF,
-    ROW_STRIKE,
-    ROW_UNITS,
-    ROW_VIS_W,
     _profile_at,
-    line_sigma,
+    gamma_pair_at,
 )
 from mmsim.delta_table import _cheb_coefficients, _clenshaw
-from mmsim.greeks import delta_gamma_scalar
 
 __all__ = ["ProfileTable", "build_profile", "table_flips"]
 
@@ -64,22 +58,9 @@ def gamma_pair(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
     """``out[0, j]`` = true and ``out[1, j]`` = visible gamma sum (shares per $1:
     ``ROW_UNITS`` and ``ROW_VIS_W`` weights) of the lines at spot ``spots[j]`` ($)."""
     for j in range(spots.size):
-        S = spots[j]
-        acc_true = 0.0
-        acc_vis = 0.0
-        for i in range(n):
-            w_true = lines[ROW_UNITS, i]
-            w_vis = lines[ROW_VIS_W, i]
-            if lines[ROW_EXPIRY, i] <= t or (w_true == 0.0 and w_vis == 0.0):
-                continue
-            K = lines[ROW_STRIKE, i]
-            T = (lines[ROW_EXPIRY, i] - t) / year_seconds
-            sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-            g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
-            acc_true += w_true * g
-            acc_vis += w_vis * g
-        out[0, j] = acc_true
-        out[1, j] = acc_vis
+        out[0, j], out[1, j] = gamma_pair_at(
+            spots[j], t, year_seconds, lines, n, level, skew, floor, r, q
+        )
 
 
 @njit(cache=True)
