@@ -61,6 +61,7 @@ import math
 import numpy as np
 
 import mmsim
+from mmsim.metrics import dealer_fill_impact
 
 TICK = 0.01
 
@@ -134,7 +135,8 @@ def call_gamma() -> float:
 
 def measure(kappa: float, seeds: range, hours: float, **kw) -> dict:
     """Runs with and without a dealer of ``lam_book * G ~ kappa`` on each seed; returns
-    lam_book and the hedges' own impact per share ($/share, :func:`hedge_impact`), G
+    lam_book and the hedges' own impact per share ($/share,
+    :func:`mmsim.metrics.dealer_fill_impact`), G
     (shares/$), the theory 1 / (1 + lam_hedge G), and at 10 and 30 intervals the pooled
     vol ratio, the transfer (least-squares slope of the dealer run's returns on the
     dealer-free run's) and the hedges' own variance (the residual's, as a fraction of the
@@ -145,7 +147,7 @@ def measure(kappa: float, seeds: range, hours: float, **kw) -> dict:
     qty = kappa / lam / call_gamma()
     with_dealer = [mmsim.run(scenario(qty, hours, **kw), seed=s) for s in seeds]
     g = float(np.mean([r.series["dealer_gamma"].mean() for r in with_dealer]))
-    lam_h = hedge_impact(with_dealer)
+    lam_h = dealer_fill_impact([r.trades for r in with_dealer])
     out = {"lam_eff": lam, "lam_hedge": lam_h, "G": g, "lamG": lam * g}
     out["lamG_hedge"] = lam_h * g
     out["theory"] = 1 / (1 + lam_h * g)
@@ -174,18 +176,6 @@ def measure(kappa: float, seeds: range, hours: float, **kw) -> dict:
     out["slope"] = float(np.mean(slopes))
     out["slope_sd"] = float(np.std(slopes, ddof=1)) if len(slopes) > 1 else 0.0
     return out
-
-
-def hedge_impact(runs: list[mmsim.Result]) -> float:
-    """The book's impact per share at the hedges' size, $ per share: the mid move over
-    the dealer's fills divided by their shares (the off-book opening hedge left out)."""
-    moved = shares = 0.0
-    for r in runs:
-        t = r.trades
-        d = t[(t["kind"] == "dealer") & (t["qty"] != 0.0)]
-        moved += float(((d["price_after"] - d["price_before"]) * np.sign(d["qty"])).sum())
-        shares += float(d["qty"].abs().sum())
-    return moved / shares
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -129,18 +129,27 @@ def _clenshaw(coef, row, x):
 
 
 @njit(cache=True)
-def table_eval(coef, x, u, span):
-    """Delta and gamma from the coefficient rows (delta, gamma, charm at ``t0``; the same
-    at ``t0 + H``) at grid coordinate ``x`` in [-1, 1] and time fraction ``u`` in [0, 1];
-    ``span`` is ``H`` in years (charm is per year)."""
+def _hermite(coef, v0, v1, s0, s1, x, u, span):
+    """Cubic Hermite in time at time fraction ``u`` in [0, 1] of the series at grid
+    coordinate ``x``: values from rows ``v0`` (at ``t0``) and ``v1`` (at ``t0 + H``),
+    slopes per year from rows ``s0`` and ``s1``; ``span`` is ``H`` in years."""
     u2 = u * u
     u3 = u2 * u
     h00 = 2.0 * u3 - 3.0 * u2 + 1.0
     h10 = u3 - 2.0 * u2 + u
     h01 = -2.0 * u3 + 3.0 * u2
     h11 = u3 - u2
-    d = h00 * _clenshaw(coef, 0, x) + h01 * _clenshaw(coef, 3, x)
-    d += span * (h10 * _clenshaw(coef, 2, x) + h11 * _clenshaw(coef, 5, x))
+    out = h00 * _clenshaw(coef, v0, x) + h01 * _clenshaw(coef, v1, x)
+    out += span * (h10 * _clenshaw(coef, s0, x) + h11 * _clenshaw(coef, s1, x))
+    return out
+
+
+@njit(cache=True)
+def table_eval(coef, x, u, span):
+    """Delta and gamma from the coefficient rows (delta, gamma, charm at ``t0``; the same
+    at ``t0 + H``) at grid coordinate ``x`` in [-1, 1] and time fraction ``u`` in [0, 1];
+    ``span`` is ``H`` in years (charm is per year)."""
+    d = _hermite(coef, 0, 3, 2, 5, x, u, span)
     g = (1.0 - u) * _clenshaw(coef, 1, x) + u * _clenshaw(coef, 4, x)
     return d, g
 
@@ -153,14 +162,8 @@ def table_sample(coef, scoef, x, u, span):
     vanna and visible gamma linear. Returns ``(delta, gamma, charm, vanna, value,
     visible gamma)`` in the units of :func:`node_greeks`."""
     d, g = table_eval(coef, x, u, span)
+    v = _hermite(scoef, 0, 2, 1, 3, x, u, span)
     u2 = u * u
-    u3 = u2 * u
-    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
-    h10 = u3 - 2.0 * u2 + u
-    h01 = -2.0 * u3 + 3.0 * u2
-    h11 = u3 - u2
-    v = h00 * _clenshaw(scoef, 0, x) + h01 * _clenshaw(scoef, 2, x)
-    v += span * (h10 * _clenshaw(scoef, 1, x) + h11 * _clenshaw(scoef, 3, x))
     # charm: the time derivative of the delta's Hermite cubic (one order better than
     # linear in time between the two charms)
     d0, d1 = _clenshaw(coef, 0, x), _clenshaw(coef, 3, x)

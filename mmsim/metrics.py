@@ -13,6 +13,7 @@ __all__ = [
     "BOOKING_KINDS",
     "autocorrelation",
     "bipower_vol",
+    "dealer_fill_impact",
     "episode_counts",
     "flow_split",
     "log_returns",
@@ -140,6 +141,19 @@ def autocorrelation(x: np.ndarray, lag: int = 1) -> float:
     if denom == 0.0:
         return 0.0
     return float(d[lag:] @ d[:-lag] / denom)
+
+
+def dealer_fill_impact(trade_tables: list[pd.DataFrame]) -> float:
+    """The market's impact per share at the size of the dealers' own hedges, $ per share:
+    the mid move over the dealers' fills (signed by the order) summed over the trade
+    tables, divided by their total shares. Bookings (the off-book opening hedge,
+    settlements) carry ``kind`` of their own and are left out."""
+    moved = shares = 0.0
+    for t in trade_tables:
+        d = t[(t["kind"] == "dealer") & (t["qty"] != 0.0)]
+        moved += float(((d["price_after"] - d["price_before"]) * np.sign(d["qty"])).sum())
+        shares += float(d["qty"].abs().sum())
+    return moved / shares
 
 
 def max_drawdown(prices: np.ndarray) -> float:

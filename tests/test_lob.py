@@ -24,6 +24,7 @@ from mmsim.lob import (
     recenter,
     take,
 )
+from mmsim.metrics import dealer_fill_impact
 
 NO_OWN = np.zeros((0, 5))
 
@@ -443,7 +444,7 @@ def test_linear_limit_in_a_deep_flat_book_feedback_is_one_over_one_plus_lam_g():
     assert lam == pytest.approx(0.01 / (2 * depth), rel=0.25), (lam, depth)  # linear book
     for kappa in (0.6, 0.3, -0.2):
         runs = [_flat_book_run(kappa / lam / 4.09, s) for s in seeds]
-        lam_h = hedge_impact(runs)
+        lam_h = dealer_fill_impact([r.trades for r in runs])
         assert lam_h == pytest.approx(lam, rel=0.15), (kappa, lam_h, lam)
         lam_g = lam_h * float(np.mean([r.series["dealer_gamma"].mean() for r in runs]))
         theory = 1 / (1 + lam_g)
@@ -462,18 +463,6 @@ def test_linear_limit_in_a_deep_flat_book_feedback_is_one_over_one_plus_lam_g():
         if abs(kappa) <= 0.3:
             assert ratio == pytest.approx(theory, rel=0.15), msg
         assert (ratio - 1) * lam_g < 0 and (transfer - 1) * lam_g < 0, msg  # long damps
-
-
-def hedge_impact(runs: list[mmsim.Result]) -> float:
-    """The book's impact per share at the hedges' size, $ per share: the mid move over
-    the dealer's fills divided by their shares (the off-book opening hedge left out)."""
-    moved = shares = 0.0
-    for r in runs:
-        t = r.trades
-        d = t[(t["kind"] == "dealer") & (t["qty"] != 0.0)]
-        moved += float(((d["price_after"] - d["price_before"]) * np.sign(d["qty"])).sum())
-        shares += float(d["qty"].abs().sum())
-    return moved / shares
 
 
 def test_instability_on_a_book_speaks_of_the_measured_response_not_lam():
