@@ -26,17 +26,19 @@ class _Probe(Simulation):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.pairs: list[tuple[float, np.ndarray, np.ndarray]] = []
+        sampler = self.sampler
+        update = sampler.update_levels
 
-    def _sample(self, t: float, row: np.ndarray) -> None:
-        due = self.recorder.filled % self._levels_stride == 0
-        super()._sample(t, row)
-        if due:
-            held = self._levels.copy()
-            self._flips_due = lambda S, t: True  # the full computation, same instant
-            super()._update_levels(self.market.mid, t)
-            del self._flips_due
-            self.pairs.append((self.market.mid, held, self._levels.copy()))
-            self._levels[:] = held
+        def probe(S: float, t: float) -> None:
+            update(S, t)
+            held = sampler.levels.copy()
+            sampler.flips_due = lambda S, t: True  # the full computation, same instant
+            update(S, t)
+            del sampler.flips_due
+            self.pairs.append((S, held, sampler.levels.copy()))
+            sampler.levels[:] = held
+
+        sampler.update_levels = probe
 
 
 @pytest.mark.parametrize(
@@ -56,7 +58,7 @@ def test_held_flips_are_within_ten_bp_of_spot_of_the_full_computation(name, seed
     sim.run()
     spot = np.array([p[0] for p in sim.pairs])
     held, full = (np.array([p[k] for p in sim.pairs]) for k in (1, 2))
-    assert sim._levels_hold.held > 0, "nothing was held: the test would not test anything"
+    assert sim.sampler.levels_hold.held > 0, "nothing was held: the test would not test anything"
     np.testing.assert_array_equal(np.isnan(held[:, :2]), np.isnan(full[:, :2]))
     gap = np.nan_to_num(np.abs(held[:, :2] - full[:, :2])) / spot[:, None]
     assert gap.max() <= 1e-3, f"held flip {gap.max():.2e} of spot from the full computation"
@@ -67,6 +69,7 @@ def test_exactly_evaluated_books_recompute_flips_at_every_levels_sample():
     sc = mmsim.load_scenario(SCENARIO, overrides={"clock.days": 0.5})
     sim = _Probe(sc, 3)
     sim.run()
-    assert sim._levels_hold.computed == 0  # the hold is never consulted
+    assert sim.sampler.levels_hold.computed == 0  # the hold is never consulted
+    assert len(sim.pairs) >= 30, "levels samples compared"
     held, full = (np.array([p[k] for p in sim.pairs]) for k in (1, 2))
     np.testing.assert_array_equal(held, full)
