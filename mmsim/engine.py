@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import simpy
 from tqdm import tqdm
 
@@ -28,16 +27,15 @@ from mmsim.agents.liquidity import LiquidityFlow
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
 from mmsim.agents.pension import PensionFlow
 from mmsim.agents.reposition import Repositioner
+from mmsim.assemble import assemble_result
 from mmsim.book import OptionBook
 from mmsim.chains import add_lines, chain_smile, scenario_lines
-from mmsim.dryout import DryOutLog, dry_out_episodes, with_dry_outs
-from mmsim.episodes import detect_episodes
+from mmsim.dryout import DryOutLog
 from mmsim.errors import InstabilityError
 from mmsim.hotloop import HotLoop, fast_path_enabled
 from mmsim.ledger import Ledger
 from mmsim.lob import BookMarket, LiquidityDryOut
 from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
-from mmsim.metrics import episode_counts, open_interest, pin_metrics, summarize
 from mmsim.record import Log
 from mmsim.result import Result
 from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
@@ -50,7 +48,7 @@ from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
 )
 from mmsim.scenario import load_scenario
 from mmsim.schema import Scenario
-from mmsim.tables import TRADE_LOG_COLUMNS, market_orders, trade_table
+from mmsim.tables import TRADE_LOG_COLUMNS
 from mmsim.vol import RealizedVolFollower, VolSurface
 
 __all__ = ["Simulation", "run"]
@@ -472,105 +470,9 @@ class Simulation:
             return impact.lam * self.share_gamma_start
         return None
 
-    def _book_metrics(self) -> dict[str, float]:
-        """Book outcome: ``failed`` (1.0 when a dry-out stopped the run, Buis et al.'s
-        failure), ``n_dry_outs``, ``dry_out_t`` (s, first one; only if any),
-        ``lob_events`` (orders of the liquidity flow), ``lob_dropped`` (shares lost off
-        the window)."""
-        market, flow = self.market, self.liquidity
-        out = {
-            "failed": 1.0 if self.failed is not None else 0.0,
-            "n_dry_outs": float(market.n_dry_outs),
-            "lob_events": float(flow.n_events),
-            "lob_dropped": float(market.dropped + flow.stats[7]),
-        }
-        if self.dry_outs.rows:
-            out["dry_out_t"] = float(self.dry_outs.rows[0][0])
-        return out
-
     def _result(self, end: float | None = None, *, tables: bool = True) -> Result:
-        """The Result of the run so far; ``end`` (s) the last sampled time if it stopped
-        early (default: the end of the clock). ``tables=False`` (a sweep's run, which
-        keeps only metrics and series columns) skips assembling ``trades``,
-        ``option_trades`` and ``accounts`` (left empty); the metrics are the same."""
-        sc = self.scenario
-        end = sc.clock.duration if end is None else end
-        series = self.recorder.to_frame()
-        names = self.ledger.names
-        orders = market_orders(self.trade_log, names, self._kinds)
-        options = self.option_log.to_frame()
-        S, t = self.market.mid, self.env.now
-        values = self.book.value(S, t, self.vol)
-        stats = {}
-        last = series.iloc[-1] if len(series) else None
-        for d in self.dealers:
-            pnl = self.ledger.cash[d.account] + self.ledger.shares[d.account] * S + values[d.index]
-            # P&L at the close is the last sample's (settlements and the hedge unwinds of the
-            # closing instant come after it); what those leave is pnl_after_close
-            close = float(last[f"{d.name}.pnl"]) if last is not None else float(pnl)
-            stats[d.name] = {
-                "pnl": close,
-                "pnl_after_close": float(pnl),
-                "hedge_volume": d.hedge_volume,
-                "hedge_cost": d.hedge_cost,
-                "n_rehedges": float(d.n_rehedges),
-            }
-        episodes = detect_episodes(series, orders, sc)
-        if self.dry_outs is not None:
-            lookback = sc.record.episodes.lookback
-            dry = dry_out_episodes(self.dry_outs, series, orders, lookback)
-            episodes = with_dry_outs(episodes, dry)
-        metrics = summarize(
-            series, orders, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
-        )
-        metrics.update(episode_counts(episodes))
-        oi = open_interest(sc, options)
-        metrics.update(pin_metrics(series, oi, sc.clock.session_seconds, end))
-        metrics["share_gamma_start"] = self.share_gamma_start
-        # 1.0 when a diverging cascade (lam * G <= -1, or lagged over-correction) was left
-        # to a dealer's capacity limit instead of stopping the run
-        metrics["capacity_bound"] = float(any(d.capacity_bound for d in self.dealers))
-        if (kappa := self._feedback()) is not None:
-            metrics["lam_g_start"] = kappa
-        if self.dry_outs is not None:
-            metrics.update(self._book_metrics())
-        trades, accounts_table = pd.DataFrame(), pd.DataFrame()
-        if tables:
-            trades = trade_table(self.trade_log, names, self._kinds)
-            options["segment"] = [self.segment_names[int(i)] for i in options["segment"]]
-            options = options.astype({"dealer": "int64", "is_call": bool, "visible": bool})
-            accounts_table = pd.DataFrame(
-                {
-                    "account": names,
-                    "kind": [self._kinds.get(i, "pool") for i in range(len(names))],
-                    "shares": self.ledger.shares.copy(),
-                    "cash": self.ledger.cash.copy(),
-                }
-            )
-        else:
-            options = pd.DataFrame()
-        return Result(
-            scenario=sc,
-            series=series,
-            trades=trades,
-            option_trades=options,
-            episodes=episodes,
-            accounts=accounts_table,
-            metrics=metrics,
-            seed=self.seed,
-            entropy=self.entropy,
-            meta={
-                "mmsim_version": _version(),
-                **({} if self.dry_outs is None else {"status": "failed" if self.failed else "ok"}),
-                **({} if tables else {"tables": "metrics"}),
-            },
-        )
-
-
-def _version() -> str:
-    import mmsim  # loaded by now; a module-level import would be circular
-
-    return str(getattr(mmsim, "__version__", "unknown"))
+        """The Result of the run so far (:func:`mmsim.assemble.assemble_result`)."""
+        return assemble_result(self, end, tables=tables)
 
 
 def _market(sc: Scenario, env: simpy.Environment, ledger: Ledger) -> Market | BookMarket:
