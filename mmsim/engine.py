@@ -23,19 +23,18 @@ from tqdm import tqdm
 from mmsim.agents.customers import CustomerFlow, OptionTrade
 from mmsim.agents.dealer import DealerAgent
 from mmsim.agents.events import Expiration, ScheduledEvents, open_positions
-from mmsim.agents.liquidity import LiquidityFlow
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
 from mmsim.agents.pension import PensionFlow
 from mmsim.agents.reposition import Repositioner
 from mmsim.assemble import assemble_result
 from mmsim.book import OptionBook
+from mmsim.build import book_agents, expiry_calendar, make_market
 from mmsim.chains import add_lines, chain_smile, scenario_lines
-from mmsim.dryout import DryOutLog
 from mmsim.errors import InstabilityError
 from mmsim.hotloop import HotLoop, fast_path_enabled
 from mmsim.ledger import Ledger
 from mmsim.lob import BookMarket, LiquidityDryOut
-from mmsim.market import Fill, LinearImpact, Market, SqrtImpact
+from mmsim.market import Fill, LinearImpact
 from mmsim.record import Log
 from mmsim.result import Result
 from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
@@ -69,15 +68,6 @@ _OPTION_COLUMNS = [
 ]
 
 
-def _impact(scenario: Scenario) -> LinearImpact | SqrtImpact:
-    cfg, S0 = scenario.market.impact, scenario.market.S0
-    if cfg.model == "sqrt":
-        return SqrtImpact(cfg.Y, cfg.daily_vol, cfg.adv)
-    if cfg.depth_bp is not None:
-        return LinearImpact.from_depth(cfg.depth_bp, S0)
-    return LinearImpact(float(cfg.lam))  # type: ignore[arg-type]
-
-
 class Simulation:
     """One run of a scenario: the market, the book, the agents and the recorders."""
 
@@ -89,7 +79,7 @@ class Simulation:
         clock, mk = sc.clock, sc.market
         self.env = env = simpy.Environment()
         self.ledger = Ledger()
-        self.market = _market(sc, env, self.ledger)
+        self.market = make_market(sc, env, self.ledger)
         self.vol = VolSurface(sc.vol.atm, sc.vol.skew, sc.vol.floor)
         follow = sc.vol.follow_realized
         self.vol_follower = (
@@ -191,7 +181,7 @@ class Simulation:
             clock.session_seconds,
         )
         self.expiration = Expiration(
-            self._expiry_calendar(),
+            expiry_calendar(sc, self.chain_lines),
             self.book,
             self.market,
             dealer_accounts,
@@ -200,7 +190,9 @@ class Simulation:
         )
         self._settle = self.expiration.settle
         self.expiration.settle = self._settle_and_log  # type: ignore[method-assign]
-        self.liquidity, self.dry_outs = self._book_agents(stream(_STREAM_LIQUIDITY))
+        self.liquidity, self.dry_outs = book_agents(
+            sc, self.market, self.dealers, stream(_STREAM_LIQUIDITY)
+        )
         self.repositioners = [
             Repositioner(
                 d.index,
@@ -289,47 +281,6 @@ class Simulation:
                 )
             elif dc[i] != 0.0:
                 self.trade_log.append(t, account, _SETTLEMENT, 0.0, S, S, np.nan, -dc[i])
-
-    def _expiry_calendar(self) -> list[float]:
-        """Every expiry time (s) any line of this run can have, within the run."""
-        sc = self.scenario
-        days = [p.expiry_days for d in sc.dealers for p in d.positions]
-        days += [x for c in sc.customers for x in c.expiry_days]
-        days += [p.expiry_days for e in sc.events for p in e.positions]
-        if self.chain_lines is not None:
-            days += self.chain_lines["sessions"].unique().tolist()
-        end = sc.clock.duration
-        return sorted(
-            {x * sc.clock.session_seconds for x in days if x * sc.clock.session_seconds <= end}
-        )
-
-    def _book_agents(self, rng: np.random.Generator) -> tuple:
-        """The book's liquidity flow and dry-out log (``None, None`` without a book)."""
-        if not isinstance(self.market, BookMarket):
-            return None, None
-        b = self.scenario.market.book
-        price_dealers = any(d.trigger == "price" for d in self.scenario.dealers)
-        flow = LiquidityFlow(
-            self.market,
-            rng,
-            rate=b.rate,
-            p_market=b.p_market,
-            p_informed=b.p_informed,
-            offset_mean=b.offset_mean,
-            offset_sd=b.offset_sd,
-            offset_dist=b.offset_dist,
-            size_min=b.size_min,
-            size_max=b.size_max,
-            cancel_rate=b.cancel_rate,
-            stop_on_mid=price_dealers,
-            informed_market=b.informed_market,
-        )
-        for d, cfg in zip(self.dealers, self.scenario.dealers, strict=True):
-            if cfg.order == "limit":
-                self.market.use_limit_orders(d.account)
-        log = DryOutLog(self.market)
-        self.market.dry_listeners.append(log)
-        return flow, log
 
     def initial_share_gamma(self) -> float:
         """Aggregate dealer share gamma at S0 and t=0, shares per $1 (the ``G`` of DESIGN)."""
@@ -473,38 +424,6 @@ class Simulation:
     def _result(self, end: float | None = None, *, tables: bool = True) -> Result:
         """The Result of the run so far (:func:`mmsim.assemble.assemble_result`)."""
         return assemble_result(self, end, tables=tables)
-
-
-def _market(sc: Scenario, env: simpy.Environment, ledger: Ledger) -> Market | BookMarket:
-    """The scenario's market: an impact model or the limit order book."""
-    mk = sc.market
-    if mk.model == "book":
-        b = mk.book
-        return BookMarket(
-            env,
-            mk.S0,
-            ledger,
-            tick=b.tick,
-            levels=b.levels,
-            init_levels=b.init_levels,
-            init_volume=b.init_volume,
-            init_spread_ticks=b.init_spread_ticks,
-            xi=b.xi,
-            cancel_rate=b.cancel_rate,
-            max_spread=b.max_spread,
-            on_dry_out=b.on_dry_out,
-            work=b.work,
-        )
-    return Market(
-        env,
-        mk.S0,
-        _impact(sc),
-        ledger,
-        half_spread=mk.half_spread,
-        tick=mk.tick,
-        transient_fraction=mk.transient.fraction,
-        transient_half_life=mk.transient.half_life,
-    )
 
 
 def run(
