@@ -374,28 +374,21 @@ class HotLoop:
         self._flush()
 
     def _replay(self) -> None:
-        """Fill the series rows of the samples the kernel recorded: the Python state a
-        sample reads (market mid and volume, the dealers' shares, cash and hedge volume)
-        set to the recorded one, then the recorder's own ``take``; the book and the
-        surface do not change within a kernel call."""
+        """Fill the series rows of the samples the kernel recorded, all at once
+        (:meth:`~mmsim.sampler.Sampler.fill`): the recorded market mid and volume and the
+        dealers' shares, cash and hedge volume; the book and the surface do not change
+        within a kernel call."""
         sim = self.sim
-        market, ledger, dealers = sim.market, sim.ledger, sim.dealers
-        nd = len(dealers)
-        accounts = [d.account for d in dealers]
-        k0 = int(self.q[fp.Q_SAMPLE]) - int(self.q[fp.Q_SAMPLES])
-        rows = self.samples[: self.q[fp.Q_SAMPLES]].tolist()
+        recorder, nd = sim.recorder, len(sim.dealers)
+        m = int(self.q[fp.Q_SAMPLES])
+        k0 = int(self.q[fp.Q_SAMPLE]) - m
         self.q[fp.Q_SAMPLES] = 0
-        shares, cash = ledger._shares, ledger._cash
-        keep = [(shares[a], cash[a]) for a in accounts]
-        for j, row in enumerate(rows):
-            market._permanent, market.volume = row[0], row[1]
-            for i, d in enumerate(dealers):
-                shares[accounts[i]] = row[2 + i]
-                cash[accounts[i]] = row[2 + nd + i]
-                d.hedge_volume = row[2 + 2 * nd + i]
-            sim.recorder.take(self.sample_times[k0 + j])
-        for a, (sh, c) in zip(accounts, keep, strict=True):
-            shares[a], cash[a] = sh, c
+        rows = self.samples[:m]
+        first = recorder.filled
+        shares, cash, hedge = (rows[:, 2 + c * nd : 2 + (c + 1) * nd] for c in range(3))
+        sim.sampler.fill(recorder.times[k0 : k0 + m], rows[:, 0], rows[:, 1], shares, cash,
+                         hedge, recorder.data[first : first + m, 1:])  # fmt: skip
+        recorder.filled = first + m
 
     def _flush(self) -> None:
         k = int(self.q[fp.Q_FILLS])

@@ -17,6 +17,7 @@ from numba import njit
 
 from mmsim.agents.dealer import DealerAgent
 from mmsim.book import OptionBook
+from mmsim.book_kernels import reduce_lines
 from mmsim.ledger import Ledger
 from mmsim.levels import LevelsHold
 from mmsim.lob import BOOK_COLUMNS, BookMarket
@@ -32,6 +33,9 @@ __all__ = [
     "STATE_COLUMNS",
     "Sampler",
     "accumulate_flow",
+    "batch_greeks",
+    "fill_rows",
+    "np_sum",
     "series_columns",
 ]
 
@@ -85,6 +89,8 @@ BOOK_SERIES = [*BOOK_COLUMNS, "taken_bid", "taken_ask"]
 :data:`mmsim.lob.BOOK_COLUMNS`; ``taken_bid`` / ``taken_ask`` are the cumulative shares
 every order took from each side (agents and the book's own flow)."""
 
+_N_STATE, _N_LEVELS = len(STATE_COLUMNS), len(LEVEL_COLUMNS)
+
 
 @njit(cache=True)
 def accumulate_flow(prev, cur, dS, dt, year_seconds, dlevel, flow):
@@ -105,6 +111,135 @@ def accumulate_flow(prev, cur, dS, dt, year_seconds, dlevel, flow):
         flow[1, h] -= time
         flow[2, h] -= vol
         flow[3, h] -= (cur[0, h] - prev[0, h]) - explained
+
+
+@njit(cache=True)
+def batch_greeks(times, mids, year_seconds, lines, n, level, skew, floor, r, q, greeks, gex):
+    """Per-holder greeks (``greeks[j]``, rows as :func:`~mmsim.book_kernels.reduce_lines`)
+    and the true and visible GEX at spot (``gex[j]``, $ per 1%) of sample ``j`` at spot
+    ``mids[j]`` ($) and clock ``times[j]`` (s): the sampler's exact evaluation, row by row."""
+    for j in range(times.size):
+        a, b = reduce_lines(mids[j], times[j], year_seconds, lines, n, level, skew, floor,
+                            r, q, True, greeks[j])  # fmt: skip
+        gex[j, 0] = a
+        gex[j, 1] = b
+
+
+@njit(cache=True)
+def _block(a, lo, n):
+    """numpy's pairwise summation of a block ``a[lo:lo + n]``, ``n <= 128``."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def np_sum(a, n):
+    """``a[:n].sum()`` of a float64 array as numpy computes it, bit for bit: from +0.0,
+    pairwise (blocks of at most 128 summed in 8 lanes, larger ranges split in two at a
+    multiple of 8, ``sum(left) + sum(right)``). The split is walked with an explicit
+    stack: numba's disk cache cannot load recursive functions."""
+    if n <= 128:
+        return 0.0 + _block(a, 0, n)
+    los = np.empty(64, np.int64)
+    ns = np.empty(64, np.int64)
+    stage = np.zeros(64, np.int64)  # 0: left to do, 1: right to do
+    left = np.empty(64)
+    los[0], ns[0], stage[0], top = 0, n, 0, 0
+    while True:
+        lo, k = los[top], ns[top]
+        if k > 128:  # descend into the next half
+            h = k // 2
+            h -= h % 8
+            child_lo, child_n = (lo, h) if stage[top] == 0 else (lo + h, k - h)
+            top += 1
+            los[top], ns[top], stage[top] = child_lo, child_n, 0
+            continue
+        v = _block(a, lo, k)
+        while True:  # hand the value to the parents whose halves are both done
+            top -= 1
+            if top < 0:
+                return 0.0 + v
+            if stage[top] == 0:
+                left[top] = v
+                stage[top] = 1
+                break
+            v = left[top] + v
+
+
+@njit(cache=True)
+def fill_rows(times, mids, prices, volumes, shares, cash, hedge, due, greeks, gex, level,
+              year_seconds, prev, flow, state, lev, at, nd, out):  # fmt: skip
+    """Fill the series rows ``out[j]`` (columns after ``t``) of samples ``j`` in order.
+
+    Inputs per row ``j``: clock ``times`` (s), ``mids`` and published ``prices`` ($),
+    market ``volumes`` (shares), per dealer ``shares``, ``cash`` ($) and cumulative
+    ``hedge`` volume (shares), per holder the value ``due`` on lines expiring at that
+    instant ($), the greeks and GEX of :func:`batch_greeks`, and ``lev[at[j]]`` its
+    flips and walls. State carried from sample to sample: ``prev`` (the greeks of the
+    last sample), ``flow`` (cumulative hedge demand by cause, :func:`accumulate_flow`)
+    and ``state`` (1.0 once a sample was taken; its spot, clock and vol ``level``)."""
+    ns, nl = _N_STATE, _N_LEVELS
+    k = ns + nl
+    for j in range(times.size):
+        S, t, g = mids[j], times[j], greeks[j]
+        if state[0] != 0.0:
+            accumulate_flow(prev, g, S - state[1], t - state[2], year_seconds,
+                            level - state[3], flow)  # fmt: skip
+        state[0], state[1], state[2], state[3] = 1.0, S, t, level
+        prev = g
+        total_shares = np_sum(shares[j], nd)
+        hedge_sum = 0.0
+        for i in range(nd):
+            hedge_sum += hedge[j, i]
+        levels = lev[at[j]]
+        flip = levels[0]
+        regime = 0.0 if math.isnan(flip) else (1.0 if S >= flip else -1.0)
+        row = out[j]
+        row[0] = prices[j]
+        row[1] = level
+        row[2] = np_sum(g[0], nd) + total_shares
+        row[3] = np_sum(g[1], nd)
+        row[4] = total_shares
+        row[5] = hedge_sum
+        row[6] = volumes[j] - hedge_sum
+        row[7] = gex[j, 0]
+        row[8] = gex[j, 1]
+        row[9] = regime
+        row[10] = S
+        for c in range(nl):
+            row[ns + c] = levels[c]
+        for i in range(nd):
+            sh = shares[j, i]
+            c = k + 8 * i
+            row[c] = g[0, i] + sh
+            row[c + 1] = g[1, i]
+            row[c + 2] = sh
+            row[c + 3] = cash[j, i] + sh * S + g[4, i] + due[j, i]
+            row[c + 4] = flow[0, i]
+            row[c + 5] = flow[1, i]
+            row[c + 6] = flow[2, i]
+            row[c + 7] = flow[3, i]
 
 
 def series_columns(scenario: Scenario, market: Market | BookMarket) -> list[str]:
@@ -139,58 +274,85 @@ class Sampler:
         self.levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
         self.levels = np.full(len(LEVEL_COLUMNS), np.nan)
         self.levels_hold = LevelsHold()
-        # per-holder delta, gamma, charm, vanna, value: this and the previous sample
-        self._greeks = np.zeros((2, 5, book.n_holders))
-        self._cur = 0
+        # per-holder delta, gamma, charm, vanna, value at the previous sample
+        self._prev = np.zeros((5, book.n_holders))
         self._flow = np.zeros((4, book.n_holders))  # cumulative hedge demand, shares
-        self._flow_state: tuple[float, float, float] | None = None
+        # whether there was a previous sample, and its spot ($), clock (s) and vol level
+        self._flow_state = np.zeros(4)
         self._dealer_accounts = np.array([d.account for d in dealers], dtype=np.int64)
         self._expiries = set(expiries)  # s; samples there value unsettled lines
 
     def sample(self, t: float, row: np.ndarray) -> None:
-        """Fill one series row (state just before time ``t``)."""
-        market, book, vol = self.market, self.book, self.vol
-        S = market.mid
-        greeks = self._greeks[self._cur]
-        gex_true, gex_visible = book.series_greeks(S, t, vol, greeks)
-        hold, gam, val = greeks[0], greeks[1], greeks[4]
-        self._attribute_flow(S, t, greeks)
-        n = len(self.dealers)
-        d_shares = self.ledger.shares[self._dealer_accounts]
-        total_shares = d_shares.sum()
-        hedge = sum(d.hedge_volume for d in self.dealers)
-        if self.recorder.filled % self.levels_stride == 0:
-            self.update_levels(S, t)
-        flip = self.levels[0]
-        regime = 0.0 if math.isnan(flip) else (1.0 if S >= flip else -1.0)
-        row[: len(STATE_COLUMNS)] = (
-            market.price,
-            vol.level,
-            hold[:n].sum() + total_shares,
-            gam[:n].sum(),
-            total_shares,
-            hedge,
-            market.volume - hedge,
-            gex_true,
-            gex_visible,
-            regime,
-            S,
-        )
-        k = len(STATE_COLUMNS) + len(LEVEL_COLUMNS)
-        row[len(STATE_COLUMNS) : k] = self.levels
-        cash = self.ledger.cash
-        due = self._unsettled_value(S, t) if t in self._expiries else None
-        for i, d in enumerate(self.dealers):
-            pnl = cash[d.account] + d_shares[i] * S + val[i] + (due[i] if due is not None else 0.0)
-            row[k + 8 * i : k + 8 * i + 8] = (
-                hold[i] + d_shares[i],
-                gam[i],
-                d_shares[i],
-                pnl,
-                *self._flow[:, i],
-            )
+        """Fill one series row ``row`` (a view of the recorder's buffer) at time ``t`` (s)
+        from the state just before ``t``: :meth:`fill` with the market, the ledger and the
+        dealers as they stand."""
+        market, ledger, acc = self.market, self.ledger, self._dealer_accounts
+        hedge = np.array([d.hedge_volume for d in self.dealers])
+        self.fill(np.array([float(t)]), np.array([market.mid]), np.array([market.volume]),
+                  ledger.shares[acc][None, :], ledger.cash[acc][None, :], hedge[None, :],
+                  row[None, :], np.array([market.price]))  # fmt: skip
         if isinstance(market, BookMarket):
             row[-len(BOOK_SERIES) :] = (*market.snapshot(), *market.side_flow)
+
+    def fill(
+        self,
+        times: np.ndarray,
+        mids: np.ndarray,
+        volumes: np.ndarray,
+        shares: np.ndarray,
+        cash: np.ndarray,
+        hedge: np.ndarray,
+        rows: np.ndarray,
+        prices: np.ndarray | None = None,
+    ) -> None:
+        """Fill ``m`` consecutive series rows (``rows``: the recorder's buffer from the next
+        row on, columns after ``t``) at clock times ``times`` (s), the rows the recorder
+        numbers ``recorder.filled`` on (the levels stride counts them), with the book and
+        the surface as they stand (neither may change between these samples).
+
+        Per row: ``mids`` the unrounded price ($), ``volumes`` the market's cumulative
+        volume (shares), and per dealer (columns in dealer order) ``shares`` held,
+        ``cash`` ($) and cumulative ``hedge`` volume (shares); ``prices`` the published
+        prices ($; default: ``mids`` on the market's tick). The per-holder greeks come
+        from one compiled pass over the book per row (:func:`batch_greeks`), or from
+        :meth:`~mmsim.book.OptionBook.series_greeks` row by row when the book may answer
+        from tables; flips and walls every ``levels_stride`` rows (:meth:`update_levels`);
+        the rest is one compiled pass (:func:`fill_rows`)."""
+        m, book, vol = times.size, self.book, self.vol
+        if prices is None:
+            tick = self.market.tick
+            prices = np.rint(mids / tick) * tick if tick > 0.0 else mids
+        level, skew, floor = vol.params()
+        greeks, gex = np.empty((m, 5, book.n_holders)), np.empty((m, 2))
+        t0 = float(times[0])
+        lines, n = book._live_lines(t0)
+        mode = book.delta_table
+        if mode == "off" or n < (1 if mode == "on" else book.table_min_lines):
+            # exact: live lines at t0 hold every line live later (the book is fixed);
+            # the kernel skips those expired at each row's clock, as the live table would
+            batch_greeks(times, mids, book.year_seconds, lines, n, level, skew, floor,
+                         book.r, book.q, greeks, gex)  # fmt: skip
+        else:
+            for j in range(m):
+                gex[j] = book.series_greeks(float(mids[j]), float(times[j]), vol, greeks[j])
+        due = np.zeros((m, book.n_holders))
+        if self._expiries:
+            for j in np.flatnonzero(np.isin(times, list(self._expiries))):
+                due[j] = self._unsettled_value(float(mids[j]), float(times[j]))
+        first = self.recorder.filled
+        marks = np.flatnonzero((first + np.arange(m)) % self.levels_stride == 0)
+        lev = np.empty((marks.size + 1, len(LEVEL_COLUMNS)))
+        lev[0] = self.levels
+        for k, j in enumerate(marks.tolist()):
+            self.update_levels(float(mids[j]), float(times[j]))
+            lev[k + 1] = self.levels
+        at = np.zeros(m, dtype=np.int64)
+        at[marks] = 1
+        at = np.cumsum(at)
+        fill_rows(times, mids, prices, volumes, shares, cash, hedge, due, greeks, gex, level,
+                  self.scenario.clock.year_seconds, self._prev, self._flow, self._flow_state,
+                  lev, at, len(self.dealers), rows)  # fmt: skip
+        self._prev[:] = greeks[m - 1]
 
     def _unsettled_value(self, S: float, t: float) -> np.ndarray:
         """Per-holder intrinsic value ($) of lines expiring at ``t`` and not settled yet.
@@ -206,19 +368,6 @@ class Sampler:
             intrinsic = max(S - k, 0.0) if book.is_call[i] else max(k - S, 0.0)
             out[book.holder[i]] += book.qty[i] * book.multiplier[i] * intrinsic
         return out
-
-    def _attribute_flow(self, S: float, t: float, greeks: np.ndarray) -> None:
-        """Split each dealer's change of option delta since the last sample into spot
-        (gamma), time (charm) and implied-vol (vanna) parts, trapezoid-averaged greeks, and
-        the rest (new lines, settlements, skew); accumulate minus each as hedge demand."""
-        level = self.vol.level
-        if self._flow_state is not None:
-            S0, t0, level0 = self._flow_state
-            prev = self._greeks[1 - self._cur]
-            year = self.scenario.clock.year_seconds
-            accumulate_flow(prev, greeks, S - S0, t - t0, year, level - level0, self._flow)
-        self._flow_state = (S, t, level)
-        self._cur = 1 - self._cur
 
     def flips_due(self, S: float, t: float) -> bool:
         """Whether to recompute the flips now: always for books the engine evaluates
