@@ -16,12 +16,14 @@ import numpy as np
 from numba import njit
 
 from mmsim.agents.dealer import DealerAgent
-from mmsim.book import OptionBook
+from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
 from mmsim.book_kernels import reduce_lines
 from mmsim.ledger import Ledger
+from mmsim.level_kernels import levels_row
 from mmsim.levels import LevelsHold
 from mmsim.lob import BOOK_COLUMNS, BookMarket
 from mmsim.market import Market
+from mmsim.npsum import np_sum
 from mmsim.record import SeriesRecorder
 from mmsim.schema import Scenario
 from mmsim.vol import VolSurface
@@ -35,7 +37,6 @@ __all__ = [
     "accumulate_flow",
     "batch_greeks",
     "fill_rows",
-    "np_sum",
     "series_columns",
 ]
 
@@ -123,68 +124,6 @@ def batch_greeks(times, mids, year_seconds, lines, n, level, skew, floor, r, q, 
                             r, q, True, greeks[j])  # fmt: skip
         gex[j, 0] = a
         gex[j, 1] = b
-
-
-@njit(cache=True)
-def _block(a, lo, n):
-    """numpy's pairwise summation of a block ``a[lo:lo + n]``, ``n <= 128``."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - n % 8:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True)
-def np_sum(a, n):
-    """``a[:n].sum()`` of a float64 array as numpy computes it, bit for bit: from +0.0,
-    pairwise (blocks of at most 128 summed in 8 lanes, larger ranges split in two at a
-    multiple of 8, ``sum(left) + sum(right)``). The split is walked with an explicit
-    stack: numba's disk cache cannot load recursive functions."""
-    if n <= 128:
-        return 0.0 + _block(a, 0, n)
-    los = np.empty(64, np.int64)
-    ns = np.empty(64, np.int64)
-    stage = np.zeros(64, np.int64)  # 0: left to do, 1: right to do
-    left = np.empty(64)
-    los[0], ns[0], stage[0], top = 0, n, 0, 0
-    while True:
-        lo, k = los[top], ns[top]
-        if k > 128:  # descend into the next half
-            h = k // 2
-            h -= h % 8
-            child_lo, child_n = (lo, h) if stage[top] == 0 else (lo + h, k - h)
-            top += 1
-            los[top], ns[top], stage[top] = child_lo, child_n, 0
-            continue
-        v = _block(a, lo, k)
-        while True:  # hand the value to the parents whose halves are both done
-            top -= 1
-            if top < 0:
-                return 0.0 + v
-            if stage[top] == 0:
-                left[top] = v
-                stage[top] = 1
-                break
-            v = left[top] + v
 
 
 @njit(cache=True)
@@ -379,37 +318,15 @@ class Sampler:
 
     def update_levels(self, S: float, t: float) -> None:
         """Flip and walls in both views, and the gamma behind the visible walls
-        (the episodes recorder's evidence); see ``LEVEL_COLUMNS``."""
+        (the episodes recorder's evidence); see ``LEVEL_COLUMNS``. One compiled pass
+        (:func:`~mmsim.level_kernels.levels_row`); flips held while :meth:`flips_due`
+        says so, from the book's profile table when it tabulates."""
         book, vol = self.book, self.vol
-
-        def f(x: float | None) -> float:
-            return np.nan if x is None else float(x)
-
-        def at_wall(wall: float | None) -> tuple[float, float, float]:
-            if wall is None:
-                return np.nan, np.nan, np.nan
-            true, visible = book.gex_views_at(wall, t, vol)  # the profile at the wall
-            return true, visible, book.strike_gex(S, t, vol, wall, "true")
-
-        cw, pw = book.walls(S, t, vol, "true")
-        cwv, pwv = book.walls(S, t, vol, "visible")
-        c_true, c_vis, c_strike = at_wall(cwv)
-        p_true, p_vis, p_strike = at_wall(pwv)
-        flips = (
-            tuple(f(x) for x in book.flips(S, t, vol))
-            if self.flips_due(S, t)
-            else tuple(self.levels[:2])
-        )
-        self.levels[:] = (
-            *flips,
-            f(cw),
-            f(pw),
-            f(cwv),
-            f(pwv),
-            c_true,
-            c_vis,
-            p_true,
-            p_vis,
-            c_strike,
-            p_strike,
-        )
+        S, t = float(S), float(t)
+        lines, n = book._live_lines(t)
+        due = self.flips_due(S, t)
+        exact = due and not book.tabulates(t)
+        levels_row(S, t, book.year_seconds, lines, n, *book._surface(vol), _FLIP_GRID,
+                   _FLIP_MID, exact, self.levels)  # fmt: skip
+        if due and not exact:
+            self.levels[:2] = [np.nan if x is None else x for x in book.flips(S, t, vol)]
