@@ -5,7 +5,7 @@ Interleaved in one process, ``REPEATS`` times (default 9): bare simpy scheduling
 then a ``long_gamma`` day on the simpy agents (``engine.fast_path: off``) and on the fast
 path (``on``). Prints the minimum and median CPU (``process_time``) of each, both
 skeleton ratios, and where the fast path's day goes: the kernel calls, the series rows
-(the recorder's ``take``) and the result tables.
+(:meth:`mmsim.sampler.Sampler.fill`, batched and row by row) and the result tables.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from benchmarks import cases
 
 
 def _split(sc) -> dict[str, float]:
-    """CPU of one fast-path day by part: kernel, series rows, result, the rest."""
+    """CPU of one fast-path day by part: kernel, series rows (``Sampler.fill``: greeks,
+    flow, levels), result, the rest."""
     import mmsim.fastpath as fp
     from mmsim.engine import Simulation
 
@@ -34,14 +35,14 @@ def _split(sc) -> dict[str, float]:
     fp.advance = timed
     try:
         sim = Simulation(sc, 1)
-        take = sim.recorder.take
+        fill = sim.sampler.fill
 
-        def rows(t: float) -> None:
+        def rows(*args, **kwargs) -> None:
             start = time.process_time()
-            take(t)
+            fill(*args, **kwargs)
             acc["rows"] += time.process_time() - start
 
-        sim.recorder.take = rows  # type: ignore[method-assign]
+        sim.sampler.fill = rows  # type: ignore[method-assign]
         start = time.process_time()
         sim.advance(sc.clock.duration)
         while sim.env.peek() <= sc.clock.duration:
