@@ -1,7 +1,9 @@
 """Build a simulation from a scenario and run it on a simpy event loop.
 
-Data flows one way: scenario -> market, book, vol surface, agents -> simpy events ->
-orders -> market price -> recorders -> :class:`~mmsim.result.Result`.
+Data flows one way: scenario -> market, book, vol surface, agents (:mod:`mmsim.build`)
+-> simpy events and the compiled fast path (:mod:`mmsim.hotloop`) -> orders -> market
+price -> series rows (:mod:`mmsim.sampler`) and trade logs -> :class:`~mmsim.result.Result`
+(:mod:`mmsim.assemble`). :class:`Simulation` builds the run and drives the event loop.
 
 Randomness: one ``numpy.random.SeedSequence`` per run; every agent draws from its own
 child stream whose ``spawn_key`` names the agent (news, noise, customer segment i), so

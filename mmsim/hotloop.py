@@ -13,8 +13,9 @@ dealers as ``Market.notify`` would.
 Samples: the kernel records, at each sample instant (before every other event of that
 instant, as the recorder's urgent timeouts), the state a sample reads that changes
 within a segment (mid, market volume, the dealers' shares, cash and hedge volume); the
-rows are then filled by the engine's own ``recorder.take`` with that state put back
-(:meth:`HotLoop._replay`), so the series is the simpy path's, column for column.
+rows are then filled from those states in one batch by the sampler the simpy path uses
+row by row (:meth:`HotLoop._replay`, :meth:`mmsim.sampler.Sampler.fill`), so the series
+is the simpy path's, column for column.
 
 Tabulated books (``engine.delta_table``): the kernel evaluates lines exactly; once a
 dealer's delta would come from a table, the simpy agents take over for the rest of the

@@ -1,10 +1,17 @@
 """The sampled series: its columns and the state each row reads (per-holder greeks,
 the hedge-flow attribution, the held flip and walls).
 
-:class:`Sampler` fills one row of the :class:`~mmsim.record.SeriesRecorder` at each
-sample instant, from the market, the ledger, the dealers and the option book as they
-stand just before that instant (the recorder's urgent timeouts); the engine builds it
-and the recorder calls it.
+:class:`Sampler` fills the rows of the :class:`~mmsim.record.SeriesRecorder` from the
+market, the ledger, the dealers and the option book as they stand just before each
+sample instant. One implementation serves both paths: the simpy path's recorder asks
+for one row at a time (:meth:`Sampler.sample`, a batch of one); the fast path hands
+over every sample a kernel call recorded at once (:meth:`Sampler.fill`), the book and
+the surface being fixed within a call. The batch is compiled over plain arrays
+(:func:`batch_greeks`, :func:`fill_rows`, :func:`~mmsim.level_kernels.levels_row`) and
+sums in numpy's order (:func:`~mmsim.npsum.np_sum`), so its rows equal, bit for bit,
+those of the row-by-row Python code it replaced (``tests/test_sampler.py``). Tabulated
+books (``engine.delta_table``) read their greeks row by row from
+:meth:`~mmsim.book.OptionBook.series_greeks`.
 """
 
 from __future__ import annotations
