@@ -6,13 +6,16 @@ Reads a :class:`~mmsim.engine.Simulation` once its loop stopped; changes nothing
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from mmsim.dryout import dry_out_episodes, with_dry_outs
 from mmsim.episodes import detect_episodes
 from mmsim.metrics import episode_counts, open_interest, pin_metrics, summarize
+from mmsim.record import Log
 from mmsim.result import Result
 from mmsim.tables import market_orders, trade_table
 
@@ -68,26 +71,19 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
         metrics["lam_g_start"] = kappa
     if sim.dry_outs is not None:
         metrics.update(book_metrics(sim))
-    trades, accounts_table = pd.DataFrame(), pd.DataFrame()
-    if tables:
-        trades = trade_table(sim.trade_log, names, sim._kinds)
-        options["segment"] = [sim.segment_names[int(i)] for i in options["segment"]]
-        options = options.astype({"dealer": "int64", "is_call": bool, "visible": bool})
-        accounts_table = pd.DataFrame(
-            {
-                "account": names,
-                "kind": [sim._kinds.get(i, "pool") for i in range(len(names))],
-                "shares": sim.ledger.shares.copy(),
-                "cash": sim.ledger.cash.copy(),
-            }
-        )
-    else:
-        options = pd.DataFrame()
+    trades, options_table, accounts_table = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    if tables:  # built when first read (Result), from what the run holds now
+        trades = partial(trade_table, _Head(sim.trade_log), list(names), dict(sim._kinds))
+        options_table = partial(_option_table, options, list(sim.segment_names))
+        accounts_table = partial(
+            _accounts_table, list(names), dict(sim._kinds), sim.ledger.shares.copy(),
+            sim.ledger.cash.copy(),
+        )  # fmt: skip
     return Result(
         scenario=sc,
         series=series,
         trades=trades,
-        option_trades=options,
+        option_trades=options_table,
         episodes=episodes,
         accounts=accounts_table,
         metrics=metrics,
@@ -98,6 +94,38 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
             **({} if sim.dry_outs is None else {"status": "failed" if sim.failed else "ok"}),
             **({} if tables else {"tables": "metrics"}),
         },
+    )
+
+
+class _Head:
+    """The first ``n`` rows of a trade log (those logged when the run's result was
+    assembled), read column by column as :func:`~mmsim.tables.trade_table` reads a log."""
+
+    def __init__(self, log: Log) -> None:
+        self.log, self.n = log, log.n
+
+    def column(self, name: str) -> np.ndarray:
+        return self.log.column(name)[: self.n]
+
+
+def _option_table(options: pd.DataFrame, segment_names: list[str]) -> pd.DataFrame:
+    """``Result.option_trades`` from the option log's float table: segment names, integer
+    dealers, boolean ``is_call`` and ``visible``."""
+    options["segment"] = [segment_names[int(i)] for i in options["segment"]]
+    return options.astype({"dealer": "int64", "is_call": bool, "visible": bool})
+
+
+def _accounts_table(
+    names: list[str], kinds: dict[int, str], shares: np.ndarray, cash: np.ndarray
+) -> pd.DataFrame:
+    """``Result.accounts``: every ledger account's name, kind, shares and cash ($)."""
+    return pd.DataFrame(
+        {
+            "account": names,
+            "kind": [kinds.get(i, "pool") for i in range(len(names))],
+            "shares": shares,
+            "cash": cash,
+        }
     )
 
 

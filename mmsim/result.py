@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,27 @@ MAX_TEXT = 64 << 20
 """Largest JSON / YAML file of a result directory read, bytes."""
 
 
+class _Table:
+    """A table field of :class:`Result` that may be given as a function of no arguments
+    building the DataFrame: built on the first read and kept. The engine hands over its
+    trade tables this way (milliseconds a run that many runs never read); reading,
+    comparing, saving and pickling a Result see the DataFrame."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> pd.DataFrame:
+        if obj is None:  # the dataclass asks for a default: there is none
+            raise AttributeError(self.slot[1:])
+        value = obj.__dict__[self.slot]
+        if not isinstance(value, pd.DataFrame):
+            value = obj.__dict__[self.slot] = value()
+        return value
+
+    def __set__(self, obj: Any, value: pd.DataFrame | Callable[[], pd.DataFrame]) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class Result:
     """Tables and metrics of one run.
@@ -53,7 +74,9 @@ class Result:
     series : sampled state; ``t`` (s), ``price`` ($), dealer delta (shares), gamma
         (shares per $1), GEX ($ per 1% move), flip and walls ($), ... (see README).
     trades : every share order: ``t``, ``agent``, ``kind``, ``qty`` (shares, + = buy),
-        ``price_before``, ``price_after``, ``exec_price`` ($), ``cost`` ($).
+        ``price_before``, ``price_after``, ``exec_price`` ($), ``cost`` ($). This table,
+        ``option_trades``, ``episodes`` and ``accounts`` may be given as functions of
+        no arguments that build them: each is built when first read.
     option_trades : every customer option trade (contracts from the customer's view).
     episodes : wall breaks and flip crossings (empty until the episodes recorder runs).
     accounts : final ``shares`` and ``cash`` ($) of every ledger account, the market's
@@ -67,14 +90,21 @@ class Result:
 
     scenario: Scenario
     series: pd.DataFrame
-    trades: pd.DataFrame
-    option_trades: pd.DataFrame
-    episodes: pd.DataFrame
-    accounts: pd.DataFrame
+    trades: pd.DataFrame = _Table()  # type: ignore[assignment]
+    option_trades: pd.DataFrame = _Table()  # type: ignore[assignment]
+    episodes: pd.DataFrame = _Table()  # type: ignore[assignment]
+    accounts: pd.DataFrame = _Table()  # type: ignore[assignment]
     metrics: dict[str, float]
     seed: int | None
     entropy: int
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with every table built (a builder function does not pickle)."""
+        state = dict(self.__dict__)
+        for name in ("trades", "option_trades", "episodes", "accounts"):
+            state[f"_{name}"] = getattr(self, name)
+        return state
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the result to ``directory``; returns its path.
