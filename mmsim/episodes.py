@@ -349,7 +349,13 @@ def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenar
         return empty_episodes()
     t = series["t"].to_numpy()
     price = series["price"].to_numpy()
-    evidence = _Evidence(series, trades, scenario)
+    built: list[_Evidence] = []  # the evidence's tables, built for the first episode
+
+    def measure(i0: int, what: str, direction: float, level: float) -> dict:
+        if not built:
+            built.append(_Evidence(series, trades, scenario))
+        return built[0].measure(i0, what, direction, level)
+
     rows = []
     for view, suffix in (("visible", "_visible"), ("true", "")):
         for side, direction in (("call", 1.0), ("put", -1.0)):
@@ -367,7 +373,7 @@ def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenar
                         "level_true": level if view == "true" else np.nan,
                         "level_visible": level if view == "visible" else np.nan,
                         "direction": direction,
-                        **evidence.measure(i0, side, direction, level),
+                        **measure(i0, side, direction, level),
                     }
                 )
     rows = _merge_views(rows)
@@ -384,7 +390,7 @@ def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenar
                     "level_true": ref,
                     "level_visible": np.nan,
                     "direction": direction,
-                    **evidence.measure(i0, "flip", direction, ref),
+                    **measure(i0, "flip", direction, ref),
                 }
             )
     if not rows:
