@@ -15,8 +15,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import mmsim
 from mmsim.book import OptionBook
 from mmsim.engine import LEVEL_COLUMNS, STATE_COLUMNS, Simulation
 from mmsim.level_kernels import levels_row
@@ -178,3 +180,37 @@ def test_levels_row_equals_the_books_walls_flips_and_strike_gex_bit_for_bit(seed
         want = np.array(_oracle_levels(book, S, t, vol))
         same = (out == want) | (np.isnan(out) & np.isnan(want))
         assert same.all(), f"S={S} t={t}: {out} != {want}"
+
+
+def test_result_tables_are_built_when_first_read_and_equal_the_eager_tables(tmp_path):
+    """``Result.trades``, ``option_trades`` and ``accounts`` arrive as builders of what the
+    run held at assembly: nothing is built by ``run``; once read, each equals the table
+    built from the run's log at once, exactly; a run continued after assembly does not
+    leak later trades into it; pickling and saving build them."""
+    import pickle
+
+    from mmsim.tables import trade_table
+
+    sc = load_scenario(
+        {**_scenario(5, "off", 2), "customers": [{"segment": "retail_call_buyers", "rate": 0.05}]}
+    )
+    sim = Simulation(sc, 5)
+    sim.advance(600.0)
+    res = sim._result()
+    lazy = [k for k in ("_trades", "_option_trades", "_accounts") if callable(res.__dict__[k])]
+    assert len(lazy) == 3, "the engine hands the trade tables over unbuilt"
+    n = sim.trade_log.n
+    eager = trade_table(sim.trade_log, list(sim.ledger.names), dict(sim._kinds))
+    sim.advance(1200.0)  # the run goes on: more trades are logged
+    assert sim.trade_log.n > n
+    pd.testing.assert_frame_equal(res.trades, eager, check_exact=True)
+    assert (
+        len(res.option_trades) > 0 and res.option_trades["segment"].iloc[0] == "retail_call_buyers0"
+    )
+    assert res.accounts[["shares", "cash"]].sum().abs().max() < 1e-6, "conservation at assembly"
+    again = sim._result()
+    back = pickle.loads(pickle.dumps(again))
+    assert not any(callable(v) for v in back.__dict__.values() if not isinstance(v, dict))
+    for name in ("trades", "option_trades", "accounts"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(again, name), check_exact=True)
+    assert again.equals(mmsim.load_result(again.save(tmp_path / "r")))
