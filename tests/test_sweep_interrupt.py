@@ -34,7 +34,7 @@ def sweep_command(out: Path) -> list[str]:
         "--seeds",
         "3",
         "--set",
-        "clock.days=0.05",
+        "clock.days=0.2",  # long enough that the pool starts before the sweep ends
         "--executor",
         "processes",
         "--workers",
