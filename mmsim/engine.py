@@ -3,7 +3,8 @@
 Data flows one way: scenario -> market, book, vol surface, agents (:mod:`mmsim.build`)
 -> simpy events and the compiled fast path (:mod:`mmsim.hotloop`) -> orders -> market
 price -> series rows (:mod:`mmsim.sampler`) and trade logs -> :class:`~mmsim.result.Result`
-(:mod:`mmsim.assemble`). :class:`Simulation` builds the run and drives the event loop.
+(:mod:`mmsim.assemble`); the trade and option logs are :mod:`mmsim.journal`'s.
+:class:`Simulation` builds the run and drives the event loop.
 
 Randomness: one ``numpy.random.SeedSequence`` per run; every agent draws from its own
 child stream whose ``spawn_key`` names the agent (news, noise, customer segment i), so
@@ -22,7 +23,7 @@ import numpy as np
 import simpy
 from tqdm import tqdm
 
-from mmsim.agents.customers import CustomerFlow, OptionTrade
+from mmsim.agents.customers import CustomerFlow
 from mmsim.agents.dealer import DealerAgent
 from mmsim.agents.events import Expiration, ScheduledEvents, open_positions
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
@@ -34,10 +35,10 @@ from mmsim.build import book_agents, expiry_calendar, make_market
 from mmsim.chains import add_lines, chain_smile, scenario_lines
 from mmsim.errors import InstabilityError
 from mmsim.hotloop import HotLoop, fast_path_enabled
+from mmsim.journal import PRICE_CEILING, Journal  # noqa: F401  (PRICE_CEILING: re-exported)
 from mmsim.ledger import Ledger
 from mmsim.lob import BookMarket, LiquidityDryOut
-from mmsim.market import Fill, LinearImpact
-from mmsim.record import Log
+from mmsim.market import LinearImpact
 from mmsim.result import Result
 from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
     BOOK_SERIES,
@@ -49,25 +50,11 @@ from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
 )
 from mmsim.scenario import load_scenario
 from mmsim.schema import Scenario
-from mmsim.tables import TRADE_LOG_COLUMNS
 from mmsim.vol import RealizedVolFollower, VolSurface
 
 __all__ = ["Simulation", "run"]
 
-PRICE_CEILING = 1_000.0  # a price above this multiple of S0 is taken as divergence
 _STREAM_NEWS, _STREAM_NOISE, _STREAM_CUSTOMER, _STREAM_LIQUIDITY = 0, 1, 2, 3
-_ORDER, _OPENING_HEDGE, _SETTLEMENT, _DELIVERY = 0.0, 1.0, 2.0, 3.0  # ``booking`` codes
-_OPTION_COLUMNS = [
-    "t",
-    "segment",
-    "dealer",
-    "is_call",
-    "strike",
-    "expiry",
-    "qty",
-    "premium",
-    "visible",
-]
 
 
 class Simulation:
@@ -106,7 +93,9 @@ class Simulation:
         )
         self._kinds: dict[int, str] = {}
         self._started = False
-        self.trade_log = Log(TRADE_LOG_COLUMNS)
+        self.segment_names = [f"{c.segment}{i}" for i, c in enumerate(sc.customers)]
+        self.journal = Journal(self.ledger, mk.S0, self.segment_names)
+        self.trade_log, self.option_log = self.journal.trade_log, self.journal.option_log
 
         def stream(*key: int) -> np.random.Generator:
             child = np.random.SeedSequence(self.entropy, spawn_key=(*root.spawn_key, *key))
@@ -145,8 +134,6 @@ class Simulation:
             if sc.noise is not None
             else None
         )
-        self.option_log = Log(_OPTION_COLUMNS, capacity=256)
-        self.segment_names = [f"{c.segment}{i}" for i, c in enumerate(sc.customers)]
         dealer_accounts = [d.account for d in self.dealers]
         self.customers = [
             CustomerFlow(
@@ -159,7 +146,7 @@ class Simulation:
                 self.vol,
                 stream(_STREAM_CUSTOMER, i),
                 clock.session_seconds,
-                self._log_option_trade,
+                self.journal.log_option_trade,
                 smile=self.smile,
             )
             for i, (name, cfg) in enumerate(zip(self.segment_names, sc.customers, strict=True))
@@ -190,8 +177,9 @@ class Simulation:
             self.clearing_account,
             mk.settlement,
         )
-        self._settle = self.expiration.settle
-        self.expiration.settle = self._settle_and_log  # type: ignore[method-assign]
+        self.expiration.settle = self.journal.settling(  # type: ignore[method-assign]
+            self.expiration.settle, np.array(dealer_accounts, dtype=np.int64), env, self.market
+        )
         self.liquidity, self.dry_outs = book_agents(
             sc, self.market, self.dealers, stream(_STREAM_LIQUIDITY)
         )
@@ -214,7 +202,7 @@ class Simulation:
             if cfg.reposition_days is not None
         ]
         self.failed: str | None = None  # why the run stopped early (a liquidity dry-out)
-        self.market.listeners.append(self._log_fill)
+        self.market.listeners.append(self.journal.log_fill)
         self.sampler = Sampler(sc, self.market, self.book, self.vol, self.ledger, self.dealers,
                                self.expiration.calendar, self._sample)  # fmt: skip
         self.recorder = self.sampler.recorder
@@ -260,29 +248,7 @@ class Simulation:
                 if hedge:
                     S0 = sc.market.S0
                     self.ledger.endow(dealer.account, hedge, S0)
-                    self.trade_log.append(
-                        0.0, dealer.account, _OPENING_HEDGE, hedge, S0, S0, S0, 0.0
-                    )
-
-    def _settle_and_log(self, expiry: float) -> None:
-        """Settle an expiry (:class:`Expiration`) and book what each dealer received in
-        the trade log: ``delivery`` rows (physical: shares at the strike, ``exec_price``
-        their average strike, ``cost`` paid above the mid) or ``settlement`` rows (cash:
-        qty 0, ``cost`` the cash paid, negative when received; ``exec_price`` NaN)."""
-        ledger, accounts = self.ledger, self._dealer_accounts
-        cash, shares = ledger.cash[accounts].copy(), ledger.shares[accounts].copy()
-        self._settle(expiry)
-        t, S = self.env.now, self.market.mid
-        dq = ledger.shares[accounts] - shares
-        dc = ledger.cash[accounts] - cash
-        for i, account in enumerate(accounts):
-            if dq[i] != 0.0:
-                strike = -dc[i] / dq[i]
-                self.trade_log.append(
-                    t, account, _DELIVERY, dq[i], S, S, strike, (strike - S) * dq[i]
-                )
-            elif dc[i] != 0.0:
-                self.trade_log.append(t, account, _SETTLEMENT, 0.0, S, S, np.nan, -dc[i])
+                    self.journal.opening_hedge(dealer.account, hedge, S0)
 
     def initial_share_gamma(self) -> float:
         """Aggregate dealer share gamma at S0 and t=0, shares per $1 (the ``G`` of DESIGN)."""
@@ -292,37 +258,6 @@ class Simulation:
     def _sample(self, t: float, row: np.ndarray) -> None:
         """Fill one series row (state just before time ``t``): :meth:`Sampler.sample`."""
         self.sampler.sample(t, row)
-
-    def _log_fill(self, fill: Fill) -> None:
-        if not fill.price_after < PRICE_CEILING * self.scenario.market.S0:
-            who = self.ledger.names[fill.account]
-            raise InstabilityError(
-                f"price reached {fill.price_after:.6g} at t={fill.t:.3f}s, over "
-                f"{PRICE_CEILING:g} x S0, after an order of {fill.qty:+,.0f} shares by {who!r}"
-            )
-        self.trade_log.append(
-            fill.t,
-            fill.account,
-            _ORDER,
-            fill.qty,
-            fill.price_before,
-            fill.price_after,
-            fill.exec_price,
-            fill.cost,
-        )
-
-    def _log_option_trade(self, tr: OptionTrade) -> None:
-        self.option_log.append(
-            tr.t,
-            self.segment_names.index(tr.segment),
-            tr.dealer,
-            tr.is_call,
-            tr.strike,
-            tr.expiry,
-            tr.qty,
-            tr.premium,
-            tr.visible,
-        )
 
     # -- running ----------------------------------------------------------------------
     def _start(self) -> None:
