@@ -31,7 +31,7 @@ def _pos(kind: str, strike: float, days: float, qty: float, visible: bool = True
     return {"type": kind, "strike": strike, "expiry_days": days, "qty": qty, "visible": visible}
 
 
-def _scenario(seed: int, mode: str, n_dealers: int) -> dict:
+def _scenario(seed: int, mode: str, n_dealers: int, tick: float = 0.0) -> dict:
     books = [
         [_pos("call", 100, 252, 2000), _pos("put", 95, 21, -800)],
         [_pos("call", 105, 5, -1500), _pos("put", 100, 0.06, 300)],  # expires at 1404 s
@@ -45,7 +45,12 @@ def _scenario(seed: int, mode: str, n_dealers: int) -> dict:
     return {
         "seed": seed,
         "clock": {"days": 0.1},
-        "market": {"S0": 100.0, "impact": {"model": "linear", "lam": 5.0e-5}, "half_spread": 0.01},
+        "market": {
+            "S0": 100.0,
+            "impact": {"model": "linear", "lam": 5.0e-5},
+            "half_spread": 0.01,
+            "tick": tick,
+        },
         "vol": {"atm": 0.25, "skew": -0.2},
         "news": {"vol": 0.3, "dt": 1.0},
         "noise": {"rate": 0.2, "mean_size": 300},
@@ -124,14 +129,17 @@ def _oracle_levels(book: OptionBook, S: float, t: float, vol: VolSurface) -> lis
             at_wall(cwv)[2], at_wall(pwv)[2]]  # fmt: skip
 
 
-@pytest.mark.parametrize(("seed", "n_dealers"), [(1, 3), (2, 4), (3, 3), (4, 1)])
-def test_batched_rows_equal_the_row_by_row_sampler_bit_for_bit(seed, n_dealers):
+@pytest.mark.parametrize(
+    ("seed", "n_dealers", "tick"), [(1, 3, 0.01), (2, 4, 0.0), (3, 3, 0.05), (4, 1, 0.0)]
+)
+def test_batched_rows_equal_the_row_by_row_sampler_bit_for_bit(seed, n_dealers, tick):
     """0.1 day (2,340 s, 261 rows) of a non-shipped book: every series value of the fast
     path's batched rows equals the row-by-row oracle's on the simpy path, exactly (the
-    two paths give the same run: tests/test_fastpath.py)."""
-    fast = Simulation(load_scenario(_scenario(seed, "on", n_dealers)), seed)
+    two paths give the same run: tests/test_fastpath.py), published prices on a tick
+    or not."""
+    fast = Simulation(load_scenario(_scenario(seed, "on", n_dealers, tick)), seed)
     assert fast.hot is not None, "the fast path must run (batched rows)"
-    oracle = _OracleSim(load_scenario(_scenario(seed, "off", n_dealers)), seed)
+    oracle = _OracleSim(load_scenario(_scenario(seed, "off", n_dealers, tick)), seed)
     a, b = fast.run().series, oracle.run().series
     assert len(a) == len(b) == 261
     assert a.columns.tolist() == b.columns.tolist()
@@ -140,6 +148,8 @@ def test_batched_rows_equal_the_row_by_row_sampler_bit_for_bit(seed, n_dealers):
     bad = [a.columns[j] for j in np.flatnonzero(~same.all(axis=0))]
     assert not bad, f"columns differing from the row-by-row sampler: {bad}"
     assert np.isfinite(a["flip_visible"]).any() or n_dealers == 1, "a flip was walked"
+    if tick:
+        assert (a["price"] != a["mid"]).any(), "prices on the tick differ from the mid"
     assert (np.abs(x - y) == 0.0)[~np.isnan(x)].all()
 
 
