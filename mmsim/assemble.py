@@ -39,12 +39,14 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
     S, t = sim.market.mid, sim.env.now
     values = sim.book.value(S, t, sim.vol)
     stats = {}
-    last = series.iloc[-1] if len(series) else None
+    rec = sim.recorder  # the last sample's row, read from the recorder's buffer
+    last = rec.data[rec.filled - 1] if rec.filled else None
+    column = {c: j for j, c in enumerate(rec.columns)}
     for d in sim.dealers:
         pnl = sim.ledger.cash[d.account] + sim.ledger.shares[d.account] * S + values[d.index]
         # P&L at the close is the last sample's (settlements and the hedge unwinds of the
         # closing instant come after it); what those leave is pnl_after_close
-        close = float(last[f"{d.name}.pnl"]) if last is not None else float(pnl)
+        close = float(last[column[f"{d.name}.pnl"]]) if last is not None else float(pnl)
         stats[d.name] = {
             "pnl": close,
             "pnl_after_close": float(pnl),
