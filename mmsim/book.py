@@ -487,6 +487,33 @@ class OptionBook:
                               self.q, self._one)  # fmt: skip
         return self._tabulated(holder, lines, n, S, t, level, skew, floor)
 
+    def holder_evaluation(
+        self, holder: int, S: float, t: float, level: float, skew: float, floor: float
+    ) -> tuple[DeltaTable | None, float, float]:
+        """How :meth:`holder_delta_gamma` answers for ``holder`` at spot ``S`` ($), clock
+        ``t`` (s) and this surface, with its side effects (a table built, rolled or
+        refreshed here): ``(table, until, next_expiry)``. ``table`` is the delta table it
+        reads (valid at ``(S, t)``), or ``None`` when it sums the live lines exactly: then
+        for as long as the book and the surface stay (``until`` inf), or until ``until``
+        (s), when a table that failed validation is tried again. ``next_expiry`` (s): the
+        first expiry among the live lines, where the choice is made again (the compiled
+        fast path asks this once per window instead of once per check)."""
+        lines, n = self._hot_lines(holder, t)
+        nxt = self._hot[holder][4]
+        mode = self.delta_table
+        if mode == "off" or n == 0 or (mode == "auto" and n < self.table_min_lines):
+            return None, math.inf, nxt
+        table = self._table(holder, lines, n, S, t, level, skew, floor)
+        return table, (math.inf if table is not None else self._retry[holder][1]), nxt
+
+    def table_state(self, holder: int) -> tuple:
+        """What :meth:`holder_evaluation` depends on besides spot and clock: the holder's
+        table (compare with ``is``), its version and change count, and the retry mark."""
+        table = self._tables[holder]
+        if table is None:
+            return None, -1, -1, self._retry[holder]
+        return table, table.version, table.changes_n, self._retry[holder]
+
     def _tabulated(self, holder, lines, n, S, t, level, skew, floor) -> tuple[float, float]:
         """Delta and gamma of ``holder`` from its table, plus exact evaluation of the
         lines expiring soon and of every change booked since the table was built (as
