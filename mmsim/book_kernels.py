@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mmsim.greeks import bsm_scalar, delta_gamma_scalar
+from mmsim.greeks import bsm_scalar, delta_gamma_scalar, gamma_scalar
 from mmsim.vol import surface_iv
 
 __all__ = [
@@ -104,7 +104,7 @@ def gamma_sum(S, t, year_seconds, lines, n, row, level, skew, floor, r, q):
         K = lines[ROW_STRIKE, i]
         T = (lines[ROW_EXPIRY, i] - t) / year_seconds
         sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-        acc += w * delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+        acc += w * gamma_scalar(S, K, T, sigma, r, q)
     return acc
 
 
@@ -129,7 +129,7 @@ def line_gamma(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, out)
         K = lines[ROW_STRIKE, i]
         T = (lines[ROW_EXPIRY, i] - t) / year_seconds
         sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-        g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+        g = gamma_scalar(S, K, T, sigma, r, q)
         out[i] = w * g * scale
 
 
@@ -148,7 +148,7 @@ def gamma_pair_at(S, t, year_seconds, lines, n, level, skew, floor, r, q):
         K = lines[ROW_STRIKE, i]
         T = (lines[ROW_EXPIRY, i] - t) / year_seconds
         sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-        g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+        g = gamma_scalar(S, K, T, sigma, r, q)
         if w_true != 0.0:
             acc_true += w_true * g
         if w_vis != 0.0:
