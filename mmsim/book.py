@@ -194,6 +194,7 @@ class OptionBook:
         self.profile_misses = 0
         self.table_samples = 0  # and holder-samples of the series read from delta tables
         self._strike_cache: dict[str, tuple] = {}  # view -> last _by_strike answer
+        self._line_gammas: tuple | None = None  # (live table, key, unit gamma per line)
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -799,8 +800,12 @@ class OptionBook:
             live = lines[row, :n] != 0.0
             calls = lines[ROW_IS_CALL, :n][live] != 0.0
             strikes, inv = np.unique(lines[ROW_STRIKE, :n][live], return_inverse=True)
-        g = np.empty(n)
-        line_gamma(float(S), *args, g)
+        gam = self._line_gammas
+        if gam is None or gam[0] is not lines or gam[1] != key:  # one pricing, both views
+            unit = np.empty(n)
+            line_gamma(float(S), args[0], args[1], lines, n, *args[5:], unit)
+            gam = self._line_gammas = (lines, key, unit)
+        g = lines[row, :n] * gam[2] * (float(S) * float(S) * GEX_PER_PCT)
         g, m = g[live], strikes.size
         call_gex = np.bincount(inv, weights=np.where(calls, g, 0.0), minlength=m)
         put_gex = np.bincount(inv, weights=np.where(calls, 0.0, g), minlength=m)
