@@ -394,7 +394,8 @@ def test_unknown_view_is_rejected():
 def test_gex_by_strike_both_views_from_one_pricing_equal_a_per_view_pricing():
     """300 random lines, some invisible, strikes shared: each view's per-strike GEX (one
     gamma per line serves both views) equals, bit for bit, weight x gamma x S^2 x 1% per
-    line from ``delta_gamma_scalar`` summed per strike in booking order."""
+    line from ``delta_gamma_scalar`` summed per strike in booking order; ``gex_views_at``
+    equals ``gex_profile`` at that spot in each view."""
     from mmsim.book_kernels import ROW_IS_CALL, ROW_STRIKE, line_sigma
     from mmsim.greeks import delta_gamma_scalar
 
@@ -422,3 +423,6 @@ def test_gex_by_strike_both_views_from_one_pricing_equal_a_per_view_pricing():
         table = book.gex_by_strike(S, t, vol, view).set_index("strike")
         for (K, is_call), gex in want.items():
             assert table.loc[K, "call_gex" if is_call else "put_gex"] == gex, (view, K)
+    # and the GEX at a wall, both views from one pricing (lines outside in the kernel)
+    views = tuple(float(book.gex_profile([S], t, vol, v)[0]) for v in ("true", "visible"))
+    assert book.gex_views_at(S, t, vol) == views
