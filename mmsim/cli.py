@@ -98,6 +98,9 @@ def _run_dir(scenario, seed: int | None, overrides: list[str] | None) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from mmsim.numba_boot import skip_scipy_blas_probe
+
+    skip_scipy_blas_probe()  # ~0.15 s of SciPy imports numba's kernels never use
     from mmsim.budget import check
     from mmsim.engine import Simulation
     from mmsim.paths import check_output_dir
@@ -135,13 +138,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.no_plot:
         from mmsim.plots import save_run_plots
 
-        save_run_plots(result, out)
+        save_run_plots(result, out, args.plots)
     if args.report:
         from mmsim.report import write_report
 
         write_report(out)
     if not args.quiet:
         print(_summary(result, out))
+        if not args.no_plot and args.plots == "overview":
+            print(f"more figures    mmsim plot {out}  (or run with --plots all)")
         if explain_episodes and len(result.episodes):
             print(format_explanation(explanation, result.scenario))
     return 130 if interrupted else 0
@@ -426,11 +431,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, **kw)
     p.add_argument("--set", **overrides)
     p.add_argument(
+        "--plots",
+        choices=("overview", "all"),
+        default="overview",
+        help="figures to draw: overview (default) = price.png (price, walls and flip, "
+        "regimes, episodes, dealers' net hedge flow), plus book.png on the limit order "
+        "book; all = also dealers.png, vol_regimes.png, returns_by_regime.png, "
+        "gex_profile.png, gex_strikes.png and, for multi-day or 0DTE runs, "
+        "gex_heatmap.png (or later: mmsim plot DIR)",
+    )
+    p.add_argument(
         "--no-plot",
         action="store_true",
-        help="skip the figures (price.png, dealers.png, vol_regimes.png, "
-        "returns_by_regime.png, gex_profile.png, gex_strikes.png, gex_heatmap.png); "
-        "the tables, metrics.json and the summary are still written",
+        help="no figures; the tables, metrics.json and the summary are still written",
     )
     p.add_argument(
         "--report", action="store_true", help="also write report.html (see mmsim report)"
@@ -516,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", **overrides)
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("plot", help="write the PNGs of a run or sweep directory")
+    p = sub.add_parser("plot", help="write all the PNGs of a run or sweep directory")
     p.add_argument("directory")
     p.set_defaults(func=_cmd_plot)
 

@@ -71,3 +71,21 @@ def test_a_run_without_figures_never_imports_matplotlib(tmp_path):
     loaded = loaded_after(f"from mmsim.cli import main; main({argv!r})", tmp_path)
     assert (tmp_path / "out" / "meta.json").is_file(), "the run was written"
     assert "matplotlib" not in loaded and "mmsim.plots" not in loaded
+
+
+def test_a_run_skips_numbas_scipy_blas_probe_and_leaves_scipy_usable(tmp_path):
+    """numba's first kernel load probes SciPy's BLAS (``scipy.linalg``, ~0.15 s of CPU);
+    ``mmsim run`` hides it from that probe (mmsim's kernels call no BLAS), and only then:
+    SciPy's linear algebra still imports in the same process afterwards."""
+    pytest.importorskip("scipy.linalg")
+    argv = ["run", LONG, "-q", "--no-plot", "-o", "out", "--set", "clock.days=0.01"]
+    code = (
+        f"from mmsim.cli import main; main({argv!r})\n"
+        "import sys; assert 'scipy.linalg' not in sys.modules, 'probed'\n"
+        "import numba.np.arraymath as am; assert not am._HAVE_BLAS\n"
+        "import scipy.linalg.cython_blas, scipy.linalg\n"
+        "assert abs(scipy.linalg.det([[2.0, 0.0], [0.0, 3.0]]) - 6.0) < 1e-12"
+    )
+    loaded = loaded_after(code, tmp_path)
+    assert (tmp_path / "out" / "meta.json").is_file(), "the run was written"
+    assert "numba" in loaded and "scipy" in loaded
