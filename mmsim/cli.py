@@ -98,13 +98,15 @@ def _run_dir(scenario, seed: int | None, overrides: list[str] | None) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from mmsim.lifetime import loading
     from mmsim.numba_boot import skip_scipy_blas_probe
 
-    skip_scipy_blas_probe()  # ~0.15 s of SciPy imports numba's kernels never use
-    from mmsim.budget import check
-    from mmsim.engine import Simulation
-    from mmsim.paths import check_output_dir
-    from mmsim.scenario import load_scenario
+    with loading(args.program):
+        skip_scipy_blas_probe()  # ~0.15 s of SciPy imports numba's kernels never use
+        from mmsim.budget import check
+        from mmsim.engine import Simulation
+        from mmsim.paths import check_output_dir
+        from mmsim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, overrides=args.set or None)
     seed = args.seed if args.seed is not None else scenario.seed
@@ -112,7 +114,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     replacing = check_output_dir(out, "meta.json", "a run result")
     check(scenario, max_events=args.max_events, max_memory=args.max_memory, source=args.scenario)
     try:
-        result = Simulation(scenario, seed).run(progress=not args.quiet, keep_partial=True)
+        with loading(args.program):  # numba's cached kernels
+            simulation = Simulation(scenario, seed)
+        result = simulation.run(progress=not args.quiet, keep_partial=True)
     except InstabilityError as err:
         return _fail(str(err), EXIT_DIVERGED)
     from mmsim.executors import CORE_METRICS
@@ -136,8 +140,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         explanation = explain(result, progress=not args.quiet)
         save_explanation(explanation, result, out)
     if not args.no_plot:
-        from mmsim.plots import save_run_plots
-
+        with loading(args.program):
+            from mmsim.plots import save_run_plots
         save_run_plots(result, out, args.plots)
     if args.report:
         from mmsim.report import write_report
@@ -570,11 +574,14 @@ def _terminated(signum: int, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mmsim`` console script; returns the exit status."""
+    """Entry point of the ``mmsim`` console script; returns the exit status. Called
+    without ``argv`` (the console script, ``python -m mmsim.cli``) the process is the
+    command's own and exits when it returns: see :mod:`mmsim.lifetime`."""
     import signal
     import threading
 
     args = build_parser().parse_args(argv)
+    args.program = argv is None  # the command's own process, not a caller's (tests)
     warnings.formatwarning = lambda message, *_, **__: f"mmsim: warning: {message}\n"
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -594,6 +601,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if args.program:
+            from mmsim.lifetime import skip_final_collections
+
+            skip_final_collections()
 
 
 if __name__ == "__main__":
