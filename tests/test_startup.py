@@ -58,6 +58,9 @@ def test_import_and_help_load_no_heavy_library(code, tmp_path):
     loaded = loaded_after(code, tmp_path)
     assert not loaded & {*HEAVY, "pydantic", "yaml"}, sorted(loaded & {*HEAVY, "pydantic"})
     assert "mmsim.schema" not in loaded and "mmsim.engine" not in loaded
+    probe = f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
+    probe += "assert 'importlib.metadata' not in sys.modules, 'the version is read on demand'"
+    loaded_after(probe, tmp_path)  # exits 0: the assertion held
 
 
 def test_validate_loads_the_schema_but_no_numerics_or_plotting(tmp_path):
