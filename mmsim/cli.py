@@ -114,9 +114,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     replacing = check_output_dir(out, "meta.json", "a run result")
     check(scenario, max_events=args.max_events, max_memory=args.max_memory, source=args.scenario)
     try:
-        with loading(args.program):  # numba's cached kernels
-            simulation = Simulation(scenario, seed)
-        result = simulation.run(progress=not args.quiet, keep_partial=True)
+        result = Simulation(scenario, seed).run(progress=not args.quiet, keep_partial=True)
     except InstabilityError as err:
         return _fail(str(err), EXIT_DIVERGED)
     from mmsim.executors import CORE_METRICS
@@ -190,7 +188,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from mmsim.plots import save_plots
+    from mmsim.lifetime import loading
+
+    with loading(args.program):
+        from mmsim.plots import save_plots
 
     try:
         paths = save_plots(args.directory)

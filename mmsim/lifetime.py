@@ -7,8 +7,9 @@ the process exits. CPython's cyclic collector still walks all of them in every f
 collection: three during those imports (numba's registries, pandas, matplotlib) and
 more at interpreter shutdown, ~0.25-0.3 s of CPU in a 1-2 s command, to find a few
 hundred cyclic objects. Here the collector is paused while they load, and what they
-left is then frozen (``gc.freeze``: moved out of the collector's reach); the run itself
-is collected as usual, so a long run's cyclic garbage is still freed.
+left is then frozen (``gc.freeze``: moved out of the collector's reach); building and
+running the simulation are collected as usual (they only walk what is not frozen), so
+a big book's or a long run's cyclic garbage is still freed.
 """
 
 from __future__ import annotations
