@@ -102,7 +102,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mmsim.numba_boot import skip_scipy_blas_probe
 
     with loading(args.program):
-        skip_scipy_blas_probe()  # ~0.15 s of SciPy imports numba's kernels never use
+        if args.program:  # ~0.15 s of SciPy imports numba's kernels never use
+            skip_scipy_blas_probe()
         from mmsim.budget import check
         from mmsim.engine import Simulation
         from mmsim.paths import check_output_dir

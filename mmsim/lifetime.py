@@ -1,15 +1,15 @@
 """Garbage-collector policy of the ``mmsim`` command's own process (never of a caller's:
 tests and notebooks that call :func:`mmsim.cli.main` with arguments keep theirs).
 
-A one-day run allocates ~1.5 million long-lived objects just by importing numba,
-pandas, pydantic and matplotlib and loading numba's cached kernels; they live until
-the process exits. CPython's cyclic collector still walks all of them in every full
-collection: three during those imports (numba's registries, pandas, matplotlib) and
-more at interpreter shutdown, ~0.25-0.3 s of CPU in a 1-2 s command, to find a few
-hundred cyclic objects. Here the collector is paused while they load, and what they
-left is then frozen (``gc.freeze``: moved out of the collector's reach); building and
-running the simulation are collected as usual (they only walk what is not frozen), so
-a big book's or a long run's cyclic garbage is still freed.
+A one-day run holds ~300,000 objects the cyclic collector tracks (containers) just from
+importing numba, pandas, pydantic and matplotlib; they live until the process exits.
+CPython's collector still walks all of them in every full collection: three during
+those imports (numba's registries, pandas, matplotlib) and more at interpreter
+shutdown, ~0.25-0.3 s of CPU in a 1-2 s command, to find a few hundred cyclic objects.
+Here the collector is paused while they load, and what they left is then frozen
+(``gc.freeze``: moved out of the collector's reach); building and running the
+simulation are collected as usual (they only walk what is not frozen), so a big book's
+or a long run's cyclic garbage is still freed.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ functions evaluate a float inner product (``np.dot`` of two vectors and the like
 SciPy's BLAS, or a plain loop); mmsim's kernels call no BLAS routine, so their cached
 machine code is the same either way.
 
-:func:`skip_scipy_blas_probe` makes that probe find no SciPy BLAS. It is called by the
-command line only (a process mmsim owns), never on ``import mmsim``, so a user's own
-numba functions in a notebook keep the BLAS path; SciPy stays importable afterwards.
+:func:`skip_scipy_blas_probe` makes that probe find no SciPy BLAS. It is called only by
+the ``mmsim`` command in its own process (``main()`` reading ``sys.argv``), never on
+``import mmsim`` nor by ``main(argv)`` in a caller's process, so a user's own numba
+functions in a notebook keep the BLAS path; SciPy stays importable afterwards.
 """
 
 from __future__ import annotations

@@ -78,12 +78,14 @@ def test_a_run_without_figures_never_imports_matplotlib(tmp_path):
 
 def test_a_run_skips_numbas_scipy_blas_probe_and_leaves_scipy_usable(tmp_path):
     """numba's first kernel load probes SciPy's BLAS (``scipy.linalg``, ~0.15 s of CPU);
-    ``mmsim run`` hides it from that probe (mmsim's kernels call no BLAS), and only then:
-    SciPy's linear algebra still imports in the same process afterwards."""
+    the ``mmsim run`` command hides it from that probe (mmsim's kernels call no BLAS),
+    and only then: SciPy's linear algebra still imports in the same process afterwards.
+    ``main(argv)`` in a caller's process leaves numba's probe alone."""
     pytest.importorskip("scipy.linalg")
-    argv = ["run", LONG, "-q", "--no-plot", "-o", "out", "--set", "clock.days=0.01"]
+    argv = ["mmsim", "run", LONG, "-q", "--no-plot", "-o", "out", "--set", "clock.days=0.01"]
     code = (
-        f"from mmsim.cli import main; main({argv!r})\n"
+        f"import sys; sys.argv = {argv!r}\n"
+        "from mmsim.cli import main; main()\n"
         "import sys; assert 'scipy.linalg' not in sys.modules, 'probed'\n"
         "import numba.np.arraymath as am; assert not am._HAVE_BLAS\n"
         "import scipy.linalg.cython_blas, scipy.linalg\n"
@@ -92,6 +94,11 @@ def test_a_run_skips_numbas_scipy_blas_probe_and_leaves_scipy_usable(tmp_path):
     loaded = loaded_after(code, tmp_path)
     assert (tmp_path / "out" / "meta.json").is_file(), "the run was written"
     assert "numba" in loaded and "scipy" in loaded
+    caller = (
+        f"from mmsim.cli import main; main({[*argv[1:6], 'caller', *argv[7:]]!r})\n"
+        "import numba.np.arraymath as am; assert am._HAVE_BLAS, 'a caller keeps BLAS'"
+    )
+    loaded_after(caller, tmp_path)
 
 
 def _gc_probe(call: str, tmp_path: Path) -> dict:
