@@ -25,6 +25,7 @@ STARTUP_LABELS = {
     "validate": "mmsim validate long_gamma",
     "run_no_plot": "mmsim run long_gamma --no-plot",
     "run": "mmsim run long_gamma (default flags)",
+    "run_all": "mmsim run long_gamma, every figure (--plots all; before it: default)",
 }
 
 

@@ -191,11 +191,18 @@ def check_cost(n_lines: int, calls: int = 20_000, mode: str = "off") -> dict:
     return {"lines": n_lines, "mode": mode, "us_per_check": 1e6 * cpu["min"] / calls}
 
 
-STARTUP_CASES = ("python", "help", "validate", "run_no_plot", "run")
-"""The start-up commands, in the order measured (``run``: default flags, figures drawn)."""
+STARTUP_CASES = ("python", "help", "validate", "run_no_plot", "run", "run_all")
+"""The start-up commands, in the order measured (``run``: default flags, the figures
+drawn by default; ``run_all``: every figure of the run)."""
 
 
-def _startup_argv(name: str, out: Path) -> list[str]:
+def _has_plots_flag(package_root: Path) -> bool:
+    """Whether the ``mmsim`` in ``package_root`` has ``run --plots`` (before it, a run
+    drew every figure by default)."""
+    return '"--plots"' in (package_root / "mmsim" / "cli.py").read_text()
+
+
+def _startup_argv(name: str, out: Path, plots_flag: bool = True) -> list[str]:
     cli = [sys.executable, "-c", "import sys; from mmsim.cli import main; sys.exit(main())"]
     lg = str(SCENARIOS / "long_gamma.yaml")
     return {
@@ -204,13 +211,16 @@ def _startup_argv(name: str, out: Path) -> list[str]:
         "validate": [*cli, "validate", lg],
         "run_no_plot": [*cli, "run", lg, "-o", str(out), "--no-plot"],
         "run": [*cli, "run", lg, "-o", str(out)],
+        "run_all": [*cli, "run", lg, "-o", str(out), *(["--plots", "all"] if plots_flag else [])],
     }[name]
 
 
 def startup(repeat: int, packages: list[Path] | None = None) -> dict:
     """Total CPU (children included) of ``mmsim --help``, ``mmsim validate``, ``mmsim run
-    scenarios/long_gamma.yaml --no-plot`` and the same run with default flags (summary,
-    progress bar, figures), each in a fresh interpreter; ``python -c pass`` as the floor.
+    scenarios/long_gamma.yaml --no-plot``, the same run with default flags (summary,
+    progress bar, the default figures) and with every figure (``--plots all``; a package
+    without that flag drew them all by default), each in a fresh interpreter; ``python
+    -c pass`` as the floor.
 
     ``packages``: directories holding an ``mmsim`` package (e.g. the main checkout and a
     branch), measured in turn within each repeat so that both see the same machine load;
@@ -222,17 +232,23 @@ def startup(repeat: int, packages: list[Path] | None = None) -> dict:
     mmsim's sources costs ~0.1 s a run) and one untimed run warms it and the caches."""
     if packages is None:
         envs = {"": _mmsim_env()}
+        import mmsim
+
+        roots = {"": Path(mmsim.__file__).resolve().parents[1]}
     else:
         envs = {str(p): {"PYTHONPATH": os.pathsep.join([str(p), str(ROOT)])} for p in packages}
+        roots = {str(p): Path(p) for p in packages}
+    flag = {p: _has_plots_flag(root) for p, root in roots.items()}
     samples: dict = {p: {c: [] for c in STARTUP_CASES} for p in envs}
     with tempfile.TemporaryDirectory() as tmp:
         pyc = {"PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"), "PYTHONDONTWRITEBYTECODE": ""}
-        for i, env in enumerate(envs.values()):  # warm-up: a run imports what all need
-            child_cpu(_startup_argv("run", Path(tmp) / f"warm-{i}"), env={**env, **pyc}, cwd=tmp)
+        for i, (p, env) in enumerate(envs.items()):  # warm-up: imports what all need
+            argv = _startup_argv("run_all", Path(tmp) / f"warm-{i}", flag[p])
+            child_cpu(argv, env={**env, **pyc}, cwd=tmp)
         for k in range(repeat):
             for name in STARTUP_CASES:
                 for i, (p, env) in enumerate(envs.items()):
-                    argv = _startup_argv(name, Path(tmp) / f"{name}-{k}-{i}")
+                    argv = _startup_argv(name, Path(tmp) / f"{name}-{k}-{i}", flag[p])
                     samples[p][name].append(child_cpu(argv, env={**env, **pyc}, cwd=tmp)["cpu"])
     out = {
         p: {c: {"min": min(v), "median": float(np.median(v))} for c, v in cases.items()}

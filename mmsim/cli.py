@@ -98,10 +98,16 @@ def _run_dir(scenario, seed: int | None, overrides: list[str] | None) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from mmsim.budget import check
-    from mmsim.engine import Simulation
-    from mmsim.paths import check_output_dir
-    from mmsim.scenario import load_scenario
+    from mmsim.lifetime import loading
+    from mmsim.numba_boot import skip_scipy_blas_probe
+
+    with loading(args.program):
+        if args.program:  # ~0.15 s of SciPy imports numba's kernels never use
+            skip_scipy_blas_probe()
+        from mmsim.budget import check
+        from mmsim.engine import Simulation
+        from mmsim.paths import check_output_dir
+        from mmsim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, overrides=args.set or None)
     seed = args.seed if args.seed is not None else scenario.seed
@@ -133,15 +139,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         explanation = explain(result, progress=not args.quiet)
         save_explanation(explanation, result, out)
     if not args.no_plot:
-        from mmsim.plots import save_run_plots
-
-        save_run_plots(result, out)
+        with loading(args.program):
+            from mmsim.plots import save_run_plots
+        save_run_plots(result, out, args.plots)
     if args.report:
         from mmsim.report import write_report
 
         write_report(out)
     if not args.quiet:
         print(_summary(result, out))
+        if not args.no_plot and args.plots == "overview":
+            print(f"more figures    mmsim plot {out}  (or run with --plots all)")
         if explain_episodes and len(result.episodes):
             print(format_explanation(explanation, result.scenario))
     return 130 if interrupted else 0
@@ -181,7 +189,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from mmsim.plots import save_plots
+    from mmsim.lifetime import loading
+
+    with loading(args.program):
+        from mmsim.plots import save_plots
 
     try:
         paths = save_plots(args.directory)
@@ -373,6 +384,19 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, reading the installed version only when asked (importing
+    ``importlib.metadata`` is ~0.03 s, a third of ``mmsim --help``)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kw) -> None:
+        kw.setdefault("help", "show the version and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"mmsim {_version()}")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from mmsim.scenario import scenario_json_schema
 
@@ -390,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         "3 the hedging feedback diverged (lam * G <= -1), 4 cannot write the output "
         "(path and cause named), 130 interrupted (143 on SIGTERM)",
     )
-    parser.add_argument("--version", action="version", version=f"mmsim {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     overrides = {
         "action": "append",
@@ -426,11 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, **kw)
     p.add_argument("--set", **overrides)
     p.add_argument(
+        "--plots",
+        choices=("overview", "all"),
+        default="overview",
+        help="figures to draw: overview (default) = price.png (price, walls and flip, "
+        "regimes, episodes, dealers' net hedge flow), plus book.png on the limit order "
+        "book; all = also dealers.png, vol_regimes.png, returns_by_regime.png, "
+        "gex_profile.png, gex_strikes.png and, for multi-day or 0DTE runs, "
+        "gex_heatmap.png (or later: mmsim plot DIR)",
+    )
+    p.add_argument(
         "--no-plot",
         action="store_true",
-        help="skip the figures (price.png, dealers.png, vol_regimes.png, "
-        "returns_by_regime.png, gex_profile.png, gex_strikes.png, gex_heatmap.png); "
-        "the tables, metrics.json and the summary are still written",
+        help="no figures; the tables, metrics.json and the summary are still written",
     )
     p.add_argument(
         "--report", action="store_true", help="also write report.html (see mmsim report)"
@@ -516,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", **overrides)
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("plot", help="write the PNGs of a run or sweep directory")
+    p = sub.add_parser("plot", help="write all the PNGs of a run or sweep directory")
     p.add_argument("directory")
     p.set_defaults(func=_cmd_plot)
 
@@ -557,11 +589,14 @@ def _terminated(signum: int, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mmsim`` console script; returns the exit status."""
+    """Entry point of the ``mmsim`` console script; returns the exit status. Called
+    without ``argv`` (the console script, ``python -m mmsim.cli``) the process is the
+    command's own and exits when it returns: see :mod:`mmsim.lifetime`."""
     import signal
     import threading
 
     args = build_parser().parse_args(argv)
+    args.program = argv is None  # the command's own process, not a caller's (tests)
     warnings.formatwarning = lambda message, *_, **__: f"mmsim: warning: {message}\n"
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -581,6 +616,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if args.program:
+            from mmsim.lifetime import skip_final_collections
+
+            skip_final_collections()
 
 
 if __name__ == "__main__":

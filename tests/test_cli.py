@@ -283,6 +283,24 @@ def test_plot_writes_the_pngs_of_a_saved_run(saved_run, in_tmp, capsys):
     assert all(Path(p).stat().st_size > 0 for p in printed)
 
 
+def test_run_draws_the_overview_by_default_every_figure_with_plots_all(in_tmp, capsys):
+    """Default flags: price.png only, and the summary names the way to the rest;
+    ``--plots all`` and ``mmsim plot`` of the default directory draw the same full set."""
+    every = {"price.png", "dealers.png", "vol_regimes.png", "returns_by_regime.png"}
+    every |= {"gex_profile.png", "gex_strikes.png"}  # 0.02 days, no expiry: no heatmap
+    default, full = in_tmp / "default", in_tmp / "all"
+    assert main(["run", LONG, "-o", str(default), *QUICK]) == 0
+    assert f"mmsim plot {default}" in capsys.readouterr().out
+    assert sorted(p.name for p in default.glob("*.png")) == ["price.png"]
+    assert main(["run", LONG, "-o", str(full), "-q", "--plots", "all", *QUICK]) == 0
+    assert {p.name for p in full.glob("*.png")} == every
+    assert main(["plot", str(default)]) == 0
+    assert {p.name for p in default.glob("*.png")} == every
+    with pytest.raises(SystemExit) as exc:
+        main(["run", LONG, "-o", str(in_tmp / "bad"), "--plots", "some"])
+    assert exc.value.code == 2 and "--plots" in one_error_line(capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("kind", ["empty_dir", "missing_dir", "a_file", "meta_only"])
 def test_plot_of_a_non_result_directory_exits_2_with_one_line(kind, in_tmp, capsys):
     target = in_tmp / "x"

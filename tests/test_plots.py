@@ -201,6 +201,7 @@ def test_book_figure_shows_price_levels_depth_per_side_spread_and_every_dry_out(
     dry = r.episodes[r.episodes["kind"] == "liquidity_dry_out"]
     assert len(dry) >= 3
     assert "book.png" in plots.run_figures(r)
+    assert list(plots.run_figures(r, "overview")) == ["price.png", "book.png"]  # by default
     fig = plots.plot_book(r)
     ax, ax_depth, ax_spread = fig.axes
     assert any(line.get_label().startswith("put wall") for line in ax.lines)
@@ -219,6 +220,7 @@ def test_book_figure_shows_price_levels_depth_per_side_spread_and_every_dry_out(
     assert np.nanmax(spread) == pytest.approx(np.nanmax(s["spread"]) / tick)
     check(fig, 3)
     assert "book.png" not in plots.run_figures(result)  # an impact-market run
+    assert list(plots.run_figures(result, "overview")) == ["price.png"]
 
 
 @pytest.mark.parametrize("fn", [plots.plot_run, plots.plot_dealers, plots.plot_vol_regimes])

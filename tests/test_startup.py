@@ -58,6 +58,9 @@ def test_import_and_help_load_no_heavy_library(code, tmp_path):
     loaded = loaded_after(code, tmp_path)
     assert not loaded & {*HEAVY, "pydantic", "yaml"}, sorted(loaded & {*HEAVY, "pydantic"})
     assert "mmsim.schema" not in loaded and "mmsim.engine" not in loaded
+    probe = f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
+    probe += "assert 'importlib.metadata' not in sys.modules, 'the version is read on demand'"
+    loaded_after(probe, tmp_path)  # exits 0: the assertion held
 
 
 def test_validate_loads_the_schema_but_no_numerics_or_plotting(tmp_path):
@@ -71,3 +74,69 @@ def test_a_run_without_figures_never_imports_matplotlib(tmp_path):
     loaded = loaded_after(f"from mmsim.cli import main; main({argv!r})", tmp_path)
     assert (tmp_path / "out" / "meta.json").is_file(), "the run was written"
     assert "matplotlib" not in loaded and "mmsim.plots" not in loaded
+
+
+def test_a_run_skips_numbas_scipy_blas_probe_and_leaves_scipy_usable(tmp_path):
+    """numba's first kernel load probes SciPy's BLAS (``scipy.linalg``, ~0.15 s of CPU);
+    the ``mmsim run`` command hides it from that probe (mmsim's kernels call no BLAS),
+    and only then: SciPy's linear algebra still imports in the same process afterwards.
+    ``main(argv)`` in a caller's process leaves numba's probe alone."""
+    pytest.importorskip("scipy.linalg")
+    argv = ["mmsim", "run", LONG, "-q", "--no-plot", "-o", "out", "--set", "clock.days=0.01"]
+    code = (
+        f"import sys; sys.argv = {argv!r}\n"
+        "from mmsim.cli import main; main()\n"
+        "import sys; assert 'scipy.linalg' not in sys.modules, 'probed'\n"
+        "import numba.np.arraymath as am; assert not am._HAVE_BLAS\n"
+        "import scipy.linalg.cython_blas, scipy.linalg\n"
+        "assert abs(scipy.linalg.det([[2.0, 0.0], [0.0, 3.0]]) - 6.0) < 1e-12"
+    )
+    loaded = loaded_after(code, tmp_path)
+    assert (tmp_path / "out" / "meta.json").is_file(), "the run was written"
+    assert "numba" in loaded and "scipy" in loaded
+    caller = (
+        f"from mmsim.cli import main; main({[*argv[1:6], 'caller', *argv[7:]]!r})\n"
+        "import numba.np.arraymath as am; assert am._HAVE_BLAS, 'a caller keeps BLAS'"
+    )
+    loaded_after(caller, tmp_path)
+
+
+def _gc_probe(call: str, tmp_path: Path) -> dict:
+    """Run ``call`` (a ``main`` call) in a fresh interpreter and return what the cyclic
+    collector did: full collections and objects they walked, and its state after."""
+    probe = (
+        "import gc, json, sys\n"
+        "full = []\n"
+        "def seen(phase, info):\n"
+        "    if phase == 'stop' and info['generation'] == 2:\n"
+        "        full.append(info['collected'])\n"
+        "gc.callbacks.append(seen)\n"
+        "from mmsim.cli import main\n"
+        f"{call}\n"
+        "print(json.dumps({'full': len(full), 'enabled': gc.isenabled(),"
+        " 'frozen': gc.get_freeze_count()}))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_the_command_freezes_what_imports_load_and_a_caller_keeps_its_collector(tmp_path):
+    """``mmsim run`` as the program (``main()`` reading sys.argv): no full collection walks
+    the ~10^6 objects numba, pandas and matplotlib load (three of them without the
+    pause), they end frozen, and the collector is on; ``main(argv)`` in a caller's
+    process (tests, notebooks) leaves its collector alone."""
+    argv = ["mmsim", "run", LONG, "-q", "-o", "own", "--set", "clock.days=0.01"]
+    own = _gc_probe(f"sys.argv = {argv!r}\nmain()", tmp_path)
+    assert own["full"] == 0 and own["enabled"] and own["frozen"] > 100_000, own
+    caller = _gc_probe(f"main({[*argv[1:4], '-o', 'caller', *argv[6:]]!r})", tmp_path)
+    assert caller["full"] >= 1 and caller["enabled"] and caller["frozen"] == 0, caller
+    assert (tmp_path / "own" / "price.png").is_file() and (
+        tmp_path / "caller" / "meta.json"
+    ).is_file()
