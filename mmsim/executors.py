@@ -44,6 +44,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import as_completed as futures_as_completed
@@ -167,7 +168,7 @@ def _run_chunk(
     return [_run_one(scenario, o, seed, keep, timeout, tag) for o, seed, tag in runs]
 
 
-def chunk_sizes(n: int, workers: int, run_seconds: float, most: float = 0.25) -> list[int]:
+def chunk_sizes(n: int, workers: int, run_seconds: float, most: float = 0.5) -> list[int]:
     """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling): each task a
     quarter of an even share of the runs still unassigned, at most ``most`` seconds of
     estimated work (``run_seconds`` per run), at least one run. Tasks shrink toward the
@@ -360,8 +361,11 @@ class _Pool:
         if self.pool is not None:
             if self.forked and not self.pool._processes:
                 # the first submit forks every worker: fork with Ctrl-C ignored, so no
-                # worker ever runs the command's handler
-                with _sigint_ignored():
+                # worker ever runs the command's handler. Python 3.12+ warns of forking
+                # with native threads alive (OpenBLAS, jemalloc): those reset in the
+                # child, and no other Python thread is alive (can_fork)
+                with _sigint_ignored(), warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", ".*multi-threaded", DeprecationWarning)
                     return self.pool.submit(self.task, *args)
             return self.pool.submit(self.task, *args)
         if self.client is not None:
