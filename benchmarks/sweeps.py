@@ -27,6 +27,7 @@ the wall efficiency would be on idle cores). Linux only (``/proc``, ``prctl``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -122,8 +123,11 @@ def bench_warm(repeat: int) -> dict:
     """``band_sweep`` as shipped (its grid and seeds), serial vs 2 workers, in this
     process once it has run a simulation."""
     import mmsim
-    from mmsim.executors import can_fork
 
+    try:
+        from mmsim.executors import can_fork
+    except ImportError:  # a version before forked workers (a before/after comparison)
+        can_fork = bool
     scenario = mmsim.load_scenario(BAND_SWEEP)
     block = scenario.sweep
     mmsim.run(BAND_SWEEP, seed=1, overrides={"clock.days": 0.01})  # warm: kernels loaded
@@ -190,7 +194,8 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
             for _ in range(repeat):
                 sweep("dask_2", executor="dask", dask_address=address)
         finally:
-            cluster.close()
+            with contextlib.suppress(TimeoutError):  # a loaded machine: timings are taken
+                cluster.close()
     for name, table in tables.items():
         assert table.equals(tables["serial"]), f"rows differ: {name} vs serial"
     best = {k: {"wall_min_s": min(v["wall"]), "wall_median_s": statistics.median(v["wall"]),
