@@ -168,15 +168,16 @@ def _run_chunk(
     return [_run_one(scenario, o, seed, keep, timeout, tag) for o, seed, tag in runs]
 
 
-def chunk_sizes(n: int, workers: int, run_seconds: float, most: float = 0.5) -> list[int]:
-    """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling): each task a
-    quarter of an even share of the runs still unassigned, at most ``most`` seconds of
-    estimated work (``run_seconds`` per run), at least one run. Tasks shrink toward the
-    end, so workers finish together; sizes sum to ``n``."""
+def chunk_sizes(n: int, workers: int, run_seconds: float, most: float = 1.0) -> list[int]:
+    """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling, factoring):
+    each task half an even share of the runs still unassigned, at most ``most`` seconds
+    of estimated work (``run_seconds`` per run; the estimate runs high for compiled
+    fast-path runs, so tasks take about a quarter second), at least one run. Tasks
+    shrink toward the end, so workers finish together; sizes sum to ``n``."""
     cap = max(1, int(most / run_seconds)) if run_seconds > 0 else n
     sizes, left = [], n
     while left:
-        size = min(cap, max(1, math.ceil(left / (4 * max(workers, 1)))))
+        size = min(cap, max(1, math.ceil(left / (2 * max(workers, 1)))))
         sizes.append(size)
         left -= size
     return sizes
