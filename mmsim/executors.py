@@ -246,6 +246,9 @@ def can_fork() -> bool:
         return False
     if threading.current_thread() is not threading.main_thread():
         return False
+    while _CLOSING:  # an earlier sweep's workers, exiting: long done by now, as a rule
+        if (thread := _CLOSING.pop()) is not None:
+            thread.join()
     with contextlib.suppress(Exception):
         from tqdm.std import TMonitor
 
@@ -254,6 +257,11 @@ def can_fork() -> bool:
                 thread.exit()  # sets its stop event and joins it
                 thread.tqdm_cls.monitor = None
     return threading.active_count() == 1
+
+
+_CLOSING: list = []
+"""Manager threads of forked pools closed without waiting for their workers to exit
+(about 25 ms): joined before this process forks again."""
 
 
 class _Bar(tqdm):
@@ -394,7 +402,9 @@ class _Pool:
                 for proc in list((pool._processes or {}).values()):
                     with contextlib.suppress(Exception):
                         proc.kill()
-            pool.shutdown(wait=not interrupted, cancel_futures=True)
+            elif self.forked:  # every task is done: return now, let the workers exit
+                _CLOSING.append(pool._executor_manager_thread)
+            pool.shutdown(wait=not interrupted and not self.forked, cancel_futures=True)
         if client is not None or cluster is not None:
             quiet = _quiet_dask() if interrupted else contextlib.nullcontext()
             with quiet:
