@@ -247,9 +247,9 @@ def can_fork() -> bool:
         return False
     if threading.current_thread() is not threading.main_thread():
         return False
-    while _CLOSING:  # an earlier sweep's workers, exiting: long done by now, as a rule
+    while _CLOSING:  # an earlier pool's workers, exiting: long done by now, as a rule
         if (thread := _CLOSING.pop()) is not None:
-            thread.join()
+            thread.join(timeout=CLOSE_TIMEOUT)  # still alive after it: no fork this time
     with contextlib.suppress(Exception):
         from tqdm.std import TMonitor
 
@@ -262,7 +262,11 @@ def can_fork() -> bool:
 
 _CLOSING: list = []
 """Manager threads of forked pools closed without waiting for their workers to exit
-(about 25 ms): joined before this process forks again."""
+(about 25 ms; a broken or interrupted pool's workers are killed): joined before this
+process forks again."""
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds to wait for an earlier forked pool's workers to exit before forking again."""
 
 
 class _Bar(tqdm):
@@ -418,7 +422,7 @@ class _Pool:
                 for proc in list((pool._processes or {}).values()):
                     with contextlib.suppress(Exception):
                         proc.kill()
-            elif self.forked:  # every task is done: return now, let the workers exit
+            if self.forked:  # return now, let the workers exit: joined before a next fork
                 _CLOSING.append(pool._executor_manager_thread)
             pool.shutdown(wait=not interrupted and not self.forked, cancel_futures=True)
         if client is not None or cluster is not None:
