@@ -1,31 +1,50 @@
 """How a sweep's runs are executed: serial, a pool of warm worker processes, or dask.
 
 One run in a worker is :func:`_run_one` (status, metrics and kept series, never the
-Result). :class:`_Run` records each run as it finishes (the sweep's row files) and
-replaces a broken process pool: a run that was running when a worker died is rerun
-alone on a one-worker pool, so a death there is pinned on that run, while the runs not
-yet started are simply resubmitted.
+Result); a task is :func:`_run_chunk`, one or several runs in a row. :class:`_Run`
+records each run as its task returns (the sweep's row files) and replaces a broken
+process pool: a run that was running when a worker died is rerun alone on a one-worker
+pool, so a death there is pinned on that run, while the runs not yet started are simply
+resubmitted.
 
-Process workers are forked from a fork server that imported mmsim and ran a tiny
-scenario once (:mod:`mmsim._warm`): workers start warm, without importing pandas or
-loading numba's cache again. The fork server is started with Ctrl-C ignored (the sweep
-stops its workers), and while it warms up a sweep's process that is itself warm (it has
-run a simulation) runs runs from the other end of the queue
-(:meth:`_Run._submit_while_running`): worker start-up then costs no idle core. A run's
-timeout is a timer signal in the worker's main thread (serial and process executors,
-and the sweep's own runs; dask runs tasks in threads, so no timeout there).
+Process workers start warm, without importing pandas or loading numba's cache again:
+
+- **fork** (Linux, when no other Python thread is alive in this process): this process
+  loads mmsim and its kernels (:func:`_warm`, unless it has run a simulation already)
+  and forks its workers, a few milliseconds each. A forked worker resets the signal
+  handlers it inherited (Ctrl-C ignored, SIGTERM default), dies with this process
+  (``PR_SET_PDEATHSIG``: an orphan would hold the sweep directory's lock) and freezes
+  the garbage collector's view of the inherited heap (:mod:`mmsim._warm` says why).
+- **fork server** elsewhere (macOS, or a process with threads alive: a notebook's
+  kernel, a running dask cluster; forking those can deadlock the child): forked from a
+  server that imported mmsim and ran a tiny scenario once (:mod:`mmsim._warm`),
+  started with Ctrl-C ignored (the sweep stops its workers). While it warms up, about a
+  second, a sweep's process that is itself warm (it has run a simulation) runs runs
+  from the other end of the queue (:meth:`_Run._submit_while_running`): worker
+  start-up then costs no idle core. **spawn** where neither exists (Windows).
+
+Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 5 ms
+of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
+10-50 ms), largest first so the last tasks are short and no worker idles at the end.
+A run's timeout is a timer signal in the worker's main thread (serial and process
+executors, and the sweep's own runs; dask runs tasks in threads, so no timeout there).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import gc
+import itertools
 import json
 import logging
+import math
 import multiprocessing
+import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import as_completed as futures_as_completed
@@ -45,6 +64,7 @@ __all__ = [
     "CORE_METRICS",
     "DASK_CONNECT_TIMEOUT",
     "MAX_POOL_RESTARTS",
+    "QUIET_DASK",
     "RunTimeout",
     "local_cluster",
 ]
@@ -69,9 +89,30 @@ _STARTED: Any = None
 """In a process-pool worker: the queue on which it reports each run it starts."""
 
 
-def _init_worker(started: Any) -> None:
+def _init_worker(started: Any, parent: int | None = None) -> None:
+    """Set up a process-pool worker; ``parent`` (a pid) when it was forked from the
+    sweep's own process, whose signal handlers, heap and lifetime it would otherwise
+    share (see the module docstring)."""
     global _STARTED
     _STARTED = started
+    if parent is None:
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep stops its workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler
+    _die_with(parent)
+    gc.freeze()  # no full collection walks (and copies) the inherited heap
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` exits (Linux), so a sweep
+    killed with SIGKILL leaves no worker behind holding its directory's lock."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request: nobody will collect us
+        os._exit(1)
 
 
 def _run_one(
@@ -117,15 +158,43 @@ def _run_one(
     return outcome
 
 
+def _run_chunk(
+    scenario: dict[str, Any],
+    runs: list[tuple[dict[str, Any], int, str]],
+    keep: tuple[str, ...] = (),
+    timeout: float | None = None,
+) -> list[dict[str, Any]]:
+    """One task: the runs ``(overrides, seed, tag)`` in order, an outcome each
+    (:func:`_run_one`)."""
+    return [_run_one(scenario, o, seed, keep, timeout, tag) for o, seed, tag in runs]
+
+
+def chunk_sizes(n: int, workers: int, run_seconds: float, most: float = 1.0) -> list[int]:
+    """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling, factoring):
+    each task half an even share of the runs still unassigned, at most ``most`` seconds
+    of estimated work (``run_seconds`` per run; the estimate runs high for compiled
+    fast-path runs, so tasks take about a quarter second), at least one run. Tasks
+    shrink toward the end, so workers finish together; sizes sum to ``n``."""
+    cap = max(1, int(most / run_seconds)) if run_seconds > 0 else n
+    sizes, left = [], n
+    while left:
+        size = min(cap, max(1, math.ceil(left / (2 * max(workers, 1)))))
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
 def _warm() -> None:
     """Load mmsim and its compiled kernels (numba's cache) in this process: a fork
     server that ran this gives every worker it forks a warm start."""
     from mmsim.engine import run
 
+    global _RAN_HERE
     with contextlib.suppress(Exception):
         run(_WARM_SCENARIO, seed=0)  # a scheduled dealer: the simpy agents
     with contextlib.suppress(Exception):  # one instant dealer: the compiled fast path
         run({**_WARM_SCENARIO, "dealers": _WARM_SCENARIO["dealers"][:1]}, seed=0)
+    _RAN_HERE = True
 
 
 _WARM_SCENARIO = {
@@ -165,8 +234,52 @@ def _warm_dask_worker() -> None:
 _DASK_WARM = False
 
 
-def _process_context() -> Any:
-    """Fork server with mmsim warmed up (POSIX), else spawn."""
+def can_fork() -> bool:
+    """Whether workers may be forked from this process: on Linux (macOS's system
+    libraries are not fork-safe, Windows has no fork) with no other Python thread alive
+    (one holding a lock at the fork would leave it held forever in the child). tqdm's
+    idle monitor thread is stopped first: it only paces progress bars, and a bar
+    started later starts a new one. Native threads (OpenBLAS, jemalloc) are not counted:
+    those libraries reset themselves in a forked child."""
+    if not sys.platform.startswith("linux"):
+        return False
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    while _CLOSING:  # an earlier pool's workers, exiting: long done by now, as a rule
+        if (thread := _CLOSING.pop()) is not None:
+            thread.join(timeout=CLOSE_TIMEOUT)  # still alive after it: no fork this time
+    with contextlib.suppress(Exception):
+        from tqdm.std import TMonitor
+
+        for thread in threading.enumerate():
+            if isinstance(thread, TMonitor):
+                thread.exit()  # sets its stop event and joins it
+                thread.tqdm_cls.monitor = None
+    return threading.active_count() == 1
+
+
+_CLOSING: list = []
+"""Manager threads of forked pools closed without waiting for their workers to exit
+(about 25 ms; a broken or interrupted pool's workers are killed): joined before this
+process forks again."""
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds to wait for an earlier forked pool's workers to exit before forking again."""
+
+
+class _Bar(tqdm):
+    """The sweep's progress bar, without tqdm's monitor thread (so workers may fork)."""
+
+    monitor_interval = 0
+
+
+def _process_context(fork: bool = False) -> Any:
+    """Fork (``fork``: this process is warm and may fork), else a fork server with
+    mmsim warmed up (POSIX), else spawn."""
+    if fork:
+        return multiprocessing.get_context("fork")
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["mmsim._warm"])
@@ -184,11 +297,26 @@ def _start_fork_server() -> None:
         forkserver.ensure_running()
 
 
+QUIET_DASK = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+"""dask settings of :func:`local_cluster` (``dask.config.set(QUIET_DASK)`` before
+starting a cluster's servers, or the matching ``DASK_DISTRIBUTED__...`` variables)."""
+
+
 def local_cluster(workers: int) -> Any:
     """A ``dask.distributed.LocalCluster`` for sweeps: ``workers`` single-threaded worker
     processes (runs are pure-Python CPU work: threads would share one GIL) on loopback,
     no dashboard, and no statistical profiler (it samples every worker thread's stack
-    every 10 ms; a sweep has no use for the profile). Close it when done.
+    every 10 ms; a sweep has no use for the profile). Its servers' event-loop watchdog
+    ticks every 0.5 s instead of 20 ms, their system monitor every 2 s instead of 0.5 s
+    and the workers' memory monitor every 1 s instead of 0.1 s: an idle cluster of 2
+    workers then costs 0.005 s of CPU per second instead of 0.07, which a sweep's runs
+    would otherwise share cores with (:data:`QUIET_DASK` holds these settings, for a
+    cluster of your own). Close it when done.
 
     Starting one costs about 1 s of wall time and closing it about 0.5 s, plus each
     worker importing ``distributed``; for short sweeps that is most of the difference
@@ -197,7 +325,7 @@ def local_cluster(workers: int) -> Any:
     import dask
     from dask.distributed import LocalCluster
 
-    with dask.config.set({"distributed.worker.profile.enabled": False}), _sigint_ignored():
+    with dask.config.set(QUIET_DASK), _sigint_ignored():
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -216,23 +344,28 @@ DASK_CONNECT_TIMEOUT = 10.0
 
 class _Pool:
     """The executors behind one ``submit`` / ``as_completed`` / ``close`` interface;
-    ``task`` (a picklable module-level function, default one sweep run) is what runs."""
+    ``task`` (a picklable module-level function, default a chunk of sweep runs) is what runs."""
 
     def __init__(
         self, executor: str, workers: int, dask_address: str | None, task: Any = None
     ) -> None:
         self.kind = executor
-        self.task = task or _run_one
+        self.task = task or _run_chunk
         self.client = self.cluster = self.pool = None
         self.started = None
+        self.forked = False  # workers forked from this process (else a fork server)
+        self.workers = workers  # tasks run at once
         if executor == "processes":
-            ctx = _process_context()
+            if can_fork() and not _RAN_HERE:
+                _warm()  # once per process: workers forked from now on start warm
+            self.forked = can_fork()  # again: the warm-up's runs restarted tqdm's monitor
+            ctx = _process_context(self.forked)
             self.started = ctx.SimpleQueue()
             self.pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(self.started,),
+                initargs=(self.started, os.getpid() if self.forked else None),
             )
         elif executor == "dask":
             from dask.distributed import Client
@@ -250,9 +383,19 @@ class _Pool:
                 self.client = Client(self.cluster)
             with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
                 self.client.run(_warm_dask_worker)
+            with contextlib.suppress(Exception):
+                self.workers = sum(self.client.nthreads().values()) or workers
 
     def submit(self, *args: Any) -> Any:
         if self.pool is not None:
+            if self.forked and not self.pool._processes:
+                # the first submit forks every worker: fork with Ctrl-C ignored, so no
+                # worker ever runs the command's handler. Python 3.12+ warns of forking
+                # with native threads alive (OpenBLAS, jemalloc): those reset in the
+                # child, and no other Python thread is alive (can_fork)
+                with _sigint_ignored(), warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", ".*multi-threaded", DeprecationWarning)
+                    return self.pool.submit(self.task, *args)
             return self.pool.submit(self.task, *args)
         if self.client is not None:
             return self.client.submit(self.task, *args, pure=False)
@@ -279,7 +422,9 @@ class _Pool:
                 for proc in list((pool._processes or {}).values()):
                     with contextlib.suppress(Exception):
                         proc.kill()
-            pool.shutdown(wait=not interrupted, cancel_futures=True)
+            if self.forked:  # return now, let the workers exit: joined before a next fork
+                _CLOSING.append(pool._executor_manager_thread)
+            pool.shutdown(wait=not interrupted and not self.forked, cancel_futures=True)
         if client is not None or cluster is not None:
             quiet = _quiet_dask() if interrupted else contextlib.nullcontext()
             with quiet:
@@ -359,6 +504,8 @@ class _Run:
     keep: tuple[str, ...]
     timeout: float | None
     progress: bool
+    run_seconds: float = 0.05
+    """Estimated wall time of one run (s): how many runs a dask task carries."""
     failed: int = 0
     bar: Any = None
 
@@ -386,7 +533,7 @@ class _Run:
             if pool is not None:
                 pool.close()
             return
-        self.bar = tqdm(total=len(todo), unit="run", disable=not self.progress, desc="sweep")
+        self.bar = _Bar(total=len(todo), unit="run", disable=not self.progress, desc="sweep")
         try:
             if executor == "serial":
                 for head, overrides, seed in todo:
@@ -430,18 +577,18 @@ class _Run:
     _started: frozenset = frozenset()
 
     def _submit(self, pool: _Pool, queue: collections.deque, futures: dict, base_dict) -> list:
-        """Submit the runs of ``queue`` (taken from its left); returns those left when a
-        worker died while runs were being queued."""
+        """Submit the tasks (lists of runs) of ``queue``, taken from its left; returns
+        the runs left when a worker died while tasks were being queued."""
         while True:
             try:
-                head, overrides, seed = queue.popleft()
+                chunk = queue.popleft()
             except IndexError:
                 return []
             try:
-                args = (base_dict, overrides, seed, self.keep, self.timeout, head["run_id"])
-                futures[pool.submit(*args)] = (head, overrides, seed)
+                runs = [(overrides, seed, head["run_id"]) for head, overrides, seed in chunk]
+                futures[pool.submit(base_dict, runs, self.keep, self.timeout)] = chunk
             except BrokenProcessPool:
-                return [(head, overrides, seed), *queue]
+                return [run for rest in (chunk, *queue) for run in rest]
             except RuntimeError:  # the pool was shut down (an interrupt): stop feeding it
                 return []
 
@@ -450,14 +597,14 @@ class _Run:
     ) -> list:
         """Submit ``queue`` to the pool from a thread while this one runs runs itself.
 
-        A process pool's first ``submit`` waits for its first worker: the fork server's
-        imports and compiled kernels, about a second. Meanwhile this process takes runs
-        from the queue's other end and records them, so no core idles during worker
-        start-up and a short sweep may finish before it; once the feeder has queued
-        everything (workers are up), this process only collects results. Only done in
-        a process that has run a simulation before (:data:`_RAN_HERE`): a cold one would
-        pay the same imports and kernel loading as the fork server, a second of CPU
-        for a few runs' worth of wall time."""
+        A fork server's pool's first ``submit`` waits for its first worker: the fork
+        server's imports and compiled kernels, about a second. Meanwhile this process
+        takes tasks from the queue's other end and records their runs, so no core idles
+        during worker start-up and a short sweep may finish before it; once the feeder
+        has queued everything (workers are up), this process only collects results.
+        Only done in a process that has run a simulation before (:data:`_RAN_HERE`): a
+        cold one would pay the same imports and kernel loading as the fork server, a
+        second of CPU for a few runs' worth of wall time."""
         lost: list = []
         failed: list[BaseException] = []
 
@@ -471,44 +618,68 @@ class _Run:
         feeder.start()
         while feeder.is_alive():
             try:
-                head, overrides, seed = queue.pop()
+                chunk = queue.pop()
             except IndexError:
                 break
-            self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
+            for head, overrides, seed in chunk:
+                self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
         feeder.join()
         if failed:
             raise failed[0]
         return lost
+
+    def _collect(self, pool: _Pool, futures: dict, lost: list) -> list:
+        """Record the runs of every task as it finishes. Runs lost to a broken process
+        pool go to ``lost``; returns the runs of a task of several that failed as a
+        whole (a dask worker killed under it): each is tried again alone."""
+        retry = []
+        for fut in pool.as_completed(list(futures)):
+            chunk = futures[fut]
+            try:
+                outcomes = fut.result()
+            except BrokenProcessPool:
+                lost.extend(chunk)
+                continue
+            except Exception as err:  # the executor lost the task (e.g. dask KilledWorker)
+                if len(chunk) > 1:
+                    retry.extend(chunk)
+                    continue
+                why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                outcomes = [{"status": "error", "error": why, "metrics": {}}]
+            for run, outcome in zip(chunk, outcomes, strict=True):
+                self.record(run[0], outcome)
+        return retry
 
     def _drain(
         self, pool: _Pool, todo: list, base_dict: dict[str, Any], steal: bool = True
     ) -> list:
         """Submit every run of ``todo`` and record each as it finishes; returns the runs
         lost to a broken process pool (``self._started``: those that had started).
-        With ``steal``, this process runs queued runs while the pool's workers start."""
+        With ``steal``, this process runs queued runs while a fork server's workers
+        start. Dask tasks carry several runs (:func:`chunk_sizes`), pool tasks one."""
         interrupted = True
         try:
             futures: dict = {}
             lost, started = [], set()
-            queue = collections.deque(todo)
-            if getattr(pool, "pool", None) is not None:  # a process pool
+            sizes = [1] * len(todo)
+            if getattr(pool, "client", None) is not None:
+                sizes = chunk_sizes(len(todo), pool.workers, self.run_seconds)
+            ends = list(itertools.accumulate(sizes))
+            queue = collections.deque(todo[e - n : e] for n, e in zip(sizes, ends, strict=True))
+            served = getattr(pool, "pool", None) is not None and not pool.forked
+            if served:
                 with _sigint_ignored():  # the fork server (so every worker) ignores Ctrl-C
                     _start_fork_server()
-            if steal and _RAN_HERE and getattr(pool, "pool", None) is not None:
+            if steal and _RAN_HERE and served:
                 lost = self._submit_while_running(pool, queue, futures, base_dict)
             else:
                 lost = self._submit(pool, queue, futures, base_dict)
-            for fut in pool.as_completed(list(futures)):
-                run = futures[fut]
-                try:
-                    outcome = fut.result()
-                except BrokenProcessPool:
-                    lost.append(run)
-                    continue
-                except Exception as err:  # the executor lost the run (e.g. dask KilledWorker)
-                    why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                    outcome = {"status": "error", "error": why, "metrics": {}}
-                self.record(run[0], outcome)
+            if retry := self._collect(pool, futures, lost):
+                futures = {}
+                lost += self._submit(
+                    pool, collections.deque([r] for r in retry), futures, base_dict
+                )
+                self._collect(pool, futures, lost)
             while lost and pool.started is not None and not pool.started.empty():
                 started.add(pool.started.get())
             self._started = frozenset(started)

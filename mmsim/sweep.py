@@ -20,16 +20,18 @@ Each run builds only what its row needs: metrics, episodes and the kept series c
 not the trade, option-trade and account tables (the row is bit-identical to a full
 run's metrics).
 
-Executors: ``serial``; ``processes`` (a process pool of warm workers: forked from a
-fork server that has imported mmsim and loaded its compiled kernels once, one worker
-per core by default; while the fork server starts, about a second, a process that has
-already run a simulation runs runs itself); ``dask`` (an existing ``dask.distributed`` scheduler at
-``dask_address``, or a ``LocalCluster`` on loopback); ``auto`` (the default: serial
-when the whole sweep is estimated to take less than starting workers, else
-processes). Rows are identical on all of them. Optional per-run timeout
-(``run_timeout``, s; serial and process executors): a run that takes longer becomes a
-failed row. A worker that dies (killed, out of memory) fails only the run it was
-running: the runs it had not started are run again.
+Executors: ``serial``; ``processes`` (a process pool of warm workers, one per core by
+default: on Linux forked from the sweep's own process once it has loaded mmsim's
+compiled kernels, a few milliseconds each; elsewhere, or when other threads are alive
+in this process, forked from a fork server that has imported mmsim and loaded the
+kernels once, while the sweep's process, if already warm, runs runs itself);
+``dask`` (an existing ``dask.distributed`` scheduler at ``dask_address``, or a
+``LocalCluster`` on loopback; each task carries several runs so dask's per-task cost is
+shared); ``auto`` (the default: serial when the sweep's share per worker is estimated
+to take less than starting the workers, else processes). Rows are identical on all of
+them. Optional per-run timeout (``run_timeout``, s; serial and process executors): a
+run that takes longer becomes a failed row. A worker that dies (killed, out of memory)
+fails only the run it was running: the runs it had not started are run again.
 """
 
 from __future__ import annotations
@@ -50,7 +52,14 @@ import pandas as pd
 
 from mmsim.budget import check as check_budget
 from mmsim.errors import OutputError, ScenarioError
-from mmsim.executors import CORE_METRICS, _Pool, _Run, _series_path, local_cluster
+from mmsim.executors import (
+    CORE_METRICS,
+    _Pool,
+    _Run,
+    _series_path,
+    can_fork,
+    local_cluster,
+)
 from mmsim.paths import atomic_save, atomic_write_text, check_output_dir, read_regular
 from mmsim.scenario import dump_scenario_yaml, first_duplicate, load_scenario, scenario_to_dict
 from mmsim.schema import Scenario
@@ -71,10 +80,19 @@ EXECUTORS = ("auto", "serial", "processes", "dask")
 MAX_RUNS = 100_000
 """Runs a sweep may have (grid points x seeds)."""
 START_UP = 1.5
-"""Seconds of wall time to start a pool of warm workers (fork server, imports, kernels);
-``auto`` runs a sweep estimated to take less than this serially."""
+"""Seconds of wall time to start a fork server's pool of warm workers (a new interpreter,
+imports, kernels); ``auto`` runs a sweep estimated to take less than this per worker
+serially."""
+FORK_START_UP = 0.25
+"""The same for workers forked from the sweep's own process (Linux, no threads alive):
+loading the kernels here if no run has, a few milliseconds per fork, and each worker's
+first run touching (so copying) the pages it inherited."""
 SECONDS_PER_EVENT = 4.0e-6
-"""CPU seconds per event of :func:`mmsim.budget.estimate`, for the ``auto`` choice."""
+"""CPU seconds per event of :func:`mmsim.budget.estimate`, for the ``auto`` choice and
+the size of dask tasks (an upper estimate: compiled fast-path runs take about a
+quarter of it, runs with several simpy dealers about twice)."""
+SECONDS_PER_RUN = 0.008
+"""CPU seconds of a run besides its events (building it, its metrics)."""
 NOT_RUN_FIELDS = ("name", "description", "seed", "sweep")
 """Scenario fields that do not change a run with a given seed (left out of run ids)."""
 
@@ -284,8 +302,9 @@ def sweep(
     for overrides in points:  # validate everything before anything is written
         sc = load_scenario(base, overrides=overrides)
         budget = check_budget(sc, max_events=max_events, max_memory=max_memory)
-        est_events += budget.events * len(seed_list)
+        est_events += budget.events
         resolved.append(sc)
+    run_seconds = SECONDS_PER_RUN + SECONDS_PER_EVENT * est_events / len(points)
     if keep:
         _check_keep(resolved[0], keep)
     runs = []
@@ -307,21 +326,20 @@ def sweep(
             **{path: _cell(v) for path, v in overrides.items()},
         }
         runs.append((head, overrides, seed))
-    n_workers = workers or os.cpu_count() or 1
-    if executor == "auto":
-        quick = est_events * SECONDS_PER_EVENT / max(n_workers, 1) < START_UP
-        executor = "dask" if dask_address else ("serial" if quick else "processes")
+    n_workers = workers or _cores()
     out = Path(out) if out is not None else None
     rows: dict[str, dict[str, Any]] = {}
     todo = runs
     if out is not None and check_output_dir(out, "sweep.json", "a sweep directory"):
         rows, todo = _reusable(out / "runs", runs, keep)  # an earlier sweep: its finished runs
+    if executor == "auto":
+        executor = _auto(len(todo) * run_seconds, len(todo), n_workers, dask_address)
     pool = None
     if todo and executor == "dask" and dask_address:  # unreachable: fail before writing
         pool = _Pool("dask", n_workers, dask_address)
     try:
         if out is None:
-            ctx = _Run(rows, {}, None, keep, run_timeout, progress)
+            ctx = _Run(rows, {}, None, keep, run_timeout, progress, run_seconds)
             ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
             return _table(rows, runs)
         out.mkdir(parents=True, exist_ok=True)
@@ -333,7 +351,7 @@ def sweep(
             text = json.dumps({**spec.to_json(), "keep": list(keep)})
             atomic_write_text(out / "sweep.json", text)
             reused = len(rows)
-            ctx = _Run(rows, {}, out / "runs", keep, run_timeout, progress)
+            ctx = _Run(rows, {}, out / "runs", keep, run_timeout, progress, run_seconds)
             ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
             table = _table(rows, runs)
             table.attrs["reused"] = reused
@@ -345,6 +363,28 @@ def sweep(
     finally:
         if pool is not None:
             pool.close()  # idempotent: a no-op when the run loop closed it
+
+
+def _cores() -> int:
+    """CPU cores this process may run on (its affinity mask where there is one)."""
+    if hasattr(os, "sched_getaffinity"):
+        with contextlib.suppress(OSError):
+            return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def _auto(seconds: float, runs: int, workers: int, dask_address: str | None) -> str:
+    """The executor ``auto`` picks for ``runs`` runs estimated at ``seconds`` in all:
+    dask given an address; else serial when there is one worker or one run, or when
+    the sweep's share per worker is shorter than starting the workers
+    (:data:`FORK_START_UP` where they can be forked from this process, else
+    :data:`START_UP`); else the process pool."""
+    if dask_address:
+        return "dask"
+    start_up = FORK_START_UP if can_fork() else START_UP
+    if workers < 2 or runs < 2 or seconds / min(workers, runs) < start_up:
+        return "serial"
+    return "processes"
 
 
 def _reusable(runs_dir: Path, runs: list, keep: tuple[str, ...]) -> tuple[dict, list]:

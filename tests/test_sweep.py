@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 import mmsim
 from mmsim.cli import main
 from mmsim.errors import OutputError
+from mmsim.executors import chunk_sizes
 from mmsim.sweep import SweepSpec, replicate_seeds, run_id, summarize_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,12 +92,79 @@ def test_adding_grid_points_keeps_the_seeds_and_rows_of_the_others():
     pd.testing.assert_frame_equal(small[cols], big[cols].iloc[:4].reset_index(drop=True))
 
 
-def test_identical_rows_on_serial_processes_and_dask():
-    serial = mmsim.sweep(TINY, GRID, seeds=2, executor="serial", progress=False)
-    procs = mmsim.sweep(TINY, GRID, seeds=2, executor="processes", workers=2, progress=False)
-    dask = mmsim.sweep(TINY, GRID, seeds=2, executor="dask", workers=2, progress=False)
+def test_identical_rows_on_serial_processes_and_dask(monkeypatch):
+    """12 runs on 2 dask workers go in tasks of several runs (a task's runs come back
+    together); every row is bit-identical to the serial sweep's all the same."""
+    executors = importlib.import_module("mmsim.executors")
+    real, tasks = executors._Pool.submit, []
+
+    def spy(self, *args):
+        if self.kind == "dask":
+            tasks.append(len(args[1]))
+        return real(self, *args)
+
+    monkeypatch.setattr(executors._Pool, "submit", spy)
+    serial = mmsim.sweep(TINY, GRID, seeds=6, executor="serial", progress=False)
+    procs = mmsim.sweep(TINY, GRID, seeds=6, executor="processes", workers=2, progress=False)
+    dask = mmsim.sweep(TINY, GRID, seeds=6, executor="dask", workers=2, progress=False)
+    assert sum(tasks) == 12 and max(tasks) > 1, f"dask tasks of {tasks} runs: none chunked"
     pd.testing.assert_frame_equal(serial, procs)
     pd.testing.assert_frame_equal(serial, dask)
+
+
+@pytest.mark.parametrize(
+    ("n", "workers", "run_seconds"), [(200, 2, 0.015), (40, 2, 0.05), (7, 3, 1.0), (1000, 8, 1e-4)]
+)
+def test_dask_tasks_shrink_toward_the_end_and_cover_every_run_once(n, workers, run_seconds):
+    sizes = chunk_sizes(n, workers, run_seconds)
+    assert sum(sizes) == n and min(sizes) >= 1
+    assert sizes == sorted(sizes, reverse=True), f"{sizes}: a later task is larger"
+    cap = max(1, int(1.0 / run_seconds))
+    assert max(sizes) <= cap, f"{sizes}: a task over 1 s of estimated work ({cap} runs)"
+    # the last 2 x workers tasks hold at most an even share of a tenth of the runs
+    assert sum(sizes[-2 * workers :]) <= max(2 * workers, n / 10), sizes
+
+
+class _KillingCluster:
+    """A stand-in dask pool whose worker dies under every task of several runs
+    (``KilledWorker`` for the whole task); tasks of one run succeed."""
+
+    kind, started, workers = "dask", None, 2
+    client = object()  # a dask pool: its tasks carry several runs
+
+    def __init__(self, *args):
+        self.sizes: list[int] = []
+
+    def submit(self, *args):
+        from concurrent.futures import Future
+
+        from mmsim.executors import _run_chunk
+
+        fut: Future = Future()
+        self.sizes.append(len(args[1]))
+        if len(args[1]) > 1:
+            fut.set_exception(RuntimeError("KilledWorker: attempted to run task 3 times"))
+        else:
+            fut.set_result(_run_chunk(*args))
+        return fut
+
+    def as_completed(self, futures):
+        return iter(futures)
+
+    def close(self, interrupted=False):
+        pass
+
+
+def test_a_dask_task_lost_as_a_whole_runs_again_run_by_run(monkeypatch):
+    """A task of several runs that fails as a whole (its worker killed) costs none of its
+    runs: each is run again alone, and only a run failing alone becomes a failed row."""
+    executors = importlib.import_module("mmsim.executors")
+    pool = _KillingCluster()
+    monkeypatch.setattr(executors, "_Pool", lambda *a, **k: pool)
+    serial = mmsim.sweep(TINY, GRID, seeds=6, executor="serial", progress=False)
+    table = mmsim.sweep(TINY, GRID, seeds=6, executor="dask", workers=2, progress=False)
+    assert max(pool.sizes) > 1, pool.sizes
+    pd.testing.assert_frame_equal(serial, table)
 
 
 def test_sweep_resumes_and_writes_its_directory(tmp_path):
@@ -359,6 +429,36 @@ def test_rows_are_identical_on_the_warm_process_pool_and_serially():
     pd.testing.assert_frame_equal(serial, warm)
 
 
+_FORK_OR_NOT = """
+import json, sys, threading
+import mmsim, mmsim.executors as ex
+from tqdm import tqdm
+
+scenario, grid = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+used, real = [], ex._Pool.__init__
+ex._Pool.__init__ = lambda self, *a, **k: real(self, *a, **k) or used.append(self.forked)
+tqdm(total=1, disable=True)  # a bar left open: tqdm's monitor thread is alive
+sweep = lambda kind: mmsim.sweep(scenario, grid, seeds=3, executor=kind, workers=2,
+                                 progress=False)
+serial, forked = sweep("serial"), sweep("processes")
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+served = sweep("processes")  # a thread alive: a fork server's workers
+print(json.dumps({"forked": used, "same": [serial.equals(forked), serial.equals(served)]}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork on Linux only")
+def test_workers_fork_from_a_process_without_threads_with_the_same_rows():
+    """In a fresh process (only tqdm's idle monitor thread alive, which is stopped) the
+    pool's workers are forked from the sweep's process; with another thread alive they
+    come from the fork server. Rows are bit-identical to the serial sweep's either way."""
+    argv = [sys.executable, "-c", _FORK_OR_NOT, json.dumps(TINY), json.dumps(GRID)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"forked": [True, False], "same": [True, True]}, report
+
+
 def test_auto_runs_a_short_sweep_serially(monkeypatch):
     sweep_module = importlib.import_module("mmsim.executors")
 
@@ -368,6 +468,17 @@ def test_auto_runs_a_short_sweep_serially(monkeypatch):
     monkeypatch.setattr(sweep_module, "_Pool", no_pool)
     table = mmsim.sweep(TINY, GRID, seeds=2, progress=False)  # executor="auto"
     assert (table["status"] == "ok").all() and len(table) == 4
+
+
+@pytest.mark.parametrize(("fork", "expected"), [(True, "processes"), (False, "serial")])
+def test_auto_goes_parallel_once_forked_workers_make_it_pay(monkeypatch, fork, expected):
+    """40 runs of 0.05 s on 2 cores (band_sweep as shipped): 1 s per worker, more than
+    forking warm workers costs (0.25 s) but less than starting a fork server (1.5 s)."""
+    sweep_module = importlib.import_module("mmsim.sweep")
+    monkeypatch.setattr(sweep_module, "can_fork", lambda: fork)
+    assert sweep_module._auto(40 * 0.05, 40, 2, None) == expected
+    assert sweep_module._auto(40 * 0.05, 40, 1, None) == "serial"  # one core
+    assert sweep_module._auto(40 * 0.05, 40, 2, "tcp://host:8786") == "dask"
 
 
 class _DyingPool:
@@ -381,7 +492,7 @@ class _DyingPool:
         import queue
 
         self.kind, self.workers, self.started = kind, workers, queue.SimpleQueue()
-        self.calls: list = []
+        self.calls: list = []  # (future, (scenario, [(overrides, seed, tag)], keep, timeout))
 
     def submit(self, *args):
         from concurrent.futures import Future
@@ -392,11 +503,11 @@ class _DyingPool:
     def as_completed(self, futures):
         from concurrent.futures.process import BrokenProcessPool
 
-        from mmsim.executors import _run_one
+        from mmsim.executors import _run_chunk
 
         died_at = None
         for i, (fut, args) in enumerate(self.calls):
-            tag = args[5]
+            ((_, _, tag),) = args[1]  # a process pool's task is one run
             if died_at is None or i < died_at + self.workers:  # started before the death
                 self.started.put(tag)
             if died_at is None and tag == self.culprit:
@@ -404,7 +515,7 @@ class _DyingPool:
             if died_at is not None:
                 fut.set_exception(BrokenProcessPool("a worker died"))
             else:
-                fut.set_result(_run_one(*args))
+                fut.set_result(_run_chunk(*args))
             yield fut
 
     def close(self, interrupted=False):

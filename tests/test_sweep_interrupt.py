@@ -148,3 +148,34 @@ def test_ctrl_c_on_a_dask_sweep_prints_one_line(tmp_path):
     lines = [x for x in err.replace("\r", "\n").splitlines() if x.strip()]
     lines = [x for x in lines if not x.startswith(("sweep:", "grid:"))]  # progress, axes
     assert proc.returncode == 130 and lines == ["mmsim: error: interrupted"], err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork and PR_SET_PDEATHSIG")
+def test_a_sweep_killed_outright_leaves_no_worker_and_no_lock(tmp_path):
+    """SIGKILL to the sweep's process alone (no clean-up can run): its workers, forked
+    from it, die with it (an orphan would run on and hold the directory's lock), and
+    the same command then finishes the sweep."""
+    out = tmp_path / "sw"
+    proc = start_and_wait_for_runs(out, 3)
+    deadline = time.monotonic() + 60
+    while len(workers := pool_workers(proc.pid)) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the two pool workers did not start in 60 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while [w for w in workers if _alive(w)]:
+        assert time.monotonic() < deadline, "workers outlived their sweep by 10 s"
+        time.sleep(0.05)
+    rerun = subprocess.run(sweep_command(out), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    table = pd.read_parquet(out / "results.parquet")
+    assert len(table) == 30 and (table["status"] == "ok").all()
