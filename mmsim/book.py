@@ -194,6 +194,7 @@ class OptionBook:
         self.profile_misses = 0
         self.table_samples = 0  # and holder-samples of the series read from delta tables
         self._strike_cache: dict[str, tuple] = {}  # view -> last _by_strike answer
+        self._line_gammas: tuple | None = None  # (live table, key, unit gamma per line)
 
     # -- read-only state ------------------------------------------------------------------
     @property
@@ -487,6 +488,33 @@ class OptionBook:
                               self.q, self._one)  # fmt: skip
         return self._tabulated(holder, lines, n, S, t, level, skew, floor)
 
+    def holder_evaluation(
+        self, holder: int, S: float, t: float, level: float, skew: float, floor: float
+    ) -> tuple[DeltaTable | None, float, float]:
+        """How :meth:`holder_delta_gamma` answers for ``holder`` at spot ``S`` ($), clock
+        ``t`` (s) and this surface, with its side effects (a table built, rolled or
+        refreshed here): ``(table, until, next_expiry)``. ``table`` is the delta table it
+        reads (valid at ``(S, t)``), or ``None`` when it sums the live lines exactly: then
+        for as long as the book and the surface stay (``until`` inf), or until ``until``
+        (s), when a table that failed validation is tried again. ``next_expiry`` (s): the
+        first expiry among the live lines, where the choice is made again (the compiled
+        fast path asks this once per window instead of once per check)."""
+        lines, n = self._hot_lines(holder, t)
+        nxt = self._hot[holder][4]
+        mode = self.delta_table
+        if mode == "off" or n == 0 or (mode == "auto" and n < self.table_min_lines):
+            return None, math.inf, nxt
+        table = self._table(holder, lines, n, S, t, level, skew, floor)
+        return table, (math.inf if table is not None else self._retry[holder][1]), nxt
+
+    def table_state(self, holder: int) -> tuple:
+        """What :meth:`holder_evaluation` depends on besides spot and clock: the holder's
+        table (compare with ``is``), its version and change count, and the retry mark."""
+        table = self._tables[holder]
+        if table is None:
+            return None, -1, -1, self._retry[holder]
+        return table, table.version, table.changes_n, self._retry[holder]
+
     def _tabulated(self, holder, lines, n, S, t, level, skew, floor) -> tuple[float, float]:
         """Delta and gamma of ``holder`` from its table, plus exact evaluation of the
         lines expiring soon and of every change booked since the table was built (as
@@ -772,8 +800,12 @@ class OptionBook:
             live = lines[row, :n] != 0.0
             calls = lines[ROW_IS_CALL, :n][live] != 0.0
             strikes, inv = np.unique(lines[ROW_STRIKE, :n][live], return_inverse=True)
-        g = np.empty(n)
-        line_gamma(float(S), *args, g)
+        gam = self._line_gammas
+        if gam is None or gam[0] is not lines or gam[1] != key:  # one pricing, both views
+            unit = np.empty(n)
+            line_gamma(float(S), args[0], args[1], lines, n, *args[5:], unit)
+            gam = self._line_gammas = (lines, key, unit)
+        g = lines[row, :n] * gam[2] * (float(S) * float(S) * GEX_PER_PCT)
         g, m = g[live], strikes.size
         call_gex = np.bincount(inv, weights=np.where(calls, g, 0.0), minlength=m)
         put_gex = np.bincount(inv, weights=np.where(calls, 0.0, g), minlength=m)

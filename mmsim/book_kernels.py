@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mmsim.greeks import bsm_scalar, delta_gamma_scalar
+from mmsim.greeks import bsm_scalar, delta_gamma_scalar, gamma_scalar
 from mmsim.vol import surface_iv
 
 __all__ = [
@@ -104,7 +104,7 @@ def gamma_sum(S, t, year_seconds, lines, n, row, level, skew, floor, r, q):
         K = lines[ROW_STRIKE, i]
         T = (lines[ROW_EXPIRY, i] - t) / year_seconds
         sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-        acc += w * delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+        acc += w * gamma_scalar(S, K, T, sigma, r, q)
     return acc
 
 
@@ -118,19 +118,18 @@ def profile_gamma(spots, t, year_seconds, lines, n, row, level, skew, floor, r, 
 
 
 @njit(cache=True)
-def line_gamma(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, out):
-    """GEX of each line at spot ``S`` ($ per 1% move) into ``out[:n]``; 0 when expired."""
-    scale = S * S * GEX_PER_PCT
+def line_gamma(S, t, year_seconds, lines, n, level, skew, floor, r, q, out):
+    """Gamma of one unit of each line at spot ``S`` (shares per $1) into ``out[:n]``; 0
+    when expired or when both its weights (``ROW_UNITS``, ``ROW_VIS_W``) are 0. A view's
+    GEX per line is ``weight * out * S**2 * GEX_PER_PCT`` (both views from one pricing)."""
     for i in range(n):
         out[i] = 0.0
-        w = lines[row, i]
-        if lines[ROW_EXPIRY, i] <= t or w == 0.0:
+        if lines[ROW_EXPIRY, i] <= t or (lines[ROW_UNITS, i] == 0.0 and lines[ROW_VIS_W, i] == 0.0):
             continue
         K = lines[ROW_STRIKE, i]
         T = (lines[ROW_EXPIRY, i] - t) / year_seconds
         sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-        g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
-        out[i] = w * g * scale
+        out[i] = gamma_scalar(S, K, T, sigma, r, q)
 
 
 @njit(cache=True)
@@ -148,7 +147,7 @@ def gamma_pair_at(S, t, year_seconds, lines, n, level, skew, floor, r, q):
         K = lines[ROW_STRIKE, i]
         T = (lines[ROW_EXPIRY, i] - t) / year_seconds
         sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-        g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+        g = gamma_scalar(S, K, T, sigma, r, q)
         if w_true != 0.0:
             acc_true += w_true * g
         if w_vis != 0.0:

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit
 
 from mmsim.book_kernels import holder_sum
+from mmsim.delta_table import table_eval
 from mmsim.hedge_rules import (
     CHASING,
     MAX_SOLVE_STEPS,
@@ -57,7 +58,11 @@ NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
 # shares per $ when per-notional), per-notional (0/1), hedge volume (shares), hedge cost
 # ($), rehedges, last delta before hedge (shares), solve next (0/1), overshoots,
 # post valid (0/1), post changes, post t (s), post net delta (shares), post gamma
-# (shares per $1), cascade rounds, growing rounds, last |qty| (shares), first line, lines
+# (shares per $1), cascade rounds, growing rounds, last |qty| (shares), first line, lines;
+# then how its option delta is evaluated (``D_TMODE``: a ``TM_*``) and, for a table, its
+# window and fit: valid from t0 to t1 (s, inclusive), while the clock is before the next
+# expiry of its live lines (s) and spot within ``half`` ($) of ``center`` ($); ``H`` (s),
+# coefficient columns (first, count), near and changed lines (first, count, in ``xlines``)
 (
     D_ACC,
     D_CENTER,
@@ -80,20 +85,43 @@ NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
     D_LAST,
     D_OFF,
     D_N,
-) = range(21)
-D_SIZE = 21
+    D_TMODE,
+    D_T0,
+    D_T1,
+    D_TEXP,
+    D_CENTER_S,
+    D_HALF,
+    D_H,
+    D_COFF,
+    D_CN,
+    D_NOFF,
+    D_NN,
+    D_XOFF,
+    D_XN,
+) = range(34)
+D_SIZE = 34
+TM_UNKNOWN, TM_EXACT, TM_TABLE, TM_EXACT_UNTIL = -1.0, 0.0, 1.0, 2.0
+"""How a dealer's option delta is evaluated (the book's ``holder_delta_gamma``): not
+known (ask: ``NEED_TABLE``), its lines exactly for the whole call, its delta table (plus
+near and changed lines exactly) within the window, its lines exactly until ``D_T1`` (a
+table that failed validation, retried then) and the next expiry."""
 # queues (int64): run-queue head and length, wait-list head and length, fills recorded,
-# next sample, samples recorded
-Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS, Q_SAMPLE, Q_SAMPLES = range(7)
-Q_SIZE = 7
+# next sample, samples recorded, evaluations replayed and logged in the current check
+Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS, Q_SAMPLE, Q_SAMPLES, Q_EPOS, Q_ELEN = range(9)
+Q_SIZE = 9
+ELOG_SIZE = 80  # evaluations one check can make: 1 + 1 + MAX_SOLVE_STEPS + 1, with room
 FILL_COLUMNS = 8  # t, account, booking (0 = order), qty, before, after, exec, cost
 
 OK, NEED_NEWS, NEED_NOISE, FULL = 0, 1, 2, 3
-PRICE_INVALID, PRICE_CEILING, DIVERGED, RUNAWAY, SAMPLES = 4, 5, 6, 7, 8
+PRICE_INVALID, PRICE_CEILING, DIVERGED, RUNAWAY, SAMPLES, NEED_TABLE = 4, 5, 6, 7, 8, 9
 """Statuses of :func:`advance`; see the module docstring. ``info`` holds: for
 PRICE_INVALID t, before, after, cause (-1 news, else the account), qty; for PRICE_CEILING
 t, account, qty, price after; for DIVERGED t, dealer, outcome, before, after, qty; for
-RUNAWAY t, dealer, rounds. SAMPLES: the sample buffer is full (replay it, call again)."""
+RUNAWAY t, dealer, rounds. SAMPLES: the sample buffer is full (replay it, call again).
+NEED_TABLE: t, dealer, spot: the dealer's evaluation is not valid there (``D_TMODE``);
+load it as the book would answer at that spot and clock (building or refreshing its
+table), then call again: the interrupted check resumes, replaying the evaluations it
+had made (``elog``), so the run is the one of the simpy agents."""
 
 _NOTIONAL_UNIT = 1.0e8
 
@@ -113,14 +141,72 @@ def _preview(mk, qty):
 
 
 @njit(cache=True)
-def _eval(dl, d, S, t, lines, surf, scratch):
-    """Option share delta and gamma of dealer ``d``'s lines (``holder_sum``, exact)."""
-    off = int(dl[d, D_OFF])
-    n = int(dl[d, D_N])
-    return holder_sum(
-        S, t, surf[5], lines[:, off : off + n], n, surf[0], surf[1], surf[2], surf[3],
-        surf[4], scratch,
-    )  # fmt: skip
+def _valid(dl, d, S, t):
+    """Whether dealer ``d``'s loaded evaluation may answer at spot ``S`` ($), clock ``t``
+    (s): the book would evaluate the same way there (``TM_*``)."""
+    mode = dl[d, D_TMODE]
+    if mode == TM_EXACT:
+        return True
+    if mode == TM_TABLE:
+        return (
+            dl[d, D_T0] <= t <= dl[d, D_T1]
+            and t < dl[d, D_TEXP]
+            and abs(S - dl[d, D_CENTER_S]) <= dl[d, D_HALF]
+        )
+    if mode == TM_EXACT_UNTIL:
+        return t < dl[d, D_T1] and t < dl[d, D_TEXP]
+    return False
+
+
+@njit(cache=True)
+def _value_at(dl, d, S, t, lines, surf, scratch, coefs, xlines):
+    """Option share delta and gamma of dealer ``d`` at a point where its evaluation is
+    valid (:func:`_valid`): exact over its lines (``holder_sum``), or the book's
+    tabulated sum (``table_eval``, then its near lines, then its changed lines)."""
+    if dl[d, D_TMODE] != TM_TABLE:
+        off = int(dl[d, D_OFF])
+        n = int(dl[d, D_N])
+        return holder_sum(
+            S, t, surf[5], lines[:, off : off + n], n, surf[0], surf[1], surf[2], surf[3],
+            surf[4], scratch,
+        )  # fmt: skip
+    c0 = int(dl[d, D_COFF])
+    H = dl[d, D_H]
+    x = (S - dl[d, D_CENTER_S]) / dl[d, D_HALF]
+    u = (t - dl[d, D_T0]) / H
+    delta, gamma = table_eval(coefs[:, c0 : c0 + int(dl[d, D_CN])], x, u, H / surf[5])
+    for j in range(2):
+        off = int(dl[d, D_NOFF + 2 * j])
+        k = int(dl[d, D_NN + 2 * j])
+        if k:
+            dd, gg = holder_sum(
+                S, t, surf[5], xlines[:, off : off + k], k, surf[0], surf[1], surf[2],
+                surf[3], surf[4], scratch,
+            )  # fmt: skip
+            delta += dd
+            gamma += gg
+    return delta, gamma
+
+
+@njit(cache=True)
+def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
+    """Option share delta and gamma of dealer ``d`` (as the book's ``holder_delta_gamma``):
+    ``(ok, delta, gamma)``; not ``ok`` when the loaded evaluation cannot answer at
+    ``(S, t)`` (``info``: t, d, S; the check stops, NEED_TABLE). Evaluations made before
+    such a stop are replayed from ``elog`` when the check resumes."""
+    k = q[Q_EPOS]
+    if k < q[Q_ELEN]:
+        q[Q_EPOS] = k + 1
+        return True, elog[k, 0], elog[k, 1]
+    if not _valid(dl, d, S, t):
+        info[0], info[1], info[2] = t, d, S
+        return False, 0.0, 0.0
+    delta, gamma = _value_at(dl, d, S, t, lines, surf, scratch, coefs, xlines)
+    elog[k, 0] = delta
+    elog[k, 1] = gamma
+    q[Q_EPOS] = k + 1
+    q[Q_ELEN] = k + 1
+    return True, delta, gamma
 
 
 @njit(cache=True)
@@ -158,22 +244,30 @@ def _submit(t, acc, qty, mk, shares, cash, fills, q, info):
 
 
 @njit(cache=True)
-def _net_after(dl, d, qty, t, mk, shares, lines, surf, scratch):
-    """DealerAgent.net_delta_after: net delta had a hedge of ``qty`` traded now."""
+def _net_after(dl, d, qty, t, mk, shares, lines, surf, scratch, coefs, xlines, elog, q, info):
+    """DealerAgent.net_delta_after: net delta had a hedge of ``qty`` traded now;
+    ``(ok, net delta)`` (:func:`_eval`)."""
     S = _preview(mk, qty)
-    delta = _eval(dl, d, S, t, lines, surf, scratch)[0]
-    return delta + shares[int(dl[d, D_ACC])] + qty
+    ok, delta, _ = _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info)
+    return ok, delta + shares[int(dl[d, D_ACC])] + qty
 
 
 @njit(cache=True)
-def _solve(dl, d, delta, naive, target, band, t, mk, shares, lines, surf, scratch):
-    """DealerAgent._solve, the same steps."""
+def _solve(
+    dl, d, delta, naive, target, band, t, mk, shares, lines, surf, scratch, coefs, xlines, elog,
+    q, info,
+):  # fmt: skip
+    """DealerAgent._solve, the same steps; ``(ok, qty)`` (:func:`_eval`)."""
     a = 0.0
     ga = delta - target
     b = naive
-    gb = _net_after(dl, d, naive, t, mk, shares, lines, surf, scratch) - target
+    ok, gb = _net_after(dl, d, naive, t, mk, shares, lines, surf, scratch, coefs, xlines, elog,
+                        q, info)  # fmt: skip
+    if not ok:
+        return False, 0.0
+    gb -= target
     if ga * gb > 0.0:
-        return naive
+        return True, naive
     fa = ga
     fb = gb
     kept = 0
@@ -181,45 +275,70 @@ def _solve(dl, d, delta, naive, target, band, t, mk, shares, lines, surf, scratc
         if abs(b - a) <= 1.0:
             break
         c = bracket_probe(a, fa, b, fb)
-        gc = _net_after(dl, d, c, t, mk, shares, lines, surf, scratch) - target
+        ok, gc = _net_after(dl, d, c, t, mk, shares, lines, surf, scratch, coefs, xlines, elog,
+                            q, info)  # fmt: skip
+        if not ok:
+            return False, 0.0
+        gc -= target
         if abs(gc) < 0.5 * MIN_ORDER:
-            return c
+            return True, c
         a, ga, b, gb, fa, fb, kept = solve_update(a, ga, b, gb, fa, fb, kept, c, gc)
-    return solve_pick(a, ga, b, gb, target, band)
+    return True, solve_pick(a, ga, b, gb, target, band)
 
 
 @njit(cache=True)
-def _check(dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info):
+def _check(
+    dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info, coefs,
+    xlines, elog,
+):  # fmt: skip
     """DealerAgent.check for an instant market-order dealer with no capacity limit;
-    returns ``(status, executed qty)``."""
+    returns ``(status, executed qty)``. Nothing changes before the order is sent, and the
+    post-fill evaluation is known valid before it is: a NEED_TABLE stop leaves the state
+    as it was, and the check is played again (its evaluations replayed, ``elog``)."""
     acc = int(dl[d, D_ACC])
     mid = mk[MK_MID]
     have = False
     delta = 0.0
     gamma = 0.0
-    if dl[d, D_POST] != 0.0:  # right after our own fill: reuse that valuation if current
-        dl[d, D_POST] = 0.0
-        if dl[d, D_POST_CH] == mk[MK_CHANGES] and dl[d, D_POST_T] == t:
-            delta = dl[d, D_POST_D]
-            gamma = dl[d, D_POST_G]
-            have = True
+    # right after our own fill: reuse that valuation if current
+    if dl[d, D_POST] != 0.0 and dl[d, D_POST_CH] == mk[MK_CHANGES] and dl[d, D_POST_T] == t:
+        delta = dl[d, D_POST_D]
+        gamma = dl[d, D_POST_G]
+        have = True
     if not have:
-        delta, gamma = _eval(dl, d, mid, t, lines, surf, scratch)
+        ok, delta, gamma = _eval(dl, d, mid, t, lines, surf, scratch, coefs, xlines, elog, q,
+                                 info)  # fmt: skip
+        if not ok:
+            return NEED_TABLE, 0.0
         delta += shares[acc]
     band = dl[d, D_BAND]
     if dl[d, D_NOTIONAL] != 0.0:
         band = band * mid / _NOTIONAL_UNIT
     if abs(delta) <= max(band, MIN_ORDER):
+        dl[d, D_POST] = 0.0
         return OK, 0.0
-    dl[d, D_LASTD] = delta
     hf = dl[d, D_HF]
     goal, qty = plan_hedge(delta, band, dl[d, D_CENTER] != 0.0, hf)
     solve_next = dl[d, D_SOLVE] != 0.0
+    solved = False
     if qty != 0.0 and (solve_next or gamma > 0.0):
         response = 1.0 + gamma * (_preview(mk, qty) - mid) / qty
         if solve_next or hf * response > SOLVE_OVERSHOOT:
             target = delta + hf * (goal - delta)
-            qty = _solve(dl, d, delta, qty, target, band, t, mk, shares, lines, surf, scratch)
+            ok, qty = _solve(
+                dl, d, delta, qty, target, band, t, mk, shares, lines, surf, scratch, coefs,
+                xlines, elog, q, info,
+            )  # fmt: skip
+            if not ok:
+                return NEED_TABLE, 0.0
+        solved = True
+    if qty != 0.0 and not _valid(dl, d, _preview(mk, qty), t):
+        info[0], info[1], info[2] = t, d, _preview(mk, qty)  # the post-fill evaluation
+        return NEED_TABLE, 0.0
+    # the check goes through from here
+    dl[d, D_POST] = 0.0
+    dl[d, D_LASTD] = delta
+    if solved:
         dl[d, D_SOLVE] = 0.0
     if qty == 0.0:
         return OK, 0.0
@@ -231,7 +350,8 @@ def _check(dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fre
     dl[d, D_HCOST] += cost
     dl[d, D_NREH] += 1.0
     # judge the fill (DealerAgent._judge_fill, instant dealer, no capacity)
-    d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch)
+    ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch, coefs, xlines,
+                                 elog, q, info)  # fmt: skip
     after = d_after + shares[acc]
     dl[d, D_POST] = 1.0
     dl[d, D_POST_CH] = mk[MK_CHANGES]
@@ -254,7 +374,8 @@ def _check(dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fre
 @njit(cache=True)
 def advance(
     horizon, inclusive, wake, mk, news, z, noise, gaps, sizes, sides, dl, lines, surf,
-    shares, cash, fills, q, runq, fresh, waitq, info, stimes, samples, sample_at_horizon,
+    shares, cash, fills, q, runq, fresh, waitq, info, stimes, samples, sample_at_horizon, coefs,
+    xlines, elog,
 ):  # fmt: skip
     """Play the high-frequency events due before ``horizon`` (s; at it too when
     ``inclusive``) and the cascades they set off; ``wake`` wakes the waiting dealers
@@ -265,7 +386,13 @@ def advance(
     A sample due at ``stimes[q[Q_SAMPLE]]`` (s, before the horizon, or at it when
     ``sample_at_horizon``: not when the loop stops there) comes before
     everything else at its instant: its row of ``samples`` holds the mid, the market
-    volume, then per dealer the shares, the cash and the hedge volume."""
+    volume, then per dealer the shares, the cash and the hedge volume. The sampler reads
+    a tabulated dealer's table at the sample's spot and clock: a sample where it is not
+    valid stops the call first (NEED_TABLE), as the sampler would rebuild it there.
+
+    ``coefs`` (6 rows) and ``xlines`` (a line table) hold the dealers' table coefficients
+    and their near and changed lines (``D_COFF``..``D_XN``); ``elog`` (``(ELOG_SIZE, 2)``)
+    the evaluations of a check stopped by NEED_TABLE."""
     scratch = np.zeros((5, 1))
     nd = runq.size
     if wake:
@@ -287,6 +414,11 @@ def advance(
                 if k >= samples.shape[0]:
                     surf[6] = t
                     return SAMPLES
+                for d in range(nd):
+                    if dl[d, D_TMODE] != TM_EXACT and not _valid(dl, d, mk[MK_MID], ts):
+                        info[0], info[1], info[2] = ts, d, mk[MK_MID]
+                        surf[6] = t
+                        return NEED_TABLE
                 _record(samples[k], mk, dl, shares, cash)
                 q[Q_SAMPLE] += 1
                 q[Q_SAMPLES] = k + 1
@@ -296,17 +428,24 @@ def advance(
                 surf[6] = t
                 return FULL
             d = runq[q[Q_RHEAD]]
-            q[Q_RHEAD] = (q[Q_RHEAD] + 1) % nd
-            q[Q_RLEN] -= 1
             if fresh[d]:
                 dl[d, D_ROUNDS] = 0.0
                 dl[d, D_GROW] = 0.0
                 dl[d, D_LAST] = 0.0
                 fresh[d] = False
+            q[Q_EPOS] = 0
+            head, rlen = q[Q_RHEAD], q[Q_RLEN]
+            q[Q_RHEAD] = (head + 1) % nd
+            q[Q_RLEN] = rlen - 1
             status, qty = _check(
                 dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq,
-                info,
+                info, coefs, xlines, elog,
             )  # fmt: skip
+            if status == NEED_TABLE:  # back at the head of the run queue, state unchanged
+                q[Q_RHEAD], q[Q_RLEN] = head, rlen
+                surf[6] = t
+                return status
+            q[Q_ELEN] = 0
             if status != OK:
                 surf[6] = t
                 return status

@@ -17,10 +17,14 @@ rows are then filled from those states in one batch by the sampler the simpy pat
 row by row (:meth:`HotLoop._replay`, :meth:`mmsim.sampler.Sampler.fill`), so the series
 is the simpy path's, column for column.
 
-Tabulated books (``engine.delta_table``): the kernel evaluates lines exactly; once a
-dealer's delta would come from a table, the simpy agents take over for the rest of the
-run from where the kernel stands (:meth:`HotLoop._hand_over`: same draws, same next
-tick and arrival, dealers waiting in the kernel's order).
+Tabulated books (``engine.delta_table``): the kernel reads a dealer's delta table
+(coefficients, near and changed lines, validity window: spot range, time span, next
+expiry of its lines) as the book would (:meth:`HotLoop._sync`, through
+``OptionBook.holder_evaluation``); a check or a sample where it is not valid stops the
+kernel (``NEED_TABLE``), the book builds, rolls or refreshes the table exactly where the
+simpy agents' check or sampler would, and the kernel resumes the interrupted check. So
+the run is the simpy path's, bit for bit, at any book size, and a check costs the same
+at 10 or 10,000 lines.
 
 Order of same-instant events: the kernel plays a news tick or noise order that falls
 exactly on a discrete event's instant after that event (the discrete events are
@@ -46,7 +50,6 @@ from simpy.core import NORMAL, URGENT
 from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
 from mmsim.market import SqrtImpact
-from mmsim.record import _UrgentTimeout
 from mmsim.schema import Scenario
 
 if TYPE_CHECKING:
@@ -183,8 +186,15 @@ class HotLoop:
         self.surf = np.zeros(7)  # level, skew, floor, r, q, year seconds, kernel clock (s)
         self.lines = np.zeros((7, 1))
         self._key: tuple[int, float] | None = None  # (book version, vol level) loaded
-        self._tab_version = -1  # book version last checked for tabulation
-        self.active = True  # False once the simpy agents took over (a tabulated book)
+        # per dealer: the table the kernel reads (None: exact) and the book's table state
+        # it was loaded from (OptionBook.table_state)
+        self._tabs: list[Any] = [None] * nd
+        self._tab_seen: list[tuple | None] = [None] * nd
+        self.coefs = np.zeros((6, 1))
+        self.xlines = np.zeros((7, 1))
+        self.elog = np.zeros((fp.ELOG_SIZE, 2))
+        self.table_loads = 0  # diagnostics: NEED_TABLE answered,
+        self.resumed_checks = 0  # of which within a check that had evaluated already
         self.seen = market.changes
 
     @property
@@ -201,18 +211,6 @@ class HotLoop:
         recorder.take(self.sample_times[0])
         yield from ()
 
-    def _samples_from(self, env: simpy.Environment, k: int) -> Generator[Any, Any, None]:
-        """The recorder's samples from ``k`` on (after a hand-over), as its process."""
-        recorder = self.sim.recorder
-        for j, t in enumerate(self.sample_times[k:]):
-            # the first at the recorder's own clock for it, the rest as its timeouts
-            yield (
-                _at(env, float(self.stimes[k]), URGENT)
-                if j == 0
-                else _UrgentTimeout(env, t - env.now)
-            )
-            recorder.take(t)
-
     # -- the driver ----------------------------------------------------------------
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """Advance the kernel between discrete events; runs last at each of its instants
@@ -221,9 +219,6 @@ class HotLoop:
         while True:
             now = env.now
             T = env.peek()
-            if self._tabulates(now):
-                self._hand_over(env)
-                return
             if T <= now:  # other events at this instant first; the kernel plays what is due
                 self._advance(now, now, True, False)
                 yield env.timeout(0.0)
@@ -240,43 +235,6 @@ class HotLoop:
                 self._advance(now, T, False, True)  # a sample at T comes before the events
             yield env.event() if math.isinf(T) else _at(env, T)  # inf: nothing left
 
-    # -- handing over to the simpy agents ------------------------------------------------
-    def _tabulates(self, now: float) -> bool:
-        """Whether a dealer's delta would now come from a table (``engine.delta_table``):
-        the kernel evaluates lines exactly, so the simpy agents take over from here."""
-        book = self.sim.book
-        mode = book.delta_table
-        if mode == "off" or book.version == self._tab_version:
-            return False
-        self._tab_version = book.version
-        for d in self.sim.dealers:
-            n = book._hot_lines(d.index, now)[1]
-            if n and (mode == "on" or n >= book.table_min_lines):
-                return True
-        return False
-
-    def _hand_over(self, env: simpy.Environment) -> None:
-        """Start the news, noise and dealer processes where the kernel stands (all
-        cascades settled): the same draws, ticks and arrivals follow, and the dealers wait
-        in the kernel's waiting order (woken now if a discrete event changed the market)."""
-        sim = self.sim
-        self.active = False
-        news, noise = sim.news, sim.noise
-        if self.news[fp.NW_ON] != 0.0:
-            first = _at(env, float(self.news[fp.NW_NEXT]))
-            env.process(news.ticks(env, self.z, int(self.news[fp.NW_IDX]), first))
-        if self.noise[fp.NZ_ON] != 0.0:
-            noise.next = int(self.noise[fp.NZ_IDX])
-            env.process(noise.orders(env, _at(env, float(self.noise[fp.NZ_NEXT]))))
-        q, nd = self.q, len(sim.dealers)
-        if q[fp.Q_SAMPLE] < len(self.sample_times):
-            env.process(self._samples_from(env, int(q[fp.Q_SAMPLE])))
-        order = [int(self.waitq[(q[fp.Q_WHEAD] + k) % nd]) for k in range(q[fp.Q_WLEN])]
-        for d in order:
-            env.process(sim.dealers[d].process(env))
-        if sim.market.changes != self.seen:  # after the ticks and orders due now, as notify
-            env.process(_wake(_at(env, env.now), env, sim.market))
-
     # -- one kernel call --------------------------------------------------------------------
     def _advance(self, now: float, horizon: float, inclusive: bool, sample_at: bool) -> None:
         sim = self.sim
@@ -284,12 +242,13 @@ class HotLoop:
         self._load(now)
         ledger = sim.ledger
         news, noise = sim.news, sim.noise
+        last_need, repeats = (-1, 0.0, 0.0), 0
         while True:
             status = fp.advance(
                 horizon, inclusive, wake, self.mk, self.news, self.z, self.noise,
                 *self._noise_blocks(), self.dl, self.lines, self.surf, ledger._shares,
                 ledger._cash, self.fills, self.q, self.runq, self.fresh, self.waitq, self.info,
-                self.stimes, self.samples, sample_at,
+                self.stimes, self.samples, sample_at, self.coefs, self.xlines, self.elog,
             )  # fmt: skip
             wake = False
             if self.q[fp.Q_SAMPLES]:
@@ -307,6 +266,15 @@ class HotLoop:
                 self.noise[fp.NZ_NEXT] = self.surf[6] + noise.gaps[0]
             elif status == fp.FULL:
                 self._flush()
+            elif status == fp.NEED_TABLE:
+                need = (int(self.info[1]), float(self.info[2]), float(self.info[0]))
+                # each stop of one check is at a new point (its evaluations are replayed)
+                repeats = repeats + 1 if need[::2] == last_need[::2] else 0
+                if repeats > fp.ELOG_SIZE:
+                    raise RuntimeError(f"fast path: no valid evaluation at {need}")
+                last_need = need
+                self.resumed_checks += self.q[fp.Q_ELEN] > 0
+                self._sync(*need)
             else:
                 self._store()
                 raise InstabilityError(self._message(status))
@@ -330,6 +298,7 @@ class HotLoop:
         self.surf[6] = now
         key = (book.version, vol.level)
         if key == self._key:
+            self._check_tables()
             return
         self._key = key
         # a dealer's valuation right after its fill is stale after any change (DealerAgent)
@@ -347,6 +316,12 @@ class HotLoop:
             self.lines[:, off : off + n] = lines[:, :n]
             self.dl[i, fp.D_OFF], self.dl[i, fp.D_N] = off, n
             off += n
+            # a book that sums few lines exactly does so all segment; else ask the book
+            # at the first check or sample (NEED_TABLE)
+            exact = book.delta_table == "off" or n == 0
+            exact = exact or (book.delta_table == "auto" and n < book.table_min_lines)
+            self.dl[i, fp.D_TMODE] = fp.TM_EXACT if exact else fp.TM_UNKNOWN
+            self._tabs[i] = None
         for i, d in enumerate(sim.dealers):
             cfg = d.config
             band = cfg.band * d._panic_factor()
@@ -354,6 +329,61 @@ class HotLoop:
                 d.band_shares()  # refreshes the gross units when the book changed
                 band = band * d._gross_units
             self.dl[i, fp.D_BAND] = band
+
+    def _check_tables(self) -> None:
+        """Forget a dealer's loaded table when the book's changed since it was loaded
+        (a discrete event evaluated the dealer's delta elsewhere)."""
+        book = self.sim.book
+        for i, d in enumerate(self.sim.dealers):
+            seen = self._tab_seen[i]
+            if self.dl[i, fp.D_TMODE] == fp.TM_EXACT or seen is None:
+                continue
+            now = book.table_state(d.index)
+            if now[0] is not seen[0] or now[1:] != seen[1:]:
+                self.dl[i, fp.D_TMODE] = fp.TM_UNKNOWN
+
+    def _sync(self, i: int, S: float, t: float) -> None:
+        """Load dealer ``i``'s evaluation as the book answers at spot ``S`` ($), clock ``t``
+        (s): its table built, rolled or refreshed there if need be, exactly as the simpy
+        agents' check or sampler would have it (``OptionBook.holder_evaluation``)."""
+        sim = self.sim
+        book, h = sim.book, sim.dealers[i].index
+        table, until, nxt = book.holder_evaluation(h, S, t, *sim.vol.params())
+        self.table_loads += 1
+        row = self.dl[i]
+        self._tab_seen[i] = book.table_state(h)
+        self._tabs[i] = table
+        row[fp.D_TEXP] = nxt
+        if table is None:
+            row[fp.D_TMODE] = fp.TM_EXACT if math.isinf(until) else fp.TM_EXACT_UNTIL
+            row[fp.D_T1] = until
+        else:
+            row[fp.D_TMODE] = fp.TM_TABLE
+            row[fp.D_T0], row[fp.D_T1] = table.t0, table.t0 + table.H
+            row[fp.D_CENTER_S], row[fp.D_HALF], row[fp.D_H] = table.center, table.half, table.H
+        self._pack_tables()
+
+    def _pack_tables(self) -> None:
+        """The loaded tables' coefficients and near and changed lines into the kernel's
+        ``coefs`` and ``xlines``, with their columns in each dealer's row."""
+        coefs, extra = [], []
+        c_off = x_off = 0
+        for i, table in enumerate(self._tabs):
+            if table is None:
+                continue
+            row = self.dl[i]
+            coefs.append(table.coef)
+            row[fp.D_COFF], row[fp.D_CN] = c_off, table.coef.shape[1]
+            c_off += table.coef.shape[1]
+            for col, lines, k in (
+                (fp.D_NOFF, table.near, table.near_n),
+                (fp.D_XOFF, table.changes, table.changes_n),
+            ):
+                extra.append(lines[:, :k])
+                row[col], row[col + 1] = x_off, k
+                x_off += k
+        self.coefs = np.ascontiguousarray(np.hstack(coefs)) if coefs else np.zeros((6, 1))
+        self.xlines = np.ascontiguousarray(np.hstack(extra)) if x_off else np.zeros((7, 1))
 
     def _store(self) -> None:
         """Arrays -> Python state, and the fills into the trade log."""
@@ -427,16 +457,6 @@ class HotLoop:
                 int(info[2]), float(info[3]), float(info[4]), float(info[5]), now=t
             )
         return dealer._runaway_message(int(info[2]), now=t)
-
-
-def _wake(when: simpy.Event, env: simpy.Environment, market: Any) -> Generator[Any, Any, None]:
-    """When ``when`` fires, wake the processes waiting on ``market.changed``
-    (Market.notify without counting a change: it was counted when it happened)."""
-    yield when
-    event = market.changed
-    if event.callbacks:
-        market.changed = env.event()
-        event.succeed(market.mid)
 
 
 def news_block() -> int:

@@ -34,10 +34,15 @@ from numba import njit
 from mmsim.book_kernels import (
     N_ROWS,
     ROW_EXPIRY,
+    ROW_IV_OFF,
+    ROW_STRIKE,
+    ROW_UNITS,
+    ROW_VIS_W,
     _profile_at,
-    gamma_pair_at,
+    line_sigma,
 )
 from mmsim.delta_table import _cheb_coefficients, _clenshaw
+from mmsim.greeks import gamma_scalar
 
 __all__ = ["ProfileTable", "build_profile", "table_flips"]
 
@@ -56,11 +61,26 @@ ATTEMPTS = ((64, 23400.0), (128, 23400.0), (192, 7200.0))
 @njit(cache=True)
 def gamma_pair(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
     """``out[0, j]`` = true and ``out[1, j]`` = visible gamma sum (shares per $1:
-    ``ROW_UNITS`` and ``ROW_VIS_W`` weights) of the lines at spot ``spots[j]`` ($)."""
-    for j in range(spots.size):
-        out[0, j], out[1, j] = gamma_pair_at(
-            spots[j], t, year_seconds, lines, n, level, skew, floor, r, q
-        )
+    ``ROW_UNITS`` and ``ROW_VIS_W`` weights) of the lines at spot ``spots[j]`` ($): the
+    sums of :func:`~mmsim.book_kernels.gamma_pair_at`, bit for bit (lines outside, each
+    spot's sums still in line order)."""
+    m = spots.size
+    out[:2, :m] = 0.0
+    for i in range(n):
+        w_true = lines[ROW_UNITS, i]
+        w_vis = lines[ROW_VIS_W, i]
+        if lines[ROW_EXPIRY, i] <= t or (w_true == 0.0 and w_vis == 0.0):
+            continue
+        K = lines[ROW_STRIKE, i]
+        T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+        offset = lines[ROW_IV_OFF, i]
+        for j in range(m):
+            S = spots[j]
+            g = gamma_scalar(S, K, T, line_sigma(K, S, level, skew, floor, offset), r, q)
+            if w_true != 0.0:
+                out[0, j] += w_true * g
+            if w_vis != 0.0:
+                out[1, j] += w_vis * g
 
 
 @njit(cache=True)

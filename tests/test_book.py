@@ -389,3 +389,40 @@ def test_add_validates(kwargs):
 def test_unknown_view_is_rejected():
     with pytest.raises(ValueError, match="view"):
         make_book().gex_at(S0, T0, surface(), "dealer")
+
+
+def test_gex_by_strike_both_views_from_one_pricing_equal_a_per_view_pricing():
+    """300 random lines, some invisible, strikes shared: each view's per-strike GEX (one
+    gamma per line serves both views) equals, bit for bit, weight x gamma x S^2 x 1% per
+    line from ``delta_gamma_scalar`` summed per strike in booking order; ``gex_views_at``
+    equals ``gex_profile`` at that spot in each view."""
+    from mmsim.book_kernels import ROW_IS_CALL, ROW_STRIKE, line_sigma
+    from mmsim.greeks import delta_gamma_scalar
+
+    rng = np.random.default_rng(11)
+    book = OptionBook(3)
+    for _ in range(300):
+        book.add(float(rng.choice(np.arange(80.0, 121.0, 2.5))), float(rng.uniform(1, 60)) * DAY,
+                 bool(rng.random() < 0.5), float(rng.uniform(-50, 50)), int(rng.integers(3)),
+                 visible=bool(rng.random() < 0.7))  # fmt: skip
+    vol = VolSurface(0.2, -0.1, 0.01)
+    S, t = 101.3, 3.0 * DAY
+    lines, n = book._live_lines(t)
+    level, skew, floor, r, q = book._surface(vol)
+    for view in ("visible", "true", "visible"):  # the second visible call reads the cache
+        w = lines[book._row(view), :n]
+        want = {}
+        for i in range(n):
+            K = lines[ROW_STRIKE, i]
+            T = (lines[1, i] - t) / book.year_seconds
+            sigma = line_sigma(K, S, level, skew, floor, 0.0)
+            g = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[1]
+            if w[i] != 0.0:
+                key = (K, bool(lines[ROW_IS_CALL, i]))
+                want[key] = want.get(key, 0.0) + w[i] * g * (S * S * GEX_PER_PCT)
+        table = book.gex_by_strike(S, t, vol, view).set_index("strike")
+        for (K, is_call), gex in want.items():
+            assert table.loc[K, "call_gex" if is_call else "put_gex"] == gex, (view, K)
+    # and the GEX at a wall, both views from one pricing (lines outside in the kernel)
+    views = tuple(float(book.gex_profile([S], t, vol, v)[0]) for v in ("true", "visible"))
+    assert book.gex_views_at(S, t, vol) == views

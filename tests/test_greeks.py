@@ -534,3 +534,21 @@ def test_invalid_inputs_raise_value_error(kwargs, match):
 def test_minus_infinite_T_is_accepted_as_expired():
     g = bsm_greeks(110.0, 100.0, -np.inf, 0.2, r=0.05, q=0.02)
     assert float(g.price) == 10.0 and float(g.delta) == 1.0 and float(g.gamma) == 0.0
+
+
+def test_gamma_scalar_is_delta_gamma_scalars_gamma_bit_for_bit():
+    """The GEX kernels' gamma-only evaluator: equal to ``delta_gamma_scalar``'s gamma
+    exactly (no tolerance) over 20,000 random options, with T = 0, sigma = 0, deep ITM/OTM
+    and negative rates among them."""
+    from mmsim.greeks import gamma_scalar
+
+    rng = np.random.default_rng(5)
+    for _ in range(20_000):
+        S, K = rng.uniform(1.0, 300.0, 2)
+        T = 0.0 if rng.random() < 0.05 else float(rng.uniform(0.0, 3.0))
+        sigma = 0.0 if rng.random() < 0.05 else float(rng.uniform(0.0, 2.0))
+        r, q = rng.uniform(-0.02, 0.08, 2)
+        is_call = bool(rng.random() < 0.5)
+        want = delta_gamma_scalar(S, K, T, sigma, r, q, is_call)[1]
+        got = gamma_scalar(S, K, T, sigma, r, q)
+        assert got == want, (S, K, T, sigma, r, q, got, want)
