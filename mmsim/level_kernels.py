@@ -54,12 +54,12 @@ def _one_sign(lines, n, row, t):
 
 
 @njit(cache=True)
-def _by_strike(S, t, year_seconds, lines, n, row, level, skew, floor, r, q):
+def _by_strike(S, lines, n, row, unit):
     """Unique strikes ($, ascending) of the lines with a non-zero weight in row ``row``,
-    their call and put GEX at spot ``S`` ($ per 1%; each strike's lines summed in line
-    order, as ``np.bincount``) and whether each has a call, a put line."""
-    g = np.empty(max(n, 1))
-    line_gamma(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, g)
+    their call and put GEX at spot ``S`` ($ per 1%: weight x ``unit`` gamma x
+    ``S**2 * GEX_PER_PCT``, each strike's lines summed in line order, as ``np.bincount``)
+    and whether each has a call, a put line."""
+    scale = S * S * GEX_PER_PCT
     live = np.empty(n, np.int64)
     m = 0
     for i in range(n):
@@ -85,13 +85,14 @@ def _by_strike(S, t, year_seconds, lines, n, row, level, skew, floor, r, q):
     for j in range(m):
         i = live[j]
         k = np.searchsorted(strikes, ks[j])
+        gi = lines[row, i] * unit[i] * scale
         if lines[ROW_IS_CALL, i] != 0.0:
-            call[k] += g[i]
+            call[k] += gi
             put[k] += 0.0
             has_call[k] = True
         else:
             call[k] += 0.0
-            put[k] += g[i]
+            put[k] += gi
             has_put[k] = True
     return strikes, call, put, has_call, has_put
 
@@ -150,8 +151,10 @@ def levels_row(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0,
         out[1] = xv if fv else np.nan
     a = (t, year_seconds, lines, n)
     s = (level, skew, floor, r, q)
-    st, ct, pt, hct, hpt = _by_strike(S, *a, ROW_UNITS, *s)
-    sv, cv, pv, hcv, hpv = _by_strike(S, *a, ROW_VIS_W, *s)
+    unit = np.empty(max(n, 1))  # one pricing of each line serves both views
+    line_gamma(S, t, year_seconds, lines, n, level, skew, floor, r, q, unit)
+    st, ct, pt, hct, hpt = _by_strike(S, lines, n, ROW_UNITS, unit)
+    sv, cv, pv, hcv, hpv = _by_strike(S, lines, n, ROW_VIS_W, unit)
     cwv, pwv = _pick(sv, cv, hcv), _pick(sv, pv, hpv)
     out[2] = _pick(st, ct, hct)
     out[3] = _pick(st, pt, hpt)
