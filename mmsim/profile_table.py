@@ -7,10 +7,12 @@ on the grid ``S * linspace(0.7, 1.3, 241)``, linearly interpolated between the t
 non-zero grid values around it. Its position needs the profile's exact values only at
 those two points; everywhere else only the sign matters. :class:`ProfileTable` fits the
 true and the visible gamma sums (shares per $1; GEX has their sign) with Chebyshev
-polynomials in spot over ``[0.665, 1.365] x`` the build's spot, at the build time ``t0``
-and at ``t0 + H`` (linear in time between), and validates the fit: the largest error at
-the ``N - 1`` spots half-way between the nodes at ``t0 + H / 2`` (where the fit and the
-interpolation in time err most), times ``SAFETY``, is the bound ``eps``. A grid value
+polynomials in spot over ``[0.665, 1.365] x`` the build's spot, at the build time ``t0``,
+at ``t0 + H / 2`` and at ``t0 + H`` (quadratic in time between; the nodes priced by
+:func:`gamma_pair_fit`), and validates the fit against the exact sums
+(:func:`gamma_pair`): the largest error at the ``N - 1`` spots half-way between the
+nodes at the time fractions ``VALIDATE_AT`` (where the fit and the interpolation in time
+err most), times ``SAFETY``, is the bound ``eps``. A grid value
 of the table farther than ``eps`` from 0 has the sign of the exact profile; a value
 within ``eps`` is evaluated exactly. The crossing found, and its interpolation, are then
 those of the full computation (:func:`mmsim.book_kernels.nearest_flips`), bit for bit,
