@@ -32,7 +32,7 @@ from mmsim.book_kernels import (
 )
 from mmsim.npsum import np_sum
 
-__all__ = ["levels_row"]
+__all__ = ["StrikeGroups", "levels_row", "levels_row_grouped", "strike_groups"]
 
 
 @njit(cache=True)
@@ -54,22 +54,22 @@ def _one_sign(lines, n, row, t):
 
 
 @njit(cache=True)
-def _by_strike(S, t, year_seconds, lines, n, row, level, skew, floor, r, q):
-    """Unique strikes ($, ascending) of the lines with a non-zero weight in row ``row``,
-    their call and put GEX at spot ``S`` ($ per 1%; each strike's lines summed in line
-    order, as ``np.bincount``) and whether each has a call, a put line."""
-    g = np.empty(max(n, 1))
-    line_gamma(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, g)
-    live = np.empty(n, np.int64)
+def strike_groups(lines, n, row):
+    """The grouping of the first ``n`` lines by strike for view row ``row``: ``inv[i]``
+    the index in ``strikes`` (unique, ascending, $) of line ``i`` if its weight is
+    non-zero, else -1; whether each strike has a call, a put line. It depends only on
+    the line table, so a caller keeps it for as long as the table lasts."""
+    inv = np.full(n, -1, np.int64)
     m = 0
     for i in range(n):
         if lines[row, i] != 0.0:
-            live[m] = i
             m += 1
-    live = live[:m]
     ks = np.empty(m)
-    for j in range(m):
-        ks[j] = lines[ROW_STRIKE, live[j]]
+    m = 0
+    for i in range(n):
+        if lines[row, i] != 0.0:
+            ks[m] = lines[ROW_STRIKE, i]
+            m += 1
     srt = np.sort(ks)
     strikes = np.empty(m)
     u = 0
@@ -78,22 +78,39 @@ def _by_strike(S, t, year_seconds, lines, n, row, level, skew, floor, r, q):
             strikes[u] = srt[j]
             u += 1
     strikes = strikes[:u]
-    call = np.zeros(u)
-    put = np.zeros(u)
     has_call = np.zeros(u, np.bool_)
     has_put = np.zeros(u, np.bool_)
-    for j in range(m):
-        i = live[j]
-        k = np.searchsorted(strikes, ks[j])
+    for i in range(n):
+        if lines[row, i] != 0.0:
+            k = np.searchsorted(strikes, lines[ROW_STRIKE, i])
+            inv[i] = k
+            if lines[ROW_IS_CALL, i] != 0.0:
+                has_call[k] = True
+            else:
+                has_put[k] = True
+    return inv, strikes, has_call, has_put
+
+
+@njit(cache=True)
+def _by_strike(S, lines, n, row, unit, inv, u):
+    """Call and put GEX at spot ``S`` ($ per 1%: weight x ``unit`` gamma x
+    ``S**2 * GEX_PER_PCT``) of the ``u`` strikes of :func:`strike_groups` (``inv``),
+    each strike's lines summed in line order, as ``np.bincount``."""
+    scale = S * S * GEX_PER_PCT
+    call = np.zeros(u)
+    put = np.zeros(u)
+    for i in range(n):
+        k = inv[i]
+        if k < 0:
+            continue
+        gi = lines[row, i] * unit[i] * scale
         if lines[ROW_IS_CALL, i] != 0.0:
-            call[k] += g[i]
+            call[k] += gi
             put[k] += 0.0
-            has_call[k] = True
         else:
             call[k] += 0.0
-            put[k] += g[i]
-            has_put[k] = True
-    return strikes, call, put, has_call, has_put
+            put[k] += gi
+    return call, put
 
 
 @njit(cache=True)
@@ -139,7 +156,19 @@ def levels_row(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0,
     first ``n`` lines of ``lines``: with ``flips``, the true and visible flips on
     ``S * grid`` (``grid[i0] == 1``; NaN when none), else ``out[:2]`` is left as it is;
     the call and put walls of the true and the visible view; the true and visible GEX
-    at the visible call wall and put wall; the true GEX of the lines struck at each."""
+    at the visible call wall and put wall; the true GEX of the lines struck at each.
+    :func:`levels_row_grouped` with the strike grouping computed here."""
+    gt = strike_groups(lines, n, ROW_UNITS)
+    gv = strike_groups(lines, n, ROW_VIS_W)
+    levels_row_grouped(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0, flips,
+                       *gt, *gv, out)  # fmt: skip
+
+
+@njit(cache=True)
+def levels_row_grouped(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0, flips,
+                       inv_t, st, hct, hpt, inv_v, sv, hcv, hpv, out):  # fmt: skip
+    """:func:`levels_row` given both views' :func:`strike_groups` of ``lines`` (true:
+    ``inv_t, st, hct, hpt``; visible: ``inv_v, sv, hcv, hpv``)."""
     if flips and _one_sign(lines, n, ROW_UNITS, t) and _one_sign(lines, n, ROW_VIS_W, t):
         out[0] = np.nan  # no crossing in either view: nothing to walk
         out[1] = np.nan
@@ -150,8 +179,10 @@ def levels_row(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0,
         out[1] = xv if fv else np.nan
     a = (t, year_seconds, lines, n)
     s = (level, skew, floor, r, q)
-    st, ct, pt, hct, hpt = _by_strike(S, *a, ROW_UNITS, *s)
-    sv, cv, pv, hcv, hpv = _by_strike(S, *a, ROW_VIS_W, *s)
+    unit = np.empty(max(n, 1))  # one pricing of each line serves both views
+    line_gamma(S, t, year_seconds, lines, n, level, skew, floor, r, q, unit)
+    ct, pt = _by_strike(S, lines, n, ROW_UNITS, unit, inv_t, st.size)
+    cv, pv = _by_strike(S, lines, n, ROW_VIS_W, unit, inv_v, sv.size)
     cwv, pwv = _pick(sv, cv, hcv), _pick(sv, pv, hpv)
     out[2] = _pick(st, ct, hct)
     out[3] = _pick(st, pt, hpt)
@@ -159,3 +190,22 @@ def levels_row(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0,
     out[5] = pwv
     out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
     out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
+
+
+class StrikeGroups:
+    """Both views' :func:`strike_groups` of the last line table asked for, kept while the
+    caller passes the same table object with the same ``n`` and ``version`` (the book's:
+    it rebuilds its live table on any change, and counts changes)."""
+
+    def __init__(self) -> None:
+        self._key: tuple = ()
+        self._groups: tuple = ()
+
+    def of(self, lines: np.ndarray, n: int, version: int) -> tuple:
+        """``(*true, *visible)`` groups of the first ``n`` lines of ``lines``."""
+        key = self._key
+        if not key or key[0] is not lines or key[1] != n or key[2] != version:
+            self._groups = (*strike_groups(lines, n, ROW_UNITS),
+                            *strike_groups(lines, n, ROW_VIS_W))  # fmt: skip
+            self._key = (lines, n, version)
+        return self._groups

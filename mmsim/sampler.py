@@ -7,7 +7,7 @@ sample instant. One implementation serves both paths: the simpy path's recorder 
 for one row at a time (:meth:`Sampler.sample`, a batch of one); the fast path hands
 over every sample a kernel call recorded at once (:meth:`Sampler.fill`), the book and
 the surface being fixed within a call. The batch is compiled over plain arrays
-(:func:`batch_greeks`, :func:`fill_rows`, :func:`~mmsim.level_kernels.levels_row`) and
+(:func:`batch_greeks`, :func:`fill_rows`, :func:`~mmsim.level_kernels.levels_row_grouped`) and
 sums in numpy's order (:func:`~mmsim.npsum.np_sum`), so its rows equal, bit for bit,
 those of the row-by-row Python code it replaced (``tests/test_sampler.py``). Tabulated
 books (``engine.delta_table``) read their greeks row by row from
@@ -26,7 +26,7 @@ from mmsim.agents.dealer import DealerAgent
 from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
 from mmsim.book_kernels import reduce_lines
 from mmsim.ledger import Ledger
-from mmsim.level_kernels import levels_row
+from mmsim.level_kernels import StrikeGroups, levels_row_grouped
 from mmsim.levels import LevelsHold
 from mmsim.lob import BOOK_COLUMNS, BookMarket
 from mmsim.market import Market
@@ -220,6 +220,7 @@ class Sampler:
         self.levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
         self.levels = np.full(len(LEVEL_COLUMNS), np.nan)
         self.levels_hold = LevelsHold()
+        self._groups = StrikeGroups()  # the live table's strikes, per view
         # per-holder delta, gamma, charm, vanna, value at the previous sample
         self._prev = np.zeros((5, book.n_holders))
         self._flow = np.zeros((4, book.n_holders))  # cumulative hedge demand, shares
@@ -326,14 +327,16 @@ class Sampler:
     def update_levels(self, S: float, t: float) -> None:
         """Flip and walls in both views, and the gamma behind the visible walls
         (the episodes recorder's evidence); see ``LEVEL_COLUMNS``. One compiled pass
-        (:func:`~mmsim.level_kernels.levels_row`); flips held while :meth:`flips_due`
+        (:func:`~mmsim.level_kernels.levels_row_grouped`, the strike grouping kept
+        while the live table lasts); flips held while :meth:`flips_due`
         says so, from the book's profile table when it tabulates."""
         book, vol = self.book, self.vol
         S, t = float(S), float(t)
         lines, n = book._live_lines(t)
         due = self.flips_due(S, t)
         exact = due and not book.tabulates(t)
-        levels_row(S, t, book.year_seconds, lines, n, *book._surface(vol), _FLIP_GRID,
-                   _FLIP_MID, exact, self.levels)  # fmt: skip
+        groups = self._groups.of(lines, n, book._version)
+        levels_row_grouped(S, t, book.year_seconds, lines, n, *book._surface(vol), _FLIP_GRID,
+                           _FLIP_MID, exact, *groups, self.levels)  # fmt: skip
         if due and not exact:
             self.levels[:2] = [np.nan if x is None else x for x in book.flips(S, t, vol)]

@@ -1,0 +1,87 @@
+"""The compiled levels pass (``mmsim.level_kernels``) with its strike grouping kept
+across samples: the same 12 level columns, bit for bit, as grouping afresh each time
+(``levels_row``, itself checked against the book's numpy methods in test_sampler.py).
+
+Settings are not shipped ones: random books of 1-300 lines (a $5 strike grid and
+strikes off it, OTC lines, both signs), lines expiring between samples, lines booked
+between samples, spots 0.8-1.2 x the strike centre, clocks over 3 days.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
+from mmsim.level_kernels import StrikeGroups, levels_row, levels_row_grouped
+from mmsim.vol import VolSurface
+
+
+def _add(book: OptionBook, rng: np.random.Generator, n: int, t: float) -> None:
+    strikes = np.where(rng.random(n) < 0.7, 5.0 * rng.integers(16, 25, n), rng.uniform(80, 120, n))
+    qty = rng.integers(1, 500, n) * rng.choice([-1.0, 1.0], n)
+    expiry = t + 23_400.0 * rng.uniform(0.01, 3.0, n)
+    book.add_many(strikes, expiry, rng.random(n) < 0.5, qty, rng.integers(0, 2, n),
+                  rng.random(n) < 0.8)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_kept_strike_groups_give_the_fresh_levels_bit_for_bit(seed):
+    rng = np.random.default_rng(100 + seed)
+    book = OptionBook(2, delta_table="off")
+    vol = VolSurface(0.15 + 0.2 * rng.random(), skew=-0.3 * rng.random())
+    _add(book, rng, int(rng.integers(1, 300)), 0.0)
+    groups = StrikeGroups()
+    kept = rebuilt = 0
+    for t in np.sort(rng.uniform(0.0, 3 * 23_400.0, 40)):
+        if rng.random() < 0.15:  # booked between samples: the version moves
+            _add(book, rng, int(rng.integers(1, 5)), float(t))
+        S = float(100.0 * rng.uniform(0.8, 1.2))
+        lines, n = book._live_lines(float(t))
+        before = groups._key
+        got, want = np.full(12, -7.0), np.full(12, -7.0)
+        flips = bool(rng.random() < 0.5)
+        levels_row_grouped(S, float(t), book.year_seconds, lines, n, *book._surface(vol),
+                           _FLIP_GRID, _FLIP_MID, flips, *groups.of(lines, n, book.version),
+                           got)  # fmt: skip
+        levels_row(S, float(t), book.year_seconds, lines, n, *book._surface(vol), _FLIP_GRID,
+                   _FLIP_MID, flips, want)  # fmt: skip
+        same = (got == want) | (np.isnan(got) & np.isnan(want))
+        assert same.all(), f"seed {seed}, S={S}, t={t}: kept groups {got} != fresh {want}"
+        kept += groups._key is before
+        rebuilt += groups._key is not before
+    assert kept > 0 and rebuilt > 1, f"groups kept {kept}, rebuilt {rebuilt}: nothing tested"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_profile_fit_gamma_equals_the_exact_gamma_sums_up_to_rounding(seed):
+    """``profile_table.gamma_pair_fit`` (the fit's nodes) against ``gamma_pair`` (exact,
+    what the fit is validated against): within 1e-12 of the gross gamma sum (shares per
+    $1) at every spot; rates and dividends, skew 0 or not, a floor, vol offsets, expiries
+    1-250 days away (the fit takes only lines 3 days or more from expiry; nearer ones are
+    summed exactly beside it), spots 0.5-2 x the strikes' centre."""
+    from mmsim.book_kernels import ROW_UNITS, ROW_VIS_W
+    from mmsim.profile_table import gamma_pair, gamma_pair_fit
+
+    rng = np.random.default_rng(200 + seed)
+    book = OptionBook(2, delta_table="off")
+    n, t0 = 400, 300.0 * seed
+    book.add_many(rng.uniform(50, 150, n), t0 + 23_400.0 * 10.0 ** rng.uniform(0.0, 2.4, n),
+                  rng.random(n) < 0.5, rng.integers(1, 50, n) * rng.choice([-1.0, 1.0], n),
+                  rng.integers(0, 2, n), rng.random(n) < 0.8,
+                  iv_offset=rng.normal(0.0, 0.05, n))  # fmt: skip
+    skew = 0.0 if seed % 3 == 0 else -0.4 * rng.random()
+    surface = (0.05 + 0.4 * rng.random(), skew, 0.01 * (seed % 2), 0.05 * rng.random(),
+               0.03 * rng.random() * (seed % 2))  # fmt: skip
+    lines = np.ascontiguousarray(book._packed[:, : book._n])
+    spots = np.sort(rng.uniform(50.0, 200.0, 97))
+    exact, fit, gross = np.zeros((2, 97)), np.zeros((2, 97)), np.zeros((2, 97))
+    gamma_pair(spots, t0, book.year_seconds, lines, n, *surface, exact)
+    gamma_pair_fit(spots, t0, book.year_seconds, lines, n, *surface, fit)
+    absolute = lines.copy()
+    absolute[ROW_UNITS] = np.abs(lines[ROW_UNITS])
+    absolute[ROW_VIS_W] = np.abs(lines[ROW_VIS_W])
+    gamma_pair(spots, t0, book.year_seconds, absolute, n, *surface, gross)
+    assert np.all(gross > 0.0), "a spot without gamma: nothing compared"
+    err = np.abs(fit - exact) / gross
+    assert err.max() <= 1e-12, f"seed {seed}: fit gamma off by {err.max():.2e} of gross"
