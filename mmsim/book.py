@@ -51,7 +51,14 @@ from mmsim.book_kernels import (
     profile_gamma,
     reduce_lines,
 )
-from mmsim.delta_table import DeltaTable, build_table, retry_after, table_eval, table_sample
+from mmsim.delta_table import (
+    DeltaTable,
+    build_table,
+    fold_lines,
+    retry_after,
+    table_eval,
+    table_sample,
+)
 from mmsim.profile_table import (
     MAX_CHANGES,
     ProfileTable,
@@ -64,7 +71,13 @@ from mmsim.vol import VolSurface
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DELTA_TABLE_MODES", "GEX_PER_PCT", "OptionBook", "VisibleConvention"]
+__all__ = [
+    "DELTA_TABLE_MODES",
+    "GEX_PER_PCT",
+    "OptionBook",
+    "VisibleConvention",
+    "default_min_lines",
+]
 
 DELTA_TABLE_MODES = ("auto", "on", "off")
 TABLE_MAX_CHANGES = 64
@@ -72,7 +85,14 @@ TABLE_MAX_CHANGES = 64
 before the table is rebuilt."""
 DELTA_TABLE_MIN_LINES = 256
 """In ``auto`` mode a holder's check uses a delta table from this many live lines on
-(below it exact evaluation is as cheap, and results stay bit-identical)."""
+(below it exact evaluation is as cheap, and results stay bit-identical): the book's
+default, and the engine's when the compiled fast path runs the scenario (its kernel
+evaluates lines exactly at a few ns each and hands a tabulated book back to simpy)."""
+SIMPY_TABLE_MIN_LINES = 64
+"""The engine's ``auto`` threshold on the simpy path: there an exact check costs about
+2.5 us plus 50 ns per line and a tabulated one about 3 us whatever the lines (one
+``table_eval``), so a table pays from ~30 lines; 64 leaves small books exact, bit for
+bit, and keeps a growing book's checks from costing more as customers trade."""
 
 _VIEWS = ("true", "visible")
 _FLIP_GRID = np.linspace(0.7, 1.3, 241)  # default flip grid, fraction of spot
@@ -86,6 +106,13 @@ _COLUMNS = {  # public column -> private array
     "visible": "_visible",
     "multiplier": "_mult",
 }
+
+
+def default_min_lines(fast_path: bool) -> int:
+    """``engine.delta_table_min_lines`` when the scenario leaves it unset: live lines from
+    which ``auto`` tabulates a holder, :data:`DELTA_TABLE_MIN_LINES` when the compiled fast
+    path runs the scenario, :data:`SIMPY_TABLE_MIN_LINES` on the simpy path."""
+    return DELTA_TABLE_MIN_LINES if fast_path else SIMPY_TABLE_MIN_LINES
 
 
 @dataclass(frozen=True)
@@ -485,6 +512,19 @@ class OptionBook:
         if mode == "off" or n == 0 or (mode == "auto" and n < self.table_min_lines):
             return holder_sum(S, t, self.year_seconds, lines, n, level, skew, floor, self.r,
                               self.q, self._one)  # fmt: skip
+        table = self._tables[holder]
+        if (  # the common case, inlined: a current table, nothing beside it, same surface
+            table is not None
+            and table.version == hot[2]
+            and not (table.near_n or table.changes_n)
+            and table.t0 <= t <= table.t0 + table.H
+            and abs(S - table.center) <= table.half
+            and level == table.level
+            and skew == table.skew
+            and floor == table.floor
+        ):
+            return table_eval(table.coef, (S - table.center) / table.half,
+                              (t - table.t0) / table.H, table.H / self.year_seconds)  # fmt: skip
         return self._tabulated(holder, lines, n, S, t, level, skew, floor)
 
     def _tabulated(self, holder, lines, n, S, t, level, skew, floor) -> tuple[float, float]:
@@ -549,11 +589,13 @@ class OptionBook:
         return table
 
     def _refresh_changes(self, holder: int, table: DeltaTable, hv: int) -> bool:
-        """Rebuild ``table``'s change lines from the lines ``holder`` booked since the
-        build; False when there are too many (the table must be rebuilt)."""
+        """Bring ``table`` up to date with the lines ``holder`` booked since the build, as
+        unit differences from its snapshot (delta is linear in units): those expiring
+        after the table's near cut are folded into its fit (:func:`~mmsim.delta_table.
+        fold_lines`: O(changes x nodes), not a rebuild's O(lines x nodes)), the others
+        are evaluated exactly beside it. False (the table must be rebuilt) when the refit
+        fails validation or more than ``TABLE_MAX_CHANGES`` such exact lines pile up."""
         idx = np.unique(np.asarray(self._touched[holder], dtype=np.int64))
-        if idx.size > TABLE_MAX_CHANGES:
-            return False
         changes = np.ascontiguousarray(self._packed[:, idx])
         snap = table.snap
         before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
@@ -562,6 +604,22 @@ class OptionBook:
         before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
         changes[ROW_VIS_W] = self._vis_w[idx] - before  # the series sampler's visible GEX
         changes[ROW_HOLDER] = 0.0
+        fold = changes[ROW_EXPIRY] > table.near_cut
+        if fold.any():
+            k = int(fold.sum())
+            if not fold_lines(table, changes[:, fold], k, self.year_seconds, self.r, self.q):
+                return False
+            done = idx[fold]
+            if done[-1] >= table.snap.size:  # lines booked after the build
+                grow = self._n - table.snap.size
+                table.snap = np.concatenate([table.snap, np.zeros(grow)])
+                table.snap_vis = np.concatenate([table.snap_vis, np.zeros(grow)])
+            table.snap[done] = self._units[done]
+            table.snap_vis[done] = self._vis_w[done]
+            idx, changes = idx[~fold], np.ascontiguousarray(changes[:, ~fold])
+            self._touched[holder] = idx.tolist()
+        if idx.size > TABLE_MAX_CHANGES:
+            return False
         table.changes, table.changes_n, table.version = changes, idx.size, hv
         return True
 

@@ -29,7 +29,7 @@ from mmsim.agents.liquidity import LiquidityFlow
 from mmsim.agents.noise import NewsDiffusion, NoiseTrader
 from mmsim.agents.pension import PensionFlow
 from mmsim.agents.reposition import Repositioner
-from mmsim.book import OptionBook
+from mmsim.book import OptionBook, default_min_lines
 from mmsim.chains import add_lines, chain_smile, scenario_lines
 from mmsim.dryout import DryOutLog, dry_out_episodes, with_dry_outs
 from mmsim.episodes import detect_episodes
@@ -176,7 +176,8 @@ class Simulation:
             r=mk.r,
             q=mk.q,
             delta_table=sc.engine.delta_table,
-            table_min_lines=sc.engine.delta_table_min_lines,
+            table_min_lines=sc.engine.delta_table_min_lines
+            or default_min_lines(fast_path_enabled(sc)),
         )
         self._kinds: dict[int, str] = {}
         self._started = False

@@ -571,8 +571,11 @@ class EngineConfig(_Strict):
         "3/4 of a share of exact): auto = for books of delta_table_min_lines live lines or "
         "more; off = always exact (bit-identical to exact evaluation).",
     )
-    delta_table_min_lines: Annotated[int, Field(ge=1)] = Field(
-        256, description="Live lines from which auto tabulates a dealer's delta."
+    delta_table_min_lines: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Live lines from which auto tabulates a dealer's delta; default 64 on "
+        "the simpy path (where a table check costs what ~30 exact lines do), 256 when the "
+        "compiled fast path runs the scenario (it hands tabulated books to simpy).",
     )
     fast_path: Literal["auto", "on", "off"] = Field(
         "auto",
