@@ -322,6 +322,11 @@ def build_table(
     """Fit and validate a table for the ``n`` lines of ``lines`` (one holder, holder row 0)
     around spot ``S`` ($) at clock ``t`` (s); ``None`` when no attempt passes.
 
+    A fit that passes for checks but not for the series sampler (typically the value,
+    whose curvature in time grows as lines near expiry) gets one more try, the next
+    attempt; the first that passes both is kept, else the first that passes for checks
+    (the sampler then evaluates this holder's lines exactly, O(lines) per sample).
+
     ``start``: a table of the same lines and surface that ends at ``t`` on the same grid
     (``S`` its center): its node values at its end are this table's at ``t`` (the same
     numbers, computed once) when its fit (nodes, ``H``) is tried and its far lines are
@@ -330,6 +335,7 @@ def build_table(
     args = (year_seconds,)
     surf = (level, skew, floor, r, q)
     half = S * HALF_WIDTH
+    first = None  # the first fit that passes for checks but not for the sampler
     for nodes, H in ATTEMPTS:
         near_cut = t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
         near_mask = expiry <= near_cut
@@ -354,14 +360,20 @@ def build_table(
         node_greeks(S + half * xm, t + 0.5 * H, *args, far, m, *surf, exact)
         coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
         ok, sample_ok = _passes(err, scale)
-        if ok:
-            return DeltaTable(
-                version, t, H, S, half, level, skew, floor, 2.0 * float(scale[3]), coef,
-                near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
-                scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), v_end=v1,
-                far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=near_cut,
-            )  # fmt: skip
-    return None
+        if not ok:
+            if first is not None:
+                break
+            continue
+        table = DeltaTable(
+            version, t, H, S, half, level, skew, floor, 2.0 * float(scale[3]), coef,
+            near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
+            scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), v_end=v1,
+            far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=near_cut,
+        )  # fmt: skip
+        if sample_ok or first is not None:
+            return table if sample_ok else first
+        first = table  # checks may read it; the next attempt may serve the sampler too
+    return first
 
 
 def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float, r: float,
