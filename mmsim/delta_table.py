@@ -318,6 +318,7 @@ def build_table(
     r: float,
     q: float,
     start: DeltaTable | None = None,
+    attempts: tuple = ATTEMPTS,
 ) -> DeltaTable | None:
     """Fit and validate a table for the ``n`` lines of ``lines`` (one holder, holder row 0)
     around spot ``S`` ($) at clock ``t`` (s); ``None`` when no attempt passes.
@@ -330,13 +331,13 @@ def build_table(
     ``start``: a table of the same lines and surface that ends at ``t`` on the same grid
     (``S`` its center): its node values at its end are this table's at ``t`` (the same
     numbers, computed once) when its fit (nodes, ``H``) is tried and its far lines are
-    still all far."""
+    still all far. ``attempts``: the (nodes, ``H`` s) fits tried, :data:`ATTEMPTS`."""
     expiry = lines[ROW_EXPIRY, :n]
     args = (year_seconds,)
     surf = (level, skew, floor, r, q)
     half = S * HALF_WIDTH
     first = None  # the first fit that passes for checks but not for the sampler
-    for nodes, H in ATTEMPTS:
+    for nodes, H in attempts:
         near_cut = t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
         near_mask = expiry <= near_cut
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
