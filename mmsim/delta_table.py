@@ -75,6 +75,11 @@ NEAR_FACTOR = 2.0  # lines expiring within NEAR_FACTOR * H are evaluated exactly
 NEAR_MIN_YEARS = 1.0 / 1008.0  # and so are lines within a quarter of a trading day
 ATTEMPTS = ((32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0), (128, 120.0))
 """(nodes, H seconds) tried in order until the validation passes."""
+SAMPLER_MIN_H = 2400.0
+"""Shortest ``H`` (s) a build tries only so the series sampler can read the table: a
+build costs ~3 x nodes x lines BSM evaluations every ``H``, an exact sample ~lines, so
+at a sample every 10 s a 32-node table pays from ``H`` ~2,000 s, a 64-node one from
+~4,000 s."""
 
 
 @njit(cache=True)
@@ -325,8 +330,9 @@ def build_table(
 
     A fit that passes for checks but not for the series sampler (typically the value,
     whose curvature in time grows as lines near expiry) gets one more try, the next
-    attempt; the first that passes both is kept, else the first that passes for checks
-    (the sampler then evaluates this holder's lines exactly, O(lines) per sample).
+    attempt if its ``H`` is at least :data:`SAMPLER_MIN_H`; the first that passes both
+    is kept, else the first that passes for checks (the sampler then evaluates this
+    holder's lines exactly, O(lines) per sample).
 
     ``start``: a table of the same lines and surface that ends at ``t`` on the same grid
     (``S`` its center): its node values at its end are this table's at ``t`` (the same
@@ -338,6 +344,8 @@ def build_table(
     half = S * HALF_WIDTH
     first = None  # the first fit that passes for checks but not for the sampler
     for nodes, H in attempts:
+        if first is not None and H < SAMPLER_MIN_H:
+            break  # a fit this short would cost more in builds than the sampler saves
         near_cut = t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
         near_mask = expiry <= near_cut
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])

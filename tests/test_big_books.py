@@ -280,3 +280,25 @@ def test_sampler_reads_a_table_when_the_first_fit_misses_only_the_value(seed):
         err_v = max(err_v, abs(got[4, 0] - want[4, 0]))
     assert tab._tables[0].sample_ok and tab.table_samples == 80, tab.table_samples
     assert err_d <= TOL_DELTA + TOL_VOL and err_v <= TOL_VALUE, (err_d, err_v)
+
+
+def test_the_sampler_retry_never_takes_a_fit_too_short_to_pay():
+    """The book of the test above (its first fit misses only the value): offered a
+    64-node, 20-minute fit as the next attempt, the build keeps the first fit (checks
+    read it; the sampler evaluates the lines exactly): rebuilt every 20 minutes at
+    3 x 64 BSM evaluations per line, it would cost more than exact samples every 10 s
+    (``SAMPLER_MIN_H``)."""
+    from mmsim.delta_table import SAMPLER_MIN_H
+
+    rng = np.random.default_rng(0)
+    n = 130
+    cols = (np.round(rng.uniform(430, 470, n)), rng.choice([1.5, 3.0, 19.0], n) * DAY,
+            rng.random(n) < 0.5, rng.uniform(-60, 60, n), 0)  # fmt: skip
+    book = OptionBook(1, delta_table="on")
+    book.add_many(*cols)
+    lines, k = book._hot_lines(0, 0.0)
+    args = (lines, k, 0, 450.0, 0.0, book.year_seconds, 0.18, -0.25, 0.01, 0.0, 0.0)
+    short = build_table(*args, attempts=((64, 1_200.0),))
+    assert short is not None and short.sample_ok  # the short fit would serve the sampler
+    got = build_table(*args, attempts=((32, 7_200.0), (64, 1_200.0)))
+    assert 1_200.0 < SAMPLER_MIN_H and (got.H, got.sample_ok) == (7_200.0, False)
