@@ -43,6 +43,7 @@ charm, vanna ``TOL_REL`` (1%) of scale (``tests/test_big_books.py``).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -62,7 +63,7 @@ from mmsim.book_kernels import (
 )
 from mmsim.greeks import bsm_scalar
 
-__all__ = ["DeltaTable", "build_table", "table_sample"]
+__all__ = ["DeltaTable", "build_table", "fold_lines", "table_sample"]
 
 TOL_DELTA = 0.25  # shares: validated fit + time-interpolation error of the delta
 TOL_VOL = 0.5  # shares: most a level change may move delta before a rebuild
@@ -77,6 +78,11 @@ ATTEMPTS = ((16, 23400.0), (32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0)
 session on 16 nodes (a build per simulated day; 47 node evaluations per line instead of
 95 + 3 x 63 for four 2-hour tables), is tried only when it leaves no more lines to exact
 evaluation at every check than the second would (``NEAR_FACTOR * H``)."""
+SAMPLER_MIN_H = 2400.0
+"""Shortest ``H`` (s) a build tries only so the series sampler can read the table: a
+build costs ~3 x nodes x lines BSM evaluations every ``H``, an exact sample ~lines, so
+at a sample every 10 s a 32-node table pays from ``H`` ~2,000 s, a 64-node one from
+~4,000 s."""
 
 
 @njit(cache=True)
@@ -180,13 +186,42 @@ def table_sample(coef, scoef, x, u, span):
     return d, g, charm, vanna, v, vis
 
 
+@functools.cache
+def _basis(n: int) -> np.ndarray:
+    """``cos(pi j (k + 1/2) / n)``, shape ``(j, k)`` (read-only: shared)."""
+    k = np.arange(n) + 0.5
+    basis = np.cos(np.pi * np.outer(np.arange(n), k) / n)
+    basis.flags.writeable = False
+    return basis
+
+
+@functools.cache
+def _midpoints(n: int) -> np.ndarray:
+    """``cos(pi j / n)``, ``j = 1 .. n - 1``: half-way between the ``n`` nodes
+    (read-only: shared)."""
+    xm = np.cos(np.pi * np.arange(1, n) / n)
+    xm.flags.writeable = False
+    return xm
+
+
+@njit(cache=True)
+def _fit_errors(coef, scoef, xm, exact, span, err):
+    """Largest ``|table - exact|`` per row of :func:`node_greeks` (theta, row 5, not
+    checked) at grid coordinates ``xm``, time fraction 1/2, into ``err`` (max-updated)."""
+    for j in range(xm.size):
+        got = table_sample(coef, scoef, xm[j], 0.5, span)
+        rows = (0, 1, 2, 3, 4, 6)
+        for r in range(6):
+            e = abs(got[r] - exact[rows[r], j])
+            if e > err[rows[r]]:
+                err[rows[r]] = e
+
+
 def _cheb_coefficients(values: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients (first one halved, for Clenshaw) of values at the
     first-kind nodes ``cos(pi (k + 1/2) / N)``, one series per row."""
     n = values.shape[-1]
-    k = np.arange(n) + 0.5
-    basis = np.cos(np.pi * np.outer(np.arange(n), k) / n)  # (j, k)
-    coef = 2.0 / n * values @ basis.T
+    coef = 2.0 / n * values @ _basis(n).T
     coef[..., 0] *= 0.5
     return coef
 
@@ -224,6 +259,13 @@ class DeltaTable:
     v_end: np.ndarray = field(default_factory=lambda: np.zeros((7, 0)))
     far_n: int = -1
     built_version: int = -1
+    # node values at t0 and at the validation points (t0 + H / 2, half-way between the
+    # nodes), and the clock up to which lines count as near (evaluated exactly): what
+    # ``fold_lines`` adds booked lines to; ``folded`` counts the lines it added
+    v_start: np.ndarray = field(default_factory=lambda: np.zeros((7, 0)))
+    v_mid: np.ndarray = field(default_factory=lambda: np.zeros((7, 0)))
+    near_cut: float = math.inf
+    folded: int = 0
 
     def samples(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the series sampler may read this table: it is valid, its sampler rows
@@ -242,6 +284,36 @@ class DeltaTable:
         )
 
 
+def _fit(v0: np.ndarray, v1: np.ndarray, exact: np.ndarray, span: float) -> tuple:
+    """Chebyshev fit of the node values ``v0`` (at ``t0``) and ``v1`` (at ``t0 + H``),
+    rows of :func:`node_greeks`, validated against ``exact``, the same rows at the
+    ``N - 1`` spots half-way between the nodes at ``t0 + H / 2`` (``span``: ``H`` in
+    years). Returns ``(coef, scoef, err, scale)``: the delta table's and the sampler's
+    coefficients, the largest error per row and the largest |value| per row."""
+    coef = _cheb_coefficients(np.vstack([v0[:3], v1[:3]]))
+    rows = (v0[4], v0[5], v1[4], v1[5], v0[3], v1[3], v0[6], v1[6])
+    scoef = _cheb_coefficients(np.vstack(rows))
+    err = np.zeros(7)  # delta, gamma, charm, vanna, value, (theta), visible gamma
+    _fit_errors(coef, scoef, _midpoints(v0.shape[1]), exact, span, err)
+    scale = np.maximum(np.abs(v0).max(axis=1), np.abs(v1).max(axis=1))
+    return coef, scoef, err, scale
+
+
+def _passes(err: np.ndarray, scale: np.ndarray) -> tuple[bool, bool]:
+    """``(checks may read it, the sampler may read it)`` for a fit's errors and scales:
+    delta within ``TOL_DELTA`` shares and gamma ``TOL_REL`` of its scale; the sampler's
+    rows with a margin of 2 (value ``TOL_VALUE / 2`` $, charm and vanna ``TOL_REL / 2``
+    of their scale, the visible gamma of the larger of its and the true gamma's)."""
+    ok = bool(err[0] <= TOL_DELTA and err[1] <= TOL_REL * scale[1] + 1e-9)
+    half_tol = 0.5 * TOL_REL
+    sample_ok = bool(
+        err[4] <= 0.5 * TOL_VALUE
+        and all(err[row] <= half_tol * scale[row] + 1e-9 for row in (2, 3))
+        and err[6] <= half_tol * max(scale[6], scale[1]) + 1e-9
+    )
+    return ok, sample_ok
+
+
 def build_table(
     lines: np.ndarray,
     n: int,
@@ -255,22 +327,33 @@ def build_table(
     r: float,
     q: float,
     start: DeltaTable | None = None,
+    attempts: tuple = ATTEMPTS,
 ) -> DeltaTable | None:
     """Fit and validate a table for the ``n`` lines of ``lines`` (one holder, holder row 0)
     around spot ``S`` ($) at clock ``t`` (s); ``None`` when no attempt passes.
 
+    A fit that passes for checks but not for the series sampler (typically the value,
+    whose curvature in time grows as lines near expiry) gets one more try, the next
+    attempt if its ``H`` is at least :data:`SAMPLER_MIN_H`; the first that passes both
+    is kept, else the first that passes for checks (the sampler then evaluates this
+    holder's lines exactly, O(lines) per sample).
+
     ``start``: a table of the same lines and surface that ends at ``t`` on the same grid
     (``S`` its center): its node values at its end are this table's at ``t`` (the same
     numbers, computed once) when its fit (nodes, ``H``) is tried and its far lines are
-    still all far."""
+    still all far. ``attempts``: the (nodes, ``H`` s) fits tried, :data:`ATTEMPTS`."""
     expiry = lines[ROW_EXPIRY, :n]
     args = (year_seconds,)
     surf = (level, skew, floor, r, q)
     half = S * HALF_WIDTH
-    for a, (nodes, H) in enumerate(ATTEMPTS):
-        near_mask = expiry <= t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
-        if a == 0 and len(ATTEMPTS) > 1:
-            H1 = ATTEMPTS[1][1]
+    first = None  # the first fit that passes for checks but not for the sampler
+    for a, (nodes, H) in enumerate(attempts):
+        if first is not None and H < SAMPLER_MIN_H:
+            break  # a fit this short would cost more in builds than the sampler saves
+        near_cut = t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
+        near_mask = expiry <= near_cut
+        if a == 0 and len(attempts) > 1:  # the whole-session fit: only if no more near lines
+            H1 = attempts[1][1]
             short_near = int(np.count_nonzero(
                 expiry <= t + max(NEAR_FACTOR * H1, NEAR_MIN_YEARS * year_seconds)
             ))  # fmt: skip
@@ -292,34 +375,67 @@ def build_table(
         else:
             node_greeks(S + half * x, t, *args, far, m, *surf, v0)
         node_greeks(S + half * x, t + H, *args, far, m, *surf, v1)
-        coef = _cheb_coefficients(np.vstack([v0[:3], v1[:3]]))
-        rows = (v0[4], v0[5], v1[4], v1[5], v0[3], v1[3], v0[6], v1[6])
-        scoef = _cheb_coefficients(np.vstack(rows))
-        xm = np.cos(np.pi * np.arange(1, nodes) / nodes)  # half-way between the nodes
+        xm = _midpoints(nodes)  # half-way between the nodes
         exact = np.zeros((7, nodes - 1))
         node_greeks(S + half * xm, t + 0.5 * H, *args, far, m, *surf, exact)
-        span = H / year_seconds
-        err = np.zeros(7)  # delta, gamma, charm, vanna, value, (theta), visible gamma
-        for j, xj in enumerate(xm):
-            got = table_sample(coef, scoef, xj, 0.5, span)
-            for row, val in zip((0, 1, 2, 3, 4, 6), got, strict=True):
-                err[row] = max(err[row], abs(val - exact[row, j]))
-        scale = np.maximum(np.abs(v0).max(axis=1), np.abs(v1).max(axis=1))
-        if err[0] <= TOL_DELTA and err[1] <= TOL_REL * scale[1] + 1e-9:
-            vanna = 2.0 * float(scale[3])
-            half_tol = 0.5 * TOL_REL  # the sampler's rows are validated with a margin of 2
-            sample_ok = bool(
-                err[4] <= 0.5 * TOL_VALUE
-                and all(err[row] <= half_tol * scale[row] + 1e-9 for row in (2, 3))
-                and err[6] <= half_tol * max(scale[6], scale[1]) + 1e-9
-            )
-            return DeltaTable(
-                version, t, H, S, half, level, skew, floor, vanna, coef,
-                near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
-                scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), v_end=v1,
-                far_n=m, built_version=version,
-            )  # fmt: skip
-    return None
+        coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
+        ok, sample_ok = _passes(err, scale)
+        if not ok:
+            if first is not None:
+                break
+            continue
+        table = DeltaTable(
+            version, t, H, S, half, level, skew, floor, 2.0 * float(scale[3]), coef,
+            near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
+            scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), v_end=v1,
+            far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=near_cut,
+        )  # fmt: skip
+        if sample_ok or first is not None:
+            return table if sample_ok else first
+        first = table  # checks may read it; the next attempt may serve the sampler too
+    return first
+
+
+def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float, r: float,
+               q: float) -> bool:  # fmt: skip
+    """Add the ``k`` lines of ``lines`` (holder row 0; typically unit *differences* of
+    lines booked since the build, all expiring after ``table.near_cut``) into the table:
+    their node values at ``t0``, ``t0 + H`` and the validation points are added to the
+    table's (delta, gamma, ... are linear in units), and the fit and its validation are
+    redone from them. Cost O(k x nodes) BSM evaluations plus O(nodes^2) for the fit,
+    whatever the size of the book (a rebuild costs O(lines x nodes)).
+
+    Returns False, leaving the table unchanged, when the refit fails the build's
+    validation (e.g. a new strike the fit cannot follow): the caller rebuilds. The
+    coefficient arrays are updated in place (``coef``, ``scoef`` keep their shapes)."""
+    nodes = table.coef.shape[1]
+    if table.v_start.shape != (7, nodes) or table.v_mid.shape != (7, nodes - 1):
+        return False  # a table without its node values (not from build_table)
+    if k == 0:
+        return True
+    surf = (table.level, table.skew, table.floor, r, q)
+    x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
+    xm = _midpoints(nodes)
+    add0, add1 = np.zeros((7, nodes)), np.zeros((7, nodes))
+    add_mid = np.zeros((7, nodes - 1))
+    lines = np.ascontiguousarray(lines[:, :k])
+    spots, mids = table.center + table.half * x, table.center + table.half * xm
+    node_greeks(spots, table.t0, year_seconds, lines, k, *surf, add0)
+    node_greeks(spots, table.t0 + table.H, year_seconds, lines, k, *surf, add1)
+    node_greeks(mids, table.t0 + 0.5 * table.H, year_seconds, lines, k, *surf, add_mid)
+    v0, v1, exact = table.v_start + add0, table.v_end + add1, table.v_mid + add_mid
+    coef, scoef, err, scale = _fit(v0, v1, exact, table.H / year_seconds)
+    ok, sample_ok = _passes(err, scale)
+    if not ok:
+        return False
+    table.coef[:] = coef
+    table.scoef[:] = scoef
+    table.v_start, table.v_end, table.v_mid = v0, v1, exact
+    table.vanna_max = 2.0 * float(scale[3])
+    table.error, table.sample_ok, table.sample_error = float(err[0]), sample_ok, float(err[4])
+    table.far_n = -1  # no longer the node values of one set of lines: never rolled on
+    table.folded += k
+    return True
 
 
 def retry_after(t: float) -> float:

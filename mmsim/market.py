@@ -146,7 +146,9 @@ class Market:
         before = self.mid
         return before + self.impact.impact(qty, before) if qty != 0.0 else before
 
-    def _apply(self, dS: float, cause: str) -> float:
+    def _apply(self, dS: float, cause: str | Callable[[], str]) -> float:
+        """Move the mid by ``dS`` $; ``cause`` (or a function giving it, formatted only
+        when needed) names the move in the error raised if the price leaves (0, inf)."""
         before = self.mid
         if self.transient_fraction > 0.0:
             self._transient += self.transient_fraction * dS
@@ -156,6 +158,7 @@ class Market:
             self._permanent += dS
         after = self.mid
         if not (math.isfinite(after) and after > 0.0):
+            cause = cause() if callable(cause) else cause
             raise InstabilityError(
                 f"price left (0, inf) at t={self.env.now:.3f}s: {cause} moved it from "
                 f"{before:.6g} to {after:.6g}"
@@ -169,7 +172,7 @@ class Market:
             return Fill(self.env.now, account, 0.0, before, before, before, 0.0)
         dS = self.impact.impact(qty, before)
         exec_price = before + math.copysign(self.half_spread, qty) + 0.5 * dS
-        after = self._apply(dS, self._order_cause(account, qty))
+        after = self._apply(dS, lambda: self._order_cause(account, qty))  # on error only
         self.ledger.trade_shares(account, qty, exec_price, POOL)
         self.volume += abs(qty)
         fill = Fill(

@@ -18,7 +18,7 @@ import pytest
 import mmsim
 from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
 from mmsim.book_kernels import nearest_flips
-from mmsim.delta_table import TOL_DELTA, TOL_REL, TOL_VALUE, TOL_VOL
+from mmsim.delta_table import ATTEMPTS, TOL_DELTA, TOL_REL, TOL_VALUE, TOL_VOL, build_table
 from mmsim.engine import Simulation
 from mmsim.vol import VolSurface
 
@@ -248,3 +248,57 @@ def test_sampled_series_within_tolerance_of_exact_over_20_seeds():
     assert tabulated >= 20 * 32, f"{tabulated} of {20 * 64} holder-samples tabulated"
     assert worst[0] <= TOL_DELTA + TOL_VOL and worst[4] <= TOL_VALUE, worst
     _assert_relative(worst, scale)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sampler_reads_a_table_when_the_first_fit_misses_only_the_value(seed):
+    """A customer book near expiry (130 lines, strikes $430-470 around spot 450,
+    expiries 1.5, 3 and 19 days): the first fit (32 nodes, 2 hours) passes for checks
+    but misses the value by far more than the sampler's 1 cent (its curvature in time);
+    the build tries the next fit, which passes both, so the sampler reads the table
+    (O(1) per sample instead of every line) within its stated tolerance over 40 minutes
+    of samples: delta 3/4 share, value 1 cent."""
+    rng = np.random.default_rng(seed)
+    n = 130
+    cols = (np.round(rng.uniform(430, 470, n)), rng.choice([1.5, 3.0, 19.0], n) * DAY,
+            rng.random(n) < 0.5, rng.uniform(-60, 60, n), 0)  # fmt: skip
+    tab, exact = OptionBook(1, delta_table="on"), OptionBook(1, delta_table="off")
+    tab.add_many(*cols)
+    exact.add_many(*cols)
+    vol = VolSurface(0.18, -0.25, 0.01)
+    lines, k = tab._hot_lines(0, 0.0)
+    first = build_table(lines, k, 0, 450.0, 0.0, tab.year_seconds, *vol.params(), 0.0, 0.0,
+                        attempts=ATTEMPTS[:1])  # fmt: skip
+    assert first is not None and not first.sample_ok and first.sample_error > 10 * TOL_VALUE
+    got, want = np.zeros((5, 1)), np.zeros((5, 1))
+    err_d = err_v = 0.0
+    for j in range(80):
+        S, t = 450.0 + 3.0 * np.sin(j / 9.0), 30.0 * j
+        tab.series_greeks(S, t, vol, got)
+        exact.sample_greeks(S, t, vol, want)
+        err_d = max(err_d, abs(got[0, 0] - want[0, 0]))
+        err_v = max(err_v, abs(got[4, 0] - want[4, 0]))
+    assert tab._tables[0].sample_ok and tab.table_samples == 80, tab.table_samples
+    assert err_d <= TOL_DELTA + TOL_VOL and err_v <= TOL_VALUE, (err_d, err_v)
+
+
+def test_the_sampler_retry_never_takes_a_fit_too_short_to_pay():
+    """The book of the test above (its first fit misses only the value): offered a
+    64-node, 20-minute fit as the next attempt, the build keeps the first fit (checks
+    read it; the sampler evaluates the lines exactly): rebuilt every 20 minutes at
+    3 x 64 BSM evaluations per line, it would cost more than exact samples every 10 s
+    (``SAMPLER_MIN_H``)."""
+    from mmsim.delta_table import SAMPLER_MIN_H
+
+    rng = np.random.default_rng(0)
+    n = 130
+    cols = (np.round(rng.uniform(430, 470, n)), rng.choice([1.5, 3.0, 19.0], n) * DAY,
+            rng.random(n) < 0.5, rng.uniform(-60, 60, n), 0)  # fmt: skip
+    book = OptionBook(1, delta_table="on")
+    book.add_many(*cols)
+    lines, k = book._hot_lines(0, 0.0)
+    args = (lines, k, 0, 450.0, 0.0, book.year_seconds, 0.18, -0.25, 0.01, 0.0, 0.0)
+    short = build_table(*args, attempts=((64, 1_200.0),))
+    assert short is not None and short.sample_ok  # the short fit would serve the sampler
+    got = build_table(*args, attempts=((32, 7_200.0), (64, 1_200.0)))
+    assert 1_200.0 < SAMPLER_MIN_H and (got.H, got.sample_ok) == (7_200.0, False)

@@ -299,7 +299,7 @@ def _synthetic_book(n_lines: int, band: float, seed: int, days: float) -> dict:
 
 @pytest.mark.parametrize("band", [0.0, 100.0])
 def test_tabulated_books_are_bit_identical_on_both_paths(band):
-    """A 1,000-line book (tabulated: ``delta_table`` auto from 256 lines), 1.2 days
+    """A 1,000-line book (tabulated: ``delta_table`` auto from 64 lines), 1.2 days
     (a vol shift at 4,000 s rebuilds the table; the day's table runs out and is rolled
     on), seeds 0-2: the kernel reads the same tables, built at the same spot and clock,
     as the simpy agents, so the runs are equal exactly."""
