@@ -265,7 +265,8 @@ def lagged_runs():
 def test_default_tabulates_lagged_dealers_and_matches_exact_runs_over_30_seeds(metric, lagged_runs):
     """30 seeds of :func:`_lagged_scenario`, the engine's default (``auto``, simpy path:
     from 64 live lines) against exact evaluation, same seed (paired): every default run
-    read its dealers' deltas from tables (the books hold 90-150 lines), and the paired mean difference of realized vol, hedge volume and
+    read its dealers' deltas from tables (the books hold 90-150 lines), and the paired
+    mean difference of realized vol, hedge volume and
     rehedge count is within 3 standard errors plus 1% of the exact mean."""
     assert all(m["table_builds"] >= 2 for m in lagged_runs["auto"]), "default did not tabulate"
     assert all(m["table_builds"] == 0 for m in lagged_runs["off"])
