@@ -59,6 +59,7 @@ from mmsim.profile_table import (
     gamma_pair,
     table_flips,
 )
+from mmsim.series_tables import holder_rows, sum_gex
 from mmsim.vol import VolSurface
 
 if TYPE_CHECKING:
@@ -695,6 +696,78 @@ class OptionBook:
                     acc_true += gt
                     acc_vis += gv
         return acc_true, acc_vis
+
+    def series_greeks_many(
+        self, times: np.ndarray, mids: np.ndarray, vol: VolSurface, greeks: np.ndarray,
+        gex: np.ndarray,
+    ) -> None:  # fmt: skip
+        """:meth:`series_greeks` of samples ``j`` at spot ``mids[j]`` ($) and clock
+        ``times[j]`` (s, non-decreasing) into ``greeks[j]`` (shape ``(m, 5, n_holders)``)
+        and ``gex[j]`` (true, visible; $ per 1%), the book and the surface fixed: the same
+        rows and side effects (tables built, rolled or refreshed at the same samples),
+        bit for bit, in compiled passes over runs of samples where each holder's answer
+        keeps its kind (:mod:`mmsim.series_tables`)."""
+        from mmsim.sampler import batch_greeks  # the exact batch (sampler imports book)
+
+        m = times.size
+        mode = self.delta_table
+        least = 1 if mode == "on" else self.table_min_lines
+        level, skew, floor = vol.params()
+        surf = (level, skew, floor, self.r, self.q)
+        ys, nh = self.year_seconds, self.n_holders
+        parts, present = np.zeros((m, nh, 3, 2)), np.zeros((m, nh, 3), dtype=np.bool_)
+        none = np.zeros((N_ROWS, 1))
+        e0 = 0
+        while e0 < m:  # epochs: the live and hot tables stay (no line expires within)
+            t = float(times[e0])
+            lines, n = self._live_lines(t)
+            nxt = self._live[4]
+            hots = [self._hot_lines(h, t) for h in range(nh)]
+            nxt = min([nxt, *(self._hot[h][4] for h in range(nh))])
+            e1 = e0 + 1 + int(np.searchsorted(times[e0 + 1 :], nxt, side="left"))
+            if mode == "off" or n < least or all(k < least for _, k in hots):
+                batch_greeks(times[e0:e1], mids[e0:e1], ys, lines, n, *surf, greeks[e0:e1],
+                             gex[e0:e1])  # fmt: skip
+                e0 = e1
+                continue
+            for h, (hl, hn) in enumerate(hots):
+                j = e0
+                while j < e1:
+                    table, end = self._series_run(h, hl, hn, j, e1, times, mids, vol, least)
+                    if table is None:
+                        holder_rows(j, end, times, mids, h, False, none, none, 0.0, 1.0, 0.0,
+                                    1.0, ys, hl, hn, none, 0, none, 0, *surf, greeks, parts,
+                                    present)  # fmt: skip
+                    else:
+                        holder_rows(j, end, times, mids, h, True, table.coef, table.scoef,
+                                    table.center, table.half, table.t0, table.H, ys, hl, hn,
+                                    table.near, table.near_n, table.changes, table.changes_n,
+                                    *surf, greeks, parts, present)  # fmt: skip
+                        self.table_samples += end - j
+                    j = end
+            sum_gex(e0, e1, parts, present, gex)
+            e0 = e1
+
+    def _series_run(self, h, lines, n, j, e1, times, mids, vol, least) -> tuple:
+        """From sample ``j`` on (before ``e1``), how :meth:`series_greeks` answers for holder
+        ``h`` (``lines``, ``n``: its hot table): ``(table, end)``, the table it samples
+        (``None``: exact) at samples ``j .. end - 1``, with the side effects of its call at
+        sample ``j``; at later samples of the run the same call changes nothing (the table
+        stays valid, or a failed build is not retried before its mark)."""
+        level, skew, floor = vol.params()
+        S, t = float(mids[j]), float(times[j])
+        if n < least:
+            return None, e1
+        table = self._table(h, lines, n, S, t, level, skew, floor)
+        later, spots = times[j + 1 : e1], mids[j + 1 : e1]
+        if table is None:  # tried again from the retry mark on
+            if self._retry[h][0] != self._holder_version[h]:
+                return None, j + 1
+            return None, j + 1 + int(np.searchsorted(later, self._retry[h][1], side="left"))
+        ok = (later >= table.t0) & (later <= table.t0 + table.H)
+        ok &= np.abs(spots - table.center) <= table.half
+        end = j + 1 + (ok.size if ok.all() else int(np.argmin(ok)))
+        return (table if table.samples(S, t, level, skew, floor) else None), end
 
     def value(
         self, S: float, t: float, vol: VolSurface, out: np.ndarray | None = None
