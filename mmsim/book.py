@@ -66,6 +66,7 @@ from mmsim.profile_table import (
     gamma_pair,
     table_flips,
 )
+from mmsim.series_tables import holder_rows, sum_gex
 from mmsim.vol import VolSurface
 
 if TYPE_CHECKING:
@@ -324,14 +325,18 @@ class OptionBook:
         multiplier=100.0,
         iv_offset=0.0,
     ) -> None:
-        """Add many lines at once (arrays, or scalars that broadcast): the same as calling
-        :meth:`add` for each element in order, each with its ``iv_offset`` (vol units),
-        but validated and aggregated in bulk (a 10,000-line chain in milliseconds)."""
+        """Add many lines at once (arrays, or scalars that broadcast): the same book, bit
+        for bit, as calling :meth:`add` for each element in order (quantities of one key
+        summed in that order, the last ``iv_offset`` kept, ``turnover`` summed in that
+        order), each with its ``iv_offset`` (vol units; ``None``: keep an existing line's,
+        0 for a new one), but validated, aggregated and appended in bulk (a 10,000-line
+        book in a few milliseconds). ``version`` moves once per call."""
+        keep = iv_offset is None
         arrays = np.broadcast_arrays(
             np.asarray(strike, np.float64), np.asarray(expiry, np.float64),
             np.asarray(is_call, np.bool_), np.asarray(qty, np.float64),
             np.asarray(holder), np.asarray(visible, np.bool_),
-            np.asarray(multiplier, np.float64), np.asarray(iv_offset, np.float64),
+            np.asarray(multiplier, np.float64), np.asarray(0.0 if keep else iv_offset, np.float64),
         )  # fmt: skip
         K, E, C, Q, H, V, M, OFF = (np.ravel(a) for a in arrays)
         if K.size == 0:
@@ -351,28 +356,69 @@ class OptionBook:
             if mask.any():
                 j = int(np.argmax(mask))
                 raise ValueError(f"{name}[{j}] must be {want}")
-        touched = set()
-        for j in range(K.size):  # dict lookups only; the arithmetic is vectorized below
-            key = (int(H[j]), float(K[j]), float(E[j]), bool(C[j]), bool(V[j]), float(M[j]))
-            i = self._index.get(key)
+        cols = (H.tolist(), K.tolist(), E.tolist(), C.tolist(), V.tolist(), M.tolist())
+        keys = list(zip(*cols, strict=True))
+        index, n0 = self._index, self._n
+        get, fresh = index.get, {}
+        rows = [get(k) for k in keys]
+        for j, i in enumerate(rows):  # new keys numbered in order of first booking
             if i is None:
-                i = self._append(key)
-            touched.add(i)
-            self._touched[int(H[j])].append(i)
-            self._cand_new[0].append(i)
-            self._cand_new[int(H[j]) + 1].append(i)
-            if self._profile is not None:
-                self._profile_touched.append(i)
-            self._qty[i] += Q[j]
-            self._iv_off[i] = OFF[j]
-        self.turnover += float(np.abs(Q * M).sum())
-        rows = np.fromiter(touched, np.int64, len(touched))
-        self._units[rows] = self._qty[rows] * self._mult[rows]
-        sign = np.where(self._is_call[rows], self.convention.call_sign, self.convention.put_sign)
-        self._vis_w[rows] = np.where(self._visible[rows], sign * np.abs(self._units[rows]), 0.0)
+                rows[j] = fresh.setdefault(keys[j], n0 + len(fresh))
+        if fresh:
+            self._append_many(K, E, C, H, V, M, fresh, keys, rows, n0)
+        idx = np.asarray(rows, dtype=np.int64)
+        np.add.at(self._qty, idx, Q)  # in booking order, as repeated ``add``
+        if not keep:
+            self._iv_off[idx] = OFF  # repeated lines: the last offset stays
+        turnover = self.turnover
+        for v in np.abs(Q * M).tolist():
+            turnover += v
+        self.turnover = turnover
+        rows_u = np.unique(idx)
+        self._units[rows_u] = self._qty[rows_u] * self._mult[rows_u]
+        sign = np.where(self._is_call[rows_u], self.convention.call_sign, self.convention.put_sign)
+        self._vis_w[rows_u] = np.where(
+            self._visible[rows_u], sign * np.abs(self._units[rows_u]), 0.0
+        )
         self._version += 1
+        self._cand_new[0].extend(rows)
+        if self._profile is not None:
+            self._profile_touched.extend(rows)
         for h in np.unique(H).tolist():
+            mine = idx[H == h].tolist()
+            self._touched[h].extend(mine)
+            self._cand_new[h + 1].extend(mine)
             self._holder_version[h] += 1
+
+    def _append_many(self, K, E, C, H, V, M, fresh: dict, keys: list, rows: list, n0: int):
+        """Append the ``fresh`` keys' lines (numbered from ``n0`` on) with 0 contracts:
+        :meth:`_append` for each, in bulk (``rows[j]``: the line of element ``j``)."""
+        first = np.full(len(fresh), -1, dtype=np.int64)  # element that first booked each
+        for j, i in enumerate(rows):
+            if i >= n0 and first[i - n0] < 0:
+                first[i - n0] = j
+        n1 = n0 + len(fresh)
+        cap = self._strike.size
+        if n1 > cap:
+            while cap < n1:
+                cap *= 2
+            for name in ("_is_call", "_qty", "_holder", "_visible", "_mult"):
+                old = getattr(self, name)
+                new = np.zeros(cap, dtype=old.dtype)
+                new[:n0] = old[:n0]
+                setattr(self, name, new)
+            packed = np.zeros((N_ROWS, cap))
+            packed[:, :n0] = self._packed[:, :n0]
+            self._set_packed(packed)
+        s = slice(n0, n1)
+        self._holder[s], self._strike[s], self._expiry[s] = H[first], K[first], E[first]
+        self._is_call[s], self._visible[s], self._mult[s] = C[first], V[first], M[first]
+        self._packed[ROW_IS_CALL, s] = np.where(C[first], 1.0, 0.0)
+        self._packed[ROW_HOLDER, s] = H[first]
+        self._qty[s] = 0.0
+        self._iv_off[s] = 0.0
+        self._index.update(fresh)
+        self._n = n1
 
     def _append(self, key: tuple) -> int:
         i = self._n
@@ -697,6 +743,78 @@ class OptionBook:
                     acc_true += gt
                     acc_vis += gv
         return acc_true, acc_vis
+
+    def series_greeks_many(
+        self, times: np.ndarray, mids: np.ndarray, vol: VolSurface, greeks: np.ndarray,
+        gex: np.ndarray,
+    ) -> None:  # fmt: skip
+        """:meth:`series_greeks` of samples ``j`` at spot ``mids[j]`` ($) and clock
+        ``times[j]`` (s, non-decreasing) into ``greeks[j]`` (shape ``(m, 5, n_holders)``)
+        and ``gex[j]`` (true, visible; $ per 1%), the book and the surface fixed: the same
+        rows and side effects (tables built, rolled or refreshed at the same samples),
+        bit for bit, in compiled passes over runs of samples where each holder's answer
+        keeps its kind (:mod:`mmsim.series_tables`)."""
+        from mmsim.sampler import batch_greeks  # the exact batch (sampler imports book)
+
+        m = times.size
+        mode = self.delta_table
+        least = 1 if mode == "on" else self.table_min_lines
+        level, skew, floor = vol.params()
+        surf = (level, skew, floor, self.r, self.q)
+        ys, nh = self.year_seconds, self.n_holders
+        parts, present = np.zeros((m, nh, 3, 2)), np.zeros((m, nh, 3), dtype=np.bool_)
+        none = np.zeros((N_ROWS, 1))
+        e0 = 0
+        while e0 < m:  # epochs: the live and hot tables stay (no line expires within)
+            t = float(times[e0])
+            lines, n = self._live_lines(t)
+            nxt = self._live[4]
+            hots = [self._hot_lines(h, t) for h in range(nh)]
+            nxt = min([nxt, *(self._hot[h][4] for h in range(nh))])
+            e1 = e0 + 1 + int(np.searchsorted(times[e0 + 1 :], nxt, side="left"))
+            if mode == "off" or n < least or all(k < least for _, k in hots):
+                batch_greeks(times[e0:e1], mids[e0:e1], ys, lines, n, *surf, greeks[e0:e1],
+                             gex[e0:e1])  # fmt: skip
+                e0 = e1
+                continue
+            for h, (hl, hn) in enumerate(hots):
+                j = e0
+                while j < e1:
+                    table, end = self._series_run(h, hl, hn, j, e1, times, mids, vol, least)
+                    if table is None:
+                        holder_rows(j, end, times, mids, h, False, none, none, 0.0, 1.0, 0.0,
+                                    1.0, ys, hl, hn, none, 0, none, 0, *surf, greeks, parts,
+                                    present)  # fmt: skip
+                    else:
+                        holder_rows(j, end, times, mids, h, True, table.coef, table.scoef,
+                                    table.center, table.half, table.t0, table.H, ys, hl, hn,
+                                    table.near, table.near_n, table.changes, table.changes_n,
+                                    *surf, greeks, parts, present)  # fmt: skip
+                        self.table_samples += end - j
+                    j = end
+            sum_gex(e0, e1, parts, present, gex)
+            e0 = e1
+
+    def _series_run(self, h, lines, n, j, e1, times, mids, vol, least) -> tuple:
+        """From sample ``j`` on (before ``e1``), how :meth:`series_greeks` answers for holder
+        ``h`` (``lines``, ``n``: its hot table): ``(table, end)``, the table it samples
+        (``None``: exact) at samples ``j .. end - 1``, with the side effects of its call at
+        sample ``j``; at later samples of the run the same call changes nothing (the table
+        stays valid, or a failed build is not retried before its mark)."""
+        level, skew, floor = vol.params()
+        S, t = float(mids[j]), float(times[j])
+        if n < least:
+            return None, e1
+        table = self._table(h, lines, n, S, t, level, skew, floor)
+        later, spots = times[j + 1 : e1], mids[j + 1 : e1]
+        if table is None:  # tried again from the retry mark on
+            if self._retry[h][0] != self._holder_version[h]:
+                return None, j + 1
+            return None, j + 1 + int(np.searchsorted(later, self._retry[h][1], side="left"))
+        ok = (later >= table.t0) & (later <= table.t0 + table.H)
+        ok &= np.abs(spots - table.center) <= table.half
+        end = j + 1 + (ok.size if ok.all() else int(np.argmin(ok)))
+        return (table if table.samples(S, t, level, skew, floor) else None), end
 
     def value(
         self, S: float, t: float, vol: VolSurface, out: np.ndarray | None = None

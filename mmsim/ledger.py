@@ -61,6 +61,19 @@ class Ledger:
         self._cash[payer] -= amount
         self._cash[payee] += amount
 
+    def pay_each(self, payer: int, payee: int, amounts: list[float]) -> None:
+        """:meth:`pay` each of ``amounts`` ($) in order (the same cash, bit for bit)."""
+        cash = self._cash
+        if payer == payee:
+            for a in amounts:
+                self.pay(payer, payee, a)
+            return
+        c_payer, c_payee = float(cash[payer]), float(cash[payee])
+        for a in amounts:
+            c_payer -= a
+            c_payee += a
+        cash[payer], cash[payee] = c_payer, c_payee
+
     def endow(self, account: int, shares: float, price: float, counterparty: int = POOL) -> None:
         """Off-market transfer of ``shares`` at ``price`` $ (no impact): opening hedges."""
         self.trade_shares(account, shares, price, counterparty)

@@ -10,8 +10,9 @@ the surface being fixed within a call. The batch is compiled over plain arrays
 (:func:`batch_greeks`, :func:`fill_rows`, :func:`~mmsim.level_kernels.levels_row_grouped`) and
 sums in numpy's order (:func:`~mmsim.npsum.np_sum`), so its rows equal, bit for bit,
 those of the row-by-row Python code it replaced (``tests/test_sampler.py``). Tabulated
-books (``engine.delta_table``) read their greeks row by row from
-:meth:`~mmsim.book.OptionBook.series_greeks`.
+books (``engine.delta_table``) read their greeks from
+:meth:`~mmsim.book.OptionBook.series_greeks_many`, equal bit for bit to
+:meth:`~mmsim.book.OptionBook.series_greeks` row by row.
 """
 
 from __future__ import annotations
@@ -262,8 +263,9 @@ class Sampler:
         ``cash`` ($) and cumulative ``hedge`` volume (shares); ``prices`` the published
         prices ($; default: ``mids`` on the market's tick). The per-holder greeks come
         from one compiled pass over the book per row (:func:`batch_greeks`), or from
-        :meth:`~mmsim.book.OptionBook.series_greeks` row by row when the book may answer
-        from tables; flips and walls every ``levels_stride`` rows (:meth:`update_levels`);
+        :meth:`~mmsim.book.OptionBook.series_greeks_many` (the row-by-row
+        :meth:`~mmsim.book.OptionBook.series_greeks` in compiled runs) when the book may
+        answer from tables; flips and walls every ``levels_stride`` rows (:meth:`update_levels`);
         the rest is one compiled pass (:func:`fill_rows`)."""
         m, book, vol = times.size, self.book, self.vol
         if prices is None:
@@ -280,8 +282,7 @@ class Sampler:
             batch_greeks(times, mids, book.year_seconds, lines, n, level, skew, floor,
                          book.r, book.q, greeks, gex)  # fmt: skip
         else:
-            for j in range(m):
-                gex[j] = book.series_greeks(float(mids[j]), float(times[j]), vol, greeks[j])
+            book.series_greeks_many(times, mids, vol, greeks, gex)
         due = np.zeros((m, book.n_holders))
         if self._expiries:
             for j in np.flatnonzero(np.isin(times, list(self._expiries))):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import simpy
+from numba import njit
 
 from mmsim.book import OptionBook
 from mmsim.greeks import bsm_scalar
@@ -24,6 +25,13 @@ from mmsim.schema import Position, ScheduledEvent
 from mmsim.vol import VolSurface
 
 __all__ = ["Expiration", "ScheduledEvents", "open_positions"]
+
+
+@njit(cache=True)
+def _values(S, K, years, sigma, r, q, is_call, out):
+    """BSM value per share ($) of each option: ``bsm_scalar``'s price, element by element."""
+    for i in range(K.size):
+        out[i] = bsm_scalar(S, K[i], years[i], sigma[i], r, q, is_call[i])[0]
 
 
 def open_positions(
@@ -38,17 +46,24 @@ def open_positions(
     t: float,
     session_seconds: float,
 ) -> None:
-    """Give ``holder`` the option ``positions`` (its view) at BSM value, paid in cash."""
-    for p in positions:
-        expiry = p.expiry_days * session_seconds
-        is_call = p.type == "call"
-        years = (expiry - t) / book.year_seconds
-        sigma = float(vol.iv(p.strike, S))
-        value = bsm_scalar(S, p.strike, years, sigma, book.r, book.q, is_call)[0]
-        ledger.pay(holder_account, seller_account, p.qty * p.multiplier * value)
-        book.add(
-            p.strike, expiry, is_call, p.qty, holder, visible=p.visible, multiplier=p.multiplier
-        )
+    """Give ``holder`` the option ``positions`` (its view) at BSM value, paid in cash: one
+    vectorized booking (:meth:`OptionBook.add_many`, line offsets kept), the premiums paid
+    in position order (the same cash and book, bit for bit, as one ``add`` and one
+    ``pay`` per position)."""
+    if not positions:
+        return
+    K = np.array([p.strike for p in positions], dtype=np.float64)
+    qty = np.array([p.qty for p in positions], dtype=np.float64)
+    mult = np.array([p.multiplier for p in positions], dtype=np.float64)
+    calls = np.array([p.type == "call" for p in positions], dtype=np.bool_)
+    visible = np.array([p.visible for p in positions], dtype=np.bool_)
+    expiry = np.array([p.expiry_days for p in positions], dtype=np.float64) * session_seconds
+    years = (expiry - t) / book.year_seconds
+    sigma = np.asarray(vol.iv(K, S), dtype=np.float64)
+    value = np.empty(K.size)
+    _values(float(S), K, years, sigma, book.r, book.q, calls, value)
+    ledger.pay_each(holder_account, seller_account, (qty * mult * value).tolist())
+    book.add_many(K, expiry, calls, qty, holder, visible, mult, None)
 
 
 class ScheduledEvents:
