@@ -125,7 +125,7 @@ def bench_warm(repeat: int) -> dict:
     import mmsim
 
     try:
-        from mmsim.executors import can_fork
+        from mmsim.workers import can_fork
     except ImportError:  # a version before forked workers (a before/after comparison)
         can_fork = bool
     scenario = mmsim.load_scenario(BAND_SWEEP)

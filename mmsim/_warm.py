@@ -1,5 +1,5 @@
 """Imported by the sweep's fork server: load mmsim and its compiled kernels once, so
-every worker forked from it starts warm (see :mod:`mmsim.sweep`).
+every worker forked from it starts warm (see :mod:`mmsim.workers`).
 
 ``gc.freeze()`` then moves every object loaded so far out of the garbage collector's
 reach: a forked worker's full collections would otherwise walk (and so copy, page by
@@ -9,7 +9,7 @@ in workers several times slower than the same runs in the parent.
 
 import gc
 
-from mmsim.executors import _warm
+from mmsim.workers import _warm
 
 _warm()
 gc.collect()

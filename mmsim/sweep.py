@@ -52,17 +52,11 @@ import pandas as pd
 
 from mmsim.budget import check as check_budget
 from mmsim.errors import OutputError, ScenarioError
-from mmsim.executors import (
-    CORE_METRICS,
-    _Pool,
-    _Run,
-    _series_path,
-    can_fork,
-    local_cluster,
-)
+from mmsim.executors import CORE_METRICS, _Pool, _Run, _series_path
 from mmsim.paths import atomic_save, atomic_write_text, check_output_dir, read_regular
 from mmsim.scenario import dump_scenario_yaml, first_duplicate, load_scenario, scenario_to_dict
 from mmsim.schema import Scenario
+from mmsim.workers import can_fork, local_cluster
 
 __all__ = [
     "MAX_RUNS",

@@ -479,7 +479,7 @@ def test_sigterm_stops_a_process_pool_sweep_and_its_workers(in_tmp):
     import time
 
     argv = [sys.executable, "-m", "mmsim.cli", "sweep", LONG, "--executor", "processes"]
-    argv += ["--workers", "2", "--seeds", "40", "--set", "clock.days=0.05", "-o", "sw", "-q"]
+    argv += ["--workers", "2", "--seeds", "40", "--set", "clock.days=0.5", "-o", "sw", "-q"]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while len(list(Path("sw/runs").glob("*.json"))) < 2:

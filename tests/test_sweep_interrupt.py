@@ -34,7 +34,7 @@ def sweep_command(out: Path) -> list[str]:
         "--seeds",
         "3",
         "--set",
-        "clock.days=0.2",  # long enough that the pool starts before the sweep ends
+        "clock.days=0.5",  # runs of ~40 ms: the sweep is still going when signalled
         "--executor",
         "processes",
         "--workers",
