@@ -1,13 +1,17 @@
-"""The compiled fast path: news ticks, noise orders and instant dealers' checks, in numba.
+"""The compiled fast path: news ticks, noise orders and dealers' checks, in numba.
 
 :func:`advance` plays the high-frequency events of a run (news ticks every ``dt``,
-Poisson noise orders, and the same-instant hedging cascades of price-triggered dealers
-with no latency) from the current clock up to a horizon, the next discrete event of the
+Poisson noise orders, the same-instant hedging cascades of price-triggered dealers with
+no latency, lagged dealers' checks one latency after a price change and their rechecks,
+scheduled dealers' checks, capacity windows and the sleep until one rolls) from the
+current clock up to a horizon, the next discrete event of the
 simpy loop (:mod:`mmsim.hotloop` drives it segment by segment). It follows the simpy
 agents step for step: the same random numbers (pre-drawn blocks, :mod:`mmsim.agents.noise`)
 in the same order, the same arithmetic, the same order of same-instant events (every
-event already due at an instant first, then the dealers a price change woke, in the order
-they began to wait, each re-checking after its own fill behind the others), and the
+timeout due at an instant first, in simpy's (time, event id) order: the kernel numbers
+its timeouts (news, noise, the dealers') as simpy's event ids would; then the dealers a
+price change woke, in the order they began to wait, each re-checking after its own fill
+behind the others), and the
 dealer's rules from :mod:`mmsim.hedge_rules`; so a run is bit-identical to the simpy path.
 
 State lives in plain arrays (layouts: the ``MK_*``, ``NW_*``, ``NZ_*``, ``D_*``, ``Q_*``
@@ -122,9 +126,10 @@ timeout would get, ``Q_SEQ``) and what it is (``WK_*``); capacity (shares per wi
 inf = none), window (s), current window's start (s) and shares used, capacity bound
 (0/1); a scheduled dealer's growing rehedges in a row (same sign, alternating), its last
 signed hedge (shares) and whether it watches them (several holders)."""
-WK_NONE, WK_LAG, WK_PHASE, WK_SCHED = 0.0, 1.0, 2.0, 3.0
+WK_NONE, WK_LAG, WK_PHASE, WK_SCHED, WK_SLEEP = 0.0, 1.0, 2.0, 3.0, 4.0
 """Pending dealer timeouts: none (waiting on a price change or in the run queue), a
-lagged check, a scheduled dealer's phase, a scheduled check."""
+lagged check, a scheduled dealer's phase, a scheduled check, the end of a capacity
+window a price-triggered dealer sleeps until (its capacity used up)."""
 TM_UNKNOWN, TM_EXACT, TM_TABLE, TM_EXACT_UNTIL = -1.0, 0.0, 1.0, 2.0
 """How a dealer's option delta is evaluated (the book's ``holder_delta_gamma``): not
 known (ask: ``NEED_TABLE``), its lines exactly for the whole call, its delta table (plus
@@ -538,8 +543,7 @@ def advance(
                 runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d  # timeout(0): behind the others
                 q[Q_RLEN] += 1
             else:
-                waitq[(q[Q_WHEAD] + q[Q_WLEN]) % nd] = d  # yield market.changed
-                q[Q_WLEN] += 1
+                _rest(dl, d, t, q, waitq)
             continue
         if due > horizon or (due == horizon and not inclusive) or due == np.inf:
             surf[6] = t
@@ -624,6 +628,11 @@ def _dealer_event(
     if kind == WK_PHASE:
         _schedule(dl, d, t + dl[d, D_INT], WK_SCHED, q)
         return OK
+    if kind == WK_SLEEP:  # the window rolled: a new cascade, after the latency if any
+        fresh[d] = True
+        if dl[d, D_LAT] > 0.0:
+            _schedule(dl, d, t + dl[d, D_LAT], WK_LAG, q)
+            return OK
     if fresh[d]:  # the first check after a price change: a new cascade
         dl[d, D_ROUNDS] = 0.0
         dl[d, D_GROW] = 0.0
@@ -664,13 +673,36 @@ def _dealer_event(
         if runaway:
             info[0], info[1], info[2] = t, d, rounds
             return RUNAWAY
-        _schedule(dl, d, t + dl[d, D_LAT], WK_LAG, q)
+        if dl[d, D_LAT] > 0.0:
+            _schedule(dl, d, t + dl[d, D_LAT], WK_LAG, q)
+        else:  # an instant dealer woken by its window: timeout(0), behind the others
+            dl[d, D_WKIND] = WK_NONE
+            nd = runq.size
+            runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d
+            q[Q_RLEN] += 1
         return OK
+    _rest(dl, d, t, q, waitq)
+    return OK
+
+
+@njit(cache=True)
+def _rest(dl, d, t, q, waitq):
+    """A price-triggered dealer's cascade is over: it waits on the next price change,
+    or, its capacity used up (``DealerAgent.capacity_exhausted``, the window rolled
+    first), sleeps until its window ends."""
+    cap = dl[d, D_CAP]
+    if not math.isinf(cap):
+        window = dl[d, D_CAPW]
+        if t >= dl[d, D_WS] + window:
+            dl[d, D_WS] = window * math.floor(t / window)
+            dl[d, D_WU] = 0.0
+        if dl[d, D_WU] >= math.floor(cap):
+            _schedule(dl, d, t + max(dl[d, D_WS] + window - t, 0.0), WK_SLEEP, q)
+            return
     dl[d, D_WKIND] = WK_NONE
-    nd = runq.size
+    nd = waitq.size
     waitq[(q[Q_WHEAD] + q[Q_WLEN]) % nd] = d  # yield market.changed
     q[Q_WLEN] += 1
-    return OK
 
 
 @njit(cache=True)

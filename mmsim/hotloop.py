@@ -32,7 +32,11 @@ scheduled before; true of samples, expiries, scheduled events, vol updates at mu
 of the news step and of continuous-time arrivals). A discrete event scheduled less than
 one news step before a tick that it ties with (a pension child interval shorter than
 ``news.dt`` landing on a tick) would come after the tick on the simpy path: the only
-bit-wise difference, not met by any shipped scenario.
+bit-wise difference, not met by any shipped scenario. Lagged and scheduled dealers (and
+capacity-limited ones sleeping until their window rolls) schedule their own timeouts
+ahead of time: a discrete event landing on one comes first on the simpy path only if it
+was scheduled further ahead than the dealer's latency, interval or window
+(:func:`_lagged_tie_risk`); scenarios where it might not stay on the simpy path.
 """
 
 from __future__ import annotations
@@ -71,20 +75,16 @@ def unsupported(sc: Scenario) -> str | None:
     for i, d in enumerate(sc.dealers):
         if d.order != "market":
             return f"dealers[{i}].order: limit orders run on the simpy path"
-        if d.capacity is not None and d.trigger == "price":
-            return (
-                f"dealers[{i}].capacity: capacity limits of price-triggered dealers (they "
-                "sleep until the window rolls) run on the simpy path"
-            )
     return _tie_risk(sc)
 
 
 def _lead(d: Any) -> float:
     """How far ahead (s) a dealer schedules its timeouts: a scheduled one its phase and
-    interval, a lagged one its latency; 0 for an instant one."""
+    interval, a lagged one its latency, a price-triggered one with a capacity limit its
+    window (it sleeps until the window rolls); 0 for an instant one."""
     if d.trigger == "schedule":
         return max(d.interval, d.phase)
-    return d.latency
+    return max(d.latency, d.capacity_window if d.capacity is not None else 0.0)
 
 
 def _tie_risk(sc: Scenario) -> str | None:
@@ -232,7 +232,14 @@ class HotLoop:
                 self.q[fp.Q_SEQ] += 1
             else:
                 row[fp.D_LAT] = cfg.latency
-                waiting.append(i)
+                if cfg.capacity is not None and d.capacity_exhausted():  # sleeps at once
+                    row[fp.D_WS], row[fp.D_WU] = d._window_start, d._window_used
+                    row[fp.D_WT] = 0.0 + max(d._window_start + cfg.capacity_window, 0.0)
+                    row[fp.D_WSEQ] = self.q[fp.Q_SEQ]
+                    row[fp.D_WKIND] = fp.WK_SLEEP
+                    self.q[fp.Q_SEQ] += 1
+                else:
+                    waiting.append(i)
         self.runq = np.zeros(nd, dtype=np.int64)
         self.fresh = np.zeros(nd, dtype=np.bool_)
         # price-triggered dealers wait on a price change, in registration order

@@ -144,6 +144,17 @@ CASES = {
             _dealer("inst", 1500, band=15),
         ],
     },
+    "price_capacity": {  # price-triggered desks whose capacity binds sleep until their
+        # window rolls (on 60 s and 45 s grids: ties with the ticks), instant and lagged
+        "market": {"S0": 100.0, "impact": {"lam": 1.5e-4}, "half_spread": 0.005},
+        "noise": {"rate": 0.2, "mean_size": 300},
+        "dealers": [
+            _dealer("i60", 3000, band=0, capacity=60, capacity_window=60),
+            _dealer("l45", -2000, band=2, latency=0.5, capacity=90, capacity_window=45),
+            _dealer("l17", 2000, band=5, latency=1.7, capacity=400, capacity_window=30),
+            _dealer("free", 1500, band=15),
+        ],
+    },
     "customers_then_tables": {  # the book grows to a tabulated one: the kernel reads
         # the dealers' delta tables, built and refreshed where the simpy agents would
         "noise": {"rate": 0.3, "mean_size": 200},
@@ -200,7 +211,7 @@ def test_fast_path_is_bit_identical_to_the_simpy_agents(case):
         tabulated += sim_on.book.table_builds > 0 and sim_on.hot.table_loads > 0
     if case == "customers_then_tables":
         assert tabulated == len(seeds), "every seed's book grew to a tabulated one"
-    if case == "scheduled_capacity":
+    if case in ("scheduled_capacity", "price_capacity"):
         assert capped == len(seeds), "a capacity limit bound (a window used up) on every seed"
     assert hedged > 10 * len(seeds), f"{case}: dealers traded ({hedged} fills): a real test"
 
@@ -253,11 +264,10 @@ def test_lagged_and_scheduled_divergence_same_message_on_both_paths(dealers, lam
 
 
 def test_fast_path_on_refuses_what_it_does_not_run():
-    """``engine.fast_path: on`` with a capacity-limited price-triggered dealer (it sleeps
-    until its window rolls): one-line ScenarioError naming the field; ``auto`` falls
-    back to the simpy agents."""
-    data = {**BASE, "dealers": [_dealer("desk", 2000, capacity=500.0)]}
-    with pytest.raises(ScenarioError, match=r"engine.fast_path is on but dealers\[0\].capacity"):
+    """``engine.fast_path: on`` with transient impact: one-line ScenarioError naming the
+    field; ``auto`` falls back to the simpy agents."""
+    data = {**BASE, "market": {**BASE["market"], "transient": {"fraction": 0.5}}}
+    with pytest.raises(ScenarioError, match=r"engine.fast_path is on but market.transient"):
         load_scenario({**data, "engine": {"fast_path": "on"}})
     assert not fast_path_enabled(load_scenario({**data, "engine": {"fast_path": "auto"}}))
     assert fast_path_enabled(load_scenario(BASE)), "the shipped long_gamma set-up is supported"
