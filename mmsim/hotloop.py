@@ -122,7 +122,10 @@ def _lagged_tie_risk(sc: Scenario) -> str | None:
     """The same for lagged and scheduled dealers: the kernel plays a dealer's timeout
     that falls on a discrete event's instant after it, as simpy does when the discrete
     event was scheduled earlier, i.e. further ahead than the dealer schedules (its
-    :func:`_lead`). Discrete events scheduled as close or closer stay on simpy; so do a
+    :func:`_lead`), or exactly as far ahead: then it was scheduled while a discrete
+    event was processed, and at that instant the discrete events come before the
+    kernel's on both paths (the dealer scheduled its timeout after). Discrete events
+    scheduled closer stay on simpy; so do a
     news phase (its first tick is scheduled late) and a chain's opening book (its
     expiries are known only once loaded)."""
     lead = max((_lead(d) for d in sc.dealers), default=0.0)
@@ -130,26 +133,26 @@ def _lagged_tie_risk(sc: Scenario) -> str | None:
         return None
     from mmsim.build import expiry_calendar  # build imports the agents, which import us
 
-    why = "within a lagged or scheduled dealer's latency or interval (same-instant order)"
+    why = "closer than a lagged or scheduled dealer's latency or interval (same-instant order)"
     if sc.news is not None and sc.news.phase > 0.0:
         return "news.phase: with lagged or scheduled dealers (same-instant order)"
     if sc.book is not None:
         return "book: a chain's expiries with lagged or scheduled dealers (same-instant order)"
     follow = sc.vol.follow_realized
-    if follow is not None and follow.every <= lead:
+    if follow is not None and follow.every < lead:
         return f"vol.follow_realized.every: {why}"
     for i, p in enumerate(sc.pensions):
-        if p.child_interval <= lead or p.start <= lead:
+        if p.child_interval < lead or p.start < lead:
             return f"pensions[{i}]: child_interval or start {why}"
     for name, at in (
         ("events", sorted(e.at for e in sc.events)),
         ("expiries", expiry_calendar(sc, None)),
     ):
         for prev, nxt in itertools.pairwise([0.0, *at]):
-            if 0.0 < nxt - prev <= lead:
+            if 0.0 < nxt - prev < lead:
                 return f"{name}: {why}"
     for i, d in enumerate(sc.dealers):
-        if d.reposition_days is not None and d.reposition_days * sc.clock.session_seconds <= lead:
+        if d.reposition_days is not None and d.reposition_days * sc.clock.session_seconds < lead:
             return f"dealers[{i}].reposition_days: {why}"
     return None
 

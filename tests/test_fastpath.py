@@ -155,6 +155,19 @@ CASES = {
             _dealer("free", 1500, band=15),
         ],
     },
+    "pension_on_the_dealers_grid": {  # pension children every 60 s from 300 s, as far
+        # ahead as a capacity window and a schedule: they tie with window rolls, scheduled
+        # checks and ticks, and come first on both paths
+        "pensions": [
+            {"side": "buy", "shares": 30000, "start": 300, "duration": 1500, "child_interval": 60}
+        ],
+        "events": [{"at": 960.0, "kind": "gap", "gap": 0.003}],
+        "dealers": [
+            _dealer("cap", 3000, band=5, capacity=300, capacity_window=60),
+            _dealer("s60", -1000, band=5, trigger="schedule", interval=60.0),
+            _dealer("lag", 1500, band=10, latency=1.0),
+        ],
+    },
     "customers_then_tables": {  # the book grows to a tabulated one: the kernel reads
         # the dealers' delta tables, built and refreshed where the simpy agents would
         "noise": {"rate": 0.3, "mean_size": 200},
