@@ -1,13 +1,17 @@
-"""The compiled fast path: news ticks, noise orders and instant dealers' checks, in numba.
+"""The compiled fast path: news ticks, noise orders and dealers' checks, in numba.
 
 :func:`advance` plays the high-frequency events of a run (news ticks every ``dt``,
-Poisson noise orders, and the same-instant hedging cascades of price-triggered dealers
-with no latency) from the current clock up to a horizon, the next discrete event of the
+Poisson noise orders, the same-instant hedging cascades of price-triggered dealers with
+no latency, lagged dealers' checks one latency after a price change and their rechecks,
+scheduled dealers' checks, capacity windows and the sleep until one rolls) from the
+current clock up to a horizon, the next discrete event of the
 simpy loop (:mod:`mmsim.hotloop` drives it segment by segment). It follows the simpy
 agents step for step: the same random numbers (pre-drawn blocks, :mod:`mmsim.agents.noise`)
 in the same order, the same arithmetic, the same order of same-instant events (every
-event already due at an instant first, then the dealers a price change woke, in the order
-they began to wait, each re-checking after its own fill behind the others), and the
+timeout due at an instant first, in simpy's (time, event id) order: the kernel numbers
+its timeouts (news, noise, the dealers') as simpy's event ids would; then the dealers a
+price change woke, in the order they began to wait, each re-checking after its own fill
+behind the others), and the
 dealer's rules from :mod:`mmsim.hedge_rules`; so a run is bit-identical to the simpy path.
 
 State lives in plain arrays (layouts: the ``MK_*``, ``NW_*``, ``NZ_*``, ``D_*``, ``Q_*``
@@ -27,11 +31,12 @@ from numba import njit
 from mmsim.book_kernels import holder_sum
 from mmsim.delta_table import table_eval
 from mmsim.hedge_rules import (
-    CHASING,
+    LAGGED_OVERSHOOTS,
     MAX_SOLVE_STEPS,
     MIN_ORDER,
     OVERCORRECTING,
     RUNAWAY_MIN_SIZE,
+    SCHEDULED_RUNAWAY_ROUNDS,
     SETTLING,
     SOLVE_OVERSHOOT,
     bracket_probe,
@@ -98,26 +103,56 @@ NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
     D_NN,
     D_XOFF,
     D_XN,
-) = range(34)
-D_SIZE = 34
+    D_INST,
+    D_LAT,
+    D_INT,
+    D_WT,
+    D_WSEQ,
+    D_WKIND,
+    D_CAP,
+    D_CAPW,
+    D_WS,
+    D_WU,
+    D_CAPB,
+    D_SAME,
+    D_ALT,
+    D_SLAST,
+    D_WATCH,
+) = range(49)
+D_SIZE = 49
+"""Then: instant (price trigger, no latency: 0/1), latency (s), schedule interval (s);
+the dealer's pending timeout: when (s), its place in simpy's order (the event id the
+timeout would get, ``Q_SEQ``) and what it is (``WK_*``); capacity (shares per window,
+inf = none), window (s), current window's start (s) and shares used, capacity bound
+(0/1); a scheduled dealer's growing rehedges in a row (same sign, alternating), its last
+signed hedge (shares) and whether it watches them (several holders)."""
+WK_NONE, WK_LAG, WK_PHASE, WK_SCHED, WK_SLEEP = 0.0, 1.0, 2.0, 3.0, 4.0
+"""Pending dealer timeouts: none (waiting on a price change or in the run queue), a
+lagged check, a scheduled dealer's phase, a scheduled check, the end of a capacity
+window a price-triggered dealer sleeps until (its capacity used up)."""
 TM_UNKNOWN, TM_EXACT, TM_TABLE, TM_EXACT_UNTIL = -1.0, 0.0, 1.0, 2.0
 """How a dealer's option delta is evaluated (the book's ``holder_delta_gamma``): not
 known (ask: ``NEED_TABLE``), its lines exactly for the whole call, its delta table (plus
 near and changed lines exactly) within the window, its lines exactly until ``D_T1`` (a
 table that failed validation, retried then) and the next expiry."""
 # queues (int64): run-queue head and length, wait-list head and length, fills recorded,
-# next sample, samples recorded, evaluations replayed and logged in the current check
-Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS, Q_SAMPLE, Q_SAMPLES, Q_EPOS, Q_ELEN = range(9)
-Q_SIZE = 9
+# next sample, samples recorded,
+# evaluations replayed and logged in the current check; the next event id (simpy's
+# ``eid`` order of the kernel's timeouts), the pending news tick's and noise order's ids
+(Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS, Q_SAMPLE, Q_SAMPLES, Q_EPOS, Q_ELEN, Q_SEQ, Q_NSEQ,
+ Q_ZSEQ) = range(12)  # fmt: skip
+Q_SIZE = 12
 ELOG_SIZE = 80  # evaluations one check can make: 1 + 1 + MAX_SOLVE_STEPS + 1, with room
 FILL_COLUMNS = 8  # t, account, booking (0 = order), qty, before, after, exec, cost
 
 OK, NEED_NEWS, NEED_NOISE, FULL = 0, 1, 2, 3
 PRICE_INVALID, PRICE_CEILING, DIVERGED, RUNAWAY, SAMPLES, NEED_TABLE = 4, 5, 6, 7, 8, 9
+SCHED_RUNAWAY = 10
 """Statuses of :func:`advance`; see the module docstring. ``info`` holds: for
 PRICE_INVALID t, before, after, cause (-1 news, else the account), qty; for PRICE_CEILING
 t, account, qty, price after; for DIVERGED t, dealer, outcome, before, after, qty; for
-RUNAWAY t, dealer, rounds. SAMPLES: the sample buffer is full (replay it, call again).
+RUNAWAY t, dealer, rounds; for SCHED_RUNAWAY t, dealer, same sign (0/1). SAMPLES: the
+sample buffer is full (replay it, call again).
 NEED_TABLE: t, dealer, spot: the dealer's evaluation is not valid there (``D_TMODE``);
 load it as the book would answer at that spot and clock (building or refreshing its
 table), then call again: the interrupted check resumes, replaying the evaluations it
@@ -291,10 +326,11 @@ def _check(
     dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info, coefs,
     xlines, elog,
 ):  # fmt: skip
-    """DealerAgent.check for an instant market-order dealer with no capacity limit;
-    returns ``(status, executed qty)``. Nothing changes before the order is sent, and the
-    post-fill evaluation is known valid before it is: a NEED_TABLE stop leaves the state
-    as it was, and the check is played again (its evaluations replayed, ``elog``)."""
+    """DealerAgent.check for a market-order dealer (instant, lagged or scheduled, with or
+    without a capacity limit); returns ``(status, executed qty)``. Nothing changes before
+    the order is sent, and the post-fill evaluation is known valid before it is: a
+    NEED_TABLE stop leaves the state as it was, and the check is played again (its
+    evaluations replayed, ``elog``)."""
     acc = int(dl[d, D_ACC])
     mid = mk[MK_MID]
     have = False
@@ -321,7 +357,8 @@ def _check(
     goal, qty = plan_hedge(delta, band, dl[d, D_CENTER] != 0.0, hf)
     solve_next = dl[d, D_SOLVE] != 0.0
     solved = False
-    if qty != 0.0 and (solve_next or gamma > 0.0):
+    instant = dl[d, D_INST] != 0.0
+    if qty != 0.0 and instant and (solve_next or gamma > 0.0):
         response = 1.0 + gamma * (_preview(mk, qty) - mid) / qty
         if solve_next or hf * response > SOLVE_OVERSHOOT:
             target = delta + hf * (goal - delta)
@@ -332,6 +369,17 @@ def _check(
             if not ok:
                 return NEED_TABLE, 0.0
         solved = True
+    cap = dl[d, D_CAP]
+    capped = not math.isinf(cap)
+    ws = dl[d, D_WS]
+    wu = dl[d, D_WU]
+    if capped:  # DealerAgent._within_capacity: the window rolls, the hedge fits its room
+        window = dl[d, D_CAPW]
+        if t >= ws + window:
+            ws = window * math.floor(t / window)
+            wu = 0.0
+        room = max(cap - wu, 0.0)
+        qty = math.copysign(min(abs(qty), float(math.floor(room))), qty)
     if qty != 0.0 and not _valid(dl, d, _preview(mk, qty), t):
         info[0], info[1], info[2] = t, d, _preview(mk, qty)  # the post-fill evaluation
         return NEED_TABLE, 0.0
@@ -340,6 +388,9 @@ def _check(
     dl[d, D_LASTD] = delta
     if solved:
         dl[d, D_SOLVE] = 0.0
+    if capped:
+        dl[d, D_WS] = ws
+        dl[d, D_WU] = wu + abs(qty)
     if qty == 0.0:
         return OK, 0.0
     status, cost = _submit(t, acc, qty, mk, shares, cash, fills, q, info)
@@ -349,7 +400,7 @@ def _check(
     dl[d, D_HVOL] += abs(qty)
     dl[d, D_HCOST] += cost
     dl[d, D_NREH] += 1.0
-    # judge the fill (DealerAgent._judge_fill, instant dealer, no capacity)
+    # judge the fill (DealerAgent._judge_fill)
     ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch, coefs, xlines,
                                  elog, q, info)  # fmt: skip
     after = d_after + shares[acc]
@@ -365,9 +416,16 @@ def _check(
         dl[d, D_OVER] = 0.0
         return OK, qty
     if outcome == OVERCORRECTING:
-        dl[d, D_SOLVE] = 1.0
+        if instant:
+            dl[d, D_SOLVE] = 1.0
+            return OK, qty
+        dl[d, D_OVER] += 1.0
+        if dl[d, D_OVER] < LAGGED_OVERSHOOTS:
+            return OK, qty
+    if capped:  # the cascade is left to the capacity limit
+        dl[d, D_CAPB] = 1.0
         return OK, qty
-    info[0], info[1], info[2], info[3], info[4], info[5] = t, d, CHASING, delta, after, qty
+    info[0], info[1], info[2], info[3], info[4], info[5] = t, d, outcome, delta, after, qty
     return DIVERGED, qty
 
 
@@ -406,7 +464,23 @@ def advance(
         if noise[NZ_ON] != 0.0 and tz != tz:  # the next gap is in the next block
             surf[6] = t
             return NEED_NOISE
-        due = min(tn, tz)
+        # the next timed event in simpy's order (time, event id): a tick, an order, or a
+        # dealer's timeout (src: -2 news, -1 noise, else the dealer)
+        due = tn
+        bseq = q[Q_NSEQ]
+        src = -2
+        if tz < due or (tz == due and q[Q_ZSEQ] < bseq):
+            due = tz
+            bseq = q[Q_ZSEQ]
+            src = -1
+        for d in range(nd):
+            if dl[d, D_WKIND] != WK_NONE:
+                td = dl[d, D_WT]
+                sd = int(dl[d, D_WSEQ])
+                if td < due or (td == due and sd < bseq):
+                    due = td
+                    bseq = sd
+                    src = d
         if q[Q_RLEN] == 0 and q[Q_SAMPLE] < stimes.size:
             ts = stimes[q[Q_SAMPLE]]
             if ts <= due and (ts < horizon or (ts == horizon and sample_at_horizon)):
@@ -428,6 +502,11 @@ def advance(
                 surf[6] = t
                 return FULL
             d = runq[q[Q_RHEAD]]
+            if dl[d, D_LAT] > 0.0:  # woken: a lagged dealer checks one latency later
+                q[Q_RHEAD] = (q[Q_RHEAD] + 1) % nd
+                q[Q_RLEN] -= 1
+                _schedule(dl, d, t + dl[d, D_LAT], WK_LAG, q)
+                continue
             if fresh[d]:
                 dl[d, D_ROUNDS] = 0.0
                 dl[d, D_GROW] = 0.0
@@ -464,8 +543,7 @@ def advance(
                 runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d  # timeout(0): behind the others
                 q[Q_RLEN] += 1
             else:
-                waitq[(q[Q_WHEAD] + q[Q_WLEN]) % nd] = d  # yield market.changed
-                q[Q_WLEN] += 1
+                _rest(dl, d, t, q, waitq)
             continue
         if due > horizon or (due == horizon and not inclusive) or due == np.inf:
             surf[6] = t
@@ -474,12 +552,23 @@ def advance(
             surf[6] = t
             return FULL
         t = due
-        if tn == due:
+        if src >= 0:
+            status = _dealer_event(
+                src, t, dl, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh,
+                waitq, info, coefs, xlines, elog,
+            )  # fmt: skip
+            if status != OK:
+                surf[6] = t
+                return status
+            continue
+        if src == -2:
             i = int(news[NW_IDX])
             if i == z.size:
                 surf[6] = t
                 return NEED_NEWS
             news[NW_NEXT] = t + news[NW_DT]
+            q[Q_NSEQ] = q[Q_SEQ]
+            q[Q_SEQ] += 1
             if t >= news[NW_STOP]:
                 news[NW_ON] = 0.0
                 continue
@@ -504,6 +593,8 @@ def advance(
         qty = float(size if sides[i] < 0.5 else -size)
         noise[NZ_IDX] = i + 1
         noise[NZ_NEXT] = t + gaps[i + 1] if i + 1 < gaps.size else np.nan
+        q[Q_ZSEQ] = q[Q_SEQ]
+        q[Q_SEQ] += 1
         if qty != 0.0:
             acc = int(noise[NZ_ACC])
             status, _ = _submit(t, acc, qty, mk, shares, cash, fills, q, info)
@@ -512,6 +603,106 @@ def advance(
                 return status
             _wake(mk, q, runq, fresh, waitq, True)
         noise[NZ_VOLUME] += abs(qty)
+
+
+@njit(cache=True)
+def _schedule(dl, d, when, kind, q):
+    """Dealer ``d``'s next timeout at ``when`` (s), with the next event id."""
+    dl[d, D_WT] = when
+    dl[d, D_WSEQ] = q[Q_SEQ]
+    dl[d, D_WKIND] = kind
+    q[Q_SEQ] += 1
+
+
+@njit(cache=True)
+def _dealer_event(
+    d, t, dl, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info, coefs,
+    xlines, elog,
+):  # fmt: skip
+    """Dealer ``d``'s timeout due at ``t`` (s), as its simpy process: a scheduled
+    dealer's phase (then its first check one interval later), a scheduled check (the
+    next one an interval later; the growing-rehedge watch), a lagged check (a recheck
+    one latency later while it trades, else back to waiting on a price change). A
+    NEED_TABLE stop leaves the timeout pending and the state unchanged."""
+    kind = dl[d, D_WKIND]
+    if kind == WK_PHASE:
+        _schedule(dl, d, t + dl[d, D_INT], WK_SCHED, q)
+        return OK
+    if kind == WK_SLEEP:  # the window rolled: a new cascade, after the latency if any
+        fresh[d] = True
+        if dl[d, D_LAT] > 0.0:
+            _schedule(dl, d, t + dl[d, D_LAT], WK_LAG, q)
+            return OK
+    if fresh[d]:  # the first check after a price change: a new cascade
+        dl[d, D_ROUNDS] = 0.0
+        dl[d, D_GROW] = 0.0
+        dl[d, D_LAST] = 0.0
+        fresh[d] = False
+    q[Q_EPOS] = 0
+    status, qty = _check(
+        dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+        coefs, xlines, elog,
+    )  # fmt: skip
+    if status == NEED_TABLE:
+        return status
+    q[Q_ELEN] = 0
+    if status != OK:
+        return status
+    if kind == WK_SCHED:
+        if dl[d, D_WATCH] != 0.0:
+            last = dl[d, D_SLAST]
+            grew = abs(qty) > abs(last) >= RUNAWAY_MIN_SIZE
+            same = dl[d, D_SAME] + 1.0 if grew and qty * last > 0.0 else 0.0
+            alt = dl[d, D_ALT] + 1.0 if grew and qty * last < 0.0 else 0.0
+            dl[d, D_SAME] = same
+            dl[d, D_ALT] = alt
+            dl[d, D_SLAST] = qty
+            if max(same, alt) >= SCHEDULED_RUNAWAY_ROUNDS:
+                info[0], info[1], info[2] = t, d, 1.0 if same > 0.0 else 0.0
+                return SCHED_RUNAWAY
+        _schedule(dl, d, t + dl[d, D_INT], WK_SCHED, q)
+        return OK
+    aq = abs(qty)
+    if aq != 0.0:
+        rounds, growing, last, runaway = cascade_step(
+            aq, int(dl[d, D_ROUNDS]), int(dl[d, D_GROW]), dl[d, D_LAST]
+        )
+        dl[d, D_ROUNDS] = rounds
+        dl[d, D_GROW] = growing
+        dl[d, D_LAST] = last
+        if runaway:
+            info[0], info[1], info[2] = t, d, rounds
+            return RUNAWAY
+        if dl[d, D_LAT] > 0.0:
+            _schedule(dl, d, t + dl[d, D_LAT], WK_LAG, q)
+        else:  # an instant dealer woken by its window: timeout(0), behind the others
+            dl[d, D_WKIND] = WK_NONE
+            nd = runq.size
+            runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d
+            q[Q_RLEN] += 1
+        return OK
+    _rest(dl, d, t, q, waitq)
+    return OK
+
+
+@njit(cache=True)
+def _rest(dl, d, t, q, waitq):
+    """A price-triggered dealer's cascade is over: it waits on the next price change,
+    or, its capacity used up (``DealerAgent.capacity_exhausted``, the window rolled
+    first), sleeps until its window ends."""
+    cap = dl[d, D_CAP]
+    if not math.isinf(cap):
+        window = dl[d, D_CAPW]
+        if t >= dl[d, D_WS] + window:
+            dl[d, D_WS] = window * math.floor(t / window)
+            dl[d, D_WU] = 0.0
+        if dl[d, D_WU] >= math.floor(cap):
+            _schedule(dl, d, t + max(dl[d, D_WS] + window - t, 0.0), WK_SLEEP, q)
+            return
+    dl[d, D_WKIND] = WK_NONE
+    nd = waitq.size
+    waitq[(q[Q_WHEAD] + q[Q_WLEN]) % nd] = d  # yield market.changed
+    q[Q_WLEN] += 1
 
 
 @njit(cache=True)

@@ -13,6 +13,7 @@ from numba import njit
 
 __all__ = [
     "CHASING",
+    "LAGGED_OVERSHOOTS",
     "MAX_CASCADE",
     "MAX_SOLVE_STEPS",
     "MIN_ORDER",
@@ -20,6 +21,7 @@ __all__ = [
     "RESPONSE_FLOOR",
     "RUNAWAY_MIN_SIZE",
     "RUNAWAY_ROUNDS",
+    "SCHEDULED_RUNAWAY_ROUNDS",
     "SETTLING",
     "SOLVE_OVERSHOOT",
     "bracket_probe",
@@ -37,6 +39,12 @@ RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascad
 SOLVE_OVERSHOOT = 1.5  # hedge_fraction * (1 + lam * G) above which an instant hedge is solved
 RESPONSE_FLOOR = 0.01  # 1 + lam * G measured on a fill at or below this: diverged
 MAX_SOLVE_STEPS = 64  # bracketing steps; bisection on whole shares needs < 64 for any size
+# scheduled rehedges growing in a row with one sign pattern, watched when several dealers
+# share the market (each one's own fills may settle while together they diverge): a
+# stable lagged AR(1) at |lam * G| = 0.9 does this by chance about once in 2e7 checks,
+# at 0.95 once in 4e6; at the combined -1.2 it takes ~15-35 checks, at -1.05 ~20-60
+SCHEDULED_RUNAWAY_ROUNDS = 14
+LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
 
 SETTLING, CHASING, OVERCORRECTING = 0, 1, 2
 """Outcomes of one hedge (:func:`fill_outcome`)."""

@@ -32,7 +32,11 @@ scheduled before; true of samples, expiries, scheduled events, vol updates at mu
 of the news step and of continuous-time arrivals). A discrete event scheduled less than
 one news step before a tick that it ties with (a pension child interval shorter than
 ``news.dt`` landing on a tick) would come after the tick on the simpy path: the only
-bit-wise difference, not met by any shipped scenario.
+bit-wise difference, not met by any shipped scenario. Lagged and scheduled dealers (and
+capacity-limited ones sleeping until their window rolls) schedule their own timeouts
+ahead of time: a discrete event landing on one comes first on the simpy path only if it
+was scheduled further ahead than the dealer's latency, interval or window
+(:func:`_lagged_tie_risk`); scenarios where it might not stay on the simpy path.
 """
 
 from __future__ import annotations
@@ -69,15 +73,18 @@ def unsupported(sc: Scenario) -> str | None:
     if mk.transient.fraction != 0.0:
         return "market.transient.fraction: transient impact runs on the simpy path"
     for i, d in enumerate(sc.dealers):
-        if d.trigger != "price":
-            return f"dealers[{i}].trigger: {d.trigger} dealers run on the simpy path"
-        if d.latency != 0.0:
-            return f"dealers[{i}].latency: lagged dealers run on the simpy path"
         if d.order != "market":
             return f"dealers[{i}].order: limit orders run on the simpy path"
-        if d.capacity is not None:
-            return f"dealers[{i}].capacity: capacity limits run on the simpy path"
     return _tie_risk(sc)
+
+
+def _lead(d: Any) -> float:
+    """How far ahead (s) a dealer schedules its timeouts: a scheduled one its phase and
+    interval, a lagged one its latency, a price-triggered one with a capacity limit its
+    window (it sleeps until the window rolls); 0 for an instant one."""
+    if d.trigger == "schedule":
+        return max(d.interval, d.phase)
+    return max(d.latency, d.capacity_window if d.capacity is not None else 0.0)
 
 
 def _tie_risk(sc: Scenario) -> str | None:
@@ -86,6 +93,9 @@ def _tie_risk(sc: Scenario) -> str | None:
     first at a shared instant (module docstring), so such scenarios stay on the simpy
     path. Discrete events scheduled further ahead (or that cannot land on a tick: the
     Poisson arrivals) are safe."""
+    lagged = _lagged_tie_risk(sc)
+    if lagged is not None:
+        return lagged
     if sc.news is None or sc.news.vol <= 0.0:
         return None
     dt, first = sc.news.dt, sc.news.phase + sc.news.dt
@@ -105,6 +115,45 @@ def _tie_risk(sc: Scenario) -> str | None:
     for i, d in enumerate(sc.dealers):
         if d.reposition_days is not None and d.reposition_days * sc.clock.session_seconds <= dt:
             return f"dealers[{i}].reposition_days: within news.dt (same-instant order)"
+    return None
+
+
+def _lagged_tie_risk(sc: Scenario) -> str | None:
+    """The same for lagged and scheduled dealers: the kernel plays a dealer's timeout
+    that falls on a discrete event's instant after it, as simpy does when the discrete
+    event was scheduled earlier, i.e. further ahead than the dealer schedules (its
+    :func:`_lead`), or exactly as far ahead: then it was scheduled while a discrete
+    event was processed, and at that instant the discrete events come before the
+    kernel's on both paths (the dealer scheduled its timeout after). Discrete events
+    scheduled closer stay on simpy; so do a
+    news phase (its first tick is scheduled late) and a chain's opening book (its
+    expiries are known only once loaded)."""
+    lead = max((_lead(d) for d in sc.dealers), default=0.0)
+    if lead <= 0.0:
+        return None
+    from mmsim.build import expiry_calendar  # build imports the agents, which import us
+
+    why = "closer than a lagged or scheduled dealer's latency or interval (same-instant order)"
+    if sc.news is not None and sc.news.phase > 0.0:
+        return "news.phase: with lagged or scheduled dealers (same-instant order)"
+    if sc.book is not None:
+        return "book: a chain's expiries with lagged or scheduled dealers (same-instant order)"
+    follow = sc.vol.follow_realized
+    if follow is not None and follow.every < lead:
+        return f"vol.follow_realized.every: {why}"
+    for i, p in enumerate(sc.pensions):
+        if p.child_interval < lead or p.start < lead:
+            return f"pensions[{i}]: child_interval or start {why}"
+    for name, at in (
+        ("events", sorted(e.at for e in sc.events)),
+        ("expiries", expiry_calendar(sc, None)),
+    ):
+        for prev, nxt in itertools.pairwise([0.0, *at]):
+            if 0.0 < nxt - prev < lead:
+                return f"{name}: {why}"
+    for i, d in enumerate(sc.dealers):
+        if d.reposition_days is not None and d.reposition_days * sc.clock.session_seconds < lead:
+            return f"dealers[{i}].reposition_days: {why}"
     return None
 
 
@@ -161,16 +210,45 @@ class HotLoop:
                              0.0, 0.0)  # fmt: skip
         nd = len(sim.dealers)
         self.dl = np.zeros((max(nd, 1), fp.D_SIZE))[:nd]
-        for i, d in enumerate(sim.dealers):
-            self.dl[i, fp.D_ACC] = d.account
-            self.dl[i, fp.D_CENTER] = 1.0 if d.config.target == "center" else 0.0
-            self.dl[i, fp.D_HF] = d.config.hedge_fraction
-            self.dl[i, fp.D_NOTIONAL] = 1.0 if d.config.band_unit == "per_notional" else 0.0
         self.q = np.zeros(fp.Q_SIZE, dtype=np.int64)
+        # simpy's order of the first timeouts: the news tick, the noise order, then each
+        # scheduled dealer's phase (the processes start in that order, _start)
+        self.q[fp.Q_NSEQ], self.q[fp.Q_ZSEQ], self.q[fp.Q_SEQ] = 0, 1, 2
+        watch = sim.book.n_holders > 1
+        waiting = []
+        for i, d in enumerate(sim.dealers):
+            cfg, row = d.config, self.dl[i]
+            row[fp.D_ACC] = d.account
+            row[fp.D_CENTER] = 1.0 if cfg.target == "center" else 0.0
+            row[fp.D_HF] = cfg.hedge_fraction
+            row[fp.D_NOTIONAL] = 1.0 if cfg.band_unit == "per_notional" else 0.0
+            row[fp.D_INST] = 1.0 if d._instant else 0.0
+            row[fp.D_CAP] = math.inf if cfg.capacity is None else cfg.capacity
+            row[fp.D_CAPW] = cfg.capacity_window
+            row[fp.D_WS], row[fp.D_WU] = d._window_start, d._window_used
+            if cfg.trigger == "schedule":
+                row[fp.D_INT] = cfg.interval
+                row[fp.D_WATCH] = 1.0 if watch else 0.0
+                row[fp.D_WT] = 0.0 + cfg.phase
+                row[fp.D_WSEQ] = self.q[fp.Q_SEQ]
+                row[fp.D_WKIND] = fp.WK_PHASE
+                self.q[fp.Q_SEQ] += 1
+            else:
+                row[fp.D_LAT] = cfg.latency
+                if cfg.capacity is not None and d.capacity_exhausted():  # sleeps at once
+                    row[fp.D_WS], row[fp.D_WU] = d._window_start, d._window_used
+                    row[fp.D_WT] = 0.0 + max(d._window_start + cfg.capacity_window, 0.0)
+                    row[fp.D_WSEQ] = self.q[fp.Q_SEQ]
+                    row[fp.D_WKIND] = fp.WK_SLEEP
+                    self.q[fp.Q_SEQ] += 1
+                else:
+                    waiting.append(i)
         self.runq = np.zeros(nd, dtype=np.int64)
         self.fresh = np.zeros(nd, dtype=np.bool_)
-        self.waitq = np.arange(nd, dtype=np.int64)  # every dealer waits, registration order
-        self.q[fp.Q_WLEN] = nd
+        # price-triggered dealers wait on a price change, in registration order
+        self.waitq = np.zeros(nd, dtype=np.int64)
+        self.waitq[: len(waiting)] = waiting
+        self.q[fp.Q_WLEN] = len(waiting)
         self.fills = np.zeros((_FILLS, fp.FILL_COLUMNS))
         # samples: the kernel records the state at each sample instant, Python fills the
         # rows from it (_replay); the clock of sample k is that of the recorder's timeouts
@@ -400,6 +478,10 @@ class HotLoop:
             d.n_rehedges = int(row[fp.D_NREH])
             d.last_delta_before_hedge = float(row[fp.D_LASTD])
             d._solve_next = bool(row[fp.D_SOLVE])
+            d._overshoots = int(row[fp.D_OVER])
+            d._window_start = float(row[fp.D_WS])
+            d._window_used = float(row[fp.D_WU])
+            d.capacity_bound = bool(row[fp.D_CAPB])
         if sim.noise is not None:
             sim.noise.volume = float(self.noise[fp.NZ_VOLUME])
         self._flush()
@@ -452,6 +534,8 @@ class HotLoop:
                 f"after an order of {info[2]:+,.0f} shares by {who!r}"
             )
         dealer = sim.dealers[int(info[1])]
+        if status == fp.SCHED_RUNAWAY:
+            return dealer._scheduled_runaway_message(bool(info[2]), now=t)
         if status == fp.DIVERGED:
             return dealer._divergence_message(
                 int(info[2]), float(info[3]), float(info[4]), float(info[5]), now=t

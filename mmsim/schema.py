@@ -578,9 +578,9 @@ class EngineConfig(_Strict):
     )
     fast_path: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="Run news, noise and instant price-triggered dealers in the compiled "
-        "kernel (bit-identical to off): auto = when the scenario is supported; on = "
-        "refuse a scenario it does not support; off = simpy agents.",
+        description="Run news, noise and market-order dealers (instant, lagged, scheduled) "
+        "in the compiled kernel (bit-identical to off): auto = when the scenario is "
+        "supported; on = refuse a scenario it does not support; off = simpy agents.",
     )
 
     @field_validator("delta_table", "fast_path", mode="before")

@@ -95,7 +95,7 @@ def _warm() -> None:
 
     global _RAN_HERE
     with contextlib.suppress(Exception):
-        run(_WARM_SCENARIO, seed=0)  # a scheduled dealer: the simpy agents
+        run({**_WARM_SCENARIO, "engine": {"fast_path": "off"}}, seed=0)  # the simpy agents
     with contextlib.suppress(Exception):  # one instant dealer: the compiled fast path
         run({**_WARM_SCENARIO, "dealers": _WARM_SCENARIO["dealers"][:1]}, seed=0)
     _RAN_HERE = True

@@ -366,6 +366,8 @@ def test_a_dealer_whose_capacity_is_used_up_sleeps_until_its_window_rolls():
         "market": {"S0": 100.0, "impact": {"lam": 0.0}},
         "news": {"vol": 0.2, "dt": 1.0},
         "record": {"every": 10.0, "levels_every": 1.0e9},
+        "engine": {"fast_path": "off"},  # counts the simpy agent's checks (the kernel's
+        # sleep is bit-identical to it: tests/test_fastpath.py, price_capacity)
         "dealers": [
             {
                 "band": 10,

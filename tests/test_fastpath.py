@@ -100,6 +100,74 @@ CASES = {
             {"at": 502.0, "kind": "gap", "gap": -0.004},
         ],
     },
+    "lagged_mixed": {  # lagged checks at x.3 / x.7 s, rechecks during cascades, beside an
+        # instant dealer; the 0.5 s lag's rechecks land on news ticks (ties, in eid order)
+        "market": {"S0": 100.0, "impact": {"lam": 1.5e-4}, "half_spread": 0.005},
+        "noise": {"rate": 0.2, "mean_size": 300},
+        "dealers": [
+            _dealer("a", 3000, band=5, latency=0.3),
+            _dealer("b", -1500, band=10, latency=1.7, target="edge"),
+            _dealer("c", 2500, band=20),
+            _dealer("d", 2000, band=0, latency=0.5, hedge_fraction=0.7),
+            _dealer("e", -800, band=3, latency=1.0),  # rechecks tie with every tick
+        ],
+    },
+    "scheduled_capacity": {  # scheduled checks on grids that tie with the ticks (phase 0,
+        # interval 45 s and 1 s = news.dt) and off them, a capacity limit that binds
+        "market": {"S0": 100.0, "impact": {"lam": 1.5e-4}, "half_spread": 0.005},
+        "noise": {"rate": 0.2, "mean_size": 300},
+        "dealers": [
+            _dealer("s45", 3000, band=5, trigger="schedule", interval=45.0),
+            _dealer("s1", -900, band=2, trigger="schedule", interval=1.0),
+            _dealer(
+                "s600",
+                -3000,
+                band=0,
+                trigger="schedule",
+                interval=600.0,
+                phase=13.5,
+                capacity=150,
+                capacity_window=120,
+                target="edge",
+            ),
+            _dealer(
+                "cap",
+                2500,
+                band=0,
+                trigger="schedule",
+                interval=7.5,
+                phase=2.0,
+                capacity=40,
+                capacity_window=30,
+            ),
+            _dealer("lag", 2000, band=10, latency=0.5),
+            _dealer("inst", 1500, band=15),
+        ],
+    },
+    "price_capacity": {  # price-triggered desks whose capacity binds sleep until their
+        # window rolls (on 60 s and 45 s grids: ties with the ticks), instant and lagged
+        "market": {"S0": 100.0, "impact": {"lam": 1.5e-4}, "half_spread": 0.005},
+        "noise": {"rate": 0.2, "mean_size": 300},
+        "dealers": [
+            _dealer("i60", 3000, band=0, capacity=60, capacity_window=60),
+            _dealer("l45", -2000, band=2, latency=0.5, capacity=90, capacity_window=45),
+            _dealer("l17", 2000, band=5, latency=1.7, capacity=400, capacity_window=30),
+            _dealer("free", 1500, band=15),
+        ],
+    },
+    "pension_on_the_dealers_grid": {  # pension children every 60 s from 300 s, as far
+        # ahead as a capacity window and a schedule: they tie with window rolls, scheduled
+        # checks and ticks, and come first on both paths
+        "pensions": [
+            {"side": "buy", "shares": 30000, "start": 300, "duration": 1500, "child_interval": 60}
+        ],
+        "events": [{"at": 960.0, "kind": "gap", "gap": 0.003}],
+        "dealers": [
+            _dealer("cap", 3000, band=5, capacity=300, capacity_window=60),
+            _dealer("s60", -1000, band=5, trigger="schedule", interval=60.0),
+            _dealer("lag", 1500, band=10, latency=1.0),
+        ],
+    },
     "customers_then_tables": {  # the book grows to a tabulated one: the kernel reads
         # the dealers' delta tables, built and refreshed where the simpy agents would
         "noise": {"rate": 0.3, "mean_size": 200},
@@ -143,15 +211,21 @@ def test_fast_path_is_bit_identical_to_the_simpy_agents(case):
     metrics equal exactly (no tolerance)."""
     seeds = {"long_gamma": range(20), "short_gamma": range(20), "customers_then_tables": range(4)}
     seeds = seeds.get(case, range(8))
-    hedged = tabulated = 0
+    hedged = tabulated = capped = 0
     for seed in seeds:
         (off, _), (on, sim_on) = _run(case, "off", seed), _run(case, "on", seed)
         _assert_same(off, on, f"{case} seed {seed}")
+        capped += any(
+            d.config.capacity is not None and d._window_used == d.config.capacity
+            for d in sim_on.dealers
+        )
         hedged += int((on.trades["kind"] == "dealer").sum())
         # the book was tabulated and the kernel read its tables (no simpy agents)
         tabulated += sim_on.book.table_builds > 0 and sim_on.hot.table_loads > 0
     if case == "customers_then_tables":
         assert tabulated == len(seeds), "every seed's book grew to a tabulated one"
+    if case in ("scheduled_capacity", "price_capacity"):
+        assert capped == len(seeds), "a capacity limit bound (a window used up) on every seed"
     assert hedged > 10 * len(seeds), f"{case}: dealers traded ({hedged} fills): a real test"
 
 
@@ -169,11 +243,44 @@ def test_divergence_stops_both_paths_with_the_same_message():
     assert "diverged" in msgs[0] or "ran away" in msgs[0], msgs[0]
 
 
+@pytest.mark.parametrize(
+    ("dealers", "lam", "expect"),
+    [
+        # lagged long gamma at lam * G ~ 2: two over-correcting fills in a row
+        ([_dealer("desk", 5000, band=5, latency=0.5)], 2.0e-4, "over-correcting"),
+        # two scheduled short-gamma desks at lam * G ~ -0.6 each, checking at the same
+        # instants: each one's own fills settle, together (-1.2) their rehedges grow
+        (
+            [
+                _dealer("a", -3000, band=5, trigger="schedule", interval=30.0),
+                _dealer("b", -3000, band=5, trigger="schedule", interval=30.0),
+            ],
+            1.0e-4,
+            "ran away",
+        ),
+    ],
+)
+def test_lagged_and_scheduled_divergence_same_message_on_both_paths(dealers, lam, expect):
+    """A lagged long-gamma desk over-correcting its own impact, and scheduled desks whose
+    combined feedback diverges: both paths raise InstabilityError with the same text
+    (time, price, sizes; 0.1 day, seed 3)."""
+    msgs = []
+    for mode in ("off", "on"):
+        market = {"S0": 100.0, "impact": {"lam": lam}, "half_spread": 0.0}
+        sc = load_scenario({**BASE, "market": market, "dealers": dealers,
+                            "engine": {"fast_path": mode}})  # fmt: skip
+        with pytest.raises(InstabilityError) as err:
+            Simulation(sc, 3).run()
+        msgs.append(str(err.value))
+    assert msgs[0] == msgs[1]
+    assert expect in msgs[0], msgs[0]
+
+
 def test_fast_path_on_refuses_what_it_does_not_run():
-    """``engine.fast_path: on`` with a scheduled dealer: one-line ScenarioError naming
-    the field; ``auto`` falls back to the simpy agents."""
-    data = {**BASE, "dealers": [_dealer("desk", 2000, trigger="schedule", interval=5.0)]}
-    with pytest.raises(ScenarioError, match=r"engine.fast_path is on but dealers\[0\].trigger"):
+    """``engine.fast_path: on`` with transient impact: one-line ScenarioError naming the
+    field; ``auto`` falls back to the simpy agents."""
+    data = {**BASE, "market": {**BASE["market"], "transient": {"fraction": 0.5}}}
+    with pytest.raises(ScenarioError, match=r"engine.fast_path is on but market.transient"):
         load_scenario({**data, "engine": {"fast_path": "on"}})
     assert not fast_path_enabled(load_scenario({**data, "engine": {"fast_path": "auto"}}))
     assert fast_path_enabled(load_scenario(BASE)), "the shipped long_gamma set-up is supported"

@@ -28,6 +28,7 @@ from mmsim.book import OptionBook
 from mmsim.errors import InstabilityError
 from mmsim.hedge_rules import (
     CHASING,
+    LAGGED_OVERSHOOTS,
     MAX_CASCADE,
     MAX_SOLVE_STEPS,
     MIN_ORDER,
@@ -35,6 +36,7 @@ from mmsim.hedge_rules import (
     RESPONSE_FLOOR,
     RUNAWAY_MIN_SIZE,
     RUNAWAY_ROUNDS,
+    SCHEDULED_RUNAWAY_ROUNDS,
     SETTLING,
     SOLVE_OVERSHOOT,
     bracket_probe,
@@ -62,12 +64,6 @@ __all__ = [
     "fill_outcome",
 ]
 
-# scheduled rehedges growing in a row with one sign pattern, watched when several dealers
-# share the market (each one's own fills may settle while together they diverge): a
-# stable lagged AR(1) at |lam * G| = 0.9 does this by chance about once in 2e7 checks,
-# at 0.95 once in 4e6; at the combined -1.2 it takes ~15-35 checks, at -1.05 ~20-60
-SCHEDULED_RUNAWAY_ROUNDS = 14
-LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
 _NOTIONAL_UNIT = 1.0e8  # per_notional bands are shares per $100M of gross option notional
 
 
@@ -372,17 +368,19 @@ class DealerAgent:
             f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): {why}"
         )
 
-    def _scheduled_runaway_message(self, same_sign: bool) -> str:
+    def _scheduled_runaway_message(self, same_sign: bool, now: float | None = None) -> str:
         """Why a scheduled dealer's rehedges kept growing (several dealers can diverge
-        together while each one's own fills still settle)."""
+        together while each one's own fills still settle; ``now``: the clock, s, when not
+        the event loop's)."""
         fb = getattr(self.market, "feedback_name", "lam * G")
+        now = self.market.env.now if now is None else now
         why = (
             f"same-sign: short gamma chasing, the dealers' combined {fb} <= -1"
             if same_sign
             else f"alternating: long gamma over-correcting, the dealers' combined {fb} >= 1"
         )
         return (
-            f"dealer {self.name!r} hedging ran away at t={self.market.env.now:.3f}s (price "
+            f"dealer {self.name!r} hedging ran away at t={now:.3f}s (price "
             f"{self.market.mid:.6g}): {SCHEDULED_RUNAWAY_ROUNDS} rehedges in a row on its "
             f"{self.config.interval:g} s schedule, each larger than the last ({why})"
         )
