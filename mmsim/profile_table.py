@@ -16,7 +16,7 @@ err most), times ``SAFETY``, is the bound ``eps``. A grid value
 of the table farther than ``eps`` from 0 has the sign of the exact profile; a value
 within ``eps`` is evaluated exactly. The crossing found, and its interpolation, are then
 those of the full computation (:func:`mmsim.book_kernels.nearest_flips`), bit for bit,
-as long as the validated bound holds (``tests/test_profile_table.py`` checks it against
+as long as the validated bound holds (``tests/test_big_books.py`` checks it against
 the full computation at random books, spots and times, near expiry too).
 
 Lines expiring within ``NEAR_FACTOR * H`` (at least a day) of the build are not

@@ -54,11 +54,8 @@ class NoiseTrader:
         self.refill()
         yield from self.orders(env)
 
-    def orders(
-        self, env: simpy.Environment, first: simpy.Event | None = None
-    ) -> Generator[Any, Any, None]:
-        """The orders from :attr:`next` on; with ``first``, the next one arrives when that
-        event fires instead of after its gap (taking over from the fast path)."""
+    def orders(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """The orders from :attr:`next` on, each after its gap (s)."""
         stop = self.config.stop
         while True:
             # Python floats: numpy scalars would make the price numpy scalars too
@@ -68,8 +65,7 @@ class NoiseTrader:
                 strict=True,
             ):  # fmt: skip
                 self.next += 1
-                yield env.timeout(gap) if first is None else first
-                first = None
+                yield env.timeout(gap)
                 if stop is not None and env.now >= stop:
                     return
                 size = math.ceil(raw)
@@ -100,26 +96,15 @@ class NewsDiffusion:
             yield env.timeout(self.config.phase)
         yield from self.ticks(env)
 
-    def ticks(
-        self,
-        env: simpy.Environment,
-        block: np.ndarray | None = None,
-        start: int = 0,
-        first: simpy.Event | None = None,
-    ) -> Generator[Any, Any, None]:
-        """Ticks every ``dt`` s drawing normals in blocks; from ``block[start]`` on, the
-        next tick when ``first`` fires, when given (taking over from the fast path)."""
+    def ticks(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """Ticks every ``dt`` s, drawing the normals in blocks."""
         cfg, rng, market = self.config, self.rng, self.market
         scale, stop = self.scale, math.inf if cfg.stop is None else cfg.stop
         while True:
             # the same draws as one at a time, as Python floats (numpy scalars would make
             # the price, and all arithmetic on it, numpy scalars too: several times slower)
-            zs = rng.standard_normal(_BLOCK) if block is None else block
-            block = None
-            for z in zs[start:].tolist():
-                yield env.timeout(cfg.dt) if first is None else first
-                first = None
+            for z in rng.standard_normal(_BLOCK).tolist():
+                yield env.timeout(cfg.dt)
                 if env.now >= stop:
                     return
                 market.move(market.mid * scale * z)
-            start = 0
