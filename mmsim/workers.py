@@ -177,12 +177,24 @@ def _process_context(fork: bool = False) -> Any:
     """Fork (``fork``: this process is warm and may fork), else a fork server with
     mmsim warmed up (POSIX), else spawn."""
     if fork:
+        _local_progress_lock()
         return multiprocessing.get_context("fork")
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["mmsim._warm"])
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+def _local_progress_lock() -> None:
+    """Give tqdm a lock of this process only, before forking workers. Its default write
+    lock includes a multiprocessing RLock, a semaphore the forked workers share with this
+    process, and every run takes it (each ``tqdm()``, even disabled, locks it): a worker
+    killed on Ctrl-C while holding it left this process waiting on it forever when it
+    closed its progress bar. A thread lock is copied, not shared, by a fork."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _start_fork_server() -> None:

@@ -179,3 +179,39 @@ def test_a_sweep_killed_outright_leaves_no_worker_and_no_lock(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     table = pd.read_parquet(out / "results.parquet")
     assert len(table) == 30 and (table["status"] == "ok").all()
+
+
+_HOLD_THE_BAR_LOCK = """
+import os, signal, sys
+from tqdm import tqdm
+from mmsim import workers
+
+bar = tqdm(total=1, disable=True)  # the sweep's bar exists before its workers fork
+ctx = workers._process_context(fork=True)  # what a sweep on forked workers does
+held = ctx.Event()
+
+def hold():  # a worker inside tqdm() (every run makes one) when it is killed
+    tqdm.get_lock().acquire()
+    held.set()
+    signal.pause()
+
+proc = ctx.Process(target=hold)
+proc.start()
+assert held.wait(20), "the worker never took the lock"
+os.kill(proc.pid, signal.SIGKILL)
+proc.join()
+bar.close()  # the sweep closing its progress bar
+with tqdm(total=1, disable=True):
+    pass
+print("free")
+"""
+
+
+def test_a_worker_killed_holding_the_progress_lock_cannot_hang_the_sweep():
+    """A forked worker SIGKILLed while it holds tqdm's lock (each run takes it: tqdm()
+    locks it even when disabled): the sweep's own bar still opens and closes at once
+    (tqdm's default lock is a semaphore shared across fork; the sweep hung on it for
+    good after a Ctrl-C). 60 s would mean a hang."""
+    out = subprocess.run([sys.executable, "-c", _HOLD_THE_BAR_LOCK], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == "free", out.stderr[-2000:]
