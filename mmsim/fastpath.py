@@ -541,14 +541,8 @@ def advance(
                 return status
             aq = abs(qty)
             if aq != 0.0:
-                rounds, growing, last, runaway = cascade_step(
-                    aq, int(dl[d, D_ROUNDS]), int(dl[d, D_GROW]), dl[d, D_LAST]
-                )
-                dl[d, D_ROUNDS] = rounds
-                dl[d, D_GROW] = growing
-                dl[d, D_LAST] = last
-                if runaway:
-                    info[0], info[1], info[2] = t, d, rounds
+                if _cascade_round(dl, d, aq):
+                    info[0], info[1], info[2] = t, d, dl[d, D_ROUNDS]
                     surf[6] = t
                     return RUNAWAY
                 runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d  # timeout(0): behind the others
@@ -617,6 +611,19 @@ def advance(
 
 
 @njit(cache=True)
+def _cascade_round(dl, d, aq):
+    """Count dealer ``d``'s same-cascade fill of ``aq`` shares (``cascade_step``: rounds,
+    growing streak, last size, kept in its row); True when the cascade runs away."""
+    rounds, growing, last, runaway = cascade_step(
+        aq, int(dl[d, D_ROUNDS]), int(dl[d, D_GROW]), dl[d, D_LAST]
+    )
+    dl[d, D_ROUNDS] = rounds
+    dl[d, D_GROW] = growing
+    dl[d, D_LAST] = last
+    return runaway
+
+
+@njit(cache=True)
 def _schedule(dl, d, when, kind, q):
     """Dealer ``d``'s next timeout at ``when`` (s), with the next event id."""
     dl[d, D_WT] = when
@@ -675,14 +682,8 @@ def _dealer_event(
         return OK
     aq = abs(qty)
     if aq != 0.0:
-        rounds, growing, last, runaway = cascade_step(
-            aq, int(dl[d, D_ROUNDS]), int(dl[d, D_GROW]), dl[d, D_LAST]
-        )
-        dl[d, D_ROUNDS] = rounds
-        dl[d, D_GROW] = growing
-        dl[d, D_LAST] = last
-        if runaway:
-            info[0], info[1], info[2] = t, d, rounds
+        if _cascade_round(dl, d, aq):
+            info[0], info[1], info[2] = t, d, dl[d, D_ROUNDS]
             return RUNAWAY
         if dl[d, D_LAT] > 0.0:
             _schedule(dl, d, t + dl[d, D_LAT], WK_LAG, q)
