@@ -287,8 +287,14 @@ def _merge_axes(block, grid: dict, zipped: dict) -> tuple[dict, dict, list[str]]
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from mmsim.scenario import load_scenario
-    from mmsim.sweep import sweep
+    from mmsim.lifetime import loading
+    from mmsim.numba_boot import skip_scipy_blas_probe
+
+    with loading(args.program):
+        if args.program:  # ~0.15 s of SciPy imports numba's kernels never use
+            skip_scipy_blas_probe()
+        from mmsim.scenario import load_scenario
+        from mmsim.sweep import sweep
 
     scenario = load_scenario(args.scenario, overrides=args.set or None)
     block = scenario.sweep

@@ -165,22 +165,29 @@ class _Pool:
     ``task`` (a picklable module-level function, default a chunk of sweep runs) is what runs."""
 
     def __init__(
-        self, executor: str, workers: int, dask_address: str | None, task: Any = None
+        self,
+        executor: str,
+        workers: int,
+        dask_address: str | None,
+        task: Any = None,
+        share: bool = False,
     ) -> None:
         self.kind = executor
         self.task = task or _run_chunk
         self.client = self.cluster = self.pool = None
         self.started = None
         self.forked = False  # workers forked from this process (else a fork server)
+        self.shared = False  # this process runs tasks too, beside workers - 1 forked ones
         self.workers = workers  # tasks run at once
         if executor == "processes":
             if can_fork() and not is_warm():
                 _warm()  # once per process: workers forked from now on start warm
             self.forked = can_fork()  # again: the warm-up's runs restarted tqdm's monitor
+            self.shared = share and self.forked and workers >= 2
             ctx = _process_context(self.forked)
             self.started = ctx.SimpleQueue()
             self.pool = ProcessPoolExecutor(
-                max_workers=workers,
+                max_workers=workers - self.shared,
                 mp_context=ctx,
                 initializer=_init_worker,
                 initargs=(self.started, os.getpid() if self.forked else None),
@@ -258,6 +265,10 @@ def _series_path(runs_dir: Path, rid: str) -> Path:
     return runs_dir / f"{rid}.series.parquet"
 
 
+WARM_UP_RUN = 0.5
+"""Estimated seconds of a run below which a cold process warms up for forking its
+workers with the sweep's first run rather than with tiny scenarios of its own."""
+
 MAX_POOL_RESTARTS = 3
 """A process pool whose worker dies (killed, out of memory) is broken for every run still
 queued on it; those runs are resubmitted on a fresh pool. A run that was running when a
@@ -328,7 +339,9 @@ class _Run:
                 suspects = []
             if not todo:
                 return
-            pool = pool or _Pool(executor, min(workers, len(todo)), address)
+            if attempt == 0 and pool is None and executor == "processes":
+                todo = self._warm_up(todo, base_dict)
+            pool = pool or _Pool(executor, min(workers, len(todo)), address, share=True)
             lost = self._drain(pool, todo, base_dict)
             pool = None
             if not lost:
@@ -346,6 +359,18 @@ class _Run:
             self.record(head, {"status": "error", "error": why, "metrics": {}})
 
     _started: frozenset = frozenset()
+
+    def _warm_up(self, todo: list, base_dict: dict[str, Any]) -> list:
+        """Before workers are forked from a cold process (a fresh ``mmsim sweep``): run
+        the sweep's first run here, which loads the compiled kernels its runs call, and
+        return the runs left. Only for short runs (:data:`WARM_UP_RUN`): a long first
+        run would leave the other cores idle meanwhile, so :func:`~mmsim.workers._warm`'s
+        tiny scenarios warm the process instead. Workers forked afterwards start warm."""
+        if len(todo) < 2 or self.run_seconds > WARM_UP_RUN or is_warm() or not can_fork():
+            return todo
+        head, overrides, seed = todo[0]
+        self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
+        return todo[1:]
 
     def _submit(self, pool: _Pool, queue: collections.deque, futures: dict, base_dict) -> list:
         """Submit the tasks (lists of runs) of ``queue``, taken from its left; returns
@@ -403,23 +428,64 @@ class _Run:
         """Record the runs of every task as it finishes. Runs lost to a broken process
         pool go to ``lost``; returns the runs of a task of several that failed as a
         whole (a dask worker killed under it): each is tried again alone."""
-        retry = []
+        retry: list = []
         for fut in pool.as_completed(list(futures)):
-            chunk = futures[fut]
-            try:
-                outcomes = fut.result()
-            except BrokenProcessPool:
-                lost.extend(chunk)
-                continue
-            except Exception as err:  # the executor lost the task (e.g. dask KilledWorker)
-                if len(chunk) > 1:
-                    retry.extend(chunk)
-                    continue
-                why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                outcomes = [{"status": "error", "error": why, "metrics": {}}]
-            for run, outcome in zip(chunk, outcomes, strict=True):
-                self.record(run[0], outcome)
+            self._settle(fut, futures[fut], lost, retry)
         return retry
+
+    def _settle(self, fut: Any, chunk: list, lost: list, retry: list) -> None:
+        """Record the runs of the finished task ``fut`` (the runs ``chunk``), or file
+        them under ``lost`` (a broken process pool) or ``retry`` (see :meth:`_collect`)."""
+        try:
+            outcomes = fut.result()
+        except BrokenProcessPool:
+            lost.extend(chunk)
+            return
+        except Exception as err:  # the executor lost the task (e.g. dask KilledWorker)
+            if len(chunk) > 1:
+                retry.extend(chunk)
+                return
+            why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            outcomes = [{"status": "error", "error": why, "metrics": {}}]
+        for run, outcome in zip(chunk, outcomes, strict=True):
+            self.record(run[0], outcome)
+
+    def _submit_and_share(
+        self, pool: _Pool, queue: collections.deque, futures: dict, base_dict
+    ) -> tuple[list, list]:
+        """Submit ``queue`` to a pool of forked workers, then run tasks here too, taken
+        from the other end of the pool's queue, until the next one has gone to a worker.
+
+        A forked pool of ``workers - 1`` processes plus this one (:attr:`_Pool.shared`):
+        one fork fewer (10-20 ms each for a process that has loaded numba, pandas and a
+        run), no pickling or IPC for this process's share of the runs, and no core left
+        to a process that only waits for results. The pool hands its workers only the
+        tasks they are about to run (``ProcessPoolExecutor`` queues one more than it has
+        workers); a task still pending is taken back with ``Future.cancel``. Finished
+        tasks of the workers are recorded between this process's own runs (the bar and
+        the row files stay current). Returns the runs lost to a broken pool and those
+        to try again (:meth:`_collect`)."""
+        lost = self._submit(pool, queue, futures, base_dict)
+        finished: collections.deque = collections.deque()
+        for fut in futures:
+            fut.add_done_callback(finished.append)
+        retry: list = []
+
+        def settle_finished() -> None:
+            while finished:
+                fut = finished.popleft()
+                chunk = futures.pop(fut, None)
+                if chunk is not None and not fut.cancelled():
+                    self._settle(fut, chunk, lost, retry)
+
+        for fut in reversed(list(futures)):
+            if not fut.cancel():  # running, done, or its pool broke: the rest is theirs
+                break
+            for head, overrides, seed in futures.pop(fut):
+                self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
+            settle_finished()
+        settle_finished()
+        return lost, retry
 
     def _drain(
         self, pool: _Pool, todo: list, base_dict: dict[str, Any], steal: bool = True
@@ -441,11 +507,15 @@ class _Run:
             if served:
                 with _sigint_ignored():  # the fork server (so every worker) ignores Ctrl-C
                     _start_fork_server()
-            if steal and is_warm() and served:
+            retry: list = []
+            if steal and getattr(pool, "shared", False):
+                lost, retry = self._submit_and_share(pool, queue, futures, base_dict)
+            elif steal and is_warm() and served:
                 lost = self._submit_while_running(pool, queue, futures, base_dict)
             else:
                 lost = self._submit(pool, queue, futures, base_dict)
-            if retry := self._collect(pool, futures, lost):
+            retry += self._collect(pool, futures, lost)
+            if retry:
                 futures = {}
                 lost += self._submit(
                     pool, collections.deque([r] for r in retry), futures, base_dict

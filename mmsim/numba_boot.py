@@ -10,9 +10,10 @@ SciPy's BLAS, or a plain loop); mmsim's kernels call no BLAS routine, so their c
 machine code is the same either way.
 
 :func:`skip_scipy_blas_probe` makes that probe find no SciPy BLAS. It is called only by
-the ``mmsim`` command in its own process (``main()`` reading ``sys.argv``), never on
-``import mmsim`` nor by ``main(argv)`` in a caller's process, so a user's own numba
-functions in a notebook keep the BLAS path; SciPy stays importable afterwards.
+the ``mmsim`` command in its own process (``main()`` reading ``sys.argv``) and by the
+sweep's fork server (:mod:`mmsim._warm`, a process that only runs mmsim's kernels),
+never on ``import mmsim`` nor by ``main(argv)`` in a caller's process, so a user's own
+numba functions in a notebook keep the BLAS path; SciPy stays importable afterwards.
 """
 
 from __future__ import annotations

@@ -459,6 +459,42 @@ def test_workers_fork_from_a_process_without_threads_with_the_same_rows():
     assert report == {"forked": [True, False], "same": [True, True]}, report
 
 
+_WHO_RUNS = """
+import json, os, sys
+import mmsim, mmsim.executors as ex
+
+scenario, grid = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+real = ex._run_one
+
+def tagged(*args, **kw):  # forked workers inherit the tag: it is set before they fork
+    out = real(*args, **kw)
+    out["metrics"] = {**out["metrics"], "pid": os.getpid()}
+    return out
+
+ex._run_one = tagged
+sweep = lambda kind: mmsim.sweep(scenario, grid, seeds=10, executor=kind, workers=2,
+                                 progress=False)
+serial, shared = sweep("serial"), sweep("processes")
+pids = sorted(set(shared["pid"]) - {os.getpid()})
+same = serial.drop(columns="pid").equals(shared.drop(columns="pid"))
+print(json.dumps({"here": int((shared["pid"] == os.getpid()).sum()), "forked": len(pids),
+                  "same": same}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork on Linux only")
+def test_two_forked_workers_are_this_process_and_one_fork():
+    """A cold process with ``workers=2`` on forked workers: it runs the first run itself
+    (loading the kernels), forks one worker and keeps running runs (taken from the far
+    end of the pool's queue) beside it; 20 rows bit-identical to the serial sweep's."""
+    argv = [sys.executable, "-c", _WHO_RUNS, json.dumps(TINY), json.dumps(GRID)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["same"] and report["forked"] <= 1, report
+    assert report["here"] >= 2, f"the sweep's process ran {report['here']} of 20 runs"
+
+
 def test_auto_runs_a_short_sweep_serially(monkeypatch):
     sweep_module = importlib.import_module("mmsim.executors")
 
@@ -488,7 +524,7 @@ class _DyingPool:
 
     culprit = ""
 
-    def __init__(self, kind, workers, address):
+    def __init__(self, kind, workers, address, **kw):
         import queue
 
         self.kind, self.workers, self.started = kind, workers, queue.SimpleQueue()
