@@ -54,6 +54,7 @@ from simpy.core import NORMAL, URGENT
 from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
 from mmsim.market import SqrtImpact
+from mmsim.record import timeout_clock
 from mmsim.schema import Scenario
 
 if TYPE_CHECKING:
@@ -252,12 +253,7 @@ class HotLoop:
         self.fills = np.zeros((_FILLS, fp.FILL_COLUMNS))
         # samples: the kernel records the state at each sample instant, Python fills the
         # rows from it (_replay); the clock of sample k is that of the recorder's timeouts
-        times = sim.recorder.times.tolist()
-        self.sample_times = times
-        eff = times[:1]
-        for t in times[1:]:
-            eff.append(eff[-1] + (t - eff[-1]))
-        self.stimes = np.array(eff)
+        self.stimes = timeout_clock(sim.recorder.times)
         self.q[fp.Q_SAMPLE] = 1  # sample 0 is taken at t = 0 (first_sample)
         self.samples = np.zeros((_SAMPLES, 2 + 3 * nd))
         self.info = np.zeros(8)
@@ -286,7 +282,7 @@ class HotLoop:
         """The recorder's first sample (t = 0, at its place among the processes); the
         kernel records the others."""
         recorder = self.sim.recorder
-        recorder.take(self.sample_times[0])
+        recorder.take(float(recorder.times[0]))
         yield from ()
 
     # -- the driver ----------------------------------------------------------------
