@@ -17,6 +17,13 @@
    running dask cluster. Wall time, and the CPU of this process and all its descendants
    (``/proc``) during each sweep.
 
+``--mmsim DIR`` measures the ``mmsim`` package in DIR (another checkout, e.g. main) as
+the baseline of 1. and 2. in the same run, interleaved with this one (base serial, base
+workers, this serial, this workers, repeated), so both see the same load.
+``--phases`` prints where a fresh ``mmsim sweep`` spends its time (:func:`phases`):
+imports, the first run (numba's kernels loaded from the cache), the other runs, the
+table, wall and CPU each, and the Amdahl bound those give a fresh command on 2 workers.
+
 Two efficiencies: by wall time, ``T(1 worker) / (2 x T(2 workers))`` (what the user
 sees; on a shared machine other processes take cores from the pool and lower it, so the
 load average is printed), and by CPU, ``CPU(serial) / CPU(2 workers)`` (the share of
@@ -92,36 +99,133 @@ def _command(executor: str, out: Path) -> list[str]:
     ]
 
 
-def bench_command(repeat: int) -> dict:
-    """``mmsim sweep band_sweep.yaml`` serial vs 2 workers, fresh processes."""
-    wall: dict[str, list[float]] = {"serial": [], "processes": []}
-    cpu: dict[str, list[float]] = {"serial": [], "processes": []}
-    import mmsim  # the commands run the same mmsim as this process
+def _this_mmsim() -> Path:
+    """The directory holding the ``mmsim`` package this process imported."""
+    import mmsim
 
-    env = {**os.environ, "PYTHONPATH": str(Path(mmsim.__file__).resolve().parents[1])}
+    return Path(mmsim.__file__).resolve().parents[1]
+
+
+def _env(mmsim_dir: Path) -> dict:
+    """Environment of a child that imports the ``mmsim`` in ``mmsim_dir`` (run it in
+    another directory: ``-c`` and ``-m`` put the current one first on ``sys.path``)."""
+    return {**os.environ, "PYTHONPATH": str(mmsim_dir)}
+
+
+def bench_command(repeat: int, base: Path | None = None) -> dict:
+    """``mmsim sweep band_sweep.yaml`` serial vs 2 workers, fresh processes; with
+    ``base`` (a checkout), its ``mmsim`` too, interleaved (key ``base``)."""
+    dirs = {"this": _this_mmsim(), **({"base": base} if base is not None else {})}
+    wall = {k: {"serial": [], "processes": []} for k in dirs}
+    cpu = {k: {"serial": [], "processes": []} for k in dirs}
     for _ in range(repeat):
-        for executor in ("serial", "processes"):
-            with tempfile.TemporaryDirectory() as tmp:
-                argv = [sys.executable, "-c", _SUBREAPER, *_command(executor, Path(tmp) / "sw")]
-                rec = json.loads(subprocess.run(argv, capture_output=True, text=True, env=env,
-                                                check=True).stdout)  # fmt: skip
-                if rec["rc"] != 0:
-                    raise RuntimeError(f"mmsim sweep --executor {executor}: {rec['stderr']}")
-                wall[executor].append(rec["wall"])
-                cpu[executor].append(rec["cpu"])
+        for key, mmsim_dir in reversed(dirs.items()):  # the base first in each round
+            for executor in ("serial", "processes"):
+                with tempfile.TemporaryDirectory() as tmp:
+                    command = _command(executor, Path(tmp) / "sw")
+                    argv = [sys.executable, "-c", _SUBREAPER, *command]
+                    done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp,
+                                          env=_env(mmsim_dir), check=True)  # fmt: skip
+                    rec = json.loads(done.stdout)
+                    if rec["rc"] != 0:
+                        raise RuntimeError(f"mmsim sweep --executor {executor}: {rec['stderr']}")
+                    wall[key][executor].append(rec["wall"])
+                    cpu[key][executor].append(rec["cpu"])
+    out = {k: _command_summary(wall[k], cpu[k]) for k in dirs}
+    return {**out.pop("this"), **({"base": out["base"]} if "base" in out else {})}
+
+
+def _command_summary(wall: dict, cpu: dict) -> dict:
     return {
         "runs": 40,
         **{f"{k}_wall_min_s": min(v) for k, v in wall.items()},
         **{f"{k}_wall_median_s": statistics.median(v) for k, v in wall.items()},
         **{f"{k}_cpu_min_s": min(v) for k, v in cpu.items()},
         "speedup": min(wall["serial"]) / min(wall["processes"]),
+        "speedup_median": statistics.median(wall["serial"]) / statistics.median(wall["processes"]),
         "cpu_ratio": min(cpu["processes"]) / min(cpu["serial"]),
     }
 
 
+_PHASES = """
+import inspect, json, os, resource, sys, time
+w0, c0 = time.perf_counter(), time.process_time()
+marks = []
+def mark(name):
+    marks.append((name, time.perf_counter() - w0, time.process_time() - c0))
+import mmsim.cli
+# what the command imports, as it imports it (gc paused, SciPy's BLAS probe skipped
+# where its _cmd_sweep does so), so its functions can be wrapped
+source = inspect.getsource(mmsim.cli._cmd_sweep)
+if "loading(" in source:
+    from mmsim.lifetime import loading
+    from mmsim.numba_boot import skip_scipy_blas_probe
+    with loading(True):
+        skip_scipy_blas_probe()
+        import mmsim.executors, mmsim.sweep
+else:
+    import mmsim.executors, mmsim.sweep
+mark("imports")
+ex, sw = sys.modules["mmsim.executors"], sys.modules["mmsim.sweep"]  # mmsim.sweep: a function
+PID = os.getpid()
+real_run, real_save, real_pool = ex._run_one, sw._save_table, ex._Pool.__init__
+def run_one(*a, **k):
+    out = real_run(*a, **k)
+    if os.getpid() == PID and not any(m[0] == "first run" for m in marks):
+        mark("first run")
+    return out
+def save(*a, **k):
+    mark("runs")
+    real_save(*a, **k)
+    mark("table")
+def pool(self, *a, **k):
+    mark("pool made")
+    real_pool(self, *a, **k)
+ex._run_one, sw._save_table, ex._Pool.__init__ = run_one, save, pool
+sys.argv = ["mmsim", *sys.argv[1:]]
+try:
+    mmsim.cli.main()
+finally:
+    mark("end")
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"marks": marks, "children_cpu": u.ru_utime + u.ru_stime}), file=sys.stderr)
+"""
+
+
+def phases(executor: str, mmsim_dir: Path | None = None) -> dict:
+    """Where a fresh ``mmsim sweep band_sweep.yaml`` spends its time: wall and CPU (s,
+    this process) at the end of each phase, from the interpreter's start: ``imports``,
+    ``first run`` (the scenario's checks and the first run, which loads numba's
+    kernels; on forked workers the run this process does before forking, or without it
+    the pool's own warm-up, in ``pool made``), ``runs`` (the others), ``table``
+    (results.parquet), ``end``; and the CPU of the workers (``children_cpu``). The
+    wrapped functions are the command's own, imported as it imports them."""
+    mmsim_dir = mmsim_dir or _this_mmsim()
+    with tempfile.TemporaryDirectory() as tmp:
+        command = _command(executor, Path(tmp) / "sw")[3:]  # after "python -m mmsim.cli"
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", _PHASES, *command], capture_output=True,
+                              text=True, cwd=tmp, env=_env(mmsim_dir), check=True)  # fmt: skip
+        total = time.perf_counter() - t0
+    rec = json.loads(done.stderr.strip().splitlines()[-1])
+    return {"executor": executor, "wall_s": total, **rec}
+
+
+def amdahl(serial: dict) -> dict:
+    """From a serial :func:`phases`: the fixed part (all but runs 2..n, s of CPU), the
+    parallel part (runs 2..n) and the best speedup 2 workers can give the command."""
+    at = {name: (w, c) for name, w, c in serial["marks"]}
+    parallel = at["runs"][1] - at["first run"][1]
+    fixed = at["end"][1] - parallel
+    return {"fixed_cpu_s": fixed, "parallel_cpu_s": parallel,
+            "best_speedup_2": (fixed + parallel) / (fixed + parallel / 2)}  # fmt: skip
+
+
 def bench_warm(repeat: int) -> dict:
     """``band_sweep`` as shipped (its grid and seeds), serial vs 2 workers, in this
-    process once it has run a simulation."""
+    process once it has run a simulation: wall time, and the CPU of this process and
+    its workers (``cpu_ratio``: 2 workers' CPU over serial's, the share of the parallel
+    sweep spent on forking, copied pages and IPC rather than on runs)."""
     import mmsim
 
     try:
@@ -132,23 +236,75 @@ def bench_warm(repeat: int) -> dict:
     block = scenario.sweep
     mmsim.run(BAND_SWEEP, seed=1, overrides={"clock.days": 0.01})  # warm: kernels loaded
     wall: dict[str, list[float]] = {"serial": [], "processes": []}
+    cpu: dict[str, list[float]] = {"serial": [], "processes": []}
     tables = {}
     for _ in range(repeat):
         for executor in wall:
-            t0 = time.perf_counter()
-            tables[executor] = mmsim.sweep(scenario, block.grid, seeds=block.seeds,
-                                           sweep_seed=block.seed, executor=executor,
-                                           workers=2, progress=False)  # fmt: skip
-            wall[executor].append(time.perf_counter() - t0)
+            w, c, tables[executor] = _timed(
+                lambda executor=executor: mmsim.sweep(
+                    scenario, block.grid, seeds=block.seeds, sweep_seed=block.seed,
+                    executor=executor, workers=2, progress=False,
+                )
+            )  # fmt: skip
+            wall[executor].append(w)
+            cpu[executor].append(c)
     assert tables["serial"].equals(tables["processes"]), "rows differ: processes vs serial"
     return {
         "runs": len(tables["serial"]),
         "forked": can_fork(),
         **{f"{k}_wall_min_s": min(v) for k, v in wall.items()},
         **{f"{k}_wall_median_s": statistics.median(v) for k, v in wall.items()},
+        **{f"{k}_cpu_min_s": min(v) for k, v in cpu.items()},
         "speedup": min(wall["serial"]) / min(wall["processes"]),
         "speedup_median": statistics.median(wall["serial"]) / statistics.median(wall["processes"]),
+        "cpu_ratio": min(cpu["processes"]) / min(cpu["serial"]),
+        "wall": wall,
+        "cpu": cpu,
     }
+
+
+_WARM_CHILD = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("bench_sweeps", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+print(json.dumps(bench.bench_warm(int(sys.argv[2]))))
+"""
+
+
+def warm_in_child(mmsim_dir: Path, repeat: int) -> dict:
+    """:func:`bench_warm` in a new process importing the ``mmsim`` of ``mmsim_dir``
+    (this file loaded by path, so the benchmark is the same for every version)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-c", _WARM_CHILD, __file__, str(repeat)]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp,
+                              env=_env(mmsim_dir), check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_warm_pair(repeat: int, base: Path, rounds: int = 2) -> dict:
+    """:func:`bench_warm` of this ``mmsim`` and of ``base``, each in its own process,
+    alternated ``rounds`` times (``repeat`` sweeps of each kind per process)."""
+    runs: dict[str, list[dict]] = {"this": [], "base": []}
+    for _ in range(rounds):
+        runs["base"].append(warm_in_child(base, repeat))
+        runs["this"].append(warm_in_child(_this_mmsim(), repeat))
+    out = {}
+    for key, recs in runs.items():
+        wall = {k: [x for r in recs for x in r["wall"][k]] for k in ("serial", "processes")}
+        cpu = {k: [x for r in recs for x in r["cpu"][k]] for k in ("serial", "processes")}
+        out[key] = {
+            "runs": recs[0]["runs"],
+            "forked": recs[0]["forked"],
+            **{f"{k}_wall_min_s": min(v) for k, v in wall.items()},
+            **{f"{k}_wall_median_s": statistics.median(v) for k, v in wall.items()},
+            **{f"{k}_cpu_min_s": min(v) for k, v in cpu.items()},
+            "speedup": min(wall["serial"]) / min(wall["processes"]),
+            "speedup_median": statistics.median(wall["serial"])
+            / statistics.median(wall["processes"]),
+            "cpu_ratio": min(cpu["processes"]) / min(cpu["serial"]),
+        }
+    return {**out["this"], "base": out["base"]}
 
 
 def _timed(fn) -> tuple[float, float, object]:
@@ -219,33 +375,70 @@ def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def _print_command(c: dict, tag: str) -> None:
+    head = f"band_sweep (40 runs), mmsim sweep, serial{tag}"
+    print(f"{head:<56}{c['serial_wall_min_s']:>7.2f} s wall (median"
+          f" {c['serial_wall_median_s']:.2f}){c['serial_cpu_min_s']:>7.2f} s CPU")  # fmt: skip
+    head = f"same, --executor processes --workers 2{tag}"
+    print(f"{head:<56}{c['processes_wall_min_s']:>7.2f} s wall (median"
+          f" {c['processes_wall_median_s']:.2f}){c['processes_cpu_min_s']:>7.2f} s CPU"
+          f"  speedup {c['speedup']:.2f}x (medians {c['speedup_median']:.2f}x),"
+          f" CPU x{c['cpu_ratio']:.2f}")  # fmt: skip
+
+
+def _print_warm(w: dict, tag: str) -> None:
+    how = "forked" if w["forked"] else "fork server"
+    head = f"band_sweep (40 runs), warm process, serial{tag}"
+    print(f"{head:<56}{w['serial_wall_min_s']:>7.2f} s wall (median"
+          f" {w['serial_wall_median_s']:.2f}){w['serial_cpu_min_s']:>7.2f} s CPU")  # fmt: skip
+    head = f"same, 2 workers ({how}){tag}"
+    print(f"{head:<56}{w['processes_wall_min_s']:>7.2f} s wall (median"
+          f" {w['processes_wall_median_s']:.2f}){w['processes_cpu_min_s']:>7.2f} s CPU"
+          f"  speedup {w['speedup']:.2f}x (medians {w['speedup_median']:.2f}x),"
+          f" CPU x{w['cpu_ratio']:.2f}")  # fmt: skip
+
+
+def _print_phases(rec: dict, tag: str) -> None:
+    marks = " | ".join(f"{name} {w:.2f}/{c:.2f}" for name, w, c in rec["marks"])
+    print(f"{rec['executor']}{tag}: wall/CPU s at the end of each phase: {marks};"
+          f" workers' CPU {rec['children_cpu']:.2f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sweeps")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and runs")
     parser.add_argument("--no-dask", action="store_true", help="skip the dask cluster")
+    parser.add_argument("--mmsim", type=Path, help="baseline: the mmsim package in this directory")
+    parser.add_argument("--phases", action="store_true", help="only the phases of a command")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/sweeps.json")
     args = parser.parse_args()
     load = _load()
-    command = bench_command(1 if args.quick else 3)
-    warm = bench_warm(2 if args.quick else 5)
+    dirs = {"": None, **({" [base]": args.mmsim} if args.mmsim else {})}
+    if args.phases:
+        for _ in range(1 if args.quick else 3):
+            for tag, mmsim_dir in reversed(dirs.items()):
+                serial = phases("serial", mmsim_dir)
+                _print_phases(serial, tag)
+                _print_phases(phases("processes", mmsim_dir), tag)
+                a = amdahl(serial)
+                fixed, runs, best = a["fixed_cpu_s"], a["parallel_cpu_s"], a["best_speedup_2"]
+                print(f"  fixed {fixed:.2f} s CPU, runs 2-40 {runs:.2f} s:"
+                      f" 2 workers give the command at most {best:.2f}x")  # fmt: skip
+        print(f"load average (1 min) at start {load:.1f}, at end {_load():.1f}")
+        return
+    command = bench_command(1 if args.quick else 3, args.mmsim)
+    repeat = 2 if args.quick else 5
+    warm = bench_warm_pair(repeat, args.mmsim) if args.mmsim else bench_warm(repeat)
     big = bench_200(4 if args.quick else 20, 0.05 if args.quick else 0.25,
                     1 if args.quick else 2, dask=not args.no_dask)  # fmt: skip
     load_end = _load()
     print(
         f"load average (1 min) at start {load:.1f}, at end {load_end:.1f}, {os.cpu_count()} cores"
     )
-    c = command
-    print(f"{'band_sweep (40 runs), mmsim sweep, serial':<50}{c['serial_wall_min_s']:>7.2f} s wall"
-          f"{c['serial_cpu_min_s']:>7.2f} s CPU")  # fmt: skip
-    print(f"{'same, --executor processes --workers 2':<50}{c['processes_wall_min_s']:>7.2f} s wall"
-          f"{c['processes_cpu_min_s']:>7.2f} s CPU  speedup {c['speedup']:.2f}x,"
-          f" CPU x{c['cpu_ratio']:.2f}")  # fmt: skip
-    w, how = warm, "forked" if warm["forked"] else "fork server"
-    print(f"{'band_sweep (40 runs), warm process, serial':<50}{w['serial_wall_min_s']:>7.2f} s wall"
-          f" (median {w['serial_wall_median_s']:.2f})")  # fmt: skip
-    print(f"{f'same, 2 workers ({how})':<50}{w['processes_wall_min_s']:>7.2f} s wall"
-          f" (median {w['processes_wall_median_s']:.2f})  speedup {w['speedup']:.2f}x"
-          f" (medians {w['speedup_median']:.2f}x)")  # fmt: skip
+    for tag in dirs:
+        _print_command(command["base"] if tag else command, tag)
+    for tag in dirs:
+        _print_warm(warm["base"] if tag else warm, tag)
     label = f"{big['runs']} runs x {big['run_days']:g} day"
     names = {"serial": "serial", "workers_1": "1 warm worker", "workers_2": "2 warm workers",
              "dask_2": "running dask, 2 workers"}  # fmt: skip
@@ -253,7 +446,7 @@ def main() -> None:
         if name in big:
             b = big[name]
             head = f"{label}, {what}"
-            print(f"{head:<50}{b['wall_min_s']:>7.2f} s wall{b['cpu_min_s']:>7.2f} s CPU")
+            print(f"{head:<56}{b['wall_min_s']:>7.2f} s wall{b['cpu_min_s']:>7.2f} s CPU")
     print(
         f"efficiency, wall T1/(2 T2) {big['wall_efficiency']:.0%}, "
         f"wall Tserial/(2 T2) {big['wall_efficiency_vs_serial']:.0%}, "
@@ -264,6 +457,7 @@ def main() -> None:
         print(f"dask / process pool: wall {ratio[0]:.2f}, CPU {ratio[1]:.2f}")
     out = args.json
     out.parent.mkdir(parents=True, exist_ok=True)
+    warm = {k: v for k, v in warm.items() if k not in ("wall", "cpu")}
     report = {"load": load, "load_end": load_end, "command": command, "warm": warm, "pool": big}
     out.write_text(json.dumps(report, indent=1))
 
