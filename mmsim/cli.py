@@ -286,6 +286,16 @@ def _merge_axes(block, grid: dict, zipped: dict) -> tuple[dict, dict, list[str]]
     return merged_grid, merged_zip, where
 
 
+def _import_plots(program: bool):
+    """``save_sweep_plots``, matplotlib imported (the sweep's process does it while
+    forked workers run runs: ``sweep(meanwhile=...)``)."""
+    from mmsim.lifetime import loading
+
+    with loading(program):
+        from mmsim.plots import save_sweep_plots
+    return save_sweep_plots
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from mmsim.lifetime import loading
     from mmsim.numba_boot import skip_scipy_blas_probe
@@ -334,11 +344,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         run_timeout=args.run_timeout,
         max_events=args.max_events,
         max_memory=args.max_memory,
+        meanwhile=None if args.no_plot else lambda: _import_plots(args.program),
     )
     ok = "status" in table and (table["status"] == "ok").any()
     if not args.no_plot and ok:
-        from mmsim.plots import save_sweep_plots
-
+        save_sweep_plots = _import_plots(args.program)
         save_sweep_plots(out)
     if not args.quiet:
         failed = int((table["status"] != "ok").sum()) if "status" in table else 0

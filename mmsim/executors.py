@@ -8,7 +8,11 @@ pool, so a death there is pinned on that run, while the runs not yet started are
 resubmitted.
 
 Process workers start warm (:mod:`mmsim.workers`): forked from this process on Linux,
-else from a fork server. While a fork server warms up, about a second, a sweep's process
+else from a fork server. Forked, a sweep's ``workers`` are this process and
+``workers - 1`` forks: it submits every task, then takes tasks back from the far end of
+the pool's queue and runs them itself (:meth:`_Run._submit_and_share`); a cold process
+first runs the sweep's first run, which loads the kernels the workers inherit
+(:meth:`_Run._warm_up`). While a fork server warms up, about a second, a sweep's process
 that is itself warm (it has run a simulation) runs runs from the other end of the queue
 (:meth:`_Run._submit_while_running`): worker start-up then costs no idle core.
 
@@ -288,6 +292,8 @@ class _Run:
     progress: bool
     run_seconds: float = 0.05
     """Estimated wall time of one run (s): how many runs a dask task carries."""
+    meanwhile: Any = None
+    """Called once here while forked workers run runs (:meth:`_submit_and_share`)."""
     failed: int = 0
     bar: Any = None
 
@@ -470,6 +476,10 @@ class _Run:
         for fut in futures:
             fut.add_done_callback(finished.append)
         retry: list = []
+        if self.meanwhile is not None:  # the workers have runs to do: a free core
+            meanwhile, self.meanwhile = self.meanwhile, None
+            with contextlib.suppress(Exception):  # the caller meets it again afterwards
+                meanwhile()
 
         def settle_finished() -> None:
             while finished:

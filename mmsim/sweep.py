@@ -20,11 +20,12 @@ Each run builds only what its row needs: metrics, episodes and the kept series c
 not the trade, option-trade and account tables (the row is bit-identical to a full
 run's metrics).
 
-Executors: ``serial``; ``processes`` (a process pool of warm workers, one per core by
-default: on Linux forked from the sweep's own process once it has loaded mmsim's
-compiled kernels, a few milliseconds each; elsewhere, or when other threads are alive
-in this process, forked from a fork server that has imported mmsim and loaded the
-kernels once, while the sweep's process, if already warm, runs runs itself);
+Executors: ``serial``; ``processes`` (warm workers, one per core by default: on Linux
+the sweep's own process and ``workers - 1`` processes forked from it once it has loaded
+mmsim's compiled kernels, by running the sweep's first run when runs are short, a few
+milliseconds each; elsewhere, or when other threads are alive in this process, a pool
+forked from a fork server that has imported mmsim and loaded the kernels once, while
+the sweep's process, if already warm, runs runs itself);
 ``dask`` (an existing ``dask.distributed`` scheduler at ``dask_address``, or a
 ``LocalCluster`` on loopback; each task carries several runs so dask's per-task cost is
 shared); ``auto`` (the default: serial when the sweep's share per worker is estimated
@@ -42,7 +43,7 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,7 @@ def sweep(
     run_timeout: float | None = None,
     max_events: float | None = None,
     max_memory: float | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> pd.DataFrame:
     """Run ``scenario`` at every grid point for every seed; one row per run.
 
@@ -256,6 +258,9 @@ def sweep(
     columns (``price``, ``dealer_delta``, ...) kept per run: with ``out`` they are written
     to ``runs/<run_id>.series.parquet`` and, for all runs, ``series.parquet`` (read them
     with :func:`load_kept_series`). ``run_timeout`` (s) fails a run that takes longer.
+    ``meanwhile`` is called once in this process while forked workers run runs, before
+    it takes its own share (e.g. importing what the caller needs after the sweep, such
+    as matplotlib for its figures); on other executors it is not called at all.
 
     Raises :class:`ScenarioError` before running or writing anything if a grid point
     does not validate or a value or seed is repeated, :class:`~mmsim.errors.BudgetError`
@@ -333,7 +338,7 @@ def sweep(
         pool = _Pool("dask", n_workers, dask_address)
     try:
         if out is None:
-            ctx = _Run(rows, {}, None, keep, run_timeout, progress, run_seconds)
+            ctx = _Run(rows, {}, None, keep, run_timeout, progress, run_seconds, meanwhile)
             ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
             return _table(rows, runs)
         out.mkdir(parents=True, exist_ok=True)
@@ -345,7 +350,7 @@ def sweep(
             text = json.dumps({**spec.to_json(), "keep": list(keep)})
             atomic_write_text(out / "sweep.json", text)
             reused = len(rows)
-            ctx = _Run(rows, {}, out / "runs", keep, run_timeout, progress, run_seconds)
+            ctx = _Run(rows, {}, out / "runs", keep, run_timeout, progress, run_seconds, meanwhile)
             ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
             table = _table(rows, runs)
             table.attrs["reused"] = reused

@@ -4,8 +4,9 @@ dask workers; how they start, warm up, ignore Ctrl-C and stop.
 Process workers start without importing pandas or loading numba's cache again:
 
 - **fork** (Linux, when no other Python thread is alive in this process,
-  :func:`can_fork`): this process loads mmsim and its kernels (:func:`_warm`, unless it
-  has run a simulation already) and forks its workers, a few milliseconds each. A forked
+  :func:`can_fork`): this process loads mmsim and its kernels (a sweep's first run, or
+  :func:`_warm`, unless it has run a simulation already) and forks its workers, a few
+  milliseconds each (a sweep forks one fewer than its workers and runs runs itself). A forked
   worker resets the signal handlers it inherited (Ctrl-C ignored, SIGTERM default), dies
   with this process (``PR_SET_PDEATHSIG``: an orphan would hold the sweep directory's
   lock) and freezes the garbage collector's view of the inherited heap

@@ -472,13 +472,15 @@ def tagged(*args, **kw):  # forked workers inherit the tag: it is set before the
     return out
 
 ex._run_one = tagged
+called = {"serial": [], "processes": []}
 sweep = lambda kind: mmsim.sweep(scenario, grid, seeds=10, executor=kind, workers=2,
-                                 progress=False)
+                                 progress=False, meanwhile=lambda: called[kind].append(os.getpid()))
 serial, shared = sweep("serial"), sweep("processes")
 pids = sorted(set(shared["pid"]) - {os.getpid()})
 same = serial.drop(columns="pid").equals(shared.drop(columns="pid"))
 print(json.dumps({"here": int((shared["pid"] == os.getpid()).sum()), "forked": len(pids),
-                  "same": same}))
+                  "same": same, "meanwhile": {k: [p == os.getpid() for p in v]
+                                              for k, v in called.items()}}))
 """
 
 
@@ -486,13 +488,15 @@ print(json.dumps({"here": int((shared["pid"] == os.getpid()).sum()), "forked": l
 def test_two_forked_workers_are_this_process_and_one_fork():
     """A cold process with ``workers=2`` on forked workers: it runs the first run itself
     (loading the kernels), forks one worker and keeps running runs (taken from the far
-    end of the pool's queue) beside it; 20 rows bit-identical to the serial sweep's."""
+    end of the pool's queue) beside it, after calling ``meanwhile`` once (never on the
+    serial executor); 20 rows bit-identical to the serial sweep's."""
     argv = [sys.executable, "-c", _WHO_RUNS, json.dumps(TINY), json.dumps(GRID)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["same"] and report["forked"] <= 1, report
     assert report["here"] >= 2, f"the sweep's process ran {report['here']} of 20 runs"
+    assert report["meanwhile"] == {"serial": [], "processes": [True]}, report
 
 
 def test_auto_runs_a_short_sweep_serially(monkeypatch):
