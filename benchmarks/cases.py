@@ -257,10 +257,11 @@ def startup(repeat: int, packages: list[Path] | None = None) -> dict:
     return out[""] if packages is None else out
 
 
-def peak_memory(days: float, plots: bool) -> dict:
+def peak_memory(days: float, plots: bool, mmsim_dir: Path | None = None) -> dict:
     """Peak resident memory (MB) and CPU of ``mmsim run long_gamma`` for ``days`` days,
-    with or without the default plots, in a fresh process."""
-    env = _mmsim_env()
+    with or without the default plots, in a fresh process; ``mmsim_dir``: the ``mmsim``
+    package of that directory (another checkout) instead of this process's."""
+    env = _mmsim_env() if mmsim_dir is None else {"PYTHONPATH": str(mmsim_dir)}
     cli = [sys.executable, "-c", "import sys; from mmsim.cli import main; sys.exit(main())"]
     with tempfile.TemporaryDirectory() as tmp:
         argv = [*cli, "run", str(SCENARIOS / "long_gamma.yaml"), "-q", "-o", f"{tmp}/r"]

@@ -469,8 +469,10 @@ class _Run:
         tasks they are about to run (``ProcessPoolExecutor`` queues one more than it has
         workers); a task still pending is taken back with ``Future.cancel``. Finished
         tasks of the workers are recorded between this process's own runs (the bar and
-        the row files stay current). Returns the runs lost to a broken pool and those
-        to try again (:meth:`_collect`)."""
+        the row files stay current). A run that kills this process (out of memory)
+        ends the sweep, as on the serial executor; its finished runs are on disk for a
+        rerun to reuse. Returns the runs lost to a broken pool and those to try again
+        (:meth:`_collect`)."""
         lost = self._submit(pool, queue, futures, base_dict)
         finished: collections.deque = collections.deque()
         for fut in futures:
