@@ -269,6 +269,10 @@ def _series_path(runs_dir: Path, rid: str) -> Path:
     return runs_dir / f"{rid}.series.parquet"
 
 
+SWITCH_INTERVAL = 0.02
+"""Seconds of the interpreter's thread switch interval (``sys.setswitchinterval``)
+while a sweep's process runs runs beside its forked workers (at least; default 5 ms)."""
+
 WARM_UP_RUN = 0.5
 """Estimated seconds of a run below which a cold process warms up for forking its
 workers with the sweep's first run rather than with tiny scenarios of its own."""
@@ -459,44 +463,102 @@ class _Run:
     def _submit_and_share(
         self, pool: _Pool, queue: collections.deque, futures: dict, base_dict
     ) -> tuple[list, list]:
-        """Submit ``queue`` to a pool of forked workers, then run tasks here too, taken
-        from the other end of the pool's queue, until the next one has gone to a worker.
+        """Feed ``queue`` to a pool of forked workers from its left end, a few tasks
+        ahead, while this process runs tasks taken from its right end.
 
         A forked pool of ``workers - 1`` processes plus this one (:attr:`_Pool.shared`):
         one fork fewer (10-20 ms each for a process that has loaded numba, pandas and a
         run), no pickling or IPC for this process's share of the runs, and no core left
-        to a process that only waits for results. The pool hands its workers only the
-        tasks they are about to run (``ProcessPoolExecutor`` queues one more than it has
-        workers); a task still pending is taken back with ``Future.cancel``. Finished
-        tasks of the workers are recorded between this process's own runs (the bar and
-        the row files stay current). A run that kills this process (out of memory)
-        ends the sweep, as on the serial executor; its finished runs are on disk for a
-        rerun to reuse. Returns the runs lost to a broken pool and those to try again
+        to a process that only waits for results. The pool is given one task more than
+        it has workers, the first ones from this thread (submitting forks the workers,
+        which must happen with no other thread alive), the rest from a feeder thread as
+        tasks finish; a task is never taken back (``Future.cancel`` on a task the pool
+        holds breaks its clean-up when a worker dies: CPython 3.11 then sets an
+        exception on the cancelled future and its manager thread fails). Finished tasks
+        of the workers are recorded between this process's own runs. Meanwhile the
+        interpreter's thread switch interval is :data:`SWITCH_INTERVAL` (the only other
+        threads are the feeder and the pool's, which have little to do): with the
+        default 5 ms they took the GIL from this process's runs often enough to slow
+        them by a fifth (band_sweep: its runs 20-25% over the same runs serially, 5-15%
+        with 20 ms). A run that kills
+        this process (out of memory) ends the sweep, as on the serial executor; its
+        finished runs are on disk for a rerun to reuse. Returns the runs lost to a
+        broken pool (with those never submitted) and those to try again
         (:meth:`_collect`)."""
-        lost = self._submit(pool, queue, futures, base_dict)
-        finished: collections.deque = collections.deque()
-        for fut in futures:
-            fut.add_done_callback(finished.append)
+        lost: list = []
         retry: list = []
-        if self.meanwhile is not None:  # the workers have runs to do: a free core
-            meanwhile, self.meanwhile = self.meanwhile, None
-            with contextlib.suppress(Exception):  # the caller meets it again afterwards
-                meanwhile()
+        finished: collections.deque = collections.deque()
+        room = threading.Semaphore(0)  # a task of the pool's finished: feed another
+        stop = threading.Event()  # a worker died, an interrupt, or all fed
+        ahead = 2 * (pool.workers - pool.shared) + 1  # tasks the pool holds
+
+        def done(fut: Any) -> None:  # in the pool's manager thread (or the submitter's)
+            finished.append(fut)
+            room.release()
+
+        def submit_one() -> bool:
+            try:
+                chunk = queue.popleft()
+            except IndexError:
+                return False
+            try:
+                runs = [(overrides, seed, head["run_id"]) for head, overrides, seed in chunk]
+                fut = pool.submit(base_dict, runs, self.keep, self.timeout)
+            except (BrokenProcessPool, RuntimeError):  # a worker died, or an interrupt
+                lost.extend(chunk)
+                stop.set()
+                return False
+            futures[fut] = chunk
+            fut.add_done_callback(done)
+            return True
+
+        for _ in range(ahead):  # forks the workers: from this thread, no other alive
+            if not submit_one():
+                break
+
+        def feed() -> None:
+            while not stop.is_set():
+                room.acquire()
+                if stop.is_set() or not submit_one():
+                    return
+
+        feeder = threading.Thread(target=feed, name="mmsim-sweep-feeder", daemon=True)
+        feeder.start()
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(max(switch, SWITCH_INTERVAL))
 
         def settle_finished() -> None:
             while finished:
                 fut = finished.popleft()
                 chunk = futures.pop(fut, None)
-                if chunk is not None and not fut.cancelled():
+                if chunk is not None:
                     self._settle(fut, chunk, lost, retry)
 
-        for fut in reversed(list(futures)):
-            if not fut.cancel():  # running, done, or its pool broke: the rest is theirs
-                break
-            for head, overrides, seed in futures.pop(fut):
-                self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
-            settle_finished()
+        try:
+            if self.meanwhile is not None:  # the workers have runs to do: a free core
+                meanwhile, self.meanwhile = self.meanwhile, None
+                with contextlib.suppress(Exception):  # the caller meets it again afterwards
+                    meanwhile()
+            while not stop.is_set():
+                settle_finished()
+                if lost:  # a worker died: the rest goes to a new pool
+                    break
+                try:
+                    chunk = queue.pop()
+                except IndexError:
+                    break
+                for head, overrides, seed in chunk:
+                    outcome = _run_one(base_dict, overrides, seed, self.keep, self.timeout)
+                    self.record(head, outcome)
+        finally:
+            stop.set()  # the feeder's end
+            room.release()
+            feeder.join()
+            sys.setswitchinterval(switch)
         settle_finished()
+        if lost:  # never submitted: to the next pool with the runs lost in this one
+            lost.extend(run for chunk in queue for run in chunk)
+            queue.clear()
         return lost, retry
 
     def _drain(
