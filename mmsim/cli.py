@@ -286,14 +286,13 @@ def _merge_axes(block, grid: dict, zipped: dict) -> tuple[dict, dict, list[str]]
     return merged_grid, merged_zip, where
 
 
-def _import_plots(program: bool):
-    """``save_sweep_plots``, matplotlib imported (the sweep's process does it while
+def _import_plots(program: bool) -> None:
+    """Import the figures' modules and matplotlib (the sweep's process does it while
     forked workers run runs: ``sweep(meanwhile=...)``)."""
     from mmsim.lifetime import loading
 
     with loading(program):
-        from mmsim.plots import save_sweep_plots
-    return save_sweep_plots
+        import mmsim.plots  # noqa: F401
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -348,7 +347,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     )
     ok = "status" in table and (table["status"] == "ok").any()
     if not args.no_plot and ok:
-        save_sweep_plots = _import_plots(args.program)
+        _import_plots(args.program)
+        from mmsim.plots import save_sweep_plots
+
         save_sweep_plots(out)
     if not args.quiet:
         failed = int((table["status"] != "ok").sum()) if "status" in table else 0
