@@ -126,11 +126,13 @@ class Log:
 
     Reading a column (:meth:`column`, once the run is over) first gathers the chunks
     into one block of contiguous columns, chunk by chunk, each chunk freed once copied;
-    every column read afterwards is a read-only view of that block, not a copy. The
-    result tables built from the log (:mod:`mmsim.tables`) then share its memory for
-    their number columns: a 250-day run's 1.7 million trades are held once, not twice.
-    Rows appended later go to new chunks, gathered at the next read (the views handed
-    out before stay valid: a block is never written once built).
+    every column read afterwards is a view of that block, not a copy. The result tables
+    built from the log (:mod:`mmsim.tables`) then share its memory for their number
+    columns, as the series shares the recorder's buffer: a 250-day run's 1.7 million
+    trades are held once, not twice, and an edit of ``Result.trades`` in place is an
+    edit of the log's block (the log itself never writes into a block once built: rows
+    appended later go to new chunks, gathered into a new block at the next read, so the
+    views handed out before keep their rows).
     """
 
     MAX_CHUNK = 1 << 16
@@ -189,11 +191,10 @@ class Log:
             del chunk
         block[:, at:] = self._chunk[: self._i].T
         self._done, self._i = 0, 0
-        block.setflags(write=False)
 
     def column(self, name: str) -> np.ndarray:
-        """One column of the rows appended so far: a contiguous, read-only view (see
-        the class docstring; copy it to modify it)."""
+        """One column of the rows appended so far: a contiguous view of the gathered
+        block (see the class docstring)."""
         j = self.columns.index(name)
         if self._done or self._i:
             self._gather()
