@@ -264,10 +264,11 @@ class HotLoop:
         self.surf = np.zeros(7)  # level, skew, floor, r, q, year seconds, kernel clock (s)
         self.lines = np.zeros((7, 1))
         self._key: tuple[int, float] | None = None  # (book version, vol level) loaded
-        # per dealer: the table the kernel reads (None: exact) and the book's table state
-        # it was loaded from (OptionBook.table_state)
+        # per dealer: the table the kernel reads (None: exact), the book's table state it
+        # was loaded from (OptionBook.table_state) and the hot lines it was loaded with
         self._tabs: list[Any] = [None] * nd
         self._tab_seen: list[tuple | None] = [None] * nd
+        self._hot_seen: list[np.ndarray | None] = [None] * nd
         self.coefs = np.zeros((6, 1))
         self.xlines = np.zeros((7, 1))
         self.elog = np.zeros((fp.ELOG_SIZE, 2))
@@ -378,6 +379,7 @@ class HotLoop:
         if key == self._key:
             self._check_tables()
             return
+        same_vol = self._key is not None and self._key[1] == vol.level
         self._key = key
         # a dealer's valuation right after its fill is stale after any change (DealerAgent)
         self.dl[:, fp.D_POST] = 0.0
@@ -398,8 +400,12 @@ class HotLoop:
             # at the first check or sample (NEED_TABLE)
             exact = book.delta_table == "off" or n == 0
             exact = exact or (book.delta_table == "auto" and n < book.table_min_lines)
-            self.dl[i, fp.D_TMODE] = fp.TM_EXACT if exact else fp.TM_UNKNOWN
-            self._tabs[i] = None
+            if exact:
+                self.dl[i, fp.D_TMODE] = fp.TM_EXACT
+            elif not (same_vol and self._kept(i, lines)):
+                self.dl[i, fp.D_TMODE] = fp.TM_UNKNOWN
+            if self.dl[i, fp.D_TMODE] != fp.TM_TABLE:
+                self._tabs[i] = None
         for i, d in enumerate(sim.dealers):
             cfg = d.config
             band = cfg.band * d._panic_factor()
@@ -407,6 +413,23 @@ class HotLoop:
                 d.band_shares()  # refreshes the gross units when the book changed
                 band = band * d._gross_units
             self.dl[i, fp.D_BAND] = band
+
+    def _kept(self, i: int, lines: np.ndarray) -> bool:
+        """Whether dealer ``i``'s loaded evaluation (a table, or exact until a retry) still
+        answers as the book would after a change of the book or the clock that left its
+        hot lines (``lines``, the same array: same version, no line expired) and its
+        table state alone: e.g. another dealer's customer trade. The book's answer for a
+        holder reads only that holder's lines and table (``holder_delta_gamma``), so the
+        kernel need not ask it again (``NEED_TABLE``), nor does the simpy path's check
+        change anything there. The surface level is the caller's to compare."""
+        mode = self.dl[i, fp.D_TMODE]
+        if mode != fp.TM_TABLE and mode != fp.TM_EXACT_UNTIL:
+            return False
+        seen = self._tab_seen[i]
+        if seen is None or lines is not self._hot_seen[i]:
+            return False
+        now = self.sim.book.table_state(self.sim.dealers[i].index)
+        return now[0] is seen[0] and now[1:] == seen[1:]
 
     def _check_tables(self) -> None:
         """Forget a dealer's loaded table when the book's changed since it was loaded
@@ -430,6 +453,7 @@ class HotLoop:
         self.table_loads += 1
         row = self.dl[i]
         self._tab_seen[i] = book.table_state(h)
+        self._hot_seen[i] = book._hot_lines(h, t)[0]  # the lines it answered from
         self._tabs[i] = table
         row[fp.D_TEXP] = nxt
         if table is None:
