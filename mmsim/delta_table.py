@@ -204,26 +204,132 @@ def _midpoints(n: int) -> np.ndarray:
     return xm
 
 
-@njit(cache=True)
-def _fit_errors(coef, scoef, xm, exact, span, err):
-    """Largest ``|table - exact|`` per row of :func:`node_greeks` (theta, row 5, not
-    checked) at grid coordinates ``xm``, time fraction 1/2, into ``err`` (max-updated)."""
-    for j in range(xm.size):
-        got = table_sample(coef, scoef, xm[j], 0.5, span)
-        rows = (0, 1, 2, 3, 4, 6)
-        for r in range(6):
-            e = abs(got[r] - exact[rows[r], j])
-            if e > err[rows[r]]:
-                err[rows[r]] = e
-
-
 def _cheb_coefficients(values: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients (first one halved, for Clenshaw) of values at the
-    first-kind nodes ``cos(pi (k + 1/2) / N)``, one series per row."""
+    first-kind nodes ``cos(pi (k + 1/2) / N)``, one series per row (numpy; the profile
+    table's fit, :mod:`mmsim.profile_table`)."""
     n = values.shape[-1]
     coef = 2.0 / n * values @ _basis(n).T
     coef[..., 0] *= 0.5
     return coef
+
+
+@functools.cache
+def _nodes(n: int) -> np.ndarray:
+    """The ``n`` first-kind Chebyshev nodes ``cos(pi (k + 1/2) / n)`` (read-only: shared)."""
+    x = np.cos(np.pi * (np.arange(n) + 0.5) / n)
+    x.flags.writeable = False
+    return x
+
+
+@functools.cache
+def _basis_t(n: int) -> np.ndarray:
+    """``_basis(n)`` transposed, contiguous: ``cos(pi j (k + 1/2) / n)`` at ``[k, j]``."""
+    out = np.ascontiguousarray(_basis(n).T)
+    out.flags.writeable = False
+    return out
+
+
+@functools.cache
+def _mid_t(n: int) -> np.ndarray:
+    """``T_m`` at the validation points ``cos(pi j / n)``, ``j = 1 .. n - 1``:
+    ``cos(pi m j / n)`` at ``[m, j - 1]`` (read-only: shared)."""
+    out = np.cos(np.pi * np.outer(np.arange(n), np.arange(1, n)) / n)
+    out.flags.writeable = False
+    return out
+
+
+@njit(cache=True)
+def _cheb_row(values, basis_t, out):
+    """Chebyshev coefficients (first one halved, for Clenshaw) of ``values``, one series
+    at the first-kind nodes ``cos(pi (k + 1/2) / N)``, into ``out`` (length ``N``);
+    ``basis_t``: :func:`_basis_t`. Summed in node order."""
+    n = values.size
+    c = 2.0 / n
+    out[:] = 0.0
+    for k in range(n):
+        a = c * values[k]
+        for j in range(n):
+            out[j] += a * basis_t[k, j]
+    out[0] *= 0.5
+
+
+@njit(cache=True)
+def _at_points(coef, mid_t, out):
+    """Each row's Chebyshev series (``coef``, first coefficient halved: the sum of
+    :func:`_clenshaw`) at the points ``mid_t`` tabulates (``T_m`` there, ``T_0 = 1``):
+    ``out[row, j]``."""
+    out[:] = 0.0
+    for r in range(coef.shape[0]):
+        for m in range(coef.shape[1]):
+            a = coef[r, m]
+            for j in range(out.shape[1]):
+                out[r, j] += a * mid_t[m, j]
+
+
+_COEF_ROWS = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2))
+"""Rows of a table's ``coef``: (0 = at t0, 1 = at t0 + H; row of :func:`node_greeks`):
+delta, gamma, charm at t0, then at t0 + H."""
+_SCOEF_ROWS = ((0, 4), (0, 5), (1, 4), (1, 5), (0, 3), (1, 3), (0, 6), (1, 6))
+"""Rows of its ``scoef``: value and theta at t0, at t0 + H; vanna at both; visible gamma
+at both."""
+
+
+@njit(cache=True)
+def fit_nodes(v0, v1, exact, basis_t, mid_t, span, coef, scoef, err, scale):
+    """The Chebyshev fit of node values ``v0`` (at ``t0``) and ``v1`` (at ``t0 + H``),
+    rows of :func:`node_greeks`, into ``coef`` (6 rows) and ``scoef`` (8 rows)
+    (``_COEF_ROWS``, ``_SCOEF_ROWS``; ``basis_t``: :func:`_basis_t`); into ``err`` the
+    largest ``|table - exact|`` per row of :func:`node_greeks` (theta, row 5, not
+    checked) at the validation points, half-way between the nodes (``mid_t``:
+    :func:`_mid_t`) at time fraction 1/2 (``span``: ``H`` in years), as
+    :func:`table_sample` reads the table there; into ``scale`` the largest ``|value|``
+    per row of ``v0`` and ``v1``."""
+    for r in range(6):
+        src = v0 if _COEF_ROWS[r][0] == 0 else v1
+        _cheb_row(src[_COEF_ROWS[r][1]], basis_t, coef[r])
+    for r in range(8):
+        src = v0 if _SCOEF_ROWS[r][0] == 0 else v1
+        _cheb_row(src[_SCOEF_ROWS[r][1]], basis_t, scoef[r])
+    m = mid_t.shape[1]
+    p, s = np.empty((6, m)), np.empty((8, m))
+    _at_points(coef, mid_t, p)
+    _at_points(scoef, mid_t, s)
+    # table_sample at u = 1/2: Hermite weights h00 = h01 = 1/2, h10 = -h11 = 1/8
+    err[:] = 0.0
+    for j in range(m):
+        got = np.empty(7)
+        got[0] = 0.5 * p[0, j] + 0.5 * p[3, j] + span * (0.125 * p[2, j] - 0.125 * p[5, j])
+        got[1] = 0.5 * p[1, j] + 0.5 * p[4, j]
+        got[2] = 1.5 * (p[3, j] - p[0, j]) / span - 0.25 * p[2, j] - 0.25 * p[5, j]
+        got[3] = 0.5 * s[4, j] + 0.5 * s[5, j]
+        got[4] = 0.5 * s[0, j] + 0.5 * s[2, j] + span * (0.125 * s[1, j] - 0.125 * s[3, j])
+        got[6] = 0.5 * s[6, j] + 0.5 * s[7, j]
+        for r in (0, 1, 2, 3, 4, 6):
+            e = abs(got[r] - exact[r, j])
+            if e > err[r]:
+                err[r] = e
+    for r in range(7):
+        top = 0.0
+        for k in range(v0.shape[1]):
+            top = max(top, abs(v0[r, k]), abs(v1[r, k]))
+        scale[r] = top
+
+
+@njit(cache=True)
+def fold_nodes(lines, k, spots, mids, t0, H, year_seconds, level, skew, floor, r, q, v_start,
+               v_end, v_mid, v0, v1, exact):  # fmt: skip
+    """Node values of a table plus ``k`` lines: ``v0 = v_start + `` the lines' values
+    at ``spots`` and ``t0``, ``v1 = v_end + `` theirs at ``t0 + H``, ``exact = v_mid + ``
+    theirs at ``mids`` and ``t0 + H / 2`` (rows of :func:`node_greeks`; s, $)."""
+    add = np.zeros((7, spots.size))
+    node_greeks(spots, t0, year_seconds, lines, k, level, skew, floor, r, q, add)
+    v0[:] = v_start + add
+    node_greeks(spots, t0 + H, year_seconds, lines, k, level, skew, floor, r, q, add)
+    v1[:] = v_end + add
+    add_mid = np.zeros((7, mids.size))
+    node_greeks(mids, t0 + 0.5 * H, year_seconds, lines, k, level, skew, floor, r, q, add_mid)
+    exact[:] = v_mid + add_mid
 
 
 @dataclass
@@ -290,12 +396,11 @@ def _fit(v0: np.ndarray, v1: np.ndarray, exact: np.ndarray, span: float) -> tupl
     ``N - 1`` spots half-way between the nodes at ``t0 + H / 2`` (``span``: ``H`` in
     years). Returns ``(coef, scoef, err, scale)``: the delta table's and the sampler's
     coefficients, the largest error per row and the largest |value| per row."""
-    coef = _cheb_coefficients(np.vstack([v0[:3], v1[:3]]))
-    rows = (v0[4], v0[5], v1[4], v1[5], v0[3], v1[3], v0[6], v1[6])
-    scoef = _cheb_coefficients(np.vstack(rows))
+    n = v0.shape[1]
+    coef, scoef = np.empty((6, n)), np.empty((8, n))
     err = np.zeros(7)  # delta, gamma, charm, vanna, value, (theta), visible gamma
-    _fit_errors(coef, scoef, _midpoints(v0.shape[1]), exact, span, err)
-    scale = np.maximum(np.abs(v0).max(axis=1), np.abs(v1).max(axis=1))
+    scale = np.zeros(7)
+    fit_nodes(v0, v1, exact, _basis_t(n), _mid_t(n), span, coef, scoef, err, scale)
     return coef, scoef, err, scale
 
 
@@ -413,17 +518,12 @@ def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float
         return False  # a table without its node values (not from build_table)
     if k == 0:
         return True
-    surf = (table.level, table.skew, table.floor, r, q)
-    x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
-    xm = _midpoints(nodes)
-    add0, add1 = np.zeros((7, nodes)), np.zeros((7, nodes))
-    add_mid = np.zeros((7, nodes - 1))
-    lines = np.ascontiguousarray(lines[:, :k])
-    spots, mids = table.center + table.half * x, table.center + table.half * xm
-    node_greeks(spots, table.t0, year_seconds, lines, k, *surf, add0)
-    node_greeks(spots, table.t0 + table.H, year_seconds, lines, k, *surf, add1)
-    node_greeks(mids, table.t0 + 0.5 * table.H, year_seconds, lines, k, *surf, add_mid)
-    v0, v1, exact = table.v_start + add0, table.v_end + add1, table.v_mid + add_mid
+    center, half = table.center, table.half
+    spots, mids = center + half * _nodes(nodes), center + half * _midpoints(nodes)
+    v0, v1, exact = np.empty((7, nodes)), np.empty((7, nodes)), np.empty((7, nodes - 1))
+    fold_nodes(np.ascontiguousarray(lines[:, :k]), k, spots, mids, table.t0, table.H,
+               year_seconds, table.level, table.skew, table.floor, r, q, table.v_start,
+               table.v_end, table.v_mid, v0, v1, exact)  # fmt: skip
     coef, scoef, err, scale = _fit(v0, v1, exact, table.H / year_seconds)
     ok, sample_ok = _passes(err, scale)
     if not ok:
