@@ -625,19 +625,19 @@ class OptionBook:
             table = None
             if self._retry[holder][0] != hv or t >= self._retry[holder][1]:
                 old = self._tables[holder]
-                if (  # the clock ran out, nothing else changed: roll on from its end
-                    old is not None
-                    and old.built_version == hv
-                    and old.t0 + old.H < t <= old.t0 + 2.0 * old.H
-                    and abs(S - old.center) <= 0.5 * old.half
-                    and (old.level, old.skew, old.floor) == (level, skew, floor)
-                ):
+                if self._rolls_on(holder, old, hv, S, t, level, skew, floor):
+                    fit = ((old.coef.shape[1], old.H),)  # the fit that passed: only it
                     table = build_table(lines, n, hv, old.center, old.t0 + old.H,
                                         self.year_seconds, level, skew, floor, self.r, self.q,
-                                        start=old)  # fmt: skip
-                    if table is not None and not table.valid(S, t, level, skew, floor):
+                                        start=old, attempts=fit)  # fmt: skip
+                    if table is not None and (
+                        not table.valid(S, t, level, skew, floor)
+                        or (old.sample_ok and not table.sample_ok)
+                    ):
                         table = None
-                    self.table_rolls += table is not None
+                    if table is not None:
+                        self.table_rolls += 1
+                        table.chain_t0 = old.t0 if math.isnan(old.chain_t0) else old.chain_t0
                 if table is None:
                     table = build_table(lines, n, hv, S, t, self.year_seconds, level, skew,
                                         floor, self.r, self.q)  # fmt: skip
@@ -651,6 +651,28 @@ class OptionBook:
             self._tables[holder] = table
         return table
 
+    def _rolls_on(self, holder, old, hv, S, t, level, skew, floor) -> bool:
+        """Whether ``holder``'s table ``old``, whose clock ran out, rolls on from its end
+        (``build_table(start=old)``, its node values at its end reused) with its own fit
+        (nodes, ``H``), instead of a build that tries every fit: its lines are the
+        holder's (the trades booked since folded into it first, none beside it), its
+        window ended less than ``H`` ago, spot is within half its grid of its center, the
+        surface is its own, and the build that tried every fit is less than a trading
+        day old (so a longer fit that passes again, e.g. after an expiry, is found)."""
+        if (
+            old is None
+            or not old.t0 + old.H < t <= old.t0 + 2.0 * old.H
+            or abs(S - old.center) > 0.5 * old.half
+            or (old.level, old.skew, old.floor) != (level, skew, floor)
+        ):
+            return False
+        first = old.t0 if math.isnan(old.chain_t0) else old.chain_t0
+        if t - first >= self.year_seconds / 252.0:
+            return False
+        if old.version != hv and not self._refresh_changes(holder, old, hv):
+            return False
+        return old.changes_n == 0 and old.far_n >= 0
+
     def _refresh_changes(self, holder: int, table: DeltaTable, hv: int) -> bool:
         """Bring ``table`` up to date with the lines ``holder`` booked since the build, as
         unit differences from its snapshot (delta is linear in units): those expiring
@@ -661,8 +683,8 @@ class OptionBook:
         idx = np.unique(np.asarray(self._touched[holder], dtype=np.int64))
         changes = np.ascontiguousarray(self._packed[:, idx])
         snap = table.snap
-        before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
-        changes[ROW_UNITS] = self._units[idx] - before
+        before_units = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
+        changes[ROW_UNITS] = self._units[idx] - before_units
         snap = table.snap_vis
         before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
         changes[ROW_VIS_W] = self._vis_w[idx] - before  # the series sampler's visible GEX
@@ -670,11 +692,15 @@ class OptionBook:
         fold = changes[ROW_EXPIRY] > table.near_cut
         if fold.any():
             k = int(fold.sum())
-            if not fold_lines(table, changes[:, fold], k, self.year_seconds, self.r, self.q):
-                return False
             done = idx[fold]
-            if done[-1] >= table.snap.size:  # lines booked after the build
-                grow = self._n - table.snap.size
+            # far lines added (live now, 0 contracts before) less those netted out
+            was, now = (before_units[fold] != 0.0), (self._units[done] != 0.0)
+            far_delta = int(np.count_nonzero(now & ~was)) - int(np.count_nonzero(was & ~now))
+            if not fold_lines(table, changes[:, fold], k, self.year_seconds, self.r, self.q,
+                              far_delta):  # fmt: skip
+                return False
+            if done[-1] >= table.snap.size:  # lines booked after the build: room to grow
+                grow = max(self._n, 2 * table.snap.size) - table.snap.size
                 table.snap = np.concatenate([table.snap, np.zeros(grow)])
                 table.snap_vis = np.concatenate([table.snap_vis, np.zeros(grow)])
             table.snap[done] = self._units[done]

@@ -372,6 +372,9 @@ class DeltaTable:
     v_mid: np.ndarray = field(default_factory=lambda: np.zeros((7, 0)))
     near_cut: float = math.inf
     folded: int = 0
+    # clock (s) of the build that tried every fit, which this table rolled on from
+    # (the book's ``_table``; NaN: this table's own build)
+    chain_t0: float = math.nan
 
     def samples(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the series sampler may read this table: it is valid, its sampler rows
@@ -502,13 +505,18 @@ def build_table(
 
 
 def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float, r: float,
-               q: float) -> bool:  # fmt: skip
+               q: float, far_delta: int | None = None) -> bool:  # fmt: skip
     """Add the ``k`` lines of ``lines`` (holder row 0; typically unit *differences* of
     lines booked since the build, all expiring after ``table.near_cut``) into the table:
     their node values at ``t0``, ``t0 + H`` and the validation points are added to the
     table's (delta, gamma, ... are linear in units), and the fit and its validation are
     redone from them. Cost O(k x nodes) BSM evaluations plus O(nodes^2) for the fit,
     whatever the size of the book (a rebuild costs O(lines x nodes)).
+
+    ``far_delta``: how many lines the fold adds to the table's far lines (new live lines,
+    less those netted out to 0 contracts); the table's node values at its end are then
+    those of its far lines, ``far_n`` of them, and the next table of the same lines
+    may start from them (``build_table(start=)``). ``None`` (not known): never rolled on.
 
     Returns False, leaving the table unchanged, when the refit fails the build's
     validation (e.g. a new strike the fit cannot follow): the caller rebuilds. The
@@ -533,7 +541,10 @@ def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float
     table.v_start, table.v_end, table.v_mid = v0, v1, exact
     table.vanna_max = 2.0 * float(scale[3])
     table.error, table.sample_ok, table.sample_error = float(err[0]), sample_ok, float(err[4])
-    table.far_n = -1  # no longer the node values of one set of lines: never rolled on
+    if far_delta is None or table.far_n < 0:
+        table.far_n = -1  # node values of lines not counted: never rolled on
+    else:
+        table.far_n += far_delta
     table.folded += k
     return True
 

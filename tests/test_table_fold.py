@@ -78,3 +78,34 @@ def test_a_folded_table_equals_one_built_on_the_same_lines():
         scale = np.abs(want).max(axis=1, keepdims=True) + 1e-300
         assert (np.abs(got - want) / scale).max() <= 1e-9
     assert table.error <= dt.TOL_DELTA
+
+
+def test_a_table_with_folded_trades_rolls_on_within_tolerance_and_restarts_daily():
+    """A 300-line book checked every minute for 1.3 trading days, spot within +-0.5%,
+    a customer trade every 5 minutes (folded into the table): every check within 3/4
+    share of exact; tables whose clock ran out roll on from their end (their folded node
+    values reused, their own fit) instead of a build trying every fit, and a build that
+    tries every fit comes at least once a trading day (no chain of rolls older than a
+    day plus one window). Before, any fold stopped a table from rolling on."""
+    book, cols = _book(12, 300)
+    exact = OptionBook(1, delta_table="off")
+    exact.add_many(*cols)
+    vol = VolSurface(0.2, -0.1, 0.01)
+    rng = np.random.default_rng(13)
+    worst = oldest = 0.0
+    for k in range(int(1.3 * DAY / 60.0)):
+        S, t = 100.0 + 0.5 * np.sin(k / 40.0), 60.0 * k
+        if k % 5 == 4:
+            trade = (round(float(rng.uniform(95, 105)), 1), float(rng.uniform(10, 40)) * DAY,
+                     bool(rng.random() < 0.5), float(rng.uniform(-5, 5)), 0)  # fmt: skip
+            book.add(*trade)
+            exact.add(*trade)
+        d = book.holder_delta_gamma(0, S, t, vol)[0]
+        worst = max(worst, abs(d - exact.holder_delta_gamma(0, S, t, vol)[0]))
+        table = book._tables[0]
+        first = table.t0 if np.isnan(table.chain_t0) else table.chain_t0
+        oldest = max(oldest, t - first - table.H)
+    assert worst <= dt.TOL_DELTA + dt.TOL_VOL, f"max |delta error| {worst:.3f} shares"
+    assert book.table_rolls >= 3, f"{book.table_rolls} of {book.table_builds} builds rolled on"
+    assert book._tables[0].folded > 0, "trades were folded into the current table"
+    assert oldest <= DAY, f"a chain of rolls {oldest:.0f} s past a day"
