@@ -54,7 +54,7 @@ from mmsim.book_kernels import (
 from mmsim.delta_table import (
     DeltaTable,
     build_table,
-    fold_lines,
+    fold_booked,
     retry_after,
     table_eval,
     table_sample,
@@ -681,32 +681,15 @@ class OptionBook:
         are evaluated exactly beside it. False (the table must be rebuilt) when the refit
         fails validation or more than ``TABLE_MAX_CHANGES`` such exact lines pile up."""
         idx = np.unique(np.asarray(self._touched[holder], dtype=np.int64))
-        changes = np.ascontiguousarray(self._packed[:, idx])
-        snap = table.snap
-        before_units = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
-        changes[ROW_UNITS] = self._units[idx] - before_units
-        snap = table.snap_vis
-        before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
-        changes[ROW_VIS_W] = self._vis_w[idx] - before  # the series sampler's visible GEX
-        changes[ROW_HOLDER] = 0.0
-        fold = changes[ROW_EXPIRY] > table.near_cut
-        if fold.any():
-            k = int(fold.sum())
-            done = idx[fold]
-            # far lines added (live now, 0 contracts before) less those netted out
-            was, now = (before_units[fold] != 0.0), (self._units[done] != 0.0)
-            far_delta = int(np.count_nonzero(now & ~was)) - int(np.count_nonzero(was & ~now))
-            if not fold_lines(table, changes[:, fold], k, self.year_seconds, self.r, self.q,
-                              far_delta):  # fmt: skip
-                return False
-            if done[-1] >= table.snap.size:  # lines booked after the build: room to grow
-                grow = max(self._n, 2 * table.snap.size) - table.snap.size
-                table.snap = np.concatenate([table.snap, np.zeros(grow)])
-                table.snap_vis = np.concatenate([table.snap_vis, np.zeros(grow)])
-            table.snap[done] = self._units[done]
-            table.snap_vis[done] = self._vis_w[done]
-            idx, changes = idx[~fold], np.ascontiguousarray(changes[:, ~fold])
-            self._touched[holder] = idx.tolist()
+        if table.snap.size < self._n:  # lines booked after the build: room to grow
+            grow = max(self._n, 2 * table.snap.size) - table.snap.size
+            table.snap = np.concatenate([table.snap, np.zeros(grow)])
+            table.snap_vis = np.concatenate([table.snap_vis, np.zeros(grow)])
+        ok, changes, idx = fold_booked(table, idx, self._packed, self.year_seconds, self.r,
+                                       self.q)  # fmt: skip
+        if not ok:
+            return False
+        self._touched[holder] = idx.tolist()
         if idx.size > TABLE_MAX_CHANGES:
             return False
         table.changes, table.changes_n, table.version = changes, idx.size, hv

@@ -53,6 +53,7 @@ from numba import njit
 from mmsim.book_kernels import (
     N_ROWS,
     ROW_EXPIRY,
+    ROW_HOLDER,
     ROW_IS_CALL,
     ROW_IV_OFF,
     ROW_STRIKE,
@@ -407,19 +408,27 @@ def _fit(v0: np.ndarray, v1: np.ndarray, exact: np.ndarray, span: float) -> tupl
     return coef, scoef, err, scale
 
 
-def _passes(err: np.ndarray, scale: np.ndarray) -> tuple[bool, bool]:
+@njit(cache=True)
+def passes(err, scale):
     """``(checks may read it, the sampler may read it)`` for a fit's errors and scales:
     delta within ``TOL_DELTA`` shares and gamma ``TOL_REL`` of its scale; the sampler's
     rows with a margin of 2 (value ``TOL_VALUE / 2`` $, charm and vanna ``TOL_REL / 2``
     of their scale, the visible gamma of the larger of its and the true gamma's)."""
-    ok = bool(err[0] <= TOL_DELTA and err[1] <= TOL_REL * scale[1] + 1e-9)
+    ok = err[0] <= TOL_DELTA and err[1] <= TOL_REL * scale[1] + 1e-9
     half_tol = 0.5 * TOL_REL
-    sample_ok = bool(
+    sample_ok = (
         err[4] <= 0.5 * TOL_VALUE
-        and all(err[row] <= half_tol * scale[row] + 1e-9 for row in (2, 3))
+        and err[2] <= half_tol * scale[2] + 1e-9
+        and err[3] <= half_tol * scale[3] + 1e-9
         and err[6] <= half_tol * max(scale[6], scale[1]) + 1e-9
     )
     return ok, sample_ok
+
+
+def _passes(err: np.ndarray, scale: np.ndarray) -> tuple[bool, bool]:
+    """:func:`passes` as Python bools."""
+    ok, sample_ok = passes(err, scale)
+    return bool(ok), bool(sample_ok)
 
 
 def build_table(
@@ -504,6 +513,60 @@ def build_table(
     return first
 
 
+@njit(cache=True)
+def _fold_fit(lines, k, center, half, t0, H, year_seconds, level, skew, floor, r, q, x, xm,
+              basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact, coef, scoef, err,
+              scale):  # fmt: skip
+    """A table's node values plus those of ``k`` lines (:func:`fold_nodes`; grid
+    ``center + half * x``, validation points ``center + half * xm``), refitted
+    (:func:`fit_nodes`) into ``v0``, ``v1``, ``exact``, ``coef``, ``scoef``, ``err`` and
+    ``scale``; returns :func:`passes` of the refit."""
+    spots = center + half * x
+    mids = center + half * xm
+    fold_nodes(lines, k, spots, mids, t0, H, year_seconds, level, skew, floor, r, q, v_start,
+               v_end, v_mid, v0, v1, exact)  # fmt: skip
+    fit_nodes(v0, v1, exact, basis_t, mid_t, H / year_seconds, coef, scoef, err, scale)
+    return passes(err, scale)
+
+
+class _Refit:
+    """Scratch of one fold's refit (node values, coefficients, errors, scales)."""
+
+    def __init__(self, table: DeltaTable) -> None:
+        n = table.coef.shape[1]
+        self.v0, self.v1, self.exact = np.empty((7, n)), np.empty((7, n)), np.empty((7, n - 1))
+        self.coef, self.scoef = np.empty((6, n)), np.empty((8, n))
+        self.err, self.scale = np.zeros(7), np.zeros(7)
+
+    def args(self, table: DeltaTable, year_seconds: float, r: float, q: float) -> tuple:
+        """:func:`_fold_fit`'s arguments after ``lines, k``."""
+        n = table.coef.shape[1]
+        return (table.center, table.half, table.t0, table.H, year_seconds, table.level,
+                table.skew, table.floor, r, q, _nodes(n), _midpoints(n), _basis_t(n),
+                _mid_t(n), table.v_start, table.v_end, table.v_mid, self.v0, self.v1,
+                self.exact, self.coef, self.scoef, self.err, self.scale)  # fmt: skip
+
+    def commit(self, table: DeltaTable, k: int, sample_ok: bool, far_delta: int | None) -> None:
+        """Make the refit the table's, ``k`` lines folded (``far_delta``: see
+        :func:`fold_lines`)."""
+        table.coef[:] = self.coef
+        table.scoef[:] = self.scoef
+        table.v_start, table.v_end, table.v_mid = self.v0, self.v1, self.exact
+        table.vanna_max = 2.0 * float(self.scale[3])
+        table.error, table.sample_error = float(self.err[0]), float(self.err[4])
+        table.sample_ok = bool(sample_ok)
+        if far_delta is None or table.far_n < 0:
+            table.far_n = -1  # node values of lines not counted: never rolled on
+        else:
+            table.far_n += far_delta
+        table.folded += k
+
+
+def _has_nodes(table: DeltaTable) -> bool:
+    nodes = table.coef.shape[1]
+    return table.v_start.shape == (7, nodes) and table.v_mid.shape == (7, nodes - 1)
+
+
 def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float, r: float,
                q: float, far_delta: int | None = None) -> bool:  # fmt: skip
     """Add the ``k`` lines of ``lines`` (holder row 0; typically unit *differences* of
@@ -521,32 +584,80 @@ def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float
     Returns False, leaving the table unchanged, when the refit fails the build's
     validation (e.g. a new strike the fit cannot follow): the caller rebuilds. The
     coefficient arrays are updated in place (``coef``, ``scoef`` keep their shapes)."""
-    nodes = table.coef.shape[1]
-    if table.v_start.shape != (7, nodes) or table.v_mid.shape != (7, nodes - 1):
+    if not _has_nodes(table):
         return False  # a table without its node values (not from build_table)
     if k == 0:
         return True
-    center, half = table.center, table.half
-    spots, mids = center + half * _nodes(nodes), center + half * _midpoints(nodes)
-    v0, v1, exact = np.empty((7, nodes)), np.empty((7, nodes)), np.empty((7, nodes - 1))
-    fold_nodes(np.ascontiguousarray(lines[:, :k]), k, spots, mids, table.t0, table.H,
-               year_seconds, table.level, table.skew, table.floor, r, q, table.v_start,
-               table.v_end, table.v_mid, v0, v1, exact)  # fmt: skip
-    coef, scoef, err, scale = _fit(v0, v1, exact, table.H / year_seconds)
-    ok, sample_ok = _passes(err, scale)
+    fit = _Refit(table)
+    lines = np.ascontiguousarray(lines[:, :k])
+    ok, sample_ok = _fold_fit(lines, k, *fit.args(table, year_seconds, r, q))
     if not ok:
         return False
-    table.coef[:] = coef
-    table.scoef[:] = scoef
-    table.v_start, table.v_end, table.v_mid = v0, v1, exact
-    table.vanna_max = 2.0 * float(scale[3])
-    table.error, table.sample_ok, table.sample_error = float(err[0]), sample_ok, float(err[4])
-    if far_delta is None or table.far_n < 0:
-        table.far_n = -1  # node values of lines not counted: never rolled on
-    else:
-        table.far_n += far_delta
-    table.folded += k
+    fit.commit(table, k, sample_ok, far_delta)
     return True
+
+
+@njit(cache=True)
+def _split_changes(idx, packed, snap, snap_vis, near_cut, fold, rest, rest_idx):
+    """The lines ``idx`` of the book's line table ``packed`` as unit (and visible-weight)
+    differences from the table's snapshots, holder row 0: those expiring after
+    ``near_cut`` into ``fold``, the others into ``rest`` (their indices ``rest_idx``).
+    Returns ``(folded, rest, far lines added less those netted out)``."""
+    a = b = far = 0
+    for j in range(idx.size):
+        i = idx[j]
+        far_line = packed[ROW_EXPIRY, i] > near_cut
+        out = fold if far_line else rest
+        col = a if far_line else b
+        for row in range(N_ROWS):
+            out[row, col] = packed[row, i]
+        out[ROW_UNITS, col] = packed[ROW_UNITS, i] - snap[i]
+        out[ROW_VIS_W, col] = packed[ROW_VIS_W, i] - snap_vis[i]
+        out[ROW_HOLDER, col] = 0.0
+        if far_line:
+            was, now = snap[i] != 0.0, packed[ROW_UNITS, i] != 0.0
+            far += int(now and not was) - int(was and not now)
+            a += 1
+        else:
+            rest_idx[b] = i
+            b += 1
+    return a, b, far
+
+
+@njit(cache=True)
+def _mark_folded(idx, packed, near_cut, snap, snap_vis):
+    """The snapshots of the lines ``idx`` expiring after ``near_cut``: their units now."""
+    for i in idx:
+        if packed[ROW_EXPIRY, i] > near_cut:
+            snap[i] = packed[ROW_UNITS, i]
+            snap_vis[i] = packed[ROW_VIS_W, i]
+
+
+def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_seconds: float,
+                r: float, q: float) -> tuple[bool, np.ndarray, np.ndarray]:  # fmt: skip
+    """Bring ``table`` up to date with the book's lines ``idx`` (sorted, unique, one
+    holder's, changed since the build), read from the book's line table ``packed`` as
+    unit differences from the table's snapshots (``snap``, ``snap_vis``: at least as
+    long as the book): those expiring after ``near_cut`` folded into the fit
+    (:func:`fold_lines`, far lines counted) and their snapshots moved on, the others
+    returned to be evaluated exactly beside it. Returns ``(ok, rest, rest_idx)``: not
+    ``ok`` (the table unchanged) when the refit fails validation; ``rest`` the line
+    table of the other changes (holder row 0), ``rest_idx`` their lines."""
+    m = idx.size
+    fold, rest = np.zeros((N_ROWS, max(m, 1))), np.zeros((N_ROWS, max(m, 1)))
+    rest_idx = np.zeros(m, dtype=np.int64)
+    k, b, far = _split_changes(idx, packed, table.snap, table.snap_vis, table.near_cut, fold,
+                               rest, rest_idx)  # fmt: skip
+    if k:
+        if not _has_nodes(table):
+            return False, rest, rest_idx[:b]
+        fit = _Refit(table)
+        ok, sample_ok = _fold_fit(fold, k, *fit.args(table, year_seconds, r, q))
+        if not ok:
+            return False, rest, rest_idx[:b]
+        fit.commit(table, k, sample_ok, far)
+        _mark_folded(idx, packed, table.near_cut, table.snap, table.snap_vis)
+    return True, rest, rest_idx[:b]
 
 
 def retry_after(t: float) -> float:
