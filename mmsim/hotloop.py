@@ -271,6 +271,7 @@ class HotLoop:
         self._hot_seen: list[np.ndarray | None] = [None] * nd
         self.coefs = np.zeros((6, 1))
         self.xlines = np.zeros((7, 1))
+        self._slots: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * nd  # _pack_tables
         self.elog = np.zeros((fp.ELOG_SIZE, 2))
         self.table_loads = 0  # diagnostics: NEED_TABLE answered,
         self.resumed_checks = 0  # of which within a check that had evaluated already
@@ -463,29 +464,51 @@ class HotLoop:
             row[fp.D_TMODE] = fp.TM_TABLE
             row[fp.D_T0], row[fp.D_T1] = table.t0, table.t0 + table.H
             row[fp.D_CENTER_S], row[fp.D_HALF], row[fp.D_H] = table.center, table.half, table.H
-        self._pack_tables()
+        self._pack_tables(i)
 
-    def _pack_tables(self) -> None:
+    def _pack_tables(self, i: int | None = None) -> None:
         """The loaded tables' coefficients and near and changed lines into the kernel's
-        ``coefs`` and ``xlines``, with their columns in each dealer's row."""
-        coefs, extra = [], []
-        c_off = x_off = 0
-        for i, table in enumerate(self._tabs):
+        ``coefs`` and ``xlines``, with their columns in each dealer's row: only dealer
+        ``i``'s when it fits the room its slot has (a slot has twice the room its table
+        took when packed), else every dealer's."""
+        if i is not None:
+            table = self._tabs[i]
             if table is None:
-                continue
-            row = self.dl[i]
-            coefs.append(table.coef)
-            row[fp.D_COFF], row[fp.D_CN] = c_off, table.coef.shape[1]
-            c_off += table.coef.shape[1]
-            for col, lines, k in (
-                (fp.D_NOFF, table.near, table.near_n),
-                (fp.D_XOFF, table.changes, table.changes_n),
-            ):
-                extra.append(lines[:, :k])
-                row[col], row[col + 1] = x_off, k
-                x_off += k
-        self.coefs = np.ascontiguousarray(np.hstack(coefs)) if coefs else np.zeros((6, 1))
-        self.xlines = np.ascontiguousarray(np.hstack(extra)) if x_off else np.zeros((7, 1))
+                return
+            c0, c_room, x0, x_room = self._slots[i]
+            cn, k = table.coef.shape[1], table.near_n + table.changes_n
+            if cn <= c_room and k <= x_room:
+                self._pack_one(i, table, c0, x0)
+                return
+        c_off = x_off = 0
+        slots = []
+        for table in self._tabs:
+            c_room = 0 if table is None else 2 * table.coef.shape[1]
+            x_room = 0 if table is None else 2 * (table.near_n + table.changes_n) + 8
+            slots.append((c_off, c_room, x_off, x_room))
+            c_off += c_room
+            x_off += x_room
+        self._slots = slots
+        self.coefs = np.zeros((6, max(c_off, 1)))
+        self.xlines = np.zeros((7, max(x_off, 1)))
+        for j, table in enumerate(self._tabs):
+            if table is not None:
+                self._pack_one(j, table, slots[j][0], slots[j][2])
+
+    def _pack_one(self, i: int, table: Any, c0: int, x0: int) -> None:
+        """Dealer ``i``'s table into ``coefs`` from column ``c0`` and its near and changed
+        lines into ``xlines`` from column ``x0``, their columns into its row."""
+        row = self.dl[i]
+        cn = table.coef.shape[1]
+        self.coefs[:, c0 : c0 + cn] = table.coef
+        row[fp.D_COFF], row[fp.D_CN] = c0, cn
+        for col, lines, k in (
+            (fp.D_NOFF, table.near, table.near_n),
+            (fp.D_XOFF, table.changes, table.changes_n),
+        ):
+            self.xlines[:, x0 : x0 + k] = lines[:, :k]
+            row[col], row[col + 1] = x0, k
+            x0 += k
 
     def _store(self) -> None:
         """Arrays -> Python state, and the fills into the trade log."""
