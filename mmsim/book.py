@@ -657,8 +657,9 @@ class OptionBook:
         (nodes, ``H``), instead of a build that tries every fit: its lines are the
         holder's (the trades booked since folded into it first, none beside it), its
         window ended less than ``H`` ago, spot is within half its grid of its center, the
-        surface is its own, and the build that tried every fit is less than a trading
-        day old (so a longer fit that passes again, e.g. after an expiry, is found)."""
+        surface is its own, and it started less than a trading day after the build that
+        tried every fit (so a longer fit that passes again, e.g. after an expiry, is
+        found at least once a day; a whole-session table rolls on once)."""
         if (
             old is None
             or not old.t0 + old.H < t <= old.t0 + 2.0 * old.H
@@ -667,8 +668,8 @@ class OptionBook:
         ):
             return False
         first = old.t0 if math.isnan(old.chain_t0) else old.chain_t0
-        if t - first >= self.year_seconds / 252.0:
-            return False
+        if old.t0 - first >= self.year_seconds / 252.0:
+            return False  # a chain of rolls a trading day long: try every fit again
         if old.version != hv and not self._refresh_changes(holder, old, hv):
             return False
         return old.changes_n == 0 and old.far_n >= 0

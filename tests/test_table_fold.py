@@ -85,8 +85,9 @@ def test_a_table_with_folded_trades_rolls_on_within_tolerance_and_restarts_daily
     a customer trade every 5 minutes (folded into the table): every check within 3/4
     share of exact; tables whose clock ran out roll on from their end (their folded node
     values reused, their own fit) instead of a build trying every fit, and a build that
-    tries every fit comes at least once a trading day (no chain of rolls older than a
-    day plus one window). Before, any fold stopped a table from rolling on."""
+    tries every fit comes at least once a trading day (no table of a chain of rolls
+    starting more than a day plus one window after it). Before, any fold stopped a
+    table from rolling on."""
     book, cols = _book(12, 300)
     exact = OptionBook(1, delta_table="off")
     exact.add_many(*cols)
@@ -104,8 +105,8 @@ def test_a_table_with_folded_trades_rolls_on_within_tolerance_and_restarts_daily
         worst = max(worst, abs(d - exact.holder_delta_gamma(0, S, t, vol)[0]))
         table = book._tables[0]
         first = table.t0 if np.isnan(table.chain_t0) else table.chain_t0
-        oldest = max(oldest, t - first - table.H)
+        oldest = max(oldest, table.t0 - first - table.H)
     assert worst <= dt.TOL_DELTA + dt.TOL_VOL, f"max |delta error| {worst:.3f} shares"
     assert book.table_rolls >= 3, f"{book.table_rolls} of {book.table_builds} builds rolled on"
     assert book._tables[0].folded > 0, "trades were folded into the current table"
-    assert oldest <= DAY, f"a chain of rolls {oldest:.0f} s past a day"
+    assert oldest <= DAY, f"a chain of rolls {oldest:.0f} s longer than a day"
