@@ -279,6 +279,10 @@ class OptionBook:
         multiplier)`` if there is one (a line netted to 0 stays, contributing nothing).
         ``iv_offset`` (vol units, e.g. 0.02 = 2 points over the surface) sets the line's
         offset; ``None`` keeps an existing line's offset (0 for a new line).
+
+        When the holder has a delta table, the trade goes into it at once (folded into
+        its fit, or beside it when it expires soon: :meth:`_refresh_changes`), as it
+        would at the holder's next check, so the table stays current between checks.
         """
         h = operator.index(holder)
         strike, expiry, qty, multiplier = map(float, (strike, expiry, qty, multiplier))
@@ -308,6 +312,9 @@ class OptionBook:
         self._cand_new[h + 1].append(i)
         if self._profile is not None:
             self._profile_touched.append(i)
+        table = self._tables[h]
+        if table is not None:  # a table that fails the refit is rebuilt at the next check
+            self._refresh_changes(h, table, self._holder_version[h])
 
     def _set_units(self, i: int, is_call: bool, visible: bool) -> None:
         self._units[i] = self._qty[i] * self._mult[i]
@@ -581,6 +588,23 @@ class OptionBook:
             return None, math.inf, nxt
         table = self._table(holder, lines, n, S, t, level, skew, floor)
         return table, (math.inf if table is not None else self._retry[holder][1]), nxt
+
+    def current_table(
+        self, holder: int, level: float, skew: float, floor: float
+    ) -> DeltaTable | None:
+        """``holder``'s delta table when it is up to date with the holder's lines (a
+        trade is folded into it when booked, :meth:`add`) and may answer on this surface:
+        then :meth:`holder_evaluation` answers from it, with no side effect, at any spot
+        and clock inside its window and before the next expiry of the holder's lines
+        (the caller checks those); else ``None``."""
+        table = self._tables[holder]
+        if (
+            table is None
+            or table.version != self._holder_version[holder]
+            or not table.fits_surface(level, skew, floor)
+        ):
+            return None
+        return table
 
     def table_state(self, holder: int) -> tuple:
         """What :meth:`holder_evaluation` depends on besides spot and clock: the holder's

@@ -388,7 +388,14 @@ class DeltaTable:
         return (
             self.t0 <= t <= self.t0 + self.H
             and abs(S - self.center) <= self.half
-            and skew == self.skew
+            and self.fits_surface(level, skew, floor)
+        )
+
+    def fits_surface(self, level: float, skew: float, floor: float) -> bool:
+        """Whether the table may answer on this surface: its skew and floor, and a level
+        within ``TOL_VOL`` shares of delta of its own (through ``vanna_max``)."""
+        return (
+            skew == self.skew
             and floor == self.floor
             and abs(level - self.level) * self.vanna_max <= TOL_VOL
         )

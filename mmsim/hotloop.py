@@ -24,7 +24,10 @@ expiry of its lines) as the book would (:meth:`HotLoop._sync`, through
 kernel (``NEED_TABLE``), the book builds, rolls or refreshes the table exactly where the
 simpy agents' check or sampler would, and the kernel resumes the interrupted check. So
 the run is the simpy path's, bit for bit, at any book size, and a check costs the same
-at 10 or 10,000 lines.
+at 10 or 10,000 lines. A discrete event reloads a dealer's evaluation only when the book
+changed it: another dealer's trade leaves it (:meth:`HotLoop._kept`), and a table the
+book brought up to date at booking (a customer trade folded in) is loaded as it stands
+(:meth:`HotLoop._current`), without a stop.
 
 Order of same-instant events: the kernel plays a news tick or noise order that falls
 exactly on a discrete event's instant after that event (the discrete events are
@@ -403,7 +406,7 @@ class HotLoop:
             exact = exact or (book.delta_table == "auto" and n < book.table_min_lines)
             if exact:
                 self.dl[i, fp.D_TMODE] = fp.TM_EXACT
-            elif not (same_vol and self._kept(i, lines)):
+            elif not (same_vol and self._kept(i, lines)) and not self._current(i, lines):
                 self.dl[i, fp.D_TMODE] = fp.TM_UNKNOWN
             if self.dl[i, fp.D_TMODE] != fp.TM_TABLE:
                 self._tabs[i] = None
@@ -431,6 +434,28 @@ class HotLoop:
             return False
         now = self.sim.book.table_state(self.sim.dealers[i].index)
         return now[0] is seen[0] and now[1:] == seen[1:]
+
+    def _current(self, i: int, lines: np.ndarray) -> bool:
+        """Load dealer ``i``'s table when the book has it up to date with the dealer's
+        hot lines ``lines`` (e.g. a customer trade folded in when booked) and valid on
+        this surface (``OptionBook.current_table``): the book would answer from it, with
+        no side effect, wherever the kernel reads it (inside its window and grid, before
+        the next expiry), so the kernel need not stop to ask (``NEED_TABLE``)."""
+        sim = self.sim
+        h = sim.dealers[i].index
+        table = sim.book.current_table(h, *sim.vol.params())
+        if table is None:
+            return False
+        row = self.dl[i]
+        row[fp.D_TMODE] = fp.TM_TABLE
+        row[fp.D_TEXP] = sim.book._hot[h][4]
+        row[fp.D_T0], row[fp.D_T1] = table.t0, table.t0 + table.H
+        row[fp.D_CENTER_S], row[fp.D_HALF], row[fp.D_H] = table.center, table.half, table.H
+        self._tabs[i] = table
+        self._tab_seen[i] = sim.book.table_state(h)
+        self._hot_seen[i] = lines
+        self._pack_tables(i)
+        return True
 
     def _check_tables(self) -> None:
         """Forget a dealer's loaded table when the book's changed since it was loaded

@@ -71,23 +71,41 @@ def test_three_tabulated_dealers_with_expiring_lines_match_the_simpy_agents(seed
     assert expired.sum() >= 2, "customer lines expired mid-run (a real test of roll-off)"
 
 
-def test_a_trade_reloads_only_the_trading_dealers_table():
-    """After another dealer's customer trade (a change of the book), a tabulated dealer
-    whose own lines and table did not change keeps its loaded table: the kernel does not
-    stop to ask the book again (the simpy agents' check of that dealer changes nothing
-    in the book either). The trading dealer's evaluation is asked again."""
+def test_a_trade_keeps_the_other_tables_and_loads_the_traders_folded_one():
+    """After a customer trade (a change of the book), a tabulated dealer whose own lines
+    and table did not change keeps its loaded table, and the trading dealer's table,
+    into which the book folded the trade when booking it (or put it beside the table,
+    for a line expiring within the table's near window), is loaded as it stands: the
+    kernel does not stop to ask the book (the simpy agents' checks change nothing in the
+    book there either). A new vol level makes every dealer ask again."""
     sim = _sim("on", 0)
-    hot = sim.hot
+    hot, book = sim.hot, sim.book
     sim.advance(3000.0)
     dl = hot.dl
     assert (dl[:, fp.D_TMODE] == fp.TM_TABLE).all(), "all three dealers read a table"
     now = sim.env.now
-    sim.book.add(101.0, 21 * 23_400.0, True, -10.0, sim.dealers[0].index)
+    kept = [hot._tabs[1], hot._tabs[2]]
+    h = sim.dealers[0].index
+    table = book._tables[h]
+    folded = table.folded
+    book.add(101.0, 21 * 23_400.0, True, -10.0, h)  # far: folded into the fit
+    assert table.folded == folded + 1 and table.version == book._holder_version[h]
     hot._load(now)
-    assert dl[0, fp.D_TMODE] == fp.TM_UNKNOWN, "the trading dealer's table is asked again"
-    assert (dl[1:, fp.D_TMODE] == fp.TM_TABLE).all(), "the other dealers keep theirs"
-    # a vol level change invalidates every loaded table (the book answers per level)
-    sim.vol.apply_shift(0.01)
+    assert (dl[:, fp.D_TMODE] == fp.TM_TABLE).all(), "no dealer asks the book again"
+    assert hot._tabs[1:] == kept, "the other dealers keep theirs"
+    c0, cn = int(dl[0, fp.D_COFF]), int(dl[0, fp.D_CN])
+    assert np.array_equal(hot.coefs[:, c0 : c0 + cn], table.coef), "the folded fit is loaded"
+    beside = table.changes_n
+    book.add(99.0, now + 600.0, False, 5.0, h)  # near: evaluated exactly beside the table
+    k = table.changes_n
+    assert k == beside + 1
+    hot._load(now)
+    assert dl[0, fp.D_TMODE] == fp.TM_TABLE and dl[0, fp.D_XN] == k
+    x0 = int(dl[0, fp.D_XOFF])
+    loaded = hot.xlines[:, x0 : x0 + k]
+    assert np.array_equal(loaded, table.changes[:, :k]), "the changes are loaded"
+    assert dl[0, fp.D_TEXP] == now + 600.0, "the kernel asks again at the new line's expiry"
+    sim.vol.apply_shift(0.05)  # a vol level change: every loaded table is asked again
     hot._load(now)
     assert (dl[:, fp.D_TMODE] == fp.TM_UNKNOWN).all(), "a new vol level: every dealer asks"
 
