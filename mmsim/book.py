@@ -54,7 +54,7 @@ from mmsim.book_kernels import (
 from mmsim.delta_table import (
     DeltaTable,
     build_table,
-    fold_lines,
+    fold_booked,
     retry_after,
     table_eval,
     table_sample,
@@ -279,6 +279,10 @@ class OptionBook:
         multiplier)`` if there is one (a line netted to 0 stays, contributing nothing).
         ``iv_offset`` (vol units, e.g. 0.02 = 2 points over the surface) sets the line's
         offset; ``None`` keeps an existing line's offset (0 for a new line).
+
+        When the holder has a delta table, the trade goes into it at once (folded into
+        its fit, or beside it when it expires soon: :meth:`_refresh_changes`), as it
+        would at the holder's next check, so the table stays current between checks.
         """
         h = operator.index(holder)
         strike, expiry, qty, multiplier = map(float, (strike, expiry, qty, multiplier))
@@ -308,6 +312,9 @@ class OptionBook:
         self._cand_new[h + 1].append(i)
         if self._profile is not None:
             self._profile_touched.append(i)
+        table = self._tables[h]
+        if table is not None:  # a table that fails the refit is rebuilt at the next check
+            self._refresh_changes(h, table, self._holder_version[h])
 
     def _set_units(self, i: int, is_call: bool, visible: bool) -> None:
         self._units[i] = self._qty[i] * self._mult[i]
@@ -582,6 +589,23 @@ class OptionBook:
         table = self._table(holder, lines, n, S, t, level, skew, floor)
         return table, (math.inf if table is not None else self._retry[holder][1]), nxt
 
+    def current_table(
+        self, holder: int, level: float, skew: float, floor: float
+    ) -> DeltaTable | None:
+        """``holder``'s delta table when it is up to date with the holder's lines (a
+        trade is folded into it when booked, :meth:`add`) and may answer on this surface:
+        then :meth:`holder_evaluation` answers from it, with no side effect, at any spot
+        and clock inside its window and before the next expiry of the holder's lines
+        (the caller checks those); else ``None``."""
+        table = self._tables[holder]
+        if (
+            table is None
+            or table.version != self._holder_version[holder]
+            or not table.fits_surface(level, skew, floor)
+        ):
+            return None
+        return table
+
     def table_state(self, holder: int) -> tuple:
         """What :meth:`holder_evaluation` depends on besides spot and clock: the holder's
         table (compare with ``is``), its version and change count, and the retry mark."""
@@ -625,19 +649,19 @@ class OptionBook:
             table = None
             if self._retry[holder][0] != hv or t >= self._retry[holder][1]:
                 old = self._tables[holder]
-                if (  # the clock ran out, nothing else changed: roll on from its end
-                    old is not None
-                    and old.built_version == hv
-                    and old.t0 + old.H < t <= old.t0 + 2.0 * old.H
-                    and abs(S - old.center) <= 0.5 * old.half
-                    and (old.level, old.skew, old.floor) == (level, skew, floor)
-                ):
+                if self._rolls_on(holder, old, hv, S, t, level, skew, floor):
+                    fit = ((old.coef.shape[1], old.H),)  # the fit that passed: only it
                     table = build_table(lines, n, hv, old.center, old.t0 + old.H,
                                         self.year_seconds, level, skew, floor, self.r, self.q,
-                                        start=old)  # fmt: skip
-                    if table is not None and not table.valid(S, t, level, skew, floor):
+                                        start=old, attempts=fit)  # fmt: skip
+                    if table is not None and (
+                        not table.valid(S, t, level, skew, floor)
+                        or (old.sample_ok and not table.sample_ok)
+                    ):
                         table = None
-                    self.table_rolls += table is not None
+                    if table is not None:
+                        self.table_rolls += 1
+                        table.chain_t0 = old.t0 if math.isnan(old.chain_t0) else old.chain_t0
                 if table is None:
                     table = build_table(lines, n, hv, S, t, self.year_seconds, level, skew,
                                         floor, self.r, self.q)  # fmt: skip
@@ -651,6 +675,29 @@ class OptionBook:
             self._tables[holder] = table
         return table
 
+    def _rolls_on(self, holder, old, hv, S, t, level, skew, floor) -> bool:
+        """Whether ``holder``'s table ``old``, whose clock ran out, rolls on from its end
+        (``build_table(start=old)``, its node values at its end reused) with its own fit
+        (nodes, ``H``), instead of a build that tries every fit: its lines are the
+        holder's (the trades booked since folded into it first, none beside it), its
+        window ended less than ``H`` ago, spot is within half its grid of its center, the
+        surface is its own, and it started less than a trading day after the build that
+        tried every fit (so a longer fit that passes again, e.g. after an expiry, is
+        found at least once a day; a whole-session table rolls on once)."""
+        if (
+            old is None
+            or not old.t0 + old.H < t <= old.t0 + 2.0 * old.H
+            or abs(S - old.center) > 0.5 * old.half
+            or (old.level, old.skew, old.floor) != (level, skew, floor)
+        ):
+            return False
+        first = old.t0 if math.isnan(old.chain_t0) else old.chain_t0
+        if old.t0 - first >= self.year_seconds / 252.0:
+            return False  # a chain of rolls a trading day long: try every fit again
+        if old.version != hv and not self._refresh_changes(holder, old, hv):
+            return False
+        return old.changes_n == 0 and old.far_n >= 0
+
     def _refresh_changes(self, holder: int, table: DeltaTable, hv: int) -> bool:
         """Bring ``table`` up to date with the lines ``holder`` booked since the build, as
         unit differences from its snapshot (delta is linear in units): those expiring
@@ -659,28 +706,15 @@ class OptionBook:
         are evaluated exactly beside it. False (the table must be rebuilt) when the refit
         fails validation or more than ``TABLE_MAX_CHANGES`` such exact lines pile up."""
         idx = np.unique(np.asarray(self._touched[holder], dtype=np.int64))
-        changes = np.ascontiguousarray(self._packed[:, idx])
-        snap = table.snap
-        before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
-        changes[ROW_UNITS] = self._units[idx] - before
-        snap = table.snap_vis
-        before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
-        changes[ROW_VIS_W] = self._vis_w[idx] - before  # the series sampler's visible GEX
-        changes[ROW_HOLDER] = 0.0
-        fold = changes[ROW_EXPIRY] > table.near_cut
-        if fold.any():
-            k = int(fold.sum())
-            if not fold_lines(table, changes[:, fold], k, self.year_seconds, self.r, self.q):
-                return False
-            done = idx[fold]
-            if done[-1] >= table.snap.size:  # lines booked after the build
-                grow = self._n - table.snap.size
-                table.snap = np.concatenate([table.snap, np.zeros(grow)])
-                table.snap_vis = np.concatenate([table.snap_vis, np.zeros(grow)])
-            table.snap[done] = self._units[done]
-            table.snap_vis[done] = self._vis_w[done]
-            idx, changes = idx[~fold], np.ascontiguousarray(changes[:, ~fold])
-            self._touched[holder] = idx.tolist()
+        if table.snap.size < self._n:  # lines booked after the build: room to grow
+            grow = max(self._n, 2 * table.snap.size) - table.snap.size
+            table.snap = np.concatenate([table.snap, np.zeros(grow)])
+            table.snap_vis = np.concatenate([table.snap_vis, np.zeros(grow)])
+        ok, changes, idx = fold_booked(table, idx, self._packed, self.year_seconds, self.r,
+                                       self.q)  # fmt: skip
+        if not ok:
+            return False
+        self._touched[holder] = idx.tolist()
         if idx.size > TABLE_MAX_CHANGES:
             return False
         table.changes, table.changes_n, table.version = changes, idx.size, hv

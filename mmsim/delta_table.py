@@ -53,6 +53,7 @@ from numba import njit
 from mmsim.book_kernels import (
     N_ROWS,
     ROW_EXPIRY,
+    ROW_HOLDER,
     ROW_IS_CALL,
     ROW_IV_OFF,
     ROW_STRIKE,
@@ -204,26 +205,132 @@ def _midpoints(n: int) -> np.ndarray:
     return xm
 
 
-@njit(cache=True)
-def _fit_errors(coef, scoef, xm, exact, span, err):
-    """Largest ``|table - exact|`` per row of :func:`node_greeks` (theta, row 5, not
-    checked) at grid coordinates ``xm``, time fraction 1/2, into ``err`` (max-updated)."""
-    for j in range(xm.size):
-        got = table_sample(coef, scoef, xm[j], 0.5, span)
-        rows = (0, 1, 2, 3, 4, 6)
-        for r in range(6):
-            e = abs(got[r] - exact[rows[r], j])
-            if e > err[rows[r]]:
-                err[rows[r]] = e
-
-
 def _cheb_coefficients(values: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients (first one halved, for Clenshaw) of values at the
-    first-kind nodes ``cos(pi (k + 1/2) / N)``, one series per row."""
+    first-kind nodes ``cos(pi (k + 1/2) / N)``, one series per row (numpy; the profile
+    table's fit, :mod:`mmsim.profile_table`)."""
     n = values.shape[-1]
     coef = 2.0 / n * values @ _basis(n).T
     coef[..., 0] *= 0.5
     return coef
+
+
+@functools.cache
+def _nodes(n: int) -> np.ndarray:
+    """The ``n`` first-kind Chebyshev nodes ``cos(pi (k + 1/2) / n)`` (read-only: shared)."""
+    x = np.cos(np.pi * (np.arange(n) + 0.5) / n)
+    x.flags.writeable = False
+    return x
+
+
+@functools.cache
+def _basis_t(n: int) -> np.ndarray:
+    """``_basis(n)`` transposed, contiguous: ``cos(pi j (k + 1/2) / n)`` at ``[k, j]``."""
+    out = np.ascontiguousarray(_basis(n).T)
+    out.flags.writeable = False
+    return out
+
+
+@functools.cache
+def _mid_t(n: int) -> np.ndarray:
+    """``T_m`` at the validation points ``cos(pi j / n)``, ``j = 1 .. n - 1``:
+    ``cos(pi m j / n)`` at ``[m, j - 1]`` (read-only: shared)."""
+    out = np.cos(np.pi * np.outer(np.arange(n), np.arange(1, n)) / n)
+    out.flags.writeable = False
+    return out
+
+
+@njit(cache=True)
+def _cheb_row(values, basis_t, out):
+    """Chebyshev coefficients (first one halved, for Clenshaw) of ``values``, one series
+    at the first-kind nodes ``cos(pi (k + 1/2) / N)``, into ``out`` (length ``N``);
+    ``basis_t``: :func:`_basis_t`. Summed in node order."""
+    n = values.size
+    c = 2.0 / n
+    out[:] = 0.0
+    for k in range(n):
+        a = c * values[k]
+        for j in range(n):
+            out[j] += a * basis_t[k, j]
+    out[0] *= 0.5
+
+
+@njit(cache=True)
+def _at_points(coef, mid_t, out):
+    """Each row's Chebyshev series (``coef``, first coefficient halved: the sum of
+    :func:`_clenshaw`) at the points ``mid_t`` tabulates (``T_m`` there, ``T_0 = 1``):
+    ``out[row, j]``."""
+    out[:] = 0.0
+    for r in range(coef.shape[0]):
+        for m in range(coef.shape[1]):
+            a = coef[r, m]
+            for j in range(out.shape[1]):
+                out[r, j] += a * mid_t[m, j]
+
+
+_COEF_ROWS = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2))
+"""Rows of a table's ``coef``: (0 = at t0, 1 = at t0 + H; row of :func:`node_greeks`):
+delta, gamma, charm at t0, then at t0 + H."""
+_SCOEF_ROWS = ((0, 4), (0, 5), (1, 4), (1, 5), (0, 3), (1, 3), (0, 6), (1, 6))
+"""Rows of its ``scoef``: value and theta at t0, at t0 + H; vanna at both; visible gamma
+at both."""
+
+
+@njit(cache=True)
+def fit_nodes(v0, v1, exact, basis_t, mid_t, span, coef, scoef, err, scale):
+    """The Chebyshev fit of node values ``v0`` (at ``t0``) and ``v1`` (at ``t0 + H``),
+    rows of :func:`node_greeks`, into ``coef`` (6 rows) and ``scoef`` (8 rows)
+    (``_COEF_ROWS``, ``_SCOEF_ROWS``; ``basis_t``: :func:`_basis_t`); into ``err`` the
+    largest ``|table - exact|`` per row of :func:`node_greeks` (theta, row 5, not
+    checked) at the validation points, half-way between the nodes (``mid_t``:
+    :func:`_mid_t`) at time fraction 1/2 (``span``: ``H`` in years), as
+    :func:`table_sample` reads the table there; into ``scale`` the largest ``|value|``
+    per row of ``v0`` and ``v1``."""
+    for r in range(6):
+        src = v0 if _COEF_ROWS[r][0] == 0 else v1
+        _cheb_row(src[_COEF_ROWS[r][1]], basis_t, coef[r])
+    for r in range(8):
+        src = v0 if _SCOEF_ROWS[r][0] == 0 else v1
+        _cheb_row(src[_SCOEF_ROWS[r][1]], basis_t, scoef[r])
+    m = mid_t.shape[1]
+    p, s = np.empty((6, m)), np.empty((8, m))
+    _at_points(coef, mid_t, p)
+    _at_points(scoef, mid_t, s)
+    # table_sample at u = 1/2: Hermite weights h00 = h01 = 1/2, h10 = -h11 = 1/8
+    err[:] = 0.0
+    for j in range(m):
+        got = np.empty(7)
+        got[0] = 0.5 * p[0, j] + 0.5 * p[3, j] + span * (0.125 * p[2, j] - 0.125 * p[5, j])
+        got[1] = 0.5 * p[1, j] + 0.5 * p[4, j]
+        got[2] = 1.5 * (p[3, j] - p[0, j]) / span - 0.25 * p[2, j] - 0.25 * p[5, j]
+        got[3] = 0.5 * s[4, j] + 0.5 * s[5, j]
+        got[4] = 0.5 * s[0, j] + 0.5 * s[2, j] + span * (0.125 * s[1, j] - 0.125 * s[3, j])
+        got[6] = 0.5 * s[6, j] + 0.5 * s[7, j]
+        for r in (0, 1, 2, 3, 4, 6):
+            e = abs(got[r] - exact[r, j])
+            if e > err[r]:
+                err[r] = e
+    for r in range(7):
+        top = 0.0
+        for k in range(v0.shape[1]):
+            top = max(top, abs(v0[r, k]), abs(v1[r, k]))
+        scale[r] = top
+
+
+@njit(cache=True)
+def fold_nodes(lines, k, spots, mids, t0, H, year_seconds, level, skew, floor, r, q, v_start,
+               v_end, v_mid, v0, v1, exact):  # fmt: skip
+    """Node values of a table plus ``k`` lines: ``v0 = v_start + `` the lines' values
+    at ``spots`` and ``t0``, ``v1 = v_end + `` theirs at ``t0 + H``, ``exact = v_mid + ``
+    theirs at ``mids`` and ``t0 + H / 2`` (rows of :func:`node_greeks`; s, $)."""
+    add = np.zeros((7, spots.size))
+    node_greeks(spots, t0, year_seconds, lines, k, level, skew, floor, r, q, add)
+    v0[:] = v_start + add
+    node_greeks(spots, t0 + H, year_seconds, lines, k, level, skew, floor, r, q, add)
+    v1[:] = v_end + add
+    add_mid = np.zeros((7, mids.size))
+    node_greeks(mids, t0 + 0.5 * H, year_seconds, lines, k, level, skew, floor, r, q, add_mid)
+    exact[:] = v_mid + add_mid
 
 
 @dataclass
@@ -266,6 +373,9 @@ class DeltaTable:
     v_mid: np.ndarray = field(default_factory=lambda: np.zeros((7, 0)))
     near_cut: float = math.inf
     folded: int = 0
+    # clock (s) of the build that tried every fit, which this table rolled on from
+    # (the book's ``_table``; NaN: this table's own build)
+    chain_t0: float = math.nan
 
     def samples(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the series sampler may read this table: it is valid, its sampler rows
@@ -278,7 +388,14 @@ class DeltaTable:
         return (
             self.t0 <= t <= self.t0 + self.H
             and abs(S - self.center) <= self.half
-            and skew == self.skew
+            and self.fits_surface(level, skew, floor)
+        )
+
+    def fits_surface(self, level: float, skew: float, floor: float) -> bool:
+        """Whether the table may answer on this surface: its skew and floor, and a level
+        within ``TOL_VOL`` shares of delta of its own (through ``vanna_max``)."""
+        return (
+            skew == self.skew
             and floor == self.floor
             and abs(level - self.level) * self.vanna_max <= TOL_VOL
         )
@@ -290,28 +407,35 @@ def _fit(v0: np.ndarray, v1: np.ndarray, exact: np.ndarray, span: float) -> tupl
     ``N - 1`` spots half-way between the nodes at ``t0 + H / 2`` (``span``: ``H`` in
     years). Returns ``(coef, scoef, err, scale)``: the delta table's and the sampler's
     coefficients, the largest error per row and the largest |value| per row."""
-    coef = _cheb_coefficients(np.vstack([v0[:3], v1[:3]]))
-    rows = (v0[4], v0[5], v1[4], v1[5], v0[3], v1[3], v0[6], v1[6])
-    scoef = _cheb_coefficients(np.vstack(rows))
+    n = v0.shape[1]
+    coef, scoef = np.empty((6, n)), np.empty((8, n))
     err = np.zeros(7)  # delta, gamma, charm, vanna, value, (theta), visible gamma
-    _fit_errors(coef, scoef, _midpoints(v0.shape[1]), exact, span, err)
-    scale = np.maximum(np.abs(v0).max(axis=1), np.abs(v1).max(axis=1))
+    scale = np.zeros(7)
+    fit_nodes(v0, v1, exact, _basis_t(n), _mid_t(n), span, coef, scoef, err, scale)
     return coef, scoef, err, scale
 
 
-def _passes(err: np.ndarray, scale: np.ndarray) -> tuple[bool, bool]:
+@njit(cache=True)
+def passes(err, scale):
     """``(checks may read it, the sampler may read it)`` for a fit's errors and scales:
     delta within ``TOL_DELTA`` shares and gamma ``TOL_REL`` of its scale; the sampler's
     rows with a margin of 2 (value ``TOL_VALUE / 2`` $, charm and vanna ``TOL_REL / 2``
     of their scale, the visible gamma of the larger of its and the true gamma's)."""
-    ok = bool(err[0] <= TOL_DELTA and err[1] <= TOL_REL * scale[1] + 1e-9)
+    ok = err[0] <= TOL_DELTA and err[1] <= TOL_REL * scale[1] + 1e-9
     half_tol = 0.5 * TOL_REL
-    sample_ok = bool(
+    sample_ok = (
         err[4] <= 0.5 * TOL_VALUE
-        and all(err[row] <= half_tol * scale[row] + 1e-9 for row in (2, 3))
+        and err[2] <= half_tol * scale[2] + 1e-9
+        and err[3] <= half_tol * scale[3] + 1e-9
         and err[6] <= half_tol * max(scale[6], scale[1]) + 1e-9
     )
     return ok, sample_ok
+
+
+def _passes(err: np.ndarray, scale: np.ndarray) -> tuple[bool, bool]:
+    """:func:`passes` as Python bools."""
+    ok, sample_ok = passes(err, scale)
+    return bool(ok), bool(sample_ok)
 
 
 def build_table(
@@ -396,8 +520,62 @@ def build_table(
     return first
 
 
+@njit(cache=True)
+def _fold_fit(lines, k, center, half, t0, H, year_seconds, level, skew, floor, r, q, x, xm,
+              basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact, coef, scoef, err,
+              scale):  # fmt: skip
+    """A table's node values plus those of ``k`` lines (:func:`fold_nodes`; grid
+    ``center + half * x``, validation points ``center + half * xm``), refitted
+    (:func:`fit_nodes`) into ``v0``, ``v1``, ``exact``, ``coef``, ``scoef``, ``err`` and
+    ``scale``; returns :func:`passes` of the refit."""
+    spots = center + half * x
+    mids = center + half * xm
+    fold_nodes(lines, k, spots, mids, t0, H, year_seconds, level, skew, floor, r, q, v_start,
+               v_end, v_mid, v0, v1, exact)  # fmt: skip
+    fit_nodes(v0, v1, exact, basis_t, mid_t, H / year_seconds, coef, scoef, err, scale)
+    return passes(err, scale)
+
+
+class _Refit:
+    """Scratch of one fold's refit (node values, coefficients, errors, scales)."""
+
+    def __init__(self, table: DeltaTable) -> None:
+        n = table.coef.shape[1]
+        self.v0, self.v1, self.exact = np.empty((7, n)), np.empty((7, n)), np.empty((7, n - 1))
+        self.coef, self.scoef = np.empty((6, n)), np.empty((8, n))
+        self.err, self.scale = np.zeros(7), np.zeros(7)
+
+    def args(self, table: DeltaTable, year_seconds: float, r: float, q: float) -> tuple:
+        """:func:`_fold_fit`'s arguments after ``lines, k``."""
+        n = table.coef.shape[1]
+        return (table.center, table.half, table.t0, table.H, year_seconds, table.level,
+                table.skew, table.floor, r, q, _nodes(n), _midpoints(n), _basis_t(n),
+                _mid_t(n), table.v_start, table.v_end, table.v_mid, self.v0, self.v1,
+                self.exact, self.coef, self.scoef, self.err, self.scale)  # fmt: skip
+
+    def commit(self, table: DeltaTable, k: int, sample_ok: bool, far_delta: int | None) -> None:
+        """Make the refit the table's, ``k`` lines folded (``far_delta``: see
+        :func:`fold_lines`)."""
+        table.coef[:] = self.coef
+        table.scoef[:] = self.scoef
+        table.v_start, table.v_end, table.v_mid = self.v0, self.v1, self.exact
+        table.vanna_max = 2.0 * float(self.scale[3])
+        table.error, table.sample_error = float(self.err[0]), float(self.err[4])
+        table.sample_ok = bool(sample_ok)
+        if far_delta is None or table.far_n < 0:
+            table.far_n = -1  # node values of lines not counted: never rolled on
+        else:
+            table.far_n += far_delta
+        table.folded += k
+
+
+def _has_nodes(table: DeltaTable) -> bool:
+    nodes = table.coef.shape[1]
+    return table.v_start.shape == (7, nodes) and table.v_mid.shape == (7, nodes - 1)
+
+
 def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float, r: float,
-               q: float) -> bool:  # fmt: skip
+               q: float, far_delta: int | None = None) -> bool:  # fmt: skip
     """Add the ``k`` lines of ``lines`` (holder row 0; typically unit *differences* of
     lines booked since the build, all expiring after ``table.near_cut``) into the table:
     their node values at ``t0``, ``t0 + H`` and the validation points are added to the
@@ -405,37 +583,88 @@ def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float
     redone from them. Cost O(k x nodes) BSM evaluations plus O(nodes^2) for the fit,
     whatever the size of the book (a rebuild costs O(lines x nodes)).
 
+    ``far_delta``: how many lines the fold adds to the table's far lines (new live lines,
+    less those netted out to 0 contracts); the table's node values at its end are then
+    those of its far lines, ``far_n`` of them, and the next table of the same lines
+    may start from them (``build_table(start=)``). ``None`` (not known): never rolled on.
+
     Returns False, leaving the table unchanged, when the refit fails the build's
     validation (e.g. a new strike the fit cannot follow): the caller rebuilds. The
     coefficient arrays are updated in place (``coef``, ``scoef`` keep their shapes)."""
-    nodes = table.coef.shape[1]
-    if table.v_start.shape != (7, nodes) or table.v_mid.shape != (7, nodes - 1):
+    if not _has_nodes(table):
         return False  # a table without its node values (not from build_table)
     if k == 0:
         return True
-    surf = (table.level, table.skew, table.floor, r, q)
-    x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
-    xm = _midpoints(nodes)
-    add0, add1 = np.zeros((7, nodes)), np.zeros((7, nodes))
-    add_mid = np.zeros((7, nodes - 1))
+    fit = _Refit(table)
     lines = np.ascontiguousarray(lines[:, :k])
-    spots, mids = table.center + table.half * x, table.center + table.half * xm
-    node_greeks(spots, table.t0, year_seconds, lines, k, *surf, add0)
-    node_greeks(spots, table.t0 + table.H, year_seconds, lines, k, *surf, add1)
-    node_greeks(mids, table.t0 + 0.5 * table.H, year_seconds, lines, k, *surf, add_mid)
-    v0, v1, exact = table.v_start + add0, table.v_end + add1, table.v_mid + add_mid
-    coef, scoef, err, scale = _fit(v0, v1, exact, table.H / year_seconds)
-    ok, sample_ok = _passes(err, scale)
+    ok, sample_ok = _fold_fit(lines, k, *fit.args(table, year_seconds, r, q))
     if not ok:
         return False
-    table.coef[:] = coef
-    table.scoef[:] = scoef
-    table.v_start, table.v_end, table.v_mid = v0, v1, exact
-    table.vanna_max = 2.0 * float(scale[3])
-    table.error, table.sample_ok, table.sample_error = float(err[0]), sample_ok, float(err[4])
-    table.far_n = -1  # no longer the node values of one set of lines: never rolled on
-    table.folded += k
+    fit.commit(table, k, sample_ok, far_delta)
     return True
+
+
+@njit(cache=True)
+def _split_changes(idx, packed, snap, snap_vis, near_cut, fold, rest, rest_idx):
+    """The lines ``idx`` of the book's line table ``packed`` as unit (and visible-weight)
+    differences from the table's snapshots, holder row 0: those expiring after
+    ``near_cut`` into ``fold``, the others into ``rest`` (their indices ``rest_idx``).
+    Returns ``(folded, rest, far lines added less those netted out)``."""
+    a = b = far = 0
+    for j in range(idx.size):
+        i = idx[j]
+        far_line = packed[ROW_EXPIRY, i] > near_cut
+        out = fold if far_line else rest
+        col = a if far_line else b
+        for row in range(N_ROWS):
+            out[row, col] = packed[row, i]
+        out[ROW_UNITS, col] = packed[ROW_UNITS, i] - snap[i]
+        out[ROW_VIS_W, col] = packed[ROW_VIS_W, i] - snap_vis[i]
+        out[ROW_HOLDER, col] = 0.0
+        if far_line:
+            was, now = snap[i] != 0.0, packed[ROW_UNITS, i] != 0.0
+            far += int(now and not was) - int(was and not now)
+            a += 1
+        else:
+            rest_idx[b] = i
+            b += 1
+    return a, b, far
+
+
+@njit(cache=True)
+def _mark_folded(idx, packed, near_cut, snap, snap_vis):
+    """The snapshots of the lines ``idx`` expiring after ``near_cut``: their units now."""
+    for i in idx:
+        if packed[ROW_EXPIRY, i] > near_cut:
+            snap[i] = packed[ROW_UNITS, i]
+            snap_vis[i] = packed[ROW_VIS_W, i]
+
+
+def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_seconds: float,
+                r: float, q: float) -> tuple[bool, np.ndarray, np.ndarray]:  # fmt: skip
+    """Bring ``table`` up to date with the book's lines ``idx`` (sorted, unique, one
+    holder's, changed since the build), read from the book's line table ``packed`` as
+    unit differences from the table's snapshots (``snap``, ``snap_vis``: at least as
+    long as the book): those expiring after ``near_cut`` folded into the fit
+    (:func:`fold_lines`, far lines counted) and their snapshots moved on, the others
+    returned to be evaluated exactly beside it. Returns ``(ok, rest, rest_idx)``: not
+    ``ok`` (the table unchanged) when the refit fails validation; ``rest`` the line
+    table of the other changes (holder row 0), ``rest_idx`` their lines."""
+    m = idx.size
+    fold, rest = np.zeros((N_ROWS, max(m, 1))), np.zeros((N_ROWS, max(m, 1)))
+    rest_idx = np.zeros(m, dtype=np.int64)
+    k, b, far = _split_changes(idx, packed, table.snap, table.snap_vis, table.near_cut, fold,
+                               rest, rest_idx)  # fmt: skip
+    if k:
+        if not _has_nodes(table):
+            return False, rest, rest_idx[:b]
+        fit = _Refit(table)
+        ok, sample_ok = _fold_fit(fold, k, *fit.args(table, year_seconds, r, q))
+        if not ok:
+            return False, rest, rest_idx[:b]
+        fit.commit(table, k, sample_ok, far)
+        _mark_folded(idx, packed, table.near_cut, table.snap, table.snap_vis)
+    return True, rest, rest_idx[:b]
 
 
 def retry_after(t: float) -> float:

@@ -24,7 +24,10 @@ expiry of its lines) as the book would (:meth:`HotLoop._sync`, through
 kernel (``NEED_TABLE``), the book builds, rolls or refreshes the table exactly where the
 simpy agents' check or sampler would, and the kernel resumes the interrupted check. So
 the run is the simpy path's, bit for bit, at any book size, and a check costs the same
-at 10 or 10,000 lines.
+at 10 or 10,000 lines. A discrete event reloads a dealer's evaluation only when the book
+changed it: another dealer's trade leaves it (:meth:`HotLoop._kept`), and a table the
+book brought up to date at booking (a customer trade folded in) is loaded as it stands
+(:meth:`HotLoop._current`), without a stop.
 
 Order of same-instant events: the kernel plays a news tick or noise order that falls
 exactly on a discrete event's instant after that event (the discrete events are
@@ -260,12 +263,14 @@ class HotLoop:
         self.surf = np.zeros(7)  # level, skew, floor, r, q, year seconds, kernel clock (s)
         self.lines = np.zeros((7, 1))
         self._key: tuple[int, float] | None = None  # (book version, vol level) loaded
-        # per dealer: the table the kernel reads (None: exact) and the book's table state
-        # it was loaded from (OptionBook.table_state)
+        # per dealer: the table the kernel reads (None: exact), the book's table state it
+        # was loaded from (OptionBook.table_state) and the hot lines it was loaded with
         self._tabs: list[Any] = [None] * nd
         self._tab_seen: list[tuple | None] = [None] * nd
+        self._hot_seen: list[np.ndarray | None] = [None] * nd
         self.coefs = np.zeros((6, 1))
         self.xlines = np.zeros((7, 1))
+        self._slots: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * nd  # _pack_tables
         self.elog = np.zeros((fp.ELOG_SIZE, 2))
         self.table_loads = 0  # diagnostics: NEED_TABLE answered,
         self.resumed_checks = 0  # of which within a check that had evaluated already
@@ -374,6 +379,7 @@ class HotLoop:
         if key == self._key:
             self._check_tables()
             return
+        same_vol = self._key is not None and self._key[1] == vol.level
         self._key = key
         # a dealer's valuation right after its fill is stale after any change (DealerAgent)
         self.dl[:, fp.D_POST] = 0.0
@@ -394,8 +400,12 @@ class HotLoop:
             # at the first check or sample (NEED_TABLE)
             exact = book.delta_table == "off" or n == 0
             exact = exact or (book.delta_table == "auto" and n < book.table_min_lines)
-            self.dl[i, fp.D_TMODE] = fp.TM_EXACT if exact else fp.TM_UNKNOWN
-            self._tabs[i] = None
+            if exact:
+                self.dl[i, fp.D_TMODE] = fp.TM_EXACT
+            elif not (same_vol and self._kept(i, lines)) and not self._current(i, lines):
+                self.dl[i, fp.D_TMODE] = fp.TM_UNKNOWN
+            if self.dl[i, fp.D_TMODE] != fp.TM_TABLE:
+                self._tabs[i] = None
         for i, d in enumerate(sim.dealers):
             cfg = d.config
             band = cfg.band * d._panic_factor()
@@ -403,6 +413,45 @@ class HotLoop:
                 d.band_shares()  # refreshes the gross units when the book changed
                 band = band * d._gross_units
             self.dl[i, fp.D_BAND] = band
+
+    def _kept(self, i: int, lines: np.ndarray) -> bool:
+        """Whether dealer ``i``'s loaded evaluation (a table, or exact until a retry) still
+        answers as the book would after a change of the book or the clock that left its
+        hot lines (``lines``, the same array: same version, no line expired) and its
+        table state alone: e.g. another dealer's customer trade. The book's answer for a
+        holder reads only that holder's lines and table (``holder_delta_gamma``), so the
+        kernel need not ask it again (``NEED_TABLE``), nor does the simpy path's check
+        change anything there. The surface level is the caller's to compare."""
+        mode = self.dl[i, fp.D_TMODE]
+        if mode != fp.TM_TABLE and mode != fp.TM_EXACT_UNTIL:
+            return False
+        seen = self._tab_seen[i]
+        if seen is None or lines is not self._hot_seen[i]:
+            return False
+        now = self.sim.book.table_state(self.sim.dealers[i].index)
+        return now[0] is seen[0] and now[1:] == seen[1:]
+
+    def _current(self, i: int, lines: np.ndarray) -> bool:
+        """Load dealer ``i``'s table when the book has it up to date with the dealer's
+        hot lines ``lines`` (e.g. a customer trade folded in when booked) and valid on
+        this surface (``OptionBook.current_table``): the book would answer from it, with
+        no side effect, wherever the kernel reads it (inside its window and grid, before
+        the next expiry), so the kernel need not stop to ask (``NEED_TABLE``)."""
+        sim = self.sim
+        h = sim.dealers[i].index
+        table = sim.book.current_table(h, *sim.vol.params())
+        if table is None:
+            return False
+        row = self.dl[i]
+        row[fp.D_TMODE] = fp.TM_TABLE
+        row[fp.D_TEXP] = sim.book._hot[h][4]
+        row[fp.D_T0], row[fp.D_T1] = table.t0, table.t0 + table.H
+        row[fp.D_CENTER_S], row[fp.D_HALF], row[fp.D_H] = table.center, table.half, table.H
+        self._tabs[i] = table
+        self._tab_seen[i] = sim.book.table_state(h)
+        self._hot_seen[i] = lines
+        self._pack_tables(i)
+        return True
 
     def _check_tables(self) -> None:
         """Forget a dealer's loaded table when the book's changed since it was loaded
@@ -426,6 +475,7 @@ class HotLoop:
         self.table_loads += 1
         row = self.dl[i]
         self._tab_seen[i] = book.table_state(h)
+        self._hot_seen[i] = book._hot_lines(h, t)[0]  # the lines it answered from
         self._tabs[i] = table
         row[fp.D_TEXP] = nxt
         if table is None:
@@ -435,29 +485,51 @@ class HotLoop:
             row[fp.D_TMODE] = fp.TM_TABLE
             row[fp.D_T0], row[fp.D_T1] = table.t0, table.t0 + table.H
             row[fp.D_CENTER_S], row[fp.D_HALF], row[fp.D_H] = table.center, table.half, table.H
-        self._pack_tables()
+        self._pack_tables(i)
 
-    def _pack_tables(self) -> None:
+    def _pack_tables(self, i: int | None = None) -> None:
         """The loaded tables' coefficients and near and changed lines into the kernel's
-        ``coefs`` and ``xlines``, with their columns in each dealer's row."""
-        coefs, extra = [], []
-        c_off = x_off = 0
-        for i, table in enumerate(self._tabs):
+        ``coefs`` and ``xlines``, with their columns in each dealer's row: only dealer
+        ``i``'s when it fits the room its slot has (a slot has twice the room its table
+        took when packed), else every dealer's."""
+        if i is not None:
+            table = self._tabs[i]
             if table is None:
-                continue
-            row = self.dl[i]
-            coefs.append(table.coef)
-            row[fp.D_COFF], row[fp.D_CN] = c_off, table.coef.shape[1]
-            c_off += table.coef.shape[1]
-            for col, lines, k in (
-                (fp.D_NOFF, table.near, table.near_n),
-                (fp.D_XOFF, table.changes, table.changes_n),
-            ):
-                extra.append(lines[:, :k])
-                row[col], row[col + 1] = x_off, k
-                x_off += k
-        self.coefs = np.ascontiguousarray(np.hstack(coefs)) if coefs else np.zeros((6, 1))
-        self.xlines = np.ascontiguousarray(np.hstack(extra)) if x_off else np.zeros((7, 1))
+                return
+            c0, c_room, x0, x_room = self._slots[i]
+            cn, k = table.coef.shape[1], table.near_n + table.changes_n
+            if cn <= c_room and k <= x_room:
+                self._pack_one(i, table, c0, x0)
+                return
+        c_off = x_off = 0
+        slots = []
+        for table in self._tabs:
+            c_room = 0 if table is None else 2 * table.coef.shape[1]
+            x_room = 0 if table is None else 2 * (table.near_n + table.changes_n) + 8
+            slots.append((c_off, c_room, x_off, x_room))
+            c_off += c_room
+            x_off += x_room
+        self._slots = slots
+        self.coefs = np.zeros((6, max(c_off, 1)))
+        self.xlines = np.zeros((7, max(x_off, 1)))
+        for j, table in enumerate(self._tabs):
+            if table is not None:
+                self._pack_one(j, table, slots[j][0], slots[j][2])
+
+    def _pack_one(self, i: int, table: Any, c0: int, x0: int) -> None:
+        """Dealer ``i``'s table into ``coefs`` from column ``c0`` and its near and changed
+        lines into ``xlines`` from column ``x0``, their columns into its row."""
+        row = self.dl[i]
+        cn = table.coef.shape[1]
+        self.coefs[:, c0 : c0 + cn] = table.coef
+        row[fp.D_COFF], row[fp.D_CN] = c0, cn
+        for col, lines, k in (
+            (fp.D_NOFF, table.near, table.near_n),
+            (fp.D_XOFF, table.changes, table.changes_n),
+        ):
+            self.xlines[:, x0 : x0 + k] = lines[:, :k]
+            row[col], row[col + 1] = x0, k
+            x0 += k
 
     def _store(self) -> None:
         """Arrays -> Python state, and the fills into the trade log."""
