@@ -12,7 +12,8 @@ at ``t0 + H / 2`` and at ``t0 + H`` (quadratic in time between; the nodes priced
 :func:`gamma_pair_fit`), and validates the fit against the exact sums
 (:func:`gamma_pair`): the largest error at the ``N - 1`` spots half-way between the
 nodes at the time fractions ``VALIDATE_AT`` (where the fit and the interpolation in time
-err most), times ``SAFETY``, is the bound ``eps``. A grid value
+err most; computed as the nodes are, plus ``ROUNDING`` x the gross gamma for what that
+arithmetic may differ from the exact sums), times ``SAFETY``, is the bound ``eps``. A grid value
 of the table farther than ``eps`` from 0 has the sign of the exact profile; a value
 within ``eps`` is evaluated exactly. The crossing found, and its interpolation, are then
 those of the full computation (:func:`mmsim.book_kernels.nearest_flips`), bit for bit,
@@ -56,6 +57,11 @@ MAX_EPS = 0.05  # a build whose eps exceeds 5% of the profile's scale is refused
 NEAR_FACTOR = 1.5
 NEAR_MIN_SECONDS = 70200.0
 MAX_CHANGES = 64
+ROUNDING = 1e-12
+"""Most :func:`gamma_pair_fit` differs from :func:`gamma_pair` (the exact sums the signs
+must agree with), as a fraction of the gross gamma ``sum |weight| x gamma``; the build
+validates against :func:`gamma_pair_fit` and adds ``ROUNDING`` x the largest gross sum
+(times ``SAFETY``) to ``eps``."""
 VALIDATE_AT = (0.21, 0.79)  # time fractions where the quadratic in time errs most
 ATTEMPTS = ((64, 23400.0), (128, 23400.0), (192, 7200.0))
 """(nodes, H seconds) tried in order until ``eps`` is small enough."""
@@ -88,16 +94,20 @@ def gamma_pair(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
 
 @njit(cache=True)
 def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
-    """:func:`gamma_pair` for the fit's nodes, re-using per line what the spots share:
-    ``log(K / S)`` as ``log K - log S`` (each log once), ``sqrt(T)`` and the dividend
-    discount once per line. The same formula, differing from :func:`gamma_pair` only in
-    rounding (~1e-13 of the gross gamma); :func:`build_profile` validates its fit
-    against :func:`gamma_pair` itself, so ``eps`` bounds that difference too."""
+    """:func:`gamma_pair` for the fit's nodes and its validation, re-using per line what
+    the spots share: ``log(K / S)`` as ``log K - log S`` (each log once), ``sqrt(T)`` and
+    the dividend discount once per line, one division per line and spot. The same
+    formula, differing from :func:`gamma_pair` only in rounding (within
+    ``ROUNDING`` x the gross gamma, ``tests/test_level_kernels.py``). With four rows,
+    ``out[2:4]`` gets the gross sums (``|weight| x gamma``) that bound this rounding."""
     m = spots.size
-    out[:2, :m] = 0.0
+    gross = out.shape[0] >= 4
+    out[: 4 if gross else 2, :m] = 0.0
     log_s = np.empty(m)
+    inv_s = np.empty(m)
     for j in range(m):
         log_s[j] = math.log(spots[j])
+        inv_s[j] = _INV_SQRT_2PI / spots[j]
     for i in range(n):
         w_true = lines[ROW_UNITS, i]
         w_vis = lines[ROW_VIS_W, i]
@@ -110,18 +120,21 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
         log_k = math.log(K)
         dq = math.exp(-q * T) if q != 0.0 else 1.0
         drift = (r - q) * T
+        a_true, a_vis = abs(w_true), abs(w_vis)
         for j in range(m):
             x = log_k - log_s[j]  # log(K / S)
             iv = max(level if skew == 0.0 else level + skew * x, floor)
             sd = max(iv + offset, floor) * root_t
             if sd < TINY_STDEV:
                 continue
-            d1 = (drift - x) / sd + 0.5 * sd
-            g = dq * _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1) / (spots[j] * sd)
-            if w_true != 0.0:
-                out[0, j] += w_true * g
-            if w_vis != 0.0:
-                out[1, j] += w_vis * g
+            inv_sd = 1.0 / sd
+            d1 = (drift - x) * inv_sd + 0.5 * sd
+            g = dq * inv_s[j] * inv_sd * math.exp(-0.5 * d1 * d1)
+            out[0, j] += w_true * g
+            out[1, j] += w_vis * g
+            if gross:
+                out[2, j] += a_true * g
+                out[3, j] += a_vis * g
 
 
 @njit(cache=True)
@@ -279,15 +292,17 @@ def build_profile(
         coef = _cheb_coefficients(slices.reshape(6, nodes))
         xm = np.cos(np.pi * np.arange(1, nodes) / nodes)
         err = np.zeros(2)
-        exact = np.zeros((2, nodes - 1))
+        gross = np.zeros(2)
+        exact = np.zeros((4, nodes - 1))
         for u in VALIDATE_AT:
-            gamma_pair(center + half * xm, t + u * H, year_seconds, far, far.shape[1],
-                       *surface, exact)  # fmt: skip
+            gamma_pair_fit(center + half * xm, t + u * H, year_seconds, far, far.shape[1],
+                           *surface, exact)  # fmt: skip
+            gross = np.maximum(gross, exact[2:].max(axis=1))
             for j, z in enumerate(xm):
                 for v in range(2):
                     err[v] = max(err[v], abs(_in_time(coef, v, z, u) - exact[v, j]))
         scale = np.abs(slices).max(axis=(0, 2))
-        eps = SAFETY * err + 1e-12 * (scale + 1.0)
+        eps = SAFETY * (err + ROUNDING * gross) + 1e-12 * (scale + 1.0)
         if np.all(eps <= MAX_EPS * scale + 1e-9):
             return ProfileTable(t, H, S, center, half, tuple(surface), coef, eps, near)
     return None
