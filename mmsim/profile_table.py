@@ -148,16 +148,16 @@ def _in_time(coef, v, z, u):
 
 
 @njit(cache=True)
-def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, t, year_seconds,
+def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, tmp, t, year_seconds,
           lines, n, level, skew, floor, r, q):  # fmt: skip
     """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the table
-    where it is farther than ``eps`` from 0, else from the exact profile (``vals``)."""
+    where it is farther than ``eps`` from 0, else from the exact profile (``vals``).
+    ``tmp``: (2, 1) scratch for the ``extra`` lines' sums."""
     if sign[0, j] != 2:
         return
-    tmp = np.zeros((2, 1))
-    one = np.empty(1)
-    one[0] = grid[j]
-    gamma_pair(one, t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
+    tmp[:, 0] = 0.0
+    if n_extra:
+        gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
     z = (grid[j] - center) / half
     for v in range(2):
         est = _in_time(coef, v, z, u) + tmp[v, 0]
@@ -181,61 +181,47 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
     and ``t0 + H``; ``u`` the time fraction; ``extra`` the lines summed exactly beside the
     table (near expiry, booked since); ``lines`` the whole live book (exact values).
     ``bad``: the exact values around a crossing the signs showed have the same sign (the
-    table's bound failed there); the caller then computes the flips in full."""
+    table's bound failed there); the caller then computes the flips in full.
+
+    Each view walks right (``d = 1``) over consecutive non-zero values from the last
+    non-zero at or left of ``i0``, then left (``d = -1``) from the first non-zero at or
+    right of it, each as far as a crossing could still be nearer than the best so far; a
+    crossing between grid points ``lo < hi`` is interpolated from ``lo``."""
     m = grid.size
     vals = np.full((2, m), np.nan)
     sign = np.full((2, m), 2, np.int64)  # 2: not yet known
+    tmp = np.zeros((2, 1))
     a = (t, year_seconds, lines, n, level, skew, floor, r, q)
-    b = (grid, u, center, half, coef, eps, extra, n_extra, *a)
+    b = (grid, u, center, half, coef, eps, extra, n_extra, tmp, *a)
     found = np.zeros(2, np.bool_)
     xs = np.zeros(2)
     bad = False
     for v in range(2):
         best = np.inf
         best_x = 0.0
-        # walk right over consecutive non-zero values, from the last non-zero at or left of i0
-        start = i0
-        _sign(sign, vals, start, *b)
-        while start > 0 and sign[v, start] == 0:
-            start -= 1
+        for d in (1, -1):
+            start = i0
             _sign(sign, vals, start, *b)
-        prev = start
-        j = start + 1
-        while j < m and grid[prev] - S <= best:
-            _sign(sign, vals, j, *b)
-            if sign[v, j] != 0:
-                if sign[v, prev] != 0 and sign[v, j] != sign[v, prev]:
-                    pa = _profile_at(vals, grid, prev, *a)[v]
-                    pb = _profile_at(vals, grid, j, *a)[v]
-                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
-                        bad = True  # a table sign was wrong: the bound did not hold
-                    x = grid[prev] - pa * (grid[j] - grid[prev]) / (pb - pa)
-                    dist = abs(x - S)
-                    if dist < best or (dist == best and x < best_x):
-                        best, best_x = dist, x
-                prev = j
-            j += 1
-        # walk left, from the first non-zero at or right of i0
-        start = i0
-        while start < m - 1 and sign[v, start] == 0:
-            start += 1
-            _sign(sign, vals, start, *b)
-        nxt = start
-        j = start - 1
-        while j >= 0 and S - grid[nxt] <= best:
-            _sign(sign, vals, j, *b)
-            if sign[v, j] != 0:
-                if sign[v, nxt] != 0 and sign[v, j] != sign[v, nxt]:
-                    pa = _profile_at(vals, grid, j, *a)[v]
-                    pb = _profile_at(vals, grid, nxt, *a)[v]
-                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
-                        bad = True  # a table sign was wrong: the bound did not hold
-                    x = grid[j] - pa * (grid[nxt] - grid[j]) / (pb - pa)
-                    dist = abs(x - S)
-                    if dist < best or (dist == best and x < best_x):
-                        best, best_x = dist, x
-                nxt = j
-            j -= 1
+            while (start > 0 if d == 1 else start < m - 1) and sign[v, start] == 0:
+                start -= d
+                _sign(sign, vals, start, *b)
+            last = start  # the last non-zero value walked over
+            j = start + d
+            while 0 <= j < m and d * (grid[last] - S) <= best:
+                _sign(sign, vals, j, *b)
+                if sign[v, j] != 0:
+                    if sign[v, last] != 0 and sign[v, j] != sign[v, last]:
+                        lo, hi = (last, j) if d == 1 else (j, last)
+                        pa = _profile_at(vals, grid, lo, *a)[v]
+                        pb = _profile_at(vals, grid, hi, *a)[v]
+                        if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
+                            bad = True  # a table sign was wrong: the bound did not hold
+                        x = grid[lo] - pa * (grid[hi] - grid[lo]) / (pb - pa)
+                        dist = abs(x - S)
+                        if dist < best or (dist == best and x < best_x):
+                            best, best_x = dist, x
+                    last = j
+                j += d
         found[v] = best < np.inf
         xs[v] = best_x
     return found[0], xs[0], found[1], xs[1], bad
