@@ -91,7 +91,7 @@ def node_greeks(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out)
     the visible-view gamma (``ROW_VIS_W``-weighted), each spot's sums in line order.
     :func:`~mmsim.greeks.bsm_scalar`'s formulas, re-using per line what the spots share
     (``log(K / S)`` as ``log K - log S``, ``sqrt(T)``, the discount factors): within
-    rounding (1e-12 of the gross sums, ``tests/test_delta_table.py``) of summing
+    rounding (1e-11 of the gross sums, ``tests/test_delta_table.py``) of summing
     :func:`~mmsim.greeks.bsm_scalar` per line, at two thirds of its cost."""
     m = spots.size
     out[:7, :m] = 0.0
