@@ -284,7 +284,7 @@ def test_node_greeks_equal_summed_bsm_per_line_up_to_rounding(seed):
     """``node_greeks`` (the table builds' node values) re-uses per line what the spots
     share; against summing ``bsm_scalar`` of each line at each spot (what it computed
     before): every row within 1e-11 of that row's gross sum (sum of |terms|; charm near
-    expiry loses most, ~2e-12 over 60 seeds, the other rows < 1e-13), on books of
+    expiry loses most, ~2e-12 over 60 seeds, the other rows less), on books of
     400 lines with rates and dividends, skew 0 or not, a floor, vol offsets, expiries from
     a quarter of a day (builds sum nearer lines exactly, ``NEAR_MIN_YEARS``) to a year,
     spots 0.7-1.4 x the strikes' centre."""
