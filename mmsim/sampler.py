@@ -323,8 +323,8 @@ class Sampler:
     def flips_due(self, S: float, t: float) -> bool:
         """Whether to recompute the flips now: always for books the engine evaluates
         exactly or with ``engine.levels_hold: off``; for tabulated ones (``engine.delta_table``)
-        only when the book (1% of its gross), the surface or spot (0.25%) moved, or every
-        30 min (:mod:`mmsim.levels`)."""
+        only when the book (1% of its gross), the surface or spot (0.25%) moved, a line
+        expired, or every 30 min (:mod:`mmsim.levels`)."""
         if self.hold == "off" or not self.book.tabulates(t):
             return True
         return self.levels_hold.due(S, t, self.book, self.vol.params())
