@@ -14,6 +14,9 @@
 
 ``--mmsim DIR`` measures the ``mmsim`` package in DIR (e.g. the main checkout) with
 this code, so before and after come from the same benchmark in the same session.
+``--parts N`` prints where a day of the ``N``-line book goes (CPU of the compiled
+pieces, each wrapped: levels, flips and their profile table, delta-table builds, the
+kernel, the result), band 0 and 100, the day itself the minimum of ``--repeat`` runs.
 """
 
 from __future__ import annotations
@@ -31,6 +34,63 @@ def _value(text: str):
         return text
 
 
+_PARTS = (  # (module, attribute, label): what a big book's day is spent on
+    ("mmsim.sampler", "levels_row_grouped", "levels (walls, GEX at walls)"),
+    ("mmsim.book", "build_profile", "flips: profile table builds"),
+    ("mmsim.book", "table_flips", "flips: from the table"),
+    ("mmsim.book", "nearest_flips", "flips: exact walk-out"),
+    ("mmsim.book", "build_table", "delta-table builds"),
+    ("mmsim.fastpath", "advance", "kernel (fastpath.advance)"),
+)
+
+
+def parts(n_lines: int, repeat: int) -> list[dict]:
+    """CPU by part of a day with ``n_lines`` synthetic lines, band 0 and 100 (s)."""
+    import importlib
+    import time
+
+    from benchmarks import cases
+    from mmsim.engine import Simulation
+    from mmsim.scenario import load_scenario
+
+    spent: dict[str, float] = {}
+    saved = []
+    for mod_name, attr, label in _PARTS:
+        mod = importlib.import_module(mod_name)
+        f = getattr(mod, attr, None)
+        if f is None:
+            continue
+
+        def timed(*a, _f=f, _label=label, **k):
+            t0 = time.process_time()
+            try:
+                return _f(*a, **k)
+            finally:
+                spent[_label] = spent.get(_label, 0.0) + time.process_time() - t0
+
+        saved.append((mod, attr, f))
+        setattr(mod, attr, timed)
+    rows = []
+    try:
+        for band in (0.0, 100.0):
+            sc = load_scenario(cases.book_scenario(n_lines, band, 1.0))
+            Simulation(sc, 1).run()  # warm-up
+            best: dict | None = None
+            for _ in range(repeat):
+                spent.clear()
+                sim = Simulation(sc, 1)
+                t0 = time.process_time()
+                sim.run()
+                total = time.process_time() - t0
+                if best is None or total < best["total"]:
+                    best = {"lines": n_lines, "band": band, "total": total, **spent}
+            rows.append(best)
+    finally:
+        for mod, attr, f in saved:
+            setattr(mod, attr, f)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.books", description=__doc__)
     parser.add_argument("--mmsim", type=Path, help="measure the mmsim package in this directory")
@@ -40,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     parser.add_argument("--seed", type=int, default=1, help="multi_dealer_bands seed")
     parser.add_argument("--skip", default="", help="'books' or 'days'")
+    parser.add_argument("--parts", type=int, default=0, metavar="N",
+                        help="print where a day of an N-line book goes")  # fmt: skip
     args = parser.parse_args(argv)
     if args.mmsim is not None:
         sys.path.insert(0, str(args.mmsim.resolve()))
@@ -48,6 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.timing import cpu_of
 
     report: dict = {"mmsim": str(Path(mmsim.__file__).resolve().parent)}
+    if args.parts:
+        report["parts"] = parts(args.parts, args.repeat)
+        for row in report["parts"]:
+            total = row["total"]
+            split = {k: v for k, v in row.items() if k not in ("lines", "band", "total")}
+            text = ", ".join(f"{k} {v:.3f}" for k, v in split.items())
+            rest = total - sum(split.values())
+            print(f"book {row['lines']:,} lines, band {row['band']:g}: {total:.3f} s/day; "
+                  f"{text}; the rest {rest:.3f}", flush=True)  # fmt: skip
     if "books" not in args.skip:
         report["books"] = []
         for band in (0.0, 100.0):

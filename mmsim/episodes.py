@@ -47,6 +47,7 @@ removed; it then holds the counterfactual answer and ``cause_source`` says which
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -238,7 +239,8 @@ class _Evidence:
         if self.flow_other is None:
             return 0.0
         total = 0.0
-        for expiry in self.expiries:
+        ex = self.expiries  # sorted: the ones in (t0, t1], in order
+        for expiry in ex[bisect.bisect_right(ex, t0) : bisect.bisect_right(ex, t1)]:
             if t0 < expiry <= t1:
                 # the samples just before and just after the expiry instant (a sample at
                 # the instant itself may be taken before or after the settlement)
@@ -280,7 +282,9 @@ class _Evidence:
         # window's start to one session after it, a falling wall gamma is something else
         # (a vol shift thins it too)
         session = self.sc.clock.session_seconds
-        if not any(t0 <= e <= t1 + session for e in self.expiries):
+        ex = self.expiries  # sorted: is there one in [t0, t1 + session]?
+        k = bisect.bisect_left(ex, t0)
+        if not (k < len(ex) and ex[k] <= t1 + session):
             melt_score = 0.0
         else:
             melt_score = melt / cfg.melt

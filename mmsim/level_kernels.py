@@ -23,13 +23,15 @@ from mmsim.book_kernels import (
     GEX_PER_PCT,
     ROW_EXPIRY,
     ROW_IS_CALL,
+    ROW_IV_OFF,
     ROW_STRIKE,
     ROW_UNITS,
     ROW_VIS_W,
     gamma_pair_at,
-    line_gamma,
+    line_sigma,
     nearest_flips,
 )
+from mmsim.greeks import _INV_SQRT_2PI, gamma_scalar
 from mmsim.npsum import np_sum
 
 __all__ = ["StrikeGroups", "levels_row", "levels_row_grouped", "strike_groups"]
@@ -91,36 +93,170 @@ def strike_groups(lines, n, row):
     return inv, strikes, has_call, has_put
 
 
+SD_EXACT = 1e-3
+"""Lines whose ``sigma * sqrt(T)`` is below this are priced exactly by
+:func:`_fast_units` (near expiry the bound on its rounding would be loose)."""
+
+
 @njit(cache=True)
-def _by_strike(S, lines, n, row, unit, inv, u):
+def strike_logs(lines, n):
+    """``log K`` of the first ``n`` lines (kept with the strike groups)."""
+    out = np.empty(max(n, 1))
+    for i in range(n):
+        out[i] = math.log(lines[ROW_STRIKE, i])
+    return out
+
+
+@njit(cache=True)
+def _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q):
+    """Gamma of one unit of line ``i`` at spot ``S``: what
+    :func:`~mmsim.book_kernels.line_gamma` computes, bit for bit."""
+    K = lines[ROW_STRIKE, i]
+    T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+    sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
+    return gamma_scalar(S, K, T, sigma, r, q)
+
+
+@njit(cache=True)
+def _fast_units(S, t, year_seconds, lines, n, level, skew, floor, r, q, log_k, unit, rel):
+    """Gamma of one unit of each line at spot ``S`` (shares per $1) into ``unit[:n]``, as
+    :func:`~mmsim.book_kernels.line_gamma` (0 where it gives 0) but from ``log K - log S``
+    and one ``exp`` per line, and into ``rel[:n]`` a bound on its relative difference from
+    that exact value: the rounding of ``log(K / S)`` (a few ulps of ``|log K| + |log S|``)
+    moves ``d1`` by that over ``sigma * sqrt(T)`` (and sigma through the skew), and gamma
+    by ``|d1|`` times that; doubled, plus 1e-13 for the rest. Lines with
+    ``sigma * sqrt(T) < SD_EXACT`` are priced exactly (``rel`` 0)."""
+    log_s = math.log(S)
+    dx = 2e-15 * (abs(log_s) + 1.0)
+    inv_s = _INV_SQRT_2PI / S
+    for i in range(n):
+        unit[i] = 0.0
+        rel[i] = 0.0
+        if lines[ROW_EXPIRY, i] <= t or (lines[ROW_UNITS, i] == 0.0 and lines[ROW_VIS_W, i] == 0.0):
+            continue
+        T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+        x = log_k[i] - log_s  # log(K / S)
+        iv = max(level if skew == 0.0 else level + skew * x, floor)
+        sigma = max(iv + lines[ROW_IV_OFF, i], floor)
+        root_t = math.sqrt(T)
+        sd = sigma * root_t
+        if sd < SD_EXACT:
+            unit[i] = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+            continue
+        inv_sd = 1.0 / sd
+        d1 = ((r - q) * T - x) * inv_sd + 0.5 * sd
+        dq = math.exp(-q * T) if q != 0.0 else 1.0
+        unit[i] = dq * inv_s * inv_sd * math.exp(-0.5 * d1 * d1)
+        err_x = dx + 2e-15 * abs(log_k[i])
+        rel[i] = 1e-13 + 2.0 * (abs(d1) + 1.0) * err_x * (inv_sd + abs(skew) / sigma) * 4.0
+
+
+@njit(cache=True)
+def _by_strike_tol(S, lines, n, row, unit, rel, inv, u):
     """Call and put GEX at spot ``S`` ($ per 1%: weight x ``unit`` gamma x
-    ``S**2 * GEX_PER_PCT``) of the ``u`` strikes of :func:`strike_groups` (``inv``),
-    each strike's lines summed in line order, as ``np.bincount``."""
+    ``S**2 * GEX_PER_PCT``) of the ``u`` strikes of :func:`strike_groups` (``inv``), each
+    strike's lines summed in line order, as ``np.bincount``; from the fast unit gammas,
+    with per strike the bound on how far each sum may be from the exact one
+    (``sum |weight x unit| x rel``, plus the rounding of the sums themselves)."""
     scale = S * S * GEX_PER_PCT
     call = np.zeros(u)
     put = np.zeros(u)
+    tol_c = np.zeros(u)
+    tol_p = np.zeros(u)
+    count = np.zeros(u)
     for i in range(n):
         k = inv[i]
         if k < 0:
             continue
         gi = lines[row, i] * unit[i] * scale
+        e = abs(gi) * (rel[i] + 1e-13) + 1e-300
+        count[k] += 1.0
+        if lines[ROW_IS_CALL, i] != 0.0:
+            call[k] += gi
+            tol_c[k] += e
+        else:
+            put[k] += gi
+            tol_p[k] += e
+    for k in range(u):  # and the sums' own rounding, both: m terms, m ulps of the gross
+        tol_c[k] *= 1.0 + 5e-3 * count[k]
+        tol_p[k] *= 1.0 + 5e-3 * count[k]
+    return call, put, tol_c, tol_p
+
+
+@njit(cache=True)
+def _candidates(gex, tol, has, mask):
+    """Mark in ``mask`` the strikes (with ``has``) whose exact ``|GEX|`` may be the largest
+    given the fast values ``gex`` within ``tol``; returns how many."""
+    best = -1.0
+    for k in range(gex.size):
+        if has[k]:
+            best = max(best, abs(gex[k]) - tol[k])
+    c = 0
+    for k in range(gex.size):
+        if has[k] and abs(gex[k]) + tol[k] >= best:
+            mask[k] = True
+            c += 1
+    return c
+
+
+@njit(cache=True)
+def _exact_strikes(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, inv, mask,
+                   call, put):  # fmt: skip
+    """Overwrite ``call[k]``, ``put[k]`` of the strikes in ``mask`` with the exact sums of
+    :func:`_by_strike_tol` (the lines' exact gammas, in line order, the same operations)."""
+    scale = S * S * GEX_PER_PCT
+    for k in range(mask.size):
+        if mask[k]:
+            call[k] = 0.0
+            put[k] = 0.0
+    for i in range(n):
+        k = inv[i]
+        if k < 0 or not mask[k]:
+            continue
+        g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+        gi = lines[row, i] * g * scale
         if lines[ROW_IS_CALL, i] != 0.0:
             call[k] += gi
             put[k] += 0.0
         else:
             call[k] += 0.0
             put[k] += gi
-    return call, put
 
 
 @njit(cache=True)
-def _pick(strikes, gex, has):
+def _view_walls(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, unit, rel, inv,
+                strikes, has_call, has_put, near):  # fmt: skip
+    """Call and put wall of view ``row`` at spot ``S`` (:func:`_pick` of the exact
+    per-strike GEX, bit for bit) from the fast unit gammas: exact sums only for the
+    strikes that may be the largest, and for those within 1e-9 of the walls in ``near``
+    (NaN for none). Returns the walls and the per-strike call and put GEX (exact at
+    those strikes, fast elsewhere)."""
+    u = strikes.size
+    call, put, tol_c, tol_p = _by_strike_tol(S, lines, n, row, unit, rel, inv, u)
+    mask = np.zeros(u, np.bool_)
+    _candidates(call, tol_c, has_call, mask)
+    _candidates(put, tol_p, has_put, mask)
+    for w in near:
+        if not math.isnan(w):
+            for k in range(u):
+                if abs(strikes[k] - w) <= 1e-9:
+                    mask[k] = True
+    _exact_strikes(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, inv, mask,
+                   call, put)  # fmt: skip
+    only_c = np.logical_and(has_call, mask)
+    only_p = np.logical_and(has_put, mask)
+    return _pick(strikes, call, only_c, has_call), _pick(strikes, put, only_p, has_put), call, put
+
+
+@njit(cache=True)
+def _pick(strikes, gex, has, any_of):
     """The strike of the largest ``|gex|`` among those with ``has`` (``np.argmax`` of
-    ``where(has, |gex|, -1)``: the first maximum, the first NaN); NaN if none has."""
+    ``where(has, |gex|, -1)``: the first maximum, the first NaN); NaN if none of
+    ``any_of`` has (``has`` may leave out strikes known to be smaller)."""
     best, best_v, any_has = 0, -1.0, False
     for k in range(strikes.size):
         v = abs(gex[k]) if has[k] else -1.0
-        any_has = any_has or has[k]
+        any_has = any_has or any_of[k]
         if math.isnan(v):
             if not math.isnan(best_v):
                 best, best_v = k, v
@@ -138,6 +274,16 @@ def _at_wall(wall, S, t, year_seconds, lines, n, level, skew, floor, r, q, strik
     if math.isnan(wall):
         return np.nan, np.nan, np.nan
     gt, gv = gamma_pair_at(wall, t, year_seconds, lines, n, level, skew, floor, r, q)
+    strike = _strike_gex(wall, strikes, call, put)
+    return gt * wall * wall * GEX_PER_PCT, gv * wall * wall * GEX_PER_PCT, strike
+
+
+@njit(cache=True)
+def _strike_gex(wall, strikes, call, put):
+    """True GEX at spot ($ per 1%) of the lines struck within 1e-9 of ``wall`` (call and
+    put GEX per strike of the true view); NaN without a wall."""
+    if math.isnan(wall):
+        return np.nan
     hit_c = np.empty(strikes.size)
     hit_p = np.empty(strikes.size)
     h = 0
@@ -146,8 +292,7 @@ def _at_wall(wall, S, t, year_seconds, lines, n, level, skew, floor, r, q, strik
             hit_c[h] = call[k]
             hit_p[h] = put[k]
             h += 1
-    strike = np_sum(hit_c, h) + np_sum(hit_p, h)
-    return gt * wall * wall * GEX_PER_PCT, gv * wall * wall * GEX_PER_PCT, strike
+    return np_sum(hit_c, h) + np_sum(hit_p, h)
 
 
 @njit(cache=True)
@@ -161,14 +306,27 @@ def levels_row(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0,
     gt = strike_groups(lines, n, ROW_UNITS)
     gv = strike_groups(lines, n, ROW_VIS_W)
     levels_row_grouped(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0, flips,
-                       *gt, *gv, out)  # fmt: skip
+                       False, *gt, *gv, strike_logs(lines, n), out)  # fmt: skip
+
+
+@njit(cache=True)
+def _same(a, b):
+    """Equal walls ($), NaN (no wall) equal to NaN."""
+    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 @njit(cache=True)
 def levels_row_grouped(S, t, year_seconds, lines, n, level, skew, floor, r, q, grid, i0, flips,
-                       inv_t, st, hct, hpt, inv_v, sv, hcv, hpv, out):  # fmt: skip
+                       hold_gex, inv_t, st, hct, hpt, inv_v, sv, hcv, hpv, log_k, out):  # fmt: skip
     """:func:`levels_row` given both views' :func:`strike_groups` of ``lines`` (true:
-    ``inv_t, st, hct, hpt``; visible: ``inv_v, sv, hcv, hpv``)."""
+    ``inv_t, st, hct, hpt``; visible: ``inv_v, sv, hcv, hpv``) and its :func:`strike_logs`
+    ``log_k``. The walls come from one fast pricing of the lines (:func:`_fast_units`),
+    checked exactly where it could matter (:func:`_view_walls`): the same walls and
+    GEX as pricing every line exactly, bit for bit. With ``hold_gex``, the
+    GEX of the book re-priced at the visible walls (``out[6:10]``) is kept when both
+    visible walls are those already in ``out[4:6]`` (it depends on the wall, the book,
+    the surface and the clock, not on spot: the caller vouches for the rest). Returns
+    whether it was kept."""
     if flips and _one_sign(lines, n, ROW_UNITS, t) and _one_sign(lines, n, ROW_VIS_W, t):
         out[0] = np.nan  # no crossing in either view: nothing to walk
         out[1] = np.nan
@@ -180,16 +338,24 @@ def levels_row_grouped(S, t, year_seconds, lines, n, level, skew, floor, r, q, g
     a = (t, year_seconds, lines, n)
     s = (level, skew, floor, r, q)
     unit = np.empty(max(n, 1))  # one pricing of each line serves both views
-    line_gamma(S, t, year_seconds, lines, n, level, skew, floor, r, q, unit)
-    ct, pt = _by_strike(S, lines, n, ROW_UNITS, unit, inv_t, st.size)
-    cv, pv = _by_strike(S, lines, n, ROW_VIS_W, unit, inv_v, sv.size)
-    cwv, pwv = _pick(sv, cv, hcv), _pick(sv, pv, hpv)
-    out[2] = _pick(st, ct, hct)
-    out[3] = _pick(st, pt, hpt)
+    rel = np.empty(max(n, 1))
+    _fast_units(S, t, year_seconds, lines, n, level, skew, floor, r, q, log_k, unit, rel)
+    none = np.full(2, np.nan)
+    cwv, pwv, _, _ = _view_walls(S, *a, ROW_VIS_W, *s, unit, rel, inv_v, sv, hcv, hpv, none)
+    near = np.array([cwv, pwv])  # the true GEX of the lines struck there: exact too
+    cw, pw, ct, pt = _view_walls(S, *a, ROW_UNITS, *s, unit, rel, inv_t, st, hct, hpt, near)
+    keep = hold_gex and _same(cwv, out[4]) and _same(pwv, out[5])
+    out[2] = cw
+    out[3] = pw
     out[4] = cwv
     out[5] = pwv
+    if keep:
+        out[10] = _strike_gex(cwv, st, ct, pt)
+        out[11] = _strike_gex(pwv, st, ct, pt)
+        return True
     out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
     out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
+    return False
 
 
 class StrikeGroups:
@@ -202,10 +368,11 @@ class StrikeGroups:
         self._groups: tuple = ()
 
     def of(self, lines: np.ndarray, n: int, version: int) -> tuple:
-        """``(*true, *visible)`` groups of the first ``n`` lines of ``lines``."""
+        """``(*true, *visible, log_k)``: groups and :func:`strike_logs` of the first ``n``
+        lines of ``lines``."""
         key = self._key
         if not key or key[0] is not lines or key[1] != n or key[2] != version:
             self._groups = (*strike_groups(lines, n, ROW_UNITS),
-                            *strike_groups(lines, n, ROW_VIS_W))  # fmt: skip
+                            *strike_groups(lines, n, ROW_VIS_W), strike_logs(lines, n))  # fmt: skip
             self._key = (lines, n, version)
         return self._groups

@@ -1,26 +1,39 @@
-"""When the series recorder may hold its gamma flips instead of recomputing them.
+"""When the series recorder may hold its gamma flips (and the GEX at the walls) instead
+of recomputing them.
 
 A flip (``flip_true``, ``flip_visible``) costs a GEX profile over the whole book, up to
 241 re-pricings of every line; for a tabulated book it is read from the signs of a
 tabulated profile instead (:mod:`mmsim.profile_table`, the same values, a few exact
 re-pricings), but the table is refitted when the clock, spot or surface leave its range.
-Walls and the GEX at them are one pass over the lines, and are always recomputed.
-Between two computations a flip moves only through
-the book (new lines, expiries), the surface, spot and the passage of time, so a holder
-of :class:`LevelsHold` recomputes them only when one of these moved enough:
+The walls and the GEX at them cost three passes over the lines (every line priced at
+spot, then the whole book at each visible wall). Between two computations the levels
+move only through the book (new lines, expiries), the surface, spot and the passage of
+time, so a holder of :class:`LevelsHold` recomputes them only when one of these moved
+enough (the sampler holds the flips; with ``engine.levels_hold: all``, the default, also the GEX
+re-priced at the visible walls, two of the three passes, while the book is unchanged and
+the walls, recomputed every time, stay the same strikes: that GEX does not depend on
+spot, so it is then off only by the decay of gamma over at most ``max_age``; ``off``
+recomputes every level at every levels sample):
 
 - the book changed by more than ``book_move`` of its gross units (contracts booked since,
   times multiplier, against the live book's ``sum |qty * multiplier|``; default 1%), or
   the surface did (level, skew, floor);
 - spot moved more than ``move`` (fraction; default one step of the flip grid, 0.25%);
-- ``max_age`` seconds passed since the last computation (time decay of gamma).
+- ``max_age`` seconds passed since the last computation (time decay of gamma);
+- a line live at the last computation expired since.
 
-Otherwise the last values are kept: each recorded flip is then the full computation at
-a time at most ``max_age`` s earlier, with the same surface, a book within ``book_move``
-and spot within ``move`` (``tests/test_levels.py`` measures how far that is from recomputing).
+Otherwise the last values are kept: each recorded level is then the full computation at
+a time at most ``max_age`` s earlier, with the same surface, a book within ``book_move``,
+no expiry in between and spot within ``move`` (``tests/test_levels.py`` measures how far
+that is from recomputing). The levels are recorded only (series, wall and flip metrics,
+episodes): no agent trades on them, so holding them changes no trade.
 """
 
 from __future__ import annotations
+
+import numpy as np
+
+from mmsim.book_kernels import ROW_EXPIRY, ROW_UNITS
 
 __all__ = ["LevelsHold"]
 
@@ -37,6 +50,7 @@ class LevelsHold:
         self.book_move = float(book_move)
         self._last: tuple[float, tuple, float, float] | None = None
         self._gross = 0.0
+        self._expiry = np.inf  # the first expiry of the lines live at the last computation
         self.computed = 0  # computations (diagnostics)
         self.held = 0  # samples that kept the last values
 
@@ -51,9 +65,12 @@ class LevelsHold:
             or last[1] != surface
             or abs(S - last[2]) > self.move * last[2]
             or t - last[3] >= self.max_age
+            or t >= self._expiry
         ):
             self._last = (book.turnover, surface, S, t)
-            self._gross = book.gross_units(t)
+            lines, n = book._live_lines(t)
+            self._gross = float(np.abs(lines[ROW_UNITS, :n]).sum())
+            self._expiry = float(lines[ROW_EXPIRY, :n].min()) if n else np.inf
             self.computed += 1
             return True
         self.held += 1

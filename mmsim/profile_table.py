@@ -12,7 +12,8 @@ at ``t0 + H / 2`` and at ``t0 + H`` (quadratic in time between; the nodes priced
 :func:`gamma_pair_fit`), and validates the fit against the exact sums
 (:func:`gamma_pair`): the largest error at the ``N - 1`` spots half-way between the
 nodes at the time fractions ``VALIDATE_AT`` (where the fit and the interpolation in time
-err most), times ``SAFETY``, is the bound ``eps``. A grid value
+err most; computed as the nodes are, plus ``ROUNDING`` x the gross gamma for what that
+arithmetic may differ from the exact sums), times ``SAFETY``, is the bound ``eps``. A grid value
 of the table farther than ``eps`` from 0 has the sign of the exact profile; a value
 within ``eps`` is evaluated exactly. The crossing found, and its interpolation, are then
 those of the full computation (:func:`mmsim.book_kernels.nearest_flips`), bit for bit,
@@ -56,6 +57,11 @@ MAX_EPS = 0.05  # a build whose eps exceeds 5% of the profile's scale is refused
 NEAR_FACTOR = 1.5
 NEAR_MIN_SECONDS = 70200.0
 MAX_CHANGES = 64
+ROUNDING = 1e-12
+"""Most :func:`gamma_pair_fit` differs from :func:`gamma_pair` (the exact sums the signs
+must agree with), as a fraction of the gross gamma ``sum |weight| x gamma``; the build
+validates against :func:`gamma_pair_fit` and adds ``ROUNDING`` x the largest gross sum
+(times ``SAFETY``) to ``eps``."""
 VALIDATE_AT = (0.21, 0.79)  # time fractions where the quadratic in time errs most
 ATTEMPTS = ((64, 23400.0), (128, 23400.0), (192, 7200.0))
 """(nodes, H seconds) tried in order until ``eps`` is small enough."""
@@ -88,16 +94,20 @@ def gamma_pair(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
 
 @njit(cache=True)
 def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
-    """:func:`gamma_pair` for the fit's nodes, re-using per line what the spots share:
-    ``log(K / S)`` as ``log K - log S`` (each log once), ``sqrt(T)`` and the dividend
-    discount once per line. The same formula, differing from :func:`gamma_pair` only in
-    rounding (~1e-13 of the gross gamma); :func:`build_profile` validates its fit
-    against :func:`gamma_pair` itself, so ``eps`` bounds that difference too."""
+    """:func:`gamma_pair` for the fit's nodes and its validation, re-using per line what
+    the spots share: ``log(K / S)`` as ``log K - log S`` (each log once), ``sqrt(T)`` and
+    the dividend discount once per line, one division per line and spot. The same
+    formula, differing from :func:`gamma_pair` only in rounding (within
+    ``ROUNDING`` x the gross gamma, ``tests/test_level_kernels.py``). With four rows,
+    ``out[2:4]`` gets the gross sums (``|weight| x gamma``) that bound this rounding."""
     m = spots.size
-    out[:2, :m] = 0.0
+    gross = out.shape[0] >= 4
+    out[: 4 if gross else 2, :m] = 0.0
     log_s = np.empty(m)
+    inv_s = np.empty(m)
     for j in range(m):
         log_s[j] = math.log(spots[j])
+        inv_s[j] = _INV_SQRT_2PI / spots[j]
     for i in range(n):
         w_true = lines[ROW_UNITS, i]
         w_vis = lines[ROW_VIS_W, i]
@@ -110,18 +120,21 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
         log_k = math.log(K)
         dq = math.exp(-q * T) if q != 0.0 else 1.0
         drift = (r - q) * T
+        a_true, a_vis = abs(w_true), abs(w_vis)
         for j in range(m):
             x = log_k - log_s[j]  # log(K / S)
             iv = max(level if skew == 0.0 else level + skew * x, floor)
             sd = max(iv + offset, floor) * root_t
             if sd < TINY_STDEV:
                 continue
-            d1 = (drift - x) / sd + 0.5 * sd
-            g = dq * _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1) / (spots[j] * sd)
-            if w_true != 0.0:
-                out[0, j] += w_true * g
-            if w_vis != 0.0:
-                out[1, j] += w_vis * g
+            inv_sd = 1.0 / sd
+            d1 = (drift - x) * inv_sd + 0.5 * sd
+            g = dq * inv_s[j] * inv_sd * math.exp(-0.5 * d1 * d1)
+            out[0, j] += w_true * g
+            out[1, j] += w_vis * g
+            if gross:
+                out[2, j] += a_true * g
+                out[3, j] += a_vis * g
 
 
 @njit(cache=True)
@@ -135,16 +148,16 @@ def _in_time(coef, v, z, u):
 
 
 @njit(cache=True)
-def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, t, year_seconds,
+def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, tmp, t, year_seconds,
           lines, n, level, skew, floor, r, q):  # fmt: skip
     """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the table
-    where it is farther than ``eps`` from 0, else from the exact profile (``vals``)."""
+    where it is farther than ``eps`` from 0, else from the exact profile (``vals``).
+    ``tmp``: (2, 1) scratch for the ``extra`` lines' sums."""
     if sign[0, j] != 2:
         return
-    tmp = np.zeros((2, 1))
-    one = np.empty(1)
-    one[0] = grid[j]
-    gamma_pair(one, t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
+    tmp[:, 0] = 0.0
+    if n_extra:
+        gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
     z = (grid[j] - center) / half
     for v in range(2):
         est = _in_time(coef, v, z, u) + tmp[v, 0]
@@ -168,61 +181,47 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
     and ``t0 + H``; ``u`` the time fraction; ``extra`` the lines summed exactly beside the
     table (near expiry, booked since); ``lines`` the whole live book (exact values).
     ``bad``: the exact values around a crossing the signs showed have the same sign (the
-    table's bound failed there); the caller then computes the flips in full."""
+    table's bound failed there); the caller then computes the flips in full.
+
+    Each view walks right (``d = 1``) over consecutive non-zero values from the last
+    non-zero at or left of ``i0``, then left (``d = -1``) from the first non-zero at or
+    right of it, each as far as a crossing could still be nearer than the best so far; a
+    crossing between grid points ``lo < hi`` is interpolated from ``lo``."""
     m = grid.size
     vals = np.full((2, m), np.nan)
     sign = np.full((2, m), 2, np.int64)  # 2: not yet known
+    tmp = np.zeros((2, 1))
     a = (t, year_seconds, lines, n, level, skew, floor, r, q)
-    b = (grid, u, center, half, coef, eps, extra, n_extra, *a)
+    b = (grid, u, center, half, coef, eps, extra, n_extra, tmp, *a)
     found = np.zeros(2, np.bool_)
     xs = np.zeros(2)
     bad = False
     for v in range(2):
         best = np.inf
         best_x = 0.0
-        # walk right over consecutive non-zero values, from the last non-zero at or left of i0
-        start = i0
-        _sign(sign, vals, start, *b)
-        while start > 0 and sign[v, start] == 0:
-            start -= 1
+        for d in (1, -1):
+            start = i0
             _sign(sign, vals, start, *b)
-        prev = start
-        j = start + 1
-        while j < m and grid[prev] - S <= best:
-            _sign(sign, vals, j, *b)
-            if sign[v, j] != 0:
-                if sign[v, prev] != 0 and sign[v, j] != sign[v, prev]:
-                    pa = _profile_at(vals, grid, prev, *a)[v]
-                    pb = _profile_at(vals, grid, j, *a)[v]
-                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
-                        bad = True  # a table sign was wrong: the bound did not hold
-                    x = grid[prev] - pa * (grid[j] - grid[prev]) / (pb - pa)
-                    dist = abs(x - S)
-                    if dist < best or (dist == best and x < best_x):
-                        best, best_x = dist, x
-                prev = j
-            j += 1
-        # walk left, from the first non-zero at or right of i0
-        start = i0
-        while start < m - 1 and sign[v, start] == 0:
-            start += 1
-            _sign(sign, vals, start, *b)
-        nxt = start
-        j = start - 1
-        while j >= 0 and S - grid[nxt] <= best:
-            _sign(sign, vals, j, *b)
-            if sign[v, j] != 0:
-                if sign[v, nxt] != 0 and sign[v, j] != sign[v, nxt]:
-                    pa = _profile_at(vals, grid, j, *a)[v]
-                    pb = _profile_at(vals, grid, nxt, *a)[v]
-                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
-                        bad = True  # a table sign was wrong: the bound did not hold
-                    x = grid[j] - pa * (grid[nxt] - grid[j]) / (pb - pa)
-                    dist = abs(x - S)
-                    if dist < best or (dist == best and x < best_x):
-                        best, best_x = dist, x
-                nxt = j
-            j -= 1
+            while (start > 0 if d == 1 else start < m - 1) and sign[v, start] == 0:
+                start -= d
+                _sign(sign, vals, start, *b)
+            last = start  # the last non-zero value walked over
+            j = start + d
+            while 0 <= j < m and d * (grid[last] - S) <= best:
+                _sign(sign, vals, j, *b)
+                if sign[v, j] != 0:
+                    if sign[v, last] != 0 and sign[v, j] != sign[v, last]:
+                        lo, hi = (last, j) if d == 1 else (j, last)
+                        pa = _profile_at(vals, grid, lo, *a)[v]
+                        pb = _profile_at(vals, grid, hi, *a)[v]
+                        if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
+                            bad = True  # a table sign was wrong: the bound did not hold
+                        x = grid[lo] - pa * (grid[hi] - grid[lo]) / (pb - pa)
+                        dist = abs(x - S)
+                        if dist < best or (dist == best and x < best_x):
+                            best, best_x = dist, x
+                    last = j
+                j += d
         found[v] = best < np.inf
         xs[v] = best_x
     return found[0], xs[0], found[1], xs[1], bad
@@ -279,15 +278,17 @@ def build_profile(
         coef = _cheb_coefficients(slices.reshape(6, nodes))
         xm = np.cos(np.pi * np.arange(1, nodes) / nodes)
         err = np.zeros(2)
-        exact = np.zeros((2, nodes - 1))
+        gross = np.zeros(2)
+        exact = np.zeros((4, nodes - 1))
         for u in VALIDATE_AT:
-            gamma_pair(center + half * xm, t + u * H, year_seconds, far, far.shape[1],
-                       *surface, exact)  # fmt: skip
+            gamma_pair_fit(center + half * xm, t + u * H, year_seconds, far, far.shape[1],
+                           *surface, exact)  # fmt: skip
+            gross = np.maximum(gross, exact[2:].max(axis=1))
             for j, z in enumerate(xm):
                 for v in range(2):
                     err[v] = max(err[v], abs(_in_time(coef, v, z, u) - exact[v, j]))
         scale = np.abs(slices).max(axis=(0, 2))
-        eps = SAFETY * err + 1e-12 * (scale + 1.0)
+        eps = SAFETY * (err + ROUNDING * gross) + 1e-12 * (scale + 1.0)
         if np.all(eps <= MAX_EPS * scale + 1e-9):
             return ProfileTable(t, H, S, center, half, tuple(surface), coef, eps, near)
     return None

@@ -221,6 +221,9 @@ class Sampler:
         self.levels_stride = max(1, round(sc.record.levels_every / sc.record.every))
         self.levels = np.full(len(LEVEL_COLUMNS), np.nan)
         self.levels_hold = LevelsHold()
+        self.hold = sc.engine.levels_hold  # which levels a tabulated book holds
+        self._gex_version = -1  # the book's version at the last levels computation
+        self.gex_held = 0  # levels samples that kept the GEX at the walls (diagnostics)
         self._groups = StrikeGroups()  # the live table's strikes, per view
         # per-holder delta, gamma, charm, vanna, value at the previous sample
         self._prev = np.zeros((5, book.n_holders))
@@ -319,9 +322,10 @@ class Sampler:
 
     def flips_due(self, S: float, t: float) -> bool:
         """Whether to recompute the flips now: always for books the engine evaluates
-        exactly; for tabulated ones (``engine.delta_table``) only when the book (1% of
-        its gross), the surface or spot (0.25%) moved, or every 30 min (:mod:`mmsim.levels`)."""
-        if not self.book.tabulates(t):
+        exactly or with ``engine.levels_hold: off``; for tabulated ones (``engine.delta_table``)
+        only when the book (1% of its gross), the surface or spot (0.25%) moved, a line
+        expired, or every 30 min (:mod:`mmsim.levels`)."""
+        if self.hold == "off" or not self.book.tabulates(t):
             return True
         return self.levels_hold.due(S, t, self.book, self.vol.params())
 
@@ -330,14 +334,23 @@ class Sampler:
         (the episodes recorder's evidence); see ``LEVEL_COLUMNS``. One compiled pass
         (:func:`~mmsim.level_kernels.levels_row_grouped`, the strike grouping kept
         while the live table lasts); flips held while :meth:`flips_due`
-        says so, from the book's profile table when it tabulates."""
+        says so, from the book's profile table when it tabulates; with
+        ``engine.levels_hold: all`` (the default) the GEX of the book re-priced at the
+        visible walls too while, besides, the book has not changed at all and the walls
+        are the same (the walls themselves are always recomputed)."""
         book, vol = self.book, self.vol
         S, t = float(S), float(t)
-        lines, n = book._live_lines(t)
         due = self.flips_due(S, t)
+        # the GEX at the walls may be kept: same surface, no expiry, within 30 min, and
+        # the book unchanged since it was computed (the kernel checks the walls)
+        hold_gex = self.hold == "all" and not due and book._version == self._gex_version
+        self._gex_version = book._version
+        lines, n = book._live_lines(t)
         exact = due and not book.tabulates(t)
         groups = self._groups.of(lines, n, book._version)
-        levels_row_grouped(S, t, book.year_seconds, lines, n, *book._surface(vol), _FLIP_GRID,
-                           _FLIP_MID, exact, *groups, self.levels)  # fmt: skip
+        self.gex_held += levels_row_grouped(
+            S, t, book.year_seconds, lines, n, *book._surface(vol), _FLIP_GRID, _FLIP_MID,
+            exact, hold_gex, *groups, self.levels,
+        )  # fmt: skip
         if due and not exact:
             self.levels[:2] = [np.nan if x is None else x for x in book.flips(S, t, vol)]

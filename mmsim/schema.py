@@ -582,6 +582,15 @@ class EngineConfig(_Strict):
         "in the compiled kernel (bit-identical to off): auto = when the scenario is "
         "supported; on = refuse a scenario it does not support; off = simpy agents.",
     )
+    levels_hold: Literal["all", "flips", "off"] = Field(
+        "all",
+        description="Tabulated books (delta_table) recompute the recorded flips only when "
+        "the book (1% of its gross), the surface or spot (0.25%) moved, an expiry passed, "
+        "or every 30 min, else hold them (mmsim.levels): all = the flips and the GEX "
+        "re-priced at the visible walls (kept while, besides, the book and the walls are "
+        "unchanged; the walls are always recomputed); flips = the flips only; off = "
+        "recompute all at every levels sample. Recorded only: no agent trades on them.",
+    )
 
     @field_validator("delta_table", "fast_path", mode="before")
     @classmethod
@@ -589,6 +598,14 @@ class EngineConfig(_Strict):
         """YAML reads a bare ``on`` / ``off`` as true / false: take them as meant."""
         if isinstance(value, bool):
             return "on" if value else "off"
+        return value
+
+    @field_validator("levels_hold", mode="before")
+    @classmethod
+    def _yaml_hold(cls, value: Any) -> Any:
+        """A bare YAML ``off`` (false) means off, ``on`` (true) the default."""
+        if isinstance(value, bool):
+            return "all" if value else "off"
         return value
 
 

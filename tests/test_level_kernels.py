@@ -42,7 +42,8 @@ def test_kept_strike_groups_give_the_fresh_levels_bit_for_bit(seed):
         got, want = np.full(12, -7.0), np.full(12, -7.0)
         flips = bool(rng.random() < 0.5)
         levels_row_grouped(S, float(t), book.year_seconds, lines, n, *book._surface(vol),
-                           _FLIP_GRID, _FLIP_MID, flips, *groups.of(lines, n, book.version),
+                           _FLIP_GRID, _FLIP_MID, flips, False,
+                           *groups.of(lines, n, book.version),
                            got)  # fmt: skip
         levels_row(S, float(t), book.year_seconds, lines, n, *book._surface(vol), _FLIP_GRID,
                    _FLIP_MID, flips, want)  # fmt: skip
@@ -85,3 +86,71 @@ def test_the_profile_fit_gamma_equals_the_exact_gamma_sums_up_to_rounding(seed):
     assert np.all(gross > 0.0), "a spot without gamma: nothing compared"
     err = np.abs(fit - exact) / gross
     assert err.max() <= 1e-12, f"seed {seed}: fit gamma off by {err.max():.2e} of gross"
+
+
+def _walls_oracle(book: OptionBook, S: float, t: float, vol: VolSurface) -> np.ndarray:
+    """Level columns 2-11 from the book's numpy methods (every line priced exactly)."""
+
+    def f(x):
+        return np.nan if x is None else float(x)
+
+    cw, pw = book.walls(S, t, vol, "true")
+    cwv, pwv = book.walls(S, t, vol, "visible")
+    row = [f(cw), f(pw), f(cwv), f(pwv)]
+    strike = []
+    for wall in (cwv, pwv):
+        row += [np.nan, np.nan] if wall is None else list(book.gex_views_at(wall, t, vol))
+        strike.append(np.nan if wall is None else book.strike_gex(S, t, vol, wall, "true"))
+    return np.array(row + strike)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fast_walls_equal_exact_pricing_bit_for_bit_with_near_ties_and_near_expiry(seed):
+    """The walls come from a fast pricing checked exactly where it could decide
+    (``_view_walls``): on books of 300-3,000 lines (dozens of lines per strike, dividends,
+    vol offsets, lines minutes from expiry) with two strikes made to tie within a few
+    ulps of their GEX (so the check must decide), the walls, the GEX at them and the
+    strike GEX equal the book's exact methods bit for bit, at spots 0.9-1.1 x, clocks
+    over a day."""
+    rng = np.random.default_rng(300 + seed)
+    book = OptionBook(2, q=0.02 * (seed % 2), r=0.03, delta_table="off")
+    n = int(rng.integers(300, 3000))
+    strikes = 2.5 * rng.integers(32, 49, n)  # $80-120 on a $2.5 grid: ~20-180 per strike
+    expiry = 23_400.0 * np.where(rng.random(n) < 0.1, rng.uniform(0.001, 0.05, n),
+                                 rng.uniform(0.05, 60.0, n))  # fmt: skip
+    book.add_many(strikes, expiry, rng.random(n) < 0.5, rng.integers(1, 50, n) *
+                  rng.choice([-1.0, 1.0], n), rng.integers(0, 2, n), rng.random(n) < 0.8,
+                  iv_offset=rng.normal(0.0, 0.02, n))  # fmt: skip
+    vol = VolSurface(0.15 + 0.1 * rng.random(), skew=-0.3 * rng.random())
+    S0, t0 = 100.0 * (0.9 + 0.2 * rng.random()), 0.0
+    # two fresh strikes tying within ulps, far above the rest: the call wall must be decided
+    lines, k = book._live_lines(t0)
+    unit = np.empty(2)
+    pair = np.zeros((7, 2))
+    pair[0] = (S0 * 1.003, S0 * 0.997)
+    pair[1] = 23_400.0 * 30.0
+    pair[2] = 1.0
+    pair[3] = 1.0
+    pair[5] = 1.0
+    from mmsim.book_kernels import line_gamma
+
+    line_gamma(S0, t0, book.year_seconds, pair, 2, *book._surface(vol), unit)
+    big = 40.0 * np.abs(lines[3, :k]).max()
+    book.add_many(pair[0], pair[1], np.ones(2, bool), np.array([big, big * unit[0] / unit[1]])
+                  / 100.0, np.zeros(2, np.int64), np.ones(2, bool))  # fmt: skip
+    ties = 0
+    for S, t in [
+        (S0, t0),
+        *((S0 * rng.uniform(0.9, 1.1), rng.uniform(0, 23_400)) for _ in range(6)),
+    ]:
+        lines, k = book._live_lines(t)
+        out = np.full(12, -7.0)
+        levels_row(S, t, book.year_seconds, lines, k, *book._surface(vol), _FLIP_GRID,
+                   _FLIP_MID, False, out)  # fmt: skip
+        want = _walls_oracle(book, S, t, vol)
+        same = (out[2:] == want) | (np.isnan(out[2:]) & np.isnan(want))
+        assert same.all(), f"seed {seed} S={S:.3f} t={t:.0f}: {out[2:]} != {want}"
+        _, call, *_ = book._by_strike(S, t, vol, "true")
+        top = np.sort(np.abs(call))[-2:]
+        ties += bool(top[1] - top[0] <= 1e-13 * top[1])
+    assert ties >= 1, "the tied pair did not tie: the check was not exercised"

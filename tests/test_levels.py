@@ -52,7 +52,7 @@ def test_held_flips_are_within_ten_bp_of_spot_of_the_full_computation(name, seed
     with spot by at most 0.25%, gamma decays for at most 30 min, and customer flow
     (``multi_dealer_bands``) adds at most 1% of the book), None where full is None;
     walls and the GEX at them are recomputed every time (equal bit for bit)."""
-    over = {"engine.delta_table": "on", "clock.days": 1}
+    over = {"engine.delta_table": "on", "clock.days": 1, "engine.levels_hold": "flips"}
     sc = mmsim.load_scenario(SCENARIOS / f"{name}.yaml", overrides=over)
     sim = _Probe(sc, seed)
     sim.run()
@@ -73,3 +73,43 @@ def test_exactly_evaluated_books_recompute_flips_at_every_levels_sample():
     assert len(sim.pairs) >= 30, "levels samples compared"
     held, full = (np.array([p[k] for p in sim.pairs]) for k in (1, 2))
     np.testing.assert_array_equal(held, full)
+
+
+LEVELS = ["flip_true", "flip_visible", "call_wall", "put_wall", "call_wall_visible",
+          "put_wall_visible", "call_wall_gex_true", "call_wall_gex_visible",
+          "put_wall_gex_true", "put_wall_gex_visible", "call_wall_strike_gex",
+          "put_wall_strike_gex"]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_holding_the_gex_at_the_walls_trades_alike_and_keeps_it_within_one_percent(seed):
+    """``engine.levels_hold: all`` (the default) against ``off`` on ``flip_crossing``,
+    tabulated, one day: the levels are recorded only, so the trades and every other
+    series column are equal bit for bit; the walls (recomputed every time) and the
+    strike GEX are equal bit for bit; the GEX re-priced at the visible walls, kept while
+    the book and the walls are unchanged (at most 30 min, same surface), is within 1% of
+    the column's largest |value| of the run; flips within 1e-3 x spot (as held flips)."""
+    runs = {}
+    for hold in ("all", "off"):
+        over = {"engine.delta_table": "on", "clock.days": 1, "engine.levels_hold": hold}
+        sim = Simulation(mmsim.load_scenario(SCENARIO, overrides=over), seed)
+        runs[hold] = (sim, sim.run())
+    (sim, a), (_, b) = runs["all"], runs["off"]
+    assert sim.sampler.gex_held > 0, "nothing was held: the test would not test anything"
+    assert a.trades.equals(b.trades), "holding recorded levels changed a trade"
+    other = [c for c in a.series.columns if c not in LEVELS and c != "regime"]
+    assert a.series[other].equals(b.series[other])
+    walls = ["call_wall", "put_wall", "call_wall_visible", "put_wall_visible",
+             "call_wall_strike_gex", "put_wall_strike_gex"]  # fmt: skip
+    assert a.series[walls].equals(b.series[walls]), "walls are recomputed every time"
+    for col in ("call_wall_gex_true", "call_wall_gex_visible", "put_wall_gex_true",
+                "put_wall_gex_visible"):  # fmt: skip
+        x, y = a.series[col].to_numpy(), b.series[col].to_numpy()
+        np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
+        scale = np.nanmax(np.abs(y))
+        gap = np.nanmax(np.abs(x - y)) / scale
+        assert gap <= 1e-2, f"{col}: held {gap:.2e} of its scale from the full computation"
+    flips = (a.series[LEVELS[:2]] - b.series[LEVELS[:2]]).abs().to_numpy() / a.series[
+        ["mid"]
+    ].to_numpy()
+    assert np.nan_to_num(flips).max() <= 1e-3
