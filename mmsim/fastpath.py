@@ -66,6 +66,8 @@ from mmsim.lobpath import (
     book_preview,
     book_take,
     flow_step,
+    own_row,
+    post_limit,
     record_book,
 )
 
@@ -300,11 +302,7 @@ def _submit(t, acc, qty, mk, bk, shares, cash, fills, q, info):
                                       fills, q, info)  # fmt: skip
         if status != OK:
             return status, cost, qty, False
-        dry, moved = after_change(bk, t, before)
-        if dry == BOOK_DRY_STOP:
-            info[0] = t
-            return DRY_STOP, cost, qty, False
-        return OK, cost, qty, moved
+        return _book_after(t, before, cost, qty, mk, bk, shares, cash, fills, q, info)
     dS = _impact(mk, qty, before)
     exec_price = before + math.copysign(mk[MK_HALF], qty) + 0.5 * dS
     after = before + dS
@@ -315,6 +313,64 @@ def _submit(t, acc, qty, mk, bk, shares, cash, fills, q, info):
     status, cost = _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash, fills,
                               q, info)  # fmt: skip
     return status, cost, qty, True
+
+
+@njit(cache=True)
+def _post(t, acc, r, qty, mk, bk, shares, cash, fills, q, info):
+    """BookMarket.submit of a dealer posting limit orders (``_post``, ``_place``): its
+    resting order (row ``r`` of ``own``) re-posted as ``qty`` shares on the ladder; what
+    crosses executes at once. Returns :func:`_submit`'s tuple (executed qty)."""
+    before = mk[MK_MID]
+    status = _settle_own(t, mk, bk, shares, cash, fills, q, info)
+    if status != OK:
+        return status, 0.0, 0.0, False
+    signed, exec_price = post_limit(bk, r, qty)
+    after = book_mid(bk[1], bk[7][ST_TICK])
+    mk[MK_MID] = after
+    if signed == 0.0:
+        exec_price = before
+    cost = (exec_price - before) * signed
+    if signed != 0.0:
+        status, cost = _pool_fill(t, acc, signed, before, after, exec_price, mk, shares, cash,
+                                  fills, q, info)  # fmt: skip
+        if status != OK:
+            return status, cost, signed, False
+    return _book_after(t, before, cost, signed, mk, bk, shares, cash, fills, q, info)
+
+
+@njit(cache=True)
+def _book_after(t, before, cost, qty, mk, bk, shares, cash, fills, q, info):
+    """The end of a book order: ``settle_own``, then ``after_change`` (a dry-out that
+    stops the run: DRY_STOP); returns :func:`_submit`'s tuple."""
+    status = _settle_own(t, mk, bk, shares, cash, fills, q, info)
+    if status != OK:
+        return status, cost, qty, False
+    dry, moved = after_change(bk, t, before)
+    if dry == BOOK_DRY_STOP:
+        info[0] = t
+        return DRY_STOP, cost, qty, False
+    return OK, cost, qty, moved
+
+
+@njit(cache=True)
+def _settle_own(t, mk, bk, shares, cash, fills, q, info):
+    """BookMarket.settle_own at ``t`` (s): the executed part of the dealers' resting
+    orders booked at their price against the pool, one trade-log row each, in row order."""
+    own, lim = bk[2], bk[9]
+    tick = bk[7][ST_TICK]
+    for r in range(own.shape[0]):
+        x = own[r, 4]
+        if x <= 0.0:
+            continue
+        own[r, 4] = 0.0
+        price = own[r, 1] * tick
+        qty = x if own[r, 0] == 0.0 else -x
+        mid = mk[MK_MID]
+        status, _ = _pool_fill(t, int(lim[r, 0]), qty, mid, mid, price, mk, shares, cash, fills,
+                               q, info)  # fmt: skip
+        if status != OK:
+            return status
+    return OK
 
 
 @njit(cache=True)
@@ -468,7 +524,11 @@ def _check(
         dl[d, D_WU] = wu + abs(qty)
     if qty == 0.0:
         return OK, 0.0
-    status, cost, executed, moved = _submit(t, acc, qty, mk, bk, shares, cash, fills, q, info)
+    r = own_row(bk, acc) if mk[MK_MODEL] == 2.0 else -1
+    if r >= 0:
+        status, cost, executed, moved = _post(t, acc, r, qty, mk, bk, shares, cash, fills, q, info)
+    else:
+        status, cost, executed, moved = _submit(t, acc, qty, mk, bk, shares, cash, fills, q, info)
     if status != OK:
         return status, qty
     if moved:
@@ -477,7 +537,7 @@ def _check(
     dl[d, D_HCOST] += cost
     dl[d, D_NREH] += 1.0
     qty = executed  # less on a dry book side: the fill is judged and returned as executed
-    if qty == 0.0:
+    if qty == 0.0 or r >= 0:  # a limit order fills later, at rest: nothing to judge
         return OK, qty
     # judge the fill (DealerAgent._judge_fill)
     ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch, coefs, xlines,
@@ -542,8 +602,8 @@ def advance(
         _wake(mk, q, runq, fresh, waitq, False)
     t = surf[6]
     if book and st[ST_FBLOCK] != 0.0:  # a flow block interrupted for random numbers
-        status = _flow_event(st[ST_FW], True, horizon, mk, bk, news, noise, dl, q, runq, fresh,
-                             waitq, info, stimes)  # fmt: skip
+        status = _flow_event(st[ST_FW], True, horizon, mk, bk, news, noise, dl, shares, cash,
+                             fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
         if status != OK:
             surf[6] = t
             return status
@@ -597,7 +657,7 @@ def advance(
                 q[Q_SAMPLES] = k + 1
                 continue
         if q[Q_RLEN] > 0 and due > t:
-            if q[Q_FILLS] >= fills.shape[0] or (book and st[ST_NLOG] + 64.0 > bk[8].shape[0]):
+            if q[Q_FILLS] >= fills.shape[0] or (book and _book_full(st, bk, fills, q)):
                 surf[6] = t
                 return FULL
             d = runq[q[Q_RHEAD]]
@@ -641,7 +701,7 @@ def advance(
         if due > horizon or (due == horizon and not inclusive) or due == np.inf:
             surf[6] = t
             return OK
-        if q[Q_FILLS] >= fills.shape[0] or (book and st[ST_NLOG] + 64.0 > bk[8].shape[0]):
+        if q[Q_FILLS] >= fills.shape[0] or (book and _book_full(st, bk, fills, q)):
             surf[6] = t
             return FULL
         t = due
@@ -655,8 +715,8 @@ def advance(
                 return status
             continue
         if src == -3:
-            status = _flow_event(t, False, horizon, mk, bk, news, noise, dl, q, runq, fresh,
-                                 waitq, info, stimes)  # fmt: skip
+            status = _flow_event(t, False, horizon, mk, bk, news, noise, dl, shares, cash,
+                                 fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
             if status != OK:
                 surf[6] = t
                 return status
@@ -724,7 +784,8 @@ def _cascade_round(dl, d, aq):
 
 @njit(cache=True)
 def _flow_event(
-    t, resumed, horizon, mk, bk, news, noise, dl, q, runq, fresh, waitq, info, stimes
+    t, resumed, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq,
+    info, stimes,
 ):  # fmt: skip
     """The book's liquidity flow process at clock ``t`` (s), its timeout due
     (``resumed``: a pass interrupted by NEED_FLOW goes on): ``after_change`` first if the
@@ -741,6 +802,10 @@ def _flow_event(
         step = flow_step(bk, t, nxt, mk[MK_MID])
         if step == STEP_NEED:
             return NEED_FLOW
+        mk[MK_MID] = book_mid(bk[1], st[ST_TICK])
+        status = _settle_own(t, mk, bk, shares, cash, fills, q, info)
+        if status != OK:
+            return status
         if step != STEP_AGAIN:  # asleep: its timeout gets the next event id
             st[ST_FSEQ] = q[Q_SEQ]
             q[Q_SEQ] += 1
@@ -763,6 +828,13 @@ def _book_changed(t, mk, bk, q, runq, fresh, waitq, info):
     if moved:
         _wake(mk, q, runq, fresh, waitq, True)
     return OK
+
+
+@njit(cache=True)
+def _book_full(st, bk, fills, q):
+    """Whether the next event might overflow the dry-out log or, settling the dealers'
+    resting orders too, the fill buffer: flush first (FULL)."""
+    return st[ST_NLOG] + 64.0 > bk[8].shape[0] or q[Q_FILLS] + 256 > fills.shape[0]
 
 
 @njit(cache=True)

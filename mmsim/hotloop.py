@@ -8,7 +8,9 @@ next, with the market, ledger, dealers' counters and random-number blocks in arr
 hands the state back to the Python objects (``Market``, ``Ledger``, ``DealerAgent``,
 ``NoiseTrader``) before every discrete event, which then sees exactly what it would have
 seen on the simpy path. A discrete event that changes the market or the book wakes the
-dealers as ``Market.notify`` would.
+dealers as ``Market.notify`` would. A limit order book (``market.model: book``) runs
+there too, its liquidity flow one more source of the kernel (:mod:`mmsim.lobpath`,
+:mod:`mmsim.lobhot`); dealers posting limit orders stay on the simpy agents.
 
 Samples: the kernel records, at each sample instant (before every other event of that
 instant, as the recorder's urgent timeouts), the state a sample reads that changes
@@ -74,8 +76,10 @@ def unsupported(sc: Scenario) -> str | None:
     if mk.model != "book" and mk.transient.fraction != 0.0:
         return "market.transient.fraction: transient impact runs on the simpy path"
     for i, d in enumerate(sc.dealers):
-        if d.order != "market":
+        if d.order != "market" and mk.model != "book":
             return f"dealers[{i}].order: limit orders run on the simpy path"
+        if d.order != "market" and mk.book.work is not None:
+            return "market.book.work: limit orders worked over time run on the simpy path"
     return _tie_risk(sc)
 
 

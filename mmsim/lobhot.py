@@ -6,7 +6,7 @@ its :class:`~mmsim.agents.liquidity.LiquidityFlow` (the book's ``vol`` / ``ist``
 flow's parameters, random block and counters are shared, not copied), sets the flow
 process's first timeout as its simpy process would at t = 0, and moves the scalar state
 (fundamental, dry-out flag and count, shares taken per side, dropped shares, the flow's
-clock and cursor) between the objects and the arrays around each kernel call
+clock and cursor, the limit-order dealers' ladder steps) between the objects and the arrays around each kernel call
 (:mod:`mmsim.hotloop`). Dry-outs the kernel logs become the run's
 :class:`~mmsim.dryout.DryOutLog` rows, in order.
 """
@@ -67,8 +67,12 @@ class BookState:
             st[ST_FSEQ] = seq
         st[ST_TLAST] = 0.0
         st[ST_CURSOR] = flow._cursor
+        # per row of market.own: its account and ladder step (BookMarket._own_rows, _steps)
+        self.lim = np.zeros((market.own.shape[0], 2))
+        for account, r in market._own_rows.items():
+            self.lim[r] = account, market._steps.get(account, 0)
         self.bk = (market.vol, market.ist, market.own, market.table, flow.par, flow._rnd,
-                   flow.stats, st, self.drylog)  # fmt: skip
+                   flow.stats, st, self.drylog, self.lim)  # fmt: skip
 
     def load(self) -> None:
         """Python -> arrays (a discrete event may have traded, gapped or dried the book)."""
@@ -88,6 +92,8 @@ class BookState:
         market.side_flow[:] = st[ST_SIDE0], st[ST_SIDE1]
         market.dropped = float(st[ST_DROP])
         market.flow_volume = float(st[ST_FLOWVOL])
+        for account, step in self.lim.tolist():
+            market._steps[int(account)] = int(step)
         flow.t_last = float(st[ST_TLAST])
         flow._cursor = int(st[ST_CURSOR])
         self.flush()

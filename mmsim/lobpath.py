@@ -21,8 +21,15 @@ computed as simpy's ``now + delay``. A block run out of random numbers stops the
 (``NEED_FLOW``: the caller draws the next block as ``LiquidityFlow._refill`` would) and
 resumes where it was.
 
-``bk`` is a tuple ``(vol, ist, own, table, par, rnd, stats, st, drylog)``; for a market
-with impact it holds placeholders and is never read. Units: $ and shares; ``st`` layout
+Dealers posting limit orders (``order: limit``) post through :func:`post_limit`
+(``BookMarket._post`` / ``_place``: cancel the resting order, move up the price ladder,
+post); their resting orders fill as the flow and market orders hit them (``own``), and the
+caller books those fills where the simpy path's ``settle_own`` does.
+
+``bk`` is a tuple ``(vol, ist, own, table, par, rnd, stats, st, drylog, lim)``; row ``r``
+of ``lim`` holds the account whose resting order is row ``r`` of ``own`` and its ladder
+step (``BookMarket._own_rows`` and ``_steps``). For a
+market with impact ``bk`` holds placeholders and is never read. Units: $ and shares; ``st`` layout
 in the ``ST_*`` indices; a dry-out row of ``drylog`` is ``t (s), side (0 bid, 1 ask), kind
 (0 a side empty, 1 spread past its limit), spread ($), mid ($), shares taken from that
 side so far``.
@@ -47,10 +54,13 @@ from mmsim.agents.liquidity import (
 from mmsim.lob_kernels import (
     EPS,
     IST_ASK,
+    IST_BASE,
     IST_BID,
     IST_LAST_ASK,
     IST_LAST_BID,
+    add_limit,
     book_snapshot,
+    cancel,
     needs_recenter,
     recenter,
     take,
@@ -64,6 +74,8 @@ __all__ = [
     "book_take",
     "empty_book",
     "flow_step",
+    "own_row",
+    "post_limit",
     "record_book",
 ]
 
@@ -100,6 +112,7 @@ def empty_book() -> tuple:
         np.zeros(8),
         np.zeros(ST_SIZE),
         np.zeros((1, DRYLOG_COLUMNS)),
+        np.zeros((0, 2)),
     )
 
 
@@ -269,3 +282,61 @@ def record_book(bk, out):
     book_snapshot(bk[0], bk[1], st[ST_TICK], out[:8])
     out[8] = st[ST_SIDE0]
     out[9] = st[ST_SIDE1]
+
+
+@njit(cache=True)
+def post_limit(bk, r, qty):
+    """``BookMarket._post`` after its ``settle_own``: cancel own row ``r``'s resting
+    order, pick the ladder step (one up while the last order in the same direction is
+    left unfilled, else 0; ``lim`` keeps it per row) and place ``qty`` shares (+ = buy)
+    there (``_place``): the part that crosses executes at once. Returns ``(signed
+    executed shares, exec price $, NaN when nothing executed)``; the rest rests in the
+    book as row ``r`` (side, absolute tick, shares ahead, own, filled)."""
+    vol, ist, own, st, lim = bk[0], bk[1], bk[2], bk[7], bk[9]
+    side = 0 if qty > 0.0 else 1
+    unfilled = own[r, 3] > 0.0
+    if unfilled:
+        cancel(vol, ist, int(own[r, 0]), int(own[r, 1]) - ist[IST_BASE], own[r, 3])
+        own[r, 3] = 0.0
+    step = 0
+    if unfilled and own[r, 0] == side:
+        step = min(int(lim[r, 1]) + 1, 3)
+    lim[r, 1] = step
+    size = abs(qty)
+    bid, ask = ist[IST_LAST_BID], ist[IST_LAST_ASK]
+    spread = max(ask - bid, 1)
+    sign = 1 if side == 0 else -1
+    own_best = bid if side == 0 else ask
+    if step == 0:
+        tick_abs = own_best - sign * spread
+    elif step == 1:
+        tick_abs = own_best
+    elif step == 2:
+        tick_abs = own_best + sign * (spread // 2)
+    else:
+        tick_abs = ask if side == 0 else bid
+    j = tick_abs - ist[IST_BASE]
+    n = vol.shape[1]
+    filled, notional, _ = add_limit(vol, ist, side == 0, j, size, own)
+    left = size - filled
+    ahead = vol[side, j] - left if 0 <= j < n else 0.0
+    own[r, 0] = side
+    own[r, 1] = tick_abs
+    own[r, 2] = max(ahead, 0.0)
+    own[r, 3] = left if left > EPS else 0.0
+    own[r, 4] = 0.0
+    signed = filled if side == 0 else -filled
+    if filled > 0.0:
+        st[ST_SIDE0 + 1 - side] += filled
+        return signed, notional * st[ST_TICK] / filled
+    return signed, np.nan
+
+
+@njit(cache=True)
+def own_row(bk, acc):
+    """The row of ``own`` of account ``acc``'s limit orders, -1 if it sends market orders."""
+    lim = bk[9]
+    for r in range(lim.shape[0]):
+        if lim[r, 0] == acc:
+            return r
+    return -1
