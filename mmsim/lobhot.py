@@ -6,9 +6,9 @@ its :class:`~mmsim.agents.liquidity.LiquidityFlow` (the book's ``vol`` / ``ist``
 flow's parameters, random block and counters are shared, not copied), sets the flow
 process's first timeout as its simpy process would at t = 0, and moves the scalar state
 (fundamental, dry-out flag and count, shares taken per side, dropped shares, the flow's
-clock and cursor, the limit-order dealers' ladder steps) between the objects and the arrays around each kernel call
-(:mod:`mmsim.hotloop`). Dry-outs the kernel logs become the run's
-:class:`~mmsim.dryout.DryOutLog` rows, in order.
+clock and cursor, the limit-order dealers' ladder steps) between the objects and the
+arrays around each kernel call (:mod:`mmsim.hotloop`). Dry-outs the kernel logs become
+the run's :class:`~mmsim.dryout.DryOutLog` rows, in order.
 """
 
 from __future__ import annotations
