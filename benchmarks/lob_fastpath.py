@@ -13,7 +13,8 @@ ticks) are listed with their reason. Cases (the tests' set-ups, ``tests/test_lob
   every 15 min, one 10-hour session;
 - ``price_band0_noise``: the same desk instant at band 0, with noise orders;
 - ``zi_three_dealers_1h``: the continuous zi_spx book (40 orders/s), three dealers (price
-  band 0, lagged band 50, scheduled band 1,000), noise, 1 hour.
+  band 0, lagged band 50, scheduled band 1,000), noise, 1 hour;
+- ``buis2024``: the shipped scenario (20 sessions, limit-order hedgers at -80 straddles).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cases() -> dict[str, dict]:
+def _cases() -> dict[str, dict | Path]:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_lobpath import CASES, ZI  # the tests' set-ups, one source
 
@@ -35,14 +36,15 @@ def _cases() -> dict[str, dict]:
         "thin_scheduled": CASES["thin_scheduled"][0],
         "price_band0_noise": CASES["price_band0_noise"][0],
         "zi_three_dealers_1h": {**ZI, "clock": {"days": 3600.0 / 23400.0}},
+        "buis2024": ROOT / "scenarios" / "buis2024.yaml",
     }
 
 
-def _cpu(data: dict, mode: str, seed: int = 0) -> float:
+def _cpu(data: dict | Path, mode: str, seed: int = 0) -> float:
     from mmsim.engine import Simulation
     from mmsim.scenario import load_scenario
 
-    sim = Simulation(load_scenario({**data, "engine": {"fast_path": mode}}), seed)
+    sim = Simulation(load_scenario(data, overrides={"engine.fast_path": mode}), seed)
     t0 = time.process_time()
     sim.run()
     return time.process_time() - t0
