@@ -3,7 +3,8 @@
 :func:`advance` plays the high-frequency events of a run (news ticks every ``dt``,
 Poisson noise orders, the same-instant hedging cascades of price-triggered dealers with
 no latency, lagged dealers' checks one latency after a price change and their rechecks,
-scheduled dealers' checks, capacity windows and the sleep until one rolls) from the
+scheduled dealers' checks, capacity windows and the sleep until one rolls, and on a
+limit order book its liquidity flow: :mod:`mmsim.lobpath`) from the
 current clock up to a horizon, the next discrete event of the
 simpy loop (:mod:`mmsim.hotloop` drives it segment by segment). It follows the simpy
 agents step for step: the same random numbers (pre-drawn blocks, :mod:`mmsim.agents.noise`)
@@ -457,11 +458,11 @@ def _check(
     dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
     coefs, xlines, elog,
 ):  # fmt: skip
-    """DealerAgent.check for a market-order dealer (instant, lagged or scheduled, with or
-    without a capacity limit); returns ``(status, executed qty)``. Nothing changes before
-    the order is sent, and the post-fill evaluation is known valid before it is: a
-    NEED_TABLE stop leaves the state as it was, and the check is played again (its
-    evaluations replayed, ``elog``)."""
+    """DealerAgent.check (instant, lagged or scheduled, with or without a capacity
+    limit; market orders, or limit orders on a book); returns ``(status, executed
+    qty)``. Nothing changes before the order is sent, and the post-fill evaluation is
+    known valid before it is: a NEED_TABLE stop leaves the state as it was, and the check
+    is played again (its evaluations replayed, ``elog``)."""
     acc = int(dl[d, D_ACC])
     mid = mk[MK_MID]
     have = False
