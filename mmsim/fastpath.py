@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from mmsim.book_kernels import holder_sum
 from mmsim.delta_table import table_eval
@@ -199,11 +200,30 @@ def _impact(mk, q, S):
 
 
 @njit(cache=True)
-def _preview(mk, bk, qty):
-    if mk[MK_MODEL] == 2.0:
-        return book_preview(bk, qty)
+def _preview(mk, qty):
     before = mk[MK_MID]
     return before + _impact(mk, qty, before) if qty != 0.0 else before
+
+
+def _preview_any(mk, bk, qty):
+    """The mid ($) after a market order of ``qty`` shares (+ = buy): ``_preview`` for a
+    market with impact (``bk`` None), the book's walk for a book (compiled per type of
+    ``bk``, :func:`_is_book`)."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+def _is_book(bk) -> bool:
+    """Whether a kernel is compiled for a book: ``bk`` is the book's state, not None.
+    Every book-only piece is chosen on this at compile time (``@overload``), so the
+    kernel of a market with impact holds no book code (and runs as fast as without it)."""
+    return not isinstance(bk, (types.NoneType, types.Omitted))
+
+
+@overload(_preview_any, inline="always")
+def _preview_any_ov(mk, bk, qty):
+    if _is_book(bk):
+        return lambda mk, bk, qty: book_preview(bk, qty)
+    return lambda mk, bk, qty: _preview(mk, qty)
 
 
 @njit(cache=True)
@@ -284,36 +304,70 @@ def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
     return True, delta, gamma
 
 
+def _order_any(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+    """An agent's non-zero order on the market, plus the engine's fill listener: ``(status,
+    cost, executed qty, whether the market notified, whether it was a limit order)``.
+    With impact (``bk`` None) :func:`_submit`; on a book a market order walks it
+    (:func:`_submit_book`), a dealer posting limit orders re-posts (:func:`_post`)."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_order_any, inline="always")
+def _order_any_ov(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+    if _is_book(bk):
+
+        def book(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+            r = own_row(bk, acc)
+            if r >= 0:
+                status, cost, executed, moved = _post(t, acc, r, qty, mk, bk, shares, cash,
+                                                      fills, q, info)  # fmt: skip
+                return status, cost, executed, moved, True
+            status, cost, executed, moved = _submit_book(t, acc, qty, mk, bk, shares, cash,
+                                                         fills, q, info)  # fmt: skip
+            return status, cost, executed, moved, False
+
+        return book
+
+    def impact(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+        status, cost = _submit(t, acc, qty, mk, shares, cash, fills, q, info)
+        return status, cost, qty, True, False
+
+    return impact
+
+
 @njit(cache=True)
-def _submit(t, acc, qty, mk, bk, shares, cash, fills, q, info):
-    """Market.submit (BookMarket.submit on a book) of a non-zero order plus the engine's
-    fill listener; returns ``(status, cost, executed qty, whether the market notified)``:
-    a book fills what its other side holds and notifies when the mid moved."""
+def _submit_book(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+    """BookMarket.submit of a non-zero market order: the book fills what its other side
+    holds and notifies when the mid moved; :func:`_submit_any`'s tuple."""
     before = mk[MK_MID]
-    if mk[MK_MODEL] == 2.0:
-        qty, exec_price = book_take(bk, qty)
-        if qty == 0.0:
-            exec_price = before
-        after = book_mid(bk[1], bk[7][ST_TICK])
-        mk[MK_MID] = after
-        if qty == 0.0:
-            status, cost = _fill_row(t, acc, qty, before, after, exec_price, mk, fills, q, info)
-        else:
-            status, cost = _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash,
-                                      fills, q, info)  # fmt: skip
-        if status != OK:
-            return status, cost, qty, False
-        return _book_after(t, before, cost, qty, mk, bk, shares, cash, fills, q, info)
+    qty, exec_price = book_take(bk, qty)
+    if qty == 0.0:
+        exec_price = before
+    after = book_mid(bk[1], bk[7][ST_TICK])
+    mk[MK_MID] = after
+    if qty == 0.0:
+        status, cost = _fill_row(t, acc, qty, before, after, exec_price, mk, fills, q, info)
+    else:
+        status, cost = _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash,
+                                  fills, q, info)  # fmt: skip
+    if status != OK:
+        return status, cost, qty, False
+    return _book_after(t, before, cost, qty, mk, bk, shares, cash, fills, q, info)
+
+
+@njit(cache=True)
+def _submit(t, acc, qty, mk, shares, cash, fills, q, info):
+    """Market.submit of a non-zero order plus the engine's fill listener; returns
+    ``(status, cost)``."""
+    before = mk[MK_MID]
     dS = _impact(mk, qty, before)
     exec_price = before + math.copysign(mk[MK_HALF], qty) + 0.5 * dS
     after = before + dS
     mk[MK_MID] = after
     if not (math.isfinite(after) and after > 0.0):
         info[0], info[1], info[2], info[3], info[4] = t, before, after, acc, qty
-        return PRICE_INVALID, 0.0, qty, False
-    status, cost = _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash, fills,
-                              q, info)  # fmt: skip
-    return status, cost, qty, True
+        return PRICE_INVALID, 0.0
+    return _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash, fills, q, info)
 
 
 @njit(cache=True)
@@ -374,7 +428,7 @@ def _settle_own(t, mk, bk, shares, cash, fills, q, info):
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash, fills, q, info):
     """A fill of ``qty`` shares at ``exec_price`` booked against the pool, then the
     engine's listener (:func:`_fill_row`); returns ``(status, cost)``."""
@@ -386,7 +440,7 @@ def _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash, fills, 
     return _fill_row(t, acc, qty, before, after, exec_price, mk, fills, q, info)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fill_row(t, acc, qty, before, after, exec_price, mk, fills, q, info):
     """The engine's fill listener: the price ceiling, then a trade-log row; returns
     ``(status, cost)``."""
@@ -412,7 +466,7 @@ def _net_after(dl, d, qty, t, mk, bk, shares, lines, surf, scratch, coefs, xline
                info):  # fmt: skip
     """DealerAgent.net_delta_after: net delta had a hedge of ``qty`` traded now;
     ``(ok, net delta)`` (:func:`_eval`)."""
-    S = _preview(mk, bk, qty)
+    S = _preview_any(mk, bk, qty)
     ok, delta, _ = _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info)
     return ok, delta + shares[int(dl[d, D_ACC])] + qty
 
@@ -491,7 +545,7 @@ def _check(
     solved = False
     instant = dl[d, D_INST] != 0.0
     if qty != 0.0 and instant and (solve_next or gamma > 0.0):
-        response = 1.0 + gamma * (_preview(mk, bk, qty) - mid) / qty
+        response = 1.0 + gamma * (_preview_any(mk, bk, qty) - mid) / qty
         if solve_next or hf * response > SOLVE_OVERSHOOT:
             target = delta + hf * (goal - delta)
             ok, qty = _solve(
@@ -512,8 +566,8 @@ def _check(
             wu = 0.0
         room = max(cap - wu, 0.0)
         qty = math.copysign(min(abs(qty), float(math.floor(room))), qty)
-    if qty != 0.0 and not _valid(dl, d, _preview(mk, bk, qty), t):
-        info[0], info[1], info[2] = t, d, _preview(mk, bk, qty)  # the post-fill evaluation
+    if qty != 0.0 and not _valid(dl, d, _preview_any(mk, bk, qty), t):
+        info[0], info[1], info[2] = t, d, _preview_any(mk, bk, qty)  # the post-fill evaluation
         return NEED_TABLE, 0.0
     # the check goes through from here
     dl[d, D_POST] = 0.0
@@ -525,11 +579,8 @@ def _check(
         dl[d, D_WU] = wu + abs(qty)
     if qty == 0.0:
         return OK, 0.0
-    r = own_row(bk, acc) if mk[MK_MODEL] == 2.0 else -1
-    if r >= 0:
-        status, cost, executed, moved = _post(t, acc, r, qty, mk, bk, shares, cash, fills, q, info)
-    else:
-        status, cost, executed, moved = _submit(t, acc, qty, mk, bk, shares, cash, fills, q, info)
+    status, cost, executed, moved, limit = _order_any(t, acc, qty, mk, bk, shares, cash, fills,
+                                                      q, info)  # fmt: skip
     if status != OK:
         return status, qty
     if moved:
@@ -538,7 +589,7 @@ def _check(
     dl[d, D_HCOST] += cost
     dl[d, D_NREH] += 1.0
     qty = executed  # less on a dry book side: the fill is judged and returned as executed
-    if qty == 0.0 or r >= 0:  # a limit order fills later, at rest: nothing to judge
+    if qty == 0.0 or limit:  # a limit order fills later, at rest: nothing to judge
         return OK, qty
     # judge the fill (DealerAgent._judge_fill)
     ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch, coefs, xlines,
@@ -592,22 +643,21 @@ def advance(
     and their near and changed lines (``D_COFF``..``D_XN``); ``elog`` (``(ELOG_SIZE, 2)``)
     the evaluations of a check stopped by NEED_TABLE.
 
-    A book market (``mk[MK_MODEL] == 2``, state in ``bk``: :mod:`mmsim.lobpath`) has one
-    more timed source, its liquidity flow (:func:`_flow_event`); news moves its
+    A book market (``mk[MK_MODEL] == 2``, state in ``bk``: :mod:`mmsim.lobpath`; None for a
+    market with impact, whose kernel is compiled without the book's code, :func:`_is_book`)
+    has one more timed source, its liquidity flow (:func:`_flow_event`); news moves its
     fundamental price, and samples record its columns after the dealers'."""
     scratch = np.zeros((5, 1))
     nd = runq.size
-    book = mk[MK_MODEL] == 2.0
-    st = bk[7]
     if wake:
         _wake(mk, q, runq, fresh, waitq, False)
     t = surf[6]
-    if book and st[ST_FBLOCK] != 0.0:  # a flow block interrupted for random numbers
-        status = _flow_event(st[ST_FW], True, horizon, mk, bk, news, noise, dl, shares, cash,
-                             fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
-        if status != OK:
-            surf[6] = t
-            return status
+    # a flow block interrupted for random numbers goes on first
+    status = _book_call(-1.0, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq,
+                        fresh, waitq, info, stimes)  # fmt: skip
+    if status != OK:
+        surf[6] = t
+        return status
     while True:
         # every news tick or noise order due at this instant comes before the dealers
         # it (or anything earlier) woke: they were scheduled earlier
@@ -633,12 +683,7 @@ def advance(
                     due = td
                     bseq = sd
                     src = d
-        if book and st[ST_FON] != 0.0:
-            tf = st[ST_FT]
-            if tf < due or (tf == due and int(st[ST_FSEQ]) < bseq):
-                due = tf
-                bseq = int(st[ST_FSEQ])
-                src = -3
+        due, bseq, src = _flow_due(bk, due, bseq, src)
         if q[Q_RLEN] == 0 and q[Q_SAMPLE] < stimes.size:
             ts = stimes[q[Q_SAMPLE]]
             if ts <= due and (ts < horizon or (ts == horizon and sample_at_horizon)):
@@ -652,13 +697,12 @@ def advance(
                         surf[6] = t
                         return NEED_TABLE
                 _record(samples[k], mk, dl, shares, cash)
-                if book:
-                    record_book(bk, samples[k, 2 + 3 * nd :])
+                _record_book(bk, samples[k, 2 + 3 * nd :])
                 q[Q_SAMPLE] += 1
                 q[Q_SAMPLES] = k + 1
                 continue
         if q[Q_RLEN] > 0 and due > t:
-            if q[Q_FILLS] >= fills.shape[0] or (book and _book_full(st, bk, fills, q)):
+            if q[Q_FILLS] >= fills.shape[0] or _book_full(bk, fills, q):
                 surf[6] = t
                 return FULL
             d = runq[q[Q_RHEAD]]
@@ -702,7 +746,7 @@ def advance(
         if due > horizon or (due == horizon and not inclusive) or due == np.inf:
             surf[6] = t
             return OK
-        if q[Q_FILLS] >= fills.shape[0] or (book and _book_full(st, bk, fills, q)):
+        if q[Q_FILLS] >= fills.shape[0] or _book_full(bk, fills, q):
             surf[6] = t
             return FULL
         t = due
@@ -716,8 +760,8 @@ def advance(
                 return status
             continue
         if src == -3:
-            status = _flow_event(t, False, horizon, mk, bk, news, noise, dl, shares, cash,
-                                 fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
+            status = _book_call(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q,
+                                runq, fresh, waitq, info, stimes)  # fmt: skip
             if status != OK:
                 surf[6] = t
                 return status
@@ -736,8 +780,7 @@ def advance(
             news[NW_IDX] = i + 1
             before = mk[MK_MID]
             dS = before * news[NW_SCALE] * z[i]
-            if book:  # BookMarket.move: the fundamental the informed flow quotes around
-                st[ST_FUND] = max(st[ST_FUND] + dS, st[ST_TICK])
+            if _book_news(bk, dS):  # BookMarket.move: the fundamental moves, not the mid
                 continue
             if dS != 0.0:
                 after = before + dS
@@ -761,7 +804,7 @@ def advance(
         q[Q_SEQ] += 1
         if qty != 0.0:
             acc = int(noise[NZ_ACC])
-            status, _, _, moved = _submit(t, acc, qty, mk, bk, shares, cash, fills, q, info)
+            status, _, _, moved, _ = _order_any(t, acc, qty, mk, bk, shares, cash, fills, q, info)
             if status != OK:
                 surf[6] = t
                 return status
@@ -816,6 +859,106 @@ def _flow_event(
             return status
 
 
+def _book_call(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
+               waitq, info, stimes):  # fmt: skip
+    """The book's flow process at ``t`` (s; -1: resume a pass interrupted by NEED_FLOW,
+    if any), :func:`_flow_event`; OK without a book."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_book_call)
+def _book_call_ov(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
+                  waitq, info, stimes):  # fmt: skip
+    if _is_book(bk):
+
+        def book(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
+                 waitq, info, stimes):  # fmt: skip
+            st = bk[7]
+            if t >= 0.0:
+                return _flow_event(t, False, horizon, mk, bk, news, noise, dl, shares, cash,
+                                   fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
+            if st[ST_FBLOCK] == 0.0:
+                return OK
+            return _flow_event(st[ST_FW], True, horizon, mk, bk, news, noise, dl, shares, cash,
+                               fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
+
+        return book
+    return (
+        lambda t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq, info, stimes: (
+            OK
+        )
+    )
+
+
+def _flow_due(bk, due, bseq, src):
+    """The next timed event ``(time, event id, source)`` with the book's flow process
+    among the candidates (source -3); unchanged without a book."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_flow_due, inline="always")
+def _flow_due_ov(bk, due, bseq, src):
+    if _is_book(bk):
+
+        def book(bk, due, bseq, src):
+            st = bk[7]
+            if st[ST_FON] != 0.0:
+                tf = st[ST_FT]
+                if tf < due or (tf == due and int(st[ST_FSEQ]) < bseq):
+                    return tf, int(st[ST_FSEQ]), -3
+            return due, bseq, src
+
+        return book
+    return lambda bk, due, bseq, src: (due, bseq, src)
+
+
+def _record_book(bk, out):
+    """A sample's book columns into ``out`` (:func:`~mmsim.lobpath.record_book`); nothing
+    without a book."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_record_book, inline="always")
+def _record_book_ov(bk, out):
+    if _is_book(bk):
+        return lambda bk, out: record_book(bk, out)
+    return lambda bk, out: None
+
+
+def _book_news(bk, dS):
+    """A news tick on a book: ``BookMarket.move`` shifts the fundamental by ``dS`` $
+    (floored at one tick); True if done (False without a book: the mid moves)."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_book_news, inline="always")
+def _book_news_ov(bk, dS):
+    if _is_book(bk):
+
+        def book(bk, dS):
+            st = bk[7]
+            st[ST_FUND] = max(st[ST_FUND] + dS, st[ST_TICK])
+            return True
+
+        return book
+    return lambda bk, dS: False
+
+
+def _book_full(bk, fills, q):
+    """Whether the next event might overflow the dry-out log or, settling the dealers'
+    resting orders too, the fill buffer: flush first (FULL); False without a book."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_book_full, inline="always")
+def _book_full_ov(bk, fills, q):
+    if _is_book(bk):
+        return lambda bk, fills, q: (
+            bk[7][ST_NLOG] + 64.0 > bk[8].shape[0] or q[Q_FILLS] + 256 > fills.shape[0]
+        )
+    return lambda bk, fills, q: False
+
+
 @njit(cache=True)
 def _book_changed(t, mk, bk, q, runq, fresh, waitq, info):
     """``BookMarket.after_change`` at ``t`` (s) after a flow block: the dry-out check,
@@ -829,13 +972,6 @@ def _book_changed(t, mk, bk, q, runq, fresh, waitq, info):
     if moved:
         _wake(mk, q, runq, fresh, waitq, True)
     return OK
-
-
-@njit(cache=True)
-def _book_full(st, bk, fills, q):
-    """Whether the next event might overflow the dry-out log or, settling the dealers'
-    resting orders too, the fill buffer: flush first (FULL)."""
-    return st[ST_NLOG] + 64.0 > bk[8].shape[0] or q[Q_FILLS] + 256 > fills.shape[0]
 
 
 @njit(cache=True)

@@ -57,7 +57,7 @@ from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
 from mmsim.lob import BookMarket
 from mmsim.lobhot import BookState
-from mmsim.lobpath import BOOK_SAMPLE, empty_book
+from mmsim.lobpath import BOOK_SAMPLE
 from mmsim.market import SqrtImpact
 from mmsim.schema import Scenario
 
@@ -227,7 +227,7 @@ class HotLoop:
             if isinstance(market, BookMarket)
             else None
         )
-        self.bk = empty_book() if self.lob is None else self.lob.bk
+        self.bk = None if self.lob is None else self.lob.bk  # None: no book code compiled
         self.q[fp.Q_SEQ] += self.lob is not None
         watch = sim.book.n_holders > 1
         waiting = []
