@@ -883,11 +883,12 @@ def _book_call_ov(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, r
                                fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
 
         return book
-    return (
-        lambda t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq, info, stimes: (
-            OK
-        )
-    )
+
+    def none(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq,
+             info, stimes):  # fmt: skip
+        return OK
+
+    return none
 
 
 def _flow_due(bk, due, bseq, src):
@@ -953,9 +954,13 @@ def _book_full(bk, fills, q):
 @overload(_book_full, inline="always")
 def _book_full_ov(bk, fills, q):
     if _is_book(bk):
-        return lambda bk, fills, q: (
-            bk[7][ST_NLOG] + 64.0 > bk[8].shape[0] or q[Q_FILLS] + 256 > fills.shape[0]
-        )
+
+        def book(bk, fills, q):
+            if bk[7][ST_NLOG] + 64.0 > bk[8].shape[0]:
+                return True
+            return q[Q_FILLS] + 256 > fills.shape[0]
+
+        return book
     return lambda bk, fills, q: False
 
 

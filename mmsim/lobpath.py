@@ -28,11 +28,11 @@ caller books those fills where the simpy path's ``settle_own`` does.
 
 ``bk`` is a tuple ``(vol, ist, own, table, par, rnd, stats, st, drylog, lim)``; row ``r``
 of ``lim`` holds the account whose resting order is row ``r`` of ``own`` and its ladder
-step (``BookMarket._own_rows`` and ``_steps``). For a
-market with impact ``bk`` holds placeholders and is never read. Units: $ and shares; ``st`` layout
-in the ``ST_*`` indices; a dry-out row of ``drylog`` is ``t (s), side (0 bid, 1 ask), kind
-(0 a side empty, 1 spread past its limit), spread ($), mid ($), shares taken from that
-side so far``.
+step (``BookMarket._own_rows`` and ``_steps``). A market with impact passes ``None``
+instead: its kernel is compiled without the book's code (``mmsim.fastpath._is_book``).
+Units: $ and shares; ``st`` layout in the ``ST_*`` indices; a dry-out row of ``drylog``
+is ``t (s), side (0 bid, 1 ask), kind (0 a side empty, 1 spread past its limit), spread
+($), mid ($), shares taken from that side so far``.
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ __all__ = [
     "book_mid",
     "book_preview",
     "book_take",
-    "empty_book",
     "flow_step",
     "own_row",
     "post_limit",
@@ -98,22 +97,6 @@ STEP_SLEEP, STEP_AGAIN, STEP_NEED = 0, 1, 2
 id), it ran ``after_change`` now and loops again, or it needs the next random block."""
 BOOK_SAMPLE = 10  # sample columns of a book: spread, depths, lam_book, taken bid / ask
 DRYLOG_COLUMNS = 6
-
-
-def empty_book() -> tuple:
-    """The placeholder ``bk`` of a market with impact (never read)."""
-    return (
-        np.zeros((2, 1)),
-        np.zeros(7, dtype=np.int64),
-        np.zeros((0, 5)),
-        np.zeros(1),
-        np.zeros(11),
-        np.zeros((6, 1)),
-        np.zeros(8),
-        np.zeros(ST_SIZE),
-        np.zeros((1, DRYLOG_COLUMNS)),
-        np.zeros((0, 2)),
-    )
 
 
 @njit(cache=True, inline="always")
