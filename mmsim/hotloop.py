@@ -9,8 +9,9 @@ hands the state back to the Python objects (``Market``, ``Ledger``, ``DealerAgen
 ``NoiseTrader``) before every discrete event, which then sees exactly what it would have
 seen on the simpy path. A discrete event that changes the market or the book wakes the
 dealers as ``Market.notify`` would. A limit order book (``market.model: book``) runs
-there too, its liquidity flow one more source of the kernel (:mod:`mmsim.lobpath`,
-:mod:`mmsim.lobhot`); dealers posting limit orders stay on the simpy agents.
+there too, its liquidity flow one more source of the kernel and dealers' market or limit
+orders walking or resting in it (:mod:`mmsim.lobpath`, :mod:`mmsim.lobhot`); limit
+orders worked over time (``market.book.work``) stay on the simpy agents.
 
 Samples: the kernel records, at each sample instant (before every other event of that
 instant, as the recorder's urgent timeouts), the state a sample reads that changes
