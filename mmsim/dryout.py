@@ -68,23 +68,40 @@ def dry_out_episodes(
     """One ``liquidity_dry_out`` row per recorded dry-out (columns
     :data:`DRY_OUT_COLUMNS`), evidence measured as the module docstring says."""
     rows = []
-    t_s = series["t"].to_numpy() if len(series) else np.zeros(0)
+    # columns read once as arrays (pandas per dry-out was most of a dry book's run)
+    n = len(series)
+    t_s = series["t"].to_numpy() if n else np.zeros(0)
+    spread = series["spread"].to_numpy() if n else np.zeros(0)
+    cols = {
+        name: (
+            (series[f"depth_{name}_10"].to_numpy(), series[f"taken_{name}"].to_numpy())
+            if n
+            else (np.zeros(0), np.zeros(0))
+        )
+        for name in ("bid", "ask")
+    }
+    if len(trades):
+        is_dealer = (trades["kind"] == "dealer").to_numpy()
+        t_tr, q_tr = trades["t"].to_numpy(), trades["qty"].to_numpy()
+        in_order = bool(np.all(t_tr[1:] >= t_tr[:-1]))  # the log is by time: slices
     for t, side, why, mid, taken_total in log.rows:
         name = "bid" if side == 0 else "ask"
+        depth, taken = cols[name]
         t0 = t - lookback
-        w = (t_s >= t0) & (t_s < t)
-        depth = series[f"depth_{name}_10"].to_numpy() if len(series) else np.zeros(0)
-        taken = series[f"taken_{name}"].to_numpy() if len(series) else np.zeros(0)
-        first = int(np.argmax(w)) if w.any() else None
+        # samples in [t0, t) and before t: slices of the sorted clock
+        lo, hi = np.searchsorted(t_s, t0, "left"), np.searchsorted(t_s, t, "left")
+        first = int(lo) if lo < hi else None
         depth_before = float(depth[first]) if first is not None else math.nan
-        depth_min = float(np.min(depth[w])) if w.any() else math.nan
+        depth_min = float(np.min(depth[lo:hi])) if first is not None else math.nan
         taken_before = float(taken[first]) if first is not None else 0.0
-        before = t_s < t
-        spread_before = float(series["spread"].to_numpy()[before][-1]) if before.any() else math.nan
+        spread_before = float(spread[hi - 1]) if hi > 0 else math.nan
         dealer = 0.0
         if len(trades):
-            sel = (trades["kind"] == "dealer") & (trades["t"] >= t0) & (trades["t"] <= t)
-            q = trades.loc[sel, "qty"].to_numpy()
+            if in_order:
+                a, b = np.searchsorted(t_tr, t0, "left"), np.searchsorted(t_tr, t, "right")
+                q = q_tr[a:b][is_dealer[a:b]]
+            else:
+                q = q_tr[is_dealer & (t_tr >= t0) & (t_tr <= t)]
             dealer = float(-q[q < 0].sum() if side == 0 else q[q > 0].sum())
         exo = max(taken_total - taken_before - dealer, 0.0)
         ratio = dealer / exo if exo > 0 else (math.inf if dealer > 0 else 0.0)

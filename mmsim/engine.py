@@ -274,7 +274,7 @@ class Simulation:
             self.expiration,
             None if hot else self.news,
             None if hot else self.noise,
-            self.liquidity,
+            None if hot else self.liquidity,  # the book's flow too (mmsim.lobhot)
             *self.repositioners,
             *self.pensions,
             *((self.hot,) if hot else self.dealers),

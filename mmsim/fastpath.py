@@ -3,7 +3,8 @@
 :func:`advance` plays the high-frequency events of a run (news ticks every ``dt``,
 Poisson noise orders, the same-instant hedging cascades of price-triggered dealers with
 no latency, lagged dealers' checks one latency after a price change and their rechecks,
-scheduled dealers' checks, capacity windows and the sleep until one rolls) from the
+scheduled dealers' checks, capacity windows and the sleep until one rolls, and on a
+limit order book its liquidity flow: :mod:`mmsim.lobpath`) from the
 current clock up to a horizon, the next discrete event of the
 simpy loop (:mod:`mmsim.hotloop` drives it segment by segment). It follows the simpy
 agents step for step: the same random numbers (pre-drawn blocks, :mod:`mmsim.agents.noise`)
@@ -26,7 +27,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from mmsim.book_kernels import holder_sum
 from mmsim.delta_table import table_eval
@@ -46,11 +48,36 @@ from mmsim.hedge_rules import (
     solve_pick,
     solve_update,
 )
+from mmsim.lobpath import DRY_STOP as BOOK_DRY_STOP
+from mmsim.lobpath import (
+    FK_AFTER,
+    ST_FBLOCK,
+    ST_FKIND,
+    ST_FMIDB,
+    ST_FON,
+    ST_FSEQ,
+    ST_FT,
+    ST_FUND,
+    ST_FW,
+    ST_NLOG,
+    ST_TICK,
+    STEP_AGAIN,
+    STEP_NEED,
+    after_change,
+    book_mid,
+    book_preview,
+    book_take,
+    flow_step,
+    own_row,
+    post_limit,
+    record_book,
+)
 
 __all__ = ["advance"]
 
 # market state (float64): mid ($), volume (shares), changes (count), half spread ($),
-# model (0 linear, 1 sqrt), lam ($/share), Y, daily vol, adv (shares), price ceiling ($)
+# model (0 linear, 1 sqrt, 2 the limit order book: ``bk``, :mod:`mmsim.lobpath`),
+# lam ($/share), Y, daily vol, adv (shares), price ceiling ($)
 MK_MID, MK_VOLUME, MK_CHANGES, MK_HALF, MK_MODEL, MK_LAM, MK_Y, MK_DVOL, MK_ADV, MK_CEIL = range(10)
 MK_SIZE = 10
 # news: active (0/1), next tick (s), dt (s), scale (fraction of S per unit z), stop (s),
@@ -148,10 +175,13 @@ FILL_COLUMNS = 8  # t, account, booking (0 = order), qty, before, after, exec, c
 OK, NEED_NEWS, NEED_NOISE, FULL = 0, 1, 2, 3
 PRICE_INVALID, PRICE_CEILING, DIVERGED, RUNAWAY, SAMPLES, NEED_TABLE = 4, 5, 6, 7, 8, 9
 SCHED_RUNAWAY = 10
+NEED_FLOW, DRY_STOP = 11, 12
 """Statuses of :func:`advance`; see the module docstring. ``info`` holds: for
 PRICE_INVALID t, before, after, cause (-1 news, else the account), qty; for PRICE_CEILING
 t, account, qty, price after; for DIVERGED t, dealer, outcome, before, after, qty; for
-RUNAWAY t, dealer, rounds; for SCHED_RUNAWAY t, dealer, same sign (0/1). SAMPLES: the
+RUNAWAY t, dealer, rounds; for SCHED_RUNAWAY t, dealer, same sign (0/1); for DRY_STOP t
+(the book's dry-out log has the row). NEED_FLOW: the book's liquidity flow needs its next
+random block (``LiquidityFlow._refill``). SAMPLES: the
 sample buffer is full (replay it, call again).
 NEED_TABLE: t, dealer, spot: the dealer's evaluation is not valid there (``D_TMODE``);
 load it as the book would answer at that spot and clock (building or refreshing its
@@ -173,6 +203,27 @@ def _impact(mk, q, S):
 def _preview(mk, qty):
     before = mk[MK_MID]
     return before + _impact(mk, qty, before) if qty != 0.0 else before
+
+
+def _preview_any(mk, bk, qty):
+    """The mid ($) after a market order of ``qty`` shares (+ = buy): ``_preview`` for a
+    market with impact (``bk`` None), the book's walk for a book (compiled per type of
+    ``bk``, :func:`_is_book`)."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+def _is_book(bk) -> bool:
+    """Whether a kernel is compiled for a book: ``bk`` is the book's state, not None.
+    Every book-only piece is chosen on this at compile time (``@overload``), so the
+    kernel of a market with impact holds no book code (and runs as fast as without it)."""
+    return not isinstance(bk, (types.NoneType, types.Omitted))
+
+
+@overload(_preview_any, inline="always")
+def _preview_any_ov(mk, bk, qty):
+    if _is_book(bk):
+        return lambda mk, bk, qty: book_preview(bk, qty)
+    return lambda mk, bk, qty: _preview(mk, qty)
 
 
 @njit(cache=True)
@@ -253,6 +304,57 @@ def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
     return True, delta, gamma
 
 
+def _order_any(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+    """An agent's non-zero order on the market, plus the engine's fill listener: ``(status,
+    cost, executed qty, whether the market notified, whether it was a limit order)``.
+    With impact (``bk`` None) :func:`_submit`; on a book a market order walks it
+    (:func:`_submit_book`), a dealer posting limit orders re-posts (:func:`_post`)."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_order_any, inline="always")
+def _order_any_ov(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+    if _is_book(bk):
+
+        def book(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+            r = own_row(bk, acc)
+            if r >= 0:
+                status, cost, executed, moved = _post(t, acc, r, qty, mk, bk, shares, cash,
+                                                      fills, q, info)  # fmt: skip
+                return status, cost, executed, moved, True
+            status, cost, executed, moved = _submit_book(t, acc, qty, mk, bk, shares, cash,
+                                                         fills, q, info)  # fmt: skip
+            return status, cost, executed, moved, False
+
+        return book
+
+    def impact(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+        status, cost = _submit(t, acc, qty, mk, shares, cash, fills, q, info)
+        return status, cost, qty, True, False
+
+    return impact
+
+
+@njit(cache=True)
+def _submit_book(t, acc, qty, mk, bk, shares, cash, fills, q, info):
+    """BookMarket.submit of a non-zero market order: the book fills what its other side
+    holds and notifies when the mid moved; :func:`_submit_any`'s tuple."""
+    before = mk[MK_MID]
+    qty, exec_price = book_take(bk, qty)
+    if qty == 0.0:
+        exec_price = before
+    after = book_mid(bk[1], bk[7][ST_TICK])
+    mk[MK_MID] = after
+    if qty == 0.0:
+        status, cost = _fill_row(t, acc, qty, before, after, exec_price, mk, fills, q, info)
+    else:
+        status, cost = _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash,
+                                  fills, q, info)  # fmt: skip
+    if status != OK:
+        return status, cost, qty, False
+    return _book_after(t, before, cost, qty, mk, bk, shares, cash, fills, q, info)
+
+
 @njit(cache=True)
 def _submit(t, acc, qty, mk, shares, cash, fills, q, info):
     """Market.submit of a non-zero order plus the engine's fill listener; returns
@@ -265,11 +367,83 @@ def _submit(t, acc, qty, mk, shares, cash, fills, q, info):
     if not (math.isfinite(after) and after > 0.0):
         info[0], info[1], info[2], info[3], info[4] = t, before, after, acc, qty
         return PRICE_INVALID, 0.0
+    return _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash, fills, q, info)
+
+
+@njit(cache=True)
+def _post(t, acc, r, qty, mk, bk, shares, cash, fills, q, info):
+    """BookMarket.submit of a dealer posting limit orders (``_post``, ``_place``): its
+    resting order (row ``r`` of ``own``) re-posted as ``qty`` shares on the ladder; what
+    crosses executes at once. Returns :func:`_submit`'s tuple (executed qty)."""
+    before = mk[MK_MID]
+    status = _settle_own(t, mk, bk, shares, cash, fills, q, info)
+    if status != OK:
+        return status, 0.0, 0.0, False
+    signed, exec_price = post_limit(bk, r, qty)
+    after = book_mid(bk[1], bk[7][ST_TICK])
+    mk[MK_MID] = after
+    if signed == 0.0:
+        exec_price = before
+    cost = (exec_price - before) * signed
+    if signed != 0.0:
+        status, cost = _pool_fill(t, acc, signed, before, after, exec_price, mk, shares, cash,
+                                  fills, q, info)  # fmt: skip
+        if status != OK:
+            return status, cost, signed, False
+    return _book_after(t, before, cost, signed, mk, bk, shares, cash, fills, q, info)
+
+
+@njit(cache=True)
+def _book_after(t, before, cost, qty, mk, bk, shares, cash, fills, q, info):
+    """The end of a book order: ``settle_own``, then ``after_change`` (a dry-out that
+    stops the run: DRY_STOP); returns :func:`_submit`'s tuple."""
+    status = _settle_own(t, mk, bk, shares, cash, fills, q, info)
+    if status != OK:
+        return status, cost, qty, False
+    dry, moved = after_change(bk, t, before)
+    if dry == BOOK_DRY_STOP:
+        info[0] = t
+        return DRY_STOP, cost, qty, False
+    return OK, cost, qty, moved
+
+
+@njit(cache=True)
+def _settle_own(t, mk, bk, shares, cash, fills, q, info):
+    """BookMarket.settle_own at ``t`` (s): the executed part of the dealers' resting
+    orders booked at their price against the pool, one trade-log row each, in row order."""
+    own, lim = bk[2], bk[9]
+    tick = bk[7][ST_TICK]
+    for r in range(own.shape[0]):
+        x = own[r, 4]
+        if x <= 0.0:
+            continue
+        own[r, 4] = 0.0
+        price = own[r, 1] * tick
+        qty = x if own[r, 0] == 0.0 else -x
+        mid = mk[MK_MID]
+        status, _ = _pool_fill(t, int(lim[r, 0]), qty, mid, mid, price, mk, shares, cash, fills,
+                               q, info)  # fmt: skip
+        if status != OK:
+            return status
+    return OK
+
+
+@njit(cache=True, inline="always")
+def _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash, fills, q, info):
+    """A fill of ``qty`` shares at ``exec_price`` booked against the pool, then the
+    engine's listener (:func:`_fill_row`); returns ``(status, cost)``."""
     shares[acc] += qty
     shares[0] -= qty
     cash[acc] -= qty * exec_price
     cash[0] += qty * exec_price
     mk[MK_VOLUME] += abs(qty)
+    return _fill_row(t, acc, qty, before, after, exec_price, mk, fills, q, info)
+
+
+@njit(cache=True, inline="always")
+def _fill_row(t, acc, qty, before, after, exec_price, mk, fills, q, info):
+    """The engine's fill listener: the price ceiling, then a trade-log row; returns
+    ``(status, cost)``."""
     cost = (exec_price - before) * qty
     if not after < mk[MK_CEIL]:
         info[0], info[1], info[2], info[3] = t, acc, qty, after
@@ -288,24 +462,25 @@ def _submit(t, acc, qty, mk, shares, cash, fills, q, info):
 
 
 @njit(cache=True)
-def _net_after(dl, d, qty, t, mk, shares, lines, surf, scratch, coefs, xlines, elog, q, info):
+def _net_after(dl, d, qty, t, mk, bk, shares, lines, surf, scratch, coefs, xlines, elog, q,
+               info):  # fmt: skip
     """DealerAgent.net_delta_after: net delta had a hedge of ``qty`` traded now;
     ``(ok, net delta)`` (:func:`_eval`)."""
-    S = _preview(mk, qty)
+    S = _preview_any(mk, bk, qty)
     ok, delta, _ = _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info)
     return ok, delta + shares[int(dl[d, D_ACC])] + qty
 
 
 @njit(cache=True)
 def _solve(
-    dl, d, delta, naive, target, band, t, mk, shares, lines, surf, scratch, coefs, xlines, elog,
-    q, info,
+    dl, d, delta, naive, target, band, t, mk, bk, shares, lines, surf, scratch, coefs, xlines,
+    elog, q, info,
 ):  # fmt: skip
     """DealerAgent._solve, the same steps; ``(ok, qty)`` (:func:`_eval`)."""
     a = 0.0
     ga = delta - target
     b = naive
-    ok, gb = _net_after(dl, d, naive, t, mk, shares, lines, surf, scratch, coefs, xlines, elog,
+    ok, gb = _net_after(dl, d, naive, t, mk, bk, shares, lines, surf, scratch, coefs, xlines, elog,
                         q, info)  # fmt: skip
     if not ok:
         return False, 0.0
@@ -319,7 +494,7 @@ def _solve(
         if abs(b - a) <= 1.0:
             break
         c = bracket_probe(a, fa, b, fb)
-        ok, gc = _net_after(dl, d, c, t, mk, shares, lines, surf, scratch, coefs, xlines, elog,
+        ok, gc = _net_after(dl, d, c, t, mk, bk, shares, lines, surf, scratch, coefs, xlines, elog,
                             q, info)  # fmt: skip
         if not ok:
             return False, 0.0
@@ -334,14 +509,14 @@ def _solve(
 # check, 1.3 ms of a long_gamma day's 7.5 (cold compile +3 s)
 @njit(cache=True, inline="always")
 def _check(
-    dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info, coefs,
-    xlines, elog,
+    dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+    coefs, xlines, elog,
 ):  # fmt: skip
-    """DealerAgent.check for a market-order dealer (instant, lagged or scheduled, with or
-    without a capacity limit); returns ``(status, executed qty)``. Nothing changes before
-    the order is sent, and the post-fill evaluation is known valid before it is: a
-    NEED_TABLE stop leaves the state as it was, and the check is played again (its
-    evaluations replayed, ``elog``)."""
+    """DealerAgent.check (instant, lagged or scheduled, with or without a capacity
+    limit; market orders, or limit orders on a book); returns ``(status, executed
+    qty)``. Nothing changes before the order is sent, and the post-fill evaluation is
+    known valid before it is: a NEED_TABLE stop leaves the state as it was, and the check
+    is played again (its evaluations replayed, ``elog``)."""
     acc = int(dl[d, D_ACC])
     mid = mk[MK_MID]
     have = False
@@ -370,12 +545,12 @@ def _check(
     solved = False
     instant = dl[d, D_INST] != 0.0
     if qty != 0.0 and instant and (solve_next or gamma > 0.0):
-        response = 1.0 + gamma * (_preview(mk, qty) - mid) / qty
+        response = 1.0 + gamma * (_preview_any(mk, bk, qty) - mid) / qty
         if solve_next or hf * response > SOLVE_OVERSHOOT:
             target = delta + hf * (goal - delta)
             ok, qty = _solve(
-                dl, d, delta, qty, target, band, t, mk, shares, lines, surf, scratch, coefs,
-                xlines, elog, q, info,
+                dl, d, delta, qty, target, band, t, mk, bk, shares, lines, surf, scratch,
+                coefs, xlines, elog, q, info,
             )  # fmt: skip
             if not ok:
                 return NEED_TABLE, 0.0
@@ -391,8 +566,8 @@ def _check(
             wu = 0.0
         room = max(cap - wu, 0.0)
         qty = math.copysign(min(abs(qty), float(math.floor(room))), qty)
-    if qty != 0.0 and not _valid(dl, d, _preview(mk, qty), t):
-        info[0], info[1], info[2] = t, d, _preview(mk, qty)  # the post-fill evaluation
+    if qty != 0.0 and not _valid(dl, d, _preview_any(mk, bk, qty), t):
+        info[0], info[1], info[2] = t, d, _preview_any(mk, bk, qty)  # the post-fill evaluation
         return NEED_TABLE, 0.0
     # the check goes through from here
     dl[d, D_POST] = 0.0
@@ -404,13 +579,18 @@ def _check(
         dl[d, D_WU] = wu + abs(qty)
     if qty == 0.0:
         return OK, 0.0
-    status, cost = _submit(t, acc, qty, mk, shares, cash, fills, q, info)
+    status, cost, executed, moved, limit = _order_any(t, acc, qty, mk, bk, shares, cash, fills,
+                                                      q, info)  # fmt: skip
     if status != OK:
         return status, qty
-    _wake(mk, q, runq, fresh, waitq, True)
+    if moved:
+        _wake(mk, q, runq, fresh, waitq, True)
     dl[d, D_HVOL] += abs(qty)
     dl[d, D_HCOST] += cost
     dl[d, D_NREH] += 1.0
+    qty = executed  # less on a dry book side: the fill is judged and returned as executed
+    if qty == 0.0 or limit:  # a limit order fills later, at rest: nothing to judge
+        return OK, qty
     # judge the fill (DealerAgent._judge_fill)
     ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch, coefs, xlines,
                                  elog, q, info)  # fmt: skip
@@ -442,7 +622,7 @@ def _check(
 
 @njit(cache=True)
 def advance(
-    horizon, inclusive, wake, mk, news, z, noise, gaps, sizes, sides, dl, lines, surf,
+    horizon, inclusive, wake, mk, bk, news, z, noise, gaps, sizes, sides, dl, lines, surf,
     shares, cash, fills, q, runq, fresh, waitq, info, stimes, samples, sample_at_horizon, coefs,
     xlines, elog,
 ):  # fmt: skip
@@ -461,12 +641,23 @@ def advance(
 
     ``coefs`` (6 rows) and ``xlines`` (a line table) hold the dealers' table coefficients
     and their near and changed lines (``D_COFF``..``D_XN``); ``elog`` (``(ELOG_SIZE, 2)``)
-    the evaluations of a check stopped by NEED_TABLE."""
+    the evaluations of a check stopped by NEED_TABLE.
+
+    A book market (``mk[MK_MODEL] == 2``, state in ``bk``: :mod:`mmsim.lobpath`; None for a
+    market with impact, whose kernel is compiled without the book's code, :func:`_is_book`)
+    has one more timed source, its liquidity flow (:func:`_flow_event`); news moves its
+    fundamental price, and samples record its columns after the dealers'."""
     scratch = np.zeros((5, 1))
     nd = runq.size
     if wake:
         _wake(mk, q, runq, fresh, waitq, False)
     t = surf[6]
+    # a flow block interrupted for random numbers goes on first
+    status = _book_call(-1.0, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq,
+                        fresh, waitq, info, stimes)  # fmt: skip
+    if status != OK:
+        surf[6] = t
+        return status
     while True:
         # every news tick or noise order due at this instant comes before the dealers
         # it (or anything earlier) woke: they were scheduled earlier
@@ -492,6 +683,7 @@ def advance(
                     due = td
                     bseq = sd
                     src = d
+        due, bseq, src = _flow_due(bk, due, bseq, src)
         if q[Q_RLEN] == 0 and q[Q_SAMPLE] < stimes.size:
             ts = stimes[q[Q_SAMPLE]]
             if ts <= due and (ts < horizon or (ts == horizon and sample_at_horizon)):
@@ -505,11 +697,12 @@ def advance(
                         surf[6] = t
                         return NEED_TABLE
                 _record(samples[k], mk, dl, shares, cash)
+                _record_book(bk, samples[k, 2 + 3 * nd :])
                 q[Q_SAMPLE] += 1
                 q[Q_SAMPLES] = k + 1
                 continue
         if q[Q_RLEN] > 0 and due > t:
-            if q[Q_FILLS] >= fills.shape[0]:
+            if q[Q_FILLS] >= fills.shape[0] or _book_full(bk, fills, q):
                 surf[6] = t
                 return FULL
             d = runq[q[Q_RHEAD]]
@@ -528,8 +721,8 @@ def advance(
             q[Q_RHEAD] = (head + 1) % nd
             q[Q_RLEN] = rlen - 1
             status, qty = _check(
-                dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq,
-                info, coefs, xlines, elog,
+                dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh,
+                waitq, info, coefs, xlines, elog,
             )  # fmt: skip
             if status == NEED_TABLE:  # back at the head of the run queue, state unchanged
                 q[Q_RHEAD], q[Q_RLEN] = head, rlen
@@ -553,15 +746,22 @@ def advance(
         if due > horizon or (due == horizon and not inclusive) or due == np.inf:
             surf[6] = t
             return OK
-        if q[Q_FILLS] >= fills.shape[0]:
+        if q[Q_FILLS] >= fills.shape[0] or _book_full(bk, fills, q):
             surf[6] = t
             return FULL
         t = due
         if src >= 0:
             status = _dealer_event(
-                src, t, dl, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh,
+                src, t, dl, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh,
                 waitq, info, coefs, xlines, elog,
             )  # fmt: skip
+            if status != OK:
+                surf[6] = t
+                return status
+            continue
+        if src == -3:
+            status = _book_call(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q,
+                                runq, fresh, waitq, info, stimes)  # fmt: skip
             if status != OK:
                 surf[6] = t
                 return status
@@ -580,6 +780,8 @@ def advance(
             news[NW_IDX] = i + 1
             before = mk[MK_MID]
             dS = before * news[NW_SCALE] * z[i]
+            if _book_news(bk, dS):  # BookMarket.move: the fundamental moves, not the mid
+                continue
             if dS != 0.0:
                 after = before + dS
                 mk[MK_MID] = after
@@ -602,11 +804,12 @@ def advance(
         q[Q_SEQ] += 1
         if qty != 0.0:
             acc = int(noise[NZ_ACC])
-            status, _ = _submit(t, acc, qty, mk, shares, cash, fills, q, info)
+            status, _, _, moved, _ = _order_any(t, acc, qty, mk, bk, shares, cash, fills, q, info)
             if status != OK:
                 surf[6] = t
                 return status
-            _wake(mk, q, runq, fresh, waitq, True)
+            if moved:
+                _wake(mk, q, runq, fresh, waitq, True)
         noise[NZ_VOLUME] += abs(qty)
 
 
@@ -624,6 +827,180 @@ def _cascade_round(dl, d, aq):
 
 
 @njit(cache=True)
+def _flow_event(
+    t, resumed, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq,
+    info, stimes,
+):  # fmt: skip
+    """The book's liquidity flow process at clock ``t`` (s), its timeout due
+    (``resumed``: a pass interrupted by NEED_FLOW goes on): ``after_change`` first if the
+    timeout ended a block (``FK_AFTER``), then passes of its loop (:func:`~mmsim.lobpath.flow_step`)
+    with the next other event of simpy's queue (:func:`_peek`) until it sleeps again."""
+    st = bk[7]
+    if not resumed and st[ST_FKIND] == FK_AFTER:
+        status = _book_changed(t, mk, bk, q, runq, fresh, waitq, info)
+        if status != OK:
+            return status
+    while True:
+        nxt = 0.0 if resumed else _peek(t, horizon, news, noise, dl, q, stimes)
+        resumed = False
+        step = flow_step(bk, t, nxt, mk[MK_MID])
+        if step == STEP_NEED:
+            return NEED_FLOW
+        mk[MK_MID] = book_mid(bk[1], st[ST_TICK])
+        status = _settle_own(t, mk, bk, shares, cash, fills, q, info)
+        if status != OK:
+            return status
+        if step != STEP_AGAIN:  # asleep: its timeout gets the next event id
+            st[ST_FSEQ] = q[Q_SEQ]
+            q[Q_SEQ] += 1
+            return OK
+        status = _book_changed(t, mk, bk, q, runq, fresh, waitq, info)
+        if status != OK:
+            return status
+
+
+def _book_call(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
+               waitq, info, stimes):  # fmt: skip
+    """The book's flow process at ``t`` (s; -1: resume a pass interrupted by NEED_FLOW,
+    if any), :func:`_flow_event`; OK without a book."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_book_call)
+def _book_call_ov(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
+                  waitq, info, stimes):  # fmt: skip
+    if _is_book(bk):
+
+        def book(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
+                 waitq, info, stimes):  # fmt: skip
+            st = bk[7]
+            if t >= 0.0:
+                return _flow_event(t, False, horizon, mk, bk, news, noise, dl, shares, cash,
+                                   fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
+            if st[ST_FBLOCK] == 0.0:
+                return OK
+            return _flow_event(st[ST_FW], True, horizon, mk, bk, news, noise, dl, shares, cash,
+                               fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
+
+        return book
+
+    def none(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq,
+             info, stimes):  # fmt: skip
+        return OK
+
+    return none
+
+
+def _flow_due(bk, due, bseq, src):
+    """The next timed event ``(time, event id, source)`` with the book's flow process
+    among the candidates (source -3); unchanged without a book."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_flow_due, inline="always")
+def _flow_due_ov(bk, due, bseq, src):
+    if _is_book(bk):
+
+        def book(bk, due, bseq, src):
+            st = bk[7]
+            if st[ST_FON] != 0.0:
+                tf = st[ST_FT]
+                if tf < due or (tf == due and int(st[ST_FSEQ]) < bseq):
+                    return tf, int(st[ST_FSEQ]), -3
+            return due, bseq, src
+
+        return book
+    return lambda bk, due, bseq, src: (due, bseq, src)
+
+
+def _record_book(bk, out):
+    """A sample's book columns into ``out`` (:func:`~mmsim.lobpath.record_book`); nothing
+    without a book."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_record_book, inline="always")
+def _record_book_ov(bk, out):
+    if _is_book(bk):
+        return lambda bk, out: record_book(bk, out)
+    return lambda bk, out: None
+
+
+def _book_news(bk, dS):
+    """A news tick on a book: ``BookMarket.move`` shifts the fundamental by ``dS`` $
+    (floored at one tick); True if done (False without a book: the mid moves)."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_book_news, inline="always")
+def _book_news_ov(bk, dS):
+    if _is_book(bk):
+
+        def book(bk, dS):
+            st = bk[7]
+            st[ST_FUND] = max(st[ST_FUND] + dS, st[ST_TICK])
+            return True
+
+        return book
+    return lambda bk, dS: False
+
+
+def _book_full(bk, fills, q):
+    """Whether the next event might overflow the dry-out log or, settling the dealers'
+    resting orders too, the fill buffer: flush first (FULL); False without a book."""
+    raise NotImplementedError  # numba only: see its overload
+
+
+@overload(_book_full, inline="always")
+def _book_full_ov(bk, fills, q):
+    if _is_book(bk):
+
+        def book(bk, fills, q):
+            if bk[7][ST_NLOG] + 64.0 > bk[8].shape[0]:
+                return True
+            return q[Q_FILLS] + 256 > fills.shape[0]
+
+        return book
+    return lambda bk, fills, q: False
+
+
+@njit(cache=True)
+def _book_changed(t, mk, bk, q, runq, fresh, waitq, info):
+    """``BookMarket.after_change`` at ``t`` (s) after a flow block: the dry-out check,
+    and the dealers woken if the mid moved."""
+    st = bk[7]
+    mk[MK_MID] = book_mid(bk[1], st[ST_TICK])
+    dry, moved = after_change(bk, t, st[ST_FMIDB])
+    if dry == BOOK_DRY_STOP:
+        info[0] = t
+        return DRY_STOP
+    if moved:
+        _wake(mk, q, runq, fresh, waitq, True)
+    return OK
+
+
+@njit(cache=True)
+def _peek(t, horizon, news, noise, dl, q, stimes):
+    """simpy's ``env.peek()`` as the flow process sees it at ``t`` (s): the next pending
+    event other than its own, ``t`` itself when dealers were woken (their events are due
+    now), else the earliest of the news tick, the noise order, the dealers' timeouts, the
+    next sample and the next discrete event (``horizon``)."""
+    if q[Q_RLEN] > 0:
+        return t
+    nxt = horizon
+    if news[NW_ON] != 0.0:
+        nxt = min(nxt, news[NW_NEXT])
+    if noise[NZ_ON] != 0.0:
+        nxt = min(nxt, noise[NZ_NEXT])
+    for d in range(dl.shape[0]):
+        if dl[d, D_WKIND] != WK_NONE:
+            nxt = min(nxt, dl[d, D_WT])
+    if q[Q_SAMPLE] < stimes.size:
+        nxt = min(nxt, stimes[q[Q_SAMPLE]])
+    return nxt
+
+
+@njit(cache=True)
 def _schedule(dl, d, when, kind, q):
     """Dealer ``d``'s next timeout at ``when`` (s), with the next event id."""
     dl[d, D_WT] = when
@@ -634,8 +1011,8 @@ def _schedule(dl, d, when, kind, q):
 
 @njit(cache=True)
 def _dealer_event(
-    d, t, dl, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info, coefs,
-    xlines, elog,
+    d, t, dl, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+    coefs, xlines, elog,
 ):  # fmt: skip
     """Dealer ``d``'s timeout due at ``t`` (s), as its simpy process: a scheduled
     dealer's phase (then its first check one interval later), a scheduled check (the
@@ -658,7 +1035,7 @@ def _dealer_event(
         fresh[d] = False
     q[Q_EPOS] = 0
     status, qty = _check(
-        dl, d, t, mk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+        dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
         coefs, xlines, elog,
     )  # fmt: skip
     if status == NEED_TABLE:

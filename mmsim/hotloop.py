@@ -8,7 +8,10 @@ next, with the market, ledger, dealers' counters and random-number blocks in arr
 hands the state back to the Python objects (``Market``, ``Ledger``, ``DealerAgent``,
 ``NoiseTrader``) before every discrete event, which then sees exactly what it would have
 seen on the simpy path. A discrete event that changes the market or the book wakes the
-dealers as ``Market.notify`` would.
+dealers as ``Market.notify`` would. A limit order book (``market.model: book``) runs
+there too, its liquidity flow one more source of the kernel and dealers' market or limit
+orders walking or resting in it (:mod:`mmsim.lobpath`, :mod:`mmsim.lobhot`); limit
+orders worked over time (``market.book.work``) stay on the simpy agents.
 
 Samples: the kernel records, at each sample instant (before every other event of that
 instant, as the recorder's urgent timeouts), the state a sample reads that changes
@@ -56,6 +59,9 @@ from simpy.core import NORMAL, URGENT
 
 from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
+from mmsim.lob import BookMarket
+from mmsim.lobhot import BookState
+from mmsim.lobpath import BOOK_SAMPLE
 from mmsim.market import SqrtImpact
 from mmsim.record import timeout_clock
 from mmsim.schema import Scenario
@@ -72,13 +78,13 @@ _SAMPLES = 2048  # sample rows per replay (a batch of the sampler; 2,340 a day a
 def unsupported(sc: Scenario) -> str | None:
     """Why the fast path cannot run ``sc`` (``"field: reason"``), or ``None``."""
     mk = sc.market
-    if mk.model == "book":
-        return "market.model: the limit order book runs on the simpy path"
-    if mk.transient.fraction != 0.0:
+    if mk.model != "book" and mk.transient.fraction != 0.0:
         return "market.transient.fraction: transient impact runs on the simpy path"
     for i, d in enumerate(sc.dealers):
-        if d.order != "market":
+        if d.order != "market" and mk.model != "book":
             return f"dealers[{i}].order: limit orders run on the simpy path"
+        if d.order != "market" and mk.book.work is not None:
+            return "market.book.work: limit orders worked over time run on the simpy path"
     return _tie_risk(sc)
 
 
@@ -185,10 +191,12 @@ class HotLoop:
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
         sc, market = sim.scenario, sim.market
-        impact = market.impact
+        impact = getattr(market, "impact", None)
         self.mk = mk = np.zeros(fp.MK_SIZE)
-        mk[fp.MK_HALF] = market.half_spread
-        if isinstance(impact, SqrtImpact):
+        mk[fp.MK_HALF] = getattr(market, "half_spread", 0.0)
+        if isinstance(market, BookMarket):
+            mk[fp.MK_MODEL] = 2.0
+        elif isinstance(impact, SqrtImpact):
             mk[fp.MK_MODEL] = 1.0
             mk[fp.MK_Y], mk[fp.MK_DVOL], mk[fp.MK_ADV] = impact.Y, impact.daily_vol, impact.adv
         else:
@@ -218,6 +226,14 @@ class HotLoop:
         # simpy's order of the first timeouts: the news tick, the noise order, then each
         # scheduled dealer's phase (the processes start in that order, _start)
         self.q[fp.Q_NSEQ], self.q[fp.Q_ZSEQ], self.q[fp.Q_SEQ] = 0, 1, 2
+        # a book's liquidity flow starts after them (mmsim.lobhot)
+        self.lob = (
+            BookState(market, sim.liquidity, sim.dry_outs, 2)  # type: ignore[arg-type]
+            if isinstance(market, BookMarket)
+            else None
+        )
+        self.bk = None if self.lob is None else self.lob.bk  # None: no book code compiled
+        self.q[fp.Q_SEQ] += self.lob is not None
         watch = sim.book.n_holders > 1
         waiting = []
         for i, d in enumerate(sim.dealers):
@@ -258,7 +274,7 @@ class HotLoop:
         # rows from it (_replay); the clock of sample k is that of the recorder's timeouts
         self.stimes = timeout_clock(sim.recorder.times)
         self.q[fp.Q_SAMPLE] = 1  # sample 0 is taken at t = 0 (first_sample)
-        self.samples = np.zeros((_SAMPLES, 2 + 3 * nd))
+        self.samples = np.zeros((_SAMPLES, 2 + 3 * nd + (BOOK_SAMPLE if self.lob else 0)))
         self.info = np.zeros(8)
         self.surf = np.zeros(7)  # level, skew, floor, r, q, year seconds, kernel clock (s)
         self.lines = np.zeros((7, 1))
@@ -324,7 +340,7 @@ class HotLoop:
         last_need, repeats = (-1, 0.0, 0.0), 0
         while True:
             status = fp.advance(
-                horizon, inclusive, wake, self.mk, self.news, self.z, self.noise,
+                horizon, inclusive, wake, self.mk, self.bk, self.news, self.z, self.noise,
                 *self._noise_blocks(), self.dl, self.lines, self.surf, ledger._shares,
                 ledger._cash, self.fills, self.q, self.runq, self.fresh, self.waitq, self.info,
                 self.stimes, self.samples, sample_at, self.coefs, self.xlines, self.elog,
@@ -345,6 +361,8 @@ class HotLoop:
                 self.noise[fp.NZ_NEXT] = self.surf[6] + noise.gaps[0]
             elif status == fp.FULL:
                 self._flush()
+            elif status == fp.NEED_FLOW:
+                self.lob.refill()  # type: ignore[union-attr]
             elif status == fp.NEED_TABLE:
                 need = (int(self.info[1]), float(self.info[2]), float(self.info[0]))
                 # each stop of one check is at a new point (its evaluations are replayed)
@@ -354,6 +372,10 @@ class HotLoop:
                 last_need = need
                 self.resumed_checks += self.q[fp.Q_ELEN] > 0
                 self._sync(*need)
+            elif status == fp.DRY_STOP:
+                self._store()
+                sim.env._now = float(self.info[0])  # where the simpy path's loop stopped
+                raise self.lob.dry_stop(float(self.info[0]))  # type: ignore[union-attr]
             else:
                 self._store()
                 raise InstabilityError(self._message(status))
@@ -375,6 +397,8 @@ class HotLoop:
         mk[fp.MK_VOLUME] = market.volume
         mk[fp.MK_CHANGES] = market.changes
         self.surf[6] = now
+        if self.lob is not None:
+            self.lob.load()
         key = (book.version, vol.level)
         if key == self._key:
             self._check_tables()
@@ -535,7 +559,10 @@ class HotLoop:
         """Arrays -> Python state, and the fills into the trade log."""
         sim, mk = self.sim, self.mk
         market = sim.market
-        market._permanent = float(mk[fp.MK_MID])
+        if self.lob is not None:
+            self.lob.store()
+        else:
+            market._permanent = float(mk[fp.MK_MID])
         market.volume = float(mk[fp.MK_VOLUME])
         market.changes = int(mk[fp.MK_CHANGES])
         self.seen = market.changes
@@ -567,11 +594,16 @@ class HotLoop:
         rows = self.samples[:m]
         first = recorder.filled
         shares, cash, hedge = (rows[:, 2 + c * nd : 2 + (c + 1) * nd] for c in range(3))
+        prices = rows[:, 0] if self.lob is not None else None  # BookMarket.price: the mid
         sim.sampler.fill(recorder.times[k0 : k0 + m], rows[:, 0], rows[:, 1], shares, cash,
-                         hedge, recorder.data[first : first + m, 1:])  # fmt: skip
+                         hedge, recorder.data[first : first + m, 1:], prices)  # fmt: skip
+        if self.lob is not None:
+            recorder.data[first : first + m, -BOOK_SAMPLE:] = rows[:, 2 + 3 * nd :]
         recorder.filled = first + m
 
     def _flush(self) -> None:
+        if self.lob is not None:
+            self.lob.flush()
         k = int(self.q[fp.Q_FILLS])
         if k == 0:
             return

@@ -358,10 +358,10 @@ def test_bare_yaml_switches_and_the_command_line_refusal(tmp_path, capsys):
     sc = load_scenario(good)
     assert (sc.engine.fast_path, sc.engine.delta_table) == ("on", "off")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("engine: {fast_path: on}\nmarket: {model: book}\n")
+    bad.write_text("engine: {fast_path: on}\nmarket: {transient: {fraction: 0.5}}\n")
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and str(bad) in err[0] and "market.model" in err[0], err
+    assert len(err) == 1 and str(bad) in err[0] and "market.transient" in err[0], err
 
 
 def test_warm_sweep_workers_load_both_the_fast_path_and_the_simpy_agents(monkeypatch):
