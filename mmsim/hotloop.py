@@ -276,6 +276,12 @@ class HotLoop:
         self.seen = market.changes
 
     @property
+    def skipped_checks(self) -> int:
+        """Dealer checks the kernel skipped, their delta proven within the band (its skip
+        windows, :func:`mmsim.fastpath._skip_window`); diagnostics."""
+        return int(self.q[fp.Q_SKIPS])
+
+    @property
     def clock(self) -> float:
         """Where the kernel stands (s): the last high-frequency event it played; ahead of
         the simpy clock within a segment."""
@@ -379,8 +385,10 @@ class HotLoop:
             self._check_tables()
             return
         self._key = key
-        # a dealer's valuation right after its fill is stale after any change (DealerAgent)
+        # a dealer's valuation right after its fill is stale after any change (DealerAgent),
+        # and so is its skip window (bounds on the old lines and surface)
         self.dl[:, fp.D_POST] = 0.0
+        self.dl[:, fp.D_WIN] = 0.0
         surf = self.surf
         surf[0], surf[1], surf[2] = vol.params()
         surf[3], surf[4], surf[5] = book.r, book.q, book.year_seconds
