@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit
 
-from mmsim.book_kernels import holder_sum
+from mmsim.book_kernels import holder_cols, holder_sum
 from mmsim.delta_bounds import delta_box
 from mmsim.delta_table import table_eval
 from mmsim.hedge_rules import (
@@ -244,11 +244,9 @@ def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
         q[Q_EPOS] = k + 1
         return True, elog[k, 0], elog[k, 1]
     if dl[d, D_TMODE] == TM_EXACT:  # valid for the whole call: no stop to replay from
-        off = int(dl[d, D_OFF])
-        n = int(dl[d, D_N])
-        delta, gamma = holder_sum(
-            S, t, surf[5], lines[:, off : off + n], n, surf[0], surf[1], surf[2], surf[3],
-            surf[4], scratch,
+        delta, gamma = holder_cols(
+            S, t, surf[5], lines, int(dl[d, D_OFF]), int(dl[d, D_N]), surf[0], surf[1],
+            surf[2], surf[3], surf[4],
         )  # fmt: skip
         q[Q_EPOS] = k + 1
         return True, delta, gamma
