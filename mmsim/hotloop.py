@@ -263,7 +263,7 @@ class HotLoop:
         self.info = np.zeros(8)
         self.surf = np.zeros(7)  # level, skew, floor, r, q, year seconds, kernel clock (s)
         self.lines = np.zeros((7, 1))
-        self._key: tuple[int, float] | None = None  # (book version, vol level) loaded
+        self._key: tuple[float, ...] | None = None  # book version, vol params loaded
         # per dealer: the table the kernel reads (None: exact) and the book's table state
         # it was loaded from (OptionBook.table_state)
         self._tabs: list[Any] = [None] * nd
@@ -380,7 +380,7 @@ class HotLoop:
         mk[fp.MK_VOLUME] = market.volume
         mk[fp.MK_CHANGES] = market.changes
         self.surf[6] = now
-        key = (book.version, vol.level)
+        key = (book.version, *vol.params())  # a skew-only vol_shift changes it too
         if key == self._key:
             self._check_tables()
             return
