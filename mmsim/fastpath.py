@@ -14,6 +14,13 @@ price change woke, in the order they began to wait, each re-checking after its o
 behind the others), and the
 dealer's rules from :mod:`mmsim.hedge_rules`; so a run is bit-identical to the simpy path.
 
+A dealer whose delta is summed exactly over its lines skips the pricing of a check that
+provably cannot trade: after an evaluation (and after each fill) it gets a skip window, a
+range of spots and clocks over which :func:`mmsim.delta_bounds.delta_box` bounds its
+option delta; a check inside the window whose bounds plus the shares held are within the
+band returns as the evaluated check would (the rounding of ``delta + shares`` is
+monotone), so no check that would trade is skipped (:func:`_skip_window`).
+
 State lives in plain arrays (layouts: the ``MK_*``, ``NW_*``, ``NZ_*``, ``D_*``, ``Q_*``
 indices below); units as in the agents: $ for prices, shares, s for clocks. The kernel
 returns a status; ``NEED_*`` and ``FULL`` ask the caller to refill or flush and call again
