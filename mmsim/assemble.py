@@ -73,8 +73,9 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
         metrics["lam_g_start"] = kappa
     if sim.dry_outs is not None:
         metrics.update(book_metrics(sim))
-    trades, options_table, accounts_table = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
-    if tables:  # built when first read (Result), from what the run holds now
+    if not tables:
+        trades = options_table = accounts_table = pd.DataFrame
+    else:  # built when first read (Result), from what the run holds now
         trades = partial(trade_table, _Head(sim.trade_log), list(names), dict(sim._kinds))
         options_table = partial(_option_table, options, list(sim.segment_names))
         accounts_table = partial(

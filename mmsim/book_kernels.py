@@ -24,6 +24,7 @@ __all__ = [
     "GEX_PER_PCT",
     "N_ROWS",
     "gamma_sum",
+    "holder_cols",
     "holder_sum",
     "line_gamma",
     "profile_gamma",
@@ -82,6 +83,27 @@ def reduce_lines(S, t, year_seconds, lines, n, level, skew, floor, r, q, full, o
             out[0, h] += units * d
             out[1, h] += units * gam
     return acc_true * S * S * GEX_PER_PCT, acc_vis * S * S * GEX_PER_PCT
+
+
+@njit(cache=True, inline="always")
+def holder_cols(S, t, year_seconds, lines, first, n, level, skew, floor, r, q):
+    """Share delta (shares) and gamma (shares per $1) summed over the ``n`` lines from
+    column ``first`` of ``lines``: :func:`reduce_lines`' delta and gamma sums for one
+    holder, the same terms in the same order (so the same floats), without its scratch
+    array or a slice of the table; inlined into the fast path's check."""
+    delta = 0.0
+    gamma = 0.0
+    for i in range(first, first + n):
+        units = lines[ROW_UNITS, i]
+        if lines[ROW_EXPIRY, i] <= t or units == 0.0:
+            continue
+        K = lines[ROW_STRIKE, i]
+        T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+        sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
+        d, gam = delta_gamma_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)
+        delta += units * d
+        gamma += units * gam
+    return delta, gamma
 
 
 @njit(cache=True)

@@ -15,6 +15,13 @@ price change woke, in the order they began to wait, each re-checking after its o
 behind the others), and the
 dealer's rules from :mod:`mmsim.hedge_rules`; so a run is bit-identical to the simpy path.
 
+A dealer whose delta is summed exactly over its lines skips the pricing of a check that
+provably cannot trade: after an evaluation (and after each fill) it gets a skip window, a
+range of spots and clocks over which :func:`mmsim.delta_bounds.delta_box` bounds its
+option delta; a check inside the window whose bounds plus the shares held are within the
+band returns as the evaluated check would (the rounding of ``delta + shares`` is
+monotone), so no check that would trade is skipped (:func:`_skip_window`).
+
 State lives in plain arrays (layouts: the ``MK_*``, ``NW_*``, ``NZ_*``, ``D_*``, ``Q_*``
 indices below); units as in the agents: $ for prices, shares, s for clocks. The kernel
 returns a status; ``NEED_*`` and ``FULL`` ask the caller to refill or flush and call again
@@ -30,7 +37,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from mmsim.book_kernels import holder_sum
+from mmsim.book_kernels import holder_cols, holder_sum
+from mmsim.delta_bounds import delta_box
 from mmsim.delta_table import table_eval
 from mmsim.hedge_rules import (
     LAGGED_OVERSHOOTS,
@@ -145,14 +153,22 @@ NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
     D_ALT,
     D_SLAST,
     D_WATCH,
-) = range(49)
-D_SIZE = 49
+    D_WIN,
+    D_WLO,
+    D_WHI,
+    D_WT1,
+    D_WDLO,
+    D_WDHI,
+) = range(55)
+D_SIZE = 55
 """Then: instant (price trigger, no latency: 0/1), latency (s), schedule interval (s);
 the dealer's pending timeout: when (s), its place in simpy's order (the event id the
 timeout would get, ``Q_SEQ``) and what it is (``WK_*``); capacity (shares per window,
 inf = none), window (s), current window's start (s) and shares used, capacity bound
 (0/1); a scheduled dealer's growing rehedges in a row (same sign, alternating), its last
-signed hedge (shares) and whether it watches them (several holders)."""
+signed hedge (shares) and whether it watches them (several holders); its skip window
+(:func:`_skip_window`): whether one is set (0/1), spots from ``D_WLO`` to ``D_WHI`` ($),
+clocks up to ``D_WT1`` (s), and proven bounds on its option delta there (shares)."""
 WK_NONE, WK_LAG, WK_PHASE, WK_SCHED, WK_SLEEP = 0.0, 1.0, 2.0, 3.0, 4.0
 """Pending dealer timeouts: none (waiting on a price change or in the run queue), a
 lagged check, a scheduled dealer's phase, a scheduled check, the end of a capacity
@@ -165,10 +181,11 @@ table that failed validation, retried then) and the next expiry."""
 # queues (int64): run-queue head and length, wait-list head and length, fills recorded,
 # next sample, samples recorded,
 # evaluations replayed and logged in the current check; the next event id (simpy's
-# ``eid`` order of the kernel's timeouts), the pending news tick's and noise order's ids
+# ``eid`` order of the kernel's timeouts), the pending news tick's and noise order's ids;
+# checks skipped in a skip window (diagnostics)
 (Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS, Q_SAMPLE, Q_SAMPLES, Q_EPOS, Q_ELEN, Q_SEQ, Q_NSEQ,
- Q_ZSEQ) = range(12)  # fmt: skip
-Q_SIZE = 12
+ Q_ZSEQ, Q_SKIPS) = range(13)  # fmt: skip
+Q_SIZE = 13
 ELOG_SIZE = 80  # evaluations one check can make: 1 + 1 + MAX_SOLVE_STEPS + 1, with room
 FILL_COLUMNS = 8  # t, account, booking (0 = order), qty, before, after, exec, cost
 
@@ -191,7 +208,7 @@ had made (``elog``), so the run is the one of the simpy agents."""
 _NOTIONAL_UNIT = 1.0e8
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _impact(mk, q, S):
     """Price change ($) of an order of ``q`` shares at ``S`` (Market's impact models)."""
     if mk[MK_MODEL] == 0.0:
@@ -199,7 +216,7 @@ def _impact(mk, q, S):
     return math.copysign(mk[MK_Y] * mk[MK_DVOL] * S * math.sqrt(abs(q) / mk[MK_ADV]), q)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _preview(mk, qty):
     before = mk[MK_MID]
     return before + _impact(mk, qty, before) if qty != 0.0 else before
@@ -274,7 +291,7 @@ def _value_at(dl, d, S, t, lines, surf, scratch, coefs, xlines):
     return delta, gamma
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
     """Option share delta and gamma of dealer ``d`` (as the book's ``holder_delta_gamma``):
     ``(ok, delta, gamma)``; not ``ok`` when the loaded evaluation cannot answer at
@@ -285,11 +302,9 @@ def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
         q[Q_EPOS] = k + 1
         return True, elog[k, 0], elog[k, 1]
     if dl[d, D_TMODE] == TM_EXACT:  # valid for the whole call: no stop to replay from
-        off = int(dl[d, D_OFF])
-        n = int(dl[d, D_N])
-        delta, gamma = holder_sum(
-            S, t, surf[5], lines[:, off : off + n], n, surf[0], surf[1], surf[2], surf[3],
-            surf[4], scratch,
+        delta, gamma = holder_cols(
+            S, t, surf[5], lines, int(dl[d, D_OFF]), int(dl[d, D_N]), surf[0], surf[1],
+            surf[2], surf[3], surf[4],
         )  # fmt: skip
         q[Q_EPOS] = k + 1
         return True, delta, gamma
@@ -527,16 +542,32 @@ def _check(
         delta = dl[d, D_POST_D]
         gamma = dl[d, D_POST_G]
         have = True
+    band = dl[d, D_BAND]
+    if dl[d, D_NOTIONAL] != 0.0:
+        band = band * mid / _NOTIONAL_UNIT
+    flat = max(band, MIN_ORDER)
     if not have:
+        # inside its skip window the delta is proven within the band: the check would
+        # find it so (rounding is monotone: fl(delta + h) <= fl(hi + h) <= flat)
+        if (
+            dl[d, D_WIN] != 0.0
+            and dl[d, D_WLO] <= mid <= dl[d, D_WHI]
+            and t <= dl[d, D_WT1]
+            and dl[d, D_TMODE] == TM_EXACT
+            and dl[d, D_WDHI] + shares[acc] <= flat
+            and dl[d, D_WDLO] + shares[acc] >= -flat
+        ):
+            dl[d, D_POST] = 0.0
+            q[Q_SKIPS] += 1
+            return OK, 0.0
         ok, delta, gamma = _eval(dl, d, mid, t, lines, surf, scratch, coefs, xlines, elog, q,
                                  info)  # fmt: skip
         if not ok:
             return NEED_TABLE, 0.0
+        if abs(delta + shares[acc]) <= flat and dl[d, D_TMODE] == TM_EXACT:
+            _skip_window(dl, d, mid, t, delta, gamma, shares[acc], flat, lines, surf)
         delta += shares[acc]
-    band = dl[d, D_BAND]
-    if dl[d, D_NOTIONAL] != 0.0:
-        band = band * mid / _NOTIONAL_UNIT
-    if abs(delta) <= max(band, MIN_ORDER):
+    if abs(delta) <= flat:
         dl[d, D_POST] = 0.0
         return OK, 0.0
     hf = dl[d, D_HF]
@@ -595,6 +626,8 @@ def _check(
     ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch, coefs, xlines,
                                  elog, q, info)  # fmt: skip
     after = d_after + shares[acc]
+    if dl[d, D_TMODE] == TM_EXACT:
+        _skip_window(dl, d, mk[MK_MID], t, d_after, g_after, shares[acc], flat, lines, surf)
     dl[d, D_POST] = 1.0
     dl[d, D_POST_CH] = mk[MK_CHANGES]
     dl[d, D_POST_T] = t
@@ -811,6 +844,68 @@ def advance(
             if moved:
                 _wake(mk, q, runq, fresh, waitq, True)
         noise[NZ_VOLUME] += abs(qty)
+
+
+@njit(cache=True)
+def _skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf):
+    """Set dealer ``d``'s skip window after an exact evaluation at spot ``S`` ($), clock
+    ``t`` (s): option ``delta`` (shares), ``gamma`` (shares per $1), with ``h`` shares
+    held and ``flat`` the band (shares). Its spot range is the one where ``delta + gamma
+    * dS`` would stay 90% inside the band, its clock range 300 s or 1% of the time to the
+    next expiry; :func:`mmsim.delta_bounds.delta_box` proves bounds on the delta there (a
+    side it does not prove within the band is halved, twice at most). None is set where
+    no bound holds (skew, near expiry, zero vol), where the spot range would be under
+    1e-5 of the spot (a band of about one share: the next check is likely outside), or
+    when the band is not proven."""
+    dl[d, D_WIN] = 0.0
+    level, skew, floor, r, q, year = surf[0], surf[1], surf[2], surf[3], surf[4], surf[5]
+    if skew != 0.0:
+        return
+    off = int(dl[d, D_OFF])
+    n = int(dl[d, D_N])
+    book = lines[:, off : off + n]
+    first = np.inf
+    for i in range(n):
+        E = book[1, i]  # ROW_EXPIRY
+        if E > t and book[3, i] != 0.0:  # ROW_UNITS
+            first = min(first, E)
+    t1 = t + min(300.0, 0.01 * (first - t))
+    net = delta + h
+    g = abs(gamma)
+    if gamma >= 0.0:
+        room_up, room_dn = flat - net, flat + net
+    else:
+        room_up, room_dn = flat + net, flat - net
+    cap = 0.05 * S
+    up = min(0.9 * room_up / g, cap) if g > 0.0 else cap
+    dn = min(0.9 * room_dn / g, cap) if g > 0.0 else cap
+    if not (room_up >= 0.0 and room_dn >= 0.0) or up + dn < 1e-5 * S:
+        return  # outside the band (the next check trades) or a band of about a share
+    for _ in range(3):
+        ok, lo, hi = delta_box(S - dn, S + up, t, t1, year, book, n, level, skew, floor, r, q)
+        if not ok:
+            return
+        hi_in = hi + h <= flat
+        lo_in = lo + h >= -flat
+        if hi_in and lo_in:
+            dl[d, D_WIN] = 1.0
+            dl[d, D_WLO] = S - dn
+            dl[d, D_WHI] = S + up
+            dl[d, D_WT1] = t1
+            dl[d, D_WDLO] = lo
+            dl[d, D_WDHI] = hi
+            return
+        # the side that breaks the band: up for the high bound of a long-gamma book
+        if not hi_in:
+            if gamma >= 0.0:
+                up *= 0.5
+            else:
+                dn *= 0.5
+        if not lo_in:
+            if gamma >= 0.0:
+                dn *= 0.5
+            else:
+                up *= 0.5
 
 
 @njit(cache=True)
@@ -1107,7 +1202,7 @@ def _record(row, mk, dl, shares, cash):
         row[2 + 2 * nd + d] = dl[d, D_HVOL]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _wake(mk, q, runq, fresh, waitq, count):
     """Market.notify (``count``: count the change) waking the waiting dealers, fresh."""
     if count:

@@ -278,7 +278,7 @@ class HotLoop:
         self.info = np.zeros(8)
         self.surf = np.zeros(7)  # level, skew, floor, r, q, year seconds, kernel clock (s)
         self.lines = np.zeros((7, 1))
-        self._key: tuple[int, float] | None = None  # (book version, vol level) loaded
+        self._key: tuple[float, ...] | None = None  # book version, vol params loaded
         # per dealer: the table the kernel reads (None: exact), the book's table state it
         # was loaded from (OptionBook.table_state) and the hot lines it was loaded with
         self._tabs: list[Any] = [None] * nd
@@ -291,6 +291,12 @@ class HotLoop:
         self.table_loads = 0  # diagnostics: NEED_TABLE answered,
         self.resumed_checks = 0  # of which within a check that had evaluated already
         self.seen = market.changes
+
+    @property
+    def skipped_checks(self) -> int:
+        """Dealer checks the kernel skipped, their delta proven within the band (its skip
+        windows, :func:`mmsim.fastpath._skip_window`); diagnostics."""
+        return int(self.q[fp.Q_SKIPS])
 
     @property
     def clock(self) -> float:
@@ -399,14 +405,16 @@ class HotLoop:
         self.surf[6] = now
         if self.lob is not None:
             self.lob.load()
-        key = (book.version, vol.level)
+        key = (book.version, *vol.params())  # a skew-only vol_shift changes it too
         if key == self._key:
             self._check_tables()
             return
-        same_vol = self._key is not None and self._key[1] == vol.level
+        same_vol = self._key is not None and self._key[1:] == key[1:]
         self._key = key
-        # a dealer's valuation right after its fill is stale after any change (DealerAgent)
+        # a dealer's valuation right after its fill is stale after any change (DealerAgent),
+        # and so is its skip window (bounds on the old lines and surface)
         self.dl[:, fp.D_POST] = 0.0
+        self.dl[:, fp.D_WIN] = 0.0
         surf = self.surf
         surf[0], surf[1], surf[2] = vol.params()
         surf[3], surf[4], surf[5] = book.r, book.q, book.year_seconds

@@ -232,10 +232,10 @@ def _exogenous_volume(trades: pd.DataFrame) -> float:
         return 0.0
     kind, qty = trades["kind"], trades["qty"].to_numpy()
     excluded = ["dealer", *BOOKING_KINDS]
-    if isinstance(kind.dtype, pd.CategoricalDtype):
-        cats = np.isin(np.asarray(kind.cat.categories, dtype=object), excluded)
-        codes = kind.cat.codes.to_numpy()
-        exo = ~cats[codes]
+    if isinstance(kind.dtype, pd.CategoricalDtype):  # a handful of categories
+        cat = kind.array
+        keep = np.array([c not in excluded for c in cat.categories], dtype=bool)
+        exo = keep[cat.codes]
     else:
         exo = ~kind.isin(excluded).to_numpy()
     return float(np.nansum(np.abs(qty[exo])))  # pandas skips NaN: so does this

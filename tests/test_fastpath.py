@@ -168,6 +168,17 @@ CASES = {
             _dealer("lag", 1500, band=10, latency=1.0),
         ],
     },
+    "skew_shift": {  # a vol_shift of the skew alone: the kernel reloads the surface
+        "dealers": [
+            {
+                "name": "desk",
+                "band": 5,
+                "trigger": "price",
+                "positions": [{"type": "put", "strike": 95, "expiry_days": 20, "qty": 3000}],
+            }
+        ],
+        "events": [{"at": 300.0, "kind": "vol_shift", "d_skew": -0.5}],
+    },
     "customers_then_tables": {  # the book grows to a tabulated one: the kernel reads
         # the dealers' delta tables, built and refreshed where the simpy agents would
         "noise": {"rate": 0.3, "mean_size": 200},

@@ -1,0 +1,192 @@
+"""Proven delta bounds (:func:`mmsim.delta_bounds.delta_box`) and the fast path's skipped
+checks built on them.
+
+The bound must hold at every point of its box, as the kernels compute the delta (else a
+skipped check could have traded and the fast path would leave the simpy run); it must
+also be tight (else checks are evaluated for nothing). The fast path skipping checks
+must stay bit-identical to the simpy agents at any band, near expiry, with rates and
+dividends, with a skew (where it does not skip).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mmsim.book_kernels import N_ROWS, holder_sum
+from mmsim.delta_bounds import MIN_STDEV, delta_box
+from mmsim.engine import Simulation
+from mmsim.scenario import load_scenario
+
+YEAR = 252 * 23_400.0  # s
+DAY = 23_400.0
+
+
+def _lines(rng, n, sign=None):
+    """``n`` random lines: strikes 70-130 $, expiries 0.02-300 days, calls and puts,
+    units of either sign (or ``sign``), iv offsets."""
+    lines = np.zeros((N_ROWS, n))
+    lines[0] = rng.uniform(70.0, 130.0, n)
+    lines[1] = DAY * np.exp(rng.uniform(np.log(0.02), np.log(300.0), n))
+    lines[2] = rng.random(n) < 0.5
+    units = rng.uniform(1e3, 2e5, n)
+    lines[3] = units * (sign if sign is not None else rng.choice([-1.0, 1.0], n))
+    lines[6] = rng.uniform(-0.05, 0.05, n)
+    return lines
+
+
+def _extremes(lines, a, b, t0, t1, level, floor, r, q):
+    """Least and greatest delta ``holder_sum`` computes over a grid of the box (both
+    ends of each side, 41 spots x 41 clocks, plus each line's stationary clock of d1)."""
+    n = lines.shape[1]
+    out = np.zeros((5, 1))
+    times = list(np.linspace(t0, t1, 41))
+    for i in range(n):  # the clock where d1 = A / s + B s turns, per line and spot end
+        sigma = max(max(level, floor) + lines[6, i], floor)
+        B = (r - q) / sigma + 0.5 * sigma
+        for S in (a, b):
+            A = math.log(S / lines[0, i]) / sigma
+            if A * B > 0.0:
+                t = lines[1, i] - (A / B) * YEAR
+                if t0 < t < t1:
+                    times.append(t)
+    lo, hi = math.inf, -math.inf
+    for S in np.linspace(a, b, 41):
+        for t in times:
+            d, _ = holder_sum(S, t, YEAR, lines, n, level, 0.0, floor, r, q, out)
+            lo, hi = min(lo, d), max(hi, d)
+    return lo, hi
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_box_bounds_every_delta_in_it_and_is_tight_for_one_line(seed):
+    """Random books (1 line, 1-sign and mixed 8 lines), boxes of 0.01-5% of spot and
+    1-3,000 s, rates and dividends of -5% to 10%: every delta on a 41 x 41 grid (and at
+    d1's turning clocks) lies within the bound. For one line the bound is attained up to
+    1e-8 of its units (the margin is 1e-9; plus the discount factor's spread with a
+    dividend, bounded apart from d1): a looser bound fails here."""
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for trial in range(40):
+        kind = trial % 3
+        lines = _lines(rng, 1 if kind == 0 else 8, sign=1.0 if kind == 1 else None)
+        S0 = rng.uniform(80.0, 120.0)
+        a = S0 * (1.0 - rng.uniform(1e-4, 0.05))
+        b = S0 * (1.0 + rng.uniform(1e-4, 0.05))
+        t0 = rng.uniform(0.0, 0.01 * DAY)
+        t1 = t0 + rng.uniform(1.0, 3000.0)
+        level, floor = rng.uniform(0.05, 0.6), 0.01
+        r, q = rng.uniform(-0.05, 0.1), rng.uniform(-0.05, 0.1)
+        args = (YEAR, lines, lines.shape[1], level, 0.0, floor, r, q)
+        ok, lo, hi = delta_box(a, b, t0, t1, *args)
+        if not ok:  # a line expiring in the box or too close to expiry: checked below
+            continue
+        checked += 1
+        got_lo, got_hi = _extremes(lines, a, b, t0, t1, level, floor, r, q)
+        assert lo <= got_lo and got_hi <= hi, (
+            f"seed {seed} trial {trial}: delta {got_lo}..{got_hi} outside {lo}..{hi}"
+        )
+        if kind == 0:  # + the discount factor's spread over the clocks (bounded apart)
+            tol = (1e-8 + abs(q) * (t1 - t0) / YEAR) * abs(lines[3, 0])
+            assert got_lo - lo <= tol and hi - got_hi <= tol, (
+                f"one line, bound not tight within 1e-8 of units: {lo}..{hi} vs {got_lo}..{got_hi}"
+            )
+    assert checked >= 15, f"{checked} of 40 random boxes boundable (lines live past t1)"
+
+
+def test_no_bound_where_none_holds():
+    """A skew (vol moves with spot), a line expiring inside the box, sigma * sqrt(T)
+    under MIN_STDEV (1e-4; near expiry or zero vol), an empty or reversed box: not ok.
+    Expired lines and lines of zero units are left out, as the kernels leave them."""
+    lines = np.zeros((N_ROWS, 1))
+    lines[:4, 0] = 100.0, 10 * DAY, 1.0, 1e5
+    base = (99.0, 101.0, 0.0, 100.0, YEAR, lines, 1, 0.2, 0.0, 0.01, 0.0, 0.0)
+    assert delta_box(*base)[0], "a plain box is bounded"
+    for i, v in ((8, -0.1), (2, 500.0), (0, -1.0), (3, -1.0)):  # skew, reversed, S <= 0, t
+        args = list(base)
+        args[i] = v
+        assert not delta_box(*args)[0], f"argument {i} = {v}: no bound"
+    expiring = (*base[:3], 10 * DAY, *base[4:])
+    assert not delta_box(*expiring)[0], "a line expiring at the box's end: no bound"
+    t_tiny = 10 * DAY - (MIN_STDEV / 0.2) ** 2 * YEAR * 0.5  # sigma sqrt(T) = 0.7e-4
+    assert not delta_box(99.0, 101.0, 0.0, t_tiny, *base[4:])[0], "near expiry: no bound"
+    zero_vol = (*base[:7], 0.0, 0.0, 0.0, *base[10:])
+    assert not delta_box(*zero_vol)[0], "zero vol: no bound"
+    gone = (*base[:2], 10 * DAY, 10 * DAY + 5.0, *base[4:])
+    assert delta_box(*gone) == (True, 0.0, 0.0), "an expired line adds nothing"
+
+
+BASE = {
+    "clock": {"days": 0.1},
+    "market": {"S0": 100.0, "impact": {"model": "linear", "lam": 1.0e-4}, "half_spread": 0.005},
+    "vol": {"atm": 0.20},
+    "news": {"vol": 0.16, "dt": 1.0},
+    "noise": {"rate": 0.05, "mean_size": 100},
+}
+
+
+def _pos(qty, expiry_days=252.0, kind="call", strike=100.0):
+    return {"type": kind, "strike": strike, "expiry_days": expiry_days, "qty": qty}
+
+
+SKIP_CASES = {
+    # long gamma at non-shipped bands (0 and 1: windows too thin to be set)
+    "band0": ([{"band": 0, "positions": [_pos(2000)]}], {}),
+    "band1": ([{"band": 1, "positions": [_pos(2000)]}], {}),
+    "band7_short": ([{"band": 7, "positions": [_pos(-1200)]}], {}),
+    "band50": ([{"band": 50, "positions": [_pos(2000)]}], {}),
+    "band3000": ([{"band": 3000, "positions": [_pos(2000)]}], {}),
+    # a long 0DTE strangle expiring mid-run (1,400 s): windows shrink to nothing near expiry
+    "near_expiry": (
+        [{"band": 20, "positions": [_pos(300, 0.06), _pos(300, 0.06, "put", 100.5)]}],
+        {},
+    ),
+    # mixed lines, rates and dividends, two dealers (one per-notional)
+    "mixed_rates": (
+        [
+            {"band": 40, "positions": [_pos(1500, 30), _pos(-900, 5, "put", 97.0)]},
+            {"band": 2e7, "band_unit": "per_notional", "positions": [_pos(-700, 60, "put")]},
+        ],
+        {"market": {**BASE["market"], "r": 0.08, "q": 0.03}},
+    ),
+    # a skew: no windows, nothing skipped
+    "skew": ([{"band": 50, "positions": [_pos(2000)]}], {"vol": {"atm": 0.2, "skew": -0.2}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SKIP_CASES))
+def test_skipped_checks_keep_the_fast_path_bit_identical(case):
+    """0.1-day runs, seeds 0-3: series, trades, ledger and metrics equal the simpy
+    agents' exactly while the kernel skips checks in its windows (most of them at bands
+    50 and 3,000; none with a skew)."""
+    dealers, extra = SKIP_CASES[case]
+    skipped = hedges = ticks = 0
+    for seed in range(4):
+        ds = [{"name": f"d{i}", "trigger": "price", **d} for i, d in enumerate(dealers)]
+        data = {**BASE, **extra, "seed": seed, "dealers": ds}
+        runs = []
+        for mode in ("off", "on"):
+            sim = Simulation(load_scenario({**data, "engine": {"fast_path": mode}}), seed)
+            runs.append((sim.run(), sim))
+        (off, _), (on, sim_on) = runs
+        for name in ("series", "trades", "accounts"):
+            a, b = getattr(off, name), getattr(on, name)
+            assert a.equals(b), f"{case} seed {seed}: {name} differ between the paths"
+        assert off.metrics.keys() == on.metrics.keys()
+        assert all(
+            x == on.metrics[k] or (np.isnan(x) and np.isnan(on.metrics[k]))
+            for k, x in off.metrics.items()
+        ), f"{case} seed {seed}: metrics differ"
+        skipped += sim_on.hot.skipped_checks
+        hedges += int((on.trades["kind"] == "dealer").sum())
+        ticks += 2340
+    if case in ("band50", "band3000"):
+        assert skipped > 0.6 * ticks, f"{case}: {skipped} checks skipped of ~{ticks}"
+    if case == "skew":
+        assert skipped == 0, "no window with a skew"
+    if case in ("near_expiry", "mixed_rates", "band7_short"):
+        assert skipped > 0.1 * ticks, f"{case}: windows were set ({skipped} skipped)"
+    if case != "band3000":
+        assert hedges > 40, f"{case}: the dealers hedged ({hedges} fills): a real test"
