@@ -216,8 +216,8 @@ def _impact(mk, q, S):
     return math.copysign(mk[MK_Y] * mk[MK_DVOL] * S * math.sqrt(abs(q) / mk[MK_ADV]), q)
 
 
-@njit(cache=True, inline="always")
-def _preview(mk, qty):
+@njit(cache=True)  # not inlined: inlining it into _preview_any's inlined overload trips
+def _preview(mk, qty):  # numba's IR scope check (NumbaIRAssumptionWarning at compile time)
     before = mk[MK_MID]
     return before + _impact(mk, qty, before) if qty != 0.0 else before
 
