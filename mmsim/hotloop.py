@@ -345,8 +345,8 @@ class HotLoop:
         news, noise = sim.news, sim.noise
         last_need, repeats = (-1, 0.0, 0.0), 0
         while True:
-            status = fp.advance(
-                horizon, inclusive, wake, self.mk, self.bk, self.news, self.z, self.noise,
+            status = fp.advance(  # a float horizon: an int (env.now at 0) compiles it twice
+                float(horizon), inclusive, wake, self.mk, self.bk, self.news, self.z, self.noise,
                 *self._noise_blocks(), self.dl, self.lines, self.surf, ledger._shares,
                 ledger._cash, self.fills, self.q, self.runq, self.fresh, self.waitq, self.info,
                 self.stimes, self.samples, sample_at, self.coefs, self.xlines, self.elog,
