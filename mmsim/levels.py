@@ -20,20 +20,40 @@ recomputes every level at every levels sample):
   the surface did (level, skew, floor);
 - spot moved more than ``move`` (fraction; default one step of the flip grid, 0.25%);
 - ``max_age`` seconds passed since the last computation (time decay of gamma);
-- a line live at the last computation expired since.
+- a line live at the last computation expired since;
+- the book's profile table cannot vouch for the held flips (:meth:`LevelsHold.certified`).
 
-Otherwise the last values are kept: each recorded level is then the full computation at
-a time at most ``max_age`` s earlier, with the same surface, a book within ``book_move``,
-no expiry in between and spot within ``move`` (``tests/test_levels.py`` measures how far
-that is from recomputing). The levels are recorded only (series, wall and flip metrics,
-episodes): no agent trades on them, so holding them changes no trade.
+The last check is what makes a held flip trustworthy. A flip is the crossing nearest to
+spot, so a trade far below ``book_move`` (or 30 min of decay) can open a new crossing
+between spot and a far flip, and the nearest one jumps: measured 0.248 x spot on seed 1
+of ``benchmarks.levels_hold``'s ``multi_dealer_bands*`` before this check. At every
+sample that would hold, the table (brought up to date with the lines booked since,
+evaluated at the current spot's grid and clock, no exact re-pricing of the book) must
+give certain signs (``|table| > eps``) at every grid point from spot out to the held
+flip's grid cell, one sign up to the cell and the other after it, on both sides; with
+no held flip, one certain sign over the whole grid
+(:func:`~mmsim.profile_table.flips_certain`). Otherwise the flips are recomputed.
+
+**Guarantee.** A held flip lies in the same cell of the flip grid at the current spot
+(``S * linspace(0.7, 1.3, 241)``) as the full computation's flip at that instant:
+``|held - full| <= 0.0025 x spot`` (one grid step), and a held None is None in full,
+as far as the profile table's validated bound holds (the bound the full computation
+of a tabulated book relies on too). ``tests/test_levels.py`` checks it at every levels
+sample of 30 seeds on non-shipped parameters. Besides, each held value is the full
+computation at a time at most ``max_age`` s earlier, with the same surface, a book
+within ``book_move``, no expiry in between and spot within ``move``. The levels are
+recorded only (series, wall and flip metrics, episodes): no agent trades on them, so
+holding them changes no trade.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mmsim.book_kernels import ROW_EXPIRY, ROW_UNITS
+from mmsim.book import _FLIP_GRID, _FLIP_MID
+from mmsim.book_kernels import ROW_EXPIRY, ROW_UNITS, ROW_VIS_W
+from mmsim.level_kernels import _one_sign
+from mmsim.profile_table import flips_certain
 
 __all__ = ["LevelsHold"]
 
@@ -53,11 +73,13 @@ class LevelsHold:
         self._expiry = np.inf  # the first expiry of the lines live at the last computation
         self.computed = 0  # computations (diagnostics)
         self.held = 0  # samples that kept the last values
+        self.uncertified = 0  # samples recomputed as the table could not vouch for the flips
 
-    def due(self, S: float, t: float, book, surface: tuple) -> bool:
+    def due(self, S: float, t: float, book, surface: tuple, held: np.ndarray) -> bool:
         """True when the flips must be recomputed at spot ``S``, clock ``t`` for ``book``
-        (an :class:`~mmsim.book.OptionBook`) and ``surface`` (its parameters); then the
-        caller recomputes and this state records the book, surface, spot and time."""
+        (an :class:`~mmsim.book.OptionBook`) and ``surface`` (level, skew, floor), ``held``
+        the flips it would keep (true, visible; $, NaN = none); then the caller
+        recomputes and this state records the book, surface, spot and time."""
         last = self._last
         if (
             last is None
@@ -66,6 +88,7 @@ class LevelsHold:
             or abs(S - last[2]) > self.move * last[2]
             or t - last[3] >= self.max_age
             or t >= self._expiry
+            or not self.certified(S, t, book, surface, held)
         ):
             self._last = (book.turnover, surface, S, t)
             lines, n = book._live_lines(t)
@@ -75,3 +98,24 @@ class LevelsHold:
             return True
         self.held += 1
         return False
+
+    def certified(self, S: float, t: float, book, surface: tuple, held: np.ndarray) -> bool:
+        """Whether the book's profile table proves the ``held`` flips (true, visible; $,
+        NaN = none) in the cells of the flip grid at spot ``S`` ($) and clock ``t`` (s)
+        (``surface``: level, skew, floor)
+        where the exact ones are (:func:`~mmsim.profile_table.flips_certain`: the table's
+        signs alone, no exact re-pricing of the book); ``False`` when no table covers
+        ``(S, t, surface)`` or a sign on the way is in doubt (counted in
+        ``uncertified``)."""
+        surface = (*surface, book.r, book.q)  # the table's: (level, skew, floor, r, q)
+        tab = book.profile_table(S, t, surface)
+        ok = False
+        if tab is not None:
+            lines, n = book._live_lines(t)
+            none = np.array([_one_sign(lines, n, ROW_UNITS, t), _one_sign(lines, n, ROW_VIS_W, t)])
+            ok = flips_certain(S * _FLIP_GRID, _FLIP_MID, S, np.asarray(held, dtype=np.float64),
+                               none, (t - tab.t0) / tab.H, tab.center, tab.half, tab.coef,
+                               tab.eps, tab.extra, tab.n_extra, t, book.year_seconds,
+                               *surface)  # fmt: skip
+        self.uncertified += not ok
+        return bool(ok)

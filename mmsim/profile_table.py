@@ -48,7 +48,7 @@ from mmsim.book_kernels import (
 from mmsim.delta_table import _cheb_coefficients, _clenshaw
 from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, gamma_scalar
 
-__all__ = ["ProfileTable", "build_profile", "table_flips"]
+__all__ = ["ProfileTable", "build_profile", "flips_certain", "table_flips"]
 
 LO, HI = 0.7 * 0.95, 1.3 * 1.05  # fitted range, fractions of the build's spot
 MOVE = 0.05  # the table answers while spot is within 5% of the build's
@@ -225,6 +225,74 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
         found[v] = best < np.inf
         xs[v] = best_x
     return found[0], xs[0], found[1], xs[1], bad
+
+
+@njit(cache=True)
+def _certain_signs(sign, j, grid, u, center, half, coef, eps, extra, n_extra, tmp, t,
+                   year_seconds, level, skew, floor, r, q):  # fmt: skip
+    """Fill ``sign[:, j]`` (both views) once from the table alone: +1 / -1 where it is
+    farther than ``eps`` from 0 (the exact profile's sign), 0 where it is in doubt."""
+    if sign[0, j] != 2:
+        return
+    tmp[:, 0] = 0.0
+    if n_extra:
+        gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
+    z = (grid[j] - center) / half
+    for v in range(2):
+        est = _in_time(coef, v, z, u) + tmp[v, 0]
+        sign[v, j] = 1 if est > eps[v] else (-1 if est < -eps[v] else 0)
+
+
+@njit(cache=True)
+def flips_certain(grid, i0, S, held, none, u, center, half, coef, eps, extra, n_extra, t,
+                  year_seconds, level, skew, floor, r, q):  # fmt: skip
+    """Whether the table proves that the exact flips at spot ``S`` ($, ``grid[i0]``) and
+    clock ``t`` lie in the grid cells of ``held`` (true, visible; NaN = no flip), i.e.
+    within one grid step of them; table arguments as :func:`table_flips`. ``none[v]``:
+    view ``v`` has no flip (its weights have one sign), whatever the table says.
+
+    For a held flip in the cell ``[grid[k], grid[k + 1]]`` and ``D`` the farther of its
+    two points from ``S``: the table's signs at every point within ``D`` of ``S``, and at
+    the first point beyond ``D`` on each side, are certain (``|table| > eps``), those up
+    to ``k`` one sign and those from ``k + 1`` the other. Then the profile changes sign
+    in that cell and nowhere else nearer (a crossing outside those points lies beyond
+    ``D``), so the exact flip (:func:`mmsim.book_kernels.nearest_flips`, interpolated
+    inside the cell) is in the cell too. No held flip: every grid point certain and of
+    one sign. No exact re-pricing: the sums of the ``extra`` lines only."""
+    m = grid.size
+    sign = np.full((2, m), 2, np.int64)  # 2: not yet known, 0: in doubt
+    tmp = np.zeros((2, 1))
+    b = (grid, u, center, half, coef, eps, extra, n_extra, tmp, t, year_seconds, level, skew,
+         floor, r, q)  # fmt: skip
+    for v in range(2):
+        x = held[v]
+        found = x == x
+        if none[v]:
+            if found:
+                return False
+            continue
+        k = -1  # no held flip: every point of one sign
+        lo, hi = 0, m - 1
+        if found:
+            if not grid[0] <= x <= grid[m - 1]:
+                return False
+            k = min(np.searchsorted(grid, x, side="right") - 1, m - 2)
+            far = max(abs(grid[k] - S), abs(grid[k + 1] - S))
+            lo = hi = i0
+            while lo > 0 and S - grid[lo] <= far:
+                lo -= 1
+            while hi < m - 1 and grid[hi] - S <= far:
+                hi += 1
+        ref = lo if k < 0 else k
+        _certain_signs(sign, ref, *b)
+        s = sign[v, ref]
+        if s == 0:
+            return False
+        for j in range(lo, hi + 1):
+            _certain_signs(sign, j, *b)
+            if sign[v, j] != (s if k < 0 or j <= k else -s):
+                return False
+    return True
 
 
 @dataclass
