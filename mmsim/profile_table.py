@@ -228,19 +228,29 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
 
 
 @njit(cache=True)
-def _certain_signs(sign, j, grid, u, center, half, coef, eps, extra, n_extra, tmp, t,
-                   year_seconds, level, skew, floor, r, q):  # fmt: skip
-    """Fill ``sign[:, j]`` (both views) once from the table alone: +1 / -1 where it is
-    farther than ``eps`` from 0 (the exact profile's sign), 0 where it is in doubt."""
-    if sign[0, j] != 2:
-        return
-    tmp[:, 0] = 0.0
-    if n_extra:
-        gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
-    z = (grid[j] - center) / half
+def _add_table(coef, u, z, out):
+    """Add both views of the table at grid coordinates ``z`` and time fraction ``u`` to
+    ``out[0]`` (true) and ``out[1]`` (visible): the slices' quadratic in time of
+    :func:`_in_time` folded into one series per view, then Clenshaw's recurrence run for
+    all points at once (independent chains, not one latency-bound chain per point).
+    Equal to :func:`_in_time` up to rounding (a few ulps of the coefficients' sums, far
+    inside ``eps``)."""
+    la = 2.0 * (u - 0.5) * (u - 1.0)
+    lb = -4.0 * u * (u - 1.0)
+    lc = 2.0 * u * (u - 0.5)
+    nc, m = coef.shape[1], z.size
     for v in range(2):
-        est = _in_time(coef, v, z, u) + tmp[v, 0]
-        sign[v, j] = 1 if est > eps[v] else (-1 if est < -eps[v] else 0)
+        c = la * coef[v] + lb * coef[2 + v] + lc * coef[4 + v]
+        b1 = np.zeros(m)
+        b2 = np.zeros(m)
+        for j in range(nc - 1, 0, -1):
+            cj = c[j]
+            for p in range(m):
+                b0 = 2.0 * z[p] * b1[p] - b2[p] + cj
+                b2[p] = b1[p]
+                b1[p] = b0
+        for p in range(m):
+            out[v, p] += z[p] * b1[p] - b2[p] + c[0]
 
 
 @njit(cache=True)
@@ -258,12 +268,11 @@ def flips_certain(grid, i0, S, held, none, u, center, half, coef, eps, extra, n_
     in that cell and nowhere else nearer (a crossing outside those points lies beyond
     ``D``), so the exact flip (:func:`mmsim.book_kernels.nearest_flips`, interpolated
     inside the cell) is in the cell too. No held flip: every grid point certain and of
-    one sign. No exact re-pricing: the sums of the ``extra`` lines only."""
+    one sign. No exact re-pricing: the table and the sums of the ``extra`` lines."""
     m = grid.size
-    sign = np.full((2, m), 2, np.int64)  # 2: not yet known, 0: in doubt
-    tmp = np.zeros((2, 1))
-    b = (grid, u, center, half, coef, eps, extra, n_extra, tmp, t, year_seconds, level, skew,
-         floor, r, q)  # fmt: skip
+    los = np.full(2, m, np.int64)  # per view: the points to check, none for ``none``
+    his = np.full(2, -1, np.int64)
+    ks = np.full(2, -1, np.int64)  # the held flip's cell, -1: no held flip
     for v in range(2):
         x = held[v]
         found = x == x
@@ -271,8 +280,7 @@ def flips_certain(grid, i0, S, held, none, u, center, half, coef, eps, extra, n_
             if found:
                 return False
             continue
-        k = -1  # no held flip: every point of one sign
-        lo, hi = 0, m - 1
+        los[v], his[v] = 0, m - 1
         if found:
             if not grid[0] <= x <= grid[m - 1]:
                 return False
@@ -283,14 +291,26 @@ def flips_certain(grid, i0, S, held, none, u, center, half, coef, eps, extra, n_
                 lo -= 1
             while hi < m - 1 and grid[hi] - S <= far:
                 hi += 1
-        ref = lo if k < 0 else k
-        _certain_signs(sign, ref, *b)
-        s = sign[v, ref]
+            los[v], his[v], ks[v] = lo, hi, k
+    a, b = los.min(), his.max()
+    if b < a:
+        return True  # both views without a flip, as held
+    pts = grid[a : b + 1]
+    est = np.zeros((2, pts.size))
+    if n_extra:
+        gamma_pair(pts, t, year_seconds, extra, n_extra, level, skew, floor, r, q, est)
+    _add_table(coef, u, (pts - center) / half, est)
+    for v in range(2):
+        k = ks[v]
+        ref = (los[v] if k < 0 else k) - a
+        e = eps[v]
+        s = 1 if est[v, ref] > e else (-1 if est[v, ref] < -e else 0)
         if s == 0:
             return False
-        for j in range(lo, hi + 1):
-            _certain_signs(sign, j, *b)
-            if sign[v, j] != (s if k < 0 or j <= k else -s):
+        for j in range(los[v], his[v] + 1):
+            want = s if k < 0 or j <= k else -s
+            x = est[v, j - a]
+            if not (x > e if want > 0 else x < -e):
                 return False
     return True
 

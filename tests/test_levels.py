@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 import mmsim
-from mmsim.book import _FLIP_GRID
+from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
+from mmsim.book_kernels import nearest_flips
 from mmsim.engine import Simulation
+from mmsim.levels import LevelsHold
+from mmsim.vol import VolSurface
 
 SCENARIOS = Path(__file__).parents[1] / "scenarios"
 SCENARIO = SCENARIOS / "flip_crossing.yaml"
@@ -102,6 +105,53 @@ def test_held_flips_stay_within_one_grid_step_of_the_full_computation_over_30_se
         f"held flip {worst:.3e} x spot from the full computation (bound: one grid step, "
         f"{STEP:.4f} x spot; 30 seeds, one day; {held} samples held)"
     )
+
+
+def test_the_table_vouches_only_for_held_flips_in_the_exact_flips_grid_cell():
+    """:meth:`~mmsim.levels.LevelsHold.certified` on a 600-line random book (strikes
+    $85-115, long and short, expiries 0.3-40 days, 70% visible), 40 states (spot +-5%,
+    the clock over a day, a 30-contract trade near spot every 4 states): for held
+    values at the exact flip (:func:`~mmsim.book_kernels.nearest_flips`), 0.6, 1 and 3
+    grid steps off it, the previous state's flip and None, whenever it vouches the
+    exact flip is None where the held one is, else in the held value's grid cell
+    (|held - exact| <= one step x spot); it vouches for the exact flip itself at >= 3/4
+    of the states (the check is not vacuous) and refuses some held values."""
+    rng = np.random.default_rng(11)
+    n = 600
+    book = OptionBook(1, delta_table="on")
+    book.add_many(np.round(rng.uniform(85, 115, n), 1), rng.uniform(0.3, 40, n) * 23_400.0,
+                  rng.random(n) < 0.5, rng.uniform(-1, 1, n) * 20.0, np.zeros(n, np.int64),
+                  visible=rng.random(n) < 0.7)  # fmt: skip
+    vol = VolSurface(0.2, -0.15, 0.02)
+    hold, prev = LevelsHold(), None
+    vouched = refused = 0
+    for k in range(40):
+        S, t = 100.0 * (1.0 + 0.05 * np.sin(k / 4.0)), 585.0 * k
+        if k % 4 == 3:
+            book.add(round(S + float(rng.uniform(-3, 3)), 1), float(rng.uniform(0.3, 5)) * 23_400.0,
+                     bool(rng.random() < 0.5), float(rng.choice([-30.0, 30.0])), 0)  # fmt: skip
+        book.flips(S, t, vol)  # builds or rolls the profile table as the sampler would
+        lines, m = book._live_lines(t)
+        ft, xt, fv, xv = nearest_flips(S * _FLIP_GRID, _FLIP_MID, S, t, book.year_seconds,
+                                       lines, m, *book._surface(vol))  # fmt: skip
+        exact = np.array([xt if ft else np.nan, xv if fv else np.nan])
+        step = STEP * S
+        candidates = [exact, np.full(2, np.nan)] + [exact + d * step for d in (0.6, -1, 3)]
+        candidates += [prev] if prev is not None else []
+        for i, held in enumerate(candidates):
+            if not hold.certified(S, t, book, vol.params(), held):
+                refused += 1
+                continue
+            vouched += i == 0
+            np.testing.assert_array_equal(np.isnan(held), np.isnan(exact), f"state {k}")
+            gap = np.nan_to_num(np.abs(held - exact))
+            assert gap.max() <= step * (1.0 + 1e-9), (
+                f"state {k}: vouched for a flip {gap.max() / S:.2e} x spot from the exact one "
+                f"(bound one grid step, {STEP:.4f} x spot)"
+            )
+        prev = exact
+    assert vouched >= 30, f"the table vouched for the exact flip at {vouched} of 40 states"
+    assert refused > 0, "no held value refused: the test would not test the refusal"
 
 
 def test_exactly_evaluated_books_recompute_flips_at_every_levels_sample():
