@@ -74,6 +74,9 @@ class LevelsHold:
         self.computed = 0  # computations (diagnostics)
         self.held = 0  # samples that kept the last values
         self.uncertified = 0  # samples recomputed as the table could not vouch for the flips
+        # per view, whether the weights of the live lines have one sign (no flip), and the
+        # live table (rebuilt on any change of the book or an expiry) it was found for
+        self._none: tuple = (None, -1, np.zeros(2, np.bool_))
 
     def due(self, S: float, t: float, book, surface: tuple, held: np.ndarray) -> bool:
         """True when the flips must be recomputed at spot ``S``, clock ``t`` for ``book``
@@ -112,7 +115,10 @@ class LevelsHold:
         ok = False
         if tab is not None:
             lines, n = book._live_lines(t)
-            none = np.array([_one_sign(lines, n, ROW_UNITS, t), _one_sign(lines, n, ROW_VIS_W, t)])
+            if self._none[0] is not lines or self._none[1] != n:  # the book's live table
+                rows = (ROW_UNITS, ROW_VIS_W)
+                self._none = (lines, n, np.array([_one_sign(lines, n, w, t) for w in rows]))
+            none = self._none[2]
             ok = flips_certain(S * _FLIP_GRID, _FLIP_MID, S, np.asarray(held, dtype=np.float64),
                                none, (t - tab.t0) / tab.H, tab.center, tab.half, tab.coef,
                                tab.eps, tab.extra, tab.n_extra, t, book.year_seconds,
