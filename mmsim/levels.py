@@ -27,12 +27,15 @@ The last check is what makes a held flip trustworthy. A flip is the crossing nea
 spot, so a trade far below ``book_move`` (or 30 min of decay) can open a new crossing
 between spot and a far flip, and the nearest one jumps: measured 0.248 x spot on seed 1
 of ``benchmarks.levels_hold``'s ``multi_dealer_bands*`` before this check. At every
-sample that would hold, the table (brought up to date with the lines booked since,
-evaluated at the current spot's grid and clock, no exact re-pricing of the book) must
-give certain signs (``|table| > eps``) at every grid point from spot out to the held
-flip's grid cell, one sign up to the cell and the other after it, on both sides; with
-no held flip, one certain sign over the whole grid
-(:func:`~mmsim.profile_table.flips_certain`). Otherwise the flips are recomputed.
+sample that would hold, the profile's signs on the current spot's grid at the current
+clock (the table's, brought up to date with the lines booked since, where it is
+certain, ``|table| > eps``; the exact profile where it is not) must be one sign from
+spot out to the held flip's grid cell and the other after it, on both sides out to the
+cell's far point; with no held flip, one sign over the whole grid
+(:func:`~mmsim.profile_table.flips_certain`; no table needed when each view's weights
+have one sign). Otherwise the flips are recomputed. This costs a few microseconds a
+held sample (the table evaluated at once over the grid points needed), far less than
+a recomputation's exact values at the crossing.
 
 **Guarantee.** A held flip lies in the same cell of the flip grid at the current spot
 (``S * linspace(0.7, 1.3, 241)``) as the full computation's flip at that instant:
@@ -103,25 +106,28 @@ class LevelsHold:
         return False
 
     def certified(self, S: float, t: float, book, surface: tuple, held: np.ndarray) -> bool:
-        """Whether the book's profile table proves the ``held`` flips (true, visible; $,
-        NaN = none) in the cells of the flip grid at spot ``S`` ($) and clock ``t`` (s)
-        (``surface``: level, skew, floor)
-        where the exact ones are (:func:`~mmsim.profile_table.flips_certain`: the table's
-        signs alone, no exact re-pricing of the book); ``False`` when no table covers
-        ``(S, t, surface)`` or a sign on the way is in doubt (counted in
-        ``uncertified``)."""
-        surface = (*surface, book.r, book.q)  # the table's: (level, skew, floor, r, q)
-        tab = book.profile_table(S, t, surface)
-        ok = False
-        if tab is not None:
-            lines, n = book._live_lines(t)
-            if self._none[0] is not lines or self._none[1] != n:  # the book's live table
-                rows = (ROW_UNITS, ROW_VIS_W)
-                self._none = (lines, n, np.array([_one_sign(lines, n, w, t) for w in rows]))
-            none = self._none[2]
-            ok = flips_certain(S * _FLIP_GRID, _FLIP_MID, S, np.asarray(held, dtype=np.float64),
-                               none, (t - tab.t0) / tab.H, tab.center, tab.half, tab.coef,
-                               tab.eps, tab.extra, tab.n_extra, t, book.year_seconds,
-                               *surface)  # fmt: skip
+        """Whether the ``held`` flips (true, visible; $, NaN = none) lie in the cells of
+        the flip grid at spot ``S`` ($) and clock ``t`` (s) where the exact ones are, as
+        the book's profile table proves (:func:`~mmsim.profile_table.flips_certain`: its
+        signs, the exact profile only where it is in doubt; ``surface``: level, skew,
+        floor), or as the weights do when each view's have one sign (no flip);
+        ``False`` when no table covers ``(S, t, surface)`` or the signs do not show it
+        (counted in ``uncertified``)."""
+        lines, n = book._live_lines(t)
+        if self._none[0] is not lines or self._none[1] != n:  # the book's live table
+            rows = (ROW_UNITS, ROW_VIS_W)
+            self._none = (lines, n, np.array([_one_sign(lines, n, w, t) for w in rows]))
+        none = self._none[2]
+        held = np.asarray(held, dtype=np.float64)
+        if none.all():  # no flip in either view: none held is right, no table needed
+            ok = bool(np.isnan(held).all())
+        else:
+            surface = (*surface, book.r, book.q)  # the table's: (level, skew, floor, r, q)
+            tab = book.profile_table(S, t, surface)
+            ok = tab is not None and flips_certain(
+                S * _FLIP_GRID, _FLIP_MID, S, t, held, none, (t - tab.t0) / tab.H, tab.center,
+                tab.half, tab.coef, tab.eps, tab.extra, tab.n_extra, book.year_seconds, lines,
+                n, *surface,
+            )  # fmt: skip
         self.uncertified += not ok
         return bool(ok)

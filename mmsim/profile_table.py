@@ -254,21 +254,40 @@ def _add_table(coef, u, z, out):
 
 
 @njit(cache=True)
-def flips_certain(grid, i0, S, held, none, u, center, half, coef, eps, extra, n_extra, t,
-                  year_seconds, level, skew, floor, r, q):  # fmt: skip
-    """Whether the table proves that the exact flips at spot ``S`` ($, ``grid[i0]``) and
-    clock ``t`` lie in the grid cells of ``held`` (true, visible; NaN = no flip), i.e.
-    within one grid step of them; table arguments as :func:`table_flips`. ``none[v]``:
-    view ``v`` has no flip (its weights have one sign), whatever the table says.
+def _certain_sign(est, vals, v, j, a, grid, eps, t, year_seconds, lines, n, level, skew, floor,
+                  r, q):  # fmt: skip
+    """Sign of view ``v`` of the exact profile at ``grid[j]``: the table's (``est[v, j - a]``)
+    where it is farther than ``eps`` from 0, else the exact profile's (``vals``, as
+    :func:`table_flips` does); 0 for an exact zero."""
+    x = est[v, j - a]
+    if x > eps[v]:
+        return 1
+    if x < -eps[v]:
+        return -1
+    p = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)[v]
+    return 1 if p > 0.0 else (-1 if p < 0.0 else 0)
+
+
+@njit(cache=True)
+def flips_certain(grid, i0, S, t, held, none, u, center, half, coef, eps, extra, n_extra,
+                  year_seconds, lines, n, level, skew, floor, r, q):  # fmt: skip
+    """Whether the exact flips at spot ``S`` ($, ``grid[i0]``) and clock ``t`` lie in the
+    grid cells of ``held`` (true, visible; NaN = no flip), i.e. within one grid step of
+    them; arguments as :func:`table_flips`. ``none[v]``: view ``v`` has no flip (its
+    weights have one sign), whatever the table says.
 
     For a held flip in the cell ``[grid[k], grid[k + 1]]`` and ``D`` the farther of its
-    two points from ``S``: the table's signs at every point within ``D`` of ``S``, and at
-    the first point beyond ``D`` on each side, are certain (``|table| > eps``), those up
-    to ``k`` one sign and those from ``k + 1`` the other. Then the profile changes sign
-    in that cell and nowhere else nearer (a crossing outside those points lies beyond
-    ``D``), so the exact flip (:func:`mmsim.book_kernels.nearest_flips`, interpolated
-    inside the cell) is in the cell too. No held flip: every grid point certain and of
-    one sign. No exact re-pricing: the table and the sums of the ``extra`` lines."""
+    two points from ``S``: over every point within ``D`` of ``S`` and the first point
+    beyond ``D`` on each side, the profile's non-zero values up to ``k`` have one sign
+    and those from ``k + 1`` the other, with ``k``, ``k + 1`` and those two outer points
+    non-zero (zeros carry no sign: a crossing is between consecutive non-zero values).
+    Then the profile changes sign in that cell and nowhere else nearer (a crossing
+    outside those points lies beyond ``D``), so the exact flip
+    (:func:`mmsim.book_kernels.nearest_flips`, interpolated inside the cell) is in the
+    cell too. No held flip: the non-zero values of the whole grid of one sign. The
+    signs come from the table where it is farther than ``eps`` from 0 (evaluated for
+    all those points at once), else from the exact profile, as in :func:`table_flips`;
+    unlike it, no exact values at the crossing, where the table is certain."""
     m = grid.size
     los = np.full(2, m, np.int64)  # per view: the points to check, none for ``none``
     his = np.full(2, -1, np.int64)
@@ -300,17 +319,30 @@ def flips_certain(grid, i0, S, held, none, u, center, half, coef, eps, extra, n_
     if n_extra:
         gamma_pair(pts, t, year_seconds, extra, n_extra, level, skew, floor, r, q, est)
     _add_table(coef, u, (pts - center) / half, est)
+    vals = np.full((2, m), np.nan)  # exact values where the table is in doubt
+    c = (a, grid, eps, t, year_seconds, lines, n, level, skew, floor, r, q)
     for v in range(2):
-        k = ks[v]
-        ref = (los[v] if k < 0 else k) - a
-        e = eps[v]
-        s = 1 if est[v, ref] > e else (-1 if est[v, ref] < -e else 0)
-        if s == 0:
-            return False
-        for j in range(los[v], his[v] + 1):
+        k, lo, hi = ks[v], los[v], his[v]
+        if lo > hi:
+            continue
+        s = 0  # the sign up to the cell (no held flip: everywhere); zeros carry none
+        if k >= 0:
+            s = _certain_sign(est, vals, v, k, *c)
+            if s == 0 or _certain_sign(est, vals, v, k + 1, *c) != -s:
+                return False
+            # a crossing beyond the checked points must start there: non-zero ends
+            if lo > 0 and _certain_sign(est, vals, v, lo, *c) == 0:
+                return False
+            if hi < m - 1 and _certain_sign(est, vals, v, hi, *c) == 0:
+                return False
+        for j in range(lo, hi + 1):
+            sj = _certain_sign(est, vals, v, j, *c)
+            if sj == 0:
+                continue
             want = s if k < 0 or j <= k else -s
-            x = est[v, j - a]
-            if not (x > e if want > 0 else x < -e):
+            if want == 0:
+                s = sj  # no held flip: the first non-zero sign sets it
+            elif sj != want:
                 return False
     return True
 
