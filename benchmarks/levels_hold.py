@@ -17,11 +17,20 @@ at the very states where ``all`` held or recomputed, and the report compares the
 
 ``--shipped`` runs the shipped scenarios instead (their first day, tabulated: the
 hold applies to tabulated books only). ``held`` / ``vetoed``: levels samples that held
-the flips, and those the profile table's check (:meth:`mmsim.levels.LevelsHold.certified`)
-sent to a recomputation. ``--held flips`` compares the flips-only hold with ``off`` instead:
-episodes that differ between ``all`` and ``off`` (flip crossings read the held flip)
-differ the same way there (measured 2026-11-27: 3 of 38 episodes over 30 seeds of the
-``multi_dealer_bands*`` case, all flip crossings; ``all`` and ``flips`` agree).
+the flips, and those the hold's check of the held flips against the profile's signs
+(:meth:`mmsim.levels.LevelsHold.certified`) sent to a recomputation. ``--held flips``
+compares the flips-only hold with ``off`` instead.
+
+Measured 2026-11-27, ``--held flips``, 30 seeds, largest ``|held - full| / spot``
+(before the check / with it; the check guarantees one step of the flip grid, 0.0025):
+``multi_dealer_bands*`` 0.248 (seed 1: a customer trade under 1% of the book opened a
+crossing near spot while the far flip was held) / 0.0022 (400 samples held, 242
+vetoed); ``book400*`` 2.2e-4 / 2.1e-4 (1,719 held, 81 vetoed); shipped
+(``--shipped``) ``vol_regime_shift`` 0.011 / see below, ``multi_dealer_bands`` 0.018 /
+0.0013, ``flip_crossing`` 5.8e-5 / 5.8e-5, ``spx_2022-02-07`` 1.4e-4 / see below, the
+rest 0 / 0. Trades and non-level columns equal bit for bit in every case. Episodes
+that differ from ``off`` (flip crossings read the held flip, which may sit up to a
+step away): 3 of 38 / 2 of 37 on ``multi_dealer_bands*``, none elsewhere.
 """
 
 from __future__ import annotations

@@ -239,16 +239,16 @@ def _add_table(coef, u, z, out):
     lb = -4.0 * u * (u - 1.0)
     lc = 2.0 * u * (u - 0.5)
     nc, m = coef.shape[1], z.size
+    z2 = 2.0 * z
     for v in range(2):
         c = la * coef[v] + lb * coef[2 + v] + lc * coef[4 + v]
         b1 = np.zeros(m)
         b2 = np.zeros(m)
         for j in range(nc - 1, 0, -1):
             cj = c[j]
-            for p in range(m):
-                b0 = 2.0 * z[p] * b1[p] - b2[p] + cj
-                b2[p] = b1[p]
-                b1[p] = b0
+            for p in range(m):  # b2 takes the new term, then the two swap names
+                b2[p] = z2[p] * b1[p] - b2[p] + cj
+            b1, b2 = b2, b1
         for p in range(m):
             out[v, p] += z[p] * b1[p] - b2[p] + c[0]
 
