@@ -24,13 +24,14 @@ compares the flips-only hold with ``off`` instead.
 Measured 2026-11-27, ``--held flips``, 30 seeds, largest ``|held - full| / spot``
 (before the check / with it; the check guarantees one step of the flip grid, 0.0025):
 ``multi_dealer_bands*`` 0.248 (seed 1: a customer trade under 1% of the book opened a
-crossing near spot while the far flip was held) / 0.0022 (400 samples held, 242
-vetoed); ``book400*`` 2.2e-4 / 2.1e-4 (1,719 held, 81 vetoed); shipped
-(``--shipped``) ``vol_regime_shift`` 0.011 / see below, ``multi_dealer_bands`` 0.018 /
-0.0013, ``flip_crossing`` 5.8e-5 / 5.8e-5, ``spx_2022-02-07`` 1.4e-4 / see below, the
-rest 0 / 0. Trades and non-level columns equal bit for bit in every case. Episodes
-that differ from ``off`` (flip crossings read the held flip, which may sit up to a
-step away): 3 of 38 / 2 of 37 on ``multi_dealer_bands*``, none elsewhere.
+crossing near spot while the far flip was held) / 0.0022 (400 levels samples held, 242
+vetoed); ``book400*`` 2.2e-4 / 2.1e-4 (1,719 held, 81 vetoed). ``--shipped``:
+``vol_regime_shift`` 0.011 / 0.00245 (740 held, 1,215 vetoed), ``multi_dealer_bands``
+0.018 / 0.0013, ``spx_2022-02-07`` 1.4e-4 / 1.3e-4, ``flip_crossing`` 5.8e-5 / 5.8e-5,
+the other seven 0 / 0. Trades and non-level columns equal bit for bit everywhere.
+Episodes that differ from ``off``, each a flip crossing starting or ending a sample
+(10 s) apart as the held flip sits within a step of the full one: ``multi_dealer_bands*``
+3 of 38 / 2 of 37; ``vol_regime_shift`` 6 / 10 of 62; ``spx_2022-02-07`` 0 / 4 of 98.
 """
 
 from __future__ import annotations
