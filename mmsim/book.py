@@ -933,26 +933,34 @@ class OptionBook:
         )  # fmt: skip
         return (float(xt) if ft else None), (float(xv) if fv else None)
 
+    def profile_table(self, S: float, t: float, surface: tuple) -> ProfileTable | None:
+        """The flips' profile table (:mod:`mmsim.profile_table`) if it may answer at spot
+        ``S`` ($), clock ``t`` (s) and ``surface`` (:meth:`_surface`), its ``extra`` lines
+        brought up to date with the lines booked since its build; ``None`` when there is
+        none, it does not cover ``(S, t, surface)`` or more than ``MAX_CHANGES`` lines
+        changed (then :meth:`flips` builds a new one)."""
+        tab = self._profile
+        if tab is None or not tab.valid(S, t, surface):
+            return None
+        if tab.book_version != self._version:
+            idx = np.unique(np.asarray(self._profile_touched, dtype=np.int64))
+            if idx.size > MAX_CHANGES:
+                return None
+            changes = np.ascontiguousarray(self._packed[:, idx])
+            for row, snap, now in ((ROW_UNITS, tab.snap_units, self._units),
+                                   (ROW_VIS_W, tab.snap_vis, self._vis_w)):  # fmt: skip
+                before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
+                changes[row] = now[idx] - before
+            tab.extra = np.ascontiguousarray(np.hstack([tab.near, changes]))
+            tab.n_extra, tab.book_version = tab.extra.shape[1], self._version
+        return tab
+
     def _table_flips(self, S: float, t: float, vol: VolSurface, lines, n) -> tuple | None:
         """:meth:`flips` from the profile table (:mod:`mmsim.profile_table`): the same
         values, pricing the whole book only where the table leaves a sign in doubt and
         around the crossings; ``None`` when no table can answer (then the walk-out)."""
         surface = self._surface(vol)
-        tab = self._profile
-        if tab is not None and not tab.valid(S, t, surface):
-            tab = None
-        if tab is not None and tab.book_version != self._version:
-            idx = np.unique(np.asarray(self._profile_touched, dtype=np.int64))
-            if idx.size > MAX_CHANGES:
-                tab = None
-            else:
-                changes = np.ascontiguousarray(self._packed[:, idx])
-                for row, snap, now in ((ROW_UNITS, tab.snap_units, self._units),
-                                       (ROW_VIS_W, tab.snap_vis, self._vis_w)):  # fmt: skip
-                    before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
-                    changes[row] = now[idx] - before
-                tab.extra = np.ascontiguousarray(np.hstack([tab.near, changes]))
-                tab.n_extra, tab.book_version = tab.extra.shape[1], self._version
+        tab = self.profile_table(S, t, surface)
         if tab is None:
             self._profile = None
             if self._profile_retry[0] == self._version and t < self._profile_retry[1]:

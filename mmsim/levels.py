@@ -20,20 +20,45 @@ recomputes every level at every levels sample):
   the surface did (level, skew, floor);
 - spot moved more than ``move`` (fraction; default one step of the flip grid, 0.25%);
 - ``max_age`` seconds passed since the last computation (time decay of gamma);
-- a line live at the last computation expired since.
+- a line live at the last computation expired since;
+- the book's profile table cannot vouch for the held flips (:meth:`LevelsHold.certified`).
 
-Otherwise the last values are kept: each recorded level is then the full computation at
-a time at most ``max_age`` s earlier, with the same surface, a book within ``book_move``,
-no expiry in between and spot within ``move`` (``tests/test_levels.py`` measures how far
-that is from recomputing). The levels are recorded only (series, wall and flip metrics,
-episodes): no agent trades on them, so holding them changes no trade.
+The last check is what makes a held flip trustworthy. A flip is the crossing nearest to
+spot, so a trade far below ``book_move`` (or 30 min of decay) can open a new crossing
+between spot and a far flip, and the nearest one jumps: measured 0.248 x spot on seed 1
+of ``benchmarks.levels_hold``'s ``multi_dealer_bands*`` before this check. At every
+sample that would hold, the profile's signs on the current spot's grid at the current
+clock (the table's, brought up to date with the lines booked since, where it is
+certain, ``|table| > eps``; the exact profile where it is not; zeros carry no sign)
+must be one sign from spot out to the held flip's grid cell and the other after it, on
+both sides out to the first point beyond the cell's far point; with no held flip, one
+sign over the whole grid (:func:`~mmsim.profile_table.flips_certain`; no table needed
+when each view's weights have one sign). Otherwise the flips are recomputed. This
+costs 10-35 us a held sample on the synthetic 100- to 10,000-line books (the table
+evaluated at once over the grid points needed), less than a recomputation's exact
+values at the crossing.
+
+**Guarantee.** A held flip lies in the same cell of the flip grid at the current spot
+(``S * linspace(0.7, 1.3, 241)``) as the full computation's flip at that instant:
+``|held - full| <= 0.0025 x spot`` (one grid step), and a held None is None in full,
+as far as the profile table's validated bound holds (the bound the full computation
+of a tabulated book relies on too; a book whose views' weights each have one sign has
+no flip, table or not). ``tests/test_levels.py`` checks it at every levels
+sample of 30 seeds on non-shipped parameters. Besides, each held value is the full
+computation at a time at most ``max_age`` s earlier, with the same surface, a book
+within ``book_move``, no expiry in between and spot within ``move``. The levels are
+recorded only (series, wall and flip metrics, episodes): no agent trades on them, so
+holding them changes no trade.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mmsim.book_kernels import ROW_EXPIRY, ROW_UNITS
+from mmsim.book import _FLIP_GRID, _FLIP_MID
+from mmsim.book_kernels import ROW_EXPIRY, ROW_UNITS, ROW_VIS_W
+from mmsim.level_kernels import _one_sign
+from mmsim.profile_table import flips_certain
 
 __all__ = ["LevelsHold"]
 
@@ -53,11 +78,16 @@ class LevelsHold:
         self._expiry = np.inf  # the first expiry of the lines live at the last computation
         self.computed = 0  # computations (diagnostics)
         self.held = 0  # samples that kept the last values
+        self.uncertified = 0  # samples recomputed as the table could not vouch for the flips
+        # per view, whether the weights of the live lines have one sign (no flip), and the
+        # live table (rebuilt on any change of the book or an expiry) it was found for
+        self._none: tuple = (None, -1, np.zeros(2, np.bool_))
 
-    def due(self, S: float, t: float, book, surface: tuple) -> bool:
+    def due(self, S: float, t: float, book, surface: tuple, held: np.ndarray) -> bool:
         """True when the flips must be recomputed at spot ``S``, clock ``t`` for ``book``
-        (an :class:`~mmsim.book.OptionBook`) and ``surface`` (its parameters); then the
-        caller recomputes and this state records the book, surface, spot and time."""
+        (an :class:`~mmsim.book.OptionBook`) and ``surface`` (level, skew, floor), ``held``
+        the flips it would keep (true, visible; $, NaN = none); then the caller
+        recomputes and this state records the book, surface, spot and time."""
         last = self._last
         if (
             last is None
@@ -66,6 +96,7 @@ class LevelsHold:
             or abs(S - last[2]) > self.move * last[2]
             or t - last[3] >= self.max_age
             or t >= self._expiry
+            or not self.certified(S, t, book, surface, held)
         ):
             self._last = (book.turnover, surface, S, t)
             lines, n = book._live_lines(t)
@@ -75,3 +106,30 @@ class LevelsHold:
             return True
         self.held += 1
         return False
+
+    def certified(self, S: float, t: float, book, surface: tuple, held: np.ndarray) -> bool:
+        """Whether the ``held`` flips (true, visible; $, NaN = none) lie in the cells of
+        the flip grid at spot ``S`` ($) and clock ``t`` (s) where the exact ones are, as
+        the book's profile table proves (:func:`~mmsim.profile_table.flips_certain`: its
+        signs, the exact profile only where it is in doubt; ``surface``: level, skew,
+        floor), or as the weights do when each view's have one sign (no flip);
+        ``False`` when no table covers ``(S, t, surface)`` or the signs do not show it
+        (counted in ``uncertified``)."""
+        lines, n = book._live_lines(t)
+        if self._none[0] is not lines or self._none[1] != n:  # the book's live table
+            rows = (ROW_UNITS, ROW_VIS_W)
+            self._none = (lines, n, np.array([_one_sign(lines, n, w, t) for w in rows]))
+        none = self._none[2]
+        held = np.asarray(held, dtype=np.float64)
+        if none.all():  # no flip in either view: none held is right, no table needed
+            ok = bool(np.isnan(held).all())
+        else:
+            surface = (*surface, book.r, book.q)  # the table's: (level, skew, floor, r, q)
+            tab = book.profile_table(S, t, surface)
+            ok = tab is not None and flips_certain(
+                S * _FLIP_GRID, _FLIP_MID, S, t, held, none, (t - tab.t0) / tab.H, tab.center,
+                tab.half, tab.coef, tab.eps, tab.extra, tab.n_extra, book.year_seconds, lines,
+                n, *surface,
+            )  # fmt: skip
+        self.uncertified += not ok
+        return bool(ok)

@@ -48,7 +48,7 @@ from mmsim.book_kernels import (
 from mmsim.delta_table import _cheb_coefficients, _clenshaw
 from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, gamma_scalar
 
-__all__ = ["ProfileTable", "build_profile", "table_flips"]
+__all__ = ["ProfileTable", "build_profile", "flips_certain", "table_flips"]
 
 LO, HI = 0.7 * 0.95, 1.3 * 1.05  # fitted range, fractions of the build's spot
 MOVE = 0.05  # the table answers while spot is within 5% of the build's
@@ -225,6 +225,126 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
         found[v] = best < np.inf
         xs[v] = best_x
     return found[0], xs[0], found[1], xs[1], bad
+
+
+@njit(cache=True)
+def _add_table(coef, u, z, out):
+    """Add both views of the table at grid coordinates ``z`` and time fraction ``u`` to
+    ``out[0]`` (true) and ``out[1]`` (visible): the slices' quadratic in time of
+    :func:`_in_time` folded into one series per view, then Clenshaw's recurrence run for
+    all points at once (independent chains, not one latency-bound chain per point).
+    Equal to :func:`_in_time` up to rounding (a few ulps of the coefficients' sums, far
+    inside ``eps``)."""
+    la = 2.0 * (u - 0.5) * (u - 1.0)
+    lb = -4.0 * u * (u - 1.0)
+    lc = 2.0 * u * (u - 0.5)
+    nc, m = coef.shape[1], z.size
+    z2 = 2.0 * z
+    for v in range(2):
+        c = la * coef[v] + lb * coef[2 + v] + lc * coef[4 + v]
+        b1 = np.zeros(m)
+        b2 = np.zeros(m)
+        for j in range(nc - 1, 0, -1):
+            cj = c[j]
+            for p in range(m):  # b2 takes the new term, then the two swap names
+                b2[p] = z2[p] * b1[p] - b2[p] + cj
+            b1, b2 = b2, b1
+        for p in range(m):
+            out[v, p] += z[p] * b1[p] - b2[p] + c[0]
+
+
+@njit(cache=True)
+def _certain_sign(est, vals, v, j, a, grid, eps, t, year_seconds, lines, n, level, skew, floor,
+                  r, q):  # fmt: skip
+    """Sign of view ``v`` of the exact profile at ``grid[j]``: the table's (``est[v, j - a]``)
+    where it is farther than ``eps`` from 0, else the exact profile's (``vals``, as
+    :func:`table_flips` does); 0 for an exact zero."""
+    x = est[v, j - a]
+    if x > eps[v]:
+        return 1
+    if x < -eps[v]:
+        return -1
+    p = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)[v]
+    return 1 if p > 0.0 else (-1 if p < 0.0 else 0)
+
+
+@njit(cache=True)
+def flips_certain(grid, i0, S, t, held, none, u, center, half, coef, eps, extra, n_extra,
+                  year_seconds, lines, n, level, skew, floor, r, q):  # fmt: skip
+    """Whether the exact flips at spot ``S`` ($, ``grid[i0]``) and clock ``t`` lie in the
+    grid cells of ``held`` (true, visible; NaN = no flip), i.e. within one grid step of
+    them; arguments as :func:`table_flips`. ``none[v]``: view ``v`` has no flip (its
+    weights have one sign), whatever the table says.
+
+    For a held flip in the cell ``[grid[k], grid[k + 1]]`` and ``D`` the farther of its
+    two points from ``S``: over every point within ``D`` of ``S`` and the first point
+    beyond ``D`` on each side, the profile's non-zero values up to ``k`` have one sign
+    and those from ``k + 1`` the other, with ``k``, ``k + 1`` and those two outer points
+    non-zero (zeros carry no sign: a crossing is between consecutive non-zero values).
+    Then the profile changes sign in that cell and nowhere else nearer (a crossing
+    outside those points lies beyond ``D``), so the exact flip
+    (:func:`mmsim.book_kernels.nearest_flips`, interpolated inside the cell) is in the
+    cell too. No held flip: the non-zero values of the whole grid of one sign. The
+    signs come from the table where it is farther than ``eps`` from 0 (evaluated for
+    all those points at once), else from the exact profile, as in :func:`table_flips`;
+    unlike it, no exact values at the crossing, where the table is certain."""
+    m = grid.size
+    los = np.full(2, m, np.int64)  # per view: the points to check, none for ``none``
+    his = np.full(2, -1, np.int64)
+    ks = np.full(2, -1, np.int64)  # the held flip's cell, -1: no held flip
+    for v in range(2):
+        x = held[v]
+        found = x == x
+        if none[v]:
+            if found:
+                return False
+            continue
+        los[v], his[v] = 0, m - 1
+        if found:
+            if not grid[0] <= x <= grid[m - 1]:
+                return False
+            k = min(np.searchsorted(grid, x, side="right") - 1, m - 2)
+            far = max(abs(grid[k] - S), abs(grid[k + 1] - S))
+            lo = hi = i0
+            while lo > 0 and S - grid[lo] <= far:
+                lo -= 1
+            while hi < m - 1 and grid[hi] - S <= far:
+                hi += 1
+            los[v], his[v], ks[v] = lo, hi, k
+    a, b = los.min(), his.max()
+    if b < a:
+        return True  # both views without a flip, as held
+    pts = grid[a : b + 1]
+    est = np.zeros((2, pts.size))
+    if n_extra:
+        gamma_pair(pts, t, year_seconds, extra, n_extra, level, skew, floor, r, q, est)
+    _add_table(coef, u, (pts - center) / half, est)
+    vals = np.full((2, m), np.nan)  # exact values where the table is in doubt
+    c = (a, grid, eps, t, year_seconds, lines, n, level, skew, floor, r, q)
+    for v in range(2):
+        k, lo, hi = ks[v], los[v], his[v]
+        if lo > hi:
+            continue
+        s = 0  # the sign up to the cell (no held flip: everywhere); zeros carry none
+        if k >= 0:
+            s = _certain_sign(est, vals, v, k, *c)
+            if s == 0 or _certain_sign(est, vals, v, k + 1, *c) != -s:
+                return False
+            # a crossing beyond the checked points must start there: non-zero ends
+            if lo > 0 and _certain_sign(est, vals, v, lo, *c) == 0:
+                return False
+            if hi < m - 1 and _certain_sign(est, vals, v, hi, *c) == 0:
+                return False
+        for j in range(lo, hi + 1):
+            sj = _certain_sign(est, vals, v, j, *c)
+            if sj == 0:
+                continue
+            want = s if k < 0 or j <= k else -s
+            if want == 0:
+                s = sj  # no held flip: the first non-zero sign sets it
+            elif sj != want:
+                return False
+    return True
 
 
 @dataclass

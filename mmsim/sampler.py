@@ -324,10 +324,11 @@ class Sampler:
         """Whether to recompute the flips now: always for books the engine evaluates
         exactly or with ``engine.levels_hold: off``; for tabulated ones (``engine.delta_table``)
         only when the book (1% of its gross), the surface or spot (0.25%) moved, a line
-        expired, or every 30 min (:mod:`mmsim.levels`)."""
+        expired, every 30 min, or the profile table cannot prove the held flips within a
+        step of the flip grid (0.25% of spot) of the exact ones (:mod:`mmsim.levels`)."""
         if self.hold == "off" or not self.book.tabulates(t):
             return True
-        return self.levels_hold.due(S, t, self.book, self.vol.params())
+        return self.levels_hold.due(S, t, self.book, self.vol.params(), self.levels[:2])
 
     def update_levels(self, S: float, t: float) -> None:
         """Flip and walls in both views, and the gamma behind the visible walls

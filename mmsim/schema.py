@@ -586,7 +586,9 @@ class EngineConfig(_Strict):
         "all",
         description="Tabulated books (delta_table) recompute the recorded flips only when "
         "the book (1% of its gross), the surface or spot (0.25%) moved, an expiry passed, "
-        "or every 30 min, else hold them (mmsim.levels): all = the flips and the GEX "
+        "every 30 min, or the book's profile table cannot prove the held flip in the exact "
+        "one's cell of the flip grid, else hold them (mmsim.levels): a held flip is within "
+        "0.25% of spot (one grid step) of the exact one. all = the flips and the GEX "
         "re-priced at the visible walls (kept while, besides, the book and the walls are "
         "unchanged; the walls are always recomputed); flips = the flips only; off = "
         "recompute all at every levels sample. Recorded only: no agent trades on them.",
