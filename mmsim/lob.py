@@ -47,6 +47,7 @@ from mmsim.lob_kernels import (
     decay,
     decay_table,
     depth_within,
+    ladder_tick,
     needs_recenter,
     new_book,
     recenter,
@@ -346,17 +347,7 @@ class BookMarket:
         executes at once and return it as a fill."""
         r, own, ist, tick = self._own_rows[account], self.own, self.ist, self.tick
         bid, ask = int(ist[IST_LAST_BID]), int(ist[IST_LAST_ASK])
-        spread = max(ask - bid, 1)
-        sign = 1 if side == 0 else -1
-        own_best = bid if side == 0 else ask
-        if step == 0:
-            tick_abs = own_best - sign * spread
-        elif step == 1:
-            tick_abs = own_best
-        elif step == 2:
-            tick_abs = own_best + sign * (spread // 2)
-        else:
-            tick_abs = ask if side == 0 else bid
+        tick_abs = ladder_tick(bid, ask, side, step)
         j = tick_abs - int(ist[IST_BASE])
         filled, notional, _ = add_limit(self.vol, ist, side == 0, j, size, self.own)
         left = size - filled

@@ -165,6 +165,23 @@ def take(vol, ist, buy, qty, limit_j, own):
 
 
 @njit(cache=True)
+def ladder_tick(bid: int, ask: int, side: int, step: int) -> int:
+    """Absolute tick of a dealer's limit order at ladder ``step`` (0: one spread behind
+    its own best, 1: at its best, 2: half a spread inside, 3: at the far best, crossing)
+    on ``side`` (0 buy, 1 sell), from the last best bid and ask (absolute ticks)."""
+    spread = max(ask - bid, 1)
+    sign = 1 if side == 0 else -1
+    own_best = bid if side == 0 else ask
+    if step == 0:
+        return own_best - sign * spread
+    if step == 1:
+        return own_best
+    if step == 2:
+        return own_best + sign * (spread // 2)
+    return ask if side == 0 else bid
+
+
+@njit(cache=True)
 def add_limit(vol, ist, buy, j, v, own):
     """A limit order of ``v`` shares at column ``j``: the part that crosses executes
     against the other side up to ``j`` (price priority), the rest rests at ``j``.

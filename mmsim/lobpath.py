@@ -61,6 +61,7 @@ from mmsim.lob_kernels import (
     add_limit,
     book_snapshot,
     cancel,
+    ladder_tick,
     needs_recenter,
     recenter,
     take,
@@ -286,18 +287,7 @@ def post_limit(bk, r, qty):
         step = min(int(lim[r, 1]) + 1, 3)
     lim[r, 1] = step
     size = abs(qty)
-    bid, ask = ist[IST_LAST_BID], ist[IST_LAST_ASK]
-    spread = max(ask - bid, 1)
-    sign = 1 if side == 0 else -1
-    own_best = bid if side == 0 else ask
-    if step == 0:
-        tick_abs = own_best - sign * spread
-    elif step == 1:
-        tick_abs = own_best
-    elif step == 2:
-        tick_abs = own_best + sign * (spread // 2)
-    else:
-        tick_abs = ask if side == 0 else bid
+    tick_abs = ladder_tick(ist[IST_LAST_BID], ist[IST_LAST_ASK], side, step)
     j = tick_abs - ist[IST_BASE]
     n = vol.shape[1]
     filled, notional, _ = add_limit(vol, ist, side == 0, j, size, own)
