@@ -484,10 +484,12 @@ def build_table(
     around spot ``S`` ($) at clock ``t`` (s); ``None`` when no attempt passes.
 
     A fit that passes for checks but not for the series sampler (typically the value,
-    whose curvature in time grows as lines near expiry) gets one more try, the next
-    attempt if its ``H`` is at least :data:`SAMPLER_MIN_H`; the first that passes both
-    is kept, else the first that passes for checks (the sampler then evaluates this
-    holder's lines exactly, O(lines) per sample).
+    whose curvature in time grows as lines near expiry) is kept aside while the shorter
+    attempts whose ``H`` is at least :data:`SAMPLER_MIN_H` are tried, whether or not the
+    ones between fail the checks (the fits differ in nodes, window and validation
+    points: one may fail where a longer one passed): the first that passes
+    both is kept, else the first that passes for checks (the sampler then evaluates this
+    holder's lines exactly, O(lines) per sample, until the next build).
 
     ``start``: a table of the same lines and surface that ends at ``t`` on the same grid
     (``S`` its center): its node values at its end are this table's at ``t`` (the same
@@ -532,18 +534,17 @@ def build_table(
         coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
         ok, sample_ok = _passes(err, scale)
         if not ok:
-            if first is not None:
-                break
-            continue
+            continue  # a shorter fit may still pass (for the sampler too, if ``first``)
         table = DeltaTable(
             version, t, H, S, half, level, skew, floor, 2.0 * float(scale[3]), coef,
             near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
             scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), v_end=v1,
             far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=near_cut,
         )  # fmt: skip
-        if sample_ok or first is not None:
-            return table if sample_ok else first
-        first = table  # checks may read it; the next attempt may serve the sampler too
+        if sample_ok:
+            return table
+        if first is None:
+            first = table  # checks may read it; a shorter attempt may serve the sampler too
     return first
 
 

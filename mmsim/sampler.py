@@ -231,7 +231,8 @@ class Sampler:
         # whether there was a previous sample, and its spot ($), clock (s) and vol level
         self._flow_state = np.zeros(4)
         self._dealer_accounts = np.array([d.account for d in dealers], dtype=np.int64)
-        self._expiries = set(expiries)  # s; samples there value unsettled lines
+        # s, sorted; samples there value unsettled lines
+        self._expiries = np.unique(np.asarray(list(expiries), dtype=np.float64))
 
     def sample(self, t: float, row: np.ndarray) -> None:
         """Fill one series row ``row`` (a view of the recorder's buffer) at time ``t`` (s)
@@ -287,8 +288,10 @@ class Sampler:
         else:
             book.series_greeks_many(times, mids, vol, greeks, gex)
         due = np.zeros((m, book.n_holders))
-        if self._expiries:
-            for j in np.flatnonzero(np.isin(times, list(self._expiries))):
+        exp = self._expiries  # those within these samples' clocks (most fills: none)
+        lo, hi = exp.searchsorted(times[0], "left"), exp.searchsorted(times[-1], "right")
+        if hi > lo:
+            for j in np.flatnonzero(np.isin(times, exp[lo:hi])):
                 due[j] = self._unsettled_value(float(mids[j]), float(times[j]))
         first = self.recorder.filled
         marks = np.flatnonzero((first + np.arange(m)) % self.levels_stride == 0)

@@ -303,3 +303,34 @@ def test_the_sampler_retry_never_takes_a_fit_too_short_to_pay():
     assert short is not None and short.sample_ok  # the short fit would serve the sampler
     got = build_table(*args, attempts=((32, 7_200.0), (64, 1_200.0)))
     assert 1_200.0 < SAMPLER_MIN_H and (got.H, got.sample_ok) == (7_200.0, False)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_sampler_retry_goes_past_a_fit_that_fails_the_checks(seed):
+    """The book of the tests above (its 32-node, 2-hour fit passes for checks but misses
+    the value by > 10 cents): when the next attempt (8 nodes, 80 minutes) fails even the
+    checks, the build still tries the one after it (32 nodes, 40 minutes, at least
+    ``SAMPLER_MIN_H``), which passes both: the sampler gets that table (the same
+    coefficients as a build of that fit alone) instead of evaluating every line exactly
+    for 2 hours. A fit shorter than ``SAMPLER_MIN_H`` after the failure is still never
+    taken (the 2-hour table is kept)."""
+    from mmsim.delta_table import SAMPLER_MIN_H
+
+    rng = np.random.default_rng(seed)
+    n = 130
+    cols = (np.round(rng.uniform(430, 470, n)), rng.choice([1.5, 3.0, 19.0], n) * DAY,
+            rng.random(n) < 0.5, rng.uniform(-60, 60, n), 0)  # fmt: skip
+    book = OptionBook(1, delta_table="on")
+    book.add_many(*cols)
+    lines, k = book._hot_lines(0, 0.0)
+    args = (lines, k, 0, 450.0, 0.0, book.year_seconds, 0.18, -0.25, 0.01, 0.0, 0.0)
+    first = build_table(*args, attempts=((32, 7_200.0),))
+    assert first is not None and not first.sample_ok and first.sample_error > 10 * TOL_VALUE
+    assert build_table(*args, attempts=((8, 4_800.0),)) is None  # fails the checks
+    alone = build_table(*args, attempts=((32, 2_400.0),))
+    assert alone is not None and alone.sample_ok and alone.sample_error <= 0.5 * TOL_VALUE
+    got = build_table(*args, attempts=((32, 7_200.0), (8, 4_800.0), (32, 2_400.0)))
+    assert (got.H, got.sample_ok) == (2_400.0, True), "sampler retry stopped at a failed fit"
+    assert np.array_equal(got.coef, alone.coef) and np.array_equal(got.scoef, alone.scoef)
+    kept = build_table(*args, attempts=((32, 7_200.0), (8, 4_800.0), (64, 1_200.0)))
+    assert 1_200.0 < SAMPLER_MIN_H and (kept.H, kept.sample_ok) == (7_200.0, False)
