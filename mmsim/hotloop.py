@@ -295,7 +295,7 @@ class HotLoop:
     @property
     def skipped_checks(self) -> int:
         """Dealer checks the kernel skipped, their delta proven within the band (its skip
-        windows, :func:`mmsim.fastpath._skip_window`); diagnostics."""
+        windows, :func:`mmsim.kernel_checks._skip_window`); diagnostics."""
         return int(self.q[fp.Q_SKIPS])
 
     @property
