@@ -457,11 +457,7 @@ class HotLoop:
         mode = self.dl[i, fp.D_TMODE]
         if mode != fp.TM_TABLE and mode != fp.TM_EXACT_UNTIL:
             return False
-        seen = self._tab_seen[i]
-        if seen is None or lines is not self._hot_seen[i]:
-            return False
-        now = self.sim.book.table_state(self.sim.dealers[i].index)
-        return now[0] is seen[0] and now[1:] == seen[1:]
+        return lines is self._hot_seen[i] and self._table_unchanged(i)
 
     def _current(self, i: int, lines: np.ndarray) -> bool:
         """Load dealer ``i``'s table when the book has it up to date with the dealer's
@@ -474,40 +470,27 @@ class HotLoop:
         table = sim.book.current_table(h, *sim.vol.params())
         if table is None:
             return False
-        row = self.dl[i]
-        row[fp.D_TMODE] = fp.TM_TABLE
-        row[fp.D_TEXP] = sim.book._hot[h][4]
-        row[fp.D_T0], row[fp.D_T1] = table.t0, table.t0 + table.H
-        row[fp.D_CENTER_S], row[fp.D_HALF], row[fp.D_H] = table.center, table.half, table.H
-        self._tabs[i] = table
-        self._tab_seen[i] = sim.book.table_state(h)
-        self._hot_seen[i] = lines
-        self._pack_tables(i)
+        self._set_evaluation(i, table, math.inf, sim.book._hot[h][4], lines)
         return True
 
-    def _check_tables(self) -> None:
-        """Forget a dealer's loaded table when the book's changed since it was loaded
-        (a discrete event evaluated the dealer's delta elsewhere)."""
-        book = self.sim.book
-        for i, d in enumerate(self.sim.dealers):
-            seen = self._tab_seen[i]
-            if self.dl[i, fp.D_TMODE] == fp.TM_EXACT or seen is None:
-                continue
-            now = book.table_state(d.index)
-            if now[0] is not seen[0] or now[1:] != seen[1:]:
-                self.dl[i, fp.D_TMODE] = fp.TM_UNKNOWN
+    def _table_unchanged(self, i: int) -> bool:
+        """Whether the book's table state of dealer ``i`` is the one its evaluation was
+        loaded from (``OptionBook.table_state``: same table object, same counters)."""
+        seen = self._tab_seen[i]
+        if seen is None:
+            return False
+        now = self.sim.book.table_state(self.sim.dealers[i].index)
+        return now[0] is seen[0] and now[1:] == seen[1:]
 
-    def _sync(self, i: int, S: float, t: float) -> None:
-        """Load dealer ``i``'s evaluation as the book answers at spot ``S`` ($), clock ``t``
-        (s): its table built, rolled or refreshed there if need be, exactly as the simpy
-        agents' check or sampler would have it (``OptionBook.holder_evaluation``)."""
-        sim = self.sim
-        book, h = sim.book, sim.dealers[i].index
-        table, until, nxt = book.holder_evaluation(h, S, t, *sim.vol.params())
-        self.table_loads += 1
+    def _set_evaluation(
+        self, i: int, table: Any, until: float, nxt: float, hot: np.ndarray
+    ) -> None:
+        """Dealer ``i`` reads ``table`` (None: exact, until ``until`` s, inf = always)
+        until its lines' next expiry ``nxt`` (s); ``hot``: the hot lines it answers from.
+        Its row, the bookkeeping that tells when it is stale, and the packed tables."""
         row = self.dl[i]
-        self._tab_seen[i] = book.table_state(h)
-        self._hot_seen[i] = book._hot_lines(h, t)[0]  # the lines it answered from
+        self._tab_seen[i] = self.sim.book.table_state(self.sim.dealers[i].index)
+        self._hot_seen[i] = hot
         self._tabs[i] = table
         row[fp.D_TEXP] = nxt
         if table is None:
@@ -518,6 +501,25 @@ class HotLoop:
             row[fp.D_T0], row[fp.D_T1] = table.t0, table.t0 + table.H
             row[fp.D_CENTER_S], row[fp.D_HALF], row[fp.D_H] = table.center, table.half, table.H
         self._pack_tables(i)
+
+    def _check_tables(self) -> None:
+        """Forget a dealer's loaded table when the book's changed since it was loaded
+        (a discrete event evaluated the dealer's delta elsewhere)."""
+        for i in range(len(self.sim.dealers)):
+            if self.dl[i, fp.D_TMODE] == fp.TM_EXACT or self._tab_seen[i] is None:
+                continue
+            if not self._table_unchanged(i):
+                self.dl[i, fp.D_TMODE] = fp.TM_UNKNOWN
+
+    def _sync(self, i: int, S: float, t: float) -> None:
+        """Load dealer ``i``'s evaluation as the book answers at spot ``S`` ($), clock ``t``
+        (s): its table built, rolled or refreshed there if need be, exactly as the simpy
+        agents' check or sampler would have it (``OptionBook.holder_evaluation``)."""
+        sim = self.sim
+        book, h = sim.book, sim.dealers[i].index
+        table, until, nxt = book.holder_evaluation(h, S, t, *sim.vol.params())
+        self.table_loads += 1
+        self._set_evaluation(i, table, until, nxt, book._hot_lines(h, t)[0])
 
     def _pack_tables(self, i: int | None = None) -> None:
         """The loaded tables' coefficients and near and changed lines into the kernel's
