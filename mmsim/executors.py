@@ -9,8 +9,8 @@ resubmitted.
 
 Process workers start warm (:mod:`mmsim.workers`): forked from this process on Linux,
 else from a fork server. Forked, a sweep's ``workers`` are this process and
-``workers - 1`` forks: it submits every task, then takes tasks back from the far end of
-the pool's queue and runs them itself (:meth:`_Run._submit_and_share`); a cold process
+``workers - 1`` forks: a feeder thread keeps the pool a few tasks ahead while this
+process runs tasks from the other end of the queue (:meth:`_Run._submit_and_share`); a cold process
 first runs the sweep's first run, which loads the kernels the workers inherit
 (:meth:`_Run._warm_up`). While a fork server warms up, about a second, a sweep's process
 that is itself warm (it has run a simulation) runs runs from the other end of the queue
@@ -378,9 +378,18 @@ class _Run:
         tiny scenarios warm the process instead. Workers forked afterwards start warm."""
         if len(todo) < 2 or self.run_seconds > WARM_UP_RUN or is_warm() or not can_fork():
             return todo
-        head, overrides, seed = todo[0]
-        self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
+        self._run_here(todo[:1], base_dict)
         return todo[1:]
+
+    def _submit_chunk(self, pool: _Pool, chunk: list, base_dict: dict[str, Any]) -> Any:
+        """Submit one task, the runs ``chunk`` (``(head, overrides, seed)``); its future."""
+        runs = [(overrides, seed, head["run_id"]) for head, overrides, seed in chunk]
+        return pool.submit(base_dict, runs, self.keep, self.timeout)
+
+    def _run_here(self, chunk: list, base_dict: dict[str, Any]) -> None:
+        """Run the runs ``chunk`` in this process and record them."""
+        for head, overrides, seed in chunk:
+            self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
 
     def _submit(self, pool: _Pool, queue: collections.deque, futures: dict, base_dict) -> list:
         """Submit the tasks (lists of runs) of ``queue``, taken from its left; returns
@@ -391,8 +400,7 @@ class _Run:
             except IndexError:
                 return []
             try:
-                runs = [(overrides, seed, head["run_id"]) for head, overrides, seed in chunk]
-                futures[pool.submit(base_dict, runs, self.keep, self.timeout)] = chunk
+                futures[self._submit_chunk(pool, chunk, base_dict)] = chunk
             except BrokenProcessPool:
                 return [run for rest in (chunk, *queue) for run in rest]
             except RuntimeError:  # the pool was shut down (an interrupt): stop feeding it
@@ -427,8 +435,7 @@ class _Run:
                 chunk = queue.pop()
             except IndexError:
                 break
-            for head, overrides, seed in chunk:
-                self.record(head, _run_one(base_dict, overrides, seed, self.keep, self.timeout))
+            self._run_here(chunk, base_dict)
         feeder.join()
         if failed:
             raise failed[0]
@@ -502,8 +509,7 @@ class _Run:
             except IndexError:
                 return False
             try:
-                runs = [(overrides, seed, head["run_id"]) for head, overrides, seed in chunk]
-                fut = pool.submit(base_dict, runs, self.keep, self.timeout)
+                fut = self._submit_chunk(pool, chunk, base_dict)
             except (BrokenProcessPool, RuntimeError):  # a worker died, or an interrupt
                 lost.extend(chunk)
                 stop.set()
@@ -547,9 +553,7 @@ class _Run:
                     chunk = queue.pop()
                 except IndexError:
                     break
-                for head, overrides, seed in chunk:
-                    outcome = _run_one(base_dict, overrides, seed, self.keep, self.timeout)
-                    self.record(head, outcome)
+                self._run_here(chunk, base_dict)
         finally:
             stop.set()  # the feeder's end
             room.release()
