@@ -272,7 +272,7 @@ class Simulation:
             self.events,
             self.vol_follower,
             self.expiration,
-            None if hot else self.news,
+            self.hot.sources if self.hot is not None else self.news,  # the kernel's ids
             None if hot else self.noise,
             None if hot else self.liquidity,  # the book's flow too (mmsim.lobhot)
             *self.repositioners,

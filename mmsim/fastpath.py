@@ -128,6 +128,7 @@ from mmsim.kernel_layout import (
     NEED_NEWS,
     NEED_NOISE,
     NEED_TABLE,
+    NEWS_PHASE,
     NW_DT,
     NW_IDX,
     NW_NEXT,
@@ -146,9 +147,11 @@ from mmsim.kernel_layout import (
     Q_ELEN,
     Q_EPOS,
     Q_FILLS,
+    Q_HSEQ,
     Q_NSEQ,
     Q_RHEAD,
     Q_RLEN,
+    Q_RSEQ,
     Q_SAMPLE,
     Q_SAMPLES,
     Q_SEQ,
@@ -170,7 +173,7 @@ from mmsim.kernel_layout import (
     WK_SCHED,
     WK_SLEEP,
 )
-from mmsim.kernel_market import _is_book, _order_any, _settle_own, _wake
+from mmsim.kernel_market import _is_book, _order_any, _requeue, _settle_own, _wake
 from mmsim.lobpath import (
     FK_AFTER,
     ST_FBLOCK,
@@ -262,6 +265,7 @@ __all__ = [
     "NEED_NEWS",
     "NEED_NOISE",
     "NEED_TABLE",
+    "NEWS_PHASE",
     "NW_DT",
     "NW_IDX",
     "NW_NEXT",
@@ -280,9 +284,11 @@ __all__ = [
     "Q_ELEN",
     "Q_EPOS",
     "Q_FILLS",
+    "Q_HSEQ",
     "Q_NSEQ",
     "Q_RHEAD",
     "Q_RLEN",
+    "Q_RSEQ",
     "Q_SAMPLE",
     "Q_SAMPLES",
     "Q_SEQ",
@@ -314,8 +320,10 @@ def advance(
     xlines, elog,
 ):  # fmt: skip
     """Play the high-frequency events due before ``horizon`` (s; at it too when
-    ``inclusive``) and the cascades they set off; ``wake`` wakes the waiting dealers
-    first (a discrete event changed the market). Returns a status (module docstring).
+    ``inclusive``, those that come before the discrete event there: with an event id
+    below ``q[Q_HSEQ]``, the discrete event's) and the cascades they set off; ``wake``
+    wakes the waiting dealers first (a discrete event changed the market). Returns a
+    status (module docstring).
 
     ``fresh[d]`` marks a dealer woken by a price change (its cascade counters restart);
     ``runq`` / ``waitq`` are ring buffers of dealer indices (run queue, waiting list).
@@ -336,6 +344,7 @@ def advance(
     fundamental price, and samples record its columns after the dealers'."""
     scratch = np.zeros((5, 1))
     nd = runq.size
+    hseq = q[Q_HSEQ] if inclusive else -1  # events at the horizon with smaller ids play
     if wake:
         _wake(mk, q, runq, fresh, waitq, False)
     t = surf[6]
@@ -388,7 +397,9 @@ def advance(
                 q[Q_SAMPLE] += 1
                 q[Q_SAMPLES] = k + 1
                 continue
-        if q[Q_RLEN] > 0 and due > t:
+        # the dealers resuming now, after every timeout due now (scheduled earlier), and
+        # at the horizon's instant only those resuming before its discrete event (ids)
+        if q[Q_RLEN] > 0 and due > t and (t < horizon or q[Q_RSEQ + q[Q_RHEAD]] < hseq):
             if q[Q_FILLS] >= fills.shape[0] or _book_full(bk, fills, q):
                 surf[6] = t
                 return FULL
@@ -425,12 +436,11 @@ def advance(
                     info[0], info[1], info[2] = t, d, dl[d, D_ROUNDS]
                     surf[6] = t
                     return RUNAWAY
-                runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d  # timeout(0): behind the others
-                q[Q_RLEN] += 1
+                _requeue(q, runq, d)  # timeout(0): behind the others
             else:
                 _rest(dl, d, t, q, waitq)
             continue
-        if due > horizon or (due == horizon and not inclusive) or due == np.inf:
+        if due > horizon or (due == horizon and bseq >= hseq) or due == np.inf:
             surf[6] = t
             return OK
         if q[Q_FILLS] >= fills.shape[0] or _book_full(bk, fills, q):
@@ -454,6 +464,12 @@ def advance(
                 return status
             continue
         if src == -2:
+            if news[NW_ON] == NEWS_PHASE:  # news.phase's timeout: ticks from here on
+                news[NW_ON] = 1.0
+                news[NW_NEXT] = t + news[NW_DT]
+                q[Q_NSEQ] = q[Q_SEQ]
+                q[Q_SEQ] += 1
+                continue
             i = int(news[NW_IDX])
             if i == z.size:
                 surf[6] = t
@@ -665,9 +681,7 @@ def _dealer_event(
             _schedule(dl, d, t + dl[d, D_LAT], WK_LAG, q)
         else:  # an instant dealer woken by its window: timeout(0), behind the others
             dl[d, D_WKIND] = WK_NONE
-            nd = runq.size
-            runq[(q[Q_RHEAD] + q[Q_RLEN]) % nd] = d
-            q[Q_RLEN] += 1
+            _requeue(q, runq, d)
         return OK
     _rest(dl, d, t, q, waitq)
     return OK

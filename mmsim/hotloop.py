@@ -32,17 +32,23 @@ changed it: another dealer's trade leaves it (:meth:`HotLoop._kept`), and a tabl
 book brought up to date at booking (a customer trade folded in) is loaded as it stands
 (:meth:`HotLoop._current`), without a stop.
 
-Order of same-instant events: the kernel plays a news tick or noise order that falls
-exactly on a discrete event's instant after that event (the discrete events are
-scheduled before; true of samples, expiries, scheduled events, vol updates at multiples
-of the news step and of continuous-time arrivals). A discrete event scheduled less than
-one news step before a tick that it ties with (a pension child interval shorter than
-``news.dt`` landing on a tick) would come after the tick on the simpy path: the only
-bit-wise difference, not met by any shipped scenario. Lagged and scheduled dealers (and
-capacity-limited ones sleeping until their window rolls) schedule their own timeouts
-ahead of time: a discrete event landing on one comes first on the simpy path only if it
-was scheduled further ahead than the dealer's latency, interval or window
-(:func:`_lagged_tie_risk`); scenarios where it might not stay on the simpy path.
+Order of same-instant events: simpy plays the events of one instant in the order they
+were scheduled (time, priority, event id), so a news tick, a noise order or a dealer's
+timeout can come before or after a discrete event at its instant (a pension's child
+order landing on a tick: which was scheduled first?). The kernel numbers its timeouts,
+and the dealers a price change or their own ``timeout(0)`` resumes, from simpy's own
+event counter (``env._eid``: drawn before a kernel call, handed back after it), the
+first ones where the simpy agents' processes would draw them at t = 0
+(:attr:`HotLoop.sources`, then the dealers at the HotLoop's place); discrete events take
+theirs from simpy as always. Both kinds are so numbered in the order they were
+scheduled, as on the simpy path (where they were played in the same order up to then).
+:meth:`HotLoop.process` runs the kernel up to the next discrete event *and its id*: at
+that instant the kernel plays what has a smaller id (and no dealer resuming later),
+stops, and resumes right after the discrete event (an event at id + 0.5). Urgent events
+(a chunk's stop, the process starts) come before all of the kernel's at their instant.
+Discrete events that change the market wake the dealers when the kernel resumes, with
+an id drawn then: the same order as simpy's (which draws it at the change) because no
+discrete process schedules anything at the same instant after changing the market.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ import itertools
 import math
 from collections.abc import Generator
 from heapq import heappush
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,7 +68,7 @@ from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
 from mmsim.lob import BookMarket
 from mmsim.lobhot import BookState
-from mmsim.lobpath import BOOK_SAMPLE
+from mmsim.lobpath import BOOK_SAMPLE, ST_FSEQ
 from mmsim.market import SqrtImpact
 from mmsim.record import timeout_clock
 from mmsim.schema import Scenario
@@ -76,7 +83,9 @@ _SAMPLES = 2048  # sample rows per replay (a batch of the sampler; 2,340 a day a
 
 
 def unsupported(sc: Scenario) -> str | None:
-    """Why the fast path cannot run ``sc`` (``"field: reason"``), or ``None``."""
+    """Why the fast path cannot run ``sc`` (``"field: reason"``), or ``None``. Ties
+    between the kernel's events and discrete ones are no reason: the kernel breaks them
+    as simpy would (module docstring)."""
     mk = sc.market
     if mk.model != "book" and mk.transient.fraction != 0.0:
         return "market.transient.fraction: transient impact runs on the simpy path"
@@ -85,85 +94,6 @@ def unsupported(sc: Scenario) -> str | None:
             return f"dealers[{i}].order: limit orders run on the simpy path"
         if d.order != "market" and mk.book.work is not None:
             return "market.book.work: limit orders worked over time run on the simpy path"
-    return _tie_risk(sc)
-
-
-def _lead(d: Any) -> float:
-    """How far ahead (s) a dealer schedules its timeouts: a scheduled one its phase and
-    interval, a lagged one its latency, a price-triggered one with a capacity limit its
-    window (it sleeps until the window rolls); 0 for an instant one."""
-    if d.trigger == "schedule":
-        return max(d.interval, d.phase)
-    return max(d.latency, d.capacity_window if d.capacity is not None else 0.0)
-
-
-def _tie_risk(sc: Scenario) -> str | None:
-    """A discrete event that can be scheduled one news step or less before a news tick
-    it falls on: simpy would play that tick first, the kernel plays discrete events
-    first at a shared instant (module docstring), so such scenarios stay on the simpy
-    path. Discrete events scheduled further ahead (or that cannot land on a tick: the
-    Poisson arrivals) are safe."""
-    lagged = _lagged_tie_risk(sc)
-    if lagged is not None:
-        return lagged
-    if sc.news is None or sc.news.vol <= 0.0:
-        return None
-    dt, first = sc.news.dt, sc.news.phase + sc.news.dt
-    follow = sc.vol.follow_realized
-    if follow is not None and follow.every <= dt:
-        return "vol.follow_realized.every: not more than news.dt (same-instant order)"
-    for i, p in enumerate(sc.pensions):
-        if p.child_interval <= dt or p.start <= first:
-            return (
-                f"pensions[{i}]: child_interval or start within news.dt of a tick "
-                "(same-instant order)"
-            )
-    at = sorted(e.at for e in sc.events)  # each scheduled when the one before fired
-    for prev, nxt in itertools.pairwise(at):
-        if 0.0 < nxt - prev <= dt:  # at the same instant (0 apart) the order is exact
-            return "events: two less than news.dt apart (same-instant order)"
-    for i, d in enumerate(sc.dealers):
-        if d.reposition_days is not None and d.reposition_days * sc.clock.session_seconds <= dt:
-            return f"dealers[{i}].reposition_days: within news.dt (same-instant order)"
-    return None
-
-
-def _lagged_tie_risk(sc: Scenario) -> str | None:
-    """The same for lagged and scheduled dealers: the kernel plays a dealer's timeout
-    that falls on a discrete event's instant after it, as simpy does when the discrete
-    event was scheduled earlier, i.e. further ahead than the dealer schedules (its
-    :func:`_lead`), or exactly as far ahead: then it was scheduled while a discrete
-    event was processed, and at that instant the discrete events come before the
-    kernel's on both paths (the dealer scheduled its timeout after). Discrete events
-    scheduled closer stay on simpy; so do a
-    news phase (its first tick is scheduled late) and a chain's opening book (its
-    expiries are known only once loaded)."""
-    lead = max((_lead(d) for d in sc.dealers), default=0.0)
-    if lead <= 0.0:
-        return None
-    from mmsim.build import expiry_calendar  # build imports the agents, which import us
-
-    why = "closer than a lagged or scheduled dealer's latency or interval (same-instant order)"
-    if sc.news is not None and sc.news.phase > 0.0:
-        return "news.phase: with lagged or scheduled dealers (same-instant order)"
-    if sc.book is not None:
-        return "book: a chain's expiries with lagged or scheduled dealers (same-instant order)"
-    follow = sc.vol.follow_realized
-    if follow is not None and follow.every < lead:
-        return f"vol.follow_realized.every: {why}"
-    for i, p in enumerate(sc.pensions):
-        if p.child_interval < lead or p.start < lead:
-            return f"pensions[{i}]: child_interval or start {why}"
-    for name, at in (
-        ("events", sorted(e.at for e in sc.events)),
-        ("expiries", expiry_calendar(sc, None)),
-    ):
-        for prev, nxt in itertools.pairwise([0.0, *at]):
-            if 0.0 < nxt - prev < lead:
-                return f"{name}: {why}"
-    for i, d in enumerate(sc.dealers):
-        if d.reposition_days is not None and d.reposition_days * sc.clock.session_seconds < lead:
-            return f"dealers[{i}].reposition_days: {why}"
     return None
 
 
@@ -174,14 +104,26 @@ def fast_path_enabled(sc: Scenario) -> bool:
     return mode != "off" and unsupported(sc) is None
 
 
-def _at(env: simpy.Environment, when: float, priority: int = NORMAL) -> simpy.Event:
+def _at(
+    env: simpy.Environment, when: float, priority: int = NORMAL, eid: float | None = None
+) -> simpy.Event:
     """An event at the absolute clock time ``when`` (s), without the rounding of
-    ``now + (when - now)`` that a timeout would bring."""
+    ``now + (when - now)`` that a timeout would bring; ``eid``: its place in simpy's
+    order (default: the next event id)."""
     event = simpy.Event(env)
     event._ok = True
     event._value = None
-    heappush(env._queue, (when, priority, next(env._eid), event))
+    heappush(env._queue, (when, priority, next(env._eid) if eid is None else eid, event))
     return event
+
+
+def _after(env: simpy.Environment, head: tuple) -> simpy.Event:
+    """An event right after ``head`` (an entry of simpy's queue: time, priority, id,
+    event) and before whatever simpy would play next: id + 0.5, between two ids."""
+    return _at(env, head[0], head[1], head[2] + 0.5)
+
+
+_LAST = 1 << 62  # an event id above all: the kernel plays everything at its horizon
 
 
 class HotLoop:
@@ -205,24 +147,26 @@ class HotLoop:
 
         mk[fp.MK_CEIL] = PRICE_CEILING * sc.market.S0
         self.duration = sc.clock.duration
-        # news: the first tick at dt (+ phase); a block is drawn when the first is due
+        # news: the first tick at dt, or a phase's timeout first (then ticks from there);
+        # a block is drawn when the first tick is due
         self.news = np.zeros(6)
         self.z = np.zeros(0)
         news = sim.news
         if news is not None and news.scale > 0.0:
             cfg = news.config
-            start = 0.0 + cfg.phase if cfg.phase > 0.0 else 0.0
-            self.news[:] = (1.0, start + cfg.dt, cfg.dt, news.scale, _inf(cfg.stop), 0.0)
+            on, first = (fp.NEWS_PHASE, 0.0 + cfg.phase) if cfg.phase > 0.0 else (1.0, cfg.dt)
+            self.news[:] = (on, first, cfg.dt, news.scale, _inf(cfg.stop), 0.0)
         # noise: its first block (and gap) drawn now, as the simpy process would at t=0
         self.noise = np.zeros(6)
+        nd = len(sim.dealers)
         noise = sim.noise
         if noise is not None and noise.config.rate > 0.0:
             noise.refill()
             self.noise[:] = (1.0, 0.0 + noise.gaps[0], _inf(noise.config.stop), noise.account,
                              0.0, 0.0)  # fmt: skip
-        nd = len(sim.dealers)
         self.dl = np.zeros((max(nd, 1), fp.D_SIZE))[:nd]
-        self.q = np.zeros(fp.Q_SIZE, dtype=np.int64)
+        # the run-queue slots' event ids follow the queues (fp.Q_RSEQ)
+        self.q = np.zeros(fp.Q_SIZE + nd, dtype=np.int64)
         # simpy's order of the first timeouts: the news tick, the noise order, then each
         # scheduled dealer's phase (the processes start in that order, _start)
         self.q[fp.Q_NSEQ], self.q[fp.Q_ZSEQ], self.q[fp.Q_SEQ] = 0, 1, 2
@@ -305,6 +249,30 @@ class HotLoop:
         return float(self.surf[6])
 
     # -- the simpy processes ----------------------------------------------------------------
+    @property
+    def sources(self) -> Any:
+        """What :meth:`Simulation._start` starts where the simpy path starts the news
+        (before the noise trader and the book's flow): the first timeouts of those three
+        take their simpy event ids there (:meth:`_number_sources`)."""
+        return SimpleNamespace(process=self._number_sources)
+
+    def _number_sources(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """The news tick's, the noise order's and the flow's first event ids, drawn in
+        the order their simpy processes would draw them at t = 0 (the kernel's ids and
+        the discrete events' come from one counter, simpy's: :meth:`_advance`)."""
+        self.q[fp.Q_NSEQ] = next(env._eid)
+        self.q[fp.Q_ZSEQ] = next(env._eid)
+        if self.lob is not None:
+            self.lob.st[ST_FSEQ] = next(env._eid)
+        yield from ()
+
+    def _number_dealers(self, env: simpy.Environment) -> None:
+        """The dealers' first timeouts (a scheduled dealer's phase, the sleep of one whose
+        capacity is used up) take their ids where the dealers' processes start."""
+        for row in self.dl:
+            if row[fp.D_WKIND] != fp.WK_NONE:
+                row[fp.D_WSEQ] = next(env._eid)
+
     def first_sample(self, env: simpy.Environment) -> Generator[Any, Any, None]:
         """The recorder's first sample (t = 0, at its place among the processes); the
         kernel records the others."""
@@ -317,30 +285,58 @@ class HotLoop:
         """Advance the kernel between discrete events; runs last at each of its instants
         so that no discrete event can still be scheduled before its horizon."""
         self.seen = self.sim.market.changes  # changes before the dealers wait are unseen
+        self._number_dealers(env)
+        queue = env._queue
         while True:
             now = env.now
             T = env.peek()
-            if T <= now:  # other events at this instant first; the kernel plays what is due
-                self._advance(now, now, True, False)
-                yield env.timeout(0.0)
+            if T <= now:
+                # another event at this instant: the kernel plays what simpy would play
+                # before it (smaller ids; none before an urgent one), resumes right after
+                head = queue[0]
+                self._advance(now, now, True, False, head[2] if head[1] == NORMAL else -1)
+                yield _after(env, head)
                 continue
             if T > self.duration:
-                self._advance(now, self.duration, True, True)
-            elif env._queue[0][1] == URGENT:
+                self._advance(now, self.duration, True, True, _LAST)
+            elif queue[0][1] == URGENT:
                 # the loop stops at T (env.run(until=T), a stop scheduled before any
                 # sample at T): that sample is taken on resuming, before the events at T
-                self._advance(now, T, False, False)
+                self._advance(now, T, False, False, -1)
                 yield _at(env, T, URGENT)
-                self._advance(T, T, False, True)
+                self._advance(T, T, False, True, -1)
+                continue
             else:
-                self._advance(now, T, False, True)  # a sample at T comes before the events
+                # up to the discrete event at T (a sample at T comes before the events),
+                # resuming right after it
+                head = queue[0]
+                self._advance(now, T, True, True, head[2])
+                yield _after(env, head)
+                continue
             yield env.event() if math.isinf(T) else _at(env, T)  # inf: nothing left
 
     # -- one kernel call --------------------------------------------------------------------
-    def _advance(self, now: float, horizon: float, inclusive: bool, sample_at: bool) -> None:
+    def _advance(
+        self, now: float, horizon: float, inclusive: bool, sample_at: bool, hseq: int
+    ) -> None:
+        """Run the kernel from ``now`` to ``horizon`` (s; at it too when ``inclusive``,
+        the kernel events with ids below ``hseq``, the discrete event's there). The
+        kernel numbers its timeouts from simpy's own counter, so that a tie between a
+        kernel event and a discrete one is broken as simpy would (module docstring)."""
         sim = self.sim
         wake = sim.market.changes != self.seen
         self._load(now)
+        env = sim.env
+        self.q[fp.Q_HSEQ] = hseq
+        self.q[fp.Q_SEQ] = next(env._eid)
+        try:
+            self._run_kernel(horizon, inclusive, sample_at, wake)
+        finally:
+            env._eid = itertools.count(int(self.q[fp.Q_SEQ]))
+
+    def _run_kernel(self, horizon: float, inclusive: bool, sample_at: bool, wake: bool) -> None:
+        """The kernel calls of :meth:`_advance`, answering its requests in between."""
+        sim = self.sim
         ledger = sim.ledger
         news, noise = sim.news, sim.noise
         last_need, repeats = (-1, 0.0, 0.0), 0

@@ -16,6 +16,9 @@ MK_SIZE = 10
 # news: active (0/1), next tick (s), dt (s), scale (fraction of S per unit z), stop (s),
 # index of the next z in the block
 NW_ON, NW_NEXT, NW_DT, NW_SCALE, NW_STOP, NW_IDX = range(6)
+NEWS_PHASE = 2.0
+"""``news[NW_ON]`` while the news process waits out ``news.phase`` (its first tick is
+scheduled one step after the phase's timeout, as on the simpy path)."""
 # noise: active, next arrival (s; NaN = its gap is in the next block), stop (s, inf =
 # none), account, index of the next order in the block, volume (shares)
 NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
@@ -108,10 +111,15 @@ table that failed validation, retried then) and the next expiry."""
 # next sample, samples recorded,
 # evaluations replayed and logged in the current check; the next event id (simpy's
 # ``eid`` order of the kernel's timeouts), the pending news tick's and noise order's ids;
-# checks skipped in a skip window (diagnostics)
+# checks skipped in a skip window (diagnostics); the event id of the discrete event at the
+# horizon (kernel events at its instant with a smaller id come before it)
 (Q_RHEAD, Q_RLEN, Q_WHEAD, Q_WLEN, Q_FILLS, Q_SAMPLE, Q_SAMPLES, Q_EPOS, Q_ELEN, Q_SEQ, Q_NSEQ,
- Q_ZSEQ, Q_SKIPS) = range(13)  # fmt: skip
-Q_SIZE = 13
+ Q_ZSEQ, Q_SKIPS, Q_HSEQ) = range(14)  # fmt: skip
+Q_SIZE = 14
+Q_RSEQ = Q_SIZE
+"""From here ``q`` holds, per run-queue slot (``runq``'s index), the event id simpy would
+have given the dealer's resumption there (the price change that woke it, or its own
+``timeout(0)`` after a fill): ``q`` has ``Q_SIZE`` + one entry per dealer."""
 ELOG_SIZE = 80  # evaluations one check can make: 1 + 1 + MAX_SOLVE_STEPS + 1, with room
 FILL_COLUMNS = 8  # t, account, booking (0 = order), qty, before, after, exec, cost
 

@@ -10,8 +10,6 @@ mid-run). Divergence stops both paths with the same message.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -317,45 +315,6 @@ def test_runs_advanced_in_chunks_are_the_same_run():
         assert np.array_equal(a.ledger.shares, b.ledger.shares)
         assert np.array_equal(a.ledger.cash, b.ledger.cash)
         assert np.array_equal(a.recorder.data, b.recorder.data, equal_nan=True)
-
-
-@pytest.mark.parametrize(
-    ("override", "field"),
-    [
-        ({"vol": {"atm": 0.2, "follow_realized": {"every": 0.7}}}, "vol.follow_realized.every"),
-        (
-            {
-                "pensions": [
-                    {
-                        "side": "sell",
-                        "shares": 1000,
-                        "start": 100,
-                        "duration": 60,
-                        "child_interval": 0.5,
-                    }
-                ]
-            },
-            "pensions[0]",
-        ),
-        (
-            {
-                "events": [
-                    {"at": 99.5, "kind": "gap", "gap": 0.01},
-                    {"at": 100.0, "kind": "gap", "gap": -0.01},
-                ]
-            },
-            "events",
-        ),
-    ],
-)
-def test_discrete_events_that_would_tie_with_a_tick_out_of_order_stay_on_simpy(override, field):
-    """A discrete event scheduled a news step or less before a tick it lands on comes
-    after that tick on the simpy path, before it in the kernel: auto keeps such
-    scenarios on the simpy agents (so the run is the same), on refuses them."""
-    data = {**BASE, **override}
-    assert not fast_path_enabled(load_scenario(data))
-    with pytest.raises(ScenarioError, match=f"engine.fast_path is on but {re.escape(field)}"):
-        load_scenario({**data, "engine": {"fast_path": "on"}})
 
 
 def test_bare_yaml_switches_and_the_command_line_refusal(tmp_path, capsys):

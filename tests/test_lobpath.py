@@ -53,8 +53,8 @@ BUIS = {
 }
 
 # Buis et al.'s book (40 orders a quarter, 10-hour sessions): a short-put desk's
-# quarterly hedges drain it (liquidity_dry_out's desk, without its pension, whose child
-# orders tie with the news ticks)
+# quarterly hedges drain it (liquidity_dry_out's desk, without its pension: its child
+# orders' ties with the news ticks: tests/test_fastpath_ties.py)
 THIN = {
     "seed": 11,
     "clock": {"days": 1, "session_seconds": 36000, "year_days": 1},
@@ -242,14 +242,13 @@ def test_auto_runs_book_scenarios_in_the_kernel_and_refuses_worked_orders():
         ("buis2024", None),
         ("buis2024_panel_a", None),
         ("buis2024_panel_c", None),
-        ("liquidity_dry_out", "pensions[0]"),
-        ("liquidity_dry_out_control", "pensions[0]"),
+        ("liquidity_dry_out", None),
+        ("liquidity_dry_out_control", None),
     ],
 )
 def test_shipped_book_scenarios_run_in_the_kernel_or_say_why_not(name, why):
-    """Buis et al.'s scenarios run in the kernel; the dry-out desk's pension sends child
-    orders at the news ticks' instants, scheduled after the ticks (same-instant order the
-    kernel does not reproduce), so those two stay on the simpy agents and say why."""
+    """Buis et al.'s scenarios and the dry-out pair (whose pension's child orders tie
+    with the news ticks: tests/test_fastpath_ties.py) run in the kernel."""
     reason = unsupported(load_scenario(f"scenarios/{name}.yaml"))
     if why is None:
         assert reason is None, reason
