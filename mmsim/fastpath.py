@@ -399,7 +399,7 @@ def advance(
                 continue
         # the dealers resuming now, after every timeout due now (scheduled earlier), and
         # at the horizon's instant only those resuming before its discrete event (ids)
-        if q[Q_RLEN] > 0 and due > t and (t < horizon or q[Q_RSEQ + q[Q_RHEAD]] < hseq):
+        if q[Q_RLEN] > 0 and due > t and (t < horizon or q[Q_RSEQ + q[Q_RHEAD]] <= hseq):
             if q[Q_FILLS] >= fills.shape[0] or _book_full(bk, fills, q):
                 surf[6] = t
                 return FULL

@@ -117,9 +117,11 @@ table that failed validation, retried then) and the next expiry."""
  Q_ZSEQ, Q_SKIPS, Q_HSEQ) = range(14)  # fmt: skip
 Q_SIZE = 14
 Q_RSEQ = Q_SIZE
-"""From here ``q`` holds, per run-queue slot (``runq``'s index), the event id simpy would
-have given the dealer's resumption there (the price change that woke it, or its own
-``timeout(0)`` after a fill): ``q`` has ``Q_SIZE`` + one entry per dealer."""
+"""From here ``q`` holds, per run-queue slot (``runq``'s index), where the dealer's
+resumption there (the price change that woke it, or its own ``timeout(0)`` after a fill)
+falls in simpy's event order: ``Q_SEQ`` when it was queued, i.e. after every id drawn
+before and before every id drawn after (it precedes a discrete event of id ``h`` iff
+it is <= h). ``q`` has ``Q_SIZE`` + one entry per dealer."""
 ELOG_SIZE = 80  # evaluations one check can make: 1 + 1 + MAX_SOLVE_STEPS + 1, with room
 FILL_COLUMNS = 8  # t, account, booking (0 = order), qty, before, after, exec, cost
 

@@ -248,32 +248,25 @@ def _wake(mk, q, runq, fresh, waitq, count):
     """Market.notify (``count``: count the change) waking the waiting dealers, fresh."""
     if count:
         mk[MK_CHANGES] += 1.0
-    if q[Q_WLEN] == 0:
-        return
-    # the woken dealers resume at the change event's id (simpy draws it when someone waits)
-    seq = q[Q_SEQ]
-    q[Q_SEQ] = seq + 1
+    # the woken dealers resume at the change event's id: between the ids drawn so far
+    # and the next one (no draw: the next id marks it, Q_RSEQ)
     nd = runq.size
     for _ in range(q[Q_WLEN]):
         d = waitq[q[Q_WHEAD]]
         q[Q_WHEAD] = (q[Q_WHEAD] + 1) % nd
         q[Q_WLEN] -= 1
-        _enqueue(q, runq, d, seq)
+        slot = (q[Q_RHEAD] + q[Q_RLEN]) % nd
+        runq[slot] = d
+        q[Q_RSEQ + slot] = q[Q_SEQ]
+        q[Q_RLEN] += 1
         fresh[d] = True
 
 
 @njit(cache=True, inline="always")
-def _enqueue(q, runq, d, seq):
-    """Dealer ``d`` into the run queue behind the others, resuming at event id ``seq``."""
+def _requeue(q, runq, d):
+    """Dealer ``d``'s ``timeout(0)`` (a recheck after its fill): behind the others, its
+    id between those drawn so far and the next (``Q_RSEQ``)."""
     slot = (q[Q_RHEAD] + q[Q_RLEN]) % runq.size
     runq[slot] = d
-    q[Q_RSEQ + slot] = seq
+    q[Q_RSEQ + slot] = q[Q_SEQ]
     q[Q_RLEN] += 1
-
-
-@njit(cache=True, inline="always")
-def _requeue(q, runq, d):
-    """Dealer ``d``'s ``timeout(0)`` (a recheck after its fill): behind the others, with
-    the next event id."""
-    _enqueue(q, runq, d, q[Q_SEQ])
-    q[Q_SEQ] += 1
