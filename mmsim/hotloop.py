@@ -35,20 +35,22 @@ book brought up to date at booking (a customer trade folded in) is loaded as it 
 Order of same-instant events: simpy plays the events of one instant in the order they
 were scheduled (time, priority, event id), so a news tick, a noise order or a dealer's
 timeout can come before or after a discrete event at its instant (a pension's child
-order landing on a tick: which was scheduled first?). The kernel numbers its timeouts,
-and the dealers a price change or their own ``timeout(0)`` resumes, from simpy's own
-event counter (``env._eid``: drawn before a kernel call, handed back after it), the
-first ones where the simpy agents' processes would draw them at t = 0
-(:attr:`HotLoop.sources`, then the dealers at the HotLoop's place); discrete events take
-theirs from simpy as always. Both kinds are so numbered in the order they were
-scheduled, as on the simpy path (where they were played in the same order up to then).
+order landing on a tick: which was scheduled first?). The kernel numbers its timeouts
+from simpy's own event counter (``env._eid``: drawn before a kernel call, handed back
+after it), the first ones where the simpy agents' processes would draw them at t = 0
+(:attr:`HotLoop.sources`, then the dealers at the HotLoop's place), and places the
+dealers that a price change or their own ``timeout(0)`` resumes between the ids drawn
+so far and the next (``fastpath.Q_RSEQ``); discrete events take their ids from simpy as
+always. Both kinds are so numbered in the order they were scheduled, as on the simpy
+path (where everything was played in the same order up to then).
 :meth:`HotLoop.process` runs the kernel up to the next discrete event *and its id*: at
 that instant the kernel plays what has a smaller id (and no dealer resuming later),
 stops, and resumes right after the discrete event (an event at id + 0.5). Urgent events
 (a chunk's stop, the process starts) come before all of the kernel's at their instant.
-Discrete events that change the market wake the dealers when the kernel resumes, with
-an id drawn then: the same order as simpy's (which draws it at the change) because no
-discrete process schedules anything at the same instant after changing the market.
+Discrete events that change the market wake the dealers when the kernel resumes, placed
+then: the same order as simpy's (which draws the id at the change) because no discrete
+process schedules anything at the same instant after changing the market (a new one
+that did would have to tell the kernel where the change fell).
 """
 
 from __future__ import annotations
@@ -282,8 +284,9 @@ class HotLoop:
 
     # -- the driver ----------------------------------------------------------------
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
-        """Advance the kernel between discrete events; runs last at each of its instants
-        so that no discrete event can still be scheduled before its horizon."""
+        """Advance the kernel between discrete events: up to the next one and its id,
+        resuming right after it (then every discrete event the kernel's events would
+        follow is in the queue already: it was scheduled earlier)."""
         self.seen = self.sim.market.changes  # changes before the dealers wait are unseen
         self._number_dealers(env)
         queue = env._queue
