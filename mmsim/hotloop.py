@@ -61,8 +61,9 @@ from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
 from mmsim.lob import BookMarket
 from mmsim.lobhot import BookState
-from mmsim.lobpath import BOOK_SAMPLE
+from mmsim.lobpath import BOOK_SAMPLE, ST_LOOK
 from mmsim.market import SqrtImpact
+from mmsim.pauses import next_event
 from mmsim.record import timeout_clock
 from mmsim.schema import Scenario
 
@@ -328,8 +329,9 @@ class HotLoop:
                 self._advance(now, self.duration, True, True)
             elif env._queue[0][1] == URGENT:
                 # the loop stops at T (env.run(until=T), a stop scheduled before any
-                # sample at T): that sample is taken on resuming, before the events at T
-                self._advance(now, T, False, False)
+                # sample at T): that sample is taken on resuming, before the events at T;
+                # the book's flow looks past a pause of the loop (mmsim.pauses)
+                self._advance(now, T, False, False, next_event(env))
                 yield _at(env, T, URGENT)
                 self._advance(T, T, False, True)
             else:
@@ -337,10 +339,16 @@ class HotLoop:
             yield env.event() if math.isinf(T) else _at(env, T)  # inf: nothing left
 
     # -- one kernel call --------------------------------------------------------------------
-    def _advance(self, now: float, horizon: float, inclusive: bool, sample_at: bool) -> None:
+    def _advance(
+        self, now: float, horizon: float, inclusive: bool, sample_at: bool, look: float = -1.0
+    ) -> None:
+        """Play the kernel from ``now`` to ``horizon`` (s; see :func:`fastpath.advance`);
+        the book's flow ends its blocks at ``look`` (s; -1: the horizon)."""
         sim = self.sim
         wake = sim.market.changes != self.seen
         self._load(now)
+        if self.lob is not None:
+            self.lob.st[ST_LOOK] = horizon if look < 0.0 else look
         ledger = sim.ledger
         news, noise = sim.news, sim.noise
         last_need, repeats = (-1, 0.0, 0.0), 0
