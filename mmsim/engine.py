@@ -39,6 +39,7 @@ from mmsim.journal import PRICE_CEILING, Journal  # noqa: F401  (PRICE_CEILING: 
 from mmsim.ledger import Ledger
 from mmsim.lob import BookMarket, LiquidityDryOut
 from mmsim.market import LinearImpact
+from mmsim.pauses import schedule_pause
 from mmsim.result import Result
 from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
     BOOK_SERIES,
@@ -284,15 +285,18 @@ class Simulation:
             if agent is not None:
                 env.process(agent.process(env))
 
-    def advance(self, until: float) -> None:
+    def advance(self, until: float, *, pause: bool = False) -> None:
         """Run the event loop up to time ``until`` (s), not including events at ``until``.
 
         Lets a caller inspect the book, market and dealers mid-run (``mmsim gex --at``).
+        ``pause``: a stop the model does not see (:mod:`mmsim.pauses`; the book's flow
+        may have run past it), so stopping there changes nothing of the run.
         """
         self._start()
         if until > self.env.now and self.failed is None:
+            env = self.env
             try:
-                self.env.run(until=float(until))
+                env.run(until=schedule_pause(env, float(until)) if pause else float(until))
             except LiquidityDryOut as err:
                 self.failed = str(err)
             except InstabilityError as err:
@@ -333,8 +337,8 @@ class Simulation:
             desc=self.scenario.name,
         ) as bar:
             try:
-                for end in chunks:
-                    self.advance(float(end))
+                for end in chunks:  # the last stop is the whole run's
+                    self.advance(float(end), pause=end < duration)
                     bar.update(round(end) - bar.n)
             except KeyboardInterrupt:
                 if not keep_partial or self.recorder.filled < 2:

@@ -180,6 +180,7 @@ from mmsim.lobpath import (
     ST_FKIND,
     ST_FSEQ,
     ST_FW,
+    ST_LOOK,
     ST_TICK,
     STEP_AGAIN,
     STEP_NEED,
@@ -349,8 +350,8 @@ def advance(
         _wake(mk, q, runq, fresh, waitq, False)
     t = surf[6]
     # a flow block interrupted for random numbers goes on first
-    status = _book_call(-1.0, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq,
-                        fresh, waitq, info, stimes)  # fmt: skip
+    status = _book_call(-1.0, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
+                        waitq, info, stimes)  # fmt: skip
     if status != OK:
         surf[6] = t
         return status
@@ -457,8 +458,8 @@ def advance(
                 return status
             continue
         if src == -3:
-            status = _book_call(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q,
-                                runq, fresh, waitq, info, stimes)  # fmt: skip
+            status = _book_call(t, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
+                                waitq, info, stimes)  # fmt: skip
             if status != OK:
                 surf[6] = t
                 return status
@@ -531,8 +532,8 @@ def _cascade_round(dl, d, aq):
 
 @njit(cache=True)
 def _flow_event(
-    t, resumed, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq,
-    info, stimes,
+    t, resumed, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq, info,
+    stimes,
 ):  # fmt: skip
     """The book's liquidity flow process at clock ``t`` (s), its timeout due
     (``resumed``: a pass interrupted by NEED_FLOW goes on): ``after_change`` first if the
@@ -544,7 +545,7 @@ def _flow_event(
         if status != OK:
             return status
     while True:
-        nxt = 0.0 if resumed else _peek(t, horizon, news, noise, dl, q, stimes)
+        nxt = 0.0 if resumed else _peek(t, st[ST_LOOK], news, noise, dl, q, stimes)
         resumed = False
         step = flow_step(bk, t, nxt, mk[MK_MID])
         if step == STEP_NEED:
@@ -562,47 +563,47 @@ def _flow_event(
             return status
 
 
-def _book_call(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
-               waitq, info, stimes):  # fmt: skip
+def _book_call(t, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq, info,
+               stimes):  # fmt: skip
     """The book's flow process at ``t`` (s; -1: resume a pass interrupted by NEED_FLOW,
     if any), :func:`_flow_event`; OK without a book."""
     raise NotImplementedError  # numba only: see its overload
 
 
 @overload(_book_call)
-def _book_call_ov(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
-                  waitq, info, stimes):  # fmt: skip
+def _book_call_ov(t, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq,
+                  info, stimes):  # fmt: skip
     if _is_book(bk):
 
-        def book(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh,
-                 waitq, info, stimes):  # fmt: skip
+        def book(t, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq, info,
+                 stimes):  # fmt: skip
             st = bk[7]
             if t >= 0.0:
-                return _flow_event(t, False, horizon, mk, bk, news, noise, dl, shares, cash,
-                                   fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
+                return _flow_event(t, False, mk, bk, news, noise, dl, shares, cash, fills, q,
+                                   runq, fresh, waitq, info, stimes)  # fmt: skip
             if st[ST_FBLOCK] == 0.0:
                 return OK
-            return _flow_event(st[ST_FW], True, horizon, mk, bk, news, noise, dl, shares, cash,
-                               fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
+            return _flow_event(st[ST_FW], True, mk, bk, news, noise, dl, shares, cash, fills, q,
+                               runq, fresh, waitq, info, stimes)  # fmt: skip
 
         return book
 
-    def none(t, horizon, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq,
-             info, stimes):  # fmt: skip
+    def none(t, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fresh, waitq, info,
+             stimes):  # fmt: skip
         return OK
 
     return none
 
 
 @njit(cache=True)
-def _peek(t, horizon, news, noise, dl, q, stimes):
+def _peek(t, look, news, noise, dl, q, stimes):
     """simpy's ``env.peek()`` as the flow process sees it at ``t`` (s): the next pending
     event other than its own, ``t`` itself when dealers were woken (their events are due
     now), else the earliest of the news tick, the noise order, the dealers' timeouts, the
-    next sample and the next discrete event (``horizon``)."""
+    next sample and the next discrete event (``look``, s: :func:`mmsim.pauses.next_event`)."""
     if q[Q_RLEN] > 0:
         return t
-    nxt = horizon
+    nxt = look
     if news[NW_ON] != 0.0:
         nxt = min(nxt, news[NW_NEXT])
     if noise[NZ_ON] != 0.0:

@@ -70,8 +70,9 @@ from mmsim import fastpath as fp
 from mmsim.errors import InstabilityError
 from mmsim.lob import BookMarket
 from mmsim.lobhot import BookState
-from mmsim.lobpath import BOOK_SAMPLE, ST_FSEQ
+from mmsim.lobpath import BOOK_SAMPLE, ST_FSEQ, ST_LOOK
 from mmsim.market import SqrtImpact
+from mmsim.pauses import next_event
 from mmsim.record import timeout_clock
 from mmsim.schema import Scenario
 
@@ -304,8 +305,9 @@ class HotLoop:
                 self._advance(now, self.duration, True, True, _LAST)
             elif queue[0][1] == URGENT:
                 # the loop stops at T (env.run(until=T), a stop scheduled before any
-                # sample at T): that sample is taken on resuming, before the events at T
-                self._advance(now, T, False, False, -1)
+                # sample at T): that sample is taken on resuming, before the events at T;
+                # the book's flow looks past a pause of the loop (mmsim.pauses)
+                self._advance(now, T, False, False, -1, next_event(env))
                 yield _at(env, T, URGENT)
                 self._advance(T, T, False, True, -1)
                 continue
@@ -320,15 +322,24 @@ class HotLoop:
 
     # -- one kernel call --------------------------------------------------------------------
     def _advance(
-        self, now: float, horizon: float, inclusive: bool, sample_at: bool, hseq: int
+        self,
+        now: float,
+        horizon: float,
+        inclusive: bool,
+        sample_at: bool,
+        hseq: int,
+        look: float = -1.0,
     ) -> None:
         """Run the kernel from ``now`` to ``horizon`` (s; at it too when ``inclusive``,
         the kernel events with ids below ``hseq``, the discrete event's there). The
         kernel numbers its timeouts from simpy's own counter, so that a tie between a
-        kernel event and a discrete one is broken as simpy would (module docstring)."""
+        kernel event and a discrete one is broken as simpy would (module docstring).
+        The book's flow ends its blocks at ``look`` (s; -1: the horizon)."""
         sim = self.sim
         wake = sim.market.changes != self.seen
         self._load(now)
+        if self.lob is not None:
+            self.lob.st[ST_LOOK] = horizon if look < 0.0 else look
         env = sim.env
         self.q[fp.Q_HSEQ] = hseq
         self.q[fp.Q_SEQ] = next(env._eid)

@@ -84,11 +84,12 @@ __all__ = [
 # dry-out (0/1), flow volume (shares); the flow process: active (0/1), pending timeout
 # (s), its event id, its kind (FK_*), mid before the block ($), the flow's last order (s),
 # the next unused random column, a block interrupted for random numbers (0/1) with its
-# nxt (s), clock (s) and the side counters before it; dry-out rows logged
+# nxt (s), clock (s) and the side counters before it; dry-out rows logged; how far the
+# flow looks ahead (s: the next discrete event, a pause of the loop looked past)
 (ST_TICK, ST_FUND, ST_DRY, ST_NDRY, ST_SIDE0, ST_SIDE1, ST_DROP, ST_MAXSPREAD, ST_STOP,
  ST_FLOWVOL, ST_FON, ST_FT, ST_FSEQ, ST_FKIND, ST_FMIDB, ST_TLAST, ST_CURSOR, ST_FBLOCK,
- ST_FNXT, ST_FW, ST_FB0, ST_FB1, ST_NLOG) = range(23)  # fmt: skip
-ST_SIZE = 23
+ ST_FNXT, ST_FW, ST_FB0, ST_FB1, ST_NLOG, ST_LOOK) = range(24)  # fmt: skip
+ST_SIZE = 24
 FK_RESUME, FK_AFTER = 1.0, 2.0
 DRY_NONE, DRY_NEW, DRY_STOP = 0, 1, 2
 """:func:`after_change`'s dry-out outcome: none new, a new one recorded, a new one that

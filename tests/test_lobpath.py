@@ -254,19 +254,3 @@ def test_shipped_book_scenarios_run_in_the_kernel_or_say_why_not(name, why):
         assert reason is None, reason
     else:
         assert reason is not None and reason.startswith(why), reason
-
-
-def test_book_runs_advanced_in_chunks_match_the_simpy_agents_in_chunks():
-    """``run(keep_partial=True)`` stops the loop at 100 chunk ends; the flow's blocks end
-    there on the simpy path (its ``env.peek()`` sees the stop), so the kernel's must too:
-    chunked runs equal exactly (Buis et al.'s hedgers, 8 sessions, and the continuous
-    book, seed 1). (A chunked simpy run is not the whole one: block ends move the
-    flow's per-block sums and the limit-order fills' settlement instants.)"""
-    for data in (BUIS, ZI):
-        runs = [
-            Simulation(load_scenario({**data, "engine": {"fast_path": m}}), 1).run(
-                keep_partial=True
-            )
-            for m in ("off", "on")
-        ]
-        _assert_same(runs[0], runs[1], "chunked")

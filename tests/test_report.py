@@ -214,11 +214,11 @@ def test_ctrl_c_keeps_a_partial_run_marked_interrupted(tmp_path, monkeypatch, ca
     real = Simulation.advance
     calls = {"n": 0}
 
-    def advance(self, until):
+    def advance(self, until, **how):
         calls["n"] += 1
         if calls["n"] == 34:
             raise KeyboardInterrupt
-        return real(self, until)
+        return real(self, until, **how)
 
     monkeypatch.setattr(Simulation, "advance", advance)
     out = tmp_path / "partial"

@@ -37,6 +37,7 @@ from numba import njit
 
 from mmsim.lob import BookMarket
 from mmsim.lob_kernels import add_limit, decay, needs_recenter, recenter, take
+from mmsim.pauses import next_event
 
 __all__ = ["LiquidityFlow", "flow_block"]
 
@@ -229,7 +230,7 @@ class LiquidityFlow:
         market = self.market
         self.t_last = env.now
         while True:
-            nxt = env.peek()  # the next discrete event: samples, news, dealers, the end
+            nxt = next_event(env)  # the next discrete event: samples, news, dealers, the end
             mid_before = market.mid
             if not math.isfinite(nxt):
                 return  # nothing else will ever happen: the run is over
