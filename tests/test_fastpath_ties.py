@@ -185,9 +185,9 @@ def _mutated(monkeypatch, order: str) -> None:
     event first (``kernel``)."""
     advance = HotLoop._advance
 
-    def wrong(self, now, horizon, inclusive, sample_at, hseq):
+    def wrong(self, now, horizon, inclusive, sample_at, hseq, *look):
         return advance(self, now, horizon, inclusive, sample_at,
-                       -1 if order == "discrete" else _LAST)  # fmt: skip
+                       -1 if order == "discrete" else _LAST, *look)  # fmt: skip
 
     monkeypatch.setattr(HotLoop, "_advance", wrong)
 
