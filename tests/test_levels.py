@@ -1,5 +1,5 @@
 """Held gamma flips (``mmsim.levels``): for tabulated books the recorder recomputes the
-flips only when the book, the surface or spot moved enough, every 30 min, or the
+flips only when the book, the surface or spot moved enough, every 2 h, or the
 profile table cannot prove the held flip in the exact flip's cell of the flip grid.
 
 Measured on ``flip_crossing`` (the dealers' flip sits near spot and spot crosses it)
@@ -52,8 +52,8 @@ class _Probe(Simulation):
     [("flip_crossing", 3), ("flip_crossing", 8), ("multi_dealer_bands", 1)],
 )
 def test_held_flips_are_within_ten_bp_of_spot_of_the_full_computation(name, seed):
-    """Flips held at most 30 min with the same surface, the book within 1% of its gross,
-    spot within 0.25% and the profile table vouching for them: on these shipped cases
+    """Flips held at most 2 h with the same surface, the book within 1% of its gross,
+    spot within 1% and the profile table vouching for them: on these shipped cases
     |held - full| <= 1e-3 x spot (0.4 of a step of the 0.25% flip grid; the guarantee is
     one step, tested over 30 seeds below) at every sample, None where full is None;
     walls and the GEX at them are recomputed every time (equal bit for bit)."""
