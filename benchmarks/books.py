@@ -36,6 +36,8 @@ def _value(text: str):
 
 _PARTS = (  # (module, attribute, label): what a big book's day is spent on
     ("mmsim.sampler", "levels_row_grouped", "levels (walls, GEX at walls)"),
+    ("mmsim.sampler", "levels_row_held", "levels in a wall box"),
+    ("mmsim.wall_hold", "wall_box", "wall box builds"),
     ("mmsim.book", "build_profile", "flips: profile table builds"),
     ("mmsim.book", "table_flips", "flips: from the table"),
     ("mmsim.book", "nearest_flips", "flips: exact walk-out"),

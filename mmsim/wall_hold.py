@@ -37,7 +37,7 @@ from mmsim.book_kernels import (
     ROW_VIS_W,
 )
 from mmsim.greeks import _INV_SQRT_2PI
-from mmsim.level_kernels import SD_EXACT, _at_wall, _exact_strikes, _pick, _same, _strike_gex
+from mmsim.level_kernels import SD_EXACT, _at_wall, _exact_gamma, _pick, _same, _strike_gex
 
 __all__ = ["BOXES", "MIN_LINES", "WallBox", "levels_row_held", "wall_box"]
 
@@ -150,8 +150,9 @@ def wall_box(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor,
              inv_t, st, hct, hpt, inv_v, sv, hcv, hpv):  # fmt: skip
     """Per view (true, visible), the strikes that may be a wall (call or put) at some
     ``S`` in ``[s_lo, s_hi]`` ($) and ``t`` in ``[t_lo, t_hi]`` (s) for these lines and
-    surface (:func:`_side_candidates`), and the number of lines struck there (true +
-    visible); strike groups as :func:`~mmsim.level_kernels.levels_row_grouped`."""
+    surface (:func:`_side_candidates`), the lines :func:`levels_row_held` prices per
+    view, and the number of lines struck at the candidates (true + visible); strike
+    groups as :func:`~mmsim.level_kernels.levels_row_grouped`."""
     lo = np.empty(max(n, 1))
     hi = np.empty(max(n, 1))
     line_bounds(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor, r, q, log_k,
@@ -162,24 +163,67 @@ def wall_box(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor,
     c_t = _side_candidates(lines, n, ROW_UNITS, inv_t, st.size, lo, hi, False, hpt, mask_t)
     _side_candidates(lines, n, ROW_VIS_W, inv_v, sv.size, lo, hi, True, hcv, mask_v)
     c_v = _side_candidates(lines, n, ROW_VIS_W, inv_v, sv.size, lo, hi, False, hpv, mask_v)
-    return mask_t, mask_v, c_t + c_v
+    # the lines a held row prices: the visible candidates', the true ones' and the true
+    # view's lines struck at a visible candidate (the strike GEX at the visible walls)
+    near = mask_t.copy()
+    for k in range(sv.size):
+        if mask_v[k]:
+            for j in range(st.size):
+                if abs(st[j] - sv[k]) <= 1e-9:
+                    near[j] = True
+    idx_t = np.empty(n, np.int64)
+    idx_v = np.empty(n, np.int64)
+    a = b = 0
+    for i in range(n):
+        if inv_t[i] >= 0 and near[inv_t[i]]:
+            idx_t[a] = i
+            a += 1
+        if inv_v[i] >= 0 and mask_v[inv_v[i]]:
+            idx_v[b] = i
+            b += 1
+    return mask_t, mask_v, idx_t[:a], idx_v[:b], c_t + c_v
+
+
+@njit(cache=True)
+def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r, q, inv, mask,
+                      call, put):  # fmt: skip
+    """:func:`~mmsim.level_kernels._exact_strikes` over the lines ``idx`` (ascending, holding
+    every line of the strikes in ``mask``): the same sums in the same order."""
+    scale = S * S * GEX_PER_PCT
+    for k in range(mask.size):
+        if mask[k]:
+            call[k] = 0.0
+            put[k] = 0.0
+    for i in idx:
+        k = inv[i]
+        if k < 0 or not mask[k]:
+            continue
+        g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+        gi = lines[row, i] * g * scale
+        if lines[ROW_IS_CALL, i] != 0.0:
+            call[k] += gi
+            put[k] += 0.0
+        else:
+            call[k] += 0.0
+            put[k] += gi
 
 
 @njit(cache=True)
 def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold_gex, inv_t, st,
-                    hct, hpt, inv_v, sv, hcv, hpv, mask_t, mask_v, out):  # fmt: skip
+                    hct, hpt, inv_v, sv, hcv, hpv, mask_t, mask_v, idx_t, idx_v, out):  # fmt: skip
     """:func:`~mmsim.level_kernels.levels_row_grouped` without flips, at a point of the
     box of :func:`wall_box` whose candidate strikes are ``mask_t`` (true view) and
     ``mask_v`` (visible): the walls picked among those strikes from their exact sums
     (every other strike is proven smaller), the true GEX at spot of the lines struck at
     each visible wall exact (the same sums, in the same order), the GEX re-priced at
     the visible walls kept with ``hold_gex`` when they are the walls already in
-    ``out[4:6]``. The same row, bit for bit. Returns whether the GEX was kept."""
+    ``out[4:6]``. ``idx_t``, ``idx_v``: the lines of those strikes (:func:`wall_box`),
+    the only ones priced. The same row, bit for bit. Returns whether the GEX was kept."""
     a = (t, year_seconds, lines, n)
     s = (level, skew, floor, r, q)
     call_v = np.zeros(sv.size)
     put_v = np.zeros(sv.size)
-    _exact_strikes(S, *a, ROW_VIS_W, *s, inv_v, mask_v, call_v, put_v)
+    _exact_strikes_of(S, t, year_seconds, lines, idx_v, ROW_VIS_W, *s, inv_v, mask_v, call_v, put_v)
     cwv = _pick(sv, call_v, np.logical_and(hcv, mask_v), hcv)
     pwv = _pick(sv, put_v, np.logical_and(hpv, mask_v), hpv)
     mask = mask_t.copy()  # and the true view's strikes at the visible walls
@@ -190,7 +234,7 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
                     mask[k] = True
     ct = np.zeros(st.size)
     pt = np.zeros(st.size)
-    _exact_strikes(S, *a, ROW_UNITS, *s, inv_t, mask, ct, pt)
+    _exact_strikes_of(S, t, year_seconds, lines, idx_t, ROW_UNITS, *s, inv_t, mask, ct, pt)
     out[2] = _pick(st, ct, np.logical_and(hct, mask), hct)
     out[3] = _pick(st, pt, np.logical_and(hpt, mask), hpt)
     keep = hold_gex and _same(cwv, out[4]) and _same(pwv, out[5])
@@ -244,12 +288,12 @@ class WallBox:
         self._key = ()
         for move, span in BOXES:
             box = (S * (1.0 - move), S * (1.0 + move), t, t + span)
-            mask_t, mask_v, count = wall_box(*box, year_seconds, lines, n, *surface, groups[8],
-                                             *groups[:8])  # fmt: skip
+            *masks, count = wall_box(*box, year_seconds, lines, n, *surface, groups[8],
+                                     *groups[:8])  # fmt: skip
             if count <= MAX_SHARE * 2 * n:
                 self._key = (lines, n, version, surface)
                 self._box = box
-                self.masks = (mask_t, mask_v)
+                self.masks = tuple(masks)
                 self.built += 1
                 return True
         self.refused += 1

@@ -46,10 +46,10 @@ def _rows(book, vol, S0, t0, box, points, rng, masks=None):
     groups = StrikeGroups().of(lines, n, book.version)
     surface = book._surface(vol)
     s_lo, s_hi, t_hi = S0 * (1 - move), S0 * (1 + move), t0 + span
-    mask_t, mask_v, count = wall_box(s_lo, s_hi, t0, t_hi, book.year_seconds, lines, n,
-                                     *surface, groups[8], *groups[:8])  # fmt: skip
+    *held, count = wall_box(s_lo, s_hi, t0, t_hi, book.year_seconds, lines, n, *surface,
+                            groups[8], *groups[:8])  # fmt: skip
     if masks is not None:
-        mask_t, mask_v = masks
+        held = masks
     bad = 0
     for k in range(points):
         # the corners and edges too: that is where gamma moves most
@@ -61,10 +61,10 @@ def _rows(book, vol, S0, t0, box, points, rng, masks=None):
         levels_row_grouped(S, t, book.year_seconds, lines, n, *surface, _FLIP_GRID, _FLIP_MID,
                            False, False, *groups, want)  # fmt: skip
         levels_row_held(S, t, book.year_seconds, lines, n, *surface, False, *groups[:8],
-                        mask_t, mask_v, got)  # fmt: skip
+                        *held, got)  # fmt: skip
         same = (got == want) | (np.isnan(got) & np.isnan(want))
         bad += int(not same[2:].all())
-    return bad, count, (mask_t, mask_v)
+    return bad, count, held
 
 
 @pytest.mark.parametrize("seed", range(6))
