@@ -41,7 +41,7 @@ from mmsim.level_kernels import SD_EXACT, _at_wall, _exact_gamma, _pick, _same, 
 
 __all__ = ["BOXES", "MIN_LINES", "WallBox", "levels_row_held", "wall_box"]
 
-BOXES = ((0.004, 3_600.0), (0.0015, 900.0))
+BOXES = ((0.005, 7_200.0), (0.0015, 900.0))
 """(spot move as a fraction of ``S0``, span in s) of the boxes tried, widest first."""
 MAX_SHARE = 0.125
 """A box is kept when its candidate strikes hold at most this share of the lines."""
