@@ -13,7 +13,8 @@ enough (the sampler holds the flips; with ``engine.levels_hold: all``, the defau
 re-priced at the visible walls, two of the three passes, while the book is unchanged and
 the walls, recomputed every time, stay the same strikes: that GEX does not depend on
 spot, so it is then off only by the decay of gamma over at most 30 min, its own clock,
-:meth:`mmsim.sampler.Sampler._gex_holds`; ``off`` recomputes every level at every
+:meth:`mmsim.sampler.Sampler._gex_holds`, and priced with one ``exp`` a line when the
+walls come from a box of :mod:`mmsim.wall_hold`; ``off`` recomputes every level at every
 levels sample):
 
 - the book changed by more than ``book_move`` of its gross units (contracts booked since,

@@ -364,7 +364,12 @@ class Sampler:
         says so, from the book's profile table when it tabulates; with
         ``engine.levels_hold: all`` (the default) the GEX of the book re-priced at the
         visible walls too while :meth:`_gex_holds` allows and the walls are the same (the
-        walls themselves are always recomputed)."""
+        walls themselves are always recomputed). Unless ``off``, books of at least
+        :data:`~mmsim.wall_hold.MIN_LINES` lines (not evaluated exactly) find their walls
+        inside a proven spot x time box (:class:`~mmsim.wall_hold.WallBox`) by pricing
+        only the strikes that may be walls there: the same walls and strike GEX, bit for
+        bit; with ``all`` the GEX re-priced at the walls is then priced with one ``exp`` a
+        line (within 1e-12 of the gross of exact pricing)."""
         book, vol = self.book, self.vol
         S, t = float(S), float(t)
         due = self.flips_due(S, t)
@@ -377,7 +382,8 @@ class Sampler:
         box = self.hold != "off" and not exact and n >= MIN_LINES
         if box and self.wall_box.covers(S, t, lines, n, book._version, surface):
             held = levels_row_held(S, t, book.year_seconds, lines, n, *surface, hold_gex,
-                                   *groups[:8], *self.wall_box.masks, self.levels)  # fmt: skip
+                                   self.hold == "all", groups[8], *groups[:8],
+                                   *self.wall_box.masks, self.levels)  # fmt: skip
         else:
             held = levels_row_grouped(
                 S, t, book.year_seconds, lines, n, *surface, _FLIP_GRID, _FLIP_MID, exact,

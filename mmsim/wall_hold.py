@@ -37,7 +37,15 @@ from mmsim.book_kernels import (
     ROW_VIS_W,
 )
 from mmsim.greeks import _INV_SQRT_2PI
-from mmsim.level_kernels import SD_EXACT, _at_wall, _exact_gamma, _pick, _same, _strike_gex
+from mmsim.level_kernels import (
+    SD_EXACT,
+    _at_wall,
+    _exact_gamma,
+    _fast_units,
+    _pick,
+    _same,
+    _strike_gex,
+)
 
 __all__ = ["BOXES", "MIN_LINES", "WallBox", "levels_row_held", "wall_box"]
 
@@ -209,8 +217,32 @@ def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r
 
 
 @njit(cache=True)
-def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold_gex, inv_t, st,
-                    hct, hpt, inv_v, sv, hcv, hpv, mask_t, mask_v, idx_t, idx_v, out):  # fmt: skip
+def _at_wall_fast(wall, S, t, year_seconds, lines, n, level, skew, floor, r, q, log_k, strikes,
+                  call, put):  # fmt: skip
+    """:func:`~mmsim.level_kernels._at_wall` with the book re-priced at the wall by
+    :func:`~mmsim.level_kernels._fast_units` (one ``exp`` a line from ``log K``; each
+    unit gamma within ``1e-12`` relative of the exact one, so each sum within ``1e-12``
+    of the gross): half the cost of exact pricing, not the same bits."""
+    if math.isnan(wall):
+        return np.nan, np.nan, np.nan
+    unit = np.empty(max(n, 1))
+    rel = np.empty(max(n, 1))
+    _fast_units(wall, t, year_seconds, lines, n, level, skew, floor, r, q, log_k, unit, rel)
+    gt = 0.0
+    gv = 0.0
+    for i in range(n):
+        g = unit[i]
+        if g != 0.0:
+            gt += lines[ROW_UNITS, i] * g
+            gv += lines[ROW_VIS_W, i] * g
+    scale = wall * wall * GEX_PER_PCT
+    return gt * scale, gv * scale, _strike_gex(wall, strikes, call, put)
+
+
+@njit(cache=True)
+def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold_gex, fast_gex,
+                    log_k, inv_t, st, hct, hpt, inv_v, sv, hcv, hpv, mask_t, mask_v, idx_t, idx_v,
+                    out):  # fmt: skip
     """:func:`~mmsim.level_kernels.levels_row_grouped` without flips, at a point of the
     box of :func:`wall_box` whose candidate strikes are ``mask_t`` (true view) and
     ``mask_v`` (visible): the walls picked among those strikes from their exact sums
@@ -218,7 +250,10 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
     each visible wall exact (the same sums, in the same order), the GEX re-priced at
     the visible walls kept with ``hold_gex`` when they are the walls already in
     ``out[4:6]``. ``idx_t``, ``idx_v``: the lines of those strikes (:func:`wall_box`),
-    the only ones priced. The same row, bit for bit. Returns whether the GEX was kept."""
+    the only ones priced. The same row, bit for bit; with ``fast_gex`` the GEX re-priced
+    at the visible walls (``out[6:10]``, when not kept) comes from :func:`_at_wall_fast`
+    (``log_k``: ``log K`` per line), within ``1e-12`` of the gross. Returns whether the
+    GEX was kept."""
     a = (t, year_seconds, lines, n)
     s = (level, skew, floor, r, q)
     call_v = np.zeros(sv.size)
@@ -244,6 +279,10 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
         out[10] = _strike_gex(cwv, st, ct, pt)
         out[11] = _strike_gex(pwv, st, ct, pt)
         return True
+    if fast_gex:
+        out[6], out[7], out[10] = _at_wall_fast(cwv, S, *a, *s, log_k, st, ct, pt)
+        out[8], out[9], out[11] = _at_wall_fast(pwv, S, *a, *s, log_k, st, ct, pt)
+        return False
     out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
     out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
     return False

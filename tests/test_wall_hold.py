@@ -15,11 +15,11 @@ import pytest
 import mmsim
 from benchmarks import cases
 from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
-from mmsim.book_kernels import ROW_EXPIRY
+from mmsim.book_kernels import ROW_EXPIRY, ROW_STRIKE, ROW_UNITS, ROW_VIS_W
 from mmsim.engine import Simulation
-from mmsim.level_kernels import StrikeGroups, levels_row_grouped
+from mmsim.level_kernels import StrikeGroups, _at_wall, levels_row_grouped
 from mmsim.vol import VolSurface
-from mmsim.wall_hold import BOXES, levels_row_held, wall_box
+from mmsim.wall_hold import BOXES, _at_wall_fast, levels_row_held, wall_box
 
 SPAN_DAY = 23_400.0
 
@@ -60,8 +60,8 @@ def _rows(book, vol, S0, t0, box, points, rng, masks=None):
         want, got = np.full(12, -7.0), np.full(12, -7.0)
         levels_row_grouped(S, t, book.year_seconds, lines, n, *surface, _FLIP_GRID, _FLIP_MID,
                            False, False, *groups, want)  # fmt: skip
-        levels_row_held(S, t, book.year_seconds, lines, n, *surface, False, *groups[:8],
-                        *held, got)  # fmt: skip
+        levels_row_held(S, t, book.year_seconds, lines, n, *surface, False, False, groups[8],
+                        *groups[:8], *held, got)  # fmt: skip
         same = (got == want) | (np.isnan(got) & np.isnan(want))
         bad += int(not same[2:].all())
     return bad, count, held
@@ -115,3 +115,36 @@ def test_walls_from_boxes_give_the_series_of_levels_hold_off(lines):
         assert sim.sampler.wall_box.held >= 100, f"seed {seed}: {sim.sampler.wall_box.held} held"
         assert a.trades.equals(b.trades)
         assert a.series[cols].equals(b.series[cols]), f"seed {seed}: walls differ from off"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_gex_at_the_walls_is_within_1e_12_of_the_gross_of_exact_pricing(seed):
+    """:func:`~mmsim.wall_hold._at_wall_fast` (``levels_hold: all``) against exact pricing
+    (``level_kernels._at_wall``) at 20 wall spots $80-120 and clocks over 2 days, lines
+    up to 5 min from expiry (priced exactly below ``SD_EXACT``): each view's GEX within
+    1e-12 x its gross (the same sum with |weights|), and not the same bits everywhere
+    (the check compares two different computations)."""
+    rng = np.random.default_rng(900 + seed)
+    book = _book(rng, int(rng.integers(300, 2_000)))
+    soon = 2 * SPAN_DAY + rng.uniform(300, 3_000, 40)  # expiring minutes after the 2 days
+    book.add_many(np.round(rng.uniform(95, 105, 40), 1), soon, rng.random(40) < 0.5,
+                  rng.choice([-5.0, 5.0], 40), np.zeros(40, np.int64))  # fmt: skip
+    vol = VolSurface(0.1 + 0.3 * rng.random(), skew=-0.3 * rng.random())
+    surface = book._surface(vol)
+    differ = 0
+    for k in range(20):
+        t = float(rng.uniform(0.0, 2 * SPAN_DAY) if k % 2 else 2 * SPAN_DAY + rng.uniform(0, 250))
+        lines, n = book._live_lines(t)
+        gross_lines = lines.copy()
+        gross_lines[[ROW_UNITS, ROW_VIS_W]] = np.abs(gross_lines[[ROW_UNITS, ROW_VIS_W]])
+        log_k = np.log(lines[ROW_STRIKE, :n])
+        wall, none = float(rng.uniform(80, 120)), np.zeros(1)
+        args = (t, book.year_seconds, lines, n, *surface)
+        fast = np.array(_at_wall_fast(wall, wall, *args, log_k, none, none, none)[:2])
+        exact = np.array(_at_wall(wall, wall, *args, none, none, none)[:2])
+        gross = np.array(_at_wall(wall, wall, t, book.year_seconds, gross_lines, n, *surface,
+                                  none, none, none)[:2])  # fmt: skip
+        gap = np.abs(fast - exact) / gross
+        assert gap.max() <= 1e-12, f"seed {seed}, wall {wall:.2f}, t {t:.0f}: {gap} of gross"
+        differ += int((fast != exact).any())
+    assert differ > 0, "fast and exact pricing gave the same bits everywhere: nothing compared"
