@@ -380,7 +380,8 @@ class Sampler:
         surface = book._surface(vol)
         hold_gex = self._gex_holds(t, tabulates, surface)
         box = self.hold != "off" and not exact and n >= MIN_LINES
-        if box and self.wall_box.covers(S, t, lines, n, book._version, surface):
+        wb, key = self.wall_box, (lines, n, book._version, surface)
+        if box and (wb.covers(S, t, *key) or wb.build(S, t, book.year_seconds, *key, groups)):
             held = levels_row_held(S, t, book.year_seconds, lines, n, *surface, hold_gex,
                                    self.hold == "all", groups[8], *groups[:8],
                                    *self.wall_box.masks, self.levels)  # fmt: skip
@@ -389,9 +390,6 @@ class Sampler:
                 S, t, book.year_seconds, lines, n, *surface, _FLIP_GRID, _FLIP_MID, exact,
                 hold_gex, *groups, self.levels,
             )  # fmt: skip
-            if box:
-                self.wall_box.build(S, t, book.year_seconds, lines, n, book._version, surface,
-                                    groups)  # fmt: skip
         self.gex_held += held
         if not held:
             first = float(lines[ROW_EXPIRY, :n].min()) if n else np.inf

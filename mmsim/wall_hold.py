@@ -41,7 +41,6 @@ from mmsim.level_kernels import (
     SD_EXACT,
     _at_wall,
     _exact_gamma,
-    _fast_units,
     _pick,
     _same,
     _strike_gex,
@@ -53,6 +52,8 @@ BOXES = ((0.005, 7_200.0), (0.0015, 900.0))
 """(spot move as a fraction of ``S0``, span in s) of the boxes tried, widest first."""
 MAX_SHARE = 0.125
 """A box is kept when its candidate strikes hold at most this share of the lines."""
+RETRY = 1_800.0
+"""Seconds before a table whose boxes all failed is tried again."""
 MIN_LINES = 256
 """Books with fewer live lines recompute their walls (a pass costs little there)."""
 _WIDEN = 1e-9  # relative widening of each bound for the rounding of both computations
@@ -107,7 +108,7 @@ def line_bounds(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, flo
         d_hi += _WIDEN * (1.0 + abs(d_hi))
         near = 0.0 if d_lo <= 0.0 <= d_hi else min(abs(d_lo), abs(d_hi))
         far = max(abs(d_lo), abs(d_hi))
-        qa, qb = math.exp(-q * tl), math.exp(-q * th)
+        qa, qb = (math.exp(-q * tl), math.exp(-q * th)) if q != 0.0 else (1.0, 1.0)
         pdf_hi = _INV_SQRT_2PI * math.exp(-0.5 * near * near)
         pdf_lo = _INV_SQRT_2PI * math.exp(-0.5 * far * far)
         hi[i] = s_hi * max(qa, qb) * pdf_hi / sd_lo * GEX_PER_PCT * (1.0 + _WIDEN)
@@ -217,26 +218,48 @@ def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r
 
 
 @njit(cache=True)
-def _at_wall_fast(wall, S, t, year_seconds, lines, n, level, skew, floor, r, q, log_k, strikes,
-                  call, put):  # fmt: skip
-    """:func:`~mmsim.level_kernels._at_wall` with the book re-priced at the wall by
-    :func:`~mmsim.level_kernels._fast_units` (one ``exp`` a line from ``log K``; each
-    unit gamma within ``1e-12`` relative of the exact one, so each sum within ``1e-12``
-    of the gross): half the cost of exact pricing, not the same bits."""
-    if math.isnan(wall):
-        return np.nan, np.nan, np.nan
-    unit = np.empty(max(n, 1))
-    rel = np.empty(max(n, 1))
-    _fast_units(wall, t, year_seconds, lines, n, level, skew, floor, r, q, log_k, unit, rel)
-    gt = 0.0
-    gv = 0.0
+def _at_walls_fast(walls, t, year_seconds, lines, n, level, skew, floor, r, q, log_k):
+    """True and visible GEX of the whole book re-priced at each spot of ``walls`` ($ per
+    1%; NaN for a NaN wall), ``(2, len(walls))``: the gammas of
+    :func:`~mmsim.level_kernels._fast_units` (one ``exp`` a line and wall from ``log K``,
+    exact below ``SD_EXACT``; each within ``1e-12`` relative of the exact one, so each sum
+    within ``1e-12`` of the gross), what :func:`~mmsim.level_kernels._at_wall` sums
+    exactly: a third of its cost, not the same bits."""
+    w = walls.size
+    out = np.zeros((2, w))
+    log_w = np.empty(w)
+    for j in range(w):
+        log_w[j] = math.log(walls[j]) if walls[j] == walls[j] else 0.0
     for i in range(n):
-        g = unit[i]
-        if g != 0.0:
-            gt += lines[ROW_UNITS, i] * g
-            gv += lines[ROW_VIS_W, i] * g
-    scale = wall * wall * GEX_PER_PCT
-    return gt * scale, gv * scale, _strike_gex(wall, strikes, call, put)
+        e = lines[ROW_EXPIRY, i]
+        w_true = lines[ROW_UNITS, i]
+        w_vis = lines[ROW_VIS_W, i]
+        if e <= t or (w_true == 0.0 and w_vis == 0.0):
+            continue
+        T = (e - t) / year_seconds
+        root_t = math.sqrt(T)
+        dq = math.exp(-q * T) if q != 0.0 else 1.0
+        offset = lines[ROW_IV_OFF, i]
+        for j in range(w):
+            S = walls[j]
+            if S != S:
+                continue
+            x = log_k[i] - log_w[j]  # log(K / S)
+            iv = max(level if skew == 0.0 else level + skew * x, floor)
+            sd = max(iv + offset, floor) * root_t
+            if sd < SD_EXACT:
+                g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+            else:
+                inv_sd = 1.0 / sd
+                d1 = ((r - q) * T - x) * inv_sd + 0.5 * sd
+                g = dq * (_INV_SQRT_2PI / S) * inv_sd * math.exp(-0.5 * d1 * d1)
+            out[0, j] += w_true * g
+            out[1, j] += w_vis * g
+    for j in range(w):
+        scale = walls[j] * walls[j] * GEX_PER_PCT
+        out[0, j] *= scale
+        out[1, j] *= scale
+    return out
 
 
 @njit(cache=True)
@@ -251,7 +274,7 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
     the visible walls kept with ``hold_gex`` when they are the walls already in
     ``out[4:6]``. ``idx_t``, ``idx_v``: the lines of those strikes (:func:`wall_box`),
     the only ones priced. The same row, bit for bit; with ``fast_gex`` the GEX re-priced
-    at the visible walls (``out[6:10]``, when not kept) comes from :func:`_at_wall_fast`
+    at the visible walls (``out[6:10]``, when not kept) comes from :func:`_at_walls_fast`
     (``log_k``: ``log K`` per line), within ``1e-12`` of the gross. Returns whether the
     GEX was kept."""
     a = (t, year_seconds, lines, n)
@@ -280,8 +303,11 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
         out[11] = _strike_gex(pwv, st, ct, pt)
         return True
     if fast_gex:
-        out[6], out[7], out[10] = _at_wall_fast(cwv, S, *a, *s, log_k, st, ct, pt)
-        out[8], out[9], out[11] = _at_wall_fast(pwv, S, *a, *s, log_k, st, ct, pt)
+        g = _at_walls_fast(np.array([cwv, pwv]), *a, *s, log_k)
+        out[6], out[7] = (g[0, 0], g[1, 0]) if cwv == cwv else (np.nan, np.nan)
+        out[8], out[9] = (g[0, 1], g[1, 1]) if pwv == pwv else (np.nan, np.nan)
+        out[10] = _strike_gex(cwv, st, ct, pt)
+        out[11] = _strike_gex(pwv, st, ct, pt)
         return False
     out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
     out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
@@ -299,6 +325,7 @@ class WallBox:
         self._key: tuple = ()
         self._box = (np.inf, -np.inf, np.inf, -np.inf)
         self.masks: tuple = ()
+        self._refused: tuple = ((), -np.inf)  # the table whose boxes failed, and until when
         self.held = 0
         self.built = 0
         self.refused = 0
@@ -323,8 +350,12 @@ class WallBox:
         """Try the :data:`BOXES` around spot ``S`` ($) from clock ``t`` (s), widest first;
         ``groups``: ``(*true, *visible, log_k)`` of
         :class:`~mmsim.level_kernels.StrikeGroups`. Keeps the first whose candidate
-        strikes hold at most ``MAX_SHARE`` of the lines (both views)."""
+        strikes hold at most ``MAX_SHARE`` of the lines (both views); after none did,
+        tries again only ``RETRY`` s later or for another table or surface."""
         self._key = ()
+        old, until = self._refused
+        if old and old[0] is lines and old[1:] == (n, version, surface) and t < until:
+            return False
         for move, span in BOXES:
             box = (S * (1.0 - move), S * (1.0 + move), t, t + span)
             *masks, count = wall_box(*box, year_seconds, lines, n, *surface, groups[8],
@@ -334,6 +365,8 @@ class WallBox:
                 self._box = box
                 self.masks = tuple(masks)
                 self.built += 1
+                self.held += 1
                 return True
         self.refused += 1
+        self._refused = ((lines, n, version, surface), t + RETRY)
         return False

@@ -19,7 +19,7 @@ from mmsim.book_kernels import ROW_EXPIRY, ROW_STRIKE, ROW_UNITS, ROW_VIS_W
 from mmsim.engine import Simulation
 from mmsim.level_kernels import StrikeGroups, _at_wall, levels_row_grouped
 from mmsim.vol import VolSurface
-from mmsim.wall_hold import BOXES, _at_wall_fast, levels_row_held, wall_box
+from mmsim.wall_hold import BOXES, _at_walls_fast, levels_row_held, wall_box
 
 SPAN_DAY = 23_400.0
 
@@ -119,7 +119,7 @@ def test_walls_from_boxes_give_the_series_of_levels_hold_off(lines):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_fast_gex_at_the_walls_is_within_1e_12_of_the_gross_of_exact_pricing(seed):
-    """:func:`~mmsim.wall_hold._at_wall_fast` (``levels_hold: all``) against exact pricing
+    """:func:`~mmsim.wall_hold._at_walls_fast` (``levels_hold: all``) against exact pricing
     (``level_kernels._at_wall``) at 20 wall spots $80-120 and clocks over 2 days, lines
     up to 5 min from expiry (priced exactly below ``SD_EXACT``): each view's GEX within
     1e-12 x its gross (the same sum with |weights|), and not the same bits everywhere
@@ -140,7 +140,9 @@ def test_fast_gex_at_the_walls_is_within_1e_12_of_the_gross_of_exact_pricing(see
         log_k = np.log(lines[ROW_STRIKE, :n])
         wall, none = float(rng.uniform(80, 120)), np.zeros(1)
         args = (t, book.year_seconds, lines, n, *surface)
-        fast = np.array(_at_wall_fast(wall, wall, *args, log_k, none, none, none)[:2])
+        fast = _at_walls_fast(np.array([wall, np.nan]), *args, log_k)
+        assert np.isnan(fast[:, 1]).all(), "no wall: NaN"
+        fast = fast[:, 0]
         exact = np.array(_at_wall(wall, wall, *args, none, none, none)[:2])
         gross = np.array(_at_wall(wall, wall, t, book.year_seconds, gross_lines, n, *surface,
                                   none, none, none)[:2])  # fmt: skip
