@@ -41,10 +41,9 @@ from mmsim.level_kernels import (
     SD_EXACT,
     _at_wall,
     _exact_gamma,
-    _pick,
     _same,
-    _strike_gex,
 )
+from mmsim.npsum import np_sum
 
 __all__ = ["BOXES", "MIN_LINES", "WallBox", "levels_row_held", "wall_box"]
 
@@ -190,19 +189,24 @@ def wall_box(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor,
         if inv_v[i] >= 0 and mask_v[inv_v[i]]:
             idx_v[b] = i
             b += 1
-    return mask_t, mask_v, idx_t[:a], idx_v[:b], c_t + c_v
+    return (
+        mask_t,
+        mask_v,
+        idx_t[:a],
+        idx_v[:b],
+        np.flatnonzero(mask_t),
+        np.flatnonzero(mask_v),
+        c_t + c_v,
+    )
 
 
 @njit(cache=True)
 def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r, q, inv, mask,
                       call, put):  # fmt: skip
     """:func:`~mmsim.level_kernels._exact_strikes` over the lines ``idx`` (ascending, holding
-    every line of the strikes in ``mask``): the same sums in the same order."""
-    scale = S * S * GEX_PER_PCT
-    for k in range(mask.size):
-        if mask[k]:
-            call[k] = 0.0
-            put[k] = 0.0
+    every line of the strikes in ``mask``) into ``call`` and ``put`` zero at those
+    strikes: the same sums in the same order."""
+    scale = S * S * GEX_PER_PCT  # call and put: zero at the strikes of ``mask``
     for i in idx:
         k = inv[i]
         if k < 0 or not mask[k]:
@@ -263,51 +267,92 @@ def _at_walls_fast(walls, t, year_seconds, lines, n, level, skew, floor, r, q, l
 
 
 @njit(cache=True)
+def _pick_in(cands, strikes, gex, has, any_has):
+    """:func:`~mmsim.level_kernels._pick` of ``gex`` among the strikes ``cands`` (ascending
+    indices) with ``has``, every other strike known to be smaller: the first largest
+    ``|gex|`` (the first NaN); NaN without ``any_has``."""
+    best, best_v = -1, -1.0
+    for k in cands:
+        if not has[k]:
+            continue
+        v = abs(gex[k])
+        if math.isnan(v):
+            best = k
+            break
+        if best < 0 or v > best_v:
+            best, best_v = k, v
+    if not any_has:
+        return np.nan
+    return strikes[max(best, 0)]
+
+
+@njit(cache=True)
+def _near(strikes, wall):
+    """The index range of ``strikes`` (ascending) within 1e-9 of ``wall`` ($): the strikes
+    :func:`~mmsim.level_kernels._strike_gex` sums; empty for NaN."""
+    if math.isnan(wall):
+        return 0, 0
+    lo = np.searchsorted(strikes, wall - 2e-9)
+    hi = np.searchsorted(strikes, wall + 2e-9, side="right")
+    while lo < hi and not abs(strikes[lo] - wall) <= 1e-9:
+        lo += 1
+    while hi > lo and not abs(strikes[hi - 1] - wall) <= 1e-9:
+        hi -= 1
+    return lo, hi
+
+
+@njit(cache=True)
+def _strike_gex_near(wall, strikes, call, put):
+    """:func:`~mmsim.level_kernels._strike_gex` from the strikes of :func:`_near` only:
+    the same sums."""
+    if math.isnan(wall):
+        return np.nan
+    lo, hi = _near(strikes, wall)
+    return np_sum(call[lo:hi].copy(), hi - lo) + np_sum(put[lo:hi].copy(), hi - lo)
+
+
+@njit(cache=True)
 def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold_gex, fast_gex,
                     log_k, inv_t, st, hct, hpt, inv_v, sv, hcv, hpv, mask_t, mask_v, idx_t, idx_v,
-                    out):  # fmt: skip
+                    cand_t, cand_v, out):  # fmt: skip
     """:func:`~mmsim.level_kernels.levels_row_grouped` without flips, at a point of the
     box of :func:`wall_box` whose candidate strikes are ``mask_t`` (true view) and
-    ``mask_v`` (visible): the walls picked among those strikes from their exact sums
-    (every other strike is proven smaller), the true GEX at spot of the lines struck at
-    each visible wall exact (the same sums, in the same order), the GEX re-priced at
-    the visible walls kept with ``hold_gex`` when they are the walls already in
-    ``out[4:6]``. ``idx_t``, ``idx_v``: the lines of those strikes (:func:`wall_box`),
-    the only ones priced. The same row, bit for bit; with ``fast_gex`` the GEX re-priced
-    at the visible walls (``out[6:10]``, when not kept) comes from :func:`_at_walls_fast`
-    (``log_k``: ``log K`` per line), within ``1e-12`` of the gross. Returns whether the
-    GEX was kept."""
+    ``mask_v`` (visible), indices ``cand_t``, ``cand_v``: the walls picked among those
+    strikes from their exact sums (every other strike is proven smaller), the true GEX
+    at spot of the lines struck at each visible wall exact (the same sums, in the same
+    order), the GEX re-priced at the visible walls kept with ``hold_gex`` when they are
+    the walls already in ``out[4:6]``. ``idx_t``, ``idx_v``: the lines of those strikes
+    (:func:`wall_box`), the only ones priced. The same row, bit for bit; with
+    ``fast_gex`` the GEX re-priced at the visible walls (``out[6:10]``, when not kept)
+    comes from :func:`_at_walls_fast` (``log_k``: ``log K`` per line), within ``1e-12``
+    of the gross. Returns whether the GEX was kept."""
     a = (t, year_seconds, lines, n)
     s = (level, skew, floor, r, q)
     call_v = np.zeros(sv.size)
     put_v = np.zeros(sv.size)
     _exact_strikes_of(S, t, year_seconds, lines, idx_v, ROW_VIS_W, *s, inv_v, mask_v, call_v, put_v)
-    cwv = _pick(sv, call_v, np.logical_and(hcv, mask_v), hcv)
-    pwv = _pick(sv, put_v, np.logical_and(hpv, mask_v), hpv)
+    cwv = _pick_in(cand_v, sv, call_v, hcv, hcv.any())
+    pwv = _pick_in(cand_v, sv, put_v, hpv, hpv.any())
     mask = mask_t.copy()  # and the true view's strikes at the visible walls
     for w in (cwv, pwv):
-        if not math.isnan(w):
-            for k in range(st.size):
-                if abs(st[k] - w) <= 1e-9:
-                    mask[k] = True
+        lo, hi = _near(st, w)
+        mask[lo:hi] = True
     ct = np.zeros(st.size)
     pt = np.zeros(st.size)
     _exact_strikes_of(S, t, year_seconds, lines, idx_t, ROW_UNITS, *s, inv_t, mask, ct, pt)
-    out[2] = _pick(st, ct, np.logical_and(hct, mask), hct)
-    out[3] = _pick(st, pt, np.logical_and(hpt, mask), hpt)
+    out[2] = _pick_in(cand_t, st, ct, hct, hct.any())
+    out[3] = _pick_in(cand_t, st, pt, hpt, hpt.any())
     keep = hold_gex and _same(cwv, out[4]) and _same(pwv, out[5])
     out[4] = cwv
     out[5] = pwv
+    out[10] = _strike_gex_near(cwv, st, ct, pt)
+    out[11] = _strike_gex_near(pwv, st, ct, pt)
     if keep:
-        out[10] = _strike_gex(cwv, st, ct, pt)
-        out[11] = _strike_gex(pwv, st, ct, pt)
         return True
     if fast_gex:
         g = _at_walls_fast(np.array([cwv, pwv]), *a, *s, log_k)
         out[6], out[7] = (g[0, 0], g[1, 0]) if cwv == cwv else (np.nan, np.nan)
         out[8], out[9] = (g[0, 1], g[1, 1]) if pwv == pwv else (np.nan, np.nan)
-        out[10] = _strike_gex(cwv, st, ct, pt)
-        out[11] = _strike_gex(pwv, st, ct, pt)
         return False
     out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
     out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
