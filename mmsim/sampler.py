@@ -391,7 +391,7 @@ class Sampler:
                 hold_gex, *groups, self.levels,
             )  # fmt: skip
         self.gex_held += held
-        if not held:
+        if not held and tabulates:  # (only a tabulated book's GEX is ever kept)
             first = float(lines[ROW_EXPIRY, :n].min()) if n else np.inf
             self._gex_state = (book._version, surface, t, first)
         if due and not exact:
