@@ -97,6 +97,11 @@ option delta) due to spot moves (gamma), time (charm), implied vol (vanna) and t
 GEX_MAX_AGE = 1_800.0
 """Seconds the GEX re-priced at the visible walls may be held (``engine.levels_hold: all``;
 :meth:`Sampler._gex_holds`)."""
+GEX_DECAY = 0.02
+"""... and at most this fraction of the time left to the first live expiry: an at-the-money
+gamma (``~ 1 / sqrt(T)``) moves by about ``dt / 2T``, so held within ~1% of its own decay
+(with 30 min alone, a held GEX at a wall of ``pinning`` was 59% of the column's range off
+the recomputed one, ``opex_melt`` 6.5%)."""
 BOOK_SERIES = [*BOOK_COLUMNS, "taken_bid", "taken_ask"]
 """Extra series columns of a book run (``market.model: book``): see
 :data:`mmsim.lob.BOOK_COLUMNS`; ``taken_bid`` / ``taken_ask`` are the cumulative shares
@@ -344,15 +349,16 @@ class Sampler:
         """Whether the GEX re-priced at the visible walls may be kept at clock ``t`` (s)
         (``engine.levels_hold: all``, a tabulated book; the kernel checks the walls are
         the same strikes): the book unchanged, the same ``surface``, no live line expired
-        and at most ``GEX_MAX_AGE`` s since it was priced. It does not depend on spot, so
-        it is then off only by the decay of gamma over that time."""
+        and at most ``GEX_MAX_AGE`` s, and ``GEX_DECAY`` of the time then left to the
+        first live expiry, since it was priced. It does not depend on spot, so it is then
+        off only by the decay of gamma over that time."""
         version, surf, t_gex, expiry = self._gex_state
         return (
             self.hold == "all"
             and tabulates
             and version == self.book._version
             and surf == surface
-            and t - t_gex < GEX_MAX_AGE
+            and t - t_gex < min(GEX_MAX_AGE, GEX_DECAY * (expiry - t_gex))
             and t < expiry
         )
 
