@@ -12,7 +12,8 @@ time, so a holder of :class:`LevelsHold` recomputes them only when one of these 
 enough (the sampler holds the flips; with ``engine.levels_hold: all``, the default, also the GEX
 re-priced at the visible walls, two of the three passes, while the book is unchanged and
 the walls, recomputed every time, stay the same strikes: that GEX does not depend on
-spot, so it is then off only by the decay of gamma over at most 30 min, its own clock,
+spot, so it is then off only by the decay of gamma over at most 30 min (and 2% of the
+time left to the first expiry), its own clock,
 :meth:`mmsim.sampler.Sampler._gex_holds`, and priced with one ``exp`` a line when the
 walls come from a box of :mod:`mmsim.wall_hold`; ``off`` recomputes every level at every
 levels sample):
