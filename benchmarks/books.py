@@ -58,7 +58,10 @@ def parts(n_lines: int, repeat: int) -> list[dict]:
     spent: dict[str, float] = {}
     saved = []
     for mod_name, attr, label in _PARTS:
-        mod = importlib.import_module(mod_name)
+        try:  # an older mmsim (--mmsim) may lack the module
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError:
+            continue
         f = getattr(mod, attr, None)
         if f is None:
             continue
