@@ -36,6 +36,8 @@ def _value(text: str):
 
 _PARTS = (  # (module, attribute, label): what a big book's day is spent on
     ("mmsim.sampler", "levels_row_grouped", "levels (walls, GEX at walls)"),
+    ("mmsim.sampler", "levels_row_held", "levels in a wall box"),
+    ("mmsim.wall_hold", "wall_box", "wall box builds"),
     ("mmsim.book", "build_profile", "flips: profile table builds"),
     ("mmsim.book", "table_flips", "flips: from the table"),
     ("mmsim.book", "nearest_flips", "flips: exact walk-out"),
@@ -56,7 +58,10 @@ def parts(n_lines: int, repeat: int) -> list[dict]:
     spent: dict[str, float] = {}
     saved = []
     for mod_name, attr, label in _PARTS:
-        mod = importlib.import_module(mod_name)
+        try:  # an older mmsim (--mmsim) may lack the module
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError:
+            continue
         f = getattr(mod, attr, None)
         if f is None:
             continue

@@ -32,6 +32,14 @@ the other seven 0 / 0. Trades and non-level columns equal bit for bit everywhere
 Episodes that differ from ``off``, each a flip crossing starting or ending a sample
 (10 s) apart as the held flip sits within a step of the full one: ``multi_dealer_bands*``
 3 of 38 / 2 of 37; ``vol_regime_shift`` 6 / 10 of 62; ``spx_2022-02-07`` 0 / 4 of 98.
+
+Measured 2026-11-27 (big4: walls from proven boxes, flips held 1% / 2 h, GEX at the
+walls held 30 min and 2% of the time to expiry), ``all`` vs ``off``, 30 seeds: walls
+equal at every sample (share 1.0, gap 0), trades and non-level columns bit for bit;
+flips ``multi_dealer_bands*`` 0.0022, ``book400*`` 8.5e-4 (was 2.1e-4 with 0.25% /
+30 min); GEX at the walls 0.0014 / 0.0020. ``--shipped``: walls equal everywhere; GEX at
+the walls ``pinning`` 0.59 -> 0, ``opex_melt`` 0.065 -> 0.0087 (the 2% rule),
+``vol_regime_shift`` 0.017 (unchanged), the rest <= 0.005.
 """
 
 from __future__ import annotations

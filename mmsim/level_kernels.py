@@ -67,29 +67,32 @@ def strike_groups(lines, n, row):
         if lines[row, i] != 0.0:
             m += 1
     ks = np.empty(m)
+    who = np.empty(m, np.int64)  # the line of each weighted strike
     m = 0
     for i in range(n):
         if lines[row, i] != 0.0:
             ks[m] = lines[ROW_STRIKE, i]
+            who[m] = i
             m += 1
-    srt = np.sort(ks)
+    order = np.argsort(ks)  # one sort; each line's index found walking it
     strikes = np.empty(m)
+    has_call = np.zeros(m, np.bool_)
+    has_put = np.zeros(m, np.bool_)
     u = 0
     for j in range(m):
-        if u == 0 or srt[j] != strikes[u - 1]:
-            strikes[u] = srt[j]
+        k = ks[order[j]]
+        if u == 0 or k != strikes[u - 1]:
+            strikes[u] = k
             u += 1
+        i = who[order[j]]
+        inv[i] = u - 1
+        if lines[ROW_IS_CALL, i] != 0.0:
+            has_call[u - 1] = True
+        else:
+            has_put[u - 1] = True
     strikes = strikes[:u]
-    has_call = np.zeros(u, np.bool_)
-    has_put = np.zeros(u, np.bool_)
-    for i in range(n):
-        if lines[row, i] != 0.0:
-            k = np.searchsorted(strikes, lines[ROW_STRIKE, i])
-            inv[i] = k
-            if lines[ROW_IS_CALL, i] != 0.0:
-                has_call[k] = True
-            else:
-                has_put[k] = True
+    has_call = has_call[:u]
+    has_put = has_put[:u]
     return inv, strikes, has_call, has_put
 
 

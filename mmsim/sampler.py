@@ -25,7 +25,7 @@ from numba import njit
 
 from mmsim.agents.dealer import DealerAgent
 from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
-from mmsim.book_kernels import reduce_lines
+from mmsim.book_kernels import ROW_EXPIRY, reduce_lines
 from mmsim.ledger import Ledger
 from mmsim.level_kernels import StrikeGroups, levels_row_grouped
 from mmsim.levels import LevelsHold
@@ -35,6 +35,7 @@ from mmsim.npsum import np_sum
 from mmsim.record import SeriesRecorder
 from mmsim.schema import Scenario
 from mmsim.vol import VolSurface
+from mmsim.wall_hold import MIN_LINES, WallBox, levels_row_held
 
 __all__ = [
     "BOOK_SERIES",
@@ -93,6 +94,14 @@ DEALER_COLUMNS = [
 """Per-dealer series columns ``<name>.<column>``: net delta and shares (shares), gamma
 (shares per $1), P&L ($), and the cumulative hedge demand (shares, minus the change of
 option delta) due to spot moves (gamma), time (charm), implied vol (vanna) and the rest."""
+GEX_MAX_AGE = 1_800.0
+"""Seconds the GEX re-priced at the visible walls may be held (``engine.levels_hold: all``;
+:meth:`Sampler._gex_holds`)."""
+GEX_DECAY = 0.02
+"""... and at most this fraction of the time left to the first live expiry: an at-the-money
+gamma (``~ 1 / sqrt(T)``) moves by about ``dt / 2T``, so held within ~1% of its own decay
+(with 30 min alone, a held GEX at a wall of ``pinning`` was 59% of the column's range off
+the recomputed one, ``opex_melt`` 6.5%)."""
 BOOK_SERIES = [*BOOK_COLUMNS, "taken_bid", "taken_ask"]
 """Extra series columns of a book run (``market.model: book``): see
 :data:`mmsim.lob.BOOK_COLUMNS`; ``taken_bid`` / ``taken_ask`` are the cumulative shares
@@ -222,9 +231,12 @@ class Sampler:
         self.levels = np.full(len(LEVEL_COLUMNS), np.nan)
         self.levels_hold = LevelsHold()
         self.hold = sc.engine.levels_hold  # which levels a tabulated book holds
-        self._gex_version = -1  # the book's version at the last levels computation
+        # the book's version, the surface, the clock (s) and the first live expiry (s)
+        # when the GEX at the walls was last re-priced (``engine.levels_hold: all``)
+        self._gex_state: tuple = (-1, None, -np.inf, -np.inf)
         self.gex_held = 0  # levels samples that kept the GEX at the walls (diagnostics)
         self._groups = StrikeGroups()  # the live table's strikes, per view
+        self.wall_box = WallBox()  # walls proven over a spot x time box (mmsim.wall_hold)
         # per-holder delta, gamma, charm, vanna, value at the previous sample
         self._prev = np.zeros((5, book.n_holders))
         self._flow = np.zeros((4, book.n_holders))  # cumulative hedge demand, shares
@@ -326,12 +338,29 @@ class Sampler:
     def flips_due(self, S: float, t: float) -> bool:
         """Whether to recompute the flips now: always for books the engine evaluates
         exactly or with ``engine.levels_hold: off``; for tabulated ones (``engine.delta_table``)
-        only when the book (1% of its gross), the surface or spot (0.25%) moved, a line
-        expired, every 30 min, or the profile table cannot prove the held flips within a
+        only when the book (1% of its gross), the surface or spot (1%) moved, a line
+        expired, every 2 h, or the profile table cannot prove the held flips within a
         step of the flip grid (0.25% of spot) of the exact ones (:mod:`mmsim.levels`)."""
         if self.hold == "off" or not self.book.tabulates(t):
             return True
         return self.levels_hold.due(S, t, self.book, self.vol.params(), self.levels[:2])
+
+    def _gex_holds(self, t: float, tabulates: bool, surface: tuple) -> bool:
+        """Whether the GEX re-priced at the visible walls may be kept at clock ``t`` (s)
+        (``engine.levels_hold: all``, a tabulated book; the kernel checks the walls are
+        the same strikes): the book unchanged, the same ``surface``, no live line expired
+        and at most ``GEX_MAX_AGE`` s, and ``GEX_DECAY`` of the time then left to the
+        first live expiry, since it was priced. It does not depend on spot, so it is then
+        off only by the decay of gamma over that time."""
+        version, surf, t_gex, expiry = self._gex_state
+        return (
+            self.hold == "all"
+            and tabulates
+            and version == self.book._version
+            and surf == surface
+            and t - t_gex < min(GEX_MAX_AGE, GEX_DECAY * (expiry - t_gex))
+            and t < expiry
+        )
 
     def update_levels(self, S: float, t: float) -> None:
         """Flip and walls in both views, and the gamma behind the visible walls
@@ -340,21 +369,36 @@ class Sampler:
         while the live table lasts); flips held while :meth:`flips_due`
         says so, from the book's profile table when it tabulates; with
         ``engine.levels_hold: all`` (the default) the GEX of the book re-priced at the
-        visible walls too while, besides, the book has not changed at all and the walls
-        are the same (the walls themselves are always recomputed)."""
+        visible walls too while :meth:`_gex_holds` allows and the walls are the same (the
+        walls themselves are always recomputed). Unless ``off``, books of at least
+        :data:`~mmsim.wall_hold.MIN_LINES` lines (not evaluated exactly) find their walls
+        inside a proven spot x time box (:class:`~mmsim.wall_hold.WallBox`) by pricing
+        only the strikes that may be walls there: the same walls and strike GEX, bit for
+        bit; with ``all`` the GEX re-priced at the walls is then priced with one ``exp`` a
+        line (within 1e-12 of the gross of exact pricing)."""
         book, vol = self.book, self.vol
         S, t = float(S), float(t)
         due = self.flips_due(S, t)
-        # the GEX at the walls may be kept: same surface, no expiry, within 30 min, and
-        # the book unchanged since it was computed (the kernel checks the walls)
-        hold_gex = self.hold == "all" and not due and book._version == self._gex_version
-        self._gex_version = book._version
         lines, n = book._live_lines(t)
-        exact = due and not book.tabulates(t)
+        tabulates = book.tabulates(t)
+        exact = due and not tabulates
         groups = self._groups.of(lines, n, book._version)
-        self.gex_held += levels_row_grouped(
-            S, t, book.year_seconds, lines, n, *book._surface(vol), _FLIP_GRID, _FLIP_MID,
-            exact, hold_gex, *groups, self.levels,
-        )  # fmt: skip
+        surface = book._surface(vol)
+        hold_gex = self._gex_holds(t, tabulates, surface)
+        box = self.hold != "off" and not exact and n >= MIN_LINES
+        wb, key = self.wall_box, (lines, n, book._version, surface)
+        if box and (wb.covers(S, t, *key) or wb.build(S, t, book.year_seconds, *key, groups)):
+            held = levels_row_held(S, t, book.year_seconds, lines, n, *surface, hold_gex,
+                                   self.hold == "all", groups[8], *groups[:8],
+                                   *self.wall_box.masks, self.levels)  # fmt: skip
+        else:
+            held = levels_row_grouped(
+                S, t, book.year_seconds, lines, n, *surface, _FLIP_GRID, _FLIP_MID, exact,
+                hold_gex, *groups, self.levels,
+            )  # fmt: skip
+        self.gex_held += held
+        if not held and tabulates:  # (only a tabulated book's GEX is ever kept)
+            first = float(lines[ROW_EXPIRY, :n].min()) if n else np.inf
+            self._gex_state = (book._version, surface, t, first)
         if due and not exact:
             self.levels[:2] = [np.nan if x is None else x for x in book.flips(S, t, vol)]

@@ -585,13 +585,14 @@ class EngineConfig(_Strict):
     levels_hold: Literal["all", "flips", "off"] = Field(
         "all",
         description="Tabulated books (delta_table) recompute the recorded flips only when "
-        "the book (1% of its gross), the surface or spot (0.25%) moved, an expiry passed, "
-        "every 30 min, or the book's profile table cannot prove the held flip in the exact "
+        "the book (1% of its gross), the surface or spot (1%) moved, an expiry passed, "
+        "every 2 h, or the book's profile table cannot prove the held flip in the exact "
         "one's cell of the flip grid, else hold them (mmsim.levels): a held flip is within "
         "0.25% of spot (one grid step) of the exact one. all = the flips and the GEX "
-        "re-priced at the visible walls (kept while, besides, the book and the walls are "
-        "unchanged; the walls are always recomputed); flips = the flips only; off = "
-        "recompute all at every levels sample. Recorded only: no agent trades on them.",
+        "re-priced at the visible walls (kept up to 30 min while the book and the walls are "
+        "unchanged; the walls are always exact, from a proven spot x time box on books of "
+        "256+ lines: mmsim.wall_hold); flips = the flips only; off = recompute all at "
+        "every levels sample. Recorded only: no agent trades on them.",
     )
 
     @field_validator("delta_table", "fast_path", mode="before")

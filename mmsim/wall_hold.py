@@ -1,0 +1,420 @@
+"""Walls found inside a proven spot x time box: only the strikes that may be a wall there
+are priced, exactly.
+
+A wall is the strike with the largest ``|call GEX|`` (``|put GEX|``) in a view
+(:mod:`mmsim.level_kernels`): finding it prices every line at spot. While the book and
+the surface are unchanged, each strike's GEX moves only with spot and the clock, so
+:func:`wall_box` bounds, for every line, its unit GEX ``S**2 x gamma x GEX_PER_PCT``
+over a box ``S in [S0 (1 - move), S0 (1 + move)]``, ``t in [t0, t0 + span]`` by interval
+arithmetic on the BSM gamma (``log(K / S)``, the skewed sigma, ``sqrt(T)``, ``d1``, the
+normal density and the dividend discount each bounded from its arguments' bounds; every
+bound widened for rounding, far beyond it), and sums each strike's lines' weighted
+bounds. In each of the four (view, side) pairs, a strike whose upper bound of ``|GEX|``
+is below the largest lower bound of any strike is below that strike at every point of
+the box, so it is never the wall there; the others are the candidates (on the synthetic
+10,000-line book: 5-6 strikes, ~50 lines). At each levels sample inside the box
+:func:`levels_row_held` prices exactly the candidates' lines (and the lines struck at
+the visible walls, the ``*_strike_gex`` columns) and picks the walls among them: the same
+row as :func:`~mmsim.level_kernels.levels_row_grouped`, bit for bit
+(``tests/test_wall_hold.py``: at the corners and inside boxes of random books, and
+whole runs against ``engine.levels_hold: off``; bounds that ignore the spot or the clock
+move fail it). A line that could expire in the box, or whose ``sigma sqrt(T)`` could fall
+below ``SD_EXACT``, gets an unbounded upper bound (its strike stays a candidate).
+
+Units: spot and strikes in $, clock in s, GEX in $ per 1% move.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from mmsim.book_kernels import (
+    GEX_PER_PCT,
+    ROW_EXPIRY,
+    ROW_IS_CALL,
+    ROW_IV_OFF,
+    ROW_UNITS,
+    ROW_VIS_W,
+)
+from mmsim.greeks import _INV_SQRT_2PI
+from mmsim.level_kernels import (
+    SD_EXACT,
+    _at_wall,
+    _exact_gamma,
+    _same,
+)
+from mmsim.npsum import np_sum
+
+__all__ = ["BOXES", "MAX_SHARE", "MIN_LINES", "RETRY", "WallBox", "levels_row_held", "wall_box"]
+
+BOXES = ((0.005, 7_200.0), (0.0015, 900.0))
+"""(spot move as a fraction of ``S0``, span in s) of the boxes tried, widest first."""
+MAX_SHARE = 0.125
+"""A box is kept when its candidate strikes hold at most this share of the lines."""
+RETRY = 1_800.0
+"""Seconds before a table whose boxes all failed is tried again."""
+MIN_LINES = 256
+"""Books with fewer live lines recompute their walls (a pass costs little there)."""
+_WIDEN = 1e-9  # relative widening of each bound for the rounding of both computations
+
+
+@njit(cache=True)
+def _sigma(x, level, skew, floor, offset):
+    """The line's sigma at ``x = log(K / S)``, as :func:`~mmsim.book_kernels.line_sigma`."""
+    iv = max(level if skew == 0.0 else level + skew * x, floor)
+    return max(iv + offset, floor)
+
+
+@njit(cache=True)
+def line_bounds(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor, r, q, log_k,
+                lo, hi):  # fmt: skip
+    """``lo[i] <= S**2 * gamma_i(S, t) * GEX_PER_PCT <= hi[i]`` for one unit of each of the
+    first ``n`` lines, all ``S`` in ``[s_lo, s_hi]`` ($) and ``t`` in ``[t_lo, t_hi]`` (s)
+    (module docstring); ``log_k``: ``log K`` per line. Lines already expired at ``t_lo``
+    get 0, 0 (the exact pass gives them 0); ``hi`` is ``inf`` where no finite bound is
+    proven."""
+    ls_lo, ls_hi = math.log(s_lo), math.log(s_hi)
+    for i in range(n):
+        e = lines[ROW_EXPIRY, i]
+        lo[i] = 0.0
+        hi[i] = 0.0
+        if e <= t_lo or (lines[ROW_UNITS, i] == 0.0 and lines[ROW_VIS_W, i] == 0.0):
+            continue
+        if e <= t_hi:
+            hi[i] = np.inf
+            continue
+        tl = (e - t_hi) / year_seconds
+        th = (e - t_lo) / year_seconds
+        slack = 1e-12 * (1.0 + abs(log_k[i]) + abs(ls_lo))
+        x_lo = log_k[i] - ls_hi - slack  # log(K / S)
+        x_hi = log_k[i] - ls_lo + slack
+        off = lines[ROW_IV_OFF, i]
+        sa = _sigma(x_lo, level, skew, floor, off)
+        sb = _sigma(x_hi, level, skew, floor, off)
+        sd_lo = min(sa, sb) * math.sqrt(tl) * (1.0 - 1e-12)
+        sd_hi = max(sa, sb) * math.sqrt(th) * (1.0 + 1e-12)
+        if sd_lo < SD_EXACT:
+            hi[i] = np.inf
+            continue
+        da, db = (r - q) * tl, (r - q) * th
+        num_lo = min(da, db) - x_hi - 1e-12 * (1.0 + abs(da) + abs(db))
+        num_hi = max(da, db) - x_lo + 1e-12 * (1.0 + abs(da) + abs(db))
+        r_lo = num_lo / sd_lo if num_lo < 0.0 else num_lo / sd_hi
+        r_hi = num_hi / sd_hi if num_hi < 0.0 else num_hi / sd_lo
+        d_lo = r_lo + 0.5 * sd_lo
+        d_hi = r_hi + 0.5 * sd_hi
+        d_lo -= _WIDEN * (1.0 + abs(d_lo))
+        d_hi += _WIDEN * (1.0 + abs(d_hi))
+        near = 0.0 if d_lo <= 0.0 <= d_hi else min(abs(d_lo), abs(d_hi))
+        far = max(abs(d_lo), abs(d_hi))
+        qa, qb = (math.exp(-q * tl), math.exp(-q * th)) if q != 0.0 else (1.0, 1.0)
+        pdf_hi = _INV_SQRT_2PI * math.exp(-0.5 * near * near)
+        pdf_lo = _INV_SQRT_2PI * math.exp(-0.5 * far * far)
+        hi[i] = s_hi * max(qa, qb) * pdf_hi / sd_lo * GEX_PER_PCT * (1.0 + _WIDEN)
+        lo[i] = s_lo * min(qa, qb) * pdf_lo / sd_hi * GEX_PER_PCT * (1.0 - _WIDEN)
+
+
+@njit(cache=True)
+def _side_candidates(lines, n, row, inv, u, lo, hi, call, has, mask):
+    """Mark in ``mask`` the strikes (with ``has``) that may have the largest ``|GEX|`` of
+    side ``call`` in view ``row`` somewhere in the box whose per-line unit bounds are
+    ``lo``, ``hi`` (:func:`line_bounds`): those whose upper bound of ``|GEX|`` reaches
+    the largest lower bound of any strike (every other strike is below that strike at
+    every point of the box). Returns the number of lines of the marked strikes."""
+    g_lo = np.zeros(u)
+    g_hi = np.zeros(u)
+    for i in range(n):
+        k = inv[i]
+        if k < 0 or (lines[ROW_IS_CALL, i] != 0.0) != call:
+            continue
+        w = lines[row, i]
+        if w > 0.0:
+            g_lo[k] += w * lo[i]
+            g_hi[k] += w * hi[i]
+        else:
+            g_lo[k] += w * hi[i]
+            g_hi[k] += w * lo[i]
+    best = 0.0
+    for k in range(u):
+        if has[k]:
+            a, b = g_lo[k], g_hi[k]
+            low = 0.0 if a <= 0.0 <= b else min(abs(a), abs(b))
+            best = max(best, low * (1.0 - _WIDEN))
+    for k in range(u):
+        if has[k]:
+            top = max(abs(g_lo[k]), abs(g_hi[k])) * (1.0 + _WIDEN)
+            if not top < best:  # NaN and inf are candidates too
+                mask[k] = True
+    count = 0
+    for i in range(n):
+        k = inv[i]
+        if k >= 0 and mask[k]:
+            count += 1
+    return count
+
+
+@njit(cache=True)
+def wall_box(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor, r, q, log_k,
+             inv_t, st, hct, hpt, inv_v, sv, hcv, hpv):  # fmt: skip
+    """Per view (true, visible), the strikes that may be a wall (call or put) at some
+    ``S`` in ``[s_lo, s_hi]`` ($) and ``t`` in ``[t_lo, t_hi]`` (s) for these lines and
+    surface (:func:`_side_candidates`), the lines :func:`levels_row_held` prices per
+    view, and the number of lines struck at the candidates (true + visible); strike
+    groups as :func:`~mmsim.level_kernels.levels_row_grouped`."""
+    lo = np.empty(max(n, 1))
+    hi = np.empty(max(n, 1))
+    line_bounds(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor, r, q, log_k,
+                lo, hi)  # fmt: skip
+    mask_t = np.zeros(st.size, np.bool_)
+    mask_v = np.zeros(sv.size, np.bool_)
+    _side_candidates(lines, n, ROW_UNITS, inv_t, st.size, lo, hi, True, hct, mask_t)
+    c_t = _side_candidates(lines, n, ROW_UNITS, inv_t, st.size, lo, hi, False, hpt, mask_t)
+    _side_candidates(lines, n, ROW_VIS_W, inv_v, sv.size, lo, hi, True, hcv, mask_v)
+    c_v = _side_candidates(lines, n, ROW_VIS_W, inv_v, sv.size, lo, hi, False, hpv, mask_v)
+    # the lines a held row prices: the visible candidates', the true ones' and the true
+    # view's lines struck at a visible candidate (the strike GEX at the visible walls)
+    near = mask_t.copy()
+    for k in range(sv.size):
+        if mask_v[k]:
+            for j in range(st.size):
+                if abs(st[j] - sv[k]) <= 1e-9:
+                    near[j] = True
+    idx_t = np.empty(n, np.int64)
+    idx_v = np.empty(n, np.int64)
+    a = b = 0
+    for i in range(n):
+        if inv_t[i] >= 0 and near[inv_t[i]]:
+            idx_t[a] = i
+            a += 1
+        if inv_v[i] >= 0 and mask_v[inv_v[i]]:
+            idx_v[b] = i
+            b += 1
+    return (
+        mask_t,
+        mask_v,
+        idx_t[:a],
+        idx_v[:b],
+        np.flatnonzero(mask_t),
+        np.flatnonzero(mask_v),
+        c_t + c_v,
+    )
+
+
+@njit(cache=True)
+def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r, q, inv, mask,
+                      call, put):  # fmt: skip
+    """:func:`~mmsim.level_kernels._exact_strikes` over the lines ``idx`` (ascending, holding
+    every line of the strikes in ``mask``) into ``call`` and ``put`` zero at those
+    strikes: the same sums in the same order."""
+    scale = S * S * GEX_PER_PCT  # call and put: zero at the strikes of ``mask``
+    for i in idx:
+        k = inv[i]
+        if k < 0 or not mask[k]:
+            continue
+        g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+        gi = lines[row, i] * g * scale
+        if lines[ROW_IS_CALL, i] != 0.0:
+            call[k] += gi
+            put[k] += 0.0
+        else:
+            call[k] += 0.0
+            put[k] += gi
+
+
+@njit(cache=True)
+def _at_walls_fast(walls, t, year_seconds, lines, n, level, skew, floor, r, q, log_k):
+    """True and visible GEX of the whole book re-priced at each spot of ``walls`` ($ per
+    1%; NaN for a NaN wall), ``(2, len(walls))``: the gammas of
+    :func:`~mmsim.level_kernels._fast_units` (one ``exp`` a line and wall from ``log K``,
+    exact below ``SD_EXACT``; each within ``1e-12`` relative of the exact one, so each sum
+    within ``1e-12`` of the gross), what :func:`~mmsim.level_kernels._at_wall` sums
+    exactly: a third of its cost, not the same bits."""
+    w = walls.size
+    out = np.zeros((2, w))
+    log_w = np.empty(w)
+    for j in range(w):
+        log_w[j] = math.log(walls[j]) if walls[j] == walls[j] else 0.0
+    for i in range(n):
+        e = lines[ROW_EXPIRY, i]
+        w_true = lines[ROW_UNITS, i]
+        w_vis = lines[ROW_VIS_W, i]
+        if e <= t or (w_true == 0.0 and w_vis == 0.0):
+            continue
+        T = (e - t) / year_seconds
+        root_t = math.sqrt(T)
+        dq = math.exp(-q * T) if q != 0.0 else 1.0
+        offset = lines[ROW_IV_OFF, i]
+        for j in range(w):
+            S = walls[j]
+            if S != S:
+                continue
+            x = log_k[i] - log_w[j]  # log(K / S)
+            iv = max(level if skew == 0.0 else level + skew * x, floor)
+            sd = max(iv + offset, floor) * root_t
+            if sd < SD_EXACT:
+                g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+            else:
+                inv_sd = 1.0 / sd
+                d1 = ((r - q) * T - x) * inv_sd + 0.5 * sd
+                g = dq * (_INV_SQRT_2PI / S) * inv_sd * math.exp(-0.5 * d1 * d1)
+            out[0, j] += w_true * g
+            out[1, j] += w_vis * g
+    for j in range(w):
+        scale = walls[j] * walls[j] * GEX_PER_PCT
+        out[0, j] *= scale
+        out[1, j] *= scale
+    return out
+
+
+@njit(cache=True)
+def _pick_in(cands, strikes, gex, has, any_has):
+    """:func:`~mmsim.level_kernels._pick` of ``gex`` among the strikes ``cands`` (ascending
+    indices) with ``has``, every other strike known to be smaller: the first largest
+    ``|gex|`` (the first NaN); NaN without ``any_has``."""
+    best, best_v = -1, -1.0
+    for k in cands:
+        if not has[k]:
+            continue
+        v = abs(gex[k])
+        if math.isnan(v):
+            best = k
+            break
+        if best < 0 or v > best_v:
+            best, best_v = k, v
+    if not any_has:
+        return np.nan
+    return strikes[max(best, 0)]
+
+
+@njit(cache=True)
+def _near(strikes, wall):
+    """The index range of ``strikes`` (ascending) within 1e-9 of ``wall`` ($): the strikes
+    :func:`~mmsim.level_kernels._strike_gex` sums; empty for NaN."""
+    if math.isnan(wall):
+        return 0, 0
+    lo = np.searchsorted(strikes, wall - 2e-9)
+    hi = np.searchsorted(strikes, wall + 2e-9, side="right")
+    while lo < hi and not abs(strikes[lo] - wall) <= 1e-9:
+        lo += 1
+    while hi > lo and not abs(strikes[hi - 1] - wall) <= 1e-9:
+        hi -= 1
+    return lo, hi
+
+
+@njit(cache=True)
+def _strike_gex_near(wall, strikes, call, put):
+    """:func:`~mmsim.level_kernels._strike_gex` from the strikes of :func:`_near` only:
+    the same sums."""
+    if math.isnan(wall):
+        return np.nan
+    lo, hi = _near(strikes, wall)
+    return np_sum(call[lo:hi].copy(), hi - lo) + np_sum(put[lo:hi].copy(), hi - lo)
+
+
+@njit(cache=True)
+def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold_gex, fast_gex,
+                    log_k, inv_t, st, hct, hpt, inv_v, sv, hcv, hpv, mask_t, mask_v, idx_t, idx_v,
+                    cand_t, cand_v, out):  # fmt: skip
+    """:func:`~mmsim.level_kernels.levels_row_grouped` without flips, at a point of the
+    box of :func:`wall_box` whose candidate strikes are ``mask_t`` (true view) and
+    ``mask_v`` (visible), indices ``cand_t``, ``cand_v``: the walls picked among those
+    strikes from their exact sums (every other strike is proven smaller), the true GEX
+    at spot of the lines struck at each visible wall exact (the same sums, in the same
+    order), the GEX re-priced at the visible walls kept with ``hold_gex`` when they are
+    the walls already in ``out[4:6]``. ``idx_t``, ``idx_v``: the lines of those strikes
+    (:func:`wall_box`), the only ones priced. The same row, bit for bit; with
+    ``fast_gex`` the GEX re-priced at the visible walls (``out[6:10]``, when not kept)
+    comes from :func:`_at_walls_fast` (``log_k``: ``log K`` per line), within ``1e-12``
+    of the gross. Returns whether the GEX was kept."""
+    a = (t, year_seconds, lines, n)
+    s = (level, skew, floor, r, q)
+    call_v = np.zeros(sv.size)
+    put_v = np.zeros(sv.size)
+    _exact_strikes_of(S, t, year_seconds, lines, idx_v, ROW_VIS_W, *s, inv_v, mask_v, call_v, put_v)
+    cwv = _pick_in(cand_v, sv, call_v, hcv, hcv.any())
+    pwv = _pick_in(cand_v, sv, put_v, hpv, hpv.any())
+    mask = mask_t.copy()  # and the true view's strikes at the visible walls
+    for w in (cwv, pwv):
+        lo, hi = _near(st, w)
+        mask[lo:hi] = True
+    ct = np.zeros(st.size)
+    pt = np.zeros(st.size)
+    _exact_strikes_of(S, t, year_seconds, lines, idx_t, ROW_UNITS, *s, inv_t, mask, ct, pt)
+    out[2] = _pick_in(cand_t, st, ct, hct, hct.any())
+    out[3] = _pick_in(cand_t, st, pt, hpt, hpt.any())
+    keep = hold_gex and _same(cwv, out[4]) and _same(pwv, out[5])
+    out[4] = cwv
+    out[5] = pwv
+    out[10] = _strike_gex_near(cwv, st, ct, pt)
+    out[11] = _strike_gex_near(pwv, st, ct, pt)
+    if keep:
+        return True
+    if fast_gex:
+        g = _at_walls_fast(np.array([cwv, pwv]), *a, *s, log_k)
+        out[6], out[7] = (g[0, 0], g[1, 0]) if cwv == cwv else (np.nan, np.nan)
+        out[8], out[9] = (g[0, 1], g[1, 1]) if pwv == pwv else (np.nan, np.nan)
+        return False
+    out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
+    out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
+    return False
+
+
+class WallBox:
+    """The last box (:func:`wall_box`) and its candidate strikes, valid while the caller
+    passes the same line table (object, ``n``, book ``version``) and surface, spot
+    inside ``[s_lo, s_hi]`` ($) and the clock inside ``[t_lo, t_hi]`` (s). ``held`` /
+    ``built`` / ``refused`` count levels samples served from a box, boxes kept and
+    attempts that kept none (diagnostics)."""
+
+    def __init__(self) -> None:
+        self._key: tuple = ()
+        self._box = (np.inf, -np.inf, np.inf, -np.inf)
+        self.masks: tuple = ()
+        self._refused: tuple = ((), -np.inf)  # the table whose boxes failed, and until when
+        self.held = 0
+        self.built = 0
+        self.refused = 0
+
+    def covers(self, S: float, t: float, lines: np.ndarray, n: int, version: int,
+               surface: tuple) -> bool:  # fmt: skip
+        """Whether the box holds spot ``S`` ($), clock ``t`` (s) for this table."""
+        key = self._key
+        s_lo, s_hi, t_lo, t_hi = self._box
+        ok = (
+            bool(key)
+            and key[0] is lines
+            and key[1:] == (n, version, surface)
+            and s_lo <= S <= s_hi
+            and t_lo <= t <= t_hi
+        )
+        self.held += ok
+        return ok
+
+    def build(self, S: float, t: float, year_seconds: float, lines: np.ndarray, n: int,
+              version: int, surface: tuple, groups: tuple) -> bool:  # fmt: skip
+        """Try the :data:`BOXES` around spot ``S`` ($) from clock ``t`` (s), widest first;
+        ``groups``: ``(*true, *visible, log_k)`` of
+        :class:`~mmsim.level_kernels.StrikeGroups`. Keeps the first whose candidate
+        strikes hold at most ``MAX_SHARE`` of the lines (both views); after none did,
+        tries again only ``RETRY`` s later or for another table or surface."""
+        self._key = ()
+        old, until = self._refused
+        if old and old[0] is lines and old[1:] == (n, version, surface) and t < until:
+            return False
+        for move, span in BOXES:
+            box = (S * (1.0 - move), S * (1.0 + move), t, t + span)
+            *masks, count = wall_box(*box, year_seconds, lines, n, *surface, groups[8],
+                                     *groups[:8])  # fmt: skip
+            if count <= MAX_SHARE * 2 * n:
+                self._key = (lines, n, version, surface)
+                self._box = box
+                self.masks = tuple(masks)
+                self.built += 1
+                self.held += 1
+                return True
+        self.refused += 1
+        self._refused = ((lines, n, version, surface), t + RETRY)
+        return False
