@@ -268,18 +268,24 @@ def _mid_t(n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _cheb_row(values, basis_t, out):
-    """Chebyshev coefficients (first one halved, for Clenshaw) of ``values``, one series
-    at the first-kind nodes ``cos(pi (k + 1/2) / N)``, into ``out`` (length ``N``);
-    ``basis_t``: :func:`_basis_t`. Summed in node order."""
-    n = values.size
+def _cheb_rows(v0, v1, which, basis_t, out):
+    """Chebyshev coefficients (first one halved, for Clenshaw) of the series at the
+    first-kind nodes ``cos(pi (k + 1/2) / N)`` in row ``which[r, 1]`` of ``v0``
+    (``which[r, 0] == 0``) or ``v1``, into ``out[r]`` for every row ``r`` of ``out``
+    (length ``N``); ``basis_t``: :func:`_basis_t`. Summed in node order."""
+    n = basis_t.shape[0]
     c = 2.0 / n
-    out[:] = 0.0
-    for k in range(n):
-        a = c * values[k]
-        for j in range(n):
-            out[j] += a * basis_t[k, j]
-    out[0] *= 0.5
+    out[:, :] = 0.0
+    for r in range(out.shape[0]):
+        src = v0 if which[r, 0] == 0 else v1
+        row = which[r, 1]
+        o = out[r]
+        for k in range(n):
+            a = c * src[row, k]
+            b = basis_t[k]
+            for j in range(n):
+                o[j] += a * b[j]
+        o[0] *= 0.5
 
 
 @njit(cache=True)
@@ -287,12 +293,14 @@ def _at_points(coef, mid_t, out):
     """Each row's Chebyshev series (``coef``, first coefficient halved: the sum of
     :func:`_clenshaw`) at the points ``mid_t`` tabulates (``T_m`` there, ``T_0 = 1``):
     ``out[row, j]``."""
-    out[:] = 0.0
+    out[:, :] = 0.0
     for r in range(coef.shape[0]):
+        o = out[r]
         for m in range(coef.shape[1]):
             a = coef[r, m]
+            b = mid_t[m]
             for j in range(out.shape[1]):
-                out[r, j] += a * mid_t[m, j]
+                o[j] += a * b[j]
 
 
 _COEF_ROWS = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2))
@@ -301,6 +309,8 @@ delta, gamma, charm at t0, then at t0 + H."""
 _SCOEF_ROWS = ((0, 4), (0, 5), (1, 4), (1, 5), (0, 3), (1, 3), (0, 6), (1, 6))
 """Rows of its ``scoef``: value and theta at t0, at t0 + H; vanna at both; visible gamma
 at both."""
+_COEF_ROWS_A = np.array(_COEF_ROWS, dtype=np.int64)  # as arrays, for the kernels
+_SCOEF_ROWS_A = np.array(_SCOEF_ROWS, dtype=np.int64)
 
 
 @njit(cache=True)
@@ -313,20 +323,16 @@ def fit_nodes(v0, v1, exact, basis_t, mid_t, span, coef, scoef, err, scale):
     :func:`_mid_t`) at time fraction 1/2 (``span``: ``H`` in years), as
     :func:`table_sample` reads the table there; into ``scale`` the largest ``|value|``
     per row of ``v0`` and ``v1``."""
-    for r in range(6):
-        src = v0 if _COEF_ROWS[r][0] == 0 else v1
-        _cheb_row(src[_COEF_ROWS[r][1]], basis_t, coef[r])
-    for r in range(8):
-        src = v0 if _SCOEF_ROWS[r][0] == 0 else v1
-        _cheb_row(src[_SCOEF_ROWS[r][1]], basis_t, scoef[r])
+    _cheb_rows(v0, v1, _COEF_ROWS_A, basis_t, coef)
+    _cheb_rows(v0, v1, _SCOEF_ROWS_A, basis_t, scoef)
     m = mid_t.shape[1]
     p, s = np.empty((6, m)), np.empty((8, m))
     _at_points(coef, mid_t, p)
     _at_points(scoef, mid_t, s)
     # table_sample at u = 1/2: Hermite weights h00 = h01 = 1/2, h10 = -h11 = 1/8
     err[:] = 0.0
+    got = np.empty(7)
     for j in range(m):
-        got = np.empty(7)
         got[0] = 0.5 * p[0, j] + 0.5 * p[3, j] + span * (0.125 * p[2, j] - 0.125 * p[5, j])
         got[1] = 0.5 * p[1, j] + 0.5 * p[4, j]
         got[2] = 1.5 * (p[3, j] - p[0, j]) / span - 0.25 * p[2, j] - 0.25 * p[5, j]
