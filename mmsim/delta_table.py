@@ -674,6 +674,27 @@ def _mark_folded(idx, packed, near_cut, snap, snap_vis):
             snap_vis[i] = packed[ROW_VIS_W, i]
 
 
+@njit(cache=True)
+def _fold_booked(idx, packed, snap, snap_vis, near_cut, can_fit, fold, rest, rest_idx, center,
+                 half, t0, H, year_seconds, level, skew, floor, r, q, x, xm, basis_t, mid_t,
+                 v_start, v_end, v_mid, v0, v1, exact, coef, scoef, err, scale):  # fmt: skip
+    """:func:`fold_booked` in one call: :func:`_split_changes`, then (lines to fold and
+    ``can_fit``: the table has its node values) :func:`_fold_fit` into the scratch
+    ``v0 .. scale`` and, when it passes, :func:`_mark_folded`. Returns ``(folded, rest,
+    far lines added, ok, sample_ok)``; ``ok`` True with nothing to fold."""
+    k, b, far = _split_changes(idx, packed, snap, snap_vis, near_cut, fold, rest, rest_idx)
+    if k == 0:
+        return k, b, far, True, False
+    if not can_fit:
+        return k, b, far, False, False
+    ok, sample_ok = _fold_fit(fold, k, center, half, t0, H, year_seconds, level, skew, floor,
+                              r, q, x, xm, basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact,
+                              coef, scoef, err, scale)  # fmt: skip
+    if ok:
+        _mark_folded(idx, packed, near_cut, snap, snap_vis)
+    return k, b, far, ok, sample_ok
+
+
 def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_seconds: float,
                 r: float, q: float) -> tuple[bool, np.ndarray, np.ndarray]:  # fmt: skip
     """Bring ``table`` up to date with the book's lines ``idx`` (sorted, unique, one
@@ -683,21 +704,21 @@ def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_sec
     (:func:`fold_lines`, far lines counted) and their snapshots moved on, the others
     returned to be evaluated exactly beside it. Returns ``(ok, rest, rest_idx)``: not
     ``ok`` (the table unchanged) when the refit fails validation; ``rest`` the line
-    table of the other changes (holder row 0), ``rest_idx`` their lines."""
+    table of the other changes (holder row 0), ``rest_idx`` their lines. One compiled
+    call (:func:`_fold_booked`): a customer trade is folded in at booking, so this runs
+    once per trade of a tabulated holder."""
     m = idx.size
     fold, rest = np.zeros((N_ROWS, max(m, 1))), np.zeros((N_ROWS, max(m, 1)))
     rest_idx = np.zeros(m, dtype=np.int64)
-    k, b, far = _split_changes(idx, packed, table.snap, table.snap_vis, table.near_cut, fold,
-                               rest, rest_idx)  # fmt: skip
+    fit = _Refit(table)
+    k, b, far, ok, sample_ok = _fold_booked(
+        idx, packed, table.snap, table.snap_vis, table.near_cut, _has_nodes(table), fold, rest,
+        rest_idx, *fit.args(table, year_seconds, r, q),
+    )  # fmt: skip
+    if not ok:
+        return False, rest, rest_idx[:b]
     if k:
-        if not _has_nodes(table):
-            return False, rest, rest_idx[:b]
-        fit = _Refit(table)
-        ok, sample_ok = _fold_fit(fold, k, *fit.args(table, year_seconds, r, q))
-        if not ok:
-            return False, rest, rest_idx[:b]
         fit.commit(table, k, sample_ok, far)
-        _mark_folded(idx, packed, table.near_cut, table.snap, table.snap_vis)
     return True, rest, rest_idx[:b]
 
 
