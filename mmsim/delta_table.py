@@ -198,16 +198,27 @@ def table_sample(coef, scoef, x, u, span):
     time fraction ``u`` in [0, 1] (``span`` = ``H`` in years): share delta and value
     cubic Hermite in time (with charm and theta, their time derivatives), gamma, charm,
     vanna and visible gamma linear. Returns ``(delta, gamma, charm, vanna, value,
-    visible gamma)`` in the units of :func:`node_greeks`."""
-    d, g = table_eval(coef, x, u, span)
-    v = _hermite(scoef, 0, 2, 1, 3, x, u, span)
+    visible gamma)`` in the units of :func:`node_greeks`. Each row's Chebyshev sum once
+    (the delta's and the charm's share theirs): :func:`table_eval` and :func:`_hermite`'s
+    arithmetic, bit for bit."""
+    c0, c1, c2 = _clenshaw(coef, 0, x), _clenshaw(coef, 1, x), _clenshaw(coef, 2, x)
+    c3, c4, c5 = _clenshaw(coef, 3, x), _clenshaw(coef, 4, x), _clenshaw(coef, 5, x)
     u2 = u * u
+    u3 = u2 * u
+    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
+    h10 = u3 - 2.0 * u2 + u
+    h01 = -2.0 * u3 + 3.0 * u2
+    h11 = u3 - u2
+    d = h00 * c0 + h01 * c3
+    d += span * (h10 * c2 + h11 * c5)
+    g = (1.0 - u) * c1 + u * c4
+    v = h00 * _clenshaw(scoef, 0, x) + h01 * _clenshaw(scoef, 2, x)
+    v += span * (h10 * _clenshaw(scoef, 1, x) + h11 * _clenshaw(scoef, 3, x))
     # charm: the time derivative of the delta's Hermite cubic (one order better than
     # linear in time between the two charms)
-    d0, d1 = _clenshaw(coef, 0, x), _clenshaw(coef, 3, x)
-    charm = (6.0 * u - 6.0 * u2) * (d1 - d0) / span
-    charm += (3.0 * u2 - 4.0 * u + 1.0) * _clenshaw(coef, 2, x)
-    charm += (3.0 * u2 - 2.0 * u) * _clenshaw(coef, 5, x)
+    charm = (6.0 * u - 6.0 * u2) * (c3 - c0) / span
+    charm += (3.0 * u2 - 4.0 * u + 1.0) * c2
+    charm += (3.0 * u2 - 2.0 * u) * c5
     w = 1.0 - u
     vanna = w * _clenshaw(scoef, 4, x) + u * _clenshaw(scoef, 5, x)
     vis = w * _clenshaw(scoef, 6, x) + u * _clenshaw(scoef, 7, x)
