@@ -3,7 +3,8 @@
 :meth:`~mmsim.book.OptionBook.series_greeks_many` splits the samples of one fast-path
 kernel call into runs over which each holder's answer does not change kind (its delta
 table stays valid, or it is evaluated exactly); :func:`holder_rows` fills one holder's
-greeks over one run in one pass and :func:`sum_gex` adds the GEX parts of every holder
+greeks over one run in one pass, ending the run at the first sample outside its table's
+window (clock span, spot grid), and :func:`sum_gex` adds the GEX parts of every holder
 in the order of the row-by-row :meth:`~mmsim.book.OptionBook.series_greeks`, so the rows
 equal its, bit for bit (``tests/test_series_tables.py``).
 
