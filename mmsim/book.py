@@ -131,6 +131,10 @@ def _nearest_crossing(grid: np.ndarray, profile: np.ndarray, S: float) -> float 
     return float(x[np.argmin(np.abs(x - S))])
 
 
+_ALWAYS = (-math.inf, math.inf, 0.0, math.inf)
+"""A sampler run's window (:func:`~mmsim.series_tables.holder_rows`) that never ends it."""
+
+
 class OptionBook:
     """Option positions of ``n_holders`` holders (the dealers), struct-of-arrays.
 
@@ -223,6 +227,11 @@ class OptionBook:
     def version(self) -> int:
         """Incremented on every change of the book."""
         return self._version
+
+    def holder_version(self, holder: int) -> int:
+        """Incremented on every change of ``holder``'s lines (a trade of another holder
+        leaves it)."""
+        return self._holder_version[holder]
 
     @property
     def packed(self) -> np.ndarray:
@@ -705,7 +714,7 @@ class OptionBook:
         fold_lines`: O(changes x nodes), not a rebuild's O(lines x nodes)), the others
         are evaluated exactly beside it. False (the table must be rebuilt) when the refit
         fails validation or more than ``TABLE_MAX_CHANGES`` such exact lines pile up."""
-        idx = np.unique(np.asarray(self._touched[holder], dtype=np.int64))
+        idx = np.asarray(sorted(set(self._touched[holder])), dtype=np.int64)  # np.unique
         if table.snap.size < self._n:  # lines booked after the build: room to grow
             grow = max(self._n, 2 * table.snap.size) - table.snap.size
             table.snap = np.concatenate([table.snap, np.zeros(grow)])
@@ -814,16 +823,18 @@ class OptionBook:
             for h, (hl, hn) in enumerate(hots):
                 j = e0
                 while j < e1:
-                    table, end = self._series_run(h, hl, hn, j, e1, times, mids, vol, least)
+                    table, end, window = self._series_run(h, hl, hn, j, e1, times, mids, vol,
+                                                          least)  # fmt: skip
                     if table is None:
-                        holder_rows(j, end, times, mids, h, False, none, none, 0.0, 1.0, 0.0,
-                                    1.0, ys, hl, hn, none, 0, none, 0, *surf, greeks, parts,
-                                    present)  # fmt: skip
+                        end = holder_rows(j, end, times, mids, h, False, none, none, 0.0, 1.0,
+                                          0.0, 1.0, ys, hl, hn, none, 0, none, 0, *surf,
+                                          *window, greeks, parts, present)  # fmt: skip
                     else:
-                        holder_rows(j, end, times, mids, h, True, table.coef, table.scoef,
-                                    table.center, table.half, table.t0, table.H, ys, hl, hn,
-                                    table.near, table.near_n, table.changes, table.changes_n,
-                                    *surf, greeks, parts, present)  # fmt: skip
+                        end = holder_rows(j, end, times, mids, h, True, table.coef, table.scoef,
+                                          table.center, table.half, table.t0, table.H, ys, hl,
+                                          hn, table.near, table.near_n, table.changes,
+                                          table.changes_n, *surf, *window, greeks, parts,
+                                          present)  # fmt: skip
                         self.table_samples += end - j
                     j = end
             sum_gex(e0, e1, parts, present, gex)
@@ -831,24 +842,25 @@ class OptionBook:
 
     def _series_run(self, h, lines, n, j, e1, times, mids, vol, least) -> tuple:
         """From sample ``j`` on (before ``e1``), how :meth:`series_greeks` answers for holder
-        ``h`` (``lines``, ``n``: its hot table): ``(table, end)``, the table it samples
-        (``None``: exact) at samples ``j .. end - 1``, with the side effects of its call at
-        sample ``j``; at later samples of the run the same call changes nothing (the table
-        stays valid, or a failed build is not retried before its mark)."""
+        ``h`` (``lines``, ``n``: its hot table): ``(table, end, window)``, the table it
+        samples (``None``: exact) at samples ``j .. end - 1`` as long as they stay in
+        ``window`` (:func:`~mmsim.series_tables.holder_rows`: clocks, spot center and
+        half-width; its table's validity), with the side effects of its call at sample
+        ``j``; at later samples of the run the same call changes nothing (the table stays
+        valid, or a failed build is not retried before its mark)."""
         level, skew, floor = vol.params()
         S, t = float(mids[j]), float(times[j])
         if n < least:
-            return None, e1
+            return None, e1, _ALWAYS
         table = self._table(h, lines, n, S, t, level, skew, floor)
-        later, spots = times[j + 1 : e1], mids[j + 1 : e1]
         if table is None:  # tried again from the retry mark on
             if self._retry[h][0] != self._holder_version[h]:
-                return None, j + 1
-            return None, j + 1 + int(np.searchsorted(later, self._retry[h][1], side="left"))
-        ok = (later >= table.t0) & (later <= table.t0 + table.H)
-        ok &= np.abs(spots - table.center) <= table.half
-        end = j + 1 + (ok.size if ok.all() else int(np.argmin(ok)))
-        return (table if table.samples(S, t, level, skew, floor) else None), end
+                return None, j + 1, _ALWAYS
+            later = times[j + 1 : e1]
+            end = j + 1 + int(np.searchsorted(later, self._retry[h][1], side="left"))
+            return None, end, _ALWAYS
+        window = (table.t0, table.t0 + table.H, table.center, table.half)
+        return (table if table.samples(S, t, level, skew, floor) else None), e1, window
 
     def value(
         self, S: float, t: float, vol: VolSurface, out: np.ndarray | None = None

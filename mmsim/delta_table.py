@@ -198,16 +198,27 @@ def table_sample(coef, scoef, x, u, span):
     time fraction ``u`` in [0, 1] (``span`` = ``H`` in years): share delta and value
     cubic Hermite in time (with charm and theta, their time derivatives), gamma, charm,
     vanna and visible gamma linear. Returns ``(delta, gamma, charm, vanna, value,
-    visible gamma)`` in the units of :func:`node_greeks`."""
-    d, g = table_eval(coef, x, u, span)
-    v = _hermite(scoef, 0, 2, 1, 3, x, u, span)
+    visible gamma)`` in the units of :func:`node_greeks`. Each row's Chebyshev sum once
+    (the delta's and the charm's share theirs): :func:`table_eval` and :func:`_hermite`'s
+    arithmetic, bit for bit."""
+    c0, c1, c2 = _clenshaw(coef, 0, x), _clenshaw(coef, 1, x), _clenshaw(coef, 2, x)
+    c3, c4, c5 = _clenshaw(coef, 3, x), _clenshaw(coef, 4, x), _clenshaw(coef, 5, x)
     u2 = u * u
+    u3 = u2 * u
+    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
+    h10 = u3 - 2.0 * u2 + u
+    h01 = -2.0 * u3 + 3.0 * u2
+    h11 = u3 - u2
+    d = h00 * c0 + h01 * c3
+    d += span * (h10 * c2 + h11 * c5)
+    g = (1.0 - u) * c1 + u * c4
+    v = h00 * _clenshaw(scoef, 0, x) + h01 * _clenshaw(scoef, 2, x)
+    v += span * (h10 * _clenshaw(scoef, 1, x) + h11 * _clenshaw(scoef, 3, x))
     # charm: the time derivative of the delta's Hermite cubic (one order better than
     # linear in time between the two charms)
-    d0, d1 = _clenshaw(coef, 0, x), _clenshaw(coef, 3, x)
-    charm = (6.0 * u - 6.0 * u2) * (d1 - d0) / span
-    charm += (3.0 * u2 - 4.0 * u + 1.0) * _clenshaw(coef, 2, x)
-    charm += (3.0 * u2 - 2.0 * u) * _clenshaw(coef, 5, x)
+    charm = (6.0 * u - 6.0 * u2) * (c3 - c0) / span
+    charm += (3.0 * u2 - 4.0 * u + 1.0) * c2
+    charm += (3.0 * u2 - 2.0 * u) * c5
     w = 1.0 - u
     vanna = w * _clenshaw(scoef, 4, x) + u * _clenshaw(scoef, 5, x)
     vis = w * _clenshaw(scoef, 6, x) + u * _clenshaw(scoef, 7, x)
@@ -268,18 +279,24 @@ def _mid_t(n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _cheb_row(values, basis_t, out):
-    """Chebyshev coefficients (first one halved, for Clenshaw) of ``values``, one series
-    at the first-kind nodes ``cos(pi (k + 1/2) / N)``, into ``out`` (length ``N``);
-    ``basis_t``: :func:`_basis_t`. Summed in node order."""
-    n = values.size
+def _cheb_rows(v0, v1, which, basis_t, out):
+    """Chebyshev coefficients (first one halved, for Clenshaw) of the series at the
+    first-kind nodes ``cos(pi (k + 1/2) / N)`` in row ``which[r, 1]`` of ``v0``
+    (``which[r, 0] == 0``) or ``v1``, into ``out[r]`` for every row ``r`` of ``out``
+    (length ``N``); ``basis_t``: :func:`_basis_t`. Summed in node order."""
+    n = basis_t.shape[0]
     c = 2.0 / n
-    out[:] = 0.0
-    for k in range(n):
-        a = c * values[k]
-        for j in range(n):
-            out[j] += a * basis_t[k, j]
-    out[0] *= 0.5
+    out[:, :] = 0.0
+    for r in range(out.shape[0]):
+        src = v0 if which[r, 0] == 0 else v1
+        row = which[r, 1]
+        o = out[r]
+        for k in range(n):
+            a = c * src[row, k]
+            b = basis_t[k]
+            for j in range(n):
+                o[j] += a * b[j]
+        o[0] *= 0.5
 
 
 @njit(cache=True)
@@ -287,12 +304,14 @@ def _at_points(coef, mid_t, out):
     """Each row's Chebyshev series (``coef``, first coefficient halved: the sum of
     :func:`_clenshaw`) at the points ``mid_t`` tabulates (``T_m`` there, ``T_0 = 1``):
     ``out[row, j]``."""
-    out[:] = 0.0
+    out[:, :] = 0.0
     for r in range(coef.shape[0]):
+        o = out[r]
         for m in range(coef.shape[1]):
             a = coef[r, m]
+            b = mid_t[m]
             for j in range(out.shape[1]):
-                out[r, j] += a * mid_t[m, j]
+                o[j] += a * b[j]
 
 
 _COEF_ROWS = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2))
@@ -301,6 +320,8 @@ delta, gamma, charm at t0, then at t0 + H."""
 _SCOEF_ROWS = ((0, 4), (0, 5), (1, 4), (1, 5), (0, 3), (1, 3), (0, 6), (1, 6))
 """Rows of its ``scoef``: value and theta at t0, at t0 + H; vanna at both; visible gamma
 at both."""
+_COEF_ROWS_A = np.array(_COEF_ROWS, dtype=np.int64)  # as arrays, for the kernels
+_SCOEF_ROWS_A = np.array(_SCOEF_ROWS, dtype=np.int64)
 
 
 @njit(cache=True)
@@ -313,20 +334,16 @@ def fit_nodes(v0, v1, exact, basis_t, mid_t, span, coef, scoef, err, scale):
     :func:`_mid_t`) at time fraction 1/2 (``span``: ``H`` in years), as
     :func:`table_sample` reads the table there; into ``scale`` the largest ``|value|``
     per row of ``v0`` and ``v1``."""
-    for r in range(6):
-        src = v0 if _COEF_ROWS[r][0] == 0 else v1
-        _cheb_row(src[_COEF_ROWS[r][1]], basis_t, coef[r])
-    for r in range(8):
-        src = v0 if _SCOEF_ROWS[r][0] == 0 else v1
-        _cheb_row(src[_SCOEF_ROWS[r][1]], basis_t, scoef[r])
+    _cheb_rows(v0, v1, _COEF_ROWS_A, basis_t, coef)
+    _cheb_rows(v0, v1, _SCOEF_ROWS_A, basis_t, scoef)
     m = mid_t.shape[1]
     p, s = np.empty((6, m)), np.empty((8, m))
     _at_points(coef, mid_t, p)
     _at_points(scoef, mid_t, s)
     # table_sample at u = 1/2: Hermite weights h00 = h01 = 1/2, h10 = -h11 = 1/8
     err[:] = 0.0
+    got = np.empty(7)
     for j in range(m):
-        got = np.empty(7)
         got[0] = 0.5 * p[0, j] + 0.5 * p[3, j] + span * (0.125 * p[2, j] - 0.125 * p[5, j])
         got[1] = 0.5 * p[1, j] + 0.5 * p[4, j]
         got[2] = 1.5 * (p[3, j] - p[0, j]) / span - 0.25 * p[2, j] - 0.25 * p[5, j]
@@ -668,6 +685,27 @@ def _mark_folded(idx, packed, near_cut, snap, snap_vis):
             snap_vis[i] = packed[ROW_VIS_W, i]
 
 
+@njit(cache=True)
+def _fold_booked(idx, packed, snap, snap_vis, near_cut, can_fit, fold, rest, rest_idx, center,
+                 half, t0, H, year_seconds, level, skew, floor, r, q, x, xm, basis_t, mid_t,
+                 v_start, v_end, v_mid, v0, v1, exact, coef, scoef, err, scale):  # fmt: skip
+    """:func:`fold_booked` in one call: :func:`_split_changes`, then (lines to fold and
+    ``can_fit``: the table has its node values) :func:`_fold_fit` into the scratch
+    ``v0 .. scale`` and, when it passes, :func:`_mark_folded`. Returns ``(folded, rest,
+    far lines added, ok, sample_ok)``; ``ok`` True with nothing to fold."""
+    k, b, far = _split_changes(idx, packed, snap, snap_vis, near_cut, fold, rest, rest_idx)
+    if k == 0:
+        return k, b, far, True, False
+    if not can_fit:
+        return k, b, far, False, False
+    ok, sample_ok = _fold_fit(fold, k, center, half, t0, H, year_seconds, level, skew, floor,
+                              r, q, x, xm, basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact,
+                              coef, scoef, err, scale)  # fmt: skip
+    if ok:
+        _mark_folded(idx, packed, near_cut, snap, snap_vis)
+    return k, b, far, ok, sample_ok
+
+
 def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_seconds: float,
                 r: float, q: float) -> tuple[bool, np.ndarray, np.ndarray]:  # fmt: skip
     """Bring ``table`` up to date with the book's lines ``idx`` (sorted, unique, one
@@ -677,21 +715,21 @@ def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_sec
     (:func:`fold_lines`, far lines counted) and their snapshots moved on, the others
     returned to be evaluated exactly beside it. Returns ``(ok, rest, rest_idx)``: not
     ``ok`` (the table unchanged) when the refit fails validation; ``rest`` the line
-    table of the other changes (holder row 0), ``rest_idx`` their lines."""
+    table of the other changes (holder row 0), ``rest_idx`` their lines. One compiled
+    call (:func:`_fold_booked`): a customer trade is folded in at booking, so this runs
+    once per trade of a tabulated holder."""
     m = idx.size
     fold, rest = np.zeros((N_ROWS, max(m, 1))), np.zeros((N_ROWS, max(m, 1)))
     rest_idx = np.zeros(m, dtype=np.int64)
-    k, b, far = _split_changes(idx, packed, table.snap, table.snap_vis, table.near_cut, fold,
-                               rest, rest_idx)  # fmt: skip
+    fit = _Refit(table)
+    k, b, far, ok, sample_ok = _fold_booked(
+        idx, packed, table.snap, table.snap_vis, table.near_cut, _has_nodes(table), fold, rest,
+        rest_idx, *fit.args(table, year_seconds, r, q),
+    )  # fmt: skip
+    if not ok:
+        return False, rest, rest_idx[:b]
     if k:
-        if not _has_nodes(table):
-            return False, rest, rest_idx[:b]
-        fit = _Refit(table)
-        ok, sample_ok = _fold_fit(fold, k, *fit.args(table, year_seconds, r, q))
-        if not ok:
-            return False, rest, rest_idx[:b]
         fit.commit(table, k, sample_ok, far)
-        _mark_folded(idx, packed, table.near_cut, table.snap, table.snap_vis)
     return True, rest, rest_idx[:b]
 
 

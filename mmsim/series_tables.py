@@ -3,7 +3,8 @@
 :meth:`~mmsim.book.OptionBook.series_greeks_many` splits the samples of one fast-path
 kernel call into runs over which each holder's answer does not change kind (its delta
 table stays valid, or it is evaluated exactly); :func:`holder_rows` fills one holder's
-greeks over one run in one pass and :func:`sum_gex` adds the GEX parts of every holder
+greeks over one run in one pass, ending the run at the first sample outside its table's
+window (clock span, spot grid), and :func:`sum_gex` adds the GEX parts of every holder
 in the order of the row-by-row :meth:`~mmsim.book.OptionBook.series_greeks`, so the rows
 equal its, bit for bit (``tests/test_series_tables.py``).
 
@@ -24,9 +25,12 @@ __all__ = ["holder_rows", "sum_gex"]
 @njit(cache=True)
 def holder_rows(j0, j1, times, mids, h, tabulated, coef, scoef, center, half, t0, H,
                 year_seconds, lines, n, near, near_n, changes, changes_n, level, skew, floor,
-                r, q, greeks, parts, present):  # fmt: skip
-    """Holder ``h``'s greeks ``greeks[j, :, h]`` and GEX parts for samples ``j0 <= j < j1``
-    at spot ``mids[j]`` ($) and clock ``times[j]`` (s).
+                r, q, w_lo, w_hi, w_center, w_half, greeks, parts, present):  # fmt: skip
+    """Holder ``h``'s greeks ``greeks[j, :, h]`` and GEX parts for samples ``j0 <= j < end``
+    at spot ``mids[j]`` ($) and clock ``times[j]`` (s); returns ``end``: ``j1``, or the
+    first sample after ``j0`` outside the window ``w_lo <= t <= w_hi`` (s) and
+    ``|S - w_center| <= w_half`` ($), where the holder's answer may change kind (its
+    table no longer valid: the caller asks the book there).
 
     ``tabulated``: from the table (``coef``, ``scoef`` over ``center +- half`` $, from
     ``t0`` for ``H`` s; :func:`~mmsim.delta_table.table_sample`) plus the exact sums of
@@ -38,6 +42,8 @@ def holder_rows(j0, j1, times, mids, h, tabulated, coef, scoef, center, half, t0
     for j in range(j0, j1):
         S = mids[j]
         t = times[j]
+        if j > j0 and not (w_lo <= t <= w_hi and abs(S - w_center) <= w_half):
+            return j
         if not tabulated:
             gt, gv = reduce_lines(S, t, year_seconds, lines, n, level, skew, floor, r, q,
                                   True, one)  # fmt: skip
@@ -70,6 +76,7 @@ def holder_rows(j0, j1, times, mids, h, tabulated, coef, scoef, center, half, t0
                 parts[j, h, k, 0] = gt
                 parts[j, h, k, 1] = gv
                 present[j, h, k] = True
+    return j1
 
 
 @njit(cache=True)

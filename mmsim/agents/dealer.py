@@ -147,11 +147,12 @@ class DealerAgent:
         band = cfg.band * self._panic_factor()
         if cfg.band_unit == "shares":
             return band
-        if self._gross_version != self.book.version:
+        version = self.book.holder_version(self.index)  # others' trades leave it
+        if self._gross_version != version:
             mine = self.book.holder == self.index
             units = np.abs(self.book.qty[mine] * self.book.multiplier[mine])
             self._gross_units = float(units.sum())  # shares controlled, gross
-            self._gross_version = self.book.version
+            self._gross_version = version
         if cfg.band_unit == "delta_per_contract":
             return band * self._gross_units
         return band * self._gross_units * self.market.mid / _NOTIONAL_UNIT
