@@ -432,6 +432,7 @@ def test_rows_are_identical_on_the_warm_process_pool_and_serially():
 _FORK_OR_NOT = """
 import json, sys, threading
 import mmsim, mmsim.executors as ex
+from mmsim.sweep import close_workers
 from tqdm import tqdm
 
 scenario, grid = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -442,21 +443,25 @@ sweep = lambda kind: mmsim.sweep(scenario, grid, seeds=3, executor=kind, workers
                                  progress=False)
 serial, forked = sweep("serial"), sweep("processes")
 threading.Thread(target=threading.Event().wait, daemon=True).start()
-served = sweep("processes")  # a thread alive: a fork server's workers
-print(json.dumps({"forked": used, "same": [serial.equals(forked), serial.equals(served)]}))
+kept = sweep("processes")  # a thread alive: the forked workers kept, no fork needed
+close_workers()
+served = sweep("processes")  # a new pool with a thread alive: a fork server's workers
+same = [serial.equals(t) for t in (forked, kept, served)]
+print(json.dumps({"forked": used, "same": same}))
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork on Linux only")
 def test_workers_fork_from_a_process_without_threads_with_the_same_rows():
     """In a fresh process (only tqdm's idle monitor thread alive, which is stopped) the
-    pool's workers are forked from the sweep's process; with another thread alive they
-    come from the fork server. Rows are bit-identical to the serial sweep's either way."""
+    pool's workers are forked from the sweep's process; with another thread alive the
+    next sweep reuses them, and a new pool's workers come from the fork server. Rows are
+    bit-identical to the serial sweep's every time."""
     argv = [sys.executable, "-c", _FORK_OR_NOT, json.dumps(TINY), json.dumps(GRID)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report == {"forked": [True, False], "same": [True, True]}, report
+    assert report == {"forked": [True, True, False], "same": [True, True, True]}, report
 
 
 _WHO_RUNS = """
