@@ -186,10 +186,10 @@ class _Pool:
         self.shared = False  # this process runs tasks too, beside workers - 1 forked ones
         self.workers = workers  # tasks run at once
         self.kept: KeptPool | None = None  # its workers, kept for later sweeps when closed
-        self.keep = keep and keeping()
         if executor == "processes":
             # an earlier sweep's workers, alive and current (else that pool is shut down,
-            # so this process may fork again), kept again afterwards only with ``keep``
+            # so this process may fork again), kept again when closed; a new pool is
+            # kept only with ``keep``
             kept = take(_processes(workers, share))
             if kept is not None:
                 self.pool, self.started, self.forked = kept.executor, kept.started, kept.forked
@@ -208,7 +208,7 @@ class _Pool:
                 initializer=_init_worker,
                 initargs=(self.started, os.getpid() if self.forked else None),
             )
-            if self.keep:
+            if keep and keeping():
                 self.kept = KeptPool.new(
                     self.pool, self.started, self.forked, workers - self.shared
                 )
@@ -263,7 +263,7 @@ class _Pool:
         pool, self.pool = self.pool, None
         client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
         kept, self.kept = self.kept, None
-        if pool is not None and self.keep and kept and not interrupted and kept.healthy():
+        if pool is not None and kept is not None and not interrupted and kept.healthy():
             give(kept)  # for the next sweep in this process
             pool = None
         if pool is not None:

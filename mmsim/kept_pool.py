@@ -14,13 +14,15 @@ processes takes it back (:func:`take`) if it can still be trusted:
   (its workers exit before this process forks again);
 - **current code** (forked pools): a forked worker runs the code this process had when
   it forked. The pool remembers every function, class and value of each ``mmsim``
-  module then loaded (and the functions of its classes), the working directory,
-  ``sys.path`` and the environment; if any of those was replaced since (a test's
-  ``monkeypatch``, ``importlib.reload``, ``os.environ`` changed), the pool is stale
-  and a new one is forked. Changes it cannot see: objects mutated in place, and
-  patches to other packages (numpy, simpy). For those, close the pool
-  (:func:`close_workers`) or do not keep one: ``MMSIM_KEEP_WORKERS=0`` in the
-  environment, or ``mmsim.sweep(..., keep_workers=False)``.
+  module then loaded (and the functions of its classes), the working directory and
+  the ``MMSIM_*`` environment variables; if any of those was replaced since (a test's
+  ``monkeypatch``, ``importlib.reload``, a setting changed), the pool is stale and a
+  new one is forked. Changes it cannot see: objects mutated in place, other
+  environment variables (a dask cluster sets several), ``sys.path`` (modules the
+  worker imports later), and patches to other packages (numpy, simpy). For those,
+  close the pool (:func:`close_workers`) or keep none: ``MMSIM_KEEP_WORKERS=0`` in the
+  environment (``mmsim.sweep(..., keep_workers=False)`` keeps no pool of its own but
+  uses one an earlier sweep kept).
 
 A kept pool is shut down when this process exits (its forked workers would die with it
 anyway, ``PR_SET_PDEATHSIG``), by :func:`close_workers`, or when another pool replaces
@@ -66,7 +68,7 @@ class KeptPool:
     marks: list = field(default_factory=list)
     """``(namespace, name, object)`` of every mmsim name when it was made (forked pools)."""
     context: tuple = ()
-    """Working directory, ``sys.path`` and environment when it was made (forked pools)."""
+    """Working directory and ``MMSIM_*`` settings then (forked pools)."""
 
     @classmethod
     def new(cls, executor: Any, started: Any, forked: bool, processes: int) -> KeptPool:
@@ -80,13 +82,13 @@ class KeptPool:
         ex = self.executor
         procs = dict(getattr(ex, "_processes", None) or {})
         manager = getattr(ex, "_executor_manager_thread", None)
+        alive = len(procs) == self.processes and all(p.is_alive() for p in procs.values())
         return (
-            not getattr(ex, "_broken", True)
-            and not getattr(ex, "_shutdown_thread", True)
-            and len(procs) == self.processes
+            alive
             and manager is not None
             and manager.is_alive()
-            and all(p.is_alive() for p in procs.values())
+            and not getattr(ex, "_broken", True)
+            and not getattr(ex, "_shutdown_thread", True)
         )
 
     def current(self) -> bool:
@@ -136,7 +138,9 @@ def _marks() -> list[tuple[Any, str, Any]]:
 
 
 def _context() -> tuple:
-    return os.getcwd(), tuple(sys.path), dict(os.environ)
+    """What a forked worker took from this process besides its code: the working
+    directory and mmsim's settings in the environment (``MMSIM_*``)."""
+    return os.getcwd(), {k: v for k, v in os.environ.items() if k.startswith("MMSIM_")}
 
 
 _KEPT: KeptPool | None = None

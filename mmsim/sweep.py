@@ -269,8 +269,9 @@ def sweep(
     as matplotlib for its figures); on other executors it is not called at all.
     ``keep_workers`` keeps the process pool's workers for the next sweep in this process
     that asks for as many (:mod:`mmsim.kept_pool`: a new pool when a worker died or the
-    code it forked with was replaced since; ``MMSIM_KEEP_WORKERS=0`` keeps none;
-    :func:`close_workers` shuts a kept pool down).
+    code it forked with was replaced since); with ``False`` a sweep starts no workers
+    that outlive it (it still uses those an earlier sweep kept). ``MMSIM_KEEP_WORKERS=0``
+    in the environment keeps none; :func:`close_workers` shuts a kept pool down.
 
     Raises :class:`ScenarioError` before running or writing anything if a grid point
     does not validate or a value or seed is repeated, :class:`~mmsim.errors.BudgetError`
