@@ -35,6 +35,7 @@ import atexit
 import contextlib
 import os
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ def _context() -> tuple:
 
 _KEPT: KeptPool | None = None
 _AT_EXIT = False
+_LOCK = threading.Lock()  # sweeps started from several threads hand the pool over once
 
 
 def keeping() -> bool:
@@ -157,7 +159,8 @@ def take(processes: Callable[[bool], int]) -> KeptPool | None:
     ``processes(forked)`` workers, all alive, running current code; else ``None``, and
     any kept pool is shut down (so this process may fork a new one)."""
     global _KEPT
-    kept, _KEPT = _KEPT, None
+    with _LOCK:
+        kept, _KEPT = _KEPT, None
     if kept is None or kept.owner != os.getpid():
         return None
     if kept.processes == processes(kept.forked) and kept.healthy() and kept.current():
@@ -183,9 +186,10 @@ def ready(processes: Callable[[bool], int]) -> bool:
 def give(pool: KeptPool) -> None:
     """Keep ``pool`` for the next sweep (one pool at a time: any other is shut down)."""
     global _KEPT, _AT_EXIT
-    if _KEPT is not None and _KEPT is not pool:
-        _KEPT.shut()
-    _KEPT = pool
+    with _LOCK:
+        old, _KEPT = _KEPT, pool
+    if old is not None and old is not pool:
+        old.shut()
     if not _AT_EXIT:
         atexit.register(close_workers)
         _AT_EXIT = True
@@ -194,6 +198,7 @@ def give(pool: KeptPool) -> None:
 def close_workers() -> None:
     """Shut down the process pool kept for later sweeps, if any (its workers exit)."""
     global _KEPT
-    kept, _KEPT = _KEPT, None
+    with _LOCK:
+        kept, _KEPT = _KEPT, None
     if kept is not None and kept.owner == os.getpid():
         kept.shut()
