@@ -14,7 +14,10 @@ process runs tasks from the other end of the queue (:meth:`_Run._submit_and_shar
 first runs the sweep's first run, which loads the kernels the workers inherit
 (:meth:`_Run._warm_up`). While a fork server warms up, about a second, a sweep's process
 that is itself warm (it has run a simulation) runs runs from the other end of the queue
-(:meth:`_Run._submit_while_running`): worker start-up then costs no idle core.
+(:meth:`_Run._submit_while_running`): worker start-up then costs no idle core. A
+sweep's pool is kept for the next sweep in this process that asks for as many workers
+(:mod:`mmsim.kept_pool`: alive, running current code), which then neither forks nor
+pays its workers' copied pages again.
 
 Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 5 ms
 of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
