@@ -29,7 +29,11 @@ Two efficiencies: by wall time, ``T(1 worker) / (2 x T(2 workers))`` (what the u
 sees; on a shared machine other processes take cores from the pool and lower it, so the
 load average is printed), and by CPU, ``CPU(serial) / CPU(2 workers)`` (the share of
 the parallel sweep's CPU spent on runs rather than on start-up, pickling and IPC; what
-the wall efficiency would be on idle cores). Linux only (``/proc``, ``prctl``).
+the wall efficiency would be on idle cores). For 2., besides wall time, "busiest
+process": serial CPU over the CPU of the busier of the two processes that run runs (the
+sweep's own and its forked worker), medians: what two idle cores would give if neither
+ever waited for the other, a figure other processes' load does not move. Linux only
+(``/proc``, ``prctl``).
 """
 
 from __future__ import annotations
@@ -249,6 +253,7 @@ def bench_warm(repeat: int) -> dict:
     forked = can_fork()  # no thread alive yet (a kept pool's threads are, later)
     wall: dict[str, list[float]] = {"serial": [], "processes": [], "fresh": []}
     cpu: dict[str, list[float]] = {"serial": [], "processes": [], "fresh": []}
+    busiest: dict[str, list[float]] = {"serial": [], "processes": [], "fresh": []}
     tables = {}
     for i in range(repeat):
         for kind in ("serial", "processes", "fresh"):
@@ -257,34 +262,41 @@ def bench_warm(repeat: int) -> dict:
                     continue
                 close_workers()
             executor = "serial" if kind == "serial" else "processes"
+            own = time.process_time()
             w, c, tables[kind] = _timed(
                 lambda executor=executor: mmsim.sweep(
                     scenario, block.grid, seeds=block.seeds, sweep_seed=block.seed,
                     executor=executor, workers=2, progress=False,
                 )
             )  # fmt: skip
+            own = time.process_time() - own  # this process's share of c
             first = kind == "processes" and i == 0 and close_workers is not None
             wall["fresh" if first else kind].append(w)
             cpu["fresh" if first else kind].append(c)
+            busiest["fresh" if first else kind].append(max(own, c - own))
     for kind in ("processes", "fresh"):
         if kind in tables:
             assert tables["serial"].equals(tables[kind]), f"rows differ: {kind} vs serial"
     if close_workers is None:  # every sweep started its workers
         wall["fresh"], cpu["fresh"] = wall["processes"], cpu["processes"]
+        busiest["fresh"] = busiest["processes"]
     return {
         "runs": len(tables["serial"]),
         "forked": forked,
         "kept": close_workers is not None,
-        **_warm_summary(wall, cpu),
+        **_warm_summary(wall, cpu, busiest),
         "wall": wall,
         "cpu": cpu,
+        "busiest": busiest,
     }
 
 
-def _warm_summary(wall: dict, cpu: dict) -> dict:
+def _warm_summary(wall: dict, cpu: dict, busiest: dict) -> dict:
     """Min and median wall, min CPU of each kind, and 2 workers' speedups over serial
     (min over min, median over median) on kept (``speedup``) and new (``fresh_``)
-    workers."""
+    workers; ``cpu_path_speedup``: serial CPU over the CPU of the busier of the sweep's
+    process and its worker (medians), the speedup the sweep would have on two idle
+    cores if neither process ever waited for the other (a load-independent bound)."""
     out = {
         **{f"{k}_wall_min_s": min(v) for k, v in wall.items()},
         **{f"{k}_wall_median_s": statistics.median(v) for k, v in wall.items()},
@@ -296,6 +308,9 @@ def _warm_summary(wall: dict, cpu: dict) -> dict:
             wall[kind]
         )
         out[f"{tag}cpu_ratio"] = min(cpu[kind]) / min(cpu["serial"])
+        out[f"{tag}cpu_path_speedup"] = statistics.median(cpu["serial"]) / statistics.median(
+            busiest[kind]
+        )
     return out
 
 
@@ -329,13 +344,12 @@ def bench_warm_pair(repeat: int, base: Path, rounds: int = 2) -> dict:
     for key, recs in runs.items():
         wall = {k: [x for r in recs for x in r["wall"][k]] for k in recs[0]["wall"]}
         cpu = {k: [x for r in recs for x in r["cpu"][k]] for k in recs[0]["cpu"]}
-        if not wall.get("fresh"):  # a version before kept workers: every sweep is new
-            wall["fresh"], cpu["fresh"] = wall["processes"], cpu["processes"]
+        busiest = {k: [x for r in recs for x in r["busiest"][k]] for k in recs[0]["busiest"]}
         out[key] = {
             "runs": recs[0]["runs"],
             "forked": recs[0]["forked"],
             "kept": recs[0].get("kept", False),
-            **_warm_summary(wall, cpu),
+            **_warm_summary(wall, cpu, busiest),
         }
     return {**out["this"], "base": out["base"]}
 
@@ -431,7 +445,8 @@ def _print_warm(w: dict, tag: str) -> None:
         print(f"{head:<56}{w[f'{kind}_wall_min_s']:>7.2f} s wall (median"
               f" {w[f'{kind}_wall_median_s']:.2f}){w[f'{kind}_cpu_min_s']:>7.2f} s CPU"
               f"  speedup {w[f'{key}speedup']:.2f}x (medians {w[f'{key}speedup_median']:.2f}x),"
-              f" CPU x{w[f'{key}cpu_ratio']:.2f}")  # fmt: skip
+              f" CPU x{w[f'{key}cpu_ratio']:.2f}, busiest process"
+              f" {w[f'{key}cpu_path_speedup']:.2f}x")  # fmt: skip
 
 
 def _print_phases(rec: dict, tag: str) -> None:
@@ -493,7 +508,7 @@ def main() -> None:
         print(f"dask / process pool: wall {ratio[0]:.2f}, CPU {ratio[1]:.2f}")
     out = args.json
     out.parent.mkdir(parents=True, exist_ok=True)
-    warm = {k: v for k, v in warm.items() if k not in ("wall", "cpu")}
+    warm = {k: v for k, v in warm.items() if k not in ("wall", "cpu", "busiest")}
     report = {"load": load, "load_end": load_end, "command": command, "warm": warm, "pool": big}
     out.write_text(json.dumps(report, indent=1))
 

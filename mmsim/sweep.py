@@ -105,12 +105,23 @@ def replicate_seeds(sweep_seed: int, n: int) -> list[int]:
 def run_id(scenario: Scenario | Mapping[str, Any], seed: int) -> str:
     """Stable identifier of one run: a hash of its resolved scenario (without the fields
     that do not change a run, :data:`NOT_RUN_FIELDS`) and its seed."""
+    return _hashed_run(_scenario_text(scenario), seed)
+
+
+def _scenario_text(scenario: Scenario | Mapping[str, Any]) -> str:
+    """The JSON text of a scenario that :func:`run_id` hashes (once per grid point)."""
     if isinstance(scenario, Scenario):
         data = {k: v for k, v in scenario_to_dict(scenario).items() if k not in NOT_RUN_FIELDS}
     else:
         data = dict(scenario)
-    text = json.dumps({"scenario": data, "seed": seed}, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def _hashed_run(text: str, seed: int) -> str:
+    """The id of the run of seed ``seed`` of the scenario of JSON ``text``: the hash of
+    ``json.dumps({"scenario": ..., "seed": seed}, sort_keys=True)``, written out."""
+    whole = f'{{"scenario": {text}, "seed": {json.dumps(seed)}}}'
+    return hashlib.sha1(whole.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -319,8 +330,9 @@ def sweep(
         _check_keep(resolved[0], keep)
     runs = []
     seen: dict[str, int] = {}
+    texts = [_scenario_text(sc) for sc in resolved]  # per point, not per run
     for p, k, overrides, seed in spec.runs():
-        rid = run_id(resolved[p], seed)
+        rid = _hashed_run(texts[p], seed)
         if rid in seen and seen[rid] != p:
             raise ScenarioError(
                 f"grid points {seen[rid]} and {p} give the same scenario ({overrides})",

@@ -16,7 +16,8 @@ import mmsim
 from mmsim.cli import main
 from mmsim.errors import OutputError
 from mmsim.executors import chunk_sizes
-from mmsim.sweep import SweepSpec, replicate_seeds, run_id, summarize_sweep
+from mmsim.scenario import scenario_to_dict
+from mmsim.sweep import NOT_RUN_FIELDS, SweepSpec, replicate_seeds, run_id, summarize_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -207,6 +208,14 @@ def test_a_failing_run_is_a_row_and_does_not_stop_the_sweep():
 
 def test_run_ids_are_stable_hashes():
     assert run_id({"a": 1}, 3) == run_id({"a": 1}, 3) != run_id({"a": 1}, 4)
+    # the hash of the JSON of {"scenario": ..., "seed": ...}: ids of earlier sweeps hold
+    import hashlib
+
+    scenario = mmsim.load_scenario(TINY, overrides={"dealers.0.band": 500})
+    data = {k: v for k, v in scenario_to_dict(scenario).items() if k not in NOT_RUN_FIELDS}
+    for seed in (0, 7, 2**63 - 1):
+        text = json.dumps({"scenario": data, "seed": seed}, sort_keys=True, default=str)
+        assert run_id(scenario, seed) == hashlib.sha1(text.encode()).hexdigest()[:16], seed
 
 
 def test_summary_has_mean_and_confidence_per_point():
