@@ -587,3 +587,23 @@ def test_a_worker_death_fails_only_the_run_that_killed_it(monkeypatch):
     assert failed["error"].iloc[0].startswith("WorkerDied: the worker running this run died")
     ok = dying["status"] == "ok"  # the others, the one in flight beside it included, ran
     pd.testing.assert_frame_equal(dying[ok], table[ok], check_like=True)
+
+
+def test_runs_do_not_validate_the_scenarios_sweep_block_again(monkeypatch):
+    """A scenario with a sweep block: the block (each of its grid values a whole
+    scenario to validate) is checked once, when the sweep loads the scenario, not again
+    by each of the 6 runs (which never read it); rows are those of the scenario without it."""
+    import mmsim.scenario
+
+    real, calls = mmsim.scenario._check_sweep, []
+
+    def counted(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(mmsim.scenario, "_check_sweep", counted)
+    with_block = {**TINY, "sweep": {"grid": {"dealers.0.band": [0, 100, 500]}, "seeds": 2}}
+    table = mmsim.sweep(with_block, GRID, seeds=3, executor="serial", progress=False)
+    assert len(calls) == 1, f"the sweep block was validated {len(calls)} times for 6 runs"
+    plain = mmsim.sweep(TINY, GRID, seeds=3, executor="serial", progress=False)
+    pd.testing.assert_frame_equal(table, plain)
