@@ -355,13 +355,13 @@ def sweep(
     if out is not None and check_output_dir(out, "sweep.json", "a sweep directory"):
         rows, todo = _reusable(out / "runs", runs, keep)  # an earlier sweep: its finished runs
     if executor == "auto":
-        executor = _auto(len(todo) * run_seconds, len(todo), n_workers, dask_address, keep_workers)
+        executor = _auto(len(todo) * run_seconds, len(todo), n_workers, dask_address)
     pool = None
     if todo and executor == "dask" and dask_address:  # unreachable: fail before writing
         pool = _Pool("dask", n_workers, dask_address)
 
     # what each run gets: no sweep block (a run never reads it, and validating its grid
-    # again in every run cost band_sweep's runs 28% of their CPU)
+    # again in every run cost band_sweep's runs a fifth of their CPU)
     base_dict = {k: v for k, v in scenario_to_dict(base).items() if k != "sweep"}
 
     def execute(runs_dir: Path | None) -> None:  # into ``rows`` as it is then
@@ -403,9 +403,7 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def _auto(
-    seconds: float, runs: int, workers: int, dask_address: str | None, kept: bool = True
-) -> str:
+def _auto(seconds: float, runs: int, workers: int, dask_address: str | None) -> str:
     """The executor ``auto`` picks for ``runs`` runs estimated at ``seconds`` in all:
     dask given an address; else serial when there is one worker or one run, or when
     the sweep's share per worker is shorter than starting the workers
@@ -414,7 +412,7 @@ def _auto(
     :data:`START_UP`); else the process pool."""
     if dask_address:
         return "dask"
-    if kept and ready(_processes(min(workers, runs), True)):
+    if ready(_processes(min(workers, runs), True)):
         start_up = KEPT_START_UP
     else:
         start_up = FORK_START_UP if can_fork() else START_UP

@@ -187,4 +187,3 @@ def test_auto_goes_parallel_for_a_short_sweep_when_an_earlier_sweep_kept_its_wor
     monkeypatch.setattr(sweep_module, "ready", lambda processes: kept and processes(True) == 1)
     monkeypatch.setattr(sweep_module, "can_fork", lambda: fork)
     assert sweep_module._auto(8 * 0.05, 8, 2, None) == expected
-    assert sweep_module._auto(8 * 0.05, 8, 2, None, kept=False) == "serial"
