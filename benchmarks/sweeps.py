@@ -9,8 +9,9 @@
    tree (the command, its fork server and workers, reaped by a subreaper wrapper).
 2. ``band_sweep`` as shipped in a warm process (a notebook or script that has run a
    simulation: mmsim imported, kernels loaded): ``mmsim.sweep`` serial vs the process
-   pool with 2 workers (forked from this process where it can be: worker start-up
-   included). Wall time, min and median of repeats.
+   pool with 2 workers, on new workers (forked from this process where it can be:
+   worker start-up included) and on the workers the last sweep kept
+   (:mod:`mmsim.kept_pool`). Wall time, min and median of repeats.
 3. A 200-run sweep (``band_sweep``'s grid, 20 seeds, 0.25 day per run) in one process
    after a warm-up (fork server running; a dask ``LocalCluster`` of 2 workers started and
    used once outside the timing): serial, the process pool with 1 and 2 workers, and the
@@ -28,7 +29,11 @@ Two efficiencies: by wall time, ``T(1 worker) / (2 x T(2 workers))`` (what the u
 sees; on a shared machine other processes take cores from the pool and lower it, so the
 load average is printed), and by CPU, ``CPU(serial) / CPU(2 workers)`` (the share of
 the parallel sweep's CPU spent on runs rather than on start-up, pickling and IPC; what
-the wall efficiency would be on idle cores). Linux only (``/proc``, ``prctl``).
+the wall efficiency would be on idle cores). For 2., besides wall time, "busiest
+process": serial CPU over the CPU of the busier of the two processes that run runs (the
+sweep's own and its forked worker), medians: what two idle cores would give if neither
+ever waited for the other, a figure other processes' load does not move. Linux only
+(``/proc``, ``prctl``).
 """
 
 from __future__ import annotations
@@ -225,42 +230,88 @@ def bench_warm(repeat: int) -> dict:
     """``band_sweep`` as shipped (its grid and seeds), serial vs 2 workers, in this
     process once it has run a simulation: wall time, and the CPU of this process and
     its workers (``cpu_ratio``: 2 workers' CPU over serial's, the share of the parallel
-    sweep spent on forking, copied pages and IPC rather than on runs)."""
+    sweep spent on forking, copied pages and IPC rather than on runs).
+
+    Where sweeps keep their workers (:mod:`mmsim.kept_pool`), each round is a serial
+    sweep, a sweep on the workers the last one kept (``processes``), and one on new
+    workers (``fresh``: the kept ones closed first; it keeps its own for the next
+    round); the first round's ``processes`` sweep starts new workers and counts as fresh.
+    Elsewhere (a version before kept pools) every sweep starts new workers."""
     import mmsim
 
     try:
         from mmsim.workers import can_fork
     except ImportError:  # a version before forked workers (a before/after comparison)
         can_fork = bool
+    try:
+        from mmsim.kept_pool import close_workers
+    except ImportError:  # a version before kept workers
+        close_workers = None
     scenario = mmsim.load_scenario(BAND_SWEEP)
     block = scenario.sweep
     mmsim.run(BAND_SWEEP, seed=1, overrides={"clock.days": 0.01})  # warm: kernels loaded
-    wall: dict[str, list[float]] = {"serial": [], "processes": []}
-    cpu: dict[str, list[float]] = {"serial": [], "processes": []}
+    forked = can_fork()  # no thread alive yet (a kept pool's threads are, later)
+    wall: dict[str, list[float]] = {"serial": [], "processes": [], "fresh": []}
+    cpu: dict[str, list[float]] = {"serial": [], "processes": [], "fresh": []}
+    busiest: dict[str, list[float]] = {"serial": [], "processes": [], "fresh": []}
     tables = {}
-    for _ in range(repeat):
-        for executor in wall:
-            w, c, tables[executor] = _timed(
+    for i in range(repeat):
+        for kind in ("serial", "processes", "fresh"):
+            if kind == "fresh":
+                if close_workers is None:
+                    continue
+                close_workers()
+            executor = "serial" if kind == "serial" else "processes"
+            own = time.process_time()
+            w, c, tables[kind] = _timed(
                 lambda executor=executor: mmsim.sweep(
                     scenario, block.grid, seeds=block.seeds, sweep_seed=block.seed,
                     executor=executor, workers=2, progress=False,
                 )
             )  # fmt: skip
-            wall[executor].append(w)
-            cpu[executor].append(c)
-    assert tables["serial"].equals(tables["processes"]), "rows differ: processes vs serial"
+            own = time.process_time() - own  # this process's share of c
+            first = kind == "processes" and i == 0 and close_workers is not None
+            wall["fresh" if first else kind].append(w)
+            cpu["fresh" if first else kind].append(c)
+            busiest["fresh" if first else kind].append(max(own, c - own))
+    for kind in ("processes", "fresh"):
+        if kind in tables:
+            assert tables["serial"].equals(tables[kind]), f"rows differ: {kind} vs serial"
+    if close_workers is None:  # every sweep started its workers
+        wall["fresh"], cpu["fresh"] = wall["processes"], cpu["processes"]
+        busiest["fresh"] = busiest["processes"]
     return {
         "runs": len(tables["serial"]),
-        "forked": can_fork(),
+        "forked": forked,
+        "kept": close_workers is not None,
+        **_warm_summary(wall, cpu, busiest),
+        "wall": wall,
+        "cpu": cpu,
+        "busiest": busiest,
+    }
+
+
+def _warm_summary(wall: dict, cpu: dict, busiest: dict) -> dict:
+    """Min and median wall, min CPU of each kind, and 2 workers' speedups over serial
+    (min over min, median over median) on kept (``speedup``) and new (``fresh_``)
+    workers; ``cpu_path_speedup``: serial CPU over the CPU of the busier of the sweep's
+    process and its worker (medians), the speedup the sweep would have on two idle
+    cores if neither process ever waited for the other (a load-independent bound)."""
+    out = {
         **{f"{k}_wall_min_s": min(v) for k, v in wall.items()},
         **{f"{k}_wall_median_s": statistics.median(v) for k, v in wall.items()},
         **{f"{k}_cpu_min_s": min(v) for k, v in cpu.items()},
-        "speedup": min(wall["serial"]) / min(wall["processes"]),
-        "speedup_median": statistics.median(wall["serial"]) / statistics.median(wall["processes"]),
-        "cpu_ratio": min(cpu["processes"]) / min(cpu["serial"]),
-        "wall": wall,
-        "cpu": cpu,
     }
+    for tag, kind in (("", "processes"), ("fresh_", "fresh")):
+        out[f"{tag}speedup"] = min(wall["serial"]) / min(wall[kind])
+        out[f"{tag}speedup_median"] = statistics.median(wall["serial"]) / statistics.median(
+            wall[kind]
+        )
+        out[f"{tag}cpu_ratio"] = min(cpu[kind]) / min(cpu["serial"])
+        out[f"{tag}cpu_path_speedup"] = statistics.median(cpu["serial"]) / statistics.median(
+            busiest[kind]
+        )
+    return out
 
 
 _WARM_CHILD = """
@@ -291,18 +342,14 @@ def bench_warm_pair(repeat: int, base: Path, rounds: int = 2) -> dict:
         runs["this"].append(warm_in_child(_this_mmsim(), repeat))
     out = {}
     for key, recs in runs.items():
-        wall = {k: [x for r in recs for x in r["wall"][k]] for k in ("serial", "processes")}
-        cpu = {k: [x for r in recs for x in r["cpu"][k]] for k in ("serial", "processes")}
+        wall = {k: [x for r in recs for x in r["wall"][k]] for k in recs[0]["wall"]}
+        cpu = {k: [x for r in recs for x in r["cpu"][k]] for k in recs[0]["cpu"]}
+        busiest = {k: [x for r in recs for x in r["busiest"][k]] for k in recs[0]["busiest"]}
         out[key] = {
             "runs": recs[0]["runs"],
             "forked": recs[0]["forked"],
-            **{f"{k}_wall_min_s": min(v) for k, v in wall.items()},
-            **{f"{k}_wall_median_s": statistics.median(v) for k, v in wall.items()},
-            **{f"{k}_cpu_min_s": min(v) for k, v in cpu.items()},
-            "speedup": min(wall["serial"]) / min(wall["processes"]),
-            "speedup_median": statistics.median(wall["serial"])
-            / statistics.median(wall["processes"]),
-            "cpu_ratio": min(cpu["processes"]) / min(cpu["serial"]),
+            "kept": recs[0].get("kept", False),
+            **_warm_summary(wall, cpu, busiest),
         }
     return {**out["this"], "base": out["base"]}
 
@@ -391,11 +438,15 @@ def _print_warm(w: dict, tag: str) -> None:
     head = f"band_sweep (40 runs), warm process, serial{tag}"
     print(f"{head:<56}{w['serial_wall_min_s']:>7.2f} s wall (median"
           f" {w['serial_wall_median_s']:.2f}){w['serial_cpu_min_s']:>7.2f} s CPU")  # fmt: skip
-    head = f"same, 2 workers ({how}){tag}"
-    print(f"{head:<56}{w['processes_wall_min_s']:>7.2f} s wall (median"
-          f" {w['processes_wall_median_s']:.2f}){w['processes_cpu_min_s']:>7.2f} s CPU"
-          f"  speedup {w['speedup']:.2f}x (medians {w['speedup_median']:.2f}x),"
-          f" CPU x{w['cpu_ratio']:.2f}")  # fmt: skip
+    kinds = [("processes", "workers kept by the last sweep", "")] if w.get("kept") else []
+    kinds.append(("fresh", "new workers", "fresh_"))
+    for kind, what, key in kinds:
+        head = f"same, 2 {what} ({how}){tag}"
+        print(f"{head:<56}{w[f'{kind}_wall_min_s']:>7.2f} s wall (median"
+              f" {w[f'{kind}_wall_median_s']:.2f}){w[f'{kind}_cpu_min_s']:>7.2f} s CPU"
+              f"  speedup {w[f'{key}speedup']:.2f}x (medians {w[f'{key}speedup_median']:.2f}x),"
+              f" CPU x{w[f'{key}cpu_ratio']:.2f}, busiest process"
+              f" {w[f'{key}cpu_path_speedup']:.2f}x")  # fmt: skip
 
 
 def _print_phases(rec: dict, tag: str) -> None:
@@ -457,7 +508,7 @@ def main() -> None:
         print(f"dask / process pool: wall {ratio[0]:.2f}, CPU {ratio[1]:.2f}")
     out = args.json
     out.parent.mkdir(parents=True, exist_ok=True)
-    warm = {k: v for k, v in warm.items() if k not in ("wall", "cpu")}
+    warm = {k: v for k, v in warm.items() if k not in ("wall", "cpu", "busiest")}
     report = {"load": load, "load_end": load_end, "command": command, "warm": warm, "pool": big}
     out.write_text(json.dumps(report, indent=1))
 

@@ -343,6 +343,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         run_timeout=args.run_timeout,
         max_events=args.max_events,
         max_memory=args.max_memory,
+        keep_workers=False,  # one sweep per command: its workers exit with it
         meanwhile=None if args.no_plot else lambda: _import_plots(args.program),
     )
     ok = "status" in table and (table["status"] == "ok").any()

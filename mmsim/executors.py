@@ -14,7 +14,10 @@ process runs tasks from the other end of the queue (:meth:`_Run._submit_and_shar
 first runs the sweep's first run, which loads the kernels the workers inherit
 (:meth:`_Run._warm_up`). While a fork server warms up, about a second, a sweep's process
 that is itself warm (it has run a simulation) runs runs from the other end of the queue
-(:meth:`_Run._submit_while_running`): worker start-up then costs no idle core.
+(:meth:`_Run._submit_while_running`): worker start-up then costs no idle core. A
+sweep's pool is kept for the next sweep in this process that asks for as many workers
+(:mod:`mmsim.kept_pool`: alive, running current code), which then neither forks nor
+pays its workers' copied pages again.
 
 Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 5 ms
 of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
@@ -48,6 +51,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from mmsim.errors import OutputError
+from mmsim.kept_pool import KeptPool, give, keeping, take
 from mmsim.paths import atomic_save, atomic_write
 from mmsim.workers import (
     _CLOSING,
@@ -175,6 +179,7 @@ class _Pool:
         dask_address: str | None,
         task: Any = None,
         share: bool = False,
+        keep: bool = False,
     ) -> None:
         self.kind = executor
         self.task = task or _run_chunk
@@ -183,7 +188,17 @@ class _Pool:
         self.forked = False  # workers forked from this process (else a fork server)
         self.shared = False  # this process runs tasks too, beside workers - 1 forked ones
         self.workers = workers  # tasks run at once
+        self.kept: KeptPool | None = None  # its workers, kept for later sweeps when closed
         if executor == "processes":
+            # an earlier sweep's workers, alive and current (else that pool is shut down,
+            # so this process may fork again), kept again when closed; a new pool is
+            # kept only with ``keep``
+            kept = take(_processes(workers, share))
+            if kept is not None:
+                self.pool, self.started, self.forked = kept.executor, kept.started, kept.forked
+                self.shared = share and self.forked and workers >= 2
+                self.kept = kept
+                return
             if can_fork() and not is_warm():
                 _warm()  # once per process: workers forked from now on start warm
             self.forked = can_fork()  # again: the warm-up's runs restarted tqdm's monitor
@@ -196,6 +211,10 @@ class _Pool:
                 initializer=_init_worker,
                 initargs=(self.started, os.getpid() if self.forked else None),
             )
+            if keep and keeping():
+                self.kept = KeptPool.new(
+                    self.pool, self.started, self.forked, workers - self.shared
+                )
         elif executor == "dask":
             from dask.distributed import Client
 
@@ -246,6 +265,10 @@ class _Pool:
         keep dask's shutdown quiet."""
         pool, self.pool = self.pool, None
         client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        kept, self.kept = self.kept, None
+        if pool is not None and kept is not None and not interrupted and kept.healthy():
+            give(kept)  # for the next sweep in this process
+            pool = None
         if pool is not None:
             if interrupted:
                 for proc in list((pool._processes or {}).values()):
@@ -263,6 +286,12 @@ class _Pool:
                     if thing is not None:
                         with contextlib.suppress(Exception):
                             thing.close()
+
+
+def _processes(workers: int, share: bool) -> Any:
+    """Worker processes of a pool of ``workers`` (:attr:`_Pool.shared`: forked with
+    ``share``, this process is one of them), given whether they are forked."""
+    return lambda forked: workers - (share and forked and workers >= 2)
 
 
 def _series_path(runs_dir: Path, rid: str) -> Path:
@@ -298,6 +327,8 @@ class _Run:
     """Estimated wall time of one run (s): how many runs a dask task carries."""
     meanwhile: Any = None
     """Called once here while forked workers run runs (:meth:`_submit_and_share`)."""
+    keep_workers: bool = False
+    """Keep the process pool for the next sweep in this process (:mod:`mmsim.kept_pool`)."""
     failed: int = 0
     bar: Any = None
 
@@ -351,7 +382,9 @@ class _Run:
                 return
             if attempt == 0 and pool is None and executor == "processes":
                 todo = self._warm_up(todo, base_dict)
-            pool = pool or _Pool(executor, min(workers, len(todo)), address, share=True)
+            pool = pool or _Pool(
+                executor, min(workers, len(todo)), address, share=True, keep=self.keep_workers
+            )
             lost = self._drain(pool, todo, base_dict)
             pool = None
             if not lost:

@@ -53,7 +53,8 @@ import pandas as pd
 
 from mmsim.budget import check as check_budget
 from mmsim.errors import OutputError, ScenarioError
-from mmsim.executors import CORE_METRICS, _Pool, _Run, _series_path
+from mmsim.executors import CORE_METRICS, _Pool, _processes, _Run, _series_path
+from mmsim.kept_pool import close_workers, ready
 from mmsim.paths import atomic_save, atomic_write_text, check_output_dir, read_regular
 from mmsim.scenario import dump_scenario_yaml, first_duplicate, load_scenario, scenario_to_dict
 from mmsim.schema import Scenario
@@ -62,6 +63,7 @@ from mmsim.workers import can_fork, local_cluster
 __all__ = [
     "MAX_RUNS",
     "SweepSpec",
+    "close_workers",
     "load_kept_series",
     "local_cluster",
     "replicate_seeds",
@@ -82,6 +84,9 @@ FORK_START_UP = 0.25
 """The same for workers forked from the sweep's own process (Linux, no threads alive):
 loading the kernels here if no run has, a few milliseconds per fork, and each worker's
 first run touching (so copying) the pages it inherited."""
+KEPT_START_UP = 0.05
+"""The same for the workers an earlier sweep in this process kept (:mod:`mmsim.kept_pool`):
+handing them the first tasks."""
 SECONDS_PER_EVENT = 4.0e-6
 """CPU seconds per event of :func:`mmsim.budget.estimate`, for the ``auto`` choice and
 the size of dask tasks (an upper estimate: compiled fast-path runs take about a
@@ -100,12 +105,23 @@ def replicate_seeds(sweep_seed: int, n: int) -> list[int]:
 def run_id(scenario: Scenario | Mapping[str, Any], seed: int) -> str:
     """Stable identifier of one run: a hash of its resolved scenario (without the fields
     that do not change a run, :data:`NOT_RUN_FIELDS`) and its seed."""
+    return _hashed_run(_scenario_text(scenario), seed)
+
+
+def _scenario_text(scenario: Scenario | Mapping[str, Any]) -> str:
+    """The JSON text of a scenario that :func:`run_id` hashes (once per grid point)."""
     if isinstance(scenario, Scenario):
         data = {k: v for k, v in scenario_to_dict(scenario).items() if k not in NOT_RUN_FIELDS}
     else:
         data = dict(scenario)
-    text = json.dumps({"scenario": data, "seed": seed}, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def _hashed_run(text: str, seed: int) -> str:
+    """The id of the run of seed ``seed`` of the scenario of JSON ``text``: the hash of
+    ``json.dumps({"scenario": ..., "seed": seed}, sort_keys=True)``, written out."""
+    whole = f'{{"scenario": {text}, "seed": {json.dumps(seed)}}}'
+    return hashlib.sha1(whole.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -248,6 +264,7 @@ def sweep(
     max_events: float | None = None,
     max_memory: float | None = None,
     meanwhile: Callable[[], object] | None = None,
+    keep_workers: bool = True,
 ) -> pd.DataFrame:
     """Run ``scenario`` at every grid point for every seed; one row per run.
 
@@ -261,6 +278,11 @@ def sweep(
     ``meanwhile`` is called once in this process while forked workers run runs, before
     it takes its own share (e.g. importing what the caller needs after the sweep, such
     as matplotlib for its figures); on other executors it is not called at all.
+    ``keep_workers`` keeps the process pool's workers for the next sweep in this process
+    that asks for as many (:mod:`mmsim.kept_pool`: a new pool when a worker died or the
+    code it forked with was replaced since); with ``False`` a sweep starts no workers
+    that outlive it (it still uses those an earlier sweep kept). ``MMSIM_KEEP_WORKERS=0``
+    in the environment keeps none; :func:`close_workers` shuts a kept pool down.
 
     Raises :class:`ScenarioError` before running or writing anything if a grid point
     does not validate or a value or seed is repeated, :class:`~mmsim.errors.BudgetError`
@@ -308,8 +330,9 @@ def sweep(
         _check_keep(resolved[0], keep)
     runs = []
     seen: dict[str, int] = {}
+    texts = [_scenario_text(sc) for sc in resolved]  # per point, not per run
     for p, k, overrides, seed in spec.runs():
-        rid = run_id(resolved[p], seed)
+        rid = _hashed_run(texts[p], seed)
         if rid in seen and seen[rid] != p:
             raise ScenarioError(
                 f"grid points {seen[rid]} and {p} give the same scenario ({overrides})",
@@ -336,10 +359,19 @@ def sweep(
     pool = None
     if todo and executor == "dask" and dask_address:  # unreachable: fail before writing
         pool = _Pool("dask", n_workers, dask_address)
+
+    # what each run gets: no sweep block (a run never reads it, and validating its grid
+    # again in every run cost band_sweep's runs a fifth of their CPU)
+    base_dict = {k: v for k, v in scenario_to_dict(base).items() if k != "sweep"}
+
+    def execute(runs_dir: Path | None) -> None:  # into ``rows`` as it is then
+        ctx = _Run(rows, {}, runs_dir, keep, run_timeout, progress, run_seconds, meanwhile)
+        ctx.keep_workers = keep_workers
+        ctx.execute(todo, base_dict, executor, n_workers, dask_address, pool)
+
     try:
         if out is None:
-            ctx = _Run(rows, {}, None, keep, run_timeout, progress, run_seconds, meanwhile)
-            ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
+            execute(None)
             return _table(rows, runs)
         out.mkdir(parents=True, exist_ok=True)
         with _locked(out):
@@ -350,8 +382,7 @@ def sweep(
             text = json.dumps({**spec.to_json(), "keep": list(keep)})
             atomic_write_text(out / "sweep.json", text)
             reused = len(rows)
-            ctx = _Run(rows, {}, out / "runs", keep, run_timeout, progress, run_seconds, meanwhile)
-            ctx.execute(todo, scenario_to_dict(base), executor, n_workers, dask_address, pool)
+            execute(out / "runs")
             table = _table(rows, runs)
             table.attrs["reused"] = reused
             _save_table(table, out, csv)
@@ -376,11 +407,15 @@ def _auto(seconds: float, runs: int, workers: int, dask_address: str | None) -> 
     """The executor ``auto`` picks for ``runs`` runs estimated at ``seconds`` in all:
     dask given an address; else serial when there is one worker or one run, or when
     the sweep's share per worker is shorter than starting the workers
-    (:data:`FORK_START_UP` where they can be forked from this process, else
+    (:data:`KEPT_START_UP` when an earlier sweep kept its workers,
+    :data:`FORK_START_UP` where they can be forked from this process, else
     :data:`START_UP`); else the process pool."""
     if dask_address:
         return "dask"
-    start_up = FORK_START_UP if can_fork() else START_UP
+    if ready(_processes(min(workers, runs), True)):
+        start_up = KEPT_START_UP
+    else:
+        start_up = FORK_START_UP if can_fork() else START_UP
     if workers < 2 or runs < 2 or seconds / min(workers, runs) < start_up:
         return "serial"
     return "processes"

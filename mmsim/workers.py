@@ -213,6 +213,7 @@ QUIET_DASK = {
     "distributed.admin.tick.interval": "500ms",
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.worker-saturation": float("inf"),
 }
 """dask settings of :func:`local_cluster` (``dask.config.set(QUIET_DASK)`` before
 starting a cluster's servers, or the matching ``DASK_DISTRIBUTED__...`` variables)."""
@@ -226,8 +227,14 @@ def local_cluster(workers: int) -> Any:
     ticks every 0.5 s instead of 20 ms, their system monitor every 2 s instead of 0.5 s
     and the workers' memory monitor every 1 s instead of 0.1 s: an idle cluster of 2
     workers then costs 0.005 s of CPU per second instead of 0.07, which a sweep's runs
-    would otherwise share cores with (:data:`QUIET_DASK` holds these settings, for a
-    cluster of your own). Close it when done.
+    would otherwise share cores with. Its scheduler sends every task to a worker as
+    soon as it is submitted (``worker-saturation: inf``, dask's behaviour before 2023;
+    work stealing moves queued tasks to an idle worker): a sweep's tasks have no
+    dependents and small results, so there is nothing to gain from holding them back,
+    and a worker that finishes a task starts the next without waiting for the
+    scheduler, whose thread shares the cores with the workers on a small machine
+    (:data:`QUIET_DASK` holds these settings, for a cluster of your own). Close it
+    when done.
 
     Starting one costs about 1 s of wall time and closing it about 0.5 s, plus each
     worker importing ``distributed``; for short sweeps that is most of the difference

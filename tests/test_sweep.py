@@ -16,7 +16,8 @@ import mmsim
 from mmsim.cli import main
 from mmsim.errors import OutputError
 from mmsim.executors import chunk_sizes
-from mmsim.sweep import SweepSpec, replicate_seeds, run_id, summarize_sweep
+from mmsim.scenario import scenario_to_dict
+from mmsim.sweep import NOT_RUN_FIELDS, SweepSpec, replicate_seeds, run_id, summarize_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -207,6 +208,14 @@ def test_a_failing_run_is_a_row_and_does_not_stop_the_sweep():
 
 def test_run_ids_are_stable_hashes():
     assert run_id({"a": 1}, 3) == run_id({"a": 1}, 3) != run_id({"a": 1}, 4)
+    # the hash of the JSON of {"scenario": ..., "seed": ...}: ids of earlier sweeps hold
+    import hashlib
+
+    scenario = mmsim.load_scenario(TINY, overrides={"dealers.0.band": 500})
+    data = {k: v for k, v in scenario_to_dict(scenario).items() if k not in NOT_RUN_FIELDS}
+    for seed in (0, 7, 2**63 - 1):
+        text = json.dumps({"scenario": data, "seed": seed}, sort_keys=True, default=str)
+        assert run_id(scenario, seed) == hashlib.sha1(text.encode()).hexdigest()[:16], seed
 
 
 def test_summary_has_mean_and_confidence_per_point():
@@ -432,6 +441,7 @@ def test_rows_are_identical_on_the_warm_process_pool_and_serially():
 _FORK_OR_NOT = """
 import json, sys, threading
 import mmsim, mmsim.executors as ex
+from mmsim.sweep import close_workers
 from tqdm import tqdm
 
 scenario, grid = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -442,21 +452,25 @@ sweep = lambda kind: mmsim.sweep(scenario, grid, seeds=3, executor=kind, workers
                                  progress=False)
 serial, forked = sweep("serial"), sweep("processes")
 threading.Thread(target=threading.Event().wait, daemon=True).start()
-served = sweep("processes")  # a thread alive: a fork server's workers
-print(json.dumps({"forked": used, "same": [serial.equals(forked), serial.equals(served)]}))
+kept = sweep("processes")  # a thread alive: the forked workers kept, no fork needed
+close_workers()
+served = sweep("processes")  # a new pool with a thread alive: a fork server's workers
+same = [serial.equals(t) for t in (forked, kept, served)]
+print(json.dumps({"forked": used, "same": same}))
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork on Linux only")
 def test_workers_fork_from_a_process_without_threads_with_the_same_rows():
     """In a fresh process (only tqdm's idle monitor thread alive, which is stopped) the
-    pool's workers are forked from the sweep's process; with another thread alive they
-    come from the fork server. Rows are bit-identical to the serial sweep's either way."""
+    pool's workers are forked from the sweep's process; with another thread alive the
+    next sweep reuses them, and a new pool's workers come from the fork server. Rows are
+    bit-identical to the serial sweep's every time."""
     argv = [sys.executable, "-c", _FORK_OR_NOT, json.dumps(TINY), json.dumps(GRID)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report == {"forked": [True, False], "same": [True, True]}, report
+    assert report == {"forked": [True, True, False], "same": [True, True, True]}, report
 
 
 _WHO_RUNS = """
@@ -573,3 +587,23 @@ def test_a_worker_death_fails_only_the_run_that_killed_it(monkeypatch):
     assert failed["error"].iloc[0].startswith("WorkerDied: the worker running this run died")
     ok = dying["status"] == "ok"  # the others, the one in flight beside it included, ran
     pd.testing.assert_frame_equal(dying[ok], table[ok], check_like=True)
+
+
+def test_runs_do_not_validate_the_scenarios_sweep_block_again(monkeypatch):
+    """A scenario with a sweep block: the block (each of its grid values a whole
+    scenario to validate) is checked once, when the sweep loads the scenario, not again
+    by each of the 6 runs (which never read it); rows are those of the scenario without it."""
+    import mmsim.scenario
+
+    real, calls = mmsim.scenario._check_sweep, []
+
+    def counted(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(mmsim.scenario, "_check_sweep", counted)
+    with_block = {**TINY, "sweep": {"grid": {"dealers.0.band": [0, 100, 500]}, "seeds": 2}}
+    table = mmsim.sweep(with_block, GRID, seeds=3, executor="serial", progress=False)
+    assert len(calls) == 1, f"the sweep block was validated {len(calls)} times for 6 runs"
+    plain = mmsim.sweep(TINY, GRID, seeds=3, executor="serial", progress=False)
+    pd.testing.assert_frame_equal(table, plain)
