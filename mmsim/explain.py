@@ -50,7 +50,6 @@ import itertools
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +60,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from mmsim.episodes import BACKGROUND_CAUSES, CAUSES, clock_time
+from mmsim.paths import atomic_write
 from mmsim.removals import Removal, candidates, truncated, without
 from mmsim.result import Result
 from mmsim.scenario import load_scenario, scenario_to_dict
@@ -423,13 +423,8 @@ def _primary(shares: dict[str, float], removals: dict[str, Removal]) -> Removal 
 
 # -- run directories ----------------------------------------------------------------------
 def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path, record=False) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def save_explanation(

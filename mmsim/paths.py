@@ -23,8 +23,8 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import stat
-import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,16 +95,31 @@ def owned_files(directory: Path) -> set[str]:
     return {n for n in names if n and "/" not in n and n not in (".", "..")}
 
 
+def _create_temporary(path: Path) -> Path:
+    """A new empty file beside ``path`` (mode 0600), named before it is created so that
+    an interrupt (Ctrl-C) even inside the call that creates it leaves no file behind
+    (``tempfile.mkstemp`` returns the name only once the file exists)."""
+    while True:
+        tmp = path.parent / f".{path.name[:40]}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return tmp
+        except FileExistsError:  # another writer's name: never ours to remove
+            continue
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, record: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without error, rename
     it over ``path`` (a symbolic link there is replaced, not followed), and list the name
     in the directory's manifest. On error the temporary file is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _create_temporary(path)
     try:
-        yield Path(tmp)
+        yield tmp
         fix_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:

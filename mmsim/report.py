@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmsim.errors import ResultError
+from mmsim.paths import atomic_write_text
 from mmsim.result import Result, load_result, reading
 
 __all__ = ["render_report", "write_report"]
@@ -251,7 +252,4 @@ def write_report(directory: str | os.PathLike, output: str | os.PathLike | None 
     text = render_report(directory)
     path = Path(output) if output is not None else Path(directory) / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, text, record=False)

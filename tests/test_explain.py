@@ -9,6 +9,7 @@ recomputed identically on every executor.
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -249,6 +250,10 @@ def test_explain_saves_reloads_and_is_the_same_on_every_executor(
     assert report["episodes"][0]["primary_cause"] == "overwhelming_flow"
     assert report["episodes"][0]["evidence_cause"] == "overwhelming_flow"
     assert pd.read_parquet(path / "explain.parquet").equals(saved.table)
+    mode = 0o666 & ~mmsim.paths._umask()  # as open() would (mkstemp's 0600 before)
+    for name in ("explain.parquet", "explain.json", "episodes.parquet", "metrics.json"):
+        assert stat.S_IMODE((path / name).stat().st_mode) == mode, name
+    assert not [p.name for p in path.iterdir() if p.name.endswith(".tmp")]
     # the whole result, explained episodes included, still round-trips exactly
     assert mmsim.load_result(again.save(tmp_path / "copy")).equals(again)
 

@@ -162,6 +162,23 @@ def test_atomic_write_replaces_links_and_leaves_no_temporary_on_failure(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [".mmsim-files", "victim", "x.json"]
 
 
+def test_ctrl_c_while_the_temporary_is_created_leaves_no_file(tmp_path, monkeypatch):
+    """An interrupt that lands just after the temporary file exists, before its name
+    is known to the caller (``tempfile.mkstemp``'s window: an interrupted sweep left a
+    ``.<run>.json.*.tmp`` in its runs directory), still removes it."""
+    real_open = os.open
+
+    def open_then_interrupt(path, flags, mode=0o777, **kw):
+        os.close(real_open(path, flags, mode, **kw))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt), mmsim.paths.atomic_write(tmp_path / "y.json"):
+        pass
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- item 20: permissions follow the umask --------------------------------------------------
 def test_result_directories_follow_the_umask(in_tmp):
     old = os.umask(0o022)
