@@ -63,6 +63,7 @@ __all__ = [
     "detect_episodes",
     "empty_episodes",
     "episode_lines",
+    "episode_table",
 ]
 
 CAUSES = (
@@ -191,7 +192,11 @@ class _Evidence:
         days = [p.expiry_days for d in sc.dealers for p in d.positions]
         days += [x for c in sc.customers for x in c.expiry_days]
         days += [p.expiry_days for e in sc.events for p in e.positions]
-        self.expiries = np.unique(np.array(days, dtype=float) * sc.clock.session_seconds).tolist()
+        expiries = np.array(days, dtype=float) * sc.clock.session_seconds
+        # only those a window can reach (up to its end plus a session: the melt's look
+        # ahead), sorted: a big book's far expiries change no answer and cost a sort
+        reach = self.t[-1] + scenario.record.episodes.duration + sc.clock.session_seconds
+        self.expiries = np.unique(expiries[expiries <= reach]).tolist()
         other = [f"{n}.flow_other" for n in sc.dealer_names() if f"{n}.flow_other" in series]
         self.flow_other = series[other].sum(axis=1).to_numpy() if other else None
         # OTC evidence only where hidden lines can exist (the replay's candidate too): a
@@ -399,8 +404,22 @@ def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenar
             )
     if not rows:
         return empty_episodes()
-    table = pd.DataFrame(rows).sort_values(["start", "kind"], kind="stable")
-    return table.reset_index(drop=True)[list(EPISODE_COLUMNS)].astype(EPISODE_COLUMNS)
+    return episode_table(rows)
+
+
+def episode_table(rows: list[dict]) -> pd.DataFrame:
+    """The episodes table of ``rows`` (dicts holding at least ``EPISODE_COLUMNS``), ordered
+    by ``start`` then ``kind`` (stable), typed column by column as it is built: the same
+    table as ``DataFrame(rows).sort_values(...).astype(EPISODE_COLUMNS)``, in a tenth of
+    its ~3 ms (``tests/test_episodes.py``)."""
+    rows = sorted(rows, key=lambda r: (r["start"], r["kind"]))
+    data = {
+        c: np.array([r[c] for r in rows], dtype=d)
+        if d == "float64"
+        else pd.array([r[c] for r in rows], dtype=d)
+        for c, d in EPISODE_COLUMNS.items()
+    }
+    return pd.DataFrame(data, copy=False)
 
 
 _CAUSE_NOTES = {

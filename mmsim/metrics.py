@@ -77,25 +77,45 @@ def bipower_vol(prices: np.ndarray, dt: float, year_seconds: float) -> tuple[flo
     return vol, share
 
 
-def open_interest(scenario, option_trades: pd.DataFrame) -> pd.DataFrame:
+def open_interest(
+    scenario, option_trades: pd.DataFrame, *, expiring_by: float | None = None
+) -> pd.DataFrame:
     """Every option line the run opened, settled or not: ``strike`` ($), ``expiry`` (s),
     ``qty`` (contracts, dealer's sign): the dealers' opening positions, ``positions``
     events, and the dealers' side (``-qty``) of every customer option trade. Settlement
-    nets the book's lines to zero at expiry; this table keeps what was open."""
+    nets the book's lines to zero at expiry; this table keeps what was open.
+
+    ``expiring_by`` (s): only the lines expiring in ``(0, expiring_by]`` (what
+    :func:`pin_metrics` reads of a run ending then; the same rows in the same order), so
+    a 10,000-line book whose lines outlive the run is not tabulated line by line."""
     session = scenario.clock.session_seconds
     ps = [p for d in scenario.dealers for p in d.positions]
     ps += [p for e in scenario.events if e.kind == "positions" for p in e.positions]
+    expiry = np.array([p.expiry_days for p in ps], dtype=float) * session
+    if expiring_by is not None:
+        keep = _expiring(expiry, expiring_by)
+        ps = [ps[i] for i in np.flatnonzero(keep).tolist()]
+        expiry = expiry[keep]
     table = pd.DataFrame(  # a column at a time: 10,000 lines in ~1 ms (as tuples: 3 ms)
         {
             "strike": np.array([p.strike for p in ps], dtype=float),
-            "expiry": np.array([p.expiry_days for p in ps], dtype=float) * session,
+            "expiry": expiry,
             "qty": np.array([p.qty for p in ps], dtype=float),
         }
     )
     if len(option_trades):
         trades = option_trades[["strike", "expiry"]].assign(qty=-option_trades["qty"])
-        table = pd.concat([table, trades.astype(float)], ignore_index=True)
+        if expiring_by is not None:
+            trades = trades[_expiring(trades["expiry"].to_numpy(dtype=float), expiring_by)]
+        if len(trades):
+            table = pd.concat([table, trades.astype(float)], ignore_index=True)
     return table
+
+
+def _expiring(expiry: np.ndarray, end: float) -> np.ndarray:
+    """Mask of the expiries (s) in ``(0, end]`` (``end`` relatively widened by 1e-12, the
+    last sample's rounding): the lines :func:`pin_metrics` reads."""
+    return (expiry > 0.0) & (expiry <= end * (1 + 1e-12))
 
 
 def pin_metrics(
@@ -114,10 +134,10 @@ def pin_metrics(
     out: dict[str, float] = {}
     if not len(lines) or not len(series):
         return out
-    expiry = lines["expiry"].to_numpy()
-    if not ((expiry > 0.0) & (expiry <= end * (1 + 1e-12))).any():
+    within = _expiring(lines["expiry"].to_numpy(), end)
+    if not within.any():
         return out  # nothing expires within the run
-    live = lines[(lines["expiry"] > 0.0) & (lines["expiry"] <= end * (1 + 1e-12))]
+    live = lines[within]
     t, price = series["t"].to_numpy(), series["price"].to_numpy()
     for expiry, group in live.groupby("expiry", sort=True):
         oi = group["qty"].abs().groupby(group["strike"]).sum()
