@@ -34,7 +34,13 @@ from mmsim.book_kernels import (
 from mmsim.greeks import _INV_SQRT_2PI, gamma_scalar
 from mmsim.npsum import np_sum
 
-__all__ = ["StrikeGroups", "levels_row", "levels_row_grouped", "strike_groups"]
+__all__ = [
+    "StrikeGroups",
+    "levels_row",
+    "levels_row_grouped",
+    "same_grouping",
+    "strike_groups",
+]
 
 
 @njit(cache=True)
@@ -361,21 +367,45 @@ def levels_row_grouped(S, t, year_seconds, lines, n, level, skew, floor, r, q, g
     return False
 
 
+@njit(cache=True)
+def same_grouping(a, b, n):
+    """Whether the first ``n`` lines of line tables ``a`` and ``b`` (each at least ``n``
+    lines) have the same :func:`strike_groups` in both views and the same
+    :func:`strike_logs`: the same strike ($) and type of each line, and the same lines
+    with a non-zero true and visible weight (the weights themselves may differ)."""
+    for i in range(n):
+        if (
+            a[ROW_STRIKE, i] != b[ROW_STRIKE, i]
+            or a[ROW_IS_CALL, i] != b[ROW_IS_CALL, i]
+            or (a[ROW_UNITS, i] != 0.0) != (b[ROW_UNITS, i] != 0.0)
+            or (a[ROW_VIS_W, i] != 0.0) != (b[ROW_VIS_W, i] != 0.0)
+        ):
+            return False
+    return True
+
+
 class StrikeGroups:
     """Both views' :func:`strike_groups` of the last line table asked for, kept while the
     caller passes the same table object with the same ``n`` and ``version`` (the book's:
-    it rebuilds its live table on any change, and counts changes)."""
+    it rebuilds its live table on any change, and counts changes), and kept too for a new
+    table whose lines group the same (:func:`same_grouping`: a trade that changes the
+    size of existing lines, as most do once a book has grown, leaves the strikes as they
+    were). ``computed`` counts the groupings computed afresh."""
 
     def __init__(self) -> None:
         self._key: tuple = ()
         self._groups: tuple = ()
+        self.computed = 0
 
     def of(self, lines: np.ndarray, n: int, version: int) -> tuple:
         """``(*true, *visible, log_k)``: groups and :func:`strike_logs` of the first ``n``
         lines of ``lines``."""
         key = self._key
-        if not key or key[0] is not lines or key[1] != n or key[2] != version:
+        if key and key[0] is lines and key[1] == n and key[2] == version:
+            return self._groups
+        if not key or key[1] != n or not same_grouping(key[0], lines, n):
             self._groups = (*strike_groups(lines, n, ROW_UNITS),
                             *strike_groups(lines, n, ROW_VIS_W), strike_logs(lines, n))  # fmt: skip
-            self._key = (lines, n, version)
+            self.computed += 1
+        self._key = (lines, n, version)
         return self._groups

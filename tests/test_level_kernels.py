@@ -154,3 +154,46 @@ def test_fast_walls_equal_exact_pricing_bit_for_bit_with_near_ties_and_near_expi
         top = np.sort(np.abs(call))[-2:]
         ties += bool(top[1] - top[0] <= 1e-13 * top[1])
     assert ties >= 1, "the tied pair did not tie: the check was not exercised"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_strike_groups_are_reused_when_a_trade_leaves_the_strikes_as_they_were(seed):
+    """Trades on existing lines (the book's version moves, a new live table is built)
+    keep the grouping unless a line's weight goes to or from zero (it leaves or joins
+    its strike): the kept groups equal fresh ones, element for element, and are
+    computed afresh only when the strikes changed (40 trades over one 6.5 h day)."""
+    from mmsim.book_kernels import ROW_IS_CALL, ROW_STRIKE, ROW_UNITS, ROW_VIS_W
+    from mmsim.level_kernels import strike_groups, strike_logs
+
+    rng = np.random.default_rng(300 + seed)
+    book = OptionBook(2, delta_table="off")
+    _add(book, rng, int(rng.integers(20, 200)), 0.0)
+    groups = StrikeGroups()
+    changed = 0
+    for t in np.sort(rng.uniform(0.0, 23_000.0, 40)):
+        lines0, n0 = book._live_lines(float(t))
+        groups.of(lines0, n0, book.version)  # lines expired since: new groups
+        i = int(rng.integers(0, book._n))
+        zero = rng.random() < 0.2  # close the line out (its weight goes to zero)
+        qty = -book._qty[i] if zero else float(rng.integers(1, 50))
+        book.add(book._strike[i], book._expiry[i], book._is_call[i], qty, book._holder[i],
+                 visible=book._visible[i], multiplier=book._mult[i])  # fmt: skip
+        lines, n = book._live_lines(float(t))
+        assert lines is not lines0, "a trade must give a new live table"
+        before = groups.computed
+        got = groups.of(lines, n, book.version)
+        want = (*strike_groups(lines, n, ROW_UNITS), *strike_groups(lines, n, ROW_VIS_W),
+                strike_logs(lines, n))  # fmt: skip
+        for g, w in zip(got, want, strict=True):
+            assert np.array_equal(g, w), f"seed {seed}, t={t}: kept groups differ from fresh"
+        ids, weights = [ROW_STRIKE, ROW_IS_CALL], [ROW_UNITS, ROW_VIS_W]
+        moved = n != n0 or not (
+            np.array_equal(lines0[ids], lines[ids])
+            and np.array_equal(lines0[weights] != 0.0, lines[weights] != 0.0)
+        )
+        changed += moved
+        assert groups.computed - before == moved, (
+            f"seed {seed}, t={t}: groups computed {groups.computed - before} times, "
+            f"strikes changed: {moved}"
+        )
+    assert changed < 40 and changed > 0, f"computed {groups.computed}, changed {changed}"
