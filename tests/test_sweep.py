@@ -530,6 +530,7 @@ def test_auto_goes_parallel_once_forked_workers_make_it_pay(monkeypatch, fork, e
     forking warm workers costs (0.25 s) but less than starting a fork server (1.5 s)."""
     sweep_module = importlib.import_module("mmsim.sweep")
     monkeypatch.setattr(sweep_module, "can_fork", lambda: fork)
+    monkeypatch.setattr(sweep_module, "ready", lambda processes: False)  # none kept before
     assert sweep_module._auto(40 * 0.05, 40, 2, None) == expected
     assert sweep_module._auto(40 * 0.05, 40, 1, None) == "serial"  # one core
     assert sweep_module._auto(40 * 0.05, 40, 2, "tcp://host:8786") == "dask"
