@@ -220,16 +220,25 @@ def _exact_strikes(S, t, year_seconds, lines, n, row, level, skew, floor, r, q, 
             put[k] = 0.0
     for i in range(n):
         k = inv[i]
-        if k < 0 or not mask[k]:
-            continue
-        g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
-        gi = lines[row, i] * g * scale
-        if lines[ROW_IS_CALL, i] != 0.0:
-            call[k] += gi
-            put[k] += 0.0
-        else:
-            call[k] += 0.0
-            put[k] += gi
+        if k >= 0 and mask[k]:
+            _add_exact(S, t, year_seconds, lines, i, k, row, level, skew, floor, r, q, scale,
+                       call, put)  # fmt: skip
+
+
+@njit(cache=True)
+def _add_exact(S, t, year_seconds, lines, i, k, row, level, skew, floor, r, q, scale, call,
+               put):  # fmt: skip
+    """Add line ``i``'s exact GEX (weight row ``row``, ``scale`` = S^2 x GEX_PER_PCT) to
+    strike ``k`` of ``call`` or ``put`` (and 0.0 to the other: the same operations for
+    every caller, so that sums agree bit for bit)."""
+    gi = lines[row, i] * _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+    gi *= scale
+    if lines[ROW_IS_CALL, i] != 0.0:
+        call[k] += gi
+        put[k] += 0.0
+    else:
+        call[k] += 0.0
+        put[k] += gi
 
 
 @njit(cache=True)

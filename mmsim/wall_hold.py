@@ -42,6 +42,7 @@ from mmsim.book_kernels import (
 from mmsim.greeks import _INV_SQRT_2PI
 from mmsim.level_kernels import (
     SD_EXACT,
+    _add_exact,
     _at_wall,
     _exact_gamma,
     _same,
@@ -212,16 +213,9 @@ def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r
     scale = S * S * GEX_PER_PCT  # call and put: zero at the strikes of ``mask``
     for i in idx:
         k = inv[i]
-        if k < 0 or not mask[k]:
-            continue
-        g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
-        gi = lines[row, i] * g * scale
-        if lines[ROW_IS_CALL, i] != 0.0:
-            call[k] += gi
-            put[k] += 0.0
-        else:
-            call[k] += 0.0
-            put[k] += gi
+        if k >= 0 and mask[k]:
+            _add_exact(S, t, year_seconds, lines, i, k, row, level, skew, floor, r, q, scale,
+                       call, put)  # fmt: skip
 
 
 @njit(cache=True)
