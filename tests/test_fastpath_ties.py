@@ -17,8 +17,8 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import pandas as pd
 import pytest
+from test_fastpath import _assert_same as _assert_same_runs
 
 from mmsim.engine import Simulation
 from mmsim.errors import InstabilityError
@@ -139,17 +139,11 @@ def _same(a, b) -> bool:
 
 
 def _assert_same(a, b, what: str) -> None:
+    """Two runs equal exactly, or two runs that stopped with the same message."""
     if isinstance(a, str) or isinstance(b, str):
         assert a == b, f"{what}: {a!r} != {b!r}"
         return
-    for name in ("series", "trades", "accounts", "option_trades"):
-        pd.testing.assert_frame_equal(
-            getattr(a, name), getattr(b, name), check_exact=True, obj=f"{what}: {name}"
-        )
-    assert a.metrics.keys() == b.metrics.keys()
-    for k, x in a.metrics.items():
-        y = b.metrics[k]
-        assert x == y or (np.isnan(x) and np.isnan(y)), f"{what}: metric {k} {x!r} != {y!r}"
+    _assert_same_runs(a, b, what)
 
 
 RUNS = [("impact", c, s) for c in IMPACT_CASES for s in range(3)] + [

@@ -14,19 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_sweep import GRID, TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "name": "tiny",
-    "clock": {"days": 0.01},
-    "market": {"S0": 100.0, "impact": {"lam": 1e-4}},
-    "news": {"vol": 0.16},
-    "dealers": [
-        {"band": 0, "positions": [{"type": "call", "strike": 100, "expiry_days": 252, "qty": 1000}]}
-    ],
-    "record": {"every": 10.0, "levels_every": 1e6},
-}
-GRID = {"dealers.0.band": [0, 500]}
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork on Linux")
 
