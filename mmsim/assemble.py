@@ -54,7 +54,8 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
             "hedge_cost": d.hedge_cost,
             "n_rehedges": float(d.n_rehedges),
         }
-    episodes = detect_episodes(series, orders, sc)
+    chain_days = () if sim.chain_lines is None else sim.chain_lines["sessions"].unique()
+    episodes = detect_episodes(series, orders, sc, chain_days)
     if sim.dry_outs is not None:
         lookback = sc.record.episodes.lookback
         dry = dry_out_episodes(sim.dry_outs, series, orders, lookback)

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -176,7 +177,13 @@ def flow_to_move(scenario: Scenario, move: float, S: float) -> float:
 class _Evidence:
     """Measures the causes' evidence for windows of one run."""
 
-    def __init__(self, series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenario):
+    def __init__(
+        self,
+        series: pd.DataFrame,
+        trades: pd.DataFrame,
+        scenario: Scenario,
+        chain_days: Sequence[float] = (),
+    ):
         self.sc = scenario
         self.t = series["t"].to_numpy()
         self.series = series
@@ -192,6 +199,7 @@ class _Evidence:
         days = [p.expiry_days for d in sc.dealers for p in d.positions]
         days += [x for c in sc.customers for x in c.expiry_days]
         days += [p.expiry_days for e in sc.events for p in e.positions]
+        days += list(chain_days)  # the opening book's, from a real chain
         expiries = np.array(days, dtype=float) * sc.clock.session_seconds
         # only those a window can reach (up to its end plus a session: the melt's look
         # ahead), sorted: a big book's far expiries change no answer and cost a sort
@@ -350,9 +358,16 @@ def _merge_views(rows: list[dict]) -> list[dict]:
     return out
 
 
-def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+def detect_episodes(
+    series: pd.DataFrame,
+    trades: pd.DataFrame,
+    scenario: Scenario,
+    chain_days: Sequence[float] = (),
+) -> pd.DataFrame:
     """All wall breaks (one row per episode, both views) and true-flip crossings of one
-    run, time ordered; the columns are ``EPISODE_COLUMNS``."""
+    run, time ordered; the columns are ``EPISODE_COLUMNS``. ``chain_days``: the expiries
+    (sessions from t = 0) of an opening book from a real chain, which the scenario's own
+    lists do not hold (the expiration melt's evidence needs every expiry)."""
     cfg = scenario.record.episodes
     if len(series) < 2:
         return empty_episodes()
@@ -362,7 +377,7 @@ def detect_episodes(series: pd.DataFrame, trades: pd.DataFrame, scenario: Scenar
 
     def measure(i0: int, what: str, direction: float, level: float) -> dict:
         if not built:
-            built.append(_Evidence(series, trades, scenario))
+            built.append(_Evidence(series, trades, scenario, chain_days))
         return built[0].measure(i0, what, direction, level)
 
     rows = []

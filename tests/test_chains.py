@@ -20,6 +20,7 @@ from mmsim.chains import (
     read_cboe,
 )
 from mmsim.cli import main
+from mmsim.episodes import _Evidence
 from mmsim.gexchain import chain_levels, tools_profile
 from mmsim.greeks import bsm_greeks
 from mmsim.vol import VolSurface
@@ -296,19 +297,21 @@ def test_scenario_missing_chain_is_a_scenario_error(tmp_path):
     assert main(["validate", str(bad)]) == 2, "a malformed chain fails validate, exit 2"
 
 
+SHORT = {  # an hour of the SPX scenario on a 3-session, +-3% book
+    "clock.days": 1.0 / 6.5,
+    "pensions": [],
+    "customers": [],
+    "book.expiries_within": 3,
+    "book.moneyness": [-0.03, 0.03],
+    "dealers.0.band": 300000,
+    "record.levels_every": 600,
+}
+
+
 def test_short_run_from_the_chain():
     """An hour of the SPX scenario on a 3-session, +-3% book: completes, sane levels, the
     opening premium is paid (dealer P&L starts at 0), contracts in = contracts held."""
-    over = {
-        "clock.days": 1.0 / 6.5,
-        "pensions": [],
-        "customers": [],
-        "book.expiries_within": 3,
-        "book.moneyness": [-0.03, 0.03],
-        "dealers.0.band": 300000,
-        "record.levels_every": 600,
-    }
-    sim = mmsim.engine.Simulation(mmsim.load_scenario(SCENARIO, overrides=over), seed=2)
+    sim = mmsim.engine.Simulation(mmsim.load_scenario(SCENARIO, overrides=SHORT), seed=2)
     held = np.abs(sim.book.qty).sum()
     assert held == sim.chain_lines["open_interest"].sum()
     r = sim.run()
@@ -322,3 +325,23 @@ def test_short_run_from_the_chain():
     assert s["street.pnl"].iloc[0] == pytest.approx(
         0.0, abs=1e-3 * abs(r.metrics["hedge_cost"]) + 1
     )
+
+
+def test_episode_evidence_holds_the_chain_expiries(monkeypatch):
+    """The expiration melt's evidence asks for an expiry near a break; a book opened from
+    a chain has expiries no list of the scenario holds (the 0DTE lines settle at the
+    first close, 23,400 s), which the evidence used not to know: the run hands them on."""
+    handed: list = []
+    real = mmsim.assemble.detect_episodes
+
+    def spy(series, trades, sc, chain_days=()):
+        handed.append(sorted(chain_days))
+        return real(series, trades, sc, chain_days)
+
+    monkeypatch.setattr(mmsim.assemble, "detect_episodes", spy)
+    sc = mmsim.load_scenario(SCENARIO, overrides=SHORT)
+    sim = mmsim.engine.Simulation(sc, seed=2)
+    r = sim.run()
+    assert handed == [sorted(sim.chain_lines["sessions"].unique())]
+    assert 23_400.0 in _Evidence(r.series, r.trades, sc, handed[0]).expiries
+    assert 23_400.0 not in _Evidence(r.series, r.trades, sc).expiries, "the lists alone"
