@@ -66,9 +66,7 @@ def make_market(sc: Scenario, env: simpy.Environment, ledger: Ledger) -> Market 
 def expiry_calendar(sc: Scenario, chain_lines: pd.DataFrame | None) -> list[float]:
     """Every expiry time (s) any line of a run of ``sc`` can have, within the run
     (``chain_lines``: the opening book from a real chain, :func:`~mmsim.chains.scenario_lines`)."""
-    days = [p.expiry_days for d in sc.dealers for p in d.positions]
-    days += [x for c in sc.customers for x in c.expiry_days]
-    days += [p.expiry_days for e in sc.events for p in e.positions]
+    days = sc.expiry_days()
     if chain_lines is not None:
         days += chain_lines["sessions"].unique().tolist()
     end = sc.clock.duration

@@ -196,10 +196,7 @@ class _Evidence:
             self.is_dealer = np.zeros(0, dtype=bool)
         self.gaps = [(e.at, e.gap) for e in scenario.events if e.kind == "gap"]
         sc = scenario
-        days = [p.expiry_days for d in sc.dealers for p in d.positions]
-        days += [x for c in sc.customers for x in c.expiry_days]
-        days += [p.expiry_days for e in sc.events for p in e.positions]
-        days += list(chain_days)  # the opening book's, from a real chain
+        days = sc.expiry_days() + list(chain_days)  # a real chain's opening book too
         expiries = np.array(days, dtype=float) * sc.clock.session_seconds
         # only those a window can reach (up to its end plus a session: the melt's look
         # ahead), sorted: a big book's far expiries change no answer and cost a sort

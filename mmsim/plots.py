@@ -106,9 +106,7 @@ def _clock(result: Result) -> SessionClock:
 def _expiries(result: Result) -> list[float]:
     """Expiry times (s) inside the run, from the scenario's positions and flows."""
     sc = result.scenario
-    days = [p.expiry_days for d in sc.dealers for p in d.positions]
-    days += [x for c in sc.customers for x in c.expiry_days]
-    days += [p.expiry_days for e in sc.events for p in e.positions]
+    days = sc.expiry_days()
     end = sc.clock.duration
     return sorted(
         {x * sc.clock.session_seconds for x in days if 0 < x * sc.clock.session_seconds <= end}

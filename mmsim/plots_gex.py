@@ -189,9 +189,7 @@ def wants_heatmap(result: Result) -> bool:
     sc = result.scenario
     if sc.clock.days > 1 + 1e-9:
         return True
-    days = [p.expiry_days for d in sc.dealers for p in d.positions]
-    days += [x for c in sc.customers for x in c.expiry_days]
-    days += [p.expiry_days for e in sc.events for p in e.positions]
+    days = sc.expiry_days()
     return any(x * sc.clock.session_seconds <= sc.clock.duration + 1e-9 for x in days)
 
 

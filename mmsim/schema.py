@@ -685,3 +685,10 @@ class Scenario(_Strict):
     def dealer_names(self) -> list[str]:
         """Dealer labels, ``dealer<i>`` where a name is not given."""
         return [d.name or f"dealer{i}" for i, d in enumerate(self.dealers)]
+
+    def expiry_days(self) -> list[float]:
+        """Expiries (sessions from t = 0) of every line the scenario names: the dealers'
+        positions, the customers' expiries, the events' positions (not a chain's)."""
+        days = [p.expiry_days for d in self.dealers for p in d.positions]
+        days += [x for c in self.customers for x in c.expiry_days]
+        return days + [p.expiry_days for e in self.events for p in e.positions]
