@@ -14,9 +14,9 @@ ladder and repositioning every session as in Buis et al.).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
+from test_fastpath import _assert_same as _assert_same_runs
 
 from mmsim.engine import Simulation
 from mmsim.errors import InstabilityError, ScenarioError
@@ -175,14 +175,9 @@ def _run(data: dict, mode: str, seed: int):
 
 
 def _assert_same(a, b, what: str) -> None:
-    for name in ("series", "trades", "accounts", "option_trades", "episodes"):
-        pd.testing.assert_frame_equal(
-            getattr(a, name), getattr(b, name), check_exact=True, obj=f"{what}: {name}"
-        )
-    assert a.metrics.keys() == b.metrics.keys()
-    for k, x in a.metrics.items():
-        y = b.metrics[k]
-        assert x == y or (np.isnan(x) and np.isnan(y)), f"{what}: metric {k} {x!r} != {y!r}"
+    """test_fastpath's exact comparison, plus the episodes (dry-outs) and the status."""
+    _assert_same_runs(a, b, what)
+    pd.testing.assert_frame_equal(a.episodes, b.episodes, check_exact=True, obj=f"{what}: episodes")
     assert a.meta.get("status") == b.meta.get("status"), what
 
 
