@@ -304,11 +304,16 @@ class Simulation:
 
     def _explain_instability(self, err: InstabilityError, where: str = "") -> str:
         """The error's message plus the day of a multi-day run and, with dealers, their
-        starting feedback: ``lam * G`` (linear impact) or the book's measured response."""
+        starting feedback: ``lam * G`` (linear impact) or the book's measured response.
+        The simpy clock is first moved to where the compiled kernel stopped (it runs
+        ahead of simpy within a segment), so the clock, the message and a result of the
+        run so far agree with the simpy path's."""
+        if self.hot is not None and self.hot.clock > self.env.now:
+            self.env._now = self.hot.clock  # as on a dry-out (HotLoop._run_kernel)
         extra = []
         sc = self.scenario
         if sc.clock.days > 1:
-            now = self.env.now if self.hot is None else max(self.env.now, self.hot.clock)
+            now = self.env.now
             day = min(int(now // sc.clock.session_seconds) + 1, math.ceil(sc.clock.days))
             extra.append(f"day {day} of {sc.clock.days:g}")
         kappa = self._feedback()
