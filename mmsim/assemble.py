@@ -95,6 +95,8 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
         entropy=sim.entropy,
         meta={
             "mmsim_version": _version(),
+            # every expiry (s) the run settles at: a chain book's too (Result.expiries)
+            "expiries": [float(x) for x in sim.expiration.calendar],
             **({} if sim.dry_outs is None else {"status": "failed" if sim.failed else "ok"}),
             **({} if tables else {"tables": "metrics"}),
         },

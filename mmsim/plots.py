@@ -104,13 +104,9 @@ def _clock(result: Result) -> SessionClock:
 
 
 def _expiries(result: Result) -> list[float]:
-    """Expiry times (s) inside the run, from the scenario's positions and flows."""
-    sc = result.scenario
-    days = sc.expiry_days()
-    end = sc.clock.duration
-    return sorted(
-        {x * sc.clock.session_seconds for x in days if 0 < x * sc.clock.session_seconds <= end}
-    )
+    """Expiry times (s) inside the run: the run's calendar (:meth:`Result.expiries`), the
+    lines of a chain book included."""
+    return result.expiries()
 
 
 def _shade_regimes(ax, s: pd.DataFrame, clock: SessionClock) -> None:

@@ -186,11 +186,9 @@ def plot_gex_strikes(result: Result) -> Figure:
 def wants_heatmap(result: Result) -> bool:
     """A strike x time heatmap is worth drawing for multi-day runs and runs in which some
     option expires (0DTE)."""
-    sc = result.scenario
-    if sc.clock.days > 1 + 1e-9:
+    if result.scenario.clock.days > 1 + 1e-9:
         return True
-    days = sc.expiry_days()
-    return any(x * sc.clock.session_seconds <= sc.clock.duration + 1e-9 for x in days)
+    return bool(result.expiries())  # a chain book's 0DTE lines too
 
 
 def _strike_rows(ax, edges_x: np.ndarray, strikes: np.ndarray, grid: pd.DataFrame):

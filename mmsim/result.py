@@ -106,6 +106,23 @@ class Result:
             state[f"_{name}"] = getattr(self, name)
         return state
 
+    def expiries(self) -> list[float]:
+        """The run's expiry calendar: every time (s on the clock, sorted) in ``(0, end]``
+        at which lines of the run expire, those of a ``book`` from a real chain included
+        (which no list of the scenario names). Stored by the run in ``meta["expiries"]``;
+        for a result saved without it (an older mmsim) it is rebuilt from the scenario
+        and its chain (:func:`mmsim.build.expiry_calendar`)."""
+        clock = self.scenario.clock
+        stored = self.meta.get("expiries")
+        if stored is None:
+            from mmsim.build import expiry_calendar
+            from mmsim.chains import scenario_lines
+
+            sc = self.scenario
+            lines = None if sc.book is None else scenario_lines(sc.book, clock.session_seconds)
+            stored = expiry_calendar(sc, lines)
+        return sorted({float(x) for x in stored if 0.0 < float(x) <= clock.duration})
+
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the result to ``directory``; returns its path.
 
