@@ -62,6 +62,8 @@ __all__ = [
     "expiry_sessions",
     "normalize_table",
     "read_cboe",
+    "roll_lines",
+    "scenario_lines",
     "strike_iv",
 ]
 
@@ -546,13 +548,15 @@ def resolve_book_block(data: dict, base: Path | None, source: str) -> None:
         market["S0"] = chain.spot
 
 
-def scenario_lines(cfg, session_seconds: float = 23_400.0) -> pd.DataFrame:
+def scenario_lines(cfg, session_seconds: float = 23_400.0, *, rolled: bool = True) -> pd.DataFrame:
     """The lines of a scenario's ``book`` block (:class:`mmsim.schema.BookFromChain`, chain
     path already resolved by the loader): :func:`chain_lines` in trading time, the smile
-    and moneyness relative to the chain's own spot."""
+    and moneyness relative to the chain's own spot; then, unless ``rolled`` is false,
+    the lines expiring at a session listed in ``cfg.roll`` moved a session later
+    (:func:`roll_lines`)."""
     chain = read_cboe(cfg.chain)
     try:
-        return chain_lines(
+        lines = chain_lines(
             chain.table,
             spot=chain.spot,
             asof=chain.asof,
@@ -567,3 +571,18 @@ def scenario_lines(cfg, session_seconds: float = 23_400.0) -> pd.DataFrame:
         )
     except ValueError as err:
         raise ChainError(str(err), source=cfg.chain) from None
+    return roll_lines(lines, getattr(cfg, "roll", ())) if rolled else lines
+
+
+def roll_lines(lines: pd.DataFrame, days: Sequence[float]) -> pd.DataFrame:
+    """``lines`` (:func:`chain_lines`) with those expiring at a session in ``days`` (sessions
+    from t = 0, as ``lines["sessions"]``) expiring one session later: the counterfactual
+    "the expiry were a session later" of ``mmsim explain``. Each line keeps its strike,
+    contracts and implied vol (its smile offset); a rolled line may join lines of the
+    next expiry at its strike (the book sums them). The ``expiry`` dates are unchanged."""
+    if not len(days):
+        return lines
+    sessions = lines["sessions"].to_numpy(float)
+    moved = np.isclose(sessions[:, None], np.asarray(days, dtype=float)[None, :], rtol=0.0,
+                       atol=1e-9).any(axis=1)  # fmt: skip
+    return lines.assign(sessions=np.where(moved, sessions + 1.0, sessions))

@@ -75,12 +75,25 @@ def candidates(scenario: Scenario, start: float) -> list[Removal]:
 
 
 def _expiries(sc: Scenario) -> list[float]:
-    """Every expiry (s) of a line the run can hold, within the run."""
+    """Every expiry (s) of a line the run can hold, within the run: the scenario's lists
+    and the opening book from a real chain (its 0DTE lines settle at the first close)."""
     days = [p.expiry_days for d in sc.dealers for p in d.positions]
     days += [x for c in sc.customers if c.rate > 0.0 for x in c.expiry_days]
     days += [p.expiry_days for e in sc.events for p in e.positions]
+    days += _chain_days(sc)
     seconds = {x * sc.clock.session_seconds for x in days}
     return sorted(x for x in seconds if x <= sc.clock.duration)
+
+
+def _chain_days(sc: Scenario, *, rolled: bool = True) -> list[float]:
+    """Expiries (sessions from t = 0) of the lines of the scenario's ``book`` block (none
+    without one); ``rolled=False``: before its ``roll`` (the sessions ``roll`` may name)."""
+    if sc.book is None:
+        return []
+    from mmsim.chains import scenario_lines  # pandas; a chain book has it loaded already
+
+    lines = scenario_lines(sc.book, sc.clock.session_seconds, rolled=rolled)
+    return sorted(set(lines["sessions"].tolist()))
 
 
 def without(scenario: Scenario, removals: Iterable[Removal]) -> Scenario:
@@ -102,7 +115,11 @@ def without(scenario: Scenario, removals: Iterable[Removal]) -> Scenario:
             for event in d["events"]:
                 event["positions"] = [p for p in event["positions"] if p["visible"]]
         elif kind == "expiry":
-            _roll(d, float(arg) / session)
+            day = float(arg) / session
+            _roll(d, day)
+            if any(abs(x - day) < 1e-9 for x in _chain_days(scenario, rolled=False)):
+                rolled = d["book"].get("roll") or []  # the chain's lines of that expiry
+                d["book"]["roll"] = [*rolled, day] if day not in rolled else rolled
         elif kind in ("news", "noise"):
             block = d[kind]
             stop = block.get("stop")

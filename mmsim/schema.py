@@ -351,6 +351,32 @@ class BookFromChain(_Strict):
         "smile", description="smile: one smile IV per (expiry, strike); own: quoted IVs."
     )
     visible: bool = Field(True, description="Exchange-listed (the chain is).")
+    roll: list[PositiveFloat] = Field(
+        default_factory=list,
+        description="Sessions (from t=0) whose kept lines expire a session later, each an "
+        "expiry of the book (a counterfactual: mmsim explain's 'expiry rolled a session').",
+    )
+
+    @field_validator("roll")
+    @classmethod
+    def _roll_expiries(cls, roll: list[float], info: Any) -> list[float]:
+        if len(set(roll)) != len(roll):
+            raise ValueError(f"roll has duplicates: {roll}")
+        needs = ("chain", "positioning", "fractions", "expiries_within", "expiries_from",
+                 "moneyness", "scale", "min_oi", "iv")  # fmt: skip
+        if roll and all(k in info.data for k in needs):  # else: their own error is reported
+            from types import SimpleNamespace
+
+            from mmsim.chains import scenario_lines
+
+            days = scenario_lines(SimpleNamespace(**info.data), rolled=False)["sessions"]
+            days = sorted(set(days.tolist()))
+            if bad := [d for d in roll if all(abs(x - d) > 1e-9 for x in days)]:
+                shown = ", ".join(f"{x:g}" for x in days[:8]) + (", ..." if len(days) > 8 else "")
+                raise ValueError(
+                    f"session {bad[0]:g} is no expiry of the book's lines (sessions {shown})"
+                )
+        return roll
 
     @model_validator(mode="after")
     def _check(self) -> BookFromChain:

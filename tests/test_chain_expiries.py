@@ -12,10 +12,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import mmsim
 from mmsim import plots
+from mmsim.chains import scenario_lines
+from mmsim.cli import main
+from mmsim.explain import explain
+from mmsim.removals import candidates, without
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios/spx_2022-02-07.yaml"
@@ -75,3 +80,53 @@ def test_figures_mark_the_chain_expiry(run3):
     assert all(_marks(ax) == [x] for ax in fig.axes[:4]), "every dealers panel"
     one = mmsim.run(SCENARIO, seed=3, overrides={**SHORT, "clock.days": 1.0})
     assert plots.wants_heatmap(one), "a 1-session run whose 0DTE lines expire at its end"
+
+
+def test_roll_moves_the_chain_lines_of_one_expiry():
+    """book.roll: [1] moves the lines expiring at session 1 to session 2, each with its
+    strike, contracts and IV; the other lines are unchanged."""
+    sc = mmsim.load_scenario(SCENARIO, overrides=SHORT)
+    rolled = mmsim.load_scenario(SCENARIO, overrides={**SHORT, "book.roll": [1]})
+    a, b = scenario_lines(sc.book), scenario_lines(rolled.book)
+    first = a["sessions"].to_numpy() == 1.0
+    assert first.sum() > 50 and (a["sessions"] == 3.0).sum() > 50, "a real test"
+    assert (b["sessions"] != 1.0).all()
+    assert np.array_equal(b["sessions"].to_numpy(), np.where(first, 2.0, a["sessions"]))
+    for col in ("strike", "is_call", "qty", "iv"):
+        assert np.array_equal(a[col].to_numpy(), b[col].to_numpy()), col
+    sim = mmsim.engine.Simulation(rolled, seed=3)
+    assert sim.expiration.calendar == [2 * SESSION], "they settle at the second close"
+
+
+@pytest.mark.parametrize(
+    ("roll", "why"),
+    [("[2]", "session 2 is no expiry of the book's lines"), ("[1,1]", "duplicates")],
+)
+def test_bad_roll_is_one_line_naming_the_field(tmp_path, capsys, roll, why):
+    """A session no line expires at, or a repeat: exit 2, one line naming book.roll and
+    the file (the chain is read at load time)."""
+    text = SCENARIO.read_text().replace("  dealers: [0]\n", f"  dealers: [0]\n  roll: {roll}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("chains/", f"{ROOT}/scenarios/chains/"))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert str(bad) in err and "book.roll" in err and why in err, err
+
+
+def test_explain_rolls_the_chain_expiry_that_caused_a_break(run3):
+    """The call wall break after the 0DTE close: the expiry is a candidate (before: only
+    news, no list names it) whose removal rolls the chain's session-1 lines (book.roll),
+    and rolled, the break does not happen: the expiration melt is its primary cause."""
+    sc = run3.scenario
+    breaks = run3.episodes[run3.episodes["kind"] == "call_wall_break"]
+    assert len(breaks) == 1 and breaks["start"].iloc[0] > SESSION, breaks
+    start = float(breaks["start"].iloc[0])
+    roll = [c for c in candidates(sc, start) if c.cause == "expiration_melt"]
+    assert [c.key for c in roll] == [f"expiry:{SESSION:g}"]
+    assert without(sc, roll).book.roll == [1.0]
+    e = explain(run3, progress=False)
+    rows = e.table[(e.table["start"] == start) & (e.table["removal"] == roll[0].key)]
+    assert rows["prevents"].item(), rows
+    episode = e.episodes[e.episodes["start"] == start]
+    assert episode["primary_cause"].item() == "expiration_melt", episode
