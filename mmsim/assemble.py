@@ -64,7 +64,7 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
         series, orders, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
     )
     metrics.update(episode_counts(episodes))
-    oi = open_interest(sc, options, expiring_by=end)  # the lines pin_metrics reads
+    oi = open_interest(sc, options, expiring_by=end, chain_lines=sim.chain_lines)  # pin's
     metrics.update(pin_metrics(series, oi, sc.clock.session_seconds, end))
     metrics["share_gamma_start"] = sim.share_gamma_start
     # 1.0 when a diverging cascade (lam * G <= -1, or lagged over-correction) was left

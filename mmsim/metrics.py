@@ -78,12 +78,18 @@ def bipower_vol(prices: np.ndarray, dt: float, year_seconds: float) -> tuple[flo
 
 
 def open_interest(
-    scenario, option_trades: pd.DataFrame, *, expiring_by: float | None = None
+    scenario,
+    option_trades: pd.DataFrame,
+    *,
+    expiring_by: float | None = None,
+    chain_lines: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every option line the run opened, settled or not: ``strike`` ($), ``expiry`` (s),
-    ``qty`` (contracts, dealer's sign): the dealers' opening positions, ``positions``
-    events, and the dealers' side (``-qty``) of every customer option trade. Settlement
-    nets the book's lines to zero at expiry; this table keeps what was open.
+    ``qty`` (contracts, dealer's sign): the dealers' opening positions, the opening book
+    from a real chain (``chain_lines``, :func:`mmsim.chains.scenario_lines`; all dealers'
+    shares together), ``positions`` events, and the dealers' side (``-qty``) of every
+    customer option trade. Settlement nets the book's lines to zero at expiry; this
+    table keeps what was open.
 
     ``expiring_by`` (s): only the lines expiring in ``(0, expiring_by]`` (what
     :func:`pin_metrics` reads of a run ending then; the same rows in the same order), so
@@ -103,6 +109,19 @@ def open_interest(
             "qty": np.array([p.qty for p in ps], dtype=float),
         }
     )
+    if chain_lines is not None and len(chain_lines):
+        chain = pd.DataFrame(
+            {
+                "strike": chain_lines["strike"].to_numpy(dtype=float),
+                "expiry": chain_lines["sessions"].to_numpy(dtype=float) * session,
+                "qty": chain_lines["qty"].to_numpy(dtype=float),
+            }
+        )
+        if expiring_by is not None:
+            chain = chain[_expiring(chain["expiry"].to_numpy(), expiring_by)]
+        if len(chain):
+            table = pd.concat([table, chain], ignore_index=True) if len(table) else chain
+            table = table.reset_index(drop=True)
     if len(option_trades):
         trades = option_trades[["strike", "expiry"]].assign(qty=-option_trades["qty"])
         if expiring_by is not None:

@@ -130,3 +130,18 @@ def test_explain_rolls_the_chain_expiry_that_caused_a_break(run3):
     assert rows["prevents"].item(), rows
     episode = e.episodes[e.episodes["start"] == start]
     assert episode["primary_cause"].item() == "expiration_melt", episode
+
+
+def test_pin_reads_the_chain_open_interest(run3):
+    """The pin metric of the 0DTE close: the strike of the largest open interest among
+    the chain's lines expiring at 1,800 s (ties: the lowest), and the close minus it
+    (before: no pin at all, the scenario's lists name no expiry)."""
+    lines = scenario_lines(run3.scenario.book)
+    first = lines[lines["sessions"] == 1.0]
+    oi = first.assign(oi=first["qty"].abs()).groupby("strike")["oi"].sum()
+    strike = float(oi.index[oi.to_numpy() == oi.max()].min())
+    s = run3.series
+    close = float(s["price"].to_numpy()[s["t"].to_numpy() <= SESSION][-1])
+    m = run3.metrics
+    assert m["expiry1.pin_strike"] == strike, (m["expiry1.pin_strike"], strike)
+    assert m["expiry1.pin_distance"] == pytest.approx(close - strike, abs=1e-9)
