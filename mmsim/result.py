@@ -3,7 +3,8 @@
 A result directory holds::
 
     series.parquet  trades.parquet  option_trades.parquet  episodes.parquet  accounts.parquet
-    metrics.json     meta.json (seed, SeedSequence entropy, mmsim version)
+    metrics.json     meta.json (seed, SeedSequence entropy, mmsim version, the expiry
+                     calendar in s: ``expiries``, see :meth:`Result.expiries`)
     scenario.yaml    the resolved scenario (defaults and overrides applied)
 
     .mmsim-files     the files mmsim wrote here (figures included), one name a line
