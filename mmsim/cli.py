@@ -99,7 +99,7 @@ def _run_dir(scenario, seed: int | None, overrides: list[str] | None) -> Path:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from mmsim.lifetime import loading
-    from mmsim.numba_boot import skip_scipy_blas_probe
+    from mmsim.numba_boot import announce_compiles, skip_scipy_blas_probe
 
     with loading(args.program):
         if args.program:  # ~0.15 s of SciPy imports numba's kernels never use
@@ -114,6 +114,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else _run_dir(scenario, seed, args.set)
     replacing = check_output_dir(out, "meta.json", "a run result")
     check(scenario, max_events=args.max_events, max_memory=args.max_memory, source=args.scenario)
+    if not args.quiet:
+        announce_compiles()
     try:
         result = Simulation(scenario, seed).run(progress=not args.quiet, keep_partial=True)
     except InstabilityError as err:

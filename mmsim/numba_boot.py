@@ -14,13 +14,19 @@ the ``mmsim`` command in its own process (``main()`` reading ``sys.argv``) and b
 sweep's fork server (:mod:`mmsim._warm`, a process that only runs mmsim's kernels),
 never on ``import mmsim`` nor by ``main(argv)`` in a caller's process, so a user's own
 numba functions in a notebook keep the BLAS path; SciPy stays importable afterwards.
+
+:func:`announce_compiles` tells a user at a terminal why the first run after an install
+or an upgrade sits still: numba compiles the kernels it cannot load from its disk cache
+(tens of seconds of CPU, once). It listens to numba's ``numba:compile`` event, which
+fires only on a cache miss, so a warm run pays nothing.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
-__all__ = ["skip_scipy_blas_probe"]
+__all__ = ["announce_compiles", "skip_scipy_blas_probe"]
 
 _PROBED = "scipy.linalg.cython_blas"
 
@@ -39,3 +45,36 @@ def skip_scipy_blas_probe() -> bool:
         if sys.modules.get(_PROBED, 0) is None:
             del sys.modules[_PROBED]
     return True
+
+
+COMPILING = (
+    "mmsim: compiling the simulation kernels (first run after an install or upgrade; "
+    "up to a minute of CPU, then cached on disk)"
+)
+
+
+def announce_compiles(stream: TextIO | None = None) -> object | None:
+    """Print :data:`COMPILING` once to ``stream`` (default stderr) when numba first
+    compiles a function in this process, if ``stream`` is a terminal. Returns the
+    listener installed (for ``numba.core.event.unregister("numba:compile", it)``), or
+    None when ``stream`` is not a terminal."""
+    out = sys.stderr if stream is None else stream
+    if not out.isatty():
+        return None
+    from numba.core import event
+    from tqdm import tqdm
+
+    class _Once(event.Listener):
+        said = False
+
+        def on_start(self, ev: event.Event) -> None:
+            if not self.said:  # a flag: unregistering inside numba's broadcast loop
+                self.said = True  # would skip the next listener
+                tqdm.write(COMPILING, file=out)  # does not garble a progress bar
+
+        def on_end(self, ev: event.Event) -> None:
+            pass
+
+    listener = _Once()
+    event.register("numba:compile", listener)
+    return listener

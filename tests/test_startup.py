@@ -7,6 +7,7 @@ What the imports cost is measured, not asserted here: ``python -m benchmarks`` (
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -140,3 +141,35 @@ def test_the_command_freezes_what_imports_load_and_a_caller_keeps_its_collector(
     assert (tmp_path / "own" / "price.png").is_file() and (
         tmp_path / "caller" / "meta.json"
     ).is_file()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_compile_is_announced_once_at_a_terminal_and_a_pipe_gets_nothing():
+    """The first run after an install compiles for tens of seconds: a user at a terminal
+    is told why, once per process, and only when numba really compiles (a cache miss,
+    not an overload it has); a pipe or a log file gets nothing."""
+    from numba import njit
+    from numba.core import event
+
+    from mmsim.numba_boot import COMPILING, announce_compiles
+
+    assert announce_compiles(io.StringIO()) is None, "not a terminal: no listener"
+    screen = _Terminal()
+    listener = announce_compiles(screen)
+    try:
+        assert screen.getvalue() == "", "nothing compiled yet"
+
+        @njit
+        def twice(x):
+            return 2 * x
+
+        assert twice(3) == 6 and twice(4.5) == 9.0  # two compilations
+        assert screen.getvalue() == COMPILING + "\n", "announced once, on the first compile"
+        twice(5)  # an overload already there: no compile, nothing more
+        assert screen.getvalue().count(COMPILING) == 1
+    finally:
+        event.unregister("numba:compile", listener)
