@@ -20,9 +20,11 @@ Layout: the public table keeps every line in the order it was first booked (line
 aggregated by holder, strike, expiry, type, visibility and multiplier, and never
 removed, so the record of what expired stays). Each holder also has a compact *hot
 table* of its own live lines (same order; expired and netted-out lines compacted out),
-rebuilt only when that holder's lines change or one of them expires, which is what a
-dealer's check reads; big holder books may answer from a :class:`~mmsim.delta_table.DeltaTable`
-instead (``delta_table`` mode).
+which is what a dealer's check reads; big holder books may answer from a
+:class:`~mmsim.delta_table.DeltaTable` instead (``delta_table`` mode). The hot tables
+and the all-holders live table follow the trades booked (a copy of the table with the
+changed and appended lines, no look at every line ever booked) and are rebuilt when
+one of their lines expires or nets out; an array handed out is never written.
 """
 
 from __future__ import annotations
@@ -569,10 +571,11 @@ class OptionBook:
         """``old`` (a live table of :meth:`_live_table` for holder ``key``, whose clocks
         hold ``t``) with the lines booked since it was made (``_cand_new``), stamped
         ``stamp``: the same table, bit for bit, as a rebuild at ``t`` would make, at the
-        cost of a copy of ``old`` plus the changed lines (``old`` itself when none of its
-        lines changed and none joined). ``None`` (rebuild) when a line left the table
-        (netted to zero), one re-enters it before its end (booking order), the
-        candidates are not ``old``'s columns, or a booked line expires by ``t``."""
+        cost of a copy of ``old`` plus the changed lines (a new array even when none
+        changed, e.g. a trade of an expired line: a new version, a new table). ``None``
+        (rebuild) when a line left the table (netted to zero), one re-enters it before
+        its end (booking order), the candidates are not ``old``'s columns, or a booked
+        line expires by ``t``."""
         lines, n, _, t0, nxt = old
         idx, last = self._cand[key + 1]
         if idx is None or last != t0 or idx.size != n:
@@ -595,9 +598,6 @@ class OptionBook:
             if t >= nxt:
                 return None
         changed = pos[inside]
-        if not (changed.size or add.size):
-            self._cand_new[key + 1] = []
-            return lines, n, stamp, t0, nxt
         m = n + add.size
         new = np.empty((N_ROWS, m))
         new[:, :n] = lines[:, :n]
@@ -627,9 +627,9 @@ class OptionBook:
                 new[ROW_HOLDER, j] = 0.0
             self._cand_new[key + 1] = []
             return new, n, stamp, t0, nxt
-        if units == 0.0 or expiry <= t0:  # not live in the table's clocks: no change
+        if units == 0.0 or expiry <= t0:  # not live in the table's clocks: same lines
             self._cand_new[key + 1] = []
-            return lines, n, stamp, t0, nxt
+            return lines.copy(), n, stamp, t0, nxt
         if j < n or t >= expiry:
             return None  # back in the book before its last line, or expired by t
         new = np.empty((N_ROWS, n + 1))
