@@ -12,6 +12,8 @@ out is never written (the level caches compare arrays by identity and read old o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,7 @@ from mmsim.hotloop import HotLoop
 from mmsim.scenario import load_scenario
 from mmsim.schema import CustomerSegment
 
+ROOT = Path(__file__).resolve().parents[1]
 DAY = 23_400.0
 _EXPIRIES = np.array([0.5, 1.0, 2.0, 5.0, 21.0]) * DAY
 
@@ -102,11 +105,11 @@ def test_live_and_hot_tables_kept_up_to_date_equal_a_look_at_the_whole_book(seed
 
 
 def test_kernel_line_table_reloads_only_the_dealer_whose_lines_changed(monkeypatch):
-    """A 1-day ``multi_dealer_bands`` run (three dealers, ~450 customer trades): at every
+    """A half-day ``multi_dealer_bands`` run (three dealers, ~220 customer trades): at every
     kernel load each dealer's columns of the kernel's line table equal its hot table,
     and a customer trade copies one dealer's lines, not all three dealers' (on the
     fast path, the same run as the simpy agents is test_fastpath's)."""
-    sc = load_scenario("scenarios/multi_dealer_bands.yaml", overrides={"clock.days": 0.5})
+    sc = load_scenario(ROOT / "scenarios/multi_dealer_bands.yaml", overrides={"clock.days": 0.5})
     copies, loads = [0], [0]
     real = HotLoop._load_lines
 
