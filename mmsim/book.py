@@ -20,9 +20,11 @@ Layout: the public table keeps every line in the order it was first booked (line
 aggregated by holder, strike, expiry, type, visibility and multiplier, and never
 removed, so the record of what expired stays). Each holder also has a compact *hot
 table* of its own live lines (same order; expired and netted-out lines compacted out),
-rebuilt only when that holder's lines change or one of them expires, which is what a
-dealer's check reads; big holder books may answer from a :class:`~mmsim.delta_table.DeltaTable`
-instead (``delta_table`` mode).
+which is what a dealer's check reads; big holder books may answer from a
+:class:`~mmsim.delta_table.DeltaTable` instead (``delta_table`` mode). The hot tables
+and the all-holders live table follow the trades booked (a copy of the table with the
+changed and appended lines, no look at every line ever booked) and are rebuilt when
+one of their lines expires or nets out; an array handed out is never written.
 """
 
 from __future__ import annotations
@@ -202,6 +204,7 @@ class OptionBook:
         # that clock, and the lines booked since (``_live_index``)
         self._cand: list[tuple[np.ndarray | None, float]] = [(None, -math.inf)] * (h + 1)
         self._cand_new: list[list[int]] = [[] for _ in range(h + 1)]
+        self.live_rebuilds = 0  # diagnostics: live and hot tables made by a look at the book
         self.turnover = 0.0  # shares: cumulative |qty * multiplier| booked
         self.table_builds = 0  # delta tables built (diagnostics),
         self.table_rolls = 0  # of which rolled on from the previous one's end
@@ -493,15 +496,12 @@ class OptionBook:
 
     def _hot_lines(self, holder: int, t: float) -> tuple[np.ndarray, int]:
         """``holder``'s live lines at ``t`` as a compact line table (holder row 0),
-        in booking order; rebuilt when its lines change or one of them expires."""
+        in booking order; brought up to date when its lines change or one of them
+        expires (:meth:`_live_table`)."""
         hot = self._hot[holder]
         hv = self._holder_version[holder]
         if hot is None or hot[2] != hv or not hot[3] <= t < hot[4]:
-            lines = np.ascontiguousarray(self._packed[:, self._live_index(holder, t)])
-            lines[ROW_HOLDER] = 0.0
-            nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
-            hot = (lines, lines.shape[1], hv, float(t), nxt)
-            self._hot[holder] = hot
+            hot = self._hot[holder] = self._live_table(holder, t, hv, hot)
         return hot[0], hot[1]
 
     def tabulates(self, t: float) -> bool:
@@ -535,15 +535,111 @@ class OptionBook:
 
     def _live_lines(self, t: float) -> tuple[np.ndarray, int]:
         """All holders' live lines at ``t`` as a compact line table (holder row kept), in
-        booking order: what the sampler and the GEX views read; rebuilt on any change of
-        the book or when a line expires."""
+        booking order: what the sampler and the GEX views read; brought up to date on
+        any change of the book or when a line expires (:meth:`_live_table`). A book of
+        one holder answers with that holder's hot table (its holder row is 0 too)."""
+        if self.n_holders == 1:  # holder 0's hot table: the same lines, bit for bit
+            lines, n = self._hot_lines(0, t)
+            self._live = self._hot[0]
+            return lines, n
         live = self._live
         if live is None or live[2] != self._version or not live[3] <= t < live[4]:
-            lines = np.ascontiguousarray(self._packed[:, self._live_index(-1, t)])
-            nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
-            live = (lines, lines.shape[1], self._version, float(t), nxt)
-            self._live = live
+            live = self._live = self._live_table(-1, t, self._version, live)
         return live[0], live[1]
+
+    def _live_table(self, key: int, t: float, stamp: int, old: tuple | None) -> tuple:
+        """The live table of holder ``key`` (``-1``: all holders, holder row kept; else
+        the holder row is 0) at clock ``t`` (s), stamped ``stamp`` (the version it is
+        current at): ``(lines, n, stamp, from, next expiry)``, valid for clocks in
+        ``[from, next expiry)``. A table's array is never written once handed out (the
+        level caches compare arrays by identity and read old ones): a change makes a
+        new one. From the table ``old`` while ``t`` is in its clocks, by the lines booked
+        since (:meth:`_booked_into`: a copy, changed columns and appended lines, no scan
+        of the book); else from :meth:`_live_index`."""
+        if old is not None and old[3] <= t < old[4]:
+            table = self._booked_into(key, t, stamp, old)
+            if table is not None:
+                return table
+        self.live_rebuilds += 1
+        lines = np.ascontiguousarray(self._packed[:, self._live_index(key, t)])
+        if key >= 0:
+            lines[ROW_HOLDER] = 0.0
+        nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
+        return lines, lines.shape[1], stamp, float(t), nxt
+
+    def _booked_into(self, key: int, t: float, stamp: int, old: tuple) -> tuple | None:
+        """``old`` (a live table of :meth:`_live_table` for holder ``key``, whose clocks
+        hold ``t``) with the lines booked since it was made (``_cand_new``), stamped
+        ``stamp``: the same table, bit for bit, as a rebuild at ``t`` would make, at the
+        cost of a copy of ``old`` plus the changed lines (a new array even when none
+        changed, e.g. a trade of an expired line: a new version, a new table). ``None``
+        (rebuild) when a line left the table (netted to zero), one re-enters it before
+        its end (booking order), the candidates are not ``old``'s columns, or a booked
+        line expires by ``t``."""
+        lines, n, _, t0, nxt = old
+        idx, last = self._cand[key + 1]
+        if idx is None or last != t0 or idx.size != n:
+            return None
+        booked = self._cand_new[key + 1]
+        if len(booked) == 1:  # one trade since: the common case, in scalars
+            return self._booked_one(key, t, stamp, old, idx, booked[0])
+        ids = np.unique(np.asarray(booked, dtype=np.int64))
+        live = (self._units[ids] != 0.0) & (self._expiry[ids] > t0)
+        pos = np.searchsorted(idx, ids)
+        inside = pos < n
+        inside[inside] = idx[pos[inside]] == ids[inside]
+        if (inside & ~live).any():
+            return None  # netted out: the table shrinks (a rebuild)
+        add = ids[live & ~inside]
+        if add.size and n and add[0] < idx[-1]:
+            return None  # back in the book before its last line (a rebuild)
+        if add.size:
+            nxt = min(nxt, float(self._expiry[add].min()))
+            if t >= nxt:
+                return None
+        changed = pos[inside]
+        m = n + add.size
+        new = np.empty((N_ROWS, m))
+        new[:, :n] = lines[:, :n]
+        new[:, changed] = self._packed[:, ids[inside]]
+        new[:, n:] = self._packed[:, add]
+        if key >= 0:
+            new[ROW_HOLDER, changed] = 0.0
+            new[ROW_HOLDER, n:] = 0.0
+        self._cand[key + 1] = (np.concatenate([idx, add]) if add.size else idx, t0)
+        self._cand_new[key + 1] = []
+        return new, m, stamp, t0, nxt
+
+    def _booked_one(
+        self, key: int, t: float, stamp: int, old: tuple, idx: np.ndarray, i: int
+    ) -> tuple | None:
+        """:meth:`_booked_into` when line ``i`` alone was booked since ``old`` was made
+        (``idx``: its columns' lines); the same answer."""
+        lines, n, _, t0, nxt = old
+        j = int(idx.searchsorted(i))
+        units, expiry = self._units[i], float(self._expiry[i])
+        if j < n and idx[j] == i:  # a line of the table: its column changes
+            if units == 0.0:
+                return None  # netted out: the table shrinks (a rebuild)
+            new = lines.copy()
+            new[:, j] = self._packed[:, i]
+            if key >= 0:
+                new[ROW_HOLDER, j] = 0.0
+            self._cand_new[key + 1] = []
+            return new, n, stamp, t0, nxt
+        if units == 0.0 or expiry <= t0:  # not live in the table's clocks: same lines
+            self._cand_new[key + 1] = []
+            return lines.copy(), n, stamp, t0, nxt
+        if j < n or t >= expiry:
+            return None  # back in the book before its last line, or expired by t
+        new = np.empty((N_ROWS, n + 1))
+        new[:, :n] = lines
+        new[:, n] = self._packed[:, i]
+        if key >= 0:
+            new[ROW_HOLDER, n] = 0.0
+        self._cand[key + 1] = (np.append(idx, i), t0)
+        self._cand_new[key + 1] = []
+        return new, n + 1, stamp, t0, min(nxt, expiry)
 
     def holder_delta_gamma(
         self, holder: int, S: float, t: float, vol: VolSurface

@@ -224,7 +224,10 @@ class HotLoop:
         self.samples = np.zeros((_SAMPLES, 2 + 3 * nd + (BOOK_SAMPLE if self.lob else 0)))
         self.info = np.zeros(8)
         self.surf = np.zeros(7)  # level, skew, floor, r, q, year seconds, kernel clock (s)
-        self.lines = np.zeros((7, 1))
+        self.lines = self._no_lines = np.zeros((7, 1))
+        # per dealer: its columns in `lines` (offset, room), the hot table copied there
+        self._line_slots: list[tuple[int, int]] = []
+        self._copied: list[np.ndarray | None] = []
         self._key: tuple[float, ...] | None = None  # book version, vol params loaded
         # per dealer: the table the kernel reads (None: exact), the book's table state it
         # was loaded from (OptionBook.table_state) and the hot lines it was loaded with
@@ -431,13 +434,8 @@ class HotLoop:
         # live lines at `now`; a line expiring later in the segment adds nothing from
         # its expiry on (the kernels skip it), as on the simpy path's rebuilt table
         hot = [book._hot_lines(d.index, now) for d in sim.dealers]
-        total = sum(n for _, n in hot)
-        self.lines = np.zeros((7, max(total, 1)))
-        off = 0
+        self._load_lines(hot)
         for i, (lines, n) in enumerate(hot):
-            self.lines[:, off : off + n] = lines[:, :n]
-            self.dl[i, fp.D_OFF], self.dl[i, fp.D_N] = off, n
-            off += n
             # a book that sums few lines exactly does so all segment; else ask the book
             # at the first check or sample (NEED_TABLE)
             exact = book.delta_table == "off" or n == 0
@@ -455,6 +453,36 @@ class HotLoop:
                 d.band_shares()  # refreshes the gross units when the book changed
                 band = band * d._gross_units
             self.dl[i, fp.D_BAND] = band
+
+    def _load_lines(self, hot: list[tuple[np.ndarray, int]]) -> None:
+        """The dealers' hot lines (``OptionBook._hot_lines``: a new array whenever a
+        dealer's live lines change) into the kernel's line table ``lines`` and each
+        dealer's columns into its row. One dealer: its hot table itself (the kernel
+        never writes lines). Several: each has a slot with room for twice the lines it
+        had when laid out; only the dealers whose hot table changed since they were
+        copied are copied again (a customer trade: one dealer's lines), every dealer
+        when one outgrows its slot."""
+        dl = self.dl
+        if len(hot) == 1:
+            lines, n = hot[0]
+            self.lines = lines if n else self._no_lines
+            dl[0, fp.D_OFF], dl[0, fp.D_N] = 0, n
+            return
+        copied, slots = self._copied, self._line_slots
+        if len(slots) != len(hot) or any(n > s[1] for (_, n), s in zip(hot, slots, strict=True)):
+            slots = []
+            off = 0
+            for _, n in hot:
+                slots.append((off, 2 * n + 8))
+                off += 2 * n + 8
+            self._line_slots = slots
+            self.lines = np.zeros((7, max(off, 1)))
+            copied = self._copied = [None] * len(hot)
+        for i, ((lines, n), (off, _)) in enumerate(zip(hot, slots, strict=True)):
+            if lines is not copied[i]:
+                self.lines[:, off : off + n] = lines[:, :n]
+                copied[i] = lines
+                dl[i, fp.D_OFF], dl[i, fp.D_N] = off, n
 
     def _kept(self, i: int, lines: np.ndarray) -> bool:
         """Whether dealer ``i``'s loaded evaluation (a table, or exact until a retry) still

@@ -84,13 +84,14 @@ class CustomerFlow:
         self.vol = vol
         self.rng = rng
         self.expiries = np.array(sorted(config.expiry_days)) * session_seconds
+        self._live: tuple[float, np.ndarray] = (-np.inf, self.expiries)  # _live_expiries
         self.on_trade = on_trade
         self.smile = smile
         self.contracts = 0.0  # gross contracts traded
 
     def _draw(self, now: float) -> OptionTrade | None:
         cfg, rng = self.config, self.rng
-        live = self.expiries[self.expiries > now]
+        live = self._live_expiries(now)
         if live.size == 0:
             return None
         S = self.market.mid
@@ -115,6 +116,15 @@ class CustomerFlow:
         return OptionTrade(
             now, self.name, dealer, is_call, strike, expiry, sign * size, premium, visible, offset
         )
+
+    def _live_expiries(self, now: float) -> np.ndarray:
+        """The listed expiries after ``now`` (clock s), ascending: kept from the last
+        call until the first of them passes (or the clock goes back)."""
+        since, live = self._live
+        if not (since <= now and (live.size == 0 or now < live[0])):
+            live = self.expiries[self.expiries > now]
+            self._live = (now, live)
+        return live
 
     def execute(self, trade: OptionTrade) -> None:
         """Book the trade: premium through the ledger, the dealer's line into the book."""
