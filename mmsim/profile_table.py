@@ -46,6 +46,7 @@ from mmsim.book_kernels import (
     line_sigma,
 )
 from mmsim.delta_table import _cheb_coefficients, _clenshaw
+from mmsim.fastexp import exp_array
 from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, gamma_scalar
 
 __all__ = ["ProfileTable", "build_profile", "flips_certain", "table_flips"]
@@ -92,14 +93,17 @@ def gamma_pair(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
                 out[1, j] += w_vis * g
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
     """:func:`gamma_pair` for the fit's nodes and its validation, re-using per line what
     the spots share: ``log(K / S)`` as ``log K - log S`` (each log once), ``sqrt(T)`` and
-    the dividend discount once per line, one division per line and spot. The same
-    formula, differing from :func:`gamma_pair` only in rounding (within
-    ``ROUNDING`` x the gross gamma, ``tests/test_level_kernels.py``). With four rows,
-    ``out[2:4]`` gets the gross sums (``|weight| x gamma``) that bound this rounding."""
+    the dividend discount once per line, and per line and spot one division and the
+    normal density from :func:`~mmsim.fastexp.exp_array` (each line's spots in loops
+    the compiler vectorizes; ``error_model="numpy"`` so that a division is no branch).
+    The same formula, differing from :func:`gamma_pair` only in rounding (within
+    ``ROUNDING`` x the gross gamma, ``tests/test_level_kernels.py``; terms below
+    ``exp(EXP_MIN)`` of a line's peak are dropped). With four rows, ``out[2:4]`` gets
+    the gross sums (``|weight| x gamma``) that bound this rounding."""
     m = spots.size
     gross = out.shape[0] >= 4
     out[: 4 if gross else 2, :m] = 0.0
@@ -108,6 +112,10 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
     for j in range(m):
         log_s[j] = math.log(spots[j])
         inv_s[j] = _INV_SQRT_2PI / spots[j]
+    y = np.empty(m)  # per line: -d1^2 / 2, the density's factor and the density
+    c = np.empty(m)
+    g = np.empty(m)
+    tmp = np.empty(m)
     for i in range(n):
         w_true = lines[ROW_UNITS, i]
         w_vis = lines[ROW_VIS_W, i]
@@ -120,21 +128,28 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
         log_k = math.log(K)
         dq = math.exp(-q * T) if q != 0.0 else 1.0
         drift = (r - q) * T
-        a_true, a_vis = abs(w_true), abs(w_vis)
-        for j in range(m):
+        for j in range(m):  # branch-free: selects, not jumps
             x = log_k - log_s[j]  # log(K / S)
-            iv = max(level if skew == 0.0 else level + skew * x, floor)
-            sd = max(iv + offset, floor) * root_t
-            if sd < TINY_STDEV:
-                continue
+            iv = level + skew * x  # level itself at skew 0 (x is finite)
+            iv = iv if iv > floor else floor
+            sigma = iv + offset
+            sd = (sigma if sigma > floor else floor) * root_t
             inv_sd = 1.0 / sd
             d1 = (drift - x) * inv_sd + 0.5 * sd
-            g = dq * inv_s[j] * inv_sd * math.exp(-0.5 * d1 * d1)
-            out[0, j] += w_true * g
-            out[1, j] += w_vis * g
-            if gross:
-                out[2, j] += a_true * g
-                out[3, j] += a_vis * g
+            ok = sd >= TINY_STDEV
+            y[j] = -0.5 * d1 * d1 if ok else 0.0
+            c[j] = dq * inv_s[j] * inv_sd if ok else 0.0
+        exp_array(y, g, tmp, m)
+        for j in range(m):
+            g[j] *= c[j]
+        for j in range(m):
+            out[0, j] += w_true * g[j]
+            out[1, j] += w_vis * g[j]
+        if gross:
+            a_true, a_vis = abs(w_true), abs(w_vis)
+            for j in range(m):
+                out[2, j] += a_true * g[j]
+                out[3, j] += a_vis * g[j]
 
 
 @njit(cache=True)
