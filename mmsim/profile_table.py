@@ -22,9 +22,15 @@ the full computation at random books, spots and times, near expiry too).
 
 Lines expiring within ``NEAR_FACTOR * H`` (at least a day) of the build are not
 tabulated but summed exactly at every grid point, and so are the lines booked after the
-build (as unit differences, up to ``MAX_CHANGES`` of them; then the table is rebuilt).
-The table answers while spot stays within 5% of the build's (the grid then lies inside
-the fitted range), the clock within ``[t0, t0 + H]`` and the surface unchanged.
+build (as unit differences, up to ``MAX_CHANGES`` of them). Beyond that the table does
+not answer; the flips' computation (:meth:`mmsim.book.OptionBook.profile_table` with
+``fold``) then folds the changed lines that expire after the near cut into it
+(:func:`fold_profile`: gamma is linear in the weights, so their own validated fit is
+added to the coefficients and their error to ``eps``) instead of rebuilding, and starts
+the count anew; it rebuilds only when ``eps`` would grow past ``MAX_EPS`` of the scale
+or more than ``MAX_CHANGES`` near lines changed. The table answers while spot stays
+within 5% of the build's (the grid then lies inside the fitted range), the clock within
+``[t0, t0 + H]`` and the surface unchanged.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from mmsim.delta_table import _cheb_coefficients, _clenshaw
 from mmsim.fastexp import exp_array
 from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, gamma_scalar
 
-__all__ = ["ProfileTable", "build_profile", "flips_certain", "table_flips"]
+__all__ = ["ProfileTable", "build_profile", "flips_certain", "fold_profile", "table_flips"]
 
 LO, HI = 0.7 * 0.95, 1.3 * 1.05  # fitted range, fractions of the build's spot
 MOVE = 0.05  # the table answers while spot is within 5% of the build's
@@ -382,6 +388,11 @@ class ProfileTable:
     extra: np.ndarray = field(default_factory=lambda: np.zeros((N_ROWS, 1)))
     n_extra: int = 0
     book_version: int = -1  # the book version ``extra`` is up to date with
+    near_cut: float = np.inf  # lines expiring at or before this (s) are summed exactly
+    slices: np.ndarray = field(default_factory=lambda: np.zeros((3, 2, 0)))  # the nodes' sums
+    gross: np.ndarray = field(default_factory=lambda: np.zeros(2))  # largest gross sums
+    folds: int = 0  # lines folded in since the build (:func:`fold_profile`)
+    mark: int = 0  # the book's changed-line list up to here was folded in or is near
 
     def valid(self, S: float, t: float, surface: tuple) -> bool:
         """Whether the table may answer at spot ``S`` ($), clock ``t`` (s), ``surface``."""
@@ -390,6 +401,40 @@ class ProfileTable:
             and abs(S - self.spot) <= MOVE * self.spot
             and surface == self.surface
         )
+
+
+def _fit(
+    lines: np.ndarray,
+    nodes: int,
+    H: float,
+    t: float,
+    center: float,
+    half: float,
+    year_seconds: float,
+    surface: tuple,
+) -> tuple:
+    """``(slices, coef, err, gross)``: the gamma sums of ``lines`` (all of them) at the
+    ``nodes`` Chebyshev nodes of ``[center - half, center + half]`` ($) at clocks ``t``,
+    ``t + H / 2``, ``t + H`` (s), their coefficients, and per view the largest error of
+    the fit at the midpoints at ``VALIDATE_AT`` and the largest gross sum there."""
+    x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
+    slices = np.zeros((3, 2, nodes))
+    for k in range(3):
+        gamma_pair_fit(center + half * x, t + 0.5 * k * H, year_seconds, lines, lines.shape[1],
+                       *surface, slices[k])  # fmt: skip
+    coef = _cheb_coefficients(slices.reshape(6, nodes))
+    xm = np.cos(np.pi * np.arange(1, nodes) / nodes)
+    err = np.zeros(2)
+    gross = np.zeros(2)
+    exact = np.zeros((4, nodes - 1))
+    for u in VALIDATE_AT:
+        gamma_pair_fit(center + half * xm, t + u * H, year_seconds, lines, lines.shape[1],
+                       *surface, exact)  # fmt: skip
+        gross = np.maximum(gross, exact[2:].max(axis=1))
+        fit = np.zeros((2, nodes - 1))
+        _add_table(coef, u, xm, fit)  # _in_time at every midpoint, in one call
+        err = np.maximum(err, np.abs(fit - exact[:2]).max(axis=1))
+    return slices, coef, err, gross
 
 
 def build_profile(
@@ -402,28 +447,46 @@ def build_profile(
     center, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     expiry = lines[ROW_EXPIRY, :n]
     for nodes, H in ATTEMPTS:
-        near_mask = expiry <= t + max(NEAR_FACTOR * H, NEAR_MIN_SECONDS)
+        cut = t + max(NEAR_FACTOR * H, NEAR_MIN_SECONDS)
+        near_mask = expiry <= cut
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
         near = np.ascontiguousarray(lines[:, :n][:, near_mask])
-        x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
-        slices = np.zeros((3, 2, nodes))
-        for k in range(3):
-            gamma_pair_fit(center + half * x, t + 0.5 * k * H, year_seconds, far,
-                           far.shape[1], *surface, slices[k])  # fmt: skip
-        coef = _cheb_coefficients(slices.reshape(6, nodes))
-        xm = np.cos(np.pi * np.arange(1, nodes) / nodes)
-        err = np.zeros(2)
-        gross = np.zeros(2)
-        exact = np.zeros((4, nodes - 1))
-        for u in VALIDATE_AT:
-            gamma_pair_fit(center + half * xm, t + u * H, year_seconds, far, far.shape[1],
-                           *surface, exact)  # fmt: skip
-            gross = np.maximum(gross, exact[2:].max(axis=1))
-            fit = np.zeros((2, nodes - 1))
-            _add_table(coef, u, xm, fit)  # _in_time at every midpoint, in one call
-            err = np.maximum(err, np.abs(fit - exact[:2]).max(axis=1))
+        slices, coef, err, gross = _fit(far, nodes, H, t, center, half, year_seconds, surface)
         scale = np.abs(slices).max(axis=(0, 2))
         eps = SAFETY * (err + ROUNDING * gross) + 1e-12 * (scale + 1.0)
         if np.all(eps <= MAX_EPS * scale + 1e-9):
-            return ProfileTable(t, H, S, center, half, tuple(surface), coef, eps, near)
+            return ProfileTable(t, H, S, center, half, tuple(surface), coef, eps, near,
+                                near_cut=cut, slices=slices, gross=gross)  # fmt: skip
     return None
+
+
+def fold_profile(tab: ProfileTable, changes: np.ndarray, year_seconds: float) -> bool:
+    """Add lines to the table: ``changes`` (a line table, every line expiring after
+    ``tab.near_cut``; typically the unit differences of lines booked since the build)
+    fitted at the table's nodes and clocks like a build (:func:`_fit`), their
+    coefficients added to the table's (gamma is linear in the weights), and ``eps``
+    grown by their own validated error, times ``SAFETY``, plus ``ROUNDING`` x the gross
+    sums of both (what splitting the exact sum in two may round differently): the
+    error of a sum is at most the sum of the errors, so the table then bounds the sum
+    of the old and the new lines as a build over both would. Returns ``False`` (the
+    table unchanged) when the grown ``eps`` would exceed ``MAX_EPS`` of the profile's
+    scale; then the caller builds anew."""
+    nodes = tab.coef.shape[1]
+    slices, coef, err, gross = _fit(changes, nodes, tab.H, tab.t0, tab.center, tab.half,
+                                    year_seconds, tab.surface)  # fmt: skip
+    both = tab.slices + slices
+    scale = np.abs(both).max(axis=(0, 2))
+    grown = tab.gross + gross
+    eps = (
+        tab.eps
+        + SAFETY * (err + ROUNDING * grown)
+        + 1e-12 * (np.abs(slices).max(axis=(0, 2)) + 1.0)
+    )
+    if not np.all(eps <= MAX_EPS * scale + 1e-9):
+        return False
+    tab.coef = tab.coef + coef
+    tab.slices = both
+    tab.eps = eps
+    tab.gross = grown
+    tab.folds += changes.shape[1]
+    return True
