@@ -65,6 +65,7 @@ from mmsim.profile_table import (
     MAX_CHANGES,
     ProfileTable,
     build_profile,
+    fold_profile,
     gamma_pair,
     table_flips,
 )
@@ -216,6 +217,7 @@ class OptionBook:
         self.profile_builds = 0  # diagnostics: profile tables built,
         self.profile_flips = 0  # flips answered from one, or not (a sign was wrong),
         self.profile_misses = 0
+        self.profile_folds = 0  # and changed lines folded into one instead of a build
         self.table_samples = 0  # and holder-samples of the series read from delta tables
         self._strike_cache: dict[str, tuple] = {}  # view -> last _by_strike answer
         self._line_gammas: tuple | None = None  # (live table, key, unit gamma per line)
@@ -1041,34 +1043,73 @@ class OptionBook:
         )  # fmt: skip
         return (float(xt) if ft else None), (float(xv) if fv else None)
 
-    def profile_table(self, S: float, t: float, surface: tuple) -> ProfileTable | None:
+    def profile_table(
+        self, S: float, t: float, surface: tuple, fold: bool = False
+    ) -> ProfileTable | None:
         """The flips' profile table (:mod:`mmsim.profile_table`) if it may answer at spot
         ``S`` ($), clock ``t`` (s) and ``surface`` (:meth:`_surface`), its ``extra`` lines
         brought up to date with the lines booked since its build; ``None`` when there is
         none, it does not cover ``(S, t, surface)`` or more than ``MAX_CHANGES`` lines
-        changed (then :meth:`flips` builds a new one)."""
+        changed (then :meth:`flips` builds a new one). With ``fold``, more than
+        ``MAX_CHANGES`` changed lines are first folded into the table where they expire
+        after its near cut (:meth:`_fold_profile`), instead of a build."""
         tab = self._profile
         if tab is None or not tab.valid(S, t, surface):
             return None
         if tab.book_version != self._version:
+            touched = self._profile_touched
+            if np.unique(np.asarray(touched[tab.mark :], dtype=np.int64)).size > MAX_CHANGES:
+                if not fold or not self._fold_profile(tab):
+                    return None
             idx = np.unique(np.asarray(self._profile_touched, dtype=np.int64))
-            if idx.size > MAX_CHANGES:
-                return None
-            changes = np.ascontiguousarray(self._packed[:, idx])
-            for row, snap, now in ((ROW_UNITS, tab.snap_units, self._units),
-                                   (ROW_VIS_W, tab.snap_vis, self._vis_w)):  # fmt: skip
-                before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
-                changes[row] = now[idx] - before
+            changes = self._profile_changes(tab, idx)
             tab.extra = np.ascontiguousarray(np.hstack([tab.near, changes]))
             tab.n_extra, tab.book_version = tab.extra.shape[1], self._version
         return tab
+
+    def _profile_changes(self, tab: ProfileTable, idx: np.ndarray) -> np.ndarray:
+        """Lines ``idx`` as the unit differences (true and visible weights) from the
+        table's snapshot to now: what the table lacks of them."""
+        changes = np.ascontiguousarray(self._packed[:, idx])
+        for row, snap, now in ((ROW_UNITS, tab.snap_units, self._units),
+                               (ROW_VIS_W, tab.snap_vis, self._vis_w)):  # fmt: skip
+            before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
+            changes[row] = now[idx] - before
+        return changes
+
+    def _fold_profile(self, tab: ProfileTable) -> bool:
+        """Fold the lines changed since the table's snapshot that expire after its near
+        cut into it (:func:`~mmsim.profile_table.fold_profile`), their snapshot brought
+        to now, so that only the near ones stay changes (summed exactly beside the
+        table, as its near lines are); whether it worked with at most ``MAX_CHANGES``
+        left (else the caller builds anew). Like a build, it starts the count of lines
+        changed since (``tab.mark``), so the table answers as long as a rebuilt one would
+        while it covers the clock and spot."""
+        idx = np.unique(np.asarray(self._profile_touched, dtype=np.int64))
+        changes = self._profile_changes(tab, idx)
+        far = changes[ROW_EXPIRY] > tab.near_cut
+        if (~far).sum() > MAX_CHANGES or not far.any():
+            return False
+        if not fold_profile(tab, np.ascontiguousarray(changes[:, far]), self.year_seconds):
+            return False
+        done = idx[far]
+        for name, now in (("snap_units", self._units), ("snap_vis", self._vis_w)):
+            snap = getattr(tab, name)
+            grown = np.zeros(max(self._n, snap.size))
+            grown[: snap.size] = snap
+            grown[done] = now[done]
+            setattr(tab, name, grown)
+        self._profile_touched = idx[~far].tolist()
+        tab.mark = len(self._profile_touched)
+        self.profile_folds += 1
+        return True
 
     def _table_flips(self, S: float, t: float, vol: VolSurface, lines, n) -> tuple | None:
         """:meth:`flips` from the profile table (:mod:`mmsim.profile_table`): the same
         values, pricing the whole book only where the table leaves a sign in doubt and
         around the crossings; ``None`` when no table can answer (then the walk-out)."""
         surface = self._surface(vol)
-        tab = self.profile_table(S, t, surface)
+        tab = self.profile_table(S, t, surface, fold=True)
         if tab is None:
             self._profile = None
             if self._profile_retry[0] == self._version and t < self._profile_retry[1]:

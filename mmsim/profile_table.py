@@ -22,9 +22,15 @@ the full computation at random books, spots and times, near expiry too).
 
 Lines expiring within ``NEAR_FACTOR * H`` (at least a day) of the build are not
 tabulated but summed exactly at every grid point, and so are the lines booked after the
-build (as unit differences, up to ``MAX_CHANGES`` of them; then the table is rebuilt).
-The table answers while spot stays within 5% of the build's (the grid then lies inside
-the fitted range), the clock within ``[t0, t0 + H]`` and the surface unchanged.
+build (as unit differences, up to ``MAX_CHANGES`` of them). Beyond that the table does
+not answer; the flips' computation (:meth:`mmsim.book.OptionBook.profile_table` with
+``fold``) then folds the changed lines that expire after the near cut into it
+(:func:`fold_profile`: gamma is linear in the weights, so their own validated fit is
+added to the coefficients and their error to ``eps``) instead of rebuilding, and starts
+the count anew; it rebuilds only when ``eps`` would grow past ``MAX_EPS`` of the scale
+or more than ``MAX_CHANGES`` near lines changed. The table answers while spot stays
+within 5% of the build's (the grid then lies inside the fitted range), the clock within
+``[t0, t0 + H]`` and the surface unchanged.
 """
 
 from __future__ import annotations
@@ -46,9 +52,10 @@ from mmsim.book_kernels import (
     line_sigma,
 )
 from mmsim.delta_table import _cheb_coefficients, _clenshaw
+from mmsim.fastexp import exp_array
 from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, gamma_scalar
 
-__all__ = ["ProfileTable", "build_profile", "flips_certain", "table_flips"]
+__all__ = ["ProfileTable", "build_profile", "flips_certain", "fold_profile", "table_flips"]
 
 LO, HI = 0.7 * 0.95, 1.3 * 1.05  # fitted range, fractions of the build's spot
 MOVE = 0.05  # the table answers while spot is within 5% of the build's
@@ -92,14 +99,17 @@ def gamma_pair(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
                 out[1, j] += w_vis * g
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
     """:func:`gamma_pair` for the fit's nodes and its validation, re-using per line what
     the spots share: ``log(K / S)`` as ``log K - log S`` (each log once), ``sqrt(T)`` and
-    the dividend discount once per line, one division per line and spot. The same
-    formula, differing from :func:`gamma_pair` only in rounding (within
-    ``ROUNDING`` x the gross gamma, ``tests/test_level_kernels.py``). With four rows,
-    ``out[2:4]`` gets the gross sums (``|weight| x gamma``) that bound this rounding."""
+    the dividend discount once per line, and per line and spot one division and the
+    normal density from :func:`~mmsim.fastexp.exp_array` (each line's spots in loops
+    the compiler vectorizes; ``error_model="numpy"`` so that a division is no branch).
+    The same formula, differing from :func:`gamma_pair` only in rounding (within
+    ``ROUNDING`` x the gross gamma, ``tests/test_level_kernels.py``; terms below
+    ``exp(EXP_MIN)`` of a line's peak are dropped). With four rows, ``out[2:4]`` gets
+    the gross sums (``|weight| x gamma``) that bound this rounding."""
     m = spots.size
     gross = out.shape[0] >= 4
     out[: 4 if gross else 2, :m] = 0.0
@@ -108,6 +118,10 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
     for j in range(m):
         log_s[j] = math.log(spots[j])
         inv_s[j] = _INV_SQRT_2PI / spots[j]
+    y = np.empty(m)  # per line: -d1^2 / 2, the density's factor and the density
+    c = np.empty(m)
+    g = np.empty(m)
+    tmp = np.empty(m)
     for i in range(n):
         w_true = lines[ROW_UNITS, i]
         w_vis = lines[ROW_VIS_W, i]
@@ -120,21 +134,28 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
         log_k = math.log(K)
         dq = math.exp(-q * T) if q != 0.0 else 1.0
         drift = (r - q) * T
-        a_true, a_vis = abs(w_true), abs(w_vis)
-        for j in range(m):
+        for j in range(m):  # branch-free: selects, not jumps
             x = log_k - log_s[j]  # log(K / S)
-            iv = max(level if skew == 0.0 else level + skew * x, floor)
-            sd = max(iv + offset, floor) * root_t
-            if sd < TINY_STDEV:
-                continue
+            iv = level + skew * x  # level itself at skew 0 (x is finite)
+            iv = iv if iv > floor else floor
+            sigma = iv + offset
+            sd = (sigma if sigma > floor else floor) * root_t
             inv_sd = 1.0 / sd
             d1 = (drift - x) * inv_sd + 0.5 * sd
-            g = dq * inv_s[j] * inv_sd * math.exp(-0.5 * d1 * d1)
-            out[0, j] += w_true * g
-            out[1, j] += w_vis * g
-            if gross:
-                out[2, j] += a_true * g
-                out[3, j] += a_vis * g
+            ok = sd >= TINY_STDEV
+            y[j] = -0.5 * d1 * d1 if ok else 0.0
+            c[j] = dq * inv_s[j] * inv_sd if ok else 0.0
+        exp_array(y, g, tmp, m)
+        for j in range(m):
+            g[j] *= c[j]
+        for j in range(m):
+            out[0, j] += w_true * g[j]
+            out[1, j] += w_vis * g[j]
+        if gross:
+            a_true, a_vis = abs(w_true), abs(w_vis)
+            for j in range(m):
+                out[2, j] += a_true * g[j]
+                out[3, j] += a_vis * g[j]
 
 
 @njit(cache=True)
@@ -367,6 +388,11 @@ class ProfileTable:
     extra: np.ndarray = field(default_factory=lambda: np.zeros((N_ROWS, 1)))
     n_extra: int = 0
     book_version: int = -1  # the book version ``extra`` is up to date with
+    near_cut: float = np.inf  # lines expiring at or before this (s) are summed exactly
+    slices: np.ndarray = field(default_factory=lambda: np.zeros((3, 2, 0)))  # the nodes' sums
+    gross: np.ndarray = field(default_factory=lambda: np.zeros(2))  # largest gross sums
+    folds: int = 0  # lines folded in since the build (:func:`fold_profile`)
+    mark: int = 0  # the book's changed-line list up to here was folded in or is near
 
     def valid(self, S: float, t: float, surface: tuple) -> bool:
         """Whether the table may answer at spot ``S`` ($), clock ``t`` (s), ``surface``."""
@@ -375,6 +401,40 @@ class ProfileTable:
             and abs(S - self.spot) <= MOVE * self.spot
             and surface == self.surface
         )
+
+
+def _fit(
+    lines: np.ndarray,
+    nodes: int,
+    H: float,
+    t: float,
+    center: float,
+    half: float,
+    year_seconds: float,
+    surface: tuple,
+) -> tuple:
+    """``(slices, coef, err, gross)``: the gamma sums of ``lines`` (all of them) at the
+    ``nodes`` Chebyshev nodes of ``[center - half, center + half]`` ($) at clocks ``t``,
+    ``t + H / 2``, ``t + H`` (s), their coefficients, and per view the largest error of
+    the fit at the midpoints at ``VALIDATE_AT`` and the largest gross sum there."""
+    x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
+    slices = np.zeros((3, 2, nodes))
+    for k in range(3):
+        gamma_pair_fit(center + half * x, t + 0.5 * k * H, year_seconds, lines, lines.shape[1],
+                       *surface, slices[k])  # fmt: skip
+    coef = _cheb_coefficients(slices.reshape(6, nodes))
+    xm = np.cos(np.pi * np.arange(1, nodes) / nodes)
+    err = np.zeros(2)
+    gross = np.zeros(2)
+    exact = np.zeros((4, nodes - 1))
+    for u in VALIDATE_AT:
+        gamma_pair_fit(center + half * xm, t + u * H, year_seconds, lines, lines.shape[1],
+                       *surface, exact)  # fmt: skip
+        gross = np.maximum(gross, exact[2:].max(axis=1))
+        fit = np.zeros((2, nodes - 1))
+        _add_table(coef, u, xm, fit)  # _in_time at every midpoint, in one call
+        err = np.maximum(err, np.abs(fit - exact[:2]).max(axis=1))
+    return slices, coef, err, gross
 
 
 def build_profile(
@@ -387,28 +447,46 @@ def build_profile(
     center, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     expiry = lines[ROW_EXPIRY, :n]
     for nodes, H in ATTEMPTS:
-        near_mask = expiry <= t + max(NEAR_FACTOR * H, NEAR_MIN_SECONDS)
+        cut = t + max(NEAR_FACTOR * H, NEAR_MIN_SECONDS)
+        near_mask = expiry <= cut
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
         near = np.ascontiguousarray(lines[:, :n][:, near_mask])
-        x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
-        slices = np.zeros((3, 2, nodes))
-        for k in range(3):
-            gamma_pair_fit(center + half * x, t + 0.5 * k * H, year_seconds, far,
-                           far.shape[1], *surface, slices[k])  # fmt: skip
-        coef = _cheb_coefficients(slices.reshape(6, nodes))
-        xm = np.cos(np.pi * np.arange(1, nodes) / nodes)
-        err = np.zeros(2)
-        gross = np.zeros(2)
-        exact = np.zeros((4, nodes - 1))
-        for u in VALIDATE_AT:
-            gamma_pair_fit(center + half * xm, t + u * H, year_seconds, far, far.shape[1],
-                           *surface, exact)  # fmt: skip
-            gross = np.maximum(gross, exact[2:].max(axis=1))
-            for j, z in enumerate(xm):
-                for v in range(2):
-                    err[v] = max(err[v], abs(_in_time(coef, v, z, u) - exact[v, j]))
+        slices, coef, err, gross = _fit(far, nodes, H, t, center, half, year_seconds, surface)
         scale = np.abs(slices).max(axis=(0, 2))
         eps = SAFETY * (err + ROUNDING * gross) + 1e-12 * (scale + 1.0)
         if np.all(eps <= MAX_EPS * scale + 1e-9):
-            return ProfileTable(t, H, S, center, half, tuple(surface), coef, eps, near)
+            return ProfileTable(t, H, S, center, half, tuple(surface), coef, eps, near,
+                                near_cut=cut, slices=slices, gross=gross)  # fmt: skip
     return None
+
+
+def fold_profile(tab: ProfileTable, changes: np.ndarray, year_seconds: float) -> bool:
+    """Add lines to the table: ``changes`` (a line table, every line expiring after
+    ``tab.near_cut``; typically the unit differences of lines booked since the build)
+    fitted at the table's nodes and clocks like a build (:func:`_fit`), their
+    coefficients added to the table's (gamma is linear in the weights), and ``eps``
+    grown by their own validated error, times ``SAFETY``, plus ``ROUNDING`` x the gross
+    sums of both (what splitting the exact sum in two may round differently): the
+    error of a sum is at most the sum of the errors, so the table then bounds the sum
+    of the old and the new lines as a build over both would. Returns ``False`` (the
+    table unchanged) when the grown ``eps`` would exceed ``MAX_EPS`` of the profile's
+    scale; then the caller builds anew."""
+    nodes = tab.coef.shape[1]
+    slices, coef, err, gross = _fit(changes, nodes, tab.H, tab.t0, tab.center, tab.half,
+                                    year_seconds, tab.surface)  # fmt: skip
+    both = tab.slices + slices
+    scale = np.abs(both).max(axis=(0, 2))
+    grown = tab.gross + gross
+    eps = (
+        tab.eps
+        + SAFETY * (err + ROUNDING * grown)
+        + 1e-12 * (np.abs(slices).max(axis=(0, 2)) + 1.0)
+    )
+    if not np.all(eps <= MAX_EPS * scale + 1e-9):
+        return False
+    tab.coef = tab.coef + coef
+    tab.slices = both
+    tab.eps = eps
+    tab.gross = grown
+    tab.folds += changes.shape[1]
+    return True

@@ -39,6 +39,7 @@ from mmsim.book_kernels import (
     ROW_UNITS,
     ROW_VIS_W,
 )
+from mmsim.fastexp import EXP_MIN, exp_array
 from mmsim.greeks import _INV_SQRT_2PI
 from mmsim.level_kernels import (
     SD_EXACT,
@@ -69,25 +70,31 @@ def _sigma(x, level, skew, floor, offset):
     return max(iv + offset, floor)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def line_bounds(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor, r, q, log_k,
                 lo, hi):  # fmt: skip
     """``lo[i] <= S**2 * gamma_i(S, t) * GEX_PER_PCT <= hi[i]`` for one unit of each of the
     first ``n`` lines, all ``S`` in ``[s_lo, s_hi]`` ($) and ``t`` in ``[t_lo, t_hi]`` (s)
     (module docstring); ``log_k``: ``log K`` per line. Lines already expired at ``t_lo``
     get 0, 0 (the exact pass gives them 0); ``hi`` is ``inf`` where no finite bound is
-    proven."""
+    proven. Branch-free loops over the lines (selects, ``error_model="numpy"``) and the
+    densities and discounts from :func:`~mmsim.fastexp.exp_array` (within ``EXP_REL``
+    of ``math.exp``, far inside ``_WIDEN``; the upper bound's exponent kept at or above
+    ``EXP_MIN``, so that it never rounds to 0): the loops vectorize."""
     ls_lo, ls_hi = math.log(s_lo), math.log(s_hi)
+    m = max(n, 1)
+    y_near = np.empty(m)  # -near^2 / 2, -far^2 / 2 of d1 over the box
+    y_far = np.empty(m)
+    pre_hi = np.empty(m)  # what multiplies the densities, widened
+    pre_lo = np.empty(m)
+    kind = np.empty(m)  # 0: 0, 0; 1: unbounded above; 2: the bounds
+    tls = np.empty(m)
+    ths = np.empty(m)
     for i in range(n):
         e = lines[ROW_EXPIRY, i]
-        lo[i] = 0.0
-        hi[i] = 0.0
-        if e <= t_lo or (lines[ROW_UNITS, i] == 0.0 and lines[ROW_VIS_W, i] == 0.0):
-            continue
-        if e <= t_hi:
-            hi[i] = np.inf
-            continue
+        dead = e <= t_lo or (lines[ROW_UNITS, i] == 0.0 and lines[ROW_VIS_W, i] == 0.0)
         tl = (e - t_hi) / year_seconds
+        tl = tl if tl > 0.0 else 0.0  # (e <= t_hi: unbounded anyway)
         th = (e - t_lo) / year_seconds
         slack = 1e-12 * (1.0 + abs(log_k[i]) + abs(ls_lo))
         x_lo = log_k[i] - ls_hi - slack  # log(K / S)
@@ -97,9 +104,8 @@ def line_bounds(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, flo
         sb = _sigma(x_hi, level, skew, floor, off)
         sd_lo = min(sa, sb) * math.sqrt(tl) * (1.0 - 1e-12)
         sd_hi = max(sa, sb) * math.sqrt(th) * (1.0 + 1e-12)
-        if sd_lo < SD_EXACT:
-            hi[i] = np.inf
-            continue
+        unbounded = e <= t_hi or sd_lo < SD_EXACT
+        sd_lo = sd_lo if sd_lo >= SD_EXACT else SD_EXACT  # (only unbounded lines change)
         da, db = (r - q) * tl, (r - q) * th
         num_lo = min(da, db) - x_hi - 1e-12 * (1.0 + abs(da) + abs(db))
         num_hi = max(da, db) - x_lo + 1e-12 * (1.0 + abs(da) + abs(db))
@@ -111,11 +117,31 @@ def line_bounds(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, flo
         d_hi += _WIDEN * (1.0 + abs(d_hi))
         near = 0.0 if d_lo <= 0.0 <= d_hi else min(abs(d_lo), abs(d_hi))
         far = max(abs(d_lo), abs(d_hi))
-        qa, qb = (math.exp(-q * tl), math.exp(-q * th)) if q != 0.0 else (1.0, 1.0)
-        pdf_hi = _INV_SQRT_2PI * math.exp(-0.5 * near * near)
-        pdf_lo = _INV_SQRT_2PI * math.exp(-0.5 * far * far)
-        hi[i] = s_hi * max(qa, qb) * pdf_hi / sd_lo * GEX_PER_PCT * (1.0 + _WIDEN)
-        lo[i] = s_lo * min(qa, qb) * pdf_lo / sd_hi * GEX_PER_PCT * (1.0 - _WIDEN)
+        yn = -0.5 * near * near
+        y_near[i] = yn if yn > EXP_MIN else EXP_MIN  # an upper bound stays > 0
+        y_far[i] = -0.5 * far * far
+        pre_hi[i] = s_hi * _INV_SQRT_2PI / sd_lo * GEX_PER_PCT * (1.0 + _WIDEN)
+        pre_lo[i] = s_lo * _INV_SQRT_2PI / sd_hi * GEX_PER_PCT * (1.0 - _WIDEN)
+        kind[i] = 0.0 if dead else (1.0 if unbounded else 2.0)
+        tls[i] = -q * tl
+        ths[i] = -q * th
+    tmp = np.empty(m)
+    pdf_hi = np.empty(m)
+    pdf_lo = np.empty(m)
+    exp_array(y_near, pdf_hi, tmp, n)
+    exp_array(y_far, pdf_lo, tmp, n)
+    if q != 0.0:  # the dividend discounts at both ends of the box
+        qa = np.empty(m)
+        qb = np.empty(m)
+        exp_array(tls, qa, tmp, n)
+        exp_array(ths, qb, tmp, n)
+        for i in range(n):
+            pdf_hi[i] *= max(qa[i], qb[i])
+            pdf_lo[i] *= min(qa[i], qb[i])
+    for i in range(n):
+        k = kind[i]
+        hi[i] = 0.0 if k == 0.0 else (np.inf if k == 1.0 else pre_hi[i] * pdf_hi[i])
+        lo[i] = pre_lo[i] * pdf_lo[i] if k == 2.0 else 0.0
 
 
 @njit(cache=True)

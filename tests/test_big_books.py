@@ -334,3 +334,74 @@ def test_the_sampler_retry_goes_past_a_fit_that_fails_the_checks(seed):
     assert np.array_equal(got.coef, alone.coef) and np.array_equal(got.scoef, alone.scoef)
     kept = build_table(*args, attempts=((32, 7_200.0), (8, 4_800.0), (64, 1_200.0)))
     assert 1_200.0 < SAMPLER_MIN_H and (kept.H, kept.sample_ok) == (7_200.0, False)
+
+
+def _book_trades(book: OptionBook, rng: np.random.Generator, k: int, t: float) -> None:
+    """``k`` trades at clock ``t``: half resize existing lines (the same strike, expiry and
+    type booked again), half open new ones 2-60 days out (after any table's near cut)."""
+    for j in range(k):
+        if j % 2 and book.n:
+            i = int(rng.integers(0, book.n))
+            K, E = float(book._packed[0, i]), float(book._packed[1, i])
+            if E <= t + 4 * DAY:
+                continue
+            call = bool(book._packed[2, i] != 0.0)
+        else:
+            K, E, call = round(float(rng.uniform(85, 115)), 1), t + rng.uniform(4, 60) * DAY, True
+        book.add(K, E, call, float(rng.uniform(-20, 20)), int(rng.integers(0, 2)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_profile_table_with_trades_folded_in_bounds_the_exact_profile_like_a_rebuilt_one(
+    seed,
+):
+    """Trades folded into the flips' profile table (``profile_table.fold_profile``: gamma
+    is linear in the weights) instead of a rebuild, 3 x 90 trades on a 1,000-line book
+    over half a day: the folded table (plus its exact near lines) is within its ``eps``
+    of the exact profile at every point of the flip grid at 5 clocks, within the two
+    tables' ``eps`` of a table rebuilt from the same book at the same clock and spot,
+    its ``eps`` within ``MAX_EPS`` of the scale, and its flips equal the full walk-out
+    bit for bit, with no build after the first."""
+    from mmsim.book_kernels import gamma_pair_at
+    from mmsim.profile_table import MAX_EPS, _add_table, build_profile, gamma_pair
+
+    rng = np.random.default_rng(40 + seed)
+    book, _, _ = _random_book(seed, 1_000, 2, "on", near=0.5)
+    vol = VolSurface(0.2, -0.2 * (seed % 2), 0.02)
+    surface = book._surface(vol)
+    S0 = 100.0
+    book.flips(S0, 0.0, vol)
+    assert book.profile_builds == 1 and book._profile is not None
+    for step in range(1, 4):
+        t = 3_600.0 * step
+        _book_trades(book, rng, 90, t)
+        S = S0 * (1.0 + 0.01 * rng.normal())
+        lines, n = book._live_lines(t)
+        ft, xt, fv, xv = nearest_flips(S * _FLIP_GRID, _FLIP_MID, S, t, book.year_seconds,
+                                       lines, n, *surface)  # fmt: skip
+        want = (float(xt) if ft else None), (float(xv) if fv else None)
+        assert book.flips(S, t, vol) == want, f"seed {seed} step {step}: flips off"
+        assert book.profile_folds == step and book.profile_builds == 1, "folded, not rebuilt"
+        tab = book.profile_table(S, t, surface)
+        assert tab is not None and tab.t0 == 0.0
+        for t_eval in (t, t + 2_000.0, tab.t0 + 0.5 * tab.H, tab.t0 + tab.H - 1.0, tab.t0):
+            if t_eval < t:
+                continue  # the book's live lines at t: no earlier clock
+            grid = S * _FLIP_GRID
+            est = np.zeros((2, grid.size))
+            gamma_pair(grid, t_eval, book.year_seconds, tab.extra, tab.n_extra, *surface, est)
+            _add_table(tab.coef, (t_eval - tab.t0) / tab.H, (grid - tab.center) / tab.half, est)
+            exact = np.array([gamma_pair_at(x, t_eval, book.year_seconds, lines, n, *surface)
+                              for x in grid]).T  # fmt: skip
+            err = np.abs(est - exact).max(axis=1)
+            assert np.all(err <= tab.eps), f"seed {seed} step {step}: {err} > eps {tab.eps}"
+            fresh = build_profile(lines, n, tab.spot, tab.t0, book.year_seconds, surface)
+            assert fresh is not None and fresh.coef.shape == tab.coef.shape
+            fr = np.zeros((2, grid.size))
+            gamma_pair(grid, t_eval, book.year_seconds, fresh.near, fresh.near.shape[1],
+                       *surface, fr)  # fmt: skip
+            _add_table(fresh.coef, (t_eval - tab.t0) / tab.H, (grid - tab.center) / tab.half, fr)
+            gap = np.abs(est - fr).max(axis=1)
+            assert np.all(gap <= tab.eps + fresh.eps), f"seed {seed}: folded vs rebuilt {gap}"
+        scale = np.abs(tab.slices).max(axis=(0, 2))
+        assert np.all(tab.eps <= MAX_EPS * scale + 1e-9), "eps grew past MAX_EPS"

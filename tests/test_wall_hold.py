@@ -150,3 +150,41 @@ def test_fast_gex_at_the_walls_is_within_1e_12_of_the_gross_of_exact_pricing(see
         assert gap.max() <= 1e-12, f"seed {seed}, wall {wall:.2f}, t {t:.0f}: {gap} of gross"
         differ += int((fast != exact).any())
     assert differ > 0, "fast and exact pricing gave the same bits everywhere: nothing compared"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_line_bounds_hold_every_line_at_every_point_of_the_box(seed):
+    """``wall_hold.line_bounds`` (vectorized, densities from ``fastexp.exp_array``) against
+    each line's exact unit GEX ``S**2 x gamma x GEX_PER_PCT`` (``level_kernels._exact_gamma``)
+    at the box's corners and 40 random points: ``lo <= exact <= hi`` for every line, no
+    tolerance; dividends, skew, a floor, lines expiring inside the box (``hi = inf``), deep
+    OTM short-dated lines whose density underflows (``hi`` must stay > 0 where exact is)."""
+    from mmsim.book_kernels import GEX_PER_PCT
+    from mmsim.level_kernels import _exact_gamma, strike_logs
+    from mmsim.wall_hold import line_bounds
+
+    rng = np.random.default_rng(900 + seed)
+    book = _book(rng, 800)
+    book.add_many(rng.uniform(40, 200, 200), SPAN_DAY * rng.uniform(0.02, 0.5, 200),
+                  rng.random(200) < 0.5, rng.integers(1, 50, 200) * 1.0, rng.integers(0, 2, 200),
+                  rng.random(200) < 0.8)  # fmt: skip
+    vol = VolSurface(atm=0.12 + 0.28 * rng.random(), skew=-0.4 * rng.random() * (seed % 2),
+                     floor=0.05 * (seed % 2))  # fmt: skip
+    surface = book._surface(vol)
+    S0, t0 = 100.0, 0.0
+    lines, n = book._live_lines(t0)
+    log_k = strike_logs(lines, n)
+    for move, span in (*BOXES, (0.03, 3 * SPAN_DAY)):
+        s_lo, s_hi, t_hi = S0 * (1 - move), S0 * (1 + move), t0 + span
+        lo, hi = np.empty(n), np.empty(n)
+        line_bounds(s_lo, s_hi, t0, t_hi, book.year_seconds, lines, n, *surface, log_k, lo, hi)
+        pts = [(S, t) for S in (s_lo, s_hi) for t in (t0, t_hi)]
+        pts += [(float(rng.uniform(s_lo, s_hi)), float(rng.uniform(t0, t_hi))) for _ in range(40)]
+        for S, t in pts:
+            live = lines[ROW_EXPIRY, :n] > t
+            unit = [_exact_gamma(S, t, book.year_seconds, lines, i, *surface) if live[i] else 0.0
+                    for i in range(n)]  # fmt: skip
+            exact = np.array(unit) * S * S * GEX_PER_PCT
+            assert np.all(lo <= exact), f"box {move, span} at {S, t}: a lower bound above exact"
+            assert np.all(exact <= hi), f"box {move, span} at {S, t}: an upper bound below exact"
+        assert np.isinf(hi).any() and (np.isfinite(hi) & (lo > 0)).sum() > n // 2, "cases missing"
