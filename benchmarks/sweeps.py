@@ -86,7 +86,7 @@ def tree_cpu(pid: int | None = None) -> float:
     return own + sum(tree_cpu(int(c)) for c in children)
 
 
-def _command(executor: str, out: Path) -> list[str]:
+def _command(executor: str, out: Path, plot: bool = False) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -97,7 +97,7 @@ def _command(executor: str, out: Path) -> list[str]:
         executor,
         "--workers",
         "2",
-        "--no-plot",
+        *([] if plot else ["--no-plot"]),
         "-q",
         "-o",
         str(out),
@@ -187,6 +187,20 @@ def pool(self, *a, **k):
     mark("pool made")
     real_pool(self, *a, **k)
 ex._run_one, sw._save_table, ex._Pool.__init__ = run_one, save, pool
+real_import_plots = mmsim.cli._import_plots
+def import_plots(*a, **k):
+    real_import_plots(*a, **k)
+    if any(m[0] == "plots imported" for m in marks):
+        return
+    mark("plots imported")
+    plots = sys.modules["mmsim.plots"]
+    real_figures = plots.save_sweep_plots
+    def figures(*a, **k):
+        out = real_figures(*a, **k)
+        mark("figures")
+        return out
+    plots.save_sweep_plots = figures
+mmsim.cli._import_plots = import_plots
 sys.argv = ["mmsim", *sys.argv[1:]]
 try:
     mmsim.cli.main()
@@ -197,7 +211,7 @@ finally:
 """
 
 
-def phases(executor: str, mmsim_dir: Path | None = None) -> dict:
+def phases(executor: str, mmsim_dir: Path | None = None, plot: bool = False) -> dict:
     """Where a fresh ``mmsim sweep band_sweep.yaml`` spends its time: wall and CPU (s,
     this process) at the end of each phase, from the interpreter's start: ``imports``,
     ``first run`` (the scenario's checks and the first run, which loads numba's
@@ -207,7 +221,7 @@ def phases(executor: str, mmsim_dir: Path | None = None) -> dict:
     wrapped functions are the command's own, imported as it imports them."""
     mmsim_dir = mmsim_dir or _this_mmsim()
     with tempfile.TemporaryDirectory() as tmp:
-        command = _command(executor, Path(tmp) / "sw")[3:]  # after "python -m mmsim.cli"
+        command = _command(executor, Path(tmp) / "sw", plot)[3:]  # after "python -m mmsim.cli"
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", _PHASES, *command], capture_output=True,
                               text=True, cwd=tmp, env=_env(mmsim_dir), check=True)  # fmt: skip
@@ -585,6 +599,7 @@ def main() -> None:
     parser.add_argument("--no-dask", action="store_true", help="skip the dask cluster")
     parser.add_argument("--mmsim", type=Path, help="baseline: the mmsim package in this directory")
     parser.add_argument("--phases", action="store_true", help="only the phases of a command")
+    parser.add_argument("--plot", action="store_true", help="--phases of the command with figures")
     parser.add_argument(
         "--pool-only", action="store_true", help="only the 200-run sweep (3.), with --mmsim too"
     )
@@ -595,9 +610,9 @@ def main() -> None:
     if args.phases:
         for _ in range(1 if args.quick else 3):
             for tag, mmsim_dir in reversed(dirs.items()):
-                serial = phases("serial", mmsim_dir)
+                serial = phases("serial", mmsim_dir, args.plot)
                 _print_phases(serial, tag)
-                _print_phases(phases("processes", mmsim_dir), tag)
+                _print_phases(phases("processes", mmsim_dir, args.plot), tag)
                 a = amdahl(serial)
                 fixed, runs, best = a["fixed_cpu_s"], a["parallel_cpu_s"], a["best_speedup_2"]
                 print(f"  fixed {fixed:.2f} s CPU, runs 2-40 {runs:.2f} s:"
