@@ -86,7 +86,7 @@ def tree_cpu(pid: int | None = None) -> float:
     return own + sum(tree_cpu(int(c)) for c in children)
 
 
-def _command(executor: str, out: Path) -> list[str]:
+def _command(executor: str, out: Path, plot: bool = False) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -97,7 +97,7 @@ def _command(executor: str, out: Path) -> list[str]:
         executor,
         "--workers",
         "2",
-        "--no-plot",
+        *([] if plot else ["--no-plot"]),
         "-q",
         "-o",
         str(out),
@@ -117,9 +117,10 @@ def _env(mmsim_dir: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(mmsim_dir)}
 
 
-def bench_command(repeat: int, base: Path | None = None) -> dict:
-    """``mmsim sweep band_sweep.yaml`` serial vs 2 workers, fresh processes; with
-    ``base`` (a checkout), its ``mmsim`` too, interleaved (key ``base``)."""
+def bench_command(repeat: int, base: Path | None = None, plot: bool = False) -> dict:
+    """``mmsim sweep band_sweep.yaml`` serial vs 2 workers, fresh processes, ``--no-plot``
+    unless ``plot`` (the command as shipped, its three figures drawn); with ``base`` (a
+    checkout), its ``mmsim`` too, interleaved (key ``base``)."""
     dirs = {"this": _this_mmsim(), **({"base": base} if base is not None else {})}
     wall = {k: {"serial": [], "processes": []} for k in dirs}
     cpu = {k: {"serial": [], "processes": []} for k in dirs}
@@ -127,7 +128,7 @@ def bench_command(repeat: int, base: Path | None = None) -> dict:
         for key, mmsim_dir in reversed(dirs.items()):  # the base first in each round
             for executor in ("serial", "processes"):
                 with tempfile.TemporaryDirectory() as tmp:
-                    command = _command(executor, Path(tmp) / "sw")
+                    command = _command(executor, Path(tmp) / "sw", plot)
                     argv = [sys.executable, "-c", _SUBREAPER, *command]
                     done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp,
                                           env=_env(mmsim_dir), check=True)  # fmt: skip
@@ -187,6 +188,24 @@ def pool(self, *a, **k):
     mark("pool made")
     real_pool(self, *a, **k)
 ex._run_one, sw._save_table, ex._Pool.__init__ = run_one, save, pool
+real_import_plots = mmsim.cli._import_plots
+def import_plots(*a, **k):
+    real_import_plots(*a, **k)
+    if any(m[0] == "plots imported" for m in marks):
+        return
+    mark("plots imported")
+    try:  # the figures on two processes (mmsim.sweep_figures), else in mmsim.plots
+        import mmsim.sweep_figures as plots
+        name = "save_sweep_figures"
+    except ImportError:
+        plots, name = sys.modules["mmsim.plots"], "save_sweep_plots"
+    real_figures = getattr(plots, name)
+    def figures(*a, **k):
+        out = real_figures(*a, **k)
+        mark("figures")
+        return out
+    setattr(plots, name, figures)
+mmsim.cli._import_plots = import_plots
 sys.argv = ["mmsim", *sys.argv[1:]]
 try:
     mmsim.cli.main()
@@ -197,7 +216,7 @@ finally:
 """
 
 
-def phases(executor: str, mmsim_dir: Path | None = None) -> dict:
+def phases(executor: str, mmsim_dir: Path | None = None, plot: bool = False) -> dict:
     """Where a fresh ``mmsim sweep band_sweep.yaml`` spends its time: wall and CPU (s,
     this process) at the end of each phase, from the interpreter's start: ``imports``,
     ``first run`` (the scenario's checks and the first run, which loads numba's
@@ -207,7 +226,7 @@ def phases(executor: str, mmsim_dir: Path | None = None) -> dict:
     wrapped functions are the command's own, imported as it imports them."""
     mmsim_dir = mmsim_dir or _this_mmsim()
     with tempfile.TemporaryDirectory() as tmp:
-        command = _command(executor, Path(tmp) / "sw")[3:]  # after "python -m mmsim.cli"
+        command = _command(executor, Path(tmp) / "sw", plot)[3:]  # after "python -m mmsim.cli"
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", _PHASES, *command], capture_output=True,
                               text=True, cwd=tmp, env=_env(mmsim_dir), check=True)  # fmt: skip
@@ -217,13 +236,25 @@ def phases(executor: str, mmsim_dir: Path | None = None) -> dict:
 
 
 def amdahl(serial: dict) -> dict:
-    """From a serial :func:`phases`: the fixed part (all but runs 2..n, s of CPU), the
-    parallel part (runs 2..n) and the best speedup 2 workers can give the command."""
+    """From a serial :func:`phases`: the fixed part (s of CPU: imports, the checks and the
+    first run, which loads the kernels every process that runs runs needs, the table),
+    the parallel part (runs 2..n) and the best speedup 2 workers can give the command.
+    With figures (``--plot``), what 2 workers overlap: the figures' imports run in the
+    command's process while its worker runs runs (``sweep(meanwhile=...)``), and the
+    figures are drawn on two processes (:mod:`mmsim.sweep_figures`; taken as halved).
+    ``best_speedup_2_no_overlap``: the same bound without those overlaps."""
     at = {name: (w, c) for name, w, c in serial["marks"]}
+    total = at["end"][1]
     parallel = at["runs"][1] - at["first run"][1]
-    fixed = at["end"][1] - parallel
-    return {"fixed_cpu_s": fixed, "parallel_cpu_s": parallel,
-            "best_speedup_2": (fixed + parallel) / (fixed + parallel / 2)}  # fmt: skip
+    imports = figures = 0.0
+    if "figures" in at:
+        imports = at["plots imported"][1] - at["table"][1]
+        figures = at["figures"][1] - at["plots imported"][1]
+    fixed = total - parallel - imports - figures
+    two = fixed + max((parallel + imports) / 2, imports) + figures / 2
+    return {"fixed_cpu_s": fixed, "parallel_cpu_s": parallel, "plot_imports_cpu_s": imports,
+            "figures_cpu_s": figures, "best_speedup_2": total / two,
+            "best_speedup_2_no_overlap": total / (total - parallel / 2)}  # fmt: skip
 
 
 def bench_warm(repeat: int) -> dict:
@@ -365,15 +396,22 @@ def _timed(fn) -> tuple[float, float, object]:
 
 def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> dict:
     """``len(GRID points) x seeds`` runs: serial, 1 and 2 warm workers, a running dask
-    cluster of 2 workers (started and warmed outside the timing)."""
+    cluster of 2 workers, each kind once per round, ``repeat`` rounds (so every kind sees
+    the same load). Both parallel executors are warm before the first timed sweep: the
+    process pool ran a sweep (its kept workers forked from this warm process), and the
+    dask cluster (:func:`mmsim.sweep.local_cluster`, run by a process of its own, as a
+    cluster one started elsewhere: its scheduler's event loop then takes no turns from
+    this process's runs) ran one sweep, after which every one of its workers is checked
+    to have warmed up (mmsim imported, kernels loaded). The cluster's process is a child
+    of this one: its scheduler's and workers' CPU count."""
     import mmsim
-    from mmsim.sweep import local_cluster
 
     scenario = mmsim.load_scenario(BAND_SWEEP, overrides={"clock.days": run_days})
     warm = {"dealers.0.band": [0, 1]}
     mmsim.sweep(scenario, warm, seeds=2, executor="processes", workers=2, progress=False)
     runs: dict[str, dict] = {}
     tables = {}
+    tasks: list[int] = []
 
     def sweep(name: str, **kw) -> None:
         wall, cpu, table = _timed(
@@ -384,25 +422,30 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
         slot["wall"].append(wall)
         slot["cpu"].append(cpu)
 
-    for _ in range(repeat):
-        sweep("serial", executor="serial")
-        sweep("workers_1", executor="processes", workers=1)
-        sweep("workers_2", executor="processes", workers=2)
-    if dask:  # after the others: the scheduler's event loop runs in this process
-        cluster = local_cluster(2)
-        try:
-            address = cluster.scheduler_address
+    cluster = None
+    kinds = [("serial", {"executor": "serial"}),
+             ("workers_1", {"executor": "processes", "workers": 1}),
+             ("workers_2", {"executor": "processes", "workers": 2})]  # fmt: skip
+    try:
+        if dask:
+            cluster, address = _cluster_process(2)
             mmsim.sweep(scenario, warm, seeds=4, executor="dask", dask_address=address,
                         progress=False)  # fmt: skip
-            for _ in range(repeat):
-                sweep("dask_2", executor="dask", dask_address=address)
-        finally:
-            with contextlib.suppress(TimeoutError):  # a loaded machine: timings are taken
-                cluster.close()
+            tasks = _dask_warm_and_tasks(address, scenario, seeds)
+            kinds.append(("dask_2", {"executor": "dask", "dask_address": address}))
+        for _ in range(repeat):
+            for name, kw in kinds:
+                sweep(name, **kw)
+    finally:
+        if cluster is not None:
+            cluster.stdin.close()  # its process closes the cluster and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                cluster.wait(timeout=30)
     for name, table in tables.items():
         assert table.equals(tables["serial"]), f"rows differ: {name} vs serial"
     best = {k: {"wall_min_s": min(v["wall"]), "wall_median_s": statistics.median(v["wall"]),
-                "cpu_min_s": min(v["cpu"])} for k, v in runs.items()}  # fmt: skip
+                "cpu_min_s": min(v["cpu"]), "cpu_median_s": statistics.median(v["cpu"])}
+            for k, v in runs.items()}  # fmt: skip
     out = {
         "runs": len(tables["serial"]),
         "run_days": run_days,
@@ -413,17 +456,96 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
         "cpu_efficiency": best["serial"]["cpu_min_s"] / best["workers_2"]["cpu_min_s"],
     }
     if dask:
-        out["dask_vs_pool_wall"] = best["dask_2"]["wall_min_s"] / best["workers_2"]["wall_min_s"]
-        out["dask_vs_pool_cpu"] = best["dask_2"]["cpu_min_s"] / best["workers_2"]["cpu_min_s"]
+        d, p = best["dask_2"], best["workers_2"]
+        out["dask_tasks"] = tasks
+        out["dask_vs_pool_wall"] = d["wall_min_s"] / p["wall_min_s"]
+        out["dask_vs_pool_wall_median"] = d["wall_median_s"] / p["wall_median_s"]
+        out["dask_vs_pool_cpu"] = d["cpu_min_s"] / p["cpu_min_s"]
     return out
+
+
+_CLUSTER = """
+import sys
+from mmsim.sweep import local_cluster
+cluster = local_cluster(int(sys.argv[1]))
+print(cluster.scheduler_address, flush=True)
+sys.stdin.read()  # until the benchmark closes it
+cluster.close()
+"""
+
+
+def _cluster_process(workers: int) -> tuple[subprocess.Popen, str]:
+    """A process running :func:`mmsim.sweep.local_cluster` (``workers``) and its
+    scheduler's address; closing its stdin closes the cluster."""
+    proc = subprocess.Popen([sys.executable, "-c", _CLUSTER, str(workers)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    address = proc.stdout.readline().strip()
+    if not address:
+        raise RuntimeError("the dask cluster's process did not start")
+    return proc, address
+
+
+def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int]:
+    """Check that every worker of the cluster at ``address`` has run mmsim (imports and
+    kernels loaded) and return the sizes of the tasks a sweep of ``seeds`` x GRID sends
+    it (any version of mmsim: a dask task is one ``submit``)."""
+    from dask.distributed import Client
+
+    from mmsim import executors
+
+    def warm() -> bool:
+        from mmsim import workers
+
+        return bool(getattr(workers, "_DASK_WARM", False) or workers.is_warm())
+
+    with Client(address) as client:
+        cold = [w for w, ok in client.run(warm).items() if not ok]
+    assert not cold, f"dask workers not warm before timing: {cold}"
+    sizes: list[int] = []
+    real = executors._Pool.submit
+
+    def spy(self, *args):
+        if self.kind == "dask":
+            sizes.append(len(args[1]))
+        return real(self, *args)
+
+    executors._Pool.submit = spy
+    try:
+        import mmsim
+
+        mmsim.sweep(scenario, GRID, seeds=seeds, executor="dask", dask_address=address,
+                    progress=False)  # fmt: skip
+    finally:
+        executors._Pool.submit = real
+    return sizes
+
+
+_POOL_CHILD = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("bench_sweeps", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+print(json.dumps(bench.bench_200(*json.loads(sys.argv[2]))))
+"""
+
+
+def pool_in_child(mmsim_dir: Path, args: list) -> dict:
+    """:func:`bench_200` (``args``) in a new process importing the ``mmsim`` of
+    ``mmsim_dir`` (this file loaded by path: the same benchmark for every version)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-c", _POOL_CHILD, __file__, json.dumps(args)]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp,
+                              env=_env(mmsim_dir), check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
-def _print_command(c: dict, tag: str) -> None:
-    head = f"band_sweep (40 runs), mmsim sweep, serial{tag}"
+def _print_command(c: dict, tag: str, plot: bool = False) -> None:
+    how = "with figures" if plot else "--no-plot"
+    head = f"band_sweep (40 runs), mmsim sweep {how}, serial{tag}"
     print(f"{head:<56}{c['serial_wall_min_s']:>7.2f} s wall (median"
           f" {c['serial_wall_median_s']:.2f}){c['serial_cpu_min_s']:>7.2f} s CPU")  # fmt: skip
     head = f"same, --executor processes --workers 2{tag}"
@@ -455,12 +577,50 @@ def _print_phases(rec: dict, tag: str) -> None:
           f" workers' CPU {rec['children_cpu']:.2f}")  # fmt: skip
 
 
+def _print_big(big: dict, tag: str) -> None:
+    label = f"{big['runs']} runs x {big['run_days']:g} day"
+    names = {"serial": "serial", "workers_1": "1 warm worker", "workers_2": "2 warm workers",
+             "dask_2": "running dask, 2 workers"}  # fmt: skip
+    for name, what in names.items():
+        if name in big:
+            b = big[name]
+            head = f"{label}, {what}{tag}"
+            print(f"{head:<56}{b['wall_min_s']:>7.2f} s wall (median {b['wall_median_s']:.2f})"
+                  f"{b['cpu_min_s']:>7.2f} s CPU")  # fmt: skip
+    print(
+        f"efficiency{tag}, wall T1/(2 T2) {big['wall_efficiency']:.0%}, "
+        f"wall Tserial/(2 T2) {big['wall_efficiency_vs_serial']:.0%}, "
+        f"CPU serial/2 workers {big['cpu_efficiency']:.0%}"
+    )
+    if "dask_vs_pool_wall" in big:
+        print(f"dask / process pool{tag}: wall {big['dask_vs_pool_wall']:.2f} (medians"
+              f" {big.get('dask_vs_pool_wall_median', float('nan')):.2f}),"
+              f" CPU {big['dask_vs_pool_cpu']:.2f}; dask tasks of"
+              f" {big.get('dask_tasks', '?')} runs")  # fmt: skip
+
+
+def _pool_only(big_args: list, base: Path | None, load: float, rounds: int = 2) -> None:
+    """Only :func:`bench_200`: in this process, or with ``base`` in child processes of
+    this version and the base alternated ``rounds`` times (each line its own run)."""
+    if base is None:
+        _print_big(bench_200(*big_args), "")
+    else:
+        for _ in range(rounds):
+            for tag, mmsim_dir in ((" [base]", base), ("", _this_mmsim())):
+                _print_big(pool_in_child(mmsim_dir, big_args), tag)
+    print(f"load average (1 min) at start {load:.1f}, at end {_load():.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sweeps")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and runs")
     parser.add_argument("--no-dask", action="store_true", help="skip the dask cluster")
     parser.add_argument("--mmsim", type=Path, help="baseline: the mmsim package in this directory")
     parser.add_argument("--phases", action="store_true", help="only the phases of a command")
+    parser.add_argument("--plot", action="store_true", help="--phases of the command with figures")
+    parser.add_argument(
+        "--pool-only", action="store_true", help="only the 200-run sweep (3.), with --mmsim too"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/sweeps.json")
     args = parser.parse_args()
     load = _load()
@@ -468,20 +628,32 @@ def main() -> None:
     if args.phases:
         for _ in range(1 if args.quick else 3):
             for tag, mmsim_dir in reversed(dirs.items()):
-                serial = phases("serial", mmsim_dir)
+                serial = phases("serial", mmsim_dir, args.plot)
                 _print_phases(serial, tag)
-                _print_phases(phases("processes", mmsim_dir), tag)
+                forked = phases("processes", mmsim_dir, args.plot)
+                _print_phases(forked, tag)
+                own, kids = forked["marks"][-1][2], forked["children_cpu"]
+                print(f"  CPU of the command's process, serial / 2 workers:"
+                      f" {serial['marks'][-1][2] / own:.2f}x (its forks' CPU {kids:.2f} s:"
+                      f" the wall speedup on 2 idle cores, unless they took longer)")  # fmt: skip
                 a = amdahl(serial)
-                fixed, runs, best = a["fixed_cpu_s"], a["parallel_cpu_s"], a["best_speedup_2"]
-                print(f"  fixed {fixed:.2f} s CPU, runs 2-40 {runs:.2f} s:"
-                      f" 2 workers give the command at most {best:.2f}x")  # fmt: skip
+                print(f"  fixed {a['fixed_cpu_s']:.2f} s CPU, runs 2-40 {a['parallel_cpu_s']:.2f}"
+                      f" s, figures' imports {a['plot_imports_cpu_s']:.2f} s, figures"
+                      f" {a['figures_cpu_s']:.2f} s: 2 workers give the command at most"
+                      f" {a['best_speedup_2']:.2f}x ({a['best_speedup_2_no_overlap']:.2f}x"
+                      " sharing only the runs)")  # fmt: skip
         print(f"load average (1 min) at start {load:.1f}, at end {_load():.1f}")
         return
+    big_args = [4 if args.quick else 20, 0.05 if args.quick else 0.25, 1 if args.quick else 2,
+                not args.no_dask]  # fmt: skip
+    if args.pool_only:
+        _pool_only(big_args, args.mmsim, load)
+        return
     command = bench_command(1 if args.quick else 3, args.mmsim)
+    figures = bench_command(1 if args.quick else 3, args.mmsim, plot=True)
     repeat = 2 if args.quick else 5
     warm = bench_warm_pair(repeat, args.mmsim) if args.mmsim else bench_warm(repeat)
-    big = bench_200(4 if args.quick else 20, 0.05 if args.quick else 0.25,
-                    1 if args.quick else 2, dask=not args.no_dask)  # fmt: skip
+    big = bench_200(*big_args)
     load_end = _load()
     print(
         f"load average (1 min) at start {load:.1f}, at end {load_end:.1f}, {os.cpu_count()} cores"
@@ -489,27 +661,15 @@ def main() -> None:
     for tag in dirs:
         _print_command(command["base"] if tag else command, tag)
     for tag in dirs:
+        _print_command(figures["base"] if tag else figures, tag, plot=True)
+    for tag in dirs:
         _print_warm(warm["base"] if tag else warm, tag)
-    label = f"{big['runs']} runs x {big['run_days']:g} day"
-    names = {"serial": "serial", "workers_1": "1 warm worker", "workers_2": "2 warm workers",
-             "dask_2": "running dask, 2 workers"}  # fmt: skip
-    for name, what in names.items():
-        if name in big:
-            b = big[name]
-            head = f"{label}, {what}"
-            print(f"{head:<56}{b['wall_min_s']:>7.2f} s wall{b['cpu_min_s']:>7.2f} s CPU")
-    print(
-        f"efficiency, wall T1/(2 T2) {big['wall_efficiency']:.0%}, "
-        f"wall Tserial/(2 T2) {big['wall_efficiency_vs_serial']:.0%}, "
-        f"CPU serial/2 workers {big['cpu_efficiency']:.0%}"
-    )
-    if "dask_vs_pool_wall" in big:
-        ratio = big["dask_vs_pool_wall"], big["dask_vs_pool_cpu"]
-        print(f"dask / process pool: wall {ratio[0]:.2f}, CPU {ratio[1]:.2f}")
+    _print_big(big, "")
     out = args.json
     out.parent.mkdir(parents=True, exist_ok=True)
     warm = {k: v for k, v in warm.items() if k not in ("wall", "cpu", "busiest")}
-    report = {"load": load, "load_end": load_end, "command": command, "warm": warm, "pool": big}
+    report = {"load": load, "load_end": load_end, "command": command,
+              "command_figures": figures, "warm": warm, "pool": big}  # fmt: skip
     out.write_text(json.dumps(report, indent=1))
 
 

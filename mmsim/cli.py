@@ -351,9 +351,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     ok = "status" in table and (table["status"] == "ok").any()
     if not args.no_plot and ok:
         _import_plots(args.program)
-        from mmsim.plots import save_sweep_plots
+        from mmsim.sweep_figures import save_sweep_figures
 
-        save_sweep_plots(out)
+        save_sweep_figures(out, workers=1 if executor == "serial" else args.workers)
     if not args.quiet:
         failed = int((table["status"] != "ok").sum()) if "status" in table else 0
         reused = table.attrs.get("reused", 0)

@@ -21,7 +21,8 @@ pays its workers' copied pages again.
 
 Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 5 ms
 of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
-10-50 ms), largest first so the last tasks are short and no worker idles at the end.
+5-50 ms), largest first so the last tasks are short and no worker idles at the end.
+Every worker of the cluster is warmed once, as it joins (:mod:`mmsim.dask_warm`).
 A run's timeout is a timer signal in the worker's main thread (serial and process
 executors, and the sweep's own runs; dask runs tasks in threads, so no timeout there).
 """
@@ -62,7 +63,6 @@ from mmsim.workers import (
     _start_fork_server,
     _stop_workers,
     _warm,
-    _warm_dask_worker,
     can_fork,
     is_warm,
     local_cluster,
@@ -77,6 +77,13 @@ __all__ = [
     "RunTimeout",
     "local_cluster",
 ]
+
+
+TAIL_TASKS = 16
+"""A dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
+runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 14
+tasks instead of 19 (whose last eight carried 1-6 runs each), and a worker that finishes
+its last task early idles for at most one such task, a sixteenth of its share."""
 
 
 class RunTimeout(Exception):
@@ -143,16 +150,24 @@ def _run_chunk(
     return [_run_one(scenario, o, seed, keep, timeout, tag) for o, seed, tag in runs]
 
 
-def chunk_sizes(n: int, workers: int, run_seconds: float, most: float = 1.0) -> list[int]:
+def chunk_sizes(
+    n: int, workers: int, run_seconds: float, most: float = 1.0, tail: int = TAIL_TASKS
+) -> list[int]:
     """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling, factoring):
     each task half an even share of the runs still unassigned, at most ``most`` seconds
     of estimated work (``run_seconds`` per run; the estimate runs high for compiled
-    fast-path runs, so tasks take about a quarter second), at least one run. Tasks
-    shrink toward the end, so workers finish together; sizes sum to ``n``."""
+    fast-path runs, so tasks take about a quarter second) and at least ``1 / tail`` of
+    a worker's share of all runs (``ceil(n / (tail x workers))``, within the cap), at
+    least one run. Tasks shrink toward the end, so workers that take them as they
+    finish (dask's scheduler hands a single-threaded worker its next task when it has
+    one running and one queued) finish together; the floor stops the shrinking where
+    a task's fixed cost (about 5 ms) would outweigh what a smaller last task saves.
+    Sizes sum to ``n``."""
     cap = max(1, int(most / run_seconds)) if run_seconds > 0 else n
+    floor = min(cap, max(1, math.ceil(n / (tail * max(workers, 1)))))
     sizes, left = [], n
     while left:
-        size = min(cap, max(1, math.ceil(left / (2 * max(workers, 1)))))
+        size = min(left, cap, max(floor, math.ceil(left / (2 * max(workers, 1)))))
         sizes.append(size)
         left -= size
     return sizes
@@ -229,8 +244,10 @@ class _Pool:
             else:
                 self.cluster = local_cluster(workers)
                 self.client = Client(self.cluster)
+            from mmsim.dask_warm import register
+
             with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
-                self.client.run(_warm_dask_worker)
+                register(self.client)
             with contextlib.suppress(Exception):
                 self.workers = sum(self.client.nthreads().values()) or workers
 

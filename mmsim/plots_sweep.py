@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import matplotlib as mpl
@@ -217,12 +218,14 @@ def figure_names(swept: list[str], metric: str = "realized_vol") -> dict[str, st
     return names
 
 
-def save_sweep_plots(directory: str | os.PathLike, metric: str = "realized_vol") -> list[Path]:
+def save_sweep_plots(
+    directory: str | os.PathLike, metric: str = "realized_vol", kinds: Collection[str] | None = None
+) -> list[Path]:
     """Write the figures of :func:`figure_names` from a sweep directory (results.parquet;
     sweep.json names the swept paths, scenario.yaml their units): ``<metric>_vs_<x>.png``
     (one line per combination of the other paths), ``<metric>_by_<x>_and_<y>.png`` (two
-    or more swept paths) and ``distributions.png``. Returns the paths (none if no run is
-    ok)."""
+    or more swept paths) and ``distributions.png``; with ``kinds``, only the figures of
+    those kinds. Returns the paths (none if no run is ok)."""
     from mmsim.scenario import load_scenario
 
     directory = Path(directory)
@@ -240,6 +243,9 @@ def save_sweep_plots(directory: str | os.PathLike, metric: str = "realized_vol")
         "heatmap": lambda: plot_sweep_heatmap(table, metric, **kw),
         "distributions": lambda: plot_sweep_distributions(table, **kw),
     }
+    names = figure_names(swept, metric).items()
     return [
-        save(makers[kind](), directory / name) for name, kind in figure_names(swept, metric).items()
+        save(makers[kind](), directory / name)
+        for name, kind in names
+        if kinds is None or kind in kinds
     ]

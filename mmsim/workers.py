@@ -17,7 +17,8 @@ Process workers start without importing pandas or loading numba's cache again:
   with Ctrl-C ignored (the sweep stops its workers). **spawn** where neither exists
   (Windows).
 - **dask**: :func:`local_cluster` starts quiet single-threaded workers;
-  :func:`_warm_dask_worker` warms any worker once.
+  :func:`_warm_dask_worker` warms any worker once, as it is set up
+  (:mod:`mmsim.dask_warm`'s worker plugin, registered by every dask sweep).
 
 How runs are given to them is :mod:`mmsim.executors`.
 """
@@ -128,15 +129,18 @@ def _warm_dask_worker() -> None:
     per run in a measurement)."""
     import gc
 
-    global _DASK_WARM
+    global _DASK_WARM, DASK_WARM_UPS
     if not _DASK_WARM:
         _warm()
         gc.collect()
         gc.freeze()
         _DASK_WARM = True
+        DASK_WARM_UPS += 1
 
 
 _DASK_WARM = False
+DASK_WARM_UPS = 0
+"""How many times this process warmed up as a dask worker (at most once)."""
 
 
 def can_fork() -> bool:
@@ -213,7 +217,8 @@ QUIET_DASK = {
     "distributed.admin.tick.interval": "500ms",
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.worker.memory.monitor-interval": "1s",
-    "distributed.scheduler.worker-saturation": float("inf"),
+    "distributed.scheduler.worker-saturation": 2.0,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
 }
 """dask settings of :func:`local_cluster` (``dask.config.set(QUIET_DASK)`` before
 starting a cluster's servers, or the matching ``DASK_DISTRIBUTED__...`` variables)."""
@@ -227,14 +232,20 @@ def local_cluster(workers: int) -> Any:
     ticks every 0.5 s instead of 20 ms, their system monitor every 2 s instead of 0.5 s
     and the workers' memory monitor every 1 s instead of 0.1 s: an idle cluster of 2
     workers then costs 0.005 s of CPU per second instead of 0.07, which a sweep's runs
-    would otherwise share cores with. Its scheduler sends every task to a worker as
-    soon as it is submitted (``worker-saturation: inf``, dask's behaviour before 2023;
-    work stealing moves queued tasks to an idle worker): a sweep's tasks have no
-    dependents and small results, so there is nothing to gain from holding them back,
-    and a worker that finishes a task starts the next without waiting for the
-    scheduler, whose thread shares the cores with the workers on a small machine
-    (:data:`QUIET_DASK` holds these settings, for a cluster of your own). Close it
-    when done.
+    would otherwise share cores with. Its scheduler keeps two tasks on each worker, one
+    running and one queued (``worker-saturation: 2.0``; dask's default 1.1 gives a
+    single-threaded worker the same), and hands out the rest as tasks finish: a worker
+    never waits for the scheduler between tasks, and one slowed by other processes on
+    the machine takes fewer tasks. Handing every task out at once (``inf``) left the
+    workers of a 200-run sweep finishing up to 0.5 s apart on a loaded machine, each
+    with its fixed half of the tasks. Its workers keep glibc's own malloc trim
+    threshold: dask's nannies otherwise set ``MALLOC_TRIM_THRESHOLD_=65536``, which
+    hands freed memory back to the system so eagerly that a run's arrays are faulted in
+    again and again (runs 4-8% slower in a measurement; a sweep's runs free all they
+    allocate, so the worker's memory stays flat either way). A worker the cluster adds
+    later (``scale``) starts with dask's settings, since they are read as its nanny is
+    made; one its nanny restarts keeps them. :data:`QUIET_DASK` holds these settings,
+    for a cluster of your own. Close it when done.
 
     Starting one costs about 1 s of wall time and closing it about 0.5 s, plus each
     worker importing ``distributed``; for short sweeps that is most of the difference
