@@ -771,14 +771,15 @@ class OptionBook:
                 acc_true += gt
                 acc_vis += gv
                 continue
+            rows = table.sample_table()  # this table, or its sampler split
             x, u = (S - table.center) / table.half, (t - table.t0) / table.H
-            d, g, c, va, v, vis = table_sample(table.coef, table.scoef, x, u, table.H / ys)
+            d, g, c, va, v, vis = table_sample(rows.coef, rows.scoef, x, u, table.H / ys)
             out[:, h] = (d, g, c, va, v)
             self.table_samples += 1
             scale = S * S * GEX_PER_PCT
             acc_true += g * scale
             acc_vis += vis * scale
-            for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
+            for extra, k in ((rows.near, rows.near_n), (table.changes, table.changes_n)):
                 if k:
                     gt, gv = reduce_lines(S, t, ys, extra, k, level, skew, floor, r, q, True,
                                           one)  # fmt: skip
@@ -830,9 +831,10 @@ class OptionBook:
                                           0.0, 1.0, ys, hl, hn, none, 0, none, 0, *surf,
                                           *window, greeks, parts, present)  # fmt: skip
                     else:
-                        end = holder_rows(j, end, times, mids, h, True, table.coef, table.scoef,
+                        rows = table.sample_table()  # this table, or its sampler split
+                        end = holder_rows(j, end, times, mids, h, True, rows.coef, rows.scoef,
                                           table.center, table.half, table.t0, table.H, ys, hl,
-                                          hn, table.near, table.near_n, table.changes,
+                                          hn, rows.near, rows.near_n, table.changes,
                                           table.changes_n, *surf, *window, greeks, parts,
                                           present)  # fmt: skip
                         self.table_samples += end - j

@@ -34,8 +34,12 @@ visible-view gamma (linear in time); charm is the time derivative of the delta's
 cubic. They are validated at the same points with a margin of 2: value within
 ``TOL_VALUE / 2`` ($), charm and vanna within ``TOL_REL / 2`` of their largest value, the
 visible gamma within ``TOL_REL / 2`` of the larger of its and the true gamma's. A table
-whose sampler rows fail (``sample_ok`` False) still serves checks; the sampler then
-evaluates that holder exactly, and also whenever the surface level differs from the
+whose sampler rows fail (``sample_ok`` False) still serves checks; the sampler then reads
+its *split* (``DeltaTable.sampler``, :func:`_sampler_split`) if one passes: a fit on the
+same grid and window of the far lines less the shortest-dated expiries (the value of a
+line a day or two from expiry curves in time more than the cubic follows to a cent),
+those evaluated exactly beside it (at most :data:`SPLIT_MAX_SHARE` of the far lines); else
+it evaluates that holder exactly, and also whenever the surface level differs from the
 build's (value moves by vega x d level, which the table does not carry). Stated
 tolerance of a sampled holder: delta 3/4 share, value ``TOL_VALUE`` (1 cent), gamma,
 charm, vanna ``TOL_REL`` (1%) of scale (``tests/test_big_books.py``).
@@ -77,6 +81,9 @@ ATTEMPTS = ((16, 23400.0), (32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0)
 session on 16 nodes (a build per simulated day; 47 node evaluations per line instead of
 95 + 3 x 63 for four 2-hour tables), is tried only when it leaves no more lines to exact
 evaluation at every check than the second would (``NEAR_FACTOR * H``)."""
+SPLIT_MAX_SHARE = 0.5
+"""Most a sampler split (:func:`_sampler_split`) evaluates exactly: this share of the
+table's far lines (beyond it exact sampling of the whole book costs little more)."""
 SAMPLER_MIN_H = 2400.0
 """Shortest ``H`` (s) a build tries only so the series sampler can read the table: a
 build costs ~3 x nodes x lines BSM evaluations every ``H``, an exact sample ~lines, so
@@ -420,12 +427,30 @@ class DeltaTable:
     # clock (s) of the build that tried every fit, which this table rolled on from
     # (the book's ``_table``; NaN: this table's own build)
     chain_t0: float = math.nan
+    # the series sampler's own table when this one's sampler rows failed validation: a fit
+    # of the far lines less the shortest-dated ones on the same grid and window, those
+    # evaluated exactly beside it (its ``near``; :func:`_sampler_split`)
+    sampler: DeltaTable | None = None
+
+    def sample_table(self) -> DeltaTable | None:
+        """The table whose rows the series sampler reads (``coef``, ``scoef``, ``near``;
+        the changes are this one's): this one when its sampler rows passed validation,
+        else its :attr:`sampler` split, else ``None`` (exact evaluation)."""
+        if self.sample_ok:
+            return self
+        split = self.sampler
+        return split if split is not None and split.sample_ok else None
 
     def samples(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the series sampler may read this table: it is valid, its sampler rows
-        passed validation and the surface level is the build's (a level change moves the
-        value by vega x d level, which the table does not carry)."""
-        return self.sample_ok and level == self.level and self.valid(S, t, level, skew, floor)
+        (or its :attr:`sampler` split's) passed validation and the surface level is the
+        build's (a level change moves the value by vega x d level, which the table does not
+        carry)."""
+        return (
+            self.sample_table() is not None
+            and level == self.level
+            and self.valid(S, t, level, skew, floor)
+        )
 
     def valid(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the table may answer at spot ``S``, clock ``t`` and this surface."""
@@ -562,7 +587,60 @@ def build_table(
             return table
         if first is None:
             first = table  # checks may read it; a shorter attempt may serve the sampler too
+            first_far = far
+    if first is not None:
+        first.sampler = _sampler_split(first, first_far, year_seconds, surf)
     return first
+
+
+def _sampler_split(table: DeltaTable, far: np.ndarray, year_seconds: float,
+                   surf: tuple) -> DeltaTable | None:  # fmt: skip
+    """A table for the series sampler when ``table``'s sampler rows fail validation
+    (typically the value of lines a day or two from expiry, whose curvature in time the
+    cubic in time cannot follow to a cent): the same grid, window and validation over
+    ``table``'s far lines ``far`` less the shortest-dated ones, their expiries taken
+    one by one from the shortest until the fit passes for checks and for the sampler
+    (:func:`passes`, its own scales, as any table's). Those lines join ``table``'s near
+    lines in the split's ``near`` (evaluated exactly at each sample). Node values of the
+    removed lines are computed apart and subtracted, so ``table`` itself (what checks
+    read) is unchanged. ``None`` when no split within :data:`SPLIT_MAX_SHARE` of the far
+    lines passes."""
+    m = far.shape[1]
+    expiry = far[ROW_EXPIRY, :m]
+    nodes = table.coef.shape[1]
+    spots = table.center + table.half * _nodes(nodes)
+    mids = table.center + table.half * _midpoints(nodes)
+    t0, H = table.t0, table.H
+    v0, v1, exact = table.v_start.copy(), table.v_end.copy(), table.v_mid.copy()
+    g0, g1, gm = np.zeros_like(v0), np.zeros_like(v1), np.zeros_like(exact)
+    cut = -math.inf
+    for e in np.unique(expiry):
+        short = (expiry > cut) & (expiry <= e)
+        if np.count_nonzero(expiry <= e) > SPLIT_MAX_SHARE * m:
+            return None
+        cut = float(e)
+        group = np.ascontiguousarray(far[:, short])
+        k = group.shape[1]
+        for out, spot, when in ((g0, spots, t0), (g1, spots, t0 + H), (gm, mids, t0 + 0.5 * H)):
+            node_greeks(spot, when, year_seconds, group, k, *surf, out)
+        v0 -= g0
+        v1 -= g1
+        exact -= gm
+        coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
+        ok, sample_ok = _passes(err, scale)
+        if ok and sample_ok:
+            keep = expiry > cut
+            near = np.ascontiguousarray(
+                np.hstack([table.near[:, : table.near_n], far[:, ~keep]])
+            )  # fmt: skip
+            return DeltaTable(
+                table.version, t0, H, table.center, table.half, table.level, table.skew,
+                table.floor, 2.0 * float(scale[3]), coef, near, near.shape[1], err[0],
+                scoef=scoef, sample_ok=True, sample_error=float(err[4]), v_end=v1,
+                far_n=int(np.count_nonzero(keep)), built_version=table.version, v_start=v0,
+                v_mid=exact, near_cut=cut,
+            )  # fmt: skip
+    return None
 
 
 @njit(cache=True)
@@ -646,6 +724,8 @@ def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float
     if not ok:
         return False
     fit.commit(table, k, sample_ok, far_delta)
+    if table.sampler is not None:
+        _fold_split(table, lines, year_seconds, r, q)
     return True
 
 
@@ -730,7 +810,31 @@ def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_sec
         return False, rest, rest_idx[:b]
     if k:
         fit.commit(table, k, sample_ok, far)
+        if table.sampler is not None:
+            _fold_split(table, fold[:, :k], year_seconds, r, q)
     return True, rest, rest_idx[:b]
+
+
+def _fold_split(table: DeltaTable, lines: np.ndarray, year_seconds: float, r: float,
+                q: float) -> None:  # fmt: skip
+    """Bring ``table``'s sampler split up to date with ``lines`` (unit differences just
+    folded into ``table``): those expiring by the split's cut join its exact lines, the
+    others are folded into its fit (:func:`fold_lines`); the split is dropped (the sampler
+    then evaluates the holder exactly) when that refit fails validation or fails the
+    sampler's."""
+    split = table.sampler
+    short = lines[ROW_EXPIRY] <= split.near_cut
+    if short.any():
+        split.near = np.ascontiguousarray(
+            np.hstack([split.near[:, : split.near_n], lines[:, short]])
+        )  # fmt: skip
+        split.near_n = split.near.shape[1]
+    far = np.ascontiguousarray(lines[:, ~short])
+    if far.shape[1] and not fold_lines(split, far, far.shape[1], year_seconds, r, q):
+        table.sampler = None
+    elif not split.sample_ok:
+        table.sampler = None
+    split.version = table.version
 
 
 def retry_after(t: float) -> float:
