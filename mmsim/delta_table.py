@@ -84,6 +84,8 @@ evaluation at every check than the second would (``NEAR_FACTOR * H``)."""
 SPLIT_MAX_SHARE = 0.5
 """Most a sampler split (:func:`_sampler_split`) evaluates exactly: this share of the
 table's far lines (beyond it exact sampling of the whole book costs little more)."""
+SPLIT_MAX_GROUPS = 8
+"""... and at most this many expiries (each is summed apart at every build)."""
 SAMPLER_MIN_H = 2400.0
 """Shortest ``H`` (s) a build tries only so the series sampler can read the table: a
 build costs ~3 x nodes x lines BSM evaluations every ``H``, an exact sample ~lines, so
@@ -538,7 +540,6 @@ def build_table(
     numbers, computed once) when its fit (nodes, ``H``) is tried and its far lines are
     still all far. ``attempts``: the (nodes, ``H`` s) fits tried, :data:`ATTEMPTS`."""
     expiry = lines[ROW_EXPIRY, :n]
-    args = (year_seconds,)
     surf = (level, skew, floor, r, q)
     half = S * HALF_WIDTH
     first = None  # the first fit that passes for checks but not for the sampler
@@ -557,22 +558,18 @@ def build_table(
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
         near = np.ascontiguousarray(lines[:, :n][:, near_mask])
         m = far.shape[1]
-        k = np.arange(nodes)
-        x = np.cos(np.pi * (k + 0.5) / nodes)
-        v0, v1 = np.zeros((7, nodes)), np.zeros((7, nodes))
-        if (
+        x = _nodes(nodes)
+        xm = _midpoints(nodes)  # half-way between the nodes
+        rolled = (
             start is not None
-            and start.v_end.shape == v0.shape
+            and start.v_end.shape == (7, nodes)
             and start.H == H
             and start.far_n == m
-        ):
-            v0[:] = start.v_end  # the same far lines, nodes, surface and time
-        else:
-            node_greeks(S + half * x, t, *args, far, m, *surf, v0)
-        node_greeks(S + half * x, t + H, *args, far, m, *surf, v1)
-        xm = _midpoints(nodes)  # half-way between the nodes
-        exact = np.zeros((7, nodes - 1))
-        node_greeks(S + half * xm, t + 0.5 * H, *args, far, m, *surf, exact)
+        )  # the same far lines, nodes, surface and time: its end is this table's start
+        v0, v1, exact, groups = _far_nodes(far, S + half * x, S + half * xm, t, H,
+                                           year_seconds, surf, rolled)  # fmt: skip
+        if rolled:
+            v0[:] = start.v_end
         coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
         ok, sample_ok = _passes(err, scale)
         if not ok:
@@ -587,46 +584,94 @@ def build_table(
             return table
         if first is None:
             first = table  # checks may read it; a shorter attempt may serve the sampler too
-            first_far = far
+            first_far, first_groups = far, groups
     if first is not None:
-        first.sampler = _sampler_split(first, first_far, year_seconds, surf)
+        first.sampler = _sampler_split(
+            first,
+            first_far,
+            first_groups,
+            year_seconds,
+            surf,
+            start.sampler if start is not None else None,
+        )
     return first
 
 
-def _sampler_split(table: DeltaTable, far: np.ndarray, year_seconds: float,
-                   surf: tuple) -> DeltaTable | None:  # fmt: skip
+def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H: float,
+               year_seconds: float, surf: tuple, rolled: bool) -> tuple:  # fmt: skip
+    """Node values (rows of :func:`node_greeks`) of the lines ``far`` at ``spots`` at
+    ``t`` and ``t + H`` and at ``mids`` at ``t + H / 2`` (s, $): ``(v0, v1, exact,
+    groups)``. The lines of the shortest expiries (up to :data:`SPLIT_MAX_SHARE` of them,
+    at most :data:`SPLIT_MAX_GROUPS` expiries) are summed apart, one expiry at a time, then
+    added to the others' sums in expiry order; ``groups`` lists them (expiry, their three
+    node values), what a sampler split (:func:`_sampler_split`) takes off. ``rolled``: ``v0``
+    is the caller's (the last table's end), not computed, nor are the groups' (``None``)."""
+    m = far.shape[1]
+    nodes = spots.size
+    expiry = far[ROW_EXPIRY, :m]
+    cuts, counts = np.unique(expiry, return_counts=True)
+    take = int(np.searchsorted(np.cumsum(counts), SPLIT_MAX_SHARE * m, side="right"))
+    cuts = cuts[: min(take, SPLIT_MAX_GROUPS)] if cuts.size > 1 else cuts[:0]
+    rest = expiry > (cuts[-1] if cuts.size else -math.inf)
+    v0, v1, exact = np.zeros((7, nodes)), np.zeros((7, nodes)), np.zeros((7, nodes - 1))
+    passes_ = ((v0, spots, t), (v1, spots, t + H), (exact, mids, t + 0.5 * H))
+    lines = np.ascontiguousarray(far[:, rest]) if cuts.size else far
+    for out, at, when in passes_[1:] if rolled else passes_:
+        node_greeks(at, when, year_seconds, lines, lines.shape[1], *surf, out)
+    groups = []
+    for e in cuts:
+        group = np.ascontiguousarray(far[:, expiry == e])
+        vals = [np.zeros(out.shape) for out, _, _ in passes_]
+        for i, (out, at, when) in enumerate(passes_):
+            if out is v0 and rolled:
+                vals[0] = None  # at t: computed only if a split needs it (_sampler_split)
+                continue
+            node_greeks(at, when, year_seconds, group, group.shape[1], *surf, vals[i])
+            out += vals[i]
+        groups.append((float(e), *vals))
+    return v0, v1, exact, groups
+
+
+def _sampler_split(table: DeltaTable, far: np.ndarray, groups: list, year_seconds: float,
+                   surf: tuple, last: DeltaTable | None = None) -> DeltaTable | None:  # fmt: skip
     """A table for the series sampler when ``table``'s sampler rows fail validation
     (typically the value of lines a day or two from expiry, whose curvature in time the
     cubic in time cannot follow to a cent): the same grid, window and validation over
-    ``table``'s far lines ``far`` less the shortest-dated ones, their expiries taken
-    one by one from the shortest until the fit passes for checks and for the sampler
-    (:func:`passes`, its own scales, as any table's). Those lines join ``table``'s near
-    lines in the split's ``near`` (evaluated exactly at each sample). Node values of the
-    removed lines are computed apart and subtracted, so ``table`` itself (what checks
-    read) is unchanged. ``None`` when no split within :data:`SPLIT_MAX_SHARE` of the far
-    lines passes."""
+    ``table``'s far lines ``far`` less the shortest-dated ones, their expiries (``groups``
+    of :func:`_far_nodes`: their node values) taken off one by one from the shortest until
+    the fit passes for checks and for the sampler (:func:`passes`, its own scales, as any
+    table's). Those lines join ``table``'s near lines in the split's ``near`` (evaluated
+    exactly at each sample). ``table`` itself (what checks read) is unchanged. ``None``
+    when no split within :data:`SPLIT_MAX_SHARE` of the far lines passes."""
     m = far.shape[1]
     expiry = far[ROW_EXPIRY, :m]
-    nodes = table.coef.shape[1]
-    spots = table.center + table.half * _nodes(nodes)
-    mids = table.center + table.half * _midpoints(nodes)
     t0, H = table.t0, table.H
     v0, v1, exact = table.v_start.copy(), table.v_end.copy(), table.v_mid.copy()
-    g0, g1, gm = np.zeros_like(v0), np.zeros_like(v1), np.zeros_like(exact)
-    cut = -math.inf
-    for e in np.unique(expiry):
-        short = (expiry > cut) & (expiry <= e)
-        if np.count_nonzero(expiry <= e) > SPLIT_MAX_SHARE * m:
-            return None
-        cut = float(e)
-        group = np.ascontiguousarray(far[:, short])
-        k = group.shape[1]
-        for out, spot, when in ((g0, spots, t0), (g1, spots, t0 + H), (gm, mids, t0 + 0.5 * H)):
-            node_greeks(spot, when, year_seconds, group, k, *surf, out)
-        v0 -= g0
-        v1 -= g1
-        exact -= gm
-        coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
+    spots = table.center + table.half * _nodes(table.coef.shape[1])
+
+    def candidates():
+        """(cut, long lines' node values): the last split's cut first, from its end (a
+        rolled table's groups have no values at t0), then the groups taken off one by one."""
+        if last is not None and last.v_end.shape == v0.shape and last.H == H:
+            at = [k for k, g in enumerate(groups) if g[0] == last.near_cut]
+            if at:
+                w1, wm = v1.copy(), exact.copy()
+                for g in groups[: at[0] + 1]:
+                    w1 -= g[2]
+                    wm -= g[3]
+                yield last.near_cut, last.v_end.copy(), w1, wm
+        for cut, g0, g1, gm in groups:
+            if g0 is None:  # a rolled table: the group's values at t0 (only now needed)
+                g0 = np.zeros_like(v0)
+                group = np.ascontiguousarray(far[:, expiry == cut])
+                node_greeks(spots, t0, year_seconds, group, group.shape[1], *surf, g0)
+            v0[:] -= g0
+            v1[:] -= g1
+            exact[:] -= gm
+            yield cut, v0.copy(), v1.copy(), exact.copy()
+
+    for cut, w0, w1, wm in candidates():
+        coef, scoef, err, scale = _fit(w0, w1, wm, H / year_seconds)
         ok, sample_ok = _passes(err, scale)
         if ok and sample_ok:
             keep = expiry > cut
@@ -636,9 +681,9 @@ def _sampler_split(table: DeltaTable, far: np.ndarray, year_seconds: float,
             return DeltaTable(
                 table.version, t0, H, table.center, table.half, table.level, table.skew,
                 table.floor, 2.0 * float(scale[3]), coef, near, near.shape[1], err[0],
-                scoef=scoef, sample_ok=True, sample_error=float(err[4]), v_end=v1,
-                far_n=int(np.count_nonzero(keep)), built_version=table.version, v_start=v0,
-                v_mid=exact, near_cut=cut,
+                scoef=scoef, sample_ok=True, sample_error=float(err[4]), v_end=w1,
+                far_n=int(np.count_nonzero(keep)), built_version=table.version, v_start=w0,
+                v_mid=wm, near_cut=cut,
             )  # fmt: skip
     return None
 
