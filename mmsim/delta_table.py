@@ -84,6 +84,9 @@ evaluation at every check than the second would (``NEAR_FACTOR * H``)."""
 SPLIT_MAX_SHARE = 0.5
 """Most a sampler split (:func:`_sampler_split`) evaluates exactly: this share of the
 table's far lines (beyond it exact sampling of the whole book costs little more)."""
+HOPELESS = 10.0
+"""A fit whose shortest-dated lines alone miss the delta by this many times ``TOL_DELTA``
+is given up before the other lines are priced (:func:`_far_nodes`)."""
 SPLIT_MAX_GROUPS = 8
 """... and at most this many expiries (each is summed apart at every build)."""
 SAMPLER_MIN_H = 2400.0
@@ -566,8 +569,10 @@ def build_table(
             and start.H == H
             and start.far_n == m
         )  # the same far lines, nodes, surface and time: its end is this table's start
-        v0, v1, exact, groups = _far_nodes(far, S + half * x, S + half * xm, t, H,
-                                           year_seconds, surf, rolled)  # fmt: skip
+        got = _far_nodes(far, S + half * x, S + half * xm, t, H, year_seconds, surf, rolled)
+        if got is None:
+            continue  # hopeless: a shorter fit may pass
+        v0, v1, exact, groups = got
         if rolled:
             v0[:] = start.v_end
         coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
@@ -598,14 +603,19 @@ def build_table(
 
 
 def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H: float,
-               year_seconds: float, surf: tuple, rolled: bool) -> tuple:  # fmt: skip
+               year_seconds: float, surf: tuple, rolled: bool) -> tuple | None:  # fmt: skip
     """Node values (rows of :func:`node_greeks`) of the lines ``far`` at ``spots`` at
     ``t`` and ``t + H`` and at ``mids`` at ``t + H / 2`` (s, $): ``(v0, v1, exact,
     groups)``. The lines of the shortest expiries (up to :data:`SPLIT_MAX_SHARE` of them,
-    at most :data:`SPLIT_MAX_GROUPS` expiries) are summed apart, one expiry at a time, then
-    added to the others' sums in expiry order; ``groups`` lists them (expiry, their three
-    node values), what a sampler split (:func:`_sampler_split`) takes off. ``rolled``: ``v0``
-    is the caller's (the last table's end), not computed, nor are the groups' (``None``)."""
+    at most :data:`SPLIT_MAX_GROUPS` expiries) are summed apart, one expiry at a time,
+    first; the others' sums then have theirs added in expiry order. ``groups`` lists them
+    (expiry, their three node values), what a sampler split (:func:`_sampler_split`) takes
+    off. ``rolled``: ``v0`` is the caller's (the last table's end), not computed, nor are
+    the groups' (``None``).
+
+    ``None`` (the fit fails) without pricing the other lines when the groups' own fit
+    misses the delta by more than :data:`HOPELESS` x ``TOL_DELTA``: the shortest-dated
+    lines' error in time, which the smooth longer-dated lines cannot take back."""
     m = far.shape[1]
     nodes = spots.size
     expiry = far[ROW_EXPIRY, :m]
@@ -613,22 +623,29 @@ def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H
     take = int(np.searchsorted(np.cumsum(counts), SPLIT_MAX_SHARE * m, side="right"))
     cuts = cuts[: min(take, SPLIT_MAX_GROUPS)] if cuts.size > 1 else cuts[:0]
     rest = expiry > (cuts[-1] if cuts.size else -math.inf)
-    v0, v1, exact = np.zeros((7, nodes)), np.zeros((7, nodes)), np.zeros((7, nodes - 1))
-    passes_ = ((v0, spots, t), (v1, spots, t + H), (exact, mids, t + 0.5 * H))
-    lines = np.ascontiguousarray(far[:, rest]) if cuts.size else far
-    for out, at, when in passes_[1:] if rolled else passes_:
-        node_greeks(at, when, year_seconds, lines, lines.shape[1], *surf, out)
+    shapes = ((7, nodes), (7, nodes), (7, nodes - 1))
+    when = ((spots, t), (spots, t + H), (mids, t + 0.5 * H))
     groups = []
     for e in cuts:
         group = np.ascontiguousarray(far[:, expiry == e])
-        vals = [np.zeros(out.shape) for out, _, _ in passes_]
-        for i, (out, at, when) in enumerate(passes_):
-            if out is v0 and rolled:
-                vals[0] = None  # at t: computed only if a split needs it (_sampler_split)
-                continue
-            node_greeks(at, when, year_seconds, group, group.shape[1], *surf, vals[i])
-            out += vals[i]
+        vals = [None if (i == 0 and rolled) else np.zeros(shape) for i, shape in enumerate(shapes)]
+        for v, (at, clock) in zip(vals, when, strict=True):
+            if v is not None:  # (a rolled table's at t: only if a split needs them)
+                node_greeks(at, clock, year_seconds, group, group.shape[1], *surf, v)
         groups.append((float(e), *vals))
+    if groups and not rolled:
+        sums = [sum(g[i] for g in groups) for i in (1, 2, 3)]
+        err = _fit(*sums, H / year_seconds)[2]
+        if err[0] > HOPELESS * TOL_DELTA:
+            return None
+    v0, v1, exact = (np.zeros(shape) for shape in shapes)
+    lines = np.ascontiguousarray(far[:, rest]) if cuts.size else far
+    for i, (out, (at, clock)) in enumerate(zip((v0, v1, exact), when, strict=True)):
+        if i == 0 and rolled:
+            continue
+        node_greeks(at, clock, year_seconds, lines, lines.shape[1], *surf, out)
+        for g in groups:
+            out += g[1 + i]
     return v0, v1, exact, groups
 
 

@@ -2,7 +2,8 @@
 sampler rows fail validation (the value of lines a day or two from expiry, to a cent)
 gets a sampler split (:func:`mmsim.delta_table._sampler_split`): the sampler reads a fit
 of the longer-dated lines and evaluates only the shortest-dated ones exactly, within
-the stated tolerances of exact evaluation. What checks read is unchanged.
+the stated tolerances of exact evaluation. What checks read is unchanged. Builds give
+up early the fits the 0DTE lines make hopeless, and still build the same table.
 """
 
 from __future__ import annotations
@@ -93,3 +94,46 @@ def test_a_split_leaves_the_checks_table_unchanged():
     assert plain.sampler is None
     assert np.array_equal(with_split.coef, plain.coef)
     assert (with_split.t0, with_split.H, with_split.near_n) == (plain.t0, plain.H, plain.near_n)
+
+
+def test_hopeless_fits_are_given_up_early_and_the_same_table_is_built():
+    """On the chain-like book at the open, mid-session and near the 0DTE close, a build
+    that gives up fits whose shortest-dated lines alone miss the delta by 10 x TOL_DELTA
+    (:data:`~mmsim.delta_table.HOPELESS`) before pricing the rest returns the table a
+    build trying every fit in full does (same fit, window and coefficients, bit for bit),
+    and gives up at least one fit somewhere (else the test tests nothing)."""
+    import math
+
+    import mmsim.delta_table as dt
+    from mmsim.book_kernels import N_ROWS
+
+    book, _, _ = _chain_book("off")
+    lines, n = book._hot_lines(0, 0.0)
+    lines = np.ascontiguousarray(lines[:N_ROWS, :n])
+    given_up = 0
+
+    saved = dt.HOPELESS
+    for t in (0.0, 9_000.0, 16_000.0, 19_000.0):
+        args = (lines, n, 1, S0, t, book.year_seconds, 0.211, 0.0, 0.01, 0.0, 0.0)
+        calls = []
+        orig = dt._far_nodes
+
+        def spy(*a, _orig=orig, _calls=calls):
+            got = _orig(*a)
+            _calls.append(got is None)
+            return got
+
+        dt._far_nodes = spy
+        try:
+            fast = dt.build_table(*args)
+            dt.HOPELESS = math.inf
+            full = dt.build_table(*args)
+        finally:
+            dt.HOPELESS = saved
+            dt._far_nodes = orig
+        given_up += sum(calls)
+        assert (fast is None) == (full is None), f"t={t}: one build passed, one did not"
+        if fast is not None:
+            assert (fast.H, fast.coef.shape) == (full.H, full.coef.shape), f"t={t}"
+            assert np.array_equal(fast.coef, full.coef), f"t={t}: coefficients differ"
+    assert given_up > 0, "no fit given up early on a book with 0DTE lines"
