@@ -55,6 +55,7 @@ from mmsim.delta_table import (
     DeltaTable,
     build_table,
     fold_booked,
+    near_cut,
     retry_after,
     table_eval,
     table_sample,
@@ -83,6 +84,10 @@ DELTA_TABLE_MODES = ("auto", "on", "off")
 TABLE_MAX_CHANGES = 64
 """Lines a holder may book after its table was built (evaluated exactly beside it)
 before the table is rebuilt."""
+ROLL_MAX_TURNING = 0.02
+"""A table rolls on (:meth:`OptionBook._rolls_on`) only while at most this share of its
+holder's lines turn near by the next table's near cut: more (an expiry's lines, e.g. the
+0DTE ones) leave the fit smoother, and a longer fit may pass again."""
 DELTA_TABLE_MIN_LINES = 64
 """In ``auto`` mode a holder's check uses a delta table from this many live lines on: an
 exact check costs about 2.5 us plus 50 ns per line on the simpy agents (a few ns per line
@@ -658,7 +663,7 @@ class OptionBook:
             table = None
             if self._retry[holder][0] != hv or t >= self._retry[holder][1]:
                 old = self._tables[holder]
-                if self._rolls_on(holder, old, hv, S, t, level, skew, floor):
+                if self._rolls_on(holder, old, hv, S, t, level, skew, floor, lines, n):
                     fit = ((old.coef.shape[1], old.H),)  # the fit that passed: only it
                     table = build_table(lines, n, hv, old.center, old.t0 + old.H,
                                         self.year_seconds, level, skew, floor, self.r, self.q,
@@ -684,15 +689,19 @@ class OptionBook:
             self._tables[holder] = table
         return table
 
-    def _rolls_on(self, holder, old, hv, S, t, level, skew, floor) -> bool:
+    def _rolls_on(self, holder, old, hv, S, t, level, skew, floor, lines, n) -> bool:
         """Whether ``holder``'s table ``old``, whose clock ran out, rolls on from its end
         (``build_table(start=old)``, its node values at its end reused) with its own fit
         (nodes, ``H``), instead of a build that tries every fit: its lines are the
-        holder's (the trades booked since folded into it first, none beside it), its
+        holder's (the trades booked since folded into it first; those left beside it
+        expire by its near cut, so they are near lines of the next table too), its
         window ended less than ``H`` ago, spot is within half its grid of its center, the
         surface is its own, and it started less than a trading day after the build that
         tried every fit (so a longer fit that passes again, e.g. after an expiry, is
-        found at least once a day; a whole-session table rolls on once)."""
+        found at least once a day; a whole-session table rolls on once), and at most
+        :data:`ROLL_MAX_TURNING` of ``lines`` (its ``n`` live lines) turn near by the next
+        table's near cut (more, e.g. the 0DTE lines, leave the fit smoother: a longer fit
+        may pass)."""
         if (
             old is None
             or not old.t0 + old.H < t <= old.t0 + 2.0 * old.H
@@ -705,7 +714,12 @@ class OptionBook:
             return False  # a chain of rolls a trading day long: try every fit again
         if old.version != hv and not self._refresh_changes(holder, old, hv):
             return False
-        return old.changes_n == 0 and old.far_n >= 0
+        if old.far_n < 0:
+            return False
+        cut = near_cut(old.t0 + old.H, old.H, self.year_seconds)
+        expiry = lines[ROW_EXPIRY, :n]
+        turning = np.count_nonzero((expiry > old.near_cut) & (expiry <= cut))
+        return turning <= ROLL_MAX_TURNING * n
 
     def _refresh_changes(self, holder: int, table: DeltaTable, hv: int) -> bool:
         """Bring ``table`` up to date with the lines ``holder`` booked since the build, as

@@ -14,7 +14,7 @@ Precision, whole shares (what a dealer trades in):
   errs most) must be within ``TOL_DELTA`` shares of the table; otherwise a finer fit
   (more nodes, shorter ``H``) is tried, and the holder falls back to exact evaluation
   when none passes.
-- Lines expiring within ``NEAR_FACTOR * H`` or a quarter of a trading day of the build
+- Lines expiring within ``NEAR_FACTOR * H`` or half a trading day of the build
   are not tabulated: they are evaluated exactly at every check (their delta turns into a
   step near expiry).
 - Implied vol: a change of the surface level is allowed while ``|d level| x 2 max|vanna|``
@@ -75,7 +75,12 @@ TOL_REL = 1e-2  # gamma, charm, vanna: validated within 1% of their scale; the v
 # gamma within 1% of the larger of its scale and the true gamma's
 HALF_WIDTH = 0.03  # half-width of the spot grid, fraction of the build's spot
 NEAR_FACTOR = 2.0  # lines expiring within NEAR_FACTOR * H are evaluated exactly,
-NEAR_MIN_YEARS = 1.0 / 1008.0  # and so are lines within a quarter of a trading day
+NEAR_MIN_YEARS = 1.0 / 504.0
+"""... and so are lines within half a trading day: a 0DTE line's delta turns so fast in
+its last hours that a table holding it must be short (on the SPX chain, 64 nodes and
+300 s from 4 1/2 to 1 1/2 hours before the close: a build every 5 minutes of the whole
+book), while evaluating it exactly costs one BSM evaluation per check (a quarter of a
+day: 22 builds on the SPX day; half a day: 13, the kernel 0.08 s dearer)."""
 ATTEMPTS = ((16, 23400.0), (32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0), (128, 120.0))
 """(nodes, H seconds) tried in order until the validation passes. The first, a whole
 session on 16 nodes (a build per simulated day; 47 node evaluations per line instead of
@@ -512,6 +517,12 @@ def _passes(err: np.ndarray, scale: np.ndarray) -> tuple[bool, bool]:
     return bool(ok), bool(sample_ok)
 
 
+def near_cut(t: float, H: float, year_seconds: float) -> float:
+    """Clock (s) up to which a table built at ``t`` (s) with span ``H`` (s) leaves lines to
+    exact evaluation: ``NEAR_FACTOR * H`` or ``NEAR_MIN_YEARS`` after ``t``."""
+    return t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
+
+
 def build_table(
     lines: np.ndarray,
     n: int,
@@ -549,13 +560,11 @@ def build_table(
     for a, (nodes, H) in enumerate(attempts):
         if first is not None and H < SAMPLER_MIN_H:
             break  # a fit this short would cost more in builds than the sampler saves
-        near_cut = t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
-        near_mask = expiry <= near_cut
+        cut = near_cut(t, H, year_seconds)
+        near_mask = expiry <= cut
         if a == 0 and len(attempts) > 1:  # the whole-session fit: only if no more near lines
             H1 = attempts[1][1]
-            short_near = int(np.count_nonzero(
-                expiry <= t + max(NEAR_FACTOR * H1, NEAR_MIN_YEARS * year_seconds)
-            ))  # fmt: skip
+            short_near = int(np.count_nonzero(expiry <= near_cut(t, H1, year_seconds)))
             if np.count_nonzero(near_mask) > short_near:
                 continue
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
@@ -583,7 +592,7 @@ def build_table(
             version, t, H, S, half, level, skew, floor, 2.0 * float(scale[3]), coef,
             near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
             scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), v_end=v1,
-            far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=near_cut,
+            far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=cut,
         )  # fmt: skip
         if sample_ok:
             return table
