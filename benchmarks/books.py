@@ -8,6 +8,10 @@
   shares, each a **whole day** (a table built at the open costs what it costs per day;
   ``python -m benchmarks`` runs the big books for 0.01-0.05 day, which charges a whole
   build to a few minutes).
+- ``chain``: CPU per day of the real SPX chain book (``scenarios/spx_2022-02-07.yaml``:
+  5,720 lines, customers, a pension program) and of its 1-line controls, the same market
+  with the chain book replaced by one line of the same gamma, with and without the
+  customers (:func:`benchmarks.cases.chain_scenarios`): target 2 on the real book.
 - ``days``: ``multi_dealer_bands`` (customer flow grows the book all run long) at each
   length of ``--days``, and the log-log slope of CPU on days. ``--set path=value``
   overrides the scenario (e.g. when the shipped one diverges before the longest run).
@@ -104,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", default="1,5,20", help="multi_dealer_bands lengths")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     parser.add_argument("--seed", type=int, default=1, help="multi_dealer_bands seed")
-    parser.add_argument("--skip", default="", help="'books' or 'days'")
+    parser.add_argument(
+        "--skip", default="", help="any of 'books', 'chain', 'days' (comma-separated)"
+    )
     parser.add_argument("--parts", type=int, default=0, metavar="N",
                         help="print where a day of an N-line book goes")  # fmt: skip
     args = parser.parse_args(argv)
@@ -133,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
                 one = report["books"][0 if band == 0.0 else 4]["s_per_day"]
                 print(f"book {n:>6,} lines, band {band:>3g}: {row['s_per_day']:.3f} s/day "
                       f"({row['s_per_day'] / one:.1f}x 1 line)", flush=True)  # fmt: skip
+    if "chain" not in args.skip:
+        report["chain"] = cases.chain_day(args.repeat)
+        one = next(r["s_per_day"] for r in report["chain"] if r["case"] == "one_line")
+        for row in report["chain"]:
+            print(f"SPX chain {row['case']:<22} ({row['lines']:>5,} lines at the open): "
+                  f"{row['s_per_day']:.3f} s/day ({row['s_per_day'] / one:.1f}x one_line)",
+                  flush=True)  # fmt: skip
     if "days" not in args.skip:
         from mmsim.engine import Simulation
         from mmsim.scenario import load_scenario

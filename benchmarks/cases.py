@@ -153,6 +153,47 @@ def book_day(n_lines: int, band: float, days: float, repeat: int) -> dict:
     }
 
 
+CHAIN_SCENARIO = SCENARIOS / "spx_2022-02-07.yaml"
+"""The real chain book (issue 9): 5,720 SPX lines held by one street dealer, customers
+(~1,400 trades a day) and a pension program."""
+CHAIN_CONTROL_LINE = {"type": "put", "strike": 4500.0, "expiry_days": 10.0, "qty": -350000.0}
+"""The 1-line control's line: 350,000 ATM puts (10 sessions) short, share gamma -73.8k
+units per $1 at the open, the chain book's -73.9k (same ``lam * G``)."""
+
+
+def chain_scenarios() -> dict:
+    """``spx_2022-02-07`` as shipped and its 1-line controls, each one day (mappings):
+    ``chain`` the shipped scenario (5,720 chain lines + customers + pension); ``one_line``
+    the same market, customers and pension with the chain book replaced by the one line
+    :data:`CHAIN_CONTROL_LINE` (the customers' trades still add lines during the day);
+    ``one_line_no_customers`` that line alone (no customers: the book stays 1 line)."""
+    from mmsim.scenario import load_scenario
+
+    sc = load_scenario(CHAIN_SCENARIO)
+    shipped = sc.model_dump(exclude_unset=True)
+    one = sc.model_dump(exclude_unset=True)
+    one.pop("book")
+    one["market"]["S0"] = sc.market.S0  # the chain's spot
+    one["dealers"][0]["positions"] = [dict(CHAIN_CONTROL_LINE)]
+    alone = {**one, "customers": []}
+    return {"chain": shipped, "one_line": one, "one_line_no_customers": alone}
+
+
+def chain_day(repeat: int) -> list[dict]:
+    """CPU per simulated day (min of ``repeat`` after a warm-up, seed 1) of
+    :func:`chain_scenarios`, with each case's live line count at the start."""
+    from mmsim.engine import Simulation
+    from mmsim.scenario import load_scenario
+
+    rows = []
+    for name, data in chain_scenarios().items():
+        sc = load_scenario(data)
+        lines = len(Simulation(sc, 1).book)
+        cpu = _run_cpu(sc, repeat)
+        rows.append({"case": name, "lines": lines, "cpu": cpu, "s_per_day": cpu["min"]})
+    return rows
+
+
 def days_scaling(
     scenario_path: Path, days: list[float], repeat: int, overrides: dict | None = None
 ) -> dict:

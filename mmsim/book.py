@@ -57,6 +57,7 @@ from mmsim.delta_table import (
     DeltaTable,
     build_table,
     fold_booked,
+    near_cut,
     retry_after,
     table_eval,
     table_sample,
@@ -86,6 +87,10 @@ DELTA_TABLE_MODES = ("auto", "on", "off")
 TABLE_MAX_CHANGES = 64
 """Lines a holder may book after its table was built (evaluated exactly beside it)
 before the table is rebuilt."""
+ROLL_MAX_TURNING = 0.02
+"""A table rolls on (:meth:`OptionBook._rolls_on`) only while at most this share of its
+holder's lines turn near by the next table's near cut: more (an expiry's lines, e.g. the
+0DTE ones) leave the fit smoother, and a longer fit may pass again."""
 DELTA_TABLE_MIN_LINES = 64
 """In ``auto`` mode a holder's check uses a delta table from this many live lines on: an
 exact check costs about 2.5 us plus 50 ns per line on the simpy agents (a few ns per line
@@ -756,7 +761,7 @@ class OptionBook:
             table = None
             if self._retry[holder][0] != hv or t >= self._retry[holder][1]:
                 old = self._tables[holder]
-                if self._rolls_on(holder, old, hv, S, t, level, skew, floor):
+                if self._rolls_on(holder, old, hv, S, t, level, skew, floor, lines, n):
                     fit = ((old.coef.shape[1], old.H),)  # the fit that passed: only it
                     table = build_table(lines, n, hv, old.center, old.t0 + old.H,
                                         self.year_seconds, level, skew, floor, self.r, self.q,
@@ -782,15 +787,19 @@ class OptionBook:
             self._tables[holder] = table
         return table
 
-    def _rolls_on(self, holder, old, hv, S, t, level, skew, floor) -> bool:
+    def _rolls_on(self, holder, old, hv, S, t, level, skew, floor, lines, n) -> bool:
         """Whether ``holder``'s table ``old``, whose clock ran out, rolls on from its end
         (``build_table(start=old)``, its node values at its end reused) with its own fit
         (nodes, ``H``), instead of a build that tries every fit: its lines are the
-        holder's (the trades booked since folded into it first, none beside it), its
+        holder's (the trades booked since folded into it first; those left beside it
+        expire by its near cut, so they are near lines of the next table too), its
         window ended less than ``H`` ago, spot is within half its grid of its center, the
         surface is its own, and it started less than a trading day after the build that
         tried every fit (so a longer fit that passes again, e.g. after an expiry, is
-        found at least once a day; a whole-session table rolls on once)."""
+        found at least once a day; a whole-session table rolls on once), and at most
+        :data:`ROLL_MAX_TURNING` of ``lines`` (its ``n`` live lines) turn near by the next
+        table's near cut (more, e.g. the 0DTE lines, leave the fit smoother: a longer fit
+        may pass)."""
         if (
             old is None
             or not old.t0 + old.H < t <= old.t0 + 2.0 * old.H
@@ -803,7 +812,12 @@ class OptionBook:
             return False  # a chain of rolls a trading day long: try every fit again
         if old.version != hv and not self._refresh_changes(holder, old, hv):
             return False
-        return old.changes_n == 0 and old.far_n >= 0
+        if old.far_n < 0:
+            return False
+        cut = near_cut(old.t0 + old.H, old.H, self.year_seconds)
+        expiry = lines[ROW_EXPIRY, :n]
+        turning = np.count_nonzero((expiry > old.near_cut) & (expiry <= cut))
+        return turning <= ROLL_MAX_TURNING * n
 
     def _refresh_changes(self, holder: int, table: DeltaTable, hv: int) -> bool:
         """Bring ``table`` up to date with the lines ``holder`` booked since the build, as
@@ -869,14 +883,15 @@ class OptionBook:
                 acc_true += gt
                 acc_vis += gv
                 continue
+            rows = table.sample_table()  # this table, or its sampler split
             x, u = (S - table.center) / table.half, (t - table.t0) / table.H
-            d, g, c, va, v, vis = table_sample(table.coef, table.scoef, x, u, table.H / ys)
+            d, g, c, va, v, vis = table_sample(rows.coef, rows.scoef, x, u, table.H / ys)
             out[:, h] = (d, g, c, va, v)
             self.table_samples += 1
             scale = S * S * GEX_PER_PCT
             acc_true += g * scale
             acc_vis += vis * scale
-            for extra, k in ((table.near, table.near_n), (table.changes, table.changes_n)):
+            for extra, k in ((rows.near, rows.near_n), (table.changes, table.changes_n)):
                 if k:
                     gt, gv = reduce_lines(S, t, ys, extra, k, level, skew, floor, r, q, True,
                                           one)  # fmt: skip
@@ -928,9 +943,10 @@ class OptionBook:
                                           0.0, 1.0, ys, hl, hn, none, 0, none, 0, *surf,
                                           *window, greeks, parts, present)  # fmt: skip
                     else:
-                        end = holder_rows(j, end, times, mids, h, True, table.coef, table.scoef,
+                        rows = table.sample_table()  # this table, or its sampler split
+                        end = holder_rows(j, end, times, mids, h, True, rows.coef, rows.scoef,
                                           table.center, table.half, table.t0, table.H, ys, hl,
-                                          hn, table.near, table.near_n, table.changes,
+                                          hn, rows.near, rows.near_n, table.changes,
                                           table.changes_n, *surf, *window, greeks, parts,
                                           present)  # fmt: skip
                         self.table_samples += end - j

@@ -14,7 +14,7 @@ Precision, whole shares (what a dealer trades in):
   errs most) must be within ``TOL_DELTA`` shares of the table; otherwise a finer fit
   (more nodes, shorter ``H``) is tried, and the holder falls back to exact evaluation
   when none passes.
-- Lines expiring within ``NEAR_FACTOR * H`` or a quarter of a trading day of the build
+- Lines expiring within ``NEAR_FACTOR * H`` or half a trading day of the build
   are not tabulated: they are evaluated exactly at every check (their delta turns into a
   step near expiry).
 - Implied vol: a change of the surface level is allowed while ``|d level| x 2 max|vanna|``
@@ -34,8 +34,12 @@ visible-view gamma (linear in time); charm is the time derivative of the delta's
 cubic. They are validated at the same points with a margin of 2: value within
 ``TOL_VALUE / 2`` ($), charm and vanna within ``TOL_REL / 2`` of their largest value, the
 visible gamma within ``TOL_REL / 2`` of the larger of its and the true gamma's. A table
-whose sampler rows fail (``sample_ok`` False) still serves checks; the sampler then
-evaluates that holder exactly, and also whenever the surface level differs from the
+whose sampler rows fail (``sample_ok`` False) still serves checks; the sampler then reads
+its *split* (``DeltaTable.sampler``, :func:`_sampler_split`) if one passes: a fit on the
+same grid and window of the far lines less the shortest-dated expiries (the value of a
+line a day or two from expiry curves in time more than the cubic follows to a cent),
+those evaluated exactly beside it (at most :data:`SPLIT_MAX_SHARE` of the far lines); else
+it evaluates that holder exactly, and also whenever the surface level differs from the
 build's (value moves by vega x d level, which the table does not carry). Stated
 tolerance of a sampled holder: delta 3/4 share, value ``TOL_VALUE`` (1 cent), gamma,
 charm, vanna ``TOL_REL`` (1%) of scale (``tests/test_big_books.py``).
@@ -71,12 +75,25 @@ TOL_REL = 1e-2  # gamma, charm, vanna: validated within 1% of their scale; the v
 # gamma within 1% of the larger of its scale and the true gamma's
 HALF_WIDTH = 0.03  # half-width of the spot grid, fraction of the build's spot
 NEAR_FACTOR = 2.0  # lines expiring within NEAR_FACTOR * H are evaluated exactly,
-NEAR_MIN_YEARS = 1.0 / 1008.0  # and so are lines within a quarter of a trading day
+NEAR_MIN_YEARS = 1.0 / 504.0
+"""... and so are lines within half a trading day: a 0DTE line's delta turns so fast in
+its last hours that a table holding it must be short (on the SPX chain, 64 nodes and
+300 s from 4 1/2 to 1 1/2 hours before the close: a build every 5 minutes of the whole
+book), while evaluating it exactly costs one BSM evaluation per check (a quarter of a
+day: 22 builds on the SPX day; half a day: 13, the kernel 0.08 s dearer)."""
 ATTEMPTS = ((16, 23400.0), (32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0), (128, 120.0))
 """(nodes, H seconds) tried in order until the validation passes. The first, a whole
 session on 16 nodes (a build per simulated day; 47 node evaluations per line instead of
 95 + 3 x 63 for four 2-hour tables), is tried only when it leaves no more lines to exact
 evaluation at every check than the second would (``NEAR_FACTOR * H``)."""
+SPLIT_MAX_SHARE = 0.5
+"""Most a sampler split (:func:`_sampler_split`) evaluates exactly: this share of the
+table's far lines (beyond it exact sampling of the whole book costs little more)."""
+HOPELESS = 10.0
+"""A fit whose shortest-dated lines alone miss the delta by this many times ``TOL_DELTA``
+is given up before the other lines are priced (:func:`_far_nodes`)."""
+SPLIT_MAX_GROUPS = 8
+"""... and at most this many expiries (each is summed apart at every build)."""
 SAMPLER_MIN_H = 2400.0
 """Shortest ``H`` (s) a build tries only so the series sampler can read the table: a
 build costs ~3 x nodes x lines BSM evaluations every ``H``, an exact sample ~lines, so
@@ -420,12 +437,30 @@ class DeltaTable:
     # clock (s) of the build that tried every fit, which this table rolled on from
     # (the book's ``_table``; NaN: this table's own build)
     chain_t0: float = math.nan
+    # the series sampler's own table when this one's sampler rows failed validation: a fit
+    # of the far lines less the shortest-dated ones on the same grid and window, those
+    # evaluated exactly beside it (its ``near``; :func:`_sampler_split`)
+    sampler: DeltaTable | None = None
+
+    def sample_table(self) -> DeltaTable | None:
+        """The table whose rows the series sampler reads (``coef``, ``scoef``, ``near``;
+        the changes are this one's): this one when its sampler rows passed validation,
+        else its :attr:`sampler` split, else ``None`` (exact evaluation)."""
+        if self.sample_ok:
+            return self
+        split = self.sampler
+        return split if split is not None and split.sample_ok else None
 
     def samples(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the series sampler may read this table: it is valid, its sampler rows
-        passed validation and the surface level is the build's (a level change moves the
-        value by vega x d level, which the table does not carry)."""
-        return self.sample_ok and level == self.level and self.valid(S, t, level, skew, floor)
+        (or its :attr:`sampler` split's) passed validation and the surface level is the
+        build's (a level change moves the value by vega x d level, which the table does not
+        carry)."""
+        return (
+            self.sample_table() is not None
+            and level == self.level
+            and self.valid(S, t, level, skew, floor)
+        )
 
     def valid(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the table may answer at spot ``S``, clock ``t`` and this surface."""
@@ -482,6 +517,12 @@ def _passes(err: np.ndarray, scale: np.ndarray) -> tuple[bool, bool]:
     return bool(ok), bool(sample_ok)
 
 
+def near_cut(t: float, H: float, year_seconds: float) -> float:
+    """Clock (s) up to which a table built at ``t`` (s) with span ``H`` (s) leaves lines to
+    exact evaluation: ``NEAR_FACTOR * H`` or ``NEAR_MIN_YEARS`` after ``t``."""
+    return t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
+
+
 def build_table(
     lines: np.ndarray,
     n: int,
@@ -513,41 +554,36 @@ def build_table(
     numbers, computed once) when its fit (nodes, ``H``) is tried and its far lines are
     still all far. ``attempts``: the (nodes, ``H`` s) fits tried, :data:`ATTEMPTS`."""
     expiry = lines[ROW_EXPIRY, :n]
-    args = (year_seconds,)
     surf = (level, skew, floor, r, q)
     half = S * HALF_WIDTH
     first = None  # the first fit that passes for checks but not for the sampler
     for a, (nodes, H) in enumerate(attempts):
         if first is not None and H < SAMPLER_MIN_H:
             break  # a fit this short would cost more in builds than the sampler saves
-        near_cut = t + max(NEAR_FACTOR * H, NEAR_MIN_YEARS * year_seconds)
-        near_mask = expiry <= near_cut
+        cut = near_cut(t, H, year_seconds)
+        near_mask = expiry <= cut
         if a == 0 and len(attempts) > 1:  # the whole-session fit: only if no more near lines
             H1 = attempts[1][1]
-            short_near = int(np.count_nonzero(
-                expiry <= t + max(NEAR_FACTOR * H1, NEAR_MIN_YEARS * year_seconds)
-            ))  # fmt: skip
+            short_near = int(np.count_nonzero(expiry <= near_cut(t, H1, year_seconds)))
             if np.count_nonzero(near_mask) > short_near:
                 continue
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
         near = np.ascontiguousarray(lines[:, :n][:, near_mask])
         m = far.shape[1]
-        k = np.arange(nodes)
-        x = np.cos(np.pi * (k + 0.5) / nodes)
-        v0, v1 = np.zeros((7, nodes)), np.zeros((7, nodes))
-        if (
+        x = _nodes(nodes)
+        xm = _midpoints(nodes)  # half-way between the nodes
+        rolled = (
             start is not None
-            and start.v_end.shape == v0.shape
+            and start.v_end.shape == (7, nodes)
             and start.H == H
             and start.far_n == m
-        ):
-            v0[:] = start.v_end  # the same far lines, nodes, surface and time
-        else:
-            node_greeks(S + half * x, t, *args, far, m, *surf, v0)
-        node_greeks(S + half * x, t + H, *args, far, m, *surf, v1)
-        xm = _midpoints(nodes)  # half-way between the nodes
-        exact = np.zeros((7, nodes - 1))
-        node_greeks(S + half * xm, t + 0.5 * H, *args, far, m, *surf, exact)
+        )  # the same far lines, nodes, surface and time: its end is this table's start
+        got = _far_nodes(far, S + half * x, S + half * xm, t, H, year_seconds, surf, rolled)
+        if got is None:
+            continue  # hopeless: a shorter fit may pass
+        v0, v1, exact, groups = got
+        if rolled:
+            v0[:] = start.v_end
         coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
         ok, sample_ok = _passes(err, scale)
         if not ok:
@@ -556,13 +592,126 @@ def build_table(
             version, t, H, S, half, level, skew, floor, 2.0 * float(scale[3]), coef,
             near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
             scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), v_end=v1,
-            far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=near_cut,
+            far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=cut,
         )  # fmt: skip
         if sample_ok:
             return table
         if first is None:
             first = table  # checks may read it; a shorter attempt may serve the sampler too
+            first_far, first_groups = far, groups
+    if first is not None:
+        first.sampler = _sampler_split(
+            first,
+            first_far,
+            first_groups,
+            year_seconds,
+            surf,
+            start.sampler if start is not None else None,
+        )
     return first
+
+
+def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H: float,
+               year_seconds: float, surf: tuple, rolled: bool) -> tuple | None:  # fmt: skip
+    """Node values (rows of :func:`node_greeks`) of the lines ``far`` at ``spots`` at
+    ``t`` and ``t + H`` and at ``mids`` at ``t + H / 2`` (s, $): ``(v0, v1, exact,
+    groups)``. The lines of the shortest expiries (up to :data:`SPLIT_MAX_SHARE` of them,
+    at most :data:`SPLIT_MAX_GROUPS` expiries) are summed apart, one expiry at a time,
+    first; the others' sums then have theirs added in expiry order. ``groups`` lists them
+    (expiry, their three node values), what a sampler split (:func:`_sampler_split`) takes
+    off. ``rolled``: ``v0`` is the caller's (the last table's end), not computed, nor are
+    the groups' (``None``).
+
+    ``None`` (the fit fails) without pricing the other lines when the groups' own fit
+    misses the delta by more than :data:`HOPELESS` x ``TOL_DELTA``: the shortest-dated
+    lines' error in time, which the smooth longer-dated lines cannot take back."""
+    m = far.shape[1]
+    nodes = spots.size
+    expiry = far[ROW_EXPIRY, :m]
+    cuts, counts = np.unique(expiry, return_counts=True)
+    take = int(np.searchsorted(np.cumsum(counts), SPLIT_MAX_SHARE * m, side="right"))
+    cuts = cuts[: min(take, SPLIT_MAX_GROUPS)] if cuts.size > 1 else cuts[:0]
+    rest = expiry > (cuts[-1] if cuts.size else -math.inf)
+    shapes = ((7, nodes), (7, nodes), (7, nodes - 1))
+    when = ((spots, t), (spots, t + H), (mids, t + 0.5 * H))
+    groups = []
+    for e in cuts:
+        group = np.ascontiguousarray(far[:, expiry == e])
+        vals = [None if (i == 0 and rolled) else np.zeros(shape) for i, shape in enumerate(shapes)]
+        for v, (at, clock) in zip(vals, when, strict=True):
+            if v is not None:  # (a rolled table's at t: only if a split needs them)
+                node_greeks(at, clock, year_seconds, group, group.shape[1], *surf, v)
+        groups.append((float(e), *vals))
+    if groups and not rolled:
+        sums = [sum(g[i] for g in groups) for i in (1, 2, 3)]
+        err = _fit(*sums, H / year_seconds)[2]
+        if err[0] > HOPELESS * TOL_DELTA:
+            return None
+    v0, v1, exact = (np.zeros(shape) for shape in shapes)
+    lines = np.ascontiguousarray(far[:, rest]) if cuts.size else far
+    for i, (out, (at, clock)) in enumerate(zip((v0, v1, exact), when, strict=True)):
+        if i == 0 and rolled:
+            continue
+        node_greeks(at, clock, year_seconds, lines, lines.shape[1], *surf, out)
+        for g in groups:
+            out += g[1 + i]
+    return v0, v1, exact, groups
+
+
+def _sampler_split(table: DeltaTable, far: np.ndarray, groups: list, year_seconds: float,
+                   surf: tuple, last: DeltaTable | None = None) -> DeltaTable | None:  # fmt: skip
+    """A table for the series sampler when ``table``'s sampler rows fail validation
+    (typically the value of lines a day or two from expiry, whose curvature in time the
+    cubic in time cannot follow to a cent): the same grid, window and validation over
+    ``table``'s far lines ``far`` less the shortest-dated ones, their expiries (``groups``
+    of :func:`_far_nodes`: their node values) taken off one by one from the shortest until
+    the fit passes for checks and for the sampler (:func:`passes`, its own scales, as any
+    table's). Those lines join ``table``'s near lines in the split's ``near`` (evaluated
+    exactly at each sample). ``table`` itself (what checks read) is unchanged. ``None``
+    when no split within :data:`SPLIT_MAX_SHARE` of the far lines passes."""
+    m = far.shape[1]
+    expiry = far[ROW_EXPIRY, :m]
+    t0, H = table.t0, table.H
+    v0, v1, exact = table.v_start.copy(), table.v_end.copy(), table.v_mid.copy()
+    spots = table.center + table.half * _nodes(table.coef.shape[1])
+
+    def candidates():
+        """(cut, long lines' node values): the last split's cut first, from its end (a
+        rolled table's groups have no values at t0), then the groups taken off one by one."""
+        if last is not None and last.v_end.shape == v0.shape and last.H == H:
+            at = [k for k, g in enumerate(groups) if g[0] == last.near_cut]
+            if at:
+                w1, wm = v1.copy(), exact.copy()
+                for g in groups[: at[0] + 1]:
+                    w1 -= g[2]
+                    wm -= g[3]
+                yield last.near_cut, last.v_end.copy(), w1, wm
+        for cut, g0, g1, gm in groups:
+            if g0 is None:  # a rolled table: the group's values at t0 (only now needed)
+                g0 = np.zeros_like(v0)
+                group = np.ascontiguousarray(far[:, expiry == cut])
+                node_greeks(spots, t0, year_seconds, group, group.shape[1], *surf, g0)
+            v0[:] -= g0
+            v1[:] -= g1
+            exact[:] -= gm
+            yield cut, v0.copy(), v1.copy(), exact.copy()
+
+    for cut, w0, w1, wm in candidates():
+        coef, scoef, err, scale = _fit(w0, w1, wm, H / year_seconds)
+        ok, sample_ok = _passes(err, scale)
+        if ok and sample_ok:
+            keep = expiry > cut
+            near = np.ascontiguousarray(
+                np.hstack([table.near[:, : table.near_n], far[:, ~keep]])
+            )  # fmt: skip
+            return DeltaTable(
+                table.version, t0, H, table.center, table.half, table.level, table.skew,
+                table.floor, 2.0 * float(scale[3]), coef, near, near.shape[1], err[0],
+                scoef=scoef, sample_ok=True, sample_error=float(err[4]), v_end=w1,
+                far_n=int(np.count_nonzero(keep)), built_version=table.version, v_start=w0,
+                v_mid=wm, near_cut=cut,
+            )  # fmt: skip
+    return None
 
 
 @njit(cache=True)
@@ -646,6 +795,8 @@ def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float
     if not ok:
         return False
     fit.commit(table, k, sample_ok, far_delta)
+    if table.sampler is not None:
+        _fold_split(table, lines, year_seconds, r, q)
     return True
 
 
@@ -730,7 +881,31 @@ def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_sec
         return False, rest, rest_idx[:b]
     if k:
         fit.commit(table, k, sample_ok, far)
+        if table.sampler is not None:
+            _fold_split(table, fold[:, :k], year_seconds, r, q)
     return True, rest, rest_idx[:b]
+
+
+def _fold_split(table: DeltaTable, lines: np.ndarray, year_seconds: float, r: float,
+                q: float) -> None:  # fmt: skip
+    """Bring ``table``'s sampler split up to date with ``lines`` (unit differences just
+    folded into ``table``): those expiring by the split's cut join its exact lines, the
+    others are folded into its fit (:func:`fold_lines`); the split is dropped (the sampler
+    then evaluates the holder exactly) when that refit fails validation or fails the
+    sampler's."""
+    split = table.sampler
+    short = lines[ROW_EXPIRY] <= split.near_cut
+    if short.any():
+        split.near = np.ascontiguousarray(
+            np.hstack([split.near[:, : split.near_n], lines[:, short]])
+        )  # fmt: skip
+        split.near_n = split.near.shape[1]
+    far = np.ascontiguousarray(lines[:, ~short])
+    if far.shape[1] and not fold_lines(split, far, far.shape[1], year_seconds, r, q):
+        table.sampler = None
+    elif not split.sample_ok:
+        table.sampler = None
+    split.version = table.version
 
 
 def retry_after(t: float) -> float:
