@@ -307,13 +307,13 @@ class OptionBook:
         strike, expiry, qty, multiplier = map(float, (strike, expiry, qty, multiplier))
         if not 0 <= h < self.n_holders:
             raise ValueError(f"holder {h} out of range 0..{self.n_holders - 1}")
-        if not (np.isfinite(strike) and strike > 0):
+        if not (math.isfinite(strike) and strike > 0):
             raise ValueError(f"strike must be > 0 dollars, got {strike}")
-        if not (np.isfinite(multiplier) and multiplier > 0):
+        if not (math.isfinite(multiplier) and multiplier > 0):
             raise ValueError(f"multiplier must be > 0 shares per contract, got {multiplier}")
-        if not (np.isfinite(qty) and np.isfinite(expiry)):
+        if not (math.isfinite(qty) and math.isfinite(expiry)):
             raise ValueError(f"qty and expiry must be finite, got {qty}, {expiry}")
-        if iv_offset is not None and not np.isfinite(iv_offset):
+        if iv_offset is not None and not math.isfinite(iv_offset):
             raise ValueError(f"iv_offset must be a finite vol, got {iv_offset}")
         key = (h, strike, expiry, bool(is_call), bool(visible), multiplier)
         i = self._index.get(key)

@@ -614,16 +614,15 @@ class HotLoop:
         market.volume = float(mk[fp.MK_VOLUME])
         market.changes = int(mk[fp.MK_CHANGES])
         self.seen = market.changes
-        for i, d in enumerate(sim.dealers):
-            row = self.dl[i]
-            d.hedge_volume = float(row[fp.D_HVOL])
-            d.hedge_cost = float(row[fp.D_HCOST])
+        for d, row in zip(sim.dealers, self.dl.tolist(), strict=True):  # rows as floats
+            d.hedge_volume = row[fp.D_HVOL]
+            d.hedge_cost = row[fp.D_HCOST]
             d.n_rehedges = int(row[fp.D_NREH])
-            d.last_delta_before_hedge = float(row[fp.D_LASTD])
+            d.last_delta_before_hedge = row[fp.D_LASTD]
             d._solve_next = bool(row[fp.D_SOLVE])
             d._overshoots = int(row[fp.D_OVER])
-            d._window_start = float(row[fp.D_WS])
-            d._window_used = float(row[fp.D_WU])
+            d._window_start = row[fp.D_WS]
+            d._window_used = row[fp.D_WU]
             d.capacity_bound = bool(row[fp.D_CAPB])
         if sim.noise is not None:
             sim.noise.volume = float(self.noise[fp.NZ_VOLUME])

@@ -18,6 +18,7 @@ books (``engine.delta_table``) read their greeks from
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 
 import numpy as np
@@ -245,6 +246,7 @@ class Sampler:
         self._dealer_accounts = np.array([d.account for d in dealers], dtype=np.int64)
         # s, sorted; samples there value unsettled lines
         self._expiries = np.unique(np.asarray(list(expiries), dtype=np.float64))
+        self._expiry_list = self._expiries.tolist()  # for bisect (scalars, small fills)
 
     def sample(self, t: float, row: np.ndarray) -> None:
         """Fill one series row ``row`` (a view of the recorder's buffer) at time ``t`` (s)
@@ -300,21 +302,20 @@ class Sampler:
         else:
             book.series_greeks_many(times, mids, vol, greeks, gex)
         due = np.zeros((m, book.n_holders))
-        exp = self._expiries  # those within these samples' clocks (most fills: none)
-        lo, hi = exp.searchsorted(times[0], "left"), exp.searchsorted(times[-1], "right")
+        exp = self._expiry_list  # those within these samples' clocks (most fills: none)
+        lo, hi = bisect_left(exp, t0), bisect_right(exp, float(times[-1]))
         if hi > lo:
-            for j in np.flatnonzero(np.isin(times, exp[lo:hi])):
+            for j in np.flatnonzero(np.isin(times, self._expiries[lo:hi])):
                 due[j] = self._unsettled_value(float(mids[j]), float(times[j]))
-        first = self.recorder.filled
-        marks = np.flatnonzero((first + np.arange(m)) % self.levels_stride == 0)
-        lev = np.empty((marks.size + 1, len(LEVEL_COLUMNS)))
+        # rows whose number (the recorder's, from ``first``) is a multiple of the stride
+        marks = range((-self.recorder.filled) % self.levels_stride, m, self.levels_stride)
+        lev = np.empty((len(marks) + 1, len(LEVEL_COLUMNS)))
         lev[0] = self.levels
-        for k, j in enumerate(marks.tolist()):
+        at = np.zeros(m, dtype=np.int64)  # per row: the flips and walls it reads in lev
+        for k, j in enumerate(marks):
             self.update_levels(float(mids[j]), float(times[j]))
             lev[k + 1] = self.levels
-        at = np.zeros(m, dtype=np.int64)
-        at[marks] = 1
-        at = np.cumsum(at)
+            at[j:] = k + 1
         fill_rows(times, mids, prices, volumes, shares, cash, hedge, due, greeks, gex, level,
                   self.scenario.clock.year_seconds, self._prev, self._flow, self._flow_state,
                   lev, at, len(self.dealers), rows)  # fmt: skip

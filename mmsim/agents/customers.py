@@ -26,7 +26,7 @@ from mmsim.book import OptionBook
 from mmsim.greeks import bsm_scalar
 from mmsim.market import Market
 from mmsim.schema import CustomerSegment
-from mmsim.vol import Smile, VolSurface
+from mmsim.vol import Smile, VolSurface, surface_iv
 
 __all__ = ["CustomerFlow", "OptionTrade"]
 
@@ -106,11 +106,15 @@ class CustomerFlow:
         is_call = cfg.type == "call"
         sign = 1.0 if cfg.side == "buy" else -1.0
         years = (expiry - now) / self.book.year_seconds
-        if self.smile is None:
-            offset, sigma = None, float(self.vol.iv(strike, S))
+        if self.smile is None:  # vol.iv(strike, S) in scalars: the same ufuncs, bit for bit
+            vol = self.vol
+            sigma = float(max(vol.level + vol.skew * np.log(strike / S), vol.floor))
+            offset = None
         else:
+            # smile.iv(strike, expiry, S, is_call), its offset looked up once
             offset = self.smile.offset(strike, expiry, is_call)
-            sigma = self.smile.iv(strike, expiry, S, is_call)
+            level, skew, floor = self.smile.surface.params()
+            sigma = max(surface_iv(float(strike), float(S), level, skew, floor) + offset, floor)
         value = bsm_scalar(S, strike, years, sigma, self.book.r, self.book.q, is_call)[0]
         premium = max(value + sign * cfg.edge, 0.0)
         return OptionTrade(
