@@ -56,7 +56,6 @@ def parts(n_lines: int, repeat: int) -> list[dict]:
     import time
 
     from benchmarks import cases
-    from mmsim.engine import Simulation
     from mmsim.scenario import load_scenario
 
     spent: dict[str, float] = {}
@@ -83,16 +82,8 @@ def parts(n_lines: int, repeat: int) -> list[dict]:
     try:
         for band in (0.0, 100.0):
             sc = load_scenario(cases.book_scenario(n_lines, band, 1.0))
-            Simulation(sc, 1).run()  # warm-up
-            best: dict | None = None
-            for _ in range(repeat):
-                spent.clear()
-                sim = Simulation(sc, 1)
-                t0 = time.process_time()
-                sim.run()
-                total = time.process_time() - t0
-                if best is None or total < best["total"]:
-                    best = {"lines": n_lines, "band": band, "total": total, **spent}
+            total, _, parts = cases.least_of_runs(sc, repeat, spent)
+            best = {"lines": n_lines, "band": band, "total": total, **parts}
             rows.append(best)
     finally:
         for mod, attr, f in saved:

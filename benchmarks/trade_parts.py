@@ -74,28 +74,19 @@ def _install(spent: dict[str, float]) -> list[tuple]:
 def trade_parts(name: str, repeat: int) -> dict:
     """CPU by part of one day of chain case ``name`` (least total of ``repeat`` runs)."""
     from benchmarks import cases
-    from mmsim.engine import Simulation
     from mmsim.scenario import load_scenario
 
     sc = load_scenario(cases.chain_scenarios()[name])
     spent: dict[str, float] = {}
     saved = _install(spent)
     try:
-        Simulation(sc, 1).run()  # warm-up
-        best: dict | None = None
-        for _ in range(repeat):
-            spent.clear()
-            sim = Simulation(sc, 1)
-            t0 = time.process_time()
-            sim.run()
-            total = time.process_time() - t0
-            if best is None or total < best["total"]:
-                trades = sim.journal.option_log.n
-                best = {"case": name, "total": total, "trades": trades, "parts": dict(spent)}
+        total, sim, parts = cases.least_of_runs(sc, repeat, spent)
+        trades = sim.journal.option_log.n  # type: ignore[attr-defined]
+        best = {"case": name, "total": total, "trades": trades, "parts": parts}
     finally:
         for owner, attr, f in saved:
             setattr(owner, attr, f)
-    return best  # type: ignore[return-value]
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
