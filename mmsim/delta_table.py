@@ -31,18 +31,23 @@ at validated points. Results then differ bit-wise from exact evaluation; see
 The same build serves the **series sampler** (``OptionBook.series_greeks``): the node
 values carry the book's value and theta (Hermite in time, like delta), vanna and the
 visible-view gamma (linear in time); charm is the time derivative of the delta's Hermite
-cubic. They are validated at the same points with a margin of 2: value within
-``TOL_VALUE / 2`` ($), charm and vanna within ``TOL_REL / 2`` of their largest value, the
-visible gamma within ``TOL_REL / 2`` of the larger of its and the true gamma's. A table
-whose sampler rows fail (``sample_ok`` False) still serves checks; the sampler then reads
-its *split* (``DeltaTable.sampler``, :func:`_sampler_split`) if one passes: a fit on the
-same grid and window of the far lines less the shortest-dated expiries (the value of a
-line a day or two from expiry curves in time more than the cubic follows to a cent),
-those evaluated exactly beside it (at most :data:`SPLIT_MAX_SHARE` of the far lines); else
-it evaluates that holder exactly, and also whenever the surface level differs from the
-build's (value moves by vega x d level, which the table does not carry). Stated
-tolerance of a sampled holder: delta 3/4 share, value ``TOL_VALUE`` (1 cent), gamma,
-charm, vanna ``TOL_REL`` (1%) of scale (``tests/test_big_books.py``).
+cubic. They are validated at the same points with a margin of 2: value within half the
+value tolerance ``max(TOL_VALUE, TOL_VALUE_REL x gross)`` ($, :func:`value_tol`; gross:
+the tabulated lines' ``sum |units x value|`` at the build), charm and vanna within
+``TOL_REL / 2`` of their largest value, the visible gamma within ``TOL_REL / 2`` of the
+larger of its and the true gamma's. A table whose sampler rows fail (``sample_ok``
+False) still serves checks; the sampler then reads its *split* (``DeltaTable.sampler``,
+:func:`_sampler_split`) if one passes: a fit on the same grid and window of the far
+lines less the shortest-dated expiries (the value of a line a day or two from expiry
+curves in time more than the cubic follows to a cent), those evaluated exactly beside
+it (at most :data:`SPLIT_MAX_SHARE` of the far lines; a book over $10M of gross value
+rarely needs one, its value tolerance is relative); else it evaluates that holder
+exactly, and also whenever the surface level differs from the build's (value moves by
+vega x d level, which the table does not carry). Stated tolerance of a sampled holder:
+delta 3/4 share, value :func:`value_tol` (1 cent, or ``TOL_VALUE_REL`` = 1e-9 of the
+gross value of its tabulated lines at the build when larger: a book over $10M), gamma,
+charm, vanna ``TOL_REL`` (1%) of scale (``tests/test_big_books.py``,
+``tests/test_chain_tables.py``).
 """
 
 from __future__ import annotations
@@ -71,6 +76,13 @@ __all__ = ["DeltaTable", "build_table", "fold_lines", "table_sample"]
 TOL_DELTA = 0.25  # shares: validated fit + time-interpolation error of the delta
 TOL_VOL = 0.5  # shares: most a level change may move delta before a rebuild
 TOL_VALUE = 0.01  # $: validated error of the tabulated value (the series sampler's P&L)
+TOL_VALUE_REL = 1e-9
+"""... or this fraction of the book's gross option value (:func:`value_tol`) when larger:
+$1 per $1bn of premium. A cent is ~1e-11 of the SPX chain book's gross value (billions
+of $), finer than the cubic in time follows its shortest expiries; 1e-9 of it is a few
+$ on a dealer P&L whose sampled changes are thousands of $ and its P&L vol (summary)
+millions, so the recorded P&L moves by < 1e-6 of its vol. Books under $10M of gross
+value keep the cent (and their bits)."""
 TOL_REL = 1e-2  # gamma, charm, vanna: validated within 1% of their scale; the visible
 # gamma within 1% of the larger of its scale and the true gamma's
 HALF_WIDTH = 0.03  # half-width of the spot grid, fraction of the build's spot
@@ -99,6 +111,32 @@ SAMPLER_MIN_H = 2400.0
 build costs ~3 x nodes x lines BSM evaluations every ``H``, an exact sample ~lines, so
 at a sample every 10 s a 32-node table pays from ``H`` ~2,000 s, a 64-node one from
 ~4,000 s."""
+
+
+def value_tol(gross: float) -> float:
+    """The validated value tolerance ($) of a table whose tabulated lines' gross option
+    value (sum of ``|units x value per unit|`` at the build) is ``gross`` ($):
+    ``max(TOL_VALUE, TOL_VALUE_REL * gross)``."""
+    return max(TOL_VALUE, TOL_VALUE_REL * gross)
+
+
+@njit(cache=True)
+def line_values(lines, n, S, t, year_seconds, level, skew, floor, r, q):
+    """``|units x BSM value per unit|`` ($) of each of the ``n`` lines at spot ``S`` ($)
+    and clock ``t`` (s), 0 for expired lines; the iv as :func:`node_greeks`'."""
+    out = np.zeros(n)
+    log_s = math.log(S)
+    for i in range(n):
+        units = lines[ROW_UNITS, i]
+        if lines[ROW_EXPIRY, i] <= t or units == 0.0:
+            continue
+        K = lines[ROW_STRIKE, i]
+        T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+        x = math.log(K) - log_s
+        iv = max(level if skew == 0.0 else level + skew * x, floor)
+        sigma = max(iv + lines[ROW_IV_OFF, i], floor)
+        out[i] = abs(units * bsm_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[0])
+    return out
 
 
 @njit(cache=True)
@@ -416,6 +454,9 @@ class DeltaTable:
     scoef: np.ndarray = field(default_factory=lambda: np.zeros((8, 1)))
     sample_ok: bool = False
     sample_error: float = math.inf  # $, the validated value error
+    # $, the value tolerance of the sampler's validation (:func:`value_tol` of the gross
+    # value of the tabulated lines at the build; a split keeps its table's)
+    tol_value: float = TOL_VALUE
     # set by the book: units of every line at the build, and the changes booked since
     # (a line table of unit differences, evaluated exactly)
     snap: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -495,15 +536,16 @@ def _fit(v0: np.ndarray, v1: np.ndarray, exact: np.ndarray, span: float) -> tupl
 
 
 @njit(cache=True)
-def passes(err, scale):
+def passes(err, scale, tol_value):
     """``(checks may read it, the sampler may read it)`` for a fit's errors and scales:
     delta within ``TOL_DELTA`` shares and gamma ``TOL_REL`` of its scale; the sampler's
-    rows with a margin of 2 (value ``TOL_VALUE / 2`` $, charm and vanna ``TOL_REL / 2``
-    of their scale, the visible gamma of the larger of its and the true gamma's)."""
+    rows with a margin of 2 (value ``tol_value / 2`` $, :func:`value_tol`; charm and
+    vanna ``TOL_REL / 2`` of their scale, the visible gamma of the larger of its and the
+    true gamma's)."""
     ok = err[0] <= TOL_DELTA and err[1] <= TOL_REL * scale[1] + 1e-9
     half_tol = 0.5 * TOL_REL
     sample_ok = (
-        err[4] <= 0.5 * TOL_VALUE
+        err[4] <= 0.5 * tol_value
         and err[2] <= half_tol * scale[2] + 1e-9
         and err[3] <= half_tol * scale[3] + 1e-9
         and err[6] <= half_tol * max(scale[6], scale[1]) + 1e-9
@@ -511,9 +553,9 @@ def passes(err, scale):
     return ok, sample_ok
 
 
-def _passes(err: np.ndarray, scale: np.ndarray) -> tuple[bool, bool]:
+def _passes(err: np.ndarray, scale: np.ndarray, tol_value: float) -> tuple[bool, bool]:
     """:func:`passes` as Python bools."""
-    ok, sample_ok = passes(err, scale)
+    ok, sample_ok = passes(err, scale, tol_value)
     return bool(ok), bool(sample_ok)
 
 
@@ -557,6 +599,7 @@ def build_table(
     surf = (level, skew, floor, r, q)
     half = S * HALF_WIDTH
     first = None  # the first fit that passes for checks but not for the sampler
+    worth = line_values(lines, n, S, t, year_seconds, *surf)  # $, |units x value|
     for a, (nodes, H) in enumerate(attempts):
         if first is not None and H < SAMPLER_MIN_H:
             break  # a fit this short would cost more in builds than the sampler saves
@@ -585,14 +628,15 @@ def build_table(
         if rolled:
             v0[:] = start.v_end
         coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
-        ok, sample_ok = _passes(err, scale)
+        tol_value = value_tol(float(worth[~near_mask].sum()))  # the tabulated lines'
+        ok, sample_ok = _passes(err, scale, tol_value)
         if not ok:
             continue  # a shorter fit may still pass (for the sampler too, if ``first``)
         table = DeltaTable(
             version, t, H, S, half, level, skew, floor, 2.0 * float(scale[3]), coef,
             near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
-            scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), v_end=v1,
-            far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=cut,
+            scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), tol_value=tol_value,
+            v_end=v1, far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=cut,
         )  # fmt: skip
         if sample_ok:
             return table
@@ -698,7 +742,7 @@ def _sampler_split(table: DeltaTable, far: np.ndarray, groups: list, year_second
 
     for cut, w0, w1, wm in candidates():
         coef, scoef, err, scale = _fit(w0, w1, wm, H / year_seconds)
-        ok, sample_ok = _passes(err, scale)
+        ok, sample_ok = _passes(err, scale, table.tol_value)
         if ok and sample_ok:
             keep = expiry > cut
             near = np.ascontiguousarray(
@@ -707,9 +751,9 @@ def _sampler_split(table: DeltaTable, far: np.ndarray, groups: list, year_second
             return DeltaTable(
                 table.version, t0, H, table.center, table.half, table.level, table.skew,
                 table.floor, 2.0 * float(scale[3]), coef, near, near.shape[1], err[0],
-                scoef=scoef, sample_ok=True, sample_error=float(err[4]), v_end=w1,
-                far_n=int(np.count_nonzero(keep)), built_version=table.version, v_start=w0,
-                v_mid=wm, near_cut=cut,
+                scoef=scoef, sample_ok=True, sample_error=float(err[4]),
+                tol_value=table.tol_value, v_end=w1, far_n=int(np.count_nonzero(keep)),
+                built_version=table.version, v_start=w0, v_mid=wm, near_cut=cut,
             )  # fmt: skip
     return None
 
@@ -717,17 +761,17 @@ def _sampler_split(table: DeltaTable, far: np.ndarray, groups: list, year_second
 @njit(cache=True)
 def _fold_fit(lines, k, center, half, t0, H, year_seconds, level, skew, floor, r, q, x, xm,
               basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact, coef, scoef, err,
-              scale):  # fmt: skip
+              scale, tol_value):  # fmt: skip
     """A table's node values plus those of ``k`` lines (:func:`fold_nodes`; grid
     ``center + half * x``, validation points ``center + half * xm``), refitted
     (:func:`fit_nodes`) into ``v0``, ``v1``, ``exact``, ``coef``, ``scoef``, ``err`` and
-    ``scale``; returns :func:`passes` of the refit."""
+    ``scale``; returns :func:`passes` of the refit (value tolerance ``tol_value`` $)."""
     spots = center + half * x
     mids = center + half * xm
     fold_nodes(lines, k, spots, mids, t0, H, year_seconds, level, skew, floor, r, q, v_start,
                v_end, v_mid, v0, v1, exact)  # fmt: skip
     fit_nodes(v0, v1, exact, basis_t, mid_t, H / year_seconds, coef, scoef, err, scale)
-    return passes(err, scale)
+    return passes(err, scale, tol_value)
 
 
 class _Refit:
@@ -745,7 +789,8 @@ class _Refit:
         return (table.center, table.half, table.t0, table.H, year_seconds, table.level,
                 table.skew, table.floor, r, q, _nodes(n), _midpoints(n), _basis_t(n),
                 _mid_t(n), table.v_start, table.v_end, table.v_mid, self.v0, self.v1,
-                self.exact, self.coef, self.scoef, self.err, self.scale)  # fmt: skip
+                self.exact, self.coef, self.scoef, self.err, self.scale,
+                table.tol_value)  # fmt: skip
 
     def commit(self, table: DeltaTable, k: int, sample_ok: bool, far_delta: int | None) -> None:
         """Make the refit the table's, ``k`` lines folded (``far_delta``: see
@@ -839,7 +884,8 @@ def _mark_folded(idx, packed, near_cut, snap, snap_vis):
 @njit(cache=True)
 def _fold_booked(idx, packed, snap, snap_vis, near_cut, can_fit, fold, rest, rest_idx, center,
                  half, t0, H, year_seconds, level, skew, floor, r, q, x, xm, basis_t, mid_t,
-                 v_start, v_end, v_mid, v0, v1, exact, coef, scoef, err, scale):  # fmt: skip
+                 v_start, v_end, v_mid, v0, v1, exact, coef, scoef, err, scale,
+                 tol_value):  # fmt: skip
     """:func:`fold_booked` in one call: :func:`_split_changes`, then (lines to fold and
     ``can_fit``: the table has its node values) :func:`_fold_fit` into the scratch
     ``v0 .. scale`` and, when it passes, :func:`_mark_folded`. Returns ``(folded, rest,
@@ -851,7 +897,7 @@ def _fold_booked(idx, packed, snap, snap_vis, near_cut, can_fit, fold, rest, res
         return k, b, far, False, False
     ok, sample_ok = _fold_fit(fold, k, center, half, t0, H, year_seconds, level, skew, floor,
                               r, q, x, xm, basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact,
-                              coef, scoef, err, scale)  # fmt: skip
+                              coef, scoef, err, scale, tol_value)  # fmt: skip
     if ok:
         _mark_folded(idx, packed, near_cut, snap, snap_vis)
     return k, b, far, ok, sample_ok

@@ -4,9 +4,10 @@ scanning every line ever booked.
 
 Where results differ bit-wise: a tabulated holder's sampled greeks (``dealer_delta``,
 ``dealer_gamma``, ``gex_*``, ``<dealer>.pnl``, ``flow_*``) are within the tolerances of
-:mod:`mmsim.delta_table` of exact evaluation (delta 3/4 of a share, value 1 cent, gamma,
-vanna and charm 1% of their scale, the visible GEX 1% of the larger of its scale and
-the true GEX's). Flips are bit-identical.
+:mod:`mmsim.delta_table` of exact evaluation (delta 3/4 of a share, value
+:func:`~mmsim.delta_table.value_tol`: 1 cent on these books, under $10M of gross option
+value; gamma, vanna and charm 1% of their scale, the visible GEX 1% of the larger of its
+scale and the true GEX's). Flips are bit-identical.
 Books below ``delta_table_min_lines`` (``auto``) sample exactly, bit for bit.
 """
 
@@ -18,8 +19,9 @@ import pytest
 import mmsim
 from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
 from mmsim.book_kernels import nearest_flips
-from mmsim.delta_table import TOL_DELTA, TOL_REL, TOL_VALUE, TOL_VOL, build_table
+from mmsim.delta_table import TOL_DELTA, TOL_REL, TOL_VALUE, TOL_VOL, build_table, value_tol
 from mmsim.engine import Simulation
+from mmsim.greeks import bsm_greeks
 from mmsim.vol import VolSurface
 
 DAY = 23_400.0
@@ -39,6 +41,19 @@ def _random_book(seed: int, n: int, holders: int, mode: str, near: float = 0.02)
     return book, cols, kw
 
 
+def _value_bound(book: OptionBook, S: float, t: float, vol: VolSurface) -> float:
+    """The stated value tolerance ($) of ``book`` at spot ``S`` ($), clock ``t`` (s):
+    :func:`~mmsim.delta_table.value_tol` of its gross option value (``|qty x multiplier
+    x BSM price|`` of the live lines, priced line by line with their iv offsets)."""
+    df = book.lines(iv_offset=True)
+    live = df[df.expiry > t]
+    K = live.strike.to_numpy()
+    sigma = np.maximum(vol.iv(K, S) + live.iv_offset.to_numpy(), vol.floor)
+    T = (live.expiry.to_numpy() - t) / book.year_seconds
+    price = bsm_greeks(S, K, T, sigma, 0.0, 0.0, live.is_call.to_numpy()).price
+    return value_tol(float(np.abs(live.qty.to_numpy() * live.multiplier.to_numpy() * price).sum()))
+
+
 def _assert_relative(err: np.ndarray, scale: np.ndarray) -> None:
     """Rows 1-3 (gamma, charm, vanna) and 5 (true GEX) within ``TOL_REL`` of their scale;
     row 6 (visible GEX) of the larger of its scale and the true GEX's."""
@@ -53,7 +68,8 @@ def _assert_relative(err: np.ndarray, scale: np.ndarray) -> None:
 def test_tabulated_sampler_within_stated_tolerance_of_exact(seed):
     """600 samples of a 4,000-line, 3-holder book over 1.6 days (lines expire during it;
     spot wanders +-4 $; trades booked after the table builds): per holder |delta error|
-    <= 3/4 share, |value error| <= 1 cent, gamma, vanna and the GEX at spot within 1% and
+    <= 3/4 share, |value error| <= 1 cent (the book's ``value_tol``: its gross value is
+    under $10M), gamma, vanna and the GEX at spot within 1% and
     charm within 1% of the book's largest value (the visible GEX: of the larger of its and
     the true GEX's); at least half the samples from tables (else the
     test would test nothing)."""
@@ -78,6 +94,7 @@ def test_tabulated_sampler_within_stated_tolerance_of_exact(seed):
         err = np.maximum(err, diff)
         scale = np.maximum(scale, np.r_[np.abs(want).max(axis=1), np.abs(gex_exact)])
     assert err[0] <= TOL_DELTA + TOL_VOL, f"delta {err[0]:.3g} shares > 0.75"
+    assert _value_bound(exact, 100.0, 0.0, vol) == TOL_VALUE, "not a small book"
     assert err[4] <= TOL_VALUE, f"value {err[4]:.3g} $ > {TOL_VALUE}"
     _assert_relative(err, scale)
     assert tab.table_samples >= 3 * 300, f"only {tab.table_samples} holder-samples tabulated"
@@ -233,8 +250,8 @@ class _SamplerProbe(Simulation):
 def test_sampled_series_within_tolerance_of_exact_over_20_seeds():
     """20 seeds of a non-shipped setting (see ``_stats_scenario``), tabulated: at every
     sample of every run the recorded greeks are within the stated tolerance of exact
-    evaluation of the same state (delta 3/4 share, value 1 cent, gamma and the GEX at
-    spot 1%, charm 1%), and every series value is finite."""
+    evaluation of the same state (delta 3/4 share, value 1 cent: books under $10M of
+    gross value, gamma and the GEX at spot 1%, charm 1%), and every series value is finite."""
     worst, scale = np.zeros(7), np.zeros(7)
     tabulated = 0
     for seed in range(20):
@@ -255,7 +272,8 @@ def test_sampled_series_within_tolerance_of_exact_over_20_seeds():
 def test_sampler_reads_a_table_when_the_first_fit_misses_only_the_value(seed):
     """A customer book near expiry (130 lines, strikes $430-470 around spot 450,
     expiries 1.5, 3 and 19 days): the first fit (32 nodes, 2 hours) passes for checks
-    but misses the value by far more than the sampler's 1 cent (its curvature in time);
+    but misses the value by far more than the sampler's 1 cent (its ``value_tol``: gross
+    value under $10M; the value's curvature in time);
     the build tries the next fit, which passes both, so the sampler reads the table
     (O(1) per sample instead of every line) within its stated tolerance over 40 minutes
     of samples: delta 3/4 share, value 1 cent."""
@@ -267,6 +285,7 @@ def test_sampler_reads_a_table_when_the_first_fit_misses_only_the_value(seed):
     tab.add_many(*cols)
     exact.add_many(*cols)
     vol = VolSurface(0.18, -0.25, 0.01)
+    assert _value_bound(exact, 450.0, 0.0, vol) == TOL_VALUE, "not a small book"
     lines, k = tab._hot_lines(0, 0.0)
     first = build_table(lines, k, 0, 450.0, 0.0, tab.year_seconds, *vol.params(), 0.0, 0.0,
                         attempts=((32, 7_200.0),))  # fmt: skip

@@ -1,17 +1,23 @@
-"""The series sampler on a chain-like book (issue 11, the real SPX chain): a table whose
-sampler rows fail validation (the value of lines a day or two from expiry, to a cent)
-gets a sampler split (:func:`mmsim.delta_table._sampler_split`): the sampler reads a fit
-of the longer-dated lines and evaluates only the shortest-dated ones exactly, within
-the stated tolerances of exact evaluation. What checks read is unchanged. Builds give
-up early the fits the 0DTE lines make hopeless, and still build the same table.
+"""The series sampler on a chain-like book (issue 11, the real SPX chain). Its value
+tolerance scales with the book (:func:`mmsim.delta_table.value_tol`: 1e-9 of the gross
+option value, ~$47 on this $47bn book): the table's own sampler rows pass and the
+sampler reads them at every sample. Under the 1-cent rule (a book under $10M;
+``TOL_VALUE_REL`` patched to 0 here) a table whose sampler rows fail validation (the
+value of lines a day or two from expiry) gets a sampler split
+(:func:`mmsim.delta_table._sampler_split`): the sampler reads a fit of the longer-dated
+lines and evaluates only the shortest-dated ones exactly, within the stated tolerances
+of exact evaluation. What checks read is unchanged. Builds give up early the fits the
+0DTE lines make hopeless, and still build the same table.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+import mmsim.delta_table as dt
 from mmsim.book import OptionBook
-from mmsim.delta_table import TOL_DELTA, TOL_REL, TOL_VALUE, TOL_VOL
+from mmsim.delta_table import TOL_DELTA, TOL_REL, TOL_VALUE, TOL_VOL, value_tol
+from mmsim.greeks import bsm_greeks
 from mmsim.vol import VolSurface
 
 DAY = 23_400.0
@@ -34,13 +40,62 @@ def _chain_book(mode: str, seed: int = 3) -> tuple[OptionBook, tuple, dict]:
     return book, (K, E, C, qty, 0), kw
 
 
-def test_sampler_reads_a_split_table_on_a_chain_book_within_tolerance():
-    """160 samples every 60 s (2.7 hours from the open) of a 1,000-line SPX-like book
-    (0DTE to 40 sessions), spot wandering +-40 $, a customer trade on a 1-10 session line
-    every 8 samples (folded into the table and its split): |delta error| <= 3/4 share,
-    |value error| <= 1 cent (the book is worth ~$1bn), gamma, charm, vanna and the GEX at
-    spot within 1% of their scale; at least 3/4 of the samples read from the table (before
-    the split none did: its value check failed at every build)."""
+def _gross(book: OptionBook, S: float, t: float, vol: VolSurface) -> float:
+    """The book's gross option value ($): sum of ``|qty x multiplier x BSM price|`` of
+    its live lines at spot ``S`` ($), clock ``t`` (s), priced by
+    :func:`~mmsim.greeks.bsm_greeks` at the surface's iv plus each line's offset."""
+    df = book.lines(iv_offset=True)
+    live = df[df.expiry > t]
+    K = live.strike.to_numpy()
+    sigma = np.maximum(vol.iv(K, S) + live.iv_offset.to_numpy(), vol.floor)
+    T = (live.expiry.to_numpy() - t) / book.year_seconds
+    price = bsm_greeks(S, K, T, sigma, 0.0, 0.0, live.is_call.to_numpy()).price
+    return float(np.abs(live.qty.to_numpy() * live.multiplier.to_numpy() * price).sum())
+
+
+def test_sampler_reads_the_tables_own_rows_within_the_relative_value_tolerance():
+    """80 samples every 60 s (80 minutes from the open, across a rebuild) of the ~$47bn
+    chain-like book, spot wandering +-40 $: the value tolerance is 1e-9 of the gross
+    option value (priced here line by line), so every table's own sampler rows pass and
+    the sampler reads them at every sample, pricing no line exactly (under the 1-cent
+    rule the first build's rows failed and a split priced the shortest expiries exactly);
+    |value error| <= value_tol(least gross over the samples), more than a cent (the cent
+    would fail), delta within 3/4 share, gamma, charm, vanna within 1% of their scale."""
+    tab, cols, kw = _chain_book("on")
+    exact = OptionBook(1, delta_table="off")
+    exact.add_many(*cols, **kw)
+    vol = VolSurface(0.211, 0.0, 0.01)
+    got, want = np.zeros((5, 1)), np.zeros((5, 1))
+    err, scale = np.zeros(5), np.zeros(5)
+    gross, exact_lines, n = np.inf, 0, 80
+    for k in range(n):
+        S, t = S0 + 40.0 * np.sin(k / 30.0), 60.0 * k
+        tab.series_greeks(S, t, vol, got)
+        exact.sample_greeks(S, t, vol, want)
+        table = tab._tables[0]
+        assert table is not None and table.sample_table() is table, f"split at t={t}"
+        exact_lines = max(exact_lines, table.near_n + table.changes_n)
+        gross = min(gross, _gross(exact, S, t, vol))
+        err = np.maximum(err, np.abs(got - want).max(axis=1))
+        scale = np.maximum(scale, np.abs(want).max(axis=1))
+    bound = value_tol(gross)
+    assert gross > 1e10 and bound > 100 * TOL_VALUE, f"gross {gross:.3g} $: not a big book"
+    assert tab.table_samples == n and exact_lines == 0, (tab.table_samples, exact_lines)
+    assert TOL_VALUE < err[4] <= bound, f"value {err[4]:.3g} $ vs {bound:.3g} over 80 min"
+    assert err[0] <= TOL_DELTA + TOL_VOL, f"delta {err[0]:.3g} shares > 0.75 over 80 min"
+    for row, name in ((1, "gamma"), (2, "charm"), (3, "vanna")):
+        assert err[row] <= TOL_REL * scale[row], f"{name} error {err[row] / scale[row]:.2%}"
+
+
+def test_sampler_reads_a_split_table_on_a_chain_book_within_tolerance(monkeypatch):
+    """Under the 1-cent rule (``TOL_VALUE_REL`` 0): 160 samples every 60 s (2.7 hours
+    from the open) of a 1,000-line SPX-like book (0DTE to 40 sessions), spot wandering
+    +-40 $, a customer trade on a 1-10 session line every 8 samples (folded into the
+    table and its split): |delta error| <= 3/4 share, |value error| <= 1 cent, gamma,
+    charm, vanna and the GEX at spot within 1% of their scale; at least 3/4 of the
+    samples read from the table (before the split none did: its value check failed at
+    every build)."""
+    monkeypatch.setattr(dt, "TOL_VALUE_REL", 0.0)
     rng = np.random.default_rng(7)
     tab, cols, kw = _chain_book("on")
     exact = OptionBook(1, delta_table="off")
@@ -73,11 +128,11 @@ def test_sampler_reads_a_split_table_on_a_chain_book_within_tolerance():
     assert splits > 0, "no sampler split: the table's own rows passed (the test tests nothing)"
 
 
-def test_a_split_leaves_the_checks_table_unchanged():
-    """The split is the sampler's alone: with and without it (the same build), the table
-    checks read has the same coefficients, near lines and window, bit for bit."""
-    import mmsim.delta_table as dt
-
+def test_a_split_leaves_the_checks_table_unchanged(monkeypatch):
+    """The split is the sampler's alone: with and without it (the same build, under the
+    1-cent rule), the table checks read has the same coefficients, near lines and
+    window, bit for bit."""
+    monkeypatch.setattr(dt, "TOL_VALUE_REL", 0.0)
     book, _, _ = _chain_book("on")
     vol = VolSurface(0.211, 0.0, 0.01)
     book.holder_delta_gamma(0, S0, 0.0, vol)
@@ -104,7 +159,6 @@ def test_hopeless_fits_are_given_up_early_and_the_same_table_is_built():
     and gives up at least one fit somewhere (else the test tests nothing)."""
     import math
 
-    import mmsim.delta_table as dt
     from mmsim.book_kernels import N_ROWS
 
     book, _, _ = _chain_book("off")

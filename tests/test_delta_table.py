@@ -154,9 +154,9 @@ def test_booked_lines_fold_into_the_fit_without_rebuilds_within_tolerance():
     the table's window: every check within 3/4 share of exact and gamma within 1% of the book's,
     with no rebuild (the trades are folded into the fit, O(nodes) each; before, every
     64 trades cost a rebuild of all 2,000 lines) and nothing left beside the table; the
-    sampler reads the folded table within its stated tolerance (value 1 cent, delta 3/4
-    share). A trade expiring within the table's near window is evaluated exactly beside
-    it instead."""
+    sampler reads the folded table within its stated tolerance (value 1 cent: the book's
+    ``value_tol``, its gross value under $10M; delta 3/4 share). A trade expiring within
+    the table's near window is evaluated exactly beside it instead."""
     from mmsim.delta_table import TOL_VALUE
 
     rng = np.random.default_rng(21)
@@ -196,6 +196,7 @@ def test_booked_lines_fold_into_the_fit_without_rebuilds_within_tolerance():
     tab.series_greeks(S, t, vol, got)
     exact.sample_greeks(S, t, vol, want)
     assert tab.table_samples == 1, "the sampler did not read the folded table"
+    assert table.tol_value == TOL_VALUE, f"value tolerance {table.tol_value} $ on a small book"
     assert abs(got[0, 0] - want[0, 0]) <= 0.75 and abs(got[4, 0] - want[4, 0]) <= TOL_VALUE
     near = (100.0, 0.2 * DAY, True, 10.0, 0)  # expires inside the table's near window
     for book in (tab, exact):
