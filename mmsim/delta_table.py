@@ -68,6 +68,7 @@ from mmsim.book_kernels import (
     ROW_STRIKE,
     ROW_UNITS,
     ROW_VIS_W,
+    line_sigma,
 )
 from mmsim.greeks import _INV_SQRT_2, _INV_SQRT_2PI, TINY_STDEV, bsm_scalar
 
@@ -123,18 +124,16 @@ def value_tol(gross: float) -> float:
 @njit(cache=True)
 def line_values(lines, n, S, t, year_seconds, level, skew, floor, r, q):
     """``|units x BSM value per unit|`` ($) of each of the ``n`` lines at spot ``S`` ($)
-    and clock ``t`` (s), 0 for expired lines; the iv as :func:`node_greeks`'."""
+    and clock ``t`` (s), 0 for expired lines; each line's iv by
+    :func:`~mmsim.book_kernels.line_sigma` (surface, skew, offset, floor)."""
     out = np.zeros(n)
-    log_s = math.log(S)
     for i in range(n):
         units = lines[ROW_UNITS, i]
         if lines[ROW_EXPIRY, i] <= t or units == 0.0:
             continue
         K = lines[ROW_STRIKE, i]
         T = (lines[ROW_EXPIRY, i] - t) / year_seconds
-        x = math.log(K) - log_s
-        iv = max(level if skew == 0.0 else level + skew * x, floor)
-        sigma = max(iv + lines[ROW_IV_OFF, i], floor)
+        sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
         out[i] = abs(units * bsm_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[0])
     return out
 

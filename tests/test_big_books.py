@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_chain_tables import _gross
 
 import mmsim
 from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
 from mmsim.book_kernels import nearest_flips
 from mmsim.delta_table import TOL_DELTA, TOL_REL, TOL_VALUE, TOL_VOL, build_table, value_tol
 from mmsim.engine import Simulation
-from mmsim.greeks import bsm_greeks
 from mmsim.vol import VolSurface
 
 DAY = 23_400.0
@@ -43,15 +43,8 @@ def _random_book(seed: int, n: int, holders: int, mode: str, near: float = 0.02)
 
 def _value_bound(book: OptionBook, S: float, t: float, vol: VolSurface) -> float:
     """The stated value tolerance ($) of ``book`` at spot ``S`` ($), clock ``t`` (s):
-    :func:`~mmsim.delta_table.value_tol` of its gross option value (``|qty x multiplier
-    x BSM price|`` of the live lines, priced line by line with their iv offsets)."""
-    df = book.lines(iv_offset=True)
-    live = df[df.expiry > t]
-    K = live.strike.to_numpy()
-    sigma = np.maximum(vol.iv(K, S) + live.iv_offset.to_numpy(), vol.floor)
-    T = (live.expiry.to_numpy() - t) / book.year_seconds
-    price = bsm_greeks(S, K, T, sigma, 0.0, 0.0, live.is_call.to_numpy()).price
-    return value_tol(float(np.abs(live.qty.to_numpy() * live.multiplier.to_numpy() * price).sum()))
+    :func:`~mmsim.delta_table.value_tol` of its gross option value (``_gross``)."""
+    return value_tol(_gross(book, S, t, vol))
 
 
 def _assert_relative(err: np.ndarray, scale: np.ndarray) -> None:
