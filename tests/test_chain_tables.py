@@ -40,6 +40,15 @@ def _chain_book(mode: str, seed: int = 3) -> tuple[OptionBook, tuple, dict]:
     return book, (K, E, C, qty, 0), kw
 
 
+def _tabulated_and_exact() -> tuple[OptionBook, OptionBook, VolSurface]:
+    """The chain-like book tabulated, the same lines priced exactly, and their surface
+    (ATM 21.1%, no skew, 1% floor)."""
+    tab, cols, kw = _chain_book("on")
+    exact = OptionBook(1, delta_table="off")
+    exact.add_many(*cols, **kw)
+    return tab, exact, VolSurface(0.211, 0.0, 0.01)
+
+
 def _gross(book: OptionBook, S: float, t: float, vol: VolSurface) -> float:
     """The book's gross option value ($): sum of ``|qty x multiplier x BSM price|`` of
     its live lines at spot ``S`` ($), clock ``t`` (s), priced by
@@ -61,10 +70,7 @@ def test_sampler_reads_the_tables_own_rows_within_the_relative_value_tolerance()
     rule the first build's rows failed and a split priced the shortest expiries exactly);
     |value error| <= value_tol(least gross over the samples), more than a cent (the cent
     would fail), delta within 3/4 share, gamma, charm, vanna within 1% of their scale."""
-    tab, cols, kw = _chain_book("on")
-    exact = OptionBook(1, delta_table="off")
-    exact.add_many(*cols, **kw)
-    vol = VolSurface(0.211, 0.0, 0.01)
+    tab, exact, vol = _tabulated_and_exact()
     got, want = np.zeros((5, 1)), np.zeros((5, 1))
     err, scale = np.zeros(5), np.zeros(5)
     gross, exact_lines, n = np.inf, 0, 80
@@ -97,10 +103,7 @@ def test_sampler_reads_a_split_table_on_a_chain_book_within_tolerance(monkeypatc
     every build)."""
     monkeypatch.setattr(dt, "TOL_VALUE_REL", 0.0)
     rng = np.random.default_rng(7)
-    tab, cols, kw = _chain_book("on")
-    exact = OptionBook(1, delta_table="off")
-    exact.add_many(*cols, **kw)
-    vol = VolSurface(0.211, 0.0, 0.01)
+    tab, exact, vol = _tabulated_and_exact()
     got, want = np.zeros((5, 1)), np.zeros((5, 1))
     err, scale = np.zeros(7), np.zeros(7)
     splits = 0
@@ -202,10 +205,7 @@ def test_a_session_of_checks_with_0dte_lines_needs_few_builds_within_tolerance()
     fits a whole book rebuilt every 5 minutes would need; rolls carry the 0DTE trades
     beside them."""
     rng = np.random.default_rng(11)
-    tab, cols, kw = _chain_book("on")
-    exact = OptionBook(1, delta_table="off")
-    exact.add_many(*cols, **kw)
-    vol = VolSurface(0.211, 0.0, 0.01)
+    tab, exact, vol = _tabulated_and_exact()
     worst = 0.0
     for k in range(390):
         S, t = S0 + 40.0 * np.sin(k / 50.0), 60.0 * k
