@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import simpy
 from tqdm import tqdm
 
 from mmsim.agents.customers import CustomerFlow
@@ -41,6 +40,7 @@ from mmsim.lob import BookMarket, LiquidityDryOut
 from mmsim.market import LinearImpact
 from mmsim.pauses import schedule_pause
 from mmsim.result import Result
+from mmsim.run_env import RunEnvironment
 from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
     BOOK_SERIES,
     DEALER_COLUMNS,
@@ -67,7 +67,7 @@ class Simulation:
         root = np.random.SeedSequence(seed)
         self.entropy = int(root.entropy)  # type: ignore[arg-type]
         clock, mk = sc.clock, sc.market
-        self.env = env = simpy.Environment()
+        self.env = env = RunEnvironment()  # a divergence stops its instant (mmsim.run_env)
         self.ledger = Ledger()
         self.market = make_market(sc, env, self.ledger)
         self.vol = VolSurface(sc.vol.atm, sc.vol.skew, sc.vol.floor)

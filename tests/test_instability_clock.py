@@ -32,6 +32,15 @@ CASES = {  # (scenario changes over test_fastpath's BASE, seed); all diverge
         {"clock": {"days": 2}, "dealers": [_dealer("d", -11000, band=10)]},
         3,
     ),
+    # two desks rehedging at the same instants, -0.6 each: 'a' runs away first; simpy's
+    # event order had 'b' trade after it (one trade more than the kernel) before the fix
+    "two scheduled desks, same instants": (
+        {
+            "market": {"S0": 100.0, "impact": {"lam": 1.0e-4}, "half_spread": 0.0},
+            "dealers": [_dealer(x, -3000, band=5, trigger="schedule", interval=30.0) for x in "ab"],
+        },
+        3,
+    ),
 }
 
 
