@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mmsim.metrics import PIN_WINDOW
 from mmsim.plotkit import SessionClock, figure, save, styled, thin
 from mmsim.result import Result, load_result
 
@@ -30,7 +31,8 @@ KEY_METRICS = {  # metric -> (label with unit, format)
     "autocorr_lag1": ("lag-1 autocorrelation", "{:+.3f}"),
     "price_change": ("price change ($)", "{:+.2f}"),
     "max_drawdown": ("max drawdown", "{:.2%}"),
-    "pin_distance": ("close - largest-OI strike ($)", "{:+.2f}"),
+    "pin_strike": (f"pin strike ($, largest OI within {PIN_WINDOW:.0%} of the open)", "{:g}"),
+    "pin_distance": ("close - pin strike ($)", "{:+.2f}"),
     "hedge_volume": ("hedge volume (shares)", "{:,.0f}"),
     "n_rehedges": ("rehedges", "{:,.0f}"),
     "hedge_cost": ("hedge cost ($)", "{:,.0f}"),
@@ -69,8 +71,10 @@ def metrics_table(results: list[Result], names: list[str]) -> pd.DataFrame:
         if all(v is None for v in values):
             continue
         row = {"metric": label}
-        for name, v in zip(names, values, strict=True):
+        for name, v, r in zip(names, values, results, strict=True):
             row[name] = "-" if v is None else fmt.format(v)
+            if key == "pin_strike" and v is not None and not r.metrics.get("pin_in_window", 1.0):
+                row[name] += f" (none within {PIN_WINDOW:.0%}: largest of all)"
         for name, v in zip(names[1:], values[1:], strict=True):
             base = values[0]
             diff = "-" if v is None or base is None else fmt.format(v - base)

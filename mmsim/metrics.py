@@ -11,6 +11,7 @@ from mmsim.episodes import CAUSES
 
 __all__ = [
     "BOOKING_KINDS",
+    "PIN_WINDOW",
     "autocorrelation",
     "bipower_vol",
     "dealer_fill_impact",
@@ -137,18 +138,31 @@ def _expiring(expiry: np.ndarray, end: float) -> np.ndarray:
     return (expiry > 0.0) & (expiry <= end * (1 + 1e-12))
 
 
+PIN_WINDOW = 0.02
+"""The pin strike is looked for within this fraction of the price at the open of the
+expiry's last session (+-2%): the strikes a close can be pinned to that day."""
+
+
 def pin_metrics(
     series: pd.DataFrame, lines: pd.DataFrame, session_seconds: float, end: float
 ) -> dict[str, float]:
-    """Distance of the close from the largest-open-interest strike, per expiry in the run.
+    """Distance of the close from the pin strike, per expiry in the run.
 
     For each expiry time ``E`` (s, ``0 < E <= end``) of ``lines`` (:func:`open_interest`:
-    ``strike``, ``expiry``, ``qty`` in contracts), the strike with the largest open interest
-    ``sum |qty|`` among the lines expiring at ``E`` (ties: the lowest strike), and the
-    price of the last sample at or before ``E`` (the close before settlement). Keys, with
-    ``d`` the session the expiry closes (``E / session_seconds``, e.g. ``1``):
-    ``expiry<d>.pin_strike`` ($), ``expiry<d>.pin_distance`` ($, close minus strike);
-    ``pin_distance`` and ``pin_strike`` repeat the last expiry's. Empty if none expires.
+    ``strike``, ``expiry``, ``qty`` in contracts), the pin strike is the strike with the
+    largest open interest ``sum |qty|`` among the lines expiring at ``E`` whose strike lies
+    within ``PIN_WINDOW`` (+-2%) of the price at the open of ``E``'s last session (the
+    sample at that session's start: S0 for the first session; ties: the lowest strike).
+    A real chain's largest open interest is often a far out-of-the-money put (SPX
+    2022-02-07: 3,800 with spot at 4,500), which no close is pinned to. Only when no
+    strike of the expiry lies in the window is it the largest-open-interest strike of all.
+    The close is the price of the last sample at or before ``E`` (before settlement).
+
+    Keys, with ``d`` the session the expiry closes (``E / session_seconds``, e.g. ``1``):
+    ``expiry<d>.pin_strike`` ($), ``expiry<d>.pin_distance`` ($, close minus strike),
+    ``expiry<d>.pin_in_window`` (1.0: the strike is within the window; 0.0: none was, the
+    largest overall); ``pin_strike``, ``pin_distance`` and ``pin_in_window`` repeat the
+    last expiry's. Empty if none expires.
     """
     out: dict[str, float] = {}
     if not len(lines) or not len(series):
@@ -159,17 +173,33 @@ def pin_metrics(
     live = lines[within]
     t, price = series["t"].to_numpy(), series["price"].to_numpy()
     for expiry, group in live.groupby("expiry", sort=True):
-        oi = group["qty"].abs().groupby(group["strike"]).sum()
-        if not (oi > 0).any():
+        oi = group["qty"].abs().groupby(group["strike"]).sum()  # by ascending strike
+        strikes, weight = oi.index.to_numpy(dtype=float), oi.to_numpy(dtype=float)
+        if not (weight > 0).any():
             continue
-        strike = float(oi.idxmax())
+        ref = _session_open(t, price, float(expiry), session_seconds)
+        near = (weight > 0) & (np.abs(strikes - ref) <= PIN_WINDOW * ref * (1 + 1e-12))
+        pick = np.flatnonzero(near if near.any() else weight > 0)
+        strike = float(strikes[pick[np.argmax(weight[pick])]])  # first maximum: lowest
         k = int(np.searchsorted(t, float(expiry) * (1 + 1e-12), side="right")) - 1
         close = float(price[max(k, 0)])
         day = f"{float(expiry) / session_seconds:g}"
+        in_window = float(near.any())
         out[f"expiry{day}.pin_strike"] = strike
         out[f"expiry{day}.pin_distance"] = close - strike
+        out[f"expiry{day}.pin_in_window"] = in_window
         out["pin_strike"], out["pin_distance"] = strike, close - strike
+        out["pin_in_window"] = in_window
     return out
+
+
+def _session_open(t: np.ndarray, price: np.ndarray, expiry: float, session: float) -> float:
+    """The price ($) at the open of the session an expiry at ``expiry`` (s) falls in (one
+    at a close, ``k * session``, belongs to the session ending then): the first sample at
+    or after that session's start."""
+    start = max(math.ceil(expiry / session - 1.0 - 1e-9), 0) * session
+    k = int(np.searchsorted(t, start * (1 - 1e-12), side="left"))
+    return float(price[min(k, len(price) - 1)])
 
 
 def autocorrelation(x: np.ndarray, lag: int = 1) -> float:

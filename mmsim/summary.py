@@ -1,15 +1,17 @@
 """The run summary ``mmsim run`` prints: lines that answer the scenario's question.
 
 Price path, realized vol and its jump-robust (bipower) part, vol above and below the
-gamma flip when price spent time on both sides, the close against the largest-open-
-interest strike on expiry days, one line per dealer desk (band, rehedges, hedge volume,
-P&L, P&L vol) and what "dealer P&L" means. Episodes are printed by the caller.
+gamma flip when price spent time on both sides, the close against the pin strike on
+expiry days (the largest-open-interest strike within 2% of the session's open, as
+:func:`mmsim.metrics.pin_metrics` picks it), one line per dealer desk (band, rehedges,
+hedge volume, P&L, P&L vol) and what "dealer P&L" means. Episodes are printed by the caller.
 """
 
 from __future__ import annotations
 
 import re
 
+from mmsim.metrics import PIN_WINDOW
 from mmsim.result import Result
 
 __all__ = ["money", "summary_lines", "sweep_point_text"]
@@ -49,9 +51,14 @@ def _pin_lines(m: dict) -> list[str]:
     for key in sorted(k for k in m if re.fullmatch(r"expiry[0-9.]+\.pin_strike", k)):
         day = key[len("expiry") : -len(".pin_strike")]
         strike, distance = m[key], m[f"expiry{day}.pin_distance"]
+        where = (
+            f"within {PIN_WINDOW:.0%} of the open"
+            if m.get(f"expiry{day}.pin_in_window", 1.0)
+            else f"of all (none within {PIN_WINDOW:.0%} of the open)"
+        )
         lines.append(
-            f"pin (expiry d{day}) close {strike + distance:.2f} vs largest-OI strike "
-            f"{strike:g}: {distance:+.2f} $ ({distance / strike:+.2%})"
+            f"pin (expiry d{day}) close {strike + distance:.2f} vs {strike:g}, the largest-OI "
+            f"strike {where}: {distance:+.2f} $ ({distance / strike:+.2%})"
         )
     return lines
 

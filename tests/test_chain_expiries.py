@@ -134,12 +134,16 @@ def test_explain_rolls_the_chain_expiry_that_caused_a_break(run3):
 
 def test_pin_reads_the_chain_open_interest(run3):
     """The pin metric of the 0DTE close: the strike of the largest open interest among
-    the chain's lines expiring at 1,800 s (ties: the lowest), and the close minus it
-    (before: no pin at all, the scenario's lists name no expiry)."""
+    the chain's lines expiring at 1,800 s within 2% of S0 (the first session's open;
+    ties: the lowest), and the close minus it (before: no pin at all, the scenario's
+    lists name no expiry)."""
     lines = scenario_lines(run3.scenario.book)
     first = lines[lines["sessions"] == 1.0]
     oi = first.assign(oi=first["qty"].abs()).groupby("strike")["oi"].sum()
+    S0 = run3.scenario.market.S0
+    oi = oi[(oi.index >= 0.98 * S0) & (oi.index <= 1.02 * S0)]
     strike = float(oi.index[oi.to_numpy() == oi.max()].min())
+    assert run3.metrics["expiry1.pin_in_window"] == 1.0
     s = run3.series
     close = float(s["price"].to_numpy()[s["t"].to_numpy() <= SESSION][-1])
     m = run3.metrics

@@ -145,6 +145,36 @@ def test_pin_distance_is_the_close_minus_the_largest_open_interest_strike():
     assert pin_metrics(s, lines[lines["expiry"] > 300], 100.0, 300.0) == {}
 
 
+def test_pin_strike_is_the_largest_open_interest_near_the_open_of_the_expirys_session():
+    """Sessions of 100 s; price 200 at t = 0, 220 from the second session's open on. The
+    largest open interest of each expiry is far out of the money (a 150 put, as real
+    chains' largest OI often is) and is passed over for the largest within 2% of the open
+    of the expiry's own last session: 200 for the first close (S0), 220 for an expiry at
+    the second close and one mid-session (t = 150 s), not 200 (S0) nor the close's 221.
+    A strike exactly 2% away is in; with no strike in the window, the largest of all,
+    and ``pin_in_window`` says so."""
+    t = np.arange(0.0, 301.0, 10.0)
+    price = np.where(t < 100.0, 200.0, 220.0)
+    price[t > 250.0] = 221.0
+    s = pd.DataFrame({"t": t, "price": price})
+    lines = pd.DataFrame(
+        {  # (strike, expiry s, qty): the 150 line has the most contracts of each expiry
+            "strike": [150.0, 200.0, 215.0, 150.0, 200.0, 215.6, 224.4, 150.0, 220.0, 150.0],
+            "expiry": [100.0, 100.0, 100.0, 200.0, 200.0, 200.0, 200.0, 150.0, 150.0, 300.0],
+            "qty": [-9e4, 300.0, 1e3, -9e4, 5e3, 40.0, -60.0, 9e4, 1.0, -7.0],
+        }
+    )
+    m = pin_metrics(s, lines, session_seconds=100.0, end=300.0)
+    assert m["expiry1.pin_strike"] == 200.0, "S0's window: 196-204 (215 is out)"
+    assert m["expiry2.pin_strike"] == 224.4, "220's window 215.6-224.4, ends in: 60 > 40"
+    assert m["expiry2.pin_distance"] == pytest.approx(220.0 - 224.4)
+    assert m["expiry1.5.pin_strike"] == 220.0, "mid-session: its own session's open"
+    assert m["expiry1.pin_in_window"] == m["expiry2.pin_in_window"] == 1.0
+    assert (m["expiry3.pin_strike"], m["expiry3.pin_in_window"]) == (150.0, 0.0)
+    assert m["expiry3.pin_distance"] == pytest.approx(221.0 - 150.0), "the close at 300 s"
+    assert (m["pin_strike"], m["pin_in_window"]) == (150.0, 0.0), "the last expiry's"
+
+
 EXPIRY_MID_RUN = {
     "name": "expiry_mid_run",
     "clock": {"days": 2, "session_seconds": 1200},

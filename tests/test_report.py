@@ -182,7 +182,8 @@ def test_summary_prints_regime_vols_and_the_pin_when_they_apply():
     res = mmsim.run("scenarios/pinning.yaml", overrides={"clock.days": 1})
     text = "\n".join(summary_lines(res))
     strike, dist = res.metrics["pin_strike"], res.metrics["pin_distance"]
-    assert f"vs largest-OI strike {strike:g}: {dist:+.2f} $" in text
+    assert res.metrics["pin_in_window"] == 1.0, "the straddle's 100 is S0's strike"
+    assert f"vs {strike:g}, the largest-OI strike within 2% of the open: {dist:+.2f} $" in text
     fc = mmsim.run("scenarios/flip_crossing.yaml", overrides={"clock.days": 0.5})
     m = fc.metrics
     lines = "\n".join(summary_lines(fc))
