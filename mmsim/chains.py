@@ -63,6 +63,7 @@ __all__ = [
     "normalize_table",
     "read_cboe",
     "roll_lines",
+    "roll_sessions",
     "scenario_lines",
     "strike_iv",
 ]
@@ -577,12 +578,22 @@ def scenario_lines(cfg, session_seconds: float = 23_400.0, *, rolled: bool = Tru
 def roll_lines(lines: pd.DataFrame, days: Sequence[float]) -> pd.DataFrame:
     """``lines`` (:func:`chain_lines`) with those expiring at a session in ``days`` (sessions
     from t = 0, as ``lines["sessions"]``) expiring one session later: the counterfactual
-    "the expiry were a session later" of ``mmsim explain``. Each line keeps its strike,
-    contracts and implied vol (its smile offset); a rolled line may join lines of the
-    next expiry at its strike (the book sums them). The ``expiry`` dates are unchanged."""
+    "the expiry were a session later" of ``mmsim explain``. The sessions apply in turn,
+    each to the book as the ones before it left it: ``[1, 2]`` moves the session-1 lines
+    to 2 and then, with the session-2 lines, to 3 (explain rolling the expiry at 2 of a
+    scenario already rolled at 1). Each line keeps its strike, contracts and implied vol
+    (its smile offset); a rolled line may join lines of the next expiry at its strike
+    (the book sums them). The ``expiry`` dates are unchanged."""
     if not len(days):
         return lines
-    sessions = lines["sessions"].to_numpy(float)
-    moved = np.isclose(sessions[:, None], np.asarray(days, dtype=float)[None, :], rtol=0.0,
-                       atol=1e-9).any(axis=1)  # fmt: skip
-    return lines.assign(sessions=np.where(moved, sessions + 1.0, sessions))
+    sessions = roll_sessions(lines["sessions"].to_numpy(float), days)
+    return lines.assign(sessions=sessions)
+
+
+def roll_sessions(sessions: np.ndarray, days: Sequence[float]) -> np.ndarray:
+    """``sessions`` (from t = 0) with those at each of ``days`` in turn moved one later (a
+    new array; :func:`roll_lines`)."""
+    sessions = np.array(sessions, dtype=float)
+    for day in days:
+        sessions[np.abs(sessions - day) <= 1e-9] += 1.0
+    return sessions

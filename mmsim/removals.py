@@ -85,15 +85,24 @@ def _expiries(sc: Scenario) -> list[float]:
     return sorted(x for x in seconds if x <= sc.clock.duration)
 
 
-def _chain_days(sc: Scenario, *, rolled: bool = True) -> list[float]:
+def _chain_days(sc: Scenario, roll: list[float] | None = None) -> list[float]:
     """Expiries (sessions from t = 0) of the lines of the scenario's ``book`` block (none
-    without one); ``rolled=False``: before its ``roll`` (the sessions ``roll`` may name)."""
+    without one), after its ``roll`` or, given, after ``roll`` instead
+    (:func:`mmsim.chains.roll_lines`: each session in turn)."""
     if sc.book is None:
         return []
-    from mmsim.chains import scenario_lines  # pandas; a chain book has it loaded already
+    from mmsim.chains import roll_sessions, scenario_lines  # pandas: loaded with a chain book
 
-    lines = scenario_lines(sc.book, sc.clock.session_seconds, rolled=rolled)
-    return sorted(set(lines["sessions"].tolist()))
+    lines = scenario_lines(sc.book, sc.clock.session_seconds, rolled=False)
+    days = roll_sessions(lines["sessions"].to_numpy(), sc.book.roll if roll is None else roll)
+    return sorted(set(days.tolist()))
+
+
+def _expiry_seconds(key: str) -> float:
+    """The expiry (s) an ``expiry:<seconds>`` key rolls; -inf for other keys (their
+    order among themselves is kept: the sort is stable)."""
+    kind, _, arg = key.partition(":")
+    return float(arg) if kind == "expiry" else -math.inf
 
 
 def without(scenario: Scenario, removals: Iterable[Removal]) -> Scenario:
@@ -101,6 +110,10 @@ def without(scenario: Scenario, removals: Iterable[Removal]) -> Scenario:
     d = scenario_to_dict(scenario)
     session = scenario.clock.session_seconds
     drop = {"pensions": set(), "events": set()}
+    # expiries roll earliest first, each the book the earlier ones left (the rolls of
+    # lines and of a chain's book.roll compound): rolling the expiries at 1 and 2 leaves
+    # no line expiring at either, in whatever order the removals come
+    removals = sorted(removals, key=lambda r: _expiry_seconds(r.key))
     for r in removals:
         kind, _, arg = r.key.replace("@", ":").partition(":")
         if kind == "pension":
@@ -117,9 +130,10 @@ def without(scenario: Scenario, removals: Iterable[Removal]) -> Scenario:
         elif kind == "expiry":
             day = float(arg) / session
             _roll(d, day)
-            if any(abs(x - day) < 1e-9 for x in _chain_days(scenario, rolled=False)):
-                rolled = d["book"].get("roll") or []  # the chain's lines of that expiry
-                d["book"]["roll"] = [*rolled, day] if day not in rolled else rolled
+            if scenario.book is not None:  # the chain's lines expiring there now, if any
+                rolled = list(d["book"].get("roll") or [])
+                if any(abs(x - day) < 1e-9 for x in _chain_days(scenario, rolled)):
+                    d["book"]["roll"] = [*rolled, day]
         elif kind in ("news", "noise"):
             block = d[kind]
             stop = block.get("stop")

@@ -354,28 +354,28 @@ class BookFromChain(_Strict):
     roll: list[PositiveFloat] = Field(
         default_factory=list,
         description="Sessions (from t=0) whose kept lines expire a session later, each an "
-        "expiry of the book (a counterfactual: mmsim explain's 'expiry rolled a session').",
+        "expiry of the book as the ones before it left it ([1, 2]: the session-1 lines "
+        "expire at 3; a counterfactual: mmsim explain's 'expiry rolled a session').",
     )
 
     @field_validator("roll")
     @classmethod
     def _roll_expiries(cls, roll: list[float], info: Any) -> list[float]:
-        if len(set(roll)) != len(roll):
-            raise ValueError(f"roll has duplicates: {roll}")
         needs = ("chain", "positioning", "fractions", "expiries_within", "expiries_from",
                  "moneyness", "scale", "min_oi", "iv")  # fmt: skip
         if roll and all(k in info.data for k in needs):  # else: their own error is reported
             from types import SimpleNamespace
 
-            from mmsim.chains import scenario_lines
+            from mmsim.chains import roll_sessions, scenario_lines
 
-            days = scenario_lines(SimpleNamespace(**info.data), rolled=False)["sessions"]
-            days = sorted(set(days.tolist()))
-            if bad := [d for d in roll if all(abs(x - d) > 1e-9 for x in days)]:
-                shown = ", ".join(f"{x:g}" for x in days[:8]) + (", ..." if len(days) > 8 else "")
-                raise ValueError(
-                    f"session {bad[0]:g} is no expiry of the book's lines (sessions {shown})"
-                )
+            sessions = scenario_lines(SimpleNamespace(**info.data), rolled=False)["sessions"]
+            for i, day in enumerate(roll):  # each rolls the book the ones before it left
+                days = sorted(set(roll_sessions(sessions.to_numpy(), roll[:i]).tolist()))
+                if all(abs(x - day) > 1e-9 for x in days):
+                    shown = ", ".join(f"{x:g}" for x in days[:8]) + ", ..." * (len(days) > 8)
+                    after = f" after rolling {', '.join(f'{x:g}' for x in roll[:i])}" * (i > 0)
+                    raise ValueError(f"session {day:g} is no expiry of the book's lines{after} "
+                                     f"(sessions {shown})")  # fmt: skip
         return roll
 
     @model_validator(mode="after")

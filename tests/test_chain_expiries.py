@@ -20,7 +20,7 @@ from mmsim import plots
 from mmsim.chains import scenario_lines
 from mmsim.cli import main
 from mmsim.explain import explain
-from mmsim.removals import candidates, without
+from mmsim.removals import Removal, candidates, without
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios/spx_2022-02-07.yaml"
@@ -98,13 +98,39 @@ def test_roll_moves_the_chain_lines_of_one_expiry():
     assert sim.expiration.calendar == [2 * SESSION], "they settle at the second close"
 
 
+def test_rolling_an_already_rolled_expiry_rolls_it_again():
+    """A scenario whose book.roll moved the 0DTE lines to session 2 (3 sessions): explain's
+    'expiry rolled a session' for the close of session 2 rolls them on to 3, with the
+    session-3 lines (before: book.roll stayed [1], the replay was the run itself; the
+    calendar kept 3,600 s). Several expiries roll earliest first whatever the removals'
+    order (a frozenset's), so none of them is left expiring."""
+    base = mmsim.load_scenario(SCENARIO, overrides={**SHORT, "clock.days": 3.0})
+    sc = mmsim.load_scenario(SCENARIO, overrides={**SHORT, "clock.days": 3.0, "book.roll": [1]})
+    first = scenario_lines(base.book)["sessions"].to_numpy() == 1.0
+    roll = [c for c in candidates(sc, 2 * SESSION - 100.0) if c.cause == "expiration_melt"]
+    assert [c.key for c in roll] == [f"expiry:{2 * SESSION:g}"], "the rolled lines' close"
+    rolled = without(sc, roll)
+    assert rolled.book.roll == [1.0, 2.0]
+    assert (scenario_lines(rolled.book)["sessions"].to_numpy()[first] == 3.0).all()
+    assert mmsim.engine.Simulation(sc, 3).expiration.calendar == [2 * SESSION, 3 * SESSION]
+    assert mmsim.engine.Simulation(rolled, 3).expiration.calendar == [3 * SESSION]
+    both = [Removal(f"expiry:{x * SESSION:g}", "expiration_melt", "") for x in (2, 1)]
+    for order in (both, both[::-1]):
+        assert without(base, order).book.roll == [1.0, 2.0], [r.key for r in order]
+    assert mmsim.engine.Simulation(without(base, both), 3).expiration.calendar == [3 * SESSION]
+
+
 @pytest.mark.parametrize(
     ("roll", "why"),
-    [("[2]", "session 2 is no expiry of the book's lines"), ("[1,1]", "duplicates")],
+    [
+        ("[2]", "session 2 is no expiry of the book's lines"),
+        ("[1,1]", "session 1 is no expiry of the book's lines after rolling 1"),
+    ],
 )
 def test_bad_roll_is_one_line_naming_the_field(tmp_path, capsys, roll, why):
-    """A session no line expires at, or a repeat: exit 2, one line naming book.roll and
-    the file (the chain is read at load time)."""
+    """A session no line expires at, or none expires at any more (rolled away by an
+    earlier entry): exit 2, one line naming book.roll and the file (the chain is read at
+    load time)."""
     text = SCENARIO.read_text().replace("  dealers: [0]\n", f"  dealers: [0]\n  roll: {roll}\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace("chains/", f"{ROOT}/scenarios/chains/"))
