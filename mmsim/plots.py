@@ -109,6 +109,30 @@ def _expiries(result: Result) -> list[float]:
     return result.expiries()
 
 
+_END_ROOM = 0.02  # of the run: x room past an expiry at the run's end, for its mark
+
+
+def _mark_expiries(axes, result: Result, clock: SessionClock, legend_ax) -> None:
+    """A dashed purple line at each expiry through ``axes`` (``expiry`` in ``legend_ax``'s
+    legend). One at the run's end (a 0DTE close at 16:00) would lie on the axes' frame,
+    out of sight: the x axis gets 2% of the run of room past it, where nothing else is
+    drawn, the line is drawn bolder and ``expiry 16:00`` is written beside it in that
+    room. Call after :meth:`SessionClock.apply` (which sets the x limits)."""
+    for k, e in enumerate(_expiries(result)):
+        x = float(clock.x(e))
+        at_end = x >= clock.days * (1 - 1e-9)
+        for a in axes:
+            label = "expiry" if a is legend_ax and not k else None
+            lw, alpha = (1.6, 0.9) if at_end else (1.0, 0.7)
+            a.axvline(x, color="purple", ls="--", lw=lw, alpha=alpha, label=label, zorder=4)
+        if at_end:
+            for a in axes:
+                a.set_xlim(0.0, clock.days * (1 + _END_ROOM))
+            legend_ax.text(x + 0.25 * _END_ROOM * clock.days, 0.5, f"expiry {clock.text(x)}",
+                           transform=legend_ax.get_xaxis_transform(), rotation=90, ha="left",
+                           va="center", fontsize=8, color="purple")  # fmt: skip
+
+
 def _shade_regimes(ax, s: pd.DataFrame, clock: SessionClock) -> None:
     """Shade the time above the true flip (long gamma) blue, below it orange."""
     x, regime = clock.x(s["t"]), s["regime"].to_numpy()
@@ -266,15 +290,12 @@ def plot_run(result: Result) -> Figure:
     top = pad + (hi - lo + 2 * pad) * 0.06 * min(n_marks, _LABEL_ROWS)  # episode labels
     ax.set_ylim(lo - pad, hi + top)  # the path and levels within 0.5% of it; the rest off
     _label_episodes(ax, result.episodes, clock)
-    for k, e in enumerate(_expiries(result)):
-        for a in (ax, ax_flow):
-            label = "expiry" if a is ax and not k else None
-            a.axvline(clock.x(e), color="purple", ls="--", lw=1.0, alpha=0.7, label=label)
     _flow_bars(ax_flow, result, clock)
     ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(8, prune="lower"))  # clear of the
     ax_flow.yaxis.set_major_locator(mpl.ticker.MaxNLocator(4, prune="both"))  # panel below
     clock.apply(ax, label=False)
     clock.apply(ax_flow)
+    _mark_expiries((ax, ax_flow), result, clock, ax)
     m = result.metrics
     vol = f"realized vol {m['realized_vol']:.1%}"
     if "bipower_vol" in m:
@@ -371,15 +392,6 @@ def plot_dealers(result: Result) -> Figure:
             ax_flow.plot(
                 clock.x(small["t"]), small[cols].sum(axis=1), color="k", ls=ls, lw=0.9, label=label
             )
-    for e in _expiries(result):
-        for ax in axes[:, 0]:
-            ax.axvline(
-                clock.x(e),
-                color="purple",
-                ls="--",
-                lw=1.0,
-                label="expiry" if ax is ax_delta else None,
-            )
     ax_delta.set_title(f"{result.scenario.name}: dealers' delta, gamma and hedging", loc="left")
     ax_delta.set_ylabel("net delta (shares)")
     ax_gamma.set_ylabel("share gamma (shares per $1)")
@@ -391,6 +403,8 @@ def plot_dealers(result: Result) -> Figure:
         ax.axhline(0.0, color="grey", lw=0.5)
         ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(6, prune="both"))  # stacked panels
         clock.apply(ax, label=ax is ax_flow)
+    _mark_expiries(axes[:, 0], result, clock, ax_delta)
+    for ax in axes[:, 0]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
     return fig

@@ -80,6 +80,30 @@ def test_figures_mark_the_chain_expiry(run3):
     assert all(_marks(ax) == [x] for ax in fig.axes[:4]), "every dealers panel"
     one = mmsim.run(SCENARIO, seed=3, overrides={**SHORT, "clock.days": 1.0})
     assert plots.wants_heatmap(one), "a 1-session run whose 0DTE lines expire at its end"
+    fig = plots.plot_run(run3)
+    assert fig.axes[0].get_xlim() == (0.0, 2.0), "a mid-run expiry: the run's own x range"
+    assert not [t for t in fig.axes[0].texts if t.get_text().startswith("expiry")]
+
+
+def test_an_expiry_at_the_runs_end_is_drawn_inside_the_panels_and_named(tmp_path):
+    """A 1-session run whose 0DTE lines expire at its end (the SPX close at 16:00): the
+    mark lay on the axes' right frame, out of sight (before: x limits (0, 1)). The x axis
+    now runs 2% past it, the mark is inside every panel of price.png and dealers.png, and
+    the price panel names it beside the mark, in the room past the close ('expiry 30': a
+    compressed 30-min session's clock); the figure stays readable (no text overlaps)."""
+    from test_plots import readable
+
+    one = mmsim.run(SCENARIO, seed=3, overrides={**SHORT, "clock.days": 1.0})
+    for fig in (plots.plot_run(one), plots.plot_dealers(one)):
+        panels = [ax for ax in fig.axes if ax.get_lines()]
+        for ax in panels:
+            assert _marks(ax) == [1.0]
+            lo, hi = ax.get_xlim()
+            assert lo == 0.0 and hi == pytest.approx(1.02), "room past the close"
+        readable(fig)
+    fig = plots.plot_run(one)
+    named = [t for t in fig.axes[0].texts if t.get_text() == "expiry 30"]
+    assert len(named) == 1 and 1.0 < named[0].get_position()[0] < 1.02, "in the room"
 
 
 def test_roll_moves_the_chain_lines_of_one_expiry():
