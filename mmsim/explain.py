@@ -22,7 +22,9 @@ otc_offset         drop every hidden (OTC) line                the book has one
 vol_regime_shift   drop the vol-shift event                    before confirmation
 gap                drop the gap event                          before confirmation
 expiration_melt    roll the lines of that expiry one session   an expiry within a
-                   later (a chain book's: ``book.roll``)       session of ``t``
+                   later (a chain book's: ``book.roll``),      session of ``t``
+                   lines rolled there already too; several
+                   roll earliest first
 news               no news from ``w0`` on                      news vol > 0
 news               no noise orders from ``w0`` on              noise rate > 0
 =================  ==========================================  =====================

@@ -164,6 +164,32 @@ def test_compare_needs_two_runs_and_names_a_bad_directory(runs, tmp_path, capsys
     assert "not a result directory" in capsys.readouterr().err
 
 
+def test_pin_labels_say_whether_the_strike_is_near_the_open():
+    """The summary and compare name the pin strike's rule, and say when no strike lay
+    within 2% of the open and the strike is the largest of all (a real chain's far put)."""
+    from types import SimpleNamespace
+
+    from mmsim.summary import _pin_lines
+
+    near = {"expiry1.pin_strike": 4450.0, "expiry1.pin_distance": -19.12,
+            "expiry1.pin_in_window": 1.0, "pin_strike": 4450.0, "pin_distance": -19.12,
+            "pin_in_window": 1.0}  # fmt: skip
+    far = dict(near)
+    far.update({"expiry1.pin_strike": 3800.0, "expiry1.pin_distance": 630.88,
+                "expiry1.pin_in_window": 0.0, "pin_strike": 3800.0, "pin_distance": 630.88,
+                "pin_in_window": 0.0})  # fmt: skip
+    assert _pin_lines(near) == [
+        "pin (expiry d1) close 4430.88 vs 4450, the largest-OI strike within 2% of the "
+        "open: -19.12 $ (-0.43%)"
+    ]
+    assert "3800, the largest-OI strike of all (none within 2% of the open)" in _pin_lines(far)[0]
+    runs = [SimpleNamespace(metrics=m) for m in (near, far)]
+    table = compare.metrics_table(runs, ["a", "b"]).set_index("metric")
+    row = table.loc["pin strike ($, largest OI within 2% of the open)"]
+    assert (row["a"], row["b"]) == ("4450", "3800 (none within 2%: largest of all)")
+    assert table.loc["close - pin strike ($)", "b - a"] == "+650.00"
+
+
 def test_summary_answers_the_scenarios_question(runs):
     """Jump-robust vol beside realized vol (the gap is most of the variance), a line per
     desk, what dealer P&L is; regime vols only when price spent time on both sides."""
