@@ -73,8 +73,13 @@ def metrics_table(results: list[Result], names: list[str]) -> pd.DataFrame:
         row = {"metric": label}
         for name, v, r in zip(names, values, results, strict=True):
             row[name] = "-" if v is None else fmt.format(v)
-            if key == "pin_strike" and v is not None and not r.metrics.get("pin_in_window", 1.0):
-                row[name] += f" (none within {PIN_WINDOW:.0%}: largest of all)"
+            if key == "pin_strike" and v is not None and r.metrics.get("pin_in_window") != 1.0:
+                old = "pin_in_window" not in r.metrics  # saved before the window rule
+                row[name] += (
+                    " (largest of all)"
+                    if old
+                    else f" (none within {PIN_WINDOW:.0%}: largest of all)"
+                )
         for name, v in zip(names[1:], values[1:], strict=True):
             base = values[0]
             diff = "-" if v is None or base is None else fmt.format(v - base)

@@ -51,11 +51,11 @@ def _pin_lines(m: dict) -> list[str]:
     for key in sorted(k for k in m if re.fullmatch(r"expiry[0-9.]+\.pin_strike", k)):
         day = key[len("expiry") : -len(".pin_strike")]
         strike, distance = m[key], m[f"expiry{day}.pin_distance"]
-        where = (
-            f"within {PIN_WINDOW:.0%} of the open"
-            if m.get(f"expiry{day}.pin_in_window", 1.0)
-            else f"of all (none within {PIN_WINDOW:.0%} of the open)"
-        )
+        where = {  # None: a run saved before the window (its strike: the largest of all)
+            1.0: f"within {PIN_WINDOW:.0%} of the open",
+            0.0: f"of all (none within {PIN_WINDOW:.0%} of the open)",
+            None: "of all",
+        }[m.get(f"expiry{day}.pin_in_window")]
         lines.append(
             f"pin (expiry d{day}) close {strike + distance:.2f} vs {strike:g}, the largest-OI "
             f"strike {where}: {distance:+.2f} $ ({distance / strike:+.2%})"
