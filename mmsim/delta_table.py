@@ -237,12 +237,78 @@ def _hermite(coef, v0, v1, s0, s1, x, u, span):
 
 
 @njit(cache=True)
+def _clenshaw6(coef, x):
+    """:func:`_clenshaw` of rows 0-5 of ``coef`` at ``x``, the six recurrences run side by
+    side in one loop: each row's the same operations in the same order (the same
+    floats), at about a third of six loops' time (one loop's steps wait on each other;
+    six independent ones overlap)."""
+    a0 = a1 = a2 = a3 = a4 = a5 = 0.0  # b1 of each row
+    b0 = b1 = b2 = b3 = b4 = b5 = 0.0  # b2 of each row
+    for j in range(coef.shape[1] - 1, 0, -1):
+        n0 = 2.0 * x * a0 - b0 + coef[0, j]
+        n1 = 2.0 * x * a1 - b1 + coef[1, j]
+        n2 = 2.0 * x * a2 - b2 + coef[2, j]
+        n3 = 2.0 * x * a3 - b3 + coef[3, j]
+        n4 = 2.0 * x * a4 - b4 + coef[4, j]
+        n5 = 2.0 * x * a5 - b5 + coef[5, j]
+        b0, b1, b2, b3, b4, b5 = a0, a1, a2, a3, a4, a5
+        a0, a1, a2, a3, a4, a5 = n0, n1, n2, n3, n4, n5
+    return (
+        x * a0 - b0 + coef[0, 0],
+        x * a1 - b1 + coef[1, 0],
+        x * a2 - b2 + coef[2, 0],
+        x * a3 - b3 + coef[3, 0],
+        x * a4 - b4 + coef[4, 0],
+        x * a5 - b5 + coef[5, 0],
+    )
+
+
+@njit(cache=True)
+def _clenshaw8(coef, x):
+    """:func:`_clenshaw` of rows 0-7 of ``coef`` at ``x``: :func:`_clenshaw6` of rows
+    0-5 and rows 6-7 beside them, the same floats."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = 0.0
+    for j in range(coef.shape[1] - 1, 0, -1):
+        n0 = 2.0 * x * a0 - b0 + coef[0, j]
+        n1 = 2.0 * x * a1 - b1 + coef[1, j]
+        n2 = 2.0 * x * a2 - b2 + coef[2, j]
+        n3 = 2.0 * x * a3 - b3 + coef[3, j]
+        n4 = 2.0 * x * a4 - b4 + coef[4, j]
+        n5 = 2.0 * x * a5 - b5 + coef[5, j]
+        n6 = 2.0 * x * a6 - b6 + coef[6, j]
+        n7 = 2.0 * x * a7 - b7 + coef[7, j]
+        b0, b1, b2, b3, b4, b5, b6, b7 = a0, a1, a2, a3, a4, a5, a6, a7
+        a0, a1, a2, a3, a4, a5, a6, a7 = n0, n1, n2, n3, n4, n5, n6, n7
+    return (
+        x * a0 - b0 + coef[0, 0],
+        x * a1 - b1 + coef[1, 0],
+        x * a2 - b2 + coef[2, 0],
+        x * a3 - b3 + coef[3, 0],
+        x * a4 - b4 + coef[4, 0],
+        x * a5 - b5 + coef[5, 0],
+        x * a6 - b6 + coef[6, 0],
+        x * a7 - b7 + coef[7, 0],
+    )
+
+
+@njit(cache=True)
 def table_eval(coef, x, u, span):
     """Delta and gamma from the coefficient rows (delta, gamma, charm at ``t0``; the same
     at ``t0 + H``) at grid coordinate ``x`` in [-1, 1] and time fraction ``u`` in [0, 1];
-    ``span`` is ``H`` in years (charm is per year)."""
-    d = _hermite(coef, 0, 3, 2, 5, x, u, span)
-    g = (1.0 - u) * _clenshaw(coef, 1, x) + u * _clenshaw(coef, 4, x)
+    ``span`` is ``H`` in years (charm is per year). :func:`_hermite` of the delta rows and
+    gamma linear in time, bit for bit, each row's Chebyshev sum run side by side
+    (:func:`_clenshaw6`): what every check of a tabulated dealer reads."""
+    c0, c1, c2, c3, c4, c5 = _clenshaw6(coef, x)
+    u2 = u * u
+    u3 = u2 * u
+    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
+    h10 = u3 - 2.0 * u2 + u
+    h01 = -2.0 * u3 + 3.0 * u2
+    h11 = u3 - u2
+    d = h00 * c0 + h01 * c3
+    d += span * (h10 * c2 + h11 * c5)
+    g = (1.0 - u) * c1 + u * c4
     return d, g
 
 
@@ -255,8 +321,8 @@ def table_sample(coef, scoef, x, u, span):
     visible gamma)`` in the units of :func:`node_greeks`. Each row's Chebyshev sum once
     (the delta's and the charm's share theirs): :func:`table_eval` and :func:`_hermite`'s
     arithmetic, bit for bit."""
-    c0, c1, c2 = _clenshaw(coef, 0, x), _clenshaw(coef, 1, x), _clenshaw(coef, 2, x)
-    c3, c4, c5 = _clenshaw(coef, 3, x), _clenshaw(coef, 4, x), _clenshaw(coef, 5, x)
+    c0, c1, c2, c3, c4, c5 = _clenshaw6(coef, x)
+    s0, s1, s2, s3, s4, s5, s6, s7 = _clenshaw8(scoef, x)
     u2 = u * u
     u3 = u2 * u
     h00 = 2.0 * u3 - 3.0 * u2 + 1.0
@@ -266,16 +332,16 @@ def table_sample(coef, scoef, x, u, span):
     d = h00 * c0 + h01 * c3
     d += span * (h10 * c2 + h11 * c5)
     g = (1.0 - u) * c1 + u * c4
-    v = h00 * _clenshaw(scoef, 0, x) + h01 * _clenshaw(scoef, 2, x)
-    v += span * (h10 * _clenshaw(scoef, 1, x) + h11 * _clenshaw(scoef, 3, x))
+    v = h00 * s0 + h01 * s2
+    v += span * (h10 * s1 + h11 * s3)
     # charm: the time derivative of the delta's Hermite cubic (one order better than
     # linear in time between the two charms)
     charm = (6.0 * u - 6.0 * u2) * (c3 - c0) / span
     charm += (3.0 * u2 - 4.0 * u + 1.0) * c2
     charm += (3.0 * u2 - 2.0 * u) * c5
     w = 1.0 - u
-    vanna = w * _clenshaw(scoef, 4, x) + u * _clenshaw(scoef, 5, x)
-    vis = w * _clenshaw(scoef, 6, x) + u * _clenshaw(scoef, 7, x)
+    vanna = w * s4 + u * s5
+    vis = w * s6 + u * s7
     return d, g, charm, vanna, v, vis
 
 

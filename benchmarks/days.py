@@ -1,0 +1,251 @@
+"""Where each simulated day of a long run goes (issue 11, target 3, "linear in days").
+
+    python -m benchmarks.days [--mmsim DIR] [--days 20] [--repeat 2] [--seed 1]
+                              [--set path=value] [--json PATH]
+
+Runs ``multi_dealer_bands`` (with :data:`benchmarks.cases.DAYS_OVERRIDES`, as the
+``days`` case of :mod:`benchmarks.books`) for ``--days`` sessions after a warm-up run and
+prints, per simulated day, the CPU of the run (``process_time`` of the simpy steps whose
+clock is in that day: a kernel segment counts on the day it starts) and of its parts,
+each a wrapper's inclusive CPU (nested parts are inside their parent):
+
+- ``kernel``: ``fastpath.advance`` (news, noise, dealer checks and hedges);
+- ``sampler``: ``Sampler.fill`` (the series rows), with inside it ``greeks`` (the
+  per-holder greeks, ``OptionBook.series_greeks_many``), of which ``exact holders``
+  (``holder_rows`` of holders summed line by line: their table's sampler rows failed
+  validation, or none) and ``levels`` (``Sampler.update_levels``: walls, flips);
+- ``flips``: ``OptionBook.flips`` (inside ``levels``);
+- ``customers``: ``CustomerFlow.execute`` (a trade booked), with ``folds`` inside it
+  (``fold_booked``: the trade folded into the holder's delta table);
+- ``builds``: ``build_table`` (delta tables built or rolled on);
+
+and the day's counts: exact holder-samples (``xs``), line evaluations beside a table per
+holder-sample (``near``: lines near expiry and changes), table builds (``nb``) and folds
+(``nf``). The run of the least total CPU of ``--repeat`` is printed. A summary names
+the days that cost most over the median day: in ``multi_dealer_bands`` those are the
+days before its two listed expiries (sessions 5 and 21), where lines are summed exactly
+(near lines, tables whose sampler rows fail the value check) and tables are short.
+``--steady`` moves every expiry past the run (:data:`STEADY`), a control without the
+days that near one. ``--mmsim DIR`` measures the ``mmsim`` package in DIR with this code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+_PARTS = (  # (module, class or None, attribute, label): wrapped where the callers read it
+    ("mmsim.fastpath", None, "advance", "kernel"),
+    ("mmsim.sampler", "Sampler", "fill", "sampler"),
+    ("mmsim.book", "OptionBook", "series_greeks_many", "greeks"),
+    ("mmsim.sampler", "Sampler", "update_levels", "levels"),
+    ("mmsim.book", "OptionBook", "flips", "flips"),
+    ("mmsim.agents.customers", "CustomerFlow", "execute", "customers"),
+    ("mmsim.book", None, "fold_booked", "folds"),
+    ("mmsim.book", None, "build_table", "builds"),
+)
+STEADY = {
+    "customers.0.expiry_days": [40.0, 60.0],
+    "customers.1.expiry_days": [60.0],
+    "customers.2.expiry_days": [40.0, 60.0],
+    "dealers.0.positions.0.expiry_days": 60.0,
+    "dealers.0.positions.1.expiry_days": 60.0,
+    "dealers.1.positions.0.expiry_days": 40.0,
+    "dealers.2.positions.0.expiry_days": 60.0,
+}
+"""``--steady``: ``multi_dealer_bands`` with every listed expiry and position 40 or 60
+sessions away, so no day of a run up to 20 days nears an expiry (no line summed exactly
+for being near one, no table shortened for it): what is left of the growth in days is
+the book's and the agents' (the tight desk's rehedges grow with its short gamma)."""
+
+
+def _value(text: str):
+    """A ``--set`` value: JSON (numbers, lists), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+class _Meter:
+    """Per-day CPU of the parts and counts of one run, keyed by the simulation's clock."""
+
+    def __init__(self) -> None:
+        self.sim = None
+        self.session = 23_400.0
+        self.last = 0  # the run's last day (the run's end instant counts on it)
+        self.cpu: dict[tuple[str, int], float] = defaultdict(float)
+        self.counts: dict[tuple[str, int], float] = defaultdict(float)
+
+    def day(self) -> int:
+        if self.sim is None:
+            return 0
+        return min(int(self.sim.env.now // self.session), self.last)
+
+    def reset(self, sim) -> None:
+        self.sim = sim
+        clock = sim.scenario.clock
+        self.session = clock.session_seconds
+        self.last = max(math.ceil(clock.days) - 1, 0)
+        self.cpu.clear()
+        self.counts.clear()
+
+
+def _install(meter: _Meter) -> list[tuple]:
+    """Wrap the parts, ``holder_rows`` (exact holder-samples, near lines) and simpy's
+    ``Environment.step`` (the day's total); returns what to restore."""
+    import simpy
+
+    saved = []
+
+    def timed(f, label, count=None):
+        def wrapper(*a, **k):
+            d = meter.day()
+            t0 = time.process_time()
+            try:
+                return f(*a, **k)
+            finally:
+                meter.cpu[(label, d)] += time.process_time() - t0
+                if count is not None:
+                    meter.counts[(count, d)] += 1
+
+        return wrapper
+
+    counts = {"builds": "nb", "folds": "nf"}
+    for mod_name, cls, attr, label in _PARTS:
+        try:  # an older mmsim (--mmsim) may lack a part
+            owner = importlib.import_module(mod_name)
+        except ModuleNotFoundError:
+            continue
+        owner = getattr(owner, cls) if cls else owner
+        f = getattr(owner, attr, None)
+        if f is not None:
+            saved.append((owner, attr, f))
+            setattr(owner, attr, timed(f, label, counts.get(label)))
+    book = importlib.import_module("mmsim.book")
+    rows = getattr(book, "holder_rows", None)
+    if rows is not None:
+
+        def holder_rows(j0, j1, times, mids, h, tabulated, *rest):
+            d = meter.day()
+            t0 = time.process_time()
+            end = rows(j0, j1, times, mids, h, tabulated, *rest)
+            if not tabulated:
+                meter.cpu[("exact holders", d)] += time.process_time() - t0
+                meter.counts[("xs", d)] += end - j0
+            else:  # near lines (rest[10]) and changes (rest[12]) per holder-sample
+                meter.counts[("near", d)] += (rest[10] + rest[12]) * (end - j0)
+                meter.counts[("ts", d)] += end - j0
+            return end
+
+        saved.append((book, "holder_rows", rows))
+        book.holder_rows = holder_rows
+    step = simpy.Environment.step
+
+    def stepped(env):
+        d = meter.day()
+        t0 = time.process_time()
+        try:
+            return step(env)
+        finally:
+            meter.cpu[("total", d)] += time.process_time() - t0
+
+    saved.append((simpy.Environment, "step", step))
+    simpy.Environment.step = stepped
+    return saved
+
+
+def per_day(days: float, repeat: int, seed: int, overrides: dict) -> dict:
+    """Per-day CPU by part and counts of the ``days``-session run (least total CPU of
+    ``repeat`` runs after a warm-up): ``{"days": [row per day], "total": s}``."""
+    from benchmarks import cases
+    from mmsim.engine import Simulation
+    from mmsim.scenario import load_scenario
+
+    sc = load_scenario(cases.SCENARIOS / "multi_dealer_bands.yaml",
+                       overrides={**overrides, "clock.days": days})  # fmt: skip
+    meter = _Meter()
+    saved = _install(meter)
+    try:
+        Simulation(sc, seed).run()  # warm-up
+        best = None
+        for _ in range(repeat):
+            sim = Simulation(sc, seed)
+            meter.reset(sim)
+            t0 = time.process_time()
+            sim.run()
+            total = time.process_time() - t0
+            if best is None or total < best[0]:
+                best = (total, dict(meter.cpu), dict(meter.counts))
+    finally:
+        for owner, attr, f in reversed(saved):
+            setattr(owner, attr, f)
+    total, cpu, counts = best
+    n = int(max(d for _, d in cpu) + 1)
+    labels = ["total"] + [p[3] for p in _PARTS] + ["exact holders"]
+    rows = []
+    for d in range(n):
+        row = {"day": d + 1, **{k: cpu.get((k, d), 0.0) for k in labels}}
+        ts = counts.get(("ts", d), 0.0)
+        row["xs"] = counts.get(("xs", d), 0.0)
+        row["near"] = counts.get(("near", d), 0.0) / ts if ts else 0.0
+        row["nb"], row["nf"] = counts.get(("nb", d), 0.0), counts.get(("nf", d), 0.0)
+        rows.append(row)
+    return {"days": rows, "total": total, "labels": labels}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.days", description=__doc__)
+    parser.add_argument("--mmsim", type=Path, help="measure the mmsim package in this directory")
+    parser.add_argument("--days", type=float, default=20.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--steady", action="store_true",
+                        help="every expiry 40 sessions or more away: no day nears one")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.mmsim is not None:
+        sys.path.insert(0, str(args.mmsim.resolve()))
+    import mmsim
+    from benchmarks import cases
+
+    over = {**cases.DAYS_OVERRIDES, **(STEADY if args.steady else {})}
+    over.update((k, _value(v)) for k, v in (kv.split("=", 1) for kv in args.set))
+    report = per_day(args.days, args.repeat, args.seed, over)
+    report["mmsim"] = str(Path(mmsim.__file__).resolve().parent)
+    labels = report["labels"]
+    short = {"exact holders": "exact"}
+    head = " ".join(f"{short.get(k, k)[:9]:>9}" for k in labels)
+    print(f"mmsim {report['mmsim']}: multi_dealer_bands, {args.days:g} days, "
+          f"{report['total']:.2f} s CPU (wrapped)")  # fmt: skip
+    print(f"day {head} {'xs':>6} {'near':>5} {'nb':>3} {'nf':>4}   (ms; counts)")
+    for row in report["days"]:
+        text = " ".join(f"{1e3 * row[k]:9.1f}" for k in labels)
+        print(f"{row['day']:>3} {text} {row['xs']:6.0f} {row['near']:5.1f} {row['nb']:3.0f} "
+              f"{row['nf']:4.0f}")  # fmt: skip
+    full = report["days"]
+    if len(full) > 2:
+        median = statistics.median(r["total"] for r in full[1:])
+        over_median = sorted(full[1:], key=lambda r: r["total"] - median, reverse=True)
+        extra = sum(max(r["total"] - median, 0.0) for r in full[1:])
+        top = ", ".join(f"day {r['day']} +{1e3 * (r['total'] - median):.0f}"
+                        for r in over_median[:5] if r["total"] > median)  # fmt: skip
+        print(f"day 1 {1e3 * full[0]['total']:.0f} ms; median later day {1e3 * median:.0f} ms "
+              f"({median / full[0]['total']:.2f}x day 1); {1e3 * extra:.0f} ms over the "
+              f"median on later days, most on: {top}")  # fmt: skip
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
