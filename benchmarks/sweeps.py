@@ -608,6 +608,7 @@ def _pool_only(big_args: list, base: Path | None, load: float, rounds: int = 2) 
         for _ in range(rounds):
             for tag, mmsim_dir in ((" [base]", base), ("", _this_mmsim())):
                 _print_big(pool_in_child(mmsim_dir, big_args), tag)
+                print(f"  load average (1 min) {_load():.1f}", flush=True)
     print(f"load average (1 min) at start {load:.1f}, at end {_load():.1f}")
 
 
@@ -620,6 +621,9 @@ def main() -> None:
     parser.add_argument("--plot", action="store_true", help="--phases of the command with figures")
     parser.add_argument(
         "--pool-only", action="store_true", help="only the 200-run sweep (3.), with --mmsim too"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="--pool-only with --mmsim: alternated rounds"
     )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/sweeps.json")
     args = parser.parse_args()
@@ -647,7 +651,7 @@ def main() -> None:
     big_args = [4 if args.quick else 20, 0.05 if args.quick else 0.25, 1 if args.quick else 2,
                 not args.no_dask]  # fmt: skip
     if args.pool_only:
-        _pool_only(big_args, args.mmsim, load)
+        _pool_only(big_args, args.mmsim, load, args.rounds)
         return
     command = bench_command(1 if args.quick else 3, args.mmsim)
     figures = bench_command(1 if args.quick else 3, args.mmsim, plot=True)

@@ -45,6 +45,9 @@ _RAN_HERE = False
 _STARTED: Any = None
 """In a process-pool worker: the queue on which it reports each run it starts."""
 
+_CLAIMS: Any = None
+"""In a forked process-pool worker: its pool's :class:`mmsim.claims.Claims`."""
+
 
 def is_warm() -> bool:
     """Whether this process has run a simulation (mmsim imported, kernels loaded)."""
@@ -59,17 +62,20 @@ def set_warm() -> None:
 
 def report_start(tag: str) -> None:
     """In a process-pool worker, report that the run ``tag`` starts (synchronously: the
-    report survives the worker being killed right after); elsewhere nothing."""
-    if _STARTED is not None:
+    report survives the worker being killed right after); elsewhere, or without a tag
+    (runs handed out by :class:`mmsim.claims.Claims`, which knows who took what),
+    nothing."""
+    if _STARTED is not None and tag:
         _STARTED.put(tag)
 
 
-def _init_worker(started: Any, parent: int | None = None) -> None:
+def _init_worker(started: Any, parent: int | None = None, claims: Any = None) -> None:
     """Set up a process-pool worker; ``parent`` (a pid) when it was forked from the
     sweep's own process, whose signal handlers, heap and lifetime it would otherwise
-    share (see the module docstring)."""
-    global _STARTED
-    _STARTED = started
+    share (see the module docstring), and then its pool's ``claims``
+    (:mod:`mmsim.claims`)."""
+    global _STARTED, _CLAIMS
+    _STARTED, _CLAIMS = started, claims
     if parent is None:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep stops its workers
