@@ -63,6 +63,7 @@ from mmsim.workers import (
     _init_worker,
     _process_context,
     _quiet_dask,
+    _release_dask_offload,
     _sigint_ignored,
     _start_fork_server,
     _stop_workers,
@@ -85,9 +86,10 @@ __all__ = [
 
 TAIL_TASKS = 16
 """A dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
-runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 14
-tasks instead of 19 (whose last eight carried 1-6 runs each), and a worker that finishes
-its last task early idles for at most one such task, a sixteenth of its share."""
+runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 12
+tasks, none under 6 runs (without the floor its last eight carried 1-6 runs each), and a
+worker that finishes its last task early idles for at most one such task, a sixteenth
+of its share."""
 
 
 class RunTimeout(Exception):
@@ -179,14 +181,13 @@ _TOKENS = itertools.count(1)
 
 
 def chunk_sizes(
-    n: int, workers: int, run_seconds: float, most: float = 1.0, tail: int = TAIL_TASKS
+    n: int, workers: int, run_seconds: float, most: float = 0.25, tail: int = TAIL_TASKS
 ) -> list[int]:
     """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling, factoring):
     each task half an even share of the runs still unassigned, at most ``most`` seconds
-    of estimated work (``run_seconds`` per run; the estimate runs high for compiled
-    fast-path runs, so tasks take about a quarter second) and at least ``1 / tail`` of
-    a worker's share of all runs (``ceil(n / (tail x workers))``, within the cap), at
-    least one run. Tasks shrink toward the end, so workers that take them as they
+    of estimated work (``run_seconds`` per run, :mod:`mmsim.sweep_cost`) and at least
+    ``1 / tail`` of a worker's share of all runs (``ceil(n / (tail x workers))``, within
+    the cap), at least one run. Tasks shrink toward the end, so workers that take them as they
     finish (dask's scheduler hands a single-threaded worker its next task when it has
     one running and one queued) finish together; the floor stops the shrinking where
     a task's fixed cost (about 5 ms) would outweigh what a smaller last task saves.
@@ -338,6 +339,7 @@ class _Pool:
                     if thing is not None:
                         with contextlib.suppress(Exception):
                             thing.close()
+            _release_dask_offload()  # its idle thread would stop this process forking
 
 
 def _processes(workers: int, share: bool) -> Any:
@@ -378,7 +380,8 @@ class _Run:
     timeout: float | None
     progress: bool
     run_seconds: float = 0.05
-    """Estimated wall time of one run (s): how many runs a dask task carries."""
+    """Estimated CPU time of one run (s, :mod:`mmsim.sweep_cost`): how many runs a dask
+    task carries, and whether a cold process warms up with the sweep's first run."""
     meanwhile: Any = None
     """Called once here while forked workers run runs (:meth:`_share_claims`)."""
     keep_workers: bool = False

@@ -291,6 +291,27 @@ def _stop_workers(cluster: Any) -> None:
             time.sleep(0.02)
 
 
+def _release_dask_offload() -> None:
+    """Let the thread of ``distributed``'s offload executor go, once this process's dask
+    clients are closed: it outlives every client (a module-level single-thread pool,
+    started by a client's first large message and idle for good after), so
+    :func:`can_fork` saw a thread alive after any dask sweep and the command's figures
+    (:mod:`mmsim.sweep_figures`) and later process-pool sweeps in this process gave up
+    forking. The executor is replaced by a new one (its thread starts only when
+    something is offloaded again) and the old one shut down: its idle thread exits."""
+    utils = sys.modules.get("distributed.utils")
+    old = getattr(utils, "_offload_executor", None)
+    if old is None or not getattr(old, "_threads", None):
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with contextlib.suppress(Exception):
+        utils._offload_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="Dask-Offload"
+        )
+        old.shutdown(wait=True, cancel_futures=False)
+
+
 @contextlib.contextmanager
 def _sigint_ignored() -> Iterator[None]:
     """Ignore SIGINT while worker processes are started, so they inherit the ignore: a

@@ -130,12 +130,13 @@ def test_dask_tasks_shrink_toward_the_end_and_cover_every_run_once(n, workers, r
     assert sum(sizes[-2 * workers :]) <= (2 * workers + 1) * floor, sizes
 
 
-def test_band_sweeps_200_runs_go_in_14_dask_tasks_on_2_workers():
-    """band_sweep's 200-run sweep (0.05 s estimated a run) on 2 workers: 14 tasks, not
-    the 19 of a tail shrinking to single runs (5 ms of dask's CPU each, as much as a
-    compiled run), none over 20 runs (1 s estimated)."""
-    sizes = chunk_sizes(200, 2, 0.05)
-    assert len(sizes) == 14 and max(sizes) == 20 and sizes[-1] == 3, sizes
+def test_band_sweeps_200_runs_go_in_12_dask_tasks_on_2_workers():
+    """band_sweep's 200-run sweep (8.8 ms estimated a run, :mod:`mmsim.sweep_cost`) on 2
+    workers: 12 tasks, not the 20 of a tail shrinking to single runs (5 ms of dask's CPU
+    each, as much as a compiled run), none over 28 runs (0.25 s estimated), none under
+    6."""
+    sizes = chunk_sizes(200, 2, 0.00884)
+    assert len(sizes) == 12 and max(sizes) == 28 and min(sizes) == 6, sizes
 
 
 class _KillingCluster:
