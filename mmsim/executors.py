@@ -403,9 +403,10 @@ class _Run:
             with atomic_write(self.runs_dir / f"{rid}.json", record=False) as tmp:
                 tmp.write_text(json.dumps(row, default=str))
         self.rows[rid] = row
-        self.failed += outcome["status"] != "ok"
-        self.bar.update(1)
-        self.bar.set_postfix(failed=self.failed)
+        if outcome["status"] != "ok":  # shown at the bar's next refresh (0.1 s at most)
+            self.failed += 1
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+        self.bar.update(1)  # set_postfix's own refresh redrew the bar every row: 25 us
 
     def execute(self, todo, base_dict, executor, workers, address, pool) -> None:
         """Run ``todo`` on the executor, recording each run as it finishes."""
@@ -414,6 +415,7 @@ class _Run:
                 pool.close()
             return
         self.bar = _Bar(total=len(todo), unit="run", disable=not self.progress, desc="sweep")
+        self.bar.set_postfix(failed=0, refresh=False)
         try:
             if executor == "serial":
                 for head, overrides, seed in todo:
@@ -538,7 +540,21 @@ class _Run:
         retry: list = []
         for fut in pool.as_completed(list(futures)):
             self._settle(fut, futures[fut], lost, retry)
+            self._note_starts(pool)
         return retry
+
+    _starts: set | None = None
+    """Runs the workers of the pool being drained reported starting (:meth:`_drain`)."""
+
+    def _note_starts(self, pool: _Pool) -> None:
+        """Read the starts the pool's workers reported (:func:`~mmsim.workers.report_start`)
+        into :attr:`_starts`. Read as tasks finish, not only once a worker died: each
+        report is a message in a pipe (64 KiB), and a worker that has filled it blocks
+        on its next report for good (a sweep of more than ~1,900 runs on a fork
+        server's pool hung)."""
+        queue = getattr(pool, "started", None)
+        while queue is not None and self._starts is not None and not queue.empty():
+            self._starts.add(queue.get())
 
     def _settle(self, fut: Any, chunk: list, lost: list, retry: list) -> None:
         """Record the runs of the finished task ``fut`` (the runs ``chunk``), or file
@@ -642,7 +658,7 @@ class _Run:
                 interrupted = bool(lost)  # a broken pool: stopped, not awaited (below)
                 return lost
             futures: dict = {}
-            lost, started = [], set()
+            lost, self._starts = [], set()
             sizes = [1] * len(todo)
             if getattr(pool, "client", None) is not None:
                 sizes = chunk_sizes(len(todo), pool.workers, self.run_seconds)
@@ -663,9 +679,9 @@ class _Run:
                     pool, collections.deque([r] for r in retry), futures, base_dict
                 )
                 self._collect(pool, futures, lost)
-            while lost and pool.started is not None and not pool.started.empty():
-                started.add(pool.started.get())
-            self._started = frozenset(started)
+            if lost:
+                self._note_starts(pool)
+            self._started = frozenset(self._starts)
             # a broken pool's workers are stopped, not awaited: one being started just as
             # another died is missed by the pool's own clean-up, which then waits forever
             interrupted = bool(lost)

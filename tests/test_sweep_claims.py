@@ -110,3 +110,35 @@ def test_forked_workers_get_one_task_for_the_whole_sweep():
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["2"] == {"tasks": ["_run_claimed"], "same": True}, report
     assert report["3"] == {"tasks": ["_run_claimed"] * 2, "same": True}, report
+
+
+_MANY_STARTS = """
+import fcntl, json, sys, threading
+import mmsim, mmsim.executors as ex
+
+scenario, grid = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+real = ex._Pool.__init__
+
+def small_pipe(self, *args, **kw):  # start reports fill a 4 KiB pipe after ~120 runs
+    real(self, *args, **kw)
+    if self.started is not None:
+        fcntl.fcntl(self.started._writer.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+
+ex._Pool.__init__ = small_pipe
+threading.Thread(target=threading.Event().wait, daemon=True).start()  # no fork: a server
+table = mmsim.sweep(scenario, grid, seeds=150, executor="processes", workers=2,
+                    progress=False)
+print(json.dumps({"rows": len(table), "ok": bool((table["status"] == "ok").all())}))
+"""
+
+
+def test_a_fork_servers_workers_never_block_on_unread_start_reports():
+    """A fork server's pool (a thread alive here, as in a notebook): its workers report
+    each run's start down a pipe, which the sweep now reads as tasks finish. It read it
+    only after a worker died, so a worker blocked for good once the pipe was full
+    (~1,900 runs with the default 64 KiB; here a 4 KiB pipe and 300 runs): the sweep
+    hung and ran into this test's 150 s timeout."""
+    argv = [sys.executable, "-c", _MANY_STARTS, json.dumps(TINY), json.dumps(GRID)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=150, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"rows": 300, "ok": True}
