@@ -527,7 +527,11 @@ def test_two_forked_workers_are_this_process_and_one_fork():
 
 
 def test_auto_runs_a_short_sweep_serially(monkeypatch):
+    """4 tiny runs (6.5 ms estimated each) with no workers kept by an earlier sweep (an
+    earlier test's pool would be handed the runs: 0.01 s, worth it even for these; see
+    test_kept_pool): starting workers costs more than the runs, so they run here."""
     sweep_module = importlib.import_module("mmsim.executors")
+    monkeypatch.setattr(importlib.import_module("mmsim.sweep"), "ready", lambda processes: False)
 
     def no_pool(*args, **kw):
         raise AssertionError("a sweep of a few tiny runs started a worker pool")
