@@ -28,12 +28,14 @@ table, wall and CPU each, and the Amdahl bound those give a fresh command on 2 w
 Two efficiencies: by wall time, ``T(1 worker) / (2 x T(2 workers))`` (what the user
 sees; on a shared machine other processes take cores from the pool and lower it, so the
 load average is printed), and by CPU, ``CPU(serial) / CPU(2 workers)`` (the share of
-the parallel sweep's CPU spent on runs rather than on start-up, pickling and IPC; what
-the wall efficiency would be on idle cores). For 2., besides wall time, "busiest
-process": serial CPU over the CPU of the busier of the two processes that run runs (the
-sweep's own and its forked worker), medians: what two idle cores would give if neither
-ever waited for the other, a figure other processes' load does not move. Linux only
-(``/proc``, ``prctl``).
+the parallel sweep's CPU spent on runs rather than on start-up, pickling and IPC). For
+3., also the wall efficiency with each sweep's wall time less the mean run-queue wait of
+its processes that ran runs (``/proc/PID/schedstat``: time runnable while other
+processes held the cores), an estimate of the wall efficiency on idle cores. For 2.,
+besides wall time, "busiest process": serial CPU over the CPU of the busier of the two
+processes that run runs (the sweep's own and its forked worker), medians: what two idle
+cores would give if neither ever waited for the other, a figure other processes' load
+does not move. Linux only (``/proc``, ``prctl``).
 """
 
 from __future__ import annotations
@@ -385,6 +387,39 @@ def bench_warm_pair(repeat: int, base: Path, rounds: int = 2) -> dict:
     return {**out["this"], "base": out["base"]}
 
 
+def _run_waits() -> dict[int, tuple[float, float]]:
+    """``{pid: (CPU s, run-queue wait s)}`` of this process's main thread and of its
+    children running this same command line (forked pool workers), from
+    ``/proc/PID/schedstat`` (time on a CPU, time runnable but waiting for one)."""
+    me = os.getpid()
+    cmd = Path(f"/proc/{me}/cmdline").read_bytes()
+    pids = [me]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{me}/task").iterdir():
+            for c in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{c}/cmdline").read_bytes() == cmd:
+                        pids.append(int(c))
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            on, wait, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+            out[pid] = (int(on) / 1e9, int(wait) / 1e9)
+    return out
+
+
+def _unloaded(wall: float, before: dict, after: dict) -> float:
+    """``wall`` less the mean run-queue wait (s) of the processes that ran runs in it
+    (on a CPU for at least 5% of it: not a process that only collects outcomes), an
+    estimate of the wall time on idle cores, which other processes' load moves little."""
+    waits = [
+        after[p][1] - before[p][1]
+        for p in after
+        if p in before and after[p][0] - before[p][0] > 0.05 * wall
+    ]
+    return wall - (sum(waits) / len(waits) if waits else 0.0)
+
+
 def _timed(fn) -> tuple[float, float, object]:
     """(wall s, CPU s of this process tree, result) of ``fn()``."""
     cpu0, t0 = tree_cpu(), time.perf_counter()
@@ -414,13 +449,16 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
     tasks: list[int] = []
 
     def sweep(name: str, **kw) -> None:
+        before = _run_waits()
         wall, cpu, table = _timed(
             lambda: mmsim.sweep(scenario, GRID, seeds=seeds, progress=False, **kw)
         )
+        after = _run_waits()  # the workers (kept) are alive; 0.2 s later: no runs since
         tables[name] = table
-        slot = runs.setdefault(name, {"wall": [], "cpu": []})
+        slot = runs.setdefault(name, {"wall": [], "cpu": [], "unloaded": []})
         slot["wall"].append(wall)
         slot["cpu"].append(cpu)
+        slot["unloaded"].append(_unloaded(wall, before, after))
 
     cluster = None
     kinds = [("serial", {"executor": "serial"}),
@@ -444,13 +482,16 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
     for name, table in tables.items():
         assert table.equals(tables["serial"]), f"rows differ: {name} vs serial"
     best = {k: {"wall_min_s": min(v["wall"]), "wall_median_s": statistics.median(v["wall"]),
-                "cpu_min_s": min(v["cpu"]), "cpu_median_s": statistics.median(v["cpu"])}
+                "cpu_min_s": min(v["cpu"]), "cpu_median_s": statistics.median(v["cpu"]),
+                "unloaded_min_s": min(v["unloaded"])}
             for k, v in runs.items()}  # fmt: skip
     out = {
         "runs": len(tables["serial"]),
         "run_days": run_days,
         **best,
         "wall_efficiency": best["workers_1"]["wall_min_s"] / (2 * best["workers_2"]["wall_min_s"]),
+        "unloaded_efficiency": best["workers_1"]["unloaded_min_s"]
+        / (2 * best["workers_2"]["unloaded_min_s"]),
         "wall_efficiency_vs_serial": best["serial"]["wall_min_s"]
         / (2 * best["workers_2"]["wall_min_s"]),
         "cpu_efficiency": best["serial"]["cpu_min_s"] / best["workers_2"]["cpu_min_s"],
@@ -587,6 +628,10 @@ def _print_big(big: dict, tag: str) -> None:
             head = f"{label}, {what}{tag}"
             print(f"{head:<56}{b['wall_min_s']:>7.2f} s wall (median {b['wall_median_s']:.2f})"
                   f"{b['cpu_min_s']:>7.2f} s CPU")  # fmt: skip
+    if "unloaded_efficiency" in big:
+        u1, u2 = big["workers_1"]["unloaded_min_s"], big["workers_2"]["unloaded_min_s"]
+        print(f"wall less run-queue waits{tag}: 1 worker {u1:.2f} s, 2 workers {u2:.2f} s,"
+              f" T1/(2 T2) {big['unloaded_efficiency']:.0%}")  # fmt: skip
     print(
         f"efficiency{tag}, wall T1/(2 T2) {big['wall_efficiency']:.0%}, "
         f"wall Tserial/(2 T2) {big['wall_efficiency_vs_serial']:.0%}, "
@@ -608,6 +653,7 @@ def _pool_only(big_args: list, base: Path | None, load: float, rounds: int = 2) 
         for _ in range(rounds):
             for tag, mmsim_dir in ((" [base]", base), ("", _this_mmsim())):
                 _print_big(pool_in_child(mmsim_dir, big_args), tag)
+                print(f"  load average (1 min) {_load():.1f}", flush=True)
     print(f"load average (1 min) at start {load:.1f}, at end {_load():.1f}")
 
 
@@ -620,6 +666,9 @@ def main() -> None:
     parser.add_argument("--plot", action="store_true", help="--phases of the command with figures")
     parser.add_argument(
         "--pool-only", action="store_true", help="only the 200-run sweep (3.), with --mmsim too"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="--pool-only with --mmsim: alternated rounds"
     )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/sweeps.json")
     args = parser.parse_args()
@@ -647,7 +696,7 @@ def main() -> None:
     big_args = [4 if args.quick else 20, 0.05 if args.quick else 0.25, 1 if args.quick else 2,
                 not args.no_dask]  # fmt: skip
     if args.pool_only:
-        _pool_only(big_args, args.mmsim, load)
+        _pool_only(big_args, args.mmsim, load, args.rounds)
         return
     command = bench_command(1 if args.quick else 3, args.mmsim)
     figures = bench_command(1 if args.quick else 3, args.mmsim, plot=True)

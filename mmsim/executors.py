@@ -9,11 +9,13 @@ resubmitted.
 
 Process workers start warm (:mod:`mmsim.workers`): forked from this process on Linux,
 else from a fork server. Forked, a sweep's ``workers`` are this process and
-``workers - 1`` forks: a feeder thread keeps the pool a few tasks ahead while this
-process runs tasks from the other end of the queue (:meth:`_Run._submit_and_share`); a cold process
-first runs the sweep's first run, which loads the kernels the workers inherit
-(:meth:`_Run._warm_up`). While a fork server warms up, about a second, a sweep's process
-that is itself warm (it has run a simulation) runs runs from the other end of the queue
+``workers - 1`` forks, and every one of them takes its next run from a shared counter
+as it finishes the last (:mod:`mmsim.claims`, :meth:`_Run._share_claims`): each fork
+gets one task, the whole list of runs, and writes each outcome down a pipe this
+process reads between its own runs. A cold process first runs the sweep's first run,
+which loads the kernels the workers inherit (:meth:`_Run._warm_up`). While a fork
+server warms up, about a second, a sweep's process that is itself warm (it has run a
+simulation) runs runs from the other end of the queue
 (:meth:`_Run._submit_while_running`): worker start-up then costs no idle core. A
 sweep's pool is kept for the next sweep in this process that asks for as many workers
 (:mod:`mmsim.kept_pool`: alive, running current code), which then neither forks nor
@@ -51,6 +53,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mmsim import workers as _workers
+from mmsim.claims import Claims
 from mmsim.errors import OutputError
 from mmsim.kept_pool import KeptPool, give, keeping, take
 from mmsim.paths import atomic_save, atomic_write
@@ -59,6 +63,7 @@ from mmsim.workers import (
     _init_worker,
     _process_context,
     _quiet_dask,
+    _release_dask_offload,
     _sigint_ignored,
     _start_fork_server,
     _stop_workers,
@@ -81,9 +86,10 @@ __all__ = [
 
 TAIL_TASKS = 16
 """A dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
-runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 14
-tasks instead of 19 (whose last eight carried 1-6 runs each), and a worker that finishes
-its last task early idles for at most one such task, a sixteenth of its share."""
+runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 12
+tasks, none under 6 runs (without the floor its last eight carried 1-6 runs each), and a
+worker that finishes its last task early idles for at most one such task, a sixteenth
+of its share."""
 
 
 class RunTimeout(Exception):
@@ -150,15 +156,38 @@ def _run_chunk(
     return [_run_one(scenario, o, seed, keep, timeout, tag) for o, seed, tag in runs]
 
 
+def _run_claimed(
+    scenario: dict[str, Any],
+    runs: list[tuple[dict[str, Any], int]],
+    keep: tuple[str, ...] = (),
+    timeout: float | None = None,
+    token: int = 0,
+) -> int:
+    """One forked worker's task for a whole sweep: take the next of the runs
+    ``(overrides, seed)`` from its pool's shared counter until none is left, writing
+    ``(token, index, outcome)`` of each down the pool's pipe (:mod:`mmsim.claims`);
+    returns how many it ran."""
+    claims = _workers._CLAIMS
+    done = 0
+    while (i := claims.take(len(runs))) is not None:
+        overrides, seed = runs[i]
+        claims.send((token, i, _run_one(scenario, overrides, seed, keep, timeout)))
+        done += 1
+    return done
+
+
+_TOKENS = itertools.count(1)
+"""Sweep numbers: a kept pool's outcomes carry their sweep's (:func:`_run_claimed`)."""
+
+
 def chunk_sizes(
-    n: int, workers: int, run_seconds: float, most: float = 1.0, tail: int = TAIL_TASKS
+    n: int, workers: int, run_seconds: float, most: float = 0.25, tail: int = TAIL_TASKS
 ) -> list[int]:
     """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling, factoring):
     each task half an even share of the runs still unassigned, at most ``most`` seconds
-    of estimated work (``run_seconds`` per run; the estimate runs high for compiled
-    fast-path runs, so tasks take about a quarter second) and at least ``1 / tail`` of
-    a worker's share of all runs (``ceil(n / (tail x workers))``, within the cap), at
-    least one run. Tasks shrink toward the end, so workers that take them as they
+    of estimated work (``run_seconds`` per run, :mod:`mmsim.sweep_cost`) and at least
+    ``1 / tail`` of a worker's share of all runs (``ceil(n / (tail x workers))``, within
+    the cap), at least one run. Tasks shrink toward the end, so workers that take them as they
     finish (dask's scheduler hands a single-threaded worker its next task when it has
     one running and one queued) finish together; the floor stops the shrinking where
     a task's fixed cost (about 5 ms) would outweigh what a smaller last task saves.
@@ -204,6 +233,7 @@ class _Pool:
         self.shared = False  # this process runs tasks too, beside workers - 1 forked ones
         self.workers = workers  # tasks run at once
         self.kept: KeptPool | None = None  # its workers, kept for later sweeps when closed
+        self.claims: Claims | None = None  # forked workers' shared run counter and pipe
         if executor == "processes":
             # an earlier sweep's workers, alive and current (else that pool is shut down,
             # so this process may fork again), kept again when closed; a new pool is
@@ -212,7 +242,7 @@ class _Pool:
             if kept is not None:
                 self.pool, self.started, self.forked = kept.executor, kept.started, kept.forked
                 self.shared = share and self.forked and workers >= 2
-                self.kept = kept
+                self.kept, self.claims = kept, kept.claims
                 return
             if can_fork() and not is_warm():
                 _warm()  # once per process: workers forked from now on start warm
@@ -220,15 +250,16 @@ class _Pool:
             self.shared = share and self.forked and workers >= 2
             ctx = _process_context(self.forked)
             self.started = ctx.SimpleQueue()
+            self.claims = Claims(ctx) if self.forked else None  # inherited, never pickled
             self.pool = ProcessPoolExecutor(
                 max_workers=workers - self.shared,
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(self.started, os.getpid() if self.forked else None),
+                initargs=(self.started, os.getpid() if self.forked else None, self.claims),
             )
             if keep and keeping():
                 self.kept = KeptPool.new(
-                    self.pool, self.started, self.forked, workers - self.shared
+                    self.pool, self.started, self.forked, workers - self.shared, self.claims
                 )
         elif executor == "dask":
             from dask.distributed import Client
@@ -252,6 +283,11 @@ class _Pool:
                 self.workers = sum(self.client.nthreads().values()) or workers
 
     def submit(self, *args: Any) -> Any:
+        """Run :attr:`task` with ``args``; its future."""
+        return self.submit_task(self.task, *args)
+
+    def submit_task(self, task: Any, *args: Any) -> Any:
+        """Run ``task`` (a picklable module-level function) with ``args``; its future."""
         if self.pool is not None:
             if self.forked and not self.pool._processes:
                 # the first submit forks every worker: fork with Ctrl-C ignored, so no
@@ -260,12 +296,12 @@ class _Pool:
                 # child, and no other Python thread is alive (can_fork)
                 with _sigint_ignored(), warnings.catch_warnings():
                     warnings.filterwarnings("ignore", ".*multi-threaded", DeprecationWarning)
-                    return self.pool.submit(self.task, *args)
-            return self.pool.submit(self.task, *args)
+                    return self.pool.submit(task, *args)
+            return self.pool.submit(task, *args)
         if self.client is not None:
-            return self.client.submit(self.task, *args, pure=False)
+            return self.client.submit(task, *args, pure=False)
         done: Future = Future()  # serial: run now, hand back a finished future
-        done.set_result(self.task(*args))
+        done.set_result(task(*args))
         return done
 
     def as_completed(self, futures: list) -> Iterator[Any]:
@@ -303,6 +339,7 @@ class _Pool:
                     if thing is not None:
                         with contextlib.suppress(Exception):
                             thing.close()
+            _release_dask_offload()  # its idle thread would stop this process forking
 
 
 def _processes(workers: int, share: bool) -> Any:
@@ -317,7 +354,9 @@ def _series_path(runs_dir: Path, rid: str) -> Path:
 
 SWITCH_INTERVAL = 0.02
 """Seconds of the interpreter's thread switch interval (``sys.setswitchinterval``)
-while a sweep's process runs runs beside its forked workers (at least; default 5 ms)."""
+while a sweep's process runs runs beside its forked workers (at least; default 5 ms):
+other threads then take the GIL from its runs less often (the pool's threads have
+nothing to do meanwhile, but a dask client's event loop, once one ran here, does)."""
 
 WARM_UP_RUN = 0.5
 """Estimated seconds of a run below which a cold process warms up for forking its
@@ -341,9 +380,10 @@ class _Run:
     timeout: float | None
     progress: bool
     run_seconds: float = 0.05
-    """Estimated wall time of one run (s): how many runs a dask task carries."""
+    """Estimated CPU time of one run (s, :mod:`mmsim.sweep_cost`): how many runs a dask
+    task carries, and whether a cold process warms up with the sweep's first run."""
     meanwhile: Any = None
-    """Called once here while forked workers run runs (:meth:`_submit_and_share`)."""
+    """Called once here while forked workers run runs (:meth:`_share_claims`)."""
     keep_workers: bool = False
     """Keep the process pool for the next sweep in this process (:mod:`mmsim.kept_pool`)."""
     failed: int = 0
@@ -363,9 +403,10 @@ class _Run:
             with atomic_write(self.runs_dir / f"{rid}.json", record=False) as tmp:
                 tmp.write_text(json.dumps(row, default=str))
         self.rows[rid] = row
-        self.failed += outcome["status"] != "ok"
-        self.bar.update(1)
-        self.bar.set_postfix(failed=self.failed)
+        if outcome["status"] != "ok":  # shown at the bar's next refresh (0.1 s at most)
+            self.failed += 1
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+        self.bar.update(1)  # set_postfix's own refresh redrew the bar every row: 25 us
 
     def execute(self, todo, base_dict, executor, workers, address, pool) -> None:
         """Run ``todo`` on the executor, recording each run as it finishes."""
@@ -374,6 +415,7 @@ class _Run:
                 pool.close()
             return
         self.bar = _Bar(total=len(todo), unit="run", disable=not self.progress, desc="sweep")
+        self.bar.set_postfix(failed=0, refresh=False)
         try:
             if executor == "serial":
                 for head, overrides, seed in todo:
@@ -498,7 +540,21 @@ class _Run:
         retry: list = []
         for fut in pool.as_completed(list(futures)):
             self._settle(fut, futures[fut], lost, retry)
+            self._note_starts(pool)
         return retry
+
+    _starts: set | None = None
+    """Runs the workers of the pool being drained reported starting (:meth:`_drain`)."""
+
+    def _note_starts(self, pool: _Pool) -> None:
+        """Read the starts the pool's workers reported (:func:`~mmsim.workers.report_start`)
+        into :attr:`_starts`. Read as tasks finish, not only once a worker died: each
+        report is a message in a pipe (64 KiB), and a worker that has filled it blocks
+        on its next report for good (a sweep of more than ~1,900 runs on a fork
+        server's pool hung)."""
+        queue = getattr(pool, "started", None)
+        while queue is not None and self._starts is not None and not queue.empty():
+            self._starts.add(queue.get())
 
     def _settle(self, fut: Any, chunk: list, lost: list, retry: list) -> None:
         """Record the runs of the finished task ``fut`` (the runs ``chunk``), or file
@@ -517,103 +573,76 @@ class _Run:
         for run, outcome in zip(chunk, outcomes, strict=True):
             self.record(run[0], outcome)
 
-    def _submit_and_share(
-        self, pool: _Pool, queue: collections.deque, futures: dict, base_dict
-    ) -> tuple[list, list]:
-        """Feed ``queue`` to a pool of forked workers from its left end, a few tasks
-        ahead, while this process runs tasks taken from its right end.
-
-        A forked pool of ``workers - 1`` processes plus this one (:attr:`_Pool.shared`):
-        one fork fewer (10-20 ms each for a process that has loaded numba, pandas and a
-        run), no pickling or IPC for this process's share of the runs, and no core left
-        to a process that only waits for results. The pool is given one task more than
-        it has workers, the first ones from this thread (submitting forks the workers,
-        which must happen with no other thread alive), the rest from a feeder thread as
-        tasks finish; a task is never taken back (``Future.cancel`` on a task the pool
-        holds breaks its clean-up when a worker dies: CPython 3.11 then sets an
-        exception on the cancelled future and its manager thread fails). Finished tasks
-        of the workers are recorded between this process's own runs. Meanwhile the
-        interpreter's thread switch interval is :data:`SWITCH_INTERVAL` (the only other
-        threads are the feeder and the pool's, which have little to do): with the
-        default 5 ms they took the GIL from this process's runs often enough to slow
-        them by a fifth (band_sweep: its runs 20-25% over the same runs serially, 5-15%
-        with 20 ms). A run that kills
-        this process (out of memory) ends the sweep, as on the serial executor; its
-        finished runs are on disk for a rerun to reuse. Returns the runs lost to a
-        broken pool (with those never submitted) and those to try again
-        (:meth:`_collect`)."""
-        lost: list = []
-        retry: list = []
-        finished: collections.deque = collections.deque()
-        room = threading.Semaphore(0)  # a task of the pool's finished: feed another
-        stop = threading.Event()  # a worker died, an interrupt, or all fed
-        ahead = 2 * (pool.workers - pool.shared) + 1  # tasks the pool holds
-
-        def done(fut: Any) -> None:  # in the pool's manager thread (or the submitter's)
-            finished.append(fut)
-            room.release()
-
-        def submit_one() -> bool:
+    def _share_claims(self, pool: _Pool, todo: list, base_dict: dict[str, Any]) -> list:
+        """Run ``todo`` on forked workers that take runs one at a time from a shared
+        counter (:mod:`mmsim.claims`), this process too when it is one of the sweep's
+        workers (:attr:`_Pool.shared`), recording the workers' outcomes between its own
+        runs. Each worker process gets one task, the whole list (:func:`_run_claimed`):
+        no thread of this process hands out runs, so a worker never waits for this
+        process to finish a run of its own before it gets its next one, and all finish
+        within one run of each other. Returns the runs lost to a broken pool (a worker
+        died, or a task failed as a whole): ``self._started`` holds those a worker had
+        taken (each is run again alone), the rest had not started."""
+        claims, n = pool.claims, len(todo)
+        runs = [(overrides, seed) for _, overrides, seed in todo]
+        token = next(_TOKENS)
+        claims.start()
+        futures = []
+        for _ in range(pool.workers - pool.shared):  # forks the workers: no other thread
             try:
-                chunk = queue.popleft()
-            except IndexError:
-                return False
-            try:
-                fut = self._submit_chunk(pool, chunk, base_dict)
+                futures.append(
+                    pool.submit_task(_run_claimed, base_dict, runs, self.keep, self.timeout, token)
+                )
             except (BrokenProcessPool, RuntimeError):  # a worker died, or an interrupt
-                lost.extend(chunk)
-                stop.set()
-                return False
-            futures[fut] = chunk
-            fut.add_done_callback(done)
-            return True
-
-        for _ in range(ahead):  # forks the workers: from this thread, no other alive
-            if not submit_one():
                 break
+        done = [False] * n
 
-        def feed() -> None:
-            while not stop.is_set():
-                room.acquire()
-                if stop.is_set() or not submit_one():
-                    return
+        def read(timeout: float = 0.0) -> None:
+            while claims.poll(timeout):
+                settle(claims.receive())
+                timeout = 0.0
 
-        feeder = threading.Thread(target=feed, name="mmsim-sweep-feeder", daemon=True)
-        feeder.start()
+        def settle(message: Any) -> None:
+            tag, i, outcome = message
+            if tag == token and not done[i]:
+                done[i] = True
+                self.record(todo[i][0], outcome)
+
+        def failed() -> bool:
+            return any(f.done() and f.exception() is not None for f in futures)
+
+        broken = len(futures) < pool.workers - pool.shared
+        if self.meanwhile is not None and not broken:  # the workers have runs: a free core
+            meanwhile, self.meanwhile = self.meanwhile, None
+            with contextlib.suppress(Exception):  # the caller meets it again afterwards
+                meanwhile()
         switch = sys.getswitchinterval()
-        sys.setswitchinterval(max(switch, SWITCH_INTERVAL))
-
-        def settle_finished() -> None:
-            while finished:
-                fut = finished.popleft()
-                chunk = futures.pop(fut, None)
-                if chunk is not None:
-                    self._settle(fut, chunk, lost, retry)
-
+        sys.setswitchinterval(max(switch, SWITCH_INTERVAL))  # no thread here has work
         try:
-            if self.meanwhile is not None:  # the workers have runs to do: a free core
-                meanwhile, self.meanwhile = self.meanwhile, None
-                with contextlib.suppress(Exception):  # the caller meets it again afterwards
-                    meanwhile()
-            while not stop.is_set():
-                settle_finished()
-                if lost:  # a worker died: the rest goes to a new pool
+            while pool.shared and not broken:
+                read()
+                if broken := failed():
                     break
-                try:
-                    chunk = queue.pop()
-                except IndexError:
+                if (i := claims.take(n)) is None:
                     break
-                self._run_here(chunk, base_dict)
+                self._run_here([todo[i]], base_dict)
+                done[i] = True
         finally:
-            stop.set()  # the feeder's end
-            room.release()
-            feeder.join()
             sys.setswitchinterval(switch)
-        settle_finished()
-        if lost:  # never submitted: to the next pool with the runs lost in this one
-            lost.extend(run for chunk in queue for run in chunk)
-            queue.clear()
-        return lost, retry
+        while not broken and not all(f.done() for f in futures):
+            read(0.05)
+            broken = failed()
+        read()  # a task returns after its last outcome is in the pipe
+        if not broken:
+            lost = [todo[i] for i in range(n) if not done[i]]
+            self._started = frozenset(run[0]["run_id"] for run in lost)
+            return lost
+        taken = claims.stop(n)
+        for message in claims.drain_after_death():
+            settle(message)
+        started = [todo[i] for i in range(taken) if not done[i]]
+        self._started = frozenset(run[0]["run_id"] for run in started)
+        return started + [todo[i] for i in range(taken, n) if not done[i]]
 
     def _drain(
         self, pool: _Pool, todo: list, base_dict: dict[str, Any], steal: bool = True
@@ -624,8 +653,12 @@ class _Run:
         start. Dask tasks carry several runs (:func:`chunk_sizes`), pool tasks one."""
         interrupted = True
         try:
+            if steal and getattr(pool, "claims", None) is not None:
+                lost = self._share_claims(pool, todo, base_dict)
+                interrupted = bool(lost)  # a broken pool: stopped, not awaited (below)
+                return lost
             futures: dict = {}
-            lost, started = [], set()
+            lost, self._starts = [], set()
             sizes = [1] * len(todo)
             if getattr(pool, "client", None) is not None:
                 sizes = chunk_sizes(len(todo), pool.workers, self.run_seconds)
@@ -635,23 +668,20 @@ class _Run:
             if served:
                 with _sigint_ignored():  # the fork server (so every worker) ignores Ctrl-C
                     _start_fork_server()
-            retry: list = []
-            if steal and getattr(pool, "shared", False):
-                lost, retry = self._submit_and_share(pool, queue, futures, base_dict)
-            elif steal and is_warm() and served:
+            if steal and is_warm() and served:
                 lost = self._submit_while_running(pool, queue, futures, base_dict)
             else:
                 lost = self._submit(pool, queue, futures, base_dict)
-            retry += self._collect(pool, futures, lost)
+            retry = self._collect(pool, futures, lost)
             if retry:
                 futures = {}
                 lost += self._submit(
                     pool, collections.deque([r] for r in retry), futures, base_dict
                 )
                 self._collect(pool, futures, lost)
-            while lost and pool.started is not None and not pool.started.empty():
-                started.add(pool.started.get())
-            self._started = frozenset(started)
+            if lost:
+                self._note_starts(pool)
+            self._started = frozenset(self._starts)
             # a broken pool's workers are stopped, not awaited: one being started just as
             # another died is missed by the pool's own clean-up, which then waits forever
             interrupted = bool(lost)

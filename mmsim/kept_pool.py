@@ -70,13 +70,19 @@ class KeptPool:
     """``(namespace, name, object)`` of every mmsim name when it was made (forked pools)."""
     context: tuple = ()
     """Working directory and ``MMSIM_*`` settings then (forked pools)."""
+    claims: Any = None
+    """Its workers' shared run counter and outcome pipe (forked pools, :mod:`mmsim.claims`)."""
 
     @classmethod
-    def new(cls, executor: Any, started: Any, forked: bool, processes: int) -> KeptPool:
+    def new(
+        cls, executor: Any, started: Any, forked: bool, processes: int, claims: Any = None
+    ) -> KeptPool:
         """A pool about to fork its workers from this process's present state."""
         if not forked:
             return cls(executor, started, forked, processes)
-        return cls(executor, started, forked, processes, marks=_marks(), context=_context())
+        return cls(
+            executor, started, forked, processes, marks=_marks(), context=_context(), claims=claims
+        )
 
     def healthy(self) -> bool:
         """Every worker alive and the pool neither broken nor shut down."""

@@ -58,6 +58,7 @@ from mmsim.kept_pool import close_workers, ready
 from mmsim.paths import atomic_save, atomic_write_text, check_output_dir, read_regular
 from mmsim.scenario import dump_scenario_yaml, first_duplicate, load_scenario, scenario_to_dict
 from mmsim.schema import Scenario
+from mmsim.sweep_cost import run_seconds as estimate_run_seconds
 from mmsim.workers import can_fork, local_cluster
 
 __all__ = [
@@ -80,19 +81,14 @@ START_UP = 1.5
 """Seconds of wall time to start a fork server's pool of warm workers (a new interpreter,
 imports, kernels); ``auto`` runs a sweep estimated to take less than this per worker
 serially."""
-FORK_START_UP = 0.25
-"""The same for workers forked from the sweep's own process (Linux, no threads alive):
-loading the kernels here if no run has, a few milliseconds per fork, and each worker's
-first run touching (so copying) the pages it inherited."""
-KEPT_START_UP = 0.05
+FORK_START_UP = 0.05
+"""The same for workers forked from the sweep's own process (Linux, no threads alive): a
+few milliseconds per fork, and each worker's first runs touching (so copying) the pages
+it inherited (band_sweep on new forked workers: 0.02-0.05 s more CPU than on kept ones;
+the kernels are loaded by the first run, which a serial sweep makes too)."""
+KEPT_START_UP = 0.01
 """The same for the workers an earlier sweep in this process kept (:mod:`mmsim.kept_pool`):
-handing them the first tasks."""
-SECONDS_PER_EVENT = 4.0e-6
-"""CPU seconds per event of :func:`mmsim.budget.estimate`, for the ``auto`` choice and
-the size of dask tasks (an upper estimate: compiled fast-path runs take about a
-quarter of it, runs with several simpy dealers about twice)."""
-SECONDS_PER_RUN = 0.008
-"""CPU seconds of a run besides its events (building it, its metrics)."""
+handing them the sweep's runs."""
 NOT_RUN_FIELDS = ("name", "description", "seed", "sweep")
 """Scenario fields that do not change a run with a given seed (left out of run ids)."""
 
@@ -319,13 +315,13 @@ def sweep(
     )
     points = spec.points()
     keep = tuple(dict.fromkeys(keep))
-    resolved, est_events = [], 0.0
+    resolved, est_seconds = [], 0.0
     for overrides in points:  # validate everything before anything is written
         sc = load_scenario(base, overrides=overrides)
         budget = check_budget(sc, max_events=max_events, max_memory=max_memory)
-        est_events += budget.events
+        est_seconds += estimate_run_seconds(sc, budget)
         resolved.append(sc)
-    run_seconds = SECONDS_PER_RUN + SECONDS_PER_EVENT * est_events / len(points)
+    run_seconds = est_seconds / len(points)  # CPU s a run (mmsim.sweep_cost)
     if keep:
         _check_keep(resolved[0], keep)
     runs = []

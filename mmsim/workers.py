@@ -45,6 +45,9 @@ _RAN_HERE = False
 _STARTED: Any = None
 """In a process-pool worker: the queue on which it reports each run it starts."""
 
+_CLAIMS: Any = None
+"""In a forked process-pool worker: its pool's :class:`mmsim.claims.Claims`."""
+
 
 def is_warm() -> bool:
     """Whether this process has run a simulation (mmsim imported, kernels loaded)."""
@@ -59,17 +62,20 @@ def set_warm() -> None:
 
 def report_start(tag: str) -> None:
     """In a process-pool worker, report that the run ``tag`` starts (synchronously: the
-    report survives the worker being killed right after); elsewhere nothing."""
-    if _STARTED is not None:
+    report survives the worker being killed right after); elsewhere, or without a tag
+    (runs handed out by :class:`mmsim.claims.Claims`, which knows who took what),
+    nothing."""
+    if _STARTED is not None and tag:
         _STARTED.put(tag)
 
 
-def _init_worker(started: Any, parent: int | None = None) -> None:
+def _init_worker(started: Any, parent: int | None = None, claims: Any = None) -> None:
     """Set up a process-pool worker; ``parent`` (a pid) when it was forked from the
     sweep's own process, whose signal handlers, heap and lifetime it would otherwise
-    share (see the module docstring)."""
-    global _STARTED
-    _STARTED = started
+    share (see the module docstring), and then its pool's ``claims``
+    (:mod:`mmsim.claims`)."""
+    global _STARTED, _CLAIMS
+    _STARTED, _CLAIMS = started, claims
     if parent is None:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep stops its workers
@@ -283,6 +289,27 @@ def _stop_workers(cluster: Any) -> None:
         deadline = time.monotonic() + WORKER_STOP_TIMEOUT
         while cluster.workers and time.monotonic() < deadline:
             time.sleep(0.02)
+
+
+def _release_dask_offload() -> None:
+    """Let the thread of ``distributed``'s offload executor go, once this process's dask
+    clients are closed: it outlives every client (a module-level single-thread pool,
+    started by a client's first large message and idle for good after), so
+    :func:`can_fork` saw a thread alive after any dask sweep and the command's figures
+    (:mod:`mmsim.sweep_figures`) and later process-pool sweeps in this process gave up
+    forking. The executor is replaced by a new one (its thread starts only when
+    something is offloaded again) and the old one shut down: its idle thread exits."""
+    utils = sys.modules.get("distributed.utils")
+    old = getattr(utils, "_offload_executor", None)
+    if old is None or not getattr(old, "_threads", None):
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with contextlib.suppress(Exception):
+        utils._offload_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="Dask-Offload"
+        )
+        old.shutdown(wait=True, cancel_futures=False)
 
 
 @contextlib.contextmanager

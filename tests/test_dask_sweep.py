@@ -65,3 +65,35 @@ def test_every_worker_warms_once_as_it_joins_and_rows_match_serial():
             pd.testing.assert_frame_equal(serial, table)
     finally:
         cluster.close()
+
+
+_FORK_AFTER_DASK = """
+import json, sys, threading
+import mmsim
+from mmsim.workers import can_fork
+
+if __name__ == "__main__":
+    scenario, grid = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    mmsim.sweep(scenario, grid, seeds=2, executor="dask", workers=2, progress=False)
+    print(json.dumps({"can_fork": can_fork(),
+                      "threads": [t.name for t in threading.enumerate()]}))
+"""
+
+
+def test_a_dask_sweep_leaves_no_thread_that_stops_this_process_forking(tmp_path):
+    """After a dask sweep on its own cluster, the process has no thread left alive, so
+    the command's figures and later process-pool sweeps still fork (distributed's
+    offload thread outlived the client: every later fork was refused)."""
+    import json
+    import subprocess
+    import sys
+
+    from test_sweep import ROOT
+
+    script = tmp_path / "after_dask.py"  # a file: dask's spawned nannies import __main__
+    script.write_text(_FORK_AFTER_DASK)
+    argv = [sys.executable, str(script), json.dumps(TINY), json.dumps(GRID)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"can_fork": True, "threads": ["MainThread"]}, report

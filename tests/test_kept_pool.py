@@ -168,12 +168,12 @@ def test_no_pool_is_kept_when_the_environment_says_so():
 def test_auto_goes_parallel_for_a_short_sweep_when_an_earlier_sweep_kept_its_workers(
     monkeypatch, kept, fork, expected
 ):
-    """8 runs of 0.05 s on 2 cores (0.2 s per worker): worth it on workers an earlier
-    sweep kept (0.05 s to hand them tasks), not on new ones (forked: 0.25 s; a fork
+    """8 runs of 0.01 s on 2 cores (0.04 s per worker): worth it on workers an earlier
+    sweep kept (0.01 s to hand them the runs), not on new ones (forked: 0.05 s; a fork
     server: 1.5 s)."""
     import importlib
 
     sweep_module = importlib.import_module("mmsim.sweep")
     monkeypatch.setattr(sweep_module, "ready", lambda processes: kept and processes(True) == 1)
     monkeypatch.setattr(sweep_module, "can_fork", lambda: fork)
-    assert sweep_module._auto(8 * 0.05, 8, 2, None) == expected
+    assert sweep_module._auto(8 * 0.01, 8, 2, None) == expected

@@ -130,12 +130,13 @@ def test_dask_tasks_shrink_toward_the_end_and_cover_every_run_once(n, workers, r
     assert sum(sizes[-2 * workers :]) <= (2 * workers + 1) * floor, sizes
 
 
-def test_band_sweeps_200_runs_go_in_14_dask_tasks_on_2_workers():
-    """band_sweep's 200-run sweep (0.05 s estimated a run) on 2 workers: 14 tasks, not
-    the 19 of a tail shrinking to single runs (5 ms of dask's CPU each, as much as a
-    compiled run), none over 20 runs (1 s estimated)."""
-    sizes = chunk_sizes(200, 2, 0.05)
-    assert len(sizes) == 14 and max(sizes) == 20 and sizes[-1] == 3, sizes
+def test_band_sweeps_200_runs_go_in_12_dask_tasks_on_2_workers():
+    """band_sweep's 200-run sweep (8.8 ms estimated a run, :mod:`mmsim.sweep_cost`) on 2
+    workers: 12 tasks, not the 20 of a tail shrinking to single runs (5 ms of dask's CPU
+    each, as much as a compiled run), none over 28 runs (0.25 s estimated), none under
+    6."""
+    sizes = chunk_sizes(200, 2, 0.00884)
+    assert len(sizes) == 12 and max(sizes) == 28 and min(sizes) == 6, sizes
 
 
 class _KillingCluster:
@@ -526,7 +527,11 @@ def test_two_forked_workers_are_this_process_and_one_fork():
 
 
 def test_auto_runs_a_short_sweep_serially(monkeypatch):
+    """4 tiny runs (6.5 ms estimated each) with no workers kept by an earlier sweep (an
+    earlier test's pool would be handed the runs: 0.01 s, worth it even for these; see
+    test_kept_pool): starting workers costs more than the runs, so they run here."""
     sweep_module = importlib.import_module("mmsim.executors")
+    monkeypatch.setattr(importlib.import_module("mmsim.sweep"), "ready", lambda processes: False)
 
     def no_pool(*args, **kw):
         raise AssertionError("a sweep of a few tiny runs started a worker pool")
