@@ -51,7 +51,7 @@ from mmsim.book_kernels import (
     _profile_at,
     line_sigma,
 )
-from mmsim.delta_table import _cheb_coefficients, _clenshaw
+from mmsim.delta_table import _cheb_coefficients
 from mmsim.fastexp import exp_array
 from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, gamma_scalar
 
@@ -159,36 +159,38 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
 
 
 @njit(cache=True)
-def _in_time(coef, v, z, u):
-    """View ``v`` of the table at grid coordinate ``z``, time fraction ``u``: quadratic
-    (Lagrange) through the slices at ``t0``, ``t0 + H / 2`` and ``t0 + H``."""
-    a = _clenshaw(coef, v, z)
-    b = _clenshaw(coef, 2 + v, z)
-    c = _clenshaw(coef, 4 + v, z)
-    return 2.0 * (u - 0.5) * (u - 1.0) * a - 4.0 * u * (u - 1.0) * b + 2.0 * u * (u - 0.5) * c
-
-
-@njit(cache=True)
-def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, tmp, t, year_seconds,
-          lines, n, level, skew, floor, r, q):  # fmt: skip
-    """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the table
-    where it is farther than ``eps`` from 0, else from the exact profile (``vals``).
-    ``tmp``: (2, 1) scratch for the ``extra`` lines' sums."""
+def _sign(sign, vals, j, est, eps, grid, t, year_seconds, lines, n, level, skew, floor, r, q):
+    """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the
+    table's estimate ``est[:, j]`` where it is farther than ``eps`` from 0, else from the
+    exact profile (``vals``)."""
     if sign[0, j] != 2:
         return
-    tmp[:, 0] = 0.0
-    if n_extra:
-        gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
-    z = (grid[j] - center) / half
     for v in range(2):
-        est = _in_time(coef, v, z, u) + tmp[v, 0]
-        if est > eps[v]:
+        if est[v, j] > eps[v]:
             sign[v, j] = 1
-        elif est < -eps[v]:
+        elif est[v, j] < -eps[v]:
             sign[v, j] = -1
         else:
             p = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)[v]
             sign[v, j] = 1 if p > 0.0 else (-1 if p < 0.0 else 0)
+
+
+@njit(cache=True)
+def _certain_cell(est, eps, v, grid, S):
+    """Farthest any crossing of view ``v`` the walk of :func:`table_flips` must price
+    lies from ``S`` ($): the farther end of the nearest cell of two adjacent grid points
+    whose table estimates ``est`` are both farther than ``eps`` from 0, of opposite signs
+    (the exact profile is non-zero at both, with those signs: a crossing of its own lies
+    in that cell, its interpolation between the two points); ``inf`` when there is none.
+    A crossing whose nearer end is farther than this is farther than that one, never
+    the nearest: the walk stops there instead of pricing it."""
+    far = np.inf
+    e = eps[v]
+    for k in range(grid.size - 1):
+        a, b = est[v, k], est[v, k + 1]
+        if (a > e and b < -e) or (a < -e and b > e):
+            far = min(far, max(abs(grid[k] - S), abs(grid[k + 1] - S)))
+    return far
 
 
 @njit(cache=True)
@@ -202,24 +204,32 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
     and ``t0 + H``; ``u`` the time fraction; ``extra`` the lines summed exactly beside the
     table (near expiry, booked since); ``lines`` the whole live book (exact values).
     ``bad``: the exact values around a crossing the signs showed have the same sign (the
-    table's bound failed there); the caller then computes the flips in full.
+    table's bound failed there); the caller then computes the flips in full. The table
+    (and the ``extra`` lines) are evaluated at every grid point at once
+    (:func:`_add_table`), before the walk; the exact profile only where needed.
 
     Each view walks right (``d = 1``) over consecutive non-zero values from the last
     non-zero at or left of ``i0``, then left (``d = -1``) from the first non-zero at or
     right of it, each as far as a crossing could still be nearer than the best so far; a
-    crossing between grid points ``lo < hi`` is interpolated from ``lo``."""
+    crossing between grid points ``lo < hi`` is interpolated from ``lo``. Neither walks
+    past the far end of the nearest cell with a certain crossing (:func:`_certain_cell`),
+    so a farther crossing is not priced (the same answer: it could not be the nearest)."""
     m = grid.size
     vals = np.full((2, m), np.nan)
     sign = np.full((2, m), 2, np.int64)  # 2: not yet known
-    tmp = np.zeros((2, 1))
     a = (t, year_seconds, lines, n, level, skew, floor, r, q)
-    b = (grid, u, center, half, coef, eps, extra, n_extra, tmp, *a)
+    est = np.zeros((2, m))  # the table (and the extra lines' exact sums) at every point
+    if n_extra:
+        gamma_pair(grid, t, year_seconds, extra, n_extra, level, skew, floor, r, q, est)
+    _add_table(coef, u, (grid - center) / half, est)
+    b = (est, eps, grid, *a)
     found = np.zeros(2, np.bool_)
     xs = np.zeros(2)
     bad = False
     for v in range(2):
         best = np.inf
         best_x = 0.0
+        far = _certain_cell(est, eps, v, grid, S)
         for d in (1, -1):
             start = i0
             _sign(sign, vals, start, *b)
@@ -228,7 +238,7 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
                 _sign(sign, vals, start, *b)
             last = start  # the last non-zero value walked over
             j = start + d
-            while 0 <= j < m and d * (grid[last] - S) <= best:
+            while 0 <= j < m and d * (grid[last] - S) <= min(best, far):
                 _sign(sign, vals, j, *b)
                 if sign[v, j] != 0:
                     if sign[v, last] != 0 and sign[v, j] != sign[v, last]:
@@ -251,11 +261,12 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
 @njit(cache=True)
 def _add_table(coef, u, z, out):
     """Add both views of the table at grid coordinates ``z`` and time fraction ``u`` to
-    ``out[0]`` (true) and ``out[1]`` (visible): the slices' quadratic in time of
-    :func:`_in_time` folded into one series per view, then Clenshaw's recurrence run for
-    all points at once (independent chains, not one latency-bound chain per point).
-    Equal to :func:`_in_time` up to rounding (a few ulps of the coefficients' sums, far
-    inside ``eps``)."""
+    ``out[0]`` (true) and ``out[1]`` (visible): the quadratic in time (Lagrange) through
+    the slices at ``t0``, ``t0 + H / 2`` and ``t0 + H`` folded into one series per view,
+    then Clenshaw's recurrence run for all points at once (independent chains, not one
+    latency-bound chain per point). Equal to evaluating each slice's series and then
+    the quadratic up to rounding (a few ulps of the coefficients' sums, far inside
+    ``eps``)."""
     la = 2.0 * (u - 0.5) * (u - 1.0)
     lb = -4.0 * u * (u - 1.0)
     lc = 2.0 * u * (u - 0.5)
