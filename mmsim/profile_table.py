@@ -51,7 +51,7 @@ from mmsim.book_kernels import (
     _profile_at,
     line_sigma,
 )
-from mmsim.delta_table import _cheb_coefficients
+from mmsim.delta_table import _cheb_coefficients, _clenshaw
 from mmsim.fastexp import exp_array
 from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, gamma_scalar
 
@@ -159,16 +159,23 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
 
 
 @njit(cache=True)
-def _sign(sign, vals, j, est, eps, grid, t, year_seconds, lines, n, level, skew, floor, r, q):
-    """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the
-    table's estimate ``est[:, j]`` where it is farther than ``eps`` from 0, else from the
-    exact profile (``vals``)."""
+def _sign(sign, vals, j, grid, folded, center, half, eps, extra, n_extra, tmp, t, year_seconds,
+          lines, n, level, skew, floor, r, q):  # fmt: skip
+    """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the table
+    (``folded``: each view's series at this time fraction, :func:`_fold_in_time`, plus
+    the ``extra`` lines' exact sums; ``tmp``: (2, 1) scratch) where it is farther than
+    ``eps`` from 0, else from the exact profile (``vals``)."""
     if sign[0, j] != 2:
         return
+    tmp[:, 0] = 0.0
+    if n_extra:
+        gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
+    z = (grid[j] - center) / half
     for v in range(2):
-        if est[v, j] > eps[v]:
+        est = _clenshaw(folded, v, z) + tmp[v, 0]
+        if est > eps[v]:
             sign[v, j] = 1
-        elif est[v, j] < -eps[v]:
+        elif est < -eps[v]:
             sign[v, j] = -1
         else:
             p = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)[v]
@@ -176,27 +183,33 @@ def _sign(sign, vals, j, est, eps, grid, t, year_seconds, lines, n, level, skew,
 
 
 @njit(cache=True)
-def _certain_cell(est, eps, v, grid, S):
-    """Farthest any crossing of view ``v`` the walk of :func:`table_flips` must price
-    lies from ``S`` ($): the farther end of the nearest cell of two adjacent grid points
-    whose table estimates ``est`` are both farther than ``eps`` from 0, of opposite signs
-    (the exact profile is non-zero at both, with those signs: a crossing of its own lies
-    in that cell, its interpolation between the two points); ``inf`` when there is none.
-    A crossing whose nearer end is farther than this is farther than that one, never
-    the nearest: the walk stops there instead of pricing it."""
-    far = np.inf
-    e = eps[v]
-    for k in range(grid.size - 1):
-        a, b = est[v, k], est[v, k + 1]
-        if (a > e and b < -e) or (a < -e and b > e):
-            far = min(far, max(abs(grid[k] - S), abs(grid[k + 1] - S)))
-    return far
+def _fold_in_time(coef, u):
+    """Each view's series at time fraction ``u``: the quadratic in time (Lagrange) through
+    the slices at ``t0``, ``t0 + H / 2`` and ``t0 + H`` folded into one series per view
+    (rows: true, visible; first coefficient halved, for :func:`_clenshaw`)."""
+    la = 2.0 * (u - 0.5) * (u - 1.0)
+    lb = -4.0 * u * (u - 1.0)
+    lc = 2.0 * u * (u - 0.5)
+    out = np.empty((2, coef.shape[1]))
+    for v in range(2):
+        out[v] = la * coef[v] + lb * coef[2 + v] + lc * coef[4 + v]
+    return out
 
 
 @njit(cache=True)
 def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
                 lines, n, level, skew, floor, r, q):  # fmt: skip
-    """``(found_true, x_true, found_visible, x_visible, bad)``: the crossings of
+    """:func:`walk_flips` without its count of exact pricings."""
+    ft, xt, fv, xv, bad, _ = walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra,
+                                        n_extra, year_seconds, lines, n, level, skew, floor,
+                                        r, q)  # fmt: skip
+    return ft, xt, fv, xv, bad
+
+
+@njit(cache=True)
+def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
+               lines, n, level, skew, floor, r, q):  # fmt: skip
+    """``(found_true, x_true, found_visible, x_visible, bad, priced)``: the crossings of
     :func:`mmsim.book_kernels.nearest_flips` on ``grid`` (``grid[i0]`` the point at
     ``S``), by its walk out from ``S``, with the profile's signs from the table where
     they are certain (``|table| > eps``) and the exact profile elsewhere and at the two
@@ -204,58 +217,73 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
     and ``t0 + H``; ``u`` the time fraction; ``extra`` the lines summed exactly beside the
     table (near expiry, booked since); ``lines`` the whole live book (exact values).
     ``bad``: the exact values around a crossing the signs showed have the same sign (the
-    table's bound failed there); the caller then computes the flips in full. The table
-    (and the ``extra`` lines) are evaluated at every grid point at once
-    (:func:`_add_table`), before the walk; the exact profile only where needed.
+    table's bound failed there); the caller then computes the flips in full. ``priced``:
+    how many grid points the whole book was priced at (a full-book sum each).
 
     Each view walks right (``d = 1``) over consecutive non-zero values from the last
-    non-zero at or left of ``i0``, then left (``d = -1``) from the first non-zero at or
+    non-zero at or left of ``i0``, and left (``d = -1``) from the first non-zero at or
     right of it, each as far as a crossing could still be nearer than the best so far; a
-    crossing between grid points ``lo < hi`` is interpolated from ``lo``. Neither walks
-    past the far end of the nearest cell with a certain crossing (:func:`_certain_cell`),
-    so a farther crossing is not priced (the same answer: it could not be the nearest)."""
+    crossing between grid points ``lo < hi`` is interpolated from ``lo``. The two walks
+    take turns by distance from ``S`` (the nearer next point first, right on a tie), so
+    a crossing farther than one already priced on the other side is never priced (the
+    same answer as walking right then left: the best is the least ``(distance, x)`` of
+    the crossings priced, and a walk only stops where no crossing beyond could be
+    nearer)."""
     m = grid.size
     vals = np.full((2, m), np.nan)
     sign = np.full((2, m), 2, np.int64)  # 2: not yet known
+    tmp = np.zeros((2, 1))
     a = (t, year_seconds, lines, n, level, skew, floor, r, q)
-    est = np.zeros((2, m))  # the table (and the extra lines' exact sums) at every point
-    if n_extra:
-        gamma_pair(grid, t, year_seconds, extra, n_extra, level, skew, floor, r, q, est)
-    _add_table(coef, u, (grid - center) / half, est)
-    b = (est, eps, grid, *a)
+    b = (grid, _fold_in_time(coef, u), center, half, eps, extra, n_extra, tmp, *a)
     found = np.zeros(2, np.bool_)
     xs = np.zeros(2)
     bad = False
+    last = np.zeros(2, np.int64)  # per walk (0: right, 1: left): the last non-zero value
+    nxt = np.zeros(2, np.int64)  # ... and the next point
     for v in range(2):
         best = np.inf
         best_x = 0.0
-        far = _certain_cell(est, eps, v, grid, S)
-        for d in (1, -1):
+        for w in range(2):
+            d = 1 if w == 0 else -1
             start = i0
             _sign(sign, vals, start, *b)
             while (start > 0 if d == 1 else start < m - 1) and sign[v, start] == 0:
                 start -= d
                 _sign(sign, vals, start, *b)
-            last = start  # the last non-zero value walked over
-            j = start + d
-            while 0 <= j < m and d * (grid[last] - S) <= min(best, far):
-                _sign(sign, vals, j, *b)
-                if sign[v, j] != 0:
-                    if sign[v, last] != 0 and sign[v, j] != sign[v, last]:
-                        lo, hi = (last, j) if d == 1 else (j, last)
-                        pa = _profile_at(vals, grid, lo, *a)[v]
-                        pb = _profile_at(vals, grid, hi, *a)[v]
-                        if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
-                            bad = True  # a table sign was wrong: the bound did not hold
-                        x = grid[lo] - pa * (grid[hi] - grid[lo]) / (pb - pa)
-                        dist = abs(x - S)
-                        if dist < best or (dist == best and x < best_x):
-                            best, best_x = dist, x
-                    last = j
-                j += d
+            last[w], nxt[w] = start, start + d
+        while True:
+            go = -1  # the walk to step: the nearer next point of those that go on
+            for w in range(2):
+                d = 1 if w == 0 else -1
+                j = nxt[w]
+                if 0 <= j < m and d * (grid[last[w]] - S) <= best:
+                    if go < 0 or abs(grid[j] - S) < abs(grid[nxt[go]] - S):
+                        go = w
+            if go < 0:
+                break
+            d = 1 if go == 0 else -1
+            j = nxt[go]
+            _sign(sign, vals, j, *b)
+            if sign[v, j] != 0:
+                k = last[go]
+                if sign[v, k] != 0 and sign[v, j] != sign[v, k]:
+                    lo, hi = (k, j) if d == 1 else (j, k)
+                    pa = _profile_at(vals, grid, lo, *a)[v]
+                    pb = _profile_at(vals, grid, hi, *a)[v]
+                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
+                        bad = True  # a table sign was wrong: the bound did not hold
+                    x = grid[lo] - pa * (grid[hi] - grid[lo]) / (pb - pa)
+                    dist = abs(x - S)
+                    if dist < best or (dist == best and x < best_x):
+                        best, best_x = dist, x
+                last[go] = j
+            nxt[go] = j + d
         found[v] = best < np.inf
         xs[v] = best_x
-    return found[0], xs[0], found[1], xs[1], bad
+    priced = 0
+    for j in range(m):
+        priced += vals[0, j] == vals[0, j]
+    return found[0], xs[0], found[1], xs[1], bad, priced
 
 
 @njit(cache=True)
