@@ -68,8 +68,9 @@ from mmsim.book_kernels import (
     ROW_STRIKE,
     ROW_UNITS,
     ROW_VIS_W,
-    line_sigma,
 )
+from mmsim.fastexp import exp_array
+from mmsim.fastnorm import erfc_array
 from mmsim.greeks import _INV_SQRT_2, _INV_SQRT_2PI, TINY_STDEV, bsm_scalar
 
 __all__ = ["DeltaTable", "build_table", "fold_lines", "table_sample"]
@@ -94,11 +95,26 @@ its last hours that a table holding it must be short (on the SPX chain, 64 nodes
 300 s from 4 1/2 to 1 1/2 hours before the close: a build every 5 minutes of the whole
 book), while evaluating it exactly costs one BSM evaluation per check (a quarter of a
 day: 22 builds on the SPX day; half a day: 13, the kernel 0.08 s dearer)."""
-ATTEMPTS = ((16, 23400.0), (32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0), (128, 120.0))
-"""(nodes, H seconds) tried in order until the validation passes. The first, a whole
-session on 16 nodes (a build per simulated day; 47 node evaluations per line instead of
-95 + 3 x 63 for four 2-hour tables), is tried only when it leaves no more lines to exact
-evaluation at every check than the second would (``NEAR_FACTOR * H``)."""
+ATTEMPTS = (
+    (8, 23400.0), (16, 23400.0), (32, 7200.0), (32, 2400.0), (64, 1200.0), (64, 300.0),
+    (128, 120.0),
+)  # fmt: skip
+"""(nodes, H seconds) tried in order until the validation passes. The first two, a whole
+session on 8 then 16 nodes (a build per simulated day; 23 or 47 node evaluations per
+line instead of 95 + 3 x 63 for four 2-hour tables), are tried only when they leave no
+more lines to exact evaluation at every check than the first shorter fit would
+(``NEAR_FACTOR * H``). 8 nodes pass on books whose lines all lie days from expiry (the
+10,000-line benchmark book: delta within 4e-4 shares, value within 7e-4 $ at the
+validation points; a session's time interpolation, not the spot fit, sets the error);
+a book with lines a day or two out fails them (on the SPX chain, most often at the
+:data:`HOPELESS` check of its shortest expiries, before its other lines are priced)."""
+COARSE_SHARE = 0.5
+"""A fit followed by a finer one of the same span (the 8-node whole-session fit of
+:data:`ATTEMPTS`) is kept only within this share of every tolerance: a table rolled on
+from it (:meth:`mmsim.book.OptionBook._table`, the same fit a session later, its lines
+nearer expiry) then passes as the 16-node table's does, instead of failing and costing a
+roll and a rebuild (on the 1,000-line test book, seed 2: value error 0.0029 $ at the
+build, 0.0058 $ rolled on, against 0.005 $)."""
 SPLIT_MAX_SHARE = 0.5
 """Most a sampler split (:func:`_sampler_split`) evaluates exactly: this share of the
 table's far lines (beyond it exact sampling of the whole book costs little more)."""
@@ -121,92 +137,158 @@ def value_tol(gross: float) -> float:
     return max(TOL_VALUE, TOL_VALUE_REL * gross)
 
 
+NODE_BLOCK = 256
+"""Lines per block of :func:`node_greeks` and :func:`line_values` (their per-line terms
+at one spot in arrays that stay in the first-level cache)."""
+_B_ROWS = 20
+"""Rows of a block's scratch (:func:`_next_block`, :func:`_block_d`)."""
+
+
 @njit(cache=True)
+def _next_block(lines, n, i, t, year_seconds, r, q, w, idx):
+    """The next :data:`NODE_BLOCK` live lines (expiring after ``t``, units non-zero) from
+    line ``i`` on, in line order, into the rows of ``w``: strike, log strike, ``T``
+    (years), ``sqrt T``, ``1 / (2 T)``, ``1 / (2 sqrt T)``, the dividend and rate
+    discounts, the drift ``(r - q) T``, the vol offset, the units, the visible weight and
+    the sign ``s`` (+1 call, -1 put: ``erfc(-s d / sqrt 2) / 2 = N(s d)``); their line
+    numbers into ``idx``. Returns ``(next i, lines in the block)``."""
+    b = 0
+    while i < n and b < w.shape[1]:
+        units = lines[ROW_UNITS, i]
+        if lines[ROW_EXPIRY, i] > t and units != 0.0:
+            K = lines[ROW_STRIKE, i]
+            T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+            root_t = math.sqrt(T)
+            w[0, b], w[1, b], w[2, b], w[3, b] = K, math.log(K), T, root_t
+            w[4, b], w[5, b] = 0.5 / T, 0.5 / root_t
+            w[6, b] = math.exp(-q * T) if q != 0.0 else 1.0
+            w[7, b] = math.exp(-r * T) if r != 0.0 else 1.0
+            w[8, b] = (r - q) * T
+            w[9, b], w[10, b], w[11, b] = lines[ROW_IV_OFF, i], units, lines[ROW_VIS_W, i]
+            w[12, b] = 1.0 if lines[ROW_IS_CALL, i] != 0.0 else -1.0
+            idx[b] = i
+            b += 1
+        i += 1
+    return i, b
+
+
+@njit(cache=True, error_model="numpy")
+def _block_d(log_s, b, level, skew, floor, w, ea):
+    """For the ``b`` lines of a block (:func:`_next_block`) at spot ``exp(log_s)``: rows
+    13-18 of ``w`` get ``sigma sqrt T``, ``sigma`` (:func:`~mmsim.book_kernels.line_sigma`'s
+    rule), ``1 / (sigma sqrt T)``, ``d2`` and ``-d1^2 / 2``; ``ea`` the arguments of
+    ``erfc`` giving ``2 N(s d1)`` (first ``b``) and ``2 N(s d2)`` (next ``b``). A loop
+    the compiler vectorizes (selects, no branches; infinities where ``sigma sqrt T``
+    is 0, for the caller to replace)."""
+    for c in range(b):
+        x = w[1, c] - log_s  # log(K / S)
+        iv = level + skew * x  # level itself at skew 0 (x is finite)
+        iv = iv if iv > floor else floor
+        sigma = iv + w[9, c]
+        sigma = sigma if sigma > floor else floor
+        sd = sigma * w[3, c]
+        inv_sd = 1.0 / sd
+        d1 = (w[8, c] - x) * inv_sd + 0.5 * sd
+        d2 = d1 - sd
+        ea[c] = -w[12, c] * d1 * _INV_SQRT_2
+        ea[b + c] = -w[12, c] * d2 * _INV_SQRT_2
+        w[13, c], w[14, c], w[15, c], w[16, c], w[17, c] = sd, sigma, inv_sd, d2, -0.5 * d1 * d1
+
+
+@njit(cache=True, error_model="numpy")
 def line_values(lines, n, S, t, year_seconds, level, skew, floor, r, q):
     """``|units x BSM value per unit|`` ($) of each of the ``n`` lines at spot ``S`` ($)
     and clock ``t`` (s), 0 for expired lines; each line's iv by
-    :func:`~mmsim.book_kernels.line_sigma` (surface, skew, offset, floor)."""
+    :func:`~mmsim.book_kernels.line_sigma`'s rule (surface, skew, offset, floor). Blocks
+    of lines as in :func:`node_greeks` (within a few ulps of
+    :func:`~mmsim.greeks.bsm_scalar`'s value; its own at zero vol)."""
     out = np.zeros(n)
-    for i in range(n):
-        units = lines[ROW_UNITS, i]
-        if lines[ROW_EXPIRY, i] <= t or units == 0.0:
-            continue
-        K = lines[ROW_STRIKE, i]
-        T = (lines[ROW_EXPIRY, i] - t) / year_seconds
-        sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-        out[i] = abs(units * bsm_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)[0])
+    w = np.empty((_B_ROWS, NODE_BLOCK))
+    idx = np.empty(NODE_BLOCK, np.int64)
+    e2 = np.empty((5, 2 * NODE_BLOCK))
+    ea, en, sy, se, stmp = e2[0], e2[1], e2[2], e2[3], e2[4]
+    log_s = math.log(S)
+    i = 0
+    while i < n:
+        i, b = _next_block(lines, n, i, t, year_seconds, r, q, w, idx)
+        _block_d(log_s, b, level, skew, floor, w, ea)
+        erfc_array(ea, en, sy, se, stmp, 2 * b)
+        for c in range(b):
+            s, K, dq, dr = w[12, c], w[0, c], w[6, c], w[7, c]
+            price = s * (S * dq * (0.5 * en[c]) - K * dr * (0.5 * en[b + c]))
+            if w[13, c] < TINY_STDEV:  # zero vol: bsm_scalar's intrinsic value
+                price = bsm_scalar(S, K, w[2, c], w[14, c], r, q, s > 0.0)[0]
+            out[idx[c]] = abs(w[10, c] * price)
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def node_greeks(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
     """All the series sampler needs of the lines (one holder) at each spot ``spots[j]``
     ($): ``out[0..6, j]`` = share delta, share gamma (per $1), charm (shares per year),
     vanna (shares per 1.00 of vol), value ($), theta ($ per year of passage of time) and
     the visible-view gamma (``ROW_VIS_W``-weighted), each spot's sums in line order.
-    :func:`~mmsim.greeks.bsm_scalar`'s formulas, re-using per line what the spots share
-    (``log(K / S)`` as ``log K - log S``, ``sqrt(T)``, the discount factors): within
+
+    :func:`~mmsim.greeks.bsm_scalar`'s formulas, vectorized: the live lines taken
+    :data:`NODE_BLOCK` at a time (:func:`_next_block`: what every spot shares once per
+    line, ``log K``, ``sqrt(T)``, the discount factors), and per spot each block's terms
+    in loops the compiler vectorizes (:func:`_block_d`; divisions without branches,
+    ``error_model="numpy"``; the normal CDF from :func:`~mmsim.fastnorm.erfc_array` and
+    the density from :func:`~mmsim.fastexp.exp_array`, within a few ulps of ``math``'s),
+    then added in line order (one running sum per row and spot). Terms at ``sigma
+    sqrt(T) < TINY_STDEV`` (zero vol) are :func:`~mmsim.greeks.bsm_scalar`'s. Within
     rounding (1e-11 of the gross sums, ``tests/test_delta_table.py``) of summing
-    :func:`~mmsim.greeks.bsm_scalar` per line, at two thirds of its cost."""
+    :func:`~mmsim.greeks.bsm_scalar` per line, at ~1/3 of its cost; not its bits (the
+    tables are validated fits)."""
     m = spots.size
     out[:7, :m] = 0.0
-    log_s = np.empty(m)
-    for j in range(m):
-        log_s[j] = math.log(spots[j])
-    for i in range(n):  # lines outer: each spot's sums still run in line order
-        units = lines[ROW_UNITS, i]
-        if lines[ROW_EXPIRY, i] <= t or units == 0.0:
-            continue
-        K = lines[ROW_STRIKE, i]
-        T = (lines[ROW_EXPIRY, i] - t) / year_seconds
-        is_call = lines[ROW_IS_CALL, i] != 0.0
-        offset = lines[ROW_IV_OFF, i]
-        w_vis = lines[ROW_VIS_W, i]
-        # what every spot shares: log K, sqrt(T), the discount factors
-        log_k = math.log(K)
-        sqrt_t = math.sqrt(T)
-        dq = math.exp(-q * T) if q != 0.0 else 1.0
-        dr = math.exp(-r * T) if r != 0.0 else 1.0
-        drift = (r - q) * T
+    w = np.empty((_B_ROWS, NODE_BLOCK))
+    idx = np.empty(NODE_BLOCK, np.int64)
+    pdf = np.empty(NODE_BLOCK)
+    e2 = np.empty((5, 2 * NODE_BLOCK))  # erfc's arguments, values and scratch
+    ea, en, sy, se, stmp = e2[0], e2[1], e2[2], e2[3], e2[4]
+    terms = np.empty((6, NODE_BLOCK))
+    i = 0
+    while i < n:
+        i, b = _next_block(lines, n, i, t, year_seconds, r, q, w, idx)
         for j in range(m):
             S = spots[j]
-            x = log_k - log_s[j]  # log(K / S)
-            iv = max(level if skew == 0.0 else level + skew * x, floor)
-            sigma = max(iv + offset, floor)
-            sd = sigma * sqrt_t
-            if sd < TINY_STDEV:
-                g = bsm_scalar(S, K, T, sigma, r, q, is_call)
-                price, delta, gamma, theta, vanna, charm = g[0], g[1], g[2], g[4], g[5], g[6]
-            else:
-                d1 = (drift - x) / sd + 0.5 * sd
-                d2 = d1 - sd
-                pdf1 = _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
-                gamma = dq * pdf1 / (S * sd)
-                vanna = -dq * pdf1 * d2 / sigma
-                decay = -S * dq * pdf1 * sigma / (2.0 * sqrt_t)
-                charm_common = -dq * pdf1 * ((r - q) / sd - d2 / (2.0 * T))
-                if is_call:
-                    n1 = 0.5 * math.erfc(-d1 * _INV_SQRT_2)
-                    n2 = 0.5 * math.erfc(-d2 * _INV_SQRT_2)
-                    price = S * dq * n1 - K * dr * n2
-                    delta = dq * n1
-                    theta = decay - r * K * dr * n2 + q * S * dq * n1
-                    charm = q * dq * n1 + charm_common
-                else:
-                    m1 = 0.5 * math.erfc(d1 * _INV_SQRT_2)
-                    m2 = 0.5 * math.erfc(d2 * _INV_SQRT_2)
-                    price = K * dr * m2 - S * dq * m1
-                    delta = -dq * m1
-                    theta = decay + r * K * dr * m2 - q * S * dq * m1
-                    charm = -q * dq * m1 + charm_common
-            out[0, j] += units * delta
-            out[1, j] += units * gamma
-            out[2, j] += units * charm
-            out[3, j] += units * vanna
-            out[4, j] += units * price
-            out[5, j] += units * theta
-            if w_vis != 0.0:
-                out[6, j] += w_vis * gamma
+            inv_s = 1.0 / S
+            _block_d(math.log(S), b, level, skew, floor, w, ea)
+            erfc_array(ea, en, sy, se, stmp, 2 * b)
+            exp_array(w[17], pdf, stmp, b)
+            for c in range(b):
+                s, dq, dr = w[12, c], w[6, c], w[7, c]
+                p1 = dq * _INV_SQRT_2PI * pdf[c]  # dq x the density at d1
+                c1 = 0.5 * en[c]  # N(s d1)
+                c2 = 0.5 * en[b + c]  # N(s d2)
+                kdr = w[0, c] * dr * c2
+                sdq = S * dq * c1
+                isd, d2, sigma = w[15, c], w[16, c], w[14, c]
+                terms[0, c] = s * dq * c1  # delta
+                terms[1, c] = p1 * inv_s * isd  # gamma
+                terms[2, c] = s * q * dq * c1 - p1 * ((r - q) * isd - d2 * w[4, c])  # charm
+                terms[3, c] = -p1 * d2 / sigma  # vanna
+                terms[4, c] = s * (sdq - kdr)  # value
+                terms[5, c] = -S * p1 * sigma * w[5, c] + s * (q * sdq - r * kdr)  # theta
+            for c in range(b):
+                if w[13, c] < TINY_STDEV:  # zero vol: bsm_scalar's intrinsic terms
+                    g = bsm_scalar(S, w[0, c], w[2, c], w[14, c], r, q, w[12, c] > 0.0)
+                    terms[0, c], terms[1, c], terms[2, c] = g[1], g[2], g[6]
+                    terms[3, c], terms[4, c], terms[5, c] = g[5], g[0], g[4]
+            t0, t1, t2, t3 = out[0, j], out[1, j], out[2, j], out[3, j]
+            t4, t5, t6 = out[4, j], out[5, j], out[6, j]
+            for c in range(b):  # each row's sum in line order
+                u = w[10, c]
+                t0 += u * terms[0, c]
+                t1 += u * terms[1, c]
+                t2 += u * terms[2, c]
+                t3 += u * terms[3, c]
+                t4 += u * terms[4, c]
+                t5 += u * terms[5, c]
+                t6 += w[11, c] * terms[1, c]
+            out[0, j], out[1, j], out[2, j], out[3, j] = t0, t1, t2, t3
+            out[4, j], out[5, j], out[6, j] = t4, t5, t6
 
 
 @njit(cache=True)
@@ -665,16 +747,21 @@ def build_table(
     half = S * HALF_WIDTH
     first = None  # the first fit that passes for checks but not for the sampler
     worth = line_values(lines, n, S, t, year_seconds, *surf)  # $, |units x value|
-    for a, (nodes, H) in enumerate(attempts):
+    longest = attempts[0][1]
+    shorter = [h for _, h in attempts if h < longest]
+    short_near = (
+        int(np.count_nonzero(expiry <= near_cut(t, shorter[0], year_seconds))) if shorter else n
+    )  # the lines the first shorter fit leaves to exact evaluation
+    finest: dict[float, int] = {}  # the most nodes tried at each span
+    for nodes, H in attempts:
+        finest[H] = max(finest.get(H, 0), nodes)
+    for nodes, H in attempts:
         if first is not None and H < SAMPLER_MIN_H:
             break  # a fit this short would cost more in builds than the sampler saves
         cut = near_cut(t, H, year_seconds)
         near_mask = expiry <= cut
-        if a == 0 and len(attempts) > 1:  # the whole-session fit: only if no more near lines
-            H1 = attempts[1][1]
-            short_near = int(np.count_nonzero(expiry <= near_cut(t, H1, year_seconds)))
-            if np.count_nonzero(near_mask) > short_near:
-                continue
+        if H == longest and np.count_nonzero(near_mask) > short_near:
+            continue  # the whole-session fits: only if they leave no more near lines
         far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
         near = np.ascontiguousarray(lines[:, :n][:, near_mask])
         m = far.shape[1]
@@ -694,7 +781,8 @@ def build_table(
             v0[:] = start.v_end
         coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
         tol_value = value_tol(float(worth[~near_mask].sum()))  # the tabulated lines'
-        ok, sample_ok = _passes(err, scale, tol_value)
+        coarse = nodes < finest.get(H, nodes)  # a finer fit of the same span follows
+        ok, sample_ok = _passes(err / COARSE_SHARE if coarse else err, scale, tol_value)
         if not ok:
             continue  # a shorter fit may still pass (for the sampler too, if ``first``)
         table = DeltaTable(

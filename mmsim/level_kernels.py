@@ -40,6 +40,7 @@ __all__ = [
     "levels_row_grouped",
     "same_grouping",
     "strike_groups",
+    "strike_groups_sorted",
 ]
 
 
@@ -67,39 +68,33 @@ def strike_groups(lines, n, row):
     the index in ``strikes`` (unique, ascending, $) of line ``i`` if its weight is
     non-zero, else -1; whether each strike has a call, a put line. It depends only on
     the line table, so a caller keeps it for as long as the table lasts."""
+    return strike_groups_sorted(lines, n, row, np.argsort(lines[ROW_STRIKE, :n]))
+
+
+@njit(cache=True)
+def strike_groups_sorted(lines, n, row, order):
+    """:func:`strike_groups` from ``order``, an argsort of the ``n`` lines' strikes (any
+    order among equal strikes: the same grouping), e.g. numpy's (a third of numba's
+    cost on 10,000 lines), one for both views. Lines without weight in ``row`` skipped."""
     inv = np.full(n, -1, np.int64)
-    m = 0
-    for i in range(n):
-        if lines[row, i] != 0.0:
-            m += 1
-    ks = np.empty(m)
-    who = np.empty(m, np.int64)  # the line of each weighted strike
-    m = 0
-    for i in range(n):
-        if lines[row, i] != 0.0:
-            ks[m] = lines[ROW_STRIKE, i]
-            who[m] = i
-            m += 1
-    order = np.argsort(ks)  # one sort; each line's index found walking it
-    strikes = np.empty(m)
-    has_call = np.zeros(m, np.bool_)
-    has_put = np.zeros(m, np.bool_)
+    strikes = np.empty(n)
+    has_call = np.zeros(n, np.bool_)
+    has_put = np.zeros(n, np.bool_)
     u = 0
-    for j in range(m):
-        k = ks[order[j]]
+    for j in range(n):
+        i = order[j]
+        if lines[row, i] == 0.0:
+            continue
+        k = lines[ROW_STRIKE, i]
         if u == 0 or k != strikes[u - 1]:
             strikes[u] = k
             u += 1
-        i = who[order[j]]
         inv[i] = u - 1
         if lines[ROW_IS_CALL, i] != 0.0:
             has_call[u - 1] = True
         else:
             has_put[u - 1] = True
-    strikes = strikes[:u]
-    has_call = has_call[:u]
-    has_put = has_put[:u]
-    return inv, strikes, has_call, has_put
+    return inv, strikes[:u].copy(), has_call[:u].copy(), has_put[:u].copy()
 
 
 SD_EXACT = 1e-3
@@ -413,8 +408,10 @@ class StrikeGroups:
         if key and key[0] is lines and key[1] == n and key[2] == version:
             return self._groups
         if not key or key[1] != n or not same_grouping(key[0], lines, n):
-            self._groups = (*strike_groups(lines, n, ROW_UNITS),
-                            *strike_groups(lines, n, ROW_VIS_W), strike_logs(lines, n))  # fmt: skip
+            order = np.argsort(lines[ROW_STRIKE, :n])  # numpy's: once for both views
+            self._groups = (*strike_groups_sorted(lines, n, ROW_UNITS, order),
+                            *strike_groups_sorted(lines, n, ROW_VIS_W, order),
+                            strike_logs(lines, n))  # fmt: skip
             self.computed += 1
         self._key = (lines, n, version)
         return self._groups

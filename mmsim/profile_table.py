@@ -159,21 +159,12 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
 
 
 @njit(cache=True)
-def _in_time(coef, v, z, u):
-    """View ``v`` of the table at grid coordinate ``z``, time fraction ``u``: quadratic
-    (Lagrange) through the slices at ``t0``, ``t0 + H / 2`` and ``t0 + H``."""
-    a = _clenshaw(coef, v, z)
-    b = _clenshaw(coef, 2 + v, z)
-    c = _clenshaw(coef, 4 + v, z)
-    return 2.0 * (u - 0.5) * (u - 1.0) * a - 4.0 * u * (u - 1.0) * b + 2.0 * u * (u - 0.5) * c
-
-
-@njit(cache=True)
-def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, tmp, t, year_seconds,
+def _sign(sign, vals, j, grid, folded, center, half, eps, extra, n_extra, tmp, t, year_seconds,
           lines, n, level, skew, floor, r, q):  # fmt: skip
     """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the table
-    where it is farther than ``eps`` from 0, else from the exact profile (``vals``).
-    ``tmp``: (2, 1) scratch for the ``extra`` lines' sums."""
+    (``folded``: each view's series at this time fraction, :func:`_fold_in_time`, plus
+    the ``extra`` lines' exact sums; ``tmp``: (2, 1) scratch) where it is farther than
+    ``eps`` from 0, else from the exact profile (``vals``)."""
     if sign[0, j] != 2:
         return
     tmp[:, 0] = 0.0
@@ -181,7 +172,7 @@ def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, tmp, 
         gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
     z = (grid[j] - center) / half
     for v in range(2):
-        est = _in_time(coef, v, z, u) + tmp[v, 0]
+        est = _clenshaw(folded, v, z) + tmp[v, 0]
         if est > eps[v]:
             sign[v, j] = 1
         elif est < -eps[v]:
@@ -192,9 +183,33 @@ def _sign(sign, vals, j, grid, u, center, half, coef, eps, extra, n_extra, tmp, 
 
 
 @njit(cache=True)
+def _fold_in_time(coef, u):
+    """Each view's series at time fraction ``u``: the quadratic in time (Lagrange) through
+    the slices at ``t0``, ``t0 + H / 2`` and ``t0 + H`` folded into one series per view
+    (rows: true, visible; first coefficient halved, for :func:`_clenshaw`)."""
+    la = 2.0 * (u - 0.5) * (u - 1.0)
+    lb = -4.0 * u * (u - 1.0)
+    lc = 2.0 * u * (u - 0.5)
+    out = np.empty((2, coef.shape[1]))
+    for v in range(2):
+        out[v] = la * coef[v] + lb * coef[2 + v] + lc * coef[4 + v]
+    return out
+
+
+@njit(cache=True)
 def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
                 lines, n, level, skew, floor, r, q):  # fmt: skip
-    """``(found_true, x_true, found_visible, x_visible, bad)``: the crossings of
+    """:func:`walk_flips` without its count of exact pricings."""
+    ft, xt, fv, xv, bad, _ = walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra,
+                                        n_extra, year_seconds, lines, n, level, skew, floor,
+                                        r, q)  # fmt: skip
+    return ft, xt, fv, xv, bad
+
+
+@njit(cache=True)
+def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
+               lines, n, level, skew, floor, r, q):  # fmt: skip
+    """``(found_true, x_true, found_visible, x_visible, bad, priced)``: the crossings of
     :func:`mmsim.book_kernels.nearest_flips` on ``grid`` (``grid[i0]`` the point at
     ``S``), by its walk out from ``S``, with the profile's signs from the table where
     they are certain (``|table| > eps``) and the exact profile elsewhere and at the two
@@ -202,60 +217,84 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
     and ``t0 + H``; ``u`` the time fraction; ``extra`` the lines summed exactly beside the
     table (near expiry, booked since); ``lines`` the whole live book (exact values).
     ``bad``: the exact values around a crossing the signs showed have the same sign (the
-    table's bound failed there); the caller then computes the flips in full.
+    table's bound failed there); the caller then computes the flips in full. ``priced``:
+    how many grid points the whole book was priced at (a full-book sum each).
 
     Each view walks right (``d = 1``) over consecutive non-zero values from the last
-    non-zero at or left of ``i0``, then left (``d = -1``) from the first non-zero at or
+    non-zero at or left of ``i0``, and left (``d = -1``) from the first non-zero at or
     right of it, each as far as a crossing could still be nearer than the best so far; a
-    crossing between grid points ``lo < hi`` is interpolated from ``lo``."""
+    crossing between grid points ``lo < hi`` is interpolated from ``lo``. The two walks
+    take turns by distance from ``S`` (the nearer next point first, right on a tie), so
+    a crossing farther than one already priced on the other side is never priced (the
+    same answer as walking right then left: the best is the least ``(distance, x)`` of
+    the crossings priced, and a walk only stops where no crossing beyond could be
+    nearer)."""
     m = grid.size
     vals = np.full((2, m), np.nan)
     sign = np.full((2, m), 2, np.int64)  # 2: not yet known
     tmp = np.zeros((2, 1))
     a = (t, year_seconds, lines, n, level, skew, floor, r, q)
-    b = (grid, u, center, half, coef, eps, extra, n_extra, tmp, *a)
+    b = (grid, _fold_in_time(coef, u), center, half, eps, extra, n_extra, tmp, *a)
     found = np.zeros(2, np.bool_)
     xs = np.zeros(2)
     bad = False
+    last = np.zeros(2, np.int64)  # per walk (0: right, 1: left): the last non-zero value
+    nxt = np.zeros(2, np.int64)  # ... and the next point
     for v in range(2):
         best = np.inf
         best_x = 0.0
-        for d in (1, -1):
+        for w in range(2):
+            d = 1 if w == 0 else -1
             start = i0
             _sign(sign, vals, start, *b)
             while (start > 0 if d == 1 else start < m - 1) and sign[v, start] == 0:
                 start -= d
                 _sign(sign, vals, start, *b)
-            last = start  # the last non-zero value walked over
-            j = start + d
-            while 0 <= j < m and d * (grid[last] - S) <= best:
-                _sign(sign, vals, j, *b)
-                if sign[v, j] != 0:
-                    if sign[v, last] != 0 and sign[v, j] != sign[v, last]:
-                        lo, hi = (last, j) if d == 1 else (j, last)
-                        pa = _profile_at(vals, grid, lo, *a)[v]
-                        pb = _profile_at(vals, grid, hi, *a)[v]
-                        if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
-                            bad = True  # a table sign was wrong: the bound did not hold
-                        x = grid[lo] - pa * (grid[hi] - grid[lo]) / (pb - pa)
-                        dist = abs(x - S)
-                        if dist < best or (dist == best and x < best_x):
-                            best, best_x = dist, x
-                    last = j
-                j += d
+            last[w], nxt[w] = start, start + d
+        while True:
+            go = -1  # the walk to step: the nearer next point of those that go on
+            for w in range(2):
+                d = 1 if w == 0 else -1
+                j = nxt[w]
+                if 0 <= j < m and d * (grid[last[w]] - S) <= best:
+                    if go < 0 or abs(grid[j] - S) < abs(grid[nxt[go]] - S):
+                        go = w
+            if go < 0:
+                break
+            d = 1 if go == 0 else -1
+            j = nxt[go]
+            _sign(sign, vals, j, *b)
+            if sign[v, j] != 0:
+                k = last[go]
+                if sign[v, k] != 0 and sign[v, j] != sign[v, k]:
+                    lo, hi = (k, j) if d == 1 else (j, k)
+                    pa = _profile_at(vals, grid, lo, *a)[v]
+                    pb = _profile_at(vals, grid, hi, *a)[v]
+                    if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
+                        bad = True  # a table sign was wrong: the bound did not hold
+                    x = grid[lo] - pa * (grid[hi] - grid[lo]) / (pb - pa)
+                    dist = abs(x - S)
+                    if dist < best or (dist == best and x < best_x):
+                        best, best_x = dist, x
+                last[go] = j
+            nxt[go] = j + d
         found[v] = best < np.inf
         xs[v] = best_x
-    return found[0], xs[0], found[1], xs[1], bad
+    priced = 0
+    for j in range(m):
+        priced += vals[0, j] == vals[0, j]
+    return found[0], xs[0], found[1], xs[1], bad, priced
 
 
 @njit(cache=True)
 def _add_table(coef, u, z, out):
     """Add both views of the table at grid coordinates ``z`` and time fraction ``u`` to
-    ``out[0]`` (true) and ``out[1]`` (visible): the slices' quadratic in time of
-    :func:`_in_time` folded into one series per view, then Clenshaw's recurrence run for
-    all points at once (independent chains, not one latency-bound chain per point).
-    Equal to :func:`_in_time` up to rounding (a few ulps of the coefficients' sums, far
-    inside ``eps``)."""
+    ``out[0]`` (true) and ``out[1]`` (visible): the quadratic in time (Lagrange) through
+    the slices at ``t0``, ``t0 + H / 2`` and ``t0 + H`` folded into one series per view,
+    then Clenshaw's recurrence run for all points at once (independent chains, not one
+    latency-bound chain per point). Equal to evaluating each slice's series and then
+    the quadratic up to rounding (a few ulps of the coefficients' sums, far inside
+    ``eps``)."""
     la = 2.0 * (u - 0.5) * (u - 1.0)
     lb = -4.0 * u * (u - 1.0)
     lc = 2.0 * u * (u - 0.5)

@@ -244,44 +244,72 @@ def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r
                        call, put)  # fmt: skip
 
 
-@njit(cache=True)
+WALL_BLOCK = 512
+"""Lines per block of :func:`_at_walls_fast` (their terms in arrays that stay in the
+first-level cache)."""
+
+
+@njit(cache=True, error_model="numpy")
 def _at_walls_fast(walls, t, year_seconds, lines, n, level, skew, floor, r, q, log_k):
     """True and visible GEX of the whole book re-priced at each spot of ``walls`` ($ per
     1%; NaN for a NaN wall), ``(2, len(walls))``: the gammas of
-    :func:`~mmsim.level_kernels._fast_units` (one ``exp`` a line and wall from ``log K``,
-    exact below ``SD_EXACT``; each within ``1e-12`` relative of the exact one, so each sum
-    within ``1e-12`` of the gross), what :func:`~mmsim.level_kernels._at_wall` sums
-    exactly: a third of its cost, not the same bits."""
+    :func:`~mmsim.level_kernels._fast_units` (the density from ``log K`` by
+    :func:`~mmsim.fastexp.exp_array`, exact below ``SD_EXACT``; each within ``1e-12``
+    relative of the exact one, so each sum within ``1e-12`` of the gross), what
+    :func:`~mmsim.level_kernels._at_wall` sums exactly: not the same bits. The live
+    lines :data:`WALL_BLOCK` at a time, per wall in loops the compiler vectorizes (no
+    branch, no division check), then added in line order."""
     w = walls.size
     out = np.zeros((2, w))
     log_w = np.empty(w)
     for j in range(w):
         log_w[j] = math.log(walls[j]) if walls[j] == walls[j] else 0.0
-    for i in range(n):
-        e = lines[ROW_EXPIRY, i]
-        w_true = lines[ROW_UNITS, i]
-        w_vis = lines[ROW_VIS_W, i]
-        if e <= t or (w_true == 0.0 and w_vis == 0.0):
-            continue
-        T = (e - t) / year_seconds
-        root_t = math.sqrt(T)
-        dq = math.exp(-q * T) if q != 0.0 else 1.0
-        offset = lines[ROW_IV_OFF, i]
+    nb = WALL_BLOCK
+    buf = np.empty((11, nb))
+    lk, rt, dft, dqa, off, wt, wv = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6]
+    y, c, g, tmp = buf[7], buf[8], buf[9], buf[10]
+    idx = np.empty(nb, np.int64)
+    sdv = np.empty(nb)
+    i = 0
+    while i < n:
+        b = 0
+        while i < n and b < nb:  # the next block of live lines, in line order
+            e = lines[ROW_EXPIRY, i]
+            w_true = lines[ROW_UNITS, i]
+            w_vis = lines[ROW_VIS_W, i]
+            if e > t and (w_true != 0.0 or w_vis != 0.0):
+                T = (e - t) / year_seconds
+                lk[b], rt[b], dft[b] = log_k[i], math.sqrt(T), (r - q) * T
+                dqa[b] = math.exp(-q * T) if q != 0.0 else 1.0
+                off[b], wt[b], wv[b], idx[b] = lines[ROW_IV_OFF, i], w_true, w_vis, i
+                b += 1
+            i += 1
         for j in range(w):
             S = walls[j]
             if S != S:
                 continue
-            x = log_k[i] - log_w[j]  # log(K / S)
-            iv = max(level if skew == 0.0 else level + skew * x, floor)
-            sd = max(iv + offset, floor) * root_t
-            if sd < SD_EXACT:
-                g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
-            else:
+            ls = log_w[j]
+            k = _INV_SQRT_2PI / S
+            for m in range(b):  # vectorized: selects, no branches
+                x = lk[m] - ls  # log(K / S)
+                iv = level + skew * x  # level itself at skew 0 (x is finite)
+                iv = iv if iv > floor else floor
+                sigma = iv + off[m]
+                sd = (sigma if sigma > floor else floor) * rt[m]
                 inv_sd = 1.0 / sd
-                d1 = ((r - q) * T - x) * inv_sd + 0.5 * sd
-                g = dq * (_INV_SQRT_2PI / S) * inv_sd * math.exp(-0.5 * d1 * d1)
-            out[0, j] += w_true * g
-            out[1, j] += w_vis * g
+                d1 = (dft[m] - x) * inv_sd + 0.5 * sd
+                y[m] = -0.5 * d1 * d1 if sd >= SD_EXACT else 0.0
+                c[m] = dqa[m] * k * inv_sd
+                sdv[m] = sd
+            exp_array(y, g, tmp, b)
+            acc_t, acc_v = out[0, j], out[1, j]
+            for m in range(b):  # in line order
+                gm = c[m] * g[m]
+                if sdv[m] < SD_EXACT:
+                    gm = _exact_gamma(S, t, year_seconds, lines, idx[m], level, skew, floor, r, q)
+                acc_t += wt[m] * gm
+                acc_v += wv[m] * gm
+            out[0, j], out[1, j] = acc_t, acc_v
     for j in range(w):
         scale = walls[j] * walls[j] * GEX_PER_PCT
         out[0, j] *= scale

@@ -280,15 +280,10 @@ def test_default_tabulates_lagged_dealers_and_matches_exact_runs_over_30_seeds(m
     )
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_node_greeks_equal_summed_bsm_per_line_up_to_rounding(seed):
-    """``node_greeks`` (the table builds' node values) re-uses per line what the spots
-    share; against summing ``bsm_scalar`` of each line at each spot (what it computed
-    before): every row within 1e-11 of that row's gross sum (sum of |terms|; charm near
-    expiry loses most, ~2e-12 over 60 seeds, the other rows less), on books of
-    400 lines with rates and dividends, skew 0 or not, a floor, vol offsets, expiries from
-    a quarter of a day (builds sum nearer lines exactly, ``NEAR_MIN_YEARS``) to a year,
-    spots 0.7-1.4 x the strikes' centre."""
+def _node_gap(spots, t, year_seconds, lines, n, surface) -> tuple[np.ndarray, np.ndarray]:
+    """``node_greeks`` of the lines and its largest gap per row to summing ``bsm_scalar``
+    of each live line at each spot (what it computed before vectorizing), as a fraction
+    of that row's gross sum (sum of |terms|)."""
     from mmsim.book_kernels import (
         ROW_EXPIRY,
         ROW_IS_CALL,
@@ -301,6 +296,34 @@ def test_node_greeks_equal_summed_bsm_per_line_up_to_rounding(seed):
     from mmsim.delta_table import node_greeks
     from mmsim.greeks import bsm_scalar
 
+    level, skew, floor, r, q = surface
+    got = np.zeros((7, spots.size))
+    node_greeks(spots, t, year_seconds, lines, n, *surface, got)
+    want, gross = np.zeros_like(got), np.zeros_like(got)
+    for i in range(n):
+        K, units, w_vis = lines[ROW_STRIKE, i], lines[ROW_UNITS, i], lines[ROW_VIS_W, i]
+        if lines[ROW_EXPIRY, i] <= t or units == 0.0:
+            continue
+        T = (lines[ROW_EXPIRY, i] - t) / year_seconds
+        for j, S in enumerate(spots):
+            sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
+            g = bsm_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)
+            terms = (units * g[1], units * g[2], units * g[6], units * g[5], units * g[0],
+                     units * g[4], w_vis * g[2])  # fmt: skip
+            for row, x in enumerate(terms):
+                want[row, j] += x
+                gross[row, j] += abs(x)
+    return got, np.abs(got - want) / np.maximum(gross, 1e-300)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_node_greeks_equal_summed_bsm_per_line_up_to_rounding(seed):
+    """``node_greeks`` (the table builds' node values: vectorized, its normal CDF from
+    ``mmsim.fastnorm``) against summing ``bsm_scalar`` of each line at each spot: every
+    row within 1e-11 of that row's gross sum (charm near expiry loses most, ~2e-12 over
+    60 seeds, the other rows less), on books of 400 lines with rates and dividends, skew 0
+    or not, a floor, vol offsets, expiries from a quarter of a day (builds sum nearer
+    lines exactly, ``NEAR_MIN_YEARS``) to a year, spots 0.7-1.4 x the strikes' centre."""
     rng = np.random.default_rng(500 + seed)
     book = OptionBook(1, delta_table="off")
     n, t = 400, 600.0 * seed
@@ -312,22 +335,34 @@ def test_node_greeks_equal_summed_bsm_per_line_up_to_rounding(seed):
     skew = 0.0 if seed % 3 == 0 else -0.4 * rng.random()
     surface = (0.05 + 0.4 * rng.random(), skew, 0.01 * (seed % 2), 0.05 * rng.random(),
                0.03 * rng.random() * (seed % 2))  # fmt: skip
-    level, skew, floor, r, q = surface
     lines = np.ascontiguousarray(book._packed[:, : book._n])
     spots = np.sort(rng.uniform(70.0, 140.0, 23))
-    got = np.zeros((7, spots.size))
-    node_greeks(spots, t, book.year_seconds, lines, n, *surface, got)
-    want, gross = np.zeros_like(got), np.zeros_like(got)
-    for i in range(n):
-        K, units, w_vis = lines[ROW_STRIKE, i], lines[ROW_UNITS, i], lines[ROW_VIS_W, i]
-        T = (lines[ROW_EXPIRY, i] - t) / book.year_seconds
-        for j, S in enumerate(spots):
-            sigma = line_sigma(K, S, level, skew, floor, lines[ROW_IV_OFF, i])
-            g = bsm_scalar(S, K, T, sigma, r, q, lines[ROW_IS_CALL, i] != 0.0)
-            terms = (units * g[1], units * g[2], units * g[6], units * g[5], units * g[0],
-                     units * g[4], w_vis * g[2])  # fmt: skip
-            for row, x in enumerate(terms):
-                want[row, j] += x
-                gross[row, j] += abs(x)
-    gap = np.abs(got - want) / np.maximum(gross, 1e-300)
+    _, gap = _node_gap(spots, t, book.year_seconds, lines, n, surface)
     assert gap.max() <= 1e-11, f"seed {seed}: {gap.max():.2e} of the gross (rows {gap.max(1)})"
+
+
+@pytest.mark.parametrize("zero_vol", [False, True])
+def test_node_greeks_finite_and_exact_at_zero_vol_and_in_the_last_seconds(zero_vol):
+    """Lines from 1 second to a day from expiry, some expired or netted to 0 contracts
+    between them, over more than two of ``node_greeks``' blocks of lines, at spots from
+    deep out of to deep in the money (``d`` up to ~1e3, where the vectorized CDF must
+    give exactly 0 or 1 and the density 0), and at zero vol (surface and floor 0: every
+    term ``bsm_scalar``'s intrinsic one): every value finite and every row within 1e-11
+    of its gross sum of ``bsm_scalar`` per line."""
+    from mmsim.delta_table import NODE_BLOCK
+
+    rng = np.random.default_rng(7)
+    book = OptionBook(1, delta_table="off")
+    n, t = 2 * NODE_BLOCK + 37, 1_000.0
+    left = np.where(rng.random(n) < 0.5, rng.uniform(1.0, 60.0, n), rng.uniform(60.0, 23_400.0, n))
+    left[rng.random(n) < 0.05] = -5.0  # expired: skipped
+    units = rng.integers(1, 50, n) * rng.choice([-1.0, 1.0], n)
+    units[rng.random(n) < 0.05] = 0.0  # netted out: skipped
+    book.add_many(rng.uniform(90, 110, n), t + left, rng.random(n) < 0.5, units,
+                  np.zeros(n, np.int64), rng.random(n) < 0.8)  # fmt: skip
+    surface = (0.0, 0.0, 0.0, 0.02, 0.01) if zero_vol else (0.2, -0.3, 0.05, 0.02, 0.01)
+    lines = np.ascontiguousarray(book._packed[:, : book._n])
+    spots = np.array([60.0, 95.0, 99.99, 100.0, 100.01, 105.0, 160.0])
+    got, gap = _node_gap(spots, t, book.year_seconds, lines, n, surface)
+    assert np.all(np.isfinite(got)), f"zero_vol={zero_vol}: non-finite node values {got}"
+    assert gap.max() <= 1e-11, f"zero_vol={zero_vol}: {gap.max():.2e} of the gross"

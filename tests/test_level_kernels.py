@@ -54,6 +54,43 @@ def test_kept_strike_groups_give_the_fresh_levels_bit_for_bit(seed):
     assert kept > 0 and rebuilt > 1, f"groups kept {kept}, rebuilt {rebuilt}: nothing tested"
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_strike_groups_from_any_argsort_equal_numpy_unique(seed):
+    """``strike_groups_sorted`` (both views' groupings from one numpy argsort of all the
+    lines' strikes, as ``StrikeGroups`` computes them) against ``np.unique`` of each
+    view's weighted strikes: the same strikes, line indices (-1 without weight) and
+    call/put flags, whatever the order among equal strikes (quicksort, stable, and the
+    equal strikes' lines reversed); so is ``strike_groups``. Books of 1-2,000 lines on a
+    $1 grid (many lines per strike), weights zero in one view only or in both."""
+    from mmsim.book_kernels import ROW_IS_CALL, ROW_STRIKE, ROW_UNITS, ROW_VIS_W
+    from mmsim.level_kernels import strike_groups, strike_groups_sorted
+
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(1, 2_000))
+    lines = np.zeros((max(ROW_STRIKE, ROW_IS_CALL, ROW_UNITS, ROW_VIS_W) + 1, n))
+    lines[ROW_STRIKE] = rng.integers(80, 121, n).astype(float)
+    lines[ROW_IS_CALL] = rng.random(n) < 0.5
+    lines[ROW_UNITS] = np.where(rng.random(n) < 0.2, 0.0, rng.normal(0.0, 100.0, n))
+    lines[ROW_VIS_W] = np.where(rng.random(n) < 0.3, 0.0, lines[ROW_UNITS])
+    k = lines[ROW_STRIKE]
+    orders = (np.argsort(k), np.argsort(k, kind="stable"), np.lexsort((-np.arange(n), k)))
+    for row in (ROW_UNITS, ROW_VIS_W):
+        live = lines[row] != 0.0
+        strikes, inv = np.unique(k[live], return_inverse=True)
+        want_inv = np.full(n, -1)
+        want_inv[live] = inv
+        calls = lines[ROW_IS_CALL, live] != 0.0
+        has_call = np.bincount(inv, weights=calls, minlength=strikes.size) > 0
+        has_put = np.bincount(inv, weights=~calls, minlength=strikes.size) > 0
+        for order in (*orders, None):
+            got = (strike_groups(lines, n, row) if order is None
+                   else strike_groups_sorted(lines, n, row, order))  # fmt: skip
+            assert np.array_equal(got[0], want_inv), f"seed {seed}, row {row}: line indices"
+            assert np.array_equal(got[1], strikes), f"seed {seed}, row {row}: strikes"
+            assert np.array_equal(got[2], has_call), f"seed {seed}, row {row}: has_call"
+            assert np.array_equal(got[3], has_put), f"seed {seed}, row {row}: has_put"
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_profile_fit_gamma_equals_the_exact_gamma_sums_up_to_rounding(seed):
     """``profile_table.gamma_pair_fit`` (the fit's nodes) against ``gamma_pair`` (exact,
