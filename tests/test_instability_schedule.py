@@ -33,19 +33,23 @@ from mmsim.hedge_rules import (
 from mmsim.scenario import load_scenario
 
 
-@njit(cache=True)
 def _two_desks(x: float, rounds: int, seed: int) -> tuple[int, int]:
+    """:func:`_two_desks_on` with ``rounds`` moves of seed ``seed``."""
+    return _two_desks_on(x, np.random.default_rng(seed).standard_normal(rounds))
+
+
+@njit(cache=True)
+def _two_desks_on(x: float, moves: np.ndarray) -> tuple[int, int]:
     """Two desks, each at ``lam * G = x`` (combined ``2 x``), hedging to zero every
-    instant after a N(0, $0.015) move (lam 1e-4 $/share, band 5 shares, whole shares):
-    the first round (1-based) at which the watch stops either desk and its verdict,
-    else ``(0, WATCH_QUIET)``."""
-    np.random.seed(seed)
+    instant after a move of ``0.015 * moves[t]`` $ (lam 1e-4 $/share, band 5 shares,
+    whole shares): the first round (1-based) at which the watch stops either desk and
+    its verdict, else ``(0, WATCH_QUIET)``."""
     lam, gamma = 1.0e-4, x / 1.0e-4
     spot = 0.0
     ref = np.zeros(2)  # spot at which each desk's net delta is zero ($)
     state = np.zeros((2, 3))  # streak, last, typical
-    for t in range(rounds):
-        spot += 0.015 * np.random.standard_normal()
+    for t in range(moves.size):
+        spot += 0.015 * moves[t]
         for i in range(2):
             delta = gamma * (spot - ref[i])
             qty = 0.0 if abs(delta) <= 5.0 else float(math.trunc(-delta))
@@ -69,7 +73,7 @@ def test_watch_rules_on_exact_sequences():
         *state, verdict = scheduled_watch(qty, *state)
         verdicts.append(verdict)
     assert verdicts.index(WATCH_STREAK) == SCHEDULED_RUNAWAY_ROUNDS, verdicts
-    assert set(verdicts[: SCHEDULED_RUNAWAY_ROUNDS]) == {WATCH_QUIET}
+    assert set(verdicts[:SCHEDULED_RUNAWAY_ROUNDS]) == {WATCH_QUIET}
     # alternating signs: the same streak, negative
     state = (0.0, 0.0, 0.0)
     for k in range(SCHEDULED_RUNAWAY_ROUNDS + 1):
