@@ -57,7 +57,12 @@ SCHEDULED_RUNAWAY_ROUNDS = 14
 # EWMA (weight SCHEDULED_TYPICAL_WEIGHT) of |rehedge| over checks that did not grow,
 # raised to the first rehedge of each growing streak (so one noise-sized start, or a
 # shock that starts the streak, does not count as growth). Calibrated on two desks
-# sharing one schedule (lagged AR(2), Gaussian moves; tests/test_instability_schedule.py)
+# sharing one schedule (tests/test_instability_schedule.py, Gaussian moves): in 8e6
+# checks at the combined -0.9, -0.95 and +0.9 it never fired (the streak rule: 3, 14
+# and 0 times), in 20,000 run starts of 200 rounds once at -0.95 (streak rule 15);
+# rounds to a stop (median / max of 500) at -1.05 44 / 113 (streak rule as before),
+# -1.2 16 / 38, -1.4 10 / 24, -1.6 8 / 16 (median with the streak rule alone: 18, 15,
+# 15 in this linear model; on the engine the book's gamma collapses ~10 rounds in)
 SCHEDULED_GROWTH_ROUNDS = 3
 SCHEDULED_GROWTH = 24.0
 SCHEDULED_TYPICAL_WEIGHT = 1.0 / 16.0
