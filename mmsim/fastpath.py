@@ -44,16 +44,11 @@ import numpy as np
 from numba import njit
 from numba.extending import overload
 
-from mmsim.hedge_rules import (
-    RUNAWAY_MIN_SIZE,
-    SCHEDULED_RUNAWAY_ROUNDS,
-    cascade_step,
-)
+from mmsim.hedge_rules import WATCH_QUIET, cascade_step, scheduled_watch
 from mmsim.kernel_book import _book_changed, _book_full, _book_news, _flow_due, _record_book
 from mmsim.kernel_checks import _check, _valid
 from mmsim.kernel_layout import (
     D_ACC,
-    D_ALT,
     D_BAND,
     D_CAP,
     D_CAPB,
@@ -86,10 +81,11 @@ from mmsim.kernel_layout import (
     D_POST_G,
     D_POST_T,
     D_ROUNDS,
-    D_SAME,
     D_SIZE,
     D_SLAST,
     D_SOLVE,
+    D_STREAK,
+    D_STYP,
     D_T0,
     D_T1,
     D_TEXP,
@@ -193,7 +189,6 @@ __all__ = [
     "DIVERGED",
     "DRY_STOP",
     "D_ACC",
-    "D_ALT",
     "D_BAND",
     "D_CAP",
     "D_CAPB",
@@ -226,10 +221,11 @@ __all__ = [
     "D_POST_G",
     "D_POST_T",
     "D_ROUNDS",
-    "D_SAME",
     "D_SIZE",
     "D_SLAST",
     "D_SOLVE",
+    "D_STREAK",
+    "D_STYP",
     "D_T0",
     "D_T1",
     "D_TEXP",
@@ -661,15 +657,13 @@ def _dealer_event(
         return status
     if kind == WK_SCHED:
         if dl[d, D_WATCH] != 0.0:
-            last = dl[d, D_SLAST]
-            grew = abs(qty) > abs(last) >= RUNAWAY_MIN_SIZE
-            same = dl[d, D_SAME] + 1.0 if grew and qty * last > 0.0 else 0.0
-            alt = dl[d, D_ALT] + 1.0 if grew and qty * last < 0.0 else 0.0
-            dl[d, D_SAME] = same
-            dl[d, D_ALT] = alt
-            dl[d, D_SLAST] = qty
-            if max(same, alt) >= SCHEDULED_RUNAWAY_ROUNDS:
-                info[0], info[1], info[2] = t, d, 1.0 if same > 0.0 else 0.0
+            streak, last, typ, verdict = scheduled_watch(
+                qty, dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP]
+            )
+            dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP] = streak, last, typ
+            if verdict != WATCH_QUIET:
+                info[0], info[1], info[2] = t, d, 1.0 if streak > 0.0 else 0.0
+                info[3], info[4], info[5], info[6] = verdict, abs(streak), abs(qty), typ
                 return SCHED_RUNAWAY
         _schedule(dl, d, t + dl[d, D_INT], WK_SCHED, q)
         return OK

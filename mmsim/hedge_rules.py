@@ -21,13 +21,20 @@ __all__ = [
     "RESPONSE_FLOOR",
     "RUNAWAY_MIN_SIZE",
     "RUNAWAY_ROUNDS",
+    "SCHEDULED_GROWTH",
+    "SCHEDULED_GROWTH_ROUNDS",
     "SCHEDULED_RUNAWAY_ROUNDS",
+    "SCHEDULED_TYPICAL_WEIGHT",
     "SETTLING",
     "SOLVE_OVERSHOOT",
+    "WATCH_GROWTH",
+    "WATCH_QUIET",
+    "WATCH_STREAK",
     "bracket_probe",
     "cascade_step",
     "fill_outcome",
     "plan_hedge",
+    "scheduled_watch",
     "solve_pick",
     "solve_update",
 ]
@@ -44,6 +51,23 @@ MAX_SOLVE_STEPS = 64  # bracketing steps; bisection on whole shares needs < 64 f
 # stable lagged AR(1) at |lam * G| = 0.9 does this by chance about once in 2e7 checks,
 # at 0.95 once in 4e6; at the combined -1.2 it takes ~15-35 checks, at -1.05 ~20-60
 SCHEDULED_RUNAWAY_ROUNDS = 14
+# ... or fewer, SCHEDULED_GROWTH_ROUNDS, when the last is SCHEDULED_GROWTH times the
+# dealer's typical rehedge: a fast divergence (two desks at -0.8 each: x1.9 a round)
+# moves the price ~30% and collapses the book's gamma before 14 rounds. Typical: an
+# EWMA (weight SCHEDULED_TYPICAL_WEIGHT) of |rehedge| over checks that did not grow,
+# raised to the first rehedge of each growing streak (so one noise-sized start, or a
+# shock that starts the streak, does not count as growth). Calibrated on two desks
+# sharing one schedule (tests/test_instability_schedule.py, Gaussian moves): in 8e6
+# checks at the combined -0.9, -0.95 and +0.9 it never fired (the streak rule: 3, 14
+# and 0 times), in 20,000 run starts of 200 rounds once at -0.95 (streak rule 15);
+# rounds to a stop (median / max of 500) at -1.05 44 / 113 (streak rule as before),
+# -1.2 16 / 38, -1.4 10 / 24, -1.6 8 / 16 (median with the streak rule alone: 18, 15,
+# 15 in this linear model; on the engine the book's gamma collapses ~10 rounds in)
+SCHEDULED_GROWTH_ROUNDS = 3
+SCHEDULED_GROWTH = 24.0
+SCHEDULED_TYPICAL_WEIGHT = 1.0 / 16.0
+WATCH_QUIET, WATCH_STREAK, WATCH_GROWTH = 0, 1, 2
+"""Verdicts of :func:`scheduled_watch`."""
 LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
 
 SETTLING, CHASING, OVERCORRECTING = 0, 1, 2
@@ -132,3 +156,41 @@ def cascade_step(qty: float, rounds: int, growing: int, last: float):
     growing = growing + 1 if qty > last >= RUNAWAY_MIN_SIZE else 0
     last = qty
     return rounds, growing, last, growing >= RUNAWAY_ROUNDS or rounds >= MAX_CASCADE
+
+
+@njit(cache=True)
+def scheduled_watch(qty: float, streak: float, last: float, typical: float):
+    """One scheduled check of a watched dealer that traded ``qty`` shares (signed; 0 when
+    inside its band): returns ``(streak, last, typical, verdict)``.
+
+    ``streak`` counts the rehedges in a row that grew (``|qty| > |last| >=``
+    :data:`RUNAWAY_MIN_SIZE`) with one sign pattern: positive for the same sign (short
+    gamma chasing), negative for alternating signs (long gamma over-correcting);
+    ``last`` is the previous signed rehedge (shares), ``typical`` the dealer's typical
+    rehedge size (shares; 0 until its first of at least :data:`RUNAWAY_MIN_SIZE`).
+    ``verdict`` is :data:`WATCH_STREAK` after :data:`SCHEDULED_RUNAWAY_ROUNDS` growing
+    rehedges, :data:`WATCH_GROWTH` after :data:`SCHEDULED_GROWTH_ROUNDS` when the last
+    is at least :data:`SCHEDULED_GROWTH` times ``typical``, else :data:`WATCH_QUIET`.
+    """
+    size = abs(qty)
+    grew = size > abs(last) >= RUNAWAY_MIN_SIZE
+    if grew and qty * last > 0.0:
+        streak = streak + 1.0 if streak > 0.0 else 1.0
+    elif grew and qty * last < 0.0:
+        streak = streak - 1.0 if streak < 0.0 else -1.0
+    else:
+        streak = 0.0
+        if size >= RUNAWAY_MIN_SIZE:
+            if typical == 0.0:
+                typical = size
+            else:
+                typical += SCHEDULED_TYPICAL_WEIGHT * (size - typical)
+    rounds = abs(streak)
+    if rounds == 1.0:
+        typical = max(typical, size)
+    verdict = WATCH_QUIET
+    if rounds >= SCHEDULED_RUNAWAY_ROUNDS:
+        verdict = WATCH_STREAK
+    elif rounds >= SCHEDULED_GROWTH_ROUNDS and size >= SCHEDULED_GROWTH * typical:
+        verdict = WATCH_GROWTH
+    return streak, qty, typical, verdict

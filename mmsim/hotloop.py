@@ -682,7 +682,9 @@ class HotLoop:
             )
         dealer = sim.dealers[int(info[1])]
         if status == fp.SCHED_RUNAWAY:
-            return dealer._scheduled_runaway_message(bool(info[2]), now=t)
+            return dealer._scheduled_runaway_message(
+                bool(info[2]), int(info[3]), info[4], info[5], info[6], now=t
+            )
         if status == fp.DIVERGED:
             return dealer._divergence_message(
                 int(info[2]), float(info[3]), float(info[4]), float(info[5]), now=t

@@ -77,8 +77,8 @@ NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
     D_WS,
     D_WU,
     D_CAPB,
-    D_SAME,
-    D_ALT,
+    D_STREAK,
+    D_STYP,
     D_SLAST,
     D_WATCH,
     D_WIN,
@@ -93,8 +93,9 @@ D_SIZE = 55
 the dealer's pending timeout: when (s), its place in simpy's order (the event id the
 timeout would get, ``Q_SEQ``) and what it is (``WK_*``); capacity (shares per window,
 inf = none), window (s), current window's start (s) and shares used, capacity bound
-(0/1); a scheduled dealer's growing rehedges in a row (same sign, alternating), its last
-signed hedge (shares) and whether it watches them (several holders); its skip window
+(0/1); a scheduled dealer's growing rehedges in a row (signed: + same sign, -
+alternating), its typical rehedge (shares), its last signed hedge (shares) and whether it
+watches them (several holders; :func:`mmsim.hedge_rules.scheduled_watch`); its skip window
 (:func:`mmsim.kernel_checks._skip_window`): whether one is set (0/1), spots from
 ``D_WLO`` to ``D_WHI`` ($), clocks up to ``D_WT1`` (s), and proven bounds on its option
 delta there (shares)."""
@@ -132,7 +133,9 @@ NEED_FLOW, DRY_STOP = 11, 12
 """Statuses of :func:`mmsim.fastpath.advance`; see its module docstring. ``info`` holds: for
 PRICE_INVALID t, before, after, cause (-1 news, else the account), qty; for PRICE_CEILING
 t, account, qty, price after; for DIVERGED t, dealer, outcome, before, after, qty; for
-RUNAWAY t, dealer, rounds; for SCHED_RUNAWAY t, dealer, same sign (0/1); for DRY_STOP t
+RUNAWAY t, dealer, rounds; for SCHED_RUNAWAY t, dealer, same sign (0/1), the rule's
+verdict (``hedge_rules.WATCH_*``), growing rounds, last |hedge| and typical (shares); for
+DRY_STOP t
 (the book's dry-out log has the row). NEED_FLOW: the book's liquidity flow needs its next
 random block (``LiquidityFlow._refill``). SAMPLES: the
 sample buffer is full (replay it, call again).

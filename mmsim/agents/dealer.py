@@ -36,13 +36,17 @@ from mmsim.hedge_rules import (
     RESPONSE_FLOOR,
     RUNAWAY_MIN_SIZE,
     RUNAWAY_ROUNDS,
+    SCHEDULED_GROWTH,
     SCHEDULED_RUNAWAY_ROUNDS,
     SETTLING,
     SOLVE_OVERSHOOT,
+    WATCH_GROWTH,
+    WATCH_QUIET,
     bracket_probe,
     cascade_step,
     fill_outcome,
     plan_hedge,
+    scheduled_watch,
     solve_pick,
     solve_update,
 )
@@ -369,10 +373,20 @@ class DealerAgent:
             f"{self.market.mid:.6g}, {rounds} rehedges in a row without settling): {why}"
         )
 
-    def _scheduled_runaway_message(self, same_sign: bool, now: float | None = None) -> str:
+    def _scheduled_runaway_message(
+        self,
+        same_sign: bool,
+        verdict: int,
+        rounds: float,
+        size: float,
+        typical: float,
+        now: float | None = None,
+    ) -> str:
         """Why a scheduled dealer's rehedges kept growing (several dealers can diverge
-        together while each one's own fills still settle; ``now``: the clock, s, when not
-        the event loop's)."""
+        together while each one's own fills still settle): ``verdict`` the rule that
+        fired (:func:`mmsim.hedge_rules.scheduled_watch`), ``rounds`` the growing
+        rehedges in a row, ``size`` the last one and ``typical`` the dealer's typical
+        rehedge (shares); ``now``: the clock, s, when not the event loop's."""
         fb = getattr(self.market, "feedback_name", "lam * G")
         now = self.market.env.now if now is None else now
         why = (
@@ -380,10 +394,20 @@ class DealerAgent:
             if same_sign
             else f"alternating: long gamma over-correcting, the dealers' combined {fb} >= 1"
         )
+        if verdict == WATCH_GROWTH:
+            rule = (
+                f"{rounds:.0f} rehedges in a row on its {self.config.interval:g} s schedule, "
+                f"each larger than the last, the last ({size:,.0f} shares) over "
+                f"{SCHEDULED_GROWTH:g} x its typical rehedge ({typical:,.0f} shares)"
+            )
+        else:
+            rule = (
+                f"{SCHEDULED_RUNAWAY_ROUNDS} rehedges in a row on its "
+                f"{self.config.interval:g} s schedule, each larger than the last"
+            )
         return (
             f"dealer {self.name!r} hedging ran away at t={now:.3f}s (price "
-            f"{self.market.mid:.6g}): {SCHEDULED_RUNAWAY_ROUNDS} rehedges in a row on its "
-            f"{self.config.interval:g} s schedule, each larger than the last ({why})"
+            f"{self.market.mid:.6g}): {rule} ({why})"
         )
 
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
@@ -402,20 +426,20 @@ class DealerAgent:
         cfg = self.config
         if cfg.trigger == "schedule":
             yield env.timeout(cfg.phase)
-            same = alternating = 0  # rehedges in a row that grew, by sign pattern
-            last = 0.0
+            streak, last, typical = 0.0, 0.0, 0.0  # growing rehedges (signed), shares
             watch = self.book.n_holders > 1  # several dealers: watch the combined feedback
             while True:
                 yield env.timeout(cfg.interval)
                 qty = self.check()
                 if not watch:
                     continue
-                grew = abs(qty) > abs(last) >= RUNAWAY_MIN_SIZE
-                same = same + 1 if grew and qty * last > 0.0 else 0
-                alternating = alternating + 1 if grew and qty * last < 0.0 else 0
-                last = qty
-                if max(same, alternating) >= SCHEDULED_RUNAWAY_ROUNDS:
-                    raise InstabilityError(self._scheduled_runaway_message(same > 0))
+                streak, last, typical, verdict = scheduled_watch(qty, streak, last, typical)
+                if verdict != WATCH_QUIET:
+                    raise InstabilityError(
+                        self._scheduled_runaway_message(
+                            streak > 0.0, verdict, abs(streak), abs(qty), typical
+                        )
+                    )
         market, capped = self.market, cfg.capacity is not None
         while True:
             if capped and self.capacity_exhausted():
