@@ -210,14 +210,23 @@ def node_greeks(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out)
 
 
 @njit(cache=True)
-def _clenshaw(coef, row, x):
+def _cheb(c, x):
+    """The Chebyshev series of coefficients ``c`` (one row of a table) at ``x``
+    (Clenshaw). A row, not a row number: one compiled function for every row (a
+    constant row number would compile one per number)."""
     b1 = 0.0
     b2 = 0.0
-    for j in range(coef.shape[1] - 1, 0, -1):
-        b0 = 2.0 * x * b1 - b2 + coef[row, j]
+    for j in range(c.size - 1, 0, -1):
+        b0 = 2.0 * x * b1 - b2 + c[j]
         b2 = b1
         b1 = b0
-    return x * b1 - b2 + coef[row, 0]
+    return x * b1 - b2 + c[0]
+
+
+@njit(cache=True)
+def _clenshaw(coef, row, x):
+    """:func:`_cheb` of row ``row`` of ``coef``."""
+    return _cheb(coef[row], x)
 
 
 @njit(cache=True)
@@ -231,8 +240,8 @@ def _hermite(coef, v0, v1, s0, s1, x, u, span):
     h10 = u3 - 2.0 * u2 + u
     h01 = -2.0 * u3 + 3.0 * u2
     h11 = u3 - u2
-    out = h00 * _clenshaw(coef, v0, x) + h01 * _clenshaw(coef, v1, x)
-    out += span * (h10 * _clenshaw(coef, s0, x) + h11 * _clenshaw(coef, s1, x))
+    out = h00 * _cheb(coef[v0], x) + h01 * _cheb(coef[v1], x)
+    out += span * (h10 * _cheb(coef[s0], x) + h11 * _cheb(coef[s1], x))
     return out
 
 
@@ -242,7 +251,7 @@ def table_eval(coef, x, u, span):
     at ``t0 + H``) at grid coordinate ``x`` in [-1, 1] and time fraction ``u`` in [0, 1];
     ``span`` is ``H`` in years (charm is per year)."""
     d = _hermite(coef, 0, 3, 2, 5, x, u, span)
-    g = (1.0 - u) * _clenshaw(coef, 1, x) + u * _clenshaw(coef, 4, x)
+    g = (1.0 - u) * _cheb(coef[1], x) + u * _cheb(coef[4], x)
     return d, g
 
 
@@ -255,8 +264,8 @@ def table_sample(coef, scoef, x, u, span):
     visible gamma)`` in the units of :func:`node_greeks`. Each row's Chebyshev sum once
     (the delta's and the charm's share theirs): :func:`table_eval` and :func:`_hermite`'s
     arithmetic, bit for bit."""
-    c0, c1, c2 = _clenshaw(coef, 0, x), _clenshaw(coef, 1, x), _clenshaw(coef, 2, x)
-    c3, c4, c5 = _clenshaw(coef, 3, x), _clenshaw(coef, 4, x), _clenshaw(coef, 5, x)
+    c0, c1, c2 = _cheb(coef[0], x), _cheb(coef[1], x), _cheb(coef[2], x)
+    c3, c4, c5 = _cheb(coef[3], x), _cheb(coef[4], x), _cheb(coef[5], x)
     u2 = u * u
     u3 = u2 * u
     h00 = 2.0 * u3 - 3.0 * u2 + 1.0
@@ -266,16 +275,16 @@ def table_sample(coef, scoef, x, u, span):
     d = h00 * c0 + h01 * c3
     d += span * (h10 * c2 + h11 * c5)
     g = (1.0 - u) * c1 + u * c4
-    v = h00 * _clenshaw(scoef, 0, x) + h01 * _clenshaw(scoef, 2, x)
-    v += span * (h10 * _clenshaw(scoef, 1, x) + h11 * _clenshaw(scoef, 3, x))
+    v = h00 * _cheb(scoef[0], x) + h01 * _cheb(scoef[2], x)
+    v += span * (h10 * _cheb(scoef[1], x) + h11 * _cheb(scoef[3], x))
     # charm: the time derivative of the delta's Hermite cubic (one order better than
     # linear in time between the two charms)
     charm = (6.0 * u - 6.0 * u2) * (c3 - c0) / span
     charm += (3.0 * u2 - 4.0 * u + 1.0) * c2
     charm += (3.0 * u2 - 2.0 * u) * c5
     w = 1.0 - u
-    vanna = w * _clenshaw(scoef, 4, x) + u * _clenshaw(scoef, 5, x)
-    vis = w * _clenshaw(scoef, 6, x) + u * _clenshaw(scoef, 7, x)
+    vanna = w * _cheb(scoef[4], x) + u * _cheb(scoef[5], x)
+    vis = w * _cheb(scoef[6], x) + u * _cheb(scoef[7], x)
     return d, g, charm, vanna, v, vis
 
 

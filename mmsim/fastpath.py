@@ -343,7 +343,6 @@ def advance(
     market with impact, whose kernel is compiled without the book's code, :func:`_is_book`)
     has one more timed source, its liquidity flow (:func:`_flow_event`); news moves its
     fundamental price, and samples record its columns after the dealers'."""
-    scratch = np.zeros((5, 1))
     nd = runq.size
     hseq = q[Q_HSEQ] if inclusive else -1  # events at the horizon with smaller ids play
     if wake:
@@ -420,7 +419,7 @@ def advance(
             q[Q_RHEAD] = (head + 1) % nd
             q[Q_RLEN] = rlen - 1
             status, qty = _check(
-                dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh,
+                dl, d, t, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh,
                 waitq, info, coefs, xlines, elog,
             )  # fmt: skip
             if status == NEED_TABLE:  # back at the head of the run queue, state unchanged
@@ -450,7 +449,7 @@ def advance(
         t = due
         if src >= 0:
             status = _dealer_event(
-                src, t, dl, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh,
+                src, t, dl, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh,
                 waitq, info, coefs, xlines, elog,
             )  # fmt: skip
             if status != OK:
@@ -627,7 +626,7 @@ def _schedule(dl, d, when, kind, q):
 
 @njit(cache=True)
 def _dealer_event(
-    d, t, dl, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+    d, t, dl, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh, waitq, info,
     coefs, xlines, elog,
 ):  # fmt: skip
     """Dealer ``d``'s timeout due at ``t`` (s), as its simpy process: a scheduled
@@ -651,7 +650,7 @@ def _dealer_event(
         fresh[d] = False
     q[Q_EPOS] = 0
     status, qty = _check(
-        dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+        dl, d, t, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh, waitq, info,
         coefs, xlines, elog,
     )  # fmt: skip
     if status == NEED_TABLE:
