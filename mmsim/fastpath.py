@@ -615,7 +615,7 @@ def _peek(t, look, news, noise, dl, q, stimes):
     return nxt
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # said: _rest's forceinline is not handed on
 def _schedule(dl, d, when, kind, q):
     """Dealer ``d``'s next timeout at ``when`` (s), with the next event id."""
     dl[d, D_WT] = when
@@ -687,7 +687,7 @@ def _dealer_event(
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)  # most checks end here: LLVM alone would call it
 def _rest(dl, d, t, q, waitq):
     """A price-triggered dealer's cascade is over: it waits on the next price change,
     or, its capacity used up (``DealerAgent.capacity_exhausted``, the window rolled

@@ -25,6 +25,7 @@ INLINED = {
     "mmsim.kernel_checks._check",
     "mmsim.kernel_checks._eval",
     "mmsim.book_kernels.holder_cols",
+    "mmsim.fastpath._rest",
 }
 
 
