@@ -39,7 +39,7 @@ ROW_STRIKE, ROW_EXPIRY, ROW_IS_CALL, ROW_UNITS, ROW_HOLDER, ROW_VIS_W, ROW_IV_OF
 N_ROWS = 7
 
 
-@njit(cache=True, forceinline=False)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def line_sigma(K, S, level, skew, floor, offset):
     """Implied vol of a line at strike ``K`` ($), spot ``S`` ($): the surface plus the
     line's offset (vol units), never below ``floor``."""

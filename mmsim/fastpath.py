@@ -615,7 +615,7 @@ def _peek(t, look, news, noise, dl, q, stimes):
     return nxt
 
 
-@njit(cache=True, forceinline=False)  # said: _rest's forceinline is not handed on
+@njit(cache=True, forceinline=False)  # not _rest's (kernel_checks._check's comment)
 def _schedule(dl, d, when, kind, q):
     """Dealer ``d``'s next timeout at ``when`` (s), with the next event id."""
     dl[d, D_WT] = when

@@ -92,7 +92,7 @@ from mmsim.kernel_layout import (
 from mmsim.kernel_market import _order_any, _preview_any, _wake
 
 
-@njit(cache=True, forceinline=False)
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _valid(dl, d, S, t):
     """Whether dealer ``d``'s loaded evaluation may answer at spot ``S`` ($), clock ``t``
     (s): the book would evaluate the same way there (``TM_*``)."""
@@ -110,7 +110,7 @@ def _valid(dl, d, S, t):
     return False
 
 
-@njit(cache=True, forceinline=False)
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _value_at(dl, d, S, t, lines, surf, coefs, xlines):
     """Option share delta and gamma of dealer ``d`` at a point where its evaluation is
     valid (:func:`_valid`): exact over its lines (``holder_cols``: ``holder_sum``'s
@@ -166,7 +166,7 @@ def _eval(dl, d, S, t, lines, surf, coefs, xlines, elog, q, info):
     return True, delta, gamma
 
 
-@njit(cache=True, forceinline=False)
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _net_after(dl, d, qty, t, mk, bk, shares, lines, surf, coefs, xlines, elog, q,
                info):  # fmt: skip
     """DealerAgent.net_delta_after: net delta had a hedge of ``qty`` traded now;
@@ -176,7 +176,7 @@ def _net_after(dl, d, qty, t, mk, bk, shares, lines, surf, coefs, xlines, elog, 
     return ok, delta + shares[int(dl[d, D_ACC])] + qty
 
 
-@njit(cache=True, forceinline=False)
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _solve(
     dl, d, delta, naive, target, band, t, mk, bk, shares, lines, surf, coefs, xlines,
     elog, q, info,
@@ -348,7 +348,7 @@ def _check(
     return DIVERGED, qty
 
 
-@njit(cache=True, forceinline=False)
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf):
     """Set dealer ``d``'s skip window after an exact evaluation at spot ``S`` ($), clock
     ``t`` (s): option ``delta`` (shares), ``gamma`` (shares per $1), with ``h`` shares
