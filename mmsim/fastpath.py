@@ -578,12 +578,13 @@ def _book_call_ov(t, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fres
                  stimes):  # fmt: skip
             st = bk[7]
             if t >= 0.0:
-                return _flow_event(t, False, mk, bk, news, noise, dl, shares, cash, fills, q,
-                                   runq, fresh, waitq, info, stimes)  # fmt: skip
+                # np.bool_: typed, not a literal (one compiled _flow_event for both calls)
+                return _flow_event(t, np.bool_(False), mk, bk, news, noise, dl, shares, cash,
+                                   fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
             if st[ST_FBLOCK] == 0.0:
                 return OK
-            return _flow_event(st[ST_FW], True, mk, bk, news, noise, dl, shares, cash, fills, q,
-                               runq, fresh, waitq, info, stimes)  # fmt: skip
+            return _flow_event(st[ST_FW], np.bool_(True), mk, bk, news, noise, dl, shares, cash,
+                               fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
 
         return book
 
