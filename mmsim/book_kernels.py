@@ -39,7 +39,7 @@ ROW_STRIKE, ROW_EXPIRY, ROW_IS_CALL, ROW_UNITS, ROW_HOLDER, ROW_VIS_W, ROW_IV_OF
 N_ROWS = 7
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def line_sigma(K, S, level, skew, floor, offset):
     """Implied vol of a line at strike ``K`` ($), spot ``S`` ($): the surface plus the
     line's offset (vol units), never below ``floor``."""
@@ -85,12 +85,12 @@ def reduce_lines(S, t, year_seconds, lines, n, level, skew, floor, r, q, full, o
     return acc_true * S * S * GEX_PER_PCT, acc_vis * S * S * GEX_PER_PCT
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def holder_cols(S, t, year_seconds, lines, first, n, level, skew, floor, r, q):
     """Share delta (shares) and gamma (shares per $1) summed over the ``n`` lines from
     column ``first`` of ``lines``: :func:`reduce_lines`' delta and gamma sums for one
     holder, the same terms in the same order (so the same floats), without its scratch
-    array or a slice of the table; inlined into the fast path's check."""
+    array or a slice of the table; inlined (by LLVM) into the fast path's check."""
     delta = 0.0
     gamma = 0.0
     for i in range(first, first + n):
@@ -110,7 +110,8 @@ def holder_cols(S, t, year_seconds, lines, first, n, level, skew, floor, r, q):
 def holder_sum(S, t, year_seconds, lines, n, level, skew, floor, r, q, out):
     """Share delta and gamma of a one-holder line table (holder row 0): :func:`reduce_lines`
     without the extra greeks, returned as floats (``out`` is ``(5, 1)`` scratch)."""
-    reduce_lines(S, t, year_seconds, lines, n, level, skew, floor, r, q, False, out)
+    # np.bool_: typed, not a literal, so one reduce_lines serves every caller
+    reduce_lines(S, t, year_seconds, lines, n, level, skew, floor, r, q, np.bool_(False), out)
     return out[0, 0], out[1, 0]
 
 

@@ -292,14 +292,23 @@ def node_greeks(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out)
 
 
 @njit(cache=True)
-def _clenshaw(coef, row, x):
+def _cheb(c, x):
+    """The Chebyshev series of coefficients ``c`` (one row of a table) at ``x``
+    (Clenshaw). A row, not a row number: one compiled function for every row (a
+    constant row number would compile one per number)."""
     b1 = 0.0
     b2 = 0.0
-    for j in range(coef.shape[1] - 1, 0, -1):
-        b0 = 2.0 * x * b1 - b2 + coef[row, j]
+    for j in range(c.size - 1, 0, -1):
+        b0 = 2.0 * x * b1 - b2 + c[j]
         b2 = b1
         b1 = b0
-    return x * b1 - b2 + coef[row, 0]
+    return x * b1 - b2 + c[0]
+
+
+@njit(cache=True)
+def _clenshaw(coef, row, x):
+    """:func:`_cheb` of row ``row`` of ``coef``."""
+    return _cheb(coef[row], x)
 
 
 @njit(cache=True)
@@ -313,8 +322,8 @@ def _hermite(coef, v0, v1, s0, s1, x, u, span):
     h10 = u3 - 2.0 * u2 + u
     h01 = -2.0 * u3 + 3.0 * u2
     h11 = u3 - u2
-    out = h00 * _clenshaw(coef, v0, x) + h01 * _clenshaw(coef, v1, x)
-    out += span * (h10 * _clenshaw(coef, s0, x) + h11 * _clenshaw(coef, s1, x))
+    out = h00 * _cheb(coef[v0], x) + h01 * _cheb(coef[v1], x)
+    out += span * (h10 * _cheb(coef[s0], x) + h11 * _cheb(coef[s1], x))
     return out
 
 

@@ -339,7 +339,6 @@ def advance(
     market with impact, whose kernel is compiled without the book's code, :func:`_is_book`)
     has one more timed source, its liquidity flow (:func:`_flow_event`); news moves its
     fundamental price, and samples record its columns after the dealers'."""
-    scratch = np.zeros((5, 1))
     nd = runq.size
     hseq = q[Q_HSEQ] if inclusive else -1  # events at the horizon with smaller ids play
     if wake:
@@ -416,7 +415,7 @@ def advance(
             q[Q_RHEAD] = (head + 1) % nd
             q[Q_RLEN] = rlen - 1
             status, qty = _check(
-                dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh,
+                dl, d, t, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh,
                 waitq, info, coefs, xlines, elog,
             )  # fmt: skip
             if status == NEED_TABLE:  # back at the head of the run queue, state unchanged
@@ -446,7 +445,7 @@ def advance(
         t = due
         if src >= 0:
             status = _dealer_event(
-                src, t, dl, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh,
+                src, t, dl, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh,
                 waitq, info, coefs, xlines, elog,
             )  # fmt: skip
             if status != OK:
@@ -575,12 +574,13 @@ def _book_call_ov(t, mk, bk, news, noise, dl, shares, cash, fills, q, runq, fres
                  stimes):  # fmt: skip
             st = bk[7]
             if t >= 0.0:
-                return _flow_event(t, False, mk, bk, news, noise, dl, shares, cash, fills, q,
-                                   runq, fresh, waitq, info, stimes)  # fmt: skip
+                # np.bool_: typed, not a literal (one compiled _flow_event for both calls)
+                return _flow_event(t, np.bool_(False), mk, bk, news, noise, dl, shares, cash,
+                                   fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
             if st[ST_FBLOCK] == 0.0:
                 return OK
-            return _flow_event(st[ST_FW], True, mk, bk, news, noise, dl, shares, cash, fills, q,
-                               runq, fresh, waitq, info, stimes)  # fmt: skip
+            return _flow_event(st[ST_FW], np.bool_(True), mk, bk, news, noise, dl, shares, cash,
+                               fills, q, runq, fresh, waitq, info, stimes)  # fmt: skip
 
         return book
 
@@ -612,7 +612,7 @@ def _peek(t, look, news, noise, dl, q, stimes):
     return nxt
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _rest's (kernel_checks._check's comment)
 def _schedule(dl, d, when, kind, q):
     """Dealer ``d``'s next timeout at ``when`` (s), with the next event id."""
     dl[d, D_WT] = when
@@ -623,7 +623,7 @@ def _schedule(dl, d, when, kind, q):
 
 @njit(cache=True)
 def _dealer_event(
-    d, t, dl, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+    d, t, dl, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh, waitq, info,
     coefs, xlines, elog,
 ):  # fmt: skip
     """Dealer ``d``'s timeout due at ``t`` (s), as its simpy process: a scheduled
@@ -647,7 +647,7 @@ def _dealer_event(
         fresh[d] = False
     q[Q_EPOS] = 0
     status, qty = _check(
-        dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+        dl, d, t, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh, waitq, info,
         coefs, xlines, elog,
     )  # fmt: skip
     if status == NEED_TABLE:
@@ -682,7 +682,7 @@ def _dealer_event(
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)  # most checks end here: LLVM alone would call it
 def _rest(dl, d, t, q, waitq):
     """A price-triggered dealer's cascade is over: it waits on the next price change,
     or, its capacity used up (``DealerAgent.capacity_exhausted``, the window rolled

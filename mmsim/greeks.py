@@ -148,7 +148,7 @@ def bsm_scalar(S, K, T, sigma, r, q, is_call):
     return price, delta, gamma, vega, theta, vanna, charm
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def delta_gamma_scalar(S, K, T, sigma, r, q, is_call):
     """Delta (per share) and gamma (per share per $1) of one option; the hot path."""
     sd = sigma * math.sqrt(T) if T > 0.0 else 0.0

@@ -74,7 +74,7 @@ SETTLING, CHASING, OVERCORRECTING = 0, 1, 2
 """Outcomes of one hedge (:func:`fill_outcome`)."""
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def fill_outcome(before: float, after: float, goal: float, qty: float) -> int:
     """What one hedge of ``qty`` shares did to the dealer's net delta (shares).
 
@@ -106,7 +106,7 @@ def bracket_probe(a: float, fa: float, b: float, fb: float) -> float:
     return min(max(c, lo), hi)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def plan_hedge(delta: float, band: float, center: bool, hedge_fraction: float):
     """``(goal, qty)`` of a dealer at net delta ``delta`` outside its ``band`` (shares):
     the goal is 0 (``center``) or the band's edge on ``delta``'s side; the hedge moves

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from mmsim.book_kernels import holder_cols, holder_sum
+from mmsim.book_kernels import holder_cols
 from mmsim.delta_bounds import delta_box
 from mmsim.delta_table import table_eval
 from mmsim.hedge_rules import (
@@ -92,7 +92,7 @@ from mmsim.kernel_layout import (
 from mmsim.kernel_market import _order_any, _preview_any, _wake
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _valid(dl, d, S, t):
     """Whether dealer ``d``'s loaded evaluation may answer at spot ``S`` ($), clock ``t``
     (s): the book would evaluate the same way there (``TM_*``)."""
@@ -110,17 +110,16 @@ def _valid(dl, d, S, t):
     return False
 
 
-@njit(cache=True)
-def _value_at(dl, d, S, t, lines, surf, scratch, coefs, xlines):
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
+def _value_at(dl, d, S, t, lines, surf, coefs, xlines):
     """Option share delta and gamma of dealer ``d`` at a point where its evaluation is
-    valid (:func:`_valid`): exact over its lines (``holder_sum``), or the book's
-    tabulated sum (``table_eval``, then its near lines, then its changed lines)."""
+    valid (:func:`_valid`): exact over its lines (``holder_cols``: ``holder_sum``'s
+    floats), or the book's tabulated sum (``table_eval``, then its near lines, then its
+    changed lines)."""
     if dl[d, D_TMODE] != TM_TABLE:
-        off = int(dl[d, D_OFF])
-        n = int(dl[d, D_N])
-        return holder_sum(
-            S, t, surf[5], lines[:, off : off + n], n, surf[0], surf[1], surf[2], surf[3],
-            surf[4], scratch,
+        return holder_cols(
+            S, t, surf[5], lines, int(dl[d, D_OFF]), int(dl[d, D_N]), surf[0], surf[1],
+            surf[2], surf[3], surf[4],
         )  # fmt: skip
     c0 = int(dl[d, D_COFF])
     H = dl[d, D_H]
@@ -128,20 +127,19 @@ def _value_at(dl, d, S, t, lines, surf, scratch, coefs, xlines):
     u = (t - dl[d, D_T0]) / H
     delta, gamma = table_eval(coefs[:, c0 : c0 + int(dl[d, D_CN])], x, u, H / surf[5])
     for j in range(2):
-        off = int(dl[d, D_NOFF + 2 * j])
         k = int(dl[d, D_NN + 2 * j])
         if k:
-            dd, gg = holder_sum(
-                S, t, surf[5], xlines[:, off : off + k], k, surf[0], surf[1], surf[2],
-                surf[3], surf[4], scratch,
+            dd, gg = holder_cols(
+                S, t, surf[5], xlines, int(dl[d, D_NOFF + 2 * j]), k, surf[0], surf[1],
+                surf[2], surf[3], surf[4],
             )  # fmt: skip
             delta += dd
             gamma += gg
     return delta, gamma
 
 
-@njit(cache=True, inline="always")
-def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
+@njit(cache=True, forceinline=True)
+def _eval(dl, d, S, t, lines, surf, coefs, xlines, elog, q, info):
     """Option share delta and gamma of dealer ``d`` (as the book's ``holder_delta_gamma``):
     ``(ok, delta, gamma)``; not ``ok`` when the loaded evaluation cannot answer at
     ``(S, t)`` (``info``: t, d, S; the check stops, NEED_TABLE). Evaluations made before
@@ -160,7 +158,7 @@ def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
     if not _valid(dl, d, S, t):
         info[0], info[1], info[2] = t, d, S
         return False, 0.0, 0.0
-    delta, gamma = _value_at(dl, d, S, t, lines, surf, scratch, coefs, xlines)
+    delta, gamma = _value_at(dl, d, S, t, lines, surf, coefs, xlines)
     elog[k, 0] = delta
     elog[k, 1] = gamma
     q[Q_EPOS] = k + 1
@@ -168,26 +166,26 @@ def _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info):
     return True, delta, gamma
 
 
-@njit(cache=True)
-def _net_after(dl, d, qty, t, mk, bk, shares, lines, surf, scratch, coefs, xlines, elog, q,
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
+def _net_after(dl, d, qty, t, mk, bk, shares, lines, surf, coefs, xlines, elog, q,
                info):  # fmt: skip
     """DealerAgent.net_delta_after: net delta had a hedge of ``qty`` traded now;
     ``(ok, net delta)`` (:func:`_eval`)."""
     S = _preview_any(mk, bk, qty)
-    ok, delta, _ = _eval(dl, d, S, t, lines, surf, scratch, coefs, xlines, elog, q, info)
+    ok, delta, _ = _eval(dl, d, S, t, lines, surf, coefs, xlines, elog, q, info)
     return ok, delta + shares[int(dl[d, D_ACC])] + qty
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _solve(
-    dl, d, delta, naive, target, band, t, mk, bk, shares, lines, surf, scratch, coefs, xlines,
+    dl, d, delta, naive, target, band, t, mk, bk, shares, lines, surf, coefs, xlines,
     elog, q, info,
 ):  # fmt: skip
     """DealerAgent._solve, the same steps; ``(ok, qty)`` (:func:`_eval`)."""
     a = 0.0
     ga = delta - target
     b = naive
-    ok, gb = _net_after(dl, d, naive, t, mk, bk, shares, lines, surf, scratch, coefs, xlines, elog,
+    ok, gb = _net_after(dl, d, naive, t, mk, bk, shares, lines, surf, coefs, xlines, elog,
                         q, info)  # fmt: skip
     if not ok:
         return False, 0.0
@@ -196,12 +194,12 @@ def _solve(
         return True, naive
     fa = ga
     fb = gb
-    kept = 0
+    kept = np.int64(0)  # typed, not a literal: one compiled solve_update
     for _ in range(MAX_SOLVE_STEPS):
         if abs(b - a) <= 1.0:
             break
         c = bracket_probe(a, fa, b, fb)
-        ok, gc = _net_after(dl, d, c, t, mk, bk, shares, lines, surf, scratch, coefs, xlines, elog,
+        ok, gc = _net_after(dl, d, c, t, mk, bk, shares, lines, surf, coefs, xlines, elog,
                             q, info)  # fmt: skip
         if not ok:
             return False, 0.0
@@ -212,11 +210,16 @@ def _solve(
     return True, solve_pick(a, ga, b, gb, target, band)
 
 
-# inlined (numba IR) into its two callers: a call passing its 16 arrays cost ~50 ns per
-# check, 1.3 ms of a long_gamma day's 7.5 (cold compile +3 s)
-@njit(cache=True, inline="always")
+# inlined into its two callers: a call passing its 16 arrays cost ~50 ns per check, 1.3 ms
+# of a long_gamma day's 7.5. By LLVM (``forceinline``), not in numba's IR
+# (``inline="always"``): numba types and lowers it once, not once per caller (and _eval's
+# three copies inside it), ~4 s less of a cold compile, the same machine code. numba hands
+# a caller's ``forceinline`` on to every function it compiles for it, so the functions
+# _check and _eval call say ``forceinline=False`` (tests/test_compiles.py checks which
+# functions are inlined so).
+@njit(cache=True, forceinline=True)
 def _check(
-    dl, d, t, mk, bk, shares, cash, lines, surf, scratch, fills, q, runq, fresh, waitq, info,
+    dl, d, t, mk, bk, shares, cash, lines, surf, fills, q, runq, fresh, waitq, info,
     coefs, xlines, elog,
 ):  # fmt: skip
     """DealerAgent.check (instant, lagged or scheduled, with or without a capacity
@@ -252,7 +255,7 @@ def _check(
             dl[d, D_POST] = 0.0
             q[Q_SKIPS] += 1
             return OK, 0.0
-        ok, delta, gamma = _eval(dl, d, mid, t, lines, surf, scratch, coefs, xlines, elog, q,
+        ok, delta, gamma = _eval(dl, d, mid, t, lines, surf, coefs, xlines, elog, q,
                                  info)  # fmt: skip
         if not ok:
             return NEED_TABLE, 0.0
@@ -272,7 +275,7 @@ def _check(
         if solve_next or hf * response > SOLVE_OVERSHOOT:
             target = delta + hf * (goal - delta)
             ok, qty = _solve(
-                dl, d, delta, qty, target, band, t, mk, bk, shares, lines, surf, scratch,
+                dl, d, delta, qty, target, band, t, mk, bk, shares, lines, surf,
                 coefs, xlines, elog, q, info,
             )  # fmt: skip
             if not ok:
@@ -315,7 +318,7 @@ def _check(
     if qty == 0.0 or limit:  # a limit order fills later, at rest: nothing to judge
         return OK, qty
     # judge the fill (DealerAgent._judge_fill)
-    ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, scratch, coefs, xlines,
+    ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, coefs, xlines,
                                  elog, q, info)  # fmt: skip
     after = d_after + shares[acc]
     if dl[d, D_TMODE] == TM_EXACT:
@@ -345,7 +348,7 @@ def _check(
     return DIVERGED, qty
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf):
     """Set dealer ``d``'s skip window after an exact evaluation at spot ``S`` ($), clock
     ``t`` (s): option ``delta`` (shares), ``gamma`` (shares per $1), with ``h`` shares

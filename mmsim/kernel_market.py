@@ -59,8 +59,10 @@ def _impact(mk, q, S):
     return math.copysign(mk[MK_Y] * mk[MK_DVOL] * S * math.sqrt(abs(q) / mk[MK_ADV]), q)
 
 
-@njit(cache=True)  # not inlined: inlining it into _preview_any's inlined overload trips
-def _preview(mk, qty):  # numba's IR scope check (NumbaIRAssumptionWarning at compile time)
+# not inlined in numba's IR: inlining it into _preview_any's inlined overload trips
+# numba's IR scope check (NumbaIRAssumptionWarning at compile time)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
+def _preview(mk, qty):
     before = mk[MK_MID]
     return before + _impact(mk, qty, before) if qty != 0.0 else before
 
@@ -117,7 +119,7 @@ def _order_any_ov(t, acc, qty, mk, bk, shares, cash, fills, q, info):
     return impact
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def _submit_book(t, acc, qty, mk, bk, shares, cash, fills, q, info):
     """BookMarket.submit of a non-zero market order: the book fills what its other side
     holds and notifies when the mid moved; :func:`_submit_any`'s tuple."""
@@ -137,7 +139,7 @@ def _submit_book(t, acc, qty, mk, bk, shares, cash, fills, q, info):
     return _book_after(t, before, cost, qty, mk, bk, shares, cash, fills, q, info)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def _submit(t, acc, qty, mk, shares, cash, fills, q, info):
     """Market.submit of a non-zero order plus the engine's fill listener; returns
     ``(status, cost)``."""
@@ -152,7 +154,7 @@ def _submit(t, acc, qty, mk, shares, cash, fills, q, info):
     return _pool_fill(t, acc, qty, before, after, exec_price, mk, shares, cash, fills, q, info)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def _post(t, acc, r, qty, mk, bk, shares, cash, fills, q, info):
     """BookMarket.submit of a dealer posting limit orders (``_post``, ``_place``): its
     resting order (row ``r`` of ``own``) re-posted as ``qty`` shares on the ladder; what

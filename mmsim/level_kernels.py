@@ -299,7 +299,7 @@ def _strike_gex(wall, strikes, call, put):
         return np.nan
     hit_c = np.empty(strikes.size)
     hit_p = np.empty(strikes.size)
-    h = 0
+    h = np.int64(0)  # typed, not a literal 0: numba would also compile np_sum(a, 0)
     for k in range(strikes.size):
         if abs(strikes[k] - wall) <= 1e-9:
             hit_c[h] = call[k]
@@ -340,7 +340,8 @@ def levels_row_grouped(S, t, year_seconds, lines, n, level, skew, floor, r, q, g
     visible walls are those already in ``out[4:6]`` (it depends on the wall, the book,
     the surface and the clock, not on spot: the caller vouches for the rest). Returns
     whether it was kept."""
-    if flips and _one_sign(lines, n, ROW_UNITS, t) and _one_sign(lines, n, ROW_VIS_W, t):
+    units, vis = np.int64(ROW_UNITS), np.int64(ROW_VIS_W)  # typed rows: one _one_sign
+    if flips and _one_sign(lines, n, units, t) and _one_sign(lines, n, vis, t):
         out[0] = np.nan  # no crossing in either view: nothing to walk
         out[1] = np.nan
     elif flips:

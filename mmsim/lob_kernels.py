@@ -54,9 +54,9 @@ def new_book(n, base, bid_ticks, ask_ticks, volumes):
     ist[IST_LO] = n
     ist[IST_HI] = -1
     for k in range(bid_ticks.size):
-        rest(vol, ist, 0, bid_ticks[k] - base, volumes[k])
+        rest(vol, ist, np.int64(0), bid_ticks[k] - base, volumes[k])  # typed side: one rest
     for k in range(ask_ticks.size):
-        rest(vol, ist, 1, ask_ticks[k] - base, volumes[k])
+        rest(vol, ist, np.int64(1), ask_ticks[k] - base, volumes[k])
     ist[IST_LAST_BID] = base + ist[IST_BID]
     ist[IST_LAST_ASK] = base + ist[IST_ASK]
     return vol, ist
@@ -189,9 +189,9 @@ def add_limit(vol, ist, buy, j, v, own):
     filled = 0.0
     notional = 0.0
     if buy and j >= ist[IST_ASK]:
-        filled, notional = take(vol, ist, True, v, j, own)
+        filled, notional = take(vol, ist, buy, v, j, own)  # buy: typed, one compiled take
     elif not buy and j <= ist[IST_BID]:
-        filled, notional = take(vol, ist, False, v, j, own)
+        filled, notional = take(vol, ist, buy, v, j, own)
     left = v - filled
     dropped = 0.0
     if left > EPS:

@@ -107,7 +107,7 @@ def book_mid(ist, tick):
     return 0.5 * float(ist[IST_LAST_BID] + ist[IST_LAST_ASK]) * tick
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def book_preview(bk, qty):
     """``BookMarket.preview``: the mid ($) right after a market order of ``qty`` shares
     (+ = buy) walked the book, without changing it (``take``'s walk, read only)."""
@@ -306,7 +306,7 @@ def post_limit(bk, r, qty):
     return signed, np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def own_row(bk, acc):
     """The row of ``own`` of account ``acc``'s limit orders, -1 if it sends market orders."""
     lim = bk[9]

@@ -44,8 +44,8 @@ def np_sum(a, n):
     pairwise (blocks of at most 128 summed in 8 lanes, larger ranges split in two at a
     multiple of 8, ``sum(left) + sum(right)``). The split is walked with an explicit
     stack: numba's disk cache cannot load recursive functions."""
-    if n <= 128:
-        return 0.0 + _block(a, 0, n)
+    if n <= 128:  # np.int64(0): a typed start, not a literal (one compiled _block)
+        return 0.0 + _block(a, np.int64(0), n)
     los = np.empty(64, np.int64)
     ns = np.empty(64, np.int64)
     stage = np.zeros(64, np.int64)  # 0: left to do, 1: right to do

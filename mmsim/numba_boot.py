@@ -19,14 +19,21 @@ numba functions in a notebook keep the BLAS path; SciPy stays importable afterwa
 or an upgrade sits still: numba compiles the kernels it cannot load from its disk cache
 (tens of seconds of CPU, once). It listens to numba's ``numba:compile`` event, which
 fires only on a cache miss, so a warm run pays nothing.
+
+:class:`CompileLog` lists what a cold cache costs: every function numba compiles,
+with its signature and CPU seconds (``python -m benchmarks.compiles`` prints it for a
+scenario; tests/test_compiles.py checks that a default run compiles each of mmsim's
+kernels once). It loads nothing of mmsim, so it can watch another checkout's package.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass
 from typing import TextIO
 
-__all__ = ["announce_compiles", "skip_scipy_blas_probe"]
+__all__ = ["Compile", "CompileLog", "announce_compiles", "skip_scipy_blas_probe"]
 
 _PROBED = "scipy.linalg.cython_blas"
 
@@ -78,3 +85,60 @@ def announce_compiles(stream: TextIO | None = None) -> object | None:
     listener = _Once()
     event.register("numba:compile", listener)
     return listener
+
+
+@dataclass(frozen=True)
+class Compile:
+    """One compilation numba made (a disk-cache miss)."""
+
+    function: str  # the Python function: module.qualname
+    signature: tuple[str, ...]  # numba's argument types, as text
+    seconds: float  # CPU s (process_time), those of the compilations it set off excluded
+    inlined: bool  # compiled for LLVM to inline into its callers (``forceinline``)
+
+
+class CompileLog:
+    """Numba's compilations in this process while started (``with CompileLog() as log``):
+    :attr:`compiles` in the order they end (a function after those its typing compiled)."""
+
+    def __init__(self) -> None:
+        self.compiles: list[Compile] = []
+        self._listener: object | None = None
+
+    def __enter__(self) -> CompileLog:
+        from numba.core import event
+
+        stack: list[list[float]] = []  # per compilation in flight: start CPU, nested CPU
+        compiles = self.compiles
+
+        class _Log(event.Listener):
+            def on_start(self, ev: event.Event) -> None:
+                stack.append([time.process_time(), 0.0])
+
+            def on_end(self, ev: event.Event) -> None:
+                start, nested = stack.pop()
+                spent = time.process_time() - start
+                if stack:
+                    stack[-1][1] += spent
+                disp, args = ev.data["dispatcher"], tuple(ev.data["args"])
+                fndesc = getattr(disp.overloads.get(args), "fndesc", None)
+                func = disp.py_func
+                compiles.append(
+                    Compile(
+                        function=f"{func.__module__}.{func.__qualname__}",
+                        signature=tuple(str(a) for a in args),
+                        seconds=spent - nested,
+                        inlined=bool(getattr(fndesc, "inline", False)),
+                    )
+                )
+
+        self._listener = _Log()
+        event.register("numba:compile", self._listener)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from numba.core import event
+
+        if self._listener is not None:
+            event.unregister("numba:compile", self._listener)
+            self._listener = None

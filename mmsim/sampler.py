@@ -137,9 +137,10 @@ def batch_greeks(times, mids, year_seconds, lines, n, level, skew, floor, r, q, 
     """Per-holder greeks (``greeks[j]``, rows as :func:`~mmsim.book_kernels.reduce_lines`)
     and the true and visible GEX at spot (``gex[j]``, $ per 1%) of sample ``j`` at spot
     ``mids[j]`` ($) and clock ``times[j]`` (s): the sampler's exact evaluation, row by row."""
+    full = np.bool_(True)  # typed, not a literal: the book's reduce_lines, compiled once
     for j in range(times.size):
         a, b = reduce_lines(mids[j], times[j], year_seconds, lines, n, level, skew, floor,
-                            r, q, True, greeks[j])  # fmt: skip
+                            r, q, full, greeks[j])  # fmt: skip
         gex[j, 0] = a
         gex[j, 1] = b
 
@@ -286,9 +287,15 @@ class Sampler:
         answer from tables; flips and walls every ``levels_stride`` rows (:meth:`update_levels`);
         the rest is one compiled pass (:func:`fill_rows`)."""
         m, book, vol = times.size, self.book, self.vol
+        # C-contiguous arrays whatever the caller's views (the fast path's are columns of
+        # its sample buffer): one compiled batch_greeks and fill_rows, not one per layout
+        mids, volumes, shares, cash, hedge = map(np.ascontiguousarray,
+                                                 (mids, volumes, shares, cash, hedge))  # fmt: skip
+        out = rows if rows.flags.c_contiguous else rows.copy()  # copied back below
         if prices is None:
             tick = self.market.tick
             prices = np.rint(mids / tick) * tick if tick > 0.0 else mids
+        prices = np.ascontiguousarray(prices)
         level, skew, floor = vol.params()
         greeks, gex = np.empty((m, 5, book.n_holders)), np.empty((m, 2))
         t0 = float(times[0])
@@ -318,7 +325,9 @@ class Sampler:
             at[j:] = k + 1
         fill_rows(times, mids, prices, volumes, shares, cash, hedge, due, greeks, gex, level,
                   self.scenario.clock.year_seconds, self._prev, self._flow, self._flow_state,
-                  lev, at, len(self.dealers), rows)  # fmt: skip
+                  lev, at, len(self.dealers), out)  # fmt: skip
+        if out is not rows:
+            rows[:] = out
         self._prev[:] = greeks[m - 1]
 
     def _unsettled_value(self, S: float, t: float) -> np.ndarray:

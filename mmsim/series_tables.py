@@ -14,6 +14,7 @@ per $1, charm per year, vanna per 1.00 of vol, value $); GEX $ per 1% move.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from mmsim.book_kernels import GEX_PER_PCT, reduce_lines
@@ -46,7 +47,7 @@ def holder_rows(j0, j1, times, mids, h, tabulated, coef, scoef, center, half, t0
             return j
         if not tabulated:
             gt, gv = reduce_lines(S, t, year_seconds, lines, n, level, skew, floor, r, q,
-                                  True, one)  # fmt: skip
+                                  np.bool_(True), one)  # fmt: skip
             for row in range(5):
                 greeks[j, row, h] = one[row, 0]
             parts[j, h, 0, 0] = gt
@@ -70,7 +71,7 @@ def holder_rows(j0, j1, times, mids, h, tabulated, coef, scoef, center, half, t0
             m = near_n if k == 1 else changes_n
             if m:
                 gt, gv = reduce_lines(S, t, year_seconds, extra, m, level, skew, floor, r, q,
-                                      True, one)  # fmt: skip
+                                      np.bool_(True), one)  # fmt: skip
                 for row in range(5):
                     greeks[j, row, h] += one[row, 0]
                 parts[j, h, k, 0] = gt

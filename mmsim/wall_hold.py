@@ -197,10 +197,13 @@ def wall_box(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor,
                 lo, hi)  # fmt: skip
     mask_t = np.zeros(st.size, np.bool_)
     mask_v = np.zeros(sv.size, np.bool_)
-    _side_candidates(lines, n, ROW_UNITS, inv_t, st.size, lo, hi, True, hct, mask_t)
-    c_t = _side_candidates(lines, n, ROW_UNITS, inv_t, st.size, lo, hi, False, hpt, mask_t)
-    _side_candidates(lines, n, ROW_VIS_W, inv_v, sv.size, lo, hi, True, hcv, mask_v)
-    c_v = _side_candidates(lines, n, ROW_VIS_W, inv_v, sv.size, lo, hi, False, hpv, mask_v)
+    # typed rows and flags, not literals: one compiled _side_candidates for the four calls
+    units, vis = np.int64(ROW_UNITS), np.int64(ROW_VIS_W)
+    call, put = np.bool_(True), np.bool_(False)
+    _side_candidates(lines, n, units, inv_t, st.size, lo, hi, call, hct, mask_t)
+    c_t = _side_candidates(lines, n, units, inv_t, st.size, lo, hi, put, hpt, mask_t)
+    _side_candidates(lines, n, vis, inv_v, sv.size, lo, hi, call, hcv, mask_v)
+    c_v = _side_candidates(lines, n, vis, inv_v, sv.size, lo, hi, put, hpv, mask_v)
     # the lines a held row prices: the visible candidates', the true ones' and the true
     # view's lines struck at a visible candidate (the strike GEX at the visible walls)
     near = mask_t.copy()
