@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from mmsim.greeks import bsm_scalar, delta_gamma_scalar, gamma_scalar
-from mmsim.vol import surface_iv
+from mmsim.vol import surface_iv, surface_iv_at
 
 __all__ = [
     "GEX_PER_PCT",
@@ -44,6 +44,13 @@ def line_sigma(K, S, level, skew, floor, offset):
     """Implied vol of a line at strike ``K`` ($), spot ``S`` ($): the surface plus the
     line's offset (vol units), never below ``floor``."""
     return max(surface_iv(K, S, level, skew, floor) + offset, floor)
+
+
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
+def line_sigma_at(x, level, skew, floor, offset):
+    """:func:`line_sigma` at log-moneyness ``x = log(K / S)`` (for loops holding ``log K``
+    and ``log S``; vol units)."""
+    return max(surface_iv_at(x, level, skew, floor) + offset, floor)
 
 
 @njit(cache=True)

@@ -68,6 +68,7 @@ from mmsim.book_kernels import (
     ROW_STRIKE,
     ROW_UNITS,
     ROW_VIS_W,
+    line_sigma_at,
 )
 from mmsim.fastexp import exp_array
 from mmsim.fastnorm import erfc_array
@@ -175,17 +176,14 @@ def _next_block(lines, n, i, t, year_seconds, r, q, w, idx):
 @njit(cache=True, error_model="numpy")
 def _block_d(log_s, b, level, skew, floor, w, ea):
     """For the ``b`` lines of a block (:func:`_next_block`) at spot ``exp(log_s)``: rows
-    13-18 of ``w`` get ``sigma sqrt T``, ``sigma`` (:func:`~mmsim.book_kernels.line_sigma`'s
+    13-18 of ``w`` get ``sigma sqrt T``, ``sigma`` (:func:`~mmsim.book_kernels.line_sigma_at`'s
     rule), ``1 / (sigma sqrt T)``, ``d2`` and ``-d1^2 / 2``; ``ea`` the arguments of
     ``erfc`` giving ``2 N(s d1)`` (first ``b``) and ``2 N(s d2)`` (next ``b``). A loop
     the compiler vectorizes (selects, no branches; infinities where ``sigma sqrt T``
     is 0, for the caller to replace)."""
     for c in range(b):
         x = w[1, c] - log_s  # log(K / S)
-        iv = level + skew * x  # level itself at skew 0 (x is finite)
-        iv = iv if iv > floor else floor
-        sigma = iv + w[9, c]
-        sigma = sigma if sigma > floor else floor
+        sigma = line_sigma_at(x, level, skew, floor, w[9, c])  # level at skew 0 (x finite)
         sd = sigma * w[3, c]
         inv_sd = 1.0 / sd
         d1 = (w[8, c] - x) * inv_sd + 0.5 * sd

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["RealizedVolFollower", "Smile", "VolSurface", "surface_iv"]
+__all__ = ["RealizedVolFollower", "Smile", "VolSurface", "surface_iv", "surface_iv_at"]
 
 
 @njit(cache=True)
@@ -27,7 +27,14 @@ def surface_iv(K: float, S: float, level: float, skew: float, floor: float) -> f
     """Implied vol at strike ``K`` ($) for spot ``S`` ($); annualized."""
     if skew == 0.0:
         return max(level, floor)
-    return max(level + skew * math.log(K / S), floor)
+    return surface_iv_at(math.log(K / S), level, skew, floor)
+
+
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
+def surface_iv_at(x: float, level: float, skew: float, floor: float) -> float:
+    """Implied vol at log-moneyness ``x = log(K / S)``; annualized. The surface's one
+    rule: loops that know ``log K`` and ``log S`` call it without a division."""
+    return max(level + skew * x, floor)
 
 
 @dataclass
