@@ -513,10 +513,14 @@ def _not_zombie(pid: int) -> bool:
 
 
 def _descendants(pid: int) -> list[int]:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
+    """Every process below ``pid``: the children of each of its threads (a worker forked
+    from a thread other than the main one is listed under that thread only)."""
+    children: list[str] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:
+            continue
     found = [int(c) for c in children]
     for c in list(found):
         found += _descendants(c)
