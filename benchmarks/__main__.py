@@ -185,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     _print(report)
     print(f"measured {report['mmsim']} in {report['wall_s']:.0f} s wall")
     path = args.json if args.json is not None else (None if args.quick else RESULTS)
+    from benchmarks.cases import save_report
+
+    save_report(path, report)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=1))
         print(f"written {path}")
     return 0
 

@@ -26,7 +26,6 @@ kernel, the result), band 0 and 100, the day itself the minimum of ``--repeat`` 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -157,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                                          [r["cpu"]["min"] for r in rows])  # fmt: skip
         report["days"] = {"rows": rows, "exponent": exponent, "overrides": over}
         print(f"log-log exponent in days: {exponent:.3f}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    cases.save_report(args.json, report)
     return 0
 
 

@@ -7,6 +7,7 @@ loop, the recorders and the result tables), never building the scenario.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -330,6 +331,14 @@ def peak_memory(days: float, plots: bool, mmsim_dir: Path | None = None) -> dict
         argv += ["--set", f"clock.days={days:g}"] + ([] if plots else ["--no-plot"])
         rec = child_cpu(argv, env=env, cwd=tmp)
     return {"days": days, "plots": plots, "maxrss_mb": rec["maxrss_mb"], "cpu": rec["cpu"]}
+
+
+def save_report(path: Path | None, report: dict) -> None:
+    """Write a benchmark's ``report`` as indented JSON to ``path`` (its folder made);
+    nothing when ``path`` is None."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1))
 
 
 def loglog_exponent(xs, ys) -> float:

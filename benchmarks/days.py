@@ -241,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"day 1 {1e3 * full[0]['total']:.0f} ms; median later day {1e3 * median:.0f} ms "
               f"({median / full[0]['total']:.2f}x day 1); {1e3 * extra:.0f} ms over the "
               f"median on later days, most on: {top}")  # fmt: skip
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    cases.save_report(args.json, report)
     return 0
 
 
