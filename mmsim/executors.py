@@ -44,6 +44,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import as_completed as futures_as_completed
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -596,6 +597,7 @@ class _Run:
             except (BrokenProcessPool, RuntimeError):  # a worker died, or an interrupt
                 break
         done = [False] * n
+        left = [n]  # outcomes not recorded yet
 
         def read(timeout: float = 0.0) -> None:
             while claims.poll(timeout):
@@ -606,6 +608,7 @@ class _Run:
             tag, i, outcome = message
             if tag == token and not done[i]:
                 done[i] = True
+                left[0] -= 1
                 self.record(todo[i][0], outcome)
 
         def failed() -> bool:
@@ -627,10 +630,14 @@ class _Run:
                     break
                 self._run_here([todo[i]], base_dict)
                 done[i] = True
+                left[0] -= 1
         finally:
             sys.setswitchinterval(switch)
-        while not broken and not all(f.done() for f in futures):
-            read(0.05)
+        while not broken and left[0] and not all(f.done() for f in futures):
+            read(0.05)  # returns at each outcome
+            broken = failed()
+        if not broken:  # every outcome in: each task returns right after its last one
+            wait_futures(futures)  # (not read(0.05) until then: up to 50 ms of nothing)
             broken = failed()
         read()  # a task returns after its last outcome is in the pipe
         if not broken:

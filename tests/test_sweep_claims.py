@@ -142,3 +142,44 @@ def test_a_fork_servers_workers_never_block_on_unread_start_reports():
     done = subprocess.run(argv, capture_output=True, text=True, timeout=150, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"rows": 300, "ok": True}
+
+
+_IDLE_END = """
+import json, sys
+import mmsim, mmsim.executors as ex
+from mmsim.claims import Claims
+
+scenario, grid = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+recorded, late = [0], []
+real_record, real_poll = ex._Run.record, Claims.poll
+
+def record(self, head, outcome):
+    recorded[0] += 1
+    return real_record(self, head, outcome)
+
+def poll(self, timeout=0.0):
+    if recorded[0] == total and timeout > 0.0:
+        late.append(timeout)
+    return real_poll(self, timeout)
+
+ex._Run.record, Claims.poll = record, poll
+for seeds in (4, 10, 30):
+    total = len(grid["dealers.0.band"]) * seeds
+    recorded[0] = 0
+    table = mmsim.sweep(scenario, grid, seeds=seeds, executor="processes", workers=2,
+                        progress=False)
+    assert len(table) == total
+print(json.dumps({"late": late}))
+"""
+
+
+def test_the_sweep_ends_when_its_last_outcome_is_in():
+    """Sweeps of 8, 20 and 60 runs on 2 forked workers: once every outcome is recorded,
+    the sweep's process never waits on the outcome pipe again (it waited there in
+    0.05 s polls for the workers' tasks to return, ~45 ms at the end of most sweeps:
+    a 0.2 s band_sweep on two new workers took 0.19 s instead of 0.14 s)."""
+    argv = [sys.executable, "-c", _IDLE_END, json.dumps(TINY), json.dumps(GRID)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["late"] == [], f"polls of the pipe after the last outcome: {report}"
