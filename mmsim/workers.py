@@ -14,7 +14,8 @@ Process workers start without importing pandas or loading numba's cache again:
 - **fork server** elsewhere (macOS, or a process with threads alive: a notebook's
   kernel, a running dask cluster; forking those can deadlock the child): forked from a
   server that imported mmsim and ran a tiny scenario once (:mod:`mmsim._warm`), started
-  with Ctrl-C ignored (the sweep stops its workers). **spawn** where neither exists
+  with Ctrl-C ignored (the sweep stops its workers); its workers die with the server,
+  which exits with the process that started it. **spawn** where neither exists
   (Windows).
 - **dask**: :func:`local_cluster` starts quiet single-threaded workers;
   :func:`_warm_dask_worker` warms any worker once, as it is set up
@@ -76,12 +77,29 @@ def _init_worker(started: Any, parent: int | None = None, claims: Any = None) ->
     (:mod:`mmsim.claims`)."""
     global _STARTED, _CLAIMS
     _STARTED, _CLAIMS = started, claims
-    if parent is None:
+    if parent is None:  # a fork server's worker: die with the server (else orphans hold
+        _leave_fork_server()  # the sweep directory's lock for as long as their runs take)
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep stops its workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler
     _die_with(parent)
     gc.freeze()  # no full collection walks (and copies) the inherited heap
+
+
+def _leave_fork_server() -> None:
+    """In a fork server's worker: let go of the server's liveness pipe, which
+    multiprocessing hands every child so it may ask for forks itself (a worker never
+    does), and die with the server (``PR_SET_PDEATHSIG``). The server exits once no
+    process holds that pipe, that is as soon as the process that started it has gone,
+    and its workers with it; held by the workers, the server and they ran on."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    fd, server._forkserver_alive_fd = server._forkserver_alive_fd, None
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _die_with(os.getppid())
 
 
 def _die_with(parent: int) -> None:

@@ -183,3 +183,39 @@ def test_the_sweep_ends_when_its_last_outcome_is_in():
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["late"] == [], f"polls of the pipe after the last outcome: {report}"
+
+
+_KILLED_MID_SWEEP = """
+import sys, threading
+import mmsim
+
+threading.Thread(target=threading.Event().wait, daemon=True).start()  # no fork: a server
+grid = {"dealers.0.band": [0, 50], "clock.days": [20]}
+mmsim.sweep(sys.argv[1], grid, seeds=40, executor="processes", workers=3, progress=False)
+"""
+
+
+def test_a_fork_servers_workers_die_with_the_sweep_killed_under_them():
+    """A sweep on a fork server's pool (a thread alive: no fork), killed with SIGKILL
+    while its workers run 20-day runs: the server exits as its parent does, and its
+    workers with it (they used to run on as orphans, holding a sweep directory's lock
+    for as long as their runs took), within 10 s."""
+    from test_cli import _descendants, _not_zombie
+
+    scenario = str(ROOT / "scenarios/long_gamma.yaml")
+    argv = [sys.executable, "-c", _KILLED_MID_SWEEP, scenario]
+    proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    below: list[int] = []
+    while len(below) < 3:  # the server and at least 2 workers
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+        below = _descendants(proc.pid)
+    time.sleep(1.0)  # the workers are into their runs
+    below = _descendants(proc.pid)
+    proc.kill()
+    proc.wait(timeout=30)
+    end = time.monotonic() + 10
+    while (alive := [p for p in below if _not_zombie(p)]) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not alive, f"still running 10 s after the sweep was killed: {alive} of {below}"
