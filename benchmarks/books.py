@@ -51,7 +51,6 @@ _PARTS = (  # (module, attribute, label): what a big book's day is spent on
 
 def parts(n_lines: int, repeat: int) -> list[dict]:
     """CPU by part of a day with ``n_lines`` synthetic lines, band 0 and 100 (s)."""
-    import importlib
     import time
 
     from benchmarks import cases
@@ -60,13 +59,9 @@ def parts(n_lines: int, repeat: int) -> list[dict]:
     spent: dict[str, float] = {}
     saved = []
     for mod_name, attr, label in _PARTS:
-        try:  # an older mmsim (--mmsim) may lack the module
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError:
+        if (found := cases.part_of(mod_name, None, attr)) is None:
             continue
-        f = getattr(mod, attr, None)
-        if f is None:
-            continue
+        mod, f = found
 
         def timed(*a, _f=f, _label=label, **k):
             t0 = time.process_time()
@@ -78,15 +73,11 @@ def parts(n_lines: int, repeat: int) -> list[dict]:
         saved.append((mod, attr, f))
         setattr(mod, attr, timed)
     rows = []
-    try:
+    with cases.restoring(saved):
         for band in (0.0, 100.0):
             sc = load_scenario(cases.book_scenario(n_lines, band, 1.0))
             total, _, parts = cases.least_of_runs(sc, repeat, spent)
-            best = {"lines": n_lines, "band": band, "total": total, **parts}
-            rows.append(best)
-    finally:
-        for mod, attr, f in saved:
-            setattr(mod, attr, f)
+            rows.append({"lines": n_lines, "band": band, "total": total, **parts})
     return rows
 
 

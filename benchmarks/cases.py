@@ -7,12 +7,15 @@ loop, the recorders and the result tables), never building the scenario.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import math
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -331,6 +334,30 @@ def peak_memory(days: float, plots: bool, mmsim_dir: Path | None = None) -> dict
         argv += ["--set", f"clock.days={days:g}"] + ([] if plots else ["--no-plot"])
         rec = child_cpu(argv, env=env, cwd=tmp)
     return {"days": days, "plots": plots, "maxrss_mb": rec["maxrss_mb"], "cpu": rec["cpu"]}
+
+
+def part_of(mod_name: str, cls_name: str | None, attr: str) -> tuple | None:
+    """``(owner, function)`` of a part to time: ``attr`` of module ``mod_name`` (or of
+    its class ``cls_name``); None where the measured mmsim (``--mmsim``, an older
+    checkout) lacks it."""
+    try:
+        owner = importlib.import_module(mod_name)
+    except ModuleNotFoundError:
+        return None
+    owner = getattr(owner, cls_name, None) if cls_name else owner
+    f = getattr(owner, attr, None)
+    return None if f is None else (owner, f)
+
+
+@contextlib.contextmanager
+def restoring(saved: list[tuple]) -> Iterator[None]:
+    """Put back every ``(owner, attr, function)`` of ``saved`` on leaving (last wrapped
+    first), however the timed runs end."""
+    try:
+        yield
+    finally:
+        for owner, attr, f in reversed(saved):
+            setattr(owner, attr, f)
 
 
 def save_report(path: Path | None, report: dict) -> None:

@@ -41,6 +41,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks import cases
+
 _PARTS = (  # (module, class or None, attribute, label): wrapped where the callers read it
     ("mmsim.fastpath", None, "advance", "kernel"),
     ("mmsim.sampler", "Sampler", "fill", "sampler"),
@@ -120,13 +122,8 @@ def _install(meter: _Meter) -> list[tuple]:
 
     counts = {"builds": "nb", "folds": "nf"}
     for mod_name, cls, attr, label in _PARTS:
-        try:  # an older mmsim (--mmsim) may lack a part
-            owner = importlib.import_module(mod_name)
-        except ModuleNotFoundError:
-            continue
-        owner = getattr(owner, cls) if cls else owner
-        f = getattr(owner, attr, None)
-        if f is not None:
+        if (found := cases.part_of(mod_name, cls, attr)) is not None:
+            owner, f = found
             saved.append((owner, attr, f))
             setattr(owner, attr, timed(f, label, counts.get(label)))
     book = importlib.import_module("mmsim.book")
@@ -165,15 +162,13 @@ def _install(meter: _Meter) -> list[tuple]:
 def per_day(days: float, repeat: int, seed: int, overrides: dict) -> dict:
     """Per-day CPU by part and counts of the ``days``-session run (least total CPU of
     ``repeat`` runs after a warm-up): ``{"days": [row per day], "total": s}``."""
-    from benchmarks import cases
     from mmsim.engine import Simulation
     from mmsim.scenario import load_scenario
 
     sc = load_scenario(cases.SCENARIOS / "multi_dealer_bands.yaml",
                        overrides={**overrides, "clock.days": days})  # fmt: skip
     meter = _Meter()
-    saved = _install(meter)
-    try:
+    with cases.restoring(_install(meter)):
         Simulation(sc, seed).run()  # warm-up
         best = None
         for _ in range(repeat):
@@ -184,9 +179,6 @@ def per_day(days: float, repeat: int, seed: int, overrides: dict) -> dict:
             total = time.process_time() - t0
             if best is None or total < best[0]:
                 best = (total, dict(meter.cpu), dict(meter.counts))
-    finally:
-        for owner, attr, f in reversed(saved):
-            setattr(owner, attr, f)
     total, cpu, counts = best
     n = int(max(d for _, d in cpu) + 1)
     labels = ["total"] + [p[3] for p in _PARTS] + ["exact holders"]
@@ -215,7 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.mmsim is not None:
         sys.path.insert(0, str(args.mmsim.resolve()))
     import mmsim
-    from benchmarks import cases
 
     over = {**cases.DAYS_OVERRIDES, **(STEADY if args.steady else {})}
     over.update((k, _value(v)) for k, v in (kv.split("=", 1) for kv in args.set))

@@ -17,10 +17,11 @@ difference to ``one_line`` is what the trades cost.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
+
+from benchmarks import cases
 
 _PARTS = (  # (module, object, attribute, label)
     ("mmsim.agents.customers", "CustomerFlow", "_draw", "customer draw (strike, size, premium)"),
@@ -46,14 +47,9 @@ def _install(spent: dict[str, float]) -> list[tuple]:
     stack = [0.0]  # per open wrapped call: CPU of the wrapped calls inside it
     saved = []
     for mod_name, cls_name, attr, label in _PARTS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError:  # an older mmsim (--mmsim)
+        if (found := cases.part_of(mod_name, cls_name, attr)) is None:
             continue
-        owner = mod if cls_name is None else getattr(mod, cls_name, None)
-        f = getattr(owner, attr, None)
-        if f is None:
-            continue
+        owner, f = found
 
         def timed(*a, _f=f, _label=label, **k):
             stack.append(0.0)
@@ -73,20 +69,14 @@ def _install(spent: dict[str, float]) -> list[tuple]:
 
 def trade_parts(name: str, repeat: int) -> dict:
     """CPU by part of one day of chain case ``name`` (least total of ``repeat`` runs)."""
-    from benchmarks import cases
     from mmsim.scenario import load_scenario
 
     sc = load_scenario(cases.chain_scenarios()[name])
     spent: dict[str, float] = {}
-    saved = _install(spent)
-    try:
+    with cases.restoring(_install(spent)):
         total, sim, parts = cases.least_of_runs(sc, repeat, spent)
-        trades = sim.journal.option_log.n  # type: ignore[attr-defined]
-        best = {"case": name, "total": total, "trades": trades, "parts": parts}
-    finally:
-        for owner, attr, f in saved:
-            setattr(owner, attr, f)
-    return best
+    trades = sim.journal.option_log.n  # type: ignore[attr-defined]
+    return {"case": name, "total": total, "trades": trades, "parts": parts}
 
 
 def main(argv: list[str] | None = None) -> int:
