@@ -55,7 +55,7 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
             "n_rehedges": float(d.n_rehedges),
         }
     chain_days = () if sim.chain_lines is None else sim.chain_lines["sessions"].unique()
-    episodes = detect_episodes(series, orders, sc, chain_days)
+    episodes = detect_episodes(series, orders, sc, chain_days, sim.opening_positions)
     if sim.dry_outs is not None:
         lookback = sc.record.episodes.lookback
         dry = dry_out_episodes(sim.dry_outs, series, orders, lookback)
@@ -64,7 +64,9 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
         series, orders, stats, every=sc.record.every, year_seconds=sc.clock.year_seconds
     )
     metrics.update(episode_counts(episodes))
-    oi = open_interest(sc, options, expiring_by=end, chain_lines=sim.chain_lines)  # pin's
+    oi = open_interest(  # what the pin metrics read
+        sc, options, expiring_by=end, chain_lines=sim.chain_lines, opening=sim.opening_positions
+    )
     metrics.update(pin_metrics(series, oi, sc.clock.session_seconds, end))
     metrics["share_gamma_start"] = sim.share_gamma_start
     # 1.0 when a diverging cascade (lam * G <= -1, or lagged over-correction) was left

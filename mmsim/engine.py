@@ -39,6 +39,7 @@ from mmsim.ledger import Ledger
 from mmsim.lob import BookMarket, LiquidityDryOut
 from mmsim.market import LinearImpact
 from mmsim.pauses import schedule_pause
+from mmsim.position_columns import PositionColumns
 from mmsim.result import Result
 from mmsim.run_env import RunEnvironment
 from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
@@ -221,8 +222,9 @@ class Simulation:
         """Initial option lines, bought at BSM value from the ``opening`` account (so dealer
         P&L starts at zero); dealers that start hedged get shares at S0 (no impact)."""
         sc = self.scenario
+        opening = []  # the positions' columns, for the result (mmsim.position_columns)
         for dealer, cfg in zip(self.dealers, sc.dealers, strict=True):
-            open_positions(
+            cols = open_positions(
                 cfg.positions,
                 dealer.index,
                 dealer.account,
@@ -234,6 +236,10 @@ class Simulation:
                 0.0,
                 sc.clock.session_seconds,
             )
+            opening.append(cols)
+        self.opening_positions = PositionColumns.concat(
+            opening
+        )  # every dealer's, in scenario order
         if self.chain_lines is not None:  # one vectorized add, bought at BSM value
             S0, cfg = sc.market.S0, sc.book
             before = self.book.value(S0, 0.0, self.vol)

@@ -54,6 +54,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from mmsim.position_columns import PositionColumns
 from mmsim.schema import Scenario
 
 __all__ = [
@@ -183,6 +184,7 @@ class _Evidence:
         trades: pd.DataFrame,
         scenario: Scenario,
         chain_days: Sequence[float] = (),
+        opening: PositionColumns | None = None,
     ):
         self.sc = scenario
         self.t = series["t"].to_numpy()
@@ -196,18 +198,24 @@ class _Evidence:
             self.is_dealer = np.zeros(0, dtype=bool)
         self.gaps = [(e.at, e.gap) for e in scenario.events if e.kind == "gap"]
         sc = scenario
-        days = sc.expiry_days() + list(chain_days)  # a real chain's opening book too
-        expiries = np.array(days, dtype=float) * sc.clock.session_seconds
+        if opening is None:  # the dealers' opening positions, as the run read them
+            opening = PositionColumns.of([p for d in sc.dealers for p in d.positions])
+        days = [x for c in sc.customers for x in c.expiry_days]  # as sc.expiry_days()
+        days += [p.expiry_days for e in sc.events for p in e.positions]
+        days += list(chain_days)  # a real chain's opening book too
+        days = np.concatenate([opening.expiry_days, np.array(days, dtype=float)])
+        expiries = days * sc.clock.session_seconds
         # only those a window can reach (up to its end plus a session: the melt's look
         # ahead), sorted: a big book's far expiries change no answer and cost a sort
         reach = self.t[-1] + scenario.record.episodes.duration + sc.clock.session_seconds
         self.expiries = np.unique(expiries[expiries <= reach]).tolist()
         other = [f"{n}.flow_other" for n in sc.dealer_names() if f"{n}.flow_other" in series]
-        self.flow_other = series[other].sum(axis=1).to_numpy() if other else None
+        self._other = other  # summed when an expiry's hedge is first asked for
+        self._flow_other: np.ndarray | None = None
         # OTC evidence only where hidden lines can exist (the replay's candidate too): a
         # book that merely differs in sign from the analysts' convention is not hidden
         self.hidden = (
-            not all([p.visible for d in sc.dealers for p in d.positions])  # a list: 2x faster
+            not opening.visible.all()
             or not all([p.visible for e in sc.events for p in e.positions])
             or any(c.otc_fraction > 0.0 and c.rate > 0.0 for c in sc.customers)
         )
@@ -246,17 +254,19 @@ class _Evidence:
     def expiry_hedge(self, t0: float, t1: float) -> float:
         """Dealers' hedge demand (shares) from settlements at expiries in (t0, t1]: the
         change of their cumulative ``flow_other`` across each expiry's sample."""
-        if self.flow_other is None:
+        if not self._other:
             return 0.0
         total = 0.0
         ex = self.expiries  # sorted: the ones in (t0, t1], in order
         for expiry in ex[bisect.bisect_right(ex, t0) : bisect.bisect_right(ex, t1)]:
             if t0 < expiry <= t1:
+                if self._flow_other is None:  # the dealers' flow_other columns, summed
+                    self._flow_other = self.series[self._other].sum(axis=1).to_numpy()
                 # the samples just before and just after the expiry instant (a sample at
                 # the instant itself may be taken before or after the settlement)
                 before = max(np.searchsorted(self.t, expiry, side="left") - 1, 0)
                 after = min(np.searchsorted(self.t, expiry, side="right"), self.t.size - 1)
-                total += float(self.flow_other[after] - self.flow_other[before])
+                total += float(self._flow_other[after] - self._flow_other[before])
         return total
 
     def measure(self, i0: int, side: str, direction: float, level: float) -> dict:
@@ -360,11 +370,14 @@ def detect_episodes(
     trades: pd.DataFrame,
     scenario: Scenario,
     chain_days: Sequence[float] = (),
+    opening: PositionColumns | None = None,
 ) -> pd.DataFrame:
     """All wall breaks (one row per episode, both views) and true-flip crossings of one
     run, time ordered; the columns are ``EPISODE_COLUMNS``. ``chain_days``: the expiries
     (sessions from t = 0) of an opening book from a real chain, which the scenario's own
-    lists do not hold (the expiration melt's evidence needs every expiry)."""
+    lists do not hold (the expiration melt's evidence needs every expiry). ``opening``:
+    the dealers' opening positions as columns (``Simulation.opening_positions``; default:
+    read from ``scenario``)."""
     cfg = scenario.record.episodes
     if len(series) < 2:
         return empty_episodes()
@@ -374,7 +387,7 @@ def detect_episodes(
 
     def measure(i0: int, what: str, direction: float, level: float) -> dict:
         if not built:
-            built.append(_Evidence(series, trades, scenario, chain_days))
+            built.append(_Evidence(series, trades, scenario, chain_days, opening))
         return built[0].measure(i0, what, direction, level)
 
     rows = []

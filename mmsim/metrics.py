@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mmsim.episodes import CAUSES
+from mmsim.position_columns import PositionColumns
 
 __all__ = [
     "BOOKING_KINDS",
@@ -84,6 +85,7 @@ def open_interest(
     *,
     expiring_by: float | None = None,
     chain_lines: pd.DataFrame | None = None,
+    opening: PositionColumns | None = None,
 ) -> pd.DataFrame:
     """Every option line the run opened, settled or not: ``strike`` ($), ``expiry`` (s),
     ``qty`` (contracts, dealer's sign): the dealers' opening positions, the opening book
@@ -94,22 +96,19 @@ def open_interest(
 
     ``expiring_by`` (s): only the lines expiring in ``(0, expiring_by]`` (what
     :func:`pin_metrics` reads of a run ending then; the same rows in the same order), so
-    a 10,000-line book whose lines outlive the run is not tabulated line by line."""
+    a 10,000-line book whose lines outlive the run is not tabulated line by line.
+    ``opening``: the dealers' positions as columns (``Simulation.opening_positions``, read
+    when they were booked; default: read from ``scenario``)."""
     session = scenario.clock.session_seconds
-    ps = [p for d in scenario.dealers for p in d.positions]
-    ps += [p for e in scenario.events if e.kind == "positions" for p in e.positions]
-    expiry = np.array([p.expiry_days for p in ps], dtype=float) * session
+    if opening is None:
+        opening = PositionColumns.of([p for d in scenario.dealers for p in d.positions])
+    events = [p for e in scenario.events if e.kind == "positions" for p in e.positions]
+    cols = PositionColumns.concat([opening, PositionColumns.of(events)]) if events else opening
+    strike, expiry, qty = cols.strike, cols.expiry_days * session, cols.qty
     if expiring_by is not None:
         keep = _expiring(expiry, expiring_by)
-        ps = [ps[i] for i in np.flatnonzero(keep).tolist()]
-        expiry = expiry[keep]
-    table = pd.DataFrame(  # a column at a time: 10,000 lines in ~1 ms (as tuples: 3 ms)
-        {
-            "strike": np.array([p.strike for p in ps], dtype=float),
-            "expiry": expiry,
-            "qty": np.array([p.qty for p in ps], dtype=float),
-        }
-    )
+        strike, expiry, qty = strike[keep], expiry[keep], qty[keep]
+    table = pd.DataFrame({"strike": strike, "expiry": expiry, "qty": qty})
     if chain_lines is not None and len(chain_lines):
         chain = pd.DataFrame(
             {

@@ -153,3 +153,61 @@ def test_evidence_of_every_window_is_that_of_all_expiries():
             assert got == whole.measure(i0, side, direction, level), (
                 f"window at sample {i0}, {side}"
             )
+
+
+def test_the_runs_opening_columns_give_the_open_interest_and_evidence_of_the_scenario():
+    """The result reads the dealers' opening positions from the columns the run kept when
+    it booked them (``Simulation.opening_positions``), not from the scenario's 10,000
+    pydantic objects again: the same open interest table, to the bit (pin metrics), the
+    same evidence expiries and hidden-lines flag, with a hidden (OTC) line and without."""
+    from mmsim.engine import Simulation
+    from mmsim.position_columns import PositionColumns
+
+    for hidden in (False, True):
+        sc = _scenario([1.0, 2.0, 0.5, 40.0, 1.0, 2.5])
+        if hidden:
+            sc = load_scenario(sc.model_dump() | {"name": "hidden"},
+                               overrides={"dealers.1.positions.0.visible": False})  # fmt: skip
+        sim = Simulation(sc, 3)
+        result = sim.run()
+        ps = [p for d in sc.dealers for p in d.positions]
+        want = PositionColumns.of(ps)
+        got = sim.opening_positions
+        for name in ("strike", "expiry_days", "qty", "multiplier", "is_call", "visible"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+        options = result.option_trades[["strike", "expiry", "qty"]]
+        end = sc.clock.duration
+        for cut in (None, end):
+            pd.testing.assert_frame_equal(
+                open_interest(sc, options, expiring_by=cut, opening=got),
+                open_interest(sc, options, expiring_by=cut),
+                check_exact=True,
+            )
+        kept = _Evidence(result.series, result.trades, sc, (), got)
+        read = _Evidence(result.series, result.trades, sc)
+        assert kept.expiries == read.expiries, "evidence expiries"
+        assert kept.hidden == read.hidden == hidden, f"hidden lines: {hidden}"
+
+
+def test_the_evidence_sums_the_dealers_flow_other_only_when_an_expiry_is_in_a_window():
+    """``expiry_hedge``: the change of the dealers' summed ``flow_other`` (shares) across
+    each expiry in the window, the columns summed when a window first holds an expiry
+    (a 10,000-line book's run without one never sums them) and then the eager sum's
+    values exactly."""
+    end = 2 * SESSION
+    sc = _scenario([0.5, 1.0, 40.0])
+    series = _series(int(end / 10.0) + 1, 10.0)
+    series["b.flow_other"] = series["b.flow_other"] ** 1.5  # not a multiple of a's
+    trades = pd.DataFrame({"t": [5.0], "qty": [100.0], "kind": ["noise"]})
+    ev = _Evidence(series, trades, sc)
+    assert ev.expiry_hedge(700.0, 1100.0) == 0.0, "no expiry in (700, 1100] s"
+    assert ev._flow_other is None, "summed before any window held an expiry"
+    total = series[["a.flow_other", "b.flow_other"]].sum(axis=1).to_numpy()
+    t = series["t"].to_numpy()
+    want = 0.0
+    for expiry in (0.5 * SESSION, SESSION):  # 600 and 1,200 s (1.5: the event's, 1,800 s)
+        before = max(np.searchsorted(t, expiry, side="left") - 1, 0)
+        after = min(np.searchsorted(t, expiry, side="right"), t.size - 1)
+        want += float(total[after] - total[before])
+    assert ev.expiry_hedge(0.0, 1300.0) == want, "expiries at 600 and 1,200 s"
+    assert np.array_equal(ev._flow_other, total), "the eager sum's values"

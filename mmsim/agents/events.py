@@ -21,6 +21,7 @@ from mmsim.book import OptionBook
 from mmsim.greeks import bsm_scalar
 from mmsim.ledger import Ledger
 from mmsim.market import Market
+from mmsim.position_columns import PositionColumns
 from mmsim.schema import Position, ScheduledEvent
 from mmsim.vol import VolSurface
 
@@ -45,25 +46,23 @@ def open_positions(
     S: float,
     t: float,
     session_seconds: float,
-) -> None:
+) -> PositionColumns:
     """Give ``holder`` the option ``positions`` (its view) at BSM value, paid in cash: one
     vectorized booking (:meth:`OptionBook.add_many`, line offsets kept), the premiums paid
     in position order (the same cash and book, bit for bit, as one ``add`` and one
-    ``pay`` per position)."""
-    if not positions:
-        return
-    K = np.array([p.strike for p in positions], dtype=np.float64)
-    qty = np.array([p.qty for p in positions], dtype=np.float64)
-    mult = np.array([p.multiplier for p in positions], dtype=np.float64)
-    calls = np.array([p.type == "call" for p in positions], dtype=np.bool_)
-    visible = np.array([p.visible for p in positions], dtype=np.bool_)
-    expiry = np.array([p.expiry_days for p in positions], dtype=np.float64) * session_seconds
+    ``pay`` per position). Returns the positions' columns (read once here)."""
+    cols = PositionColumns.of(positions)
+    if not len(cols):
+        return cols
+    K, qty, mult = cols.strike, cols.qty, cols.multiplier
+    expiry = cols.expiry_days * session_seconds
     years = (expiry - t) / book.year_seconds
     sigma = np.asarray(vol.iv(K, S), dtype=np.float64)
     value = np.empty(K.size)
-    _values(float(S), K, years, sigma, book.r, book.q, calls, value)
+    _values(float(S), K, years, sigma, book.r, book.q, cols.is_call, value)
     ledger.pay_each(holder_account, seller_account, (qty * mult * value).tolist())
-    book.add_many(K, expiry, calls, qty, holder, visible, mult, None)
+    book.add_many(K, expiry, cols.is_call, qty, holder, cols.visible, mult, None)
+    return cols
 
 
 class ScheduledEvents:
