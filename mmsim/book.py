@@ -52,6 +52,7 @@ from mmsim.book_kernels import (
     nearest_flips,
     profile_gamma,
     reduce_lines,
+    take_lines,
 )
 from mmsim.delta_table import (
     DeltaTable,
@@ -568,7 +569,7 @@ class OptionBook:
             if table is not None:
                 return table
         self.live_rebuilds += 1
-        lines = np.ascontiguousarray(self._packed[:, self._live_index(key, t)])
+        lines = take_lines(self._packed, self._live_index(key, t))
         if key >= 0:
             lines[ROW_HOLDER] = 0.0
         nxt = float(lines[ROW_EXPIRY].min()) if lines.shape[1] else math.inf
@@ -1086,7 +1087,7 @@ class OptionBook:
     def _profile_changes(self, tab: ProfileTable, idx: np.ndarray) -> np.ndarray:
         """Lines ``idx`` as the unit differences (true and visible weights) from the
         table's snapshot to now: what the table lacks of them."""
-        changes = np.ascontiguousarray(self._packed[:, idx])
+        changes = take_lines(self._packed, idx)
         for row, snap, now in ((ROW_UNITS, tab.snap_units, self._units),
                                (ROW_VIS_W, tab.snap_vis, self._vis_w)):  # fmt: skip
             before = np.where(idx < snap.size, snap[np.minimum(idx, snap.size - 1)], 0.0)
@@ -1106,7 +1107,7 @@ class OptionBook:
         far = changes[ROW_EXPIRY] > tab.near_cut
         if (~far).sum() > MAX_CHANGES or not far.any():
             return False
-        if not fold_profile(tab, np.ascontiguousarray(changes[:, far]), self.year_seconds):
+        if not fold_profile(tab, take_lines(changes, far), self.year_seconds):
             return False
         done = idx[far]
         for name, now in (("snap_units", self._units), ("snap_vis", self._vis_w)):

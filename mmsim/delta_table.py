@@ -69,6 +69,7 @@ from mmsim.book_kernels import (
     ROW_UNITS,
     ROW_VIS_W,
     line_sigma_at,
+    take_lines,
 )
 from mmsim.fastexp import exp_array
 from mmsim.fastnorm import erfc_array
@@ -769,8 +770,8 @@ def build_table(
         near_mask = expiry <= cut
         if H == longest and np.count_nonzero(near_mask) > short_near:
             continue  # the whole-session fits: only if they leave no more near lines
-        far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
-        near = np.ascontiguousarray(lines[:, :n][:, near_mask])
+        far = take_lines(lines, ~near_mask)
+        near = take_lines(lines, near_mask)
         m = far.shape[1]
         x = _nodes(nodes)
         xm = _midpoints(nodes)  # half-way between the nodes
@@ -840,7 +841,7 @@ def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H
     when = ((spots, t), (spots, t + H), (mids, t + 0.5 * H))
     groups = []
     for e in cuts:
-        group = np.ascontiguousarray(far[:, expiry == e])
+        group = take_lines(far, expiry == e)
         vals = [None if (i == 0 and rolled) else np.zeros(shape) for i, shape in enumerate(shapes)]
         for v, (at, clock) in zip(vals, when, strict=True):
             if v is not None:  # (a rolled table's at t: only if a split needs them)
@@ -852,7 +853,7 @@ def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H
         if err[0] > HOPELESS * TOL_DELTA:
             return None
     v0, v1, exact = (np.zeros(shape) for shape in shapes)
-    lines = np.ascontiguousarray(far[:, rest]) if cuts.size else far
+    lines = take_lines(far, rest) if cuts.size else far
     for i, (out, (at, clock)) in enumerate(zip((v0, v1, exact), when, strict=True)):
         if i == 0 and rolled:
             continue
@@ -893,7 +894,7 @@ def _sampler_split(table: DeltaTable, far: np.ndarray, groups: list, year_second
         for cut, g0, g1, gm in groups:
             if g0 is None:  # a rolled table: the group's values at t0 (only now needed)
                 g0 = np.zeros_like(v0)
-                group = np.ascontiguousarray(far[:, expiry == cut])
+                group = take_lines(far, expiry == cut)
                 node_greeks(spots, t0, year_seconds, group, group.shape[1], *surf, g0)
             v0[:] -= g0
             v1[:] -= g1
@@ -1106,7 +1107,7 @@ def _fold_split(table: DeltaTable, lines: np.ndarray, year_seconds: float, r: fl
             np.hstack([split.near[:, : split.near_n], lines[:, short]])
         )  # fmt: skip
         split.near_n = split.near.shape[1]
-    far = np.ascontiguousarray(lines[:, ~short])
+    far = take_lines(lines, ~short)
     if far.shape[1] and not fold_lines(split, far, far.shape[1], year_seconds, r, q):
         table.sampler = None
     elif not split.sample_ok:

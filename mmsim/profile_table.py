@@ -50,6 +50,7 @@ from mmsim.book_kernels import (
     ROW_VIS_W,
     _profile_at,
     line_sigma,
+    take_lines,
 )
 from mmsim.delta_table import _basis, _cheb_coefficients, _clenshaw
 from mmsim.fastexp import exp_array
@@ -521,7 +522,7 @@ def _fit_grouped(
         return _fit(lines, nodes, H, t, center, half, year_seconds, surface)
     width = _widths(lines, t, year_seconds, surface)
     narrow = width < groups[-1][0]
-    slices, coef, err, gross = _fit(np.ascontiguousarray(lines[:, narrow]), nodes, H, t, center,
+    slices, coef, err, gross = _fit(take_lines(lines, narrow), nodes, H, t, center,
                                     half, year_seconds, surface)  # fmt: skip
     upper = np.inf
     basis = _basis(nodes)  # T_k at the nodes: [k, node]
@@ -530,7 +531,7 @@ def _fit_grouped(
         upper = least
         if not mask.any():
             continue
-        part = np.ascontiguousarray(lines[:, mask])
+        part = take_lines(lines, mask)
         s_g, c_g, e_g, g_g = _fit(part, few, H, t, center, half, year_seconds, surface)
         if np.any(e_g > GROUP_SHARE * err + GROUP_FLOOR * np.abs(s_g).max(axis=(0, 2))):
             s_g, c_g, e_g, g_g = _fit(part, nodes, H, t, center, half, year_seconds, surface)
@@ -556,8 +557,8 @@ def build_profile(
     for nodes, H in ATTEMPTS:
         cut = t + max(NEAR_FACTOR * H, NEAR_MIN_SECONDS)
         near_mask = expiry <= cut
-        far = np.ascontiguousarray(lines[:, :n][:, ~near_mask])
-        near = np.ascontiguousarray(lines[:, :n][:, near_mask])
+        far = take_lines(lines, ~near_mask)
+        near = take_lines(lines, near_mask)
         slices, coef, err, gross = _fit_grouped(far, nodes, H, t, center, half, year_seconds,
                                                 surface)  # fmt: skip
         scale = np.abs(slices).max(axis=(0, 2))

@@ -19,7 +19,7 @@ from mmsim.book_kernels import ROW_EXPIRY, ROW_STRIKE, ROW_UNITS, ROW_VIS_W
 from mmsim.engine import Simulation
 from mmsim.level_kernels import StrikeGroups, _at_wall, levels_row_grouped
 from mmsim.vol import VolSurface
-from mmsim.wall_hold import BOXES, _at_walls_fast, levels_row_held, wall_box
+from mmsim.wall_hold import BOXES, WIDE_BOX, WallBox, _at_walls_fast, levels_row_held, wall_box
 
 SPAN_DAY = 23_400.0
 
@@ -69,7 +69,8 @@ def _rows(book, vol, S0, t0, box, points, rng, masks=None):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_held_walls_equal_the_full_pass_bit_for_bit_anywhere_in_the_box(seed):
-    """At 60 points of each of :data:`~mmsim.wall_hold.BOXES` and of a box over two days
+    """At 60 points of each of :data:`~mmsim.wall_hold.BOXES`, of
+    :data:`~mmsim.wall_hold.WIDE_BOX` and of a box over two days
     at a fixed spot (corners included) the
     held row's walls, strike GEX and GEX at the walls equal the full pass bit for bit;
     the candidates are few (the check is not vacuous: at most half the lines). With
@@ -80,7 +81,7 @@ def test_held_walls_equal_the_full_pass_bit_for_bit_anywhere_in_the_box(seed):
     book = _book(rng, n)
     vol = VolSurface(0.12 + 0.28 * rng.random(), skew=-0.4 * rng.random() * (seed % 3 != 0))
     wrong_with_point_box = 0
-    for box in (*BOXES, (0.0, 2 * SPAN_DAY)):  # and one over time alone
+    for box in (*BOXES, WIDE_BOX, (0.0, 2 * SPAN_DAY)):  # and one over time alone
         for _ in range(3):
             S0 = float(100.0 * rng.uniform(0.92, 1.08))
             t0 = float(rng.uniform(0.0, 2 * SPAN_DAY))
@@ -188,3 +189,69 @@ def test_line_bounds_hold_every_line_at_every_point_of_the_box(seed):
             assert np.all(lo <= exact), f"box {move, span} at {S, t}: a lower bound above exact"
             assert np.all(exact <= hi), f"box {move, span} at {S, t}: an upper bound below exact"
         assert np.isinf(hi).any() and (np.isfinite(hi) & (lo > 0)).sum() > n // 2, "cases missing"
+
+
+def test_a_box_left_by_spot_on_an_unchanged_book_is_followed_by_the_wide_box():
+    """:class:`~mmsim.wall_hold.WallBox`: the first box of a table is the first of
+    ``BOXES`` that holds few candidates; once spot leaves it with the book unchanged, the
+    next is :data:`~mmsim.wall_hold.WIDE_BOX` (1% of spot, a session) if it holds few
+    enough; after a trade (a new table) the narrow ``BOXES`` again (spot in $, clock in s)."""
+    rng = np.random.default_rng(77)
+    book = OptionBook(1, delta_table="off")
+    n = 2_000  # strikes to the cent, 2-60 sessions out: none expires within the session
+    book.add_many(np.round(rng.uniform(85, 115, n), 2), SPAN_DAY * rng.uniform(2.0, 60.0, n),
+                  rng.random(n) < 0.5, rng.integers(1, 50, n) * rng.choice([-1.0, 1.0], n),
+                  0, rng.random(n) < 0.8)  # fmt: skip
+    vol = VolSurface(0.2, skew=-0.1)
+    surface = book._surface(vol)
+    wb = WallBox()
+
+    def build(S, t):
+        lines, n = book._live_lines(t)
+        groups = StrikeGroups().of(lines, n, book.version)
+        key = (lines, n, book.version, surface)
+        assert not wb.covers(S, t, *key), "a build only where no box covers"
+        assert wb.build(S, t, book.year_seconds, *key, groups), "no box held few candidates"
+        s_lo, s_hi, t_lo, t_hi = wb._box
+        return round((s_hi - s_lo) / (2 * S), 6), t_hi - t_lo
+
+    assert build(100.0, 0.0) == BOXES[0], "the first box of a table: the narrow one"
+    assert build(100.8, 600.0) == WIDE_BOX, "left by spot, same table: the wide box"
+    assert build(98.0, 1_200.0) == WIDE_BOX, "and again"
+    book.add(101.0, 20 * SPAN_DAY, True, 5.0, 0)
+    assert build(98.0, 1_300.0) == BOXES[0], "a new table: the narrow box again"
+
+
+def test_a_wide_box_that_held_too_many_candidates_is_not_tried_again_for_that_table():
+    """A book with lines expiring within the session (their strikes stay candidates over
+    a session-long box): the wide box is tried once after spot left the first box, held
+    too many candidates, and is not tried again for the same table (each try is a pass
+    over every line), while the narrow ``BOXES`` keep serving it."""
+    from mmsim import wall_hold
+
+    rng = np.random.default_rng(500)
+    book = _book(rng, 2_000)  # expiries from 0.6 sessions: some within the wide box
+    vol = VolSurface(0.2, skew=-0.1)
+    surface = book._surface(vol)
+    wb = WallBox()
+    tried = []
+    mp = pytest.MonkeyPatch()
+    real = wall_hold.wall_box
+
+    def counted(s_lo, s_hi, t_lo, t_hi, *args):
+        tried.append(round(t_hi - t_lo))
+        return real(s_lo, s_hi, t_lo, t_hi, *args)
+
+    mp.setattr(wall_hold, "wall_box", counted)
+    try:
+        for k, S in enumerate((100.0, 100.8, 99.6, 100.9)):
+            t = 300.0 * k
+            lines, n = book._live_lines(t)
+            key = (lines, n, book.version, surface)
+            assert not wb.covers(S, t, *key)
+            groups = StrikeGroups().of(lines, n, book.version)
+            assert wb.build(S, t, book.year_seconds, *key, groups), f"build {k}: no box"
+    finally:
+        mp.undo()
+    assert tried.count(round(WIDE_BOX[1])) == 1, f"the wide box tried once: {tried}"
+    assert tried[:2] == [round(BOXES[0][1]), round(WIDE_BOX[1])], f"order: {tried}"
