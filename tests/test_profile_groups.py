@@ -97,3 +97,32 @@ def test_a_group_fitted_no_better_than_the_narrow_lines_allow_is_refitted_with_t
     scale = np.abs(whole.coef).max()
     gap = np.abs(grouped.coef - whole.coef).max()
     assert gap <= 1e-12 * scale, f"refitted groups off the single fit by {gap / scale:.1e}"
+
+
+def test_short_dated_wide_lines_stay_with_the_narrow_ones():
+    """Lines as wide as the widest group (``sigma sqrt(T)`` 0.13-0.2: vol 100-150%, 4-10
+    sessions out) but expiring within ``WIDE_MIN_SPANS`` table spans: their gamma moves in
+    time as fast as a narrow line's, so they are fitted with the attempt's nodes (every
+    ``_fit`` at 64 here), not apart."""
+    rng = np.random.default_rng(5)
+    n = 300
+    book = OptionBook(1, delta_table="on")
+    book.add_many(np.round(rng.uniform(80, 120, n), 1), rng.uniform(4, 10, n) * DAY,
+                  rng.random(n) < 0.5, rng.uniform(-1, 1, n) * 10.0, 0,
+                  iv_offset=rng.uniform(0.0, 0.5, n))  # fmt: skip
+    vol = VolSurface(1.0, 0.0, 0.0)
+    surface = book._surface(vol)
+    lines, n = book._live_lines(0.0)
+    width = profile_table._widths(lines[:, :n], 0.0, book.year_seconds, surface)
+    assert width.min() >= 0.12, f"every line as wide as the widest group: {width.min():.3f}"
+    fits: list[int] = []
+    fit = profile_table._fit
+    mp = pytest.MonkeyPatch()
+    mp.setattr(
+        profile_table, "_fit", lambda lines, nodes, *a: fits.append(nodes) or fit(lines, nodes, *a)
+    )
+    try:
+        tab = profile_table.build_profile(lines, n, 100.0, 0.0, book.year_seconds, surface)
+    finally:
+        mp.undo()
+    assert tab is not None and set(fits) == {64}, f"fits at {fits} nodes"
