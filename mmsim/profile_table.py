@@ -19,6 +19,11 @@ within ``eps`` is evaluated exactly. The crossing found, and its interpolation, 
 those of the full computation (:func:`mmsim.book_kernels.nearest_flips`), bit for bit,
 as long as the validated bound holds (``tests/test_big_books.py`` checks it against
 the full computation at random books, spots and times, near expiry too).
+Far lines whose gamma is wide in spot (``WIDE_GROUPS``: ``sigma sqrt(T)`` of 0.08 or
+more, at least ``WIDE_MIN_SPANS`` spans from expiry) are fitted apart with fewer nodes,
+each group validated as a fit of its own and its error added to ``eps``
+(:func:`_fit_grouped`): the same bound from 45% of the pricings on the synthetic
+10,000-line book of ``benchmarks.books``.
 
 Lines expiring within ``NEAR_FACTOR * H`` (at least a day) of the build are not
 tabulated but summed exactly at every grid point, and so are the lines booked after the
