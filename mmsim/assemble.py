@@ -55,7 +55,7 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
             "n_rehedges": float(d.n_rehedges),
         }
     chain_days = () if sim.chain_lines is None else sim.chain_lines["sessions"].unique()
-    episodes = detect_episodes(series, orders, sc, chain_days, sim.opening_positions)
+    episodes = detect_episodes(series, orders, sc, chain_days, opening=sim.opening_positions)
     if sim.dry_outs is not None:
         lookback = sc.record.episodes.lookback
         dry = dry_out_episodes(sim.dry_outs, series, orders, lookback)

@@ -334,9 +334,9 @@ def test_episode_evidence_holds_the_chain_expiries(monkeypatch):
     handed: list = []
     real = mmsim.assemble.detect_episodes
 
-    def spy(series, trades, sc, chain_days=()):
+    def spy(series, trades, sc, chain_days=(), opening=None):
         handed.append(sorted(chain_days))
-        return real(series, trades, sc, chain_days)
+        return real(series, trades, sc, chain_days, opening)
 
     monkeypatch.setattr(mmsim.assemble, "detect_episodes", spy)
     sc = mmsim.load_scenario(SCENARIO, overrides=SHORT)
