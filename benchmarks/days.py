@@ -20,11 +20,15 @@ each a wrapper's inclusive CPU (nested parts are inside their parent):
 - ``builds``: ``build_table`` (delta tables built or rolled on);
 
 and the day's counts: exact holder-samples (``xs``), line evaluations beside a table per
-holder-sample (``near``: lines near expiry and changes), table builds (``nb``) and folds
-(``nf``). The run of the least total CPU of ``--repeat`` is printed. A summary names
+holder-sample (``near``: lines near expiry and changes), table builds (``nb``), folds
+(``nf``), rehedges of all dealers (``reh``) and trade-log rows (``trades``: hedges, noise
+and other orders). The run of the least total CPU of ``--repeat`` is printed. A summary names
 the days that cost most over the median day: in ``multi_dealer_bands`` those are the
 days before its two listed expiries (sessions 5 and 21), where lines are summed exactly
 (near lines, tables whose sampler rows fail the value check) and tables are short.
+A last line (:func:`attribution`) fits the kernel's CPU per calm day on its rehedges
+(ms per day + us per rehedge) and gives the log-log exponent of the first 1, 5 and 20
+days' CPU measured, at day 1's rehedges, and also without the days near an expiry.
 ``--steady`` moves every expiry past the run (:data:`STEADY`), a control without the
 days that near one. ``--mmsim DIR`` measures the ``mmsim`` package in DIR with this code.
 """
@@ -98,6 +102,15 @@ class _Meter:
         self.last = max(math.ceil(clock.days) - 1, 0)
         self.cpu.clear()
         self.counts.clear()
+        self.ends: dict[int, tuple[float, float, float]] = {}
+
+    def work(self, d: int) -> None:
+        """The run's work counters so far, kept as day ``d``'s end: rehedges (all
+        dealers), trades logged (hedges, noise and other orders) and price changes."""
+        sim = self.sim
+        if sim is not None:
+            reh = sum(getattr(a, "n_rehedges", 0) for a in sim.dealers)
+            self.ends[d] = (reh, sim.trade_log.n, sim.market.changes)
 
 
 def _install(meter: _Meter) -> list[tuple]:
@@ -153,6 +166,7 @@ def _install(meter: _Meter) -> list[tuple]:
             return step(env)
         finally:
             meter.cpu[("total", d)] += time.process_time() - t0
+            meter.work(d)
 
     saved.append((simpy.Environment, "step", step))
     simpy.Environment.step = stepped
@@ -178,8 +192,11 @@ def per_day(days: float, repeat: int, seed: int, overrides: dict) -> dict:
             sim.run()
             total = time.process_time() - t0
             if best is None or total < best[0]:
-                best = (total, dict(meter.cpu), dict(meter.counts))
-    total, cpu, counts = best
+                done = (sum(a.n_rehedges for a in sim.dealers), sim.trade_log.n)
+                best = (total, dict(meter.cpu), dict(meter.counts), dict(meter.ends), done)
+    total, cpu, counts, ends, done = best
+    for d in range(int(max(d for _, d in cpu) + 1)):  # a day without a step: none of it
+        ends.setdefault(d, ends.get(d - 1, (0, 0, 0)))
     n = int(max(d for _, d in cpu) + 1)
     labels = ["total"] + [p[3] for p in _PARTS] + ["exact holders"]
     rows = []
@@ -189,8 +206,49 @@ def per_day(days: float, repeat: int, seed: int, overrides: dict) -> dict:
         row["xs"] = counts.get(("xs", d), 0.0)
         row["near"] = counts.get(("near", d), 0.0) / ts if ts else 0.0
         row["nb"], row["nf"] = counts.get(("nb", d), 0.0), counts.get(("nf", d), 0.0)
+        row["reh"], row["trades"], row["changes"] = (
+            ends[d][k] - (ends[d - 1][k] if d else 0) for k in range(3)
+        )  # fmt: skip
         rows.append(row)
-    return {"days": rows, "total": total, "labels": labels}
+    return {"days": rows, "total": total, "labels": labels, "run_rehedges": done[0],
+            "run_trades": done[1]}  # fmt: skip
+
+
+def attribution(rows: list[dict], lengths: tuple[int, ...] = (1, 5, 20)) -> dict | None:
+    """Where the growth in days comes from, from one run's per-day rows (:func:`per_day`).
+
+    ``kernel``: least squares of the kernel's CPU per day on the day's rehedges over the
+    *calm* days (after day 1, no holder sampled exactly, no near lines: no expiry within
+    reach): ``(ms per day, us per rehedge, r2)``. ``exponents``: the log-log slope in
+    days of the CPU of the first ``lengths`` days (as :mod:`benchmarks.books` fits whole
+    runs of those lengths): ``measured``; ``rehedges``: each day's total less the kernel's
+    cost of its rehedges over day 1's (the fit's slope), i.e. at day 1's hedging work;
+    ``expiries``: that, with every day near an expiry (after day 1: exact holder-samples
+    or near lines) at the median of the calm days. ``None`` when the run is too short."""
+    import numpy as np
+
+    n = len(rows)
+    lengths = tuple(x for x in lengths if x <= n)
+    calm = [r for r in rows[1:] if r["xs"] == 0 and r["near"] == 0.0]
+    if len(lengths) < 2 or len(calm) < 3:
+        return None
+    reh = np.array([r["reh"] for r in calm], dtype=float)
+    kern = np.array([r["kernel"] for r in calm])
+    slope, icpt = np.polyfit(reh, kern, 1)
+    resid = kern - (icpt + slope * reh)
+    r2 = 1.0 - float(resid @ resid) / max(float(((kern - kern.mean()) ** 2).sum()), 1e-300)
+    base = rows[0]["reh"]
+    at_day1 = [r["total"] - slope * (r["reh"] - base) for r in rows]
+    calm_days = {r["day"] for r in calm}
+    quiet = statistics.median(at_day1[r["day"] - 1] for r in calm)
+    no_expiry = [v if (i == 0 or i + 1 in calm_days) else quiet for i, v in enumerate(at_day1)]
+    series = {"measured": [r["total"] for r in rows], "rehedges": at_day1,
+              "expiries": no_expiry}  # fmt: skip
+    exps = {
+        k: cases.loglog_exponent(list(lengths), [sum(v[:L]) for L in lengths])
+        for k, v in series.items()
+    }
+    return {"kernel": (1e3 * icpt, 1e6 * slope, r2), "exponents": exps, "lengths": lengths}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,11 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     head = " ".join(f"{short.get(k, k)[:9]:>9}" for k in labels)
     print(f"mmsim {report['mmsim']}: multi_dealer_bands, {args.days:g} days, "
           f"{report['total']:.2f} s CPU (wrapped)")  # fmt: skip
-    print(f"day {head} {'xs':>6} {'near':>5} {'nb':>3} {'nf':>4}   (ms; counts)")
+    print(f"day {head} {'xs':>6} {'near':>5} {'nb':>3} {'nf':>4} {'reh':>6} {'trades':>6}"
+          "   (ms; counts)")  # fmt: skip
     for row in report["days"]:
         text = " ".join(f"{1e3 * row[k]:9.1f}" for k in labels)
         print(f"{row['day']:>3} {text} {row['xs']:6.0f} {row['near']:5.1f} {row['nb']:3.0f} "
-              f"{row['nf']:4.0f}")  # fmt: skip
+              f"{row['nf']:4.0f} {row['reh']:6.0f} {row['trades']:6.0f}")  # fmt: skip
     full = report["days"]
     if len(full) > 2:
         median = statistics.median(r["total"] for r in full[1:])
@@ -232,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"day 1 {1e3 * full[0]['total']:.0f} ms; median later day {1e3 * median:.0f} ms "
               f"({median / full[0]['total']:.2f}x day 1); {1e3 * extra:.0f} ms over the "
               f"median on later days, most on: {top}")  # fmt: skip
+    if (att := attribution(full)) is not None:
+        report["attribution"] = att
+        ms, us, r2 = att["kernel"]
+        e = att["exponents"]
+        print(f"kernel on calm days: {ms:.1f} ms/day + {us:.2f} us per rehedge (r2 {r2:.2f}); "
+              f"exponent of the first {', '.join(map(str, att['lengths']))} days' CPU: "
+              f"{e['measured']:.3f} measured, {e['rehedges']:.3f} at day 1's rehedges, "
+              f"{e['expiries']:.3f} also without the days near an expiry")  # fmt: skip
     cases.save_report(args.json, report)
     return 0
 

@@ -73,6 +73,7 @@ from mmsim.book_kernels import (
 )
 from mmsim.fastexp import exp_array
 from mmsim.fastnorm import erfc_array
+from mmsim.fold_points import fold_point_greeks
 from mmsim.greeks import _INV_SQRT_2, _INV_SQRT_2PI, TINY_STDEV, bsm_scalar
 
 __all__ = ["DeltaTable", "build_table", "fold_lines", "table_sample"]
@@ -576,14 +577,15 @@ def fold_nodes(lines, k, spots, mids, t0, H, year_seconds, level, skew, floor, r
                v_end, v_mid, v0, v1, exact):  # fmt: skip
     """Node values of a table plus ``k`` lines: ``v0 = v_start + `` the lines' values
     at ``spots`` and ``t0``, ``v1 = v_end + `` theirs at ``t0 + H``, ``exact = v_mid + ``
-    theirs at ``mids`` and ``t0 + H / 2`` (rows of :func:`node_greeks`; s, $)."""
-    add = np.zeros((7, spots.size))
-    node_greeks(spots, t0, year_seconds, lines, k, level, skew, floor, r, q, add)
-    v0[:] = v_start + add
-    node_greeks(spots, t0 + H, year_seconds, lines, k, level, skew, floor, r, q, add)
-    v1[:] = v_end + add
-    add_mid = np.zeros((7, mids.size))
-    node_greeks(mids, t0 + 0.5 * H, year_seconds, lines, k, level, skew, floor, r, q, add_mid)
+    theirs at ``mids`` and ``t0 + H / 2`` (rows of :func:`node_greeks`; s, $). The
+    lines' values: :func:`~mmsim.fold_points.fold_point_greeks`, the three
+    :func:`node_greeks` sums in one pass over the points (a fold prices a line or two)."""
+    add0, add1 = np.empty((7, spots.size)), np.empty((7, spots.size))
+    add_mid = np.empty((7, mids.size))
+    fold_point_greeks(lines, k, spots, mids, t0, H, year_seconds, level, skew, floor, r, q,
+                      add0, add1, add_mid)  # fmt: skip
+    v0[:] = v_start + add0
+    v1[:] = v_end + add1
     exact[:] = v_mid + add_mid
 
 

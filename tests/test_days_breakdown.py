@@ -56,3 +56,42 @@ def test_parts_nest_inside_their_day(report):
         assert r["folds"] <= r["customers"] + 1e-3, r
         assert r["kernel"] + r["sampler"] + r["customers"] <= r["total"] + 1e-3, r
     assert sum(r["total"] for r in report["days"]) <= report["total"] + 1e-3
+
+
+def test_work_counts_add_up_to_the_runs(report):
+    """The per-day rehedges and trade-log rows sum to the run's own totals at its end
+    (every dealer's ``n_rehedges``, the trade log's rows): no day's work is lost or
+    counted twice."""
+    rows = report["days"]
+    assert all(r["reh"] >= 0 and r["trades"] > 0 for r in rows), rows
+    assert sum(r["reh"] for r in rows) == report["run_rehedges"]
+    assert sum(r["trades"] for r in rows) == report["run_trades"]
+
+
+def _rows(n: int, near: set[int]) -> list[dict]:
+    """Synthetic per-day rows: the kernel 10 ms + 0.5 us per rehedge, rehedges growing
+    1,000 a day, the rest of the day 100 ms, and 80 ms more on the ``near`` days."""
+    rows = []
+    for d in range(1, n + 1):
+        reh = 1_000.0 * d
+        kernel = 0.010 + 0.5e-6 * reh
+        near_day = d in near
+        rows.append({"day": d, "reh": reh, "kernel": kernel,
+                     "total": kernel + 0.100 + (0.080 if near_day else 0.0),
+                     "xs": 50.0 if near_day else 0.0, "near": 0.0})  # fmt: skip
+    return rows
+
+
+def test_attribution_finds_the_cost_per_rehedge_and_the_growth_each_part_adds():
+    """On synthetic days whose kernel costs 10 ms + 0.5 us per rehedge and whose days
+    near an expiry cost 80 ms more: the fit over the calm days gives 10 ms and 0.5 us
+    (within 1e-9), the exponent measured is over 1, at day 1's rehedges it is lower but
+    still over 1 (the near days), and without the near days it is 1 (within 1e-9): every
+    day then costs what day 1 costs."""
+    att = days.attribution(_rows(20, near={4, 5, 19, 20}))
+    ms, us, r2 = att["kernel"]
+    assert abs(ms - 10.0) < 1e-9 and abs(us - 0.5) < 1e-9 and r2 > 1 - 1e-12, att
+    e = att["exponents"]
+    assert e["measured"] > e["rehedges"] > 1.0 + 1e-3, e
+    assert abs(e["expiries"] - 1.0) < 1e-9, e
+    assert days.attribution(_rows(3, near=set())) is None, "too short to fit 1, 5, 20 days"
