@@ -98,12 +98,13 @@ def _run_dir(scenario, seed: int | None, overrides: list[str] | None) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from mmsim.kernel_loads import lean_kernel_loads
     from mmsim.lifetime import loading
-    from mmsim.numba_boot import announce_compiles, skip_scipy_blas_probe
+    from mmsim.numba_boot import announce_compiles
 
     with loading(args.program):
-        if args.program:  # ~0.15 s of SciPy imports numba's kernels never use
-            skip_scipy_blas_probe()
+        if args.program:  # no numba compiler start-up to load cached kernels (0.1 s)
+            lean_kernel_loads()
         from mmsim.budget import check
         from mmsim.engine import Simulation
         from mmsim.paths import check_output_dir
@@ -298,12 +299,12 @@ def _import_plots(program: bool) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from mmsim.kernel_loads import lean_kernel_loads
     from mmsim.lifetime import loading
-    from mmsim.numba_boot import skip_scipy_blas_probe
 
     with loading(args.program):
-        if args.program:  # ~0.15 s of SciPy imports numba's kernels never use
-            skip_scipy_blas_probe()
+        if args.program:  # no numba compiler start-up to load cached kernels (0.1 s)
+            lean_kernel_loads()
         from mmsim.scenario import load_scenario
         from mmsim.sweep import sweep
 
