@@ -142,8 +142,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         explanation = explain(result, progress=not args.quiet)
         save_explanation(explanation, result, out)
     if not args.no_plot:
-        with loading(args.program):
-            from mmsim.plots import save_run_plots
+        _import_plots(args.program)
+        from mmsim.plots import save_run_plots
+
         save_run_plots(result, out, args.plots)
     if args.report:
         from mmsim.report import write_report
@@ -192,10 +193,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from mmsim.lifetime import loading
-
-    with loading(args.program):
-        from mmsim.plots import save_plots
+    _import_plots(args.program)
+    from mmsim.plots import save_plots
 
     try:
         paths = save_plots(args.directory)
@@ -293,8 +292,9 @@ def _import_plots(program: bool) -> None:
     """Import the figures' modules and matplotlib (the sweep's process does it while
     forked workers run runs: ``sweep(meanwhile=...)``)."""
     from mmsim.lifetime import loading
+    from mmsim.mpl_boot import without_3d_axes
 
-    with loading(program):
+    with loading(program), without_3d_axes(program):
         import mmsim.plots  # noqa: F401
 
 
