@@ -167,9 +167,12 @@ import mmsim.cli
 source = inspect.getsource(mmsim.cli._cmd_sweep)
 if "loading(" in source:
     from mmsim.lifetime import loading
-    from mmsim.numba_boot import skip_scipy_blas_probe
+    if "lean_kernel_loads" in source:  # cached kernels loaded without numba's compiler
+        from mmsim.kernel_loads import lean_kernel_loads as boot
+    else:
+        from mmsim.numba_boot import skip_scipy_blas_probe as boot
     with loading(True):
-        skip_scipy_blas_probe()
+        boot()
         import mmsim.executors, mmsim.sweep
 else:
     import mmsim.executors, mmsim.sweep
