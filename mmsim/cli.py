@@ -160,6 +160,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from mmsim.kernel_loads import lean_kernel_loads
+
+    if args.program:  # no numba compiler start-up to load cached kernels
+        lean_kernel_loads()
     from mmsim.explain import explain_dir, format_explanation
 
     if args.workers is not None and args.workers < 1:
@@ -215,6 +219,10 @@ def _cmd_gex(args: argparse.Namespace) -> int:
     if args.scenario is None:
         return _fail("gex needs a SCENARIO or --chain FILE")
 
+    from mmsim.kernel_loads import lean_kernel_loads
+
+    if args.program:  # no numba compiler start-up to load cached kernels
+        lean_kernel_loads()
     from mmsim.engine import Simulation
     from mmsim.scenario import load_scenario
 
