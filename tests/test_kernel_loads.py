@@ -88,6 +88,12 @@ def tally(text, xs):
     for i in range(len(xs)):
         out[i] = xs[i] * counts["b"]
     return out
+
+
+@njit(cache=True)
+def total(text, xs):
+    """Calls ``tally``: compiling it links ``tally``'s library, however it was loaded."""
+    return tally(text, xs).sum()
 '''
 
 _CALL = """
@@ -98,9 +104,11 @@ installed = lean_kernel_loads()
 import lean_probe
 out = lean_probe.tally("a b b c", np.arange(3.0))
 disp = lean_probe.tally
-print(json.dumps({"installed": installed, "out": out.tolist(),
+arraymath = "numba.np.arraymath" in sys.modules  # before any compilation below
+{then}
+print(json.dumps({"installed": installed, "out": out.tolist(), "arraymath": arraymath,
     "hits": sum(disp.stats.cache_hits.values()), "misses": sum(disp.stats.cache_misses.values()),
-    "arraymath": "numba.np.arraymath" in sys.modules,
+    "total": locals().get("whole"),
     "blas": bool(getattr(sys.modules.get("numba.np.arraymath"), "_HAVE_BLAS", False)),
     "scipy_linalg": "scipy.linalg" in sys.modules}))
 """
@@ -110,16 +118,20 @@ def test_a_cache_miss_compiles_without_the_blas_probe_and_the_next_process_loads
     """Under lean loads a function not in the cache still compiles (numba's compiler
     refreshes the target itself), with SciPy's BLAS hidden from the probe as before;
     a second process then loads it from the cache, lean, and gets the same answer from
-    code that hashes strings and allocates arrays."""
+    code that hashes strings and allocates arrays; a caller compiled after that lean
+    load links it and gets the right sum."""
     (tmp_path / "lean_probe.py").write_text(textwrap.dedent(_KERNEL))
-    first = _python(_CALL, tmp_path, path=str(tmp_path))
+    first = _python(_CALL.replace("{then}", ""), tmp_path, path=str(tmp_path))
     assert first["installed"] and first["misses"] == 1 and first["hits"] == 0, first
     assert first["out"] == [0.0, 2.0, 4.0]
     assert first["arraymath"] and not first["blas"] and not first["scipy_linalg"], first
-    second = _python(_CALL, tmp_path, path=str(tmp_path))
+    then = "whole = float(lean_probe.total('a b b c', np.arange(3.0)))"
+    second = _python(_CALL.replace("{then}", then), tmp_path, path=str(tmp_path))
     assert second["hits"] == 1 and second["misses"] == 0, second
     assert second["out"] == [0.0, 2.0, 4.0]
     assert not second["arraymath"], "a cached load does not start numba's compiler"
+    assert second["total"] == 6.0, "a caller compiled after the lean load links it"
+    assert not second["blas"] and not second["scipy_linalg"], second
 
 
 def test_installing_twice_is_a_no_op_and_callers_keep_numbas_loads():
