@@ -9,10 +9,10 @@ in workers several times slower than the same runs in the parent.
 
 import gc
 
-from mmsim.numba_boot import skip_scipy_blas_probe
+from mmsim.kernel_loads import lean_kernel_loads
 from mmsim.workers import _warm
 
-skip_scipy_blas_probe()  # the server runs only mmsim's kernels (see mmsim.numba_boot)
+lean_kernel_loads()  # the server runs only mmsim's kernels (see mmsim.kernel_loads)
 _warm()
 gc.collect()
 gc.freeze()

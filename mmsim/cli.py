@@ -98,12 +98,13 @@ def _run_dir(scenario, seed: int | None, overrides: list[str] | None) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from mmsim.kernel_loads import lean_kernel_loads
     from mmsim.lifetime import loading
-    from mmsim.numba_boot import announce_compiles, skip_scipy_blas_probe
+    from mmsim.numba_boot import announce_compiles
 
     with loading(args.program):
-        if args.program:  # ~0.15 s of SciPy imports numba's kernels never use
-            skip_scipy_blas_probe()
+        if args.program:  # no numba compiler start-up to load cached kernels (0.1 s)
+            lean_kernel_loads()
         from mmsim.budget import check
         from mmsim.engine import Simulation
         from mmsim.paths import check_output_dir
@@ -141,8 +142,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         explanation = explain(result, progress=not args.quiet)
         save_explanation(explanation, result, out)
     if not args.no_plot:
-        with loading(args.program):
-            from mmsim.plots import save_run_plots
+        _import_plots(args.program)
+        from mmsim.plots import save_run_plots
+
         save_run_plots(result, out, args.plots)
     if args.report:
         from mmsim.report import write_report
@@ -158,6 +160,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from mmsim.kernel_loads import lean_kernel_loads
+
+    if args.program:  # no numba compiler start-up to load cached kernels
+        lean_kernel_loads()
     from mmsim.explain import explain_dir, format_explanation
 
     if args.workers is not None and args.workers < 1:
@@ -191,10 +197,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from mmsim.lifetime import loading
-
-    with loading(args.program):
-        from mmsim.plots import save_plots
+    _import_plots(args.program)
+    from mmsim.plots import save_plots
 
     try:
         paths = save_plots(args.directory)
@@ -215,6 +219,10 @@ def _cmd_gex(args: argparse.Namespace) -> int:
     if args.scenario is None:
         return _fail("gex needs a SCENARIO or --chain FILE")
 
+    from mmsim.kernel_loads import lean_kernel_loads
+
+    if args.program:  # no numba compiler start-up to load cached kernels
+        lean_kernel_loads()
     from mmsim.engine import Simulation
     from mmsim.scenario import load_scenario
 
@@ -292,18 +300,19 @@ def _import_plots(program: bool) -> None:
     """Import the figures' modules and matplotlib (the sweep's process does it while
     forked workers run runs: ``sweep(meanwhile=...)``)."""
     from mmsim.lifetime import loading
+    from mmsim.mpl_boot import without_3d_axes
 
-    with loading(program):
+    with loading(program), without_3d_axes(program):
         import mmsim.plots  # noqa: F401
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from mmsim.kernel_loads import lean_kernel_loads
     from mmsim.lifetime import loading
-    from mmsim.numba_boot import skip_scipy_blas_probe
 
     with loading(args.program):
-        if args.program:  # ~0.15 s of SciPy imports numba's kernels never use
-            skip_scipy_blas_probe()
+        if args.program:  # no numba compiler start-up to load cached kernels (0.1 s)
+            lean_kernel_loads()
         from mmsim.scenario import load_scenario
         from mmsim.sweep import sweep
 
