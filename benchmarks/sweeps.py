@@ -476,6 +476,9 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
                 sweep(name, **kw)
     finally:
         if cluster is not None:
+            from mmsim.sweep import close_workers
+
+            close_workers()  # and the dask client kept for the next sweep (since dask9)
             cluster.stdin.close()  # its process closes the cluster and exits
             with contextlib.suppress(subprocess.TimeoutExpired):
                 cluster.wait(timeout=30)
@@ -543,14 +546,21 @@ def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int]:
         cold = [w for w, ok in client.run(warm).items() if not ok]
     assert not cold, f"dask workers not warm before timing: {cold}"
     sizes: list[int] = []
-    real = executors._Pool.submit
+    real, real_all = executors._Pool.submit, getattr(executors._Pool, "submit_all", None)
 
     def spy(self, *args):
         if self.kind == "dask":
             sizes.append(len(args[1]))
         return real(self, *args)
 
+    def spy_all(self, args):  # every task at once (since dask9)
+        if self.kind == "dask":
+            sizes.extend(len(a[1]) for a in args)
+        return real_all(self, args)
+
     executors._Pool.submit = spy
+    if real_all is not None:
+        executors._Pool.submit_all = spy_all
     try:
         import mmsim
 
@@ -558,6 +568,8 @@ def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int]:
                     progress=False)  # fmt: skip
     finally:
         executors._Pool.submit = real
+        if real_all is not None:
+            executors._Pool.submit_all = real_all
     return sizes
 
 
