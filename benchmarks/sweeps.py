@@ -30,8 +30,10 @@ sees; on a shared machine other processes take cores from the pool and lower it,
 load average is printed), and by CPU, ``CPU(serial) / CPU(2 workers)`` (the share of
 the parallel sweep's CPU spent on runs rather than on start-up, pickling and IPC). For
 3., also the wall efficiency with each sweep's wall time less the mean run-queue wait of
-its processes that ran runs (``/proc/PID/schedstat``: time runnable while other
-processes held the cores), an estimate of the wall efficiency on idle cores. For 2.,
+its threads that ran runs (``/proc/PID/task/TID/schedstat``: time runnable while other
+processes held the cores), an estimate of the wall efficiency on idle cores, and the
+same estimate of dask's wall over the pool's (the dask workers' run-queue waits taken
+off, not its scheduler's or client's: an upper bound on dask's side). For 2.,
 besides wall time, "busiest process": serial CPU over the CPU of the busier of the two
 processes that run runs (the sweep's own and its forked worker), medians: what two idle
 cores would give if neither ever waited for the other, a figure other processes' load
@@ -397,31 +399,46 @@ def bench_warm_pair(repeat: int, base: Path, rounds: int = 2) -> dict:
     return {**out["this"], "base": out["base"]}
 
 
-def _run_waits() -> dict[int, tuple[float, float]]:
-    """``{pid: (CPU s, run-queue wait s)}`` of this process's main thread and of its
-    children running this same command line (forked pool workers), from
-    ``/proc/PID/schedstat`` (time on a CPU, time runnable but waiting for one)."""
+def _children(pid: int) -> list[int]:
+    """Child pids of every thread of ``pid``."""
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _run_waits(cluster: int | None = None) -> dict[int, tuple[float, float]]:
+    """``{thread id: (CPU s, run-queue wait s)}`` of the threads of this process, of its
+    children running this same command line (forked pool workers) and of the
+    ``cluster`` process's children (dask workers), from ``/proc/PID/task/TID/schedstat``
+    (time on a CPU, time runnable but waiting for one)."""
     me = os.getpid()
     cmd = Path(f"/proc/{me}/cmdline").read_bytes()
     pids = [me]
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{me}/task").iterdir():
-            for c in (task / "children").read_text().split():
-                with contextlib.suppress(OSError):
-                    if Path(f"/proc/{c}/cmdline").read_bytes() == cmd:
-                        pids.append(int(c))
+    for c in _children(me):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{c}/cmdline").read_bytes() == cmd:
+                pids.append(c)
+    if cluster is not None:
+        pids += _children(cluster)
     out = {}
     for pid in pids:
-        with contextlib.suppress(OSError, ValueError):
-            on, wait, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
-            out[pid] = (int(on) / 1e9, int(wait) / 1e9)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():  # dask runs runs in a thread
+                with contextlib.suppress(OSError, ValueError):
+                    on, wait, _ = (task / "schedstat").read_text().split()
+                    out[int(task.name)] = (int(on) / 1e9, int(wait) / 1e9)
     return out
 
 
 def _unloaded(wall: float, before: dict, after: dict) -> float:
-    """``wall`` less the mean run-queue wait (s) of the processes that ran runs in it
-    (on a CPU for at least 5% of it: not a process that only collects outcomes), an
-    estimate of the wall time on idle cores, which other processes' load moves little."""
+    """``wall`` less the mean run-queue wait (s) of the threads that ran runs in it
+    (on a CPU for at least 5% of it: not a process that only collects outcomes, not a
+    dask scheduler's or worker's event loop), an estimate of the wall time on idle
+    cores, which other processes' load moves little. For dask, the waits of its
+    scheduler and client, also on the way of each task, are not taken off."""
     waits = [
         after[p][1] - before[p][1]
         for p in after
@@ -459,24 +476,25 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
     tasks: list[int] = []
 
     def sweep(name: str, **kw) -> None:
-        before = _run_waits()
+        before = _run_waits(cluster_pid)
         wall, cpu, table = _timed(
             lambda: mmsim.sweep(scenario, GRID, seeds=seeds, progress=False, **kw)
         )
-        after = _run_waits()  # the workers (kept) are alive; 0.2 s later: no runs since
+        after = _run_waits(cluster_pid)  # workers (kept) alive; 0.2 s later: no runs since
         tables[name] = table
         slot = runs.setdefault(name, {"wall": [], "cpu": [], "unloaded": []})
         slot["wall"].append(wall)
         slot["cpu"].append(cpu)
         slot["unloaded"].append(_unloaded(wall, before, after))
 
-    cluster = None
+    cluster = cluster_pid = None
     kinds = [("serial", {"executor": "serial"}),
              ("workers_1", {"executor": "processes", "workers": 1}),
              ("workers_2", {"executor": "processes", "workers": 2})]  # fmt: skip
     try:
         if dask:
             cluster, address = _cluster_process(2)
+            cluster_pid = cluster.pid
             mmsim.sweep(scenario, warm, seeds=4, executor="dask", dask_address=address,
                         progress=False)  # fmt: skip
             tasks = _dask_warm_and_tasks(address, scenario, seeds)
@@ -486,6 +504,9 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
                 sweep(name, **kw)
     finally:
         if cluster is not None:
+            from mmsim.sweep import close_workers
+
+            close_workers()  # and the dask client kept for the next sweep (since dask9)
             cluster.stdin.close()  # its process closes the cluster and exits
             with contextlib.suppress(subprocess.TimeoutExpired):
                 cluster.wait(timeout=30)
@@ -512,6 +533,7 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
         out["dask_vs_pool_wall"] = d["wall_min_s"] / p["wall_min_s"]
         out["dask_vs_pool_wall_median"] = d["wall_median_s"] / p["wall_median_s"]
         out["dask_vs_pool_cpu"] = d["cpu_min_s"] / p["cpu_min_s"]
+        out["dask_vs_pool_unloaded"] = d["unloaded_min_s"] / p["unloaded_min_s"]
     return out
 
 
@@ -553,14 +575,21 @@ def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int]:
         cold = [w for w, ok in client.run(warm).items() if not ok]
     assert not cold, f"dask workers not warm before timing: {cold}"
     sizes: list[int] = []
-    real = executors._Pool.submit
+    real, real_all = executors._Pool.submit, getattr(executors._Pool, "submit_all", None)
 
     def spy(self, *args):
         if self.kind == "dask":
             sizes.append(len(args[1]))
         return real(self, *args)
 
+    def spy_all(self, args):  # every task at once (since dask9)
+        if self.kind == "dask":
+            sizes.extend(len(a[1]) for a in args)
+        return real_all(self, args)
+
     executors._Pool.submit = spy
+    if real_all is not None:
+        executors._Pool.submit_all = spy_all
     try:
         import mmsim
 
@@ -568,6 +597,8 @@ def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int]:
                     progress=False)  # fmt: skip
     finally:
         executors._Pool.submit = real
+        if real_all is not None:
+            executors._Pool.submit_all = real_all
     return sizes
 
 
@@ -652,6 +683,9 @@ def _print_big(big: dict, tag: str) -> None:
               f" {big.get('dask_vs_pool_wall_median', float('nan')):.2f}),"
               f" CPU {big['dask_vs_pool_cpu']:.2f}; dask tasks of"
               f" {big.get('dask_tasks', '?')} runs")  # fmt: skip
+        u = big["dask_2"]["unloaded_min_s"]
+        print(f"dask / process pool{tag}, wall less run-queue waits: {u:.2f} s,"
+              f" {big['dask_vs_pool_unloaded']:.2f}")  # fmt: skip
 
 
 def _pool_only(big_args: list, base: Path | None, load: float, rounds: int = 2) -> None:

@@ -21,10 +21,14 @@ sweep's pool is kept for the next sweep in this process that asks for as many wo
 (:mod:`mmsim.kept_pool`: alive, running current code), which then neither forks nor
 pays its workers' copied pages again.
 
-Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 5 ms
+Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 4 ms
 of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
 5-50 ms), largest first so the last tasks are short and no worker idles at the end.
-Every worker of the cluster is warmed once, as it joins (:mod:`mmsim.dask_warm`).
+They are submitted at once, as one graph (:meth:`_Pool.submit_all`: one message to
+the scheduler, the scenario in it once), and each task's outcomes are fetched as soon
+as it finishes, while this process records earlier ones (:meth:`_Pool.completed`).
+Every worker of the cluster is warmed once, as it joins (:mod:`mmsim.dask_warm`); a
+sweep on a running cluster keeps its client for the next (:mod:`mmsim.dask_client`).
 A run's timeout is a timer signal in the worker's main thread (serial and process
 executors, and the sweep's own runs; dask runs tasks in threads, so no timeout there).
 """
@@ -40,6 +44,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -177,6 +182,21 @@ def _run_claimed(
     return done
 
 
+def _fetched(future: Any, result: Any) -> Any:
+    """The result getter of a finished dask ``future`` whose ``result`` was fetched
+    (``as_completed(with_results=True, raise_errors=False)``): returns it, or raises
+    what the task raised, or its cancellation."""
+
+    def get() -> Any:
+        if future.status == "finished":
+            return result
+        if isinstance(result, BaseException):
+            raise result
+        return future.result()  # raises the task's error
+
+    return get
+
+
 _TOKENS = itertools.count(1)
 """Sweep numbers: a kept pool's outcomes carry their sweep's (:func:`_run_claimed`)."""
 
@@ -235,6 +255,7 @@ class _Pool:
         self.workers = workers  # tasks run at once
         self.kept: KeptPool | None = None  # its workers, kept for later sweeps when closed
         self.claims: Claims | None = None  # forked workers' shared run counter and pipe
+        self.shared_client = False  # a dask client from mmsim.dask_client (maybe kept)
         if executor == "processes":
             # an earlier sweep's workers, alive and current (else that pool is shut down,
             # so this process may fork again), kept again when closed; a new pool is
@@ -265,21 +286,24 @@ class _Pool:
         elif executor == "dask":
             from dask.distributed import Client
 
-            if dask_address:
+            if dask_address:  # the last sweep's client, if kept (mmsim.dask_client)
+                from mmsim.dask_client import connect
+
                 try:
-                    self.client = Client(dask_address, timeout=DASK_CONNECT_TIMEOUT)
+                    self.client = connect(dask_address, DASK_CONNECT_TIMEOUT, keep and keeping())
                 except (OSError, TimeoutError, ValueError, TypeError) as err:
                     why = str(err).splitlines()[0] if str(err) else type(err).__name__
                     raise OutputError(
                         f"--dask {dask_address}: cannot reach the scheduler ({why})"
                     ) from None
+                self.shared_client = True
             else:
+                from mmsim.dask_warm import register
+
                 self.cluster = local_cluster(workers)
                 self.client = Client(self.cluster)
-            from mmsim.dask_warm import register
-
-            with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
-                register(self.client)
+                with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
+                    register(self.client)
             with contextlib.suppress(Exception):
                 self.workers = sum(self.client.nthreads().values()) or workers
 
@@ -305,13 +329,36 @@ class _Pool:
         done.set_result(task(*args))
         return done
 
+    def submit_all(self, args: list[tuple]) -> list:
+        """Run :attr:`task` once with each of ``args``, handed out in their order; the
+        futures. On dask, one graph (one message to the scheduler, the scenario in it
+        once) whose keys sort in that order, as the scheduler hands out tasks it has
+        queued."""
+        if self.client is None:
+            return [self.submit(*a) for a in args]
+        token = uuid.uuid4().hex
+        keys = [f"mmsim-runs-{token}-{i:06d}" for i in range(len(args))]
+        return self.client.map(self.task, *zip(*args, strict=True), key=keys, pure=False)
+
     def as_completed(self, futures: list) -> Iterator[Any]:
         """Futures in the order they finish."""
         if self.client is not None:
             from dask.distributed import as_completed as dask_as_completed
 
-            return iter(dask_as_completed(futures))
+            return iter(dask_as_completed(futures, loop=self.client.loop))
         return futures_as_completed(futures)
+
+    def completed(self, futures: list) -> Iterator[tuple[Any, Any]]:
+        """``(future, its result getter)`` in the order they finish. On dask each result
+        is fetched as soon as its task finishes, while earlier ones are recorded."""
+        if self.client is None:
+            return ((f, f.result) for f in futures_as_completed(futures))
+        from dask.distributed import as_completed as dask_as_completed
+
+        done = dask_as_completed(
+            futures, loop=self.client.loop, with_results=True, raise_errors=False
+        )
+        return ((f, _fetched(f, result)) for f, result in done)
 
     def close(self, interrupted: bool = False) -> None:
         """Shut down; when ``interrupted``, stop the workers at once (a pool left to
@@ -331,6 +378,14 @@ class _Pool:
             if self.forked:  # return now, let the workers exit: joined before a next fork
                 _CLOSING.append(pool._executor_manager_thread)
             pool.shutdown(wait=not interrupted and not self.forked, cancel_futures=True)
+        if client is not None and self.shared_client:  # kept for the next sweep, if it can be
+            from mmsim.dask_client import done
+
+            with _quiet_dask() if interrupted else contextlib.nullcontext():
+                kept = done(client, failed=interrupted)
+            client = None
+            if not kept and cluster is None:
+                _release_dask_offload()  # as below
         if client is not None or cluster is not None:
             quiet = _quiet_dask() if interrupted else contextlib.nullcontext()
             with quiet:
@@ -479,6 +534,17 @@ class _Run:
         runs = [(overrides, seed, head["run_id"]) for head, overrides, seed in chunk]
         return pool.submit(base_dict, runs, self.keep, self.timeout)
 
+    def _submit_all(
+        self, pool: _Pool, queue: collections.deque, futures: dict, base_dict: dict[str, Any]
+    ) -> None:
+        """Submit every task (list of runs) of ``queue`` at once, to be handed out in
+        the queue's order (:meth:`_Pool.submit_all`), and empty it."""
+        chunks = list(queue)
+        queue.clear()
+        runs = [[(o, seed, head["run_id"]) for head, o, seed in chunk] for chunk in chunks]
+        args = [(base_dict, r, self.keep, self.timeout) for r in runs]
+        futures.update(zip(pool.submit_all(args), chunks, strict=True))
+
     def _run_here(self, chunk: list, base_dict: dict[str, Any]) -> None:
         """Run the runs ``chunk`` in this process and record them."""
         for head, overrides, seed in chunk:
@@ -539,8 +605,8 @@ class _Run:
         pool go to ``lost``; returns the runs of a task of several that failed as a
         whole (a dask worker killed under it): each is tried again alone."""
         retry: list = []
-        for fut in pool.as_completed(list(futures)):
-            self._settle(fut, futures[fut], lost, retry)
+        for fut, result in pool.completed(list(futures)):
+            self._settle(result, futures[fut], lost, retry)
             self._note_starts(pool)
         return retry
 
@@ -557,11 +623,12 @@ class _Run:
         while queue is not None and self._starts is not None and not queue.empty():
             self._starts.add(queue.get())
 
-    def _settle(self, fut: Any, chunk: list, lost: list, retry: list) -> None:
-        """Record the runs of the finished task ``fut`` (the runs ``chunk``), or file
-        them under ``lost`` (a broken process pool) or ``retry`` (see :meth:`_collect`)."""
+    def _settle(self, result: Any, chunk: list, lost: list, retry: list) -> None:
+        """Record the runs of a finished task (the runs ``chunk``; ``result()`` returns
+        its outcomes or raises what the task raised), or file them under ``lost`` (a
+        broken process pool) or ``retry`` (see :meth:`_collect`)."""
         try:
-            outcomes = fut.result()
+            outcomes = result()
         except BrokenProcessPool:
             lost.extend(chunk)
             return
@@ -677,6 +744,9 @@ class _Run:
                     _start_fork_server()
             if steal and is_warm() and served:
                 lost = self._submit_while_running(pool, queue, futures, base_dict)
+            elif getattr(pool, "client", None) is not None:
+                self._submit_all(pool, queue, futures, base_dict)
+                lost = []
             else:
                 lost = self._submit(pool, queue, futures, base_dict)
             retry = self._collect(pool, futures, lost)

@@ -202,9 +202,14 @@ def give(pool: KeptPool) -> None:
 
 
 def close_workers() -> None:
-    """Shut down the process pool kept for later sweeps, if any (its workers exit)."""
+    """Shut down the process pool kept for later sweeps, if any (its workers exit), and
+    close the dask client kept for later sweeps on a running cluster
+    (:mod:`mmsim.dask_client`; the cluster itself is left running)."""
     global _KEPT
     with _LOCK:
         kept, _KEPT = _KEPT, None
     if kept is not None and kept.owner == os.getpid():
         kept.shut()
+    from mmsim.workers import _release_dask_client
+
+    _release_dask_client()

@@ -354,7 +354,7 @@ def sweep(
         executor = _auto(len(todo) * run_seconds, len(todo), n_workers, dask_address)
     pool = None
     if todo and executor == "dask" and dask_address:  # unreachable: fail before writing
-        pool = _Pool("dask", n_workers, dask_address)
+        pool = _Pool("dask", n_workers, dask_address, keep=keep_workers)
 
     # what each run gets: no sweep block (a run never reads it, and validating its grid
     # again in every run cost band_sweep's runs a fifth of their CPU)

@@ -172,7 +172,8 @@ def can_fork() -> bool:
     libraries are not fork-safe, Windows has no fork) with no other Python thread alive
     (one holding a lock at the fork would leave it held forever in the child). tqdm's
     idle monitor thread is stopped first: it only paces progress bars, and a bar
-    started later starts a new one. Native threads (OpenBLAS, jemalloc) are not counted:
+    started later starts a new one; so is the dask client an earlier sweep kept
+    (:func:`_release_dask_client`). Native threads (OpenBLAS, jemalloc) are not counted:
     those libraries reset themselves in a forked child."""
     if not sys.platform.startswith("linux"):
         return False
@@ -180,6 +181,7 @@ def can_fork() -> bool:
         return False
     if threading.current_thread() is not threading.main_thread():
         return False
+    _release_dask_client()
     while _CLOSING:  # an earlier pool's workers, exiting: long done by now, as a rule
         if (thread := _CLOSING.pop()) is not None:
             thread.join(timeout=CLOSE_TIMEOUT)  # still alive after it: no fork this time
@@ -307,6 +309,16 @@ def _stop_workers(cluster: Any) -> None:
         deadline = time.monotonic() + WORKER_STOP_TIMEOUT
         while cluster.workers and time.monotonic() < deadline:
             time.sleep(0.02)
+
+
+def _release_dask_client() -> None:
+    """Close the dask client a sweep kept (:mod:`mmsim.dask_client`), unless a sweep is
+    using it, and then distributed's offload thread (:func:`_release_dask_offload`): its
+    event loop is a thread, which stops this process forking. The next dask sweep
+    connects again (a few milliseconds)."""
+    kept = sys.modules.get("mmsim.dask_client")  # never imported: no dask sweep ran here
+    if kept is not None and kept.release():
+        _release_dask_offload()
 
 
 def _release_dask_offload() -> None:

@@ -97,3 +97,91 @@ def test_a_dask_sweep_leaves_no_thread_that_stops_this_process_forking(tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"can_fork": True, "threads": ["MainThread"]}, report
+
+
+_KEPT_CLIENT = """
+import json, subprocess, sys, threading, time
+import pandas as pd
+import mmsim
+from dask.distributed import Client
+from mmsim.workers import can_fork
+
+CLUSTER = (
+    "import sys\\n"
+    "from mmsim.sweep import local_cluster\\n"
+    "cluster = local_cluster(2)\\n"
+    "print(cluster.scheduler_address, flush=True)\\n"
+    "sys.stdin.read()\\n"
+    "cluster.close()\\n"
+)
+
+
+def mmsim_clients(dask_scheduler):
+    return sorted(c for c in dask_scheduler.clients if c.startswith("_SweepClient"))
+
+
+if __name__ == "__main__":
+    scenario, grid = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    cluster = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    address = cluster.stdout.readline().strip()
+    serial = mmsim.sweep(scenario, grid, seeds=3, executor="serial", progress=False)
+    out = {"clients": [], "same_rows": [], "orders": []}
+    watcher = Client(address, set_as_default=False)
+    watcher.get_task_stream(start=time.time())  # from now on the scheduler records tasks
+    for _ in range(2):
+        t0 = time.time()
+        table = mmsim.sweep(scenario, grid, seeds=3, executor="dask", dask_address=address,
+                            progress=False)
+        out["same_rows"].append(table.equals(serial))
+        out["clients"].append(watcher.run_on_scheduler(mmsim_clients))
+        starts = {}
+        for task in watcher.get_task_stream(start=t0):
+            index = int(task["key"].rsplit("-", 1)[1])
+            starts.setdefault(task["worker"], []).append((task["startstops"][0]["start"], index))
+        out["orders"].append([[i for _, i in sorted(s)] for s in starts.values()])
+    watcher.close()
+    out["can_fork"] = can_fork()  # closes the kept client: its event loop is a thread
+    out["threads"] = [t.name for t in threading.enumerate()]
+    table = mmsim.sweep(scenario, grid, seeds=3, executor="dask", dask_address=address,
+                        progress=False)  # connects again, and keeps that client
+    out["same_rows"].append(table.equals(serial))
+    cluster.stdin.close()  # the cluster closes under the kept client
+    cluster.wait(timeout=60)
+    from mmsim import dask_client
+    (kept,) = dask_client._KEPT.values()
+    deadline = time.monotonic() + 30
+    while kept.status != "closed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out["kept_after_its_cluster_closed"] = kept.status
+    print(json.dumps(out))
+"""
+
+
+def test_a_sweep_on_a_running_cluster_keeps_its_client_until_this_process_forks(tmp_path):
+    """Two sweeps on a running cluster use one client, kept between them (no connection,
+    plugin registration or close per sweep); each sweep's tasks start on every worker in
+    the order they were made (largest first); the kept client never stops this process
+    forking (:func:`~mmsim.workers.can_fork` closes it, after which only the main thread
+    is left) and a later sweep connects again; a kept client whose cluster closes closes
+    itself without an error logged. Rows equal the serial sweep's throughout."""
+    import json
+    import subprocess
+    import sys
+
+    from test_sweep import ROOT
+
+    script = tmp_path / "kept_client.py"  # a file: dask's spawned nannies import __main__
+    script.write_text(_KEPT_CLIENT)
+    argv = [sys.executable, str(script), json.dumps(TINY), json.dumps(GRID)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["same_rows"] == [True, True, True], "dask rows differ from serial"
+    first, second = out["clients"]
+    assert len(first) == 1 and first == second, f"one mmsim client for both sweeps: {out}"
+    for order in out["orders"]:
+        assert all(o == sorted(o) for o in order) and sum(map(len, order)) > 2, order
+    assert out["can_fork"] and out["threads"] == ["MainThread"], out
+    assert out["kept_after_its_cluster_closed"] == "closed", out
+    assert "Failed to reconnect" not in done.stderr, done.stderr[-2000:]

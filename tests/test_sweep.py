@@ -97,14 +97,14 @@ def test_identical_rows_on_serial_processes_and_dask(monkeypatch):
     """12 runs on 2 dask workers go in tasks of several runs (a task's runs come back
     together); every row is bit-identical to the serial sweep's all the same."""
     executors = importlib.import_module("mmsim.executors")
-    real, tasks = executors._Pool.submit, []
+    real, tasks = executors._Pool.submit_all, []
 
-    def spy(self, *args):
+    def spy(self, args):
         if self.kind == "dask":
-            tasks.append(len(args[1]))
-        return real(self, *args)
+            tasks.extend(len(a[1]) for a in args)
+        return real(self, args)
 
-    monkeypatch.setattr(executors._Pool, "submit", spy)
+    monkeypatch.setattr(executors._Pool, "submit_all", spy)
     serial = mmsim.sweep(TINY, GRID, seeds=6, executor="serial", progress=False)
     procs = mmsim.sweep(TINY, GRID, seeds=6, executor="processes", workers=2, progress=False)
     dask = mmsim.sweep(TINY, GRID, seeds=6, executor="dask", workers=2, progress=False)
@@ -162,8 +162,14 @@ class _KillingCluster:
             fut.set_result(_run_chunk(*args))
         return fut
 
+    def submit_all(self, args):
+        return [self.submit(*a) for a in args]
+
     def as_completed(self, futures):
         return iter(futures)
+
+    def completed(self, futures):
+        return ((f, f.result) for f in futures)
 
     def close(self, interrupted=False):
         pass
@@ -589,6 +595,9 @@ class _DyingPool:
             else:
                 fut.set_result(_run_chunk(*args))
             yield fut
+
+    def completed(self, futures):
+        return ((f, f.result) for f in self.as_completed(futures))
 
     def close(self, interrupted=False):
         pass
