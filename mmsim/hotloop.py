@@ -74,6 +74,7 @@ from mmsim.lobpath import BOOK_SAMPLE, ST_FSEQ, ST_LOOK
 from mmsim.market import SqrtImpact
 from mmsim.pauses import next_event
 from mmsim.record import timeout_clock
+from mmsim.run_env import stop_now
 from mmsim.schema import Scenario
 
 if TYPE_CHECKING:
@@ -397,7 +398,7 @@ class HotLoop:
                 raise self.lob.dry_stop(float(self.info[0]))  # type: ignore[union-attr]
             else:
                 self._store()
-                raise InstabilityError(self._message(status))
+                raise stop_now(sim.env, InstabilityError(self._message(status)))
         self._store()
 
     def _noise_blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -51,6 +51,7 @@ from mmsim.hedge_rules import (
     solve_update,
 )
 from mmsim.market import Market
+from mmsim.run_env import stop_now
 from mmsim.schema import Dealer as DealerConfig
 from mmsim.vol import VolSurface
 
@@ -301,7 +302,8 @@ class DealerAgent:
         if self.config.capacity is not None:
             self.capacity_bound = True
             return
-        raise InstabilityError(self._divergence_message(outcome, before, after, qty))
+        err = InstabilityError(self._divergence_message(outcome, before, after, qty))
+        raise stop_now(market.env, err)
 
     def _lag(self) -> str:
         cfg = self.config
@@ -435,11 +437,10 @@ class DealerAgent:
                     continue
                 streak, last, typical, verdict = scheduled_watch(qty, streak, last, typical)
                 if verdict != WATCH_QUIET:
-                    raise InstabilityError(
-                        self._scheduled_runaway_message(
-                            streak > 0.0, verdict, abs(streak), abs(qty), typical
-                        )
+                    why = self._scheduled_runaway_message(
+                        streak > 0.0, verdict, abs(streak), abs(qty), typical
                     )
+                    raise stop_now(env, InstabilityError(why))
         market, capped = self.market, cfg.capacity is not None
         while True:
             if capped and self.capacity_exhausted():
@@ -452,5 +453,5 @@ class DealerAgent:
             while (qty := abs(self.check())) != 0.0:
                 rounds, growing, last, runaway = cascade_step(qty, rounds, growing, last)
                 if runaway:
-                    raise InstabilityError(self._runaway_message(rounds))
+                    raise stop_now(env, InstabilityError(self._runaway_message(rounds)))
                 yield env.timeout(cfg.latency)
