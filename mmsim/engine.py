@@ -102,9 +102,17 @@ class Simulation:
             child = np.random.SeedSequence(self.entropy, spawn_key=(*root.spawn_key, *key))
             return np.random.default_rng(child)
 
+        feedback = np.zeros(max(len(sc.dealers), 1))  # lam * G on each one's fills
         self.dealers = [
             DealerAgent(
-                i, name, cfg, self._account(name, "dealer"), self.book, self.market, self.vol
+                i,
+                name,
+                cfg,
+                self._account(name, "dealer"),
+                self.book,
+                self.market,
+                self.vol,
+                feedback,
             )
             for i, (name, cfg) in enumerate(zip(sc.dealer_names(), sc.dealers, strict=True))
         ]

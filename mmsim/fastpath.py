@@ -57,6 +57,7 @@ from mmsim.kernel_layout import (
     D_CENTER_S,
     D_CN,
     D_COFF,
+    D_FEED,
     D_GROW,
     D_H,
     D_HALF,
@@ -81,6 +82,7 @@ from mmsim.kernel_layout import (
     D_POST_G,
     D_POST_T,
     D_ROUNDS,
+    D_SGROW,
     D_SIZE,
     D_SLAST,
     D_SOLVE,
@@ -197,6 +199,7 @@ __all__ = [
     "D_CENTER_S",
     "D_CN",
     "D_COFF",
+    "D_FEED",
     "D_GROW",
     "D_H",
     "D_HALF",
@@ -221,6 +224,7 @@ __all__ = [
     "D_POST_G",
     "D_POST_T",
     "D_ROUNDS",
+    "D_SGROW",
     "D_SIZE",
     "D_SLAST",
     "D_SOLVE",
@@ -657,13 +661,19 @@ def _dealer_event(
         return status
     if kind == WK_SCHED:
         if dl[d, D_WATCH] != 0.0:
-            streak, last, typ, verdict = scheduled_watch(
-                qty, dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP]
+            combined = 0.0  # the dealers' measured lam * G (DealerAgent.process)
+            for j in range(dl.shape[0]):
+                combined += dl[j, D_FEED]
+            streak, last, typ, growth, verdict = scheduled_watch(
+                qty, dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP], dl[d, D_SGROW], combined
             )
-            dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP] = streak, last, typ
+            dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP], dl[d, D_SGROW] = (
+                streak, last, typ, growth
+            )  # fmt: skip
             if verdict != WATCH_QUIET:
                 info[0], info[1], info[2] = t, d, 1.0 if streak > 0.0 else 0.0
-                info[3], info[4], info[5], info[6] = verdict, abs(streak), abs(qty), typ
+                info[3], info[4], info[5], info[6] = growth, abs(streak), abs(qty), typ
+                info[7] = combined
                 return SCHED_RUNAWAY
         _schedule(dl, d, t + dl[d, D_INT], WK_SCHED, q)
         return OK

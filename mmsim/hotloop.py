@@ -684,7 +684,7 @@ class HotLoop:
         dealer = sim.dealers[int(info[1])]
         if status == fp.SCHED_RUNAWAY:
             return dealer._scheduled_runaway_message(
-                bool(info[2]), int(info[3]), info[4], info[5], info[6], now=t
+                bool(info[2]), info[4], info[5], info[6], info[3], info[7], now=t
             )
         if status == fp.DIVERGED:
             return dealer._divergence_message(

@@ -28,6 +28,7 @@ from mmsim.book import OptionBook
 from mmsim.errors import InstabilityError
 from mmsim.hedge_rules import (
     CHASING,
+    FEEDBACK_LIMIT,
     LAGGED_OVERSHOOTS,
     MAX_CASCADE,
     MAX_SOLVE_STEPS,
@@ -37,13 +38,13 @@ from mmsim.hedge_rules import (
     RUNAWAY_MIN_SIZE,
     RUNAWAY_ROUNDS,
     SCHEDULED_GROWTH,
-    SCHEDULED_RUNAWAY_ROUNDS,
+    SCHEDULED_STEP_CAP,
     SETTLING,
     SOLVE_OVERSHOOT,
-    WATCH_GROWTH,
     WATCH_QUIET,
     bracket_probe,
     cascade_step,
+    fill_feedback,
     fill_outcome,
     plan_hedge,
     scheduled_watch,
@@ -93,6 +94,7 @@ class DealerAgent:
         book: OptionBook,
         market: Market,
         vol: VolSurface,
+        feedback: np.ndarray | None = None,
     ) -> None:
         self.index = index
         self.name = name
@@ -101,6 +103,9 @@ class DealerAgent:
         self.book = book
         self.market = market
         self.vol = vol
+        # lam * G measured on each dealer's last fill (fill_feedback), shared by the run's
+        # dealers (index = dealer index): the scheduled watch sums it
+        self.feedback = np.zeros(book.n_holders) if feedback is None else feedback
         self.hedge_volume = 0.0  # shares, cumulative |traded|
         self.hedge_cost = 0.0  # $, spread + impact paid
         self.n_rehedges = 0
@@ -289,6 +294,8 @@ class DealerAgent:
             # order) that lifts a thin best quote moves the mid a whole tick, and
             # whole-share rounding does the rest; a real divergence grows past this
             outcome = SETTLING
+        else:
+            self.feedback[self.index] = fill_feedback(before, after, qty)
         if outcome == SETTLING:
             self._overshoots = 0
             return
@@ -378,38 +385,44 @@ class DealerAgent:
     def _scheduled_runaway_message(
         self,
         same_sign: bool,
-        verdict: int,
         rounds: float,
         size: float,
         typical: float,
+        growth: float,
+        combined: float,
         now: float | None = None,
     ) -> str:
-        """Why a scheduled dealer's rehedges kept growing (several dealers can diverge
-        together while each one's own fills still settle): ``verdict`` the rule that
-        fired (:func:`mmsim.hedge_rules.scheduled_watch`), ``rounds`` the growing
-        rehedges in a row, ``size`` the last one and ``typical`` the dealer's typical
-        rehedge (shares); ``now``: the clock, s, when not the event loop's."""
+        """Why a scheduled dealer's watch stopped the run (several dealers can diverge
+        together while each one's own fills still settle;
+        :func:`mmsim.hedge_rules.scheduled_watch`): ``rounds`` the growing rehedges in a
+        row, ``size`` the last one and ``typical`` the dealer's typical rehedge (shares),
+        ``growth`` the streak's capped log growth, ``combined`` the dealers' measured
+        ``lam * G`` summed; ``now``: the clock, s, when not the event loop's."""
         fb = getattr(self.market, "feedback_name", "lam * G")
         now = self.market.env.now if now is None else now
-        why = (
-            f"same-sign: short gamma chasing, the dealers' combined {fb} <= -1"
-            if same_sign
-            else f"alternating: long gamma over-correcting, the dealers' combined {fb} >= 1"
-        )
-        if verdict == WATCH_GROWTH:
+        schedule = f"on its {self.config.interval:g} s schedule"
+        if same_sign and combined <= FEEDBACK_LIMIT:
             rule = (
-                f"{rounds:.0f} rehedges in a row on its {self.config.interval:g} s schedule, "
-                f"each larger than the last, the last ({size:,.0f} shares) over "
-                f"{SCHEDULED_GROWTH:g} x its typical rehedge ({typical:,.0f} shares)"
+                f"the dealers' combined {fb} measured on their own fills is {combined:.3g} "
+                f"<= {FEEDBACK_LIMIT:g} and its last {rounds:.0f} rehedges {schedule} grew "
+                f"with one sign, to {size:,.0f} shares (short gamma chasing)"
             )
         else:
+            why = (
+                f"same-sign: short gamma chasing, the dealers' combined {fb} <= -1"
+                if same_sign
+                else "alternating: long gamma over-correcting, the dealers' lagged hedges "
+                "together overshooting each move"
+            )
             rule = (
-                f"{SCHEDULED_RUNAWAY_ROUNDS} rehedges in a row on its "
-                f"{self.config.interval:g} s schedule, each larger than the last"
+                f"{rounds:.0f} rehedges in a row {schedule}, each larger than the last, to "
+                f"{size:,.0f} shares: {math.exp(growth):,.0f}-fold its typical rehedge "
+                f"({typical:,.0f} shares) counting at most {SCHEDULED_STEP_CAP:g}x a round, "
+                f"over {SCHEDULED_GROWTH:g}x ({why})"
             )
         return (
             f"dealer {self.name!r} hedging ran away at t={now:.3f}s (price "
-            f"{self.market.mid:.6g}): {rule} ({why})"
+            f"{self.market.mid:.6g}): {rule}"
         )
 
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
@@ -428,17 +441,22 @@ class DealerAgent:
         cfg = self.config
         if cfg.trigger == "schedule":
             yield env.timeout(cfg.phase)
-            streak, last, typical = 0.0, 0.0, 0.0  # growing rehedges (signed), shares
+            streak, last, typical, growth = 0.0, 0.0, 0.0, 0.0  # scheduled_watch's state
             watch = self.book.n_holders > 1  # several dealers: watch the combined feedback
             while True:
                 yield env.timeout(cfg.interval)
                 qty = self.check()
                 if not watch:
                     continue
-                streak, last, typical, verdict = scheduled_watch(qty, streak, last, typical)
+                combined = 0.0  # the dealers' measured lam * G, summed in index order
+                for k in self.feedback.tolist():
+                    combined += k
+                streak, last, typical, growth, verdict = scheduled_watch(
+                    qty, streak, last, typical, growth, combined
+                )
                 if verdict != WATCH_QUIET:
                     why = self._scheduled_runaway_message(
-                        streak > 0.0, verdict, abs(streak), abs(qty), typical
+                        streak > 0.0, abs(streak), abs(qty), typical, growth, combined
                     )
                     raise stop_now(env, InstabilityError(why))
         market, capped = self.market, cfg.capacity is not None
