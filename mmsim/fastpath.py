@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit
 from numba.extending import overload
 
-from mmsim.hedge_rules import WATCH_QUIET, cascade_step, scheduled_watch
+from mmsim.hedge_rules import WATCH_QUIET, cascade_step, combined_feedback, scheduled_watch
 from mmsim.kernel_book import _book_changed, _book_full, _book_news, _flow_due, _record_book
 from mmsim.kernel_checks import _check, _valid
 from mmsim.kernel_layout import (
@@ -58,6 +58,7 @@ from mmsim.kernel_layout import (
     D_CN,
     D_COFF,
     D_FEED,
+    D_FEED_T,
     D_GROW,
     D_H,
     D_HALF,
@@ -200,6 +201,7 @@ __all__ = [
     "D_CN",
     "D_COFF",
     "D_FEED",
+    "D_FEED_T",
     "D_GROW",
     "D_H",
     "D_HALF",
@@ -661,9 +663,7 @@ def _dealer_event(
         return status
     if kind == WK_SCHED:
         if dl[d, D_WATCH] != 0.0:
-            combined = 0.0  # the dealers' measured lam * G (DealerAgent.process)
-            for j in range(dl.shape[0]):
-                combined += dl[j, D_FEED]
+            combined = combined_feedback(dl[:, D_FEED], dl[:, D_FEED_T], t, dl[d, D_INT])
             streak, last, typ, growth, verdict = scheduled_watch(
                 qty, dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP], dl[d, D_SGROW], combined
             )

@@ -13,6 +13,7 @@ from numba import njit
 
 __all__ = [
     "CHASING",
+    "FEEDBACK_AGE_ROUNDS",
     "FEEDBACK_LIMIT",
     "FEEDBACK_ROUNDS",
     "LAGGED_OVERSHOOTS",
@@ -34,6 +35,7 @@ __all__ = [
     "WATCH_QUIET",
     "bracket_probe",
     "cascade_step",
+    "combined_feedback",
     "fill_feedback",
     "fill_outcome",
     "plan_hedge",
@@ -85,8 +87,13 @@ _LOG_STEP_CAP = math.log(SCHEDULED_STEP_CAP)
 # grows 1.067x a round) before the price has run far enough to change the book's gamma,
 # which the growth rule alone cannot. Long gamma has no such sum rule (two desks on one
 # schedule stay stable while each is below +1, whatever their sum): the growth rule.
+# Only dealers that hedge feed back: a measurement counts while it is at most
+# FEEDBACK_AGE_ROUNDS of the watching dealer's intervals old (a dealer whose options
+# expired, or whose gamma fell so it no longer trades, drops out; in a divergence every
+# dealer trades every round, and the slowest one's watch sees every other's).
 FEEDBACK_LIMIT = -1.0
 FEEDBACK_ROUNDS = 2
+FEEDBACK_AGE_ROUNDS = 4.0
 WATCH_QUIET, WATCH_GROWTH, WATCH_FEEDBACK = 0, 1, 2
 """Verdicts of :func:`scheduled_watch`."""
 LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
@@ -124,6 +131,19 @@ def fill_feedback(before: float, after: float, qty: float) -> float:
     is ``1 + lam * G`` (:func:`fill_outcome`). Meaningful from
     :data:`RUNAWAY_MIN_SIZE` shares up (whole-share rounding and ticks below)."""
     return (after - before) / qty - 1.0
+
+
+@njit(cache=True)
+def combined_feedback(kappas, times, now: float, interval: float) -> float:
+    """The dealers' ``lam * G`` summed, in index order, over those measured on a fill
+    (:func:`fill_feedback`; ``kappas``, at ``times``, s) within the last
+    :data:`FEEDBACK_AGE_ROUNDS` x ``interval`` (s, the watching dealer's) of ``now``."""
+    total = 0.0
+    oldest = now - FEEDBACK_AGE_ROUNDS * interval
+    for j in range(kappas.size):
+        if times[j] >= oldest:
+            total += kappas[j]
+    return total
 
 
 @njit(cache=True)

@@ -47,6 +47,7 @@ from mmsim.kernel_layout import (
     D_CN,
     D_COFF,
     D_FEED,
+    D_FEED_T,
     D_H,
     D_HALF,
     D_HCOST,
@@ -335,6 +336,7 @@ def _check(
         outcome = SETTLING
     else:  # the scheduled watch's measured lam * G (DealerAgent._judge_fill)
         dl[d, D_FEED] = fill_feedback(delta, after, qty)
+        dl[d, D_FEED_T] = t
     if outcome == SETTLING:
         dl[d, D_OVER] = 0.0
         return OK, qty

@@ -30,6 +30,7 @@ from mmsim.hedge_rules import (
     WATCH_FEEDBACK,
     WATCH_GROWTH,
     WATCH_QUIET,
+    combined_feedback,
     fill_feedback,
     scheduled_watch,
 )
@@ -213,3 +214,13 @@ def test_engine_stable_pairs_run_a_day(qty):
         sim = _pair(qty, seed, "on", days=1.0)
         sim.run()
         assert sim.env.now == pytest.approx(23_400.0), (qty, seed)
+
+
+def test_only_recent_measurements_feed_the_combined_lam_g():
+    """A dealer that stopped trading (its options expired, its gamma fell) stops feeding
+    back: measurements count for FEEDBACK_AGE_ROUNDS (4) of the watching dealer's
+    intervals, summed in dealer order."""
+    kappas, times = np.array([-0.6, -0.5, -0.2]), np.array([100.0, 70.0, 80.0])
+    assert combined_feedback(kappas, times, 100.0, 5.0) == pytest.approx(-0.8)  # from 80 s
+    assert combined_feedback(kappas, times, 100.0, 10.0) == pytest.approx(-1.3)  # from 60 s
+    assert combined_feedback(kappas, times, 200.0, 5.0) == 0.0

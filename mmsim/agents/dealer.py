@@ -44,6 +44,7 @@ from mmsim.hedge_rules import (
     WATCH_QUIET,
     bracket_probe,
     cascade_step,
+    combined_feedback,
     fill_feedback,
     fill_outcome,
     plan_hedge,
@@ -103,9 +104,10 @@ class DealerAgent:
         self.book = book
         self.market = market
         self.vol = vol
-        # lam * G measured on each dealer's last fill (fill_feedback), shared by the run's
-        # dealers (index = dealer index): the scheduled watch sums it
-        self.feedback = np.zeros(book.n_holders) if feedback is None else feedback
+        # lam * G measured on each dealer's last fill (fill_feedback; row 0) and when (s,
+        # row 1), shared by the run's dealers (column = dealer index): the scheduled watch
+        # sums the recent ones (combined_feedback)
+        self.feedback = np.zeros((2, book.n_holders)) if feedback is None else feedback
         self.hedge_volume = 0.0  # shares, cumulative |traded|
         self.hedge_cost = 0.0  # $, spread + impact paid
         self.n_rehedges = 0
@@ -295,7 +297,8 @@ class DealerAgent:
             # whole-share rounding does the rest; a real divergence grows past this
             outcome = SETTLING
         else:
-            self.feedback[self.index] = fill_feedback(before, after, qty)
+            self.feedback[0, self.index] = fill_feedback(before, after, qty)
+            self.feedback[1, self.index] = market.env.now
         if outcome == SETTLING:
             self._overshoots = 0
             return
@@ -448,9 +451,8 @@ class DealerAgent:
                 qty = self.check()
                 if not watch:
                     continue
-                combined = 0.0  # the dealers' measured lam * G, summed in index order
-                for k in self.feedback.tolist():
-                    combined += k
+                feedback = self.feedback
+                combined = combined_feedback(feedback[0], feedback[1], env.now, cfg.interval)
                 streak, last, typical, growth, verdict = scheduled_watch(
                     qty, streak, last, typical, growth, combined
                 )
