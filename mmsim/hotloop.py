@@ -395,7 +395,8 @@ class HotLoop:
             elif status == fp.DRY_STOP:
                 self._store()
                 sim.env._now = float(self.info[0])  # where the simpy path's loop stopped
-                raise self.lob.dry_stop(float(self.info[0]))  # type: ignore[union-attr]
+                err = self.lob.dry_stop(float(self.info[0]))  # type: ignore[union-attr]
+                raise stop_now(sim.env, err)
             else:
                 self._store()
                 raise stop_now(sim.env, InstabilityError(self._message(status)))

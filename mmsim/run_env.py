@@ -8,11 +8,13 @@ instant act first: a second dealer's scheduled rehedge at the same second traded
 the run had stopped on the simpy agents, while the compiled kernel (which stops where it
 detects) did not: one trade more on ``engine.fast_path: off`` than on the fast path.
 
-Each raise site therefore goes through :func:`stop_now`, which schedules the error as
-one urgent failed event, ahead of every normal event of its instant, so both paths stop
-where the failure is detected and give the same run so far. The cost is paid only when
-a run fails: the event loop itself is a plain ``simpy.Environment`` (a check on every
-scheduled event made the simpy agents' path ~11% slower).
+A book side running dry under ``on_dry_out: stop`` (``LiquidityDryOut``) is the same:
+a second desk's scheduled hedge at that instant traded on the other side after the run
+had stopped. Each raise site therefore goes through :func:`stop_now`, which schedules
+the error as one urgent failed event, ahead of every normal event of its instant, so
+both paths stop where the failure is detected and give the same run so far. The cost
+is paid only when a run fails: the event loop itself is a plain ``simpy.Environment``
+(a check on every scheduled event made the simpy agents' path ~11% slower).
 """
 
 from __future__ import annotations
