@@ -224,3 +224,17 @@ def test_only_recent_measurements_feed_the_combined_lam_g():
     assert combined_feedback(kappas, times, 100.0, 5.0) == pytest.approx(-0.8)  # from 80 s
     assert combined_feedback(kappas, times, 100.0, 10.0) == pytest.approx(-1.3)  # from 60 s
     assert combined_feedback(kappas, times, 200.0, 5.0) == 0.0
+
+
+def test_the_growth_messages_claim_no_threshold_the_run_did_not_show():
+    """Long gamma: two desks on one schedule stay stable while each is below +1 whatever
+    their sum, so an alternating stop does not claim "combined lam * G >= 1"; a
+    same-sign growth stop gives the measured combined lam*G (here -0.7: a market where
+    fills under-measure it), not "<= -1"."""
+    dealer = _pair(-1000.0, 0, "off").dealers[0]
+    growth = math.log(100.0)
+    alternating = dealer._scheduled_runaway_message(False, 5, 10_000.0, 100.0, growth, 0.9)
+    assert "alternating: long gamma over-correcting" in alternating
+    assert ">= 1" not in alternating and "100-fold its typical rehedge" in alternating
+    same = dealer._scheduled_runaway_message(True, 5, 10_000.0, 100.0, growth, -0.7)
+    assert "measured on their recent fills is -0.7" in same and "<= -1" not in same

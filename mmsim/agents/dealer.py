@@ -412,7 +412,8 @@ class DealerAgent:
             )
         else:
             why = (
-                f"same-sign: short gamma chasing, the dealers' combined {fb} <= -1"
+                f"same-sign: short gamma chasing; the dealers' combined {fb} measured on "
+                f"their recent fills is {combined:.3g}"
                 if same_sign
                 else "alternating: long gamma over-correcting, the dealers' lagged hedges "
                 "together overshooting each move"
