@@ -238,3 +238,57 @@ def test_the_growth_messages_claim_no_threshold_the_run_did_not_show():
     assert ">= 1" not in alternating and "100-fold its typical rehedge" in alternating
     same = dealer._scheduled_runaway_message(True, 5, 10_000.0, 100.0, growth, -0.7)
     assert "measured on their recent fills is -0.7" in same and "<= -1" not in same
+
+
+def _desks(lam: float, interval: float, band: float, qtys, phases=None, **extra) -> dict:
+    """Scheduled desks short 1-year ATM calls (qty contracts each), on 0.1 day."""
+    phases = phases or [0.0] * len(qtys)
+    dealers = [
+        {
+            **_dealer(f"d{i}", q, trigger="schedule", interval=interval, band=band),
+            "phase": p,
+        }
+        for i, (q, p) in enumerate(zip(qtys, phases, strict=True))
+    ]
+    market = {"S0": 100.0, "impact": {"model": "linear", "lam": lam}, "half_spread": 0.0}
+    return {**BASE, "market": market, "dealers": dealers, **extra}
+
+
+def _new_gamma(at: float, qtys) -> list[dict]:
+    pos = [{"type": "call", "strike": 100, "expiry_days": 252}]
+    return [
+        {"at": at + 60.0 * i, "kind": "positions", "dealer": i, "positions": [{**pos[0], "qty": q}]}
+        for i, q in enumerate(qtys)
+    ]
+
+
+STABLE_CHANGES = {  # (scenario, seed): stable desks the old rules stopped on that seed
+    # three desks at a combined -0.9, a 3% gap at 610 s (stopped at 615 s)
+    "gap at -0.9": (26, _desks(
+        5e-5, 5.0, 50.0, [-5932, -2679, -459],
+        news={"vol": 0.08, "dt": 1.0}, noise={"rate": 0.2, "mean_size": 1000},
+        events=[{"at": 610.0, "kind": "gap", "gap": -0.03}],
+    )),
+    # -0.19 until new positions make it -0.95 at 600-660 s, staggered (stopped at 601 s)
+    "gamma x5 to -0.95, staggered": (140, _desks(
+        5e-5, 10.0, 0.0, [-1202, -712], phases=[1.32, 3.77],
+        noise={"rate": 0.0, "mean_size": 100}, events=_new_gamma(600.0, [-4808, -2850]),
+    )),
+    # the same on one schedule, lam 2e-4, noise orders (stopped at 600 s)
+    "gamma x5 to -0.95": (195, _desks(
+        2e-4, 10.0, 0.0, [-276, -202],
+        noise={"rate": 1.0, "mean_size": 100}, events=_new_gamma(600.0, [-1105, -810]),
+    )),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(STABLE_CHANGES))
+def test_stable_desks_ride_out_a_gap_or_new_gamma(name):
+    """Combined lam*G -0.9 / -0.95 with a 3% gap, or gamma x5 mid-run (a rehedge jump
+    of 5-10x): the run goes to its end (0.1 day) with no stop; the old growth rule (3
+    growing rehedges, the last 24x the typical one) stopped each, on these seeds, within
+    5 s of the change (on 1 of 9 seeds each)."""
+    seed, case = STABLE_CHANGES[name]
+    sim = Simulation(load_scenario({**case, "engine": {"fast_path": "on"}}), seed)
+    sim.run(tables=False)
+    assert sim.env.now == pytest.approx(2340.0), name
