@@ -68,8 +68,11 @@ MAX_SOLVE_STEPS = 64  # bracketing steps; bisection on whole shares needs < 64 f
 # not grow. Calibrated on two-desk models (benchmarks/scheduled_watch.py: shared or
 # staggered instants, Gaussian and Student-t(3) moves, bands 5 and 60 shares, vol jumps
 # x10, bursts, x1.5 ramps, gamma x10): no stop in 48,000 one-day runs at combined -0.95
-# to +0.95; every run at -1.05 or below stops, within 183 rounds (median / max at -1.05
-# 102 / 183, -1.2 23 / 49, -1.6 9 / 21)
+# to +0.95 (at 32-fold 4, at 48-fold 1: x1.5 ramps); alone (no measured lam * G, below)
+# it stops every run at -1.05 or below, median / max rounds at -1.05 97 / 184, -1.2
+# 20 / 47, -1.6 9 / 20. On the engine a slow divergence moves the price until the book's
+# gamma falls first (-1.2: 11 of 20 runs went 15-30% away unstopped): hence the
+# measured feedback below, which stops those within 5 rounds (median)
 SCHEDULED_GROWTH_ROUNDS = 3
 SCHEDULED_GROWTH = 64.0
 SCHEDULED_STEP_CAP = 2.0
