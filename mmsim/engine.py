@@ -102,7 +102,7 @@ class Simulation:
             child = np.random.SeedSequence(self.entropy, spawn_key=(*root.spawn_key, *key))
             return np.random.default_rng(child)
 
-        feedback = np.zeros((2, max(len(sc.dealers), 1)))  # lam * G on each one's fills
+        feedback = np.zeros((3, max(len(sc.dealers), 1)))  # lam * G on each one's fills
         self.dealers = [
             DealerAgent(
                 i,

@@ -663,7 +663,9 @@ def _dealer_event(
         return status
     if kind == WK_SCHED:
         if dl[d, D_WATCH] != 0.0:
-            combined = combined_feedback(dl[:, D_FEED], dl[:, D_FEED_T], t, dl[d, D_INT])
+            combined = combined_feedback(
+                dl[:, D_FEED], dl[:, D_FEED_T], dl[:, D_INT], t, dl[d, D_INT]
+            )
             streak, last, typ, growth, verdict = scheduled_watch(
                 qty, dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP], dl[d, D_SGROW], combined
             )

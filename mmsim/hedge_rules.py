@@ -91,9 +91,9 @@ _LOG_STEP_CAP = math.log(SCHEDULED_STEP_CAP)
 # which the growth rule alone cannot. Long gamma has no such sum rule (two desks on one
 # schedule stay stable while each is below +1, whatever their sum): the growth rule.
 # Only dealers that hedge feed back: a measurement counts while it is at most
-# FEEDBACK_AGE_ROUNDS of the watching dealer's intervals old (a dealer whose options
-# expired, or whose gamma fell so it no longer trades, drops out; in a divergence every
-# dealer trades every round, and the slowest one's watch sees every other's).
+# FEEDBACK_AGE_ROUNDS intervals old, of the watching dealer's or of the measured
+# dealer's schedule, the longer (a dealer whose options expired, or whose gamma fell so
+# it no longer trades, drops out; in a divergence every dealer trades every round).
 FEEDBACK_LIMIT = -1.0
 FEEDBACK_ROUNDS = 2
 FEEDBACK_AGE_ROUNDS = 4.0
@@ -137,14 +137,14 @@ def fill_feedback(before: float, after: float, qty: float) -> float:
 
 
 @njit(cache=True)
-def combined_feedback(kappas, times, now: float, interval: float) -> float:
+def combined_feedback(kappas, times, intervals, now: float, interval: float) -> float:
     """The dealers' ``lam * G`` summed, in index order, over those measured on a fill
     (:func:`fill_feedback`; ``kappas``, at ``times``, s) within the last
-    :data:`FEEDBACK_AGE_ROUNDS` x ``interval`` (s, the watching dealer's) of ``now``."""
+    :data:`FEEDBACK_AGE_ROUNDS` x the longer of ``interval`` (s, the watching dealer's
+    schedule) and the measured dealer's (``intervals``, s; 0 when not scheduled)."""
     total = 0.0
-    oldest = now - FEEDBACK_AGE_ROUNDS * interval
     for j in range(kappas.size):
-        if times[j] >= oldest:
+        if now - times[j] <= FEEDBACK_AGE_ROUNDS * max(interval, intervals[j]):
             total += kappas[j]
     return total
 

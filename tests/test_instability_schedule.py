@@ -218,12 +218,15 @@ def test_engine_stable_pairs_run_a_day(qty):
 
 def test_only_recent_measurements_feed_the_combined_lam_g():
     """A dealer that stopped trading (its options expired, its gamma fell) stops feeding
-    back: measurements count for FEEDBACK_AGE_ROUNDS (4) of the watching dealer's
-    intervals, summed in dealer order."""
+    back: measurements count for FEEDBACK_AGE_ROUNDS (4) intervals of the watching
+    dealer's schedule or the measured dealer's, the longer, summed in dealer order."""
     kappas, times = np.array([-0.6, -0.5, -0.2]), np.array([100.0, 70.0, 80.0])
-    assert combined_feedback(kappas, times, 100.0, 5.0) == pytest.approx(-0.8)  # from 80 s
-    assert combined_feedback(kappas, times, 100.0, 10.0) == pytest.approx(-1.3)  # from 60 s
-    assert combined_feedback(kappas, times, 200.0, 5.0) == 0.0
+    unscheduled, slow = np.zeros(3), np.array([0.0, 30.0, 0.0])
+    assert combined_feedback(kappas, times, unscheduled, 100.0, 5.0) == pytest.approx(-0.8)
+    assert combined_feedback(kappas, times, unscheduled, 100.0, 10.0) == pytest.approx(-1.3)
+    assert combined_feedback(kappas, times, unscheduled, 200.0, 5.0) == 0.0
+    # a desk on a 30 s schedule measured 30 s ago still counts for a 5 s desk's watch
+    assert combined_feedback(kappas, times, slow, 100.0, 5.0) == pytest.approx(-1.3)
 
 
 def test_the_growth_messages_claim_no_threshold_the_run_did_not_show():

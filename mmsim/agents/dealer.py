@@ -104,10 +104,13 @@ class DealerAgent:
         self.book = book
         self.market = market
         self.vol = vol
-        # lam * G measured on each dealer's last fill (fill_feedback; row 0) and when (s,
-        # row 1), shared by the run's dealers (column = dealer index): the scheduled watch
-        # sums the recent ones (combined_feedback)
-        self.feedback = np.zeros((2, book.n_holders)) if feedback is None else feedback
+        # lam * G measured on each dealer's last fill (fill_feedback; row 0), when (s, row
+        # 1) and its schedule's interval (s, row 2; 0 if not scheduled), shared by the
+        # run's dealers (column = dealer index): the scheduled watch sums the recent ones
+        # (combined_feedback)
+        self.feedback = np.zeros((3, book.n_holders)) if feedback is None else feedback
+        scheduled = config.trigger == "schedule"
+        self.feedback[2, index] = config.interval if scheduled else 0.0
         self.hedge_volume = 0.0  # shares, cumulative |traded|
         self.hedge_cost = 0.0  # $, spread + impact paid
         self.n_rehedges = 0
@@ -453,7 +456,9 @@ class DealerAgent:
                 if not watch:
                     continue
                 feedback = self.feedback
-                combined = combined_feedback(feedback[0], feedback[1], env.now, cfg.interval)
+                combined = combined_feedback(
+                    feedback[0], feedback[1], feedback[2], env.now, cfg.interval
+                )
                 streak, last, typical, growth, verdict = scheduled_watch(
                     qty, streak, last, typical, growth, combined
                 )
