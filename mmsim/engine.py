@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import simpy
 from tqdm import tqdm
 
 from mmsim.agents.customers import CustomerFlow
@@ -41,7 +42,6 @@ from mmsim.market import LinearImpact
 from mmsim.pauses import schedule_pause
 from mmsim.position_columns import PositionColumns
 from mmsim.result import Result
-from mmsim.run_env import RunEnvironment
 from mmsim.sampler import (  # noqa: F401  (re-exported: the series columns)
     BOOK_SERIES,
     DEALER_COLUMNS,
@@ -68,7 +68,7 @@ class Simulation:
         root = np.random.SeedSequence(seed)
         self.entropy = int(root.entropy)  # type: ignore[arg-type]
         clock, mk = sc.clock, sc.market
-        self.env = env = RunEnvironment()  # a divergence stops its instant (mmsim.run_env)
+        self.env = env = simpy.Environment()
         self.ledger = Ledger()
         self.market = make_market(sc, env, self.ledger)
         self.vol = VolSurface(sc.vol.atm, sc.vol.skew, sc.vol.floor)
@@ -96,16 +96,24 @@ class Simulation:
         self._kinds: dict[int, str] = {}
         self._started = False
         self.segment_names = [f"{c.segment}{i}" for i, c in enumerate(sc.customers)]
-        self.journal = Journal(self.ledger, mk.S0, self.segment_names)
+        self.journal = Journal(self.ledger, mk.S0, self.segment_names, env)
         self.trade_log, self.option_log = self.journal.trade_log, self.journal.option_log
 
         def stream(*key: int) -> np.random.Generator:
             child = np.random.SeedSequence(self.entropy, spawn_key=(*root.spawn_key, *key))
             return np.random.default_rng(child)
 
+        feedback = np.zeros((3, max(len(sc.dealers), 1)))  # lam * G on each one's fills
         self.dealers = [
             DealerAgent(
-                i, name, cfg, self._account(name, "dealer"), self.book, self.market, self.vol
+                i,
+                name,
+                cfg,
+                self._account(name, "dealer"),
+                self.book,
+                self.market,
+                self.vol,
+                feedback,
             )
             for i, (name, cfg) in enumerate(zip(sc.dealer_names(), sc.dealers, strict=True))
         ]

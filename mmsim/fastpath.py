@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit
 from numba.extending import overload
 
-from mmsim.hedge_rules import WATCH_QUIET, cascade_step, scheduled_watch
+from mmsim.hedge_rules import WATCH_QUIET, cascade_step, combined_feedback, scheduled_watch
 from mmsim.kernel_book import _book_changed, _book_full, _book_news, _flow_due, _record_book
 from mmsim.kernel_checks import _check, _valid
 from mmsim.kernel_layout import (
@@ -57,6 +57,8 @@ from mmsim.kernel_layout import (
     D_CENTER_S,
     D_CN,
     D_COFF,
+    D_FEED,
+    D_FEED_T,
     D_GROW,
     D_H,
     D_HALF,
@@ -81,6 +83,7 @@ from mmsim.kernel_layout import (
     D_POST_G,
     D_POST_T,
     D_ROUNDS,
+    D_SGROW,
     D_SIZE,
     D_SLAST,
     D_SOLVE,
@@ -197,6 +200,8 @@ __all__ = [
     "D_CENTER_S",
     "D_CN",
     "D_COFF",
+    "D_FEED",
+    "D_FEED_T",
     "D_GROW",
     "D_H",
     "D_HALF",
@@ -221,6 +226,7 @@ __all__ = [
     "D_POST_G",
     "D_POST_T",
     "D_ROUNDS",
+    "D_SGROW",
     "D_SIZE",
     "D_SLAST",
     "D_SOLVE",
@@ -657,13 +663,19 @@ def _dealer_event(
         return status
     if kind == WK_SCHED:
         if dl[d, D_WATCH] != 0.0:
-            streak, last, typ, verdict = scheduled_watch(
-                qty, dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP]
+            combined = combined_feedback(
+                dl[:, D_FEED], dl[:, D_FEED_T], dl[:, D_INT], t, dl[d, D_INT]
             )
-            dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP] = streak, last, typ
+            streak, last, typ, growth, verdict = scheduled_watch(
+                qty, dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP], dl[d, D_SGROW], combined
+            )
+            dl[d, D_STREAK], dl[d, D_SLAST], dl[d, D_STYP], dl[d, D_SGROW] = (
+                streak, last, typ, growth
+            )  # fmt: skip
             if verdict != WATCH_QUIET:
                 info[0], info[1], info[2] = t, d, 1.0 if streak > 0.0 else 0.0
-                info[3], info[4], info[5], info[6] = verdict, abs(streak), abs(qty), typ
+                info[3], info[4], info[5], info[6] = growth, abs(streak), abs(qty), typ
+                info[7] = combined
                 return SCHED_RUNAWAY
         _schedule(dl, d, t + dl[d, D_INT], WK_SCHED, q)
         return OK

@@ -13,6 +13,9 @@ from numba import njit
 
 __all__ = [
     "CHASING",
+    "FEEDBACK_AGE_ROUNDS",
+    "FEEDBACK_LIMIT",
+    "FEEDBACK_ROUNDS",
     "LAGGED_OVERSHOOTS",
     "MAX_CASCADE",
     "MAX_SOLVE_STEPS",
@@ -23,15 +26,17 @@ __all__ = [
     "RUNAWAY_ROUNDS",
     "SCHEDULED_GROWTH",
     "SCHEDULED_GROWTH_ROUNDS",
-    "SCHEDULED_RUNAWAY_ROUNDS",
+    "SCHEDULED_STEP_CAP",
     "SCHEDULED_TYPICAL_WEIGHT",
     "SETTLING",
     "SOLVE_OVERSHOOT",
+    "WATCH_FEEDBACK",
     "WATCH_GROWTH",
     "WATCH_QUIET",
-    "WATCH_STREAK",
     "bracket_probe",
     "cascade_step",
+    "combined_feedback",
+    "fill_feedback",
     "fill_outcome",
     "plan_hedge",
     "scheduled_watch",
@@ -46,27 +51,53 @@ RUNAWAY_MIN_SIZE = 10.0  # shares: below this, rounding can make a stable cascad
 SOLVE_OVERSHOOT = 1.5  # hedge_fraction * (1 + lam * G) above which an instant hedge is solved
 RESPONSE_FLOOR = 0.01  # 1 + lam * G measured on a fill at or below this: diverged
 MAX_SOLVE_STEPS = 64  # bracketing steps; bisection on whole shares needs < 64 for any size
-# scheduled rehedges growing in a row with one sign pattern, watched when several dealers
-# share the market (each one's own fills may settle while together they diverge): a
-# stable lagged AR(1) at |lam * G| = 0.9 does this by chance about once in 2e7 checks,
-# at 0.95 once in 4e6; at the combined -1.2 it takes ~15-35 checks, at -1.05 ~20-60
-SCHEDULED_RUNAWAY_ROUNDS = 14
-# ... or fewer, SCHEDULED_GROWTH_ROUNDS, when the last is SCHEDULED_GROWTH times the
-# dealer's typical rehedge: a fast divergence (two desks at -0.8 each: x1.9 a round)
-# moves the price ~30% and collapses the book's gamma before 14 rounds. Typical: an
-# EWMA (weight SCHEDULED_TYPICAL_WEIGHT) of |rehedge| over checks that did not grow,
-# raised to the first rehedge of each growing streak (so one noise-sized start, or a
-# shock that starts the streak, does not count as growth). Calibrated on two desks
-# sharing one schedule (tests/test_instability_schedule.py, Gaussian moves): in 8e6
-# checks at the combined -0.9, -0.95 and +0.9 it never fired (the streak rule: 3, 14
-# and 0 times), in 20,000 run starts of 200 rounds once at -0.95 (streak rule 15);
-# rounds to a stop (median / max of 500) at -1.05 44 / 113 (streak rule as before),
-# -1.2 16 / 38, -1.4 10 / 24, -1.6 8 / 16 (median with the streak rule alone: 18, 15,
-# 15 in this linear model; on the engine the book's gamma collapses ~10 rounds in)
+# Scheduled dealers sharing a market (each one's own fills may settle while together they
+# diverge) are watched for geometric growth of their rehedges. Two desks at lam * G = x
+# each, hedging in turn at each instant, move their rehedges by the matrix
+# [[-x, -x], [x^2, x^2 - x]]: its dominant root is 1 exactly at the combined 2x = -1
+# (1.067 at -1.05, 1.28 at -1.2, 1.90 at -1.6; 0.87 at -0.9), complex of modulus x for
+# long gamma (stable while each desk is below +1). A stable pair's rehedges are
+# stationary: they rise above the dealer's typical rehedge only by chance and by changes
+# of the exogenous flow (a vol burst, new gamma) that come in one step or a few; a
+# diverging pair's grow by the root every round without bound. The statistic: over a
+# streak of growing rehedges of one sign pattern, the log growth from the typical
+# rehedge (or the streak's start, if larger), each round counted at most
+# SCHEDULED_STEP_CAP-fold (a jump of the flow counts as one such round, not tenfold);
+# the run stops once it reaches SCHEDULED_GROWTH after SCHEDULED_GROWTH_ROUNDS rounds.
+# Typical: an EWMA (weight SCHEDULED_TYPICAL_WEIGHT) of |rehedge| over checks that did
+# not grow. Calibrated on two-desk models (benchmarks/scheduled_watch.py: shared or
+# staggered instants, Gaussian and Student-t(3) moves, bands 5 and 60 shares, vol jumps
+# x10, bursts, x1.5 ramps, gamma x10): no stop in 48,000 one-day runs at combined -0.95
+# to +0.95 (at 32-fold 4, at 48-fold 1: x1.5 ramps); alone (no measured lam * G, below)
+# it stops every run at -1.05 or below, median / max rounds at -1.05 97 / 184, -1.2
+# 20 / 47, -1.6 9 / 20. On the engine a slow divergence moves the price until the book's
+# gamma falls first (-1.2: 11 of 20 runs went 15-30% away unstopped): hence the
+# measured feedback below, which stops those within 5 rounds (median)
 SCHEDULED_GROWTH_ROUNDS = 3
-SCHEDULED_GROWTH = 24.0
+SCHEDULED_GROWTH = 64.0
+SCHEDULED_STEP_CAP = 2.0
 SCHEDULED_TYPICAL_WEIGHT = 1.0 / 16.0
-WATCH_QUIET, WATCH_STREAK, WATCH_GROWTH = 0, 1, 2
+_LOG_GROWTH = math.log(SCHEDULED_GROWTH)
+_LOG_STEP_CAP = math.log(SCHEDULED_STEP_CAP)
+# The direct test: every dealer measures lam * G_i on its own fills (fill_feedback: the
+# change of its net delta over the fill per share, minus 1, exact under linear impact,
+# the local slope under others); a move's total feedback through all dealers is the sum,
+# and the loop gain of dealers hedging in turn (shared or staggered schedules, lagged or
+# not) reaches 1 when that sum reaches -1 (a desk at k_b sees moves already damped by
+# 1 + k_a: gain k_b / (1 + k_a) <= -1 iff k_a + k_b <= -1). A scheduled dealer whose
+# last FEEDBACK_ROUNDS rehedges grew with one sign while the dealers' latest measured
+# sum is at or below FEEDBACK_LIMIT stops the run: this catches a slow divergence (-1.05
+# grows 1.067x a round) before the price has run far enough to change the book's gamma,
+# which the growth rule alone cannot. Long gamma has no such sum rule (two desks on one
+# schedule stay stable while each is below +1, whatever their sum): the growth rule.
+# Only dealers that hedge feed back: a measurement counts while it is at most
+# FEEDBACK_AGE_ROUNDS intervals old, of the watching dealer's or of the measured
+# dealer's schedule, the longer (a dealer whose options expired, or whose gamma fell so
+# it no longer trades, drops out; in a divergence every dealer trades every round).
+FEEDBACK_LIMIT = -1.0
+FEEDBACK_ROUNDS = 2
+FEEDBACK_AGE_ROUNDS = 4.0
+WATCH_QUIET, WATCH_GROWTH, WATCH_FEEDBACK = 0, 1, 2
 """Verdicts of :func:`scheduled_watch`."""
 LAGGED_OVERSHOOTS = 2  # over-correcting fills in a row that stop a lagged long-gamma dealer
 
@@ -94,6 +125,28 @@ def fill_outcome(before: float, after: float, goal: float, qty: float) -> int:
     if d1 * d0 < 0.0 and abs(d1) >= abs(d0):
         return OVERCORRECTING
     return SETTLING
+
+
+@njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
+def fill_feedback(before: float, after: float, qty: float) -> float:
+    """``lam * G`` measured over one fill of ``qty`` shares: the dealer's net delta went
+    from ``before`` to ``after`` (shares, same instant), so ``(after - before) / qty``
+    is ``1 + lam * G`` (:func:`fill_outcome`). Meaningful from
+    :data:`RUNAWAY_MIN_SIZE` shares up (whole-share rounding and ticks below)."""
+    return (after - before) / qty - 1.0
+
+
+@njit(cache=True)
+def combined_feedback(kappas, times, intervals, now: float, interval: float) -> float:
+    """The dealers' ``lam * G`` summed, in index order, over those measured on a fill
+    (:func:`fill_feedback`; ``kappas``, at ``times``, s) within the last
+    :data:`FEEDBACK_AGE_ROUNDS` x the longer of ``interval`` (s, the watching dealer's
+    schedule) and the measured dealer's (``intervals``, s; 0 when not scheduled)."""
+    total = 0.0
+    for j in range(kappas.size):
+        if now - times[j] <= FEEDBACK_AGE_ROUNDS * max(interval, intervals[j]):
+            total += kappas[j]
+    return total
 
 
 @njit(cache=True)
@@ -159,38 +212,47 @@ def cascade_step(qty: float, rounds: int, growing: int, last: float):
 
 
 @njit(cache=True)
-def scheduled_watch(qty: float, streak: float, last: float, typical: float):
+def scheduled_watch(
+    qty: float, streak: float, last: float, typical: float, growth: float, combined: float
+):
     """One scheduled check of a watched dealer that traded ``qty`` shares (signed; 0 when
-    inside its band): returns ``(streak, last, typical, verdict)``.
+    inside its band): returns ``(streak, last, typical, growth, verdict)``.
 
     ``streak`` counts the rehedges in a row that grew (``|qty| > |last| >=``
     :data:`RUNAWAY_MIN_SIZE`) with one sign pattern: positive for the same sign (short
     gamma chasing), negative for alternating signs (long gamma over-correcting);
     ``last`` is the previous signed rehedge (shares), ``typical`` the dealer's typical
-    rehedge size (shares; 0 until its first of at least :data:`RUNAWAY_MIN_SIZE`).
-    ``verdict`` is :data:`WATCH_STREAK` after :data:`SCHEDULED_RUNAWAY_ROUNDS` growing
-    rehedges, :data:`WATCH_GROWTH` after :data:`SCHEDULED_GROWTH_ROUNDS` when the last
-    is at least :data:`SCHEDULED_GROWTH` times ``typical``, else :data:`WATCH_QUIET`.
+    rehedge size (shares; 0 until its first of at least :data:`RUNAWAY_MIN_SIZE`),
+    ``growth`` the streak's log growth from ``max(typical, |rehedge before it|)``, each
+    round counted at most :data:`SCHEDULED_STEP_CAP`-fold (0 outside a streak);
+    ``combined`` the dealers' latest measured ``lam * G`` summed (:func:`fill_feedback`).
+    ``verdict``: :data:`WATCH_FEEDBACK` when ``combined <=`` :data:`FEEDBACK_LIMIT` and
+    the same-sign streak is at least :data:`FEEDBACK_ROUNDS`, :data:`WATCH_GROWTH` once
+    a streak of at least :data:`SCHEDULED_GROWTH_ROUNDS` has grown
+    :data:`SCHEDULED_GROWTH`-fold, else :data:`WATCH_QUIET`.
     """
     size = abs(qty)
-    grew = size > abs(last) >= RUNAWAY_MIN_SIZE
-    if grew and qty * last > 0.0:
-        streak = streak + 1.0 if streak > 0.0 else 1.0
-    elif grew and qty * last < 0.0:
-        streak = streak - 1.0 if streak < 0.0 else -1.0
+    prev = abs(last)
+    grew = size > prev >= RUNAWAY_MIN_SIZE
+    same = qty * last > 0.0
+    if grew and (streak > 0.0) == same and streak != 0.0:
+        streak += 1.0 if same else -1.0
+        growth += min(math.log(size / prev), _LOG_STEP_CAP)
+    elif grew:  # a new streak, from the typical rehedge if the one before was smaller
+        streak = 1.0 if same else -1.0
+        base = math.log(typical / prev) if typical > prev else 0.0
+        growth = min(math.log(size / prev), _LOG_STEP_CAP) - base
     else:
         streak = 0.0
+        growth = 0.0
         if size >= RUNAWAY_MIN_SIZE:
             if typical == 0.0:
                 typical = size
             else:
                 typical += SCHEDULED_TYPICAL_WEIGHT * (size - typical)
-    rounds = abs(streak)
-    if rounds == 1.0:
-        typical = max(typical, size)
     verdict = WATCH_QUIET
-    if rounds >= SCHEDULED_RUNAWAY_ROUNDS:
-        verdict = WATCH_STREAK
-    elif rounds >= SCHEDULED_GROWTH_ROUNDS and size >= SCHEDULED_GROWTH * typical:
+    if streak >= FEEDBACK_ROUNDS and combined <= FEEDBACK_LIMIT:
+        verdict = WATCH_FEEDBACK
+    elif abs(streak) >= SCHEDULED_GROWTH_ROUNDS and growth >= _LOG_GROWTH:
         verdict = WATCH_GROWTH
-    return streak, qty, typical, verdict
+    return streak, qty, typical, growth, verdict

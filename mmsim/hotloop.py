@@ -74,6 +74,7 @@ from mmsim.lobpath import BOOK_SAMPLE, ST_FSEQ, ST_LOOK
 from mmsim.market import SqrtImpact
 from mmsim.pauses import next_event
 from mmsim.record import timeout_clock
+from mmsim.run_env import stop_now
 from mmsim.schema import Scenario
 
 if TYPE_CHECKING:
@@ -394,10 +395,11 @@ class HotLoop:
             elif status == fp.DRY_STOP:
                 self._store()
                 sim.env._now = float(self.info[0])  # where the simpy path's loop stopped
-                raise self.lob.dry_stop(float(self.info[0]))  # type: ignore[union-attr]
+                err = self.lob.dry_stop(float(self.info[0]))  # type: ignore[union-attr]
+                raise stop_now(sim.env, err)
             else:
                 self._store()
-                raise InstabilityError(self._message(status))
+                raise stop_now(sim.env, InstabilityError(self._message(status)))
         self._store()
 
     def _noise_blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -683,7 +685,7 @@ class HotLoop:
         dealer = sim.dealers[int(info[1])]
         if status == fp.SCHED_RUNAWAY:
             return dealer._scheduled_runaway_message(
-                bool(info[2]), int(info[3]), info[4], info[5], info[6], now=t
+                bool(info[2]), info[4], info[5], info[6], info[3], info[7], now=t
             )
         if status == fp.DIVERGED:
             return dealer._divergence_message(

@@ -15,6 +15,7 @@ from mmsim.errors import InstabilityError
 from mmsim.ledger import Ledger
 from mmsim.market import Fill, Market
 from mmsim.record import Log
+from mmsim.run_env import stop_now
 from mmsim.tables import TRADE_LOG_COLUMNS
 
 __all__ = ["OPTION_COLUMNS", "PRICE_CEILING", "Journal"]
@@ -40,11 +41,15 @@ class Journal:
     """The trade log and the option log of one run, and the listeners that fill them.
 
     ``S0`` ($) sets the price ceiling (:data:`PRICE_CEILING` x S0) past which a fill
-    stops the run with :class:`~mmsim.errors.InstabilityError`; ``segment_names`` are
-    the customer segments, in the option log by index."""
+    stops the run (``env``'s, at that instant) with
+    :class:`~mmsim.errors.InstabilityError`; ``segment_names`` are the customer
+    segments, in the option log by index."""
 
-    def __init__(self, ledger: Ledger, S0: float, segment_names: list[str]) -> None:
+    def __init__(
+        self, ledger: Ledger, S0: float, segment_names: list[str], env: simpy.Environment
+    ) -> None:
         self.ledger = ledger
+        self.env = env
         self.S0 = S0
         self.segment_names = segment_names
         self.trade_log = Log(TRADE_LOG_COLUMNS)
@@ -59,10 +64,11 @@ class Journal:
         divergence."""
         if not fill.price_after < PRICE_CEILING * self.S0:
             who = self.ledger.names[fill.account]
-            raise InstabilityError(
+            why = (
                 f"price reached {fill.price_after:.6g} at t={fill.t:.3f}s, over "
                 f"{PRICE_CEILING:g} x S0, after an order of {fill.qty:+,.0f} shares by {who!r}"
             )
+            raise stop_now(self.env, InstabilityError(why))
         self.trade_log.append(
             fill.t,
             fill.account,

@@ -29,6 +29,7 @@ from mmsim.hedge_rules import (
     SETTLING,
     SOLVE_OVERSHOOT,
     bracket_probe,
+    fill_feedback,
     fill_outcome,
     plan_hedge,
     solve_pick,
@@ -45,6 +46,8 @@ from mmsim.kernel_layout import (
     D_CENTER_S,
     D_CN,
     D_COFF,
+    D_FEED,
+    D_FEED_T,
     D_H,
     D_HALF,
     D_HCOST,
@@ -331,6 +334,9 @@ def _check(
     outcome = fill_outcome(delta, after, goal, qty)
     if abs(qty) < RUNAWAY_MIN_SIZE:
         outcome = SETTLING
+    else:  # the scheduled watch's measured lam * G (DealerAgent._judge_fill)
+        dl[d, D_FEED] = fill_feedback(delta, after, qty)
+        dl[d, D_FEED_T] = t
     if outcome == SETTLING:
         dl[d, D_OVER] = 0.0
         return OK, qty

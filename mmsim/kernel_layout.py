@@ -87,8 +87,11 @@ NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
     D_WT1,
     D_WDLO,
     D_WDHI,
-) = range(55)
-D_SIZE = 55
+    D_SGROW,
+    D_FEED,
+    D_FEED_T,
+) = range(58)
+D_SIZE = 58
 """Then: instant (price trigger, no latency: 0/1), latency (s), schedule interval (s);
 the dealer's pending timeout: when (s), its place in simpy's order (the event id the
 timeout would get, ``Q_SEQ``) and what it is (``WK_*``); capacity (shares per window,
@@ -98,7 +101,9 @@ alternating), its typical rehedge (shares), its last signed hedge (shares) and w
 watches them (several holders; :func:`mmsim.hedge_rules.scheduled_watch`); its skip window
 (:func:`mmsim.kernel_checks._skip_window`): whether one is set (0/1), spots from
 ``D_WLO`` to ``D_WHI`` ($), clocks up to ``D_WT1`` (s), and proven bounds on its option
-delta there (shares)."""
+delta there (shares); last, the scheduled watch's growth (log, capped a round) and
+``lam * G`` measured on the dealer's last fill of at least ``RUNAWAY_MIN_SIZE`` shares
+(0 before one) and when (s)."""
 WK_NONE, WK_LAG, WK_PHASE, WK_SCHED, WK_SLEEP = 0.0, 1.0, 2.0, 3.0, 4.0
 """Pending dealer timeouts: none (waiting on a price change or in the run queue), a
 lagged check, a scheduled dealer's phase, a scheduled check, the end of a capacity

@@ -54,6 +54,7 @@ from mmsim.lob_kernels import (
     take,
 )
 from mmsim.market import Fill
+from mmsim.run_env import stop_now
 
 __all__ = [
     "BOOK_COLUMNS",
@@ -449,7 +450,8 @@ class BookMarket:
         for listener in self.dry_listeners:
             listener(self.env.now, side, why)
         if self.on_dry_out == "stop":
-            raise LiquidityDryOut(f"liquidity dry-out at t={self.env.now:.3f}s: {why}")
+            err = LiquidityDryOut(f"liquidity dry-out at t={self.env.now:.3f}s: {why}")
+            raise stop_now(self.env, err)  # nothing else happens at this instant
 
     def notify(self) -> None:
         """Wake every process waiting on :attr:`changed` and arm a fresh event."""

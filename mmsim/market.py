@@ -22,6 +22,7 @@ import simpy
 
 from mmsim.errors import InstabilityError
 from mmsim.ledger import POOL, Ledger
+from mmsim.run_env import stop_now
 
 __all__ = ["Fill", "LinearImpact", "Market", "SqrtImpact"]
 
@@ -159,10 +160,11 @@ class Market:
         after = self.mid
         if not (math.isfinite(after) and after > 0.0):
             cause = cause() if callable(cause) else cause
-            raise InstabilityError(
+            why = (
                 f"price left (0, inf) at t={self.env.now:.3f}s: {cause} moved it from "
                 f"{before:.6g} to {after:.6g}"
             )
+            raise stop_now(self.env, InstabilityError(why))
         return after
 
     def submit(self, account: int, qty: float) -> Fill:

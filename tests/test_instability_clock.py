@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import simpy
 from test_fastpath import BASE, _assert_same, _dealer
 
 from mmsim.engine import Simulation
 from mmsim.errors import InstabilityError
+from mmsim.run_env import stop_now
 from mmsim.scenario import load_scenario
 
 CASES = {  # (scenario changes over test_fastpath's BASE, seed); all diverge
@@ -70,3 +72,35 @@ def test_clock_message_and_partial_result_agree_on_both_paths(name):
     assert off.hot is None and on.hot is not None and on.hot.clock == on.env.now
     end = float(on.recorder.times[on.recorder.filled - 1])
     _assert_same(off._result(end=end), on._result(end=end), f"{name}: the run so far")
+
+
+def test_a_stop_now_error_ends_its_instant_and_is_raised_once():
+    """Two processes due at t = 1 s: the first fails through ``stop_now``, so the second
+    never runs at that instant (without it, simpy runs the second first: its failure is
+    queued behind the instant's normal events); stepping on after the error does not
+    raise it a second time (the process's own failure is defused)."""
+    ran = []
+
+    def failing(env):
+        yield env.timeout(1.0)
+        raise stop_now(env, InstabilityError("diverged"))
+
+    def other(env):
+        yield env.timeout(1.0)
+        ran.append(env.now)
+
+    env = simpy.Environment()
+    env.process(failing(env))
+    env.process(other(env))
+    with pytest.raises(InstabilityError, match="diverged"):
+        env.run()
+    assert ran == [] and env.now == 1.0, "a second process acted at the failed instant"
+    env.run()  # the defused failure and the rest of the run: no second raise
+    assert ran == [1.0]
+
+
+def test_the_event_loop_pays_nothing_for_divergence():
+    """The run's loop is simpy's own ``schedule`` (a per-event check for failed
+    processes made the simpy agents ~11% slower): the urgency is at the raise sites."""
+    sim = Simulation(load_scenario({**BASE, "engine": {"fast_path": "off"}}), 1)
+    assert type(sim.env).schedule is simpy.Environment.schedule

@@ -137,6 +137,25 @@ CASES = {
     ),
     # Buis et al.'s failure: the first dry-out stops the run (status failed)
     "dry_stop": (_thin(on_dry_out="stop"), range(4)),
+    # two desks of opposite positions on one schedule: on seeds 0-2 'a' empties a side
+    # and the run stops there; 'b' traded at that instant on the simpy agents (its check
+    # was queued before the dry-out's failure: one trade more than the kernel) before the
+    # dry-out was made urgent (mmsim.run_env.stop_now)
+    "dry_stop_same_instant": (
+        {
+            **_thin(on_dry_out="stop"),
+            "dealers": [
+                {**THIN["dealers"][0], "name": x, "trigger": "schedule", "interval": 900.0}
+                | (
+                    {"positions": [{**THIN["dealers"][0]["positions"][0], "qty": 100}]}
+                    if x == "b"
+                    else {}
+                )
+                for x in "ab"
+            ],
+        },
+        range(3),
+    ),
     # an instant band-0 desk woken by every mid change, and noise orders
     "price_band0_noise": (
         {

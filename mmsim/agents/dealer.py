@@ -28,6 +28,7 @@ from mmsim.book import OptionBook
 from mmsim.errors import InstabilityError
 from mmsim.hedge_rules import (
     CHASING,
+    FEEDBACK_LIMIT,
     LAGGED_OVERSHOOTS,
     MAX_CASCADE,
     MAX_SOLVE_STEPS,
@@ -37,13 +38,14 @@ from mmsim.hedge_rules import (
     RUNAWAY_MIN_SIZE,
     RUNAWAY_ROUNDS,
     SCHEDULED_GROWTH,
-    SCHEDULED_RUNAWAY_ROUNDS,
+    SCHEDULED_STEP_CAP,
     SETTLING,
     SOLVE_OVERSHOOT,
-    WATCH_GROWTH,
     WATCH_QUIET,
     bracket_probe,
     cascade_step,
+    combined_feedback,
+    fill_feedback,
     fill_outcome,
     plan_hedge,
     scheduled_watch,
@@ -51,6 +53,7 @@ from mmsim.hedge_rules import (
     solve_update,
 )
 from mmsim.market import Market
+from mmsim.run_env import stop_now
 from mmsim.schema import Dealer as DealerConfig
 from mmsim.vol import VolSurface
 
@@ -92,6 +95,7 @@ class DealerAgent:
         book: OptionBook,
         market: Market,
         vol: VolSurface,
+        feedback: np.ndarray | None = None,
     ) -> None:
         self.index = index
         self.name = name
@@ -100,6 +104,13 @@ class DealerAgent:
         self.book = book
         self.market = market
         self.vol = vol
+        # lam * G measured on each dealer's last fill (fill_feedback; row 0), when (s, row
+        # 1) and its schedule's interval (s, row 2; 0 if not scheduled), shared by the
+        # run's dealers (column = dealer index): the scheduled watch sums the recent ones
+        # (combined_feedback)
+        self.feedback = np.zeros((3, book.n_holders)) if feedback is None else feedback
+        scheduled = config.trigger == "schedule"
+        self.feedback[2, index] = config.interval if scheduled else 0.0
         self.hedge_volume = 0.0  # shares, cumulative |traded|
         self.hedge_cost = 0.0  # $, spread + impact paid
         self.n_rehedges = 0
@@ -288,6 +299,9 @@ class DealerAgent:
             # order) that lifts a thin best quote moves the mid a whole tick, and
             # whole-share rounding does the rest; a real divergence grows past this
             outcome = SETTLING
+        else:
+            self.feedback[0, self.index] = fill_feedback(before, after, qty)
+            self.feedback[1, self.index] = market.env.now
         if outcome == SETTLING:
             self._overshoots = 0
             return
@@ -301,7 +315,8 @@ class DealerAgent:
         if self.config.capacity is not None:
             self.capacity_bound = True
             return
-        raise InstabilityError(self._divergence_message(outcome, before, after, qty))
+        err = InstabilityError(self._divergence_message(outcome, before, after, qty))
+        raise stop_now(market.env, err)
 
     def _lag(self) -> str:
         cfg = self.config
@@ -376,38 +391,45 @@ class DealerAgent:
     def _scheduled_runaway_message(
         self,
         same_sign: bool,
-        verdict: int,
         rounds: float,
         size: float,
         typical: float,
+        growth: float,
+        combined: float,
         now: float | None = None,
     ) -> str:
-        """Why a scheduled dealer's rehedges kept growing (several dealers can diverge
-        together while each one's own fills still settle): ``verdict`` the rule that
-        fired (:func:`mmsim.hedge_rules.scheduled_watch`), ``rounds`` the growing
-        rehedges in a row, ``size`` the last one and ``typical`` the dealer's typical
-        rehedge (shares); ``now``: the clock, s, when not the event loop's."""
+        """Why a scheduled dealer's watch stopped the run (several dealers can diverge
+        together while each one's own fills still settle;
+        :func:`mmsim.hedge_rules.scheduled_watch`): ``rounds`` the growing rehedges in a
+        row, ``size`` the last one and ``typical`` the dealer's typical rehedge (shares),
+        ``growth`` the streak's capped log growth, ``combined`` the dealers' measured
+        ``lam * G`` summed; ``now``: the clock, s, when not the event loop's."""
         fb = getattr(self.market, "feedback_name", "lam * G")
         now = self.market.env.now if now is None else now
-        why = (
-            f"same-sign: short gamma chasing, the dealers' combined {fb} <= -1"
-            if same_sign
-            else f"alternating: long gamma over-correcting, the dealers' combined {fb} >= 1"
-        )
-        if verdict == WATCH_GROWTH:
+        schedule = f"on its {self.config.interval:g} s schedule"
+        if same_sign and combined <= FEEDBACK_LIMIT:
             rule = (
-                f"{rounds:.0f} rehedges in a row on its {self.config.interval:g} s schedule, "
-                f"each larger than the last, the last ({size:,.0f} shares) over "
-                f"{SCHEDULED_GROWTH:g} x its typical rehedge ({typical:,.0f} shares)"
+                f"the dealers' combined {fb} measured on their own fills is {combined:.3g} "
+                f"<= {FEEDBACK_LIMIT:g} and its last {rounds:.0f} rehedges {schedule} grew "
+                f"with one sign, to {size:,.0f} shares (short gamma chasing)"
             )
         else:
+            why = (
+                f"same-sign: short gamma chasing; the dealers' combined {fb} measured on "
+                f"their recent fills is {combined:.3g}"
+                if same_sign
+                else "alternating: long gamma over-correcting, the dealers' lagged hedges "
+                "together overshooting each move"
+            )
             rule = (
-                f"{SCHEDULED_RUNAWAY_ROUNDS} rehedges in a row on its "
-                f"{self.config.interval:g} s schedule, each larger than the last"
+                f"{rounds:.0f} rehedges in a row {schedule}, each larger than the last, to "
+                f"{size:,.0f} shares: {math.exp(growth):,.0f}-fold its typical rehedge "
+                f"({typical:,.0f} shares) counting at most {SCHEDULED_STEP_CAP:g}x a round, "
+                f"over {SCHEDULED_GROWTH:g}x ({why})"
             )
         return (
             f"dealer {self.name!r} hedging ran away at t={now:.3f}s (price "
-            f"{self.market.mid:.6g}): {rule} ({why})"
+            f"{self.market.mid:.6g}): {rule}"
         )
 
     def process(self, env: simpy.Environment) -> Generator[Any, Any, None]:
@@ -426,20 +448,25 @@ class DealerAgent:
         cfg = self.config
         if cfg.trigger == "schedule":
             yield env.timeout(cfg.phase)
-            streak, last, typical = 0.0, 0.0, 0.0  # growing rehedges (signed), shares
+            streak, last, typical, growth = 0.0, 0.0, 0.0, 0.0  # scheduled_watch's state
             watch = self.book.n_holders > 1  # several dealers: watch the combined feedback
             while True:
                 yield env.timeout(cfg.interval)
                 qty = self.check()
                 if not watch:
                     continue
-                streak, last, typical, verdict = scheduled_watch(qty, streak, last, typical)
+                feedback = self.feedback
+                combined = combined_feedback(
+                    feedback[0], feedback[1], feedback[2], env.now, cfg.interval
+                )
+                streak, last, typical, growth, verdict = scheduled_watch(
+                    qty, streak, last, typical, growth, combined
+                )
                 if verdict != WATCH_QUIET:
-                    raise InstabilityError(
-                        self._scheduled_runaway_message(
-                            streak > 0.0, verdict, abs(streak), abs(qty), typical
-                        )
+                    why = self._scheduled_runaway_message(
+                        streak > 0.0, abs(streak), abs(qty), typical, growth, combined
                     )
+                    raise stop_now(env, InstabilityError(why))
         market, capped = self.market, cfg.capacity is not None
         while True:
             if capped and self.capacity_exhausted():
@@ -452,5 +479,5 @@ class DealerAgent:
             while (qty := abs(self.check())) != 0.0:
                 rounds, growing, last, runaway = cascade_step(qty, rounds, growing, last)
                 if runaway:
-                    raise InstabilityError(self._runaway_message(rounds))
+                    raise stop_now(env, InstabilityError(self._runaway_message(rounds)))
                 yield env.timeout(cfg.latency)
