@@ -666,8 +666,9 @@ class OptionBook:
         level, skew, floor = vol.level, vol.skew, vol.floor
         mode = self.delta_table
         if mode == "off" or n == 0 or (mode == "auto" and n < self.table_min_lines):
-            return holder_sum(S, t, self.year_seconds, lines, n, level, skew, floor, self.r,
-                              self.q, self._one)  # fmt: skip
+            # float(t): an int clock would compile holder_sum and reduce_lines again
+            return holder_sum(S, float(t), self.year_seconds, lines, n, level, skew, floor,
+                              self.r, self.q, self._one)  # fmt: skip
         table = self._tables[holder]
         if (  # the common case, inlined: a current table, nothing beside it, same surface
             table is not None

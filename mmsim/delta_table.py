@@ -208,7 +208,7 @@ def line_values(lines, n, S, t, year_seconds, level, skew, floor, r, q):
     e2 = np.empty((5, 2 * NODE_BLOCK))
     ea, en, sy, se, stmp = e2[0], e2[1], e2[2], e2[3], e2[4]
     log_s = math.log(S)
-    i = 0
+    i = np.int64(0)  # typed, not a literal: one compiled _next_block
     while i < n:
         i, b = _next_block(lines, n, i, t, year_seconds, r, q, w, idx)
         _block_d(log_s, b, level, skew, floor, w, ea)
@@ -248,7 +248,7 @@ def node_greeks(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out)
     e2 = np.empty((5, 2 * NODE_BLOCK))  # erfc's arguments, values and scratch
     ea, en, sy, se, stmp = e2[0], e2[1], e2[2], e2[3], e2[4]
     terms = np.empty((6, NODE_BLOCK))
-    i = 0
+    i = np.int64(0)  # typed, not a literal: one compiled _next_block
     while i < n:
         i, b = _next_block(lines, n, i, t, year_seconds, r, q, w, idx)
         for j in range(m):
@@ -412,7 +412,8 @@ def table_sample(coef, scoef, x, u, span):
     visible gamma)`` in the units of :func:`node_greeks`. Each row's Chebyshev sum once
     (the delta's and the charm's share theirs): :func:`table_eval` and :func:`_hermite`'s
     arithmetic, bit for bit."""
-    c0, c1, c2, c3, c4, c5 = _clenshaw6(coef, x)
+    # an 'A'-layout view, as kernel_checks._eval's column slice: one compiled _clenshaw6
+    c0, c1, c2, c3, c4, c5 = _clenshaw6(coef[:, 0 : coef.shape[1]], x)
     s0, s1, s2, s3, s4, s5, s6, s7 = _clenshaw8(scoef, x)
     u2 = u * u
     u3 = u2 * u
