@@ -165,9 +165,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.program:  # no numba compiler start-up to load cached kernels
         lean_kernel_loads()
     from mmsim.explain import explain_dir, format_explanation
+    from mmsim.numba_boot import announce_compiles
 
     if args.workers is not None and args.workers < 1:
         return _fail(f"--workers {args.workers}: needs at least 1")
+    if not args.quiet:
+        announce_compiles()
     executor = "dask" if args.dask else args.executor
     try:
         result, explanation = explain_dir(
@@ -309,6 +312,7 @@ def _import_plots(program: bool) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from mmsim.kernel_loads import lean_kernel_loads
     from mmsim.lifetime import loading
+    from mmsim.numba_boot import announce_compiles
 
     with loading(args.program):
         if args.program:  # no numba compiler start-up to load cached kernels (0.1 s)
@@ -338,6 +342,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         out = Path("runs") / f"{slug(scenario.name)}-sweep"
     if not args.quiet:
         print(f"grid: {'; '.join(where) or 'none (seeds only)'}", file=sys.stderr)
+        announce_compiles()  # forked workers inherit it: each says so once if it compiles
     table = sweep(
         scenario,
         grid,

@@ -177,3 +177,19 @@ def test_a_compile_is_announced_once_at_a_terminal_and_a_pipe_gets_nothing():
         assert screen.getvalue().count(COMPILING) == 1
     finally:
         event.unregister("numba:compile", listener)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_sweep_announces_compiles_unless_quiet(tmp_path, monkeypatch, quiet):
+    """``mmsim sweep`` compiles on a first run too: it installs the notice at a terminal
+    (announce_compiles itself checks for one), and not with ``-q``."""
+    import mmsim.numba_boot as boot
+    from mmsim.cli import main
+
+    calls = []
+    monkeypatch.setattr(boot, "announce_compiles", lambda *a: calls.append(a))
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "long_gamma.yaml"
+    args = ["sweep", str(scenario), "--seeds", "1", "--executor", "serial", "--no-plot"]
+    args += ["--set", "clock.days=0.01", "-o", str(tmp_path / "sw")] + (["-q"] if quiet else [])
+    assert main(args) == 0
+    assert len(calls) == (0 if quiet else 1), f"quiet={quiet}: announce_compiles called {calls}"
