@@ -68,13 +68,12 @@ from mmsim.book_kernels import (
     ROW_STRIKE,
     ROW_UNITS,
     ROW_VIS_W,
-    line_sigma_at,
     take_lines,
 )
 from mmsim.fastexp import exp_array
 from mmsim.fastnorm import erfc_array
-from mmsim.fold_points import fold_point_greeks
-from mmsim.greeks import _INV_SQRT_2, _INV_SQRT_2PI, TINY_STDEV, bsm_scalar
+from mmsim.fold_points import d_column, fold_point_greeks
+from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, bsm_scalar
 
 __all__ = ["DeltaTable", "build_table", "fold_lines", "table_sample"]
 
@@ -184,15 +183,7 @@ def _block_d(log_s, b, level, skew, floor, w, ea):
     the compiler vectorizes (selects, no branches; infinities where ``sigma sqrt T``
     is 0, for the caller to replace)."""
     for c in range(b):
-        x = w[1, c] - log_s  # log(K / S)
-        sigma = line_sigma_at(x, level, skew, floor, w[9, c])  # level at skew 0 (x finite)
-        sd = sigma * w[3, c]
-        inv_sd = 1.0 / sd
-        d1 = (w[8, c] - x) * inv_sd + 0.5 * sd
-        d2 = d1 - sd
-        ea[c] = -w[12, c] * d1 * _INV_SQRT_2
-        ea[b + c] = -w[12, c] * d2 * _INV_SQRT_2
-        w[13, c], w[14, c], w[15, c], w[16, c], w[17, c] = sd, sigma, inv_sd, d2, -0.5 * d1 * d1
+        d_column(w, c, log_s, level, skew, floor, ea, b)
 
 
 @njit(cache=True, error_model="numpy")

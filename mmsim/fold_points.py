@@ -36,7 +36,34 @@ from mmsim.fastexp import exp_array
 from mmsim.fastnorm import erfc_array
 from mmsim.greeks import _INV_SQRT_2, _INV_SQRT_2PI, TINY_STDEV, bsm_scalar
 
-__all__ = ["fold_point_greeks"]
+__all__ = ["d_column", "fold_point_greeks"]
+
+
+@njit(cache=True, error_model="numpy")
+def d_column(w, col, log_s, level, skew, floor, ea, half):
+    """Column ``col`` of a block's scratch ``w`` (the layout of
+    :func:`mmsim.delta_table._next_block`: rows 0-12 filled) at spot ``exp(log_s)`` ($):
+    rows 13-17 get ``sigma sqrt T``, ``sigma`` (:func:`~mmsim.book_kernels.line_sigma_at`'s
+    rule), ``1 / (sigma sqrt T)``, ``d2`` and ``-d1^2 / 2``; ``ea[col]`` and
+    ``ea[half + col]`` the arguments of ``erfc`` giving ``2 N(s d1)`` and ``2 N(s d2)``.
+    No branch (infinities where ``sigma sqrt T`` is 0, for the caller to replace), so the
+    callers' loops vectorize; the one formula of :func:`mmsim.delta_table._block_d` and
+    :func:`fold_point_greeks`."""
+    x = w[1, col] - log_s  # log(K / S)
+    sigma = line_sigma_at(x, level, skew, floor, w[9, col])  # level at skew 0 (x finite)
+    sd = sigma * w[3, col]
+    inv_sd = 1.0 / sd
+    d1 = (w[8, col] - x) * inv_sd + 0.5 * sd
+    d2 = d1 - sd
+    ea[col] = -w[12, col] * d1 * _INV_SQRT_2
+    ea[half + col] = -w[12, col] * d2 * _INV_SQRT_2
+    w[13, col], w[14, col], w[15, col], w[16, col], w[17, col] = (
+        sd,
+        sigma,
+        inv_sd,
+        d2,
+        -0.5 * d1 * d1,
+    )
 
 
 @njit(cache=True, error_model="numpy")
@@ -109,16 +136,8 @@ def fold_point_greeks(lines, k, spots, mids, t0, H, year_seconds, level, skew, f
             if not live[p]:
                 for row in range(13):
                     c[row, p] = 1.0
-        for p in range(m):  # _block_d's terms, each point at its own spot
-            x = c[1, p] - log_at[p]
-            sigma = line_sigma_at(x, level, skew, floor, c[9, p])
-            sd = sigma * c[3, p]
-            inv_sd = 1.0 / sd
-            d1 = (c[8, p] - x) * inv_sd + 0.5 * sd
-            d2 = d1 - sd
-            ea[p] = -c[12, p] * d1 * _INV_SQRT_2
-            ea[m + p] = -c[12, p] * d2 * _INV_SQRT_2
-            c[13, p], c[14, p], c[15, p], c[16, p], c[17, p] = sd, sigma, inv_sd, d2, -0.5 * d1 * d1
+        for p in range(m):  # each point at its own spot
+            d_column(c, p, log_at[p], level, skew, floor, ea, m)
         erfc_array(ea, en, sy, se, stmp, 2 * m)
         exp_array(c[17], pdf, ptmp, m)
         for p in range(m):  # node_greeks' terms
