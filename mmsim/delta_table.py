@@ -810,6 +810,33 @@ def build_table(
     return first
 
 
+@njit(cache=True)
+def shortest_expiries(expiry, k):
+    """The ``k`` smallest distinct values of ``expiry`` (s), ascending, and how many
+    times each occurs: the first ``k`` of ``np.unique(expiry, return_counts=True)``,
+    in one pass (a book's expiries: a few per line, the split needs the first few)."""
+    cuts = np.empty(k)
+    counts = np.zeros(k, np.int64)
+    got = 0
+    for e in expiry:
+        j = got  # where ``e`` goes among the kept values
+        while j > 0 and e < cuts[j - 1]:
+            j -= 1
+        if j > 0 and e == cuts[j - 1]:
+            counts[j - 1] += 1
+            continue
+        if j == k:
+            continue  # beyond the k smallest
+        last = min(got, k - 1)
+        for i in range(last, j, -1):
+            cuts[i] = cuts[i - 1]
+            counts[i] = counts[i - 1]
+        cuts[j] = e
+        counts[j] = 1
+        got = min(got + 1, k)
+    return cuts[:got].copy(), counts[:got].copy()
+
+
 def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H: float,
                year_seconds: float, surf: tuple, rolled: bool) -> tuple | None:  # fmt: skip
     """Node values (rows of :func:`node_greeks`) of the lines ``far`` at ``spots`` at
@@ -827,7 +854,7 @@ def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H
     m = far.shape[1]
     nodes = spots.size
     expiry = far[ROW_EXPIRY, :m]
-    cuts, counts = np.unique(expiry, return_counts=True)
+    cuts, counts = shortest_expiries(expiry, SPLIT_MAX_GROUPS + 1)
     take = int(np.searchsorted(np.cumsum(counts), SPLIT_MAX_SHARE * m, side="right"))
     cuts = cuts[: min(take, SPLIT_MAX_GROUPS)] if cuts.size > 1 else cuts[:0]
     rest = expiry > (cuts[-1] if cuts.size else -math.inf)

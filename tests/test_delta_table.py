@@ -366,3 +366,25 @@ def test_node_greeks_finite_and_exact_at_zero_vol_and_in_the_last_seconds(zero_v
     got, gap = _node_gap(spots, t, book.year_seconds, lines, n, surface)
     assert np.all(np.isfinite(got)), f"zero_vol={zero_vol}: non-finite node values {got}"
     assert gap.max() <= 1e-11, f"zero_vol={zero_vol}: {gap.max():.2e} of the gross"
+
+
+def test_shortest_expiries_is_the_head_of_unique_with_counts():
+    """``shortest_expiries(e, k)`` (the split's expiries, one pass) equals the first
+    ``k`` of ``np.unique(e, return_counts=True)``, exactly, on books with many ties,
+    all-distinct expiries, fewer distinct values than ``k``, one value and none."""
+    from mmsim.delta_table import shortest_expiries
+
+    rng = np.random.default_rng(11)
+    cases = [
+        np.round(rng.uniform(5, 252, 10_000)) * 86_400.0,  # many lines per expiry
+        rng.uniform(5, 252, 2_000) * 86_400.0,  # all distinct, unsorted
+        np.repeat([3.0e6, 1.0e6, 2.0e6], [5, 1, 7]),  # fewer distinct than k
+        np.full(4, 7.0e5),
+        np.zeros(0),
+    ]
+    for e in cases:
+        for k in (1, 3, 9, 20):
+            cuts, counts = shortest_expiries(e, k)
+            u, c = np.unique(e, return_counts=True)
+            assert np.array_equal(cuts, u[:k]), f"k={k}, {e.size} lines: expiries differ"
+            assert np.array_equal(counts, c[:k]), f"k={k}, {e.size} lines: counts differ"
