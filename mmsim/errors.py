@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetError",
+    "ClusterLostError",
     "InstabilityError",
     "OutputError",
     "ResultError",
@@ -40,6 +41,33 @@ class SimulationError(RuntimeError):
 
 class InstabilityError(SimulationError):
     """Dealer-hedging feedback diverged (e.g. ``lam * G <= -1``): price left its domain."""
+
+
+class ClusterLostError(SimulationError):
+    """A sweep's dask scheduler went away mid-sweep (closed, killed, its machine gone).
+    ``str(err)`` is one line naming the scheduler's address, how many runs finished and
+    where they are saved; every finished run is saved as it finishes, so the same sweep
+    into the same directory runs only the others.
+
+    Attributes
+    ----------
+    address : the scheduler's address.
+    done : runs finished (saved in ``saved_in`` when it is not ``None``), of ``total``.
+    saved_in : the sweep's ``runs/`` directory, ``None`` for a sweep without ``out``.
+    """
+
+    def __init__(self, address: str, done: int, total: int, saved_in: object = None) -> None:
+        self.address, self.done, self.total, self.saved_in = address, done, total, saved_in
+        if saved_in is None:
+            where = "not saved (the sweep has no out directory)"
+            again = ""
+        else:
+            where = f"saved in {saved_in}/"
+            again = f"; the same sweep into that directory runs only the other {total - done}"
+        super().__init__(
+            f"dask scheduler {address} went away mid-sweep: {done} of {total} runs "
+            f"finished, {where}{again}"
+        )
 
 
 class ResultError(Exception):
