@@ -126,3 +126,51 @@ def test_a_sweep_whose_scheduler_goes_away_says_so_in_one_line_and_loses_no_run(
     assert 0 < api["done"] < api["total"], api
     saved = _saved(out_api / "runs")
     assert len(saved) == api["done"] and all(r["status"] == "ok" for r in saved), api
+
+
+class _Cancelled:
+    def result(self):
+        from concurrent.futures import CancelledError
+
+        raise CancelledError("lost")
+
+
+class _LostPool:
+    """A dask pool whose scheduler went away: every replay comes back cancelled."""
+
+    address = "tcp://10.0.0.9:8786"
+
+    def submit(self, *args):
+        return _Cancelled()
+
+    def as_completed(self, futures):
+        return iter(futures)
+
+    def cluster_lost(self) -> bool:
+        return True
+
+
+def test_explain_replays_whose_scheduler_goes_away_raise_cluster_lost():
+    """``mmsim explain``'s replays on a lost cluster raise :class:`mmsim.ClusterLostError`
+    naming the scheduler (before: each replay recorded as a CancelledError and the next
+    round's submit raised distributed's ClosedClientError, a traceback)."""
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    import mmsim
+    from mmsim.explain import _Replays
+    from mmsim.removals import Removal
+    from mmsim.scenario import load_scenario
+
+    result = SimpleNamespace(scenario=load_scenario(TINY), entropy=7)
+    replays = _Replays(result, "dask", 2, _LostPool.address, tqdm(disable=True))
+    replays.pool, replays.until = _LostPool(), 120.0
+    replays.removals = {"news@60": Removal("news@60", "news", "news at 60 s")}
+    with pytest.raises(mmsim.ClusterLostError) as caught:
+        replays.run([frozenset({"news@60"})])
+    assert str(caught.value) == (
+        "dask scheduler tcp://10.0.0.9:8786 went away mid-explain: 0 of 1 replays "
+        "finished, nothing saved"
+    )
+    assert not replays.done, "a cancelled replay is no finding"
