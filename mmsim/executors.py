@@ -619,7 +619,7 @@ class _Run:
         whole (a dask worker killed under it): each is tried again alone."""
         retry: list = []
         for fut, result in pool.completed(list(futures)):
-            self._settle(result, futures[fut], lost, retry, pool.cluster_lost)
+            self._settle(result, futures[fut], lost, retry, getattr(pool, "cluster_lost", None))
             self._note_starts(pool)
         self._check_cluster(pool)
         return retry
@@ -630,7 +630,8 @@ class _Run:
     def _check_cluster(self, pool: _Pool) -> None:
         """Raise :class:`~mmsim.errors.ClusterLostError` if ``pool``'s dask scheduler went
         away: every run finished so far is recorded (and saved), the others are not."""
-        if pool.cluster_lost():
+        lost = getattr(pool, "cluster_lost", None)  # a _Pool (or a stand-in without it)
+        if lost is not None and lost():
             saved_in = self.runs_dir
             raise ClusterLostError(pool.address, len(self.rows), self.total, saved_in)
 
