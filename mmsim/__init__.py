@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmsim.errors import (
     BudgetError,
+    ClusterLostError,
     InstabilityError,
     OutputError,
     ResultError,
@@ -52,6 +53,7 @@ _LAZY = {
 
 __all__ = [
     "BudgetError",
+    "ClusterLostError",
     "InstabilityError",
     "OutputError",
     "Result",

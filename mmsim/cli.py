@@ -11,7 +11,14 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmsim.errors import BudgetError, InstabilityError, OutputError, ResultError, ScenarioError
+from mmsim.errors import (
+    BudgetError,
+    ClusterLostError,
+    InstabilityError,
+    OutputError,
+    ResultError,
+    ScenarioError,
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -638,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ScenarioError, OutputError, BudgetError, ResultError) as err:
+        return _fail(str(err))
+    except ClusterLostError as err:  # like an unreachable --dask ADDRESS (OutputError)
         return _fail(str(err))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

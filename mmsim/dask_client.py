@@ -30,7 +30,7 @@ from distributed import Client
 
 from mmsim.dask_warm import register
 
-__all__ = ["connect", "done", "kept", "release"]
+__all__ = ["alive", "connect", "done", "kept", "release"]
 
 
 class _SweepClient(Client):
@@ -50,7 +50,8 @@ _IN_USE: set[int] = set()
 _AT_EXIT = False
 
 
-def _alive(client: Any) -> bool:
+def alive(client: Any) -> bool:
+    """Whether ``client`` is running and connected to its scheduler."""
     comm = getattr(client, "scheduler_comm", None)
     return client.status == "running" and comm is not None and not comm.closed()
 
@@ -63,7 +64,7 @@ def connect(address: str, timeout: float, keep: bool) -> Any:
     global _AT_EXIT
     with _LOCK:
         client = _KEPT.get(address)
-        if client is not None and id(client) not in _IN_USE and _alive(client):
+        if client is not None and id(client) not in _IN_USE and alive(client):
             _IN_USE.add(id(client))
             return client
     release()  # another address's, or a dead one
@@ -91,7 +92,7 @@ def done(client: Any, failed: bool = False) -> bool:
     whether it is kept."""
     with _LOCK:
         _IN_USE.discard(id(client))
-        keep = not failed and kept(client) and _alive(client)
+        keep = not failed and kept(client) and alive(client)
         if not keep:
             for address in [a for a, c in _KEPT.items() if c is client]:
                 del _KEPT[address]

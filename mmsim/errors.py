@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetError",
+    "ClusterLostError",
     "InstabilityError",
     "OutputError",
     "ResultError",
@@ -40,6 +41,43 @@ class SimulationError(RuntimeError):
 
 class InstabilityError(SimulationError):
     """Dealer-hedging feedback diverged (e.g. ``lam * G <= -1``): price left its domain."""
+
+
+class ClusterLostError(SimulationError):
+    """A sweep's (or ``mmsim explain``'s replays') dask scheduler went away midway
+    (closed, killed, its machine gone). ``str(err)`` is one line naming the scheduler's
+    address, how many runs finished and where they are saved; a sweep saves every run as
+    it finishes, so the same sweep into the same directory runs only the others.
+
+    Attributes
+    ----------
+    address : the scheduler's address.
+    done : runs finished (saved in ``saved_in`` when it is not ``None``), of ``total``.
+    saved_in : the sweep's ``runs/`` directory; ``None``: nothing saved (no ``out``).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        done: int,
+        total: int,
+        saved_in: object = None,
+        *,
+        work: str = "sweep",
+        items: str = "runs",
+    ) -> None:
+        self.address, self.done, self.total, self.saved_in = address, done, total, saved_in
+        if saved_in is None:
+            where = "nothing saved"
+        else:
+            where = (
+                f"saved in {saved_in}/; the same {work} into that directory runs only the "
+                f"other {total - done}"
+            )
+        super().__init__(
+            f"dask scheduler {address} went away mid-{work}: {done} of {total} {items} "
+            f"finished, {where}"
+        )
 
 
 class ResultError(Exception):

@@ -61,7 +61,7 @@ from tqdm import tqdm
 
 from mmsim import workers as _workers
 from mmsim.claims import Claims
-from mmsim.errors import OutputError
+from mmsim.errors import ClusterLostError, OutputError
 from mmsim.kept_pool import KeptPool, give, keeping, take
 from mmsim.paths import atomic_save, atomic_write
 from mmsim.workers import (
@@ -256,6 +256,7 @@ class _Pool:
         self.kept: KeptPool | None = None  # its workers, kept for later sweeps when closed
         self.claims: Claims | None = None  # forked workers' shared run counter and pipe
         self.shared_client = False  # a dask client from mmsim.dask_client (maybe kept)
+        self.address = dask_address or ""  # the dask scheduler's
         if executor == "processes":
             # an earlier sweep's workers, alive and current (else that pool is shut down,
             # so this process may fork again), kept again when closed; a new pool is
@@ -302,10 +303,21 @@ class _Pool:
 
                 self.cluster = local_cluster(workers)
                 self.client = Client(self.cluster)
+                self.address = self.cluster.scheduler_address
                 with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
                     register(self.client)
             with contextlib.suppress(Exception):
                 self.workers = sum(self.client.nthreads().values()) or workers
+
+    def cluster_lost(self) -> bool:
+        """Whether this dask pool's client has lost its scheduler (it is closing or
+        closed, or no longer connected): its unfinished tasks are cancelled and no more
+        can be submitted. ``False`` for the other executors."""
+        if self.kind != "dask" or self.client is None:
+            return False
+        from mmsim.dask_client import alive
+
+        return not alive(self.client)
 
     def submit(self, *args: Any) -> Any:
         """Run :attr:`task` with ``args``; its future."""
@@ -470,6 +482,7 @@ class _Run:
             if pool is not None:
                 pool.close()
             return
+        self.total = len(self.rows) + len(todo)
         self.bar = _Bar(total=len(todo), unit="run", disable=not self.progress, desc="sweep")
         self.bar.set_postfix(failed=0, refresh=False)
         try:
@@ -606,9 +619,21 @@ class _Run:
         whole (a dask worker killed under it): each is tried again alone."""
         retry: list = []
         for fut, result in pool.completed(list(futures)):
-            self._settle(result, futures[fut], lost, retry)
+            self._settle(result, futures[fut], lost, retry, getattr(pool, "cluster_lost", None))
             self._note_starts(pool)
+        self._check_cluster(pool)
         return retry
+
+    total: int = 0
+    """Runs of the sweep, those reused from an earlier sweep included (:meth:`execute`)."""
+
+    def _check_cluster(self, pool: _Pool) -> None:
+        """Raise :class:`~mmsim.errors.ClusterLostError` if ``pool``'s dask scheduler went
+        away: every run finished so far is recorded (and saved), the others are not."""
+        lost = getattr(pool, "cluster_lost", None)  # a _Pool (or a stand-in without it)
+        if lost is not None and lost():
+            saved_in = self.runs_dir
+            raise ClusterLostError(pool.address, len(self.rows), self.total, saved_in)
 
     _starts: set | None = None
     """Runs the workers of the pool being drained reported starting (:meth:`_drain`)."""
@@ -623,16 +648,22 @@ class _Run:
         while queue is not None and self._starts is not None and not queue.empty():
             self._starts.add(queue.get())
 
-    def _settle(self, result: Any, chunk: list, lost: list, retry: list) -> None:
+    def _settle(
+        self, result: Any, chunk: list, lost: list, retry: list, cluster_lost: Any = None
+    ) -> None:
         """Record the runs of a finished task (the runs ``chunk``; ``result()`` returns
         its outcomes or raises what the task raised), or file them under ``lost`` (a
-        broken process pool) or ``retry`` (see :meth:`_collect`)."""
+        broken process pool) or ``retry`` (see :meth:`_collect`). A task cancelled
+        because the dask scheduler went away (``cluster_lost()``) records nothing: its
+        runs did not fail, :meth:`_check_cluster` says what happened."""
         try:
             outcomes = result()
         except BrokenProcessPool:
             lost.extend(chunk)
             return
         except Exception as err:  # the executor lost the task (e.g. dask KilledWorker)
+            if cluster_lost is not None and cluster_lost():
+                return
             if len(chunk) > 1:
                 retry.extend(chunk)
                 return
@@ -763,5 +794,8 @@ class _Run:
             # another died is missed by the pool's own clean-up, which then waits forever
             interrupted = bool(lost)
             return lost
+        except Exception:  # e.g. distributed's ClosedClientError at a submit
+            self._check_cluster(pool)  # the scheduler went away: say so in one line
+            raise
         finally:
             pool.close(interrupted=interrupted)

@@ -227,8 +227,17 @@ class _Replays:
             try:
                 self.done[futures[fut]] = fut.result()
             except Exception as err:  # the executor lost it (a worker died, KilledWorker)
+                if self.pool.cluster_lost():  # cancelled: the scheduler went away
+                    continue
                 self.done[futures[fut]] = {"error": f"{type(err).__name__}: {err}"}
             self.bar.update(1)
+        if self.pool.cluster_lost():
+            from mmsim.errors import ClusterLostError
+
+            done = sum(k in self.done for k in todo)
+            raise ClusterLostError(
+                self.pool.address, done, len(todo), work="explain", items="replays"
+            )
 
     def close(self) -> None:
         if self.pool is not None:

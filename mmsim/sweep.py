@@ -283,8 +283,10 @@ def sweep(
     Raises :class:`ScenarioError` before running or writing anything if a grid point
     does not validate or a value or seed is repeated, :class:`~mmsim.errors.BudgetError`
     if a run would exceed ``max_events`` / ``max_memory`` (:func:`mmsim.budget.check`),
-    and :class:`~mmsim.errors.OutputError` if ``out`` holds something other than a
-    sweep or another sweep is writing into it.
+    :class:`~mmsim.errors.OutputError` if ``out`` holds something other than a
+    sweep, another sweep is writing into it or ``dask_address`` cannot be reached, and
+    :class:`~mmsim.errors.ClusterLostError` if that scheduler goes away midway (the runs
+    finished by then are saved in ``out``: the same sweep again runs only the others).
     """
     if executor not in EXECUTORS:
         raise ScenarioError(
