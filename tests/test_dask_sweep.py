@@ -80,22 +80,28 @@ if __name__ == "__main__":
 """
 
 
-def test_a_dask_sweep_leaves_no_thread_that_stops_this_process_forking(tmp_path):
-    """After a dask sweep on its own cluster, the process has no thread left alive, so
-    the command's figures and later process-pool sweeps still fork (distributed's
-    offload thread outlived the client: every later fork was refused)."""
+def _run_script(path, source: str) -> tuple[dict, str]:
+    """Run ``source`` as the script ``path`` (a file: dask's spawned nannies import
+    ``__main__``) with the tiny scenario and grid as its arguments, in a fresh
+    interpreter: the JSON object its last line prints, and its stderr."""
     import json
     import subprocess
     import sys
 
     from test_sweep import ROOT
 
-    script = tmp_path / "after_dask.py"  # a file: dask's spawned nannies import __main__
-    script.write_text(_FORK_AFTER_DASK)
-    argv = [sys.executable, str(script), json.dumps(TINY), json.dumps(GRID)]
+    path.write_text(source)
+    argv = [sys.executable, str(path), json.dumps(TINY), json.dumps(GRID)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def test_a_dask_sweep_leaves_no_thread_that_stops_this_process_forking(tmp_path):
+    """After a dask sweep on its own cluster, the process has no thread left alive, so
+    the command's figures and later process-pool sweeps still fork (distributed's
+    offload thread outlived the client: every later fork was refused)."""
+    report, _ = _run_script(tmp_path / "after_dask.py", _FORK_AFTER_DASK)
     assert report == {"can_fork": True, "threads": ["MainThread"]}, report
 
 
@@ -165,18 +171,7 @@ def test_a_sweep_on_a_running_cluster_keeps_its_client_until_this_process_forks(
     forking (:func:`~mmsim.workers.can_fork` closes it, after which only the main thread
     is left) and a later sweep connects again; a kept client whose cluster closes closes
     itself without an error logged. Rows equal the serial sweep's throughout."""
-    import json
-    import subprocess
-    import sys
-
-    from test_sweep import ROOT
-
-    script = tmp_path / "kept_client.py"  # a file: dask's spawned nannies import __main__
-    script.write_text(_KEPT_CLIENT)
-    argv = [sys.executable, str(script), json.dumps(TINY), json.dumps(GRID)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out, stderr = _run_script(tmp_path / "kept_client.py", _KEPT_CLIENT)
     assert out["same_rows"] == [True, True, True], "dask rows differ from serial"
     first, second = out["clients"]
     assert len(first) == 1 and first == second, f"one mmsim client for both sweeps: {out}"
@@ -184,4 +179,4 @@ def test_a_sweep_on_a_running_cluster_keeps_its_client_until_this_process_forks(
         assert all(o == sorted(o) for o in order) and sum(map(len, order)) > 2, order
     assert out["can_fork"] and out["threads"] == ["MainThread"], out
     assert out["kept_after_its_cluster_closed"] == "closed", out
-    assert "Failed to reconnect" not in done.stderr, done.stderr[-2000:]
+    assert "Failed to reconnect" not in stderr, stderr[-2000:]
