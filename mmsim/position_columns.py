@@ -11,7 +11,7 @@ instead of walking the scenario again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -50,8 +50,9 @@ class PositionColumns:
         """``parts`` one after the other (the empty columns for none)."""
         if not parts:
             return cls.of([])
-        names = ("strike", "expiry_days", "qty", "multiplier", "is_call", "visible")
-        return cls(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in names})
+        return cls(
+            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
+        )
 
     def __len__(self) -> int:
         return int(self.strike.size)
