@@ -1046,13 +1046,18 @@ class OptionBook:
             raise ValueError("spots must be strictly increasing")
         return _nearest_crossing(grid, self.gex_profile(grid, t, vol, view), float(S))
 
-    def flips(self, S: float, t: float, vol: VolSurface) -> tuple[float | None, float | None]:
+    def flips(
+        self, S: float, t: float, vol: VolSurface, tol: float = 0.0
+    ) -> tuple[float | None, float | None]:
         """``(true flip, visible flip)`` on the default grid, $ (see :meth:`flip`), from one
-        walk-out that prices each line once per grid point for both views."""
+        walk-out that prices each line once per grid point for both views. ``tol`` (a
+        fraction of the grid step, tabulated books): a crossing may be interpolated from
+        the profile table's values where that is proven within ``tol`` of a step of the
+        exact one (:func:`~mmsim.profile_table.walk_flips`); 0: exact, bit for bit."""
         S, t = float(S), float(t)
         lines, n = self._live_lines(t)
         if self.tabulates(t):
-            found = self._table_flips(S, t, vol, lines, n)
+            found = self._table_flips(S, t, vol, lines, n, tol)
             if found is not None:
                 return found
         ft, xt, fv, xv = nearest_flips(
@@ -1122,7 +1127,9 @@ class OptionBook:
         self.profile_folds += 1
         return True
 
-    def _table_flips(self, S: float, t: float, vol: VolSurface, lines, n) -> tuple | None:
+    def _table_flips(
+        self, S: float, t: float, vol: VolSurface, lines, n, tol: float = 0.0
+    ) -> tuple | None:
         """:meth:`flips` from the profile table (:mod:`mmsim.profile_table`): the same
         values, pricing the whole book only where the table leaves a sign in doubt and
         around the crossings; ``None`` when no table can answer (then the walk-out)."""
@@ -1145,7 +1152,7 @@ class OptionBook:
         u = (t - tab.t0) / tab.H
         ft, xt, fv, xv, bad = table_flips(
             S * _FLIP_GRID, _FLIP_MID, S, t, u, tab.center, tab.half, tab.coef, tab.eps, tab.extra,
-            tab.n_extra, self.year_seconds, lines, n, *surface,
+            tab.n_extra, self.year_seconds, lines, n, *surface, float(tol),
         )  # fmt: skip
         if bad:  # a sign the table got wrong: the full computation answers
             self.profile_misses += 1

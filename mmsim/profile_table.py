@@ -47,6 +47,7 @@ import numpy as np
 from numba import njit
 
 from mmsim.book_kernels import (
+    GEX_PER_PCT,
     N_ROWS,
     ROW_EXPIRY,
     ROW_IV_OFF,
@@ -57,11 +58,19 @@ from mmsim.book_kernels import (
     line_sigma,
     take_lines,
 )
-from mmsim.delta_table import _basis, _cheb_coefficients, _clenshaw
+from mmsim.delta_table import _basis, _cheb_coefficients
 from mmsim.fastexp import exp_array
 from mmsim.greeks import _INV_SQRT_2PI, TINY_STDEV, gamma_scalar
 
-__all__ = ["ProfileTable", "build_profile", "flips_certain", "fold_profile", "table_flips"]
+__all__ = [
+    "FLIP_TOL",
+    "ProfileTable",
+    "build_profile",
+    "flips_certain",
+    "fold_profile",
+    "table_flips",
+    "table_gex",
+]
 
 LO, HI = 0.7 * 0.95, 1.3 * 1.05  # fitted range, fractions of the build's spot
 MOVE = 0.05  # the table answers while spot is within 5% of the build's
@@ -70,6 +79,11 @@ MAX_EPS = 0.05  # a build whose eps exceeds 5% of the profile's scale is refused
 NEAR_FACTOR = 1.5
 NEAR_MIN_SECONDS = 70200.0
 MAX_CHANGES = 64
+FLIP_TOL = 0.01
+"""``engine.levels_hold: table``: a flip's crossing is interpolated from the table's
+values at its two grid points (no whole-book pricing) when that is proven within this
+fraction of a grid step of the exact values' interpolation (:func:`_interp_bound`):
+``0.01 x 0.0025 x spot``, 2.5e-5 of spot."""
 ROUNDING = 1e-12
 """Most :func:`gamma_pair_fit` differs from :func:`gamma_pair` (the exact sums the signs
 must agree with), as a fraction of the gross gamma ``sum |weight| x gamma``; the build
@@ -184,57 +198,147 @@ def gamma_pair_fit(spots, t, year_seconds, lines, n, level, skew, floor, r, q, o
                 out[3, j] += a_vis * g[j]
 
 
+@njit(cache=True, error_model="numpy")
+def gamma_pair_fit_many(spots, seg, times, year_seconds, lines, n, level, skew, floor, r, q,
+                        gross_from, out):  # fmt: skip
+    """:func:`gamma_pair_fit` at several clocks in one pass over the lines: ``spots[seg[k]
+    : seg[k + 1]]`` at clock ``times[k]`` (s); ``out`` rows 0-1 the true and visible sums
+    at every spot, rows 2-3 the gross sums from ``spots[gross_from]`` on. Each value bit
+    for bit :func:`gamma_pair_fit`'s (the same arithmetic per line and spot, the same line
+    order; a line expired at a clock adds an exact zero there instead of nothing), the
+    per-line work (loads, ``log K``, the density's call) shared by all clocks: on short
+    node sets (20-32 nodes) that per-line work was most of the cost."""
+    m = spots.size
+    out[:, :m] = 0.0
+    log_s = np.empty(m)
+    inv_s = np.empty(m)
+    for j in range(m):
+        log_s[j] = math.log(spots[j])
+        inv_s[j] = _INV_SQRT_2PI / spots[j]
+    y = np.empty(m)
+    c = np.empty(m)
+    g = np.empty(m)
+    tmp = np.empty(m)
+    rt = np.empty(m)  # per spot: the line's sqrt(T), drift and dividend discount at its clock
+    dft = np.empty(m)
+    dqs = np.empty(m)
+    for i in range(n):
+        w_true = lines[ROW_UNITS, i]
+        w_vis = lines[ROW_VIS_W, i]
+        if w_true == 0.0 and w_vis == 0.0:
+            continue
+        K = lines[ROW_STRIKE, i]
+        expiry = lines[ROW_EXPIRY, i]
+        offset = lines[ROW_IV_OFF, i]
+        log_k = math.log(K)
+        live = False
+        for k in range(times.size):
+            if expiry <= times[k]:  # expired at this clock: an exact zero (c = 0)
+                root_t, drift, dq = 1.0, 0.0, 0.0
+            else:
+                live = True
+                T = (expiry - times[k]) / year_seconds
+                root_t = math.sqrt(T)
+                dq = math.exp(-q * T) if q != 0.0 else 1.0
+                drift = (r - q) * T
+            rt[seg[k] : seg[k + 1]] = root_t
+            dft[seg[k] : seg[k + 1]] = drift
+            dqs[seg[k] : seg[k + 1]] = dq
+        for j in range(m):  # branch-free: selects, not jumps
+            x = log_k - log_s[j]  # log(K / S)
+            iv = level + skew * x  # level itself at skew 0 (x is finite)
+            iv = iv if iv > floor else floor
+            sigma = iv + offset
+            sd = (sigma if sigma > floor else floor) * rt[j]
+            inv_sd = 1.0 / sd
+            d1 = (dft[j] - x) * inv_sd + 0.5 * sd
+            ok = sd >= TINY_STDEV
+            y[j] = -0.5 * d1 * d1 if ok else 0.0
+            c[j] = dqs[j] * inv_s[j] * inv_sd if ok else 0.0
+        if not live:
+            continue
+        exp_array(y, g, tmp, m)
+        for j in range(m):
+            g[j] *= c[j]
+        for j in range(m):
+            out[0, j] += w_true * g[j]
+            out[1, j] += w_vis * g[j]
+        a_true, a_vis = abs(w_true), abs(w_vis)
+        for j in range(gross_from, m):
+            out[2, j] += a_true * g[j]
+            out[3, j] += a_vis * g[j]
+
+
 @njit(cache=True)
-def _sign(sign, vals, j, grid, folded, center, half, eps, extra, n_extra, tmp, t, year_seconds,
-          lines, n, level, skew, floor, r, q):  # fmt: skip
+def _sign(sign, vals, ests, j, grid, tv, eps, extra, n_extra, tmp, t, year_seconds, lines, n,
+          level, skew, floor, r, q):  # fmt: skip
     """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the table
-    (``folded``: each view's series at this time fraction, :func:`_fold_in_time`, plus
-    the ``extra`` lines' exact sums; ``tmp``: (2, 1) scratch) where it is farther than
-    ``eps`` from 0, else from the exact profile (``vals``)."""
-    if sign[0, j] != 2:
+    (``tv``: its series at every grid point at this time fraction, :func:`_add_table`,
+    plus the ``extra`` lines' exact sums; ``tmp``: (2, 1) scratch) where it is farther than
+    ``eps`` from 0, that estimate (shares per $1) then kept in ``ests[:, j]``, else from
+    the exact profile (``vals``)."""
+    if sign[0, j] != 2 and sign[1, j] != 2:
         return
     tmp[:, 0] = 0.0
     if n_extra:
         gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
-    z = (grid[j] - center) / half
     for v in range(2):
-        est = _clenshaw(folded, v, z) + tmp[v, 0]
+        if sign[v, j] != 2:
+            continue
+        est = tv[v, j] + tmp[v, 0]
         if est > eps[v]:
             sign[v, j] = 1
+            ests[v, j] = est
         elif est < -eps[v]:
             sign[v, j] = -1
+            ests[v, j] = est
         else:
             p = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)[v]
             sign[v, j] = 1 if p > 0.0 else (-1 if p < 0.0 else 0)
 
 
 @njit(cache=True)
-def _fold_in_time(coef, u):
-    """Each view's series at time fraction ``u``: the quadratic in time (Lagrange) through
-    the slices at ``t0``, ``t0 + H / 2`` and ``t0 + H`` folded into one series per view
-    (rows: true, visible; first coefficient halved, for :func:`_clenshaw`)."""
-    la = 2.0 * (u - 0.5) * (u - 1.0)
-    lb = -4.0 * u * (u - 1.0)
-    lc = 2.0 * u * (u - 0.5)
-    out = np.empty((2, coef.shape[1]))
-    for v in range(2):
-        out[v] = la * coef[v] + lb * coef[2 + v] + lc * coef[4 + v]
-    return out
+def _interp_bound(pa, pb, ea, eb):
+    """Most the crossing's fraction of its cell ``pa / (pa - pb)`` from two values of
+    opposite signs ``pa``, ``pb`` (each within ``ea``, ``eb`` of the exact ones, which
+    then have the same signs) may differ from the exact values' fraction:
+    ``|A d_b - B d_a| / ((A + B)(A_e + B_e)) <= max(ea, eb) / (A + B - ea - eb)`` with
+    ``A = |pa|``, ``B = |pb|`` (``A_e + B_e >= A + B - ea - eb``); ``inf`` when the
+    values do not exceed their errors."""
+    room = abs(pa) + abs(pb) - ea - eb
+    return max(ea, eb) / room if room > 0.0 else np.inf
+
+
+@njit(cache=True)
+def _interp_ends(ests, v, lo, hi, grid, eps_v, tol):
+    """The GEX profile ($ per 1%) of view ``v`` at ``grid[lo]``, ``grid[hi]`` from the
+    table's values ``ests`` (shares per $1, NaN where the table gave no sign) when both
+    are known and :func:`_interp_bound` (errors ``eps_v`` there, in GEX) keeps the
+    interpolated crossing within ``tol`` of a grid step of the exact one; ``(0, 0)``
+    otherwise (the caller prices the book there)."""
+    ga, gb = ests[v, lo], ests[v, hi]
+    if not tol > 0.0 or ga != ga or gb != gb:
+        return 0.0, 0.0
+    sa = grid[lo] * grid[lo] * GEX_PER_PCT
+    sb = grid[hi] * grid[hi] * GEX_PER_PCT
+    if _interp_bound(ga * sa, gb * sb, eps_v * sa, eps_v * sb) > tol:
+        return 0.0, 0.0
+    return ga * sa, gb * sb
 
 
 @njit(cache=True)
 def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
-                lines, n, level, skew, floor, r, q):  # fmt: skip
+                lines, n, level, skew, floor, r, q, tol=0.0):  # fmt: skip
     """:func:`walk_flips` without its count of exact pricings."""
     ft, xt, fv, xv, bad, _ = walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra,
                                         n_extra, year_seconds, lines, n, level, skew, floor,
-                                        r, q)  # fmt: skip
+                                        r, q, tol)  # fmt: skip
     return ft, xt, fv, xv, bad
 
 
 @njit(cache=True)
 def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
-               lines, n, level, skew, floor, r, q):  # fmt: skip
+               lines, n, level, skew, floor, r, q, tol=0.0):  # fmt: skip
     """``(found_true, x_true, found_visible, x_visible, bad, priced)``: the crossings of
     :func:`mmsim.book_kernels.nearest_flips` on ``grid`` (``grid[i0]`` the point at
     ``S``), by its walk out from ``S``, with the profile's signs from the table where
@@ -254,13 +358,29 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
     a crossing farther than one already priced on the other side is never priced (the
     same answer as walking right then left: the best is the least ``(distance, x)`` of
     the crossings priced, and a walk only stops where no crossing beyond could be
-    nearer)."""
+    nearer).
+
+    ``tol > 0`` (a fraction of the grid step): a crossing whose two points' signs both
+    came from the table is interpolated from the table's values there when
+    :func:`_interp_bound` proves that within ``tol`` of a grid step of the exact values'
+    interpolation (no whole-book pricing); else, and with ``tol = 0``, from the exact
+    values (bit for bit :func:`~mmsim.book_kernels.nearest_flips`)."""
     m = grid.size
     vals = np.full((2, m), np.nan)
+    ests = np.full((2, m), np.nan)  # the table's values where it gave the sign
     sign = np.full((2, m), 2, np.int64)  # 2: not yet known
     tmp = np.zeros((2, 1))
     a = (t, year_seconds, lines, n, level, skew, floor, r, q)
-    b = (grid, _fold_in_time(coef, u), center, half, eps, extra, n_extra, tmp, *a)
+    tv = np.zeros((2, m))  # the table at every grid point: one vectorized pass
+    _add_table(coef, u, (grid - center) / half, tv)
+    if n_extra == 0:  # the table's signs where it is certain, at once
+        for v in range(2):
+            for j in range(m):
+                x = tv[v, j]
+                if x > eps[v] or x < -eps[v]:
+                    sign[v, j] = 1 if x > 0.0 else -1
+                    ests[v, j] = x
+    b = (grid, tv, eps, extra, n_extra, tmp, *a)
     found = np.zeros(2, np.bool_)
     xs = np.zeros(2)
     bad = False
@@ -272,10 +392,12 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
         for w in range(2):
             d = 1 if w == 0 else -1
             start = i0
-            _sign(sign, vals, start, *b)
+            if sign[0, start] == 2 or sign[1, start] == 2:
+                _sign(sign, vals, ests, start, *b)
             while (start > 0 if d == 1 else start < m - 1) and sign[v, start] == 0:
                 start -= d
-                _sign(sign, vals, start, *b)
+                if sign[0, start] == 2 or sign[1, start] == 2:
+                    _sign(sign, vals, ests, start, *b)
             last[w], nxt[w] = start, start + d
         while True:
             go = -1  # the walk to step: the nearer next point of those that go on
@@ -289,13 +411,16 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
                 break
             d = 1 if go == 0 else -1
             j = nxt[go]
-            _sign(sign, vals, j, *b)
+            if sign[0, j] == 2 or sign[1, j] == 2:
+                _sign(sign, vals, ests, j, *b)
             if sign[v, j] != 0:
                 k = last[go]
                 if sign[v, k] != 0 and sign[v, j] != sign[v, k]:
                     lo, hi = (k, j) if d == 1 else (j, k)
-                    pa = _profile_at(vals, grid, lo, *a)[v]
-                    pb = _profile_at(vals, grid, hi, *a)[v]
+                    pa, pb = _interp_ends(ests, v, lo, hi, grid, eps[v], tol)
+                    if pa == 0.0:  # not proven within tol: the exact values
+                        pa = _profile_at(vals, grid, lo, *a)[v]
+                        pb = _profile_at(vals, grid, hi, *a)[v]
                     if pa == 0.0 or pb == 0.0 or (pa > 0.0) == (pb > 0.0):
                         bad = True  # a table sign was wrong: the bound did not hold
                     x = grid[lo] - pa * (grid[hi] - grid[lo]) / (pb - pa)
@@ -483,18 +608,22 @@ def _fit(
     ``t + H / 2``, ``t + H`` (s), their coefficients, and per view the largest error of
     the fit at the midpoints at ``VALIDATE_AT`` and the largest gross sum there."""
     x = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
-    slices = np.zeros((3, 2, nodes))
-    for k in range(3):
-        gamma_pair_fit(center + half * x, t + 0.5 * k * H, year_seconds, lines, lines.shape[1],
-                       *surface, slices[k])  # fmt: skip
-    coef = _cheb_coefficients(slices.reshape(6, nodes))
     xm = np.cos(np.pi * np.arange(1, nodes) / nodes)
+    # one pass over the lines: the nodes at t, t + H / 2, t + H, then the midpoints at
+    # each of VALIDATE_AT (gamma_pair_fit_many: the values of one call per clock)
+    at = (center + half * x, center + half * xm)
+    spots = np.concatenate([at[0]] * 3 + [at[1]] * len(VALIDATE_AT))
+    times = np.array([t + 0.5 * k * H for k in range(3)] + [t + u * H for u in VALIDATE_AT])
+    seg = np.cumsum(np.array([0] + [nodes] * 3 + [nodes - 1] * len(VALIDATE_AT)))
+    vals = np.zeros((4, spots.size))
+    gamma_pair_fit_many(spots, seg, times, year_seconds, lines, lines.shape[1], *surface,
+                        3 * nodes, vals)  # fmt: skip
+    slices = vals[:2, : 3 * nodes].reshape(2, 3, nodes).transpose(1, 0, 2).copy()
+    coef = _cheb_coefficients(slices.reshape(6, nodes))
     err = np.zeros(2)
     gross = np.zeros(2)
-    exact = np.zeros((4, nodes - 1))
-    for u in VALIDATE_AT:
-        gamma_pair_fit(center + half * xm, t + u * H, year_seconds, lines, lines.shape[1],
-                       *surface, exact)  # fmt: skip
+    for k, u in enumerate(VALIDATE_AT):
+        exact = vals[:, seg[3 + k] : seg[4 + k]]
         gross = np.maximum(gross, exact[2:].max(axis=1))
         fit = np.zeros((2, nodes - 1))
         _add_table(coef, u, xm, fit)  # _in_time at every midpoint, in one call
@@ -609,4 +738,39 @@ def fold_profile(tab: ProfileTable, changes: np.ndarray, year_seconds: float) ->
     tab.eps = eps
     tab.gross = grown
     tab.folds += changes.shape[1]
+    return True
+
+
+@njit(cache=True)
+def table_gex(walls, t, u, center, half, coef, extra, n_extra, year_seconds, level, skew, floor,
+              r, q, out):  # fmt: skip
+    """The true and visible GEX of the whole book ($ per 1%) at each spot of ``walls`` ($;
+    NaN = none, NaN out) from the table (``coef`` at time fraction ``u``, plus its
+    ``extra`` lines summed exactly at clock ``t``, s): ``out[2 w]`` true, ``out[2 w + 1]``
+    visible of wall ``w``, each within ``eps x wall**2 x GEX_PER_PCT`` of the exact
+    pricing (the table's validated bound). ``False``, nothing written, when a wall lies
+    outside the fitted range ``[center - half, center + half]``."""
+    w = walls.size
+    ok = np.zeros(w, np.bool_)
+    for j in range(w):
+        x = walls[j]
+        if x == x:
+            if not abs(x - center) <= half:
+                return False
+            ok[j] = True
+    spots = walls[ok]
+    vals = np.zeros((2, spots.size))
+    if n_extra:
+        gamma_pair(spots, t, year_seconds, extra, n_extra, level, skew, floor, r, q, vals)
+    _add_table(coef, u, (spots - center) / half, vals)
+    k = 0
+    for j in range(w):
+        if ok[j]:
+            scale = walls[j] * walls[j] * GEX_PER_PCT
+            out[2 * j] = vals[0, k] * scale
+            out[2 * j + 1] = vals[1, k] * scale
+            k += 1
+        else:
+            out[2 * j] = np.nan
+            out[2 * j + 1] = np.nan
     return True

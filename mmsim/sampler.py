@@ -33,10 +33,11 @@ from mmsim.levels import LevelsHold
 from mmsim.lob import BOOK_COLUMNS, BookMarket
 from mmsim.market import Market
 from mmsim.npsum import np_sum
+from mmsim.profile_table import FLIP_TOL, table_gex
 from mmsim.record import SeriesRecorder
 from mmsim.schema import Scenario
 from mmsim.vol import VolSurface
-from mmsim.wall_hold import MIN_LINES, WallBox, levels_row_held
+from mmsim.wall_hold import MIN_LINES, WallBox, _at_walls_fast, levels_row_held
 
 __all__ = [
     "BOOK_SERIES",
@@ -237,6 +238,7 @@ class Sampler:
         # when the GEX at the walls was last re-priced (``engine.levels_hold: all``)
         self._gex_state: tuple = (-1, None, -np.inf, -np.inf)
         self.gex_held = 0  # levels samples that kept the GEX at the walls (diagnostics)
+        self.gex_table = 0  # ... that read it from the profile table (levels_hold: table)
         self._groups = StrikeGroups()  # the live table's strikes, per view
         self.wall_box = WallBox()  # walls proven over a spot x time box (mmsim.wall_hold)
         # per-holder delta, gamma, charm, vanna, value at the previous sample
@@ -351,8 +353,8 @@ class Sampler:
         only when the book (1% of its gross), the surface or spot (1%) moved, a line
         expired, every 2 h, or the profile table cannot prove the held flips within a
         step of the flip grid (0.25% of spot) of the exact ones (:mod:`mmsim.levels`)."""
-        if self.hold == "off" or not self.book.tabulates(t):
-            return True
+        if self.hold in ("off", "table") or not self.book.tabulates(t):
+            return True  # (table: read from the profile table at every levels sample)
         return self.levels_hold.due(S, t, self.book, self.vol.params(), self.levels[:2])
 
     def _gex_holds(self, t: float, tabulates: bool, surface: tuple) -> bool:
@@ -392,15 +394,24 @@ class Sampler:
         lines, n = book._live_lines(t)
         tabulates = book.tabulates(t)
         exact = due and not tabulates
+        if due and not exact:
+            tol = FLIP_TOL if self.hold == "table" else 0.0
+            self.levels[:2] = [np.nan if x is None else x for x in book.flips(S, t, vol, tol)]
         groups = self._groups.of(lines, n, book._version)
         surface = book._surface(vol)
         hold_gex = self._gex_holds(t, tabulates, surface)
         box = self.hold != "off" and not exact and n >= MIN_LINES
         wb, key = self.wall_box, (lines, n, book._version, surface)
+        tab = book.profile_table(S, t, surface) if self.hold == "table" and box else None
         if box and (wb.covers(S, t, *key) or wb.build(S, t, book.year_seconds, *key, groups)):
-            held = levels_row_held(S, t, book.year_seconds, lines, n, *surface, hold_gex,
-                                   self.hold == "all", groups[8], *groups[:8],
+            gex = 2 if tab is not None else int(self.hold in ("all", "table"))
+            held = levels_row_held(S, t, book.year_seconds, lines, n, *surface,
+                                   hold_gex and gex < 2, gex, groups[8], *groups[:8],
                                    *self.wall_box.masks, self.levels)  # fmt: skip
+            if gex == 2 and not self._table_gex(tab, t):
+                g = _at_walls_fast(self.levels[4:6].copy(), t, book.year_seconds, lines, n,
+                                   *surface, groups[8])  # fmt: skip
+                self.levels[6:10] = g.T.ravel()
         else:
             held = levels_row_grouped(
                 S, t, book.year_seconds, lines, n, *surface, _FLIP_GRID, _FLIP_MID, exact,
@@ -410,5 +421,16 @@ class Sampler:
         if not held and tabulates:  # (only a tabulated book's GEX is ever kept)
             first = float(lines[ROW_EXPIRY, :n].min()) if n else np.inf
             self._gex_state = (book._version, surface, t, first)
-        if due and not exact:
-            self.levels[:2] = [np.nan if x is None else x for x in book.flips(S, t, vol)]
+
+    def _table_gex(self, tab, t: float) -> bool:
+        """``engine.levels_hold: table``: the true and visible GEX of the book at the
+        visible walls (``levels[6:10]``, $ per 1%; NaN for no wall) from the profile table
+        ``tab`` at clock ``t`` (s), each within ``eps x wall**2 x GEX_PER_PCT`` of the
+        exact pricing (:func:`~mmsim.profile_table.table_gex`); ``False`` (nothing
+        written) when a wall lies outside the table's fitted range."""
+        lev = self.levels
+        ok = table_gex(lev[4:6], t, (t - tab.t0) / tab.H, tab.center, tab.half, tab.coef,
+                       tab.extra, tab.n_extra, self.book.year_seconds, *tab.surface,
+                       lev[6:10])  # fmt: skip
+        self.gex_table += ok
+        return ok

@@ -608,9 +608,14 @@ class EngineConfig(_Strict):
         "in the compiled kernel (bit-identical to off): auto = when the scenario is "
         "supported; on = refuse a scenario it does not support; off = simpy agents.",
     )
-    levels_hold: Literal["all", "flips", "off"] = Field(
-        "all",
-        description="Tabulated books (delta_table) recompute the recorded flips only when "
+    levels_hold: Literal["table", "all", "flips", "off"] = Field(
+        "table",
+        description="table = read the flips at every levels sample and the GEX at the "
+        "visible walls from the book's profile table (mmsim.profile_table): a flip's "
+        "crossing interpolated from the table's values where that is proven within 1% of "
+        "a grid step (2.5e-5 x spot) of the exact one, the GEX within the table's "
+        "validated eps x wall^2 (relative ~1e-5 on big books), else as all. "
+        "Tabulated books (delta_table) recompute the recorded flips only when "
         "the book (1% of its gross), the surface or spot (1%) moved, an expiry passed, "
         "every 2 h, or the book's profile table cannot prove the held flip in the exact "
         "one's cell of the flip grid, else hold them (mmsim.levels): a held flip is within "
@@ -634,7 +639,7 @@ class EngineConfig(_Strict):
     def _yaml_hold(cls, value: Any) -> Any:
         """A bare YAML ``off`` (false) means off, ``on`` (true) the default."""
         if isinstance(value, bool):
-            return "all" if value else "off"
+            return "table" if value else "off"
         return value
 
 

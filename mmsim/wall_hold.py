@@ -396,7 +396,8 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
     (:func:`wall_box`), the only ones priced. The same row, bit for bit; with
     ``fast_gex`` the GEX re-priced at the visible walls (``out[6:10]``, when not kept)
     comes from :func:`_at_walls_fast` (``log_k``: ``log K`` per line), within ``1e-12``
-    of the gross. Returns whether the GEX was kept."""
+    of the gross; with ``fast_gex == 2`` it is left to the caller. Returns whether the
+    GEX was kept."""
     a = (t, year_seconds, lines, n)
     s = (level, skew, floor, r, q)
     call_v = np.zeros(sv.size)
@@ -420,6 +421,8 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
     out[11] = _strike_gex_near(pwv, st, ct, pt)
     if keep:
         return True
+    if fast_gex == 2:  # the caller fills out[6:10] (from the profile table)
+        return False
     if fast_gex:
         g = _at_walls_fast(np.array([cwv, pwv]), *a, *s, log_k)
         out[6], out[7] = (g[0, 0], g[1, 0]) if cwv == cwv else (np.nan, np.nan)

@@ -216,7 +216,8 @@ def test_a_big_tabulated_book_recomputes_flips_rarely_and_holds_them_within_a_st
     sc = cases.book_scenario(1_500, 100.0, 1.0, seed=21)
     sc["vol"] = {"atm": 0.24, "skew": -0.2}
     sc["news"] = {"vol": 0.22, "dt": 1.0}
-    sim = _Probe(mmsim.load_scenario(sc, overrides={"engine.delta_table": "on"}), 4)
+    over = {"engine.delta_table": "on", "engine.levels_hold": "all"}
+    sim = _Probe(mmsim.load_scenario(sc, overrides=over), 4)
     sim.run()
     hold = sim.sampler.levels_hold
     assert hold.held > 0 and len(sim.pairs) == 79, "levels samples held / compared"
