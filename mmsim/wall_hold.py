@@ -64,8 +64,9 @@ __all__ = [
 BOXES = ((0.005, 7_200.0), (0.0015, 900.0))
 """(spot move as a fraction of ``S0``, span in s) of the boxes tried, widest first."""
 WIDE_BOX = (0.01, 23_400.0)
-"""Tried before :data:`BOXES` when the last box of the same table and surface was left
-by spot or the clock (not by a change of the book), unless it held too many candidates
+"""Tried before :data:`BOXES` for the run's first box and when the last box of the same
+table and surface was left by spot or the clock (not by a change of the book; the
+synthetic 10,000-line book: 1 box a day instead of 2), unless it held too many candidates
 for that table already (lines expiring within the session keep their strikes
 candidates): a book that stays put is then
 boxed for a session and a 1% move (the synthetic 10,000-line book of
@@ -468,8 +469,9 @@ class WallBox:
     def build(self, S: float, t: float, year_seconds: float, lines: np.ndarray, n: int,
               version: int, surface: tuple, groups: tuple) -> bool:  # fmt: skip
         """Try the :data:`BOXES` around spot ``S`` ($) from clock ``t`` (s), widest first
-        (:data:`WIDE_BOX` before them when the last box of this table was left by spot
-        or the clock, once per table if it holds too many candidates);
+        (:data:`WIDE_BOX` before them for the run's first box and when the last box of
+        this table was left by spot or the clock, once per table if it holds too many
+        candidates);
         ``groups``: ``(*true, *visible, log_k)`` of
         :class:`~mmsim.level_kernels.StrikeGroups`. Keeps the first whose candidate
         strikes hold at most ``MAX_SHARE`` of the lines (both views); after none did,
@@ -477,7 +479,8 @@ class WallBox:
         key, same = self._key, (n, version, surface)
         left = bool(key) and key[0] is lines and key[1:] == same
         narrow = self._narrow
-        wide = left and not (narrow and narrow[0] is lines and narrow[1:] == same)
+        first = not (self.built or self.refused or narrow)  # the run's first box: wide
+        wide = (left or first) and not (narrow and narrow[0] is lines and narrow[1:] == same)
         self._key = ()
         old, until = self._refused
         if old and old[0] is lines and old[1:] == same and t < until:

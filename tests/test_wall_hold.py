@@ -192,10 +192,11 @@ def test_line_bounds_hold_every_line_at_every_point_of_the_box(seed):
 
 
 def test_a_box_left_by_spot_on_an_unchanged_book_is_followed_by_the_wide_box():
-    """:class:`~mmsim.wall_hold.WallBox`: the first box of a table is the first of
-    ``BOXES`` that holds few candidates; once spot leaves it with the book unchanged, the
-    next is :data:`~mmsim.wall_hold.WIDE_BOX` (1% of spot, a session) if it holds few
-    enough; after a trade (a new table) the narrow ``BOXES`` again (spot in $, clock in s)."""
+    """:class:`~mmsim.wall_hold.WallBox`: the run's first box is
+    :data:`~mmsim.wall_hold.WIDE_BOX` (1% of spot, a session) if it holds few enough
+    candidates; once spot leaves a box with the book unchanged, the next is the wide box
+    again; after a trade (a new table) the first of the narrow ``BOXES`` that holds few
+    candidates (spot in $, clock in s)."""
     rng = np.random.default_rng(77)
     book = OptionBook(1, delta_table="off")
     n = 2_000  # strikes to the cent, 2-60 sessions out: none expires within the session
@@ -215,8 +216,8 @@ def test_a_box_left_by_spot_on_an_unchanged_book_is_followed_by_the_wide_box():
         s_lo, s_hi, t_lo, t_hi = wb._box
         return round((s_hi - s_lo) / (2 * S), 6), t_hi - t_lo
 
-    assert build(100.0, 0.0) == BOXES[0], "the first box of a table: the narrow one"
-    assert build(100.8, 600.0) == WIDE_BOX, "left by spot, same table: the wide box"
+    assert build(100.0, 0.0) == WIDE_BOX, "the run's first box: the wide one"
+    assert build(101.5, 600.0) == WIDE_BOX, "left by spot, same table: the wide box"
     assert build(98.0, 1_200.0) == WIDE_BOX, "and again"
     book.add(101.0, 20 * SPAN_DAY, True, 5.0, 0)
     assert build(98.0, 1_300.0) == BOXES[0], "a new table: the narrow box again"
@@ -224,9 +225,9 @@ def test_a_box_left_by_spot_on_an_unchanged_book_is_followed_by_the_wide_box():
 
 def test_a_wide_box_that_held_too_many_candidates_is_not_tried_again_for_that_table():
     """A book with lines expiring within the session (their strikes stay candidates over
-    a session-long box): the wide box is tried once after spot left the first box, held
-    too many candidates, and is not tried again for the same table (each try is a pass
-    over every line), while the narrow ``BOXES`` keep serving it."""
+    a session-long box): the wide box is tried once, for the run's first box, held too
+    many candidates, and is not tried again for the same table when spot leaves a box
+    (each try is a pass over every line), while the narrow ``BOXES`` keep serving it."""
     from mmsim import wall_hold
 
     rng = np.random.default_rng(500)
@@ -254,4 +255,4 @@ def test_a_wide_box_that_held_too_many_candidates_is_not_tried_again_for_that_ta
     finally:
         mp.undo()
     assert tried.count(round(WIDE_BOX[1])) == 1, f"the wide box tried once: {tried}"
-    assert tried[:2] == [round(BOXES[0][1]), round(WIDE_BOX[1])], f"order: {tried}"
+    assert tried[:2] == [round(WIDE_BOX[1]), round(BOXES[0][1])], f"order: {tried}"
