@@ -1,5 +1,7 @@
 """When the series recorder may hold its gamma flips (and the GEX at the walls) instead
-of recomputing them.
+of recomputing them (``engine.levels_hold: all`` / ``flips``; the default ``table``
+reads them from the book's profile table at every levels sample instead,
+:meth:`mmsim.sampler.Sampler.update_levels`).
 
 A flip (``flip_true``, ``flip_visible``) costs a GEX profile over the whole book, up to
 241 re-pricings of every line; for a tabulated book it is read from the signs of a
@@ -9,7 +11,7 @@ The walls and the GEX at them cost three passes over the lines (every line price
 spot, then the whole book at each visible wall). Between two computations the levels
 move only through the book (new lines, expiries), the surface, spot and the passage of
 time, so a holder of :class:`LevelsHold` recomputes them only when one of these moved
-enough (the sampler holds the flips; with ``engine.levels_hold: all``, the default, also the GEX
+enough (the sampler holds the flips; with ``engine.levels_hold: all`` also the GEX
 re-priced at the visible walls, two of the three passes, while the book is unchanged and
 the walls, recomputed every time, stay the same strikes: that GEX does not depend on
 spot, so it is then off only by the decay of gamma over at most 30 min (and 2% of the

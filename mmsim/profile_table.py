@@ -36,6 +36,16 @@ the count anew; it rebuilds only when ``eps`` would grow past ``MAX_EPS`` of the
 or more than ``MAX_CHANGES`` near lines changed. The table answers while spot stays
 within 5% of the build's (the grid then lies inside the fitted range), the clock within
 ``[t0, t0 + H]`` and the surface unchanged.
+
+With ``engine.levels_hold: table`` (the default) the recorder reads the levels from the
+table at every levels sample instead of holding exact ones: a flip's crossing (always the
+exact one's cell) is interpolated from the table's values, no whole-book pricing, where
+:func:`_interp_bound` proves it within :data:`FLIP_TOL` of a grid step of the exact
+interpolation (``walk_flips`` with ``tol``), and the true and visible GEX at the visible
+walls come from :func:`table_gex` (within ``eps x wall**2 x 0.01``). Stated bounds, checked
+at every levels sample of 30 seeds on five non-shipped cases by ``python -m
+benchmarks.levels_table`` (largest error 0.35 of its bound) and in
+``tests/test_levels_table.py``.
 """
 
 from __future__ import annotations
@@ -314,16 +324,18 @@ def _interp_ends(ests, v, lo, hi, grid, eps_v, tol):
     """The GEX profile ($ per 1%) of view ``v`` at ``grid[lo]``, ``grid[hi]`` from the
     table's values ``ests`` (shares per $1, NaN where the table gave no sign) when both
     are known and :func:`_interp_bound` (errors ``eps_v`` there, in GEX) keeps the
-    interpolated crossing within ``tol`` of a grid step of the exact one; ``(0, 0)``
-    otherwise (the caller prices the book there)."""
+    interpolated crossing within ``tol`` of a grid step of the exact one, and that
+    bound (a fraction of the step); ``(0, 0, 0)`` otherwise (the caller prices the book
+    there)."""
     ga, gb = ests[v, lo], ests[v, hi]
     if not tol > 0.0 or ga != ga or gb != gb:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     sa = grid[lo] * grid[lo] * GEX_PER_PCT
     sb = grid[hi] * grid[hi] * GEX_PER_PCT
-    if _interp_bound(ga * sa, gb * sb, eps_v * sa, eps_v * sb) > tol:
-        return 0.0, 0.0
-    return ga * sa, gb * sb
+    frac = _interp_bound(ga * sa, gb * sb, eps_v * sa, eps_v * sb)
+    if frac > tol:
+        return 0.0, 0.0, 0.0
+    return ga * sa, gb * sb, frac
 
 
 @njit(cache=True)
@@ -364,7 +376,10 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
     came from the table is interpolated from the table's values there when
     :func:`_interp_bound` proves that within ``tol`` of a grid step of the exact values'
     interpolation (no whole-book pricing); else, and with ``tol = 0``, from the exact
-    values (bit for bit :func:`~mmsim.book_kernels.nearest_flips`)."""
+    values (bit for bit :func:`~mmsim.book_kernels.nearest_flips`). A walk then goes on
+    while a crossing could be nearer than the best one within its error, and when two
+    crossings are as near within their errors the walk is done again with ``tol = 0``:
+    the crossing is always the exact one's, its position within ``tol`` of a step."""
     m = grid.size
     vals = np.full((2, m), np.nan)
     ests = np.full((2, m), np.nan)  # the table's values where it gave the sign
@@ -386,9 +401,11 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
     bad = False
     last = np.zeros(2, np.int64)  # per walk (0: right, 1: left): the last non-zero value
     nxt = np.zeros(2, np.int64)  # ... and the next point
+    ambiguous = False
     for v in range(2):
         best = np.inf
         best_x = 0.0
+        best_err = 0.0  # $: most best_x may be off the exact values' crossing (tol > 0)
         for w in range(2):
             d = 1 if w == 0 else -1
             start = i0
@@ -404,7 +421,7 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
             for w in range(2):
                 d = 1 if w == 0 else -1
                 j = nxt[w]
-                if 0 <= j < m and d * (grid[last[w]] - S) <= best:
+                if 0 <= j < m and d * (grid[last[w]] - S) <= best + best_err:
                     if go < 0 or abs(grid[j] - S) < abs(grid[nxt[go]] - S):
                         go = w
             if go < 0:
@@ -417,7 +434,7 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
                 k = last[go]
                 if sign[v, k] != 0 and sign[v, j] != sign[v, k]:
                     lo, hi = (k, j) if d == 1 else (j, k)
-                    pa, pb = _interp_ends(ests, v, lo, hi, grid, eps[v], tol)
+                    pa, pb, frac = _interp_ends(ests, v, lo, hi, grid, eps[v], tol)
                     if pa == 0.0:  # not proven within tol: the exact values
                         pa = _profile_at(vals, grid, lo, *a)[v]
                         pb = _profile_at(vals, grid, hi, *a)[v]
@@ -425,12 +442,22 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
                         bad = True  # a table sign was wrong: the bound did not hold
                     x = grid[lo] - pa * (grid[hi] - grid[lo]) / (pb - pa)
                     dist = abs(x - S)
+                    err = frac * (grid[hi] - grid[lo])  # $: most x is off the exact one's
+                    if (
+                        best < np.inf
+                        and abs(dist - best) <= err + best_err
+                        and err + best_err > 0.0
+                    ):
+                        ambiguous = True  # which is nearer may differ from the exact values'
                     if dist < best or (dist == best and x < best_x):
-                        best, best_x = dist, x
+                        best, best_x, best_err = dist, x, err
                 last[go] = j
             nxt[go] = j + d
         found[v] = best < np.inf
         xs[v] = best_x
+    if ambiguous:  # two crossings as near within their errors: the exact values decide
+        return walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra,
+                          year_seconds, lines, n, level, skew, floor, r, q, 0.0)  # fmt: skip
     priced = 0
     for j in range(m):
         priced += vals[0, j] == vals[0, j]

@@ -349,7 +349,8 @@ class Sampler:
 
     def flips_due(self, S: float, t: float) -> bool:
         """Whether to recompute the flips now: always for books the engine evaluates
-        exactly or with ``engine.levels_hold: off``; for tabulated ones (``engine.delta_table``)
+        exactly or with ``engine.levels_hold: off`` or ``table`` (from the profile
+        table); for tabulated ones (``engine.delta_table``) with ``all`` / ``flips``
         only when the book (1% of its gross), the surface or spot (1%) moved, a line
         expired, every 2 h, or the profile table cannot prove the held flips within a
         step of the flip grid (0.25% of spot) of the exact ones (:mod:`mmsim.levels`)."""
@@ -378,16 +379,21 @@ class Sampler:
         """Flip and walls in both views, and the gamma behind the visible walls
         (the episodes recorder's evidence); see ``LEVEL_COLUMNS``. One compiled pass
         (:func:`~mmsim.level_kernels.levels_row_grouped`, the strike grouping kept
-        while the live table lasts); flips held while :meth:`flips_due`
-        says so, from the book's profile table when it tabulates; with
-        ``engine.levels_hold: all`` (the default) the GEX of the book re-priced at the
-        visible walls too while :meth:`_gex_holds` allows and the walls are the same (the
-        walls themselves are always recomputed). Unless ``off``, books of at least
-        :data:`~mmsim.wall_hold.MIN_LINES` lines (not evaluated exactly) find their walls
-        inside a proven spot x time box (:class:`~mmsim.wall_hold.WallBox`) by pricing
-        only the strikes that may be walls there: the same walls and strike GEX, bit for
-        bit; with ``all`` the GEX re-priced at the walls is then priced with one ``exp`` a
-        line (within 1e-12 of the gross of exact pricing)."""
+        while the live table lasts); for a book that tabulates, the flips from its
+        profile table: with ``engine.levels_hold: table`` (the default) at every levels
+        sample, a crossing interpolated from the table's values where that is proven
+        within ``FLIP_TOL`` of a grid step of the exact one
+        (:func:`~mmsim.profile_table.walk_flips`), and the GEX of the book at the visible
+        walls read from the table (:meth:`_table_gex`, within ``eps x wall**2 x 0.01``)
+        when the walls come from a box; with ``all`` / ``flips`` held while
+        :meth:`flips_due` says so, exact at the crossing; with ``all`` the GEX
+        re-priced at the visible walls too while :meth:`_gex_holds` allows and the walls
+        are the same (the walls themselves are always recomputed). Unless ``off``, books
+        of at least :data:`~mmsim.wall_hold.MIN_LINES` lines (not evaluated exactly) find
+        their walls inside a proven spot x time box (:class:`~mmsim.wall_hold.WallBox`)
+        by pricing only the strikes that may be walls there: the same walls and strike
+        GEX, bit for bit; with ``all`` the GEX re-priced at the walls is then priced with
+        one ``exp`` a line (within 1e-12 of the gross of exact pricing)."""
         book, vol = self.book, self.vol
         S, t = float(S), float(t)
         due = self.flips_due(S, t)

@@ -610,20 +610,21 @@ class EngineConfig(_Strict):
     )
     levels_hold: Literal["table", "all", "flips", "off"] = Field(
         "table",
-        description="table = read the flips at every levels sample and the GEX at the "
-        "visible walls from the book's profile table (mmsim.profile_table): a flip's "
-        "crossing interpolated from the table's values where that is proven within 1% of "
-        "a grid step (2.5e-5 x spot) of the exact one, the GEX within the table's "
-        "validated eps x wall^2 (relative ~1e-5 on big books), else as all. "
-        "Tabulated books (delta_table) recompute the recorded flips only when "
+        description="How tabulated books (delta_table) compute the recorded levels. "
+        "table = the flips at every levels sample from the book's profile table "
+        "(mmsim.profile_table: the crossing the exact one's, interpolated from the "
+        "table's values where that is proven within 1% of a grid step, 2.5e-5 x spot, "
+        "of the exact interpolation) and the GEX at the visible walls read from it "
+        "(within the table's validated eps x wall^2 x 0.01, ~1e-5 of its scale on big "
+        "books; books of 256+ lines), else as all. all = the flips recomputed only when "
         "the book (1% of its gross), the surface or spot (1%) moved, an expiry passed, "
         "every 2 h, or the book's profile table cannot prove the held flip in the exact "
-        "one's cell of the flip grid, else hold them (mmsim.levels): a held flip is within "
-        "0.25% of spot (one grid step) of the exact one. all = the flips and the GEX "
-        "re-priced at the visible walls (kept up to 30 min while the book and the walls are "
-        "unchanged; the walls are always exact, from a proven spot x time box on books of "
-        "256+ lines: mmsim.wall_hold); flips = the flips only; off = recompute all at "
-        "every levels sample. Recorded only: no agent trades on them.",
+        "one's cell of the flip grid, else held (mmsim.levels: within 0.25% of spot, one "
+        "grid step), and the GEX re-priced at the visible walls kept up to 30 min while "
+        "the book and the walls are unchanged; flips = the flips only; off = recompute "
+        "all at every levels sample (exact). The walls are always exact (from a proven "
+        "spot x time box on books of 256+ lines: mmsim.wall_hold). Recorded only: no "
+        "agent trades on them.",
     )
 
     @field_validator("delta_table", "fast_path", mode="before")
