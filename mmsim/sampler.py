@@ -409,6 +409,7 @@ class Sampler:
         box = self.hold != "off" and not exact and n >= MIN_LINES
         wb, key = self.wall_box, (lines, n, book._version, surface)
         tab = book.profile_table(S, t, surface) if self.hold == "table" and box else None
+        gex = 0
         if box and (wb.covers(S, t, *key) or wb.build(S, t, book.year_seconds, *key, groups)):
             gex = 2 if tab is not None else int(self.hold in ("all", "table"))
             held = levels_row_held(S, t, book.year_seconds, lines, n, *surface,
@@ -424,7 +425,7 @@ class Sampler:
                 hold_gex, *groups, self.levels,
             )  # fmt: skip
         self.gex_held += held
-        if not held and tabulates:  # (only a tabulated book's GEX is ever kept)
+        if not held and tabulates and gex < 2:  # (only a priced GEX of a tabulated book is kept)
             first = float(lines[ROW_EXPIRY, :n].min()) if n else np.inf
             self._gex_state = (book._version, surface, t, first)
 
