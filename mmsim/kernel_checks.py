@@ -295,7 +295,8 @@ def _check(
             and _skips(dl, d, mid, t, shares[acc], flat, surf, coefs, q)
         ):
             dl[d, D_POST] = 0.0
-            dl[d, D_WUSED] += 1.0
+            if dl[d, D_WUSED] != 0.0:  # a WIN_PARTS window: what it skips judges it
+                dl[d, D_WUSED] += 1.0
             q[Q_SKIPS] += 1
             return OK, 0.0
         ok, delta, gamma = _eval(dl, d, mid, t, lines, surf, coefs, xlines, elog, q,
