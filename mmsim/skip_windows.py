@@ -42,8 +42,11 @@ from mmsim.kernel_layout import (
     WIN_PARTS,
 )
 
-__all__ = ["PARTS_MIN_SKIPS", "skip_window", "windowed"]
+__all__ = ["MAX_BACK_OFF", "PARTS_MIN_SKIPS", "skip_window", "windowed"]
 
+MAX_BACK_OFF = 10.0
+"""Most failed tries in a row counted: a dealer passes at most ``2**10 - 1`` evaluations
+(about 17 minutes of a check a second) before trying again."""
 PARTS_MIN_SKIPS = 2
 """Checks a ``WIN_PARTS`` window must skip to pay for its bounds (two to six
 evaluations of its near and changed lines); fewer count as a failed try."""
@@ -81,7 +84,7 @@ def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
 
     Trying costs a few evaluations' worth, so a dealer backs off: after ``k`` tries in a
     row that set none, or set a ``WIN_PARTS`` window that skipped fewer than
-    :data:`PARTS_MIN_SKIPS` checks (at most 6 counted), it passes ``2**k - 1``
+    :data:`PARTS_MIN_SKIPS` checks (at most :data:`MAX_BACK_OFF` counted), it passes ``2**k - 1``
     evaluations before the next (a mixed book's bounds, line by line, can be too wide for
     its band at every check; near-expiry lines' gamma can make a window a tick wide).
     Which windows are set never changes a run, only how many checks it evaluates."""
@@ -167,8 +170,8 @@ def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
 @njit(cache=True)
 def _back_off(dl, d):
     """One more try in a row that set no window: pass the next ``2**k - 1`` evaluations
-    (``k`` tries, at most 6) before trying again."""
-    k = min(dl[d, D_WFAIL] + 1.0, 6.0)
+    (``k`` tries, at most :data:`MAX_BACK_OFF`) before trying again."""
+    k = min(dl[d, D_WFAIL] + 1.0, MAX_BACK_OFF)
     dl[d, D_WFAIL] = k
     dl[d, D_WWAIT] = 2.0**k - 1.0
 
