@@ -231,7 +231,7 @@ SKIP_CASES = {
     "skew_table_near": (
         [
             {
-                "band": 650,
+                "band": 250,
                 "positions": [
                     *(
                         _pos(q, 20 + i % 5, k, 90.0 + i)
@@ -239,8 +239,8 @@ SKIP_CASES = {
                             [(60, "call"), (-50, "put"), (40, "put"), (-30, "call")] * 10
                         )
                     ),
-                    _pos(150, 0.3),
-                    _pos(-120, 0.3, "put", 99.0),
+                    _pos(40, 0.3),
+                    _pos(-30, 0.3, "put", 99.0),
                 ],
             }
         ],
