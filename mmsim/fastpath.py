@@ -15,13 +15,14 @@ price change woke, in the order they began to wait, each re-checking after its o
 behind the others), and the
 dealer's rules from :mod:`mmsim.hedge_rules`; so a run is bit-identical to the simpy path.
 
-A dealer whose delta is summed exactly over its lines skips the pricing of a check that
-provably cannot trade: after an evaluation (and after each fill) it gets a skip window, a
-range of spots and clocks over which :func:`mmsim.delta_bounds.delta_box` bounds its
-option delta; a check inside the window whose bounds plus the shares held are within the
-band returns as the evaluated check would (the rounding of ``delta + shares`` is
-monotone), so no check that would trade is skipped
-(:func:`mmsim.kernel_checks._skip_window`).
+A dealer skips the pricing of a check that provably cannot trade: after an evaluation
+(and after each fill) it gets a skip window, a range of spots and clocks over which
+:func:`mmsim.delta_bounds.delta_box` bounds the delta of the lines it sums exactly (flat
+or skewed surface): all its lines, or those beside its delta table (near expiry,
+changed), whose table part is then read at the check; a check inside the window whose
+bounds plus the shares held are within the band returns as the evaluated check would
+(rounding is monotone), so no check that would trade is skipped
+(:func:`mmsim.skip_windows.skip_window`, :func:`mmsim.kernel_checks._skips`).
 
 This module holds :func:`advance` and its event plumbing (the next event, the dealers'
 timeouts and waits, the book's flow process, samples); the pieces it calls live in
@@ -94,8 +95,11 @@ from mmsim.kernel_layout import (
     D_TEXP,
     D_TMODE,
     D_WATCH,
+    D_WCHI,
+    D_WCLO,
     D_WDHI,
     D_WDLO,
+    D_WFAIL,
     D_WHI,
     D_WIN,
     D_WKIND,
@@ -105,6 +109,8 @@ from mmsim.kernel_layout import (
     D_WT,
     D_WT1,
     D_WU,
+    D_WUSED,
+    D_WWAIT,
     D_XN,
     D_XOFF,
     DIVERGED,
@@ -166,6 +172,8 @@ from mmsim.kernel_layout import (
     TM_EXACT_UNTIL,
     TM_TABLE,
     TM_UNKNOWN,
+    WIN_ALL,
+    WIN_PARTS,
     WK_LAG,
     WK_NONE,
     WK_PHASE,
@@ -237,8 +245,11 @@ __all__ = [
     "D_TEXP",
     "D_TMODE",
     "D_WATCH",
+    "D_WCHI",
+    "D_WCLO",
     "D_WDHI",
     "D_WDLO",
+    "D_WFAIL",
     "D_WHI",
     "D_WIN",
     "D_WKIND",
@@ -248,6 +259,8 @@ __all__ = [
     "D_WT",
     "D_WT1",
     "D_WU",
+    "D_WUSED",
+    "D_WWAIT",
     "D_XN",
     "D_XOFF",
     "ELOG_SIZE",
@@ -307,6 +320,8 @@ __all__ = [
     "TM_EXACT_UNTIL",
     "TM_TABLE",
     "TM_UNKNOWN",
+    "WIN_ALL",
+    "WIN_PARTS",
     "WK_LAG",
     "WK_NONE",
     "WK_PHASE",

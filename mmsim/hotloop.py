@@ -529,6 +529,7 @@ class HotLoop:
         until its lines' next expiry ``nxt`` (s); ``hot``: the hot lines it answers from.
         Its row, the bookkeeping that tells when it is stale, and the packed tables."""
         row = self.dl[i]
+        row[fp.D_WIN] = 0.0  # a skip window bounds the lines of the evaluation it was set on
         self._tab_seen[i] = self.sim.book.table_state(self.sim.dealers[i].index)
         self._hot_seen[i] = hot
         self._tabs[i] = table

@@ -5,8 +5,8 @@ and gamma there (exactly over its lines or from its delta table: :func:`_value_a
 logged and replayed across ``NEED_TABLE`` by :func:`_eval`), the net delta after an
 order (:func:`_net_after`) and the solve for the order that lands on target
 (:func:`_solve`), the check itself with the rules of :mod:`mmsim.hedge_rules`
-(:func:`_check`), and its skip window (:func:`_skip_window`, bounds from
-:func:`mmsim.delta_bounds.delta_box`). Units: $ for prices, shares (delta in shares,
+(:func:`_check`), and the skip of a check inside its skip window (:func:`_skips`; the
+windows: :mod:`mmsim.skip_windows`). Units: $ for prices, shares (delta in shares,
 gamma in shares per $1), s for clocks; array layouts in :mod:`mmsim.kernel_layout`.
 """
 
@@ -18,7 +18,6 @@ import numpy as np
 from numba import njit
 
 from mmsim.book_kernels import holder_cols
-from mmsim.delta_bounds import delta_box
 from mmsim.delta_table import table_eval
 from mmsim.hedge_rules import (
     LAGGED_OVERSHOOTS,
@@ -72,6 +71,8 @@ from mmsim.kernel_layout import (
     D_T1,
     D_TEXP,
     D_TMODE,
+    D_WCHI,
+    D_WCLO,
     D_WDHI,
     D_WDLO,
     D_WHI,
@@ -80,6 +81,7 @@ from mmsim.kernel_layout import (
     D_WS,
     D_WT1,
     D_WU,
+    D_WUSED,
     DIVERGED,
     MK_CHANGES,
     MK_MID,
@@ -91,8 +93,10 @@ from mmsim.kernel_layout import (
     TM_EXACT,
     TM_EXACT_UNTIL,
     TM_TABLE,
+    WIN_ALL,
 )
 from mmsim.kernel_market import _order_any, _preview_any, _wake
+from mmsim.skip_windows import skip_window, windowed
 
 
 @njit(cache=True, forceinline=False)  # not _check's: see its comment
@@ -114,6 +118,47 @@ def _valid(dl, d, S, t):
 
 
 @njit(cache=True, forceinline=False)  # not _check's: see its comment
+def _table_part(dl, d, S, t, surf, coefs):
+    """Share delta and gamma of dealer ``d``'s delta table alone (``table_eval``; its near
+    and changed lines not added) at spot ``S`` ($), clock ``t`` (s) inside its window."""
+    c0 = int(dl[d, D_COFF])
+    H = dl[d, D_H]
+    x = (S - dl[d, D_CENTER_S]) / dl[d, D_HALF]
+    u = (t - dl[d, D_T0]) / H
+    return table_eval(coefs[:, c0 : c0 + int(dl[d, D_CN])], x, u, H / surf[5])
+
+
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
+def _skips(dl, d, S, t, h, flat, surf, coefs, q):
+    """Whether dealer ``d``'s check at spot ``S`` ($), clock ``t`` (s), inside its skip
+    window's box, provably finds its option delta plus ``h`` shares held within the band
+    ``flat`` (shares), as the evaluated check would (:func:`_eval`; rounding is monotone,
+    so ``fl(fl(a + n) + h) <= fl(fl(a + hi) + h)`` for ``n <= hi``): ``WIN_ALL``, the
+    window's bounds on the whole delta; ``WIN_PARTS``, the table's part evaluated here as
+    the check would and the window's bounds on its near and changed lines added in the
+    check's order. Only where the check's evaluation is valid (:func:`_valid`: else it
+    would ask the book, ``NEED_TABLE``) and not resumed (replayed evaluations)."""
+    if q[Q_ELEN] != 0:
+        return False
+    mode = dl[d, D_TMODE]
+    if dl[d, D_WIN] == WIN_ALL:
+        if mode != TM_EXACT and not (mode == TM_EXACT_UNTIL and _valid(dl, d, S, t)):
+            return False
+        return dl[d, D_WDHI] + h <= flat and dl[d, D_WDLO] + h >= -flat
+    if mode != TM_TABLE or not _valid(dl, d, S, t):
+        return False
+    lo, _ = _table_part(dl, d, S, t, surf, coefs)
+    hi = lo
+    if int(dl[d, D_NN]):
+        lo += dl[d, D_WDLO]
+        hi += dl[d, D_WDHI]
+    if int(dl[d, D_NN + 2]):
+        lo += dl[d, D_WCLO]
+        hi += dl[d, D_WCHI]
+    return hi + h <= flat and lo + h >= -flat
+
+
+@njit(cache=True, forceinline=False)  # not _check's: see its comment
 def _value_at(dl, d, S, t, lines, surf, coefs, xlines):
     """Option share delta and gamma of dealer ``d`` at a point where its evaluation is
     valid (:func:`_valid`): exact over its lines (``holder_cols``: ``holder_sum``'s
@@ -124,11 +169,7 @@ def _value_at(dl, d, S, t, lines, surf, coefs, xlines):
             S, t, surf[5], lines, int(dl[d, D_OFF]), int(dl[d, D_N]), surf[0], surf[1],
             surf[2], surf[3], surf[4],
         )  # fmt: skip
-    c0 = int(dl[d, D_COFF])
-    H = dl[d, D_H]
-    x = (S - dl[d, D_CENTER_S]) / dl[d, D_HALF]
-    u = (t - dl[d, D_T0]) / H
-    delta, gamma = table_eval(coefs[:, c0 : c0 + int(dl[d, D_CN])], x, u, H / surf[5])
+    delta, gamma = _table_part(dl, d, S, t, surf, coefs)
     for j in range(2):
         k = int(dl[d, D_NN + 2 * j])
         if k:
@@ -251,19 +292,19 @@ def _check(
             dl[d, D_WIN] != 0.0
             and dl[d, D_WLO] <= mid <= dl[d, D_WHI]
             and t <= dl[d, D_WT1]
-            and dl[d, D_TMODE] == TM_EXACT
-            and dl[d, D_WDHI] + shares[acc] <= flat
-            and dl[d, D_WDLO] + shares[acc] >= -flat
+            and _skips(dl, d, mid, t, shares[acc], flat, surf, coefs, q)
         ):
             dl[d, D_POST] = 0.0
+            if dl[d, D_WUSED] != 0.0:  # a WIN_PARTS window: what it skips judges it
+                dl[d, D_WUSED] += 1.0
             q[Q_SKIPS] += 1
             return OK, 0.0
         ok, delta, gamma = _eval(dl, d, mid, t, lines, surf, coefs, xlines, elog, q,
                                  info)  # fmt: skip
         if not ok:
             return NEED_TABLE, 0.0
-        if abs(delta + shares[acc]) <= flat and dl[d, D_TMODE] == TM_EXACT:
-            _skip_window(dl, d, mid, t, delta, gamma, shares[acc], flat, lines, surf)
+        if abs(delta + shares[acc]) <= flat and windowed(dl, d):
+            skip_window(dl, d, mid, t, delta, gamma, shares[acc], flat, lines, surf, xlines)
         delta += shares[acc]
     if abs(delta) <= flat:
         dl[d, D_POST] = 0.0
@@ -324,8 +365,9 @@ def _check(
     ok, d_after, g_after = _eval(dl, d, mk[MK_MID], t, lines, surf, coefs, xlines,
                                  elog, q, info)  # fmt: skip
     after = d_after + shares[acc]
-    if dl[d, D_TMODE] == TM_EXACT:
-        _skip_window(dl, d, mk[MK_MID], t, d_after, g_after, shares[acc], flat, lines, surf)
+    if windowed(dl, d):
+        skip_window(dl, d, mk[MK_MID], t, d_after, g_after, shares[acc], flat, lines, surf,
+                     xlines)  # fmt: skip
     dl[d, D_POST] = 1.0
     dl[d, D_POST_CH] = mk[MK_CHANGES]
     dl[d, D_POST_T] = t
@@ -352,65 +394,3 @@ def _check(
         return OK, qty
     info[0], info[1], info[2], info[3], info[4], info[5] = t, d, outcome, delta, after, qty
     return DIVERGED, qty
-
-
-@njit(cache=True, forceinline=False)  # not _check's: see its comment
-def _skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf):
-    """Set dealer ``d``'s skip window after an exact evaluation at spot ``S`` ($), clock
-    ``t`` (s): option ``delta`` (shares), ``gamma`` (shares per $1), with ``h`` shares
-    held and ``flat`` the band (shares). Its spot range is the one where ``delta + gamma
-    * dS`` would stay 90% inside the band, its clock range 300 s or 1% of the time to the
-    next expiry; :func:`mmsim.delta_bounds.delta_box` proves bounds on the delta there (a
-    side it does not prove within the band is halved, twice at most). None is set where
-    no bound holds (skew, near expiry, zero vol), where the spot range would be under
-    1e-5 of the spot (a band of about one share: the next check is likely outside), or
-    when the band is not proven."""
-    dl[d, D_WIN] = 0.0
-    level, skew, floor, r, q, year = surf[0], surf[1], surf[2], surf[3], surf[4], surf[5]
-    if skew != 0.0:
-        return
-    off = int(dl[d, D_OFF])
-    n = int(dl[d, D_N])
-    book = lines[:, off : off + n]
-    first = np.inf
-    for i in range(n):
-        E = book[1, i]  # ROW_EXPIRY
-        if E > t and book[3, i] != 0.0:  # ROW_UNITS
-            first = min(first, E)
-    t1 = t + min(300.0, 0.01 * (first - t))
-    net = delta + h
-    g = abs(gamma)
-    if gamma >= 0.0:
-        room_up, room_dn = flat - net, flat + net
-    else:
-        room_up, room_dn = flat + net, flat - net
-    cap = 0.05 * S
-    up = min(0.9 * room_up / g, cap) if g > 0.0 else cap
-    dn = min(0.9 * room_dn / g, cap) if g > 0.0 else cap
-    if not (room_up >= 0.0 and room_dn >= 0.0) or up + dn < 1e-5 * S:
-        return  # outside the band (the next check trades) or a band of about a share
-    for _ in range(3):
-        ok, lo, hi = delta_box(S - dn, S + up, t, t1, year, book, n, level, skew, floor, r, q)
-        if not ok:
-            return
-        hi_in = hi + h <= flat
-        lo_in = lo + h >= -flat
-        if hi_in and lo_in:
-            dl[d, D_WIN] = 1.0
-            dl[d, D_WLO] = S - dn
-            dl[d, D_WHI] = S + up
-            dl[d, D_WT1] = t1
-            dl[d, D_WDLO] = lo
-            dl[d, D_WDHI] = hi
-            return
-        # the side that breaks the band: up for the high bound of a long-gamma book
-        if not hi_in:
-            if gamma >= 0.0:
-                up *= 0.5
-            else:
-                dn *= 0.5
-        if not lo_in:
-            if gamma >= 0.0:
-                dn *= 0.5
-            else:
-                up *= 0.5

@@ -90,8 +90,13 @@ NZ_ON, NZ_NEXT, NZ_STOP, NZ_ACC, NZ_IDX, NZ_VOLUME = range(6)
     D_SGROW,
     D_FEED,
     D_FEED_T,
-) = range(58)
-D_SIZE = 58
+    D_WCLO,
+    D_WCHI,
+    D_WFAIL,
+    D_WWAIT,
+    D_WUSED,
+) = range(63)
+D_SIZE = 63
 """Then: instant (price trigger, no latency: 0/1), latency (s), schedule interval (s);
 the dealer's pending timeout: when (s), its place in simpy's order (the event id the
 timeout would get, ``Q_SEQ``) and what it is (``WK_*``); capacity (shares per window,
@@ -99,11 +104,19 @@ inf = none), window (s), current window's start (s) and shares used, capacity bo
 (0/1); a scheduled dealer's growing rehedges in a row (signed: + same sign, -
 alternating), its typical rehedge (shares), its last signed hedge (shares) and whether it
 watches them (several holders; :func:`mmsim.hedge_rules.scheduled_watch`); its skip window
-(:func:`mmsim.kernel_checks._skip_window`): whether one is set (0/1), spots from
-``D_WLO`` to ``D_WHI`` ($), clocks up to ``D_WT1`` (s), and proven bounds on its option
-delta there (shares); last, the scheduled watch's growth (log, capped a round) and
-``lam * G`` measured on the dealer's last fill of at least ``RUNAWAY_MIN_SIZE`` shares
-(0 before one) and when (s)."""
+(:func:`mmsim.skip_windows.skip_window`): whether one is set (0 none, ``WIN_ALL``,
+``WIN_PARTS``), spots from ``D_WLO`` to ``D_WHI`` ($), clocks up to ``D_WT1`` (s), and
+proven bounds on its option delta there (shares; ``WIN_PARTS``: on its table's near
+lines); then the scheduled watch's growth (log, capped a round) and ``lam * G`` measured
+on the dealer's last fill of at least ``RUNAWAY_MIN_SIZE`` shares (0 before one) and when
+(s); last, a ``WIN_PARTS`` window's bounds on the table's changed lines (shares), and
+the back-off of setting windows (:func:`mmsim.skip_windows.skip_window`): tries in a
+row that failed, evaluations to pass before the next try, and 1 + the checks the current
+``WIN_PARTS`` window skipped (0: none to judge)."""
+WIN_ALL, WIN_PARTS = 1.0, 2.0
+"""A skip window's bounds: on the whole option delta (a dealer summing its lines
+exactly), or on the exactly summed parts beside a delta table (its near and its changed
+lines; the table's own part is evaluated at the check)."""
 WK_NONE, WK_LAG, WK_PHASE, WK_SCHED, WK_SLEEP = 0.0, 1.0, 2.0, 3.0, 4.0
 """Pending dealer timeouts: none (waiting on a price change or in the run queue), a
 lagged check, a scheduled dealer's phase, a scheduled check, the end of a capacity

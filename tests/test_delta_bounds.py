@@ -5,7 +5,8 @@ The bound must hold at every point of its box, as the kernels compute the delta 
 skipped check could have traded and the fast path would leave the simpy run); it must
 also be tight (else checks are evaluated for nothing). The fast path skipping checks
 must stay bit-identical to the simpy agents at any band, near expiry, with rates and
-dividends, with a skew (where it does not skip).
+dividends, with a skew, and for a tabulated dealer whose near-expiry lines are summed
+exactly beside its table (its window bounds those lines; the table is read at the check).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import numpy as np
 import pytest
 
+from mmsim import fastpath as fp
 from mmsim.book_kernels import N_ROWS, holder_sum
 from mmsim.delta_bounds import MIN_STDEV, delta_box
 from mmsim.engine import Simulation
@@ -96,15 +98,84 @@ def test_the_box_bounds_every_delta_in_it_and_is_tight_for_one_line(seed):
     assert checked >= 15, f"{checked} of 40 random boxes boundable (lines live past t1)"
 
 
+def _skewed_extremes(lines, a, b, t0, t1, level, skew, floor, r, q):
+    """Least and greatest delta ``holder_sum`` computes on a skewed surface over 61 spots
+    x 31 clocks of the box, plus each line's stationary clock of d1 at every spot (its
+    vol there fixed: ``d1 = A / s + B s`` in ``s = sqrt(T)``)."""
+    n = lines.shape[1]
+    out = np.zeros((5, 1))
+    lo, hi = math.inf, -math.inf
+    for S in np.linspace(a, b, 61):
+        times = list(np.linspace(t0, t1, 31))
+        for i in range(n):
+            iv = max(level + skew * math.log(lines[0, i] / S), floor)
+            sigma = max(iv + lines[6, i], floor)
+            B = (r - q) / sigma + 0.5 * sigma
+            A = math.log(S / lines[0, i]) / sigma
+            if A * B > 0.0:
+                t = lines[1, i] - (A / B) * YEAR
+                if t0 < t < t1:
+                    times.append(t)
+        for t in times:
+            d, _ = holder_sum(S, t, YEAR, lines, n, level, skew, floor, r, q, out)
+            lo, hi = min(lo, d), max(hi, d)
+    return lo, hi
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_skewed_box_bounds_every_delta_near_expiry_and_is_tight(seed):
+    """Skewed surfaces (skew -0.6 to +0.6, some lines' vol at the floor), books near
+    expiry (lines 0.005-3 days out: a fast path's near lines; 1 line, 1-sign and mixed 6
+    lines), boxes of 0.005-1% of spot and 1-600 s, rates and dividends: every delta
+    ``holder_sum`` computes on a 61 x 31 grid of the box (and at d1's turning clocks) is
+    within the bound; a skip decided on a bound that misses one would skip a check that
+    trades. For one line the bound's spread is within 1.5x the sampled spread plus 1e-7
+    of its units (the interval arithmetic's loss over a box this small): a looser bound
+    skips nothing and fails here."""
+    rng = np.random.default_rng(100 + seed)
+    checked = 0
+    for trial in range(40):
+        kind = trial % 3
+        lines = _lines(rng, 1 if kind == 0 else 6, sign=1.0 if kind == 1 else None)
+        lines[1] = DAY * np.exp(rng.uniform(np.log(0.005), np.log(3.0), lines.shape[1]))
+        S0 = rng.uniform(90.0, 110.0)
+        a = S0 * (1.0 - rng.uniform(5e-5, 0.01))
+        b = S0 * (1.0 + rng.uniform(5e-5, 0.01))
+        t0 = rng.uniform(0.0, 0.002 * DAY)
+        t1 = t0 + rng.uniform(1.0, 600.0)
+        skew = rng.uniform(-0.6, 0.6)
+        level = rng.uniform(0.08, 0.4)
+        floor = 0.12 if trial % 4 == 0 else 0.01  # some lines clamped at the floor
+        r, q = rng.uniform(-0.02, 0.08), rng.uniform(-0.02, 0.08)
+        ok, lo, hi = delta_box(a, b, t0, t1, YEAR, lines, lines.shape[1], level, skew, floor, r, q)
+        if not ok:
+            continue
+        checked += 1
+        got_lo, got_hi = _skewed_extremes(lines, a, b, t0, t1, level, skew, floor, r, q)
+        assert lo <= got_lo and got_hi <= hi, (
+            f"seed {seed} trial {trial} skew {skew:.3f}: delta {got_lo}..{got_hi} outside "
+            f"the bound {lo}..{hi}"
+        )
+        if kind == 0:
+            slack = 1.5 * (got_hi - got_lo) + 1e-7 * abs(lines[3, 0])
+            assert hi - lo <= slack, (
+                f"one line, skew {skew:.3f}: bound {lo}..{hi} looser than 1.5x the sampled "
+                f"{got_lo}..{got_hi} + 1e-7 of its units"
+            )
+    assert checked >= 20, f"{checked} of 40 random skewed boxes boundable (none expiring)"
+
+
 def test_no_bound_where_none_holds():
-    """A skew (vol moves with spot), a line expiring inside the box, sigma * sqrt(T)
-    under MIN_STDEV (1e-4; near expiry or zero vol), an empty or reversed box: not ok.
-    Expired lines and lines of zero units are left out, as the kernels leave them."""
+    """A line expiring inside the box, sigma * sqrt(T) under MIN_STDEV (1e-4; near
+    expiry or zero vol, flat or skewed), an empty or reversed box: not ok. Expired lines
+    and lines of zero units are left out, as the kernels leave them."""
     lines = np.zeros((N_ROWS, 1))
     lines[:4, 0] = 100.0, 10 * DAY, 1.0, 1e5
     base = (99.0, 101.0, 0.0, 100.0, YEAR, lines, 1, 0.2, 0.0, 0.01, 0.0, 0.0)
     assert delta_box(*base)[0], "a plain box is bounded"
-    for i, v in ((8, -0.1), (2, 500.0), (0, -1.0), (3, -1.0)):  # skew, reversed, S <= 0, t
+    skewed = (*base[:8], -0.1, *base[9:])
+    assert delta_box(*skewed)[0], "a skewed box is bounded"
+    for i, v in ((2, 500.0), (0, -1.0), (3, -1.0)):  # reversed, S <= 0, t
         args = list(base)
         args[i] = v
         assert not delta_box(*args)[0], f"argument {i} = {v}: no bound"
@@ -112,6 +183,7 @@ def test_no_bound_where_none_holds():
     assert not delta_box(*expiring)[0], "a line expiring at the box's end: no bound"
     t_tiny = 10 * DAY - (MIN_STDEV / 0.2) ** 2 * YEAR * 0.5  # sigma sqrt(T) = 0.7e-4
     assert not delta_box(99.0, 101.0, 0.0, t_tiny, *base[4:])[0], "near expiry: no bound"
+    assert not delta_box(99.0, 101.0, 0.0, t_tiny, *skewed[4:])[0], "skewed near expiry"
     zero_vol = (*base[:7], 0.0, 0.0, 0.0, *base[10:])
     assert not delta_box(*zero_vol)[0], "zero vol: no bound"
     gone = (*base[:2], 10 * DAY, 10 * DAY + 5.0, *base[4:])
@@ -151,8 +223,29 @@ SKIP_CASES = {
         ],
         {"market": {**BASE["market"], "r": 0.08, "q": 0.03}},
     ),
-    # a skew: no windows, nothing skipped
+    # a skew: the vol moves with spot, the windows bound it
     "skew": ([{"band": 50, "positions": [_pos(2000)]}], {"vol": {"atm": 0.2, "skew": -0.2}}),
+    # a tabulated dealer on a skewed surface: 40 far lines in its table, a strangle 0.3
+    # days out (near expiry: summed exactly beside it); windows bound the strangle and
+    # read the table at each check
+    "skew_table_near": (
+        [
+            {
+                "band": 250,
+                "positions": [
+                    *(
+                        _pos(q, 20 + i % 5, k, 90.0 + i)
+                        for i, (q, k) in enumerate(
+                            [(60, "call"), (-50, "put"), (40, "put"), (-30, "call")] * 10
+                        )
+                    ),
+                    _pos(40, 0.3),
+                    _pos(-30, 0.3, "put", 99.0),
+                ],
+            }
+        ],
+        {"vol": {"atm": 0.2, "skew": 0.3}, "engine": {"delta_table": "on"}},
+    ),
 }
 
 
@@ -160,7 +253,7 @@ SKIP_CASES = {
 def test_skipped_checks_keep_the_fast_path_bit_identical(case):
     """0.1-day runs, seeds 0-3: series, trades, ledger and metrics equal the simpy
     agents' exactly while the kernel skips checks in its windows (most of them at bands
-    50 and 3,000; none with a skew)."""
+    50 and 3,000; with a skew too, and beside a delta table)."""
     dealers, extra = SKIP_CASES[case]
     skipped = hedges = ticks = 0
     for seed in range(4):
@@ -168,7 +261,8 @@ def test_skipped_checks_keep_the_fast_path_bit_identical(case):
         data = {**BASE, **extra, "seed": seed, "dealers": ds}
         runs = []
         for mode in ("off", "on"):
-            sim = Simulation(load_scenario({**data, "engine": {"fast_path": mode}}), seed)
+            engine = {**data.get("engine", {}), "fast_path": mode}
+            sim = Simulation(load_scenario({**data, "engine": engine}), seed)
             runs.append((sim.run(), sim))
         (off, _), (on, sim_on) = runs
         for name in ("series", "trades", "accounts"):
@@ -184,9 +278,11 @@ def test_skipped_checks_keep_the_fast_path_bit_identical(case):
         ticks += 2340
     if case in ("band50", "band3000"):
         assert skipped > 0.6 * ticks, f"{case}: {skipped} checks skipped of ~{ticks}"
-    if case == "skew":
-        assert skipped == 0, "no window with a skew"
-    if case in ("near_expiry", "mixed_rates", "band7_short"):
+    if case == "skew_table_near":
+        assert sim_on.hot.dl[0, fp.D_TMODE] == fp.TM_TABLE and sim_on.hot.dl[0, fp.D_NN] == 2, (
+            "the dealer reads its table, its strangle beside it (near expiry)"
+        )
+    if case in ("near_expiry", "mixed_rates", "band7_short", "skew", "skew_table_near"):
         assert skipped > 0.1 * ticks, f"{case}: windows were set ({skipped} skipped)"
     if case != "band3000":
         assert hedges > 40, f"{case}: the dealers hedged ({hedges} fills): a real test"
