@@ -44,6 +44,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -61,7 +62,7 @@ from tqdm import tqdm
 
 from mmsim import workers as _workers
 from mmsim.claims import Claims
-from mmsim.errors import ClusterLostError, OutputError
+from mmsim.errors import ClusterLostError, OutputError, ScenarioError
 from mmsim.kept_pool import KeptPool, give, keeping, take
 from mmsim.paths import atomic_save, atomic_write
 from mmsim.workers import (
@@ -232,6 +233,10 @@ class _Bar(tqdm):
 DASK_CONNECT_TIMEOUT = 10.0
 """Seconds to reach a dask scheduler given by address before giving up."""
 
+WORKER_CHECK = 1.0
+"""Seconds between asking a dask scheduler how many workers it has, while a sweep
+waits and nothing finishes (:meth:`_Pool._watched`)."""
+
 
 class _Pool:
     """The executors behind one ``submit`` / ``as_completed`` / ``close`` interface;
@@ -257,6 +262,9 @@ class _Pool:
         self.claims: Claims | None = None  # forked workers' shared run counter and pipe
         self.shared_client = False  # a dask client from mmsim.dask_client (maybe kept)
         self.address = dask_address or ""  # the dask scheduler's
+        self.no_workers_timeout = math.inf  # s a dask sweep waits while no worker is left
+        self.no_workers_for: float | None = None  # gave up after that long without one
+        self.seen_workers = False  # the dask cluster had a worker when the sweep began
         if executor == "processes":
             # an earlier sweep's workers, alive and current (else that pool is shut down,
             # so this process may fork again), kept again when closed; a new pool is
@@ -287,6 +295,15 @@ class _Pool:
         elif executor == "dask":
             from dask.distributed import Client
 
+            from mmsim.dask_client import NO_WORKERS_ENV, no_workers_timeout
+
+            try:  # before connecting: nothing to close
+                self.no_workers_timeout = no_workers_timeout()
+            except ValueError as err:
+                raise ScenarioError(
+                    str(err), source="<environment>", field=NO_WORKERS_ENV
+                ) from None
+
             if dask_address:  # the last sweep's client, if kept (mmsim.dask_client)
                 from mmsim.dask_client import connect
 
@@ -307,13 +324,19 @@ class _Pool:
                 with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
                     register(self.client)
             with contextlib.suppress(Exception):
-                self.workers = sum(self.client.nthreads().values()) or workers
+                threads = sum(self.client.nthreads().values())
+                self.seen_workers = threads > 0
+                self.workers = threads or workers
 
     def cluster_lost(self) -> bool:
         """Whether this dask pool's client has lost its scheduler (it is closing or
         closed, or no longer connected): its unfinished tasks are cancelled and no more
         can be submitted. ``False`` for the other executors."""
-        if self.kind != "dask" or self.client is None:
+        if self.kind != "dask":
+            return False
+        if self.no_workers_for is not None:  # every worker gone (:meth:`_watched`)
+            return True
+        if self.client is None:
             return False
         from mmsim.dask_client import alive
 
@@ -357,7 +380,7 @@ class _Pool:
         if self.client is not None:
             from dask.distributed import as_completed as dask_as_completed
 
-            return iter(dask_as_completed(futures, loop=self.client.loop))
+            return self._watched(dask_as_completed(futures, loop=self.client.loop), futures)
         return futures_as_completed(futures)
 
     def completed(self, futures: list) -> Iterator[tuple[Any, Any]]:
@@ -370,7 +393,45 @@ class _Pool:
         done = dask_as_completed(
             futures, loop=self.client.loop, with_results=True, raise_errors=False
         )
-        return ((f, _fetched(f, result)) for f, result in done)
+        return ((f, _fetched(f, result)) for f, result in self._watched(done, futures))
+
+    def _watched(self, done: Any, futures: list) -> Iterator[Any]:
+        """What dask's ``as_completed`` ``done`` yields, as it yields it, unless the
+        cluster has had no worker for :attr:`no_workers_timeout` seconds meanwhile
+        (asked every :data:`WORKER_CHECK` s while nothing finishes, once workers were
+        seen: a cluster that starts empty, as an adaptive one does, is waited for):
+        then its ``futures`` are cancelled, :attr:`no_workers_for` is set (so
+        :meth:`cluster_lost`) and it stops. A scheduler left without workers holds the
+        tasks for good (dask's ``no-workers-timeout: null``); this is the sweep's
+        own limit, for any cluster."""
+        from mmsim.dask_client import worker_count
+
+        seen = self.seen_workers
+        empty_since: float | None = None
+        check_at = time.monotonic() + WORKER_CHECK
+        while True:
+            if done.has_ready() or done.is_empty():
+                try:
+                    yield next(done)
+                except StopIteration:
+                    return
+                continue
+            with done.thread_condition:  # notified as each future finishes
+                done.thread_condition.wait(timeout=min(WORKER_CHECK, 0.1))
+            now = time.monotonic()
+            if now < check_at or not math.isfinite(self.no_workers_timeout):
+                continue
+            check_at = now + WORKER_CHECK
+            count = worker_count(self.client)
+            if count is None:  # not connected: the scheduler went away (cluster_lost)
+                continue
+            seen = seen or count > 0
+            empty_since = None if count or not seen else (empty_since or now)
+            if empty_since is not None and now - empty_since >= self.no_workers_timeout:
+                self.no_workers_for = self.no_workers_timeout
+                with contextlib.suppress(Exception):
+                    self.client.cancel(futures)
+                return
 
     def close(self, interrupted: bool = False) -> None:
         """Shut down; when ``interrupted``, stop the workers at once (a pool left to
@@ -632,8 +693,10 @@ class _Run:
         away: every run finished so far is recorded (and saved), the others are not."""
         lost = getattr(pool, "cluster_lost", None)  # a _Pool (or a stand-in without it)
         if lost is not None and lost():
-            saved_in = self.runs_dir
-            raise ClusterLostError(pool.address, len(self.rows), self.total, saved_in)
+            saved_in, gone = self.runs_dir, getattr(pool, "no_workers_for", None)
+            raise ClusterLostError(
+                pool.address, len(self.rows), self.total, saved_in, no_workers_for=gone
+            )
 
     _starts: set | None = None
     """Runs the workers of the pool being drained reported starting (:meth:`_drain`)."""
