@@ -23,7 +23,9 @@ pays its workers' copied pages again.
 
 Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 4 ms
 of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
-5-50 ms), largest first so the last tasks are short and no worker idles at the end.
+5-50 ms), largest first so the last tasks are short and no worker idles at the end;
+each task's runs are spread over the grid (:func:`spread`), so tasks of equal size
+cost about the same.
 They are submitted at once, as one graph (:meth:`_Pool.submit_all`: one message to
 the scheduler, the scenario in it once), and each task's outcomes are fetched as soon
 as it finishes, while this process records earlier ones (:meth:`_Pool.completed`).
@@ -222,6 +224,19 @@ def chunk_sizes(
         sizes.append(size)
         left -= size
     return sizes
+
+
+def spread(runs: list) -> list:
+    """``runs`` reordered so that any stretch of consecutive ones samples the whole list
+    about evenly: sorted by the fractional part of ``i x (sqrt(5) - 1) / 2`` (a Weyl
+    sequence; the indices of any stretch of ``m`` of them lie about ``len(runs) / m``
+    apart). A dask task of consecutive runs then mixes the grid's points (runs come
+    point by point), so its cost is about its size times the sweep's mean run, as
+    :func:`chunk_sizes` assumes, even where one point's runs cost several times
+    another's. Rows do not depend on the order runs are made in."""
+    phi = (math.sqrt(5) - 1) / 2
+    order = sorted(range(len(runs)), key=lambda i: (i * phi) % 1.0)
+    return [runs[i] for i in order]
 
 
 class _Bar(tqdm):
@@ -829,6 +844,7 @@ class _Run:
             lost, self._starts = [], set()
             sizes = [1] * len(todo)
             if getattr(pool, "client", None) is not None:
+                todo = spread(todo)  # each task a sample of the grid (chunk_sizes)
                 sizes = chunk_sizes(len(todo), pool.workers, self.run_seconds)
             ends = list(itertools.accumulate(sizes))
             queue = collections.deque(todo[e - n : e] for n, e in zip(sizes, ends, strict=True))

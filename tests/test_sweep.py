@@ -15,7 +15,7 @@ import pytest
 import mmsim
 from mmsim.cli import main
 from mmsim.errors import OutputError
-from mmsim.executors import chunk_sizes
+from mmsim.executors import chunk_sizes, spread
 from mmsim.scenario import scenario_to_dict
 from mmsim.sweep import NOT_RUN_FIELDS, SweepSpec, replicate_seeds, run_id, summarize_sweep
 
@@ -137,6 +137,28 @@ def test_band_sweeps_200_runs_go_in_12_dask_tasks_on_2_workers():
     6."""
     sizes = chunk_sizes(200, 2, 0.00884)
     assert len(sizes) == 12 and max(sizes) == 28 and min(sizes) == 6, sizes
+
+
+@pytest.mark.parametrize(("points", "seeds"), [(10, 20), (7, 3), (2, 50), (40, 1), (1, 9)])
+def test_dask_tasks_sample_every_grid_point_evenly(points, seeds):
+    """Runs come point by point (a point's seeds together); a dask task takes
+    consecutive runs of :func:`spread`'s order, so that order must put about the same
+    share of every point in any stretch: in every stretch of ``m`` runs (``m`` from the
+    smallest to the largest band_sweep task, 6-28, and the whole sweep) each point
+    appears within 2 of ``m x seeds / runs`` times (contiguous stretches of the point
+    order: up to ``m`` of one point, none of the others). Every run exactly once."""
+    runs = [(p, k) for p in range(points) for k in range(seeds)]
+    order = spread(runs)
+    assert sorted(order) == runs, "spread must be a permutation of the runs"
+    n = len(runs)
+    for m in sorted({min(m, n) for m in (6, 12, 28, n)}):
+        for start in range(n - m + 1):
+            counts = [0] * points
+            for p, _ in order[start : start + m]:
+                counts[p] += 1
+            share = m * seeds / n
+            worst = max(abs(c - share) for c in counts)
+            assert worst <= 2, f"runs {start}..{start + m - 1}: per-point counts {counts}"
 
 
 class _KillingCluster:
