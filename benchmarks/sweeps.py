@@ -204,31 +204,40 @@ def bench_work(days: list[float], repeat: int, base: Path | None = None) -> dict
     """The fresh command ``mmsim sweep band_sweep.yaml --no-plot --set clock.days=D`` for
     each ``D`` of ``days`` (the sweep's work grows with D; its fixed part, a fresh
     process's imports and kernel loads, does not): ``--executor serial``, ``processes
-    --workers 2`` and ``auto --workers 2``, min of ``repeat`` each, interleaved (with
-    ``base``, that checkout's command too, first in each round). Per D: wall and CPU,
-    the speedup of 2 workers over serial, what ``auto`` picks (:func:`auto_choice`) and
-    its wall over the faster of the two; and the work at which 2 workers reach
-    :data:`TARGET_SPEEDUP` (:func:`crossover`)."""
+    --workers 2`` (both through :func:`phases`) and ``auto --workers 2``, min of
+    ``repeat`` wall times each, interleaved (with ``base``, that checkout's command too,
+    first in each round). Per D: the wall speedup of 2 workers over serial; the CPU of
+    the busier process that runs runs (the command's own or its forked worker, median
+    of repeats) and serial's over it (``cpu_path_speedup``: the speedup two idle cores
+    would give if neither process waited for the other, a figure other processes' load
+    moves little); what ``auto`` picks (:func:`auto_choice`) and its wall over the
+    faster of the two; and the work at which 2 workers reach :data:`TARGET_SPEEDUP`
+    (:func:`crossover`, on wall times and on the CPU path)."""
     dirs = {"this": _this_mmsim(), **({"base": base} if base is not None else {})}
     kinds = ("serial", "processes", "auto")
     wall = {k: {d: {x: [] for x in kinds} for d in days} for k in dirs}
-    cpu = {k: {d: {x: [] for x in kinds} for d in days} for k in dirs}
+    path = {k: {d: {x: [] for x in kinds[:2]} for d in days} for k in dirs}
     for _ in range(repeat):
         for d in days:
             for key, mmsim_dir in reversed(dirs.items()):
-                for executor in kinds:
-                    rec = _fresh(_command(executor, Path("sw"), days=d), mmsim_dir)
-                    wall[key][d][executor].append(rec["wall"])
-                    cpu[key][d][executor].append(rec["cpu"])
+                for executor in kinds[:2]:  # the command's own CPU and its worker's
+                    rec = phases(executor, mmsim_dir, days=d)
+                    wall[key][d][executor].append(rec["wall_s"])
+                    own = rec["marks"][-1][2]
+                    path[key][d][executor].append(max(own, rec["children_cpu"]))
+                rec = _fresh(_command("auto", Path("sw"), days=d), mmsim_dir)
+                wall[key][d]["auto"].append(rec["wall"])
     out = {}
     for key, mmsim_dir in dirs.items():
         rows = []
         for d in days:
             w = {x: min(wall[key][d][x]) for x in kinds}
+            busiest = {x: statistics.median(path[key][d][x]) for x in kinds[:2]}
             choice = auto_choice(d, 2, mmsim_dir)
             rows.append({"days": d, **{f"{x}_wall_s": w[x] for x in kinds},
-                         **{f"{x}_cpu_s": min(cpu[key][d][x]) for x in kinds},
-                         "speedup": w["serial"] / w["processes"], **choice,
+                         **{f"{x}_busiest_cpu_s": busiest[x] for x in kinds[:2]},
+                         "speedup": w["serial"] / w["processes"],
+                         "cpu_path_speedup": busiest["serial"] / busiest["processes"], **choice,
                          "auto_vs_best": w["auto"] / min(w["serial"], w["processes"]),
                          "auto_right": choice["auto"] == min(("serial", "processes"),
                                                              key=w.__getitem__)})  # fmt: skip
@@ -237,18 +246,26 @@ def bench_work(days: list[float], repeat: int, base: Path | None = None) -> dict
 
 
 def crossover(rows: list[dict], target: float = TARGET_SPEEDUP) -> dict:
+    """:func:`crossover_of` the wall times (``fit``, ...) and of the CPU paths
+    (``cpu_path``: the same keys)."""
+    return {**crossover_of(rows, "wall_s", target),
+            "cpu_path": crossover_of(rows, "busiest_cpu_s", target)}  # fmt: skip
+
+
+def crossover_of(rows: list[dict], what: str, target: float = TARGET_SPEEDUP) -> dict:
     """Where 2 workers reach ``target`` over serial: a line fitted to each executor's
-    wall time against the days (``T = fixed + per_day x days``, least squares; a
-    fresh command's fixed part and the runs' part), then ``serial(D) = target x
-    2 workers(D)`` solved for D (``inf`` if 2 workers' per-day cost is not below
-    ``1 / target`` of serial's, so the ratio never gets there); also the serial wall at
-    that D, and D where the two lines cross (2 workers as fast as serial)."""
+    ``what`` (``wall_s``, ``busiest_cpu_s``) against the days (``T = fixed + per_day x
+    days``, least squares; a fresh command's fixed part and the runs' part), then
+    ``serial(D) = target x 2 workers(D)`` solved for D (``inf`` if 2 workers' per-day
+    cost is not below ``1 / target`` of serial's, so the ratio never gets there); also
+    the serial wall at that D, and D where the two lines cross (2 workers as fast as
+    serial)."""
     import numpy as np
 
     days = np.array([r["days"] for r in rows], dtype=float)
     fits = {}
     for kind in ("serial", "processes"):
-        per_day, fixed = np.polyfit(days, [r[f"{kind}_wall_s"] for r in rows], 1)
+        per_day, fixed = np.polyfit(days, [r[f"{kind}_{what}"] for r in rows], 1)
         fits[kind] = (float(fixed), float(per_day))
     (a1, k1), (a2, k2) = fits["serial"], fits["processes"]
 
@@ -257,25 +274,30 @@ def crossover(rows: list[dict], target: float = TARGET_SPEEDUP) -> dict:
 
     at = solve(target)
     return {"fit": fits, "target": target, "target_days": at,
-            "target_serial_wall_s": a1 + k1 * at if np.isfinite(at) else float("inf"),
+            "target_serial_s": a1 + k1 * at if np.isfinite(at) else float("inf"),
             "break_even_days": solve(1.0)}  # fmt: skip
 
 
 def _print_work(work: dict, tag: str) -> None:
     print(f"fresh mmsim sweep band_sweep.yaml --no-plot --set clock.days=D, 2 workers vs"
-          f" serial{tag} (wall s, min of repeats):")  # fmt: skip
-    print(f"  {'D':>5} {'runs est. CPU':>13} {'serial':>7} {'2 workers':>9} {'speedup':>8}"
-          f" {'auto picks':>11} {'auto wall':>9} {'auto/best':>9}")  # fmt: skip
+          f" serial{tag} (wall s, min of repeats; CPU path: CPU s of the busier process"
+          f" that runs runs, median):")  # fmt: skip
+    print(f"  {'D':>5} {'runs est.':>9} {'serial':>7} {'2 workers':>9} {'speedup':>8}"
+          f" {'CPU path':>9} {'speedup':>8} {'auto picks':>11} {'auto wall':>9}"
+          f" {'auto/best':>9}")  # fmt: skip
     for r in work["rows"]:
         mark = "" if r["auto_right"] else "  <- not the faster"
-        print(f"  {r['days']:>5g} {r['estimate_s']:>12.2f}s {r['serial_wall_s']:>7.2f}"
-              f" {r['processes_wall_s']:>9.2f} {r['speedup']:>7.2f}x {r['auto']:>11}"
-              f" {r['auto_wall_s']:>9.2f} {r['auto_vs_best']:>9.2f}{mark}")  # fmt: skip
-    (a1, k1), (a2, k2) = work["fit"]["serial"], work["fit"]["processes"]
-    print(f"  fit: serial {a1:.2f} + {k1:.3f} D s, 2 workers {a2:.2f} + {k2:.3f} D s;"
-          f" 2 workers reach {work['target']:.1f}x at D = {work['target_days']:.2f} days"
-          f" (serial {work['target_serial_wall_s']:.1f} s); as fast as serial at D ="
-          f" {work['break_even_days']:.3f}")  # fmt: skip
+        print(f"  {r['days']:>5g} {r['estimate_s']:>8.2f}s {r['serial_wall_s']:>7.2f}"
+              f" {r['processes_wall_s']:>9.2f} {r['speedup']:>7.2f}x"
+              f" {r['processes_busiest_cpu_s']:>9.2f} {r['cpu_path_speedup']:>7.2f}x"
+              f" {r['auto']:>11} {r['auto_wall_s']:>9.2f}"
+              f" {r['auto_vs_best']:>9.2f}{mark}")  # fmt: skip
+    for name, c in (("wall", work), ("CPU path", work["cpu_path"])):
+        (a1, k1), (a2, k2) = c["fit"]["serial"], c["fit"]["processes"]
+        print(f"  {name} fit: serial {a1:.2f} + {k1:.3f} D s, 2 workers {a2:.2f} + {k2:.3f} D;"
+              f" 2 workers reach {c['target']:.1f}x at D = {c['target_days']:.2f} days"
+              f" (serial {c['target_serial_s']:.1f} s); as fast as serial at D ="
+              f" {c['break_even_days']:.3f}")  # fmt: skip
 
 
 def _command_summary(wall: dict, cpu: dict) -> dict:
@@ -356,17 +378,22 @@ finally:
 """
 
 
-def phases(executor: str, mmsim_dir: Path | None = None, plot: bool = False) -> dict:
+def phases(
+    executor: str, mmsim_dir: Path | None = None, plot: bool = False, days: float | None = None
+) -> dict:
     """Where a fresh ``mmsim sweep band_sweep.yaml`` spends its time: wall and CPU (s,
     this process) at the end of each phase, from the interpreter's start: ``imports``,
     ``first run`` (the scenario's checks and the first run, which loads numba's
     kernels; on forked workers the run this process does before forking, or without it
     the pool's own warm-up, in ``pool made``), ``runs`` (the others), ``table``
     (results.parquet), ``end``; and the CPU of the workers (``children_cpu``). The
-    wrapped functions are the command's own, imported as it imports them."""
+    wrapped functions are the command's own, imported as it imports them. ``days``:
+    ``--set clock.days=days``."""
     mmsim_dir = mmsim_dir or _this_mmsim()
     with tempfile.TemporaryDirectory() as tmp:
-        command = _command(executor, Path(tmp) / "sw", plot)[3:]  # after "python -m mmsim.cli"
+        command = _command(executor, Path(tmp) / "sw", plot, days)[
+            3:
+        ]  # after "python -m mmsim.cli"
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", _PHASES, *command], capture_output=True,
                               text=True, cwd=tmp, env=_env(mmsim_dir), check=True)  # fmt: skip
@@ -845,6 +872,9 @@ def main() -> None:
         "--rounds", type=int, default=2, help="--pool-only with --mmsim: alternated rounds"
     )
     parser.add_argument(
+        "--run-days", type=float, help="days of each run of the 200-run sweep (3.; 0.25)"
+    )
+    parser.add_argument(
         "--pairs", type=int, default=3, help="2 workers and dask alternated per round (3.)"
     )
     parser.add_argument(
@@ -882,7 +912,8 @@ def main() -> None:
                       " sharing only the runs)")  # fmt: skip
         print(f"load average (1 min) at start {load:.1f}, at end {_load():.1f}")
         return
-    big_args = [4 if args.quick else 20, 0.05 if args.quick else 0.25, 1 if args.quick else 2,
+    run_days = args.run_days or (0.05 if args.quick else 0.25)
+    big_args = [4 if args.quick else 20, run_days, 1 if args.quick else 2,
                 not args.no_dask, 1 if args.quick else args.pairs]  # fmt: skip
     if args.pool_only:
         _pool_only(big_args, args.mmsim, load, args.rounds)
