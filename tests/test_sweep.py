@@ -581,6 +581,35 @@ def test_auto_goes_parallel_once_forked_workers_make_it_pay(monkeypatch, fork, e
     assert sweep_module._auto(40 * 0.05, 40, 2, "tcp://host:8786") == "dask"
 
 
+@pytest.mark.parametrize("days", [0.02, 0.25, 1.0, 8.0])
+def test_auto_runs_band_sweep_on_forked_workers_at_every_size_measured(monkeypatch, days):
+    """The fresh ``mmsim sweep band_sweep.yaml --set clock.days=D`` (a cold process that
+    may fork, no workers kept): ``auto`` picks 2 forked workers from D = 0.02 (40 runs
+    of ~3 ms: their CPU-path speedup 1.0-1.15x) through the shipped 0.25 to 8 days
+    (1.6x), on both sides of where 2 workers reach 1.7x (``python -m benchmarks.sweeps
+    --work``); with a fork server (1.5 s to start) it runs the shipped sweep serially
+    and goes parallel only once each worker's share outlasts that start-up."""
+    sweep_module = importlib.import_module("mmsim.sweep")
+    from mmsim.budget import check
+    from mmsim.sweep_cost import run_seconds
+
+    base = mmsim.load_scenario(ROOT / "scenarios/band_sweep.yaml", overrides={"clock.days": days})
+    block = base.sweep
+    points = sweep_module.SweepSpec(dict(block.grid), dict(block.zip), [0]).points()
+    cost = [
+        run_seconds(s, check(s)) for s in (mmsim.load_scenario(base, overrides=o) for o in points)
+    ]
+    runs = len(points) * block.seeds
+    seconds = sum(cost) / len(cost) * runs
+    monkeypatch.setattr(sweep_module, "ready", lambda processes: False)  # none kept
+    monkeypatch.setattr(sweep_module, "can_fork", lambda: True)
+    assert sweep_module._auto(seconds, runs, 2, None) == "processes", (days, seconds)
+    monkeypatch.setattr(sweep_module, "can_fork", lambda: False)  # a fork server's workers
+    expected = "processes" if seconds / 2 >= sweep_module.START_UP else "serial"
+    assert sweep_module._auto(seconds, runs, 2, None) == expected, (days, seconds)
+    assert (days >= 8) == (expected == "processes"), f"{days} days: {seconds:.2f} s estimated"
+
+
 class _DyingPool:
     """A stand-in process pool (two workers, runs taken in submission order) whose worker
     dies whenever it starts the run tagged ``culprit``: that run, the run then in flight
