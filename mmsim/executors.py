@@ -413,12 +413,12 @@ class _Pool:
     def _watched(self, done: Any, futures: list) -> Iterator[Any]:
         """What dask's ``as_completed`` ``done`` yields, as it yields it, unless the
         cluster has had no worker for :attr:`no_workers_timeout` seconds meanwhile
-        (asked every :data:`WORKER_CHECK` s while nothing finishes, once workers were
-        seen: a cluster that starts empty, as an adaptive one does, is waited for):
-        then its ``futures`` are cancelled, :attr:`no_workers_for` is set (so
-        :meth:`cluster_lost`) and it stops. A scheduler left without workers holds the
-        tasks for good (dask's ``no-workers-timeout: null``); this is the sweep's
-        own limit, for any cluster."""
+        (asked once :data:`WORKER_CHECK` s have passed with nothing finished, and every
+        as many seconds after, once workers were seen: a cluster that starts empty, as
+        an adaptive one does, is waited for): then its ``futures`` are cancelled,
+        :attr:`no_workers_for` is set (so :meth:`cluster_lost`) and it stops. A
+        scheduler left without workers holds the tasks for good (dask's
+        ``no-workers-timeout: null``); this is the sweep's own limit, for any cluster."""
         from mmsim.dask_client import worker_count
 
         seen = self.seen_workers
@@ -430,6 +430,7 @@ class _Pool:
                     yield next(done)
                 except StopIteration:
                     return
+                check_at = time.monotonic() + WORKER_CHECK  # no round trip while tasks end
                 continue
             with done.thread_condition:  # notified as each future finishes
                 done.thread_condition.wait(timeout=min(WORKER_CHECK, 0.1))
