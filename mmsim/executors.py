@@ -93,12 +93,22 @@ __all__ = [
 ]
 
 
-TAIL_TASKS = 16
+TAIL_TASKS = 8
 """A dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
-runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 12
-tasks, none under 6 runs (without the floor its last eight carried 1-6 runs each), and a
-worker that finishes its last task early idles for at most one such task, a sixteenth
-of its share."""
+runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 9
+tasks, none under 8 runs, and a worker that finishes its last task early idles for at
+most one such task, an eighth of its share. Each task costs about 8 ms of CPU in the
+client, the scheduler and its worker, and 1.5-6 ms of its worker's wall time between
+tasks, against runs of 5 ms there: with a floor of a sixteenth (12 tasks, the last
+ones of 6-7 runs, at most 0.25 s each) dask's CPU over the process pool's was
+1.05-1.15 (mean 1.10, 6 alternations), with an eighth and 0.5 s (:data:`TASK_SECONDS`)
+1.00-1.11 (mean 1.06, 4), its wall less run-queue waits 1.00-1.12 against 0.98-1.10
+(``benchmarks.sweeps.bench_200``, load 2.5-5)."""
+
+TASK_SECONDS = 0.5
+"""Estimated seconds of runs a dask task carries at most (:func:`chunk_sizes`): what a
+lost cluster can take with each worker's running task (a sweep saves rows as tasks
+finish) and how often its progress bar moves."""
 
 
 class RunTimeout(Exception):
@@ -205,14 +215,14 @@ _TOKENS = itertools.count(1)
 
 
 def chunk_sizes(
-    n: int, workers: int, run_seconds: float, most: float = 0.25, tail: int = TAIL_TASKS
+    n: int, workers: int, run_seconds: float, most: float = TASK_SECONDS, tail: int = TAIL_TASKS
 ) -> list[int]:
     """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling, factoring):
     each task half an even share of the runs still unassigned, at most ``most`` seconds
     of estimated work (``run_seconds`` per run, :mod:`mmsim.sweep_cost`) and at least
     ``1 / tail`` of a worker's share of all runs (``ceil(n / (tail x workers))``, within
-    the cap), at least one run. Tasks shrink toward the end, so workers that take them as they
-    finish (dask's scheduler hands a single-threaded worker its next task when it has
+    the cap), at least one run. Tasks shrink toward the end, so workers that take them
+    as they finish (dask's scheduler hands a single-threaded worker its next task when it has
     one running and one queued) finish together; the floor stops the shrinking where
     a task's fixed cost (about 5 ms) would outweigh what a smaller last task saves.
     Sizes sum to ``n``."""

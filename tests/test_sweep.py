@@ -122,21 +122,22 @@ def test_dask_tasks_shrink_toward_the_end_and_cover_every_run_once(n, workers, r
     assert sizes == sorted(sizes, reverse=True), f"{sizes}: a later task is larger"
     cap = max(1, int(1.0 / run_seconds))
     assert max(sizes) <= cap, f"{sizes}: a task over 1 s of estimated work ({cap} runs)"
-    # no task but the last below a sixteenth of a worker's share (within the cap): a
-    # dask task's ~5 ms fixed cost is not paid for tasks of one run or two
-    floor = min(cap, -(-n // (16 * workers)))
+    # no task but the last below an eighth of a worker's share (within the cap): a dask
+    # task's ~8 ms of CPU is not paid for tasks of one run or two
+    floor = min(cap, -(-n // (8 * workers)))
     assert min(sizes[:-1], default=floor) >= floor, f"{sizes}: a task below {floor} runs"
-    # the last 2 x workers tasks hold at most that floor each: about an eighth of the runs
+    # the last 2 x workers tasks hold at most that floor each: about a quarter of the runs
     assert sum(sizes[-2 * workers :]) <= (2 * workers + 1) * floor, sizes
 
 
-def test_band_sweeps_200_runs_go_in_12_dask_tasks_on_2_workers():
+def test_band_sweeps_200_runs_go_in_9_dask_tasks_on_2_workers():
     """band_sweep's 200-run sweep (8.8 ms estimated a run, :mod:`mmsim.sweep_cost`) on 2
-    workers: 12 tasks, not the 20 of a tail shrinking to single runs (5 ms of dask's CPU
-    each, as much as a compiled run), none over 28 runs (0.25 s estimated), none under
-    6."""
+    workers: 9 tasks, not the 20 of a tail shrinking to single runs (8 ms of dask's CPU
+    each, more than a compiled run) nor the 12 of a floor of a sixteenth (dask's CPU
+    1.10 of the process pool's, 1.06 with these), none over 56 runs (0.5 s estimated),
+    none under 8."""
     sizes = chunk_sizes(200, 2, 0.00884)
-    assert len(sizes) == 12 and max(sizes) == 28 and min(sizes) == 6, sizes
+    assert len(sizes) == 9 and max(sizes) <= 56 and min(sizes) == 8, sizes
 
 
 @pytest.mark.parametrize(("points", "seeds"), [(10, 20), (7, 3), (2, 50), (40, 1), (1, 9)])
