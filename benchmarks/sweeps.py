@@ -90,7 +90,7 @@ def tree_cpu(pid: int | None = None) -> float:
     return own + sum(tree_cpu(int(c)) for c in children)
 
 
-def _command(executor: str, out: Path, plot: bool = False) -> list[str]:
+def _command(executor: str, out: Path, plot: bool = False, days: float | None = None) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -102,6 +102,7 @@ def _command(executor: str, out: Path, plot: bool = False) -> list[str]:
         "--workers",
         "2",
         *([] if plot else ["--no-plot"]),
+        *([] if days is None else ["--set", f"clock.days={days:g}"]),
         "-q",
         "-o",
         str(out),
@@ -150,6 +151,153 @@ def bench_command(repeat: int, base: Path | None = None, plot: bool = False) -> 
                     cpu[key][executor].append(rec["cpu"])
     out = {k: _command_summary(wall[k], cpu[k]) for k in dirs}
     return {**out.pop("this"), **({"base": out["base"]} if "base" in out else {})}
+
+
+def _fresh(command: list[str], mmsim_dir: Path) -> dict:
+    """Run ``command`` (a fresh ``mmsim sweep``) under the subreaper wrapper in a
+    temporary directory: its wall time and the CPU of its whole process tree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-c", _SUBREAPER, *command]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp,
+                              env=_env(mmsim_dir), check=True)  # fmt: skip
+    rec = json.loads(done.stdout)
+    if rec["rc"] != 0:
+        raise RuntimeError(f"{' '.join(command[3:])}: {rec['stderr']}")
+    return rec
+
+
+_AUTO_CHILD = """
+import json, sys
+from mmsim.budget import check
+from mmsim.scenario import load_scenario
+from mmsim.sweep import SweepSpec, _auto, _cores
+from mmsim.sweep_cost import run_seconds
+base = load_scenario(sys.argv[1], overrides={"clock.days": float(sys.argv[2])})
+block = base.sweep
+points = SweepSpec(dict(block.grid), dict(block.zip), list(range(block.seeds))).points()
+cost = [run_seconds(s, check(s)) for s in (load_scenario(base, overrides=o) for o in points)]
+runs = len(points) * block.seeds
+seconds = sum(cost) / len(cost) * runs
+print(json.dumps({"runs": runs, "estimate_s": seconds,
+                  "auto": _auto(seconds, runs, int(sys.argv[3]), None)}))
+"""
+
+
+def auto_choice(days: float, workers: int = 2, mmsim_dir: Path | None = None) -> dict:
+    """What ``executor: auto`` picks for ``band_sweep`` at ``clock.days=days`` on
+    ``workers`` in a fresh process (as ``mmsim sweep`` does: no kept pool, nothing but
+    the main thread alive), with the runs' estimated CPU (:mod:`mmsim.sweep_cost`):
+    ``{"runs", "estimate_s", "auto"}``."""
+    mmsim_dir = mmsim_dir or _this_mmsim()
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-c", _AUTO_CHILD, str(BAND_SWEEP), str(days), str(workers)]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp,
+                              env=_env(mmsim_dir), check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+TARGET_SPEEDUP = 1.7
+"""The speedup 2 workers are to give ``band_sweep`` (issue 11, target 5)."""
+
+
+def bench_work(days: list[float], repeat: int, base: Path | None = None) -> dict:
+    """The fresh command ``mmsim sweep band_sweep.yaml --no-plot --set clock.days=D`` for
+    each ``D`` of ``days`` (the sweep's work grows with D; its fixed part, a fresh
+    process's imports and kernel loads, does not): ``--executor serial``, ``processes
+    --workers 2`` (both through :func:`phases`) and ``auto --workers 2``, min of
+    ``repeat`` wall times each, interleaved (with ``base``, that checkout's command too,
+    first in each round). Per D: the wall speedup of 2 workers over serial; the CPU of
+    the busier process that runs runs (the command's own or its forked worker, median
+    of repeats) and serial's over it (``cpu_path_speedup``: the speedup two idle cores
+    would give if neither process waited for the other, a figure other processes' load
+    moves little); what ``auto`` picks (:func:`auto_choice`) and its wall over the
+    faster of the two; and the work at which 2 workers reach :data:`TARGET_SPEEDUP`
+    (:func:`crossover`, on wall times and on the CPU path)."""
+    dirs = {"this": _this_mmsim(), **({"base": base} if base is not None else {})}
+    kinds = ("serial", "processes", "auto")
+    wall = {k: {d: {x: [] for x in kinds} for d in days} for k in dirs}
+    path = {k: {d: {x: [] for x in kinds[:2]} for d in days} for k in dirs}
+    for _ in range(repeat):
+        for d in days:
+            for key, mmsim_dir in reversed(dirs.items()):
+                for executor in kinds[:2]:  # the command's own CPU and its worker's
+                    rec = phases(executor, mmsim_dir, days=d)
+                    wall[key][d][executor].append(rec["wall_s"])
+                    own = rec["marks"][-1][2]
+                    path[key][d][executor].append(max(own, rec["children_cpu"]))
+                rec = _fresh(_command("auto", Path("sw"), days=d), mmsim_dir)
+                wall[key][d]["auto"].append(rec["wall"])
+    out = {}
+    for key, mmsim_dir in dirs.items():
+        rows = []
+        for d in days:
+            w = {x: min(wall[key][d][x]) for x in kinds}
+            busiest = {x: statistics.median(path[key][d][x]) for x in kinds[:2]}
+            choice = auto_choice(d, 2, mmsim_dir)
+            rows.append({"days": d, **{f"{x}_wall_s": w[x] for x in kinds},
+                         **{f"{x}_busiest_cpu_s": busiest[x] for x in kinds[:2]},
+                         "speedup": w["serial"] / w["processes"],
+                         "cpu_path_speedup": busiest["serial"] / busiest["processes"], **choice,
+                         "auto_vs_best": w["auto"] / min(w["serial"], w["processes"]),
+                         "auto_right": choice["auto"] == min(("serial", "processes"),
+                                                             key=w.__getitem__)})  # fmt: skip
+        out[key] = {"rows": rows, **crossover(rows)}
+    return {**out.pop("this"), **({"base": out["base"]} if "base" in out else {})}
+
+
+def crossover(rows: list[dict], target: float = TARGET_SPEEDUP) -> dict:
+    """:func:`crossover_of` the wall times (``fit``, ...) and of the CPU paths
+    (``cpu_path``: the same keys)."""
+    return {**crossover_of(rows, "wall_s", target),
+            "cpu_path": crossover_of(rows, "busiest_cpu_s", target)}  # fmt: skip
+
+
+def crossover_of(rows: list[dict], what: str, target: float = TARGET_SPEEDUP) -> dict:
+    """Where 2 workers reach ``target`` over serial: a line fitted to each executor's
+    ``what`` (``wall_s``, ``busiest_cpu_s``) against the days (``T = fixed + per_day x
+    days``, least squares; a fresh command's fixed part and the runs' part), then
+    ``serial(D) = target x 2 workers(D)`` solved for D (``inf`` if 2 workers' per-day
+    cost is not below ``1 / target`` of serial's, so the ratio never gets there); also
+    the serial wall at that D, and D where the two lines cross (2 workers as fast as
+    serial)."""
+    import numpy as np
+
+    days = np.array([r["days"] for r in rows], dtype=float)
+    fits = {}
+    for kind in ("serial", "processes"):
+        per_day, fixed = np.polyfit(days, [r[f"{kind}_{what}"] for r in rows], 1)
+        fits[kind] = (float(fixed), float(per_day))
+    (a1, k1), (a2, k2) = fits["serial"], fits["processes"]
+
+    def solve(ratio: float) -> float:
+        return (ratio * a2 - a1) / (k1 - ratio * k2) if k1 > ratio * k2 else float("inf")
+
+    at = solve(target)
+    return {"fit": fits, "target": target, "target_days": at,
+            "target_serial_s": a1 + k1 * at if np.isfinite(at) else float("inf"),
+            "break_even_days": solve(1.0)}  # fmt: skip
+
+
+def _print_work(work: dict, tag: str) -> None:
+    print(f"fresh mmsim sweep band_sweep.yaml --no-plot --set clock.days=D, 2 workers vs"
+          f" serial{tag} (wall s, min of repeats; CPU path: CPU s of the busier process"
+          f" that runs runs, median):")  # fmt: skip
+    print(f"  {'D':>5} {'runs est.':>9} {'serial':>7} {'2 workers':>9} {'speedup':>8}"
+          f" {'CPU path':>9} {'speedup':>8} {'auto picks':>11} {'auto wall':>9}"
+          f" {'auto/best':>9}")  # fmt: skip
+    for r in work["rows"]:
+        mark = "" if r["auto_right"] else "  <- not the faster"
+        print(f"  {r['days']:>5g} {r['estimate_s']:>8.2f}s {r['serial_wall_s']:>7.2f}"
+              f" {r['processes_wall_s']:>9.2f} {r['speedup']:>7.2f}x"
+              f" {r['processes_busiest_cpu_s']:>9.2f} {r['cpu_path_speedup']:>7.2f}x"
+              f" {r['auto']:>11} {r['auto_wall_s']:>9.2f}"
+              f" {r['auto_vs_best']:>9.2f}{mark}")  # fmt: skip
+    for name, c in (("wall", work), ("CPU path", work["cpu_path"])):
+        (a1, k1), (a2, k2) = c["fit"]["serial"], c["fit"]["processes"]
+        print(f"  {name} fit: serial {a1:.2f} + {k1:.3f} D s, 2 workers {a2:.2f} + {k2:.3f} D;"
+              f" 2 workers reach {c['target']:.1f}x at D = {c['target_days']:.2f} days"
+              f" (serial {c['target_serial_s']:.1f} s); as fast as serial at D ="
+              f" {c['break_even_days']:.3f}")  # fmt: skip
 
 
 def _command_summary(wall: dict, cpu: dict) -> dict:
@@ -230,17 +378,22 @@ finally:
 """
 
 
-def phases(executor: str, mmsim_dir: Path | None = None, plot: bool = False) -> dict:
+def phases(
+    executor: str, mmsim_dir: Path | None = None, plot: bool = False, days: float | None = None
+) -> dict:
     """Where a fresh ``mmsim sweep band_sweep.yaml`` spends its time: wall and CPU (s,
     this process) at the end of each phase, from the interpreter's start: ``imports``,
     ``first run`` (the scenario's checks and the first run, which loads numba's
     kernels; on forked workers the run this process does before forking, or without it
     the pool's own warm-up, in ``pool made``), ``runs`` (the others), ``table``
     (results.parquet), ``end``; and the CPU of the workers (``children_cpu``). The
-    wrapped functions are the command's own, imported as it imports them."""
+    wrapped functions are the command's own, imported as it imports them. ``days``:
+    ``--set clock.days=days``."""
     mmsim_dir = mmsim_dir or _this_mmsim()
     with tempfile.TemporaryDirectory() as tmp:
-        command = _command(executor, Path(tmp) / "sw", plot)[3:]  # after "python -m mmsim.cli"
+        command = _command(executor, Path(tmp) / "sw", plot, days)[
+            3:
+        ]  # after "python -m mmsim.cli"
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", _PHASES, *command], capture_output=True,
                               text=True, cwd=tmp, env=_env(mmsim_dir), check=True)  # fmt: skip
@@ -456,16 +609,19 @@ def _timed(fn) -> tuple[float, float, object]:
     return wall, tree_cpu() - cpu0, out
 
 
-def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> dict:
+def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True, pairs: int = 1) -> dict:
     """``len(GRID points) x seeds`` runs: serial, 1 and 2 warm workers, a running dask
-    cluster of 2 workers, each kind once per round, ``repeat`` rounds (so every kind sees
-    the same load). Both parallel executors are warm before the first timed sweep: the
-    process pool ran a sweep (its kept workers forked from this warm process), and the
-    dask cluster (:func:`mmsim.sweep.local_cluster`, run by a process of its own, as a
-    cluster one started elsewhere: its scheduler's event loop then takes no turns from
-    this process's runs) ran one sweep, after which every one of its workers is checked
-    to have warmed up (mmsim imported, kernels loaded). The cluster's process is a child
-    of this one: its scheduler's and workers' CPU count."""
+    cluster of 2 workers, each kind once per round, ``repeat`` rounds (so every kind
+    sees the same load); with ``pairs``, 2 workers and dask alternated that many times
+    in each round (their min over more sweeps: a ratio of two half-second sweeps on a
+    shared machine moves by 10% from one sweep to the next). Both parallel executors are
+    warm before the first timed sweep: the process pool ran a sweep (its kept workers
+    forked from this warm process), and the dask cluster
+    (:func:`mmsim.sweep.local_cluster`, run by a process of its own, as a cluster one
+    started elsewhere: its scheduler's event loop then takes no turns from this
+    process's runs) ran one sweep, after which every one of its workers is checked to
+    have warmed up (mmsim imported, kernels loaded). The cluster's process is a child of
+    this one: its scheduler's and workers' CPU count."""
     import mmsim
 
     scenario = mmsim.load_scenario(BAND_SWEEP, overrides={"clock.days": run_days})
@@ -499,8 +655,9 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True) -> di
                         progress=False)  # fmt: skip
             tasks = _dask_warm_and_tasks(address, scenario, seeds)
             kinds.append(("dask_2", {"executor": "dask", "dask_address": address}))
+        paired = kinds[2:] * max(1, pairs) if dask else kinds[2:]
         for _ in range(repeat):
-            for name, kw in kinds:
+            for name, kw in kinds[:2] + paired:
                 sweep(name, **kw)
     finally:
         if cluster is not None:
@@ -714,10 +871,28 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=2, help="--pool-only with --mmsim: alternated rounds"
     )
+    parser.add_argument(
+        "--run-days", type=float, help="days of each run of the 200-run sweep (3.; 0.25)"
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="2 workers and dask alternated per round (3.)"
+    )
+    parser.add_argument(
+        "--work",
+        metavar="D1,D2,...",
+        help="only the fresh command's 2-worker speedup at these clock.days (and --repeat)",
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="--work: repeats of each")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/sweeps.json")
     args = parser.parse_args()
     load = _load()
     dirs = {"": None, **({" [base]": args.mmsim} if args.mmsim else {})}
+    if args.work:
+        work = bench_work([float(d) for d in args.work.split(",")], args.repeat, args.mmsim)
+        for tag in dirs:
+            _print_work(work["base"] if tag else work, tag)
+        print(f"load average (1 min) at start {load:.1f}, at end {_load():.1f}")
+        return
     if args.phases:
         for _ in range(1 if args.quick else 3):
             for tag, mmsim_dir in reversed(dirs.items()):
@@ -737,8 +912,9 @@ def main() -> None:
                       " sharing only the runs)")  # fmt: skip
         print(f"load average (1 min) at start {load:.1f}, at end {_load():.1f}")
         return
-    big_args = [4 if args.quick else 20, 0.05 if args.quick else 0.25, 1 if args.quick else 2,
-                not args.no_dask]  # fmt: skip
+    run_days = args.run_days or (0.05 if args.quick else 0.25)
+    big_args = [4 if args.quick else 20, run_days, 1 if args.quick else 2,
+                not args.no_dask, 1 if args.quick else args.pairs]  # fmt: skip
     if args.pool_only:
         _pool_only(big_args, args.mmsim, load, args.rounds)
         return

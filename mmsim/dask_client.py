@@ -17,12 +17,20 @@ the next dask sweep connects again. It is also closed by
 :func:`mmsim.sweep.close_workers`, at exit, after an interrupted or failed sweep, and
 never kept with ``MMSIM_KEEP_WORKERS=0`` (:func:`mmsim.kept_pool.keeping`). Imported
 only by dask sweeps (it imports ``distributed``).
+
+A cluster whose workers all die while its scheduler lives would leave a sweep waiting
+for good (dask's ``distributed.scheduler.no-workers-timeout`` is ``null`` by default, and
+it is the scheduler's setting, out of a client's reach): a sweep that has seen workers
+and then finds none for :func:`no_workers_timeout` seconds while its runs wait gives up
+(:meth:`mmsim.executors._Pool.completed`), as when the scheduler goes away.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import math
+import os
 import threading
 from typing import Any
 
@@ -30,7 +38,16 @@ from distributed import Client
 
 from mmsim.dask_warm import register
 
-__all__ = ["alive", "connect", "done", "kept", "release"]
+__all__ = [
+    "NO_WORKERS_ENV",
+    "alive",
+    "connect",
+    "done",
+    "kept",
+    "no_workers_timeout",
+    "release",
+    "worker_count",
+]
 
 
 class _SweepClient(Client):
@@ -48,6 +65,43 @@ _KEPT: dict[str, Any] = {}
 _IN_USE: set[int] = set()
 """``id`` of the kept clients a sweep is using now (never released under it)."""
 _AT_EXIT = False
+
+
+NO_WORKERS_ENV = "MMSIM_DASK_NO_WORKERS_TIMEOUT"
+"""Environment variable: seconds a dask sweep waits while its cluster has no worker
+(default :data:`NO_WORKERS_TIMEOUT`; ``none`` or ``inf``: for ever, dask's own way)."""
+
+NO_WORKERS_TIMEOUT = 60.0
+"""Seconds a dask sweep waits for a worker once every worker of its cluster is gone: a
+nanny restarts a killed worker within a few seconds, a cluster manager replaces a lost
+machine's within a minute or so; a cluster with none for longer is taken as lost."""
+
+
+def no_workers_timeout() -> float:
+    """Seconds a sweep waits while its cluster has no worker (:data:`NO_WORKERS_ENV`, else
+    :data:`NO_WORKERS_TIMEOUT`; ``math.inf``: no limit). Raises ``ValueError`` naming the
+    variable for a value that is not a number of seconds > 0."""
+    text = os.environ.get(NO_WORKERS_ENV, "").strip().lower()
+    if not text:
+        return NO_WORKERS_TIMEOUT
+    if text in ("none", "inf", "null"):
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise ValueError(f"must be a number of seconds > 0 or 'none', got {text!r}")
+    return value
+
+
+def worker_count(client: Any) -> int | None:
+    """Workers connected to ``client``'s scheduler now (a round trip to it); ``None`` if
+    it cannot be asked (closed, not connected)."""
+    try:
+        return len(client.nthreads())
+    except Exception:
+        return None
 
 
 def alive(client: Any) -> bool:

@@ -44,16 +44,21 @@ class InstabilityError(SimulationError):
 
 
 class ClusterLostError(SimulationError):
-    """A sweep's (or ``mmsim explain``'s replays') dask scheduler went away midway
-    (closed, killed, its machine gone). ``str(err)`` is one line naming the scheduler's
-    address, how many runs finished and where they are saved; a sweep saves every run as
-    it finishes, so the same sweep into the same directory runs only the others.
+    """A sweep's (or ``mmsim explain``'s replays') dask cluster was lost midway: its
+    scheduler went away (closed, killed, its machine gone), or it has had no worker for
+    ``no_workers_for`` seconds while runs were waiting (every worker died or was closed,
+    none came back; :func:`mmsim.dask_client.no_workers_timeout`). ``str(err)`` is one
+    line naming the scheduler's address, how many runs finished and where they are
+    saved; a sweep saves every run as it finishes, so the same sweep into the same
+    directory runs only the others.
 
     Attributes
     ----------
     address : the scheduler's address.
     done : runs finished (saved in ``saved_in`` when it is not ``None``), of ``total``.
     saved_in : the sweep's ``runs/`` directory; ``None``: nothing saved (no ``out``).
+    no_workers_for : seconds without a worker after which the sweep gave up; ``None``:
+        the scheduler went away.
     """
 
     def __init__(
@@ -65,8 +70,10 @@ class ClusterLostError(SimulationError):
         *,
         work: str = "sweep",
         items: str = "runs",
+        no_workers_for: float | None = None,
     ) -> None:
         self.address, self.done, self.total, self.saved_in = address, done, total, saved_in
+        self.no_workers_for = no_workers_for
         if saved_in is None:
             where = "nothing saved"
         else:
@@ -74,8 +81,11 @@ class ClusterLostError(SimulationError):
                 f"saved in {saved_in}/; the same {work} into that directory runs only the "
                 f"other {total - done}"
             )
+        what = "went away"
+        if no_workers_for is not None:
+            what = f"has had no worker for {no_workers_for:g} s"
         super().__init__(
-            f"dask scheduler {address} went away mid-{work}: {done} of {total} {items} "
+            f"dask scheduler {address} {what} mid-{work}: {done} of {total} {items} "
             f"finished, {where}"
         )
 

@@ -23,7 +23,9 @@ pays its workers' copied pages again.
 
 Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 4 ms
 of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
-5-50 ms), largest first so the last tasks are short and no worker idles at the end.
+5-50 ms), largest first so the last tasks are short and no worker idles at the end;
+each task's runs are spread over the grid (:func:`spread`), so tasks of equal size
+cost about the same.
 They are submitted at once, as one graph (:meth:`_Pool.submit_all`: one message to
 the scheduler, the scenario in it once), and each task's outcomes are fetched as soon
 as it finishes, while this process records earlier ones (:meth:`_Pool.completed`).
@@ -44,6 +46,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -61,7 +64,7 @@ from tqdm import tqdm
 
 from mmsim import workers as _workers
 from mmsim.claims import Claims
-from mmsim.errors import ClusterLostError, OutputError
+from mmsim.errors import ClusterLostError, OutputError, ScenarioError
 from mmsim.kept_pool import KeptPool, give, keeping, take
 from mmsim.paths import atomic_save, atomic_write
 from mmsim.workers import (
@@ -90,12 +93,22 @@ __all__ = [
 ]
 
 
-TAIL_TASKS = 16
+TAIL_TASKS = 8
 """A dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
-runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 12
-tasks, none under 6 runs (without the floor its last eight carried 1-6 runs each), and a
-worker that finishes its last task early idles for at most one such task, a sixteenth
-of its share."""
+runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 9
+tasks, none under 8 runs, and a worker that finishes its last task early idles for at
+most one such task, an eighth of its share. Each task costs about 8 ms of CPU in the
+client, the scheduler and its worker, and 1.5-6 ms of its worker's wall time between
+tasks, against runs of 5 ms there: with a floor of a sixteenth (12 tasks, the last
+ones of 6-7 runs, at most 0.25 s each) dask's CPU over the process pool's was
+1.05-1.15 (mean 1.10, 6 alternations), with an eighth and 0.5 s (:data:`TASK_SECONDS`)
+1.00-1.11 (mean 1.06, 4), its wall less run-queue waits 1.00-1.12 against 0.98-1.10
+(``benchmarks.sweeps.bench_200``, load 2.5-5)."""
+
+TASK_SECONDS = 0.5
+"""Estimated seconds of runs a dask task carries at most (:func:`chunk_sizes`): what a
+lost cluster can take with each worker's running task (a sweep saves rows as tasks
+finish) and how often its progress bar moves."""
 
 
 class RunTimeout(Exception):
@@ -202,14 +215,14 @@ _TOKENS = itertools.count(1)
 
 
 def chunk_sizes(
-    n: int, workers: int, run_seconds: float, most: float = 0.25, tail: int = TAIL_TASKS
+    n: int, workers: int, run_seconds: float, most: float = TASK_SECONDS, tail: int = TAIL_TASKS
 ) -> list[int]:
     """Runs per task for ``n`` runs on ``workers`` (guided self-scheduling, factoring):
     each task half an even share of the runs still unassigned, at most ``most`` seconds
     of estimated work (``run_seconds`` per run, :mod:`mmsim.sweep_cost`) and at least
     ``1 / tail`` of a worker's share of all runs (``ceil(n / (tail x workers))``, within
-    the cap), at least one run. Tasks shrink toward the end, so workers that take them as they
-    finish (dask's scheduler hands a single-threaded worker its next task when it has
+    the cap), at least one run. Tasks shrink toward the end, so workers that take them
+    as they finish (dask's scheduler hands a single-threaded worker its next task when it has
     one running and one queued) finish together; the floor stops the shrinking where
     a task's fixed cost (about 5 ms) would outweigh what a smaller last task saves.
     Sizes sum to ``n``."""
@@ -223,6 +236,19 @@ def chunk_sizes(
     return sizes
 
 
+def spread(runs: list) -> list:
+    """``runs`` reordered so that any stretch of consecutive ones samples the whole list
+    about evenly: sorted by the fractional part of ``i x (sqrt(5) - 1) / 2`` (a Weyl
+    sequence; the indices of any stretch of ``m`` of them lie about ``len(runs) / m``
+    apart). A dask task of consecutive runs then mixes the grid's points (runs come
+    point by point), so its cost is about its size times the sweep's mean run, as
+    :func:`chunk_sizes` assumes, even where one point's runs cost several times
+    another's. Rows do not depend on the order runs are made in."""
+    phi = (math.sqrt(5) - 1) / 2
+    order = sorted(range(len(runs)), key=lambda i: (i * phi) % 1.0)
+    return [runs[i] for i in order]
+
+
 class _Bar(tqdm):
     """The sweep's progress bar, without tqdm's monitor thread (so workers may fork)."""
 
@@ -231,6 +257,10 @@ class _Bar(tqdm):
 
 DASK_CONNECT_TIMEOUT = 10.0
 """Seconds to reach a dask scheduler given by address before giving up."""
+
+WORKER_CHECK = 1.0
+"""Seconds between asking a dask scheduler how many workers it has, while a sweep
+waits and nothing finishes (:meth:`_Pool._watched`)."""
 
 
 class _Pool:
@@ -257,6 +287,9 @@ class _Pool:
         self.claims: Claims | None = None  # forked workers' shared run counter and pipe
         self.shared_client = False  # a dask client from mmsim.dask_client (maybe kept)
         self.address = dask_address or ""  # the dask scheduler's
+        self.no_workers_timeout = math.inf  # s a dask sweep waits while no worker is left
+        self.no_workers_for: float | None = None  # gave up after that long without one
+        self.seen_workers = False  # the dask cluster had a worker when the sweep began
         if executor == "processes":
             # an earlier sweep's workers, alive and current (else that pool is shut down,
             # so this process may fork again), kept again when closed; a new pool is
@@ -287,6 +320,15 @@ class _Pool:
         elif executor == "dask":
             from dask.distributed import Client
 
+            from mmsim.dask_client import NO_WORKERS_ENV, no_workers_timeout
+
+            try:  # before connecting: nothing to close
+                self.no_workers_timeout = no_workers_timeout()
+            except ValueError as err:
+                raise ScenarioError(
+                    str(err), source="<environment>", field=NO_WORKERS_ENV
+                ) from None
+
             if dask_address:  # the last sweep's client, if kept (mmsim.dask_client)
                 from mmsim.dask_client import connect
 
@@ -307,13 +349,19 @@ class _Pool:
                 with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
                     register(self.client)
             with contextlib.suppress(Exception):
-                self.workers = sum(self.client.nthreads().values()) or workers
+                threads = sum(self.client.nthreads().values())
+                self.seen_workers = threads > 0
+                self.workers = threads or workers
 
     def cluster_lost(self) -> bool:
         """Whether this dask pool's client has lost its scheduler (it is closing or
         closed, or no longer connected): its unfinished tasks are cancelled and no more
         can be submitted. ``False`` for the other executors."""
-        if self.kind != "dask" or self.client is None:
+        if self.kind != "dask":
+            return False
+        if self.no_workers_for is not None:  # every worker gone (:meth:`_watched`)
+            return True
+        if self.client is None:
             return False
         from mmsim.dask_client import alive
 
@@ -357,7 +405,7 @@ class _Pool:
         if self.client is not None:
             from dask.distributed import as_completed as dask_as_completed
 
-            return iter(dask_as_completed(futures, loop=self.client.loop))
+            return self._watched(dask_as_completed(futures, loop=self.client.loop), futures)
         return futures_as_completed(futures)
 
     def completed(self, futures: list) -> Iterator[tuple[Any, Any]]:
@@ -370,7 +418,46 @@ class _Pool:
         done = dask_as_completed(
             futures, loop=self.client.loop, with_results=True, raise_errors=False
         )
-        return ((f, _fetched(f, result)) for f, result in done)
+        return ((f, _fetched(f, result)) for f, result in self._watched(done, futures))
+
+    def _watched(self, done: Any, futures: list) -> Iterator[Any]:
+        """What dask's ``as_completed`` ``done`` yields, as it yields it, unless the
+        cluster has had no worker for :attr:`no_workers_timeout` seconds meanwhile
+        (asked once :data:`WORKER_CHECK` s have passed with nothing finished, and every
+        as many seconds after, once workers were seen: a cluster that starts empty, as
+        an adaptive one does, is waited for): then its ``futures`` are cancelled,
+        :attr:`no_workers_for` is set (so :meth:`cluster_lost`) and it stops. A
+        scheduler left without workers holds the tasks for good (dask's
+        ``no-workers-timeout: null``); this is the sweep's own limit, for any cluster."""
+        from mmsim.dask_client import worker_count
+
+        seen = self.seen_workers
+        empty_since: float | None = None
+        check_at = time.monotonic() + WORKER_CHECK
+        while True:
+            if done.has_ready() or done.is_empty():
+                try:
+                    yield next(done)
+                except StopIteration:
+                    return
+                check_at = time.monotonic() + WORKER_CHECK  # no round trip while tasks end
+                continue
+            with done.thread_condition:  # notified as each future finishes
+                done.thread_condition.wait(timeout=min(WORKER_CHECK, 0.1))
+            now = time.monotonic()
+            if now < check_at or not math.isfinite(self.no_workers_timeout):
+                continue
+            check_at = now + WORKER_CHECK
+            count = worker_count(self.client)
+            if count is None:  # not connected: the scheduler went away (cluster_lost)
+                continue
+            seen = seen or count > 0
+            empty_since = None if count or not seen else (empty_since or now)
+            if empty_since is not None and now - empty_since >= self.no_workers_timeout:
+                self.no_workers_for = self.no_workers_timeout
+                with contextlib.suppress(Exception):
+                    self.client.cancel(futures)
+                return
 
     def close(self, interrupted: bool = False) -> None:
         """Shut down; when ``interrupted``, stop the workers at once (a pool left to
@@ -632,8 +719,10 @@ class _Run:
         away: every run finished so far is recorded (and saved), the others are not."""
         lost = getattr(pool, "cluster_lost", None)  # a _Pool (or a stand-in without it)
         if lost is not None and lost():
-            saved_in = self.runs_dir
-            raise ClusterLostError(pool.address, len(self.rows), self.total, saved_in)
+            saved_in, gone = self.runs_dir, getattr(pool, "no_workers_for", None)
+            raise ClusterLostError(
+                pool.address, len(self.rows), self.total, saved_in, no_workers_for=gone
+            )
 
     _starts: set | None = None
     """Runs the workers of the pool being drained reported starting (:meth:`_drain`)."""
@@ -766,6 +855,7 @@ class _Run:
             lost, self._starts = [], set()
             sizes = [1] * len(todo)
             if getattr(pool, "client", None) is not None:
+                todo = spread(todo)  # each task a sample of the grid (chunk_sizes)
                 sizes = chunk_sizes(len(todo), pool.workers, self.run_seconds)
             ends = list(itertools.accumulate(sizes))
             queue = collections.deque(todo[e - n : e] for n, e in zip(sizes, ends, strict=True))

@@ -235,8 +235,14 @@ class _Replays:
             from mmsim.errors import ClusterLostError
 
             done = sum(k in self.done for k in todo)
+            gone = getattr(self.pool, "no_workers_for", None)  # else the scheduler went away
             raise ClusterLostError(
-                self.pool.address, done, len(todo), work="explain", items="replays"
+                self.pool.address,
+                done,
+                len(todo),
+                work="explain",
+                items="replays",
+                no_workers_for=gone,
             )
 
     def close(self) -> None:
