@@ -455,7 +455,7 @@ def test_a_profile_table_with_trades_folded_in_bounds_the_exact_profile_like_a_r
             err = np.abs(est - exact).max(axis=1)
             assert np.all(err <= tab.eps), f"seed {seed} step {step}: {err} > eps {tab.eps}"
             fresh = build_profile(lines, n, tab.spot, tab.t0, book.year_seconds, surface)
-            assert fresh is not None and fresh.coef.shape == tab.coef.shape
+            assert fresh is not None and fresh.H == tab.H  # (its nodes: the first that pass)
             fr = np.zeros((2, grid.size))
             gamma_pair(grid, t_eval, book.year_seconds, fresh.near, fresh.near.shape[1],
                        *surface, fr)  # fmt: skip
