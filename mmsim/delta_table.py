@@ -742,6 +742,13 @@ def _passes(err: np.ndarray, scale: np.ndarray, tol_value: float) -> tuple[bool,
     return bool(ok), bool(sample_ok)
 
 
+def _recorded_ok(sample_ok: bool, err: np.ndarray, scale: np.ndarray, gross: float) -> bool:
+    """Whether a fit's sampler rows pass within the recorded tolerance (:func:`passes`
+    with :func:`recorded_tol` of ``gross`` $): at once when they passed the table's own
+    (``sample_ok``: the recorded tolerance is no narrower; no compiled call per fold)."""
+    return bool(sample_ok) or _passes(err, scale, recorded_tol(gross))[1]
+
+
 def near_cut(t: float, H: float, year_seconds: float) -> float:
     """Clock (s) up to which a table built at ``t`` (s) with span ``H`` (s) leaves lines to
     exact evaluation: ``NEAR_FACTOR * H`` or ``NEAR_MIN_YEARS`` after ``t``."""
@@ -820,8 +827,7 @@ def build_table(
         tol_value = value_tol(gross)
         coarse = nodes < finest.get(H, nodes)  # a finer fit of the same span follows
         ok, sample_ok = _passes(err / COARSE_SHARE if coarse else err, scale, tol_value)
-        recorded_ok = _passes(err / COARSE_SHARE if coarse else err, scale, recorded_tol(gross))
-        recorded_ok = recorded_ok[1]  # the sampler's last resort (sample_table)
+        recorded_ok = _recorded_ok(sample_ok, err / COARSE_SHARE if coarse else err, scale, gross)
         if not ok:
             continue  # a shorter fit may still pass (for the sampler too, if ``first``)
         table = DeltaTable(
@@ -1022,7 +1028,7 @@ class _Refit:
         table.vanna_max = 2.0 * float(self.scale[3])
         table.error, table.sample_error = float(self.err[0]), float(self.err[4])
         table.sample_ok = bool(sample_ok)
-        table.recorded_ok = _passes(self.err, self.scale, recorded_tol(table.gross))[1]
+        table.recorded_ok = _recorded_ok(table.sample_ok, self.err, self.scale, table.gross)
         if far_delta is None or table.far_n < 0:
             table.far_n = -1  # node values of lines not counted: never rolled on
         else:
