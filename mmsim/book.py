@@ -857,7 +857,8 @@ class OptionBook:
         same return), exact and equal to it bit for bit unless the ``delta_table`` mode
         tabulates a holder (``"on"``, or ``"auto"`` with ``table_min_lines`` live lines).
         Such a holder's greeks come from its delta table (:func:`~mmsim.delta_table.
-        table_sample`: delta within 3/4 of a share, value within ``value_tol`` $, gamma,
+        table_sample`: delta within 3/4 of a share, value within ``value_tol`` $ (or
+        ``recorded_tol``, the sampler's last resort: :meth:`DeltaTable.sample_table`), gamma,
         charm, vanna and the visible gamma within 1% of their scale, at validated points),
         plus the exact sums of its lines expiring soon and booked since the build; exactly
         when its table cannot answer (none validated, spot off its grid, another vol

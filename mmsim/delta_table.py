@@ -41,13 +41,17 @@ False) still serves checks; the sampler then reads its *split* (``DeltaTable.sam
 lines less the shortest-dated expiries (the value of a line a day or two from expiry
 curves in time more than the cubic follows to a cent), those evaluated exactly beside
 it (at most :data:`SPLIT_MAX_SHARE` of the far lines; a book over $10M of gross value
-rarely needs one, its value tolerance is relative); else it evaluates that holder
-exactly, and also whenever the surface level differs from the build's (value moves by
-vega x d level, which the table does not carry). Stated tolerance of a sampled holder:
-delta 3/4 share, value :func:`value_tol` (1 cent, or ``TOL_VALUE_REL`` = 1e-9 of the
-gross value of its tabulated lines at the build when larger: a book over $10M), gamma,
+rarely needs one, its value tolerance is relative); else it reads the table's own rows
+if their value passes within half the *recorded* tolerance (:func:`recorded_tol`,
+``TOL_VALUE_REL_RECORDED`` = 1e-7 of the gross: 10 cents per $1M of premium; the other
+rows as above; a one-expiry book a day or two out, which no split helps); else it
+evaluates that holder exactly, and also whenever the surface level differs from the
+build's (value moves by vega x d level, which the table does not carry). Stated
+tolerance of a sampled holder: delta 3/4 share, value :func:`value_tol` (1 cent, or
+``TOL_VALUE_REL`` = 1e-9 of the gross value of its tabulated lines at the build when
+larger: a book over $10M; :func:`recorded_tol` when read as the last resort), gamma,
 charm, vanna ``TOL_REL`` (1%) of scale (``tests/test_big_books.py``,
-``tests/test_chain_tables.py``).
+``tests/test_chain_tables.py``, ``tests/test_delta_table.py``).
 """
 
 from __future__ import annotations
@@ -125,11 +129,33 @@ HOPELESS = 10.0
 is given up before the other lines are priced (:func:`_far_nodes`)."""
 SPLIT_MAX_GROUPS = 8
 """... and at most this many expiries (each is summed apart at every build)."""
+TOL_VALUE_REL_RECORDED = 1e-7
+"""The series sampler's last resort, the *recorded* value tolerance (:func:`recorded_tol`),
+a fraction of the tabulated lines' gross option value ($10 per $100M of premium, 10 cents
+per $1M): when neither a table's sampler rows nor a split of its shortest expiries
+(:func:`_sampler_split`) pass the value within :func:`value_tol`, the sampler reads the
+table's own rows if their value passes within half of this (and gamma, charm, vanna and
+visible gamma within their ``TOL_REL``, as always) instead of pricing every line of the
+holder at every sample. The case: a book of one expiry a day or two out, where no split
+can take an expiry off and the cubic in time misses the cent by cents to dimes on a
+$1-10M book (``multi_dealer_bands``' last days: 6,456 exact holder-samples on day 20, ~90
+ms). Only recorded columns read it (the dealers' option value and P&L; the sampler's
+greeks and GEX within their usual tolerance): checks read the table's delta rows, which
+this does not touch, so trades and hedges keep their bits. ``engine.delta_table: off``
+samples exactly (``tests/test_delta_table.py``: the recorded error against exact sampling
+over 30 seeds, within the bound, trades identical)."""
 SAMPLER_MIN_H = 2400.0
 """Shortest ``H`` (s) a build tries only so the series sampler can read the table: a
 build costs ~3 x nodes x lines BSM evaluations every ``H``, an exact sample ~lines, so
 at a sample every 10 s a 32-node table pays from ``H`` ~2,000 s, a 64-node one from
 ~4,000 s."""
+
+
+def recorded_tol(gross: float) -> float:
+    """The recorded-value tolerance ($) of a whole sampler split of a table whose tabulated
+    lines' gross option value is ``gross`` ($): ``max(value_tol(gross),
+    TOL_VALUE_REL_RECORDED * gross)`` (:data:`TOL_VALUE_REL_RECORDED`)."""
+    return max(value_tol(gross), TOL_VALUE_REL_RECORDED * gross)
 
 
 def value_tol(gross: float) -> float:
@@ -606,6 +632,10 @@ class DeltaTable:
     # $, the value tolerance of the sampler's validation (:func:`value_tol` of the gross
     # value of the tabulated lines at the build; a split keeps its table's)
     tol_value: float = TOL_VALUE
+    gross: float = 0.0  # $, the tabulated lines' gross option value at the build
+    # the sampler rows pass within the recorded tolerance (:func:`recorded_tol` of
+    # ``gross``): the sampler's last resort (:meth:`sample_table`)
+    recorded_ok: bool = False
     # set by the book: units of every line at the build, and the changes booked since
     # (a line table of unit differences, evaluated exactly)
     snap: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -635,11 +665,15 @@ class DeltaTable:
     def sample_table(self) -> DeltaTable | None:
         """The table whose rows the series sampler reads (``coef``, ``scoef``, ``near``;
         the changes are this one's): this one when its sampler rows passed validation,
-        else its :attr:`sampler` split, else ``None`` (exact evaluation)."""
+        else its :attr:`sampler` split, else this one when its sampler rows pass within
+        the recorded tolerance (:attr:`recorded_ok`, :func:`recorded_tol`), else ``None``
+        (exact evaluation)."""
         if self.sample_ok:
             return self
         split = self.sampler
-        return split if split is not None and split.sample_ok else None
+        if split is not None and split.sample_ok:
+            return split
+        return self if self.recorded_ok else None
 
     def samples(self, S: float, t: float, level: float, skew: float, floor: float) -> bool:
         """Whether the series sampler may read this table: it is valid, its sampler rows
@@ -706,6 +740,13 @@ def _passes(err: np.ndarray, scale: np.ndarray, tol_value: float) -> tuple[bool,
     """:func:`passes` as Python bools."""
     ok, sample_ok = passes(err, scale, tol_value)
     return bool(ok), bool(sample_ok)
+
+
+def _recorded_ok(sample_ok: bool, err: np.ndarray, scale: np.ndarray, gross: float) -> bool:
+    """Whether a fit's sampler rows pass within the recorded tolerance (:func:`passes`
+    with :func:`recorded_tol` of ``gross`` $): at once when they passed the table's own
+    (``sample_ok``: the recorded tolerance is no narrower; no compiled call per fold)."""
+    return bool(sample_ok) or _passes(err, scale, recorded_tol(gross))[1]
 
 
 def near_cut(t: float, H: float, year_seconds: float) -> float:
@@ -782,16 +823,19 @@ def build_table(
         if rolled:
             v0[:] = start.v_end
         coef, scoef, err, scale = _fit(v0, v1, exact, H / year_seconds)
-        tol_value = value_tol(float(worth[~near_mask].sum()))  # the tabulated lines'
+        gross = float(worth[~near_mask].sum())  # the tabulated lines'
+        tol_value = value_tol(gross)
         coarse = nodes < finest.get(H, nodes)  # a finer fit of the same span follows
         ok, sample_ok = _passes(err / COARSE_SHARE if coarse else err, scale, tol_value)
+        recorded_ok = _recorded_ok(sample_ok, err / COARSE_SHARE if coarse else err, scale, gross)
         if not ok:
             continue  # a shorter fit may still pass (for the sampler too, if ``first``)
         table = DeltaTable(
             version, t, H, S, half, level, skew, floor, 2.0 * float(scale[3]), coef,
             near if near.shape[1] else np.zeros((N_ROWS, 1)), near.shape[1], err[0],
             scoef=scoef, sample_ok=sample_ok, sample_error=float(err[4]), tol_value=tol_value,
-            v_end=v1, far_n=m, built_version=version, v_start=v0, v_mid=exact, near_cut=cut,
+            gross=gross, recorded_ok=recorded_ok, v_end=v1, far_n=m, built_version=version,
+            v_start=v0, v_mid=exact, near_cut=cut,
         )  # fmt: skip
         if sample_ok:
             return table
@@ -934,8 +978,9 @@ def _sampler_split(table: DeltaTable, far: np.ndarray, groups: list, year_second
                 table.version, t0, H, table.center, table.half, table.level, table.skew,
                 table.floor, 2.0 * float(scale[3]), coef, near, near.shape[1], err[0],
                 scoef=scoef, sample_ok=True, sample_error=float(err[4]),
-                tol_value=table.tol_value, v_end=w1, far_n=int(np.count_nonzero(keep)),
-                built_version=table.version, v_start=w0, v_mid=wm, near_cut=cut,
+                tol_value=table.tol_value, gross=table.gross, v_end=w1,
+                far_n=int(np.count_nonzero(keep)), built_version=table.version, v_start=w0,
+                v_mid=wm, near_cut=cut,
             )  # fmt: skip
     return None
 
@@ -983,6 +1028,7 @@ class _Refit:
         table.vanna_max = 2.0 * float(self.scale[3])
         table.error, table.sample_error = float(self.err[0]), float(self.err[4])
         table.sample_ok = bool(sample_ok)
+        table.recorded_ok = _recorded_ok(table.sample_ok, self.err, self.scale, table.gross)
         if far_delta is None or table.far_n < 0:
             table.far_n = -1  # node values of lines not counted: never rolled on
         else:

@@ -25,7 +25,7 @@ each group validated as a fit of its own and its error added to ``eps``
 (:func:`_fit_grouped`): the same bound from 45% of the pricings on the synthetic
 10,000-line book of ``benchmarks.books``.
 
-Lines expiring within ``NEAR_FACTOR * H`` (at least a day) of the build are not
+Lines expiring within ``NEAR_FACTOR * H`` (at least a session) of the build are not
 tabulated but summed exactly at every grid point, and so are the lines booked after the
 build (as unit differences, up to ``MAX_CHANGES`` of them). Beyond that the table does
 not answer; the flips' computation (:meth:`mmsim.book.OptionBook.profile_table` with
@@ -87,7 +87,16 @@ MOVE = 0.05  # the table answers while spot is within 5% of the build's
 SAFETY = 4.0  # eps = SAFETY x the validated error
 MAX_EPS = 0.05  # a build whose eps exceeds 5% of the profile's scale is refused
 NEAR_FACTOR = 1.5
-NEAR_MIN_SECONDS = 70200.0
+NEAR_MIN_SECONDS = 23400.0
+"""... and at least this long (s, a session): lines expiring sooner after the build are
+summed exactly at every grid point the flips' walk visits. It was three sessions
+(70,200 s); a line two or three sessions out fits within ``eps`` as any other (its
+validated error is in ``eps``; ``tests/test_big_books.py``), and summing a
+one-expiry book exactly for its last three sessions cost ``multi_dealer_bands`` (20
+days, ~600 live lines) 20-30 ms a day on days 3-4 and 18-19 (a 20-day run 2.71 -> 2.58 s
+CPU, the SPX chain day unchanged). Levels are recorded only; with ``engine.levels_hold:
+table`` the flips and walls' GEX read from the table keep their stated bounds
+(``python -m benchmarks.levels_table``)."""
 MAX_CHANGES = 64
 FLIP_TOL = 0.01
 """``engine.levels_hold: table``: a flip's crossing is interpolated from the table's

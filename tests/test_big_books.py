@@ -344,7 +344,8 @@ def test_sampler_reads_a_table_when_the_first_fit_misses_only_the_value(seed):
 def test_the_sampler_retry_never_takes_a_fit_too_short_to_pay():
     """The book of the test above (its first fit misses only the value): offered a
     64-node, 20-minute fit as the next attempt, the build keeps the first fit (checks
-    read it; the sampler evaluates the lines exactly): rebuilt every 20 minutes at
+    read it; the sampler evaluates the lines exactly, or reads it within the recorded
+    tolerance, ``delta_table.recorded_tol``): rebuilt every 20 minutes at
     3 x 64 BSM evaluations per line, it would cost more than exact samples every 10 s
     (``SAMPLER_MIN_H``)."""
     from mmsim.delta_table import SAMPLER_MIN_H
@@ -454,7 +455,7 @@ def test_a_profile_table_with_trades_folded_in_bounds_the_exact_profile_like_a_r
             err = np.abs(est - exact).max(axis=1)
             assert np.all(err <= tab.eps), f"seed {seed} step {step}: {err} > eps {tab.eps}"
             fresh = build_profile(lines, n, tab.spot, tab.t0, book.year_seconds, surface)
-            assert fresh is not None and fresh.coef.shape == tab.coef.shape
+            assert fresh is not None and fresh.H == tab.H  # (its nodes: the first that pass)
             fr = np.zeros((2, grid.size))
             gamma_pair(grid, t_eval, book.year_seconds, fresh.near, fresh.near.shape[1],
                        *surface, fr)  # fmt: skip
@@ -463,3 +464,33 @@ def test_a_profile_table_with_trades_folded_in_bounds_the_exact_profile_like_a_r
             assert np.all(gap <= tab.eps + fresh.eps), f"seed {seed}: folded vs rebuilt {gap}"
         scale = np.abs(tab.slices).max(axis=(0, 2))
         assert np.all(tab.eps <= MAX_EPS * scale + 1e-9), "eps grew past MAX_EPS"
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_a_profile_table_tabulates_lines_two_and_a_half_sessions_out_within_eps(seed):
+    """A 300-line book of one expiry 2.5 sessions out (strikes $90-110 around spot 100):
+    the flips' profile table tabulates it (no near lines summed exactly at every grid
+    point; ``NEAR_MIN_SECONDS`` a session, not three) and its profile is within ``eps``
+    of the exact one at every point of the flip grid, at 7 clocks over its span and 3
+    spots."""
+    from mmsim.book_kernels import gamma_pair_at
+    from mmsim.profile_table import _add_table, build_profile
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    book = OptionBook(1, delta_table="on")
+    book.add_many(np.round(rng.uniform(90, 110, n)), np.full(n, 2.5 * DAY), rng.random(n) < 0.5,
+                  rng.uniform(-60, 60, n), 0)  # fmt: skip
+    surface = book._surface(VolSurface(0.2, -0.2, 0.02))
+    lines, m = book._live_lines(0.0)
+    tab = build_profile(lines, m, 100.0, 0.0, book.year_seconds, surface)
+    assert tab is not None and tab.near.shape[1] == 0, "the 2.5-session lines tabulated"
+    for t in np.linspace(0.0, tab.H, 7):
+        for S in (98.0, 100.0, 103.0):
+            grid = S * _FLIP_GRID
+            est = np.zeros((2, grid.size))
+            _add_table(tab.coef, t / tab.H, (grid - tab.center) / tab.half, est)
+            exact = np.array([gamma_pair_at(x, t, book.year_seconds, lines, m, *surface)
+                              for x in grid]).T  # fmt: skip
+            err = np.abs(est - exact).max(axis=1)
+            assert np.all(err <= tab.eps), f"t {t:.0f} s, S {S}: error {err} > eps {tab.eps}"

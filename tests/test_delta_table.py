@@ -14,6 +14,8 @@ import pytest
 
 import mmsim
 from mmsim.book import OptionBook
+from mmsim.delta_table import recorded_tol, value_tol
+from mmsim.greeks import bsm_scalar
 from mmsim.vol import VolSurface
 
 DAY = 23_400.0
@@ -388,3 +390,124 @@ def test_shortest_expiries_is_the_head_of_unique_with_counts():
             u, c = np.unique(e, return_counts=True)
             assert np.array_equal(cuts, u[:k]), f"k={k}, {e.size} lines: expiries differ"
             assert np.array_equal(counts, c[:k]), f"k={k}, {e.size} lines: counts differ"
+
+
+def _one_expiry_args(seed: int, n: int = 200) -> tuple:
+    """``n`` lines of one expiry 1.4 sessions out, strikes 420-480 around spot 450, long
+    and short 5-50 contracts: a book no sampler split can help (one expiry to take off)."""
+    rng = np.random.default_rng(seed)
+    return (
+        np.round(rng.uniform(420, 480, n), 0), np.full(n, 1.4 * DAY), rng.random(n) < 0.5,
+        rng.choice([-1.0, 1.0], n) * rng.uniform(5, 50, n), 0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_expiry_book_sampled_from_its_table_within_the_recorded_tolerance(seed):
+    """A 200-line book of one expiry 1.4 sessions out, sampled every 10 s for 3 1/3 hours
+    as spot wanders +-3 $: its tables pass for checks but not the sampler's cent (the
+    cubic in time misses it), and no split exists (one expiry); the sampler then reads
+    the table's own rows (``recorded_ok``) instead of pricing the 200 lines at each
+    sample, the value within ``recorded_tol`` ($, 1e-7 of the gross) of exact at every
+    sample read so, the other greeks within their usual bounds."""
+    args = _one_expiry_args(seed)
+    tab, exact = OptionBook(1, delta_table="on"), OptionBook(1, delta_table="off")
+    tab.add_many(*args)
+    exact.add_many(*args)
+    vol = VolSurface(0.18, -0.25, 0.02)
+    out, ref = np.zeros((5, 1)), np.zeros((5, 1))
+    read, worst, worst_delta = 0, 0.0, 0.0
+    for k in range(1_200):
+        S, t = 450.0 + 3.0 * np.sin(k / 97.0), 10.0 * k
+        tab.series_greeks(S, t, vol, out)
+        exact.series_greeks(S, t, vol, ref)
+        table = tab._tables[0]
+        if (
+            table is not None
+            and table.samples(S, t, *vol.params())
+            and table.sample_table() is table
+            and not table.sample_ok
+        ):
+            read += 1
+            worst = max(worst, abs(out[4, 0] - ref[4, 0]) / recorded_tol(table.gross))
+            worst_delta = max(worst_delta, abs(out[0, 0] - ref[0, 0]))
+            assert recorded_tol(table.gross) > value_tol(table.gross), "a wider tolerance"
+    assert read >= 200, f"{read} of 1,200 samples read the table's rows past the cent"
+    assert worst <= 1.0, f"value error {worst:.3f} x recorded_tol at the samples read so"
+    assert worst_delta <= 0.75, f"delta error {worst_delta:.3f} shares > 0.75"
+
+
+def _recorded_scenario(seed: int) -> dict:
+    """Not shipped: spot 100, one price-triggered dealer (band 200 shares) holding 120
+    lines of one expiry 1.4 sessions out (20-200 contracts long or short, strikes 92-108),
+    customers buying calls of that expiry, 0.4 session, samples every 10 s."""
+    rng = np.random.default_rng(seed)
+    positions = [
+        {
+            "type": "call" if rng.random() < 0.5 else "put",
+            "strike": float(np.round(rng.uniform(92, 108))),
+            "expiry_days": 1.4,
+            "qty": float(rng.choice([-1.0, 1.0]) * rng.uniform(20, 200)),
+        }
+        for _ in range(120)
+    ]
+    return {
+        "name": "recorded_tol",
+        "clock": {"days": 0.4},
+        "market": {"S0": 100.0, "impact": {"lam": 1.0e-5}, "half_spread": 0.005},
+        "vol": {"atm": 0.22, "skew": -0.15},
+        "news": {"vol": 0.18, "dt": 1.0},
+        "noise": {"rate": 0.05, "mean_size": 100},
+        "dealers": [{"band": 200, "trigger": "price", "positions": positions}],
+        "customers": [
+            {
+                "segment": "retail_call_buyers",
+                "rate": 0.003,
+                "expiry_days": [1.4],
+                "size": {"mean": 20},
+            },
+        ],
+        "record": {"every": 10.0, "levels_every": 600.0},
+    }
+
+
+def _gross(spec: dict) -> float:
+    """$, the scenario's book's gross option value at the start (flat ATM vol)."""
+    S, sigma = spec["market"]["S0"], spec["vol"]["atm"]
+    T = spec["dealers"][0]["positions"][0]["expiry_days"] / 252.0
+    return sum(
+        abs(p["qty"])
+        * 100.0
+        * bsm_scalar(S, p["strike"], T, sigma, 0.0, 0.0, p["type"] == "call")[0]
+        for p in spec["dealers"][0]["positions"]
+    )
+
+
+def test_recorded_tolerance_changes_only_the_recorded_pnl_within_its_bound(monkeypatch):
+    """30 seeds of :func:`_recorded_scenario`, each run with the recorded tolerance and
+    without it (``TOL_VALUE_REL_RECORDED = 0``: the holder sampled exactly past the cent,
+    as before): trades and option trades identical bit for bit; the dealer's recorded
+    P&L within ``recorded_tol`` of the book's gross value at the start (1e-7 of it, tens
+    of cents) at every sample, and it differs on some samples (the path is taken); the
+    fast path equals ``engine.fast_path: off`` with it (seed 0)."""
+    from mmsim import delta_table
+
+    changed, worst = 0, 0.0
+    for seed in range(30):
+        spec = _recorded_scenario(seed)
+        sc = mmsim.load_scenario(spec)
+        on = {"engine.delta_table": "on"}
+        new = mmsim.run(sc, seed=seed, overrides=on)
+        with monkeypatch.context() as m:
+            m.setattr(delta_table, "TOL_VALUE_REL_RECORDED", 0.0)
+            old = mmsim.run(sc, seed=seed, overrides=on)
+        assert new.trades.equals(old.trades), f"seed {seed}: trades differ"
+        assert new.option_trades.equals(old.option_trades), f"seed {seed}: option trades"
+        gap = (new.series["dealer0.pnl"] - old.series["dealer0.pnl"]).abs()
+        changed += int((gap > 0).sum())
+        worst = max(worst, float(gap.max()) / recorded_tol(_gross(spec)))
+        if seed == 0:
+            slow = mmsim.run(sc, seed=seed, overrides={**on, "engine.fast_path": "off"})
+            assert slow.series.equals(new.series), "fast path and simpy agents differ"
+    assert changed > 1_000, f"{changed} samples read past the cent over 30 seeds"
+    assert worst <= 1.0, f"recorded P&L error {worst:.3f} x recorded_tol(gross at start)"
