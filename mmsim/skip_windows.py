@@ -18,6 +18,7 @@ from numba import njit
 
 from mmsim.delta_bounds import delta_box
 from mmsim.kernel_layout import (
+    D_BAND,
     D_CENTER_S,
     D_CN,
     D_COFF,
@@ -26,6 +27,7 @@ from mmsim.kernel_layout import (
     D_N,
     D_NN,
     D_NOFF,
+    D_NOTIONAL,
     D_OFF,
     D_T0,
     D_TEXP,
@@ -50,7 +52,7 @@ from mmsim.kernel_layout import (
 )
 from mmsim.table_bounds import table_delta_box
 
-__all__ = ["MAX_BACK_OFF", "PARTS_MIN_SKIPS", "skip_window", "windowed"]
+__all__ = ["MAX_BACK_OFF", "PARTS_MIN_SKIPS", "TABLE_MIN_BAND", "skip_window", "windowed"]
 
 MAX_BACK_OFF = 10.0
 """Most failed tries in a row counted: a dealer passes at most ``2**10 - 1`` evaluations
@@ -60,13 +62,27 @@ PARTS_MIN_SKIPS = 2
 evaluations of its near and changed lines); fewer count as a failed try."""
 
 
+TABLE_MIN_BAND = 10.0
+"""Least band (shares) at which a dealer reading its table alone tries ``WIN_TABLE``
+windows: at tighter bands (a band-0 dealer is flat within a share) they are a few cents
+wide and rarely set, and the try after each check in the band cost the 10,000-line
+band-0 day of ``benchmarks.books`` ~2 ms of its 12 ms kernel for one skipped check."""
+
+
 @njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def windowed(dl, d):
     """Whether dealer ``d`` may get a skip window (:func:`skip_window`): it sums its lines
-    exactly or reads a delta table (with or without lines summed exactly beside it); a
-    window it holds is dropped (``D_WIN``) when not."""
+    exactly, or has lines summed exactly beside its table, or reads its table alone with
+    a band of at least :data:`TABLE_MIN_BAND` shares (or per notional); a window it holds
+    is dropped (``D_WIN``) when not."""
     mode = dl[d, D_TMODE]
-    if mode == TM_EXACT or mode == TM_EXACT_UNTIL or mode == TM_TABLE:
+    if mode == TM_EXACT or mode == TM_EXACT_UNTIL:
+        return True
+    if mode == TM_TABLE and (
+        dl[d, D_NN] + dl[d, D_NN + 2] > 0.0
+        or dl[d, D_BAND] >= TABLE_MIN_BAND
+        or dl[d, D_NOTIONAL] != 0.0
+    ):
         return True
     dl[d, D_WIN] = 0.0
     return False

@@ -30,8 +30,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mmsim.delta_table import _cheb
-
 __all__ = ["ROUND_REL", "table_delta_box"]
 
 ROUND_REL = 1e-9
@@ -66,24 +64,32 @@ def table_delta_box(coef, x0, xlo, xhi, u0, u1, span):
     h10 = u3 - 2.0 * u2 + u0
     h01 = -2.0 * u3 + 3.0 * u2
     h11 = u3 - u2
-    p = np.empty(n)
+    # one pass, no scratch: T_k(x0) and T_k'(x0) = k U_{k-1}(x0) by their recurrences
+    p0 = 0.0  # P(x0)
+    p1 = 0.0  # P'(x0)
     m2 = 0.0  # bounds max |P''| on [-1, 1]
     drift = 0.0  # sum |a_k - b_k|
     charm = 0.0  # sum |c_k| + |e_k|
     gross = 0.0  # sum of the series' |coefficients|
+    t_prev, t_k = 1.0, 1.0  # T_{k-1}, T_k (T_{-1} unused)
+    u_prev, u_k = 0.0, 1.0  # U_{k-2}, U_{k-1}
     for k in range(n):
         a, c, b, e = coef[0, k], coef[2, k], coef[3, k], coef[5, k]
-        p[k] = h00 * a + h01 * b + span * (h10 * c + h11 * e)
-        m2 += abs(p[k]) * (k * k * (k * k - 1.0) / 3.0)
+        pk = h00 * a + h01 * b + span * (h10 * c + h11 * e)
+        if k == 0:
+            t_k = 1.0
+        elif k == 1:
+            t_prev, t_k = 1.0, x0
+        else:
+            t_prev, t_k = t_k, 2.0 * x0 * t_k - t_prev
+            u_prev, u_k = u_k, 2.0 * x0 * u_k - u_prev
+        p0 += pk * t_k
+        if k >= 1:
+            p1 += pk * (k * u_k)
+        m2 += abs(pk) * (k * k * (k * k - 1.0) / 3.0)
         drift += abs(a - b)
         charm += abs(c) + abs(e)
         gross += abs(a) + abs(b) + span * (abs(c) + abs(e))
-    dp = np.zeros(n + 1)  # P' as a Chebyshev series: d_{k-1} = d_{k+1} + 2 k p_k
-    for k in range(n - 1, 0, -1):
-        dp[k - 1] = dp[k + 1] + 2.0 * k * p[k]
-    dp[0] *= 0.5
-    p0 = _cheb(p, x0)
-    p1 = _cheb(dp[: max(n - 1, 1)], x0)
     r_up = xhi - x0
     r_dn = x0 - xlo
     r = max(r_up, r_dn)
