@@ -94,6 +94,7 @@ from mmsim.kernel_layout import (
     TM_EXACT_UNTIL,
     TM_TABLE,
     WIN_ALL,
+    WIN_TABLE,
 )
 from mmsim.kernel_market import _order_any, _preview_any, _wake
 from mmsim.skip_windows import skip_window, windowed
@@ -136,7 +137,9 @@ def _skips(dl, d, S, t, h, flat, surf, coefs, q):
     so ``fl(fl(a + n) + h) <= fl(fl(a + hi) + h)`` for ``n <= hi``): ``WIN_ALL``, the
     window's bounds on the whole delta; ``WIN_PARTS``, the table's part evaluated here as
     the check would and the window's bounds on its near and changed lines added in the
-    check's order. Only where the check's evaluation is valid (:func:`_valid`: else it
+    check's order; ``WIN_TABLE``, the window's bounds on the delta of a table with no
+    lines beside it (:func:`mmsim.table_bounds.table_delta_box`: they hold for the
+    check's floats). Only where the check's evaluation is valid (:func:`_valid`: else it
     would ask the book, ``NEED_TABLE``) and not resumed (replayed evaluations)."""
     if q[Q_ELEN] != 0:
         return False
@@ -147,6 +150,8 @@ def _skips(dl, d, S, t, h, flat, surf, coefs, q):
         return dl[d, D_WDHI] + h <= flat and dl[d, D_WDLO] + h >= -flat
     if mode != TM_TABLE or not _valid(dl, d, S, t):
         return False
+    if dl[d, D_WIN] == WIN_TABLE:  # bounds on the table's delta (no lines beside it)
+        return dl[d, D_WDHI] + h <= flat and dl[d, D_WDLO] + h >= -flat
     lo, _ = _table_part(dl, d, S, t, surf, coefs)
     hi = lo
     if int(dl[d, D_NN]):
@@ -304,7 +309,7 @@ def _check(
         if not ok:
             return NEED_TABLE, 0.0
         if abs(delta + shares[acc]) <= flat and windowed(dl, d):
-            skip_window(dl, d, mid, t, delta, gamma, shares[acc], flat, lines, surf, xlines)
+            skip_window(dl, d, mid, t, delta, gamma, shares[acc], flat, lines, surf, xlines, coefs)
         delta += shares[acc]
     if abs(delta) <= flat:
         dl[d, D_POST] = 0.0
@@ -367,7 +372,7 @@ def _check(
     after = d_after + shares[acc]
     if windowed(dl, d):
         skip_window(dl, d, mk[MK_MID], t, d_after, g_after, shares[acc], flat, lines, surf,
-                     xlines)  # fmt: skip
+                     xlines, coefs)  # fmt: skip
     dl[d, D_POST] = 1.0
     dl[d, D_POST_CH] = mk[MK_CHANGES]
     dl[d, D_POST_T] = t

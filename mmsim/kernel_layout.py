@@ -113,10 +113,11 @@ on the dealer's last fill of at least ``RUNAWAY_MIN_SIZE`` shares (0 before one)
 the back-off of setting windows (:func:`mmsim.skip_windows.skip_window`): tries in a
 row that failed, evaluations to pass before the next try, and 1 + the checks the current
 ``WIN_PARTS`` window skipped (0: none to judge)."""
-WIN_ALL, WIN_PARTS = 1.0, 2.0
+WIN_ALL, WIN_PARTS, WIN_TABLE = 1.0, 2.0, 3.0
 """A skip window's bounds: on the whole option delta (a dealer summing its lines
 exactly), or on the exactly summed parts beside a delta table (its near and its changed
-lines; the table's own part is evaluated at the check)."""
+lines; the table's own part is evaluated at the check), or on the delta of a table with
+no lines beside it (``WIN_TABLE``, :mod:`mmsim.table_bounds`)."""
 WK_NONE, WK_LAG, WK_PHASE, WK_SCHED, WK_SLEEP = 0.0, 1.0, 2.0, 3.0, 4.0
 """Pending dealer timeouts: none (waiting on a price change or in the run queue), a
 lagged check, a scheduled dealer's phase, a scheduled check, the end of a capacity

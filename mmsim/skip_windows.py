@@ -18,10 +18,18 @@ from numba import njit
 
 from mmsim.delta_bounds import delta_box
 from mmsim.kernel_layout import (
+    D_BAND,
+    D_CENTER_S,
+    D_CN,
+    D_COFF,
+    D_H,
+    D_HALF,
     D_N,
     D_NN,
     D_NOFF,
+    D_NOTIONAL,
     D_OFF,
+    D_T0,
     D_TEXP,
     D_TMODE,
     D_WCHI,
@@ -40,9 +48,11 @@ from mmsim.kernel_layout import (
     TM_TABLE,
     WIN_ALL,
     WIN_PARTS,
+    WIN_TABLE,
 )
+from mmsim.table_bounds import table_delta_box
 
-__all__ = ["MAX_BACK_OFF", "PARTS_MIN_SKIPS", "skip_window", "windowed"]
+__all__ = ["MAX_BACK_OFF", "PARTS_MIN_SKIPS", "TABLE_MIN_BAND", "skip_window", "windowed"]
 
 MAX_BACK_OFF = 10.0
 """Most failed tries in a row counted: a dealer passes at most ``2**10 - 1`` evaluations
@@ -52,22 +62,34 @@ PARTS_MIN_SKIPS = 2
 evaluations of its near and changed lines); fewer count as a failed try."""
 
 
+TABLE_MIN_BAND = 10.0
+"""Least band (shares) at which a dealer reading its table alone tries ``WIN_TABLE``
+windows: at tighter bands (a band-0 dealer is flat within a share) they are a few cents
+wide and rarely set, and the try after each check in the band cost the 10,000-line
+band-0 day of ``benchmarks.books`` ~2 ms of its 12 ms kernel for one skipped check."""
+
+
 @njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
 def windowed(dl, d):
     """Whether dealer ``d`` may get a skip window (:func:`skip_window`): it sums its lines
-    exactly, or has lines summed exactly beside its table; a window it holds is dropped
-    (``D_WIN``) when not."""
+    exactly, or has lines summed exactly beside its table, or reads its table alone with
+    a band of at least :data:`TABLE_MIN_BAND` shares (or per notional); a window it holds
+    is dropped (``D_WIN``) when not."""
     mode = dl[d, D_TMODE]
     if mode == TM_EXACT or mode == TM_EXACT_UNTIL:
         return True
-    if mode == TM_TABLE and dl[d, D_NN] + dl[d, D_NN + 2] > 0.0:
+    if mode == TM_TABLE and (
+        dl[d, D_NN] + dl[d, D_NN + 2] > 0.0
+        or dl[d, D_BAND] >= TABLE_MIN_BAND
+        or dl[d, D_NOTIONAL] != 0.0
+    ):
         return True
     dl[d, D_WIN] = 0.0
     return False
 
 
 @njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check
-def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
+def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines, coefs):
     """Set dealer ``d``'s skip window after an evaluation at spot ``S`` ($), clock ``t``
     (s): option ``delta`` (shares), ``gamma`` (shares per $1), with ``h`` shares held and
     ``flat`` the band (shares). Its spot range is the one where ``delta + gamma * dS``
@@ -77,10 +99,13 @@ def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
     side that breaks it halved, twice at most) or, for a tabulated dealer, on its near
     and changed lines (``WIN_PARTS``: spot range half as wide, kept while their bounds'
     spread is within half the band's smaller room; the table's part is evaluated at each
-    check, :func:`mmsim.kernel_checks._skips`). None is set where no bound holds (near
+    check, :func:`mmsim.kernel_checks._skips`). A tabulated dealer without lines beside
+    its table gets a ``WIN_TABLE`` window: :func:`mmsim.table_bounds.table_delta_box`
+    bounds its table's delta over the box (spot range and clocks within the table's grid
+    and span; ``coefs``: the packed tables), and a check inside it is skipped as in a
+    ``WIN_ALL`` one. None is set where no bound holds (near
     expiry, zero vol), where the spot range would be under 1e-5 of the spot (a band of
-    about one share: the next check is likely outside), when the band is not proven, or
-    for a tabulated dealer without lines beside its table (:func:`windowed`).
+    about one share: the next check is likely outside), or when the band is not proven.
 
     Trying costs a few evaluations' worth, so a dealer backs off: after ``k`` tries in a
     row that set none, or set a ``WIN_PARTS`` window that skipped fewer than
@@ -103,10 +128,11 @@ def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
     if not parts and mode != TM_EXACT and mode != TM_EXACT_UNTIL:
         return
     level, skew, floor, r, q, year = surf[0], surf[1], surf[2], surf[3], surf[4], surf[5]
+    alone = False  # a table with no lines beside it: WIN_TABLE
     if parts:
         nn, xn = int(dl[d, D_NN]), int(dl[d, D_NN + 2])
-        if nn == 0 and xn == 0:
-            return
+        alone = nn == 0 and xn == 0
+        parts = not alone
         near = xlines[:, int(dl[d, D_NOFF]) : int(dl[d, D_NOFF]) + nn]
         changed = xlines[:, int(dl[d, D_NOFF + 2]) : int(dl[d, D_NOFF + 2]) + xn]
         first = min(dl[d, D_TEXP], _first_expiry(near, nn, t), _first_expiry(changed, xn, t))
@@ -116,6 +142,8 @@ def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
         changed = near
         first = _first_expiry(near, nn, t)
     t1 = t + min(300.0, 0.01 * (first - t))
+    if alone:
+        t1 = min(t1, dl[d, D_T0] + dl[d, D_H])
     net = delta + h
     g = abs(gamma)
     if gamma >= 0.0:
@@ -128,8 +156,17 @@ def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
     dn = min(part * room_dn / g, cap) if g > 0.0 else cap
     if not (room_up >= 0.0 and room_dn >= 0.0) or up + dn < 1e-5 * S:
         return  # outside the band (the next check trades) or a band of about a share
+    if alone:  # the table's grid: outside it the check asks the book, never skipped
+        up = min(up, dl[d, D_CENTER_S] + dl[d, D_HALF] - S)
+        dn = min(dn, S - (dl[d, D_CENTER_S] - dl[d, D_HALF]))
+        if not (up >= 0.0 and dn >= 0.0) or up + dn < 1e-5 * S:
+            return
     for _ in range(3):
-        ok, lo, hi = delta_box(S - dn, S + up, t, t1, year, near, nn, level, skew, floor, r, q)
+        if alone:
+            ok, lo, hi = _table_box(dl, d, S, t, S - dn, S + up, t1, year, coefs)
+        else:
+            ok, lo, hi = delta_box(S - dn, S + up, t, t1, year, near, nn, level, skew, floor,
+                                   r, q)  # fmt: skip
         if not ok:
             _back_off(dl, d)
             return
@@ -151,7 +188,7 @@ def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
         hi_in = hi + h <= flat
         lo_in = lo + h >= -flat
         if hi_in and lo_in:
-            _set_window(dl, d, WIN_ALL, S - dn, S + up, t1, lo, hi)
+            _set_window(dl, d, WIN_TABLE if alone else WIN_ALL, S - dn, S + up, t1, lo, hi)
             return
         # the side that breaks the band: up for the high bound of a long-gamma book
         if not hi_in:
@@ -165,6 +202,23 @@ def skip_window(dl, d, S, t, delta, gamma, h, flat, lines, surf, xlines):
             else:
                 up *= 0.5
     _back_off(dl, d)
+
+
+@njit(cache=True)
+def _table_box(dl, d, S, t, s_lo, s_hi, t1, year, coefs):
+    """:func:`~mmsim.table_bounds.table_delta_box` of dealer ``d``'s loaded table over
+    spots ``s_lo`` to ``s_hi`` ($, holding ``S``) and clocks ``t`` to ``t1`` (s), in the
+    grid coordinates and time fractions its checks compute (``kernel_checks._table_part``)."""
+    c0 = int(dl[d, D_COFF])
+    H = dl[d, D_H]
+    center, half, t0 = dl[d, D_CENTER_S], dl[d, D_HALF], dl[d, D_T0]
+    x0 = (S - center) / half
+    xlo = max((s_lo - center) / half, -1.0)
+    xhi = min((s_hi - center) / half, 1.0)
+    u0 = (t - t0) / H
+    u1 = min((t1 - t0) / H, 1.0)
+    return table_delta_box(coefs[:, c0 : c0 + int(dl[d, D_CN])], x0, min(xlo, x0),
+                           max(xhi, x0), u0, max(u1, u0), H / year)  # fmt: skip
 
 
 @njit(cache=True)
@@ -193,7 +247,7 @@ def _set_window(dl, d, kind, lo_s, hi_s, t1, lo, hi):
     """Dealer ``d``'s skip window: its kind (``WIN_*``), spots ``lo_s`` to ``hi_s`` ($),
     clocks up to ``t1`` (s), bounds ``lo`` to ``hi`` (shares)."""
     dl[d, D_WIN] = kind
-    if kind == WIN_ALL:  # a WIN_PARTS window is judged by what it skips
+    if kind != WIN_PARTS:  # a WIN_PARTS window is judged by what it skips
         dl[d, D_WFAIL] = 0.0
     dl[d, D_WUSED] = 0.0
     dl[d, D_WLO] = lo_s

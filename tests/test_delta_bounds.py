@@ -246,6 +246,35 @@ SKIP_CASES = {
         ],
         {"vol": {"atm": 0.2, "skew": 0.3}, "engine": {"delta_table": "on"}},
     ),
+    # tabulated dealers with no line beside the table (all far from expiry): WIN_TABLE
+    # windows bound the table's own delta (mmsim.table_bounds), long and short gamma
+    "table_alone": (
+        [
+            {
+                "band": 100,
+                "positions": [
+                    _pos(q, 20 + 7 * (i % 9), k, 88.0 + 0.6 * i)
+                    for i, (q, k) in enumerate([(70, "call"), (-40, "put"), (50, "put")] * 14)
+                ],
+            }
+        ],
+        {"vol": {"atm": 0.2, "skew": -0.15}, "engine": {"delta_table": "on"}},
+    ),
+    "table_alone_short": (
+        [
+            {
+                "band": 60,
+                "positions": [
+                    _pos(-q, 10 + 11 * (i % 7), k, 92.0 + 0.4 * i)
+                    for i, (q, k) in enumerate([(40, "call"), (30, "put")] * 20)
+                ],
+            }
+        ],
+        {
+            "market": {**BASE["market"], "r": 0.05, "q": 0.02},
+            "engine": {"delta_table": "on"},
+        },
+    ),
 }
 
 
@@ -282,6 +311,13 @@ def test_skipped_checks_keep_the_fast_path_bit_identical(case):
         assert sim_on.hot.dl[0, fp.D_TMODE] == fp.TM_TABLE and sim_on.hot.dl[0, fp.D_NN] == 2, (
             "the dealer reads its table, its strangle beside it (near expiry)"
         )
+    if case in ("table_alone", "table_alone_short"):
+        row = sim_on.hot.dl[0]
+        assert row[fp.D_TMODE] == fp.TM_TABLE and row[fp.D_NN] == row[fp.D_NN + 2] == 0, (
+            "the dealer reads its table alone (no near or changed lines beside it)"
+        )
+        least = 0.5 if case == "table_alone" else 0.2  # short gamma: thinner windows
+        assert skipped > least * ticks, f"{case}: table windows skipped {skipped} of ~{ticks}"
     if case in ("near_expiry", "mixed_rates", "band7_short", "skew", "skew_table_near"):
         assert skipped > 0.1 * ticks, f"{case}: windows were set ({skipped} skipped)"
     if case != "band3000":
