@@ -293,11 +293,18 @@ def _check(
     if not have:
         # inside its skip window the delta is proven within the band: the check would
         # find it so (rounding is monotone: fl(delta + h) <= fl(hi + h) <= flat)
+        # (an exact dealer's whole-delta window, most of a day's skips, is tested here
+        # rather than in a call to _skips: the same test, without the call's cost)
+        win = dl[d, D_WIN]
         if (
-            dl[d, D_WIN] != 0.0
+            win != 0.0
             and dl[d, D_WLO] <= mid <= dl[d, D_WHI]
             and t <= dl[d, D_WT1]
-            and _skips(dl, d, mid, t, shares[acc], flat, surf, coefs, q)
+            and (
+                (dl[d, D_WDHI] + shares[acc] <= flat and dl[d, D_WDLO] + shares[acc] >= -flat)
+                if win == WIN_ALL and dl[d, D_TMODE] == TM_EXACT and q[Q_ELEN] == 0
+                else _skips(dl, d, mid, t, shares[acc], flat, surf, coefs, q)
+            )
         ):
             dl[d, D_POST] = 0.0
             if dl[d, D_WUSED] != 0.0:  # a WIN_PARTS window: what it skips judges it
@@ -308,7 +315,7 @@ def _check(
                                  info)  # fmt: skip
         if not ok:
             return NEED_TABLE, 0.0
-        if abs(delta + shares[acc]) <= flat and windowed(dl, d):
+        if abs(delta + shares[acc]) <= flat and (dl[d, D_TMODE] == TM_EXACT or windowed(dl, d)):
             skip_window(dl, d, mid, t, delta, gamma, shares[acc], flat, lines, surf, xlines, coefs)
         delta += shares[acc]
     if abs(delta) <= flat:
