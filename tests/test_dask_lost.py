@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from test_sweep import ROOT, TINY
@@ -75,6 +76,21 @@ LINE = re.compile(
 )
 
 
+def _run_losing(tmp_path, name: str, template: str) -> tuple[dict, Path, Path]:
+    """Run a script that sweeps the tiny scenario on a cluster it then breaks (a file:
+    dask's spawned nannies import ``__main__``): its last stdout line (JSON), and the CLI's
+    and the API's sweep directories."""
+    scenario_file = tmp_path / "tiny.yaml"
+    scenario_file.write_text(json.dumps(SCENARIO))
+    script = tmp_path / name
+    script.write_text(template.replace("SEEDS", str(SEEDS)))
+    out_cli, out_api = tmp_path / "cli", tmp_path / "api"
+    argv = [sys.executable, str(script), str(scenario_file), str(out_cli), str(out_api)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), out_cli, out_api
+
+
 def _saved(runs) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))]
 
@@ -86,15 +102,7 @@ def test_a_sweep_whose_scheduler_goes_away_says_so_in_one_line_and_loses_no_run(
     ClosedClientError, and cancelled runs recorded as failed). The rows it names are on
     disk, all successful, and the same command again (serial) reuses exactly them and
     completes the sweep."""
-    scenario_file = tmp_path / "tiny.yaml"
-    scenario_file.write_text(json.dumps(SCENARIO))
-    script = tmp_path / "lose_cluster.py"  # a file: dask's spawned nannies import __main__
-    script.write_text(_LOSE_CLUSTER.replace("SEEDS", str(SEEDS)))
-    out_cli, out_api = tmp_path / "cli", tmp_path / "api"
-    argv = [sys.executable, str(script), str(scenario_file), str(out_cli), str(out_api)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report, out_cli, out_api = _run_losing(tmp_path, "lose_cluster.py", _LOSE_CLUSTER)
 
     cli = report["cli"]
     assert cli["status"] == 2, f"exit status 2 as an unreachable --dask: {cli}"
@@ -113,7 +121,7 @@ def test_a_sweep_whose_scheduler_goes_away_says_so_in_one_line_and_loses_no_run(
     assert not (out_cli / "results.parquet").exists()  # the table of a finished sweep only
 
     again = subprocess.run(
-        [sys.executable, "-m", "mmsim.cli", "sweep", str(scenario_file), "--executor",
+        [sys.executable, "-m", "mmsim.cli", "sweep", str(tmp_path / "tiny.yaml"), "--executor",
          "serial", "-o", str(out_cli), "--no-plot"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip

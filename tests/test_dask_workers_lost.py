@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from test_dask_lost import SCENARIO, SEEDS, _saved
+from test_dask_lost import SCENARIO, SEEDS, _run_losing, _saved
 from test_sweep import ROOT
 
 pytest.importorskip("dask.distributed")
@@ -89,15 +89,7 @@ def test_a_sweep_whose_workers_all_go_gives_up_in_one_line_and_loses_no_run(tmp_
     few seconds, no traceback, and the rows it names are on disk; the Python API raises
     :class:`mmsim.ClusterLostError` with ``no_workers_for == 1``. Before, both waited
     for a worker for good (the script's 120 s timeouts failed)."""
-    scenario_file = tmp_path / "tiny.yaml"
-    scenario_file.write_text(json.dumps(SCENARIO))
-    script = tmp_path / "lose_workers.py"  # a file: dask's spawned nannies import __main__
-    script.write_text(_LOSE_WORKERS.replace("SEEDS", str(SEEDS)))
-    out_cli, out_api = tmp_path / "cli", tmp_path / "api"
-    argv = [sys.executable, str(script), str(scenario_file), str(out_cli), str(out_api)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report, out_cli, out_api = _run_losing(tmp_path, "lose_workers.py", _LOSE_WORKERS)
 
     cli = report["cli"]
     assert cli["status"] == 2, f"exit status 2, as a scheduler gone away: {cli}"
