@@ -141,11 +141,17 @@ def compare(scenario, overrides: dict, seed: int, held: str = "all") -> dict:
     out["wall_metrics_gap"] = max(
         abs(a.metrics[k] - b.metrics[k]) for k in a.metrics if k.startswith("time_beyond_")
     )
+    out["episodes"] = episode_diff(a, b)
+    return out
+
+
+def episode_diff(a, b) -> tuple[int, int, int]:
+    """Episodes of runs ``a`` and ``b`` by (kind, start, end): how many each has, and how
+    many are in one only."""
     key = ["kind", "start", "end"]
     ea = set(map(tuple, a.episodes[key].to_numpy().tolist())) if len(a.episodes) else set()
     eb = set(map(tuple, b.episodes[key].to_numpy().tolist())) if len(b.episodes) else set()
-    out["episodes"] = (len(ea), len(eb), len(ea ^ eb))
-    return out
+    return len(ea), len(eb), len(ea ^ eb)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import cases
+from benchmarks.levels_hold import episode_diff
 
 LEVELS = ["flip_true", "flip_visible", "call_wall", "put_wall", "call_wall_visible",
           "put_wall_visible", "call_wall_gex_true", "call_wall_gex_visible",
@@ -169,11 +170,17 @@ def compare(scenario, overrides: dict, seed: int) -> dict:
     out.update(flip_ratio_max=flip_ratio, flip_gap_max=flip_gap, gex_ratio_max=gex_ratio,
                gex_gap_max=gex_gap, nan_mismatch=nan_mismatch, walls_differ=walls_differ,
                gex_table=gex_table, gex_other=gex_other)  # fmt: skip
-    key = ["kind", "start", "end"]
-    ea = set(map(tuple, a.episodes[key].to_numpy().tolist())) if len(a.episodes) else set()
-    eb = set(map(tuple, b.episodes[key].to_numpy().tolist())) if len(b.episodes) else set()
-    out["episodes"] = (len(ea), len(eb), len(ea ^ eb))
+    out["episodes"] = episode_diff(a, b)
     return out
+
+
+_SUMMARY = {
+    all: [(k, k) for k in ("same_trades", "same_state", "same_samples")],
+    sum: [("levels_samples", "samples")]
+    + [(k, k) for k in ("nan_mismatch", "walls_differ", "gex_table", "gex_other")],
+    max: [(k, k) for k in ("flip_ratio_max", "flip_gap_max", "gex_ratio_max", "gex_gap_max")],
+}
+"""How a case's summary folds its seeds' rows: (summary key, row key) per fold."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,24 +196,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.process_time()
         rows = [compare(*make(seed), seed) for seed in range(1, args.seeds + 1)]
-        summary = {
-            "seeds": len(rows),
-            "same_trades": all(r["same_trades"] for r in rows),
-            "same_state": all(r["same_state"] for r in rows),
-            "same_samples": all(r["same_samples"] for r in rows),
-            "levels_samples": sum(r["samples"] for r in rows),
-            "flip_ratio_max": max(r["flip_ratio_max"] for r in rows),
-            "flip_gap_max": max(r["flip_gap_max"] for r in rows),
-            "gex_ratio_max": max(r["gex_ratio_max"] for r in rows),
-            "gex_gap_max": max(r["gex_gap_max"] for r in rows),
-            "nan_mismatch": sum(r["nan_mismatch"] for r in rows),
-            "walls_differ": sum(r["walls_differ"] for r in rows),
-            "gex_table": sum(r["gex_table"] for r in rows),
-            "gex_other": sum(r["gex_other"] for r in rows),
+        summary = {"seeds": len(rows)}
+        for fold, keys in _SUMMARY.items():
+            summary.update({out: fold(r[key] for r in rows) for out, key in keys})
+        summary.update({
             "episodes_table_off_differing": [sum(r["episodes"][k] for r in rows) for k in range(3)],
             "realized_vol_mean": float(np.nanmean([r["vol"] for r in rows])),
             "cpu": time.process_time() - t0,
-        }
+        })  # fmt: skip
         report[name] = {"summary": summary, "rows": rows}
         print(name, json.dumps(summary), flush=True)
     if args.json is not None:
