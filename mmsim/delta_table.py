@@ -173,17 +173,18 @@ _B_ROWS = 20
 
 
 @njit(cache=True)
-def _next_block(lines, n, i, t, year_seconds, r, q, w, idx):
-    """The next :data:`NODE_BLOCK` live lines (expiring after ``t``, units non-zero) from
-    line ``i`` on, in line order, into the rows of ``w``: strike, log strike, ``T``
-    (years), ``sqrt T``, ``1 / (2 T)``, ``1 / (2 sqrt T)``, the dividend and rate
-    discounts, the drift ``(r - q) T``, the vol offset, the units, the visible weight and
-    the sign ``s`` (+1 call, -1 put: ``erfc(-s d / sqrt 2) / 2 = N(s d)``); their line
-    numbers into ``idx``. Returns ``(next i, lines in the block)``."""
+def _next_block(lines, n, i, t, after, year_seconds, r, q, w, idx):
+    """The next :data:`NODE_BLOCK` live lines (expiring after ``after``, a clock at or
+    after ``t``, s; units non-zero) from line ``i`` on, in line order, into the rows of
+    ``w``: strike, log strike, ``T`` (years), ``sqrt T``, ``1 / (2 T)``,
+    ``1 / (2 sqrt T)``, the dividend and rate discounts, the drift ``(r - q) T``, the
+    vol offset, the units, the visible weight and the sign ``s`` (+1 call, -1 put:
+    ``erfc(-s d / sqrt 2) / 2 = N(s d)``); their line numbers into ``idx``. Returns
+    ``(next i, lines in the block)``."""
     b = 0
     while i < n and b < w.shape[1]:
         units = lines[ROW_UNITS, i]
-        if lines[ROW_EXPIRY, i] > t and units != 0.0:
+        if lines[ROW_EXPIRY, i] > after and units != 0.0:
             K = lines[ROW_STRIKE, i]
             T = (lines[ROW_EXPIRY, i] - t) / year_seconds
             root_t = math.sqrt(T)
@@ -227,7 +228,7 @@ def line_values(lines, n, S, t, year_seconds, level, skew, floor, r, q):
     log_s = math.log(S)
     i = np.int64(0)  # typed, not a literal: one compiled _next_block
     while i < n:
-        i, b = _next_block(lines, n, i, t, year_seconds, r, q, w, idx)
+        i, b = _next_block(lines, n, i, t, t, year_seconds, r, q, w, idx)
         _block_d(log_s, b, level, skew, floor, w, ea)
         erfc_array(ea, en, sy, se, stmp, 2 * b)
         for c in range(b):
@@ -239,12 +240,21 @@ def line_values(lines, n, S, t, year_seconds, level, skew, floor, r, q):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def node_greeks(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out):
+    """:func:`node_greeks_after` of every line live at ``t``."""
+    node_greeks_after(spots, t, t, year_seconds, lines, n, level, skew, floor, r, q, out)
+
+
+@njit(cache=True, error_model="numpy")
+def node_greeks_after(spots, t, after, year_seconds, lines, n, level, skew, floor, r, q, out):
     """All the series sampler needs of the lines (one holder) at each spot ``spots[j]``
     ($): ``out[0..6, j]`` = share delta, share gamma (per $1), charm (shares per year),
     vanna (shares per 1.00 of vol), value ($), theta ($ per year of passage of time) and
-    the visible-view gamma (``ROW_VIS_W``-weighted), each spot's sums in line order.
+    the visible-view gamma (``ROW_VIS_W``-weighted), each spot's sums in line order,
+    over the lines expiring after ``after`` (s, at or after ``t``: the lines live at
+    ``t`` less the shorter-dated ones a caller sums apart; the same sums as over a copy
+    of those lines, without the copy).
 
     :func:`~mmsim.greeks.bsm_scalar`'s formulas, vectorized: the live lines taken
     :data:`NODE_BLOCK` at a time (:func:`_next_block`: what every spot shares once per
@@ -267,7 +277,7 @@ def node_greeks(spots, t, year_seconds, lines, n, level, skew, floor, r, q, out)
     terms = np.empty((6, NODE_BLOCK))
     i = np.int64(0)  # typed, not a literal: one compiled _next_block
     while i < n:
-        i, b = _next_block(lines, n, i, t, year_seconds, r, q, w, idx)
+        i, b = _next_block(lines, n, i, t, after, year_seconds, r, q, w, idx)
         for j in range(m):
             S = spots[j]
             inv_s = 1.0 / S
@@ -805,8 +815,10 @@ def build_table(
         near_mask = expiry <= cut
         if H == longest and np.count_nonzero(near_mask) > short_near:
             continue  # the whole-session fits: only if they leave no more near lines
-        far = take_lines(lines, ~near_mask)
-        near = take_lines(lines, near_mask)
+        if lines.shape[1] == n and not near_mask.any():
+            far, near = lines, np.zeros((N_ROWS, 0))  # no copy of a whole book
+        else:
+            far, near = take_lines(lines, ~near_mask), take_lines(lines, near_mask)
         m = far.shape[1]
         x = _nodes(nodes)
         xm = _midpoints(nodes)  # half-way between the nodes
@@ -901,12 +913,13 @@ def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H
     cuts, counts = shortest_expiries(expiry, SPLIT_MAX_GROUPS + 1)
     take = int(np.searchsorted(np.cumsum(counts), SPLIT_MAX_SHARE * m, side="right"))
     cuts = cuts[: min(take, SPLIT_MAX_GROUPS)] if cuts.size > 1 else cuts[:0]
-    rest = expiry > (cuts[-1] if cuts.size else -math.inf)
+    cut = float(cuts[-1]) if cuts.size else -math.inf  # the rest expire after it
     shapes = ((7, nodes), (7, nodes), (7, nodes - 1))
     when = ((spots, t), (spots, t + H), (mids, t + 0.5 * H))
     groups = []
+    short = np.flatnonzero(expiry <= cut)  # the groups' lines: one pass over the book
     for e in cuts:
-        group = take_lines(far, expiry == e)
+        group = take_lines(far, short[expiry[short] == e])
         vals = [None if (i == 0 and rolled) else np.zeros(shape) for i, shape in enumerate(shapes)]
         for v, (at, clock) in zip(vals, when, strict=True):
             if v is not None:  # (a rolled table's at t: only if a split needs them)
@@ -918,11 +931,10 @@ def _far_nodes(far: np.ndarray, spots: np.ndarray, mids: np.ndarray, t: float, H
         if err[0] > HOPELESS * TOL_DELTA:
             return None
     v0, v1, exact = (np.zeros(shape) for shape in shapes)
-    lines = take_lines(far, rest) if cuts.size else far
     for i, (out, (at, clock)) in enumerate(zip((v0, v1, exact), when, strict=True)):
         if i == 0 and rolled:
-            continue
-        node_greeks(at, clock, year_seconds, lines, lines.shape[1], *surf, out)
+            continue  # the rest: far's lines expiring after the groups' (no copy of them)
+        node_greeks_after(at, clock, max(clock, cut), year_seconds, far, m, *surf, out)
         for g in groups:
             out += g[1 + i]
     return v0, v1, exact, groups

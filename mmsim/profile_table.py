@@ -291,31 +291,43 @@ def gamma_pair_fit_many(spots, seg, times, year_seconds, lines, n, level, skew, 
 
 
 @njit(cache=True)
-def _sign(sign, vals, ests, j, grid, tv, eps, extra, n_extra, tmp, t, year_seconds, lines, n,
-          level, skew, floor, r, q):  # fmt: skip
-    """Fill ``sign[:, j]`` (both views: +1, -1, 0 for an exact zero) once: from the table
-    (``tv``: its series at every grid point at this time fraction, :func:`_add_table`,
-    plus the ``extra`` lines' exact sums; ``tmp``: (2, 1) scratch) where it is farther than
-    ``eps`` from 0, that estimate (shares per $1) then kept in ``ests[:, j]``, else from
-    the exact profile (``vals``)."""
-    if sign[0, j] != 2 and sign[1, j] != 2:
+def _sign(sign, vals, ests, j, v, grid, tv, eps, extra, n_extra, seen, tmp, t, year_seconds,
+          lines, n, level, skew, floor, r, q):  # fmt: skip
+    """Fill ``sign[v, j]`` (+1, -1, 0 for an exact zero), the sign view ``v``'s walk needs
+    at grid point ``j``. On the point's first visit (``seen``) both views' table
+    estimates (``tv``: the table's series at every grid point at this time fraction,
+    :func:`_add_table`; the ``extra`` lines' exact sums added into it here; ``tmp``: (2, 1)
+    scratch) give each view's sign where they are farther than ``eps`` from 0, the
+    estimate (shares per $1) then kept in ``ests``. Where view ``v``'s is not, the exact
+    profile (``vals``) gives its sign, and the other view's too if that is still in
+    doubt (the one pricing gives both). A point in doubt only in the view not walking is
+    left unpriced: its own walk may never reach it (the visible view's near-zero point
+    beyond its nearest crossing, say, while the true view walks the whole grid)."""
+    if not seen[j]:
+        seen[j] = True
+        if n_extra:
+            tmp[:, 0] = 0.0
+            gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r,
+                       q, tmp)  # fmt: skip
+            tv[0, j] += tmp[0, 0]
+            tv[1, j] += tmp[1, 0]
+        for w in range(2):
+            if sign[w, j] != 2:
+                continue
+            est = tv[w, j]
+            if est > eps[w]:
+                sign[w, j] = 1
+                ests[w, j] = est
+            elif est < -eps[w]:
+                sign[w, j] = -1
+                ests[w, j] = est
+    if sign[v, j] != 2:
         return
-    tmp[:, 0] = 0.0
-    if n_extra:
-        gamma_pair(grid[j : j + 1], t, year_seconds, extra, n_extra, level, skew, floor, r, q, tmp)
-    for v in range(2):
-        if sign[v, j] != 2:
-            continue
-        est = tv[v, j] + tmp[v, 0]
-        if est > eps[v]:
-            sign[v, j] = 1
-            ests[v, j] = est
-        elif est < -eps[v]:
-            sign[v, j] = -1
-            ests[v, j] = est
-        else:
-            p = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)[v]
-            sign[v, j] = 1 if p > 0.0 else (-1 if p < 0.0 else 0)
+    pair = _profile_at(vals, grid, j, t, year_seconds, lines, n, level, skew, floor, r, q)
+    for w in range(2):
+        if sign[w, j] == 2:
+            p = pair[w]
+            sign[w, j] = 1 if p > 0.0 else (-1 if p < 0.0 else 0)
 
 
 @njit(cache=True)
@@ -372,8 +384,23 @@ def table_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year
 @njit(cache=True)
 def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
                lines, n, level, skew, floor, r, q, tol=0.0):  # fmt: skip
-    """``(found_true, x_true, found_visible, x_visible, bad, priced)``: the crossings of
-    :func:`mmsim.book_kernels.nearest_flips` on ``grid`` (``grid[i0]`` the point at
+    """:func:`_walk_flips_once` with ``tol``, and once more with ``tol = 0`` when two
+    crossings were as near within their errors (the exact values decide). A loop, not a
+    recursive call: numba's on-disk cache cannot load a self-recursive function (it
+    crashes the process, numba issue #6061), and this one recursed exactly then."""
+    a = (grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds, lines, n,
+         level, skew, floor, r, q)  # fmt: skip
+    got = _walk_flips_once(*a, tol)
+    if got[6]:
+        got = _walk_flips_once(*a, 0.0)
+    return got[0], got[1], got[2], got[3], got[4], got[5]
+
+
+@njit(cache=True)
+def _walk_flips_once(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_seconds,
+                     lines, n, level, skew, floor, r, q, tol):  # fmt: skip
+    """``(found_true, x_true, found_visible, x_visible, bad, priced, ambiguous)``: the
+    crossings of :func:`mmsim.book_kernels.nearest_flips` on ``grid`` (``grid[i0]`` the point at
     ``S``), by its walk out from ``S``, with the profile's signs from the table where
     they are certain (``|table| > eps``) and the exact profile elsewhere and at the two
     points of each crossing. ``coef`` rows: true and visible at ``t0``, ``t0 + H / 2``
@@ -399,8 +426,9 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
     values' interpolation (no whole-book pricing there); else, and with ``tol = 0``, from
     the exact values (bit for bit :func:`~mmsim.book_kernels.nearest_flips`). A walk then goes on
     while a crossing could be nearer than the best one within its error, and when two
-    crossings are as near within their errors the walk is done again with ``tol = 0``:
-    the crossing is always the exact one's, its position within ``tol`` of a step."""
+    crossings are as near within their errors ``ambiguous`` is set (:func:`walk_flips`
+    then walks again with ``tol = 0``): the crossing is always the exact one's, its
+    position within ``tol`` of a step."""
     m = grid.size
     vals = np.full((2, m), np.nan)
     ests = np.full((2, m), np.nan)  # the table's values where it gave the sign
@@ -416,7 +444,8 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
                 if x > eps[v] or x < -eps[v]:
                     sign[v, j] = 1 if x > 0.0 else -1
                     ests[v, j] = x
-    b = (grid, tv, eps, extra, n_extra, tmp, *a)
+    seen = np.zeros(m, np.bool_)  # points whose table estimates _sign has read
+    b = (grid, tv, eps, extra, n_extra, seen, tmp, *a)
     found = np.zeros(2, np.bool_)
     xs = np.zeros(2)
     bad = False
@@ -430,12 +459,12 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
         for w in range(2):
             d = 1 if w == 0 else -1
             start = i0
-            if sign[0, start] == 2 or sign[1, start] == 2:
-                _sign(sign, vals, ests, start, *b)
+            if sign[v, start] == 2:
+                _sign(sign, vals, ests, start, v, *b)
             while (start > 0 if d == 1 else start < m - 1) and sign[v, start] == 0:
                 start -= d
-                if sign[0, start] == 2 or sign[1, start] == 2:
-                    _sign(sign, vals, ests, start, *b)
+                if sign[v, start] == 2:
+                    _sign(sign, vals, ests, start, v, *b)
             last[w], nxt[w] = start, start + d
         while True:
             go = -1  # the walk to step: the nearer next point of those that go on
@@ -449,8 +478,8 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
                 break
             d = 1 if go == 0 else -1
             j = nxt[go]
-            if sign[0, j] == 2 or sign[1, j] == 2:
-                _sign(sign, vals, ests, j, *b)
+            if sign[v, j] == 2:
+                _sign(sign, vals, ests, j, v, *b)
             if sign[v, j] != 0:
                 k = last[go]
                 if sign[v, k] != 0 and sign[v, j] != sign[v, k]:
@@ -476,13 +505,10 @@ def walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra, year_
             nxt[go] = j + d
         found[v] = best < np.inf
         xs[v] = best_x
-    if ambiguous:  # two crossings as near within their errors: the exact values decide
-        return walk_flips(grid, i0, S, t, u, center, half, coef, eps, extra, n_extra,
-                          year_seconds, lines, n, level, skew, floor, r, q, 0.0)  # fmt: skip
     priced = 0
     for j in range(m):
         priced += vals[0, j] == vals[0, j]
-    return found[0], xs[0], found[1], xs[1], bad, priced
+    return found[0], xs[0], found[1], xs[1], bad, priced, ambiguous
 
 
 @njit(cache=True)
@@ -745,8 +771,10 @@ def build_profile(
     for nodes, H in ATTEMPTS:
         cut = t + max(NEAR_FACTOR * H, NEAR_MIN_SECONDS)
         near_mask = expiry <= cut
-        far = take_lines(lines, ~near_mask)
-        near = take_lines(lines, near_mask)
+        if lines.shape[1] == n and not near_mask.any():
+            far, near = lines, np.zeros((N_ROWS, 0))  # no copy of a whole book
+        else:
+            far, near = take_lines(lines, ~near_mask), take_lines(lines, near_mask)
         slices, coef, err, gross = _fit_grouped(far, nodes, H, t, center, half, year_seconds,
                                                 surface)  # fmt: skip
         scale = np.abs(slices).max(axis=(0, 2))

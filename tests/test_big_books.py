@@ -494,3 +494,60 @@ def test_a_profile_table_tabulates_lines_two_and_a_half_sessions_out_within_eps(
                               for x in grid]).T  # fmt: skip
             err = np.abs(est - exact).max(axis=1)
             assert np.all(err <= tab.eps), f"t {t:.0f} s, S {S}: error {err} > eps {tab.eps}"
+
+
+def _walk_reach(grid: np.ndarray, S: float, found: bool, x: float) -> np.ndarray:
+    """The grid points a view's walk out from ``S`` must know the sign of: those no
+    farther from ``S`` than its nearest crossing ``x`` (plus a grid step: the point past
+    it), or the whole grid when it has none."""
+    if not found:
+        return np.ones(grid.size, bool)
+    return np.abs(grid - S) <= abs(x - S) + (grid[1] - grid[0]) + 1e-9
+
+
+def test_table_flips_leave_a_point_unpriced_that_only_the_other_view_doubts():
+    """A view's walk prices a grid point only where *its own* table sign is in doubt
+    (or at its crossing): a point the table leaves in doubt only in the other view, which
+    that view's walk never reaches, goes unpriced (~0.3 ms a full-book sum on 10k lines;
+    on the synthetic 10,000-line book of ``benchmarks.books`` the true view, with no
+    crossing, walks the whole grid while the visible view's near-zero point at ~$119 lies
+    beyond its crossing at ~$86: 3 full-book sums a day, now none). On the six 2,000-line
+    books of the test above at 12 spots and clocks each, and their tables at ``eps``
+    grown 30x (more points in doubt), the flips equal ``nearest_flips`` bit for bit and
+    the points priced are at most each view's points in doubt within its own walk's
+    reach (:func:`_walk_reach`) plus the two points around each crossing; with the sign
+    of every point in doubt taken in both views at once (the walk before), that bound
+    fails in several cases."""
+    from mmsim.profile_table import _add_table, build_profile, walk_flips
+
+    tight = 0
+    for seed in range(3, 9):
+        rng = np.random.default_rng(seed)
+        n = 2_000
+        book = OptionBook(1, delta_table="off")
+        qty = np.where(np.arange(n) % 3 == 0, -1.0, 1.0)
+        book.add_many(np.round(rng.uniform(80, 120, n), 2), rng.uniform(5, 252, n) * DAY,
+                      rng.random(n) < 0.5, qty, np.zeros(n, np.int64))  # fmt: skip
+        surface = book._surface(VolSurface(0.2, -0.1))
+        lines, m = book._live_lines(0.0)
+        tab = build_profile(lines, m, 100.0, 0.0, book.year_seconds, surface)
+        assert tab is not None, f"seed {seed}: no profile table on a 2,000-line book"
+        eps = 30.0 * tab.eps  # a looser (still valid) bound: more points in doubt
+        for k in range(12):
+            S, t = 100.0 + 2.0 * np.sin(k), 1_950.0 * k
+            grid = S * _FLIP_GRID
+            got = walk_flips(grid, _FLIP_MID, S, t, t / tab.H, tab.center, tab.half, tab.coef,
+                             eps, tab.near, 0, book.year_seconds, lines, m,
+                             *surface)  # fmt: skip
+            want = nearest_flips(grid, _FLIP_MID, S, t, book.year_seconds, lines, m, *surface)
+            case = f"seed {seed}, S={S:.2f}, t={t:.0f}"
+            assert got[:4] == tuple(want) and not got[4], f"{case}: {got[:5]} != {want}"
+            est = np.zeros((2, grid.size))
+            _add_table(tab.coef, t / tab.H, (grid - tab.center) / tab.half, est)
+            doubt = np.abs(est) <= eps[:, None]
+            own = doubt[0] & _walk_reach(grid, S, want[0], want[1])
+            own |= doubt[1] & _walk_reach(grid, S, want[2], want[3])
+            bound = int(np.count_nonzero(own)) + 2 * (want[0] + want[2])
+            assert got[5] <= bound, f"{case}: priced {got[5]} points, bound {bound}"
+            tight += int(np.count_nonzero(doubt.any(axis=0))) + 2 * (want[0] + want[2]) > bound
+    assert tight >= 6, f"only {tight} of 72 cases have a point in doubt beyond its view's walk"
