@@ -37,7 +37,9 @@ def assemble_result(sim: Simulation, end: float | None = None, *, tables: bool =
     orders = market_orders(sim.trade_log, names, sim._kinds)
     options = sim.option_log.to_frame()
     S, t = sim.market.mid, sim.env.now
-    values = sim.book.value(S, t, sim.vol)
+    # a tabulated holder's value from its delta table, within its value tolerance as the
+    # sampled <dealer>.pnl (OptionBook.close_values); exact with engine.delta_table: off
+    values = sim.book.close_values(S, t, sim.vol)
     stats = {}
     rec = sim.recorder  # the last sample's row, read from the recorder's buffer
     last = rec.data[rec.filled - 1] if rec.filled else None

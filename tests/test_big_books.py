@@ -20,7 +20,15 @@ from test_chain_tables import _gross
 import mmsim
 from mmsim.book import _FLIP_GRID, _FLIP_MID, OptionBook
 from mmsim.book_kernels import nearest_flips
-from mmsim.delta_table import TOL_DELTA, TOL_REL, TOL_VALUE, TOL_VOL, build_table, value_tol
+from mmsim.delta_table import (
+    HALF_WIDTH,
+    TOL_DELTA,
+    TOL_REL,
+    TOL_VALUE,
+    TOL_VOL,
+    build_table,
+    value_tol,
+)
 from mmsim.engine import Simulation
 from mmsim.vol import VolSurface
 
@@ -551,3 +559,37 @@ def test_table_flips_leave_a_point_unpriced_that_only_the_other_view_doubts():
             assert got[5] <= bound, f"{case}: priced {got[5]} points, bound {bound}"
             tight += int(np.count_nonzero(doubt.any(axis=0))) + 2 * (want[0] + want[2]) > bound
     assert tight >= 6, f"only {tight} of 72 cases have a point in doubt beyond its view's walk"
+
+
+def test_close_values_read_an_up_to_date_table_within_its_value_tolerance():
+    """``OptionBook.close_values`` (the result's ``pnl_after_close``) on a 2,000-line,
+    3-holder book (``_random_book``) over 40 points of a day (spot +-4 $): a holder whose
+    table is up to date and samples there is valued from it, within its ``tol_value``
+    (1 cent on this book) of :meth:`value`'s exact pricing and not its bits (the table
+    answered, no line priced); a holder without such a table is priced exactly, bit for
+    bit, and so is every holder of the same book with ``delta_table:
+    off`` and every holder at a spot off its table's grid (no table is built there)."""
+    tab, cols, kw = _random_book(5, 2_000, 3, "on")
+    exact = OptionBook(3, delta_table="off")
+    exact.add_many(*cols, **kw)
+    vol = VolSurface(0.2, -0.2, 0.02)
+    scratch = np.zeros((5, 3))
+    from_table = 0
+    for k in range(40):
+        S, t = 100.0 + 4.0 * np.sin(k / 7.0), 500.0 * k
+        tab.series_greeks(S, t, vol, scratch)  # what builds and refreshes the tables
+        got, want = tab.close_values(S, t, vol), tab.value(S, t, vol)
+        for h in range(3):
+            table = tab._tables[h]
+            if table is not None and table.samples(S, t, *vol.params()):
+                tol = table.sample_table().tol_value
+                assert abs(got[h] - want[h]) <= tol, f"k={k}, holder {h}: {got[h] - want[h]:.3g} $"
+                from_table += got[h] != want[h]
+            else:
+                assert got[h] == want[h], f"k={k}, holder {h}: exact holder not bit for bit"
+        off = exact.close_values(S, t, vol)
+        assert np.array_equal(off, exact.value(S, t, vol)), f"k={k}: delta_table off"
+    assert from_table >= 60, f"only {from_table} of 120 holder values read from a table"
+    S, t = 100.0 * (1.0 + 2.0 * HALF_WIDTH), 20_000.0  # off every table's spot grid
+    got, want = tab.close_values(S, t, vol), tab.value(S, t, vol)
+    assert np.array_equal(got, want), "holders whose tables cannot answer: exact, bit for bit"
