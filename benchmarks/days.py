@@ -31,6 +31,15 @@ A last line (:func:`attribution`) fits the kernel's CPU per calm day on its rehe
 days' CPU measured, at day 1's rehedges, and also without the days near an expiry.
 ``--steady`` moves every expiry past the run (:data:`STEADY`), a control without the
 days that near one. ``--mmsim DIR`` measures the ``mmsim`` package in DIR with this code.
+
+``--versus-one-day`` also measures the 1-day run (``--repeat`` times, least total) and
+prints :func:`excess`: by how much the run's days cost more than as many copies of the
+1-day run's day, part by part and by kind of day. That is what :mod:`benchmarks.books`'
+log-log exponent measures (``t(20 d) / t(1 d)`` sets it: 1.05 needs 23.2; the result's
+assembly after the last step, in no day here, is linear in days: at 20 days about 20
+times the 1-day run's), with the work each part did (rehedges, trade-log rows, folds,
+builds: the scenario's work grows, the engine's cost per unit of it need not) and the
+engine's cost per unit of it.
 """
 
 from __future__ import annotations
@@ -251,6 +260,75 @@ def attribution(rows: list[dict], lengths: tuple[int, ...] = (1, 5, 20)) -> dict
     return {"kernel": (1e3 * icpt, 1e6 * slope, r2), "exponents": exps, "lengths": lengths}
 
 
+TOP_PARTS = ("kernel", "sampler", "customers", "builds")
+"""The parts that do not nest in one another (:data:`_PARTS`); ``other`` is the day's
+total less them (the fast path's Python glue, simpy, the recorder)."""
+
+
+def excess(one: dict, rows: list[dict]) -> dict:
+    """How the days of a run (:func:`per_day` rows) cost more than as many copies of the
+    1-day run's day ``one`` (its row), in seconds: ``parts[label][group]`` sums
+    ``row[label] - one[label]`` over the days of each group (``all``; ``near``: days
+    near an expiry, after day 1 those with exact holder-samples or near lines, as
+    :func:`attribution`'s calm days are not; ``tables``: the other days after day 1
+    with over 1.5 times the 1-day run's builds (short tables: an expiry a few days
+    off); ``calm``: the rest after day 1; ``day 1``), ``other`` being the total
+    less :data:`TOP_PARTS`. ``days[group]`` lists each group's days; ``work`` the run's
+    and ``days x`` the 1-day run's counts (rehedges, trade-log rows, folds, builds);
+    ``unit`` the engine's cost per unit over the run: CPU per fold (s), per build (s)."""
+    labels = [k for k in one if isinstance(one[k], float) and k not in
+              ("xs", "near", "nb", "nf", "reh", "trades", "changes")]  # fmt: skip
+    groups: dict[str, list[int]] = {"day 1": [1] if rows else [], "near": [], "tables": [],
+                                    "calm": []}  # fmt: skip
+    for r in rows[1:]:
+        if not (r["xs"] == 0 and r["near"] == 0.0):
+            groups["near"].append(r["day"])
+        elif r["nb"] > 1.5 * one["nb"]:
+            groups["tables"].append(r["day"])
+        else:
+            groups["calm"].append(r["day"])
+    groups = {"all": [r["day"] for r in rows], **groups}
+
+    def value(row: dict, label: str) -> float:
+        if label == "other":
+            return row["total"] - sum(row[k] for k in TOP_PARTS)
+        return row[label]
+
+    by_day = {r["day"]: r for r in rows}
+    parts = {
+        label: {g: sum(value(by_day[d], label) - value(one, label) for d in ds)
+                for g, ds in groups.items()}
+        for label in [*labels, "other"]
+    }  # fmt: skip
+    work = {k: sum(r[k] for r in rows) for k in ("reh", "trades", "nf", "nb")}
+    base = {k: len(rows) * one[k] for k in work}
+    unit = {
+        "fold": sum(r["folds"] for r in rows) / work["nf"] if work["nf"] else math.nan,
+        "build": sum(r["builds"] for r in rows) / work["nb"] if work["nb"] else math.nan,
+    }
+    return {"parts": parts, "days": groups, "work": work, "days x": base, "unit": unit}
+
+
+def print_excess(one: dict, rows: list[dict]) -> dict:
+    """:func:`excess`, printed (ms); returns it."""
+    ex = excess(one, rows)
+    n = len(rows)
+    groups = [g for g, ds in ex["days"].items() if ds]
+    print(f"over {n} x the 1-day run's day ({1e3 * one['total']:.0f} ms), by part and by "
+          "kind of day (ms; days: " + "; ".join(
+              f"{g} {','.join(map(str, ex['days'][g]))}" for g in groups if g != "all")
+          + ")")  # fmt: skip
+    print(f"{'part':>13} " + " ".join(f"{g:>8}" for g in groups))
+    for label, by in ex["parts"].items():
+        print(f"{label[:13]:>13} " + " ".join(f"{1e3 * by[g]:+8.0f}" for g in groups))
+    w, b, u = ex["work"], ex["days x"], ex["unit"]
+    print("work, run vs that many 1-day runs: "
+          + ", ".join(f"{k} {w[k]:,.0f} vs {b[k]:,.0f}" for k in w)
+          + f"; engine per unit: {1e6 * u['fold']:.1f} us per fold, "
+          f"{1e3 * u['build']:.2f} ms per build")  # fmt: skip
+    return ex
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.days", description=__doc__)
     parser.add_argument("--mmsim", type=Path, help="measure the mmsim package in this directory")
@@ -261,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--steady", action="store_true",
                         help="every expiry 40 sessions or more away: no day nears one")  # fmt: skip
+    parser.add_argument("--versus-one-day", action="store_true",
+                        help="also run 1 day: the excess over that many 1-day days")  # fmt: skip
     args = parser.parse_args(argv)
     if args.mmsim is not None:
         sys.path.insert(0, str(args.mmsim.resolve()))
@@ -299,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
               f"exponent of the first {', '.join(map(str, att['lengths']))} days' CPU: "
               f"{e['measured']:.3f} measured, {e['rehedges']:.3f} at day 1's rehedges, "
               f"{e['expiries']:.3f} also without the days near an expiry")  # fmt: skip
+    if args.versus_one_day:
+        one = per_day(1.0, args.repeat, args.seed, over)
+        report["one_day"] = one
+        report["excess"] = print_excess(one["days"][0], full)
     cases.save_report(args.json, report)
     return 0
 

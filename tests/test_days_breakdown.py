@@ -95,3 +95,43 @@ def test_attribution_finds_the_cost_per_rehedge_and_the_growth_each_part_adds():
     assert e["measured"] > e["rehedges"] > 1.0 + 1e-3, e
     assert abs(e["expiries"] - 1.0) < 1e-9, e
     assert days.attribution(_rows(3, near=set())) is None, "too short to fit 1, 5, 20 days"
+
+
+def test_excess_splits_the_growth_over_the_one_day_run_by_part_and_kind_of_day():
+    """``excess`` of synthetic days against a 1-day run's day: each part's excess is the
+    sum over the run's days of its CPU less the 1-day day's, split into kinds of day that
+    partition the days (near an expiry: exact holder-samples or near lines; short tables:
+    over 1.5x the 1-day builds; calm: the rest), ``other`` the total less the top parts;
+    work counts summed; per-unit costs the parts' CPU over their counts."""
+    one = {"day": 1, "total": 0.100, "kernel": 0.020, "sampler": 0.040, "customers": 0.010,
+           "folds": 0.005, "builds": 0.004, "xs": 10.0, "near": 0.0, "nb": 10.0, "nf": 100.0,
+           "reh": 100.0, "trades": 1_000.0, "changes": 0.0}  # fmt: skip
+    rows = []
+    for d in range(1, 11):
+        near, short = d in (4, 5), d in (8, 9)
+        rows.append({**one, "day": d, "xs": 10.0 if d == 1 else 0.0,
+                     "near": 20.0 if near else 0.0, "nb": 30.0 if short else 10.0,
+                     "nf": 300.0, "folds": 0.009, "customers": 0.015,
+                     "sampler": 0.040 + (0.030 if near else 0.0),
+                     "total": 0.106 + (0.030 if near else 0.0) + (0.001 if short else 0.0),
+                     })  # fmt: skip
+    ex = days.excess(one, rows)
+    g = ex["days"]
+    assert g["near"] == [4, 5] and g["tables"] == [8, 9] and g["calm"] == [2, 3, 6, 7, 10]
+    assert (
+        sorted(g["day 1"] + g["near"] + g["tables"] + g["calm"]) == g["all"] == list(range(1, 11))
+    )
+    p = ex["parts"]
+    assert abs(p["total"]["all"] - (10 * 0.006 + 2 * 0.030 + 2 * 0.001)) < 1e-12, p["total"]
+    assert abs(p["sampler"]["near"] - 2 * 0.030) < 1e-12 and abs(p["sampler"]["calm"]) < 1e-12
+    assert abs(p["folds"]["all"] - 10 * 0.004) < 1e-12, p["folds"]
+    # other = total - kernel - sampler - customers - builds: 0.001 a day more, +0.001 short
+    assert abs(p["other"]["all"] - (10 * 0.001 + 2 * 0.001)) < 1e-12, p["other"]
+    for label, by in p.items():
+        split = sum(by[k] for k in ("day 1", "near", "tables", "calm"))
+        assert abs(split - by["all"]) < 1e-12, (label, by)
+    assert ex["work"]["nf"] == 3_000 and ex["days x"]["nf"] == 1_000
+    assert (
+        abs(ex["unit"]["fold"] - 0.009 / 300) < 1e-15
+        and abs(ex["unit"]["build"] - 10 * 0.004 / (8 * 10 + 2 * 30)) < 1e-15
+    )
