@@ -339,16 +339,20 @@ def _clenshaw(coef, row, x):
 
 
 @njit(cache=True)
+def hermite_weights(u):
+    """``(h00, h10, h01, h11)``: the cubic Hermite basis at time fraction ``u`` in [0, 1]
+    (values at 0 and 1 weighted by ``h00``, ``h01``; slopes by ``h10``, ``h11``)."""
+    u2 = u * u
+    u3 = u2 * u
+    return 2.0 * u3 - 3.0 * u2 + 1.0, u3 - 2.0 * u2 + u, -2.0 * u3 + 3.0 * u2, u3 - u2
+
+
+@njit(cache=True)
 def _hermite(coef, v0, v1, s0, s1, x, u, span):
     """Cubic Hermite in time at time fraction ``u`` in [0, 1] of the series at grid
     coordinate ``x``: values from rows ``v0`` (at ``t0``) and ``v1`` (at ``t0 + H``),
     slopes per year from rows ``s0`` and ``s1``; ``span`` is ``H`` in years."""
-    u2 = u * u
-    u3 = u2 * u
-    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
-    h10 = u3 - 2.0 * u2 + u
-    h01 = -2.0 * u3 + 3.0 * u2
-    h11 = u3 - u2
+    h00, h10, h01, h11 = hermite_weights(u)
     out = h00 * _cheb(coef[v0], x) + h01 * _cheb(coef[v1], x)
     out += span * (h10 * _cheb(coef[s0], x) + h11 * _cheb(coef[s1], x))
     return out
@@ -418,12 +422,7 @@ def table_eval(coef, x, u, span):
     gamma linear in time, bit for bit, each row's Chebyshev sum run side by side
     (:func:`_clenshaw6`): what every check of a tabulated dealer reads."""
     c0, c1, c2, c3, c4, c5 = _clenshaw6(coef, x)
-    u2 = u * u
-    u3 = u2 * u
-    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
-    h10 = u3 - 2.0 * u2 + u
-    h01 = -2.0 * u3 + 3.0 * u2
-    h11 = u3 - u2
+    h00, h10, h01, h11 = hermite_weights(u)
     d = h00 * c0 + h01 * c3
     d += span * (h10 * c2 + h11 * c5)
     g = (1.0 - u) * c1 + u * c4
@@ -442,12 +441,7 @@ def table_sample(coef, scoef, x, u, span):
     # an 'A'-layout view, as kernel_checks._eval's column slice: one compiled _clenshaw6
     c0, c1, c2, c3, c4, c5 = _clenshaw6(coef[:, 0 : coef.shape[1]], x)
     s0, s1, s2, s3, s4, s5, s6, s7 = _clenshaw8(scoef, x)
-    u2 = u * u
-    u3 = u2 * u
-    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
-    h10 = u3 - 2.0 * u2 + u
-    h01 = -2.0 * u3 + 3.0 * u2
-    h11 = u3 - u2
+    h00, h10, h01, h11 = hermite_weights(u)
     d = h00 * c0 + h01 * c3
     d += span * (h10 * c2 + h11 * c5)
     g = (1.0 - u) * c1 + u * c4
@@ -455,6 +449,7 @@ def table_sample(coef, scoef, x, u, span):
     v += span * (h10 * s1 + h11 * s3)
     # charm: the time derivative of the delta's Hermite cubic (one order better than
     # linear in time between the two charms)
+    u2 = u * u
     charm = (6.0 * u - 6.0 * u2) * (c3 - c0) / span
     charm += (3.0 * u2 - 4.0 * u + 1.0) * c2
     charm += (3.0 * u2 - 2.0 * u) * c5

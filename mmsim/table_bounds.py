@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmsim.delta_table import hermite_weights
+
 __all__ = ["ROUND_REL", "table_delta_box"]
 
 ROUND_REL = 1e-9
@@ -58,12 +60,7 @@ def table_delta_box(coef, x0, xlo, xhi, u0, u1, span):
     if not (-1.0 <= xlo <= x0 <= xhi <= 1.0 and 0.0 <= u0 <= u1 <= 1.0):
         return False, 0.0, 0.0
     n = coef.shape[1]
-    u2 = u0 * u0
-    u3 = u2 * u0
-    h00 = 2.0 * u3 - 3.0 * u2 + 1.0
-    h10 = u3 - 2.0 * u2 + u0
-    h01 = -2.0 * u3 + 3.0 * u2
-    h11 = u3 - u2
+    h00, h10, h01, h11 = hermite_weights(u0)
     # one pass, no scratch: T_k(x0) and T_k'(x0) = k U_{k-1}(x0) by their recurrences
     p0 = 0.0  # P(x0)
     p1 = 0.0  # P'(x0)
