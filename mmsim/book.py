@@ -47,6 +47,7 @@ from mmsim.book_kernels import (
     ROW_UNITS,
     ROW_VIS_W,
     gamma_sum,
+    holder_gross,
     holder_sum,
     line_gamma,
     nearest_flips,
@@ -522,6 +523,13 @@ class OptionBook:
         """Sum of ``|qty * multiplier|`` over the lines live at ``t``, shares."""
         lines, n = self._live_lines(float(t))
         return float(np.abs(lines[ROW_UNITS, :n]).sum())
+
+    def holder_gross_units(self, holder: int) -> float:
+        """Sum of ``|qty * multiplier|`` over every line of ``holder`` ever booked (live or
+        expired), shares: ``np.abs(qty[m] * multiplier[m]).sum()`` with ``m = holder ==
+        holder``, bit for bit, in one compiled pass (:func:`~mmsim.book_kernels.
+        holder_gross`; a dealer's band in contracts reads it after each of its trades)."""
+        return float(holder_gross(self._holder, self._qty, self._mult, self._n, holder))
 
     def _live_index(self, key: int, t: float) -> np.ndarray:
         """Indices (ascending: booking order) of the lines of holder ``key`` (``-1``: all
