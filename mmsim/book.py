@@ -836,7 +836,11 @@ class OptionBook:
         fold_lines`: O(changes x nodes), not a rebuild's O(lines x nodes)), the others
         are evaluated exactly beside it. False (the table must be rebuilt) when the refit
         fails validation or more than ``TABLE_MAX_CHANGES`` such exact lines pile up."""
-        idx = np.asarray(sorted(set(self._touched[holder])), dtype=np.int64)  # np.unique
+        touched = self._touched[holder]
+        if len(touched) == 1:  # one trade since: the common case
+            idx = np.array(touched, dtype=np.int64)
+        else:
+            idx = np.asarray(sorted(set(touched)), dtype=np.int64)  # np.unique
         if table.snap.size < self._n:  # lines booked after the build: room to grow
             grow = max(self._n, 2 * table.snap.size) - table.snap.size
             table.snap = np.concatenate([table.snap, np.zeros(grow)])
