@@ -47,6 +47,7 @@ from mmsim.book_kernels import (
     ROW_UNITS,
     ROW_VIS_W,
     gamma_sum,
+    holder_gross,
     holder_sum,
     line_gamma,
     nearest_flips,
@@ -523,6 +524,13 @@ class OptionBook:
         lines, n = self._live_lines(float(t))
         return float(np.abs(lines[ROW_UNITS, :n]).sum())
 
+    def holder_gross_units(self, holder: int) -> float:
+        """Sum of ``|qty * multiplier|`` over every line of ``holder`` ever booked (live or
+        expired), shares: ``np.abs(qty[m] * multiplier[m]).sum()`` with ``m = holder ==
+        holder``, bit for bit, in one compiled pass (:func:`~mmsim.book_kernels.
+        holder_gross`; a dealer's band in contracts reads it after each of its trades)."""
+        return float(holder_gross(self._holder, self._qty, self._mult, self._n, holder))
+
     def _live_index(self, key: int, t: float) -> np.ndarray:
         """Indices (ascending: booking order) of the lines of holder ``key`` (``-1``: all
         holders) live at ``t``: non-zero and unexpired. Found among the lines live at the
@@ -828,7 +836,11 @@ class OptionBook:
         fold_lines`: O(changes x nodes), not a rebuild's O(lines x nodes)), the others
         are evaluated exactly beside it. False (the table must be rebuilt) when the refit
         fails validation or more than ``TABLE_MAX_CHANGES`` such exact lines pile up."""
-        idx = np.asarray(sorted(set(self._touched[holder])), dtype=np.int64)  # np.unique
+        touched = self._touched[holder]
+        if len(touched) == 1:  # one trade since: the common case
+            idx = np.array(touched, dtype=np.int64)
+        else:
+            idx = np.asarray(sorted(set(touched)), dtype=np.int64)  # np.unique
         if table.snap.size < self._n:  # lines booked after the build: room to grow
             grow = max(self._n, 2 * table.snap.size) - table.snap.size
             table.snap = np.concatenate([table.snap, np.zeros(grow)])

@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from mmsim.greeks import bsm_scalar, delta_gamma_scalar, gamma_scalar
+from mmsim.npsum import np_sum
 from mmsim.vol import surface_iv, surface_iv_at
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "N_ROWS",
     "gamma_sum",
     "holder_cols",
+    "holder_gross",
     "holder_sum",
     "line_gamma",
     "profile_gamma",
@@ -49,6 +51,22 @@ def take_lines(lines: np.ndarray, which: np.ndarray) -> np.ndarray:
     second axis walks the table column by column, then the copy transposes it)."""
     idx = np.flatnonzero(which) if which.dtype == np.bool_ else which
     return np.take(lines, idx, axis=1)
+
+
+@njit(cache=True)
+def holder_gross(holder, qty, mult, n, h):
+    """Sum of ``|qty * mult|`` over the first ``n`` lines whose ``holder`` is ``h`` (every
+    line booked, live or not; shares), bit for bit numpy's
+    ``np.abs(qty[:n][m] * mult[:n][m]).sum()`` with ``m = holder[:n] == h``
+    (:func:`~mmsim.npsum.np_sum` of the gathered values), in one pass without numpy's
+    four temporary arrays."""
+    out = np.empty(n)
+    k = 0
+    for i in range(n):
+        if holder[i] == h:
+            out[k] = abs(qty[i] * mult[i])
+            k += 1
+    return np_sum(out, k)
 
 
 @njit(cache=True, forceinline=False)  # not _check's: see kernel_checks._check

@@ -1008,39 +1008,45 @@ def _fold_fit(lines, k, center, half, t0, H, year_seconds, level, skew, floor, r
     return passes(err, scale, tol_value)
 
 
-class _Refit:
-    """Scratch of one fold's refit (node values, coefficients, errors, scales)."""
+@njit(cache=True)
+def _refit(lines, k, sc, x, xm, basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact, coef,
+           scoef):  # fmt: skip
+    """A table's fold of ``k`` lines in one call: :func:`_fold_fit` into ``v0``, ``v1``,
+    ``exact`` and scratch coefficients (``sc``: the table's scalars,
+    :func:`_fold_scalars`) and, when the refit passes, the coefficients copied into the
+    table's ``coef`` and ``scoef``. Returns ``(ok, sample_ok, recorded_ok, vanna_max,
+    error, sample_error)``: the rest of the table's new state (:func:`_commit`)."""
+    n = coef.shape[1]
+    c, s = np.empty((6, n)), np.empty((8, n))
+    err, scale = np.zeros(7), np.zeros(7)
+    ok, sample_ok = _fold_fit(lines, k, sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8],
+                              sc[9], sc[10], x, xm, basis_t, mid_t, v_start, v_end, v_mid, v0,
+                              v1, exact, c, s, err, scale, sc[11])  # fmt: skip
+    if not ok:
+        return False, False, False, 0.0, 0.0, 0.0
+    coef[:] = c
+    scoef[:] = s
+    recorded_ok = sample_ok or passes(err, scale, sc[12])[1]
+    return True, sample_ok, recorded_ok, 2.0 * scale[3], err[0], err[4]
 
-    def __init__(self, table: DeltaTable) -> None:
-        n = table.coef.shape[1]
-        self.v0, self.v1, self.exact = np.empty((7, n)), np.empty((7, n)), np.empty((7, n - 1))
-        self.coef, self.scoef = np.empty((6, n)), np.empty((8, n))
-        self.err, self.scale = np.zeros(7), np.zeros(7)
 
-    def args(self, table: DeltaTable, year_seconds: float, r: float, q: float) -> tuple:
-        """:func:`_fold_fit`'s arguments after ``lines, k``."""
-        n = table.coef.shape[1]
-        return (table.center, table.half, table.t0, table.H, year_seconds, table.level,
-                table.skew, table.floor, r, q, _nodes(n), _midpoints(n), _basis_t(n),
-                _mid_t(n), table.v_start, table.v_end, table.v_mid, self.v0, self.v1,
-                self.exact, self.coef, self.scoef, self.err, self.scale,
-                table.tol_value)  # fmt: skip
+def _node_scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """New node values of an ``n``-node table (at ``t0``, ``t0 + H``, the validation
+    points): a fold's, which become the table's when it commits."""
+    return np.empty((7, n)), np.empty((7, n)), np.empty((7, n - 1))
 
-    def commit(self, table: DeltaTable, k: int, sample_ok: bool, far_delta: int | None) -> None:
-        """Make the refit the table's, ``k`` lines folded (``far_delta``: see
-        :func:`fold_lines`)."""
-        table.coef[:] = self.coef
-        table.scoef[:] = self.scoef
-        table.v_start, table.v_end, table.v_mid = self.v0, self.v1, self.exact
-        table.vanna_max = 2.0 * float(self.scale[3])
-        table.error, table.sample_error = float(self.err[0]), float(self.err[4])
-        table.sample_ok = bool(sample_ok)
-        table.recorded_ok = _recorded_ok(table.sample_ok, self.err, self.scale, table.gross)
-        if far_delta is None or table.far_n < 0:
-            table.far_n = -1  # node values of lines not counted: never rolled on
-        else:
-            table.far_n += far_delta
-        table.folded += k
+
+def _commit(table: DeltaTable, nodes: tuple, k: int, far_delta: int | None, fit: tuple) -> None:
+    """Make a passing refit the table's (its coefficients are already, :func:`_refit`):
+    node values ``nodes``, ``fit`` ``(sample_ok, recorded_ok, vanna_max, error,
+    sample_error)``, ``k`` lines folded (``far_delta``: see :func:`fold_lines`)."""
+    table.v_start, table.v_end, table.v_mid = nodes
+    table.sample_ok, table.recorded_ok, table.vanna_max, table.error, table.sample_error = fit
+    if far_delta is None or table.far_n < 0:
+        table.far_n = -1  # node values of lines not counted: never rolled on
+    else:
+        table.far_n += far_delta
+    table.folded += k
 
 
 def _has_nodes(table: DeltaTable) -> bool:
@@ -1069,12 +1075,14 @@ def fold_lines(table: DeltaTable, lines: np.ndarray, k: int, year_seconds: float
         return False  # a table without its node values (not from build_table)
     if k == 0:
         return True
-    fit = _Refit(table)
     lines = np.ascontiguousarray(lines[:, :k])
-    ok, sample_ok = _fold_fit(lines, k, *fit.args(table, year_seconds, r, q))
+    nodes = _node_scratch(table.coef.shape[1])
+    ok, *fit = _refit(lines, k, _fold_scalars(table, year_seconds, r, q),
+                      *_grid(table.coef.shape[1]), table.v_start, table.v_end, table.v_mid,
+                      *nodes, table.coef, table.scoef)  # fmt: skip
     if not ok:
         return False
-    fit.commit(table, k, sample_ok, far_delta)
+    _commit(table, nodes, k, far_delta, fit)
     if table.sampler is not None:
         _fold_split(table, lines, year_seconds, r, q)
     return True
@@ -1117,25 +1125,37 @@ def _mark_folded(idx, packed, near_cut, snap, snap_vis):
 
 
 @njit(cache=True)
-def _fold_booked(idx, packed, snap, snap_vis, near_cut, can_fit, fold, rest, rest_idx, center,
-                 half, t0, H, year_seconds, level, skew, floor, r, q, x, xm, basis_t, mid_t,
-                 v_start, v_end, v_mid, v0, v1, exact, coef, scoef, err, scale,
-                 tol_value):  # fmt: skip
+def _fold_booked(idx, packed, snap, snap_vis, can_fit, sc, x, xm, basis_t, mid_t, v_start,
+                 v_end, v_mid, v0, v1, exact, coef, scoef, fold, rest, rest_idx):  # fmt: skip
     """:func:`fold_booked` in one call: :func:`_split_changes`, then (lines to fold and
-    ``can_fit``: the table has its node values) :func:`_fold_fit` into the scratch
-    ``v0 .. scale`` and, when it passes, :func:`_mark_folded`. Returns ``(folded, rest,
-    far lines added, ok, sample_ok)``; ``ok`` True with nothing to fold."""
-    k, b, far = _split_changes(idx, packed, snap, snap_vis, near_cut, fold, rest, rest_idx)
-    if k == 0:
-        return k, b, far, True, False
-    if not can_fit:
-        return k, b, far, False, False
-    ok, sample_ok = _fold_fit(fold, k, center, half, t0, H, year_seconds, level, skew, floor,
-                              r, q, x, xm, basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact,
-                              coef, scoef, err, scale, tol_value)  # fmt: skip
+    ``can_fit``: the table has its node values) :func:`_refit` and, when it passes,
+    :func:`_mark_folded`. Returns ``(folded, rest, far lines added, ok, sample_ok,
+    recorded_ok, vanna_max, error, sample_error)``; ``ok`` True with nothing to fold."""
+    k, b, far = _split_changes(idx, packed, snap, snap_vis, sc[0], fold, rest, rest_idx)
+    if k == 0 or not can_fit:
+        return k, b, far, k == 0, False, False, 0.0, 0.0, 0.0
+    ok, sample_ok, recorded_ok, vanna_max, error, sample_error = _refit(
+        fold, k, sc, x, xm, basis_t, mid_t, v_start, v_end, v_mid, v0, v1, exact, coef, scoef
+    )  # fmt: skip
     if ok:
-        _mark_folded(idx, packed, near_cut, snap, snap_vis)
-    return k, b, far, ok, sample_ok
+        _mark_folded(idx, packed, sc[0], snap, snap_vis)
+    return k, b, far, ok, sample_ok, recorded_ok, vanna_max, error, sample_error
+
+
+@functools.cache
+def _grid(n: int) -> tuple:
+    """An ``n``-node table's grid, validation points and Chebyshev bases: the read-only
+    arrays :func:`_fold_fit` reads (``x``, ``xm``, ``basis_t``, ``mid_t``)."""
+    return _nodes(n), _midpoints(n), _basis_t(n), _mid_t(n)
+
+
+def _fold_scalars(table: DeltaTable, year_seconds: float, r: float, q: float) -> np.ndarray:
+    """The scalars :func:`_fold_booked` reads, in one array (one argument, not 13): the
+    near cut, center, half-width, ``t0``, ``H``, ``year_seconds``, the surface, ``r``,
+    ``q``, the value tolerance and the recorded one (:func:`recorded_tol`)."""
+    return np.array((table.near_cut, table.center, table.half, table.t0, table.H,
+                     year_seconds, table.level, table.skew, table.floor, r, q,
+                     table.tol_value, recorded_tol(table.gross)))  # fmt: skip
 
 
 def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_seconds: float,
@@ -1148,20 +1168,23 @@ def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_sec
     returned to be evaluated exactly beside it. Returns ``(ok, rest, rest_idx)``: not
     ``ok`` (the table unchanged) when the refit fails validation; ``rest`` the line
     table of the other changes (holder row 0), ``rest_idx`` their lines. One compiled
-    call (:func:`_fold_booked`): a customer trade is folded in at booking, so this runs
-    once per trade of a tabulated holder."""
+    call (:func:`_fold_booked`: split, refit, validation and the coefficients' commit),
+    few arguments and allocations: a customer trade is folded in at booking, so this
+    runs once per trade of a tabulated holder."""
     m = idx.size
     fold, rest = np.zeros((N_ROWS, max(m, 1))), np.zeros((N_ROWS, max(m, 1)))
     rest_idx = np.zeros(m, dtype=np.int64)
-    fit = _Refit(table)
-    k, b, far, ok, sample_ok = _fold_booked(
-        idx, packed, table.snap, table.snap_vis, table.near_cut, _has_nodes(table), fold, rest,
-        rest_idx, *fit.args(table, year_seconds, r, q),
+    n = table.coef.shape[1]
+    nodes = _node_scratch(n)
+    k, b, far, ok, *fit = _fold_booked(
+        idx, packed, table.snap, table.snap_vis, _has_nodes(table),
+        _fold_scalars(table, year_seconds, r, q), *_grid(n), table.v_start, table.v_end,
+        table.v_mid, *nodes, table.coef, table.scoef, fold, rest, rest_idx,
     )  # fmt: skip
     if not ok:
         return False, rest, rest_idx[:b]
     if k:
-        fit.commit(table, k, sample_ok, far)
+        _commit(table, nodes, k, far, fit)
         if table.sampler is not None:
             _fold_split(table, fold[:, :k], year_seconds, r, q)
     return True, rest, rest_idx[:b]

@@ -235,6 +235,7 @@ class HotLoop:
         self._tabs: list[Any] = [None] * nd
         self._tab_seen: list[tuple | None] = [None] * nd
         self._hot_seen: list[np.ndarray | None] = [None] * nd
+        self._bands: list[tuple | None] = [None] * nd  # (holder version, panic factor) loaded
         self.coefs = np.zeros((6, 1))
         self.xlines = np.zeros((7, 1))
         self._slots: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * nd  # _pack_tables
@@ -448,9 +449,22 @@ class HotLoop:
                 self.dl[i, fp.D_TMODE] = fp.TM_UNKNOWN
             if self.dl[i, fp.D_TMODE] != fp.TM_TABLE:
                 self._tabs[i] = None
-        for i, d in enumerate(sim.dealers):
+        self._load_bands()
+
+    def _load_bands(self) -> None:
+        """Each dealer's band into its row (``D_BAND``; shares, or shares per unit of the
+        holder's gross units, times the panic factor): recomputed only for a dealer whose
+        inputs changed since it was loaded, its holder's lines (``holder_version``: a
+        customer trade changes one holder's) or its panic factor (the vol level)."""
+        book, bands = self.sim.book, self._bands
+        for i, d in enumerate(self.sim.dealers):
+            factor = d._panic_factor()
+            key = (book._holder_version[d.index], factor)
+            if bands[i] == key:
+                continue
+            bands[i] = key
             cfg = d.config
-            band = cfg.band * d._panic_factor()
+            band = cfg.band * factor
             if cfg.band_unit != "shares":
                 d.band_shares()  # refreshes the gross units when the book changed
                 band = band * d._gross_units
@@ -471,7 +485,13 @@ class HotLoop:
             dl[0, fp.D_OFF], dl[0, fp.D_N] = 0, n
             return
         copied, slots = self._copied, self._line_slots
-        if len(slots) != len(hot) or any(n > s[1] for (_, n), s in zip(hot, slots, strict=True)):
+        outgrown = len(slots) != len(hot)
+        if not outgrown:
+            for (_, n), slot in zip(hot, slots, strict=True):
+                if n > slot[1]:
+                    outgrown = True
+                    break
+        if outgrown:
             slots = []
             off = 0
             for _, n in hot:
@@ -602,7 +622,8 @@ class HotLoop:
             (fp.D_NOFF, table.near, table.near_n),
             (fp.D_XOFF, table.changes, table.changes_n),
         ):
-            self.xlines[:, x0 : x0 + k] = lines[:, :k]
+            if k:  # most tables have neither near lines nor changes: no empty copies
+                self.xlines[:, x0 : x0 + k] = lines[:, :k]
             row[col], row[col + 1] = x0, k
             x0 += k
 

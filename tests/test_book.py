@@ -457,3 +457,22 @@ def test_gex_by_strike_both_views_from_one_pricing_equal_a_per_view_pricing():
     # and the GEX at a wall, both views from one pricing (lines outside in the kernel)
     views = tuple(float(book.gex_profile([S], t, vol, v)[0]) for v in ("true", "visible"))
     assert book.gex_views_at(S, t, vol) == views
+
+
+@pytest.mark.parametrize("lines", [0, 5, 130, 1_500])
+def test_holder_gross_units_bit_for_bit_numpy(lines):
+    """A dealer's band in contracts scales with the gross units of every line its holder
+    ever booked: ``holder_gross_units`` (one compiled pass) must equal numpy's
+    ``np.abs(qty[m] * multiplier[m]).sum()`` bit for bit (the hedges depend on it), on a
+    book of ``lines`` random lines over 3 holders, some netted to 0 and some expired."""
+    rng = np.random.default_rng(lines)
+    book = OptionBook(n_holders=3)
+    for _ in range(lines):
+        book.add(float(rng.uniform(50, 150)), float(rng.uniform(0, 5) * DAY),
+                 bool(rng.integers(2)), float(rng.integers(-500, 500) * rng.uniform(0.5, 2)),
+                 int(rng.integers(3)), multiplier=float(rng.choice([10.0, 100.0])))  # fmt: skip
+    for h in range(3):
+        mine = book.holder == h
+        want = float(np.abs(book.qty[mine] * book.multiplier[mine]).sum())
+        got = book.holder_gross_units(h)
+        assert got == want, f"holder {h} of {book.n} lines: {got!r} != numpy's {want!r}"

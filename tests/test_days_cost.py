@@ -77,9 +77,11 @@ def test_a_delta_per_contract_band_recomputes_gross_units_only_on_its_own_trades
     band = normal.band_shares()
     gross = normal._gross_units
     assert gross == 80_000.0, f"800 contracts x 100 = 80,000 shares, got {gross}"
-    reads = []
-    holder = type(book).holder
-    monkeypatch.setattr(type(book), "holder", property(lambda b: reads.append(1) or holder.fget(b)))
+    reads = []  # passes over the book's lines (OptionBook.holder_gross_units)
+    gross_of = type(book).holder_gross_units
+    monkeypatch.setattr(
+        type(book), "holder_gross_units", lambda b, h: reads.append(1) or gross_of(b, h)
+    )
     book.add(455.0, 5 * 23_400.0, True, -20.0, other.index)
     assert normal.band_shares() == band and reads == [], "another desk's trade was summed"
     book.add(455.0, 5 * 23_400.0, True, -20.0, normal.index)

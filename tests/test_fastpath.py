@@ -187,6 +187,28 @@ CASES = {
         ],
         "engine": {"delta_table": "auto", "delta_table_min_lines": 12},
     },
+    "customers_contract_bands": {  # bands that scale with the holder's gross contracts
+        # (a customer trade changes them: the kernel's D_BAND is reloaded for that dealer
+        # alone) and a panic factor a vol shift turns on (every dealer's band reloaded)
+        "noise": {"rate": 0.3, "mean_size": 200},
+        "dealers": [
+            _dealer(
+                "a",
+                2000,
+                band=0.01,
+                band_unit="delta_per_contract",
+                panic={"iv_jump": 0.03, "band_factor": 0.3},
+            ),
+            _dealer("b", -500, band=2e6, band_unit="per_notional"),
+            _dealer("c", 800, band=10, panic={"iv_jump": 0.03, "band_factor": 0.5}),
+        ],
+        "customers": [
+            {"segment": "retail_call_buyers", "rate": 0.03, "expiry_days": [5, 21]},
+            {"segment": "put_sellers", "rate": 0.02, "expiry_days": [21]},
+        ],
+        "events": [{"at": 1100.0, "kind": "vol_shift", "d_atm": 0.05}],
+        "engine": {"delta_table": "auto", "delta_table_min_lines": 12},
+    },
 }
 
 
@@ -218,7 +240,8 @@ def test_fast_path_is_bit_identical_to_the_simpy_agents(case):
     """0.1-day runs (2,340 s), seeds 0-19 for the one-dealer cases, 0-3 for the
     tabulated book, 0-7 for the others: series, trades, option trades, ledger and
     metrics equal exactly (no tolerance)."""
-    seeds = {"long_gamma": range(20), "short_gamma": range(20), "customers_then_tables": range(4)}
+    seeds = {"long_gamma": range(20), "short_gamma": range(20), "customers_then_tables": range(4),
+             "customers_contract_bands": range(4)}  # fmt: skip
     seeds = seeds.get(case, range(8))
     hedged = tabulated = capped = 0
     for seed in seeds:

@@ -164,9 +164,7 @@ class DealerAgent:
             return band
         version = self.book.holder_version(self.index)  # others' trades leave it
         if self._gross_version != version:
-            mine = self.book.holder == self.index
-            units = np.abs(self.book.qty[mine] * self.book.multiplier[mine])
-            self._gross_units = float(units.sum())  # shares controlled, gross
+            self._gross_units = self.book.holder_gross_units(self.index)  # shares, gross
             self._gross_version = version
         if cfg.band_unit == "delta_per_contract":
             return band * self._gross_units
