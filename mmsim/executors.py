@@ -195,6 +195,35 @@ def _run_claimed(
     return done
 
 
+def _run_claimed_dask(
+    scenario: dict[str, Any],
+    path: str,
+    task: int,
+    keep: tuple[str, ...] = (),
+    timeout: float | None = None,
+    seconds: float = TASK_SECONDS,
+) -> list[tuple[int, dict[str, Any]]] | None:
+    """One dask task of a sweep whose runs are claimed (:mod:`mmsim.dask_claims`): take
+    the next run ``(overrides, seed, tag)`` of the claims file at ``path`` as task number
+    ``task`` and run it, until none is left or ``seconds`` (wall) have passed since the
+    task began (one run at least); returns ``(index, outcome)`` of each, or ``None`` if
+    this machine has no such file (the sweep sends the runs in lists instead)."""
+    from mmsim.dask_claims import open_claims
+
+    taker = open_claims(path)
+    if taker is None:
+        return None
+    out = []
+    with taker:
+        end = time.monotonic() + seconds
+        while (i := taker.take(task)) is not None:
+            overrides, seed, tag = taker.runs[i]
+            out.append((i, _run_one(scenario, overrides, seed, keep, timeout, tag)))
+            if time.monotonic() >= end:
+                break
+    return out
+
+
 def _fetched(future: Any, result: Any) -> Any:
     """The result getter of a finished dask ``future`` whose ``result`` was fetched
     (``as_completed(with_results=True, raise_errors=False)``): returns it, or raises
@@ -234,6 +263,18 @@ def chunk_sizes(
         sizes.append(size)
         left -= size
     return sizes
+
+
+def claim_tasks(left: int, workers: int, run_seconds: float, most: float = TASK_SECONDS) -> int:
+    """Claiming dask tasks to keep out (:meth:`_Run._claim_runs`) while ``left`` runs are
+    still to be taken on ``workers`` worker threads: one per worker, two while the runs
+    left are estimated (``run_seconds`` a run) to outlast one task of ``most`` seconds
+    on every worker (then each worker starts its next task as its last returns), never
+    more than the runs left."""
+    if left <= 0:
+        return 0
+    per_worker = left * max(run_seconds, 0.0) / (max(workers, 1) * most)
+    return min(left, max(workers, 1) * (2 if per_worker > 1 else 1))
 
 
 def spread(runs: list) -> list:
@@ -389,6 +430,14 @@ class _Pool:
         done.set_result(task(*args))
         return done
 
+    def submit_tasks(self, task: Any, args: list[tuple], names: list[str]) -> list:
+        """Run ``task`` once with each of ``args``; the futures (on dask: sent to the
+        scheduler in one message, not one each a client's 10 ms batching apart, under
+        the keys ``names``, which sort in the order they are handed out)."""
+        if self.client is None or not args:
+            return [self.submit_task(task, *a) for a in args]
+        return self.client.map(task, *zip(*args, strict=True), key=names, pure=False)
+
     def submit_all(self, args: list[tuple]) -> list:
         """Run :attr:`task` once with each of ``args``, handed out in their order; the
         futures. On dask, one graph (one message to the scheduler, the scenario in it
@@ -419,6 +468,23 @@ class _Pool:
             futures, loop=self.client.loop, with_results=True, raise_errors=False
         )
         return ((f, _fetched(f, result)) for f, result in self._watched(done, futures))
+
+    def completing(self, futures: list) -> tuple[Iterator[tuple[Any, Any]], Any]:
+        """:meth:`completed` of a dask pool's ``futures``, and a function that adds a
+        future to them while they are being iterated (before the last one is yielded)."""
+        from dask.distributed import as_completed as dask_as_completed
+
+        futures = list(futures)
+        done = dask_as_completed(
+            futures, loop=self.client.loop, with_results=True, raise_errors=False
+        )
+
+        def add(future: Any) -> None:
+            futures.append(future)  # cancelled with the others (:meth:`_watched`)
+            done.add(future)
+
+        feed = ((f, _fetched(f, result)) for f, result in self._watched(done, futures))
+        return feed, add
 
     def _watched(self, done: Any, futures: list) -> Iterator[Any]:
         """What dask's ``as_completed`` ``done`` yields, as it yields it, unless the
@@ -838,6 +904,61 @@ class _Run:
         self._started = frozenset(run[0]["run_id"] for run in started)
         return started + [todo[i] for i in range(taken, n) if not done[i]]
 
+    def _claim_runs(self, pool: _Pool, todo: list, base_dict: dict[str, Any]) -> tuple[list, list]:
+        """Run ``todo`` on dask tasks that take runs one at a time from a claims file
+        (:mod:`mmsim.dask_claims`, :func:`_run_claimed_dask`), recording each task's
+        runs as it returns. Keeps :func:`claim_tasks` tasks out: one per worker, and a
+        second queued behind it while the runs left are estimated to outlast a task
+        (:data:`TASK_SECONDS` each), so no worker waits for a round trip to the
+        scheduler between its tasks. Returns the runs to run again alone (taken by a
+        task lost with its worker) and the runs no task took (the workers cannot open
+        the file, being on another machine; or no file could be made: all of ``todo``),
+        for tasks of lists of runs."""
+        from mmsim.dask_claims import RunClaims
+
+        claims = RunClaims.create([(o, seed, head["run_id"]) for head, o, seed in todo])
+        if claims is None:
+            return [], todo
+        n, flying, counter, path = len(todo), {}, itertools.count(1), str(claims.path)
+        token = uuid.uuid4().hex
+        alone: list[int] = []
+        elsewhere = False  # a task found no claims file: its worker is on another machine
+        try:
+            feed, add = pool.completing([])
+
+            def top_up() -> None:
+                left = 0 if elsewhere else n - claims.taken()
+                more = claim_tasks(left, pool.workers, self.run_seconds) - len(flying)
+                numbers = [next(counter) for _ in range(more)]
+                args = [(base_dict, path, i, self.keep, self.timeout) for i in numbers]
+                names = [f"mmsim-claims-{token}-{i:06d}" for i in numbers]
+                futures = pool.submit_tasks(_run_claimed_dask, args, names)
+                for future, number in zip(futures, numbers, strict=True):
+                    flying[future] = number
+                    add(future)
+
+            top_up()
+            for future, result in feed:
+                number = flying.pop(future)
+                try:
+                    outcomes = result()
+                except Exception:  # the task was lost (e.g. dask's KilledWorker)
+                    if pool.cluster_lost():
+                        break  # its runs did not fail: _check_cluster says what happened
+                    alone += claims.owned(number)
+                    outcomes = []
+                if outcomes is None:
+                    elsewhere = True
+                    claims.stop()
+                for i, outcome in outcomes or ():
+                    self.record(todo[i][0], outcome)
+                top_up()
+            self._check_cluster(pool)
+            taken = claims.stop()
+        finally:
+            claims.close()
+        return [todo[i] for i in sorted(alone)], todo[taken:]
+
     def _drain(
         self, pool: _Pool, todo: list, base_dict: dict[str, Any], steal: bool = True
     ) -> list:
@@ -853,8 +974,12 @@ class _Run:
                 return lost
             futures: dict = {}
             lost, self._starts = [], set()
+            alone: list = []
+            dask = getattr(pool, "client", None) is not None
+            if dask and len(todo) > 1:  # the runs no task could claim, if any, go in lists
+                alone, todo = self._claim_runs(pool, todo, base_dict)
             sizes = [1] * len(todo)
-            if getattr(pool, "client", None) is not None:
+            if dask:
                 todo = spread(todo)  # each task a sample of the grid (chunk_sizes)
                 sizes = chunk_sizes(len(todo), pool.workers, self.run_seconds)
             ends = list(itertools.accumulate(sizes))
@@ -865,12 +990,13 @@ class _Run:
                     _start_fork_server()
             if steal and is_warm() and served:
                 lost = self._submit_while_running(pool, queue, futures, base_dict)
-            elif getattr(pool, "client", None) is not None:
-                self._submit_all(pool, queue, futures, base_dict)
+            elif dask:
+                if queue:
+                    self._submit_all(pool, queue, futures, base_dict)
                 lost = []
             else:
                 lost = self._submit(pool, queue, futures, base_dict)
-            retry = self._collect(pool, futures, lost)
+            retry = alone + self._collect(pool, futures, lost)
             if retry:
                 futures = {}
                 lost += self._submit(
