@@ -21,11 +21,16 @@ sweep's pool is kept for the next sweep in this process that asks for as many wo
 (:mod:`mmsim.kept_pool`: alive, running current code), which then neither forks nor
 pays its workers' copied pages again.
 
-Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 4 ms
-of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
-5-50 ms), largest first so the last tasks are short and no worker idles at the end;
-each task's runs are spread over the grid (:func:`spread`), so tasks of equal size
-cost about the same.
+Dask tasks on workers of this machine take runs one at a time from a claims file
+(:mod:`mmsim.dask_claims`, :meth:`_Run._claim_runs`), as forked workers take them from
+a shared counter: one task per worker and one queued behind it while the runs left
+outlast a task (:func:`claim_tasks`), each returning after :data:`TASK_SECONDS`, so the
+workers finish within about a run of each other and each costs a dask task (about
+2-3 ms of scheduler, client and worker CPU) every half second, not every few runs; their
+outcomes are fetched from the workers directly (loopback addresses), not through the
+scheduler. Tasks for workers elsewhere carry several runs each (:func:`chunk_sizes`:
+against runs of 5-50 ms), largest first so the last tasks are short; each task's runs
+are spread over the grid (:func:`spread`), so tasks of equal size cost about the same.
 They are submitted at once, as one graph (:meth:`_Pool.submit_all`: one message to
 the scheduler, the scenario in it once), and each task's outcomes are fetched as soon
 as it finishes, while this process records earlier ones (:meth:`_Pool.completed`).
@@ -94,7 +99,8 @@ __all__ = [
 
 
 TAIL_TASKS = 8
-"""A dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
+"""For workers that cannot claim runs (:mod:`mmsim.dask_claims`: on another machine), a
+dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
 runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 9
 tasks, none under 8 runs, and a worker that finishes its last task early idles for at
 most one such task, an eighth of its share. Each task costs about 8 ms of CPU in the
@@ -106,9 +112,10 @@ ones of 6-7 runs, at most 0.25 s each) dask's CPU over the process pool's was
 (``benchmarks.sweeps.bench_200``, load 2.5-5)."""
 
 TASK_SECONDS = 0.5
-"""Estimated seconds of runs a dask task carries at most (:func:`chunk_sizes`): what a
-lost cluster can take with each worker's running task (a sweep saves rows as tasks
-finish) and how often its progress bar moves."""
+"""Seconds a dask task claiming runs runs them before it returns (:func:`_run_claimed_dask`,
+one run at least), or estimated seconds of runs a task of a list of runs carries at most
+(:func:`chunk_sizes`): what a lost cluster can take with each worker's running task (a
+sweep saves rows as tasks finish) and how often its progress bar moves."""
 
 
 class RunTimeout(Exception):
@@ -390,9 +397,14 @@ class _Pool:
                 with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
                     register(self.client)
             with contextlib.suppress(Exception):
-                threads = sum(self.client.nthreads().values())
+                nthreads = self.client.nthreads()
+                threads = sum(nthreads.values())
                 self.seen_workers = threads > 0
                 self.workers = threads or workers
+                if nthreads and all(map(_loopback, nthreads)):
+                    # workers on this machine: fetch results from them, not through the
+                    # scheduler (which would take each task's rows in and send them on)
+                    self.client.direct_to_workers = True
 
     def cluster_lost(self) -> bool:
         """Whether this dask pool's client has lost its scheduler (it is closing or
@@ -561,6 +573,19 @@ class _Pool:
                         with contextlib.suppress(Exception):
                             thing.close()
             _release_dask_offload()  # its idle thread would stop this process forking
+
+
+def _loopback(address: str) -> bool:
+    """Whether the dask address ``address`` (``tcp://127.0.0.1:40123``) is a loopback
+    one: a worker listening there runs on this machine."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(address).hostname or ""
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _processes(workers: int, share: bool) -> Any:

@@ -45,3 +45,13 @@ def test_a_stopped_counter_hands_out_nothing_more_and_says_how_many_were_taken()
         assert claims.stop() == 3, "stopping again: still the runs taken before the stop"
     assert claims.owned(7) == [0, 1, 2] and claims.owned(8) == []
     claims.close()
+
+
+def test_only_loopback_workers_count_as_on_this_machine():
+    """A sweep fetches results straight from workers listening on loopback addresses
+    (they run on this machine); any other address goes through the scheduler."""
+    from mmsim.executors import _loopback
+
+    local = ["tcp://127.0.0.1:40123", "tcp://localhost:1", "tls://[::1]:8786"]
+    elsewhere = ["tcp://10.0.0.2:4000", "tcp://node7.cluster:8786", "inproc://10.0.0.2/1/2", ""]
+    assert [_loopback(a) for a in local + elsewhere] == [True] * 3 + [False] * 4

@@ -167,10 +167,11 @@ if __name__ == "__main__":
 def test_a_sweep_on_a_running_cluster_keeps_its_client_until_this_process_forks(tmp_path):
     """Two sweeps on a running cluster use one client, kept between them (no connection,
     plugin registration or close per sweep); each sweep's tasks (claiming runs, on this
-    machine) start on every worker, one each, in the order they were made; the kept client never stops this process
-    forking (:func:`~mmsim.workers.can_fork` closes it, after which only the main thread
-    is left) and a later sweep connects again; a kept client whose cluster closes closes
-    itself without an error logged. Rows equal the serial sweep's throughout."""
+    machine) start on every worker, one each, in the order they were made; the kept
+    client never stops this process forking (:func:`~mmsim.workers.can_fork` closes it,
+    after which only the main thread is left) and a later sweep connects again; a kept
+    client whose cluster closes closes itself without an error logged. Rows equal the
+    serial sweep's throughout."""
     out, stderr = _run_script(tmp_path / "kept_client.py", _KEPT_CLIENT)
     assert out["same_rows"] == [True, True, True], "dask rows differ from serial"
     first, second = out["clients"]
