@@ -6,15 +6,16 @@ processes (or one that drew the costlier runs) still holds its queued task while
 other idles at the end of the sweep, and every task boundary waits for the worker's
 event loop. When the workers run on this machine, a sweep's tasks instead take their
 runs from :class:`RunClaims`: a small file (in ``/dev/shm`` where there is one) holding
-the index of the next run, which run each task took, and the runs themselves. A task
+the index of the next run and the runs themselves. A task
 (:func:`mmsim.executors._run_claimed_dask`) opens it, takes the next run under an
 ``fcntl`` lock (microseconds), runs it and takes another, until none is left or it has
 run for :data:`mmsim.executors.TASK_SECONDS` (its rows are then saved as it returns, as
 before); the workers then finish within about one run of each other, as the process
 pool's do (:mod:`mmsim.claims`). A task whose worker cannot open the file (another
 machine) takes no run and says so; the sweep then stops the counter and sends the runs
-nobody took in tasks of fixed lists of runs. A task lost with its worker leaves the runs
-it took marked with its number: each is run again alone.
+nobody took in tasks of fixed lists of runs. A run taken whose outcome never came back
+(its task, or an attempt of it that dask then ran again, lost with its worker) is run
+again alone.
 
 Pure standard library (no ``distributed``): the worker side is :func:`open_claims`.
 """
@@ -33,7 +34,6 @@ __all__ = ["RunClaims", "Taker", "claims_dir", "open_claims"]
 
 _HEAD = struct.Struct("<qq")  # the next run's index, runs
 _NEXT = struct.Struct("<q")
-_OWNER = struct.Struct("<i")  # the number of the task that took a run (0: none)
 
 
 def claims_dir() -> Path:
@@ -66,7 +66,7 @@ class RunClaims:
             return None
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(_HEAD.pack(0, len(runs)) + bytes(_OWNER.size * len(runs)) + payload)
+                f.write(_HEAD.pack(0, len(runs)) + payload)
             return cls(Path(name), len(runs))
         except OSError:
             with contextlib.suppress(OSError):
@@ -99,11 +99,6 @@ class RunClaims:
             self._stopped = self._locked(stop)
         return self._stopped
 
-    def owned(self, task: int) -> list[int]:
-        """Indices of the runs task number ``task`` took."""
-        raw = os.pread(self._fd, _OWNER.size * self.n, _HEAD.size)
-        return [i for i, (owner,) in enumerate(_OWNER.iter_unpack(raw)) if owner == task]
-
     def close(self) -> None:
         """Remove the file (a task that opened it keeps reading it until it returns)."""
         with contextlib.suppress(OSError):
@@ -118,13 +113,12 @@ class Taker:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         _, self.n = _HEAD.unpack(os.pread(fd, _HEAD.size, 0))
-        start = _HEAD.size + _OWNER.size * self.n
-        size = os.fstat(fd).st_size - start
-        self.runs: list = pickle.loads(os.pread(fd, size, start))
+        size = os.fstat(fd).st_size - _HEAD.size
+        self.runs: list = pickle.loads(os.pread(fd, size, _HEAD.size))
 
-    def take(self, task: int) -> int | None:
-        """Take the next run for task number ``task``: its index, or ``None`` when every
-        run is taken (or the sweep stopped the counter)."""
+    def take(self) -> int | None:
+        """Take the next run: its index, or ``None`` when every run is taken (or the
+        sweep stopped the counter)."""
         import fcntl
 
         fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -133,7 +127,6 @@ class Taker:
             if i >= self.n:
                 return None
             os.pwrite(self._fd, _NEXT.pack(i + 1), 0)
-            os.pwrite(self._fd, _OWNER.pack(task), _HEAD.size + _OWNER.size * i)
             return i
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -26,9 +26,8 @@ Dask tasks on workers of this machine take runs one at a time from a claims file
 a shared counter: one task per worker and one queued behind it while the runs left
 outlast a task (:func:`claim_tasks`), each returning after :data:`TASK_SECONDS`, so the
 workers finish within about a run of each other and each costs a dask task (about
-2-3 ms of scheduler, client and worker CPU) every half second, not every few runs; their
-outcomes are fetched from the workers directly (loopback addresses), not through the
-scheduler. Tasks for workers elsewhere carry several runs each (:func:`chunk_sizes`:
+2-3 ms of scheduler, client and worker CPU) every half second, not every few runs.
+Tasks for workers elsewhere carry several runs each (:func:`chunk_sizes`:
 against runs of 5-50 ms), largest first so the last tasks are short; each task's runs
 are spread over the grid (:func:`spread`), so tasks of equal size cost about the same.
 They are submitted at once, as one graph (:meth:`_Pool.submit_all`: one message to
@@ -122,6 +121,11 @@ class RunTimeout(Exception):
     """A run took longer than the sweep's ``run_timeout``."""
 
 
+class TaskLost(Exception):
+    """A dask task finished, but its result went away with its worker before it was
+    fetched: its runs are run again (:meth:`_Run._settle`, :meth:`_Run._claim_runs`)."""
+
+
 CORE_METRICS = ("realized_vol", "hedge_volume", "n_rehedges", "dealer_pnl")
 """Metrics a successful run must have finite (a NaN there is a failed run)."""
 
@@ -205,14 +209,13 @@ def _run_claimed(
 def _run_claimed_dask(
     scenario: dict[str, Any],
     path: str,
-    task: int,
     keep: tuple[str, ...] = (),
     timeout: float | None = None,
     seconds: float = TASK_SECONDS,
 ) -> list[tuple[int, dict[str, Any]]] | None:
     """One dask task of a sweep whose runs are claimed (:mod:`mmsim.dask_claims`): take
-    the next run ``(overrides, seed, tag)`` of the claims file at ``path`` as task number
-    ``task`` and run it, until none is left or ``seconds`` (wall) have passed since the
+    the next run ``(overrides, seed, tag)`` of the claims file at ``path`` and run it,
+    until none is left or ``seconds`` (wall) have passed since the
     task began (one run at least); returns ``(index, outcome)`` of each, or ``None`` if
     this machine has no such file (the sweep sends the runs in lists instead)."""
     from mmsim.dask_claims import open_claims
@@ -223,7 +226,7 @@ def _run_claimed_dask(
     out = []
     with taker:
         end = time.monotonic() + seconds
-        while (i := taker.take(task)) is not None:
+        while (i := taker.take()) is not None:
             overrides, seed, tag = taker.runs[i]
             out.append((i, _run_one(scenario, overrides, seed, keep, timeout, tag)))
             if time.monotonic() >= end:
@@ -234,14 +237,19 @@ def _run_claimed_dask(
 def _fetched(future: Any, result: Any) -> Any:
     """The result getter of a finished dask ``future`` whose ``result`` was fetched
     (``as_completed(with_results=True, raise_errors=False)``): returns it, or raises
-    what the task raised, or its cancellation."""
+    what the task raised, or its cancellation, or :class:`TaskLost` if the future is
+    pending again (its result was on a worker that went away before it was fetched:
+    ``result()`` would wait for a worker to compute it again, for good if none is
+    left)."""
 
     def get() -> Any:
         if future.status == "finished":
             return result
         if isinstance(result, BaseException):
             raise result
-        return future.result()  # raises the task's error
+        if future.status in ("error", "cancelled"):
+            return future.result()  # raises the task's error
+        raise TaskLost(f"dask task {future.key} lost with its worker ({future.status})")
 
     return get
 
@@ -397,14 +405,9 @@ class _Pool:
                 with contextlib.suppress(Exception):  # a worker without mmsim fails its runs
                     register(self.client)
             with contextlib.suppress(Exception):
-                nthreads = self.client.nthreads()
-                threads = sum(nthreads.values())
+                threads = sum(self.client.nthreads().values())
                 self.seen_workers = threads > 0
                 self.workers = threads or workers
-                if nthreads and all(map(_loopback, nthreads)):
-                    # workers on this machine: fetch results from them, not through the
-                    # scheduler (which would take each task's rows in and send them on)
-                    self.client.direct_to_workers = True
 
     def cluster_lost(self) -> bool:
         """Whether this dask pool's client has lost its scheduler (it is closing or
@@ -573,19 +576,6 @@ class _Pool:
                         with contextlib.suppress(Exception):
                             thing.close()
             _release_dask_offload()  # its idle thread would stop this process forking
-
-
-def _loopback(address: str) -> bool:
-    """Whether the dask address ``address`` (``tcp://127.0.0.1:40123``) is a loopback
-    one: a worker listening there runs on this machine."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    try:
-        host = urlsplit(address).hostname or ""
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _processes(workers: int, share: bool) -> Any:
@@ -936,7 +926,8 @@ class _Run:
         second queued behind it while the runs left are estimated to outlast a task
         (:data:`TASK_SECONDS` each), so no worker waits for a round trip to the
         scheduler between its tasks. Returns the runs to run again alone (taken by a
-        task lost with its worker) and the runs no task took (the workers cannot open
+        task, or by an attempt of a task dask then ran again, lost with its worker: every
+        run taken and not returned) and the runs no task took (the workers cannot open
         the file, being on another machine; or no file could be made: all of ``todo``),
         for tasks of lists of runs."""
         from mmsim.dask_claims import RunClaims
@@ -944,9 +935,9 @@ class _Run:
         claims = RunClaims.create([(o, seed, head["run_id"]) for head, o, seed in todo])
         if claims is None:
             return [], todo
-        n, flying, counter, path = len(todo), {}, itertools.count(1), str(claims.path)
+        n, flying, counter, path = len(todo), set(), itertools.count(1), str(claims.path)
         token = uuid.uuid4().hex
-        alone: list[int] = []
+        recorded = [False] * n
         elsewhere = False  # a task found no claims file: its worker is on another machine
         try:
             feed, add = pool.completing([])
@@ -954,35 +945,36 @@ class _Run:
             def top_up() -> None:
                 left = 0 if elsewhere else n - claims.taken()
                 more = claim_tasks(left, pool.workers, self.run_seconds) - len(flying)
-                numbers = [next(counter) for _ in range(more)]
-                args = [(base_dict, path, i, self.keep, self.timeout) for i in numbers]
-                names = [f"mmsim-claims-{token}-{i:06d}" for i in numbers]
-                futures = pool.submit_tasks(_run_claimed_dask, args, names)
-                for future, number in zip(futures, numbers, strict=True):
-                    flying[future] = number
+                args = [(base_dict, path, self.keep, self.timeout)] * more
+                names = [f"mmsim-claims-{token}-{next(counter):06d}" for _ in args]
+                for future in pool.submit_tasks(_run_claimed_dask, args, names):
+                    flying.add(future)
                     add(future)
 
             top_up()
             for future, result in feed:
-                number = flying.pop(future)
+                flying.discard(future)
                 try:
                     outcomes = result()
                 except Exception:  # the task was lost (e.g. dask's KilledWorker)
                     if pool.cluster_lost():
                         break  # its runs did not fail: _check_cluster says what happened
-                    alone += claims.owned(number)
                     outcomes = []
                 if outcomes is None:
                     elsewhere = True
                     claims.stop()
                 for i, outcome in outcomes or ():
                     self.record(todo[i][0], outcome)
+                    recorded[i] = True
                 top_up()
             self._check_cluster(pool)
             taken = claims.stop()
         finally:
             claims.close()
-        return [todo[i] for i in sorted(alone)], todo[taken:]
+        # taken, never returned: by a task lost with its worker, or by an attempt of a
+        # task its worker died under before dask ran it again elsewhere
+        alone = [todo[i] for i in range(taken) if not recorded[i]]
+        return alone, todo[taken:]
 
     def _drain(
         self, pool: _Pool, todo: list, base_dict: dict[str, Any], steal: bool = True
