@@ -613,10 +613,11 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True, pairs
     """``len(GRID points) x seeds`` runs: serial, 1 and 2 warm workers, a running dask
     cluster of 2 workers, each kind once per round, ``repeat`` rounds (so every kind
     sees the same load); with ``pairs``, 2 workers and dask alternated that many times
-    in each round (their min over more sweeps: a ratio of two half-second sweeps on a
-    shared machine moves by 10% from one sweep to the next). Both parallel executors are
-    warm before the first timed sweep: the process pool ran a sweep (its kept workers
-    forked from this warm process), and the dask cluster
+    in each round, in turn first (their min over more sweeps: a ratio of two
+    half-second sweeps on a shared machine moves by 10% from one sweep to the next;
+    also the median ratio of each dask sweep to the pool sweep next to it). Both
+    parallel executors are warm before the first timed sweep: the process pool ran a
+    sweep (its kept workers forked from this warm process), and the dask cluster
     (:func:`mmsim.sweep.local_cluster`, run by a process of its own, as a cluster one
     started elsewhere: its scheduler's event loop then takes no turns from this
     process's runs) ran one sweep, after which every one of its workers is checked to
@@ -655,10 +656,14 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True, pairs
                         progress=False)  # fmt: skip
             tasks = _dask_warm_and_tasks(address, scenario, seeds)
             kinds.append(("dask_2", {"executor": "dask", "dask_address": address}))
-        paired = kinds[2:] * max(1, pairs) if dask else kinds[2:]
-        for _ in range(repeat):
-            for name, kw in kinds[:2] + paired:
+        for r in range(repeat):
+            for name, kw in kinds[:2]:
                 sweep(name, **kw)
+            for k in range(max(1, pairs) if dask else 1):
+                # pool then dask, dask then pool, ...: neither always goes first
+                pair = kinds[2:] if (r * max(1, pairs) + k) % 2 == 0 else kinds[:1:-1]
+                for name, kw in pair:
+                    sweep(name, **kw)
     finally:
         if cluster is not None:
             from mmsim.sweep import close_workers
@@ -689,6 +694,9 @@ def bench_200(seeds: int, run_days: float, repeat: int, dask: bool = True, pairs
         out["dask_tasks"] = tasks
         out["dask_vs_pool_wall"] = d["wall_min_s"] / p["wall_min_s"]
         out["dask_vs_pool_wall_median"] = d["wall_median_s"] / p["wall_median_s"]
+        # each dask sweep over the pool sweep run next to it (the same load, about)
+        pair = zip(runs["dask_2"]["wall"], runs["workers_2"]["wall"], strict=True)
+        out["dask_vs_pool_wall_pairs"] = statistics.median(a / b for a, b in pair)
         out["dask_vs_pool_cpu"] = d["cpu_min_s"] / p["cpu_min_s"]
         out["dask_vs_pool_unloaded"] = d["unloaded_min_s"] / p["unloaded_min_s"]
     return out
@@ -715,10 +723,11 @@ def _cluster_process(workers: int) -> tuple[subprocess.Popen, str]:
     return proc, address
 
 
-def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int]:
+def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int] | str:
     """Check that every worker of the cluster at ``address`` has run mmsim (imports and
     kernels loaded) and return the sizes of the tasks a sweep of ``seeds`` x GRID sends
-    it (any version of mmsim: a dask task is one ``submit``)."""
+    it (any version of mmsim: a dask task is one ``submit``), or ``"cN"``: N tasks that
+    claim runs one at a time (:mod:`mmsim.dask_claims`)."""
     from dask.distributed import Client
 
     from mmsim import executors
@@ -744,9 +753,19 @@ def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int]:
             sizes.extend(len(a[1]) for a in args)
         return real_all(self, args)
 
+    real_tasks = getattr(executors._Pool, "submit_tasks", None)
+    claiming = [0]
+
+    def spy_tasks(self, task, args, *more):  # tasks claiming runs (since dask13)
+        if self.kind == "dask":
+            claiming[0] += len(args)
+        return real_tasks(self, task, args, *more)
+
     executors._Pool.submit = spy
     if real_all is not None:
         executors._Pool.submit_all = spy_all
+    if real_tasks is not None:
+        executors._Pool.submit_tasks = spy_tasks
     try:
         import mmsim
 
@@ -756,7 +775,9 @@ def _dask_warm_and_tasks(address: str, scenario, seeds: int) -> list[int]:
         executors._Pool.submit = real
         if real_all is not None:
             executors._Pool.submit_all = real_all
-    return sizes
+        if real_tasks is not None:
+            executors._Pool.submit_tasks = real_tasks
+    return f"c{claiming[0]}" if claiming[0] and not sizes else sizes
 
 
 _POOL_CHILD = """
@@ -836,10 +857,12 @@ def _print_big(big: dict, tag: str) -> None:
         f"CPU serial/2 workers {big['cpu_efficiency']:.0%}"
     )
     if "dask_vs_pool_wall" in big:
+        tasks = big.get("dask_tasks", "?")
+        tasks = f"{tasks[1:]} claiming runs" if str(tasks).startswith("c") else f"of {tasks} runs"
         print(f"dask / process pool{tag}: wall {big['dask_vs_pool_wall']:.2f} (medians"
-              f" {big.get('dask_vs_pool_wall_median', float('nan')):.2f}),"
-              f" CPU {big['dask_vs_pool_cpu']:.2f}; dask tasks of"
-              f" {big.get('dask_tasks', '?')} runs")  # fmt: skip
+              f" {big.get('dask_vs_pool_wall_median', float('nan')):.2f}, median of"
+              f" adjacent pairs {big.get('dask_vs_pool_wall_pairs', float('nan')):.2f}),"
+              f" CPU {big['dask_vs_pool_cpu']:.2f}; dask tasks {tasks}")  # fmt: skip
         u = big["dask_2"]["unloaded_min_s"]
         print(f"dask / process pool{tag}, wall less run-queue waits: {u:.2f} s,"
               f" {big['dask_vs_pool_unloaded']:.2f}")  # fmt: skip

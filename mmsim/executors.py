@@ -21,11 +21,15 @@ sweep's pool is kept for the next sweep in this process that asks for as many wo
 (:mod:`mmsim.kept_pool`: alive, running current code), which then neither forks nor
 pays its workers' copied pages again.
 
-Dask tasks carry several runs each (:func:`chunk_sizes`: a dask task costs about 4 ms
-of scheduler, client and worker CPU, a process-pool task 0.15 ms, against runs of
-5-50 ms), largest first so the last tasks are short and no worker idles at the end;
-each task's runs are spread over the grid (:func:`spread`), so tasks of equal size
-cost about the same.
+Dask tasks on workers of this machine take runs one at a time from a claims file
+(:mod:`mmsim.dask_claims`, :meth:`_Run._claim_runs`), as forked workers take them from
+a shared counter: one task per worker and one queued behind it while the runs left
+outlast a task (:func:`claim_tasks`), each returning after :data:`TASK_SECONDS`, so the
+workers finish within about a run of each other and each costs a dask task (about
+2-3 ms of scheduler, client and worker CPU) every half second, not every few runs.
+Tasks for workers elsewhere carry several runs each (:func:`chunk_sizes`:
+against runs of 5-50 ms), largest first so the last tasks are short; each task's runs
+are spread over the grid (:func:`spread`), so tasks of equal size cost about the same.
 They are submitted at once, as one graph (:meth:`_Pool.submit_all`: one message to
 the scheduler, the scenario in it once), and each task's outcomes are fetched as soon
 as it finishes, while this process records earlier ones (:meth:`_Pool.completed`).
@@ -94,7 +98,8 @@ __all__ = [
 
 
 TAIL_TASKS = 8
-"""A dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
+"""For workers that cannot claim runs (:mod:`mmsim.dask_claims`: on another machine), a
+dask task carries at least ``1 / TAIL_TASKS`` of a worker's even share of a sweep's
 runs (:func:`chunk_sizes`): band_sweep's 200-run sweep on 2 workers then goes in 9
 tasks, none under 8 runs, and a worker that finishes its last task early idles for at
 most one such task, an eighth of its share. Each task costs about 8 ms of CPU in the
@@ -106,13 +111,19 @@ ones of 6-7 runs, at most 0.25 s each) dask's CPU over the process pool's was
 (``benchmarks.sweeps.bench_200``, load 2.5-5)."""
 
 TASK_SECONDS = 0.5
-"""Estimated seconds of runs a dask task carries at most (:func:`chunk_sizes`): what a
-lost cluster can take with each worker's running task (a sweep saves rows as tasks
-finish) and how often its progress bar moves."""
+"""Seconds a dask task claiming runs runs them before it returns (:func:`_run_claimed_dask`,
+one run at least), or estimated seconds of runs a task of a list of runs carries at most
+(:func:`chunk_sizes`): what a lost cluster can take with each worker's running task (a
+sweep saves rows as tasks finish) and how often its progress bar moves."""
 
 
 class RunTimeout(Exception):
     """A run took longer than the sweep's ``run_timeout``."""
+
+
+class TaskLost(Exception):
+    """A dask task finished, but its result went away with its worker before it was
+    fetched: its runs are run again (:meth:`_Run._settle`, :meth:`_Run._claim_runs`)."""
 
 
 CORE_METRICS = ("realized_vol", "hedge_volume", "n_rehedges", "dealer_pnl")
@@ -195,17 +206,50 @@ def _run_claimed(
     return done
 
 
+def _run_claimed_dask(
+    scenario: dict[str, Any],
+    path: str,
+    keep: tuple[str, ...] = (),
+    timeout: float | None = None,
+    seconds: float = TASK_SECONDS,
+) -> list[tuple[int, dict[str, Any]]] | None:
+    """One dask task of a sweep whose runs are claimed (:mod:`mmsim.dask_claims`): take
+    the next run ``(overrides, seed, tag)`` of the claims file at ``path`` and run it,
+    until none is left or ``seconds`` (wall) have passed since the
+    task began (one run at least); returns ``(index, outcome)`` of each, or ``None`` if
+    this machine has no such file (the sweep sends the runs in lists instead)."""
+    from mmsim.dask_claims import open_claims
+
+    taker = open_claims(path)
+    if taker is None:
+        return None
+    out = []
+    with taker:
+        end = time.monotonic() + seconds
+        while (i := taker.take()) is not None:
+            overrides, seed, tag = taker.runs[i]
+            out.append((i, _run_one(scenario, overrides, seed, keep, timeout, tag)))
+            if time.monotonic() >= end:
+                break
+    return out
+
+
 def _fetched(future: Any, result: Any) -> Any:
     """The result getter of a finished dask ``future`` whose ``result`` was fetched
     (``as_completed(with_results=True, raise_errors=False)``): returns it, or raises
-    what the task raised, or its cancellation."""
+    what the task raised, or its cancellation, or :class:`TaskLost` if the future is
+    pending again (its result was on a worker that went away before it was fetched:
+    ``result()`` would wait for a worker to compute it again, for good if none is
+    left)."""
 
     def get() -> Any:
         if future.status == "finished":
             return result
         if isinstance(result, BaseException):
             raise result
-        return future.result()  # raises the task's error
+        if future.status in ("error", "cancelled"):
+            return future.result()  # raises the task's error
+        raise TaskLost(f"dask task {future.key} lost with its worker ({future.status})")
 
     return get
 
@@ -234,6 +278,18 @@ def chunk_sizes(
         sizes.append(size)
         left -= size
     return sizes
+
+
+def claim_tasks(left: int, workers: int, run_seconds: float, most: float = TASK_SECONDS) -> int:
+    """Claiming dask tasks to keep out (:meth:`_Run._claim_runs`) while ``left`` runs are
+    still to be taken on ``workers`` worker threads: one per worker, two while the runs
+    left are estimated (``run_seconds`` a run) to outlast one task of ``most`` seconds
+    on every worker (then each worker starts its next task as its last returns), never
+    more than the runs left."""
+    if left <= 0:
+        return 0
+    per_worker = left * max(run_seconds, 0.0) / (max(workers, 1) * most)
+    return min(left, max(workers, 1) * (2 if per_worker > 1 else 1))
 
 
 def spread(runs: list) -> list:
@@ -389,6 +445,14 @@ class _Pool:
         done.set_result(task(*args))
         return done
 
+    def submit_tasks(self, task: Any, args: list[tuple], names: list[str]) -> list:
+        """Run ``task`` once with each of ``args``; the futures (on dask: sent to the
+        scheduler in one message, not one each a client's 10 ms batching apart, under
+        the keys ``names``, which sort in the order they are handed out)."""
+        if self.client is None or not args:
+            return [self.submit_task(task, *a) for a in args]
+        return self.client.map(task, *zip(*args, strict=True), key=names, pure=False)
+
     def submit_all(self, args: list[tuple]) -> list:
         """Run :attr:`task` once with each of ``args``, handed out in their order; the
         futures. On dask, one graph (one message to the scheduler, the scenario in it
@@ -419,6 +483,23 @@ class _Pool:
             futures, loop=self.client.loop, with_results=True, raise_errors=False
         )
         return ((f, _fetched(f, result)) for f, result in self._watched(done, futures))
+
+    def completing(self, futures: list) -> tuple[Iterator[tuple[Any, Any]], Any]:
+        """:meth:`completed` of a dask pool's ``futures``, and a function that adds a
+        future to them while they are being iterated (before the last one is yielded)."""
+        from dask.distributed import as_completed as dask_as_completed
+
+        futures = list(futures)
+        done = dask_as_completed(
+            futures, loop=self.client.loop, with_results=True, raise_errors=False
+        )
+
+        def add(future: Any) -> None:
+            futures.append(future)  # cancelled with the others (:meth:`_watched`)
+            done.add(future)
+
+        feed = ((f, _fetched(f, result)) for f, result in self._watched(done, futures))
+        return feed, add
 
     def _watched(self, done: Any, futures: list) -> Iterator[Any]:
         """What dask's ``as_completed`` ``done`` yields, as it yields it, unless the
@@ -838,6 +919,63 @@ class _Run:
         self._started = frozenset(run[0]["run_id"] for run in started)
         return started + [todo[i] for i in range(taken, n) if not done[i]]
 
+    def _claim_runs(self, pool: _Pool, todo: list, base_dict: dict[str, Any]) -> tuple[list, list]:
+        """Run ``todo`` on dask tasks that take runs one at a time from a claims file
+        (:mod:`mmsim.dask_claims`, :func:`_run_claimed_dask`), recording each task's
+        runs as it returns. Keeps :func:`claim_tasks` tasks out: one per worker, and a
+        second queued behind it while the runs left are estimated to outlast a task
+        (:data:`TASK_SECONDS` each), so no worker waits for a round trip to the
+        scheduler between its tasks. Returns the runs to run again alone (taken by a
+        task, or by an attempt of a task dask then ran again, lost with its worker: every
+        run taken and not returned) and the runs no task took (the workers cannot open
+        the file, being on another machine; or no file could be made: all of ``todo``),
+        for tasks of lists of runs."""
+        from mmsim.dask_claims import RunClaims
+
+        claims = RunClaims.create([(o, seed, head["run_id"]) for head, o, seed in todo])
+        if claims is None:
+            return [], todo
+        n, flying, counter, path = len(todo), set(), itertools.count(1), str(claims.path)
+        token = uuid.uuid4().hex
+        recorded = [False] * n
+        elsewhere = False  # a task found no claims file: its worker is on another machine
+        try:
+            feed, add = pool.completing([])
+
+            def top_up() -> None:
+                left = 0 if elsewhere else n - claims.taken()
+                more = claim_tasks(left, pool.workers, self.run_seconds) - len(flying)
+                args = [(base_dict, path, self.keep, self.timeout)] * more
+                names = [f"mmsim-claims-{token}-{next(counter):06d}" for _ in args]
+                for future in pool.submit_tasks(_run_claimed_dask, args, names):
+                    flying.add(future)
+                    add(future)
+
+            top_up()
+            for future, result in feed:
+                flying.discard(future)
+                try:
+                    outcomes = result()
+                except Exception:  # the task was lost (e.g. dask's KilledWorker)
+                    if pool.cluster_lost():
+                        break  # its runs did not fail: _check_cluster says what happened
+                    outcomes = []
+                if outcomes is None:
+                    elsewhere = True
+                    claims.stop()
+                for i, outcome in outcomes or ():
+                    self.record(todo[i][0], outcome)
+                    recorded[i] = True
+                top_up()
+            self._check_cluster(pool)
+            taken = claims.stop()
+        finally:
+            claims.close()
+        # taken, never returned: by a task lost with its worker, or by an attempt of a
+        # task its worker died under before dask ran it again elsewhere
+        alone = [todo[i] for i in range(taken) if not recorded[i]]
+        return alone, todo[taken:]
+
     def _drain(
         self, pool: _Pool, todo: list, base_dict: dict[str, Any], steal: bool = True
     ) -> list:
@@ -853,8 +991,12 @@ class _Run:
                 return lost
             futures: dict = {}
             lost, self._starts = [], set()
+            alone: list = []
+            dask = getattr(pool, "client", None) is not None
+            if dask and len(todo) > 1:  # the runs no task could claim, if any, go in lists
+                alone, todo = self._claim_runs(pool, todo, base_dict)
             sizes = [1] * len(todo)
-            if getattr(pool, "client", None) is not None:
+            if dask:
                 todo = spread(todo)  # each task a sample of the grid (chunk_sizes)
                 sizes = chunk_sizes(len(todo), pool.workers, self.run_seconds)
             ends = list(itertools.accumulate(sizes))
@@ -865,12 +1007,13 @@ class _Run:
                     _start_fork_server()
             if steal and is_warm() and served:
                 lost = self._submit_while_running(pool, queue, futures, base_dict)
-            elif getattr(pool, "client", None) is not None:
-                self._submit_all(pool, queue, futures, base_dict)
+            elif dask:
+                if queue:
+                    self._submit_all(pool, queue, futures, base_dict)
                 lost = []
             else:
                 lost = self._submit(pool, queue, futures, base_dict)
-            retry = self._collect(pool, futures, lost)
+            retry = alone + self._collect(pool, futures, lost)
             if retry:
                 futures = {}
                 lost += self._submit(

@@ -166,17 +166,19 @@ if __name__ == "__main__":
 
 def test_a_sweep_on_a_running_cluster_keeps_its_client_until_this_process_forks(tmp_path):
     """Two sweeps on a running cluster use one client, kept between them (no connection,
-    plugin registration or close per sweep); each sweep's tasks start on every worker in
-    the order they were made (largest first); the kept client never stops this process
-    forking (:func:`~mmsim.workers.can_fork` closes it, after which only the main thread
-    is left) and a later sweep connects again; a kept client whose cluster closes closes
-    itself without an error logged. Rows equal the serial sweep's throughout."""
+    plugin registration or close per sweep); each sweep's tasks (claiming runs, on this
+    machine: one per worker) start in the order they were made; the kept
+    client never stops this process forking (:func:`~mmsim.workers.can_fork` closes it,
+    after which only the main thread is left) and a later sweep connects again; a kept
+    client whose cluster closes closes itself without an error logged. Rows equal the
+    serial sweep's throughout."""
     out, stderr = _run_script(tmp_path / "kept_client.py", _KEPT_CLIENT)
     assert out["same_rows"] == [True, True, True], "dask rows differ from serial"
     first, second = out["clients"]
     assert len(first) == 1 and first == second, f"one mmsim client for both sweeps: {out}"
     for order in out["orders"]:
-        assert all(o == sorted(o) for o in order) and sum(map(len, order)) > 2, order
+        # one task per worker, sent at once: the scheduler may queue both on one of them
+        assert all(o == sorted(o) for o in order) and sum(map(len, order)) >= 2, order
     assert out["can_fork"] and out["threads"] == ["MainThread"], out
     assert out["kept_after_its_cluster_closed"] == "closed", out
     assert "Failed to reconnect" not in stderr, stderr[-2000:]

@@ -15,7 +15,7 @@ import pytest
 import mmsim
 from mmsim.cli import main
 from mmsim.errors import OutputError
-from mmsim.executors import chunk_sizes, spread
+from mmsim.executors import chunk_sizes, claim_tasks, spread
 from mmsim.scenario import scenario_to_dict
 from mmsim.sweep import NOT_RUN_FIELDS, SweepSpec, replicate_seeds, run_id, summarize_sweep
 
@@ -94,23 +94,48 @@ def test_adding_grid_points_keeps_the_seeds_and_rows_of_the_others():
 
 
 def test_identical_rows_on_serial_processes_and_dask(monkeypatch):
-    """12 runs on 2 dask workers go in tasks of several runs (a task's runs come back
-    together); every row is bit-identical to the serial sweep's all the same."""
+    """12 runs on 2 local dask workers: tasks that take runs one at a time from the
+    sweep's claims file (fewer tasks than runs, no task of a fixed list of runs); every
+    row is bit-identical to the serial sweep's all the same."""
     executors = importlib.import_module("mmsim.executors")
-    real, tasks = executors._Pool.submit_all, []
+    real, real_all, claimers, listed = (
+        executors._Pool.submit_tasks,
+        executors._Pool.submit_all,
+        [],
+        [],
+    )
 
-    def spy(self, args):
-        if self.kind == "dask":
-            tasks.extend(len(a[1]) for a in args)
-        return real(self, args)
+    def spy(self, task, args, names):
+        claimers.extend([task.__name__] * len(args))
+        return real(self, task, args, names)
 
-    monkeypatch.setattr(executors._Pool, "submit_all", spy)
+    def spy_all(self, args):
+        listed.extend(len(a[1]) for a in args)
+        return real_all(self, args)
+
+    monkeypatch.setattr(executors._Pool, "submit_tasks", spy)
+    monkeypatch.setattr(executors._Pool, "submit_all", spy_all)
     serial = mmsim.sweep(TINY, GRID, seeds=6, executor="serial", progress=False)
     procs = mmsim.sweep(TINY, GRID, seeds=6, executor="processes", workers=2, progress=False)
     dask = mmsim.sweep(TINY, GRID, seeds=6, executor="dask", workers=2, progress=False)
-    assert sum(tasks) == 12 and max(tasks) > 1, f"dask tasks of {tasks} runs: none chunked"
+    assert 0 < len(claimers) < 12 and set(claimers) == {"_run_claimed_dask"}, claimers
+    assert listed == [], f"tasks of fixed lists of {listed} runs on local workers"
     pd.testing.assert_frame_equal(serial, procs)
     pd.testing.assert_frame_equal(serial, dask)
+
+
+@pytest.mark.parametrize(
+    ("left", "workers", "run_seconds", "tasks"),
+    [(200, 2, 0.00884, 4), (40, 2, 0.00884, 2), (1, 4, 1.0, 1), (3, 8, 0.0, 3), (0, 2, 1.0, 0)],
+)
+def test_claiming_dask_tasks_one_per_worker_and_one_queued_while_runs_outlast_a_task(
+    left, workers, run_seconds, tasks
+):
+    """band_sweep's 200 runs (8.8 ms estimated each, 0.9 s a worker) on 2 workers: a task
+    each and one queued behind it (a task returns after 0.5 s); 40 runs (0.18 s a
+    worker): one each; never more tasks than runs left, at least one while any is left
+    (a run of no estimated cost too), none when none is."""
+    assert claim_tasks(left, workers, run_seconds) == tasks
 
 
 @pytest.mark.parametrize(
@@ -171,6 +196,7 @@ class _KillingCluster:
 
     def __init__(self, *args):
         self.sizes: list[int] = []
+        self.died = 0  # first attempts of claiming tasks lost with a run taken
 
     def submit(self, *args):
         from concurrent.futures import Future
@@ -188,6 +214,40 @@ class _KillingCluster:
     def submit_all(self, args):
         return [self.submit(*a) for a in args]
 
+    def submit_tasks(self, task, args, names):
+        """Claiming tasks, run here at once, one run an attempt: the worker of every
+        first attempt dies once it has taken its run; dask gives up on every other task
+        (``KilledWorker``) and runs the others again elsewhere, which return their run."""
+        from concurrent.futures import Future
+
+        futures = []
+        for a in args:
+            fut: Future = Future()
+            first = task(*a, seconds=0.0)  # None: the claims file is not on this machine
+            if first:
+                self.died += 1  # with its run
+                if self.died % 2:
+                    fut.set_exception(RuntimeError("KilledWorker: attempted to run task 3 times"))
+                else:
+                    fut.set_result(task(*a, seconds=0.0))
+            else:
+                fut.set_result(first)
+            futures.append(fut)
+        return futures
+
+    def completing(self, futures):
+        pending = list(futures)
+
+        def feed():
+            while pending:
+                f = pending.pop(0)
+                yield f, f.result
+
+        return feed(), pending.append
+
+    def cluster_lost(self):
+        return False
+
     def as_completed(self, futures):
         return iter(futures)
 
@@ -200,13 +260,33 @@ class _KillingCluster:
 
 def test_a_dask_task_lost_as_a_whole_runs_again_run_by_run(monkeypatch):
     """A task of several runs that fails as a whole (its worker killed) costs none of its
-    runs: each is run again alone, and only a run failing alone becomes a failed row."""
+    runs: each is run again alone, and only a run failing alone becomes a failed row.
+    Claiming tasks (the claims file on this machine): a run taken by a task lost with its
+    worker, or by an attempt of a task dask then ran again, is run again alone; with the
+    file out of the workers' reach (another machine), tasks of lists of runs."""
     executors = importlib.import_module("mmsim.executors")
+    claims = importlib.import_module("mmsim.dask_claims")
+    serial = mmsim.sweep(TINY, GRID, seeds=6, executor="serial", progress=False)
     pool = _KillingCluster()
     monkeypatch.setattr(executors, "_Pool", lambda *a, **k: pool)
-    serial = mmsim.sweep(TINY, GRID, seeds=6, executor="serial", progress=False)
     table = mmsim.sweep(TINY, GRID, seeds=6, executor="dask", workers=2, progress=False)
-    assert max(pool.sizes) > 1, pool.sizes
+    # each run a lost attempt took is run again alone, and only those
+    assert pool.died >= 4 and pool.sizes == [1] * pool.died, (pool.died, pool.sizes)
+    pd.testing.assert_frame_equal(serial, table)
+
+    real = claims.RunClaims.create
+
+    def elsewhere(runs):  # the tasks are handed a path no worker has
+        made = real(runs)
+        true, close = made.path, made.close
+        made.path = true.with_name(true.name + "-elsewhere")
+        made.close = lambda: (setattr(made, "path", true), close())
+        return made
+
+    pool = _KillingCluster()
+    monkeypatch.setattr(claims.RunClaims, "create", elsewhere)
+    table = mmsim.sweep(TINY, GRID, seeds=6, executor="dask", workers=2, progress=False)
+    assert pool.died == 0 and max(pool.sizes) > 1 and sum(pool.sizes) > 12, pool.sizes
     pd.testing.assert_frame_equal(serial, table)
 
 
