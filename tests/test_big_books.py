@@ -172,20 +172,12 @@ def test_table_flips_equal_the_full_walk_out_bit_for_bit(seed):
     assert book.profile_builds <= 10, f"{book.profile_builds} profile builds"
 
 
-def test_table_flips_price_only_the_nearest_crossing_when_both_sides_cross():
-    """The table's walks out from spot take turns by distance, so a crossing farther
-    than one already priced on the other side is not priced (two full-book sums, ~0.3
-    ms each on 10k lines, of the ~1.2 ms a table flip cost when the walk went right to
-    its end first). On six 2,000-line books like the 10k benchmark's (strikes $80-120,
-    expiries 5-252 days, two thirds long; three of them cross in the visible view on
-    both sides of spot, as the 10k book does near $86 and $119), at 12 spots and clocks
-    over a day each: the flips equal ``nearest_flips`` bit for bit, the profile is
-    priced at most at the two points around each view's nearest crossing plus the
-    points the table leaves in doubt, and in at least 24 of the 72 cases (36 when
-    written) an exact crossing on the far side goes unpriced."""
-    from mmsim.profile_table import _add_table, build_profile, gamma_pair, walk_flips
+def _crossing_books():
+    """``(seed, book, surface, lines, m, table)`` for six 2,000-line books (seeds 3-8:
+    strikes $80-120, expiries 5-252 days, two thirds long) and their profile tables at
+    spot $100, clock 0."""
+    from mmsim.profile_table import build_profile
 
-    spared = 0
     for seed in range(3, 9):
         rng = np.random.default_rng(seed)
         n = 2_000
@@ -197,6 +189,24 @@ def test_table_flips_price_only_the_nearest_crossing_when_both_sides_cross():
         lines, m = book._live_lines(0.0)
         tab = build_profile(lines, m, 100.0, 0.0, book.year_seconds, surface)
         assert tab is not None, f"seed {seed}: no profile table on a 2,000-line book"
+        yield seed, book, surface, lines, m, tab
+
+
+def test_table_flips_price_only_the_nearest_crossing_when_both_sides_cross():
+    """The table's walks out from spot take turns by distance, so a crossing farther
+    than one already priced on the other side is not priced (two full-book sums, ~0.3
+    ms each on 10k lines, of the ~1.2 ms a table flip cost when the walk went right to
+    its end first). On six 2,000-line books like the 10k benchmark's (strikes $80-120,
+    expiries 5-252 days, two thirds long; three of them cross in the visible view on
+    both sides of spot, as the 10k book does near $86 and $119), at 12 spots and clocks
+    over a day each: the flips equal ``nearest_flips`` bit for bit, the profile is
+    priced at most at the two points around each view's nearest crossing plus the
+    points the table leaves in doubt, and in at least 24 of the 72 cases (36 when
+    written) an exact crossing on the far side goes unpriced."""
+    from mmsim.profile_table import _add_table, gamma_pair, walk_flips
+
+    spared = 0
+    for seed, book, surface, lines, m, tab in _crossing_books():
         for k in range(12):
             S, t = 100.0 + 2.0 * np.sin(k), 1_950.0 * k
             grid = S * _FLIP_GRID
@@ -526,20 +536,10 @@ def test_table_flips_leave_a_point_unpriced_that_only_the_other_view_doubts():
     reach (:func:`_walk_reach`) plus the two points around each crossing; with the sign
     of every point in doubt taken in both views at once (the walk before), that bound
     fails in several cases."""
-    from mmsim.profile_table import _add_table, build_profile, walk_flips
+    from mmsim.profile_table import _add_table, walk_flips
 
     tight = 0
-    for seed in range(3, 9):
-        rng = np.random.default_rng(seed)
-        n = 2_000
-        book = OptionBook(1, delta_table="off")
-        qty = np.where(np.arange(n) % 3 == 0, -1.0, 1.0)
-        book.add_many(np.round(rng.uniform(80, 120, n), 2), rng.uniform(5, 252, n) * DAY,
-                      rng.random(n) < 0.5, qty, np.zeros(n, np.int64))  # fmt: skip
-        surface = book._surface(VolSurface(0.2, -0.1))
-        lines, m = book._live_lines(0.0)
-        tab = build_profile(lines, m, 100.0, 0.0, book.year_seconds, surface)
-        assert tab is not None, f"seed {seed}: no profile table on a 2,000-line book"
+    for seed, book, surface, lines, m, tab in _crossing_books():
         eps = 30.0 * tab.eps  # a looser (still valid) bound: more points in doubt
         for k in range(12):
             S, t = 100.0 + 2.0 * np.sin(k), 1_950.0 * k
