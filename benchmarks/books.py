@@ -29,14 +29,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _value(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 _PARTS = (  # (module, attribute, label): what a big book's day is spent on
     ("mmsim.sampler", "levels_row_grouped", "levels (walls, GEX at walls)"),
     ("mmsim.sampler", "levels_row_held", "levels in a wall box"),
@@ -132,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         from mmsim.scenario import load_scenario
 
         over = dict(kv.split("=", 1) for kv in args.set)
-        over = {**cases.DAYS_OVERRIDES, **{k: _value(v) for k, v in over.items()}}
+        over = {**cases.DAYS_OVERRIDES, **{k: cases.set_value(v) for k, v in over.items()}}
         rows = []
         for d in (float(x) for x in args.days.split(",")):
             sc = load_scenario(cases.SCENARIOS / "multi_dealer_bands.yaml",

@@ -323,6 +323,14 @@ def startup(repeat: int, packages: list[Path] | None = None) -> dict:
     return out[""] if packages is None else out
 
 
+def set_value(text: str):
+    """A ``--set path=value`` value: JSON (numbers, lists), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def peak_memory(days: float, plots: bool, mmsim_dir: Path | None = None) -> dict:
     """Peak resident memory (MB) and CPU of ``mmsim run long_gamma`` for ``days`` days,
     with or without the default plots, in a fresh process; ``mmsim_dir``: the ``mmsim``

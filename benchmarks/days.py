@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import statistics
 import sys
@@ -79,14 +78,6 @@ STEADY = {
 sessions away, so no day of a run up to 20 days nears an expiry (no line summed exactly
 for being near one, no table shortened for it): what is left of the growth in days is
 the book's and the agents' (the tight desk's rehedges grow with its short gamma)."""
-
-
-def _value(text: str):
-    """A ``--set`` value: JSON (numbers, lists), else the text."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 class _Meter:
@@ -347,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     import mmsim
 
     over = {**cases.DAYS_OVERRIDES, **(STEADY if args.steady else {})}
-    over.update((k, _value(v)) for k, v in (kv.split("=", 1) for kv in args.set))
+    over.update((k, cases.set_value(v)) for k, v in (kv.split("=", 1) for kv in args.set))
     report = per_day(args.days, args.repeat, args.seed, over)
     report["mmsim"] = str(Path(mmsim.__file__).resolve().parent)
     labels = report["labels"]
