@@ -23,8 +23,8 @@ from mmsim.sweep import local_cluster
 
 
 def close_after_first_rows(cluster, runs, started):
-    # the sweep's first rows are on disk: its other runs are still to do (the first
-    # tasks are the largest, a quarter of the runs each), then close the whole cluster
+    # the sweep's first rows are on disk (a task returns after half a second of runs):
+    # its other runs are still to do, then close the whole cluster
     while len([f for f in os.listdir(runs) if f.endswith(".json")] if os.path.isdir(runs)
               else []) < 1 and time.monotonic() < started + 120:
         time.sleep(0.005)
@@ -67,7 +67,10 @@ if __name__ == "__main__":
 SEEDS = 40
 SCENARIO = {
     **TINY,
-    "clock": {"days": 0.5},  # ~30 ms a run: 80 runs outlast closing the cluster
+    # ~90 ms a run: 80 runs (~3.5 s on two workers) outlast closing the cluster once the
+    # first rows are saved (a dask task returns after half a second of runs); at ~30 ms a
+    # run the sweep sometimes finished before the close took effect (exit 0)
+    "clock": {"days": 1.5},
     "sweep": {"grid": {"dealers.0.band": [0, 500]}, "seeds": SEEDS},
 }
 LINE = re.compile(
