@@ -140,13 +140,7 @@ def bench_command(repeat: int, base: Path | None = None, plot: bool = False) -> 
         for key, mmsim_dir in reversed(dirs.items()):  # the base first in each round
             for executor in ("serial", "processes"):
                 with tempfile.TemporaryDirectory() as tmp:
-                    command = _command(executor, Path(tmp) / "sw", plot)
-                    argv = [sys.executable, "-c", _SUBREAPER, *command]
-                    done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp,
-                                          env=_env(mmsim_dir), check=True)  # fmt: skip
-                    rec = json.loads(done.stdout)
-                    if rec["rc"] != 0:
-                        raise RuntimeError(f"mmsim sweep --executor {executor}: {rec['stderr']}")
+                    rec = _fresh(_command(executor, Path(tmp) / "sw", plot), mmsim_dir)
                     wall[key][executor].append(rec["wall"])
                     cpu[key][executor].append(rec["cpu"])
     out = {k: _command_summary(wall[k], cpu[k]) for k in dirs}

@@ -98,6 +98,25 @@ def _saved(runs) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))]
 
 
+def _one_line_and_rows(cli: dict, out_cli: Path, line: re.Pattern = LINE) -> tuple[int, int]:
+    """The lost sweep's command said so in one ``mmsim: error:`` line matching ``line``
+    and no traceback, naming its scheduler, the runs finished of all and where they are
+    saved, and exactly those rows are on disk, all successful: ``(finished, total)``."""
+    assert "Traceback" not in cli["stderr"], cli["stderr"][-3000:]
+    lines = [line for line in cli["stderr"].splitlines() if line.startswith("mmsim: error:")]
+    assert len(lines) == 1, cli["stderr"][-3000:]
+    found = line.search(lines[0])
+    assert found, lines[0]
+    address, finished, total, where, other = found.groups()
+    finished, total, other = int(finished), int(total), int(other)
+    assert address == cli["address"] and where == str(out_cli / "runs"), lines[0]
+    assert total == 2 * SEEDS and 0 < finished < total and other == total - finished, lines[0]
+    saved = _saved(out_cli / "runs")
+    assert len(saved) == finished, f"{len(saved)} rows on disk, the line says {finished}"
+    assert all(row["status"] == "ok" for row in saved), [r["error"] for r in saved]
+    return finished, total
+
+
 def test_a_sweep_whose_scheduler_goes_away_says_so_in_one_line_and_loses_no_run(tmp_path):
     """Closed mid-sweep (after its first rows are saved), the command exits with status 2
     and one line (address, runs finished of all, where saved), no traceback; the Python
@@ -109,18 +128,7 @@ def test_a_sweep_whose_scheduler_goes_away_says_so_in_one_line_and_loses_no_run(
 
     cli = report["cli"]
     assert cli["status"] == 2, f"exit status 2 as an unreachable --dask: {cli}"
-    assert "Traceback" not in cli["stderr"], cli["stderr"][-3000:]
-    lines = [line for line in cli["stderr"].splitlines() if line.startswith("mmsim: error:")]
-    assert len(lines) == 1, cli["stderr"][-3000:]
-    found = LINE.search(lines[0])
-    assert found, lines[0]
-    address, finished, total, where, other = found.groups()
-    finished, total, other = int(finished), int(total), int(other)
-    assert address == cli["address"] and where == str(out_cli / "runs"), lines[0]
-    assert total == 2 * SEEDS and 0 < finished < total and other == total - finished, lines[0]
-    saved = _saved(out_cli / "runs")
-    assert len(saved) == finished, f"{len(saved)} rows on disk, the line says {finished}"
-    assert all(row["status"] == "ok" for row in saved), [r["error"] for r in saved]
+    finished, total = _one_line_and_rows(cli, out_cli)
     assert not (out_cli / "results.parquet").exists()  # the table of a finished sweep only
 
     again = subprocess.run(
