@@ -666,6 +666,10 @@ class DeltaTable:
     # of the far lines less the shortest-dated ones on the same grid and window, those
     # evaluated exactly beside it (its ``near``; :func:`_sampler_split`)
     sampler: DeltaTable | None = None
+    # what :func:`fold_booked` reads besides the lines, made at the table's first fold:
+    # the book's ``(year_seconds, r, q)``, the scalars for them (:func:`_fold_scalars`),
+    # scratch for one line, whether the table has node values, its grid, its node count
+    fold_sc: tuple | None = None
 
     def sample_table(self) -> DeltaTable | None:
         """The table whose rows the series sampler reads (``coef``, ``scoef``, ``near``;
@@ -1171,23 +1175,42 @@ def fold_booked(table: DeltaTable, idx: np.ndarray, packed: np.ndarray, year_sec
     call (:func:`_fold_booked`: split, refit, validation and the coefficients' commit),
     few arguments and allocations: a customer trade is folded in at booking, so this
     runs once per trade of a tabulated holder."""
-    m = idx.size
-    fold, rest = np.zeros((N_ROWS, max(m, 1))), np.zeros((N_ROWS, max(m, 1)))
-    rest_idx = np.zeros(m, dtype=np.int64)
-    n = table.coef.shape[1]
-    nodes = _node_scratch(n)
-    k, b, far, ok, *fit = _fold_booked(
-        idx, packed, table.snap, table.snap_vis, _has_nodes(table),
-        _fold_scalars(table, year_seconds, r, q), *_grid(n), table.v_start, table.v_end,
-        table.v_mid, *nodes, table.coef, table.scoef, fold, rest, rest_idx,
+    sc = table.fold_sc
+    if sc is None or sc[0] != (year_seconds, r, q):  # a table's scalars never change
+        n = table.coef.shape[1]  # nor its nodes' shapes (``_commit`` keeps them)
+        sc = table.fold_sc = ((year_seconds, r, q), _fold_scalars(table, year_seconds, r, q),
+                              _fold_scratch(1), _has_nodes(table), _grid(n), n)  # fmt: skip
+    _, scalars, one, can_fit, (x, xm, basis_t, mid_t), n = sc
+    fold, rest, rest_idx = one if idx.size == 1 else _fold_scratch(idx.size)
+    nodes = (np.empty((7, n)), np.empty((7, n)), np.empty((7, n - 1)))  # _node_scratch
+    out = _fold_booked(
+        idx, packed, table.snap, table.snap_vis, can_fit, scalars, x, xm, basis_t, mid_t,
+        table.v_start, table.v_end, table.v_mid, nodes[0], nodes[1], nodes[2], table.coef,
+        table.scoef, fold, rest, rest_idx,
     )  # fmt: skip
-    if not ok:
-        return False, rest, rest_idx[:b]
+    k, b = out[0], out[1]
+    # the other changes out of the scratch (most folds have none: shared empties)
+    rest, rest_idx = (rest[:, :b].copy(), rest_idx[:b].copy()) if b else _NO_REST
+    if not out[3]:
+        return False, rest, rest_idx
     if k:
-        _commit(table, nodes, k, far, fit)
+        _commit(table, nodes, k, out[2], out[4:])
         if table.sampler is not None:
             _fold_split(table, fold[:, :k], year_seconds, r, q)
-    return True, rest, rest_idx[:b]
+    return True, rest, rest_idx
+
+
+_NO_REST = (np.zeros((N_ROWS, 1)), np.zeros(0, dtype=np.int64))
+""":func:`fold_booked`'s ``(rest, rest_idx)`` with no other changes: shared, never
+written (a table's ``changes`` are read up to ``changes_n``)."""
+
+
+def _fold_scratch(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scratch of :func:`fold_booked` for ``m`` changed lines: the lines to fold and the
+    other changes (line tables; :func:`_fold_booked` writes the columns up to the counts
+    it returns) and the other changes' line numbers. Read within the call only (the
+    other changes leave it as copies): a table keeps one for a line (most folds)."""
+    return np.zeros((N_ROWS, max(m, 1))), np.zeros((N_ROWS, max(m, 1))), np.zeros(m, np.int64)
 
 
 def _fold_split(table: DeltaTable, lines: np.ndarray, year_seconds: float, r: float,

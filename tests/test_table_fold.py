@@ -110,3 +110,42 @@ def test_a_table_with_folded_trades_rolls_on_within_tolerance_and_restarts_daily
     assert book.table_rolls >= 3, f"{book.table_rolls} of {book.table_builds} builds rolled on"
     assert book._tables[0].folded > 0, "trades were folded into the current table"
     assert oldest <= DAY, f"a chain of rolls {oldest:.0f} s longer than a day"
+
+
+def test_folds_leave_each_tables_changes_its_own():
+    """``fold_booked`` works in scratch a table keeps (its scalars made once per table):
+    12 trades into a 300-line table, every other one a line expiring within its near cut
+    (kept beside the fit, in ``changes``): each ``changes`` handed to the table keeps its
+    values through every later fold (none is the scratch), the last holds the 6 near
+    lines' unit differences (300 shares each, their strikes), the cached scalars are
+    ``_fold_scalars``' own, bit for bit, and two folds of one near line each return
+    their own line (the second does not overwrite the first's answer)."""
+    book, _ = _book(8, 300)
+    vol = VolSurface(0.2, -0.1, 0.01)
+    book.holder_delta_gamma(0, 100.0, 0.0, vol)
+    table = book._tables[0]
+    near = 0.5 * (table.t0 + table.near_cut)
+    seen, strikes = [], []
+    for k in range(12):
+        if k % 2 == 0:
+            strikes.append(95.05 + k)
+            book.add(strikes[-1], near, True, 3.0, 0)
+        else:
+            book.add(101.05 + k, 30 * DAY, False, -2.0, 0)
+        assert book._tables[0] is table
+        seen.append((table.changes, table.changes[:, : table.changes_n].copy()))
+    for arr, values in seen:
+        assert np.array_equal(arr[:, : values.shape[1]], values)
+    assert table.changes_n == 6 and table.folded == 6
+    got = table.changes[:, :6]
+    assert np.array_equal(got[dt.ROW_STRIKE], strikes)
+    assert np.array_equal(got[dt.ROW_UNITS], np.full(6, 300.0))
+    key = (book.year_seconds, book.r, book.q)
+    assert table.fold_sc[0] == key
+    assert np.array_equal(table.fold_sc[1], dt._fold_scalars(table, *key))
+    # one near line at a time (the scratch's case): each answer outlives the next call
+    first, second = (book._index[(0, k, near, True, True, 100.0)] for k in strikes[:2])
+    answers = [dt.fold_booked(table, np.array([i]), book._packed, *key) for i in (first, second)]
+    for (ok, rest, idx), i, strike in zip(answers, (first, second), strikes, strict=False):
+        assert ok and list(idx) == [i] and rest.shape[1] == 1
+        assert rest[dt.ROW_STRIKE, 0] == strike and rest[dt.ROW_UNITS, 0] == 300.0
