@@ -76,6 +76,7 @@ from mmsim.pauses import next_event
 from mmsim.record import timeout_clock
 from mmsim.run_env import stop_now
 from mmsim.schema import Scenario
+from mmsim.table_rows import load_table_row
 
 if TYPE_CHECKING:
     from mmsim.engine import Simulation
@@ -548,11 +549,18 @@ class HotLoop:
         """Dealer ``i`` reads ``table`` (None: exact, until ``until`` s, inf = always)
         until its lines' next expiry ``nxt`` (s); ``hot``: the hot lines it answers from.
         Its row, the bookkeeping that tells when it is stale, and the packed tables."""
-        row = self.dl[i]
-        row[fp.D_WIN] = 0.0  # a skip window bounds the lines of the evaluation it was set on
         self._tab_seen[i] = self.sim.book.table_state(self.sim.dealers[i].index)
         self._hot_seen[i] = hot
         self._tabs[i] = table
+        if table is not None:  # a table that fits its slot (most): in one compiled call
+            c0, c_room, x0, x_room = self._slots[i]
+            if table.coef.shape[1] <= c_room and table.near_n + table.changes_n <= x_room:
+                load_table_row(self.dl, i, nxt, table.t0, table.H, table.center, table.half,
+                               table.coef, self.coefs, c0, table.near, table.near_n,
+                               table.changes, table.changes_n, self.xlines, x0)  # fmt: skip
+                return
+        row = self.dl[i]
+        row[fp.D_WIN] = 0.0  # a skip window bounds the lines of the evaluation it was set on
         row[fp.D_TEXP] = nxt
         if table is None:
             row[fp.D_TMODE] = fp.TM_EXACT if math.isinf(until) else fp.TM_EXACT_UNTIL
