@@ -951,8 +951,8 @@ class OptionBook:
             for h, (hl, hn) in enumerate(hots):
                 j = e0
                 while j < e1:
-                    table, end, window = self._series_run(h, hl, hn, j, e1, times, mids, vol,
-                                                          least)  # fmt: skip
+                    table, end, window = self._series_run(h, hl, hn, j, e1, times, mids,
+                                                          level, skew, floor, least)  # fmt: skip
                     if table is None:
                         end = holder_rows(j, end, times, mids, h, False, none, none, 0.0, 1.0,
                                           0.0, 1.0, ys, hl, hn, none, 0, none, 0, *surf,
@@ -969,7 +969,7 @@ class OptionBook:
             sum_gex(e0, e1, parts, present, gex)
             e0 = e1
 
-    def _series_run(self, h, lines, n, j, e1, times, mids, vol, least) -> tuple:
+    def _series_run(self, h, lines, n, j, e1, times, mids, level, skew, floor, least) -> tuple:
         """From sample ``j`` on (before ``e1``), how :meth:`series_greeks` answers for holder
         ``h`` (``lines``, ``n``: its hot table): ``(table, end, window)``, the table it
         samples (``None``: exact) at samples ``j .. end - 1`` as long as they stay in
@@ -977,7 +977,6 @@ class OptionBook:
         half-width; its table's validity), with the side effects of its call at sample
         ``j``; at later samples of the run the same call changes nothing (the table stays
         valid, or a failed build is not retried before its mark)."""
-        level, skew, floor = vol.params()
         S, t = float(mids[j]), float(times[j])
         if n < least:
             return None, e1, _ALWAYS
