@@ -980,6 +980,15 @@ class OptionBook:
         S, t = float(mids[j]), float(times[j])
         if n < least:
             return None, e1, _ALWAYS
+        table = self._tables[h]
+        if (  # up to date and valid here: what _table answers, with no side effect
+            table is not None
+            and table.version == self._holder_version[h]
+            and table.valid(S, t, level, skew, floor)
+        ):
+            window = (table.t0, table.t0 + table.H, table.center, table.half)
+            rows = table.sample_table() is not None and level == table.level  # .samples()
+            return (table if rows else None), e1, window
         table = self._table(h, lines, n, S, t, level, skew, floor)
         if table is None:  # tried again from the retry mark on
             if self._retry[h][0] != self._holder_version[h]:
