@@ -540,8 +540,17 @@ class HotLoop:
         seen = self._tab_seen[i]
         if seen is None:
             return False
-        now = self.sim.book.table_state(self.sim.dealers[i].index)
-        return now[0] is seen[0] and now[1:] == seen[1:]
+        book = self.sim.book
+        h = self.sim.dealers[i].index
+        table = book._tables[h]
+        if table is None:  # OptionBook.table_state, compared field by field
+            return seen[0] is None and seen[1] == -1 and seen[2] == -1 and seen[3] == book._retry[h]
+        return (
+            table is seen[0]
+            and table.version == seen[1]
+            and table.changes_n == seen[2]
+            and book._retry[h] == seen[3]
+        )
 
     def _set_evaluation(
         self, i: int, table: Any, until: float, nxt: float, hot: np.ndarray
