@@ -30,10 +30,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunClaims", "Taker", "claims_dir", "open_claims"]
+__all__ = ["RunClaims", "Taker", "claims_dir", "open_claims", "remove_orphans"]
 
 _HEAD = struct.Struct("<qq")  # the next run's index, runs
 _NEXT = struct.Struct("<q")
+_PREFIX = "mmsim-claims-"  # then the creating process's id, "-", mkstemp's letters
 
 
 def claims_dir() -> Path:
@@ -43,6 +44,26 @@ def claims_dir() -> Path:
     if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
         return shm
     return Path(tempfile.gettempdir())
+
+
+def remove_orphans(folder: Path) -> int:
+    """Remove claims files in ``folder`` left by sweeps whose process is gone (killed
+    before it could remove its own: ``SIGKILL``, a crash); returns how many. A file
+    whose creator is alive, or belongs to another user, is kept."""
+    removed = 0
+    for path in folder.glob(_PREFIX + "*-*"):
+        pid = path.name[len(_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+        except OSError:  # PermissionError: alive, another user's
+            continue
+    return removed
 
 
 class RunClaims:
@@ -56,12 +77,15 @@ class RunClaims:
     @classmethod
     def create(cls, runs: list) -> RunClaims | None:
         """A new claims file holding ``runs`` (picklable, handed to the tasks as they
-        take them), none taken; ``None`` if no file can be made."""
+        take them), none taken; ``None`` if no file can be made. Files orphaned by
+        killed sweeps are removed first (:func:`remove_orphans`)."""
         try:
             import fcntl  # noqa: F401  (not on Windows: no claims there)
 
             payload = pickle.dumps(runs, protocol=pickle.HIGHEST_PROTOCOL)
-            fd, name = tempfile.mkstemp(prefix="mmsim-claims-", dir=claims_dir())
+            folder = claims_dir()
+            remove_orphans(folder)
+            fd, name = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=folder)
         except (ImportError, OSError):
             return None
         try:

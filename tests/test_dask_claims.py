@@ -4,6 +4,7 @@ once, nothing taken once the sweep stops the counter, no file left behind."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 from mmsim.dask_claims import RunClaims, open_claims
@@ -41,3 +42,27 @@ def test_a_stopped_counter_hands_out_nothing_more_and_says_how_many_were_taken()
         assert taker.take() is None, "a run taken after the sweep stopped the counter"
         assert claims.stop() == 3, "stopping again: still the runs taken before the stop"
     claims.close()
+
+
+def test_a_killed_sweeps_file_is_removed_by_the_next_sweep_and_a_live_ones_kept(tmp_path):
+    """SIGKILL leaves a claims file behind (its sweep never reaches close): the next
+    sweep removes files whose creating process is gone and keeps live ones."""
+    import subprocess
+    import sys
+
+    from mmsim import dask_claims
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan = tmp_path / f"mmsim-claims-{int(dead.stdout)}-abc123"
+    live = tmp_path / f"mmsim-claims-{os.getpid()}-def456"
+    other = tmp_path / "mmsim-claims-notapid"
+    for p in (orphan, live, other):
+        p.write_bytes(b"x")
+    assert dask_claims.remove_orphans(tmp_path) == 1
+    assert not orphan.exists(), "the file of a process that is gone"
+    assert live.exists() and other.exists(), "a live process's file, a name without a process id"
