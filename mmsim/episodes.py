@@ -135,12 +135,15 @@ def clock_time(t: float, session_seconds: float, *, closing: bool = False) -> st
 
 
 def series_columns(series: pd.DataFrame) -> Callable[[str], np.ndarray]:
-    """A reader of ``series``' columns by name as numpy arrays: views of the frame's one
-    float64 block (a recorder's series frame: ``series[c].to_numpy()``'s values, without
-    building a Series per column, ~10 us each), else ``series[c].to_numpy()``."""
+    """A reader of ``series``' columns by name as numpy arrays: read-only views of the
+    frame's one float64 block (a recorder's series frame: ``series[c].to_numpy()``'s
+    values, without building a Series per column, ~10 us each), else
+    ``series[c].to_numpy()``."""
     values = series.to_numpy(copy=False) if series.columns.is_unique else None
     if values is None or values.dtype != np.float64 or values.ndim != 2:
         return lambda c: series[c].to_numpy()
+    values = values.view()  # read-only, as pandas hands out its columns (the frame's own)
+    values.flags.writeable = False
     where = series.columns.get_loc
     return lambda c: values[:, where(c)]
 
