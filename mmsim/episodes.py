@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -110,6 +110,9 @@ OPEN_SECONDS = 9.5 * 3600.0  # the session opens at 09:30
 
 
 _EMPTY: list[pd.DataFrame] = []
+_STR = pd.api.types.pandas_dtype("str")
+"""The dtype ``"str"`` names (pandas' default string dtype), looked up once: ``pd.array``
+given the name looks it up per column (a quarter of the episodes table's construction)."""
 
 
 def empty_episodes() -> pd.DataFrame:
@@ -129,6 +132,29 @@ def clock_time(t: float, session_seconds: float, *, closing: bool = False) -> st
         day, into = day - 1, session_seconds
     clock = round(OPEN_SECONDS + into)
     return f"d{int(day) + 1} {clock // 3600:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}"
+
+
+def series_columns(series: pd.DataFrame) -> Callable[[str], np.ndarray]:
+    """A reader of ``series``' columns by name as numpy arrays: read-only views of the
+    frame's one float64 block (a recorder's series frame: ``series[c].to_numpy()``'s
+    values, without building a Series per column, ~10 us each), else
+    ``series[c].to_numpy()``."""
+    values = series.to_numpy(copy=False) if series.columns.is_unique else None
+    if values is None or values.dtype != np.float64 or values.ndim != 2:
+        return lambda c: series[c].to_numpy()
+    values = values.view()  # read-only, as pandas hands out its columns (the frame's own)
+    values.flags.writeable = False
+    where = series.columns.get_loc
+    return lambda c: values[:, where(c)]
+
+
+def _is_kind(kind: pd.Series, name: str) -> np.ndarray:
+    """``(kind == name).to_numpy()``; for a categorical ``kind`` (a run's market orders)
+    from its codes (a fifth of the cost: no string comparison)."""
+    if isinstance(kind.dtype, pd.CategoricalDtype):
+        cat = kind.array  # a Categorical: its codes an ndarray, -1 for a missing value
+        return cat.codes == (cat.categories.get_loc(name) if name in cat.categories else -2)
+    return (kind == name).to_numpy()
 
 
 def _runs_beyond(t, price, level, direction, duration):
@@ -187,12 +213,13 @@ class _Evidence:
         opening: PositionColumns | None = None,
     ):
         self.sc = scenario
-        self.t = series["t"].to_numpy()
+        self.col = series_columns(series)
+        self.t = self.col("t")
         self.series = series
         if len(trades):
             self.trade_t = trades["t"].to_numpy()
             self.trade_q = trades["qty"].to_numpy()
-            self.is_dealer = (trades["kind"] == "dealer").to_numpy()
+            self.is_dealer = _is_kind(trades["kind"], "dealer")
         else:
             self.trade_t = self.trade_q = np.zeros(0)
             self.is_dealer = np.zeros(0, dtype=bool)
@@ -241,9 +268,9 @@ class _Evidence:
         """Share of the wall strike's true gamma gone by the end of the break's
         confirmation window (sample ``w1``), against its peak from the lookback start
         ``w0`` to just before the break; 1 if the wall has left the strike by then."""
-        s = self.series
-        wall = s[f"{side}_wall_visible"].to_numpy()[w0 : w1 + 1]
-        strike = np.abs(s[f"{side}_wall_strike_gex"].to_numpy()[w0 : w1 + 1])
+        col = self.col
+        wall = col(f"{side}_wall_visible")[w0 : w1 + 1]
+        strike = np.abs(col(f"{side}_wall_strike_gex")[w0 : w1 + 1])
         same = np.isclose(wall, level) & np.isfinite(strike)
         peak = strike[: before - w0 + 1][same[: before - w0 + 1]]
         if not peak.size or peak.max() <= 0.0:
@@ -270,7 +297,7 @@ class _Evidence:
         return total
 
     def measure(self, i0: int, side: str, direction: float, level: float) -> dict:
-        cfg, s, t = self.sc.record.episodes, self.series, self.t
+        cfg, col, t = self.sc.record.episodes, self.col, self.t
         t0 = t[i0] - cfg.lookback
         t1 = t[i0] + cfg.duration
         exo, dealer, capacity = self.flows(t0, t1)
@@ -282,20 +309,20 @@ class _Evidence:
         flow_ratio = max(direction * exo, 0.0) / absorb
         w0 = np.searchsorted(t, t0)
         w1 = min(np.searchsorted(t, t1, side="right"), t.size) - 1
-        iv = s["iv"].to_numpy()
+        iv = col("iv")
         iv_change = float(iv[w1] - iv[w0])
         expiry_hedge = direction * self.expiry_hedge(t0, t1) + 0.0
         gap_move = direction * sum(g for at, g in self.gaps if t0 <= at <= t1) + 0.0  # no -0.0
         before = max(i0 - 1, 0)
         otc_support, melt = 1.0, 0.0
         if side in ("call", "put"):
-            true = s[f"{side}_wall_gex_true"].to_numpy()[before]
-            visible = s[f"{side}_wall_gex_visible"].to_numpy()[before]
+            true = col(f"{side}_wall_gex_true")[before]
+            visible = col(f"{side}_wall_gex_visible")[before]
             if np.isfinite(true) and np.isfinite(visible) and visible != 0.0:
                 otc_support = float(true / visible)
             melt = self._melt(side, level, w0, before, w1)
         else:  # flip crossing: the sign of GEX at spot in both views
-            true, visible = s["gex_true"].to_numpy()[before], s["gex_visible"].to_numpy()[before]
+            true, visible = col("gex_true")[before], col("gex_visible")[before]
             if visible != 0.0:
                 otc_support = float(true / visible)
         # a strike's gamma melts only close to its expiry: without an expiry from the
@@ -381,8 +408,9 @@ def detect_episodes(
     cfg = scenario.record.episodes
     if len(series) < 2:
         return empty_episodes()
-    t = series["t"].to_numpy()
-    price = series["price"].to_numpy()
+    col = series_columns(series)
+    t = col("t")
+    price = col("price")
     built: list[_Evidence] = []  # the evidence's tables, built for the first episode
 
     def measure(i0: int, what: str, direction: float, level: float) -> dict:
@@ -393,7 +421,7 @@ def detect_episodes(
     rows = []
     for view, suffix in (("visible", "_visible"), ("true", "")):
         for side, direction in (("call", 1.0), ("put", -1.0)):
-            wall = series[f"{side}_wall{suffix}"].to_numpy()
+            wall = col(f"{side}_wall{suffix}")
             edge = wall * (1.0 + direction * cfg.threshold)
             for i0, i1, ref in _runs_beyond(t, price, edge, direction, cfg.duration):
                 level = ref / (1.0 + direction * cfg.threshold)
@@ -411,7 +439,7 @@ def detect_episodes(
                     }
                 )
     rows = _merge_views(rows)
-    flip = series["flip_true"].to_numpy()
+    flip = col("flip_true")
     for direction, kind in ((-1.0, "flip_cross_down"), (1.0, "flip_cross_up")):
         for i0, i1, ref in _runs_beyond(t, price, flip, direction, cfg.duration):
             rows.append(
@@ -441,7 +469,7 @@ def episode_table(rows: list[dict]) -> pd.DataFrame:
     data = {
         c: np.array([r[c] for r in rows], dtype=d)
         if d == "float64"
-        else pd.array([r[c] for r in rows], dtype=d)
+        else pd.array([r[c] for r in rows], dtype=_STR)
         for c, d in EPISODE_COLUMNS.items()
     }
     return pd.DataFrame(data, copy=False)

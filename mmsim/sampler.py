@@ -36,6 +36,7 @@ from mmsim.npsum import np_sum
 from mmsim.profile_table import FLIP_TOL, table_gex
 from mmsim.record import SeriesRecorder
 from mmsim.schema import Scenario
+from mmsim.table_row import levels_from_tables
 from mmsim.vol import VolSurface
 from mmsim.wall_hold import MIN_LINES, WallBox, _at_walls_fast, levels_row_held
 
@@ -241,6 +242,10 @@ class Sampler:
         self.gex_table = 0  # ... that read it from the profile table (levels_hold: table)
         self._groups = StrikeGroups()  # the live table's strikes, per view
         self.wall_box = WallBox()  # walls proven over a spot x time box (mmsim.wall_hold)
+        # (live lines, book version, surface, profile table, strike groups) of the last
+        # levels sample read from the tables (levels_hold: table), or None
+        self._from_tables: tuple | None = None
+        self.rows_again = 0  # levels samples read again from those tables (diagnostics)
         # per-holder delta, gamma, charm, vanna, value at the previous sample
         self._prev = np.zeros((5, book.n_holders))
         self._flow = np.zeros((4, book.n_holders))  # cumulative hedge demand, shares
@@ -396,6 +401,8 @@ class Sampler:
         one ``exp`` a line (within 1e-12 of the gross of exact pricing)."""
         book, vol = self.book, self.vol
         S, t = float(S), float(t)
+        if self._from_tables is not None and self._tables_again(S, t):
+            return
         due = self.flips_due(S, t)
         lines, n = book._live_lines(t)
         tabulates = book.tabulates(t)
@@ -428,6 +435,44 @@ class Sampler:
         if not held and tabulates and gex < 2:  # (only a priced GEX of a tabulated book is kept)
             first = float(lines[ROW_EXPIRY, :n].min()) if n else np.inf
             self._gex_state = (book._version, surface, t, first)
+        # the tables this row was read from, for the next samples (_tables_again)
+        read = gex == 2 and tab is book._profile and wb.holds(S, t, *key)
+        self._from_tables = (lines, book._version, surface, tab, groups) if read else None
+
+    def _tables_again(self, S: float, t: float) -> bool:
+        """:meth:`update_levels` in one compiled call
+        (:func:`~mmsim.table_row.levels_from_tables`, the same kernels, the same row)
+        when the last levels sample was read from the tables and they still answer
+        unchanged: the same live lines, book version and surface, the same profile table
+        still valid and current, spot and clock inside the same wall box. ``False``
+        (levels untouched) otherwise, or when the tables cannot answer this sample: the
+        caller then takes the long way (which counts what it does, as this does)."""
+        lines0, version, surface0, tab, groups = self._from_tables
+        book, wb = self.book, self.wall_box
+        lines, n = book._live_lines(t)
+        surface = book._surface(self.vol)
+        if not (
+            lines is lines0
+            and book._version == version
+            and surface == surface0
+            and book._profile is tab
+            and tab.book_version == version
+            and tab.valid(S, t, surface)
+            and wb.holds(S, t, lines, n, version, surface)
+        ):
+            return False
+        row = self.levels.copy()
+        if not levels_from_tables(_FLIP_GRID, _FLIP_MID, S, t, (t - tab.t0) / tab.H, tab.center,
+                                  tab.half, tab.coef, tab.eps, tab.extra, tab.n_extra,
+                                  book.year_seconds, lines, n, *surface, FLIP_TOL, groups[8],
+                                  *groups[:8], *wb.masks, row):  # fmt: skip
+            return False
+        self.levels[:] = row
+        book.profile_flips += 1  # as the long way counts its table flips, box rows, table GEX
+        wb.held += 1
+        self.gex_table += 1
+        self.rows_again += 1
+        return True
 
     def _table_gex(self, tab, t: float) -> bool:
         """``engine.levels_hold: table``: the true and visible GEX of the book at the

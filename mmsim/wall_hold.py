@@ -43,7 +43,6 @@ from mmsim.fastexp import EXP_MIN, exp_array
 from mmsim.greeks import _INV_SQRT_2PI
 from mmsim.level_kernels import (
     SD_EXACT,
-    _add_exact,
     _at_wall,
     _exact_gamma,
     _same,
@@ -58,6 +57,7 @@ __all__ = [
     "WIDE_BOX",
     "WallBox",
     "levels_row_held",
+    "row_scratch",
     "wall_box",
 ]
 
@@ -267,17 +267,55 @@ def wall_box(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor,
 
 
 @njit(cache=True)
+def _add_unit(lines, i, k, row, g, scale, call, put):
+    """:func:`~mmsim.level_kernels._add_exact` with line ``i``'s unit gamma ``g`` given
+    (the same operations, so the same sums)."""
+    gi = lines[row, i] * g
+    gi *= scale
+    if lines[ROW_IS_CALL, i] != 0.0:
+        call[k] += gi
+        put[k] += 0.0
+    else:
+        call[k] += 0.0
+        put[k] += gi
+
+
+@njit(cache=True)
 def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r, q, inv, mask,
-                      call, put):  # fmt: skip
+                      call, put, known, known_g, got):  # fmt: skip
     """:func:`~mmsim.level_kernels._exact_strikes` over the lines ``idx`` (ascending, holding
     every line of the strikes in ``mask``) into ``call`` and ``put`` zero at those
-    strikes: the same sums in the same order."""
+    strikes: the same sums in the same order. A line of ``known`` (ascending line
+    numbers) priced already at this spot and clock takes its unit gamma from ``known_g``
+    (NaN: not priced) instead of pricing it again (a line's unit gamma is the same in
+    both views, the same number whichever pass priced it). ``got`` (the length of
+    ``idx``, or empty) gets each line's unit gamma (NaN where its strike is not in
+    ``mask``)."""
     scale = S * S * GEX_PER_PCT  # call and put: zero at the strikes of ``mask``
+    p = 0
+    for j, i in enumerate(idx):
+        k = inv[i]
+        g = np.nan
+        if k >= 0 and mask[k]:
+            while p < known.size and known[p] < i:
+                p += 1
+            if p < known.size and known[p] == i and known_g[p] == known_g[p]:
+                g = known_g[p]
+            else:
+                g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+            _add_unit(lines, i, k, row, g, scale, call, put)
+        if got.size:
+            got[j] = g
+
+
+@njit(cache=True)
+def _clear_at(idx, inv, a, b):
+    """Zero ``a`` and ``b`` at the strikes ``inv[idx]`` (the entries a pass wrote)."""
     for i in idx:
         k = inv[i]
-        if k >= 0 and mask[k]:
-            _add_exact(S, t, year_seconds, lines, i, k, row, level, skew, floor, r, q, scale,
-                       call, put)  # fmt: skip
+        if k >= 0:
+            a[k] = 0.0
+            b[k] = 0.0
 
 
 WALL_BLOCK = 512
@@ -401,7 +439,7 @@ def _strike_gex_near(wall, strikes, call, put):
 @njit(cache=True)
 def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold_gex, fast_gex,
                     log_k, inv_t, st, hct, hpt, inv_v, sv, hcv, hpv, mask_t, mask_v, idx_t, idx_v,
-                    cand_t, cand_v, out):  # fmt: skip
+                    cand_t, cand_v, has, scratch, out):  # fmt: skip
     """:func:`~mmsim.level_kernels.levels_row_grouped` without flips, at a point of the
     box of :func:`wall_box` whose candidate strikes are ``mask_t`` (true view) and
     ``mask_v`` (visible), indices ``cand_t``, ``cand_v``: the walls picked among those
@@ -409,32 +447,45 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
     at spot of the lines struck at each visible wall exact (the same sums, in the same
     order), the GEX re-priced at the visible walls kept with ``hold_gex`` when they are
     the walls already in ``out[4:6]``. ``idx_t``, ``idx_v``: the lines of those strikes
-    (:func:`wall_box`), the only ones priced. The same row, bit for bit; with
-    ``fast_gex`` the GEX re-priced at the visible walls (``out[6:10]``, when not kept)
-    comes from :func:`_at_walls_fast` (``log_k``: ``log K`` per line), within ``1e-12``
-    of the gross; with ``fast_gex == 2`` it is left to the caller. Returns whether the
-    GEX was kept."""
+    (:func:`wall_box`), the only ones priced, each once (a line of both views is priced
+    by the visible pass and its unit gamma reused by the true one). The same row, bit
+    for bit; with ``fast_gex`` the GEX re-priced at the visible walls (``out[6:10]``,
+    when not kept) comes from :func:`_at_walls_fast` (``log_k``: ``log K`` per line),
+    within ``1e-12`` of the gross; with ``fast_gex == 2`` it is left to the caller.
+    Returns whether the GEX was kept.
+
+    ``has``: ``hct.any()``, ``hpt.any()``, ``hcv.any()``, ``hpv.any()``; ``scratch``: 4
+    rows of zeros at least as long as the strikes of either view (the per-strike sums;
+    each entry written is zeroed again before returning, so no strike-sized array is
+    allocated or cleared per row: :meth:`WallBox.build` makes both)."""
     a = (t, year_seconds, lines, n)
     s = (level, skew, floor, r, q)
-    call_v = np.zeros(sv.size)
-    put_v = np.zeros(sv.size)
-    _exact_strikes_of(S, t, year_seconds, lines, idx_v, ROW_VIS_W, *s, inv_v, mask_v, call_v, put_v)
-    cwv = _pick_in(cand_v, sv, call_v, hcv, hcv.any())
-    pwv = _pick_in(cand_v, sv, put_v, hpv, hpv.any())
+    call_v, put_v = scratch[0, : sv.size], scratch[1, : sv.size]
+    ct, pt = scratch[2, : st.size], scratch[3, : st.size]
+    gv = np.empty(idx_v.size)  # the visible pass's unit gammas, for the true one
+    none = np.empty(0, np.int64)
+    _exact_strikes_of(S, t, year_seconds, lines, idx_v, ROW_VIS_W, *s, inv_v, mask_v, call_v,
+                      put_v, none, gv, gv)  # fmt: skip
+    cwv = _pick_in(cand_v, sv, call_v, hcv, has[2])
+    pwv = _pick_in(cand_v, sv, put_v, hpv, has[3])
+    _clear_at(idx_v, inv_v, call_v, put_v)
     mask = mask_t.copy()  # and the true view's strikes at the visible walls
     for w in (cwv, pwv):
         lo, hi = _near(st, w)
         mask[lo:hi] = True
-    ct = np.zeros(st.size)
-    pt = np.zeros(st.size)
-    _exact_strikes_of(S, t, year_seconds, lines, idx_t, ROW_UNITS, *s, inv_t, mask, ct, pt)
-    out[2] = _pick_in(cand_t, st, ct, hct, hct.any())
-    out[3] = _pick_in(cand_t, st, pt, hpt, hpt.any())
+    _exact_strikes_of(S, t, year_seconds, lines, idx_t, ROW_UNITS, *s, inv_t, mask, ct, pt,
+                      idx_v, gv, gv[:0])  # fmt: skip
+    out[2] = _pick_in(cand_t, st, ct, hct, has[0])
+    out[3] = _pick_in(cand_t, st, pt, hpt, has[1])
     keep = hold_gex and _same(cwv, out[4]) and _same(pwv, out[5])
     out[4] = cwv
     out[5] = pwv
     out[10] = _strike_gex_near(cwv, st, ct, pt)
     out[11] = _strike_gex_near(pwv, st, ct, pt)
+    if not keep and fast_gex != 2 and not fast_gex:
+        out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
+        out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
+    _clear_at(idx_t, inv_t, ct, pt)
     if keep:
         return True
     if fast_gex == 2:  # the caller fills out[6:10] (from the profile table)
@@ -443,10 +494,20 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
         g = _at_walls_fast(np.array([cwv, pwv]), *a, *s, log_k)
         out[6], out[7] = (g[0, 0], g[1, 0]) if cwv == cwv else (np.nan, np.nan)
         out[8], out[9] = (g[0, 1], g[1, 1]) if pwv == pwv else (np.nan, np.nan)
-        return False
-    out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
-    out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
     return False
+
+
+def row_scratch(groups: tuple, old: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """``(has, scratch)`` of :func:`levels_row_held` for the strike ``groups`` (``(*true,
+    *visible, log_k)`` of :class:`~mmsim.level_kernels.StrikeGroups`): whether each view
+    has calls and puts at all, and 4 rows of zeros as long as the most strikes of a view
+    (``old[0]``, a scratch handed back zeroed by the held rows, when long enough)."""
+    _, st, hct, hpt, _, sv, hcv, hpv = groups[:8]
+    has = np.array([hct.any(), hpt.any(), hcv.any(), hpv.any()])
+    u = max(st.size, sv.size)
+    if old and old[0].shape[1] >= u:
+        return has, old[0]
+    return has, np.zeros((4, u))
 
 
 class WallBox:
@@ -468,18 +529,24 @@ class WallBox:
 
     def covers(self, S: float, t: float, lines: np.ndarray, n: int, version: int,
                surface: tuple) -> bool:  # fmt: skip
-        """Whether the box holds spot ``S`` ($), clock ``t`` (s) for this table."""
+        """Whether the box holds spot ``S`` ($), clock ``t`` (s) for this table (counted in
+        ``held``)."""
+        ok = self.holds(S, t, lines, n, version, surface)
+        self.held += ok
+        return ok
+
+    def holds(self, S: float, t: float, lines: np.ndarray, n: int, version: int,
+              surface: tuple) -> bool:  # fmt: skip
+        """:meth:`covers` without counting."""
         key = self._key
         s_lo, s_hi, t_lo, t_hi = self._box
-        ok = (
+        return (
             bool(key)
             and key[0] is lines
             and key[1:] == (n, version, surface)
             and s_lo <= S <= s_hi
             and t_lo <= t <= t_hi
         )
-        self.held += ok
-        return ok
 
     def build(self, S: float, t: float, year_seconds: float, lines: np.ndarray, n: int,
               version: int, surface: tuple, groups: tuple) -> bool:  # fmt: skip
@@ -509,7 +576,7 @@ class WallBox:
             if count <= MAX_SHARE * 2 * n:
                 self._key = (lines, n, version, surface)
                 self._box = box
-                self.masks = tuple(masks)
+                self.masks = (*masks, *row_scratch(groups, self.masks[-1:]))
                 self.built += 1
                 self.held += 1
                 return True

@@ -19,7 +19,15 @@ from mmsim.book_kernels import ROW_EXPIRY, ROW_STRIKE, ROW_UNITS, ROW_VIS_W
 from mmsim.engine import Simulation
 from mmsim.level_kernels import StrikeGroups, _at_wall, levels_row_grouped
 from mmsim.vol import VolSurface
-from mmsim.wall_hold import BOXES, WIDE_BOX, WallBox, _at_walls_fast, levels_row_held, wall_box
+from mmsim.wall_hold import (
+    BOXES,
+    WIDE_BOX,
+    WallBox,
+    _at_walls_fast,
+    levels_row_held,
+    row_scratch,
+    wall_box,
+)
 
 SPAN_DAY = 23_400.0
 
@@ -50,6 +58,7 @@ def _rows(book, vol, S0, t0, box, points, rng, masks=None):
                             groups[8], *groups[:8])  # fmt: skip
     if masks is not None:
         held = masks
+    has, scratch = row_scratch(groups)  # one scratch for every row, as a box's
     bad = 0
     for k in range(points):
         # the corners and edges too: that is where gamma moves most
@@ -61,9 +70,10 @@ def _rows(book, vol, S0, t0, box, points, rng, masks=None):
         levels_row_grouped(S, t, book.year_seconds, lines, n, *surface, _FLIP_GRID, _FLIP_MID,
                            False, False, *groups, want)  # fmt: skip
         levels_row_held(S, t, book.year_seconds, lines, n, *surface, False, False, groups[8],
-                        *groups[:8], *held, got)  # fmt: skip
+                        *groups[:8], *held, has, scratch, got)  # fmt: skip
         same = (got == want) | (np.isnan(got) & np.isnan(want))
         bad += int(not same[2:].all())
+        assert not scratch.any(), f"S={S}, t={t}: the held row left its scratch non-zero"
     return bad, count, held
 
 
