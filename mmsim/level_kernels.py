@@ -226,7 +226,16 @@ def _add_exact(S, t, year_seconds, lines, i, k, row, level, skew, floor, r, q, s
     """Add line ``i``'s exact GEX (weight row ``row``, ``scale`` = S^2 x GEX_PER_PCT) to
     strike ``k`` of ``call`` or ``put`` (and 0.0 to the other: the same operations for
     every caller, so that sums agree bit for bit)."""
-    gi = lines[row, i] * _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+    g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
+    add_unit(lines, i, k, row, g, scale, call, put)
+
+
+@njit(cache=True)
+def add_unit(lines, i, k, row, g, scale, call, put):
+    """:func:`_add_exact` with line ``i``'s unit gamma ``g`` (1/$ per contract) given:
+    weight row ``row`` x ``g`` x ``scale`` added to strike ``k`` of ``call`` or ``put``,
+    and 0.0 to the other, so that every caller's sums agree bit for bit."""
+    gi = lines[row, i] * g
     gi *= scale
     if lines[ROW_IS_CALL, i] != 0.0:
         call[k] += gi

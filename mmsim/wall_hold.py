@@ -46,6 +46,7 @@ from mmsim.level_kernels import (
     _at_wall,
     _exact_gamma,
     _same,
+    add_unit,
 )
 from mmsim.npsum import np_sum
 
@@ -267,20 +268,6 @@ def wall_box(s_lo, s_hi, t_lo, t_hi, year_seconds, lines, n, level, skew, floor,
 
 
 @njit(cache=True)
-def _add_unit(lines, i, k, row, g, scale, call, put):
-    """:func:`~mmsim.level_kernels._add_exact` with line ``i``'s unit gamma ``g`` given
-    (the same operations, so the same sums)."""
-    gi = lines[row, i] * g
-    gi *= scale
-    if lines[ROW_IS_CALL, i] != 0.0:
-        call[k] += gi
-        put[k] += 0.0
-    else:
-        call[k] += 0.0
-        put[k] += gi
-
-
-@njit(cache=True)
 def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r, q, inv, mask,
                       call, put, known, known_g, got):  # fmt: skip
     """:func:`~mmsim.level_kernels._exact_strikes` over the lines ``idx`` (ascending, holding
@@ -303,7 +290,7 @@ def _exact_strikes_of(S, t, year_seconds, lines, idx, row, level, skew, floor, r
                 g = known_g[p]
             else:
                 g = _exact_gamma(S, t, year_seconds, lines, i, level, skew, floor, r, q)
-            _add_unit(lines, i, k, row, g, scale, call, put)
+            add_unit(lines, i, k, row, g, scale, call, put)
         if got.size:
             got[j] = g
 
