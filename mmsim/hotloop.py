@@ -76,7 +76,7 @@ from mmsim.pauses import next_event
 from mmsim.record import timeout_clock
 from mmsim.run_env import stop_now
 from mmsim.schema import Scenario
-from mmsim.table_rows import load_table_row
+from mmsim.table_load import load_table_row
 
 if TYPE_CHECKING:
     from mmsim.engine import Simulation

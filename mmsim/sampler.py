@@ -36,7 +36,7 @@ from mmsim.npsum import np_sum
 from mmsim.profile_table import FLIP_TOL, table_gex
 from mmsim.record import SeriesRecorder
 from mmsim.schema import Scenario
-from mmsim.table_row import levels_from_tables
+from mmsim.table_levels import levels_from_tables
 from mmsim.vol import VolSurface
 from mmsim.wall_hold import MIN_LINES, WallBox, _at_walls_fast, levels_row_held
 
@@ -441,7 +441,7 @@ class Sampler:
 
     def _tables_again(self, S: float, t: float) -> bool:
         """:meth:`update_levels` in one compiled call
-        (:func:`~mmsim.table_row.levels_from_tables`, the same kernels, the same row)
+        (:func:`~mmsim.table_levels.levels_from_tables`, the same kernels, the same row)
         when the last levels sample was read from the tables and they still answer
         unchanged: the same live lines, book version and surface, the same profile table
         still valid and current, spot and clock inside the same wall box. ``False``

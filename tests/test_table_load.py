@@ -1,4 +1,4 @@
-"""``mmsim.table_rows.load_table_row``: a dealer's delta table into the fast path's arrays
+"""``mmsim.table_load.load_table_row``: a dealer's delta table into the fast path's arrays
 in one compiled call, value for value what ``HotLoop``'s Python writes put there."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmsim import fastpath as fp
-from mmsim.table_rows import load_table_row
+from mmsim.table_load import load_table_row
 
 
 def _python_load(dl, i, nxt, t0, H, center, half, coef, coefs, c0, near, near_n, changes,

@@ -1,5 +1,5 @@
 """A levels sample read again from the last sample's tables in one compiled call
-(``Sampler._tables_again``, :func:`mmsim.table_row.levels_from_tables`): the same row,
+(``Sampler._tables_again``, :func:`mmsim.table_levels.levels_from_tables`): the same row,
 bit for bit, as the long way (``Sampler.update_levels`` finding each table and calling
 each kernel), whatever changed in between.
 
