@@ -736,6 +736,19 @@ class OptionBook:
             return None, -1, -1, self._retry[holder]
         return table, table.version, table.changes_n, self._retry[holder]
 
+    def table_state_is(self, holder: int, seen: tuple) -> bool:
+        """Whether :meth:`table_state` of ``holder`` is ``seen`` (the table by ``is``),
+        without building the tuple (the fast path asks after every discrete event)."""
+        table = self._tables[holder]
+        if table is None:
+            return seen[0] is None and seen[1:] == (-1, -1, self._retry[holder])
+        return (
+            table is seen[0]
+            and table.version == seen[1]
+            and table.changes_n == seen[2]
+            and self._retry[holder] == seen[3]
+        )
+
     def _tabulated(self, holder, lines, n, S, t, level, skew, floor) -> tuple[float, float]:
         """Delta and gamma of ``holder`` from its table, plus exact evaluation of the
         lines expiring soon and of every change booked since the table was built (as

@@ -76,7 +76,7 @@ from mmsim.pauses import next_event
 from mmsim.record import timeout_clock
 from mmsim.run_env import stop_now
 from mmsim.schema import Scenario
-from mmsim.table_load import load_table_row
+from mmsim.table_load import load_table_row, pack_table
 
 if TYPE_CHECKING:
     from mmsim.engine import Simulation
@@ -540,17 +540,7 @@ class HotLoop:
         seen = self._tab_seen[i]
         if seen is None:
             return False
-        book = self.sim.book
-        h = self.sim.dealers[i].index
-        table = book._tables[h]
-        if table is None:  # OptionBook.table_state, compared field by field
-            return seen[0] is None and seen[1] == -1 and seen[2] == -1 and seen[3] == book._retry[h]
-        return (
-            table is seen[0]
-            and table.version == seen[1]
-            and table.changes_n == seen[2]
-            and book._retry[h] == seen[3]
-        )
+        return self.sim.book.table_state_is(self.sim.dealers[i].index, seen)
 
     def _set_evaluation(
         self, i: int, table: Any, until: float, nxt: float, hot: np.ndarray
@@ -561,24 +551,20 @@ class HotLoop:
         self._tab_seen[i] = self.sim.book.table_state(self.sim.dealers[i].index)
         self._hot_seen[i] = hot
         self._tabs[i] = table
-        if table is not None:  # a table that fits its slot (most): in one compiled call
-            c0, c_room, x0, x_room = self._slots[i]
-            if table.coef.shape[1] <= c_room and table.near_n + table.changes_n <= x_room:
-                load_table_row(self.dl, i, nxt, table.t0, table.H, table.center, table.half,
-                               table.coef, self.coefs, c0, table.near, table.near_n,
-                               table.changes, table.changes_n, self.xlines, x0)  # fmt: skip
-                return
-        row = self.dl[i]
-        row[fp.D_WIN] = 0.0  # a skip window bounds the lines of the evaluation it was set on
-        row[fp.D_TEXP] = nxt
         if table is None:
+            row = self.dl[i]
+            row[fp.D_WIN] = 0.0  # a skip window bounds the lines of the evaluation it was set on
+            row[fp.D_TEXP] = nxt
             row[fp.D_TMODE] = fp.TM_EXACT if math.isinf(until) else fp.TM_EXACT_UNTIL
             row[fp.D_T1] = until
-        else:
-            row[fp.D_TMODE] = fp.TM_TABLE
-            row[fp.D_T0], row[fp.D_T1] = table.t0, table.t0 + table.H
-            row[fp.D_CENTER_S], row[fp.D_HALF], row[fp.D_H] = table.center, table.half, table.H
-        self._pack_tables(i)
+            return
+        c0, c_room, x0, x_room = self._slots[i]
+        if table.coef.shape[1] > c_room or table.near_n + table.changes_n > x_room:
+            self._pack_tables()  # new slots for every dealer's table, this one's among them
+            c0, _, x0, _ = self._slots[i]
+        load_table_row(self.dl, i, nxt, table.t0, table.H, table.center, table.half, table.coef,
+                       self.coefs, c0, table.near, table.near_n, table.changes, table.changes_n,
+                       self.xlines, x0)  # fmt: skip
 
     def _check_tables(self) -> None:
         """Forget a dealer's loaded table when the book's changed since it was loaded
@@ -599,20 +585,11 @@ class HotLoop:
         self.table_loads += 1
         self._set_evaluation(i, table, until, nxt, book._hot_lines(h, t)[0])
 
-    def _pack_tables(self, i: int | None = None) -> None:
-        """The loaded tables' coefficients and near and changed lines into the kernel's
-        ``coefs`` and ``xlines``, with their columns in each dealer's row: only dealer
-        ``i``'s when it fits the room its slot has (a slot has twice the room its table
-        took when packed), else every dealer's."""
-        if i is not None:
-            table = self._tabs[i]
-            if table is None:
-                return
-            c0, c_room, x0, x_room = self._slots[i]
-            cn, k = table.coef.shape[1], table.near_n + table.changes_n
-            if cn <= c_room and k <= x_room:
-                self._pack_one(i, table, c0, x0)
-                return
+    def _pack_tables(self) -> None:
+        """Every loaded table's coefficients and near and changed lines into new
+        ``coefs`` and ``xlines``, with their columns in each dealer's row: a slot has twice
+        the room its table takes (a dealer's next table that fits is loaded into its slot
+        alone, :meth:`_set_evaluation`)."""
         c_off = x_off = 0
         slots = []
         for table in self._tabs:
@@ -631,18 +608,8 @@ class HotLoop:
     def _pack_one(self, i: int, table: Any, c0: int, x0: int) -> None:
         """Dealer ``i``'s table into ``coefs`` from column ``c0`` and its near and changed
         lines into ``xlines`` from column ``x0``, their columns into its row."""
-        row = self.dl[i]
-        cn = table.coef.shape[1]
-        self.coefs[:, c0 : c0 + cn] = table.coef
-        row[fp.D_COFF], row[fp.D_CN] = c0, cn
-        for col, lines, k in (
-            (fp.D_NOFF, table.near, table.near_n),
-            (fp.D_XOFF, table.changes, table.changes_n),
-        ):
-            if k:  # most tables have neither near lines nor changes: no empty copies
-                self.xlines[:, x0 : x0 + k] = lines[:, :k]
-            row[col], row[col + 1] = x0, k
-            x0 += k
+        pack_table(self.dl[i], table.coef, self.coefs, c0, table.near, table.near_n,
+                   table.changes, table.changes_n, self.xlines, x0)  # fmt: skip
 
     def _store(self) -> None:
         """Arrays -> Python state, and the fills into the trade log."""

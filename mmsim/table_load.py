@@ -31,7 +31,7 @@ from mmsim.kernel_layout import (
     TM_TABLE,
 )
 
-__all__ = ["load_table_row"]
+__all__ = ["load_table_row", "pack_table"]
 
 
 @njit(cache=True)
@@ -42,8 +42,7 @@ def load_table_row(dl, i, nxt, t0, H, center, half, coef, coefs, c0, near, near_
     the window ``t0 .. t0 + H`` (s), spot ``center`` +- ``half`` ($), ``H``; its
     coefficients ``coef`` into ``coefs`` from column ``c0``, its first ``near_n`` near and
     ``changes_n`` changed lines into ``xlines`` from column ``x0`` (one after the other),
-    and those columns (first, count) into its row. ``HotLoop._set_evaluation`` and
-    ``_pack_one``'s writes for a table, value for value."""
+    and those columns (first, count) into its row (:func:`pack_table`)."""
     row = dl[i]
     row[D_WIN] = 0.0
     row[D_TEXP] = nxt
@@ -53,6 +52,14 @@ def load_table_row(dl, i, nxt, t0, H, center, half, coef, coefs, c0, near, near_
     row[D_CENTER_S] = center
     row[D_HALF] = half
     row[D_H] = H
+    pack_table(row, coef, coefs, c0, near, near_n, changes, changes_n, xlines, x0)
+
+
+@njit(cache=True)
+def pack_table(row, coef, coefs, c0, near, near_n, changes, changes_n, xlines, x0):
+    """A table's coefficients ``coef`` into ``coefs`` from column ``c0``, its first
+    ``near_n`` near and ``changes_n`` changed lines into ``xlines`` from column ``x0`` (one
+    after the other), and those columns (first, count) into the dealer's ``row``."""
     cn = coef.shape[1]
     coefs[:, c0 : c0 + cn] = coef
     row[D_COFF] = c0

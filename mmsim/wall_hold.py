@@ -469,7 +469,7 @@ def levels_row_held(S, t, year_seconds, lines, n, level, skew, floor, r, q, hold
     out[5] = pwv
     out[10] = _strike_gex_near(cwv, st, ct, pt)
     out[11] = _strike_gex_near(pwv, st, ct, pt)
-    if not keep and fast_gex != 2 and not fast_gex:
+    if not keep and not fast_gex:
         out[6], out[7], out[10] = _at_wall(cwv, S, *a, *s, st, ct, pt)
         out[8], out[9], out[11] = _at_wall(pwv, S, *a, *s, st, ct, pt)
     _clear_at(idx_t, inv_t, ct, pt)
